@@ -1,0 +1,45 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Pool } from 'pg';
+import type { ObjectStore } from '../src/clients/minio';
+import type { Logger } from '../src/clients/logger';
+import { getProject } from '../src/store/projects';
+import type { ProjectDefinition } from '../src/projects/definition';
+
+/** What activities need from the outside world; built once per worker. */
+export interface ActivityDeps {
+  pool: Pool;
+  store: ObjectStore;
+  log: Logger;
+  /** Scratch space for release files before upload. */
+  tmpDir: string;
+}
+
+/** Error type for input that no retry can fix; listed as non-retryable in every activity's retry policy. */
+export const BAD_INPUT = 'BadInput';
+
+export function badInput(message: string, details?: unknown): ApplicationFailure {
+  return ApplicationFailure.create({ type: BAD_INPUT, message, nonRetryable: true, details: details === undefined ? undefined : [details] });
+}
+
+export async function requireProject(deps: ActivityDeps, id: string): Promise<ProjectDefinition> {
+  const p = await getProject(deps.pool, id);
+  if (!p) throw badInput(`project ${JSON.stringify(id)} does not exist; create it first with: qcflow project create --name ${id} --schema schema.json`);
+  return p;
+}
+
+/** Heartbeats when running inside an activity; a no-op when called directly (scripts, tests). */
+export function heartbeat(details?: unknown): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    /* not in an activity context */
+  }
+}
+
+export function lastHeartbeat<T>(): T | undefined {
+  try {
+    return Context.current().info.heartbeatDetails as T | undefined;
+  } catch {
+    return undefined;
+  }
+}

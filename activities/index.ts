@@ -1,0 +1,13 @@
+import { intakeActivities } from './intake';
+import { qcActivities } from './qc';
+import { releaseActivities } from './release';
+import type { ActivityDeps } from './deps';
+
+export type { ActivityDeps } from './deps';
+
+/** All activities of the qc-cpu queue, closed over the worker's clients (samples-typescript's dependency-injection idiom). */
+export function createActivities(deps: ActivityDeps) {
+  return { ...intakeActivities(deps), ...qcActivities(deps), ...releaseActivities(deps) };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

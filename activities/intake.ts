@@ -1,0 +1,128 @@
+import { createInterface } from 'node:readline';
+import type { PoolClient } from 'pg';
+import { withTransaction } from '../src/clients/pg';
+import { getObjectStream, putObject } from '../src/clients/minio';
+import { contentHash, parseLine, sampleId, type IngestSample } from '../src/ingest/envelope';
+import { extensionFor, inlineMediaKey, stagingKey } from '../src/ingest/keys';
+import type { Finding } from '../src/qc/findings';
+import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
+import { type ActivityDeps, heartbeat, lastHeartbeat, requireProject } from './deps';
+
+const CHUNK = 500;
+
+type ParsedRow =
+  | { kind: 'sample'; lineNo: number; sample: IngestSample }
+  | { kind: 'rejected'; lineNo: number; externalId: string | undefined; excerpt: string; findings: Finding[] };
+
+export type StageResult = Pick<BatchCounts, 'lines' | 'staged' | 'duplicates' | 'malformed'>;
+
+export function intakeActivities(deps: ActivityDeps) {
+  /** Moves inline base64 media into MinIO under deterministic keys and returns the sample with key refs. */
+  async function externalizeMedia(project: string, sample: IngestSample, id: string): Promise<IngestSample> {
+    if (!sample.media?.some((m) => 'base64' in m)) return sample;
+    const media = await Promise.all(
+      sample.media.map(async (m, i) => {
+        if (!('base64' in m)) return m;
+        const key = inlineMediaKey(project, id, i, extensionFor(m.contentType));
+        await putObject(deps.store, key, Buffer.from(m.base64, 'base64'), m.contentType);
+        return { key };
+      }),
+    );
+    return { ...sample, media };
+  }
+
+  async function insertSample(c: PoolClient, project: string, batchId: string, lineNo: number, s: IngestSample): Promise<void> {
+    // The id hashes the inline content so re-sending the same bytes maps to the same row before media is moved.
+    const hash = contentHash(s);
+    const id = sampleId(project, s.externalId, hash);
+    const stored = await externalizeMedia(project, s, id);
+    const inserted = await c.query(
+      `INSERT INTO samples (id, project_id, external_id, revision, content_hash, payload, media, batch_id, line_no)
+       SELECT $1, $2, $3, COALESCE(max(revision), 0) + 1, $4, $5, $6, $7, $8 FROM samples WHERE project_id = $2 AND external_id = $3
+       ON CONFLICT (project_id, external_id, content_hash) DO NOTHING RETURNING revision`,
+      [id, project, s.externalId, hash, JSON.stringify(s.payload), JSON.stringify(stored.media ?? []), batchId, lineNo],
+    );
+    if (inserted.rowCount === 0) return;
+    await c.query('UPDATE samples SET is_latest = false WHERE project_id = $1 AND external_id = $2 AND id <> $3 AND is_latest', [project, s.externalId, id]);
+    const anns = s.annotations ?? [];
+    for (let i = 0; i < anns.length; i++) {
+      const a = anns[i]!;
+      await c.query(
+        `INSERT INTO annotations (sample_id, ordinal, annotator, labels, submitted_at, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (sample_id, ordinal) DO NOTHING`,
+        [id, i, a.annotator, JSON.stringify(a.labels), a.submittedAt ?? null, a.durationMs ?? null],
+      );
+    }
+  }
+
+  async function writeChunk(project: string, batchId: string, rows: ParsedRow[]): Promise<void> {
+    await withTransaction(deps.pool, async (c) => {
+      for (const r of rows) {
+        if (r.kind === 'sample') {
+          await insertSample(c, project, batchId, r.lineNo, r.sample);
+        } else {
+          await c.query(
+            `INSERT INTO ingest_rejections (project_id, batch_id, line_no, external_id, excerpt, findings) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (project_id, batch_id, line_no) DO NOTHING`,
+            [project, batchId, r.lineNo, r.externalId ?? null, r.excerpt, JSON.stringify(r.findings)],
+          );
+        }
+      }
+    });
+  }
+
+  return {
+    /** Writes a small inline submission to a staged JSONL so it flows through the same path as files. */
+    async stageInlineSamples(args: { project: string; batchId: string; samples: IngestSample[] }): Promise<BatchRef> {
+      const key = stagingKey(args.project, args.batchId);
+      await putObject(deps.store, key, args.samples.map((s) => JSON.stringify(s)).join('\n') + '\n', 'application/x-ndjson');
+      return { batchId: args.batchId, stagingKey: key };
+    },
+
+    /**
+     * Parses a staged JSONL line by line, records unparseable/invalid lines with their line numbers, and upserts
+     * valid samples. Resumes after the last committed chunk on retry; inserts are keyed so replays change nothing.
+     */
+    async stageBatch(input: QcBatchInput): Promise<StageResult> {
+      await requireProject(deps, input.project);
+      await deps.pool.query(
+        `INSERT INTO batches (project_id, id, staging_key) VALUES ($1, $2, $3) ON CONFLICT (project_id, id) DO NOTHING`,
+        [input.project, input.batchId, input.stagingKey],
+      );
+      const resumeAfter = lastHeartbeat<{ committedLine: number }>()?.committedLine ?? 0;
+      const stream = await getObjectStream(deps.store, input.stagingKey);
+      const lines = createInterface({ input: stream, crlfDelay: Infinity });
+      let lineNo = 0;
+      let nonEmpty = 0;
+      let pending: ParsedRow[] = [];
+      for await (const raw of lines) {
+        lineNo++;
+        const line = raw.trim();
+        if (line === '') continue;
+        nonEmpty++;
+        if (lineNo <= resumeAfter) continue;
+        const parsed = parseLine(line);
+        pending.push(parsed.ok
+          ? { kind: 'sample', lineNo, sample: parsed.sample }
+          : { kind: 'rejected', lineNo, externalId: parsed.externalId, excerpt: line.slice(0, 500), findings: parsed.findings });
+        if (pending.length >= CHUNK) {
+          await writeChunk(input.project, input.batchId, pending);
+          pending = [];
+          heartbeat({ committedLine: lineNo });
+        }
+      }
+      await writeChunk(input.project, input.batchId, pending);
+      heartbeat({ committedLine: lineNo });
+      const { rows } = await deps.pool.query<{ staged: string; malformed: string }>(
+        `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND batch_id = $2) AS staged,
+                (SELECT count(*) FROM ingest_rejections WHERE project_id = $1 AND batch_id = $2) AS malformed`,
+        [input.project, input.batchId],
+      );
+      const staged = Number(rows[0]!.staged);
+      const malformed = Number(rows[0]!.malformed);
+      await deps.pool.query(`UPDATE batches SET status = 'qc', lines_total = $3 WHERE project_id = $1 AND id = $2`, [input.project, input.batchId, nonEmpty]);
+      deps.log.info({ project: input.project, batchId: input.batchId, lines: nonEmpty, staged, malformed }, 'batch staged');
+      return { lines: nonEmpty, staged, malformed, duplicates: nonEmpty - staged - malformed };
+    },
+  };
+}

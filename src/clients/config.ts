@@ -1,0 +1,149 @@
+import * as path from 'node:path';
+import * as os from 'node:os';
+
+/**
+ * Every setting qcflow reads, with its environment variable and default.
+ * README's "Configuration" table is generated from the same list so the two never drift.
+ */
+export interface Config {
+  stateDir: string;
+  binCacheDir: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  temporal: { address: string; namespace: string; uiPort: number };
+  databaseUrl: string | undefined;
+  embeddedPostgresPort: number;
+  minio: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string; consolePort: number };
+  taskQueues: { cpu: string };
+  worker: { shutdownGraceMs: number; maxConcurrentActivities: number };
+  intake: { maxConcurrentBatches: number; maxInlineSamples: number };
+}
+
+export interface SettingDoc {
+  env: string;
+  default: string;
+  description: string;
+}
+
+export const SETTINGS: SettingDoc[] = [
+  { env: 'QCFLOW_STATE_DIR', default: './.qcflow', description: 'Where the embedded stack keeps its data (Temporal SQLite, MinIO, Postgres).' },
+  { env: 'QCFLOW_BIN_CACHE', default: '~/.cache/qcflow/bin', description: 'Where `go install` puts the temporal and minio binaries when they are not on PATH.' },
+  { env: 'QCFLOW_LOG_LEVEL', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent.' },
+  { env: 'TEMPORAL_ADDRESS', default: '127.0.0.1:7233', description: 'Temporal frontend (host:port).' },
+  { env: 'TEMPORAL_NAMESPACE', default: 'default', description: 'Temporal namespace.' },
+  { env: 'TEMPORAL_UI_PORT', default: '8233', description: 'Port of the dev server Web UI.' },
+  { env: 'DATABASE_URL', default: '(unset)', description: 'Postgres URL. When unset or unreachable, an embedded server is started under the state dir.' },
+  { env: 'QCFLOW_PG_PORT', default: '5433', description: 'Port of the embedded Postgres.' },
+  { env: 'MINIO_ENDPOINT', default: '127.0.0.1', description: 'MinIO host.' },
+  { env: 'MINIO_PORT', default: '9000', description: 'MinIO S3 port.' },
+  { env: 'MINIO_CONSOLE_PORT', default: '9001', description: 'MinIO console port (embedded server only).' },
+  { env: 'MINIO_USE_SSL', default: 'false', description: 'Use TLS to reach MinIO.' },
+  { env: 'MINIO_ACCESS_KEY', default: 'qcflow', description: 'MinIO access key (root user of the embedded server).' },
+  { env: 'MINIO_SECRET_KEY', default: 'qcflow-secret', description: 'MinIO secret key (at least 8 characters).' },
+  { env: 'MINIO_BUCKET', default: 'qcflow', description: 'Bucket holding raw/, staging/, releases/, models/, golden/.' },
+  { env: 'QCFLOW_QUEUE_CPU', default: 'qc-cpu', description: 'Task queue of the CPU worker (layers 1,2,4,5, storage, release).' },
+  { env: 'QCFLOW_SHUTDOWN_GRACE_MS', default: '30000', description: 'How long a worker lets in-flight activities finish after SIGTERM.' },
+  { env: 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', default: '8', description: 'Activity slots per worker.' },
+  { env: 'QCFLOW_MAX_CONCURRENT_BATCHES', default: '4', description: 'qcBatch children an intake workflow runs at once.' },
+  { env: 'QCFLOW_MAX_INLINE_SAMPLES', default: '500', description: 'Largest submitSamples signal; bigger loads go through a staged JSONL (submitBatch).' },
+];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, key: string, fallback: string): string {
+  const v = env[key];
+  return v === undefined || v === '' ? fallback : v;
+}
+
+function int(env: Env, key: string, fallback: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${key}=${JSON.stringify(raw)} must be an integer in [${min}, ${max}]`);
+  }
+  return n;
+}
+
+function bool(env: Env, key: string, fallback: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes)$/i.test(raw)) return true;
+  if (/^(0|false|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${key}=${JSON.stringify(raw)} must be true or false`);
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export function loadConfig(env: Env = process.env): Config {
+  const logLevel = str(env, 'QCFLOW_LOG_LEVEL', 'info');
+  if (!(LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`QCFLOW_LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LEVELS.join(', ')}`);
+  }
+  const secretKey = str(env, 'MINIO_SECRET_KEY', 'qcflow-secret');
+  if (secretKey.length < 8) throw new ConfigError('MINIO_SECRET_KEY must be at least 8 characters (MinIO refuses shorter ones)');
+  const address = str(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233');
+  if (!/^[^:\s]+:\d+$/.test(address)) throw new ConfigError(`TEMPORAL_ADDRESS=${JSON.stringify(address)} must be host:port`);
+  const bucket = str(env, 'MINIO_BUCKET', 'qcflow');
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError(`MINIO_BUCKET=${JSON.stringify(bucket)} is not a valid S3 bucket name`);
+  return {
+    stateDir: path.resolve(str(env, 'QCFLOW_STATE_DIR', '.qcflow')),
+    binCacheDir: path.resolve(str(env, 'QCFLOW_BIN_CACHE', path.join(os.homedir(), '.cache', 'qcflow', 'bin'))),
+    logLevel: logLevel as Config['logLevel'],
+    temporal: {
+      address,
+      namespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
+      uiPort: int(env, 'TEMPORAL_UI_PORT', 8233, 1, 65535),
+    },
+    databaseUrl: env.DATABASE_URL || undefined,
+    embeddedPostgresPort: int(env, 'QCFLOW_PG_PORT', 5433, 1, 65535),
+    minio: {
+      endPoint: str(env, 'MINIO_ENDPOINT', '127.0.0.1'),
+      port: int(env, 'MINIO_PORT', 9000, 1, 65535),
+      consolePort: int(env, 'MINIO_CONSOLE_PORT', 9001, 1, 65535),
+      useSSL: bool(env, 'MINIO_USE_SSL', false),
+      accessKey: str(env, 'MINIO_ACCESS_KEY', 'qcflow'),
+      secretKey,
+      bucket,
+    },
+    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu') },
+    worker: {
+      shutdownGraceMs: int(env, 'QCFLOW_SHUTDOWN_GRACE_MS', 30000, 0, 3_600_000),
+      maxConcurrentActivities: int(env, 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', 8, 1, 1000),
+    },
+    intake: {
+      maxConcurrentBatches: int(env, 'QCFLOW_MAX_CONCURRENT_BATCHES', 4, 1, 100),
+      maxInlineSamples: int(env, 'QCFLOW_MAX_INLINE_SAMPLES', 500, 1, 10000),
+    },
+  };
+}
+
+/** The embedded Postgres URL used when DATABASE_URL is not set. */
+export function embeddedDatabaseUrl(cfg: Config): string {
+  return `postgres://qcflow:qcflow@127.0.0.1:${cfg.embeddedPostgresPort}/qcflow`;
+}
+
+/** The variables a child process (worker, test) needs to reach the same stack. */
+export function configToEnv(cfg: Config, databaseUrl: string): Record<string, string> {
+  return {
+    QCFLOW_STATE_DIR: cfg.stateDir,
+    QCFLOW_BIN_CACHE: cfg.binCacheDir,
+    QCFLOW_LOG_LEVEL: cfg.logLevel,
+    TEMPORAL_ADDRESS: cfg.temporal.address,
+    TEMPORAL_NAMESPACE: cfg.temporal.namespace,
+    TEMPORAL_UI_PORT: String(cfg.temporal.uiPort),
+    DATABASE_URL: databaseUrl,
+    QCFLOW_PG_PORT: String(cfg.embeddedPostgresPort),
+    MINIO_ENDPOINT: cfg.minio.endPoint,
+    MINIO_PORT: String(cfg.minio.port),
+    MINIO_CONSOLE_PORT: String(cfg.minio.consolePort),
+    MINIO_USE_SSL: String(cfg.minio.useSSL),
+    MINIO_ACCESS_KEY: cfg.minio.accessKey,
+    MINIO_SECRET_KEY: cfg.minio.secretKey,
+    MINIO_BUCKET: cfg.minio.bucket,
+    QCFLOW_QUEUE_CPU: cfg.taskQueues.cpu,
+  };
+}

@@ -1,0 +1,38 @@
+import pino from 'pino';
+import type { Logger as TemporalLogger, LogLevel, LogMetadata } from '@temporalio/common';
+import type { Config } from './config';
+
+export type Logger = pino.Logger;
+
+let root: Logger | undefined;
+
+/** One pino root logger per process; child loggers carry the component name. */
+export function getLogger(cfg?: Pick<Config, 'logLevel'>, component?: string): Logger {
+  if (!root) {
+    root = pino({ level: cfg?.logLevel ?? process.env.QCFLOW_LOG_LEVEL ?? 'info', base: { pid: process.pid } }, pino.destination(2));
+  }
+  return component ? root.child({ component }) : root;
+}
+
+const LEVEL_MAP: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+
+/** Adapts pino to the Temporal Runtime's Logger so SDK, workflow and activity logs share one structured stream. */
+export function temporalLogger(log: Logger): TemporalLogger {
+  const emit = (level: LogLevel, message: string, meta?: LogMetadata): void => {
+    log[LEVEL_MAP[level]](meta ?? {}, message);
+  };
+  return {
+    log: emit,
+    trace: (m, meta) => emit('TRACE', m, meta),
+    debug: (m, meta) => emit('DEBUG', m, meta),
+    info: (m, meta) => emit('INFO', m, meta),
+    warn: (m, meta) => emit('WARN', m, meta),
+    error: (m, meta) => emit('ERROR', m, meta),
+  };
+}

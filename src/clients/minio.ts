@@ -1,0 +1,55 @@
+import { Client } from 'minio';
+import type { Readable } from 'node:stream';
+import type { Config } from './config';
+
+export type ObjectStore = {
+  client: Client;
+  bucket: string;
+};
+
+export function createObjectStore(cfg: Config['minio']): ObjectStore {
+  const client = new Client({
+    endPoint: cfg.endPoint,
+    port: cfg.port,
+    useSSL: cfg.useSSL,
+    accessKey: cfg.accessKey,
+    secretKey: cfg.secretKey,
+  });
+  return { client, bucket: cfg.bucket };
+}
+
+export async function ensureBucket(store: ObjectStore): Promise<void> {
+  if (!(await store.client.bucketExists(store.bucket))) {
+    try {
+      await store.client.makeBucket(store.bucket);
+    } catch (err) {
+      // Two processes may race to create it; losing the race is fine.
+      if (!(await store.client.bucketExists(store.bucket))) throw err;
+    }
+  }
+}
+
+export async function getObjectStream(store: ObjectStore, key: string): Promise<Readable> {
+  return store.client.getObject(store.bucket, key);
+}
+
+export async function getObjectText(store: ObjectStore, key: string): Promise<string> {
+  const stream = await getObjectStream(store, key);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function putObject(store: ObjectStore, key: string, body: Buffer | string | Readable, contentType: string): Promise<void> {
+  await store.client.putObject(store.bucket, key, body, undefined, { 'Content-Type': contentType });
+}
+
+export async function objectExists(store: ObjectStore, key: string): Promise<boolean> {
+  try {
+    await store.client.statObject(store.bucket, key);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'NotFound' || (err as { code?: string }).code === 'NoSuchKey') return false;
+    throw err;
+  }
+}

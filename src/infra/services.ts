@@ -1,0 +1,143 @@
+import { spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Client as PgClient } from 'pg';
+import { Connection } from '@temporalio/client';
+import type { Logger } from '../clients/logger';
+import { findPostgresBinDir, ensureProgram, MissingToolError } from './binaries';
+import { startProcess, waitFor, type ManagedProcess } from './process';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
+
+export interface TemporalOptions {
+  host: string;
+  port: number;
+  uiPort: number;
+  namespace: string;
+  /** SQLite file for a durable dev server; omitted for an in-memory (test) server. */
+  dbFile?: string;
+  binCacheDir: string;
+  logDir: string;
+}
+
+export async function temporalReady(address: string): Promise<boolean> {
+  const conn = await Connection.connect({ address, connectTimeout: 1000 });
+  try {
+    await conn.workflowService.getSystemInfo({});
+    return true;
+  } finally {
+    await conn.close();
+  }
+}
+
+/** The Temporal CLI dev server with its UI, the qcflow search attributes and task priority enabled. */
+export async function startTemporal(o: TemporalOptions, log: Logger): Promise<ManagedProcess> {
+  const bin = await ensureProgram('temporal', o.binCacheDir, log);
+  const args = [
+    'server', 'start-dev',
+    '--ip', o.host, '--port', String(o.port), '--ui-port', String(o.uiPort),
+    '--namespace', o.namespace, '--log-level', 'warn',
+    '--dynamic-config-value', 'matching.useNewMatcher=true',
+    ...Object.entries(SEARCH_ATTRIBUTE_TYPES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+  ];
+  if (o.dbFile) args.push('--db-filename', o.dbFile);
+  log.info({ port: o.port, ui: `http://${o.host}:${o.uiPort}`, persistence: o.dbFile ?? 'in-memory' }, 'starting Temporal dev server');
+  const proc = startProcess('temporal', bin, args, o.logDir);
+  await waitFor('Temporal dev server', () => temporalReady(`${o.host}:${o.port}`), 60_000, proc);
+  return proc;
+}
+
+export interface MinioOptions {
+  host: string;
+  port: number;
+  consolePort: number;
+  dataDir: string;
+  accessKey: string;
+  secretKey: string;
+  binCacheDir: string;
+  logDir: string;
+}
+
+export async function minioReady(host: string, port: number): Promise<boolean> {
+  const res = await fetch(`http://${host}:${port}/minio/health/ready`, { signal: AbortSignal.timeout(1000) });
+  return res.ok;
+}
+
+export async function startMinio(o: MinioOptions, log: Logger): Promise<ManagedProcess> {
+  const bin = await ensureProgram('minio', o.binCacheDir, log);
+  mkdirSync(o.dataDir, { recursive: true });
+  log.info({ port: o.port, dataDir: o.dataDir }, 'starting MinIO');
+  const proc = startProcess('minio', bin, ['server', o.dataDir, '--address', `${o.host}:${o.port}`, '--console-address', `${o.host}:${o.consolePort}`, '--quiet'], o.logDir, {
+    env: { ...process.env, MINIO_ROOT_USER: o.accessKey, MINIO_ROOT_PASSWORD: o.secretKey, MINIO_BROWSER: 'on', MINIO_UPDATE: 'off' },
+  });
+  await waitFor('MinIO', () => minioReady(o.host, o.port), 60_000, proc);
+  return proc;
+}
+
+export async function postgresReachable(url: string): Promise<boolean> {
+  const c = new PgClient({ connectionString: url, connectionTimeoutMillis: 1500 });
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+export interface PostgresOptions {
+  port: number;
+  dataDir: string;
+  logDir: string;
+  /** Trade durability for speed in throwaway test clusters. */
+  fast: boolean;
+}
+
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+  const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+  if (uid.status !== 0) {
+    throw new MissingToolError('running as root, PostgreSQL refuses to run as root and there is no "postgres" user: create one (useradd postgres) or set DATABASE_URL');
+  }
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/** A local cluster from the installed PostgreSQL binaries, owned by the `postgres` user when we are root. */
+export async function startPostgres(o: PostgresOptions, log: Logger): Promise<{ proc: ManagedProcess; url: string }> {
+  const binDir = findPostgresBinDir();
+  if (!binDir) {
+    throw new MissingToolError('no PostgreSQL server binaries found: apt-get install postgresql (or set DATABASE_URL to a reachable server)');
+  }
+  const owner = postgresUser();
+  const spawnAs = owner ? { uid: owner.uid, gid: owner.gid } : {};
+  mkdirSync(o.dataDir, { recursive: true });
+  const sockDir = path.join(o.dataDir, '..', 'pg-socket');
+  mkdirSync(sockDir, { recursive: true });
+  if (owner) {
+    chownSync(o.dataDir, owner.uid, owner.gid);
+    chownSync(sockDir, owner.uid, owner.gid);
+  }
+  if (!existsSync(path.join(o.dataDir, 'PG_VERSION'))) {
+    log.info({ dataDir: o.dataDir, binDir }, 'initialising embedded PostgreSQL cluster');
+    const r = spawnSync(path.join(binDir, 'initdb'), ['-D', o.dataDir, '-U', 'qcflow', '--auth=trust', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...spawnAs });
+    if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout}`);
+    writeFileSync(path.join(o.logDir, 'postgres-initdb.log'), r.stdout);
+  }
+  const args = ['-D', o.dataDir, '-p', String(o.port), '-k', sockDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
+  if (o.fast) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  log.info({ port: o.port, dataDir: o.dataDir }, 'starting embedded PostgreSQL');
+  const proc = startProcess('postgres', path.join(binDir, 'postgres'), args, o.logDir, spawnAs);
+  const adminUrl = `postgres://qcflow@127.0.0.1:${o.port}/postgres`;
+  await waitFor('PostgreSQL', () => postgresReachable(adminUrl), 60_000, proc);
+  const admin = new PgClient({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'qcflow'");
+    if (!rowCount) await admin.query('CREATE DATABASE qcflow');
+  } finally {
+    await admin.end();
+  }
+  return { proc, url: `postgres://qcflow@127.0.0.1:${o.port}/qcflow` };
+}

@@ -1,0 +1,19 @@
+/** Deterministic object keys: a retried write lands on the same key, so it changes nothing twice. */
+export const stagingKey = (project: string, batchId: string): string => `staging/${project}/${batchId}.jsonl`;
+
+export const inlineMediaKey = (project: string, sampleId: string, index: number, ext: string): string =>
+  `raw/${project}/${sampleId}/${index}${ext}`;
+
+export const releasePrefix = (project: string, version: string): string => `releases/${project}/${version}`;
+
+const EXT: Record<string, string> = {
+  'image/png': '.png', 'image/jpeg': '.jpg', 'image/webp': '.webp', 'image/gif': '.gif',
+  'audio/wav': '.wav', 'audio/mpeg': '.mp3', 'text/plain': '.txt', 'application/json': '.json',
+};
+
+export function extensionFor(contentType: string): string {
+  return EXT[contentType] ?? '.bin';
+}
+
+/** Batch ids appear in workflow ids and object keys, so they are restricted to a safe alphabet. */
+export const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

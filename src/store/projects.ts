@@ -1,0 +1,55 @@
+import type { Pool } from 'pg';
+import type { ProjectDefinition } from '../projects/definition';
+
+export async function upsertProject(pool: Pool, p: ProjectDefinition, actor: string): Promise<void> {
+  await pool.query(
+    `INSERT INTO projects (id, json_schema, regex_rules, ontology, qc_policy) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (id) DO UPDATE SET json_schema = EXCLUDED.json_schema, regex_rules = EXCLUDED.regex_rules,
+       ontology = EXCLUDED.ontology, qc_policy = EXCLUDED.qc_policy, updated_at = now()`,
+    [p.id, JSON.stringify(p.jsonSchema), JSON.stringify(p.regexRules), JSON.stringify(p.ontology), JSON.stringify(p.qcPolicy)],
+  );
+  await pool.query(`INSERT INTO audit_log (actor, action, project_id, subject) VALUES ($1, 'project.upsert', $2, $2)`, [actor, p.id]);
+}
+
+export async function getProject(pool: Pool, id: string): Promise<ProjectDefinition | undefined> {
+  const { rows } = await pool.query<{ id: string; json_schema: ProjectDefinition['jsonSchema']; regex_rules: ProjectDefinition['regexRules']; ontology: ProjectDefinition['ontology']; qc_policy: ProjectDefinition['qcPolicy'] }>(
+    'SELECT id, json_schema, regex_rules, ontology, qc_policy FROM projects WHERE id = $1', [id],
+  );
+  const r = rows[0];
+  return r && { id: r.id, jsonSchema: r.json_schema, regexRules: r.regex_rules, ontology: r.ontology, qcPolicy: r.qc_policy };
+}
+
+export interface StatusRow {
+  project: string;
+  counts: Record<string, number>;
+  rejectedLines: number;
+  releases: Array<{ version: string; status: string; sampleCount: number; manifestKey: string | null; publishedAt: Date | null }>;
+}
+
+/** Per-project counts per sample status (latest revisions), rejected lines and releases: what `qcflow status` prints. */
+export async function projectStatus(pool: Pool, project?: string): Promise<StatusRow[]> {
+  const projects = await pool.query<{ id: string }>('SELECT id FROM projects WHERE $1::text IS NULL OR id = $1 ORDER BY id', [project ?? null]);
+  const out: StatusRow[] = [];
+  for (const { id } of projects.rows) {
+    const counts = await pool.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM samples WHERE project_id = $1 AND is_latest GROUP BY status', [id]);
+    const lines = await pool.query<{ n: string }>('SELECT count(*) AS n FROM ingest_rejections WHERE project_id = $1', [id]);
+    const rel = await pool.query<{ version: string; status: string; sample_count: number; manifest_key: string | null; published_at: Date | null }>(
+      'SELECT version, status, sample_count, manifest_key, published_at FROM releases WHERE project_id = $1 ORDER BY id', [id],
+    );
+    out.push({
+      project: id,
+      counts: Object.fromEntries(counts.rows.map((r) => [r.status, Number(r.n)])),
+      rejectedLines: Number(lines.rows[0]?.n ?? 0),
+      releases: rel.rows.map((r) => ({ version: r.version, status: r.status, sampleCount: r.sample_count, manifestKey: r.manifest_key, publishedAt: r.published_at })),
+    });
+  }
+  return out;
+}
+
+/** The next free release version of a project: v1, v2, … */
+export async function nextReleaseVersion(pool: Pool, project: string): Promise<string> {
+  const { rows } = await pool.query<{ n: number | null }>(
+    `SELECT max(substring(version from '^v([0-9]+)$')::int) AS n FROM releases WHERE project_id = $1`, [project],
+  );
+  return `v${(rows[0]?.n ?? 0) + 1}`;
+}

@@ -1,0 +1,104 @@
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { IngestSample } from '../src/ingest/envelope';
+
+/** A JSONL file already staged in MinIO, to be QC'd as one batch. */
+export interface BatchRef {
+  batchId: string;
+  stagingKey: string;
+}
+
+export interface SubmitSamplesArgs {
+  samples: IngestSample[];
+}
+
+/** Per-status counts of one batch (or summed over many). */
+export interface BatchCounts {
+  lines: number;
+  staged: number;
+  duplicates: number;
+  malformed: number;
+  accepted: number;
+  rejected: number;
+  review: number;
+  resample: number;
+}
+
+export const ZERO_COUNTS: BatchCounts = { lines: 0, staged: 0, duplicates: 0, malformed: 0, accepted: 0, rejected: 0, review: 0, resample: 0 };
+
+export function addCounts(a: BatchCounts, b: BatchCounts): BatchCounts {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof BatchCounts>) out[k] += b[k];
+  return out;
+}
+
+export interface IntakeStats {
+  project: string;
+  queued: number;
+  running: number;
+  completed: number;
+  failed: number;
+  duplicateBatches: number;
+  counts: BatchCounts;
+  /** How many times this intake has continued as new. */
+  generation: number;
+  recentErrors: string[];
+}
+
+/** What projectIntake carries across continue-as-new. */
+export interface IntakeState {
+  queue: BatchRef[];
+  seenBatchIds: string[];
+  stats: IntakeStats;
+}
+
+export interface IntakeInput {
+  project: string;
+  /** Continue-as-new after this many history events even if the server has not suggested it (tests lower it). */
+  maxHistoryEvents?: number;
+  /** qcBatch children run at once (default 4). */
+  maxConcurrentBatches?: number;
+  state?: IntakeState;
+}
+
+export interface QcBatchInput {
+  project: string;
+  batchId: string;
+  stagingKey: string;
+}
+
+export interface BatchProgress {
+  stage: 'staging' | 'layer1' | 'disposition' | 'done';
+  counts: BatchCounts;
+}
+
+export interface DatasetReleaseInput {
+  project: string;
+  version: string;
+}
+
+export interface ReleaseFileInfo {
+  key: string;
+  sha256: string;
+  bytes: number;
+  rows?: number;
+}
+
+export interface ReleaseSummary {
+  project: string;
+  version: string;
+  releaseId: string;
+  sampleCount: number;
+  manifestKey: string;
+  files: { jsonl: ReleaseFileInfo; arrow: ReleaseFileInfo; manifest: ReleaseFileInfo };
+}
+
+export const submitSamplesSignal = defineSignal<[SubmitSamplesArgs]>('submitSamples');
+export const submitBatchSignal = defineSignal<[BatchRef]>('submitBatch');
+export const intakeStatsQuery = defineQuery<IntakeStats>('stats');
+export const batchProgressQuery = defineQuery<BatchProgress>('progress');
+
+export const workflowIds = {
+  intake: (project: string) => `intake/${project}`,
+  qcBatch: (project: string, batchId: string) => `qc/${project}/${batchId}`,
+  release: (project: string, version: string) => `release/${project}/${version}`,
+};

@@ -1,0 +1,4 @@
+// Entry point bundled into the worker: every workflow type lives in its own module and is re-exported here.
+export { projectIntake } from './project-intake';
+export { qcBatch } from './qc-batch';
+export { datasetRelease } from './dataset-release';

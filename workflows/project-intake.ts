@@ -1,0 +1,95 @@
+import {
+  allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, startChild,
+  upsertSearchAttributes, uuid4, WorkflowIdReusePolicy, workflowInfo, log, ParentClosePolicy,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import {
+  addCounts, intakeStatsQuery, submitBatchSignal, submitSamplesSignal, workflowIds, ZERO_COUNTS,
+  type IntakeInput, type IntakeState,
+} from './definitions';
+import { qcBatch } from './qc-batch';
+import { SHORT_ACTIVITY_OPTIONS } from './activity-options';
+import { QC_PROJECT, QC_STAGE } from './search-attributes';
+
+const act = proxyActivities<Activities>(SHORT_ACTIVITY_OPTIONS);
+
+const DEFAULT_MAX_CONCURRENT_BATCHES = 4;
+const SEEN_WINDOW = 2000;
+const DEFAULT_MAX_HISTORY = 10_000;
+
+/**
+ * Long-running per project. Signals queue batches; up to maxConcurrentBatches qcBatch children run at once.
+ * Before history grows large it drains running children and handlers, then continues as new with its queue.
+ */
+export async function projectIntake(input: IntakeInput): Promise<void> {
+  const state: IntakeState = input.state ?? {
+    queue: [],
+    seenBatchIds: [],
+    stats: { project: input.project, queued: 0, running: 0, completed: 0, failed: 0, duplicateBatches: 0, counts: { ...ZERO_COUNTS }, generation: 0, recentErrors: [] },
+  };
+  const stats = state.stats;
+  const seen = new Set(state.seenBatchIds);
+  const enqueue = (batchId: string, stagingKey: string): void => {
+    if (seen.has(batchId)) {
+      stats.duplicateBatches++;
+      return;
+    }
+    seen.add(batchId);
+    state.queue.push({ batchId, stagingKey });
+  };
+
+  setHandler(submitBatchSignal, (ref) => enqueue(ref.batchId, ref.stagingKey));
+  setHandler(submitSamplesSignal, async ({ samples }) => {
+    if (!Array.isArray(samples) || samples.length === 0) return;
+    const ref = await act.stageInlineSamples({ project: input.project, batchId: `inline-${uuid4()}`, samples });
+    enqueue(ref.batchId, ref.stagingKey);
+  });
+  setHandler(intakeStatsQuery, () => ({ ...stats, queued: state.queue.length }));
+  upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: 'intake' }]);
+
+  const maxHistory = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY;
+  const maxConcurrent = input.maxConcurrentBatches ?? DEFAULT_MAX_CONCURRENT_BATCHES;
+  const shouldContinueAsNew = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxHistory;
+
+  const runBatch = async (batchId: string, stagingKey: string): Promise<void> => {
+    stats.running++;
+    try {
+      const child = await startChild(qcBatch, {
+        workflowId: workflowIds.qcBatch(input.project, batchId),
+        args: [{ project: input.project, batchId, stagingKey }],
+        // Re-submitting a batch that already succeeded is a no-op; one that failed may run again.
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        typedSearchAttributes: [{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: 'staging' }],
+      });
+      const counts = await child.result();
+      stats.counts = addCounts(stats.counts, counts);
+      stats.completed++;
+    } catch (err) {
+      if (err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError') {
+        stats.duplicateBatches++;
+      } else {
+        stats.failed++;
+        const message = `${batchId}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`;
+        stats.recentErrors = [...stats.recentErrors, message].slice(-20);
+        log.warn('qc batch failed', { batchId, error: message });
+      }
+    } finally {
+      stats.running--;
+    }
+  };
+
+  for (;;) {
+    await condition(() => (state.queue.length > 0 && stats.running < maxConcurrent) || shouldContinueAsNew());
+    if (shouldContinueAsNew()) break;
+    const next = state.queue.shift()!;
+    void runBatch(next.batchId, next.stagingKey);
+  }
+  await condition(() => stats.running === 0 && allHandlersFinished());
+  await continueAsNew<typeof projectIntake>({
+    project: input.project,
+    maxHistoryEvents: input.maxHistoryEvents,
+    maxConcurrentBatches: input.maxConcurrentBatches,
+    state: { queue: state.queue, seenBatchIds: [...seen].slice(-SEEN_WINDOW), stats: { ...stats, generation: stats.generation + 1 } },
+  });
+}
