@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { embeddedDatabaseUrl, type Config } from '../clients/config';
@@ -33,6 +33,8 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
   let tempDir: string | undefined;
   if (opts.ephemeral) {
     tempDir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-stack-'));
+    // mkdtemp is 0700; the postgres user (when we are root) must be able to reach its data dir inside.
+    chmodSync(tempDir, 0o755);
     cfg = {
       ...base,
       stateDir: tempDir,

@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../clients/config';
+import { createObjectStore, type ObjectStore } from '../clients/minio';
+import { createPool, type Pool } from '../clients/pg';
+import { createTemporalClient } from '../clients/temporal';
+import { validateProjectDefinition } from '../projects/definition';
+import { nextReleaseVersion, projectStatus, upsertProject, getProject } from '../store/projects';
+import { datasetRelease } from '../../workflows';
+import { intakeStatsQuery, workflowIds, type BatchCounts, type IntakeStats, type ReleaseSummary } from '../../workflows/definitions';
+import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
+
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+export function readJsonFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read ${what} file ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`${what} file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Clients for commands that talk to a running stack; the error says how to start one. */
+export interface Services {
+  cfg: Config;
+  pool: Pool;
+  store: ObjectStore;
+  client: Client;
+  close(): Promise<void>;
+}
+
+export async function connectServices(cfg: Config): Promise<Services> {
+  if (!cfg.databaseUrl) throw new CliError('DATABASE_URL is not set and no stack is running: start one with `qcflow dev` (or `npm run demo -- --keep`)');
+  const pool = createPool(cfg.databaseUrl, 4);
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end();
+    throw new CliError(`cannot reach Postgres (${(err as Error).message}); start the stack with \`qcflow dev\` or fix DATABASE_URL`);
+  }
+  let temporal;
+  try {
+    temporal = await createTemporalClient(cfg);
+  } catch (err) {
+    await pool.end();
+    throw new CliError(`cannot reach Temporal at ${cfg.temporal.address} (${(err as Error).message}); start the stack with \`qcflow dev\``);
+  }
+  return {
+    cfg, pool, store: createObjectStore(cfg.minio), client: temporal.client,
+    async close() {
+      await temporal.connection.close();
+      await pool.end();
+    },
+  };
+}
+
+export async function createProject(s: Services, o: { name: string; schema: string; rules?: string; ontology?: string; policy?: string }): Promise<void> {
+  const def = validateProjectDefinition({
+    id: o.name,
+    jsonSchema: readJsonFile(o.schema, 'schema'),
+    regexRules: o.rules ? readJsonFile(o.rules, 'rules') : [],
+    ontology: o.ontology ? readJsonFile(o.ontology, 'ontology') : {},
+    qcPolicy: o.policy ? readJsonFile(o.policy, 'policy') : {},
+  });
+  await upsertProject(s.pool, def, process.env.USER ?? 'cli');
+}
+
+/** A progress bar on a terminal, periodic log lines otherwise (CI, pipes). */
+export function progressReporter(label: string): { update(p: IngestProgress): void; stop(): void } {
+  const bar = new SingleBar({
+    format: `${label} {phase} [{bar}] {percentage}% | {value}/{total} {unit} | accepted {accepted} rejected {rejected} dup {duplicates}`,
+    noTTYOutput: true,
+    notTTYSchedule: 2000,
+    stream: process.stderr,
+  }, Presets.shades_classic);
+  let started = false;
+  let phase = '';
+  return {
+    update(p) {
+      const payload = { phase: p.phase, unit: p.phase === 'staging' ? 'bytes' : 'batches', accepted: p.counts?.accepted ?? 0, rejected: p.counts?.rejected ?? 0, duplicates: p.counts?.duplicates ?? 0 };
+      if (!started || phase !== p.phase) {
+        if (started) bar.stop();
+        bar.start(p.total, p.done, payload);
+        started = true;
+        phase = p.phase;
+      } else bar.update(p.done, payload);
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+export async function ingest(s: Services, o: { project: string; file: string; batchSize: number; wait: boolean; progress: boolean }): Promise<IngestResult> {
+  if (!(await getProject(s.pool, o.project))) throw new CliError(`project ${o.project} does not exist; create it with: qcflow project create --name ${o.project} --schema schema.json`);
+  const reporter = o.progress ? progressReporter(o.project) : undefined;
+  try {
+    return await ingestFile(s.cfg, s.client, s.store, { ...o, onProgress: reporter?.update });
+  } finally {
+    reporter?.stop();
+  }
+}
+
+export async function release(s: Services, o: { project: string; version?: string }): Promise<ReleaseSummary> {
+  if (!(await getProject(s.pool, o.project))) throw new CliError(`project ${o.project} does not exist`);
+  const version = o.version ?? (await nextReleaseVersion(s.pool, o.project));
+  try {
+    return await s.client.workflow.execute(datasetRelease, {
+      workflowId: workflowIds.release(o.project, version),
+      taskQueue: s.cfg.taskQueues.cpu,
+      args: [{ project: o.project, version }],
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
+    throw new CliError(`release ${o.project}/${version} failed: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`);
+  }
+}
+
+export async function intakeStats(s: Services, project: string): Promise<IntakeStats | undefined> {
+  try {
+    return await s.client.workflow.getHandle(workflowIds.intake(project)).query(intakeStatsQuery);
+  } catch {
+    return undefined;
+  }
+}
+
+export function formatCounts(c: Partial<BatchCounts> & Record<string, number | undefined>): string {
+  return Object.entries(c).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
+export async function status(s: Services, project?: string): Promise<string> {
+  const rows = await projectStatus(s.pool, project);
+  if (rows.length === 0) return project ? `no project ${project}` : 'no projects yet: qcflow project create --name NAME --schema schema.json';
+  const out: string[] = [];
+  for (const r of rows) {
+    out.push(`project ${r.project}`);
+    out.push(`  samples   ${formatCounts(r.counts) || '(none)'}  rejected-lines=${r.rejectedLines}`);
+    const st = await intakeStats(s, r.project);
+    if (st) out.push(`  intake    running=${st.running} queued=${st.queued} completed=${st.completed} failed=${st.failed} duplicate-batches=${st.duplicateBatches} generation=${st.generation}`);
+    for (const e of st?.recentErrors ?? []) out.push(`  error     ${e}`);
+    for (const rel of r.releases) out.push(`  release   ${rel.version} ${rel.status} samples=${rel.sampleCount} ${rel.manifestKey ?? ''}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,94 @@
+/** Deterministic PRNG (mulberry32) so the demo dataset is the same on every machine. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = {
+  positive: ['great', 'love', 'excellent', 'fast', 'friendly', 'recommend'],
+  negative: ['broken', 'slow', 'refund', 'terrible', 'rude', 'late'],
+  neutral: ['arrived', 'ordered', 'package', 'store', 'item', 'week'],
+} as const;
+const TOPICS = ['price', 'quality', 'service', 'other'] as const;
+
+/** The ways the demo injects bad input; each must be caught by a distinct layer-1 rule. */
+export const DEFECTS = [
+  'malformed-json', 'missing-external-id', 'bad-box', 'bad-email', 'bad-lang', 'missing-field',
+  'pii-ssn', 'bad-annotator', 'text-too-long', 'bad-uri',
+] as const;
+export type Defect = (typeof DEFECTS)[number];
+
+export interface DemoLine {
+  line: string;
+  defect?: Defect;
+  duplicateOf?: number;
+}
+
+/**
+ * `n` JSONL lines of review snippets annotated by 3 annotators, with `defectRate` of them broken in one of
+ * DEFECTS (round robin), a few exact duplicates and a few revised resubmissions.
+ */
+export function generateDemoLines(n: number, seed = 7, defectRate = 0.1): DemoLine[] {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const out: DemoLine[] = [];
+  let defectIdx = 0;
+  for (let i = 0; i < n; i++) {
+    const cls = pick(['positive', 'negative', 'neutral'] as const);
+    const text = Array.from({ length: 6 + Math.floor(rnd() * 10) }, () => pick(WORDS[cls])).join(' ');
+    const sample: Record<string, unknown> = {
+      externalId: `rev-${String(i).padStart(6, '0')}`,
+      payload: {
+        text,
+        lang: 'en',
+        source: `https://reviews.example.com/p/${i}`,
+        collectedAt: new Date(Date.UTC(2026, 10, 1) + i * 60_000).toISOString(),
+        rating: cls === 'positive' ? 5 : cls === 'negative' ? 1 : 3,
+        meta: { device: pick(['mobile', 'desktop', 'tablet'] as const) },
+      },
+      annotations: [1, 2, 3].map((a) => ({
+        annotator: `ann-${a}`,
+        submittedAt: new Date(Date.UTC(2026, 10, 2) + i * 60_000 + a * 1000).toISOString(),
+        durationMs: 2000 + Math.floor(rnd() * 8000),
+        labels: { classes: [cls], attributes: { topic: pick(TOPICS) } },
+      })),
+    };
+    let defect: Defect | undefined;
+    if (rnd() < defectRate) {
+      defect = DEFECTS[defectIdx++ % DEFECTS.length]!;
+      const payload = sample.payload as Record<string, unknown>;
+      const anns = sample.annotations as Array<Record<string, unknown>>;
+      switch (defect) {
+        case 'malformed-json': out.push({ line: JSON.stringify(sample).slice(0, 40), defect }); continue;
+        case 'missing-external-id': delete sample.externalId; break;
+        case 'bad-box': (anns[0]!.labels as Record<string, unknown>).boxes = [{ x: 1, y: 2, w: -3, h: 4, class: cls }]; break;
+        case 'bad-email': payload.contact = 'not-an-email'; break;
+        case 'bad-lang': payload.lang = 'klingon'; break;
+        case 'missing-field': delete payload.collectedAt; break;
+        case 'pii-ssn': payload.text = `${text} call me 078-05-1120`; break;
+        case 'bad-annotator': anns[1]!.annotator = 'Bob'; break;
+        case 'text-too-long': payload.text = 'x'.repeat(2001); break;
+        case 'bad-uri': payload.source = 'not a uri'; break;
+      }
+    }
+    out.push({ line: JSON.stringify(sample), defect });
+  }
+  // Exact resubmissions (no-ops) and revised resubmissions (new revisions) of clean lines.
+  const clean = out.map((l, i) => ({ l, i })).filter((x) => !x.l.defect);
+  for (let k = 0; k < Math.min(20, clean.length); k++) {
+    const { l, i } = clean[Math.floor(rnd() * clean.length)]!;
+    if (k % 2 === 0) out.push({ line: l.line, duplicateOf: i });
+    else {
+      const s = JSON.parse(l.line) as { payload: { rating: number } };
+      s.payload.rating = s.payload.rating === 5 ? 4 : 2;
+      out.push({ line: JSON.stringify(s) });
+    }
+  }
+  return out;
+}
