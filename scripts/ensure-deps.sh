@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 # onnxruntime-node must not try to download CUDA binaries (no network beyond registries).
 export ONNXRUNTIME_NODE_INSTALL=skip
 stamp=node_modules/.qcflow-lock-sha
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[qcflow] installing npm dependencies (npm ci)…" >&2
-  npm ci --no-audit --no-fund >&2
-  echo "$want" > "$stamp"
+digest() { cat package.json package-lock.json | sha256sum | cut -d' ' -f1; }
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(digest)" ]; then
+  echo "[qcflow] installing npm dependencies…" >&2
+  # npm install (not ci): npm 11 rejects lockfiles that omit other platforms' optional packages.
+  npm install --no-audit --no-fund >&2
+  digest > "$stamp"
 fi
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   cache=${QCFLOW_BIN_CACHE:-$HOME/.cache/qcflow/bin}
