@@ -112,6 +112,12 @@ export async function ingest(s: Services, o: { project: string; file: string; ba
 
 export async function release(s: Services, o: { project: string; version?: string }): Promise<ReleaseSummary> {
   if (!(await getProject(s.pool, o.project))) throw new CliError(`project ${o.project} does not exist`);
+  const { rows } = await s.pool.query<{ n: string }>(
+    `SELECT count(*) AS n FROM samples WHERE project_id = $1 AND status = 'accepted' AND is_latest AND release_id IS NULL`, [o.project],
+  );
+  if (!o.version && Number(rows[0]!.n) === 0) {
+    throw new CliError(`project ${o.project} has no accepted, unreleased samples; ingest and QC some first (qcflow ingest), then release`);
+  }
   const version = o.version ?? (await nextReleaseVersion(s.pool, o.project));
   try {
     return await s.client.workflow.execute(datasetRelease, {

@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig, SETTINGS } from '../../src/clients/config';
+import { validateProjectDefinition } from '../../src/projects/definition';
+import { ProjectSpecError } from '../../src/qc/compliance';
+import { decideDisposition } from '../../src/qc/disposition';
+import { canonicalJson } from '../../src/util/canonical-json';
+import { DEFECTS, generateDemoLines } from '../../src/demo/dataset';
+import { parseLine } from '../../src/ingest/envelope';
+
+test('config defaults and validation errors name the variable', () => {
+  const cfg = loadConfig({});
+  assert.equal(cfg.temporal.address, '127.0.0.1:7233');
+  assert.equal(cfg.taskQueues.cpu, 'qc-cpu');
+  assert.equal(cfg.databaseUrl, undefined);
+  assert.throws(() => loadConfig({ MINIO_PORT: 'abc' }), (e: Error) => e instanceof ConfigError && /MINIO_PORT/.test(e.message));
+  assert.throws(() => loadConfig({ QCFLOW_LOG_LEVEL: 'loud' }), /QCFLOW_LOG_LEVEL/);
+  assert.throws(() => loadConfig({ MINIO_SECRET_KEY: 'short' }), /MINIO_SECRET_KEY/);
+  assert.throws(() => loadConfig({ TEMPORAL_ADDRESS: 'nohost' }), /TEMPORAL_ADDRESS/);
+  assert.throws(() => loadConfig({ MINIO_USE_SSL: 'maybe' }), /MINIO_USE_SSL/);
+});
+
+test('every config variable read by loadConfig is documented in SETTINGS', async () => {
+  const { readFileSync } = await import('node:fs');
+  const src = readFileSync(require.resolve('../../src/clients/config'), 'utf8');
+  const read = new Set([...src.matchAll(/\(env, '([A-Z_]+)'/g)].map((m) => m[1]!));
+  read.add('DATABASE_URL');
+  const documented = new Set(SETTINGS.map((s) => s.env));
+  assert.deepEqual([...read].filter((v) => !documented.has(v)), []);
+});
+
+test('project definitions: ids, ontology groups and rules are checked', () => {
+  const ok = validateProjectDefinition({ id: 'demo', jsonSchema: { type: 'object' }, ontology: { classes: ['car', 'truck'], exclusive: [['car', 'truck']] } });
+  assert.equal(ok.id, 'demo');
+  assert.throws(() => validateProjectDefinition({ id: 'Bad Name' }), ProjectSpecError);
+  assert.throws(() => validateProjectDefinition({ id: 'p', ontology: { classes: ['a'], exclusive: [['a', 'zzz']] } }), /exclusive\[0\].*zzz/);
+  assert.throws(() => validateProjectDefinition({ id: 'p', regexRules: [{ name: 'x', pointer: '/a', pattern: '[' }] }), /regexRules\[0\]/);
+  assert.throws(() => validateProjectDefinition({ id: 'p', jsonSchema: [] }), /jsonSchema/);
+});
+
+test('disposition table with layer 1 only', () => {
+  assert.equal(decideDisposition({ layer1Passed: true }), 'accepted');
+  assert.equal(decideDisposition({ layer1Passed: false }), 'rejected');
+});
+
+test('canonical JSON sorts keys at every depth and drops undefined', () => {
+  assert.equal(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 2 }], c: undefined } }), '{"a":{"d":[2,{"y":2,"z":1}]},"b":1}');
+});
+
+test('demo dataset is deterministic and injects every defect kind', () => {
+  const a = generateDemoLines(500);
+  const b = generateDemoLines(500);
+  assert.deepEqual(a, b);
+  const kinds = new Set(a.map((l) => l.defect).filter(Boolean));
+  assert.deepEqual([...kinds].sort(), [...DEFECTS].sort());
+  // Envelope-level defects never parse as samples; payload-level ones do (layer 1 catches them later).
+  for (const l of a.filter((x) => x.defect === 'malformed-json' || x.defect === 'missing-external-id' || x.defect === 'bad-box')) {
+    assert.equal(parseLine(l.line).ok, false);
+  }
+});
