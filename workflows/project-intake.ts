@@ -1,6 +1,6 @@
 import {
   allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, startChild,
-  upsertSearchAttributes, uuid4, WorkflowIdReusePolicy, workflowInfo, log, ParentClosePolicy,
+  rootCause, upsertSearchAttributes, uuid4, WorkflowIdReusePolicy, workflowInfo, log, ParentClosePolicy,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
@@ -70,7 +70,7 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
         stats.duplicateBatches++;
       } else {
         stats.failed++;
-        const message = `${batchId}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`;
+        const message = `${batchId}: ${rootCause(err) ?? String(err)}`;
         stats.recentErrors = [...stats.recentErrors, message].slice(-20);
         log.warn('qc batch failed', { batchId, error: message });
       }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Client } from '@temporalio/client';
+import { failureMessage } from '../util/errors';
 import type { Config } from '../clients/config';
 import { createObjectStore, type ObjectStore } from '../clients/minio';
 import { createPool, type Pool } from '../clients/pg';
@@ -126,8 +127,7 @@ export async function release(s: Services, o: { project: string; version?: strin
       args: [{ project: o.project, version }],
     });
   } catch (err) {
-    const cause = (err as { cause?: { cause?: Error; message?: string } }).cause;
-    throw new CliError(`release ${o.project}/${version} failed: ${cause?.cause?.message ?? cause?.message ?? (err as Error).message}`);
+    throw new CliError(`release ${o.project}/${version} failed: ${failureMessage(err)}`);
   }
 }
 

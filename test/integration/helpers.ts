@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { loadConfig, type Config } from '../../src/clients/config';
+import { getLogger } from '../../src/clients/logger';
+import { createObjectStore, getObjectText, type ObjectStore } from '../../src/clients/minio';
+import { createPool, type Pool } from '../../src/clients/pg';
+import { startStack, type Stack } from '../../src/infra/stack';
+import { validateProjectDefinition } from '../../src/projects/definition';
+import { upsertProject } from '../../src/store/projects';
+import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
+import { installRuntimeLogger } from '../../workers/runtime';
+import type { Client } from '@temporalio/client';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+export const uid = (): string => randomBytes(4).toString('hex');
+
+export interface Harness {
+  cfg: Config;
+  pool: Pool;
+  store: ObjectStore;
+  client: Client;
+  env: TestWorkflowEnvironment;
+  worker?: RunningWorker;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to the stack scripts/test.sh started (or starts a throwaway one when a file is run alone),
+ * on a task queue of this file's own so files never steal each other's tasks.
+ */
+export async function harness(opts: { worker: boolean }): Promise<Harness> {
+  let stack: Stack | undefined;
+  let cfg = loadConfig();
+  if (!process.env.QCFLOW_TEST_STACK) {
+    stack = await startStack(cfg, getLogger(cfg, 'test'), { ephemeral: true });
+    cfg = stack.cfg;
+  }
+  cfg = { ...cfg, taskQueues: { cpu: `qc-cpu-test-${uid()}` }, worker: { ...cfg.worker, shutdownGraceMs: 2000 } };
+  installRuntimeLogger(cfg);
+  const env = await TestWorkflowEnvironment.createFromExistingServer({ address: cfg.temporal.address, namespace: cfg.temporal.namespace });
+  const pool = createPool(cfg.databaseUrl!, 4);
+  const h: Harness = { cfg, pool, store: createObjectStore(cfg.minio), client: env.client, env, close: async () => undefined };
+  if (opts.worker) h.worker = await startCpuWorker(cfg);
+  h.close = async () => {
+    await h.worker?.shutdown();
+    await env.teardown();
+    await pool.end();
+    await stack?.stop();
+  };
+  return h;
+}
+
+export const DEMO_SCHEMA = {
+  type: 'object',
+  required: ['text', 'lang'],
+  properties: {
+    text: { type: 'string', minLength: 1, maxLength: 200 },
+    lang: { enum: ['en', 'de'] },
+    contact: { type: 'string', format: 'email' },
+  },
+};
+
+export async function createTestProject(pool: Pool, id = `t-${uid()}`): Promise<string> {
+  await upsertProject(pool, validateProjectDefinition({
+    id,
+    jsonSchema: DEMO_SCHEMA,
+    regexRules: [{ name: 'no-ssn', pointer: '/payload/text', pattern: '\\d{3}-\\d{2}-\\d{4}', mode: 'forbid' }],
+  }), 'test');
+  return id;
+}
+
+export function validLine(i: number, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    externalId: `s-${i}`,
+    payload: { text: `sample number ${i}`, lang: 'en', ...extra },
+    annotations: [{ annotator: 'ann-1', labels: { classes: ['cat'] } }, { annotator: 'ann-2', labels: { classes: ['cat'] } }],
+  });
+}
+
+export async function readRelease(store: ObjectStore, project: string, version: string): Promise<{ manifest: Record<string, unknown>; jsonl: string; arrow: Buffer }> {
+  const prefix = `releases/${project}/${version}`;
+  const manifest = JSON.parse(await getObjectText(store, `${prefix}/manifest.json`)) as Record<string, unknown>;
+  const jsonl = await getObjectText(store, `${prefix}/data.jsonl`);
+  const chunks: Buffer[] = [];
+  for await (const c of await store.client.getObject(store.bucket, `${prefix}/data.arrow`)) chunks.push(c as Buffer);
+  return { manifest, jsonl, arrow: Buffer.concat(chunks) };
+}
+
+export async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
