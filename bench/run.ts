@@ -58,7 +58,7 @@ async function benchWriter(n: number): Promise<void> {
     const out = createWriteStream(path.join(dir, 'b.jsonl'));
     for (let i = 0; i < n; i += 1000) {
       const text = Array.from({ length: Math.min(1000, n - i) }, (_, k) => jsonlLine(row(i + k))).join('');
-      if (!out.write(text)) await new Promise((r) => out.once('drain', r));
+      if (!out.write(text)) await new Promise<void>((r) => out.once('drain', () => r()));
     }
     await new Promise<void>((r) => out.end(() => r()));
     const baseMs = Number(process.hrtime.bigint() - t1) / 1e6;
