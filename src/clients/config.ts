@@ -15,7 +15,7 @@ export interface Config {
   minio: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string; consolePort: number };
   taskQueues: { cpu: string };
   worker: { shutdownGraceMs: number; maxConcurrentActivities: number };
-  intake: { maxConcurrentBatches: number; maxInlineSamples: number };
+  intake: { maxConcurrentBatches: number };
 }
 
 export interface SettingDoc {
@@ -44,7 +44,6 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'QCFLOW_SHUTDOWN_GRACE_MS', default: '30000', description: 'How long a worker lets in-flight activities finish after SIGTERM.' },
   { env: 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', default: '8', description: 'Activity slots per worker.' },
   { env: 'QCFLOW_MAX_CONCURRENT_BATCHES', default: '4', description: 'qcBatch children an intake workflow runs at once.' },
-  { env: 'QCFLOW_MAX_INLINE_SAMPLES', default: '500', description: 'Largest submitSamples signal; bigger loads go through a staged JSONL (submitBatch).' },
 ];
 
 export class ConfigError extends Error {
@@ -116,7 +115,6 @@ export function loadConfig(env: Env = process.env): Config {
     },
     intake: {
       maxConcurrentBatches: int(env, 'QCFLOW_MAX_CONCURRENT_BATCHES', 4, 1, 100),
-      maxInlineSamples: int(env, 'QCFLOW_MAX_INLINE_SAMPLES', 500, 1, 10000),
     },
   };
 }

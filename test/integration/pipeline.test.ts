@@ -159,3 +159,25 @@ test('migrations are idempotent and refuse an edited applied file', async () => 
   await assert.rejects(migrate(h.pool, dir), /was changed after it was applied/);
   await h.pool.query('DELETE FROM schema_migrations WHERE name = $1', [name]);
 });
+
+test('inline media moves into MinIO under a deterministic key; a missing media key is a layer-1 finding', async () => {
+  const project = await createTestProject(h.pool);
+  const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+  const file = tmpFile([
+    JSON.stringify({ externalId: 'm-1', payload: { text: 'with image', lang: 'en' }, media: [{ contentType: 'image/png', base64: png.toString('base64') }] }),
+    JSON.stringify({ externalId: 'm-2', payload: { text: 'dangling', lang: 'en' }, media: [{ key: `raw/${project}/nowhere.png` }] }),
+  ]);
+  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 10, wait: true });
+  assert.equal(r.counts.accepted, 1);
+  assert.equal(r.counts.rejected, 1);
+  const rows = await h.pool.query<{ id: string; external_id: string; media: Array<{ key: string }>; findings: Array<{ pointer: string; rule: string }> }>(
+    `SELECT s.id, s.external_id, s.media, q.findings FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1
+     WHERE s.project_id = $1 ORDER BY s.external_id`, [project],
+  );
+  const [withImage, dangling] = rows.rows;
+  assert.deepEqual(withImage!.media, [{ key: `raw/${project}/${withImage!.id}/0.png` }]);
+  const stored: Buffer[] = [];
+  for await (const c of await h.store.client.getObject(h.store.bucket, withImage!.media[0]!.key)) stored.push(c as Buffer);
+  assert.deepEqual(Buffer.concat(stored), png);
+  assert.deepEqual(dangling!.findings.map((f) => `${f.pointer} ${f.rule}`), ['/media/0/key media.exists']);
+});
