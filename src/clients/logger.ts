@@ -6,11 +6,14 @@ export type Logger = pino.Logger;
 
 let root: Logger | undefined;
 
+export function createLogger(level: string, destination: pino.DestinationStream): Logger {
+  // The SDK puts activity task tokens in its failure logs; a token completes a task, so it never reaches a log.
+  return pino({ level, base: { pid: process.pid }, redact: ['taskToken'] }, destination);
+}
+
 /** One pino root logger per process; child loggers carry the component name. */
 export function getLogger(cfg?: Pick<Config, 'logLevel'>, component?: string): Logger {
-  if (!root) {
-    root = pino({ level: cfg?.logLevel ?? process.env.QCFLOW_LOG_LEVEL ?? 'info', base: { pid: process.pid } }, pino.destination(2));
-  }
+  root ??= createLogger(cfg?.logLevel ?? process.env.QCFLOW_LOG_LEVEL ?? 'info', pino.destination(2));
   return component ? root.child({ component }) : root;
 }
 

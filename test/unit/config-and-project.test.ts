@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig, SETTINGS } from '../../src/clients/config';
+import { createLogger } from '../../src/clients/logger';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import { ProjectSpecError } from '../../src/qc/compliance';
 import { decideDisposition } from '../../src/qc/disposition';
@@ -57,4 +58,13 @@ test('demo dataset is deterministic and injects every defect kind', () => {
   for (const l of a.filter((x) => x.defect === 'malformed-json' || x.defect === 'missing-external-id' || x.defect === 'bad-box')) {
     assert.equal(parseLine(l.line).ok, false);
   }
+});
+
+test('the logger never writes Temporal task tokens', () => {
+  const chunks: string[] = [];
+  const log = createLogger('info', { write: (s: string) => { chunks.push(s); } });
+  log.warn({ taskToken: 'c2VjcmV0', activityType: 'stageBatch' }, 'Activity failed');
+  const out = chunks.join('');
+  assert.match(out, /stageBatch/);
+  assert.ok(!out.includes('c2VjcmV0'), out);
 });
