@@ -3,10 +3,10 @@ import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import { getObjectStream, putObject } from '../src/clients/minio';
 import { contentHash, parseLine, sampleId, type IngestSample } from '../src/ingest/envelope';
-import { extensionFor, inlineMediaKey, stagingKey } from '../src/ingest/keys';
+import { BATCH_ID, extensionFor, inlineMediaKey, stagingKey } from '../src/ingest/keys';
 import type { Finding } from '../src/qc/findings';
 import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
-import { type ActivityDeps, heartbeat, lastHeartbeat, requireProject } from './deps';
+import { type ActivityDeps, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
 
 const CHUNK = 500;
 
@@ -84,6 +84,7 @@ export function intakeActivities(deps: ActivityDeps) {
      * valid samples. Resumes after the last committed chunk on retry; inserts are keyed so replays change nothing.
      */
     async stageBatch(input: QcBatchInput): Promise<StageResult> {
+      if (!BATCH_ID.test(input.batchId)) throw badInput(`batchId ${JSON.stringify(input.batchId)} must match ${BATCH_ID}`);
       await requireProject(deps, input.project);
       await deps.pool.query(
         `INSERT INTO batches (project_id, id, staging_key) VALUES ($1, $2, $3) ON CONFLICT (project_id, id) DO NOTHING`,

@@ -5,7 +5,3 @@ export interface Finding {
   rule: string;
   message: string;
 }
-
-export function formatFinding(f: Finding): string {
-  return `${f.pointer || '/'}: ${f.message} [${f.rule}]`;
-}
