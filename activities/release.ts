@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { withTransaction } from '../src/clients/pg';
 import { putObject } from '../src/clients/minio';
 import { releasePrefix } from '../src/ingest/keys';
+import { RELEASABLE } from '../src/store/projects';
 import { buildManifest, type QcSummary } from '../src/release/manifest';
 import { ReleaseFileWriter, type ReleaseRow } from '../src/release/writers';
 import { sha256Hex } from '../src/util/canonical-json';
@@ -62,8 +63,8 @@ export function releaseActivities(deps: ActivityDeps) {
         );
         releaseId = ins.rows[0]!.id;
         const claimed = await c.query(
-          `UPDATE samples SET release_id = $1 WHERE project_id = $2 AND status = 'accepted' AND is_latest AND release_id IS NULL`,
-          [releaseId, input.project],
+          `UPDATE samples SET release_id = $2 WHERE ${RELEASABLE}`,
+          [input.project, releaseId],
         );
         if (!claimed.rowCount) {
           throw badInput(`project ${input.project} has no accepted, unreleased samples; ingest and QC some first (qcflow ingest), then release`);

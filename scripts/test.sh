@@ -11,4 +11,5 @@ fi
 echo "[qcflow] typecheck" >&2
 npx --no-install tsc --noEmit
 export QCFLOW_LOG_LEVEL=${QCFLOW_LOG_LEVEL:-warn}
-exec node --import tsx src/infra/with-stack.ts -- node --import tsx --test --test-concurrency=1 --test-reporter=spec "${@:-test/unit/*.test.ts test/integration/*.test.ts}"
+[ $# -gt 0 ] || set -- test/unit/*.test.ts test/integration/*.test.ts
+exec node --import tsx src/infra/with-stack.ts -- node --import tsx --test --test-concurrency=1 --test-reporter=spec "$@"

@@ -7,7 +7,7 @@ import { createObjectStore, type ObjectStore } from '../clients/minio';
 import { createPool, type Pool } from '../clients/pg';
 import { createTemporalClient } from '../clients/temporal';
 import { validateProjectDefinition } from '../projects/definition';
-import { nextReleaseVersion, projectStatus, upsertProject, getProject } from '../store/projects';
+import { countReleasable, nextReleaseVersion, projectStatus, upsertProject, getProject } from '../store/projects';
 import { datasetRelease } from '../../workflows';
 import { intakeStatsQuery, workflowIds, type BatchCounts, type IntakeStats, type ReleaseSummary } from '../../workflows/definitions';
 import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
@@ -113,10 +113,7 @@ export async function ingest(s: Services, o: { project: string; file: string; ba
 
 export async function release(s: Services, o: { project: string; version?: string }): Promise<ReleaseSummary> {
   if (!(await getProject(s.pool, o.project))) throw new CliError(`project ${o.project} does not exist`);
-  const { rows } = await s.pool.query<{ n: string }>(
-    `SELECT count(*) AS n FROM samples WHERE project_id = $1 AND status = 'accepted' AND is_latest AND release_id IS NULL`, [o.project],
-  );
-  if (!o.version && Number(rows[0]!.n) === 0) {
+  if (!o.version && (await countReleasable(s.pool, o.project)) === 0) {
     throw new CliError(`project ${o.project} has no accepted, unreleased samples; ingest and QC some first (qcflow ingest), then release`);
   }
   const version = o.version ?? (await nextReleaseVersion(s.pool, o.project));

@@ -11,7 +11,6 @@ const DEMO_DIR = path.resolve(__dirname, '..', '..', 'demo');
 
 export interface StackWithWorkers {
   stack: Stack;
-  workers: RunningWorker[];
   stop(): Promise<void>;
 }
 
@@ -27,7 +26,6 @@ export async function startDev(cfg: Config, log: Logger): Promise<StackWithWorke
   }
   return {
     stack,
-    workers: [worker],
     async stop() {
       await worker.shutdown();
       await stack.stop();

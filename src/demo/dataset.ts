@@ -27,7 +27,6 @@ export type Defect = (typeof DEFECTS)[number];
 export interface DemoLine {
   line: string;
   defect?: Defect;
-  duplicateOf?: number;
 }
 
 /**
@@ -80,10 +79,10 @@ export function generateDemoLines(n: number, seed = 7, defectRate = 0.1): DemoLi
     out.push({ line: JSON.stringify(sample), defect });
   }
   // Exact resubmissions (no-ops) and revised resubmissions (new revisions) of clean lines.
-  const clean = out.map((l, i) => ({ l, i })).filter((x) => !x.l.defect);
+  const clean = out.filter((l) => !l.defect);
   for (let k = 0; k < Math.min(20, clean.length); k++) {
-    const { l, i } = clean[Math.floor(rnd() * clean.length)]!;
-    if (k % 2 === 0) out.push({ line: l.line, duplicateOf: i });
+    const l = clean[Math.floor(rnd() * clean.length)]!;
+    if (k % 2 === 0) out.push({ line: l.line });
     else {
       const s = JSON.parse(l.line) as { payload: { rating: number } };
       s.payload.rating = s.payload.rating === 5 ? 4 : 2;

@@ -11,15 +11,13 @@ async function main(): Promise<number> {
   const sep = process.argv.indexOf('--');
   const cmd = sep >= 0 ? process.argv.slice(sep + 1) : [];
   if (cmd.length === 0) throw new Error('usage: with-stack -- command [args…]');
-  // A single argument holding several globs (from scripts/test.sh) is split so the shell-free spawn sees files.
-  const args = cmd.slice(1).flatMap((a) => (a.includes('*') && a.includes(' ') ? a.split(' ') : [a]));
   const cfg = loadConfig();
   const log = getLogger(cfg, 'with-stack');
   const started = Date.now();
   const stack = await startStack(cfg, log, { ephemeral: true });
   log.info({ ms: Date.now() - started }, 'test stack ready');
   const code = await new Promise<number>((resolve) => {
-    const child = spawn(cmd[0]!, args, { stdio: 'inherit', shell: args.some((a) => a.includes('*')), env: { ...process.env, ...configToEnv(stack.cfg, stack.databaseUrl), QCFLOW_TEST_STACK: '1' } });
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'inherit', env: { ...process.env, ...configToEnv(stack.cfg, stack.databaseUrl), QCFLOW_TEST_STACK: '1' } });
     child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));
     for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => child.kill(s));
   });

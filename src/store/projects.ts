@@ -53,3 +53,11 @@ export async function nextReleaseVersion(pool: Pool, project: string): Promise<s
   );
   return `v${(rows[0]?.n ?? 0) + 1}`;
 }
+
+/** The samples the next release of a project takes: accepted, latest revision, in no release yet. */
+export const RELEASABLE = `project_id = $1 AND status = 'accepted' AND is_latest AND release_id IS NULL`;
+
+export async function countReleasable(pool: Pool, project: string): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM samples WHERE ${RELEASABLE}`, [project]);
+  return Number(rows[0]!.n);
+}
