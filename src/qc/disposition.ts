@@ -1,13 +1,79 @@
+import { createHash } from 'node:crypto';
+import type { QcPolicy } from './policy';
+
 export type Disposition = 'accepted' | 'review' | 'resample' | 'rejected';
 
-export interface LayerOutcome {
-  layer1Passed: boolean;
+/** Why a sample got its disposition; stored with the layer-5 result and shown to reviewers. */
+export type DispositionReason = 'layer1_failed' | 'layer2_conflict' | 'confident' | 'audit' | 'uncertain' | 'low_confidence';
+
+export interface FusionInputs {
+  /** Layer 3: probability of the consensus label. */
+  score?: number;
+  /** Layer 3: normalised predictive entropy (or ensemble spread). */
+  uncertainty?: number;
+  /** Layer 4: stability of the recent score distribution. */
+  stability?: number;
+  /** Layer 2 agreement, the stand-in for the score while no layer-3 model runs. */
+  agreement: number;
+}
+
+export interface Fusion {
+  final: number;
+  /** The values fused, after stand-ins for absent inputs. */
+  inputs: { score: number; uncertainty: number; stability: number };
+  weights: QcPolicy['fusion']['weights'];
+  /** Inputs that were absent and what stood in for them, so a reviewer sees why. */
+  absent: Array<{ input: 'score' | 'uncertainty' | 'stability'; usedInstead: string }>;
 }
 
 /**
- * Routes a sample once its layers have run. With only layer 1 in place a compliant sample is accepted;
- * layers 2–5 extend the inputs and the rules (conflict → review, fused confidence → accept/review/resample).
+ * Weighted sum of score, uncertainty and stability, clamped to [0, 1]. An absent input takes a neutral
+ * stand-in rather than zero, so a project without a model is judged on annotator agreement alone:
+ * score ← layer-2 agreement, uncertainty ← 0, stability ← 1.
  */
-export function decideDisposition(o: LayerOutcome): Disposition {
-  return o.layer1Passed ? 'accepted' : 'rejected';
+export function fuseConfidence(x: FusionInputs, weights: QcPolicy['fusion']['weights']): Fusion {
+  const absent: Fusion['absent'] = [];
+  const pick = (input: 'score' | 'uncertainty' | 'stability', v: number | undefined, standIn: number, usedInstead: string): number => {
+    if (v !== undefined && Number.isFinite(v)) return v;
+    absent.push({ input, usedInstead });
+    return standIn;
+  };
+  const inputs = {
+    score: pick('score', x.score, x.agreement, `layer-2 agreement ${x.agreement.toFixed(3)} (layer 3 did not run)`),
+    uncertainty: pick('uncertainty', x.uncertainty, 0, '0 (layer 3 did not run)'),
+    stability: pick('stability', x.stability, 1, '1 (layer 4 did not run)'),
+  };
+  const raw = weights.score * inputs.score + weights.uncertainty * inputs.uncertainty + weights.stability * inputs.stability;
+  return { final: Math.min(1, Math.max(0, raw)), inputs, weights, absent };
+}
+
+/** Deterministic pick of the audit share: the same sample id is picked on every replay and every machine. */
+export function inAuditShare(sampleId: string, share: number): boolean {
+  if (share <= 0) return false;
+  const h = createHash('sha256').update(`audit\n${sampleId}`).digest();
+  return h.readUInt32BE(0) / 0x1_0000_0000 < share;
+}
+
+export interface DispositionInput {
+  sampleId: string;
+  layer1Passed: boolean;
+  /** Undefined when layer 2 did not run (the sample failed layer 1). */
+  layer2Passed?: boolean;
+  final?: number;
+  policy: Pick<QcPolicy, 'fusion' | 'auditShare'>;
+}
+
+/**
+ * The rules, in order: layer-1 failure → rejected; layer-2 conflict → review; final ≥ accept threshold →
+ * accepted (or review when the sample falls in the audit share); ≥ review threshold → review; else resample.
+ */
+export function decideDisposition(d: DispositionInput): { disposition: Disposition; reason: DispositionReason } {
+  if (!d.layer1Passed) return { disposition: 'rejected', reason: 'layer1_failed' };
+  if (d.layer2Passed === false) return { disposition: 'review', reason: 'layer2_conflict' };
+  const final = d.final ?? 0;
+  if (final >= d.policy.fusion.acceptThreshold) {
+    return inAuditShare(d.sampleId, d.policy.auditShare) ? { disposition: 'review', reason: 'audit' } : { disposition: 'accepted', reason: 'confident' };
+  }
+  if (final >= d.policy.fusion.reviewThreshold) return { disposition: 'review', reason: 'uncertain' };
+  return { disposition: 'resample', reason: 'low_confidence' };
 }

@@ -4,4 +4,8 @@ export interface Finding {
   pointer: string;
   rule: string;
   message: string;
+  /** Annotators whose labels the finding is about, so a reviewer sees whose work conflicts. */
+  annotators?: string[];
+  /** The plugin that produced it, when a plugin did. */
+  plugin?: string;
 }

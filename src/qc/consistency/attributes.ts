@@ -1,0 +1,50 @@
+import type { Ontology } from '../../projects/definition';
+import type { Finding } from '../findings';
+import { said, tally, weightedVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+
+type Value = string | number | boolean;
+
+/** Values outside the ontology's allowed list, for sample-level and box-level attributes alike. */
+export function attributeValueFindings(anns: AnnotatorLabels[], ontology: Ontology): Finding[] {
+  const allowed = ontology.attributes;
+  if (!allowed) return [];
+  const out: Finding[] = [];
+  const check = (attrs: Record<string, Value> | undefined, pointer: string, annotator: string): void => {
+    for (const [k, v] of Object.entries(attrs ?? {})) {
+      const values = allowed[k];
+      if (values && !values.includes(String(v))) {
+        out.push({ layer: 2, pointer: `${pointer}/${k}`, rule: 'attribute_value', message: `${k} = ${JSON.stringify(v)} is not one of ${values.join(', ')}`, annotators: [annotator] });
+      }
+    }
+  };
+  anns.forEach((a, i) => {
+    check(a.labels.attributes, `/annotations/${i}/labels/attributes`, a.annotator);
+    (a.labels.boxes ?? []).forEach((b, j) => check(b.attributes, `/annotations/${i}/labels/boxes/${j}/attributes`, a.annotator));
+  });
+  return out;
+}
+
+/** Sample-level attributes: per key, every annotator who set it must give the same value. */
+export function checkAttributes(anns: AnnotatorLabels[], weights: Record<string, number>): KindResult<Record<string, Value>> {
+  const findings: Finding[] = [];
+  const tallies: Tallies = {};
+  const withAttrs = anns.filter((a) => a.labels.attributes !== undefined);
+  if (withAttrs.length === 0) return { findings, consensus: undefined, tallies };
+  const keys = [...new Set(withAttrs.flatMap((a) => Object.keys(a.labels.attributes!)))].sort();
+  const consensus: Record<string, Value> = {};
+  for (const k of keys) {
+    const votes = withAttrs.filter((a) => a.labels.attributes![k] !== undefined).map((a) => ({ annotator: a.annotator, value: a.labels.attributes![k]! }));
+    const top = weightedVote(votes.map((v) => ({ annotator: v.annotator, value: JSON.stringify(v.value) })), weights).value;
+    consensus[k] = JSON.parse(top) as Value;
+    if (votes.length < 2) continue;
+    for (const v of votes) tally(tallies, v.annotator, JSON.stringify(v.value) === top);
+    if (votes.some((v) => JSON.stringify(v.value) !== top)) {
+      findings.push({
+        layer: 2, pointer: `/annotations/*/labels/attributes/${k}`, rule: 'attribute_conflict',
+        message: `annotators disagree on ${k}: ${said(votes.map((v) => [v.annotator, v.value]))}`,
+        annotators: votes.map((v) => v.annotator),
+      });
+    }
+  }
+  return { findings, consensus, tallies };
+}

@@ -1,0 +1,77 @@
+import type { Ontology } from '../../projects/definition';
+import { resolvePointer } from '../compliance';
+import type { Finding } from '../findings';
+import type { QcPolicy } from '../policy';
+import { attributeValueFindings, checkAttributes } from './attributes';
+import { checkClasses, type ClassConsensus } from './classes';
+import { checkBoxes, checkSpans, type ConsensusObject } from './objects';
+import type { Box, Interval } from './matching';
+import type { AnnotatorLabels, Tallies } from './types';
+
+export type { AnnotatorLabels, Tallies } from './types';
+
+export interface Consensus {
+  classes?: ClassConsensus;
+  boxes?: ConsensusObject<Box>[];
+  spans?: ConsensusObject<Interval>[];
+  attributes?: Record<string, string | number | boolean>;
+}
+
+export interface ConsistencyResult {
+  passed: boolean;
+  findings: Finding[];
+  /** Share of annotator comparisons that agreed with the consensus; 1 when there was nothing to compare. */
+  agreement: number;
+  consensus: Consensus;
+  tallies: Tallies;
+}
+
+export function mergeTallies(into: Tallies, from: Tallies): Tallies {
+  for (const [a, t] of Object.entries(from)) {
+    const x = (into[a] ??= { compared: 0, agreed: 0 });
+    x.compared += t.compared;
+    x.agreed += t.agreed;
+  }
+  return into;
+}
+
+export function agreementOf(t: Tallies): number {
+  let compared = 0;
+  let agreed = 0;
+  for (const x of Object.values(t)) { compared += x.compared; agreed += x.agreed; }
+  return compared > 0 ? agreed / compared : 1;
+}
+
+/**
+ * Layer 2 for one sample: classes, boxes, spans and attributes across its annotations, each against the
+ * ontology too (so a single annotation still gets those checks). Any finding is a conflict → review.
+ * Tag sequences are checked by the sequence-labels plugin, which merges into the same result.
+ */
+export function checkConsistency(input: {
+  annotations: AnnotatorLabels[];
+  payload: Record<string, unknown>;
+  ontology: Ontology;
+  policy: QcPolicy['layer2'];
+  weights: Record<string, number>;
+  classPosterior?: { classes: string[]; p: number[] };
+}): ConsistencyResult {
+  const { annotations: anns, ontology, policy, weights } = input;
+  const classes = checkClasses(anns, ontology, { minAgreement: policy.minClassAgreement, weights, posterior: input.classPosterior });
+  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights });
+  let tokenText: string | undefined;
+  if (policy.spanUnit === 'token') {
+    const segments = policy.spanTextPointer.split('/').slice(1).map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const t = resolvePointer(input.payload, segments)[0]?.value;
+    tokenText = typeof t === 'string' ? t : '';
+  }
+  const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText });
+  const attributes = checkAttributes(anns, weights);
+  const findings = [...classes.findings, ...boxes.findings, ...spans.findings, ...attributes.findings, ...attributeValueFindings(anns, ontology)];
+  const tallies = [classes.tallies, boxes.tallies, spans.tallies, attributes.tallies].reduce(mergeTallies, {});
+  const consensus: Consensus = {};
+  if (classes.consensus) consensus.classes = classes.consensus;
+  if (boxes.consensus) consensus.boxes = boxes.consensus;
+  if (spans.consensus) consensus.spans = spans.consensus;
+  if (attributes.consensus) consensus.attributes = attributes.consensus;
+  return { passed: findings.length === 0, findings, agreement: agreementOf(tallies), consensus, tallies };
+}

@@ -1,0 +1,110 @@
+import { matchBySimilarity } from '../stats/assignment';
+
+/** One object (box or span) drawn by one annotator, with where it sits in that annotation. */
+export interface Drawn<T> {
+  annotator: string;
+  /** Index of the annotation in the sample and of the object inside it, for JSON pointers. */
+  annotation: number;
+  index: number;
+  item: T;
+}
+
+/** The objects several annotators drew for what the matcher takes to be one real object. */
+export interface Cluster<T> {
+  members: Drawn<T>[];
+}
+
+/**
+ * Groups objects across annotators: annotators are taken one at a time and their objects are assigned
+ * optimally (Hungarian) to the clusters built so far, compared with each cluster's current consensus;
+ * pairs under `minSimilarity` stay apart and unmatched objects open new clusters. An annotator contributes
+ * at most one object to a cluster.
+ */
+export function clusterAcrossAnnotators<T>(
+  perAnnotation: Array<{ annotator: string; items: T[] }>,
+  similarity: (a: T, b: T) => number,
+  consensus: (members: T[]) => T,
+  minSimilarity: number,
+): Cluster<T>[] {
+  const clusters: Array<{ members: Drawn<T>[]; centre: T }> = [];
+  perAnnotation.forEach(({ annotator, items }, annotation) => {
+    const drawn = items.map((item, index) => ({ annotator, annotation, index, item }));
+    const sim = clusters.map((c) => drawn.map((d) => similarity(c.centre, d.item)));
+    const pairs = clusters.length > 0 && drawn.length > 0 ? matchBySimilarity(sim, minSimilarity) : [];
+    const taken = new Set<number>();
+    for (const [ci, di] of pairs) {
+      const c = clusters[ci]!;
+      c.members.push(drawn[di]!);
+      c.centre = consensus(c.members.map((m) => m.item));
+      taken.add(di);
+    }
+    drawn.forEach((d, i) => { if (!taken.has(i)) clusters.push({ members: [d], centre: d.item }); });
+  });
+  return clusters.map((c) => ({ members: c.members }));
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+export function iou(a: Box, b: Box): number {
+  const ix = Math.max(0, Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x));
+  const iy = Math.max(0, Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y));
+  const inter = ix * iy;
+  const union = a.w * a.h + b.w * b.h - inter;
+  return union > 0 ? inter / union : a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h ? 1 : 0;
+}
+
+/** Per-coordinate median of the corners, so one stray annotator cannot drag the consensus box. */
+export function medianBox(boxes: Box[]): Box {
+  const x1 = median(boxes.map((b) => b.x));
+  const y1 = median(boxes.map((b) => b.y));
+  const x2 = median(boxes.map((b) => b.x + b.w));
+  const y2 = median(boxes.map((b) => b.y + b.h));
+  return { x: x1, y: y1, w: Math.max(0, x2 - x1), h: Math.max(0, y2 - y1) };
+}
+
+export interface Interval {
+  start: number;
+  end: number;
+}
+
+/** Overlap of half-open intervals as intersection over union (Jaccard) in whatever unit they are in. */
+export function intervalIou(a: Interval, b: Interval): number {
+  const inter = Math.max(0, Math.min(a.end, b.end) - Math.max(a.start, b.start));
+  const union = Math.max(a.end, b.end) - Math.min(a.start, b.start);
+  return union > 0 ? inter / union : 0;
+}
+
+export function medianInterval(xs: Interval[]): Interval {
+  return { start: Math.round(median(xs.map((x) => x.start))), end: Math.round(median(xs.map((x) => x.end))) };
+}
+
+/**
+ * Maps a character interval to the whitespace tokens it touches, so spans that differ only by a trailing
+ * space or punctuation inside one token compare as equal in token mode.
+ */
+export function toTokenInterval(text: string, span: Interval): Interval {
+  let first = -1;
+  let last = -1;
+  let t = 0;
+  for (const m of text.matchAll(/\S+/g)) {
+    const s = m.index;
+    const e = s + m[0].length;
+    if (e > span.start && s < span.end) {
+      if (first < 0) first = t;
+      last = t;
+    }
+    t++;
+  }
+  return first < 0 ? { start: span.start, end: span.start } : { start: first, end: last + 1 };
+}

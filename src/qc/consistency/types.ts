@@ -1,0 +1,47 @@
+import type { Labels } from '../../ingest/envelope';
+import type { Finding } from '../findings';
+
+export interface AnnotatorLabels {
+  annotator: string;
+  labels: Labels;
+}
+
+/** How often one annotator's labels matched the consensus in one sample (or one batch, summed). */
+export interface AgreementTally {
+  compared: number;
+  agreed: number;
+}
+
+export type Tallies = Record<string, AgreementTally>;
+
+export function tally(t: Tallies, annotator: string, agreed: boolean): void {
+  const x = (t[annotator] ??= { compared: 0, agreed: 0 });
+  x.compared++;
+  if (agreed) x.agreed++;
+}
+
+/** What one label kind's check returns; the sample's layer-2 result merges these. */
+export interface KindResult<C> {
+  findings: Finding[];
+  consensus: C | undefined;
+  tallies: Tallies;
+}
+
+/** Quotes who said what, e.g. `ann-1: "cat", ann-2: "dog"`, for finding messages. */
+export function said(pairs: Array<[string, unknown]>): string {
+  return pairs.map(([a, v]) => `${a}: ${JSON.stringify(v)}`).join(', ');
+}
+
+/** Weighted vote; ties go to the value seen first so the result does not depend on hash order. */
+export function weightedVote<V extends string>(votes: Array<{ annotator: string; value: V }>, weights: Record<string, number>): { value: V; share: number } {
+  const score = new Map<V, number>();
+  let total = 0;
+  for (const v of votes) {
+    const w = weights[v.annotator] ?? 1;
+    score.set(v.value, (score.get(v.value) ?? 0) + w);
+    total += w;
+  }
+  let best: V = votes[0]!.value;
+  for (const [value, s] of score) if (s > score.get(best)!) best = value;
+  return { value: best, share: total > 0 ? score.get(best)! / total : 0 };
+}

@@ -1,0 +1,112 @@
+import Ajv2020 from 'ajv/dist/2020';
+import { ajvErrorsToFindings } from '../ingest/envelope';
+
+/**
+ * A project's QC policy: every threshold and weight the layers use, with documented defaults.
+ * The schema below is the single source of those defaults (ajv fills them in) and of the errors a bad
+ * policy gets, which name the field and the rule.
+ */
+export interface QcPolicy {
+  layer2: {
+    /** Boxes of different annotators are the same object when their IoU reaches this. */
+    boxMatchIou: number;
+    /** Matched boxes agree on geometry when every pair's IoU reaches this; below it is a geometry_conflict. */
+    boxAgreeIou: number;
+    /** Span offsets compared as characters, or as the whitespace tokens of the text at `spanTextPointer`. */
+    spanUnit: 'char' | 'token';
+    spanTextPointer: string;
+    spanMatchIou: number;
+    spanAgreeIou: number;
+    /** Share of (reliability-weighted) votes the consensus class needs; below it is a class conflict. */
+    minClassAgreement: number;
+  };
+  fusion: {
+    weights: { score: number; uncertainty: number; stability: number };
+    acceptThreshold: number;
+    reviewThreshold: number;
+  };
+  /** Share of auto-accepted samples also sent to review, chosen from the sample id. */
+  auditShare: number;
+  /** URL that receives a POST with each batch's resample requests. */
+  resampleWebhook?: string;
+  plugins: Array<{ id: string; config: Record<string, unknown> }>;
+}
+
+const unit = { type: 'number', minimum: 0, maximum: 1 } as const;
+
+export const QC_POLICY_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    layer2: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        boxMatchIou: { ...unit, default: 0.5 },
+        boxAgreeIou: { ...unit, default: 0.75 },
+        spanUnit: { enum: ['char', 'token'], default: 'char' },
+        spanTextPointer: { type: 'string', pattern: '^(/[^/]+)+$', default: '/text' },
+        spanMatchIou: { ...unit, default: 0.5 },
+        spanAgreeIou: { ...unit, default: 1 },
+        minClassAgreement: { ...unit, default: 1 },
+      },
+    },
+    fusion: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        weights: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            score: { type: 'number', default: 0.6 },
+            uncertainty: { type: 'number', default: -0.25 },
+            stability: { type: 'number', default: 0.15 },
+          },
+        },
+        acceptThreshold: { ...unit, default: 0.6 },
+        reviewThreshold: { ...unit, default: 0.4 },
+      },
+    },
+    auditShare: { ...unit, default: 0.02 },
+    resampleWebhook: { type: 'string', pattern: '^https?://' },
+    plugins: {
+      type: 'array',
+      default: [{ id: 'sequence-labels' }],
+      items: {
+        type: 'object',
+        required: ['id'],
+        additionalProperties: false,
+        properties: { id: { type: 'string' }, config: { type: 'object', default: {} } },
+      },
+    },
+  },
+} as const;
+
+// useDefaults fills missing fields while validating, so defaults live in the schema only.
+const validatePolicy = new Ajv2020({ allErrors: true, strict: false, useDefaults: true }).compile(QC_POLICY_SCHEMA);
+
+export class PolicyError extends Error {}
+
+/** Validates a stored or submitted policy and fills in defaults; the error names each bad field. */
+export function resolvePolicy(raw: unknown): QcPolicy {
+  const copy = structuredClone(raw ?? {});
+  if (!validatePolicy(copy)) {
+    const problems = ajvErrorsToFindings(validatePolicy.errors, '/qcPolicy').map((f) => `${f.pointer} ${f.message} (${f.rule})`);
+    throw new PolicyError(`invalid QC policy: ${problems.join('; ')}`);
+  }
+  const p = copy as QcPolicy;
+  if (p.fusion.reviewThreshold > p.fusion.acceptThreshold) {
+    throw new PolicyError(`invalid QC policy: /qcPolicy/fusion/reviewThreshold (${p.fusion.reviewThreshold}) must not exceed acceptThreshold (${p.fusion.acceptThreshold})`);
+  }
+  if (p.layer2.boxAgreeIou < p.layer2.boxMatchIou || p.layer2.spanAgreeIou < p.layer2.spanMatchIou) {
+    throw new PolicyError('invalid QC policy: /qcPolicy/layer2 agree thresholds must be at least the match thresholds');
+  }
+  return p;
+}
+
+/** The policy every project gets when it sets none. */
+export const DEFAULT_POLICY: QcPolicy = resolvePolicy({});
