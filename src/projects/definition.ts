@@ -1,4 +1,6 @@
 import { compileCompliance, ProjectSpecError, type RegexRule } from '../qc/compliance';
+import { resolvePolicy } from '../qc/policy';
+import { configurePlugins } from '../qc/plugins/registry';
 
 /** A class ontology: which labels exist, which exclude each other, which attribute values are allowed. */
 export interface Ontology {
@@ -63,7 +65,17 @@ export function validateProjectDefinition(input: {
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ProjectSpecError(`ontology.attributes.${k} must be an array of strings`);
     }
   }
+  if (ontology.multiLabel !== undefined && typeof ontology.multiLabel !== 'boolean') throw new ProjectSpecError('ontology.multiLabel must be true or false');
+  const entities = ontology.entities;
+  if (entities !== undefined && (!Array.isArray(entities) || !entities.every((c) => typeof c === 'string' && c.length > 0))) {
+    throw new ProjectSpecError('ontology.entities must be an array of non-empty strings (span and tag types)');
+  }
   const qcPolicy = input.qcPolicy ?? {};
   if (!isObject(qcPolicy)) throw new ProjectSpecError('qcPolicy must be an object');
+  try {
+    configurePlugins(resolvePolicy(qcPolicy));
+  } catch (err) {
+    throw new ProjectSpecError((err as Error).message);
+  }
   return { id: input.id, jsonSchema, regexRules: regexRules as RegexRule[], ontology: ontology as Ontology, qcPolicy };
 }

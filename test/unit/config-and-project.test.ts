@@ -4,7 +4,6 @@ import { ConfigError, loadConfig, SETTINGS } from '../../src/clients/config';
 import { createLogger } from '../../src/clients/logger';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import { ProjectSpecError } from '../../src/qc/compliance';
-import { decideDisposition } from '../../src/qc/disposition';
 import { canonicalJson } from '../../src/util/canonical-json';
 import { DEFECTS, generateDemoLines } from '../../src/demo/dataset';
 import { parseLine } from '../../src/ingest/envelope';
@@ -39,9 +38,15 @@ test('project definitions: ids, ontology groups and rules are checked', () => {
   assert.throws(() => validateProjectDefinition({ id: 'p', jsonSchema: [] }), /jsonSchema/);
 });
 
-test('disposition table with layer 1 only', () => {
-  assert.equal(decideDisposition({ layer1Passed: true }), 'accepted');
-  assert.equal(decideDisposition({ layer1Passed: false }), 'rejected');
+test('project definitions: QC policy and plugin configs are validated with the field named', () => {
+  const p = validateProjectDefinition({ id: 'p', qcPolicy: { fusion: { acceptThreshold: 0.7 }, plugins: [{ id: 'image-quality', config: { minSharpness: 50 } }] } });
+  assert.deepEqual(p.qcPolicy, { fusion: { acceptThreshold: 0.7 }, plugins: [{ id: 'image-quality', config: { minSharpness: 50 } }] });
+  assert.throws(() => validateProjectDefinition({ id: 'p', qcPolicy: { auditShare: 2 } }), /\/qcPolicy\/auditShare must be <= 1/);
+  assert.throws(() => validateProjectDefinition({ id: 'p', qcPolicy: { fusion: { acceptThreshold: 0.3, reviewThreshold: 0.5 } } }), /reviewThreshold/);
+  assert.throws(() => validateProjectDefinition({ id: 'p', qcPolicy: { plugins: [{ id: 'nope' }] } }), /plugins\/0\/id: unknown plugin "nope"; known: sequence-labels, image-quality/);
+  assert.throws(() => validateProjectDefinition({ id: 'p', qcPolicy: { plugins: [{ id: 'sequence-labels', config: { scheme: 'IOB9' } }] } }), /plugins\/sequence-labels\/config\/scheme/);
+  assert.throws(() => validateProjectDefinition({ id: 'p', ontology: { multiLabel: 'yes' } }), /ontology.multiLabel/);
+  assert.throws(() => validateProjectDefinition({ id: 'p', ontology: { entities: [''] } }), /ontology.entities/);
 });
 
 test('canonical JSON sorts keys at every depth and drops undefined', () => {

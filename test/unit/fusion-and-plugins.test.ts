@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import sharp from 'sharp';
+import { decideDisposition, fuseConfidence, inAuditShare } from '../../src/qc/disposition';
+import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
+import { configurePlugins, runPlugins, type QcPlugin } from '../../src/qc/plugins/registry';
+import { laplacianVariance } from '../../src/qc/plugins/image-quality';
+import { prng } from '../../src/demo/dataset';
+
+const W = DEFAULT_POLICY.fusion.weights;
+
+test('fusion: default weights 0.6 / −0.25 / +0.15, clamped to [0, 1], every input and weight kept', () => {
+  const f = fuseConfidence({ score: 0.9, uncertainty: 0.2, stability: 0.8, agreement: 1 }, W);
+  assert.equal(f.final.toFixed(4), (0.6 * 0.9 - 0.25 * 0.2 + 0.15 * 0.8).toFixed(4));
+  assert.deepEqual(f.inputs, { score: 0.9, uncertainty: 0.2, stability: 0.8 });
+  assert.deepEqual(f.weights, { score: 0.6, uncertainty: -0.25, stability: 0.15 });
+  assert.deepEqual(f.absent, []);
+  assert.equal(fuseConfidence({ score: 0, uncertainty: 1, stability: 0, agreement: 1 }, W).final, 0);
+  assert.equal(fuseConfidence({ score: 1, uncertainty: 0, stability: 1, agreement: 1 }, { score: 1, uncertainty: 0, stability: 1 }).final, 1);
+});
+
+test('fusion: absent layer-3/4 inputs take neutral stand-ins and are named', () => {
+  const f = fuseConfidence({ agreement: 0.5 }, W);
+  assert.deepEqual(f.inputs, { score: 0.5, uncertainty: 0, stability: 1 });
+  assert.deepEqual(f.absent.map((a) => a.input), ['score', 'uncertainty', 'stability']);
+  assert.match(f.absent[0]!.usedInstead, /layer-2 agreement 0.500/);
+  assert.equal(f.final.toFixed(4), (0.6 * 0.5 + 0.15).toFixed(4));
+  // NaN from a broken model counts as absent, not as a number.
+  assert.deepEqual(fuseConfidence({ score: Number.NaN, agreement: 1 }, W).inputs.score, 1);
+});
+
+test('disposition table: the rules apply in order', () => {
+  const policy = { ...DEFAULT_POLICY, auditShare: 0 };
+  const d = (layer1Passed: boolean, layer2Passed: boolean | undefined, final: number) =>
+    decideDisposition({ sampleId: 'x', layer1Passed, layer2Passed, final, policy });
+  const table: Array<[boolean, boolean | undefined, number, string, string]> = [
+    [false, undefined, 1, 'rejected', 'layer1_failed'],
+    [false, false, 1, 'rejected', 'layer1_failed'],
+    [true, false, 1, 'review', 'layer2_conflict'],
+    [true, true, 0.6, 'accepted', 'confident'],
+    [true, true, 0.59, 'review', 'uncertain'],
+    [true, true, 0.4, 'review', 'uncertain'],
+    [true, true, 0.39, 'resample', 'low_confidence'],
+  ];
+  for (const [l1, l2, final, disposition, reason] of table) assert.deepEqual(d(l1, l2, final), { disposition, reason }, `${l1} ${l2} ${final}`);
+});
+
+test('audit share: deterministic by sample id and close to the configured fraction', () => {
+  const ids = Array.from({ length: 20000 }, (_, i) => `sample-${i}`);
+  const picked = ids.filter((id) => inAuditShare(id, 0.02));
+  assert.ok(Math.abs(picked.length / ids.length - 0.02) < 0.004, `${picked.length}`);
+  assert.deepEqual(ids.filter((id) => inAuditShare(id, 0.02)), picked);
+  assert.equal(ids.some((id) => inAuditShare(id, 0)), false);
+  const policy = { ...DEFAULT_POLICY, auditShare: 0.02 };
+  assert.deepEqual(decideDisposition({ sampleId: picked[0]!, layer1Passed: true, layer2Passed: true, final: 0.99, policy }), { disposition: 'review', reason: 'audit' });
+});
+
+test('image-quality plugin: blur by Laplacian variance, exposure by histogram, undecodable bytes are a finding', async () => {
+  const rnd = prng(5);
+  const noise = Buffer.from(Array.from({ length: 128 * 128 }, () => 40 + Math.floor(rnd() * 176)));
+  const sharpPng = await sharp(noise, { raw: { width: 128, height: 128, channels: 1 } }).png().toBuffer();
+  const blurredPng = await sharp(noise, { raw: { width: 128, height: 128, channels: 1 } }).blur(4).png().toBuffer();
+  const darkPng = await sharp(Buffer.alloc(64 * 64, 3), { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+  const brightPng = await sharp(Buffer.alloc(64 * 64, 252), { raw: { width: 64, height: 64, channels: 1 } }).png().toBuffer();
+  const configured = configurePlugins(resolvePolicy({ plugins: [{ id: 'image-quality' }] }));
+  const sample = (id: string, bytes: Buffer) => ({ sampleId: id, payload: {}, annotations: [], media: [{ key: `raw/${id}.png`, bytes }] });
+  const out = await runPlugins(configured, [sample('sharp', sharpPng), sample('blurred', blurredPng), sample('dark', darkPng), sample('bright', brightPng), sample('junk', Buffer.from('not an image'))],
+    { project: 'p', ontology: {}, weights: {} });
+  const rulesOf = (id: string) => (out.findings.get(id) ?? []).map((f) => f.rule).sort();
+  assert.deepEqual(rulesOf('sharp'), []);
+  assert.deepEqual(rulesOf('blurred'), ['image.blur']);
+  assert.deepEqual(rulesOf('dark'), ['image.blur', 'image.underexposed']);
+  assert.deepEqual(rulesOf('bright'), ['image.blur', 'image.overexposed']);
+  assert.deepEqual(rulesOf('junk'), ['image.undecodable']);
+  assert.equal(out.findings.get('blurred')![0]!.plugin, 'image-quality');
+  assert.ok(out.scores.get('sharp')!['image-quality'] === 1 && out.scores.get('blurred')!['image-quality']! < 1);
+  // A flat image has no edges at all.
+  assert.equal(laplacianVariance(Buffer.alloc(25, 7), 5, 5), 0);
+});
+
+test('a plugin that throws is recorded for the batch and the other plugins still run', async () => {
+  const broken: QcPlugin<unknown> = { id: 'broken', description: 'always throws', layer: 2, parseConfig: (c) => c, run: () => { throw new Error('boom'); } };
+  const seq = configurePlugins(resolvePolicy({ plugins: [{ id: 'sequence-labels' }] }));
+  const out = await runPlugins([{ plugin: broken, config: {} }, ...seq],
+    [{ sampleId: 's', payload: {}, media: [], annotations: [{ annotator: 'a', labels: { tags: ['O', 'I-PER'] } }] }], { project: 'p', ontology: {}, weights: {} });
+  assert.deepEqual(out.errors, [{ plugin: 'broken', message: 'boom' }]);
+  assert.deepEqual(out.findings.get('s')!.map((f) => [f.plugin, f.rule]), [['sequence-labels', 'invalid_transition']]);
+});
