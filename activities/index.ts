@@ -1,5 +1,7 @@
 import { intakeActivities } from './intake';
 import { qcActivities } from './qc';
+import { consistencyActivities } from './consistency';
+import { resampleActivities } from './resamples';
 import { releaseActivities } from './release';
 import type { ActivityDeps } from './deps';
 
@@ -7,7 +9,7 @@ export type { ActivityDeps } from './deps';
 
 /** All activities of the qc-cpu queue, closed over the worker's clients (samples-typescript's dependency-injection idiom). */
 export function createActivities(deps: ActivityDeps) {
-  return { ...intakeActivities(deps), ...qcActivities(deps), ...releaseActivities(deps) };
+  return { ...intakeActivities(deps), ...qcActivities(deps), ...consistencyActivities(deps), ...resampleActivities(deps), ...releaseActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

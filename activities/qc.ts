@@ -1,7 +1,11 @@
 import { withTransaction } from '../src/clients/pg';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
-import { decideDisposition } from '../src/qc/disposition';
+import { decideDisposition, fuseConfidence, type DispositionReason, type Fusion } from '../src/qc/disposition';
+import type { Finding } from '../src/qc/findings';
+import type { QcPolicy } from '../src/qc/policy';
+import { listResamples, type ResampleRequest } from '../src/store/resamples';
+import { policyOf } from './consistency';
 import type { IngestSample, MediaRef, Annotation } from '../src/ingest/envelope';
 import type { BatchCounts } from '../workflows/definitions';
 import { type ActivityDeps, badInput, heartbeat, requireProject } from './deps';
@@ -11,6 +15,31 @@ const PAGE = 500;
 interface BatchKey {
   project: string;
   batchId: string;
+}
+
+/** Resample requests a batch result carries by value; the rest are listed from Postgres (CLI, API). */
+const RESAMPLE_EXAMPLES = 20;
+
+export interface DispositionSummary {
+  counts: Pick<BatchCounts, 'accepted' | 'rejected' | 'review' | 'resample'>;
+  audited: number;
+  resamples: { total: number; items: ResampleRequest[] };
+}
+
+/** What layer 5 tells a reviewer: which rule decided, and which inputs were stand-ins. */
+export function layer5Findings(reason: DispositionReason, fusion: Fusion | undefined, policy: QcPolicy, layer2Rules: string[]): Finding[] {
+  const out: Finding[] = [];
+  const final = fusion ? fusion.final.toFixed(3) : '';
+  switch (reason) {
+    case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
+    case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: annotators conflict (${layer2Rules.join(', ')})` }); break;
+    case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: confidence ${final} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
+    case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: confidence ${final} is below accept ${policy.fusion.acceptThreshold}` }); break;
+    case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: confidence ${final} is below review ${policy.fusion.reviewThreshold}` }); break;
+    case 'confident': break;
+  }
+  for (const a of fusion?.absent ?? []) out.push({ layer: 5, pointer: `/fusion/${a.input}`, rule: 'fusion.input_absent', message: `${a.input} absent; used ${a.usedInstead}` });
+  return out;
 }
 
 export function qcActivities(deps: ActivityDeps) {
@@ -66,19 +95,51 @@ export function qcActivities(deps: ActivityDeps) {
       return { passed: Number(rows[0]!.passed), failed: Number(rows[0]!.failed) };
     },
 
-    /** Routes every checked sample of the batch to its disposition and returns the batch's counts per status. */
-    async applyDispositions(input: BatchKey): Promise<Pick<BatchCounts, 'accepted' | 'rejected' | 'review' | 'resample'>> {
+    /**
+     * Layer 5 on every checked sample of the batch: fuses layer-3 score, uncertainty and layer-4 stability
+     * (stand-ins when absent, named in the findings), applies the disposition rules and the audit share,
+     * records resample requests, and returns the batch's counts per status with a few resample examples.
+     */
+    async fuseAndDispose(input: BatchKey): Promise<DispositionSummary> {
+      const project = await requireProject(deps, input.project);
+      const policy = policyOf(project);
       for (;;) {
-        const { rows } = await deps.pool.query<{ id: string; l1: boolean }>(
-          `SELECT s.id, q.passed AS l1 FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1
+        const { rows } = await deps.pool.query<{
+          id: string; external_id: string; l1: boolean; l2: boolean | null; agreement: number | null; l2_rules: string[] | null;
+          score: number | null; uncertainty: string | null; stability: number | null; model_version: string | null;
+        }>(
+          `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement,
+                  (SELECT array_agg(DISTINCT f->>'rule') FROM jsonb_array_elements(q2.findings) f) AS l2_rules,
+                  q3.score, q3.details->>'uncertainty' AS uncertainty, q3.model_version, q4.score AS stability
+           FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
+           LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+           LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
+           LEFT JOIN qc_results q4 ON q4.sample_id = s.id AND q4.layer = 4
            WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' ORDER BY s.id LIMIT $3`,
           [input.project, input.batchId, PAGE],
         );
         if (rows.length === 0) break;
         await withTransaction(deps.pool, async (c) => {
           for (const r of rows) {
-            const disposition = decideDisposition({ layer1Passed: r.l1 });
-            await c.query(`UPDATE samples SET status = $2, decided_at = now(), updated_at = now() WHERE id = $1 AND status = 'qc'`, [r.id, disposition]);
+            const fusion = r.l1
+              ? fuseConfidence({ score: r.score ?? undefined, uncertainty: r.uncertainty === null ? undefined : Number(r.uncertainty), stability: r.stability ?? undefined, agreement: r.agreement ?? 1 }, policy.fusion.weights)
+              : undefined;
+            const d = decideDisposition({ sampleId: r.id, layer1Passed: r.l1, layer2Passed: r.l2 ?? undefined, final: fusion?.final, policy });
+            const findings = layer5Findings(d.reason, fusion, policy, r.l2_rules ?? []);
+            await c.query(
+              `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version) VALUES ($1, 5, $2, $3, $4, $5, $6)
+               ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+              [r.id, d.disposition === 'accepted', fusion?.final ?? null, JSON.stringify(findings),
+                JSON.stringify({ disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', fusion: fusion ?? null, thresholds: { accept: policy.fusion.acceptThreshold, review: policy.fusion.reviewThreshold } }),
+                r.model_version],
+            );
+            if (d.disposition === 'resample') {
+              await c.query(
+                `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sample_id) DO NOTHING`,
+                [r.id, input.project, input.batchId, r.external_id, JSON.stringify(findings.map((f) => f.message))],
+              );
+            }
+            await c.query(`UPDATE samples SET status = $2, decided_at = now(), updated_at = now() WHERE id = $1 AND status = 'qc'`, [r.id, d.disposition]);
           }
         });
         heartbeat();
@@ -88,8 +149,16 @@ export function qcActivities(deps: ActivityDeps) {
         [input.project, input.batchId],
       );
       const by = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
-      // Samples released meanwhile were accepted by this batch.
-      return { accepted: (by.accepted ?? 0) + (by.released ?? 0), rejected: by.rejected ?? 0, review: by.review ?? 0, resample: by.resample ?? 0 };
+      const audited = await deps.pool.query<{ n: string }>(
+        `SELECT count(*) AS n FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
+         WHERE s.project_id = $1 AND s.batch_id = $2 AND q.details->>'reason' = 'audit'`, [input.project, input.batchId],
+      );
+      return {
+        // Samples released meanwhile were accepted by this batch.
+        counts: { accepted: (by.accepted ?? 0) + (by.released ?? 0), rejected: by.rejected ?? 0, review: by.review ?? 0, resample: by.resample ?? 0 },
+        audited: Number(audited.rows[0]!.n),
+        resamples: await listResamples(deps.pool, { project: input.project, batchId: input.batchId, limit: RESAMPLE_EXAMPLES }),
+      };
     },
 
     async finishBatch(input: BatchKey & { counts: BatchCounts }): Promise<void> {

@@ -11,3 +11,10 @@ export const SHORT_ACTIVITY_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: CPU_ACTIVITY_OPTIONS.retry,
 };
+
+/** Webhook receivers are someone else's service: a bounded number of tries, then the batch goes on without them. */
+export const WEBHOOK_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 6, nonRetryableErrorTypes: ['BadInput'] },
+};

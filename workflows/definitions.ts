@@ -1,5 +1,6 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { IngestSample } from '../src/ingest/envelope';
+import type { ResampleRequest } from '../src/store/resamples';
 
 /** A JSONL file already staged in MinIO, to be QC'd as one batch. */
 export interface BatchRef {
@@ -66,9 +67,28 @@ export interface QcBatchInput {
   stagingKey: string;
 }
 
+export interface BatchAgreementSummary {
+  conflicts: number;
+  fleissKappa: number | null;
+  krippendorffAlpha: number | null;
+  pluginErrors: number;
+}
+
 export interface BatchProgress {
-  stage: 'staging' | 'layer1' | 'disposition' | 'done';
+  stage: 'staging' | 'layer1' | 'layer2' | 'layer5' | 'notify' | 'done';
   counts: BatchCounts;
+  /** Set once layer 2 has run. */
+  agreement?: BatchAgreementSummary;
+  /** Accepted-by-confidence samples sent to review as the audit share. */
+  audited?: number;
+}
+
+/** The batch's resample requests: the total and the first few (the full list: `qcflow resamples`). */
+export interface BatchResamples {
+  total: number;
+  items: ResampleRequest[];
+  /** Whether the project's webhook took them; null when the project has none. */
+  webhook: 'notified' | 'failed' | null;
 }
 
 export interface DatasetReleaseInput {
@@ -96,6 +116,7 @@ export const submitSamplesSignal = defineSignal<[SubmitSamplesArgs]>('submitSamp
 export const submitBatchSignal = defineSignal<[BatchRef]>('submitBatch');
 export const intakeStatsQuery = defineQuery<IntakeStats>('stats');
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
+export const batchResamplesQuery = defineQuery<BatchResamples>('resamples');
 
 export const workflowIds = {
   intake: (project: string) => `intake/${project}`,

@@ -1,15 +1,21 @@
-import { proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { batchProgressQuery, ZERO_COUNTS, type BatchCounts, type BatchProgress, type QcBatchInput } from './definitions';
-import { CPU_ACTIVITY_OPTIONS } from './activity-options';
+import { batchProgressQuery, batchResamplesQuery, ZERO_COUNTS, type BatchCounts, type BatchProgress, type BatchResamples, type QcBatchInput } from './definitions';
+import { CPU_ACTIVITY_OPTIONS, WEBHOOK_ACTIVITY_OPTIONS } from './activity-options';
 import { QC_PROJECT, QC_STAGE } from './search-attributes';
 
 const act = proxyActivities<Activities>(CPU_ACTIVITY_OPTIONS);
+const webhook = proxyActivities<Activities>(WEBHOOK_ACTIVITY_OPTIONS);
 
-/** One staged batch through the QC layers: stage → layer 1 → disposition. Later layers slot in between. */
+/**
+ * One staged batch through the QC layers: stage → layer 1 → layer 2 (+ plugins) → layer 5 (fusion and
+ * disposition) → resample webhook. Layers 3 and 4 slot in before layer 5, which already reads their results.
+ */
 export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   const progress: BatchProgress = { stage: 'staging', counts: { ...ZERO_COUNTS } };
+  const resamples: BatchResamples = { total: 0, items: [], webhook: null };
   setHandler(batchProgressQuery, () => progress);
+  setHandler(batchResamplesQuery, () => resamples);
   const stage = (s: BatchProgress['stage']): void => {
     progress.stage = s;
     upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: s }]);
@@ -22,10 +28,29 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   const key = { project: input.project, batchId: input.batchId };
   await act.runCompliance(key);
 
-  stage('disposition');
-  const routed = await act.applyDispositions(key);
+  stage('layer2');
+  const agreement = await act.runConsistency(key);
+  progress.agreement = { conflicts: agreement.conflicts, fleissKappa: agreement.fleissKappa, krippendorffAlpha: agreement.krippendorffAlpha, pluginErrors: agreement.pluginErrors.length };
+
+  stage('layer5');
+  const routed = await act.fuseAndDispose(key);
   // Lines rejected before becoming samples count as rejected too: nothing submitted goes uncounted.
-  progress.counts = { ...progress.counts, ...routed, rejected: routed.rejected + staged.malformed };
+  progress.counts = { ...progress.counts, ...routed.counts, rejected: routed.counts.rejected + staged.malformed };
+  progress.audited = routed.audited;
+  Object.assign(resamples, routed.resamples);
+
+  if (routed.resamples.total > 0) {
+    stage('notify');
+    await webhook.notifyResamples(key).then(
+      (r) => { if (r.webhook) resamples.webhook = 'notified'; },
+      async (err: unknown) => {
+        // An unreachable receiver must not hold back the batch: the requests stay listed as un-notified.
+        const message = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+        await act.recordBatchFinding({ ...key, source: 'webhook', rule: 'webhook.failed', message });
+        resamples.webhook = 'failed';
+      },
+    );
+  }
 
   await act.finishBatch({ ...key, counts: progress.counts });
   stage('done');

@@ -6,7 +6,7 @@ import { getLogger } from '../../src/clients/logger';
 import { createObjectStore, getObjectText, type ObjectStore } from '../../src/clients/minio';
 import { createPool, type Pool } from '../../src/clients/pg';
 import { startStack, type Stack } from '../../src/infra/stack';
-import { validateProjectDefinition } from '../../src/projects/definition';
+import { validateProjectDefinition, type Ontology } from '../../src/projects/definition';
 import { upsertProject } from '../../src/store/projects';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
 import { installRuntimeLogger } from '../../workers/runtime';
@@ -61,11 +61,14 @@ export const DEMO_SCHEMA = {
   },
 };
 
-export async function createTestProject(pool: Pool, id = `t-${uid()}`): Promise<string> {
+/** A project on the demo schema; no audit share unless asked, so counts in tests are exact. */
+export async function createTestProject(pool: Pool, id = `t-${uid()}`, extra: { ontology?: Ontology; qcPolicy?: Record<string, unknown> } = {}): Promise<string> {
   await upsertProject(pool, validateProjectDefinition({
     id,
     jsonSchema: DEMO_SCHEMA,
     regexRules: [{ name: 'no-ssn', pointer: '/payload/text', pattern: '\\d{3}-\\d{2}-\\d{4}', mode: 'forbid' }],
+    ontology: extra.ontology,
+    qcPolicy: { auditShare: 0, ...extra.qcPolicy },
   }), 'test');
   return id;
 }

@@ -1,0 +1,212 @@
+import type { PoolClient } from 'pg';
+import { withTransaction } from '../src/clients/pg';
+import { getObjectStream } from '../src/clients/minio';
+import { agreementOf, checkConsistency, mergeTallies, type AnnotatorLabels } from '../src/qc/consistency';
+import type { Finding } from '../src/qc/findings';
+import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
+import { PolicyError, resolvePolicy, type QcPolicy } from '../src/qc/policy';
+import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc/stats/agreement';
+import { posterior } from '../src/qc/stats/dawid-skene';
+import { fitBatchReliability, type BatchFit } from '../src/store/reliability';
+import type { MediaRef } from '../src/ingest/envelope';
+import type { ProjectDefinition } from '../src/projects/definition';
+import { type ActivityDeps, badInput, heartbeat, requireProject } from './deps';
+
+const PAGE = 500;
+
+interface BatchKey {
+  project: string;
+  batchId: string;
+}
+
+export interface BatchAgreement {
+  samples: number;
+  conflicts: number;
+  fleissKappa: number | null;
+  krippendorffAlpha: number | null;
+  /** Items that had class labels from two or more annotators (what kappa and alpha were computed over). */
+  pairableItems: number;
+  annotators: Record<string, { compared: number; agreed: number; rate: number; reliability?: number }>;
+  pluginErrors: Array<{ plugin: string; message: string }>;
+}
+
+/** The project's policy, or a non-retryable error naming the bad field (a retry cannot fix a bad policy). */
+export function policyOf(project: ProjectDefinition): QcPolicy {
+  try {
+    return resolvePolicy(project.qcPolicy);
+  } catch (err) {
+    if (err instanceof PolicyError) throw badInput(`project ${project.id}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Single-label class votes per sample: what Dawid–Skene and the batch statistics take. */
+function classVotes(anns: AnnotatorLabels[]): Array<{ annotator: string; value: string }> {
+  return anns.flatMap((a) => (a.labels.classes?.length === 1 ? [{ annotator: a.annotator, value: a.labels.classes[0]! }] : []));
+}
+
+export function consistencyActivities(deps: ActivityDeps) {
+  async function loadMedia(media: MediaRef[]): Promise<PluginSample['media']> {
+    return Promise.all(media.flatMap((m) => ('key' in m ? [m.key] : [])).map(async (key) => {
+      try {
+        const chunks: Buffer[] = [];
+        for await (const c of await getObjectStream(deps.store, key)) chunks.push(c as Buffer);
+        return { key, bytes: Buffer.concat(chunks) };
+      } catch (err) {
+        // Missing media is a layer-1 finding already; anything else is an infrastructure fault worth a retry.
+        if ((err as { code?: string }).code === 'NoSuchKey') return { key };
+        throw err;
+      }
+    }));
+  }
+
+  async function batchVotes(input: BatchKey): Promise<Array<Array<{ annotator: string; value: string }>>> {
+    const { rows } = await deps.pool.query<{ annotations: AnnotatorLabels[] }>(
+      `SELECT (SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'labels', a.labels) ORDER BY a.ordinal) FROM annotations a WHERE a.sample_id = s.id) AS annotations
+       FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 AND q.passed
+       WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
+      [input.project, input.batchId],
+    );
+    return rows.map((r) => classVotes(r.annotations ?? []));
+  }
+
+  async function writePage(c: PoolClient, results: Array<{ id: string; layer1: Finding[]; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
+    for (const r of results) {
+      await c.query(
+        `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 2, $2, $3, $4, $5)
+         ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+        [r.id, r.passed, r.score, JSON.stringify(r.findings), JSON.stringify(r.details)],
+      );
+      if (r.layer1.length > 0) {
+        // Plugins that join layer 1 fail the sample there; the layer-1 row keeps both its own and their findings.
+        await c.query(
+          `UPDATE qc_results SET passed = false, findings = findings || $2::jsonb WHERE sample_id = $1 AND layer = 1 AND NOT findings @> $2::jsonb`,
+          [r.id, JSON.stringify(r.layer1)],
+        );
+      }
+    }
+  }
+
+  return {
+    /**
+     * Layer 2 and the layer-2 plugins on every layer-1-passed sample of the batch, a page per transaction
+     * (re-runs skip pages already written). Fits annotator reliability first, then stores the batch's
+     * kappa/alpha and per-annotator agreement.
+     */
+    async runConsistency(input: BatchKey): Promise<BatchAgreement> {
+      const project = await requireProject(deps, input.project);
+      const policy = policyOf(project);
+      const plugins = configurePlugins(policy);
+      const multi = project.ontology.multiLabel === true;
+      const votesPerSample = multi ? [] : await batchVotes(input);
+      const fit: BatchFit | undefined = multi || votesPerSample.every((v) => v.length === 0)
+        ? undefined
+        : await fitBatchReliability(deps.pool, input.project, input.batchId, votesPerSample, project.ontology.classes);
+      const weights = fit?.weights ?? {};
+      const pluginErrors: BatchAgreement['pluginErrors'] = [];
+      let done = 0;
+      for (;;) {
+        const { rows } = await deps.pool.query<{ id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: AnnotatorLabels[] | null }>(
+          `SELECT s.id, s.payload, s.media,
+                  (SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'labels', a.labels) ORDER BY a.ordinal) FROM annotations a WHERE a.sample_id = s.id) AS annotations
+           FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
+           LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+           WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND q2.sample_id IS NULL ORDER BY s.id LIMIT $3`,
+          [input.project, input.batchId, PAGE],
+        );
+        if (rows.length === 0) break;
+        const needsMedia = plugins.some((p) => p.plugin.needsMedia);
+        const samples: PluginSample[] = await Promise.all(rows.map(async (r) => ({
+          sampleId: r.id, payload: r.payload, annotations: r.annotations ?? [], media: needsMedia ? await loadMedia(r.media) : [],
+        })));
+        const plugged = await runPlugins(plugins, samples, { project: input.project, ontology: project.ontology, weights });
+        pluginErrors.push(...plugged.errors);
+        const results = samples.map((s) => {
+          const votes = classVotes(s.annotations);
+          const classPosterior = fit && votes.length > 0
+            ? { classes: fit.classes, p: posterior(votes.flatMap((v) => (fit.classes.includes(v.value) ? [{ annotator: v.annotator, label: fit.classes.indexOf(v.value) }] : [])), fit.classPrior, fit.confusion, fit.classes.length) }
+            : undefined;
+          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, classPosterior });
+          const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
+          const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
+          const tallies = mergeTallies({ ...r.tallies }, plugged.tallies.get(s.sampleId) ?? {});
+          return {
+            id: s.sampleId,
+            layer1: pluginFindings.filter((f) => f.layer === 1),
+            passed: findings.length === 0,
+            score: agreementOf(tallies),
+            findings,
+            details: {
+              consensus: { ...r.consensus, ...(plugged.details.get(s.sampleId)?.['sequence-labels'] as object | undefined) },
+              tallies,
+              ...(classPosterior ? { classPosterior } : {}),
+              ...(plugged.scores.has(s.sampleId) ? { pluginScores: plugged.scores.get(s.sampleId) } : {}),
+              ...(plugged.details.has(s.sampleId) ? { pluginDetails: plugged.details.get(s.sampleId) } : {}),
+            },
+          };
+        });
+        await withTransaction(deps.pool, (c) => writePage(c, results));
+        done += rows.length;
+        heartbeat({ checked: done });
+      }
+      for (const e of pluginErrors) {
+        deps.log.warn({ project: input.project, batchId: input.batchId, plugin: e.plugin, err: e.message }, 'QC plugin failed; its checks are missing from this batch');
+        await deps.pool.query(
+          `INSERT INTO batch_findings (project_id, batch_id, source, rule, message) VALUES ($1, $2, $3, 'plugin.error', $4)
+           ON CONFLICT (project_id, batch_id, source, rule) DO UPDATE SET message = EXCLUDED.message`,
+          [input.project, input.batchId, `plugin:${e.plugin}`, `plugin ${e.plugin} threw: ${e.message}`],
+        );
+      }
+      return storeBatchAgreement(input, fit, votesPerSample);
+    },
+  };
+
+  async function storeBatchAgreement(input: BatchKey, fit: BatchFit | undefined, votes: Array<Array<{ annotator: string; value: string }>>): Promise<BatchAgreement> {
+    // Read back rather than kept in memory: a retried activity skips pages whose plugin errors an earlier attempt recorded.
+    const errors = await deps.pool.query<{ source: string; message: string }>(
+      `SELECT source, message FROM batch_findings WHERE project_id = $1 AND batch_id = $2 AND rule = 'plugin.error' ORDER BY source`, [input.project, input.batchId],
+    );
+    const pluginErrors = errors.rows.map((r) => ({ plugin: r.source.replace(/^plugin:/, ''), message: r.message }));
+    const per = await deps.pool.query<{ annotator: string; compared: string; agreed: string }>(
+      `SELECT t.key AS annotator, sum((t.value->>'compared')::int) AS compared, sum((t.value->>'agreed')::int) AS agreed
+       FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 2, jsonb_each(q.details->'tallies') t
+       WHERE s.project_id = $1 AND s.batch_id = $2 GROUP BY t.key ORDER BY t.key`,
+      [input.project, input.batchId],
+    );
+    const totals = await deps.pool.query<{ samples: string; conflicts: string }>(
+      `SELECT count(*) AS samples, count(*) FILTER (WHERE NOT q.passed) AS conflicts
+       FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 2 WHERE s.project_id = $1 AND s.batch_id = $2`,
+      [input.project, input.batchId],
+    );
+    const values = votes.map((v) => v.map((x) => x.value));
+    const categories = [...new Set(values.flat())].sort();
+    const annotators: BatchAgreement['annotators'] = {};
+    for (const r of per.rows) {
+      const compared = Number(r.compared);
+      const agreed = Number(r.agreed);
+      annotators[r.annotator] = { compared, agreed, rate: compared > 0 ? agreed / compared : 1, ...(fit?.weights[r.annotator] !== undefined ? { reliability: fit.weights[r.annotator] } : {}) };
+    }
+    const kappa = fleissKappa(categoryCounts(values, categories));
+    const alpha = krippendorffAlphaNominal(values);
+    const result: BatchAgreement = {
+      samples: Number(totals.rows[0]!.samples),
+      conflicts: Number(totals.rows[0]!.conflicts),
+      fleissKappa: kappa ?? null,
+      krippendorffAlpha: alpha ?? null,
+      pairableItems: values.filter((v) => v.length >= 2).length,
+      annotators,
+      pluginErrors,
+    };
+    await withTransaction(deps.pool, async (c) => {
+      await c.query('UPDATE batches SET agreement = $3 WHERE project_id = $1 AND id = $2', [input.project, input.batchId, JSON.stringify(result)]);
+      for (const [a, t] of Object.entries(annotators)) {
+        await c.query(
+          `INSERT INTO annotator_agreement (project_id, batch_id, annotator, compared, agreed) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (project_id, batch_id, annotator) DO UPDATE SET compared = EXCLUDED.compared, agreed = EXCLUDED.agreed`,
+          [input.project, input.batchId, a, t.compared, t.agreed],
+        );
+      }
+    });
+    return result;
+  }
+}

@@ -1,0 +1,65 @@
+import type { Pool } from 'pg';
+import { withTransaction } from '../clients/pg';
+import { annotatorAccuracy, dawidSkene, type ClassVote, type ReliabilityCounts } from '../qc/stats/dawid-skene';
+
+/** The reliability model one batch is judged with: fitted on the project's history plus this batch. */
+export interface BatchFit {
+  classes: string[];
+  classPrior: number[];
+  confusion: Record<string, number[][]>;
+  /** Expected accuracy per annotator; consensus weights. */
+  weights: Record<string, number>;
+  items: number;
+  iterations: number;
+}
+
+async function loadCounts(pool: Pool, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {
+  const model = await pool.query<{ classes: string[]; class_counts: number[] }>('SELECT classes, class_counts FROM reliability_models WHERE project_id = $1', [project]);
+  const m = model.rows[0];
+  if (!m) return undefined;
+  const rows = await pool.query<{ annotator: string; confusion: number[][] }>(
+    'SELECT annotator, confusion FROM annotator_reliability WHERE project_id = $1 AND annotator = ANY($2)', [project, annotators],
+  );
+  return { classes: m.classes, classCounts: m.class_counts, confusion: Object.fromEntries(rows.rows.map((r) => [r.annotator, r.confusion])) };
+}
+
+/**
+ * Fits Dawid–Skene for one batch, warm-started from the project's stored counts, and adds the batch's counts to
+ * them exactly once: the fit row doubles as the marker, so a retried activity reuses the first fit instead of
+ * counting the batch twice (and judges its samples with the same model).
+ */
+export async function fitBatchReliability(
+  pool: Pool, project: string, batchId: string, votes: Array<Array<{ annotator: string; value: string }>>, ontologyClasses: string[] | undefined,
+): Promise<BatchFit> {
+  const existing = await pool.query<{ fit: BatchFit }>('SELECT fit FROM reliability_fits WHERE project_id = $1 AND batch_id = $2', [project, batchId]);
+  if (existing.rows[0]) return existing.rows[0].fit;
+  const annotators = [...new Set(votes.flatMap((v) => v.map((x) => x.annotator)))].sort();
+  const prior = await loadCounts(pool, project, annotators);
+  const classes = ontologyClasses ?? [...new Set([...(prior?.classes ?? []), ...votes.flatMap((v) => v.map((x) => x.value))])].sort();
+  const index = new Map(classes.map((c, i) => [c, i]));
+  // Votes for classes outside the ontology are layer-2 findings already; they carry no reliability signal.
+  const items: ClassVote[][] = votes.map((v) => v.flatMap((x) => (index.has(x.value) ? [{ annotator: x.annotator, label: index.get(x.value)! }] : [])));
+  const ds = dawidSkene(items, classes, prior);
+  const weights = Object.fromEntries(annotators.map((a) => [a, annotatorAccuracy(ds.confusion[a]!, ds.classPrior)]));
+  const fit: BatchFit = { classes, classPrior: ds.classPrior, confusion: ds.confusion, weights, items: items.length, iterations: ds.iterations };
+  return withTransaction(pool, async (c) => {
+    const inserted = await c.query('INSERT INTO reliability_fits (project_id, batch_id, fit) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [project, batchId, JSON.stringify(fit)]);
+    if (inserted.rowCount === 0) {
+      const again = await c.query<{ fit: BatchFit }>('SELECT fit FROM reliability_fits WHERE project_id = $1 AND batch_id = $2', [project, batchId]);
+      return again.rows[0]!.fit;
+    }
+    await c.query(
+      `INSERT INTO reliability_models (project_id, classes, class_counts) VALUES ($1, $2, $3)
+       ON CONFLICT (project_id) DO UPDATE SET classes = EXCLUDED.classes, class_counts = EXCLUDED.class_counts, updated_at = now()`,
+      [project, JSON.stringify(classes), JSON.stringify(ds.updated.classCounts)],
+    );
+    for (const a of annotators) {
+      await c.query(
+        `INSERT INTO annotator_reliability (project_id, annotator, confusion, accuracy) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (project_id, annotator) DO UPDATE SET confusion = EXCLUDED.confusion, accuracy = EXCLUDED.accuracy, updated_at = now()`,
+        [project, a, JSON.stringify(ds.updated.confusion[a]), weights[a]],
+      );
+    }
+    return fit;
+  });
+}
