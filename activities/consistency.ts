@@ -129,16 +129,19 @@ export function consistencyActivities(deps: ActivityDeps) {
           const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, classPosterior });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
-          const tallies = mergeTallies({ ...r.tallies }, plugged.tallies.get(s.sampleId) ?? {});
+          const pluginTallies = plugged.tallies.get(s.sampleId);
+          const tallies = mergeTallies({ ...r.tallies }, pluginTallies ?? {});
+          const agreementByKind = { ...r.agreementByKind, ...(pluginTallies && Object.keys(pluginTallies).length > 0 ? { tags: agreementOf(pluginTallies) } : {}) };
           return {
             id: s.sampleId,
             layer1: pluginFindings.filter((f) => f.layer === 1),
             passed: findings.length === 0,
-            score: agreementOf(tallies),
+            score: Math.min(1, ...Object.values(agreementByKind)),
             findings,
             details: {
               consensus: { ...r.consensus, ...(plugged.details.get(s.sampleId)?.['sequence-labels'] as object | undefined) },
               tallies,
+              agreementByKind,
               ...(classPosterior ? { classPosterior } : {}),
               ...(plugged.scores.has(s.sampleId) ? { pluginScores: plugged.scores.get(s.sampleId) } : {}),
               ...(plugged.details.has(s.sampleId) ? { pluginDetails: plugged.details.get(s.sampleId) } : {}),

@@ -7,7 +7,8 @@ import { createObjectStore, type ObjectStore } from '../clients/minio';
 import { createPool, type Pool } from '../clients/pg';
 import { createTemporalClient } from '../clients/temporal';
 import { validateProjectDefinition } from '../projects/definition';
-import { countReleasable, nextReleaseVersion, projectStatus, upsertProject, getProject } from '../store/projects';
+import { countReleasable, dispositionReasons, nextReleaseVersion, projectStatus, recentBatches, upsertProject, getProject } from '../store/projects';
+import { listResamples, type ResampleRequest } from '../store/resamples';
 import { datasetRelease } from '../../workflows';
 import { intakeStatsQuery, workflowIds, type BatchCounts, type IntakeStats, type ReleaseSummary } from '../../workflows/definitions';
 import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
@@ -150,7 +151,29 @@ export async function status(s: Services, project?: string): Promise<string> {
     const st = await intakeStats(s, r.project);
     if (st) out.push(`  intake    running=${st.running} queued=${st.queued} completed=${st.completed} failed=${st.failed} duplicate-batches=${st.duplicateBatches} generation=${st.generation}`);
     for (const e of st?.recentErrors ?? []) out.push(`  error     ${e}`);
+    const reasons = await dispositionReasons(s.pool, r.project);
+    if (Object.keys(reasons).length) out.push(`  reasons   ${formatCounts(reasons)}`);
+    const open = await listResamples(s.pool, { project: r.project, limit: 0 });
+    if (open.total) out.push(`  resample  ${open.total} request(s): qcflow resamples --project ${r.project}`);
+    for (const b of await recentBatches(s.pool, r.project, 5)) {
+      const ag = b.agreement;
+      const stats = ag ? ` kappa=${fmt(ag.fleissKappa)} alpha=${fmt(ag.krippendorffAlpha)} conflicts=${ag.conflicts}` : '';
+      out.push(`  batch     ${b.batchId} ${b.status}${stats} ${formatCounts(b.counts)}`);
+      for (const f of b.findings) out.push(`    finding ${f.source} ${f.rule}: ${f.message}`);
+    }
     for (const rel of r.releases) out.push(`  release   ${rel.version} ${rel.status} samples=${rel.sampleCount} ${rel.manifestKey ?? ''}`);
   }
   return out.join('\n');
+}
+
+const fmt = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(3));
+
+export async function resamples(s: Services, o: { project: string; batch?: string; limit: number }): Promise<{ total: number; items: ResampleRequest[] }> {
+  if (!(await getProject(s.pool, o.project))) throw new CliError(`project ${o.project} does not exist`);
+  return listResamples(s.pool, { project: o.project, batchId: o.batch, limit: o.limit });
+}
+
+export function formatResamples(r: { total: number; items: ResampleRequest[] }): string {
+  const lines = r.items.map((x) => `${x.externalId}\t${x.batchId}\t${x.notifiedAt ? 'notified' : 'pending'}\t${x.reasons.join('; ')}`);
+  return [`${r.total} resample request(s)${r.items.length < r.total ? `, newest ${r.items.length} shown` : ''}`, ...lines].join('\n');
 }

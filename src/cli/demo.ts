@@ -50,13 +50,15 @@ export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samp
     const project = 'demo';
     await createProject(s, {
       name: project, schema: path.join(DEMO_DIR, 'schema.json'), rules: path.join(DEMO_DIR, 'rules.json'), ontology: path.join(DEMO_DIR, 'ontology.json'),
+      policy: path.join(DEMO_DIR, 'policy.json'),
     });
     const file = path.join(dev.stack.cfg.stateDir, 'demo', 'reviews.jsonl');
     mkdirSync(path.dirname(file), { recursive: true });
     const lines = generateDemoLines(o.samples);
     writeFileSync(file, lines.map((l) => l.line).join('\n') + '\n');
     const defects = lines.filter((l) => l.defect).length;
-    process.stdout.write(`demo dataset: ${lines.length} lines (${defects} with injected defects, resubmissions included) → ${file}\n`);
+    const conflicts = lines.filter((l) => l.conflict).length;
+    process.stdout.write(`demo dataset: ${lines.length} lines (${defects} with injected defects, ${conflicts} with annotator conflicts, resubmissions included) → ${file}\n`);
     const result = await ingest(s, { project, file, batchSize: 1000, wait: true, progress: true });
     process.stdout.write(`ingested: ${formatCounts({ ...result.counts })}\n`);
     if (result.failedBatches.length) throw new CliError(`batches failed: ${result.failedBatches.join(', ')}`);

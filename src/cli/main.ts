@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, embeddedDatabaseUrl, type Config } from '../cl
 import { getLogger } from '../clients/logger';
 import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
-import { CliError, connectServices, createProject, formatCounts, ingest, release, status, type Services } from './commands';
+import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, release, resamples, status, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
 
 function config(): Config {
@@ -51,8 +51,8 @@ project.command('create').description('create or update a project from a JSON Sc
   .requiredOption('--name <id>', 'project id (lower-case letters, digits, - and _)')
   .requiredOption('--schema <file>', 'JSON Schema (draft 2020-12) for sample payloads')
   .option('--rules <file>', 'regex rules: [{name, pointer, pattern, mode?, message?}]')
-  .option('--ontology <file>', 'ontology: {classes, exclusive, attributes}')
-  .option('--policy <file>', 'QC policy overrides')
+  .option('--ontology <file>', 'ontology: {classes, exclusive, attributes, multiLabel, entities}')
+  .option('--policy <file>', 'QC policy overrides (thresholds, weights, audit share, plugins, webhook; see README)')
   .action((o: { name: string; schema: string; rules?: string; ontology?: string; policy?: string }) =>
     withServices(async (s) => {
       await createProject(s, o);
@@ -86,6 +86,17 @@ program.command('status').description('per-project sample counts, intake progres
   .action((o: { project?: string }) =>
     withServices(async (s) => {
       process.stdout.write(`${await status(s, o.project)}\n`);
+    }));
+
+program.command('resamples').description('list resample requests (samples whose fused confidence fell below the review threshold)')
+  .requiredOption('--project <id>', 'project id')
+  .option('--batch <id>', 'only this batch')
+  .option('--limit <n>', 'newest N requests', positiveInt, 50)
+  .option('--json', 'print JSON instead of a table', false)
+  .action((o: { project: string; batch?: string; limit: number; json: boolean }) =>
+    withServices(async (s) => {
+      const r = await resamples(s, o);
+      process.stdout.write(`${o.json ? JSON.stringify(r, null, 2) : formatResamples(r)}\n`);
     }));
 
 program.parseAsync(process.argv).then(

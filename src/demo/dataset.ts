@@ -24,22 +24,30 @@ export const DEFECTS = [
 ] as const;
 export type Defect = (typeof DEFECTS)[number];
 
+/** Annotator disagreements the demo injects into otherwise valid samples, for layers 2 and 5 to route. */
+export const CONFLICTS = ['majority-2-1', 'split-3', 'topic-conflict'] as const;
+export type Conflict = (typeof CONFLICTS)[number];
+
 export interface DemoLine {
   line: string;
   defect?: Defect;
+  conflict?: Conflict;
 }
 
 /**
- * `n` JSONL lines of review snippets annotated by 3 annotators, with `defectRate` of them broken in one of
- * DEFECTS (round robin), a few exact duplicates and a few revised resubmissions.
+ * `n` JSONL lines of review snippets annotated by 3 annotators: `conflictRate` of them with annotators
+ * disagreeing in one of CONFLICTS, `defectRate` of the rest broken in one of DEFECTS (both round robin),
+ * plus a few exact duplicates and a few revised resubmissions.
  */
-export function generateDemoLines(n: number, seed = 7, defectRate = 0.1): DemoLine[] {
+export function generateDemoLines(n: number, seed = 7, defectRate = 0.1, conflictRate = 0.08): DemoLine[] {
   const rnd = prng(seed);
+  let conflictIdx = 0;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const out: DemoLine[] = [];
   let defectIdx = 0;
   for (let i = 0; i < n; i++) {
     const cls = pick(['positive', 'negative', 'neutral'] as const);
+    const topic = pick(TOPICS);
     const text = Array.from({ length: 6 + Math.floor(rnd() * 10) }, () => pick(WORDS[cls])).join(' ');
     const sample: Record<string, unknown> = {
       externalId: `rev-${String(i).padStart(6, '0')}`,
@@ -55,11 +63,20 @@ export function generateDemoLines(n: number, seed = 7, defectRate = 0.1): DemoLi
         annotator: `ann-${a}`,
         submittedAt: new Date(Date.UTC(2026, 10, 2) + i * 60_000 + a * 1000).toISOString(),
         durationMs: 2000 + Math.floor(rnd() * 8000),
-        labels: { classes: [cls], attributes: { topic: pick(TOPICS) } },
+        labels: { classes: [cls], attributes: { topic } },
       })),
     };
     let defect: Defect | undefined;
-    if (rnd() < defectRate) {
+    let conflict: Conflict | undefined;
+    if (rnd() < conflictRate) {
+      conflict = CONFLICTS[conflictIdx++ % CONFLICTS.length]!;
+      const labels = (sample.annotations as Array<{ labels: { classes: string[]; attributes: { topic: string } } }>).map((a) => a.labels);
+      const others = (['positive', 'negative', 'neutral'] as const).filter((c) => c !== cls);
+      // Dissent with 'neutral' where possible: positive vs negative is an exclusive pair, a harder conflict.
+      if (conflict === 'majority-2-1') labels[2]!.classes = [cls === 'neutral' ? others[0]! : 'neutral'];
+      if (conflict === 'split-3') { labels[1]!.classes = [others[0]!]; labels[2]!.classes = [others[1]!]; }
+      if (conflict === 'topic-conflict') labels[1]!.attributes = { topic: TOPICS[(TOPICS.indexOf(topic) + 1) % TOPICS.length]! };
+    } else if (rnd() < defectRate) {
       defect = DEFECTS[defectIdx++ % DEFECTS.length]!;
       const payload = sample.payload as Record<string, unknown>;
       const anns = sample.annotations as Array<Record<string, unknown>>;
@@ -76,10 +93,10 @@ export function generateDemoLines(n: number, seed = 7, defectRate = 0.1): DemoLi
         case 'bad-uri': payload.source = 'not a uri'; break;
       }
     }
-    out.push({ line: JSON.stringify(sample), defect });
+    out.push({ line: JSON.stringify(sample), defect, conflict });
   }
   // Exact resubmissions (no-ops) and revised resubmissions (new revisions) of clean lines.
-  const clean = out.filter((l) => !l.defect);
+  const clean = out.filter((l) => !l.defect && !l.conflict);
   for (let k = 0; k < Math.min(20, clean.length); k++) {
     const l = clean[Math.floor(rnd() * clean.length)]!;
     if (k % 2 === 0) out.push({ line: l.line });

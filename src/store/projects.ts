@@ -61,3 +61,32 @@ export async function countReleasable(pool: Pool, project: string): Promise<numb
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM samples WHERE ${RELEASABLE}`, [project]);
   return Number(rows[0]!.n);
 }
+
+export interface BatchStatusRow {
+  batchId: string;
+  status: string;
+  counts: Record<string, number>;
+  agreement: { fleissKappa: number | null; krippendorffAlpha: number | null; conflicts: number } | null;
+  findings: Array<{ source: string; rule: string; message: string }>;
+}
+
+/** The newest batches of a project with their agreement statistics and batch-level findings. */
+export async function recentBatches(pool: Pool, project: string, limit: number): Promise<BatchStatusRow[]> {
+  const { rows } = await pool.query<{ id: string; status: string; counts: Record<string, number>; agreement: BatchStatusRow['agreement']; findings: BatchStatusRow['findings'] | null }>(
+    `SELECT b.id, b.status, b.counts, b.agreement,
+            (SELECT jsonb_agg(jsonb_build_object('source', f.source, 'rule', f.rule, 'message', f.message) ORDER BY f.source)
+             FROM batch_findings f WHERE f.project_id = b.project_id AND f.batch_id = b.id) AS findings
+     FROM batches b WHERE b.project_id = $1 ORDER BY b.created_at DESC, b.id DESC LIMIT $2`,
+    [project, limit],
+  );
+  return rows.map((r) => ({ batchId: r.id, status: r.status, counts: r.counts, agreement: r.agreement, findings: r.findings ?? [] }));
+}
+
+/** Why samples of a project sit in review or resample: counts per layer-5 reason (latest revisions). */
+export async function dispositionReasons(pool: Pool, project: string): Promise<Record<string, number>> {
+  const { rows } = await pool.query<{ reason: string; n: string }>(
+    `SELECT q.details->>'reason' AS reason, count(*) AS n FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
+     WHERE s.project_id = $1 AND s.is_latest GROUP BY 1 ORDER BY 1`, [project],
+  );
+  return Object.fromEntries(rows.map((r) => [r.reason, Number(r.n)]));
+}

@@ -5,7 +5,7 @@ import { createLogger } from '../../src/clients/logger';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import { ProjectSpecError } from '../../src/qc/compliance';
 import { canonicalJson } from '../../src/util/canonical-json';
-import { DEFECTS, generateDemoLines } from '../../src/demo/dataset';
+import { CONFLICTS, DEFECTS, generateDemoLines } from '../../src/demo/dataset';
 import { parseLine } from '../../src/ingest/envelope';
 
 test('config defaults and validation errors name the variable', () => {
@@ -59,6 +59,7 @@ test('demo dataset is deterministic and injects every defect kind', () => {
   assert.deepEqual(a, b);
   const kinds = new Set(a.map((l) => l.defect).filter(Boolean));
   assert.deepEqual([...kinds].sort(), [...DEFECTS].sort());
+  assert.deepEqual([...new Set(a.map((l) => l.conflict).filter(Boolean))].sort(), [...CONFLICTS].sort());
   // Envelope-level defects never parse as samples; payload-level ones do (layer 1 catches them later).
   for (const l of a.filter((x) => x.defect === 'malformed-json' || x.defect === 'missing-external-id' || x.defect === 'bad-box')) {
     assert.equal(parseLine(l.line).ok, false);

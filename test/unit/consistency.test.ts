@@ -120,6 +120,14 @@ test('attributes: per-key value conflicts and values outside the ontology', () =
   assert.deepEqual(rules(check([ann('a', { attributes: { color: 'green' } })])), ['attribute_value']);
 });
 
+test('sample agreement is the weakest label kind, so agreeing attributes cannot hide a split class vote', () => {
+  const r = check([ann('a', { classes: ['cat'], attributes: { color: 'red' } }), ann('b', { classes: ['dog'], attributes: { color: 'red' } }), ann('c', { classes: ['car'], attributes: { color: 'red' } })],
+    { layer2: { minClassAgreement: 0.3 } });
+  assert.equal(r.passed, true);
+  assert.deepEqual(r.agreementByKind, { classes: 1 / 3, attributes: 1 });
+  assert.equal(r.agreement, 1 / 3);
+});
+
 test('tags: invalid BIO and BIOES transitions are findings at the offending token', () => {
   const f = (tags: string[], scheme: 'BIO' | 'BIOES') => tagSequenceFindings(tags, scheme, '/t', 'a').map((x) => `${x.pointer} ${x.rule}`);
   assert.deepEqual(f(['B-PER', 'I-PER', 'O'], 'BIO'), []);

@@ -20,8 +20,14 @@ export interface Consensus {
 export interface ConsistencyResult {
   passed: boolean;
   findings: Finding[];
-  /** Share of annotator comparisons that agreed with the consensus; 1 when there was nothing to compare. */
+  /**
+   * The weakest label kind's agreement (share of annotator comparisons that matched the consensus); 1 when
+   * nothing was compared. The minimum, not the mean: a sample is only as trustworthy as its least-agreed
+   * labels, and many agreeing boxes must not hide a split class vote.
+   */
   agreement: number;
+  /** Agreement per label kind that had comparisons. */
+  agreementByKind: Record<string, number>;
   consensus: Consensus;
   tallies: Tallies;
 }
@@ -67,11 +73,14 @@ export function checkConsistency(input: {
   const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText });
   const attributes = checkAttributes(anns, weights);
   const findings = [...classes.findings, ...boxes.findings, ...spans.findings, ...attributes.findings, ...attributeValueFindings(anns, ontology)];
-  const tallies = [classes.tallies, boxes.tallies, spans.tallies, attributes.tallies].reduce(mergeTallies, {});
+  const kinds = { classes: classes.tallies, boxes: boxes.tallies, spans: spans.tallies, attributes: attributes.tallies };
+  const tallies = Object.values(kinds).reduce((acc, t) => mergeTallies(acc, t), {} as Tallies);
+  const agreementByKind: Record<string, number> = {};
+  for (const [k, t] of Object.entries(kinds)) if (Object.keys(t).length > 0) agreementByKind[k] = agreementOf(t);
   const consensus: Consensus = {};
   if (classes.consensus) consensus.classes = classes.consensus;
   if (boxes.consensus) consensus.boxes = boxes.consensus;
   if (spans.consensus) consensus.spans = spans.consensus;
   if (attributes.consensus) consensus.attributes = attributes.consensus;
-  return { passed: findings.length === 0, findings, agreement: agreementOf(tallies), consensus, tallies };
+  return { passed: findings.length === 0, findings, agreement: Math.min(1, ...Object.values(agreementByKind)), agreementByKind, consensus, tallies };
 }
