@@ -188,3 +188,21 @@ test('Dawid–Skene history carries across batches: a careless annotator loses w
   const fits = await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM reliability_fits WHERE project_id = $1', [project]);
   assert.equal(Number(fits.rows[0]!.n), 2);
 });
+
+test('image-quality plugin: media is loaded from MinIO, a blurred image goes to review with image.blur', async () => {
+  const sharp = (await import('sharp')).default;
+  const { prng } = await import('../../src/demo/dataset');
+  const rnd = prng(9);
+  const noise = Buffer.from(Array.from({ length: 96 * 96 }, () => 40 + Math.floor(rnd() * 176)));
+  const crisp = await sharp(noise, { raw: { width: 96, height: 96, channels: 1 } }).png().toBuffer();
+  const blurred = await sharp(noise, { raw: { width: 96, height: 96, channels: 1 } }).blur(4).png().toBuffer();
+  const project = await createTestProject(h.pool, `t-${uid()}`, { qcPolicy: { plugins: [{ id: 'image-quality' }] } });
+  const withImage = (id: string, png: Buffer) => JSON.stringify({
+    externalId: id, payload: { text: id, lang: 'en' }, media: [{ contentType: 'image/png', base64: png.toString('base64') }],
+    annotations: [{ annotator: 'ann-1', labels: { classes: ['cat'] } }],
+  });
+  await ingest(project, [withImage('crisp', crisp), withImage('blurred', blurred)]);
+  const o = await outcome(project);
+  assert.deepEqual([o.get('crisp')!.status, o.get('crisp')!.l2], ['accepted', []]);
+  assert.deepEqual([o.get('blurred')!.status, o.get('blurred')!.l2, o.get('blurred')!.reason], ['review', ['image.blur'], 'layer2_conflict']);
+});
