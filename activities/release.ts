@@ -97,7 +97,10 @@ export function releaseActivities(deps: ActivityDeps) {
             `SELECT s.id, s.external_id, s.revision, s.content_hash, s.payload, s.media, s.decided_at,
                     COALESCE((SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'submittedAt', a.submitted_at,
                               'durationMs', a.duration_ms, 'labels', a.labels) ORDER BY a.ordinal) FROM annotations a WHERE a.sample_id = s.id), '[]'::jsonb) AS annotations,
-                    COALESCE((SELECT jsonb_object_agg('layer' || q.layer, jsonb_build_object('passed', q.passed, 'score', q.score))
+                    COALESCE((SELECT jsonb_object_agg('layer' || q.layer, jsonb_build_object('passed', q.passed, 'score', q.score)
+                              -- Consumers train on the consensus, and want the model version that scored it.
+                              || CASE WHEN q.layer = 2 THEN jsonb_build_object('consensus', q.details->'consensus') ELSE '{}'::jsonb END
+                              || CASE WHEN q.model_version IS NOT NULL THEN jsonb_build_object('modelVersion', q.model_version) ELSE '{}'::jsonb END)
                               FROM qc_results q WHERE q.sample_id = s.id), '{}'::jsonb) AS qc
              FROM samples s WHERE s.release_id = $1 AND s.id > $2 ORDER BY s.id LIMIT $3`,
             [input.releaseId, after, PAGE],

@@ -9,7 +9,8 @@ import { ingestFile } from '../../src/cli/ingest';
 import { inAuditShare } from '../../src/qc/disposition';
 import { registerPlugin } from '../../src/qc/plugins/registry';
 import { batchResamplesQuery, workflowIds, type BatchResamples } from '../../workflows/definitions';
-import { createTestProject, harness, uid, type Harness } from './helpers';
+import { datasetRelease } from '../../workflows';
+import { createTestProject, harness, readRelease, uid, type Harness } from './helpers';
 import type { Annotation } from '../../src/ingest/envelope';
 
 // A plugin that always throws: its failure must be recorded on the batch without failing the other checks.
@@ -111,6 +112,15 @@ test('a batch with injected conflicts ends with the expected statuses and findin
   assert.deepEqual(rel.rows.map((x) => x.annotator), ['ann-1', 'ann-2', 'ann-3']);
   const agr = await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM annotator_agreement WHERE project_id = $1', [project]);
   assert.equal(Number(agr.rows[0]!.n), 3);
+
+  // Released rows carry the layer-2 consensus and the layer-5 confidence next to the raw annotations.
+  await h.client.workflow.execute(datasetRelease, { workflowId: workflowIds.release(project, 'v1'), taskQueue: h.cfg.taskQueues.cpu, args: [{ project, version: 'v1' }] });
+  const released = await readRelease(h.store, project, 'v1');
+  const rows = released.jsonl.trim().split('\n').map((l) => JSON.parse(l) as { externalId: string; qc: Record<string, { passed: boolean; score: number; consensus?: { classes: { classes: string[] } } }> });
+  assert.equal(rows.length, 30);
+  const ok1 = rows.find((x) => x.externalId === 'ok-1')!;
+  assert.deepEqual(ok1.qc.layer2!.consensus!.classes.classes, ['cat']);
+  assert.equal(ok1.qc.layer5!.score, 0.75);
 });
 
 test('low confidence resamples (recorded, queryable, sent to the webhook after a retry); the audit share is picked by sample id', async () => {
