@@ -129,9 +129,10 @@ export function consistencyActivities(deps: ActivityDeps) {
           const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, classPosterior });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
-          const pluginTallies = plugged.tallies.get(s.sampleId);
-          const tallies = mergeTallies({ ...r.tallies }, pluginTallies ?? {});
-          const agreementByKind = { ...r.agreementByKind, ...(pluginTallies && Object.keys(pluginTallies).length > 0 ? { tags: agreementOf(pluginTallies) } : {}) };
+          const pluginTallies = plugged.tallies.get(s.sampleId) ?? {};
+          const tallies = Object.values(pluginTallies).reduce((acc, t) => mergeTallies(acc, t), structuredClone(r.tallies));
+          // A plugin that measures agreement (sequence-labels) counts as one more label kind.
+          const agreementByKind = { ...r.agreementByKind, ...Object.fromEntries(Object.entries(pluginTallies).map(([id, t]) => [id, agreementOf(t)])) };
           return {
             id: s.sampleId,
             layer1: pluginFindings.filter((f) => f.layer === 1),

@@ -38,7 +38,10 @@ export async function fitBatchReliability(
   const classes = ontologyClasses ?? [...new Set([...(prior?.classes ?? []), ...votes.flatMap((v) => v.map((x) => x.value))])].sort();
   const index = new Map(classes.map((c, i) => [c, i]));
   // Votes for classes outside the ontology are layer-2 findings already; they carry no reliability signal.
-  const items: ClassVote[][] = votes.map((v) => v.flatMap((x) => (index.has(x.value) ? [{ annotator: x.annotator, label: index.get(x.value)! }] : [])));
+  // Samples without class votes would only add the prior back into the class counts.
+  const items: ClassVote[][] = votes
+    .map((v) => v.flatMap((x) => (index.has(x.value) ? [{ annotator: x.annotator, label: index.get(x.value)! }] : [])))
+    .filter((v) => v.length > 0);
   const ds = dawidSkene(items, classes, prior);
   const weights = Object.fromEntries(annotators.map((a) => [a, annotatorAccuracy(ds.confusion[a]!, ds.classPrior)]));
   const fit: BatchFit = { classes, classPrior: ds.classPrior, confusion: ds.confusion, weights, items: items.length, iterations: ds.iterations };

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ingestFile } from '../../src/cli/ingest';
+import { connectServices, formatResamples, resamples, status } from '../../src/cli/commands';
 import { inAuditShare } from '../../src/qc/disposition';
 import { registerPlugin } from '../../src/qc/plugins/registry';
 import { batchResamplesQuery, workflowIds, type BatchResamples } from '../../workflows/definitions';
@@ -172,6 +173,18 @@ test('low confidence resamples (recorded, queryable, sent to the webhook after a
   assert.equal(q.total, 1);
   assert.equal(q.webhook, 'notified');
   assert.equal(q.items[0]!.externalId, 'split-3');
+
+  // What an operator sees in the CLI.
+  const services = await connectServices(h.cfg);
+  try {
+    const text = await status(services, project);
+    assert.match(text, /reasons\s+audit=\d+ confident=\d+ low_confidence=1 uncertain=1/);
+    assert.match(text, /resample\s+1 request\(s\): qcflow resamples --project/);
+    assert.match(text, /batch\s+\S+ done kappa=-?\d\.\d{3} alpha=-?\d\.\d{3} conflicts=0/);
+    assert.match(formatResamples(await resamples(services, { project, limit: 10 })), /^1 resample request\(s\)\nsplit-3\t\S+\tnotified\tresample: confidence 0\.350/);
+  } finally {
+    await services.close();
+  }
 });
 
 test('Dawid–Skene history carries across batches: a careless annotator loses weight for later batches', async () => {

@@ -59,9 +59,12 @@ export function checkClasses(
     const vote = weightedVote(votes, opts.weights);
     let value = vote.value;
     if (opts.posterior) {
-      let best = 0;
-      opts.posterior.p.forEach((x, t) => { if (x > opts.posterior!.p[best]!) best = t; });
-      value = opts.posterior.classes[best]!;
+      // Only classes someone actually gave are candidates: a consensus nobody labelled would surprise every reviewer.
+      const given = new Set(votes.map((v) => v.value));
+      let bestP = -1;
+      opts.posterior.classes.forEach((c, t) => {
+        if (given.has(c) && opts.posterior!.p[t]! > bestP) { bestP = opts.posterior!.p[t]!; value = c; }
+      });
     }
     const total = votes.reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0);
     const support = votes.filter((v) => v.value === value).reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0) / total;

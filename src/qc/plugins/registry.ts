@@ -1,6 +1,5 @@
 import type { Labels } from '../../ingest/envelope';
 import type { Ontology } from '../../projects/definition';
-import { mergeTallies } from '../consistency/index';
 import type { Tallies } from '../consistency/types';
 import type { Finding } from '../findings';
 import type { QcPolicy } from '../policy';
@@ -47,7 +46,8 @@ export function appliesTo(plugin: QcPlugin<unknown>, s: PluginSample): boolean {
 export interface PluginOutcome {
   /** Findings per sample id, each tagged with its plugin and layer. */
   findings: Map<string, Finding[]>;
-  tallies: Map<string, Tallies>;
+  /** Per sample, per plugin: the annotator agreement the plugin measured. */
+  tallies: Map<string, Record<string, Tallies>>;
   scores: Map<string, Record<string, number>>;
   details: Map<string, Record<string, unknown>>;
   /** Plugins that threw: recorded on the batch, the other checks go on. */
@@ -71,7 +71,7 @@ export async function runPlugins(configured: ConfiguredPlugin[], samples: Plugin
       const fs = out.findings.get(r.sampleId) ?? [];
       fs.push(...r.findings.map((f) => ({ ...f, layer: plugin.layer, plugin: plugin.id })));
       out.findings.set(r.sampleId, fs);
-      if (r.tallies) out.tallies.set(r.sampleId, mergeTallies(out.tallies.get(r.sampleId) ?? {}, r.tallies));
+      if (r.tallies && Object.keys(r.tallies).length > 0) out.tallies.set(r.sampleId, { ...out.tallies.get(r.sampleId), [plugin.id]: r.tallies });
       if (r.score !== undefined) out.scores.set(r.sampleId, { ...out.scores.get(r.sampleId), [plugin.id]: r.score });
       if (r.details) out.details.set(r.sampleId, { ...out.details.get(r.sampleId), [plugin.id]: r.details });
     }
