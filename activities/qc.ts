@@ -1,9 +1,7 @@
 import { withTransaction } from '../src/clients/pg';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
-import { decideDisposition, fuseConfidence, type DispositionReason, type Fusion } from '../src/qc/disposition';
-import type { Finding } from '../src/qc/findings';
-import type { QcPolicy } from '../src/qc/policy';
+import { decideDisposition, fuseConfidence, layer5Findings } from '../src/qc/disposition';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
 import { policyOf } from './consistency';
 import type { IngestSample, MediaRef, Annotation } from '../src/ingest/envelope';
@@ -24,22 +22,6 @@ export interface DispositionSummary {
   counts: Pick<BatchCounts, 'accepted' | 'rejected' | 'review' | 'resample'>;
   audited: number;
   resamples: { total: number; items: ResampleRequest[] };
-}
-
-/** What layer 5 tells a reviewer: which rule decided, and which inputs were stand-ins. */
-export function layer5Findings(reason: DispositionReason, fusion: Fusion | undefined, policy: QcPolicy, layer2Rules: string[]): Finding[] {
-  const out: Finding[] = [];
-  const final = fusion ? fusion.final.toFixed(3) : '';
-  switch (reason) {
-    case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
-    case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: annotators conflict (${layer2Rules.join(', ')})` }); break;
-    case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: confidence ${final} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
-    case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: confidence ${final} is below accept ${policy.fusion.acceptThreshold}` }); break;
-    case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: confidence ${final} is below review ${policy.fusion.reviewThreshold}` }); break;
-    case 'confident': break;
-  }
-  for (const a of fusion?.absent ?? []) out.push({ layer: 5, pointer: `/fusion/${a.input}`, rule: 'fusion.input_absent', message: `${a.input} absent; used ${a.usedInstead}` });
-  return out;
 }
 
 export function qcActivities(deps: ActivityDeps) {

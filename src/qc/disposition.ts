@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Finding } from './findings';
 import type { QcPolicy } from './policy';
 
 export type Disposition = 'accepted' | 'review' | 'resample' | 'rejected';
@@ -76,4 +77,20 @@ export function decideDisposition(d: DispositionInput): { disposition: Dispositi
   }
   if (final >= d.policy.fusion.reviewThreshold) return { disposition: 'review', reason: 'uncertain' };
   return { disposition: 'resample', reason: 'low_confidence' };
+}
+
+/** What layer 5 tells a reviewer: which rule decided, and which inputs were stand-ins. */
+export function layer5Findings(reason: DispositionReason, fusion: Fusion | undefined, policy: QcPolicy, layer2Rules: string[]): Finding[] {
+  const out: Finding[] = [];
+  const final = fusion ? fusion.final.toFixed(3) : '';
+  switch (reason) {
+    case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
+    case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: annotators conflict (${layer2Rules.join(', ')})` }); break;
+    case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: confidence ${final} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
+    case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: confidence ${final} is below accept ${policy.fusion.acceptThreshold}` }); break;
+    case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: confidence ${final} is below review ${policy.fusion.reviewThreshold}` }); break;
+    case 'confident': break;
+  }
+  for (const a of fusion?.absent ?? []) out.push({ layer: 5, pointer: `/fusion/${a.input}`, rule: 'fusion.input_absent', message: `${a.input} absent; used ${a.usedInstead}` });
+  return out;
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { decideDisposition, fuseConfidence, inAuditShare } from '../../src/qc/disposition';
+import { decideDisposition, fuseConfidence, inAuditShare, layer5Findings } from '../../src/qc/disposition';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import { configurePlugins, runPlugins, type QcPlugin } from '../../src/qc/plugins/registry';
 import { laplacianVariance } from '../../src/qc/plugins/image-quality';
@@ -43,6 +43,15 @@ test('disposition table: the rules apply in order', () => {
     [true, true, 0.39, 'resample', 'low_confidence'],
   ];
   for (const [l1, l2, final, disposition, reason] of table) assert.deepEqual(d(l1, l2, final), { disposition, reason }, `${l1} ${l2} ${final}`);
+});
+
+test('layer-5 findings say which rule decided and which inputs were stand-ins', () => {
+  const fusion = fuseConfidence({ score: 0.3, agreement: 1 }, W);
+  const f = layer5Findings('low_confidence', fusion, DEFAULT_POLICY, []);
+  assert.deepEqual(f.map((x) => `${x.pointer} ${x.rule}`), [' disposition.low_confidence', '/fusion/uncertainty fusion.input_absent', '/fusion/stability fusion.input_absent']);
+  assert.match(f[0]!.message, /resample: confidence 0.330 is below review 0.4/);
+  assert.match(layer5Findings('layer2_conflict', undefined, DEFAULT_POLICY, ['class_conflict'])[0]!.message, /annotators conflict \(class_conflict\)/);
+  assert.deepEqual(layer5Findings('confident', fuseConfidence({ score: 1, uncertainty: 0, stability: 1, agreement: 1 }, W), DEFAULT_POLICY, []), []);
 });
 
 test('audit share: deterministic by sample id and close to the configured fraction', () => {
