@@ -1,13 +1,13 @@
 import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
+import { ANNOTATIONS_OF_S } from '../src/store/samples';
 import { getObjectStream } from '../src/clients/minio';
 import { agreementOf, checkConsistency, mergeTallies, type AnnotatorLabels } from '../src/qc/consistency';
 import type { Finding } from '../src/qc/findings';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
 import { PolicyError, resolvePolicy, type QcPolicy } from '../src/qc/policy';
 import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc/stats/agreement';
-import { posterior } from '../src/qc/stats/dawid-skene';
-import { fitBatchReliability, type BatchFit } from '../src/store/reliability';
+import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store/reliability';
 import type { MediaRef } from '../src/ingest/envelope';
 import type { ProjectDefinition } from '../src/projects/definition';
 import { type ActivityDeps, badInput, heartbeat, requireProject } from './deps';
@@ -62,12 +62,12 @@ export function consistencyActivities(deps: ActivityDeps) {
 
   async function batchVotes(input: BatchKey): Promise<Array<Array<{ annotator: string; value: string }>>> {
     const { rows } = await deps.pool.query<{ annotations: AnnotatorLabels[] }>(
-      `SELECT (SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'labels', a.labels) ORDER BY a.ordinal) FROM annotations a WHERE a.sample_id = s.id) AS annotations
+      `SELECT ${ANNOTATIONS_OF_S} AS annotations
        FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 AND q.passed
        WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
       [input.project, input.batchId],
     );
-    return rows.map((r) => classVotes(r.annotations ?? []));
+    return rows.map((r) => classVotes(r.annotations));
   }
 
   async function writePage(c: PoolClient, results: Array<{ id: string; layer1: Finding[]; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
@@ -106,9 +106,9 @@ export function consistencyActivities(deps: ActivityDeps) {
       const pluginErrors: BatchAgreement['pluginErrors'] = [];
       let done = 0;
       for (;;) {
-        const { rows } = await deps.pool.query<{ id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: AnnotatorLabels[] | null }>(
+        const { rows } = await deps.pool.query<{ id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: AnnotatorLabels[] }>(
           `SELECT s.id, s.payload, s.media,
-                  (SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'labels', a.labels) ORDER BY a.ordinal) FROM annotations a WHERE a.sample_id = s.id) AS annotations
+                  ${ANNOTATIONS_OF_S} AS annotations
            FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
            LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
            WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND q2.sample_id IS NULL ORDER BY s.id LIMIT $3`,
@@ -117,16 +117,14 @@ export function consistencyActivities(deps: ActivityDeps) {
         if (rows.length === 0) break;
         const needsMedia = plugins.some((p) => p.plugin.needsMedia);
         const samples: PluginSample[] = await Promise.all(rows.map(async (r) => ({
-          sampleId: r.id, payload: r.payload, annotations: r.annotations ?? [], media: needsMedia ? await loadMedia(r.media) : [],
+          sampleId: r.id, payload: r.payload, annotations: r.annotations, media: needsMedia ? await loadMedia(r.media) : [],
         })));
         const plugged = await runPlugins(plugins, samples, { project: input.project, ontology: project.ontology, weights });
         pluginErrors.push(...plugged.errors);
         const results = samples.map((s) => {
           const votes = classVotes(s.annotations);
-          const classPosterior = fit && votes.length > 0
-            ? { classes: fit.classes, p: posterior(votes.flatMap((v) => (fit.classes.includes(v.value) ? [{ annotator: v.annotator, label: fit.classes.indexOf(v.value) }] : [])), fit.classPrior, fit.confusion, fit.classes.length) }
-            : undefined;
-          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, classPosterior });
+          const posterior = fit && votes.length > 0 ? classPosterior(fit, votes) : undefined;
+          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, classPosterior: posterior });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
           const pluginTallies = plugged.tallies.get(s.sampleId) ?? {};
@@ -140,10 +138,10 @@ export function consistencyActivities(deps: ActivityDeps) {
             score: Math.min(1, ...Object.values(agreementByKind)),
             findings,
             details: {
-              consensus: { ...r.consensus, ...(plugged.details.get(s.sampleId)?.['sequence-labels'] as object | undefined) },
+              consensus: { ...r.consensus, ...plugged.consensus.get(s.sampleId) },
               tallies,
               agreementByKind,
-              ...(classPosterior ? { classPosterior } : {}),
+              ...(posterior ? { classPosterior: posterior } : {}),
               ...(plugged.scores.has(s.sampleId) ? { pluginScores: plugged.scores.get(s.sampleId) } : {}),
               ...(plugged.details.has(s.sampleId) ? { pluginDetails: plugged.details.get(s.sampleId) } : {}),
             },

@@ -1,4 +1,5 @@
 import { withTransaction } from '../src/clients/pg';
+import { ANNOTATIONS_OF_S } from '../src/store/samples';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
 import { decideDisposition, fuseConfidence, layer5Findings } from '../src/qc/disposition';
@@ -46,8 +47,7 @@ export function qcActivities(deps: ActivityDeps) {
       for (;;) {
         const { rows } = await deps.pool.query<{ id: string; external_id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Annotation[] }>(
           `SELECT s.id, s.external_id, s.payload, s.media,
-                  COALESCE((SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'labels', a.labels) ORDER BY a.ordinal)
-                            FROM annotations a WHERE a.sample_id = s.id), '[]'::jsonb) AS annotations
+                  ${ANNOTATIONS_OF_S} AS annotations
            FROM samples s WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'received' ORDER BY s.id LIMIT $3`,
           [input.project, input.batchId, PAGE],
         );

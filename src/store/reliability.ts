@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { withTransaction } from '../clients/pg';
-import { annotatorAccuracy, dawidSkene, type ClassVote, type ReliabilityCounts } from '../qc/stats/dawid-skene';
+import { annotatorAccuracy, dawidSkene, posterior, type ClassVote, type ReliabilityCounts } from '../qc/stats/dawid-skene';
 
 /** The reliability model one batch is judged with: fitted on the project's history plus this batch. */
 export interface BatchFit {
@@ -11,6 +11,19 @@ export interface BatchFit {
   weights: Record<string, number>;
   items: number;
   iterations: number;
+}
+
+/** Class votes as indices into `classes`; votes for other classes (layer-2 findings already) carry no signal. */
+export function toClassVotes(classes: string[], votes: Array<{ annotator: string; value: string }>): ClassVote[] {
+  return votes.flatMap((x) => {
+    const label = classes.indexOf(x.value);
+    return label >= 0 ? [{ annotator: x.annotator, label }] : [];
+  });
+}
+
+/** The posterior over the true class of one sample under the batch's fit. */
+export function classPosterior(fit: BatchFit, votes: Array<{ annotator: string; value: string }>): { classes: string[]; p: number[] } {
+  return { classes: fit.classes, p: posterior(toClassVotes(fit.classes, votes), fit.classPrior, fit.confusion, fit.classes.length) };
 }
 
 async function loadCounts(pool: Pool, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {
@@ -36,12 +49,8 @@ export async function fitBatchReliability(
   const annotators = [...new Set(votes.flatMap((v) => v.map((x) => x.annotator)))].sort();
   const prior = await loadCounts(pool, project, annotators);
   const classes = ontologyClasses ?? [...new Set([...(prior?.classes ?? []), ...votes.flatMap((v) => v.map((x) => x.value))])].sort();
-  const index = new Map(classes.map((c, i) => [c, i]));
-  // Votes for classes outside the ontology are layer-2 findings already; they carry no reliability signal.
   // Samples without class votes would only add the prior back into the class counts.
-  const items: ClassVote[][] = votes
-    .map((v) => v.flatMap((x) => (index.has(x.value) ? [{ annotator: x.annotator, label: index.get(x.value)! }] : [])))
-    .filter((v) => v.length > 0);
+  const items = votes.map((v) => toClassVotes(classes, v)).filter((v) => v.length > 0);
   const ds = dawidSkene(items, classes, prior);
   const weights = Object.fromEntries(annotators.map((a) => [a, annotatorAccuracy(ds.confusion[a]!, ds.classPrior)]));
   const fit: BatchFit = { classes, classPrior: ds.classPrior, confusion: ds.confusion, weights, items: items.length, iterations: ds.iterations };

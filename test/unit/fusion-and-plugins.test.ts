@@ -91,7 +91,15 @@ test('a plugin that throws is recorded for the batch and the other plugins still
   const broken: QcPlugin<unknown> = { id: 'broken', description: 'always throws', layer: 2, parseConfig: (c) => c, run: () => { throw new Error('boom'); } };
   const seq = configurePlugins(resolvePolicy({ plugins: [{ id: 'sequence-labels' }] }));
   const out = await runPlugins([{ plugin: broken, config: {} }, ...seq],
-    [{ sampleId: 's', payload: {}, media: [], annotations: [{ annotator: 'a', labels: { tags: ['O', 'I-PER'] } }] }], { project: 'p', ontology: {}, weights: {} });
+    [
+      { sampleId: 's', payload: {}, media: [], annotations: [{ annotator: 'a', labels: { tags: ['O', 'I-PER'] } }] },
+      { sampleId: 'ok', payload: {}, media: [], annotations: [{ annotator: 'a', labels: { tags: ['B-PER', 'I-PER', 'O'] } }, { annotator: 'b', labels: { tags: ['B-PER', 'I-PER', 'O'] } }] },
+      { sampleId: 'untagged', payload: {}, media: [], annotations: [{ annotator: 'a', labels: { classes: ['x'] } }] },
+    ], { project: 'p', ontology: {}, weights: {} });
   assert.deepEqual(out.errors, [{ plugin: 'broken', message: 'boom' }]);
   assert.deepEqual(out.findings.get('s')!.map((f) => [f.plugin, f.rule]), [['sequence-labels', 'invalid_transition']]);
+  // The decoded path joins layer 2's consensus; samples without tags are not the plugin's business.
+  assert.deepEqual(out.consensus.get('ok'), { tags: ['B-PER', 'I-PER', 'O'] });
+  assert.deepEqual(out.tallies.get('ok'), { 'sequence-labels': { a: { compared: 3, agreed: 3 }, b: { compared: 3, agreed: 3 } } });
+  assert.equal(out.findings.has('untagged'), false);
 });

@@ -50,13 +50,14 @@ export interface PluginOutcome {
   tallies: Map<string, Record<string, Tallies>>;
   scores: Map<string, Record<string, number>>;
   details: Map<string, Record<string, unknown>>;
+  consensus: Map<string, Record<string, unknown>>;
   /** Plugins that threw: recorded on the batch, the other checks go on. */
   errors: Array<{ plugin: string; message: string }>;
 }
 
 /** Runs each configured plugin on the samples it applies to; a plugin that throws costs only its own results. */
 export async function runPlugins(configured: ConfiguredPlugin[], samples: PluginSample[], ctx: { project: string; ontology: Ontology; weights: Record<string, number> }): Promise<PluginOutcome> {
-  const out: PluginOutcome = { findings: new Map(), tallies: new Map(), scores: new Map(), details: new Map(), errors: [] };
+  const out: PluginOutcome = { findings: new Map(), tallies: new Map(), scores: new Map(), details: new Map(), consensus: new Map(), errors: [] };
   for (const { plugin, config } of configured) {
     const batch = samples.filter((s) => appliesTo(plugin, s));
     if (batch.length === 0) continue;
@@ -73,6 +74,7 @@ export async function runPlugins(configured: ConfiguredPlugin[], samples: Plugin
       out.findings.set(r.sampleId, fs);
       if (r.tallies && Object.keys(r.tallies).length > 0) out.tallies.set(r.sampleId, { ...out.tallies.get(r.sampleId), [plugin.id]: r.tallies });
       if (r.score !== undefined) out.scores.set(r.sampleId, { ...out.scores.get(r.sampleId), [plugin.id]: r.score });
+      if (r.consensus) out.consensus.set(r.sampleId, { ...out.consensus.get(r.sampleId), ...r.consensus });
       if (r.details) out.details.set(r.sampleId, { ...out.details.get(r.sampleId), [plugin.id]: r.details });
     }
   }

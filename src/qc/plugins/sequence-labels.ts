@@ -24,7 +24,7 @@ export const sequenceLabelsPlugin: QcPlugin<SequenceLabelsConfig> = {
   run(batch, ctx) {
     return batch.map((s) => {
       const r = checkTags(s.annotations, { scheme: ctx.config.scheme, entities: ctx.ontology.entities, minAgreement: ctx.config.minAgreement, weights: ctx.weights });
-      return { sampleId: s.sampleId, findings: r.findings, score: r.agreement, tallies: r.tallies, details: r.consensus ? { tags: r.consensus } : undefined };
+      return { sampleId: s.sampleId, findings: r.findings, score: r.agreement, tallies: r.tallies, consensus: r.consensus ? { tags: r.consensus } : undefined };
     });
   },
 };

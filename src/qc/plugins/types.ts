@@ -16,6 +16,8 @@ export interface PluginResult {
   findings: Finding[];
   /** The plugin's own quality score in [0, 1], stored with the layer result. */
   score?: number;
+  /** What the plugin decided the labels are (e.g. the decoded tag path); merged into layer 2's consensus. */
+  consensus?: Record<string, unknown>;
   /** Per-annotator agreement the plugin measured; merged into layer 2's tallies. */
   tallies?: Tallies;
   details?: Record<string, unknown>;
