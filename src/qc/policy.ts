@@ -1,5 +1,4 @@
-import Ajv2020 from 'ajv/dist/2020';
-import { ajvErrorsToFindings } from '../ingest/envelope';
+import { parserWithDefaults } from './schema-defaults';
 
 /**
  * A project's QC policy: every threshold and weight the layers use, with documented defaults.
@@ -86,19 +85,14 @@ export const QC_POLICY_SCHEMA = {
   },
 } as const;
 
-// useDefaults fills missing fields while validating, so defaults live in the schema only.
-const validatePolicy = new Ajv2020({ allErrors: true, strict: false, useDefaults: true }).compile(QC_POLICY_SCHEMA);
 
 export class PolicyError extends Error {}
 
+const parsePolicy = parserWithDefaults<QcPolicy>(QC_POLICY_SCHEMA, '/qcPolicy', (problems) => new PolicyError(`invalid QC policy: ${problems}`));
+
 /** Validates a stored or submitted policy and fills in defaults; the error names each bad field. */
 export function resolvePolicy(raw: unknown): QcPolicy {
-  const copy = structuredClone(raw ?? {});
-  if (!validatePolicy(copy)) {
-    const problems = ajvErrorsToFindings(validatePolicy.errors, '/qcPolicy').map((f) => `${f.pointer} ${f.message} (${f.rule})`);
-    throw new PolicyError(`invalid QC policy: ${problems.join('; ')}`);
-  }
-  const p = copy as QcPolicy;
+  const p = parsePolicy(raw);
   if (p.fusion.reviewThreshold > p.fusion.acceptThreshold) {
     throw new PolicyError(`invalid QC policy: /qcPolicy/fusion/reviewThreshold (${p.fusion.reviewThreshold}) must not exceed acceptThreshold (${p.fusion.acceptThreshold})`);
   }

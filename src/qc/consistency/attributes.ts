@@ -1,6 +1,6 @@
 import type { Ontology } from '../../projects/definition';
 import type { Finding } from '../findings';
-import { said, tally, weightedVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+import { said, tally, valueVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
 
 type Value = string | number | boolean;
 
@@ -34,11 +34,11 @@ export function checkAttributes(anns: AnnotatorLabels[], weights: Record<string,
   const consensus: Record<string, Value> = {};
   for (const k of keys) {
     const votes = withAttrs.filter((a) => a.labels.attributes![k] !== undefined).map((a) => ({ annotator: a.annotator, value: a.labels.attributes![k]! }));
-    const top = weightedVote(votes.map((v) => ({ annotator: v.annotator, value: JSON.stringify(v.value) })), weights).value;
-    consensus[k] = JSON.parse(top) as Value;
+    const vote = valueVote(votes, weights);
+    consensus[k] = vote.value;
     if (votes.length < 2) continue;
-    for (const v of votes) tally(tallies, v.annotator, JSON.stringify(v.value) === top);
-    if (votes.some((v) => JSON.stringify(v.value) !== top)) {
+    for (const v of votes) tally(tallies, v.annotator, !vote.dissenters.includes(v.annotator));
+    if (vote.dissenters.length > 0) {
       findings.push({
         layer: 2, pointer: `/annotations/*/labels/attributes/${k}`, rule: 'attribute_conflict',
         message: `annotators disagree on ${k}: ${said(votes.map((v) => [v.annotator, v.value]))}`,

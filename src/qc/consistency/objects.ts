@@ -2,7 +2,7 @@ import type { Ontology } from '../../projects/definition';
 import type { Finding } from '../findings';
 import { exclusivePair } from './classes';
 import { clusterAcrossAnnotators, intervalIou, iou, medianBox, medianInterval, toTokenInterval, type Box, type Interval } from './matching';
-import { said, tally, weightedVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+import { said, tally, valueVote, weightedVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
 
 type Attrs = Record<string, string | number | boolean>;
 
@@ -102,11 +102,11 @@ function checkObjects<G>(
     const keys = new Set(c.members.flatMap((m) => Object.keys(m.item.attributes ?? {})));
     const attributeDissent = new Set<string>();
     for (const k of [...keys].sort()) {
-      const values = c.members.map((m) => [m.annotator, m.item.attributes?.[k]] as [string, unknown]);
-      if (new Set(values.map(([, v]) => JSON.stringify(v))).size > 1) {
-        findings.push({ layer: 2, pointer: `${ptr(c.members[0]!)}/attributes/${k}`, rule: 'attribute_conflict', message: `matched ${kind.noun} has different ${k}: ${said(values)}`, annotators: who });
-        const top = weightedVote(values.map(([annotator, v]) => ({ annotator, value: JSON.stringify(v) })), weights).value;
-        values.forEach(([a, v]) => { if (JSON.stringify(v) !== top) attributeDissent.add(a); });
+      const values = c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] }));
+      const vote = valueVote(values, weights);
+      if (vote.dissenters.length > 0) {
+        findings.push({ layer: 2, pointer: `${ptr(c.members[0]!)}/attributes/${k}`, rule: 'attribute_conflict', message: `matched ${kind.noun} has different ${k}: ${said(values.map((v) => [v.annotator, v.value]))}`, annotators: who });
+        for (const a of vote.dissenters) attributeDissent.add(a);
       }
     }
     for (const m of c.members) tally(tallies, m.annotator, geometryOk && m.item.cls === cls && !attributeDissent.has(m.annotator));
@@ -123,7 +123,15 @@ export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { mat
 export function checkSpans(
   anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; tokenText?: string },
 ): KindResult<ConsensusObject<Interval>[]> {
-  const toUnit = (s: Interval): Interval => (o.tokenText === undefined ? s : toTokenInterval(o.tokenText, s));
+  // The matcher compares every pair several times; tokenising the text once per distinct span is enough.
+  const tokenIntervals = new Map<string, Interval>();
+  const toUnit = (s: Interval): Interval => {
+    if (o.tokenText === undefined) return s;
+    const key = `${s.start}:${s.end}`;
+    let t = tokenIntervals.get(key);
+    if (!t) tokenIntervals.set(key, (t = toTokenInterval(o.tokenText, s)));
+    return t;
+  };
   const per = anns.map((a, i) => ({ annotator: a.annotator, i, items: (a.labels.spans ?? []).map((s) => ({ geometry: { start: s.start, end: s.end }, cls: s.label })), has: a.labels.spans !== undefined }))
     .filter((a) => a.has);
   const known = ontology.entities && new Set(ontology.entities);

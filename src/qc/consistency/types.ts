@@ -45,3 +45,10 @@ export function weightedVote<V extends string>(votes: Array<{ annotator: string;
   for (const [value, s] of score) if (s > score.get(best)!) best = value;
   return { value: best, share: total > 0 ? score.get(best)! / total : 0 };
 }
+
+/** Weighted vote over arbitrary values compared by their JSON (so 1 and "1" differ); who voted otherwise. */
+export function valueVote<V>(votes: Array<{ annotator: string; value: V }>, weights: Record<string, number>): { value: V; dissenters: string[] } {
+  const key = (v: V): string => String(JSON.stringify(v));
+  const top = weightedVote(votes.map((v) => ({ annotator: v.annotator, value: key(v.value) })), weights).value;
+  return { value: votes.find((v) => key(v.value) === top)!.value, dissenters: votes.filter((v) => key(v.value) !== top).map((v) => v.annotator) };
+}

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { Finding } from '../findings';
-import { configParser } from './config';
+import { pluginConfigParser } from './types';
 import type { PluginResult, QcPlugin } from './types';
 
 export interface ImageQualityConfig {
@@ -64,7 +64,7 @@ export const imageQualityPlugin: QcPlugin<ImageQualityConfig> = {
   description: 'blur by variance of the Laplacian; under/over-exposure by histogram (sharp decodes)',
   layer: 2,
   needsMedia: true,
-  parseConfig: configParser<ImageQualityConfig>('image-quality', {
+  parseConfig: pluginConfigParser<ImageQualityConfig>('image-quality', {
     type: 'object',
     additionalProperties: false,
     properties: {

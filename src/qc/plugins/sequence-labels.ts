@@ -1,5 +1,5 @@
 import { checkTags, type TagScheme } from '../consistency/tags';
-import { configParser } from './config';
+import { pluginConfigParser } from './types';
 import type { QcPlugin } from './types';
 
 export interface SequenceLabelsConfig {
@@ -13,7 +13,7 @@ export const sequenceLabelsPlugin: QcPlugin<SequenceLabelsConfig> = {
   description: 'invalid BIO/BIOES transitions; consensus tag path by Viterbi over the allowed-transition lattice',
   layer: 2,
   labelKinds: ['tags'],
-  parseConfig: configParser<SequenceLabelsConfig>('sequence-labels', {
+  parseConfig: pluginConfigParser<SequenceLabelsConfig>('sequence-labels', {
     type: 'object',
     additionalProperties: false,
     properties: {

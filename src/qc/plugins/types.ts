@@ -1,7 +1,9 @@
 import type { Labels } from '../../ingest/envelope';
 import type { Ontology } from '../../projects/definition';
 import type { AnnotatorLabels, Tallies } from '../consistency/types';
+import type { AnySchema } from 'ajv/dist/2020';
 import type { Finding } from '../findings';
+import { parserWithDefaults } from '../schema-defaults';
 
 /** What a plugin sees of one sample. `media` carries bytes only for plugins that ask for them. */
 export interface PluginSample {
@@ -47,4 +49,9 @@ export interface QcPlugin<C = unknown> {
   /** Validates the project's config for it; throws an Error naming the field when invalid. */
   parseConfig(raw: Record<string, unknown>): C;
   run(batch: PluginSample[], ctx: PluginContext<C>): PluginResult[] | Promise<PluginResult[]>;
+}
+
+/** A plugin's parseConfig from a JSON Schema with defaults; errors name the field under the plugin. */
+export function pluginConfigParser<C>(pluginId: string, schema: AnySchema): (raw: Record<string, unknown>) => C {
+  return parserWithDefaults<C>(schema, `/plugins/${pluginId}/config`, (problems) => new Error(`invalid config for plugin ${pluginId}: ${problems}`));
 }
