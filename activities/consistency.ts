@@ -1,7 +1,7 @@
 import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import { ANNOTATIONS_OF_S } from '../src/store/samples';
-import { getObjectStream } from '../src/clients/minio';
+import { getObjectBuffer, isMissingObject } from '../src/clients/minio';
 import { agreementOf, checkConsistency, mergeTallies, type AnnotatorLabels } from '../src/qc/consistency';
 import type { Finding } from '../src/qc/findings';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
@@ -49,12 +49,10 @@ export function consistencyActivities(deps: ActivityDeps) {
   async function loadMedia(media: MediaRef[]): Promise<PluginSample['media']> {
     return Promise.all(media.flatMap((m) => ('key' in m ? [m.key] : [])).map(async (key) => {
       try {
-        const chunks: Buffer[] = [];
-        for await (const c of await getObjectStream(deps.store, key)) chunks.push(c as Buffer);
-        return { key, bytes: Buffer.concat(chunks) };
+        return { key, bytes: await getObjectBuffer(deps.store, key) };
       } catch (err) {
         // Missing media is a layer-1 finding already; anything else is an infrastructure fault worth a retry.
-        if ((err as { code?: string }).code === 'NoSuchKey') return { key };
+        if (isMissingObject(err)) return { key };
         throw err;
       }
     }));

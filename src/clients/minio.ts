@@ -33,11 +33,21 @@ export async function getObjectStream(store: ObjectStore, key: string): Promise<
   return store.client.getObject(store.bucket, key);
 }
 
-export async function getObjectText(store: ObjectStore, key: string): Promise<string> {
+export async function getObjectBuffer(store: ObjectStore, key: string): Promise<Buffer> {
   const stream = await getObjectStream(store, key);
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+export async function getObjectText(store: ObjectStore, key: string): Promise<string> {
+  return (await getObjectBuffer(store, key)).toString('utf8');
+}
+
+/** True for the errors MinIO gives for a key that is not there (as opposed to an unreachable server). */
+export function isMissingObject(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'NotFound' || code === 'NoSuchKey';
 }
 
 export async function putObject(store: ObjectStore, key: string, body: Buffer | string | Readable, contentType: string): Promise<void> {
@@ -49,7 +59,7 @@ export async function objectExists(store: ObjectStore, key: string): Promise<boo
     await store.client.statObject(store.bucket, key);
     return true;
   } catch (err) {
-    if ((err as { code?: string }).code === 'NotFound' || (err as { code?: string }).code === 'NoSuchKey') return false;
+    if (isMissingObject(err)) return false;
     throw err;
   }
 }
