@@ -12,6 +12,8 @@ export interface ActivityDeps {
   log: Logger;
   /** Scratch space for release files before upload. */
   tmpDir: string;
+  /** Where layer-3 activities go: the batch pins it with its models. */
+  inferenceQueue: string;
 }
 
 /** Error type for input that no retry can fix; listed as non-retryable in every activity's retry policy. */

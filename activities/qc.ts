@@ -88,11 +88,13 @@ export function qcActivities(deps: ActivityDeps) {
       for (;;) {
         const { rows } = await deps.pool.query<{
           id: string; external_id: string; l1: boolean; l2: boolean | null; agreement: number | null; l2_rules: string[] | null;
-          score: number | null; uncertainty: string | null; stability: number | null; model_version: string | null;
+          score: number | null; uncertainty: string | null; l3_failed: boolean; stability: number | null; model_version: string | null;
+          alerted: string[] | null;
         }>(
           `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement,
                   (SELECT array_agg(DISTINCT f->>'rule') FROM jsonb_array_elements(q2.findings) f) AS l2_rules,
-                  q3.score, q3.details->>'uncertainty' AS uncertainty, q3.model_version, q4.score AS stability
+                  q3.score, q3.details->>'uncertainty' AS uncertainty, q3.model_version, COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS l3_failed,
+                  q4.score AS stability, (SELECT array_agg(a) FROM jsonb_array_elements_text(q4.details->'alertedAnnotators') a) AS alerted
            FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
            LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
            LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
@@ -106,8 +108,9 @@ export function qcActivities(deps: ActivityDeps) {
             const fusion = r.l1
               ? fuseConfidence({ score: r.score ?? undefined, uncertainty: r.uncertainty === null ? undefined : Number(r.uncertainty), stability: r.stability ?? undefined, agreement: r.agreement ?? 1 }, policy.fusion.weights)
               : undefined;
-            const d = decideDisposition({ sampleId: r.id, layer1Passed: r.l1, layer2Passed: r.l2 ?? undefined, final: fusion?.final, policy });
-            const findings = layer5Findings(d.reason, fusion, policy, r.l2_rules ?? []);
+            const alerted = r.alerted ?? [];
+            const d = decideDisposition({ sampleId: r.id, layer1Passed: r.l1, layer2Passed: r.l2 ?? undefined, layer3Failed: r.l3_failed, alertedAnnotators: alerted, final: fusion?.final, policy });
+            const findings = layer5Findings(d.reason, fusion, policy, r.l2_rules ?? [], alerted);
             await c.query(
               `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version) VALUES ($1, 5, $2, $3, $4, $5, $6)
                ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,

@@ -30,7 +30,7 @@ export async function startCpuWorker(cfg: Config): Promise<RunningWorker> {
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.taskQueues.cpu,
     workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({ pool, store, log, tmpDir: os.tmpdir() }),
+    activities: createActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: cfg.taskQueues.inference }),
     maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
   });

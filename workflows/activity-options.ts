@@ -18,3 +18,10 @@ export const WEBHOOK_ACTIVITY_OPTIONS: ActivityOptions = {
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 6, nonRetryableErrorTypes: ['BadInput'] },
 };
+
+/** Layer 3 on the inference workers: heartbeats every run batch, so a dead worker is noticed within two minutes. */
+export const INFERENCE_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '2 minutes',
+  retry: CPU_ACTIVITY_OPTIONS.retry,
+};

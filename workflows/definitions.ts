@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
+import type { Layer3Plan, PlausibilitySummary } from '../activities/inference';
 
 /** A JSONL file already staged in MinIO, to be QC'd as one batch. */
 export interface BatchRef {
@@ -65,6 +66,11 @@ export interface QcBatchInput {
   project: string;
   batchId: string;
   stagingKey: string;
+  /**
+   * Layer-3 models pinned when the batch was queued (null: the project has none). When absent the batch
+   * pins them itself as its first step; either way a replay or a retry never switches model.
+   */
+  layer3?: Layer3Plan | null;
 }
 
 export interface BatchAgreementSummary {
@@ -75,10 +81,12 @@ export interface BatchAgreementSummary {
 }
 
 export interface BatchProgress {
-  stage: 'staging' | 'layer1' | 'layer2' | 'layer5' | 'notify' | 'done';
+  stage: 'staging' | 'layer1' | 'layer2' | 'layer3' | 'layer4' | 'layer5' | 'notify' | 'done';
   counts: BatchCounts;
   /** Set once layer 2 has run. */
   agreement?: BatchAgreementSummary;
+  /** Set once layer 3 has run: scored samples, disagreements, failures, providers used and the session cache counters. */
+  inference?: PlausibilitySummary;
   /** Accepted-by-confidence samples sent to review as the audit share. */
   audited?: number;
 }

@@ -54,9 +54,11 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
   const runBatch = async (batchId: string, stagingKey: string): Promise<void> => {
     stats.running++;
     try {
+      // The model version is fixed when the batch leaves the queue, so a model registered meanwhile waits for the next batch.
+      const layer3 = await act.pinLayer3Models({ project: input.project });
       const child = await startChild(qcBatch, {
         workflowId: workflowIds.qcBatch(input.project, batchId),
-        args: [{ project: input.project, batchId, stagingKey }],
+        args: [{ project: input.project, batchId, stagingKey, layer3 }],
         // Re-submitting a batch that already succeeded is a no-op; one that failed may run again.
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         parentClosePolicy: ParentClosePolicy.ABANDON,

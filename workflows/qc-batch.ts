@@ -1,15 +1,15 @@
 import { ActivityFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities, InferenceActivities } from '../activities';
 import { batchProgressQuery, batchResamplesQuery, ZERO_COUNTS, type BatchCounts, type BatchProgress, type BatchResamples, type QcBatchInput } from './definitions';
-import { CPU_ACTIVITY_OPTIONS, WEBHOOK_ACTIVITY_OPTIONS } from './activity-options';
+import { CPU_ACTIVITY_OPTIONS, INFERENCE_ACTIVITY_OPTIONS, WEBHOOK_ACTIVITY_OPTIONS } from './activity-options';
 import { QC_PROJECT, QC_STAGE } from './search-attributes';
 
 const act = proxyActivities<Activities>(CPU_ACTIVITY_OPTIONS);
 const webhook = proxyActivities<Activities>(WEBHOOK_ACTIVITY_OPTIONS);
 
 /**
- * One staged batch through the QC layers: stage → layer 1 → layer 2 (+ plugins) → layer 5 (fusion and
- * disposition) → resample webhook. Layers 3 and 4 slot in before layer 5, which already reads their results.
+ * One staged batch through the QC layers: stage → layer 1 → layer 2 (+ plugins) → layer 3 (inference queue,
+ * when the project has a model) → layer 4 → layer 5 (fusion and disposition) → resample webhook.
  */
 export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   const progress: BatchProgress = { stage: 'staging', counts: { ...ZERO_COUNTS } };
@@ -31,6 +31,14 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   stage('layer2');
   const agreement = await act.runConsistency(key);
   progress.agreement = { conflicts: agreement.conflicts, fleissKappa: agreement.fleissKappa, krippendorffAlpha: agreement.krippendorffAlpha, pluginErrors: agreement.pluginErrors.length };
+
+  // Pinned before layer 3 starts (by the intake, or here): the choice is in history, so replays keep it.
+  const plan = input.layer3 !== undefined ? input.layer3 : await act.pinLayer3Models({ project: input.project });
+  if (plan) {
+    stage('layer3');
+    const inference = proxyActivities<InferenceActivities>({ ...INFERENCE_ACTIVITY_OPTIONS, taskQueue: plan.taskQueue });
+    progress.inference = await inference.scorePlausibility({ ...key, plan });
+  }
 
   stage('layer5');
   const routed = await act.fuseAndDispose(key);

@@ -13,7 +13,16 @@ export interface Config {
   databaseUrl: string | undefined;
   embeddedPostgresPort: number;
   minio: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string; consolePort: number };
-  taskQueues: { cpu: string };
+  taskQueues: { cpu: string; inference: string };
+  inference: {
+    /** Execution providers in preference order; the first that loads a model is used (and logged). */
+    providers: string[];
+    intraOpThreads: number;
+    batchSize: number;
+    maxConcurrentActivities: number;
+    cacheMaxSessions: number;
+    cacheMaxBytes: number;
+  };
   worker: { shutdownGraceMs: number; maxConcurrentActivities: number };
   intake: { maxConcurrentBatches: number };
 }
@@ -41,6 +50,13 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'MINIO_SECRET_KEY', default: 'qcflow-secret', description: 'MinIO secret key (at least 8 characters).' },
   { env: 'MINIO_BUCKET', default: 'qcflow', description: 'Bucket holding raw/, staging/, releases/, models/, golden/.' },
   { env: 'QCFLOW_QUEUE_CPU', default: 'qc-cpu', description: 'Task queue of the CPU worker (layers 1,2,4,5, storage, release).' },
+  { env: 'QCFLOW_QUEUE_INFERENCE', default: 'qc-inference', description: 'Task queue of the inference worker (layer 3).' },
+  { env: 'QCFLOW_ORT_PROVIDERS', default: 'cpu', description: 'onnxruntime execution providers in preference order, e.g. `cuda,cpu`; the first that loads a model is used and logged.' },
+  { env: 'QCFLOW_ORT_INTRA_OP_THREADS', default: '0', description: 'onnxruntime intra-op threads per session (0: onnxruntime picks).' },
+  { env: 'QCFLOW_INFERENCE_BATCH_SIZE', default: '64', description: 'Samples per `session.run` in layer 3 (the batch dimension is dynamic).' },
+  { env: 'QCFLOW_INFERENCE_CONCURRENCY', default: '2', description: 'Layer-3 activities an inference worker runs at once.' },
+  { env: 'QCFLOW_SESSION_CACHE_MAX', default: '4', description: 'Most onnxruntime sessions an inference worker keeps loaded (LRU).' },
+  { env: 'QCFLOW_SESSION_CACHE_MAX_BYTES', default: '2147483648', description: 'Bound on the summed model sizes of loaded sessions (LRU).' },
   { env: 'QCFLOW_SHUTDOWN_GRACE_MS', default: '30000', description: 'How long a worker lets in-flight activities finish after SIGTERM.' },
   { env: 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', default: '8', description: 'Activity slots per worker.' },
   { env: 'QCFLOW_MAX_CONCURRENT_BATCHES', default: '4', description: 'qcBatch children an intake workflow runs at once.' },
@@ -73,6 +89,15 @@ function bool(env: Env, key: string, fallback: boolean): boolean {
   if (/^(1|true|yes)$/i.test(raw)) return true;
   if (/^(0|false|no)$/i.test(raw)) return false;
   throw new ConfigError(`${key}=${JSON.stringify(raw)} must be true or false`);
+}
+
+const PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'dml', 'coreml', 'webgpu'];
+
+function providers(env: Env): string[] {
+  const list = str(env, 'QCFLOW_ORT_PROVIDERS', 'cpu').split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
+  const bad = list.filter((p) => !PROVIDERS.includes(p));
+  if (list.length === 0 || bad.length) throw new ConfigError(`QCFLOW_ORT_PROVIDERS=${JSON.stringify(env.QCFLOW_ORT_PROVIDERS)}: ${bad.join(', ') || 'empty'}; use a comma list of ${PROVIDERS.join(', ')}`);
+  return list;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -108,7 +133,15 @@ export function loadConfig(env: Env = process.env): Config {
       secretKey,
       bucket,
     },
-    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu') },
+    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu'), inference: str(env, 'QCFLOW_QUEUE_INFERENCE', 'qc-inference') },
+    inference: {
+      providers: providers(env),
+      intraOpThreads: int(env, 'QCFLOW_ORT_INTRA_OP_THREADS', 0, 0, 1024),
+      batchSize: int(env, 'QCFLOW_INFERENCE_BATCH_SIZE', 64, 1, 65536),
+      maxConcurrentActivities: int(env, 'QCFLOW_INFERENCE_CONCURRENCY', 2, 1, 256),
+      cacheMaxSessions: int(env, 'QCFLOW_SESSION_CACHE_MAX', 4, 1, 1000),
+      cacheMaxBytes: int(env, 'QCFLOW_SESSION_CACHE_MAX_BYTES', 2 ** 31, 1, Number.MAX_SAFE_INTEGER),
+    },
     worker: {
       shutdownGraceMs: int(env, 'QCFLOW_SHUTDOWN_GRACE_MS', 30000, 0, 3_600_000),
       maxConcurrentActivities: int(env, 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', 8, 1, 1000),
@@ -143,5 +176,12 @@ export function configToEnv(cfg: Config, databaseUrl: string): Record<string, st
     MINIO_SECRET_KEY: cfg.minio.secretKey,
     MINIO_BUCKET: cfg.minio.bucket,
     QCFLOW_QUEUE_CPU: cfg.taskQueues.cpu,
+    QCFLOW_QUEUE_INFERENCE: cfg.taskQueues.inference,
+    QCFLOW_ORT_PROVIDERS: cfg.inference.providers.join(','),
+    QCFLOW_ORT_INTRA_OP_THREADS: String(cfg.inference.intraOpThreads),
+    QCFLOW_INFERENCE_BATCH_SIZE: String(cfg.inference.batchSize),
+    QCFLOW_INFERENCE_CONCURRENCY: String(cfg.inference.maxConcurrentActivities),
+    QCFLOW_SESSION_CACHE_MAX: String(cfg.inference.cacheMaxSessions),
+    QCFLOW_SESSION_CACHE_MAX_BYTES: String(cfg.inference.cacheMaxBytes),
   };
 }

@@ -5,7 +5,7 @@ import type { QcPolicy } from './policy';
 export type Disposition = 'accepted' | 'review' | 'resample' | 'rejected';
 
 /** Why a sample got its disposition; stored with the layer-5 result and shown to reviewers. */
-export type DispositionReason = 'layer1_failed' | 'layer2_conflict' | 'confident' | 'audit' | 'uncertain' | 'low_confidence';
+export type DispositionReason = 'layer1_failed' | 'layer2_conflict' | 'layer3_error' | 'confident' | 'audit' | 'annotator_alert' | 'uncertain' | 'low_confidence';
 
 export interface FusionInputs {
   /** Layer 3: probability of the consensus label. */
@@ -60,32 +60,43 @@ export interface DispositionInput {
   layer1Passed: boolean;
   /** Undefined when layer 2 did not run (the sample failed layer 1). */
   layer2Passed?: boolean;
+  /** Layer 3 ran but could not judge the sample (model unavailable, input the adapter refuses, NaN output). */
+  layer3Failed?: boolean;
+  /** Annotators of this sample under a layer-4 decay alert. */
+  alertedAnnotators?: string[];
   final?: number;
-  policy: Pick<QcPolicy, 'fusion' | 'auditShare'>;
+  policy: Pick<QcPolicy, 'fusion' | 'auditShare'> & { layer4: Pick<QcPolicy['layer4'], 'alertReviewShare'> };
 }
 
 /**
- * The rules, in order: layer-1 failure → rejected; layer-2 conflict → review; final ≥ accept threshold →
- * accepted (or review when the sample falls in the audit share); ≥ review threshold → review; else resample.
+ * The rules, in order: layer-1 failure → rejected; layer-2 conflict → review; layer 3 unable to judge →
+ * review; final ≥ accept threshold → accepted, or review when the sample falls in the audit share, or in
+ * the larger share for annotators under a decay alert; ≥ review threshold → review; else resample.
  */
 export function decideDisposition(d: DispositionInput): { disposition: Disposition; reason: DispositionReason } {
   if (!d.layer1Passed) return { disposition: 'rejected', reason: 'layer1_failed' };
   if (d.layer2Passed === false) return { disposition: 'review', reason: 'layer2_conflict' };
+  if (d.layer3Failed) return { disposition: 'review', reason: 'layer3_error' };
   const final = d.final ?? 0;
   if (final >= d.policy.fusion.acceptThreshold) {
-    return inAuditShare(d.sampleId, d.policy.auditShare) ? { disposition: 'review', reason: 'audit' } : { disposition: 'accepted', reason: 'confident' };
+    if (inAuditShare(d.sampleId, d.policy.auditShare)) return { disposition: 'review', reason: 'audit' };
+    // A separate hash stream, so the alert share is drawn independently of the audit share.
+    if (d.alertedAnnotators?.length && inAuditShare(`alert\n${d.sampleId}`, d.policy.layer4.alertReviewShare)) return { disposition: 'review', reason: 'annotator_alert' };
+    return { disposition: 'accepted', reason: 'confident' };
   }
   if (final >= d.policy.fusion.reviewThreshold) return { disposition: 'review', reason: 'uncertain' };
   return { disposition: 'resample', reason: 'low_confidence' };
 }
 
 /** What layer 5 tells a reviewer: which rule decided, and which inputs were stand-ins. */
-export function layer5Findings(reason: DispositionReason, fusion: Fusion | undefined, policy: QcPolicy, layer2Rules: string[]): Finding[] {
+export function layer5Findings(reason: DispositionReason, fusion: Fusion | undefined, policy: QcPolicy, layer2Rules: string[], alertedAnnotators: string[] = []): Finding[] {
   const out: Finding[] = [];
   const final = fusion ? fusion.final.toFixed(3) : '';
   switch (reason) {
     case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
     case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: annotators conflict (${layer2Rules.join(', ')})` }); break;
+    case 'layer3_error': out.push({ layer: 5, pointer: '', rule: 'disposition.layer3_error', message: 'review: the layer-3 model could not judge this sample (see its findings)' }); break;
+    case 'annotator_alert': out.push({ layer: 5, pointer: '', rule: 'disposition.annotator_alert', message: `review: confidence ${final} would accept, but ${alertedAnnotators.join(', ')} ${alertedAnnotators.length > 1 ? 'are' : 'is'} under a quality-decay alert (${(policy.layer4.alertReviewShare * 100).toFixed(0)}% of their samples are reviewed)` }); break;
     case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: confidence ${final} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
     case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: confidence ${final} is below accept ${policy.fusion.acceptThreshold}` }); break;
     case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: confidence ${final} is below review ${policy.fusion.reviewThreshold}` }); break;

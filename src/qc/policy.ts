@@ -19,6 +19,22 @@ export interface QcPolicy {
     /** Share of (reliability-weighted) votes the consensus class needs; below it is a class conflict. */
     minClassAgreement: number;
   };
+  layer3: {
+    /** Model references (`name`, `name@version`, `tenant/name@version`); more than one is an ensemble. None: layer 3 is skipped. */
+    models: string[];
+    /** How many of the model's labels a disagreement finding names. */
+    topK: number;
+  };
+  layer4: {
+    /** Windows in samples (`count`) or seconds (`time`): the short one is "recent", the long one the reference. */
+    window: { kind: 'count' | 'time'; short: number; long: number };
+    /** Fewer reference samples than this: no comparison, stability 1. */
+    minReference: number;
+    /** Alert when the short window is worse than the reference by more than this (rates and scores absolute, annotation time relative). */
+    thresholds: { l1FailureRate: number; l2Agreement: number; l3MeanScore: number; annotationTimeP50: number };
+    /** Share of an alerted annotator's confidently accepted samples sent to review instead. */
+    alertReviewShare: number;
+  };
   fusion: {
     weights: { score: number; uncertainty: number; stability: number };
     acceptThreshold: number;
@@ -49,6 +65,45 @@ export const QC_POLICY_SCHEMA = {
         spanMatchIou: { ...unit, default: 0.5 },
         spanAgreeIou: { ...unit, default: 1 },
         minClassAgreement: { ...unit, default: 1 },
+      },
+    },
+    layer3: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        models: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 5, uniqueItems: true, default: [] },
+        topK: { type: 'integer', minimum: 1, maximum: 20, default: 3 },
+      },
+    },
+    layer4: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        window: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            kind: { enum: ['count', 'time'], default: 'count' },
+            short: { type: 'integer', minimum: 1, default: 200 },
+            long: { type: 'integer', minimum: 2, default: 2000 },
+          },
+        },
+        minReference: { type: 'integer', minimum: 1, default: 50 },
+        thresholds: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            l1FailureRate: { ...unit, default: 0.1 },
+            l2Agreement: { ...unit, default: 0.1 },
+            l3MeanScore: { ...unit, default: 0.15 },
+            annotationTimeP50: { ...unit, default: 0.5 },
+          },
+        },
+        alertReviewShare: { ...unit, default: 0.25 },
       },
     },
     fusion: {
@@ -98,6 +153,9 @@ export function resolvePolicy(raw: unknown): QcPolicy {
   }
   if (p.layer2.boxAgreeIou < p.layer2.boxMatchIou || p.layer2.spanAgreeIou < p.layer2.spanMatchIou) {
     throw new PolicyError('invalid QC policy: /qcPolicy/layer2 agree thresholds must be at least the match thresholds');
+  }
+  if (p.layer4.window.short >= p.layer4.window.long) {
+    throw new PolicyError(`invalid QC policy: /qcPolicy/layer4/window/short (${p.layer4.window.short}) must be less than long (${p.layer4.window.long})`);
   }
   return p;
 }

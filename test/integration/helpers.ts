@@ -10,6 +10,7 @@ import { validateProjectDefinition, type Ontology } from '../../src/projects/def
 import { upsertProject } from '../../src/store/projects';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
 import { installRuntimeLogger } from '../../workers/runtime';
+import { startInferenceWorker, type RunningInferenceWorker } from '../../workers/inference';
 import type { Client } from '@temporalio/client';
 
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -22,6 +23,7 @@ export interface Harness {
   client: Client;
   env: TestWorkflowEnvironment;
   worker?: RunningWorker;
+  inference?: RunningInferenceWorker;
   close(): Promise<void>;
 }
 
@@ -29,21 +31,23 @@ export interface Harness {
  * Connects to the stack scripts/test.sh started (or starts a throwaway one when a file is run alone),
  * on a task queue of this file's own so files never steal each other's tasks.
  */
-export async function harness(opts: { worker: boolean }): Promise<Harness> {
+export async function harness(opts: { worker: boolean; inference?: boolean }): Promise<Harness> {
   let stack: Stack | undefined;
   let cfg = loadConfig();
   if (!process.env.QCFLOW_TEST_STACK) {
     stack = await startStack(cfg, getLogger(cfg, 'test'), { ephemeral: true });
     cfg = stack.cfg;
   }
-  cfg = { ...cfg, taskQueues: { cpu: `qc-cpu-test-${uid()}` }, worker: { ...cfg.worker, shutdownGraceMs: 2000 } };
+  cfg = { ...cfg, taskQueues: { cpu: `qc-cpu-test-${uid()}`, inference: `qc-inference-test-${uid()}` }, worker: { ...cfg.worker, shutdownGraceMs: 2000 } };
   installRuntimeLogger(cfg);
   const env = await TestWorkflowEnvironment.createFromExistingServer({ address: cfg.temporal.address, namespace: cfg.temporal.namespace });
   const pool = createPool(cfg.databaseUrl!, 4);
   const h: Harness = { cfg, pool, store: createObjectStore(cfg.minio), client: env.client, env, close: async () => undefined };
   if (opts.worker) h.worker = await startCpuWorker(cfg);
+  if (opts.inference) h.inference = await startInferenceWorker(cfg);
   h.close = async () => {
     await h.worker?.shutdown();
+    await h.inference?.shutdown();
     await env.teardown();
     await pool.end();
     await stack?.stop();

@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import type { Pool } from 'pg';
+import { putObject, type ObjectStore } from '../clients/minio';
+import { sha256Hex } from '../clients/onnx-sessions';
+import { decodeModel } from '../onnx/proto';
+import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
+import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
+
+export interface RegisterModelInput {
+  tenant?: string;
+  name: string;
+  version: string;
+  onnx: Uint8Array;
+  manifest: unknown;
+  tokenizer?: Record<string, unknown>;
+  precision?: string;
+  parentId?: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Uploads a model file (and its tokenizer.json) under models/{tenant}/{name}/{version}/ and records the
+ * version with its sha256. The file is parsed first, so a truncated or non-ONNX upload is refused here
+ * rather than at the first batch.
+ */
+export async function registerModel(pool: Pool, store: ObjectStore, input: RegisterModelInput, actor: string): Promise<ModelVersionRow> {
+  const tenant = input.tenant ?? 'default';
+  for (const [field, v] of [['tenant', tenant], ['name', input.name], ['version', input.version]] as const) {
+    if (!NAME.test(v)) throw new Error(`model ${field} ${JSON.stringify(v)} must match ${NAME.source}`);
+  }
+  const manifest: ModelManifest = parseModelManifest(input.manifest);
+  if (manifest.adapter.kind === 'text' && !input.tokenizer) throw new Error('a text model needs its tokenizer.json (--tokenizer)');
+  const graph = decodeModel(input.onnx).graph!;
+  const outputs = (graph.output ?? []).map((o) => o.name);
+  if (manifest.output && !outputs.includes(manifest.output)) throw new Error(`manifest output ${JSON.stringify(manifest.output)} is not an output of the model (it has ${outputs.join(', ')})`);
+  const prefix = `models/${tenant}/${input.name}/${input.version}`;
+  const sha256 = sha256Hex(input.onnx);
+  await putObject(store, `${prefix}/model.onnx`, Buffer.from(input.onnx), 'application/octet-stream');
+  let tokenizerKey: string | null = null;
+  let tokenizerSha256: string | null = null;
+  if (input.tokenizer) {
+    const body = Buffer.from(JSON.stringify(input.tokenizer));
+    tokenizerKey = `${prefix}/tokenizer.json`;
+    tokenizerSha256 = sha256Hex(body);
+    await putObject(store, tokenizerKey, body, 'application/json');
+  }
+  return insertModelVersion(pool, {
+    id: modelVersionId(tenant, input.name, input.version), tenant, name: input.name, version: input.version, sha256,
+    objectKey: `${prefix}/model.onnx`, bytes: input.onnx.byteLength, manifest, tokenizerKey, tokenizerSha256,
+    precision: input.precision ?? 'fp32', parentId: input.parentId ?? null,
+  }, actor);
+}
+
+export async function registerModelFiles(pool: Pool, store: ObjectStore, files: { file: string; manifest: string; tokenizer?: string }, meta: Omit<RegisterModelInput, 'onnx' | 'manifest' | 'tokenizer'>, actor: string): Promise<ModelVersionRow> {
+  const readJson = async (p: string): Promise<Record<string, unknown>> => {
+    try {
+      return JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`${p}: ${(err as Error).message}`);
+    }
+  };
+  return registerModel(pool, store, {
+    ...meta,
+    onnx: await readFile(files.file),
+    manifest: await readJson(files.manifest),
+    tokenizer: files.tokenizer ? await readJson(files.tokenizer) : undefined,
+  }, actor);
+}

@@ -1,0 +1,97 @@
+import type { Pool } from 'pg';
+import type { ModelManifest } from '../qc/inference/manifest';
+
+export interface ModelVersionRow {
+  id: string;
+  tenant: string;
+  name: string;
+  version: string;
+  sha256: string;
+  objectKey: string;
+  bytes: number;
+  manifest: ModelManifest;
+  tokenizerKey: string | null;
+  tokenizerSha256: string | null;
+  precision: string;
+  parentId: string | null;
+  status: 'active' | 'retired';
+  createdAt: Date;
+}
+
+/** What a batch pins: the version's id and the sha256 its file must have. */
+export interface PinnedModel {
+  id: string;
+  sha256: string;
+}
+
+export const modelVersionId = (tenant: string, name: string, version: string): string => `${tenant}/${name}/${version}`;
+
+const COLUMNS = `id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, status, created_at`;
+
+type Raw = { id: string; tenant: string; name: string; version: string; sha256: string; object_key: string; bytes: string; manifest: ModelManifest; tokenizer_key: string | null; tokenizer_sha256: string | null; precision: string; parent_id: string | null; status: 'active' | 'retired'; created_at: Date };
+
+const fromRow = (r: Raw): ModelVersionRow => ({
+  id: r.id, tenant: r.tenant, name: r.name, version: r.version, sha256: r.sha256, objectKey: r.object_key, bytes: Number(r.bytes),
+  manifest: r.manifest, tokenizerKey: r.tokenizer_key, tokenizerSha256: r.tokenizer_sha256, precision: r.precision, parentId: r.parent_id,
+  status: r.status, createdAt: r.created_at,
+});
+
+export class ModelVersionConflict extends Error {
+  override name = 'ModelVersionConflict';
+}
+
+/** Inserts a version; the same id with the same sha256 is a no-op (re-running a registration), another sha256 is refused. */
+export async function insertModelVersion(pool: Pool, v: Omit<ModelVersionRow, 'status' | 'createdAt'>, actor: string): Promise<ModelVersionRow> {
+  const { rows } = await pool.query<Raw>(
+    `INSERT INTO model_versions (id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
+    [v.id, v.tenant, v.name, v.version, v.sha256, v.objectKey, v.bytes, JSON.stringify(v.manifest), v.tokenizerKey, v.tokenizerSha256, v.precision, v.parentId],
+  );
+  if (rows[0]) {
+    await pool.query(`INSERT INTO audit_log (actor, action, subject) VALUES ($1, 'model.register', $2)`, [actor, v.id]);
+    return fromRow(rows[0]);
+  }
+  const existing = await getModelVersion(pool, v.id);
+  if (existing && existing.sha256 === v.sha256) return existing;
+  throw new ModelVersionConflict(`model version ${v.id} is already registered with sha256 ${existing?.sha256}; register the new file under a new --version`);
+}
+
+export async function getModelVersion(pool: Pool, id: string): Promise<ModelVersionRow | undefined> {
+  const { rows } = await pool.query<Raw>(`SELECT ${COLUMNS} FROM model_versions WHERE id = $1`, [id]);
+  return rows[0] && fromRow(rows[0]);
+}
+
+export async function listModelVersions(pool: Pool, filter: { tenant?: string; name?: string } = {}): Promise<ModelVersionRow[]> {
+  const { rows } = await pool.query<Raw>(
+    `SELECT ${COLUMNS} FROM model_versions WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR name = $2) ORDER BY tenant, name, created_at`,
+    [filter.tenant ?? null, filter.name ?? null],
+  );
+  return rows.map(fromRow);
+}
+
+/** `name`, `name@version` or `tenant/name[@version]`; a bare name means its newest active version. */
+export function parseModelRef(ref: string, defaultTenant = 'default'): { tenant: string; name: string; version?: string } {
+  const m = /^(?:([a-z0-9][a-z0-9_-]*)\/)?([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9][A-Za-z0-9._-]*))?$/.exec(ref);
+  if (!m) throw new Error(`model reference ${JSON.stringify(ref)} must look like name, name@version or tenant/name@version`);
+  return { tenant: m[1] ?? defaultTenant, name: m[2]!, version: m[3] };
+}
+
+export class UnknownModelError extends Error {
+  override name = 'UnknownModelError';
+}
+
+/** Resolves references to exact versions, now; the result is what a batch pins. */
+export async function resolveModelRefs(pool: Pool, refs: string[]): Promise<PinnedModel[]> {
+  const out: PinnedModel[] = [];
+  for (const ref of refs) {
+    const { tenant, name, version } = parseModelRef(ref);
+    const { rows } = await pool.query<{ id: string; sha256: string }>(
+      `SELECT id, sha256 FROM model_versions WHERE tenant = $1 AND name = $2 AND ($3::text IS NULL OR version = $3) AND status = 'active'
+       ORDER BY created_at DESC, id DESC LIMIT 1`,
+      [tenant, name, version ?? null],
+    );
+    if (!rows[0]) throw new UnknownModelError(`layer-3 model ${JSON.stringify(ref)} is not registered (or retired); register it with: qcflow model register --name ${name} --version <v> --file model.onnx --manifest manifest.json`);
+    out.push(rows[0]);
+  }
+  return out;
+}

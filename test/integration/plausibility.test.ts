@@ -1,0 +1,155 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { ingestFile } from '../../src/cli/ingest';
+import { putObject } from '../../src/clients/minio';
+import { registerModel } from '../../src/models/register';
+import { bagOfWordsTextModel, tinyColorCnn } from '../../src/onnx/reference-models';
+import { upsertProject } from '../../src/store/projects';
+import { validateProjectDefinition } from '../../src/projects/definition';
+import { resolveModelRefs } from '../../src/store/models';
+import { batchProgressQuery, workflowIds, type BatchProgress } from '../../workflows/definitions';
+import { qcBatch } from '../../workflows';
+import { createTestProject, harness, uid, type Harness } from './helpers';
+
+let h: Harness;
+before(async () => {
+  h = await harness({ worker: true, inference: true });
+});
+after(() => h.close());
+
+const CUES = { cat: ['cat', 'meow', 'purr', 'kitten'], dog: ['dog', 'bark', 'woof', 'puppy'], bird: ['bird', 'tweet', 'wing', 'nest'] };
+const ONTOLOGY = { classes: ['cat', 'dog', 'bird'] };
+
+function line(id: string, text: string, label: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ externalId: id, payload: { text, lang: 'en' }, annotations: [1, 2].map((i) => ({ annotator: `ann-${i}`, labels: { classes: [label] } })), ...extra });
+}
+
+async function ingest(project: string, lines: string[]) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-l3-'));
+  const file = path.join(dir, 'in.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 1000, wait: true });
+}
+
+async function layer3(project: string): Promise<Map<string, { status: string; score: number | null; passed: boolean; rules: string[]; reason: string; model: string | null; uncertainty: number | null }>> {
+  const { rows } = await h.pool.query<{ external_id: string; status: string; score: number | null; passed: boolean; findings: Array<{ rule: string }>; reason: string; model_version: string | null; uncertainty: number | null }>(
+    `SELECT s.external_id, s.status, q3.score, q3.passed, q3.findings, q3.model_version, (q3.details->>'uncertainty')::float AS uncertainty, q5.details->>'reason' AS reason
+     FROM samples s JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3 JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
+     WHERE s.project_id = $1`, [project],
+  );
+  return new Map(rows.map((r) => [r.external_id, { status: r.status, score: r.score, passed: r.passed, rules: r.findings.map((f) => f.rule), reason: r.reason, model: r.model_version, uncertainty: r.uncertainty }]));
+}
+
+test('end to end through Temporal: a correctly labelled sample scores high, a mislabelled one low with the model\'s top labels', async () => {
+  const name = `bow-${uid()}`;
+  const m = bagOfWordsTextModel({ cues: CUES });
+  await registerModel(h.pool, h.store, { name, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { layer3: { models: [name] } } });
+  await ingest(project, [
+    line('right', 'the kitten says meow and purr', 'cat'),
+    line('wrong', 'the puppy goes woof and bark', 'cat'),
+    line('vague', 'an animal of some kind', 'bird'),
+  ]);
+  const r = await layer3(project);
+  const right = r.get('right')!;
+  const wrong = r.get('wrong')!;
+  assert.ok(right.score! > 0.99, `correct label scored ${right.score}`);
+  assert.ok(right.passed);
+  assert.equal(right.model, `default/${name}/1`);
+  assert.equal(right.status, 'accepted');
+  assert.ok(wrong.score! < 0.01, `mislabelled sample scored ${wrong.score}`);
+  assert.deepEqual(wrong.rules, ['layer3.model_disagrees']);
+  assert.notEqual(wrong.status, 'accepted');
+  const { rows } = await h.pool.query<{ findings: Array<{ message: string }>; top: Array<{ label: string }> }>(
+    `SELECT q3.findings, q3.details->'top' AS top FROM samples s JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3 WHERE s.project_id = $1 AND s.external_id = 'wrong'`, [project],
+  );
+  assert.equal(rows[0]!.top[0]!.label, 'dog');
+  assert.match(rows[0]!.findings[0]!.message, /^model gives cat p=0\.000; its top labels: dog 1\.000, cat 0\.000, bird 0\.000$/);
+  // No cue words: the model is unsure (uniform), so the sample cannot be accepted on the model's word.
+  const vague = r.get('vague')!;
+  assert.ok(Math.abs(vague.score! - 1 / 3) < 1e-6 && vague.uncertainty! > 0.999, JSON.stringify(vague));
+  assert.notEqual(vague.status, 'accepted');
+});
+
+test('the pinned version is used even after a newer one is registered; the session cache hits on the second batch', async () => {
+  const name = `bow-${uid()}`;
+  const v1 = bagOfWordsTextModel({ cues: CUES });
+  await registerModel(h.pool, h.store, { name, version: '1', onnx: v1.onnx, manifest: v1.manifest, tokenizer: v1.tokenizer }, 'test');
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { layer3: { models: [name] } } });
+  const pinned = await resolveModelRefs(h.pool, [name]);
+  // v2 swaps the cues of cat and dog: a batch that switched model mid-flight would score "right" low.
+  const v2 = bagOfWordsTextModel({ cues: { cat: CUES.dog, dog: CUES.cat, bird: CUES.bird } });
+  await registerModel(h.pool, h.store, { name, version: '2', onnx: v2.onnx, manifest: v2.manifest, tokenizer: v2.tokenizer }, 'test');
+
+  const stage = async (batchId: string, lines: string[]): Promise<string> => {
+    const key = `staging/${project}/${batchId}.jsonl`;
+    await putObject(h.store, key, lines.join('\n') + '\n', 'application/x-ndjson');
+    return key;
+  };
+  const run = async (batchId: string, lines: string[]): Promise<BatchProgress> => {
+    const handle = await h.client.workflow.start(qcBatch, {
+      taskQueue: h.cfg.taskQueues.cpu, workflowId: workflowIds.qcBatch(project, batchId),
+      args: [{ project, batchId, stagingKey: await stage(batchId, lines), layer3: { models: pinned, taskQueue: h.cfg.taskQueues.inference } }],
+    });
+    await handle.result();
+    return handle.query(batchProgressQuery);
+  };
+  const first = await run('b1', [line('a', 'meow meow', 'cat')]);
+  const second = await run('b2', [line('b', 'purr kitten', 'cat')]);
+  const r = await layer3(project);
+  assert.ok(r.get('a')!.score! > 0.99 && r.get('b')!.score! > 0.99);
+  assert.equal(r.get('b')!.model, `default/${name}/1`);
+  assert.deepEqual(first.inference!.providers, ['cpu']);
+  assert.equal(second.inference!.cache.hits - first.inference!.cache.hits, 1, JSON.stringify(second.inference));
+  assert.equal(second.inference!.cache.misses, first.inference!.cache.misses);
+
+  // A batch queued through the intake pins the newest version at that moment: v2.
+  await ingest(project, [line('c', 'meow', 'cat')]);
+  assert.equal((await layer3(project)).get('c')!.model, `default/${name}/2`);
+});
+
+test('a corrupted model file and an undecodable image become layer-3 findings that send samples to review; the worker lives on', async () => {
+  const name = `cnn-${uid()}`;
+  const cnn = tinyColorCnn();
+  const v = await registerModel(h.pool, h.store, { name, version: '1', onnx: cnn.onnx, manifest: cnn.manifest }, 'test');
+  const project = `t-${uid()}`;
+  await upsertProject(h.pool, validateProjectDefinition({
+    id: project, jsonSchema: { type: 'object' }, regexRules: [], ontology: { classes: ['red', 'green', 'blue'] },
+    qcPolicy: { auditShare: 0, layer3: { models: [name] } },
+  }), 'test');
+  const png = (r: number, g: number, b: number) => sharp({ create: { width: 24, height: 24, channels: 3, background: { r, g, b } } }).png().toBuffer();
+  const sample = (id: string, base64: string, label: string) => JSON.stringify({
+    externalId: id, payload: {}, media: [{ contentType: 'image/png', base64 }],
+    annotations: [1, 2].map((i) => ({ annotator: `ann-${i}`, labels: { classes: [label] } })),
+  });
+  await ingest(project, [
+    sample('red', (await png(250, 10, 10)).toString('base64'), 'red'),
+    sample('blue-called-green', (await png(0, 0, 255)).toString('base64'), 'green'),
+    sample('garbage', Buffer.from('not an image').toString('base64'), 'red'),
+  ]);
+  let r = await layer3(project);
+  assert.ok(r.get('red')!.score! > 0.95, JSON.stringify(r.get('red')));
+  assert.ok(r.get('blue-called-green')!.score! < 0.05);
+  assert.deepEqual(r.get('garbage')!.rules, ['layer3.bad_input']);
+  assert.equal(r.get('garbage')!.reason, 'layer3_error');
+  assert.equal(r.get('garbage')!.status, 'review');
+
+  // Overwrite the stored model: its sha256 no longer matches the registered one.
+  await putObject(h.store, v.objectKey, Buffer.from('definitely not onnx'), 'application/octet-stream');
+  await h.inference!.sessions.close();
+  await ingest(project, [sample('after-corruption', (await png(250, 10, 10)).toString('base64'), 'red')]);
+  r = await layer3(project);
+  const broken = r.get('after-corruption')!;
+  assert.deepEqual(broken.rules, ['layer3.model_unavailable']);
+  assert.equal(broken.reason, 'layer3_error');
+  assert.equal(broken.status, 'review');
+  const { rows } = await h.pool.query<{ message: string }>(
+    `SELECT q3.findings->0->>'message' AS message FROM samples s JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3 WHERE s.project_id = $1 AND s.external_id = 'after-corruption'`, [project],
+  );
+  assert.match(rows[0]!.message, /sha256 is [0-9a-f]{64}, registered [0-9a-f]{64}.*re-register/);
+  assert.equal(h.inference!.worker.getState(), 'RUNNING');
+});

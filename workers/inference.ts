@@ -1,0 +1,75 @@
+import * as os from 'node:os';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { inferenceActivities } from '../activities';
+import { loadConfig, type Config } from '../src/clients/config';
+import { getLogger } from '../src/clients/logger';
+import { createObjectStore } from '../src/clients/minio';
+import { SessionCache } from '../src/clients/onnx-sessions';
+import { createPool } from '../src/clients/pg';
+import { installRuntimeLogger } from './runtime';
+import type { RunningWorker } from './cpu';
+
+export interface RunningInferenceWorker extends RunningWorker {
+  sessions: SessionCache;
+}
+
+/**
+ * The qc-inference worker: layer 3 on onnxruntime-node, activities only (workflows run on qc-cpu). Its own
+ * concurrency bounds how many batches share the accelerator; one session cache serves them all.
+ */
+export async function startInferenceWorker(cfg: Config): Promise<RunningInferenceWorker> {
+  installRuntimeLogger(cfg);
+  const log = getLogger(cfg, 'worker.inference');
+  if (!cfg.databaseUrl) throw new Error('DATABASE_URL is not set: start the stack with `qcflow dev` or point DATABASE_URL at Postgres');
+  const pool = createPool(cfg.databaseUrl, cfg.inference.maxConcurrentActivities + 2);
+  const store = createObjectStore(cfg.minio);
+  const sessions = new SessionCache({
+    providers: cfg.inference.providers, intraOpThreads: cfg.inference.intraOpThreads,
+    maxSessions: cfg.inference.cacheMaxSessions, maxBytes: cfg.inference.cacheMaxBytes, log,
+  });
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: cfg.taskQueues.inference,
+    activities: inferenceActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: cfg.taskQueues.inference, sessions, batchSize: cfg.inference.batchSize }),
+    maxConcurrentActivityTaskExecutions: cfg.inference.maxConcurrentActivities,
+    shutdownGraceTime: cfg.worker.shutdownGraceMs,
+  });
+  log.info({ taskQueue: cfg.taskQueues.inference, providers: cfg.inference.providers, batchSize: cfg.inference.batchSize, intraOpThreads: cfg.inference.intraOpThreads }, 'qc-inference worker started');
+  const done = worker.run().finally(async () => {
+    await sessions.close();
+    await connection.close().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    log.info({ cache: sessions.stats() }, 'qc-inference worker stopped');
+  });
+  return {
+    worker,
+    done,
+    sessions,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
+
+if (require.main === module) {
+  const cfg = loadConfig();
+  const log = getLogger(cfg, 'worker.inference');
+  startInferenceWorker(cfg)
+    .then((w) => {
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(sig, () => {
+          log.info({ signal: sig, graceMs: cfg.worker.shutdownGraceMs }, 'shutting down: finishing in-flight work');
+          void w.shutdown();
+        });
+      }
+      return w.done;
+    })
+    .then(() => process.exit(0))
+    .catch((err: unknown) => {
+      log.fatal({ err }, 'worker failed');
+      process.exit(1);
+    });
+}
