@@ -29,8 +29,8 @@ CREATE TABLE quality_buckets (
   created_at   timestamptz NOT NULL DEFAULT now(),
   n            integer NOT NULL,
   l1_failed    integer NOT NULL,
-  l2_compared  integer NOT NULL,
-  l2_agreed    integer NOT NULL,
+  l2_compared  double precision NOT NULL,  -- annotators: labels compared; stream: samples with a layer-2 score
+  l2_agreed    double precision NOT NULL,  -- annotators: labels agreeing; stream: summed layer-2 agreement
   l3_n         integer NOT NULL,
   l3_sum       double precision NOT NULL,
   l3_scores    real[] NOT NULL,                 -- bounded, deterministic sample of the batch's layer-3 scores (for KS)

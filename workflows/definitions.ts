@@ -2,6 +2,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
 import type { Layer3Plan, PlausibilitySummary } from '../activities/inference';
+import type { DecaySummary } from '../activities/decay';
 
 /** A JSONL file already staged in MinIO, to be QC'd as one batch. */
 export interface BatchRef {
@@ -87,6 +88,8 @@ export interface BatchProgress {
   agreement?: BatchAgreementSummary;
   /** Set once layer 3 has run: scored samples, disagreements, failures, providers used and the session cache counters. */
   inference?: PlausibilitySummary;
+  /** Set once layer 4 has run: the stream's stability, its KS test, and the subjects under a decay alert. */
+  decay?: DecaySummary;
   /** Accepted-by-confidence samples sent to review as the audit share. */
   audited?: number;
 }

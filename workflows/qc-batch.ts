@@ -9,7 +9,7 @@ const webhook = proxyActivities<Activities>(WEBHOOK_ACTIVITY_OPTIONS);
 
 /**
  * One staged batch through the QC layers: stage → layer 1 → layer 2 (+ plugins) → layer 3 (inference queue,
- * when the project has a model) → layer 4 → layer 5 (fusion and disposition) → resample webhook.
+ * when the project has a model) → layer 4 (decay windows and alerts) → layer 5 (fusion and disposition) → resample webhook.
  */
 export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   const progress: BatchProgress = { stage: 'staging', counts: { ...ZERO_COUNTS } };
@@ -39,6 +39,9 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
     const inference = proxyActivities<InferenceActivities>({ ...INFERENCE_ACTIVITY_OPTIONS, taskQueue: plan.taskQueue });
     progress.inference = await inference.scorePlausibility({ ...key, plan });
   }
+
+  stage('layer4');
+  progress.decay = await act.trackQualityDecay(key);
 
   stage('layer5');
   const routed = await act.fuseAndDispose(key);

@@ -1,0 +1,86 @@
+import { withTransaction } from '../src/clients/pg';
+import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type BatchSampleQuality, type Breach, type SubjectSummary } from '../src/qc/decay';
+import { insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
+import { policyOf } from './consistency';
+import { type ActivityDeps, heartbeat, requireProject } from './deps';
+
+export interface DecaySummary {
+  subjects: number;
+  /** Subjects (annotators, or '*' for the stream) with an open alert after this batch, with the metrics. */
+  alerts: Array<{ subject: string; metrics: string[] }>;
+  stability: number;
+  ks: { d: number; p: number; method: string } | null;
+}
+
+const PAGE = 1000;
+
+export function decayActivities(deps: ActivityDeps) {
+  return {
+    /**
+     * Layer 4 for a batch: adds its buckets (stream and per annotator), recomputes each touched subject's
+     * short and reference windows from the newest buckets only, syncs the decay alerts, and writes each
+     * sample's stability and alert findings for layer 5.
+     */
+    async trackQualityDecay(input: { project: string; batchId: string }): Promise<DecaySummary> {
+      const policy = policyOf(await requireProject(deps, input.project)).layer4;
+      const { rows } = await deps.pool.query<{ id: string; l1: boolean; l2: number | null; l3: number | null; annotations: Array<{ annotator: string; durationMs: number | null }> }>(
+        `SELECT s.id, q1.passed AS l1, q2.score AS l2, q3.score AS l3,
+                COALESCE((SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'durationMs', a.duration_ms)) FROM annotations a WHERE a.sample_id = s.id), '[]') AS annotations
+         FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
+         LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+         LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
+         WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
+        [input.project, input.batchId],
+      );
+      const samples: BatchSampleQuality[] = rows.map((r) => ({
+        id: r.id, l1Passed: r.l1, l2Score: r.l2, l3Score: r.l3,
+        annotations: r.annotations.map((a) => ({ annotator: a.annotator, durationMs: a.durationMs ?? undefined })),
+      }));
+      const agreement = await deps.pool.query<{ annotator: string; compared: number; agreed: number }>(
+        'SELECT annotator, compared, agreed FROM annotator_agreement WHERE project_id = $1 AND batch_id = $2', [input.project, input.batchId],
+      );
+      const { rows: [clock] } = await deps.pool.query<{ now: Date }>('SELECT now() AS now');
+      const now = clock!.now;
+      const buckets = bucketsForBatch(samples, new Map(agreement.rows.map((a) => [a.annotator, a])), now);
+      await insertBuckets(deps.pool, input.project, input.batchId, buckets);
+
+      const summaries = new Map<string, SubjectSummary>();
+      const alerted = new Map<string, Breach[]>();
+      for (const subject of buckets.keys()) {
+        const summary = evaluateSubject(await newestBuckets(deps.pool, input.project, subject, policy.window, now), policy, now);
+        await withTransaction(deps.pool, async (c) => {
+          await saveWindow(c, input.project, subject, input.batchId, summary);
+          await syncAlerts(c, input.project, subject, input.batchId, summary.breaches);
+        });
+        summaries.set(subject, summary);
+        if (summary.breaches.length) alerted.set(subject, summary.breaches);
+        heartbeat({ subjects: summaries.size });
+      }
+      const stream = summaries.get(STREAM) ?? evaluateSubject([], policy, now);
+
+      const bySample = new Map(samples.map((s) => [s.id, s]));
+      for (let i = 0; i < rows.length; i += PAGE) {
+        await withTransaction(deps.pool, async (c) => {
+          for (const r of rows.slice(i, i + PAGE)) {
+            if (!r.l1) continue;
+            const verdict = sampleDecayFindings(stream, alerted, bySample.get(r.id)!.annotations.map((a) => a.annotator));
+            await c.query(
+              `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 4, $2, $3, $4, $5)
+               ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+              [r.id, verdict.passed, stream.stability, JSON.stringify(verdict.findings),
+                JSON.stringify({ stability: stream.stability, alertedAnnotators: verdict.alertedAnnotators, ks: stream.ks, note: stream.note ?? null })],
+            );
+          }
+        });
+      }
+      const result: DecaySummary = {
+        subjects: summaries.size,
+        alerts: [...alerted].map(([subject, b]) => ({ subject, metrics: b.map((x) => x.metric) })),
+        stability: stream.stability,
+        ks: stream.ks && { d: stream.ks.d, p: stream.ks.p, method: stream.ks.method },
+      };
+      if (result.alerts.length) deps.log.warn({ project: input.project, batchId: input.batchId, alerts: result.alerts }, 'quality-decay alerts');
+      return result;
+    },
+  };
+}

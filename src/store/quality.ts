@@ -1,0 +1,92 @@
+import type { Pool, PoolClient } from 'pg';
+import type { Bucket, Breach, SubjectSummary } from '../qc/decay';
+import type { QcPolicy } from '../qc/policy';
+
+type Db = Pool | PoolClient;
+
+/** Adds a batch's buckets; a retried batch adds nothing twice. */
+export async function insertBuckets(db: Db, project: string, batchId: string, buckets: Map<string, Bucket>): Promise<void> {
+  for (const [subject, b] of buckets) {
+    await db.query(
+      `INSERT INTO quality_buckets (project_id, subject, batch_id, created_at, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (project_id, subject, batch_id) DO NOTHING`,
+      [project, subject, batchId, b.createdAt, b.n, b.l1Failed, b.l2Compared, b.l2Agreed, b.l3N, b.l3Sum, b.l3Scores, b.timeHist],
+    );
+  }
+}
+
+const PAGE = 64;
+
+type BucketRow = { seq: string; created_at: Date; n: number; l1_failed: number; l2_compared: number; l2_agreed: number; l3_n: number; l3_sum: number; l3_scores: number[]; time_hist: number[] };
+
+/**
+ * A subject's newest buckets, newest first, just as many as the long window needs: pages down the
+ * (project, subject, seq) index and stops once the window is covered, so the cost does not grow with history.
+ */
+export async function newestBuckets(db: Db, project: string, subject: string, window: QcPolicy['layer4']['window'], now: Date): Promise<Bucket[]> {
+  const out: Bucket[] = [];
+  let before: string | null = null;
+  let samples = 0;
+  for (;;) {
+    const { rows }: { rows: BucketRow[] } = await db.query<BucketRow>(
+      `SELECT seq, created_at, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist FROM quality_buckets
+       WHERE project_id = $1 AND subject = $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq DESC LIMIT ${PAGE}`,
+      [project, subject, before],
+    );
+    for (const r of rows) {
+      const covered = window.kind === 'count' ? samples >= window.long : now.getTime() - r.created_at.getTime() > window.long * 1000;
+      if (covered) return out;
+      out.push({ n: r.n, l1Failed: r.l1_failed, l2Compared: r.l2_compared, l2Agreed: r.l2_agreed, l3N: r.l3_n, l3Sum: r.l3_sum, l3Scores: r.l3_scores, timeHist: r.time_hist, createdAt: r.created_at });
+      samples += r.n;
+    }
+    if (rows.length < PAGE) return out;
+    before = rows[rows.length - 1]!.seq;
+  }
+}
+
+export async function saveWindow(db: Db, project: string, subject: string, batchId: string, summary: SubjectSummary): Promise<void> {
+  await db.query(
+    `INSERT INTO quality_windows (project_id, subject, batch_id, summary) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (project_id, subject) DO UPDATE SET batch_id = EXCLUDED.batch_id, summary = EXCLUDED.summary, updated_at = now()`,
+    [project, subject, batchId, JSON.stringify(summary)],
+  );
+}
+
+/** Opens (or refreshes) an alert per breached metric and clears the subject's alerts that no longer breach. */
+export async function syncAlerts(db: Db, project: string, subject: string, batchId: string, breaches: Breach[]): Promise<void> {
+  for (const b of breaches) {
+    await db.query(
+      `INSERT INTO decay_alerts (project_id, subject, metric, short_value, reference_value, delta, threshold, slope, opened_batch, last_batch)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+       ON CONFLICT (project_id, subject, metric) WHERE cleared_at IS NULL DO UPDATE SET
+         short_value = EXCLUDED.short_value, reference_value = EXCLUDED.reference_value, delta = EXCLUDED.delta,
+         threshold = EXCLUDED.threshold, slope = EXCLUDED.slope, last_batch = EXCLUDED.last_batch, updated_at = now()`,
+      [project, subject, b.metric, b.shortValue, b.referenceValue, b.delta, b.threshold, b.slope, batchId],
+    );
+  }
+  await db.query(
+    `UPDATE decay_alerts SET cleared_at = now(), last_batch = $4 WHERE project_id = $1 AND subject = $2 AND cleared_at IS NULL AND NOT (metric = ANY($3::text[]))`,
+    [project, subject, breaches.map((b) => b.metric), batchId],
+  );
+}
+
+export interface DecayAlert {
+  subject: string;
+  metric: string;
+  shortValue: number;
+  referenceValue: number;
+  delta: number;
+  threshold: number;
+  slope: number | null;
+  openedBatch: string;
+  lastBatch: string;
+  openedAt: Date;
+}
+
+export async function openAlerts(db: Db, project: string): Promise<DecayAlert[]> {
+  const { rows } = await db.query<{ subject: string; metric: string; short_value: number; reference_value: number; delta: number; threshold: number; slope: number | null; opened_batch: string; last_batch: string; opened_at: Date }>(
+    `SELECT subject, metric, short_value, reference_value, delta, threshold, slope, opened_batch, last_batch, opened_at
+     FROM decay_alerts WHERE project_id = $1 AND cleared_at IS NULL ORDER BY subject, metric`, [project],
+  );
+  return rows.map((r) => ({ subject: r.subject, metric: r.metric, shortValue: r.short_value, referenceValue: r.reference_value, delta: r.delta, threshold: r.threshold, slope: r.slope, openedBatch: r.opened_batch, lastBatch: r.last_batch, openedAt: r.opened_at }));
+}
