@@ -8,6 +8,8 @@ import { createPool, type Pool } from '../clients/pg';
 import { createTemporalClient } from '../clients/temporal';
 import { validateProjectDefinition } from '../projects/definition';
 import { countReleasable, dispositionReasons, nextReleaseVersion, projectStatus, recentBatches, upsertProject, getProject } from '../store/projects';
+import { latestWindow, openAlerts } from '../store/quality';
+import { STREAM } from '../qc/decay';
 import { listResamples, type ResampleRequest } from '../store/resamples';
 import { datasetRelease } from '../../workflows';
 import { intakeStatsQuery, workflowIds, type BatchCounts, type IntakeStats, type ReleaseSummary } from '../../workflows/definitions';
@@ -155,6 +157,16 @@ export async function status(s: Services, project?: string): Promise<string> {
     if (Object.keys(reasons).length) out.push(`  reasons   ${formatCounts(reasons)}`);
     const open = await listResamples(s.pool, { project: r.project, limit: 0 });
     if (open.total) out.push(`  resample  ${open.total} request(s): qcflow resamples --project ${r.project}`);
+    const stream = await latestWindow(s.pool, r.project, STREAM);
+    if (stream) {
+      const w = stream.summary;
+      const ks = w.ks ? ` ks-D=${fmt(w.ks.d)} p=${w.ks.p.toExponential(2)} (${w.ks.method}, ${w.ks.n} recent vs ${w.ks.m} reference scores)` : ` (${w.note ?? 'no layer-3 scores to compare'})`;
+      out.push(`  stability ${fmt(w.stability)}${ks} after batch ${stream.batchId}`);
+    }
+    for (const a of await openAlerts(s.pool, r.project)) {
+      const slope = a.slope === null ? '' : ` trend ${a.slope >= 0 ? '+' : ''}${a.slope.toFixed(4)}/batch`;
+      out.push(`  alert     ${a.subject === STREAM ? 'stream' : `annotator ${a.subject}`} ${a.metric} ${fmt(a.shortValue)} recent vs ${fmt(a.referenceValue)} reference (worse by ${fmt(a.delta)} > ${a.threshold})${slope} since batch ${a.openedBatch}`);
+    }
     for (const b of await recentBatches(s.pool, r.project, 5)) {
       const ag = b.agreement;
       const stats = ag ? ` kappa=${fmt(ag.fleissKappa)} alpha=${fmt(ag.krippendorffAlpha)} conflicts=${ag.conflicts}` : '';

@@ -2,9 +2,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
-import { generateDemoLines } from '../demo/dataset';
+import { DEMO_CUES, generateDemoLines } from '../demo/dataset';
+import { registerModel } from '../models/register';
+import { bagOfWordsTextModel } from '../onnx/reference-models';
 import { startStack, type Stack } from '../infra/stack';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
+import { startInferenceWorker } from '../../workers/inference';
 import { connectServices, createProject, formatCounts, ingest, release, status, CliError } from './commands';
 
 const DEMO_DIR = path.resolve(__dirname, '..', '..', 'demo');
@@ -14,20 +17,25 @@ export interface StackWithWorkers {
   stop(): Promise<void>;
 }
 
-/** Starts (or reuses) the embedded stack and runs a qc-cpu worker in this process. */
+/** Starts (or reuses) the embedded stack and runs a qc-cpu and a qc-inference worker in this process. */
 export async function startDev(cfg: Config, log: Logger): Promise<StackWithWorkers> {
   const stack = await startStack(cfg, log);
-  let worker: RunningWorker;
+  const workers: RunningWorker[] = [];
+  const stopWorkers = async (): Promise<void> => {
+    for (const w of workers) await w.shutdown();
+  };
   try {
-    worker = await startCpuWorker(stack.cfg);
+    workers.push(await startCpuWorker(stack.cfg));
+    workers.push(await startInferenceWorker(stack.cfg));
   } catch (err) {
+    await stopWorkers();
     await stack.stop();
     throw err;
   }
   return {
     stack,
     async stop() {
-      await worker.shutdown();
+      await stopWorkers();
       await stack.stop();
     },
   };
@@ -48,6 +56,9 @@ export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samp
   const s = await connectServices(dev.stack.cfg);
   try {
     const project = 'demo';
+    // The demo's layer-3 model: a bag-of-words sentiment classifier built on the words the texts are drawn from.
+    const model = bagOfWordsTextModel({ cues: { positive: [...DEMO_CUES.positive], negative: [...DEMO_CUES.negative], neutral: [...DEMO_CUES.neutral] } });
+    await registerModel(s.pool, s.store, { name: 'demo-sentiment', version: '1', onnx: model.onnx, manifest: model.manifest, tokenizer: model.tokenizer }, 'demo');
     await createProject(s, {
       name: project, schema: path.join(DEMO_DIR, 'schema.json'), rules: path.join(DEMO_DIR, 'rules.json'), ontology: path.join(DEMO_DIR, 'ontology.json'),
       policy: path.join(DEMO_DIR, 'policy.json'),
@@ -58,7 +69,8 @@ export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samp
     writeFileSync(file, lines.map((l) => l.line).join('\n') + '\n');
     const defects = lines.filter((l) => l.defect).length;
     const conflicts = lines.filter((l) => l.conflict).length;
-    process.stdout.write(`demo dataset: ${lines.length} lines (${defects} with injected defects, ${conflicts} with annotator conflicts, resubmissions included) → ${file}\n`);
+    const mislabeled = lines.filter((l) => l.mislabeled).length;
+    process.stdout.write(`demo dataset: ${lines.length} lines (${defects} with injected defects, ${conflicts} with annotator conflicts, ${mislabeled} unanimously mislabelled, ann-3 rushing in the last third, resubmissions included) → ${file}\n`);
     const result = await ingest(s, { project, file, batchSize: 1000, wait: true, progress: true });
     process.stdout.write(`ingested: ${formatCounts({ ...result.counts })}\n`);
     if (result.failedBatches.length) throw new CliError(`batches failed: ${result.failedBatches.join(', ')}`);

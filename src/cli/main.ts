@@ -5,6 +5,8 @@ import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
 import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, release, resamples, status, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
+import { registerModelFiles } from '../models/register';
+import { listModelVersions } from '../store/models';
 
 function config(): Config {
   const cfg = loadConfig();
@@ -29,7 +31,7 @@ async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
 
 const program = new Command('qcflow').description('Data-QC and model-release pipeline on Temporal').showHelpAfterError();
 
-program.command('dev').description('start the embedded stack (Temporal dev server + UI, MinIO, Postgres) and a qc-cpu worker; Ctrl-C stops')
+program.command('dev').description('start the embedded stack (Temporal dev server + UI, MinIO, Postgres) with a qc-cpu and a qc-inference worker; Ctrl-C stops')
   .action(async () => {
     const cfg = loadConfig();
     const log = getLogger(cfg, 'cli');
@@ -97,6 +99,28 @@ program.command('resamples').description('list resample requests (samples whose 
     withServices(async (s) => {
       const r = await resamples(s, o);
       process.stdout.write(`${o.json ? JSON.stringify(r, null, 2) : formatResamples(r)}\n`);
+    }));
+
+const model = program.command('model').description('layer-3 model versions (ONNX files in MinIO with their sha256)');
+model.command('register').description('upload an ONNX model (and its tokenizer.json) and register it as a version')
+  .requiredOption('--name <name>', 'model name, referenced from a project policy as layer3.models')
+  .requiredOption('--version <v>', 'version; the same name and version with a different file is refused')
+  .requiredOption('--file <model.onnx>', 'the ONNX file')
+  .requiredOption('--manifest <manifest.json>', '{labels: [...], output?, adapter: {kind: text|image|features, ...}} (see README)')
+  .option('--tokenizer <tokenizer.json>', 'Hugging Face tokenizer.json, for text models')
+  .option('--tenant <t>', 'tenant', 'default')
+  .action((o: { name: string; version: string; file: string; manifest: string; tokenizer?: string; tenant: string }) =>
+    withServices(async (s) => {
+      const v = await registerModelFiles(s.pool, s.store, o, { tenant: o.tenant, name: o.name, version: o.version }, 'cli').catch((err: Error) => { throw new CliError(err.message); });
+      process.stdout.write(`registered ${v.id}  sha256 ${v.sha256}  ${v.bytes} bytes  s3://${s.cfg.minio.bucket}/${v.objectKey}\n`);
+    }));
+model.command('list').description('registered model versions')
+  .option('--name <name>', 'only this model')
+  .action((o: { name?: string }) =>
+    withServices(async (s) => {
+      const rows = await listModelVersions(s.pool, { name: o.name });
+      if (rows.length === 0) process.stdout.write('no models registered: qcflow model register --name NAME --version V --file model.onnx --manifest manifest.json\n');
+      for (const v of rows) process.stdout.write(`${v.id}\t${v.status}\t${v.precision}\t${v.manifest.adapter.kind}\t${v.manifest.labels.length} labels\t${v.sha256.slice(0, 12)}\t${v.createdAt.toISOString()}\n`);
     }));
 
 program.parseAsync(process.argv).then(

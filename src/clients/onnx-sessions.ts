@@ -21,6 +21,8 @@ export interface CacheStats {
   loadFailures: number;
   sessions: number;
   bytes: number;
+  /** Preferred providers that failed where a later one worked; not tried again by this worker. */
+  skippedProviders: string[];
 }
 
 export interface LoadedSession {
@@ -57,13 +59,14 @@ export class SessionCache {
   private readonly entries = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<Entry>>();
   private readonly counts = { hits: 0, misses: 0, coalesced: 0, evictions: 0, loadFailures: 0 };
+  private readonly unavailable = new Set<string>();
 
   constructor(private readonly opts: SessionCacheOptions) {}
 
   stats(): CacheStats {
     let bytes = 0;
     for (const e of this.entries.values()) bytes += e.bytes;
-    return { ...this.counts, sessions: this.entries.size, bytes };
+    return { ...this.counts, sessions: this.entries.size, bytes, skippedProviders: [...this.unavailable] };
   }
 
   /** Runs `fn` with the session of model `sha256`, loading (and verifying) `load()`'s bytes on a miss. */
@@ -128,20 +131,25 @@ export class SessionCache {
 
   private async createSession(bytes: Uint8Array, sha256: string): Promise<{ session: ort.InferenceSession; provider: string }> {
     const errors: string[] = [];
-    for (const provider of this.opts.providers) {
+    const providers = this.opts.providers.filter((p) => !this.unavailable.has(p));
+    for (const provider of providers) {
       try {
         const session = await ort.InferenceSession.create(bytes, {
           executionProviders: [provider],
           intraOpNumThreads: this.opts.intraOpThreads,
           graphOptimizationLevel: 'all',
         });
-        if (errors.length) this.opts.log.warn({ sha256, provider, skipped: errors }, 'preferred execution provider unavailable; fell back');
+        if (errors.length) {
+          // The model loads, so the earlier providers are missing from this machine, not unfit for this model.
+          for (const p of providers.slice(0, providers.indexOf(provider))) this.unavailable.add(p);
+          this.opts.log.warn({ sha256, provider, skipped: errors }, 'preferred execution provider unavailable; fell back (not retried by this worker)');
+        }
         return { session, provider };
       } catch (err) {
         errors.push(`${provider}: ${(err as Error).message.split('\n')[0]}`);
       }
     }
-    throw new ModelLoadError(`onnxruntime could not load the model with any of [${this.opts.providers.join(', ')}]: ${errors.join('; ')}`);
+    throw new ModelLoadError(`onnxruntime could not load the model with any of [${providers.join(', ')}]: ${errors.join('; ')}`);
   }
 
   private async enforceBounds(keep: string): Promise<void> {

@@ -10,7 +10,8 @@ export function prng(seed: number): () => number {
   };
 }
 
-const WORDS = {
+/** Cue words per sentiment: the demo texts are drawn from them, and the demo's layer-3 model is built on them. */
+export const DEMO_CUES = {
   positive: ['great', 'love', 'excellent', 'fast', 'friendly', 'recommend'],
   negative: ['broken', 'slow', 'refund', 'terrible', 'rude', 'late'],
   neutral: ['arrived', 'ordered', 'package', 'store', 'item', 'week'],
@@ -32,23 +33,28 @@ export interface DemoLine {
   line: string;
   defect?: Defect;
   conflict?: Conflict;
+  /** All three annotators agree on the wrong class: only layer 3 (the model) can catch it. */
+  mislabeled?: boolean;
 }
 
 /**
  * `n` JSONL lines of review snippets annotated by 3 annotators: `conflictRate` of them with annotators
  * disagreeing in one of CONFLICTS, `defectRate` of the rest broken in one of DEFECTS (both round robin),
- * plus a few exact duplicates and a few revised resubmissions.
+ * about `mislabelRate` unanimously mislabelled (for layer 3), ann-3 rushing through the last third (for
+ * layer 4), plus a few exact duplicates and a few revised resubmissions.
  */
-export function generateDemoLines(n: number, seed = 7, defectRate = 0.1, conflictRate = 0.08): DemoLine[] {
+export function generateDemoLines(n: number, seed = 7, defectRate = 0.1, conflictRate = 0.08, mislabelRate = 0.03): DemoLine[] {
   const rnd = prng(seed);
   let conflictIdx = 0;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const out: DemoLine[] = [];
   let defectIdx = 0;
+  const mislabelEvery = Math.max(2, Math.round(1 / mislabelRate));
+  const rushFrom = Math.floor((2 * n) / 3);
   for (let i = 0; i < n; i++) {
     const cls = pick(['positive', 'negative', 'neutral'] as const);
     const topic = pick(TOPICS);
-    const text = Array.from({ length: 6 + Math.floor(rnd() * 10) }, () => pick(WORDS[cls])).join(' ');
+    const text = Array.from({ length: 6 + Math.floor(rnd() * 10) }, () => pick(DEMO_CUES[cls])).join(' ');
     const sample: Record<string, unknown> = {
       externalId: `rev-${String(i).padStart(6, '0')}`,
       payload: {
@@ -62,12 +68,14 @@ export function generateDemoLines(n: number, seed = 7, defectRate = 0.1, conflic
       annotations: [1, 2, 3].map((a) => ({
         annotator: `ann-${a}`,
         submittedAt: new Date(Date.UTC(2026, 10, 2) + i * 60_000 + a * 1000).toISOString(),
-        durationMs: 2000 + Math.floor(rnd() * 8000),
+        // From two thirds in, ann-3 starts rushing (layer 4's annotation-time alert); same PRNG draws either way.
+        durationMs: a === 3 && i >= rushFrom ? 300 + Math.floor(rnd() * 900) : 2000 + Math.floor(rnd() * 8000),
         labels: { classes: [cls], attributes: { topic } },
       })),
     };
     let defect: Defect | undefined;
     let conflict: Conflict | undefined;
+    let mislabeled: boolean | undefined;
     if (rnd() < conflictRate) {
       conflict = CONFLICTS[conflictIdx++ % CONFLICTS.length]!;
       const labels = (sample.annotations as Array<{ labels: { classes: string[]; attributes: { topic: string } } }>).map((a) => a.labels);
@@ -92,11 +100,16 @@ export function generateDemoLines(n: number, seed = 7, defectRate = 0.1, conflic
         case 'text-too-long': payload.text = 'x'.repeat(2001); break;
         case 'bad-uri': payload.source = 'not a uri'; break;
       }
+    } else if (i % mislabelEvery === mislabelEvery - 1) {
+      // Chosen by index, not by the PRNG, so adding this kind left every other line of the dataset as it was.
+      mislabeled = true;
+      const wrong = cls === 'neutral' ? 'positive' : 'neutral';
+      for (const a of sample.annotations as Array<{ labels: { classes: string[] } }>) a.labels.classes = [wrong];
     }
-    out.push({ line: JSON.stringify(sample), defect, conflict });
+    out.push({ line: JSON.stringify(sample), defect, conflict, mislabeled });
   }
   // Exact resubmissions (no-ops) and revised resubmissions (new revisions) of clean lines.
-  const clean = out.filter((l) => !l.defect && !l.conflict);
+  const clean = out.filter((l) => !l.defect && !l.conflict && !l.mislabeled);
   for (let k = 0; k < Math.min(20, clean.length); k++) {
     const l = clean[Math.floor(rnd() * clean.length)]!;
     if (k % 2 === 0) out.push({ line: l.line });

@@ -90,3 +90,9 @@ export async function openAlerts(db: Db, project: string): Promise<DecayAlert[]>
   );
   return rows.map((r) => ({ subject: r.subject, metric: r.metric, shortValue: r.short_value, referenceValue: r.reference_value, delta: r.delta, threshold: r.threshold, slope: r.slope, openedBatch: r.opened_batch, lastBatch: r.last_batch, openedAt: r.opened_at }));
 }
+
+/** The latest window summary of a subject (the stream by default), or undefined before its first batch. */
+export async function latestWindow(db: Db, project: string, subject: string): Promise<{ batchId: string; summary: SubjectSummary } | undefined> {
+  const { rows } = await db.query<{ batch_id: string; summary: SubjectSummary }>('SELECT batch_id, summary FROM quality_windows WHERE project_id = $1 AND subject = $2', [project, subject]);
+  return rows[0] && { batchId: rows[0].batch_id, summary: rows[0].summary };
+}

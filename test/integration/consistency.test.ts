@@ -87,7 +87,8 @@ test('a batch with injected conflicts ends with the expected statuses and findin
   }
   assert.deepEqual([o.get('l1-fail')!.status, o.get('l1-fail')!.reason], ['rejected', 'layer1_failed']);
   assert.equal(o.get('l1-fail')!.l2.length, 0);
-  assert.deepEqual([o.get('ok-1')!.status, o.get('ok-1')!.reason, o.get('ok-1')!.l5], ['accepted', 'confident', ['fusion.input_absent', 'fusion.input_absent', 'fusion.input_absent']]);
+  // No layer-3 model: score and uncertainty are stand-ins; layer 4 ran, so stability is real (1: too little history to compare).
+  assert.deepEqual([o.get('ok-1')!.status, o.get('ok-1')!.reason, o.get('ok-1')!.l5], ['accepted', 'confident', ['fusion.input_absent', 'fusion.input_absent']]);
 
   // The conflicting annotators are named, and the fusion inputs and weights are stored for the reviewer.
   const cls = await h.pool.query<{ findings: Array<{ annotators: string[]; message: string }> }>(

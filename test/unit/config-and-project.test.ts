@@ -60,6 +60,15 @@ test('demo dataset is deterministic and injects every defect kind', () => {
   const kinds = new Set(a.map((l) => l.defect).filter(Boolean));
   assert.deepEqual([...kinds].sort(), [...DEFECTS].sort());
   assert.deepEqual([...new Set(a.map((l) => l.conflict).filter(Boolean))].sort(), [...CONFLICTS].sort());
+  // Unanimous mislabels: every annotator gives the same class, and it is not the one the text's words say.
+  const mislabeled = a.filter((l) => l.mislabeled);
+  assert.ok(mislabeled.length >= 10 && mislabeled.length <= 20, String(mislabeled.length));
+  for (const l of mislabeled) {
+    const s = JSON.parse(l.line) as { payload: { rating: number }; annotations: Array<{ labels: { classes: string[] } }> };
+    const truth = s.payload.rating === 5 ? 'positive' : s.payload.rating === 1 ? 'negative' : 'neutral';
+    assert.equal(new Set(s.annotations.map((x) => x.labels.classes[0])).size, 1);
+    assert.notEqual(s.annotations[0]!.labels.classes[0], truth);
+  }
   // Envelope-level defects never parse as samples; payload-level ones do (layer 1 catches them later).
   for (const l of a.filter((x) => x.defect === 'malformed-json' || x.defect === 'missing-external-id' || x.defect === 'bad-box')) {
     assert.equal(parseLine(l.line).ok, false);
