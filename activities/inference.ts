@@ -1,5 +1,4 @@
 import * as ort from 'onnxruntime-node';
-import { withTransaction } from '../src/clients/pg';
 import { getObjectBuffer, isMissingObject } from '../src/clients/minio';
 import { ModelIntegrityError, ModelLoadError, sha256Hex, type CacheStats, type LoadedSession, type SessionCache } from '../src/clients/onnx-sessions';
 import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type InputTensor } from '../src/qc/inference/adapters';
@@ -210,15 +209,13 @@ export function inferenceActivities(deps: InferenceDeps) {
             unavailable(err.message);
           }
         }
-        await withTransaction(deps.pool, async (c) => {
-          for (const r of results) {
-            await c.query(
-              `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version) VALUES ($1, 3, $2, $3, $4, $5, $6)
-               ON CONFLICT (sample_id, layer) DO NOTHING`,
-              [r.id, r.passed, r.score, JSON.stringify(r.findings), JSON.stringify(r.details), modelVersion],
-            );
-          }
-        });
+        // One statement per page: per-row round trips would cost more than the model itself.
+        await deps.pool.query(
+          `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
+           SELECT id, 3, passed, score, findings, details, $6 FROM unnest($1::text[], $2::bool[], $3::real[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
+           ON CONFLICT (sample_id, layer) DO NOTHING`,
+          [results.map((r) => r.id), results.map((r) => r.passed), results.map((r) => r.score), results.map((r) => JSON.stringify(r.findings)), results.map((r) => JSON.stringify(r.details)), modelVersion],
+        );
         for (const r of results) {
           if (r.score !== null) summary.scored++;
           if (r.findings.some((f) => f.rule === 'layer3.model_disagrees')) summary.disagreements++;

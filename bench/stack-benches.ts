@@ -1,0 +1,142 @@
+/**
+ * Benchmarks that need the real stack (an ephemeral one: Postgres, MinIO, Temporal are started and removed).
+ *  - layer3: the scorePlausibility activity (read samples → tokenizer → session.run at batch 64 → scores →
+ *    Postgres) vs session.run alone over the same samples' ready-made tensors at batch 64.
+ *  - layer4: trackQualityDecay's cost per sample of a 1,000-sample batch after 10k and after 1M samples of
+ *    history; flat means the update never rescans history. The windows (300/1,300 samples per subject)
+ *    are filled in both cases, so any difference would come from history size alone.
+ */
+import * as os from 'node:os';
+import pino from 'pino';
+import * as ort from 'onnxruntime-node';
+import { loadConfig } from '../src/clients/config';
+import { createObjectStore } from '../src/clients/minio';
+import { createPool, type Pool } from '../src/clients/pg';
+import { SessionCache } from '../src/clients/onnx-sessions';
+import { startStack } from '../src/infra/stack';
+import { DEMO_CUES, prng } from '../src/demo/dataset';
+import { registerModel } from '../src/models/register';
+import { bagOfWordsTextModel } from '../src/onnx/reference-models';
+import { createAdapter } from '../src/qc/inference/adapters';
+import { validateProjectDefinition } from '../src/projects/definition';
+import { upsertProject } from '../src/store/projects';
+import { resolveModelRefs } from '../src/store/models';
+import { inferenceActivities } from '../activities/inference';
+import { decayActivities } from '../activities/decay';
+
+const log = pino({ level: 'silent' });
+
+async function project(pool: Pool, id: string, qcPolicy: Record<string, unknown>): Promise<void> {
+  await upsertProject(pool, validateProjectDefinition({ id, jsonSchema: { type: 'object' }, regexRules: [], ontology: { classes: ['positive', 'negative', 'neutral'] }, qcPolicy }), 'bench');
+}
+
+/** `n` layer-1-passed samples of one batch with a unanimous layer-2 consensus, inserted in one statement. */
+async function seedBatch(pool: Pool, projectId: string, batchId: string, n: number, offset = 0): Promise<void> {
+  await pool.query(
+    `WITH s AS (
+       INSERT INTO samples (id, project_id, external_id, revision, content_hash, payload, batch_id, status)
+       SELECT $1 || '-' || $2 || '-' || g, $1, $2 || '-' || g, 1, md5(g::text), jsonb_build_object('text', ($4::text[])[1 + g % 3], 'lang', 'en'), $2, 'qc'
+       FROM generate_series($5::int, $5::int + $3::int - 1) g RETURNING id, external_id)
+     , a AS (INSERT INTO annotations (sample_id, ordinal, annotator, labels, duration_ms)
+       SELECT s.id, k, 'ann-' || ((hashtext(s.id) & 1023) % 20 + k), '{"classes":["positive"]}'::jsonb, 1000 + (hashtext(s.id || k) & 4095) FROM s, generate_series(0, 2) k)
+     , q1 AS (INSERT INTO qc_results (sample_id, layer, passed, score, findings) SELECT id, 1, true, 1, '[]' FROM s)
+     INSERT INTO qc_results (sample_id, layer, passed, score, findings, details)
+     SELECT id, 2, true, 1, '[]', '{"consensus":{"classes":{"classes":["positive"]}}}' FROM s`,
+    [projectId, batchId, n, TEXTS, offset],
+  );
+}
+
+const rnd = prng(11);
+const words = [...DEMO_CUES.positive, ...DEMO_CUES.negative, ...DEMO_CUES.neutral];
+const TEXTS = Array.from({ length: 3 }, () => Array.from({ length: 24 }, () => words[Math.floor(rnd() * words.length)]).join(' '));
+
+async function benchLayer3(pool: Pool, store: ReturnType<typeof createObjectStore>, n: number): Promise<void> {
+  const m = bagOfWordsTextModel({ cues: { positive: [...DEMO_CUES.positive], negative: [...DEMO_CUES.negative], neutral: [...DEMO_CUES.neutral] }, maxLength: 32 });
+  await registerModel(pool, store, { name: 'bench-bow', version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'bench');
+  await project(pool, 'bench-l3', { layer3: { models: ['bench-bow'] } });
+  const plan = { models: await resolveModelRefs(pool, ['bench-bow']), taskQueue: 'unused' };
+  const sessions = new SessionCache({ providers: ['cpu'], intraOpThreads: 1, maxSessions: 2, maxBytes: 1e9, log });
+  const acts = inferenceActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: 'unused', sessions, batchSize: 64 });
+  // Warm-up batch: loads the session, so the timed run measures steady state like the baseline.
+  await seedBatch(pool, 'bench-l3', 'warm', 64);
+  await acts.scorePlausibility({ project: 'bench-l3', batchId: 'warm', plan });
+  await seedBatch(pool, 'bench-l3', 'timed', n);
+  const tp = process.hrtime.bigint();
+  const adapter = createAdapter(m.manifest.adapter, m.tokenizer);
+  const feeds: Array<Record<string, ort.Tensor>> = [];
+  for (let i = 0; i < n; i += 64) {
+    const p = await adapter.prepare(Array.from({ length: Math.min(64, n - i) }, (_, k) => ({ payload: { text: TEXTS[(i + k) % 3] } })));
+    feeds.push({ input_ids: new ort.Tensor('int64', p.feeds.input_ids!.data, p.feeds.input_ids!.dims), attention_mask: new ort.Tensor('int64', p.feeds.attention_mask!.data, p.feeds.attention_mask!.dims) });
+  }
+  const prepareMs = Number(process.hrtime.bigint() - tp) / 1e6;
+  const t0 = process.hrtime.bigint();
+  const summary = await acts.scorePlausibility({ project: 'bench-l3', batchId: 'timed', plan });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (summary.scored !== n) throw new Error(`layer-3 bench scored ${summary.scored} of ${n}`);
+
+  const session = await ort.InferenceSession.create(m.onnx, { executionProviders: ['cpu'], intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  await session.run(feeds[0]!);
+  const t1 = process.hrtime.bigint();
+  for (const f of feeds) await session.run(f);
+  const baseMs = Number(process.hrtime.bigint() - t1) / 1e6;
+  console.log(JSON.stringify({
+    bench: 'layer3.scorePlausibility', model: 'bag-of-words text (fixture)', samples: n, batchSize: 64, samplesPerSec: Math.round(n / (ms / 1000)),
+    baseline: 'session.run on ready tensors, batch 64', baselineSamplesPerSec: Math.round(n / (baseMs / 1000)), ratio: +(baseMs / ms).toFixed(3), target: 0.9,
+    tokenizeSamplesPerSec: Math.round(n / (prepareMs / 1000)),
+  }));
+  await sessions.close();
+  await session.release();
+}
+
+async function benchLayer4(pool: Pool, store: ReturnType<typeof createObjectStore>, history: number): Promise<{ msPerSample: number }> {
+  const id = `bench-l4-${history}`;
+  await project(pool, id, { layer4: { window: { short: 300, long: 1300 }, minReference: 100 } });
+  // History: `history` samples in 1,000-sample batches, their buckets written as layer 4 would have.
+  const acts = decayActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: 'unused' });
+  const perBatch = 1000;
+  const batches = history / perBatch;
+  await pool.query(
+    `INSERT INTO samples (id, project_id, external_id, revision, content_hash, payload, batch_id, status)
+     SELECT $1 || '-h-' || g, $1, 'h-' || g, 1, md5(g::text), '{"text":"x","lang":"en"}', 'h-' || (g / ${perBatch}), 'accepted' FROM generate_series(0, $2::int - 1) g`,
+    [id, history],
+  );
+  await pool.query(
+    `INSERT INTO quality_buckets (project_id, subject, batch_id, created_at, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist)
+     SELECT $1, subj, 'h-' || b, now() - (($2::int - b) || ' minutes')::interval, CASE WHEN subj = '*' THEN ${perBatch} ELSE ${Math.round((perBatch * 3) / 22)} END, 10, 150, 140, 100, 80,
+            (SELECT array_agg((0.6 + random() * 0.4)::real) FROM generate_series(1, 100)), array_fill(3, ARRAY[80])
+     FROM generate_series(0, $2::int - 1) b, unnest(ARRAY['*'] || ARRAY(SELECT 'ann-' || k FROM generate_series(0, 21) k)) subj`,
+    [id, batches],
+  );
+  await pool.query('ANALYZE quality_buckets; ANALYZE samples');
+  await seedBatch(pool, id, 'new-0', perBatch, history);
+  await acts.trackQualityDecay({ project: id, batchId: 'new-0' }); // warm-up
+  // Median of 5: the history inserts leave checkpoints and autovacuum running for a while.
+  await pool.query('CHECKPOINT');
+  const times: number[] = [];
+  for (let r = 1; r <= 5; r++) {
+    await seedBatch(pool, id, `new-${r}`, perBatch, history + r * perBatch);
+    const t = process.hrtime.bigint();
+    await acts.trackQualityDecay({ project: id, batchId: `new-${r}` });
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return { msPerSample: times.sort((a, b) => a - b)[2]! / perBatch };
+}
+
+export async function stackBenches(): Promise<void> {
+  const cfg = loadConfig();
+  const stack = await startStack(cfg, log, { ephemeral: true });
+  const pool = createPool(stack.databaseUrl, 4);
+  const store = createObjectStore(stack.cfg.minio);
+  try {
+    await benchLayer3(pool, store, 8192);
+    const small = await benchLayer4(pool, store, 10_000);
+    const large = await benchLayer4(pool, store, 1_000_000);
+    console.log(JSON.stringify({
+      bench: 'layer4.trackQualityDecay', batch: 1000, history10kMsPerSample: +small.msPerSample.toFixed(4), history1MMsPerSample: +large.msPerSample.toFixed(4),
+      baseline: 'same update after 10k samples of history', ratio: +(small.msPerSample / large.msPerSample).toFixed(3), flat: large.msPerSample < small.msPerSample * 1.5,
+    }));
+  } finally {
+    await pool.end();
+    await stack.stop();
+  }
+}
