@@ -5,14 +5,9 @@ import { loadConfig, type Config } from '../src/clients/config';
 import { getLogger } from '../src/clients/logger';
 import { createObjectStore } from '../src/clients/minio';
 import { createPool } from '../src/clients/pg';
-import { installRuntimeLogger } from './runtime';
+import { installRuntimeLogger, runWorker, workerMain, type RunningWorker } from './runtime';
 
-export interface RunningWorker {
-  worker: Worker;
-  /** Resolves when the worker has drained and its connections are closed. */
-  done: Promise<void>;
-  shutdown(): Promise<void>;
-}
+export type { RunningWorker };
 
 /**
  * The qc-cpu worker: layer 1 (and later 2, 4, 5), staging, dispositions and releases.
@@ -35,37 +30,14 @@ export async function startCpuWorker(cfg: Config): Promise<RunningWorker> {
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
   });
   log.info({ taskQueue: cfg.taskQueues.cpu, namespace: cfg.temporal.namespace }, 'qc-cpu worker started');
-  const done = worker.run().finally(async () => {
+  return runWorker(worker, async () => {
     await connection.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     log.info('qc-cpu worker stopped');
   });
-  return {
-    worker,
-    done,
-    async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await done;
-    },
-  };
 }
 
 if (require.main === module) {
   const cfg = loadConfig();
-  const log = getLogger(cfg, 'worker.cpu');
-  startCpuWorker(cfg)
-    .then((w) => {
-      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-        process.once(sig, () => {
-          log.info({ signal: sig, graceMs: cfg.worker.shutdownGraceMs }, 'shutting down: finishing in-flight work');
-          void w.shutdown();
-        });
-      }
-      return w.done;
-    })
-    .then(() => process.exit(0))
-    .catch((err: unknown) => {
-      log.fatal({ err }, 'worker failed');
-      process.exit(1);
-    });
+  workerMain(cfg, getLogger(cfg, 'worker.cpu'), () => startCpuWorker(cfg));
 }

@@ -6,8 +6,7 @@ import { getLogger } from '../src/clients/logger';
 import { createObjectStore } from '../src/clients/minio';
 import { SessionCache } from '../src/clients/onnx-sessions';
 import { createPool } from '../src/clients/pg';
-import { installRuntimeLogger } from './runtime';
-import type { RunningWorker } from './cpu';
+import { installRuntimeLogger, runWorker, workerMain, type RunningWorker } from './runtime';
 
 export interface RunningInferenceWorker extends RunningWorker {
   sessions: SessionCache;
@@ -37,39 +36,16 @@ export async function startInferenceWorker(cfg: Config): Promise<RunningInferenc
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
   });
   log.info({ taskQueue: cfg.taskQueues.inference, providers: cfg.inference.providers, batchSize: cfg.inference.batchSize, intraOpThreads: cfg.inference.intraOpThreads }, 'qc-inference worker started');
-  const done = worker.run().finally(async () => {
+  const running = runWorker(worker, async () => {
     await sessions.close();
     await connection.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     log.info({ cache: sessions.stats() }, 'qc-inference worker stopped');
   });
-  return {
-    worker,
-    done,
-    sessions,
-    async shutdown() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await done;
-    },
-  };
+  return { ...running, sessions };
 }
 
 if (require.main === module) {
   const cfg = loadConfig();
-  const log = getLogger(cfg, 'worker.inference');
-  startInferenceWorker(cfg)
-    .then((w) => {
-      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-        process.once(sig, () => {
-          log.info({ signal: sig, graceMs: cfg.worker.shutdownGraceMs }, 'shutting down: finishing in-flight work');
-          void w.shutdown();
-        });
-      }
-      return w.done;
-    })
-    .then(() => process.exit(0))
-    .catch((err: unknown) => {
-      log.fatal({ err }, 'worker failed');
-      process.exit(1);
-    });
+  workerMain(cfg, getLogger(cfg, 'worker.inference'), () => startInferenceWorker(cfg));
 }
