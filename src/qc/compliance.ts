@@ -45,7 +45,7 @@ export interface CompiledCompliance {
   rules: CompiledRule[];
 }
 
-function parsePointer(pointer: string): string[] {
+export function parsePointer(pointer: string): string[] {
   if (pointer === '') return [];
   if (!pointer.startsWith('/')) throw new ProjectSpecError(`pointer ${JSON.stringify(pointer)} must start with "/"`);
   return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
@@ -108,6 +108,11 @@ export function resolvePointer(root: unknown, segments: string[], prefix = ''): 
   const child = (root as Record<string, unknown>)[head as string];
   if (child === undefined) return [];
   return resolvePointer(child, rest, `${prefix}/${escape(head as string)}`);
+}
+
+/** The first value at a JSON pointer (wildcards allowed) below `root`, or undefined. */
+export function valueAtPointer(root: unknown, pointer: string): unknown {
+  return resolvePointer(root, parsePointer(pointer))[0]?.value;
 }
 
 /** Layer 1 on one sample: the project's JSON Schema on `payload`, then its regex rules. Pure. */

@@ -1,5 +1,5 @@
 import type { Ontology } from '../../projects/definition';
-import { resolvePointer } from '../compliance';
+import { valueAtPointer } from '../compliance';
 import type { Finding } from '../findings';
 import type { QcPolicy } from '../policy';
 import { attributeValueFindings, checkAttributes } from './attributes';
@@ -66,8 +66,7 @@ export function checkConsistency(input: {
   const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights });
   let tokenText: string | undefined;
   if (policy.spanUnit === 'token') {
-    const segments = policy.spanTextPointer.split('/').slice(1).map((x) => x.replace(/~1/g, '/').replace(/~0/g, '~'));
-    const t = resolvePointer(input.payload, segments)[0]?.value;
+    const t = valueAtPointer(input.payload, policy.spanTextPointer);
     tokenText = typeof t === 'string' ? t : '';
   }
   const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText });

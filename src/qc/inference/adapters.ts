@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { Finding } from '../findings';
-import { resolvePointer } from '../compliance';
+import { valueAtPointer } from '../compliance';
 import type { AdapterSpec } from './manifest';
 
 /** A tensor as plain data; the inference edge turns it into an onnxruntime Tensor. */
@@ -31,11 +31,6 @@ export interface InputAdapter {
 
 const badInput = (pointer: string, rule: string, message: string): Finding => ({ layer: 3, pointer, rule: `layer3.${rule}`, message });
 
-function valueAt(payload: unknown, pointer: string): unknown {
-  const segs = pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-  return resolvePointer(payload, segs)[0]?.value;
-}
-
 export class AdapterError extends Error {
   override name = 'AdapterError';
 }
@@ -60,7 +55,7 @@ export function textAdapter(spec: Extract<AdapterSpec, { kind: 'text' }>, tokeni
       const rejected: PreparedInputs['rejected'] = [];
       const encoded: Array<{ ids: number[]; types: number[] }> = [];
       items.forEach((item, index) => {
-        const text = valueAt(item.payload, spec.textPointer);
+        const text = valueAtPointer(item.payload, spec.textPointer);
         if (typeof text !== 'string' || text.length === 0) {
           rejected.push({ index, finding: badInput(`/payload${spec.textPointer}`, 'bad_input', `text adapter needs a non-empty string at /payload${spec.textPointer}; got ${text === undefined ? 'nothing' : typeof text}`) });
           return;
@@ -143,7 +138,7 @@ export function featuresAdapter(spec: Extract<AdapterSpec, { kind: 'features' }>
       items.forEach((item, index) => {
         const v: number[] = [];
         for (const field of spec.fields) {
-          const x = valueAt(item.payload, field);
+          const x = valueAtPointer(item.payload, field);
           if (typeof x !== 'number' || !Number.isFinite(x)) {
             rejected.push({ index, finding: badInput(`/payload${field}`, 'bad_input', `features adapter needs a finite number at /payload${field}; got ${JSON.stringify(x) ?? 'nothing'}`) });
             return;
