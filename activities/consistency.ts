@@ -1,7 +1,7 @@
 import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import { ANNOTATIONS_OF_S } from '../src/store/samples';
-import { getObjectBuffer, isMissingObject } from '../src/clients/minio';
+import { getObjectBufferIfExists } from '../src/clients/minio';
 import { agreementOf, checkConsistency, mergeTallies, type AnnotatorLabels } from '../src/qc/consistency';
 import type { Finding } from '../src/qc/findings';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
@@ -47,15 +47,8 @@ function classVotes(anns: AnnotatorLabels[]): Array<{ annotator: string; value: 
 
 export function consistencyActivities(deps: ActivityDeps) {
   async function loadMedia(media: MediaRef[]): Promise<PluginSample['media']> {
-    return Promise.all(media.flatMap((m) => ('key' in m ? [m.key] : [])).map(async (key) => {
-      try {
-        return { key, bytes: await getObjectBuffer(deps.store, key) };
-      } catch (err) {
-        // Missing media is a layer-1 finding already; anything else is an infrastructure fault worth a retry.
-        if (isMissingObject(err)) return { key };
-        throw err;
-      }
-    }));
+    // Missing media is a layer-1 finding already, so it is simply absent here.
+    return Promise.all(media.flatMap((m) => ('key' in m ? [m.key] : [])).map(async (key) => ({ key, bytes: await getObjectBufferIfExists(deps.store, key) })));
   }
 
   async function batchVotes(input: BatchKey): Promise<Array<Array<{ annotator: string; value: string }>>> {

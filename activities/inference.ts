@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { getObjectBuffer, isMissingObject } from '../src/clients/minio';
+import { getObjectBufferIfExists } from '../src/clients/minio';
 import { ModelIntegrityError, ModelLoadError, sha256Hex, type CacheStats, type LoadedSession, type SessionCache } from '../src/clients/onnx-sessions';
 import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type InputTensor } from '../src/qc/inference/adapters';
 import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';
@@ -93,13 +93,10 @@ export function inferenceActivities(deps: InferenceDeps) {
   }
 
   async function fetchModelObject(key: string): Promise<Buffer> {
-    try {
-      return await getObjectBuffer(deps.store, key);
-    } catch (err) {
-      // A missing object will not appear on retry; an unreachable MinIO may, so that one is rethrown.
-      if (isMissingObject(err)) throw new ModelUnavailable(`model object ${key} is missing from storage; re-register the model`);
-      throw err;
-    }
+    // A missing object will not appear on retry (an unreachable MinIO may, and is thrown as is).
+    const bytes = await getObjectBufferIfExists(deps.store, key);
+    if (!bytes) throw new ModelUnavailable(`model object ${key} is missing from storage; re-register the model`);
+    return bytes;
   }
 
   function toFeeds(session: ort.InferenceSession, prepared: Record<string, InputTensor>, modelId: string): Record<string, ort.Tensor> {
@@ -157,7 +154,12 @@ export function inferenceActivities(deps: InferenceDeps) {
         summary.modelError = err.message;
       }
       const labels = members[0]?.version.manifest.labels ?? [];
-      const mediaIndex = members.find((m) => m.version.manifest.adapter.kind === 'image')?.version.manifest.adapter;
+      const image = members.map((m) => m.version.manifest.adapter).find((a) => a.kind === 'image');
+      // Staging moved inline media into MinIO, so every stored media item is a key; a missing one is absent here.
+      const imageKey = (media: MediaRef[]): string | undefined => {
+        const m = image?.kind === 'image' ? media[image.mediaIndex] : undefined;
+        return m && 'key' in m ? m.key : undefined;
+      };
 
       for (;;) {
         const { rows } = await deps.pool.query<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>(
@@ -178,11 +180,14 @@ export function inferenceActivities(deps: InferenceDeps) {
           unavailable(summary.modelError);
         } else {
           try {
-            const items: AdapterItem[] = await Promise.all(rows.map(async (r) => ({ payload: r.payload, image: mediaIndex?.kind === 'image' ? await imageOf(r.media[mediaIndex.mediaIndex]) : undefined })));
+            const items: AdapterItem[] = await Promise.all(rows.map(async (r) => {
+              const key = imageKey(r.media);
+              return { payload: r.payload, image: key ? await getObjectBufferIfExists(deps.store, key) : undefined };
+            }));
             const perMember: Array<Array<{ logits?: Float32Array; finding?: Finding }>> = [];
             for (const m of members) {
               const preds: Array<{ logits?: Float32Array; finding?: Finding }> = [];
-              await deps.sessions.with(m.version.sha256, () => loadModel(m.version), async (s) => {
+              await deps.sessions.with(m.version.sha256, () => fetchModelObject(m.version.objectKey), async (s) => {
                 if (!summary.providers.includes(s.provider)) summary.providers.push(s.provider);
                 for (let i = 0; i < items.length; i += deps.batchSize) {
                   preds.push(...await predict(m, s, items.slice(i, i + deps.batchSize)));
@@ -228,21 +233,6 @@ export function inferenceActivities(deps: InferenceDeps) {
       return summary;
     },
   };
-
-  async function loadModel(v: ModelVersionRow): Promise<Uint8Array> {
-    return fetchModelObject(v.objectKey);
-  }
-
-  async function imageOf(m: MediaRef | undefined): Promise<Buffer | undefined> {
-    if (!m) return undefined;
-    if ('base64' in m) return Buffer.from(m.base64, 'base64');
-    try {
-      return await getObjectBuffer(deps.store, m.key);
-    } catch (err) {
-      if (isMissingObject(err)) return undefined;
-      throw err;
-    }
-  }
 }
 
 export type InferenceActivities = ReturnType<typeof inferenceActivities>;

@@ -44,6 +44,19 @@ export async function getObjectText(store: ObjectStore, key: string): Promise<st
   return (await getObjectBuffer(store, key)).toString('utf8');
 }
 
+/**
+ * The object's bytes, or undefined when the key does not exist. Any other error (MinIO unreachable) is
+ * thrown, so an activity retries it rather than mistaking an outage for a missing object.
+ */
+export async function getObjectBufferIfExists(store: ObjectStore, key: string): Promise<Buffer | undefined> {
+  try {
+    return await getObjectBuffer(store, key);
+  } catch (err) {
+    if (isMissingObject(err)) return undefined;
+    throw err;
+  }
+}
+
 /** True for the errors MinIO gives for a key that is not there (as opposed to an unreachable server). */
 export function isMissingObject(err: unknown): boolean {
   const code = (err as { code?: string }).code;
