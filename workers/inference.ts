@@ -1,12 +1,10 @@
 import * as os from 'node:os';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { inferenceActivities } from '../activities';
 import { loadConfig, type Config } from '../src/clients/config';
 import { getLogger } from '../src/clients/logger';
-import { createObjectStore } from '../src/clients/minio';
 import { SessionCache } from '../src/clients/onnx-sessions';
-import { createPool } from '../src/clients/pg';
-import { installRuntimeLogger, runWorker, workerMain, type RunningWorker } from './runtime';
+import { connectWorkerClients, runWorker, workerMain, type RunningWorker } from './runtime';
 
 export interface RunningInferenceWorker extends RunningWorker {
   sessions: SessionCache;
@@ -17,16 +15,12 @@ export interface RunningInferenceWorker extends RunningWorker {
  * concurrency bounds how many batches share the accelerator; one session cache serves them all.
  */
 export async function startInferenceWorker(cfg: Config): Promise<RunningInferenceWorker> {
-  installRuntimeLogger(cfg);
-  const log = getLogger(cfg, 'worker.inference');
-  if (!cfg.databaseUrl) throw new Error('DATABASE_URL is not set: start the stack with `qcflow dev` or point DATABASE_URL at Postgres');
-  const pool = createPool(cfg.databaseUrl, cfg.inference.maxConcurrentActivities + 2);
-  const store = createObjectStore(cfg.minio);
+  const clients = await connectWorkerClients(cfg, 'worker.inference', cfg.inference.maxConcurrentActivities + 2);
+  const { log, pool, store, connection } = clients;
   const sessions = new SessionCache({
     providers: cfg.inference.providers, intraOpThreads: cfg.inference.intraOpThreads,
     maxSessions: cfg.inference.cacheMaxSessions, maxBytes: cfg.inference.cacheMaxBytes, log,
   });
-  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   const worker = await Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
@@ -38,8 +32,7 @@ export async function startInferenceWorker(cfg: Config): Promise<RunningInferenc
   log.info({ taskQueue: cfg.taskQueues.inference, providers: cfg.inference.providers, batchSize: cfg.inference.batchSize, intraOpThreads: cfg.inference.intraOpThreads }, 'qc-inference worker started');
   const running = runWorker(worker, async () => {
     await sessions.close();
-    await connection.close().catch(() => undefined);
-    await pool.end().catch(() => undefined);
+    await clients.close();
     log.info({ cache: sessions.stats() }, 'qc-inference worker stopped');
   });
   return { ...running, sessions };

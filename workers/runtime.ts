@@ -1,6 +1,8 @@
-import { Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { getLogger, temporalLogger, type Logger } from '../src/clients/logger';
 import type { Config } from '../src/clients/config';
+import { createObjectStore, type ObjectStore } from '../src/clients/minio';
+import { createPool, type Pool } from '../src/clients/pg';
 
 let installed = false;
 
@@ -9,6 +11,33 @@ export function installRuntimeLogger(cfg: Config): void {
   if (installed) return;
   installed = true;
   Runtime.install({ logger: temporalLogger(getLogger(cfg, 'temporal')), shutdownSignals: [] });
+}
+
+/** What every worker process holds: its logger, a Postgres pool, the object store and a Temporal connection. */
+export interface WorkerClients {
+  log: Logger;
+  pool: Pool;
+  store: ObjectStore;
+  connection: NativeConnection;
+  close(): Promise<void>;
+}
+
+export async function connectWorkerClients(cfg: Config, component: string, poolSize: number): Promise<WorkerClients> {
+  installRuntimeLogger(cfg);
+  const log = getLogger(cfg, component);
+  if (!cfg.databaseUrl) throw new Error('DATABASE_URL is not set: start the stack with `qcflow dev` or point DATABASE_URL at Postgres');
+  const pool = createPool(cfg.databaseUrl, poolSize);
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address }).catch(async (err: unknown) => {
+    await pool.end().catch(() => undefined);
+    throw err;
+  });
+  return {
+    log, pool, store: createObjectStore(cfg.minio), connection,
+    async close() {
+      await connection.close().catch(() => undefined);
+      await pool.end().catch(() => undefined);
+    },
+  };
 }
 
 export interface RunningWorker {
