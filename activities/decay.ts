@@ -58,12 +58,11 @@ export function decayActivities(deps: ActivityDeps) {
       }
       const stream = summaries.get(STREAM) ?? evaluateSubject([], policy, now);
 
-      const bySample = new Map(samples.map((s) => [s.id, s]));
-      for (let i = 0; i < rows.length; i += PAGE) {
+      for (let i = 0; i < samples.length; i += PAGE) {
         await withTransaction(deps.pool, async (c) => {
-          for (const r of rows.slice(i, i + PAGE)) {
-            if (!r.l1) continue;
-            const verdict = sampleDecayFindings(stream, alerted, bySample.get(r.id)!.annotations.map((a) => a.annotator));
+          for (const r of samples.slice(i, i + PAGE)) {
+            if (!r.l1Passed) continue;
+            const verdict = sampleDecayFindings(stream, alerted, r.annotations.map((a) => a.annotator));
             await c.query(
               `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 4, $2, $3, $4, $5)
                ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,

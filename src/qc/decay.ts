@@ -120,6 +120,14 @@ export function windowStats(buckets: Bucket[]): WindowStats {
 type Layer4Policy = QcPolicy['layer4'];
 
 /**
+ * Whether a bucket belongs to a window of `size` samples (count) or seconds (time), given the samples of the
+ * newer buckets before it. The one rule for both splitting windows and deciding how far back to read.
+ */
+export function inWindow(kind: Layer4Policy['window']['kind'], size: number, newerSamples: number, createdAt: Date, now: Date): boolean {
+  return kind === 'count' ? newerSamples < size : now.getTime() - createdAt.getTime() <= size * 1000;
+}
+
+/**
  * Splits a subject's newest-first buckets into the short window and the reference (the rest of the long
  * window). Buckets are whole batches: a window takes the newest batches until it holds `short` (`long`)
  * samples, or, for time windows, the batches of the last `short` (`long`) seconds.
@@ -129,9 +137,8 @@ export function splitWindows(newestFirst: Bucket[], w: Layer4Policy['window'], n
   const reference: Bucket[] = [];
   let seen = 0;
   for (const b of newestFirst) {
-    const inShort = w.kind === 'count' ? seen < w.short : now.getTime() - b.createdAt.getTime() <= w.short * 1000;
-    const inLong = w.kind === 'count' ? seen < w.long : now.getTime() - b.createdAt.getTime() <= w.long * 1000;
-    if (!inLong) return { short, reference, exhausted: true };
+    const inShort = inWindow(w.kind, w.short, seen, b.createdAt, now);
+    if (!inWindow(w.kind, w.long, seen, b.createdAt, now)) return { short, reference, exhausted: true };
     (inShort && reference.length === 0 ? short : reference).push(b);
     seen += b.n;
   }

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import type { Bucket, Breach, SubjectSummary } from '../qc/decay';
+import { inWindow, type Bucket, type Breach, type SubjectSummary } from '../qc/decay';
 import type { QcPolicy } from '../qc/policy';
 
 type Db = Pool | PoolClient;
@@ -34,8 +34,7 @@ export async function newestBuckets(db: Db, project: string, subject: string, wi
       [project, subject, before],
     );
     for (const r of rows) {
-      const covered = window.kind === 'count' ? samples >= window.long : now.getTime() - r.created_at.getTime() > window.long * 1000;
-      if (covered) return out;
+      if (!inWindow(window.kind, window.long, samples, r.created_at, now)) return out;
       out.push({ n: r.n, l1Failed: r.l1_failed, l2Compared: r.l2_compared, l2Agreed: r.l2_agreed, l3N: r.l3_n, l3Sum: r.l3_sum, l3Scores: r.l3_scores, timeHist: r.time_hist, createdAt: r.created_at });
       samples += r.n;
     }
