@@ -49,6 +49,9 @@ export interface QcPolicy {
 
 const unit = { type: 'number', minimum: 0, maximum: 1 } as const;
 
+/** A layer-3 model reference: `name`, `name@version` or `tenant/name@version` (groups: tenant, name, version). */
+export const MODEL_REF_PATTERN = '^(?:([a-z0-9][a-z0-9_-]*)/)?([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9][A-Za-z0-9._-]*))?$';
+
 export const QC_POLICY_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -72,7 +75,8 @@ export const QC_POLICY_SCHEMA = {
       additionalProperties: false,
       default: {},
       properties: {
-        models: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 5, uniqueItems: true, default: [] },
+        // Checked here so a malformed reference is refused at project create, not retried by every batch.
+        models: { type: 'array', items: { type: 'string', pattern: MODEL_REF_PATTERN }, maxItems: 5, uniqueItems: true, default: [] },
         topK: { type: 'integer', minimum: 1, maximum: 20, default: 3 },
       },
     },

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import type { ModelManifest } from '../qc/inference/manifest';
+import { MODEL_REF_PATTERN } from '../qc/policy';
 
 export interface ModelVersionRow {
   id: string;
@@ -71,7 +72,7 @@ export async function listModelVersions(pool: Pool, filter: { tenant?: string; n
 
 /** `name`, `name@version` or `tenant/name[@version]`; a bare name means its newest active version. */
 export function parseModelRef(ref: string, defaultTenant = 'default'): { tenant: string; name: string; version?: string } {
-  const m = /^(?:([a-z0-9][a-z0-9_-]*)\/)?([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9][A-Za-z0-9._-]*))?$/.exec(ref);
+  const m = new RegExp(MODEL_REF_PATTERN).exec(ref);
   if (!m) throw new Error(`model reference ${JSON.stringify(ref)} must look like name, name@version or tenant/name@version`);
   return { tenant: m[1] ?? defaultTenant, name: m[2]!, version: m[3] };
 }

@@ -125,4 +125,6 @@ test('decay: too little history compares nothing; time windows split by age', ()
 test('policy: the layer-4 short window must be shorter than the long one', () => {
   assert.throws(() => resolvePolicy({ layer4: { window: { short: 500, long: 500 } } }), /layer4\/window\/short \(500\) must be less than long/);
   assert.throws(() => resolvePolicy({ layer3: { models: 'bow' } }), /\/qcPolicy\/layer3\/models must be array/);
+  assert.throws(() => resolvePolicy({ layer3: { models: ['my model'] } }), /\/qcPolicy\/layer3\/models\/0 must match pattern/);
+  assert.deepEqual(resolvePolicy({ layer3: { models: ['bow', 'bow@2', 'acme/bow@2'] } }).layer3.models, ['bow', 'bow@2', 'acme/bow@2']);
 });
