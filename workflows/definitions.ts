@@ -3,6 +3,7 @@ import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
 import type { Layer3Plan, PlausibilitySummary } from '../activities/inference';
 import type { DecaySummary } from '../activities/decay';
+import type { ReviewOutcome } from '../activities/review';
 
 /** A JSONL file already staged in MinIO, to be QC'd as one batch. */
 export interface BatchRef {
@@ -82,7 +83,7 @@ export interface BatchAgreementSummary {
 }
 
 export interface BatchProgress {
-  stage: 'staging' | 'layer1' | 'layer2' | 'layer3' | 'layer4' | 'layer5' | 'notify' | 'done';
+  stage: 'staging' | 'layer1' | 'layer2' | 'layer3' | 'layer4' | 'layer5' | 'review' | 'notify' | 'done';
   counts: BatchCounts;
   /** Set once layer 2 has run. */
   agreement?: BatchAgreementSummary;
@@ -92,6 +93,8 @@ export interface BatchProgress {
   decay?: DecaySummary;
   /** Accepted-by-confidence samples sent to review as the audit share. */
   audited?: number;
+  /** Set once the batch's review samples have humanReview workflows. */
+  reviews?: BatchReviews;
 }
 
 /** The batch's resample requests: the total and the first few (the full list: `qcflow resamples`). */
@@ -123,14 +126,32 @@ export interface ReleaseSummary {
   files: { jsonl: ReleaseFileInfo; arrow: ReleaseFileInfo; manifest: ReleaseFileInfo };
 }
 
+/** Where one sample's review stands (query `reviewState` on `review/{sample}`). */
+export interface ReviewState {
+  round: number;
+  reason: string;
+  audience: 'reviewers' | 'leads';
+  escalations: number;
+  status: 'waiting' | 'applying' | 'done';
+  outcome?: ReviewOutcome;
+}
+
+/** What a batch did about its review samples: humanReview workflows started now, or found already running. */
+export interface BatchReviews {
+  started: number;
+  existing: number;
+}
+
 export const submitSamplesSignal = defineSignal<[SubmitSamplesArgs]>('submitSamples');
 export const submitBatchSignal = defineSignal<[BatchRef]>('submitBatch');
 export const intakeStatsQuery = defineQuery<IntakeStats>('stats');
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 export const batchResamplesQuery = defineQuery<BatchResamples>('resamples');
+export const reviewStateQuery = defineQuery<ReviewState>('reviewState');
 
 export const workflowIds = {
   intake: (project: string) => `intake/${project}`,
   qcBatch: (project: string, batchId: string) => `qc/${project}/${batchId}`,
   release: (project: string, version: string) => `release/${project}/${version}`,
+  review: (sampleId: string) => `review/${sampleId}`,
 };

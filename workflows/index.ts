@@ -2,3 +2,4 @@
 export { projectIntake } from './project-intake';
 export { qcBatch } from './qc-batch';
 export { datasetRelease } from './dataset-release';
+export { humanReview } from './human-review';

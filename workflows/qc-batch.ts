@@ -50,6 +50,12 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   progress.audited = routed.audited;
   Object.assign(resamples, routed.resamples);
 
+  if (routed.counts.review > 0) {
+    stage('review');
+    // Reviews outlive the batch: each is its own workflow, started by id so a retry starts none twice.
+    progress.reviews = await act.startReviews(key);
+  }
+
   if (routed.resamples.total > 0) {
     stage('notify');
     await webhook.notifyResamples(key).then(

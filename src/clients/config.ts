@@ -13,7 +13,7 @@ export interface Config {
   databaseUrl: string | undefined;
   embeddedPostgresPort: number;
   minio: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string; consolePort: number };
-  taskQueues: { cpu: string; inference: string };
+  taskQueues: { cpu: string; inference: string; review: string };
   inference: {
     /** Execution providers in preference order; the first that loads a model is used (and logged). */
     providers: string[];
@@ -25,6 +25,16 @@ export interface Config {
   };
   worker: { shutdownGraceMs: number; maxConcurrentActivities: number };
   intake: { maxConcurrentBatches: number };
+  http: {
+    host: string;
+    port: number;
+    /** HS256 secret for reviewer tokens; unset: a random one is created under the state dir on first use. */
+    jwtSecret: string | undefined;
+    /** Where the CLI finds the server. */
+    serverUrl: string;
+    /** The CLI's bearer token (`qcflow token issue` makes one). */
+    token: string | undefined;
+  };
 }
 
 export interface SettingDoc {
@@ -51,6 +61,7 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'MINIO_BUCKET', default: 'qcflow', description: 'Bucket holding raw/, staging/, releases/, models/, golden/.' },
   { env: 'QCFLOW_QUEUE_CPU', default: 'qc-cpu', description: 'Task queue of the CPU worker (layers 1,2,4,5, storage, release).' },
   { env: 'QCFLOW_QUEUE_INFERENCE', default: 'qc-inference', description: 'Task queue of the inference worker (layer 3).' },
+  { env: 'QCFLOW_QUEUE_REVIEW', default: 'qc-review', description: 'Task queue of the human-task activities reviewers complete.' },
   { env: 'QCFLOW_ORT_PROVIDERS', default: 'cpu', description: 'onnxruntime execution providers in preference order, e.g. `cuda,cpu`; the first that loads a model is used and logged.' },
   { env: 'QCFLOW_ORT_INTRA_OP_THREADS', default: '0', description: 'onnxruntime intra-op threads per session (0: onnxruntime picks).' },
   { env: 'QCFLOW_INFERENCE_BATCH_SIZE', default: '64', description: 'Samples per `session.run` in layer 3 (the batch dimension is dynamic).' },
@@ -60,6 +71,11 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'QCFLOW_SHUTDOWN_GRACE_MS', default: '30000', description: 'How long a worker lets in-flight activities finish after SIGTERM.' },
   { env: 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', default: '8', description: 'Activity slots per worker.' },
   { env: 'QCFLOW_MAX_CONCURRENT_BATCHES', default: '4', description: 'qcBatch children an intake workflow runs at once.' },
+  { env: 'QCFLOW_HTTP_HOST', default: '127.0.0.1', description: 'Address the review server (web page and JSON API) listens on.' },
+  { env: 'QCFLOW_HTTP_PORT', default: '8080', description: 'Port of the review server.' },
+  { env: 'QCFLOW_JWT_SECRET', default: '(generated)', description: 'HS256 secret that signs reviewer tokens (32+ characters). Unset: a random one is kept in `<state dir>/jwt-secret`.' },
+  { env: 'QCFLOW_SERVER_URL', default: 'http://127.0.0.1:8080', description: 'Where `qcflow review …` finds the review server.' },
+  { env: 'QCFLOW_TOKEN', default: '(unset)', description: 'Bearer token `qcflow review …` sends (make one with `qcflow token issue`).' },
 ];
 
 export class ConfigError extends Error {
@@ -111,6 +127,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (secretKey.length < 8) throw new ConfigError('MINIO_SECRET_KEY must be at least 8 characters (MinIO refuses shorter ones)');
   const address = str(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233');
   if (!/^[^:\s]+:\d+$/.test(address)) throw new ConfigError(`TEMPORAL_ADDRESS=${JSON.stringify(address)} must be host:port`);
+  const jwtSecret = env.QCFLOW_JWT_SECRET || undefined;
+  if (jwtSecret !== undefined && jwtSecret.length < 32) throw new ConfigError('QCFLOW_JWT_SECRET must be at least 32 characters (an HS256 key shorter than its hash is guessable); or unset it to use a generated one');
   const bucket = str(env, 'MINIO_BUCKET', 'qcflow');
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError(`MINIO_BUCKET=${JSON.stringify(bucket)} is not a valid S3 bucket name`);
   return {
@@ -133,7 +151,7 @@ export function loadConfig(env: Env = process.env): Config {
       secretKey,
       bucket,
     },
-    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu'), inference: str(env, 'QCFLOW_QUEUE_INFERENCE', 'qc-inference') },
+    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu'), inference: str(env, 'QCFLOW_QUEUE_INFERENCE', 'qc-inference'), review: str(env, 'QCFLOW_QUEUE_REVIEW', 'qc-review') },
     inference: {
       providers: providers(env),
       intraOpThreads: int(env, 'QCFLOW_ORT_INTRA_OP_THREADS', 0, 0, 1024),
@@ -148,6 +166,13 @@ export function loadConfig(env: Env = process.env): Config {
     },
     intake: {
       maxConcurrentBatches: int(env, 'QCFLOW_MAX_CONCURRENT_BATCHES', 4, 1, 100),
+    },
+    http: {
+      host: str(env, 'QCFLOW_HTTP_HOST', '127.0.0.1'),
+      port: int(env, 'QCFLOW_HTTP_PORT', 8080, 0, 65535),
+      jwtSecret,
+      serverUrl: str(env, 'QCFLOW_SERVER_URL', 'http://127.0.0.1:8080').replace(/\/+$/, ''),
+      token: env.QCFLOW_TOKEN || undefined,
     },
   };
 }
@@ -177,6 +202,7 @@ export function configToEnv(cfg: Config, databaseUrl: string): Record<string, st
     MINIO_BUCKET: cfg.minio.bucket,
     QCFLOW_QUEUE_CPU: cfg.taskQueues.cpu,
     QCFLOW_QUEUE_INFERENCE: cfg.taskQueues.inference,
+    QCFLOW_QUEUE_REVIEW: cfg.taskQueues.review,
     QCFLOW_ORT_PROVIDERS: cfg.inference.providers.join(','),
     QCFLOW_ORT_INTRA_OP_THREADS: String(cfg.inference.intraOpThreads),
     QCFLOW_INFERENCE_BATCH_SIZE: String(cfg.inference.batchSize),

@@ -42,6 +42,16 @@ export interface QcPolicy {
   };
   /** Share of auto-accepted samples also sent to review, chosen from the sample id. */
   auditShare: number;
+  review: {
+    /** How long a reviewer has for a task before it escalates (the human-task activity's timeout). */
+    slaSeconds: number;
+    /** Escalations to another reviewer before the task goes to the project's leads. */
+    maxEscalations: number;
+    /** `round-robin`: each new task is assigned to the next reviewer; `claim`: tasks wait in the queue until claimed. */
+    assignment: 'round-robin' | 'claim';
+    /** How long a claim holds before the task returns to the queue. */
+    claimTtlSeconds: number;
+  };
   /** URL that receives a POST with each batch's resample requests. */
   resampleWebhook?: string;
   plugins: Array<{ id: string; config: Record<string, unknown> }>;
@@ -130,6 +140,17 @@ export const QC_POLICY_SCHEMA = {
       },
     },
     auditShare: { ...unit, default: 0.02 },
+    review: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        slaSeconds: { type: 'integer', minimum: 1, maximum: 30 * 86400, default: 86400 },
+        maxEscalations: { type: 'integer', minimum: 0, maximum: 10, default: 2 },
+        assignment: { enum: ['round-robin', 'claim'], default: 'round-robin' },
+        claimTtlSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 900 },
+      },
+    },
     resampleWebhook: { type: 'string', pattern: '^https?://' },
     plugins: {
       type: 'array',

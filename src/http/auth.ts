@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { createSigner, createVerifier, TokenError } from 'fast-jwt';
+import type { Config } from '../clients/config';
+import { ROLES, type Actor, type Role } from '../review/decisions';
+
+/** A request without a valid token: 401, and nothing happens. */
+export class AuthError extends Error {
+  override name = 'AuthError';
+}
+
+const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+
+/**
+ * The HS256 secret: QCFLOW_JWT_SECRET, or a random one kept (mode 0600) in the state dir so the dev stack,
+ * the CLI and the tests on one machine agree without configuration.
+ */
+export function resolveJwtSecret(cfg: Pick<Config, 'http' | 'stateDir'>): string {
+  if (cfg.http.jwtSecret) return cfg.http.jwtSecret;
+  const file = path.join(cfg.stateDir, 'jwt-secret');
+  if (!existsSync(file)) {
+    mkdirSync(cfg.stateDir, { recursive: true });
+    try {
+      writeFileSync(file, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
+    } catch (err) {
+      // Another process created it first: use theirs.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    chmodSync(file, 0o600);
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
+export function parseRole(value: unknown): Role {
+  if (typeof value !== 'string' || !(ROLES as readonly string[]).includes(value)) throw new AuthError(`role must be one of ${ROLES.join(', ')}`);
+  return value as Role;
+}
+
+/** Signs a token for `user` with `role`, valid for ttlSeconds. */
+export function issueToken(secret: string, a: { user: string; role: Role; ttlSeconds: number }): string {
+  if (!USER.test(a.user)) throw new AuthError(`user ${JSON.stringify(a.user)} must match ${USER.source}`);
+  parseRole(a.role);
+  return createSigner({ key: secret, algorithm: 'HS256', expiresIn: a.ttlSeconds * 1000 })({ sub: a.user, role: a.role });
+}
+
+export type TokenVerifier = (token: string) => Actor;
+
+/** Verifies signature, algorithm (HS256 only: no `none`, no key confusion), expiry, and the claims qcflow needs. */
+export function tokenVerifier(secret: string): TokenVerifier {
+  const verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'role', 'exp'], clockTolerance: 5_000 });
+  return (token) => {
+    let claims: { sub?: unknown; role?: unknown };
+    try {
+      claims = verify(token) as { sub?: unknown; role?: unknown };
+    } catch (err) {
+      if (err instanceof TokenError) {
+        const why = err.code === TokenError.codes.expired ? 'the token has expired' : err.code === TokenError.codes.invalidSignature ? 'the token signature is invalid' : `the token is invalid (${err.message})`;
+        throw new AuthError(`${why}; get a new one with: qcflow token issue --user <you> --role reviewer`);
+      }
+      throw err;
+    }
+    if (typeof claims.sub !== 'string' || !USER.test(claims.sub)) throw new AuthError('the token has no valid `sub` (user) claim');
+    return { user: claims.sub, role: parseRole(claims.role) };
+  };
+}

@@ -1,0 +1,109 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Labels } from '../ingest/envelope';
+import { DECISIONS, type Actor, type DecisionInput } from '../review/decisions';
+import { ReviewError } from '../review/service';
+import { AuthError } from './auth';
+import { loginPage, queuePage, taskPage } from './html';
+import { cookieActor, describeError, SESSION_COOKIE, type ServerDeps } from './server';
+
+type Form = Record<string, string | undefined>;
+
+/** Only same-site paths after sign-in: an open redirect would let a link send a reviewer anywhere. */
+function safeNext(next: string | undefined): string {
+  return next && /^\/(?!\/)[\w\-/?=&.%]*$/.test(next) ? next : '/queue';
+}
+
+/** Server-rendered reviewer pages. Sign-in puts the token in an HttpOnly SameSite cookie; every form carries a CSRF token. */
+export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
+  const { reviews } = deps;
+  const html = (reply: FastifyReply, body: string, status = 200): FastifyReply => reply.status(status).type('text/html; charset=utf-8').send(body);
+  const hidden = { schema: { hide: true } };
+
+  /** The signed-in user, or a redirect to sign-in (GET) / 401 (POST). */
+  const requireUser = (req: FastifyRequest, reply: FastifyReply): Actor | undefined => {
+    const actor = cookieActor(deps, req, reply);
+    if (actor) return actor;
+    if (req.method === 'GET') void reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
+    else void html(reply, loginPage({ csrf: reply.generateCsrf(), error: 'Your session has ended; sign in again.' }), 401);
+    return undefined;
+  };
+  const csrf = { preHandler: app.csrfProtection };
+
+  app.get('/', hidden, async (_req, reply) => reply.redirect('/queue', 303));
+
+  app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: reply.generateCsrf(), next: safeNext(req.query.next) })));
+
+  app.post<{ Body: Form }>('/login', { ...hidden, ...csrf }, async (req, reply) => {
+    const token = (req.body.token ?? '').trim();
+    try {
+      deps.verify(token);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      return html(reply, loginPage({ csrf: reply.generateCsrf(), error: err.message, next: req.body.next }), 401);
+    }
+    void reply.setCookie(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'strict', secure: deps.secureCookies ?? false });
+    return reply.redirect(safeNext(req.body.next), 303);
+  });
+
+  app.post('/logout', { ...hidden, ...csrf }, async (_req, reply) => {
+    void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return reply.redirect('/login', 303);
+  });
+
+  app.get<{ Querystring: { note?: string } }>('/queue', hidden, async (req, reply) => {
+    const actor = requireUser(req, reply);
+    if (!actor) return reply;
+    return html(reply, queuePage({ user: actor.user, csrf: reply.generateCsrf(), tasks: await reviews.queue(actor), note: req.query.note }));
+  });
+
+  /** Opens the next task (claiming one if needed), or the queue with a note when there is none. */
+  const openNext = async (actor: Actor, reply: FastifyReply, note?: string): Promise<FastifyReply> => {
+    const next = actor.role === 'reviewer' ? await reviews.next(actor) : undefined;
+    const q = note ? `?note=${encodeURIComponent(note)}` : '';
+    return reply.redirect(next ? `/tasks/${next.id}${q}` : `/queue?note=${encodeURIComponent(`${note ? `${note}. ` : ''}No more tasks for you right now.`)}`, 303);
+  };
+
+  app.post('/next', { ...hidden, ...csrf }, async (req, reply) => {
+    const actor = requireUser(req, reply);
+    if (!actor) return reply;
+    return openNext(actor, reply);
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { note?: string } }>('/tasks/:id', hidden, async (req, reply) => {
+    const actor = requireUser(req, reply);
+    if (!actor) return reply;
+    return html(reply, taskPage({ user: actor.user, csrf: reply.generateCsrf(), detail: await reviews.detail(actor, req.params.id), note: req.query.note }));
+  });
+
+  app.post<{ Params: { id: string } }>('/tasks/:id/claim', { ...hidden, ...csrf }, async (req, reply) => {
+    const actor = requireUser(req, reply);
+    if (!actor) return reply;
+    await reviews.claim(actor, req.params.id);
+    return reply.redirect(`/tasks/${req.params.id}`, 303);
+  });
+
+  app.post<{ Params: { id: string }; Body: Form }>('/tasks/:id/decide', { ...hidden, ...csrf }, async (req, reply) => {
+    const actor = requireUser(req, reply);
+    if (!actor) return reply;
+    const decision = req.body.decision;
+    const comment = req.body.comment?.trim() || undefined;
+    let labels: Labels | undefined;
+    try {
+      if (!decision || !(DECISIONS as readonly string[]).includes(decision)) throw new ReviewError(400, `decision must be one of ${DECISIONS.join(', ')}`);
+      if (decision === 'correct') {
+        try {
+          labels = JSON.parse(req.body.labels ?? '') as Labels;
+        } catch (err) {
+          throw new ReviewError(422, `/labels is not valid JSON: ${(err as Error).message}`);
+        }
+      }
+      const result = await reviews.decide(actor, req.params.id, { decision: decision as DecisionInput['decision'], labels, comment });
+      return openNext(actor, reply, result.result === 'already_decided' ? result.message : `Task ${req.params.id}: ${decision} recorded`);
+    } catch (err) {
+      if (!(err instanceof ReviewError) || ![400, 409, 422].includes(err.status)) throw err;
+      // Stay on the task with the reason and what the reviewer typed, so nothing is lost.
+      const detail = await reviews.detail(actor, req.params.id);
+      return html(reply, taskPage({ user: actor.user, csrf: reply.generateCsrf(), detail, error: { message: describeError(err).message, findings: err.findings }, labelsDraft: decision === 'correct' ? req.body.labels : undefined }), err.status);
+    }
+  });
+}

@@ -1,0 +1,91 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyFormbody from '@fastify/formbody';
+import fastifySwagger from '@fastify/swagger';
+import type { Logger } from '../clients/logger';
+import { ReviewError, type ReviewService } from '../review/service';
+import type { Actor } from '../review/decisions';
+import { AuthError, type TokenVerifier } from './auth';
+import { registerApi } from './api';
+import { registerPages } from './pages';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor?: Actor;
+  }
+}
+
+export const SESSION_COOKIE = 'qcflow_session';
+
+export interface ServerDeps {
+  reviews: ReviewService;
+  verify: TokenVerifier;
+  log: Logger;
+  /** Cookies marked Secure (serve behind TLS). */
+  secureCookies?: boolean;
+}
+
+/**
+ * The qcflow HTTP server: reviewer web pages (cookie session, CSRF-protected forms), the JSON API
+ * (bearer tokens, so no ambient credential and no CSRF), its OpenAPI document, and a health check.
+ */
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  // Typed as the default instance so route modules need no logger generics; it is still pino underneath.
+  const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 }) as unknown as FastifyInstance;
+  await app.register(fastifyCookie);
+  await app.register(fastifyFormbody);
+  await app.register(fastifyCsrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { path: '/', sameSite: 'strict', httpOnly: true, secure: deps.secureCookies ?? false } });
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'qcflow review API', version: '1', description: 'Review tasks, decisions, project members and QC precision. Every route needs `Authorization: Bearer <token>` (`qcflow token issue`).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+    hideUntagged: true,
+  });
+
+  app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number }, req, reply) => {
+    const { status, message, findings } = describeError(err);
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    if (status === 401) void reply.header('WWW-Authenticate', 'Bearer');
+    if (req.url.startsWith('/api/')) return reply.status(status).send({ error: { status, message, ...(findings ? { findings } : {}) } });
+    return reply.status(status).type('text/plain; charset=utf-8').send(`${status}: ${message}`);
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  registerApi(app, deps);
+  registerPages(app, deps);
+  return app;
+}
+
+export function describeError(err: Error & { validation?: unknown; statusCode?: number }): { status: number; message: string; findings?: unknown } {
+  if (err instanceof AuthError) return { status: 401, message: err.message };
+  if (err instanceof ReviewError) return { status: err.status, message: err.message, findings: err.findings };
+  // Schema validation: fastify's message names the field and the rule (`body/decision must be equal to one of the allowed values`).
+  if (err.validation) return { status: 400, message: err.message };
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return { status: err.statusCode, message: err.message };
+  return { status: 500, message: 'internal error; the server log has the details' };
+}
+
+/** The bearer token's actor, or 401. */
+export function bearerActor(deps: ServerDeps, req: FastifyRequest): Actor {
+  const header = req.headers.authorization;
+  const m = header && /^Bearer\s+(\S+)$/i.exec(header);
+  if (!m) throw new AuthError('missing `Authorization: Bearer <token>`; get one with: qcflow token issue --user <you> --role reviewer');
+  return deps.verify(m[1]!);
+}
+
+/** The signed-in page user, or undefined (the caller redirects to sign-in). A bad cookie is cleared. */
+export function cookieActor(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply): Actor | undefined {
+  const token = req.cookies[SESSION_COOKIE];
+  if (!token) return undefined;
+  try {
+    return deps.verify(token);
+  } catch (err) {
+    if (!(err instanceof AuthError)) throw err;
+    void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return undefined;
+  }
+}

@@ -1,0 +1,46 @@
+import type { Config } from '../clients/config';
+import type { Logger } from '../clients/logger';
+import { createObjectStore } from '../clients/minio';
+import { createPool } from '../clients/pg';
+import { createTemporalClient } from '../clients/temporal';
+import { ReviewService } from '../review/service';
+import { resolveJwtSecret, tokenVerifier } from './auth';
+import { buildServer } from './server';
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the review server on cfg.http (port 0: any free port) with its own Postgres pool and Temporal client. */
+export async function startReviewServer(cfg: Config, log: Logger): Promise<RunningServer> {
+  if (!cfg.databaseUrl) throw new Error('DATABASE_URL is not set: start the stack with `qcflow dev` or point DATABASE_URL at Postgres');
+  const pool = createPool(cfg.databaseUrl, 8);
+  const temporal = await createTemporalClient(cfg).catch(async (err: unknown) => {
+    await pool.end();
+    throw err;
+  });
+  const reviews = new ReviewService({ pool, store: createObjectStore(cfg.minio), temporal: temporal.client, log });
+  const app = await buildServer({ reviews, verify: tokenVerifier(resolveJwtSecret(cfg)), log: log.child({ component: 'http' }) });
+  try {
+    await app.listen({ host: cfg.http.host, port: cfg.http.port });
+  } catch (err) {
+    await temporal.connection.close();
+    await pool.end();
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new Error(`port ${cfg.http.port} is in use: stop what runs there or set QCFLOW_HTTP_PORT`);
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : cfg.http.port;
+  const url = `http://${cfg.http.host}:${port}`;
+  log.info({ url }, 'review server listening');
+  return {
+    url,
+    async close() {
+      await app.close();
+      await temporal.connection.close().catch(() => undefined);
+      await pool.end().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,53 @@
+import type { Labels } from '../ingest/envelope';
+
+export const DECISIONS = ['approve', 'reject', 'correct', 'resample'] as const;
+export type ReviewDecision = (typeof DECISIONS)[number];
+
+export const ROLES = ['reviewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who is calling, from a verified token. */
+export interface Actor {
+  user: string;
+  role: Role;
+}
+
+/** What a reviewer sends: the decision, the corrected labels for `correct`, and an optional note. */
+export interface DecisionInput {
+  decision: ReviewDecision;
+  labels?: Labels;
+  comment?: string;
+}
+
+/** What completes the waiting human-task activity: ids only; the labels stay in Postgres. */
+export interface ReviewDecisionRef {
+  taskId: string;
+  decision: ReviewDecision;
+}
+
+/** The sample status each decision leads to. */
+export const STATUS_AFTER: Record<ReviewDecision, 'accepted' | 'rejected' | 'resample'> = {
+  approve: 'accepted',
+  correct: 'accepted',
+  reject: 'rejected',
+  resample: 'resample',
+};
+
+/** The fields of a task a page, the API or a log may show: everything but the Temporal task token. */
+export interface ReviewTask {
+  id: string;
+  sampleId: string;
+  project: string;
+  round: number;
+  reason: string;
+  audience: 'reviewers' | 'leads';
+  assignee: string | null;
+  claimExpiresAt: string | null;
+  status: 'open' | 'deciding' | 'decided' | 'expired';
+  decision: ReviewDecision | null;
+  decidedBy: string | null;
+  decidedAt: string | null;
+  comment: string | null;
+  createdAt: string;
+  dueAt: string;
+}

@@ -1,0 +1,234 @@
+import { ActivityNotFoundError, type Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import type { Logger } from '../clients/logger';
+import type { ObjectStore } from '../clients/minio';
+import type { MediaRef, Labels } from '../ingest/envelope';
+import { compiledFor } from '../qc/compliance';
+import type { Finding } from '../qc/findings';
+import { resolvePolicy } from '../qc/policy';
+import { getProject } from '../store/projects';
+import { ANNOTATIONS_OF_S } from '../store/samples';
+import {
+  abortDecision, beginDecision, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
+} from '../store/review';
+import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
+import { checkCorrection, describeFindings } from './correction';
+import { DECISIONS, type Actor, type DecisionInput, type ReviewDecisionRef, type ReviewTask } from './decisions';
+import { qcPrecision, type PrecisionReport } from './precision';
+
+/** A refused request: `status` is the HTTP status, `message` says what to do; `findings` name fields for 422. */
+export class ReviewError extends Error {
+  override name = 'ReviewError';
+  constructor(readonly status: 400 | 403 | 404 | 409 | 422 | 503, message: string, readonly findings?: Finding[]) {
+    super(message);
+  }
+}
+
+export interface LayerResult {
+  layer: number;
+  passed: boolean;
+  score: number | null;
+  findings: Finding[];
+  details: Record<string, unknown>;
+  modelVersion: string | null;
+}
+
+/** Everything a reviewer needs to decide: the sample, each annotation, every layer's findings. */
+export interface TaskDetail {
+  task: ReviewTask;
+  sample: { id: string; externalId: string; payload: Record<string, unknown>; media: Array<{ key: string; url: string }> };
+  annotations: Array<{ annotator: string; labels: Labels }>;
+  layers: LayerResult[];
+  /** Layer 2's consensus: what `approve` keeps, and the starting point of a correction. */
+  consensus: Labels | null;
+  /** What the actor may do with the task now. */
+  can: { decide: boolean; claim: boolean };
+}
+
+export interface DecisionResult {
+  taskId: string;
+  /** `decided`: this request decided the task; `already_decided`: it had been, and nothing changed. */
+  result: 'decided' | 'already_decided';
+  decision: string;
+  decidedBy: string;
+  message: string;
+}
+
+const MEDIA_URL_TTL_SECONDS = 15 * 60;
+
+/**
+ * Review operations shared by the web page, the JSON API and (through the API) the CLI: one place for
+ * the access rules, so every surface refuses the same things with the same message.
+ */
+export class ReviewService {
+  constructor(private readonly d: { pool: Pool; store: ObjectStore; temporal: Client; log: Logger; now?: () => Date }) {}
+
+  private now(): Date {
+    return this.d.now?.() ?? new Date();
+  }
+
+  private async membership(actor: Actor): Promise<Membership> {
+    return actor.role === 'reviewer' ? projectsOf(this.d.pool, actor.user) : new Map();
+  }
+
+  private async load(actor: Actor, id: string): Promise<{ task: ReviewTask; member: Membership }> {
+    const task = await getTask(this.d.pool, id);
+    if (!task) throw new ReviewError(404, `review task ${id} does not exist`);
+    const member = await this.membership(actor);
+    const denied = denyView(actor, task, member, this.now());
+    if (denied) throw new ReviewError(403, denied);
+    return { task, member };
+  }
+
+  /** A reviewer's queue: tasks they hold, then those they may claim, oldest first. Operators and admins see all active tasks. */
+  async queue(actor: Actor, o: { project?: string; limit?: number } = {}): Promise<ReviewTask[]> {
+    const limit = Math.min(Math.max(o.limit ?? 100, 1), 1000);
+    if (actor.role !== 'reviewer') return listTasks(this.d.pool, { project: o.project, status: 'active', limit });
+    const member = await this.membership(actor);
+    const projects = [...member.keys()].filter((p) => !o.project || p === o.project);
+    const tasks = await listTasks(this.d.pool, { projects, status: 'active', holder: actor.user, claimable: true, limit });
+    const now = this.now();
+    const mine = tasks.filter((t) => !denyDecide(actor, t, member, now));
+    return [...mine, ...tasks.filter((t) => !mine.includes(t))];
+  }
+
+  async detail(actor: Actor, id: string): Promise<TaskDetail> {
+    const { task, member } = await this.load(actor, id);
+    const { rows } = await this.d.pool.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Array<{ annotator: string; labels: Labels }> }>(
+      `SELECT s.external_id, s.payload, s.media, ${ANNOTATIONS_OF_S} AS annotations FROM samples s WHERE s.id = $1`, [task.sampleId],
+    );
+    const s = rows[0]!;
+    const layers = await this.d.pool.query<{ layer: number; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> | null; model_version: string | null }>(
+      'SELECT layer, passed, score, findings, details, model_version FROM qc_results WHERE sample_id = $1 ORDER BY layer', [task.sampleId],
+    );
+    const keys = s.media.flatMap((m) => ('key' in m ? [m.key] : []));
+    const media = await Promise.all(keys.map(async (key) => ({ key, url: await this.d.store.client.presignedGetObject(this.d.store.bucket, key, MEDIA_URL_TTL_SECONDS) })));
+    const l2 = layers.rows.find((l) => l.layer === 2);
+    const now = this.now();
+    return {
+      task,
+      sample: { id: task.sampleId, externalId: s.external_id, payload: s.payload, media },
+      annotations: s.annotations,
+      layers: layers.rows.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
+      consensus: (l2?.details?.consensus as Labels | undefined) ?? null,
+      can: { decide: task.status === 'open' && !denyDecide(actor, task, member, now), claim: task.status === 'open' && !denyClaim(actor, task, member, now) && task.assignee !== actor.user },
+    };
+  }
+
+  async claim(actor: Actor, id: string): Promise<ReviewTask> {
+    const { task, member } = await this.load(actor, id);
+    const denied = denyClaim(actor, task, member, this.now());
+    if (denied) throw new ReviewError(task.status === 'open' ? 403 : 409, denied);
+    if (task.assignee === actor.user && task.claimExpiresAt === null) return task;
+    const claimed = await claimTask(this.d.pool, id, actor.user, await this.claimTtl(task.project));
+    if (!claimed) throw new ReviewError(409, `task ${id} was claimed by someone else a moment ago; open your queue for the next one`);
+    return claimed;
+  }
+
+  /** The next task for this reviewer: one they hold, else the oldest claimable one (claimed now). Undefined: nothing to do. */
+  async next(actor: Actor, o: { project?: string } = {}): Promise<ReviewTask | undefined> {
+    if (actor.role !== 'reviewer') throw new ReviewError(403, 'only reviewers have a queue to work through');
+    const member = await this.membership(actor);
+    const projects = [...member.keys()].filter((p) => !o.project || p === o.project);
+    const held = await listTasks(this.d.pool, { projects, status: 'open', holder: actor.user, limit: 1 });
+    if (held[0]) return held[0];
+    const withTtl = await Promise.all(projects.map(async (p) => ({ project: p, ttlSeconds: await this.claimTtl(p) })));
+    return claimNextTask(this.d.pool, withTtl, actor.user);
+  }
+
+  private async claimTtl(project: string): Promise<number> {
+    const p = await getProject(this.d.pool, project);
+    return p ? resolvePolicy(p.qcPolicy).review.claimTtlSeconds : 900;
+  }
+
+  /**
+   * Decides a task: checks access and (for `correct`) the labels, records the decision, then completes the
+   * waiting Temporal activity with ids only. A task decided before is a no-op that says by whom.
+   */
+  async decide(actor: Actor, id: string, input: DecisionInput): Promise<DecisionResult> {
+    if (!(DECISIONS as readonly string[]).includes(input.decision)) throw new ReviewError(400, `/decision must be one of ${DECISIONS.join(', ')}`);
+    if (input.decision === 'correct' && input.labels === undefined) throw new ReviewError(400, '/labels is required when the decision is correct');
+    if (input.decision !== 'correct' && input.labels !== undefined) throw new ReviewError(400, `/labels is only accepted with decision correct, not ${input.decision}`);
+    const task = await getTask(this.d.pool, id);
+    if (!task) throw new ReviewError(404, `review task ${id} does not exist`);
+    const member = await this.membership(actor);
+    const already = (t: ReviewTask): DecisionResult => ({
+      taskId: id, result: 'already_decided', decision: t.decision!, decidedBy: t.decidedBy!,
+      message: `task ${id} was already decided (${t.decision} by ${t.decidedBy} at ${t.decidedAt}); nothing changed`,
+    });
+    if (task.status === 'decided' || task.status === 'deciding') {
+      const denied = denyView(actor, task, member, this.now());
+      if (denied) throw new ReviewError(403, denied);
+      return already(task);
+    }
+    const denied = denyDecide(actor, task, member, this.now());
+    if (denied) throw new ReviewError(403, denied);
+    if (task.status === 'expired') throw new ReviewError(409, `task ${id} passed its SLA and was escalated; open your queue for current tasks`);
+    if (input.decision === 'correct') await this.checkCorrection(task, actor.user, input.labels);
+
+    const token = await beginDecision(this.d.pool, id, { user: actor.user, decision: input.decision, labels: input.labels, comment: input.comment });
+    if (!token) {
+      const now = await getTask(this.d.pool, id);
+      if (now && (now.status === 'decided' || now.status === 'deciding')) return already(now);
+      throw new ReviewError(409, `task ${id} is no longer open (${now?.status ?? 'gone'}); open your queue for current tasks`);
+    }
+    const ref: ReviewDecisionRef = { taskId: id, decision: input.decision };
+    try {
+      await this.d.temporal.activity.complete(token, ref);
+    } catch (err) {
+      if (err instanceof ActivityNotFoundError) {
+        // The SLA timer fired between the check and the completion: the workflow has moved on.
+        await abortDecision(this.d.pool, id, 'expired');
+        throw new ReviewError(409, `task ${id} passed its SLA and was escalated just now; your decision was not recorded`);
+      }
+      await abortDecision(this.d.pool, id, 'open');
+      this.d.log.error({ taskId: id, err: (err as Error).message }, 'could not complete the review activity');
+      throw new ReviewError(503, `the decision could not be delivered to Temporal (${(err as Error).message}); nothing changed, try again`);
+    }
+    this.d.log.info({ taskId: id, sampleId: task.sampleId, decision: input.decision, user: actor.user }, 'review decided');
+    return { taskId: id, result: 'decided', decision: input.decision, decidedBy: actor.user, message: `task ${id}: ${input.decision} recorded` };
+  }
+
+  private async checkCorrection(task: ReviewTask, reviewer: string, labels: unknown): Promise<void> {
+    const project = await getProject(this.d.pool, task.project);
+    if (!project) throw new ReviewError(404, `project ${task.project} no longer exists`);
+    const { rows } = await this.d.pool.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[] }>('SELECT external_id, payload, media FROM samples WHERE id = $1', [task.sampleId]);
+    const findings = checkCorrection({
+      sample: { externalId: rows[0]!.external_id, payload: rows[0]!.payload, media: rows[0]!.media }, labels, reviewer,
+      compliance: compiledFor({ jsonSchema: project.jsonSchema, regexRules: project.regexRules }), ontology: project.ontology, layer2: resolvePolicy(project.qcPolicy).layer2,
+    });
+    if (findings.length) throw new ReviewError(422, `the correction was refused: ${describeFindings(findings)}`, findings);
+  }
+
+  async members(actor: Actor, project: string): Promise<Array<{ user: string; role: MemberRole }>> {
+    this.manage(actor);
+    await this.requireProject(project);
+    return listMembers(this.d.pool, project);
+  }
+
+  async setMember(actor: Actor, m: { project: string; user: string; role: MemberRole }): Promise<void> {
+    this.manage(actor);
+    await this.requireProject(m.project);
+    await setMember(this.d.pool, m, actor.user);
+  }
+
+  async removeMember(actor: Actor, m: { project: string; user: string }): Promise<boolean> {
+    this.manage(actor);
+    return removeMember(this.d.pool, m, actor.user);
+  }
+
+  async precision(actor: Actor, project: string): Promise<PrecisionReport> {
+    this.manage(actor);
+    await this.requireProject(project);
+    return qcPrecision(await precisionRows(this.d.pool, project));
+  }
+
+  private manage(actor: Actor): void {
+    const denied = denyManage(actor);
+    if (denied) throw new ReviewError(403, denied);
+  }
+
+  private async requireProject(project: string): Promise<void> {
+    if (!(await getProject(this.d.pool, project))) throw new ReviewError(404, `project ${project} does not exist`);
+  }
+}

@@ -1,0 +1,201 @@
+import type { Pool, PoolClient } from 'pg';
+import { nextAssignee } from '../review/assignment';
+import type { ReviewTask } from '../review/decisions';
+import type { PrecisionRow } from '../review/precision';
+
+type Queryable = Pool | PoolClient;
+
+/** Every column of review_tasks except the Temporal task token, which only the decision path reads. */
+const TASK_COLUMNS = `t.id::text AS id, t.sample_id, t.project_id, t.round, t.reason, t.audience, t.assignee, t.claim_expires_at, t.status,
+  t.decision, t.decided_by, t.decided_at, t.comment, t.created_at, t.due_at`;
+
+interface TaskRow {
+  id: string; sample_id: string; project_id: string; round: number; reason: string; audience: ReviewTask['audience'];
+  assignee: string | null; claim_expires_at: Date | null; status: ReviewTask['status']; decision: ReviewTask['decision'];
+  decided_by: string | null; decided_at: Date | null; comment: string | null; created_at: Date; due_at: Date;
+}
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+function toTask(r: TaskRow): ReviewTask {
+  return {
+    id: r.id, sampleId: r.sample_id, project: r.project_id, round: r.round, reason: r.reason, audience: r.audience,
+    assignee: r.assignee, claimExpiresAt: iso(r.claim_expires_at), status: r.status, decision: r.decision,
+    decidedBy: r.decided_by, decidedAt: iso(r.decided_at), comment: r.comment, createdAt: r.created_at.toISOString(), dueAt: r.due_at.toISOString(),
+  };
+}
+
+export async function audit(db: Queryable, e: { actor: string; action: string; project: string; subject: string; details: Record<string, unknown> }): Promise<void> {
+  await db.query('INSERT INTO audit_log (actor, action, project_id, subject, details) VALUES ($1, $2, $3, $4, $5)', [e.actor, e.action, e.project, e.subject, JSON.stringify(e.details)]);
+}
+
+// ---- membership
+
+export type MemberRole = 'reviewer' | 'lead';
+
+export async function setMember(pool: Pool, m: { project: string; user: string; role: MemberRole }, actor: string): Promise<void> {
+  await pool.query(
+    `INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (project_id, user_id) DO UPDATE SET role = EXCLUDED.role`,
+    [m.project, m.user, m.role],
+  );
+  await audit(pool, { actor, action: 'member.set', project: m.project, subject: m.user, details: { role: m.role } });
+}
+
+export async function removeMember(pool: Pool, m: { project: string; user: string }, actor: string): Promise<boolean> {
+  const r = await pool.query('DELETE FROM project_members WHERE project_id = $1 AND user_id = $2', [m.project, m.user]);
+  if (r.rowCount) await audit(pool, { actor, action: 'member.remove', project: m.project, subject: m.user, details: {} });
+  return (r.rowCount ?? 0) > 0;
+}
+
+export async function listMembers(pool: Queryable, project: string): Promise<Array<{ user: string; role: MemberRole }>> {
+  const { rows } = await pool.query<{ user_id: string; role: MemberRole }>('SELECT user_id, role FROM project_members WHERE project_id = $1 ORDER BY user_id', [project]);
+  return rows.map((r) => ({ user: r.user_id, role: r.role }));
+}
+
+/** Projects `user` belongs to (as reviewer or lead). */
+export async function projectsOf(pool: Queryable, user: string): Promise<Map<string, MemberRole>> {
+  const { rows } = await pool.query<{ project_id: string; role: MemberRole }>('SELECT project_id, role FROM project_members WHERE user_id = $1', [user]);
+  return new Map(rows.map((r) => [r.project_id, r.role]));
+}
+
+// ---- tasks
+
+export interface OpenTaskInput {
+  project: string;
+  sampleId: string;
+  round: number;
+  reason: string;
+  audience: ReviewTask['audience'];
+  /** Round-robin assignment now, or leave it to be claimed (first-round tasks of a `claim` project). */
+  assign: boolean;
+  slaSeconds: number;
+  taskToken: Uint8Array;
+}
+
+/**
+ * Records the task a human-task activity waits on. A retried activity (same sample and round) gets a new
+ * Temporal task token but keeps its row and assignee; a new round is assigned round-robin to someone who
+ * has not had this sample yet. Returns the task as stored.
+ */
+export async function openTask(c: PoolClient, t: OpenTaskInput): Promise<{ task: ReviewTask; created: boolean }> {
+  const existing = await c.query<TaskRow>(
+    `UPDATE review_tasks t SET task_token = $3 WHERE sample_id = $1 AND round = $2 RETURNING ${TASK_COLUMNS}`,
+    [t.sampleId, t.round, Buffer.from(t.taskToken)],
+  );
+  if (existing.rows[0]) return { task: toTask(existing.rows[0]), created: false };
+  let assignee: string | null = null;
+  if (t.assign) {
+    const role = t.audience === 'leads' ? 'lead' : 'reviewer';
+    const members = await c.query<{ user_id: string }>('SELECT user_id FROM project_members WHERE project_id = $1 AND role = $2', [t.project, role]);
+    // Serialises assignment per project and audience, so two tasks opened at once do not go to the same person.
+    await c.query(`INSERT INTO review_cursors (project_id, audience, last_user) VALUES ($1, $2, '') ON CONFLICT DO NOTHING`, [t.project, t.audience]);
+    const cursor = await c.query<{ last_user: string }>('SELECT last_user FROM review_cursors WHERE project_id = $1 AND audience = $2 FOR UPDATE', [t.project, t.audience]);
+    const earlier = await c.query<{ assignee: string }>('SELECT DISTINCT assignee FROM review_tasks WHERE sample_id = $1 AND assignee IS NOT NULL', [t.sampleId]);
+    assignee = nextAssignee(members.rows.map((m) => m.user_id), cursor.rows[0]!.last_user || undefined, earlier.rows.map((e) => e.assignee)) ?? null;
+    if (assignee) await c.query('UPDATE review_cursors SET last_user = $3 WHERE project_id = $1 AND audience = $2', [t.project, t.audience, assignee]);
+  }
+  const { rows } = await c.query<TaskRow>(
+    `INSERT INTO review_tasks AS t (sample_id, project_id, round, reason, audience, task_token, assignee, due_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) RETURNING ${TASK_COLUMNS}`,
+    [t.sampleId, t.project, t.round, t.reason, t.audience, Buffer.from(t.taskToken), assignee, t.slaSeconds],
+  );
+  return { task: toTask(rows[0]!), created: true };
+}
+
+export async function getTask(db: Queryable, id: string): Promise<ReviewTask | undefined> {
+  if (!/^\d{1,18}$/.test(id)) return undefined;
+  const { rows } = await db.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM review_tasks t WHERE t.id = $1`, [id]);
+  return rows[0] && toTask(rows[0]);
+}
+
+export interface TaskFilter {
+  /** Only these projects (a reviewer's memberships); undefined: all. */
+  projects?: string[];
+  project?: string;
+  status?: ReviewTask['status'] | 'active';
+  /** Tasks held by this user, or (with `claimable`) also those anyone in the project may claim. */
+  holder?: string;
+  claimable?: boolean;
+  limit: number;
+}
+
+/** Tasks oldest first: the order a reviewer should work in. */
+export async function listTasks(db: Queryable, f: TaskFilter): Promise<ReviewTask[]> {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  const arg = (v: unknown): string => `$${args.push(v)}`;
+  if (f.projects) where.push(`t.project_id = ANY(${arg(f.projects)})`);
+  if (f.project) where.push(`t.project_id = ${arg(f.project)}`);
+  if (f.status === 'active') where.push(`t.status IN ('open', 'deciding')`);
+  else if (f.status) where.push(`t.status = ${arg(f.status)}`);
+  if (f.holder) {
+    const held = `(t.assignee = ${arg(f.holder)} AND (t.claim_expires_at IS NULL OR t.claim_expires_at > now()))`;
+    where.push(f.claimable ? `(${held} OR (t.status = 'open' AND t.audience = 'reviewers' AND (t.assignee IS NULL OR t.claim_expires_at <= now())))` : held);
+  }
+  const { rows } = await db.query<TaskRow>(
+    `SELECT ${TASK_COLUMNS} FROM review_tasks t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at, t.id LIMIT ${arg(f.limit)}`,
+    args,
+  );
+  return rows.map(toTask);
+}
+
+/** Claims one open task for `user` if nobody holds it (or the claim ran out); returns it, or undefined if someone else holds it. */
+export async function claimTask(pool: Pool, id: string, user: string, ttlSeconds: number): Promise<ReviewTask | undefined> {
+  const { rows } = await pool.query<TaskRow>(
+    `UPDATE review_tasks t SET assignee = $2, claim_expires_at = now() + make_interval(secs => $3)
+     WHERE t.id = $1 AND t.status = 'open' AND (t.assignee IS NULL OR t.claim_expires_at <= now() OR (t.assignee = $2 AND t.claim_expires_at IS NOT NULL))
+     RETURNING ${TASK_COLUMNS}`,
+    [id, user, ttlSeconds],
+  );
+  if (rows[0]) await audit(pool, { actor: user, action: 'review.claim', project: rows[0].project_id, subject: rows[0].sample_id, details: { taskId: id, until: iso(rows[0].claim_expires_at) } });
+  return rows[0] && toTask(rows[0]);
+}
+
+/** Claims the oldest claimable task of the given projects; SKIP LOCKED so two reviewers never get the same one. */
+export async function claimNextTask(pool: Pool, projects: Array<{ project: string; ttlSeconds: number }>, user: string): Promise<ReviewTask | undefined> {
+  if (projects.length === 0) return undefined;
+  const { rows } = await pool.query<{ id: string; project_id: string }>(
+    `SELECT t.id::text AS id, t.project_id FROM review_tasks t
+     WHERE t.project_id = ANY($1) AND t.status = 'open' AND t.audience = 'reviewers' AND (t.assignee IS NULL OR t.claim_expires_at <= now())
+     ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    [projects.map((p) => p.project)],
+  );
+  if (!rows[0]) return undefined;
+  const ttl = projects.find((p) => p.project === rows[0]!.project_id)!.ttlSeconds;
+  return claimTask(pool, rows[0].id, user, ttl);
+}
+
+/**
+ * First half of a decision: marks the open task `deciding` with who decided what, and hands back the
+ * Temporal task token to complete it with. Undefined when the task is no longer open (decided, or escalated).
+ */
+export async function beginDecision(pool: Pool, id: string, d: { user: string; decision: string; labels?: unknown; comment?: string }): Promise<Buffer | undefined> {
+  const { rows } = await pool.query<{ task_token: Buffer }>(
+    `UPDATE review_tasks SET status = 'deciding', decision = $3, decided_by = $2, decided_at = now(), labels = $4, comment = $5
+     WHERE id = $1 AND status = 'open' RETURNING task_token`,
+    [id, d.user, d.decision, d.labels === undefined ? null : JSON.stringify(d.labels), d.comment ?? null],
+  );
+  return rows[0]?.task_token;
+}
+
+/** Undoes beginDecision when Temporal could not be told: the task is open again (`expired` when its activity is gone). */
+export async function abortDecision(pool: Pool, id: string, status: 'open' | 'expired'): Promise<void> {
+  await pool.query(
+    `UPDATE review_tasks SET status = $2, decision = NULL, decided_by = NULL, decided_at = NULL, labels = NULL, comment = NULL WHERE id = $1 AND status = 'deciding'`,
+    [id, status],
+  );
+}
+
+/** Decided reviews of samples layer 5 would have accepted (audit share, alerted annotators), grouped for qcPrecision. */
+export async function precisionRows(db: Queryable, project: string): Promise<PrecisionRow[]> {
+  const { rows } = await db.query<{ reason: string; model_version: string | null; decision: PrecisionRow['decision']; n: string }>(
+    `SELECT q5.details->>'reason' AS reason, q3.model_version, t.decision, count(*) AS n
+     FROM review_tasks t
+     JOIN qc_results q5 ON q5.sample_id = t.sample_id AND q5.layer = 5
+     LEFT JOIN qc_results q3 ON q3.sample_id = t.sample_id AND q3.layer = 3
+     WHERE t.project_id = $1 AND t.status = 'decided' AND t.outcome IS NULL AND q5.details->>'reason' IN ('audit', 'annotator_alert')
+     GROUP BY 1, 2, 3`,
+    [project],
+  );
+  return rows.map((r) => ({ reason: r.reason, modelVersion: r.model_version, decision: r.decision, n: Number(r.n) }));
+}
