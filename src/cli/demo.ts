@@ -8,25 +8,35 @@ import { bagOfWordsTextModel } from '../onnx/reference-models';
 import { startStack, type Stack } from '../infra/stack';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
 import { startInferenceWorker } from '../../workers/inference';
+import { startReviewWorker } from '../../workers/review';
+import { startReviewServer, type RunningServer } from '../http/start';
 import { connectServices, createProject, formatCounts, ingest, release, status, CliError } from './commands';
+import { issueToken, resolveJwtSecret } from '../http/auth';
+import { setMember } from '../store/review';
+import { ReviewApiClient } from './review';
 
 const DEMO_DIR = path.resolve(__dirname, '..', '..', 'demo');
 
 export interface StackWithWorkers {
   stack: Stack;
+  server: RunningServer;
   stop(): Promise<void>;
 }
 
-/** Starts (or reuses) the embedded stack and runs a qc-cpu and a qc-inference worker in this process. */
+/** Starts (or reuses) the embedded stack and runs the qc-cpu, qc-inference and qc-review workers and the review server in this process. */
 export async function startDev(cfg: Config, log: Logger): Promise<StackWithWorkers> {
   const stack = await startStack(cfg, log);
   const workers: RunningWorker[] = [];
+  let server: RunningServer | undefined;
   const stopWorkers = async (): Promise<void> => {
+    await server?.close();
     for (const w of workers) await w.shutdown();
   };
   try {
     workers.push(await startCpuWorker(stack.cfg));
     workers.push(await startInferenceWorker(stack.cfg));
+    workers.push(await startReviewWorker(stack.cfg));
+    server = await startReviewServer(stack.cfg, log);
   } catch (err) {
     await stopWorkers();
     await stack.stop();
@@ -34,6 +44,7 @@ export async function startDev(cfg: Config, log: Logger): Promise<StackWithWorke
   }
   return {
     stack,
+    server,
     async stop() {
       await stopWorkers();
       await stack.stop();
@@ -50,6 +61,43 @@ export async function waitForInterrupt(log: Logger, dev: StackWithWorkers): Prom
   await dev.stop();
 }
 
+/**
+ * Shows the review loop: the first reviewer approves a few of their tasks through the JSON API (as the
+ * CLI would), the humanReview workflows apply the decisions, and the rest wait for a person.
+ */
+async function demoReviews(dev: StackWithWorkers, project: string): Promise<void> {
+  const secret = resolveJwtSecret(dev.stack.cfg);
+  const reviewer = new ReviewApiClient(dev.server.url, issueToken(secret, { user: 'demo-reviewer', role: 'reviewer', ttlSeconds: 3600 }));
+  const s = await connectServices(dev.stack.cfg);
+  try {
+    // The review workflows record their tasks moments after the batch ends.
+    let deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const { rows } = await s.pool.query<{ waiting: string; tasks: string }>(
+        `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND status = 'review') AS waiting,
+                (SELECT count(DISTINCT t.sample_id) FROM review_tasks t JOIN samples x ON x.id = t.sample_id WHERE t.project_id = $1 AND x.status = 'review') AS tasks`, [project],
+      );
+      if (rows[0]!.waiting === rows[0]!.tasks) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const { tasks } = await reviewer.list({ project });
+    const mine = tasks.filter((t) => t.assignee === 'demo-reviewer' && t.status === 'open').slice(0, 3);
+    for (const t of mine) await reviewer.decide(t.id, { decision: 'approve', comment: 'approved by the demo' });
+    deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM review_tasks WHERE id = ANY($1) AND status = 'decided'`, [mine.map((t) => t.id)]);
+      if (Number(rows[0]!.n) === mine.length) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const open = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM review_tasks WHERE project_id = $1 AND status = 'open'`, [project]);
+    process.stdout.write(`review: demo-reviewer approved ${mine.length} task(s) through the API; ${open.rows[0]!.n} wait for a reviewer\n`);
+    process.stdout.write(`  web page: ${dev.server.url}  (token: qcflow token issue --user demo-reviewer --role reviewer)\n`);
+    process.stdout.write('  CLI:      QCFLOW_TOKEN=$(npm run -s qcflow -- token issue --user demo-reviewer --role reviewer) npm run -s qcflow -- review list\n');
+  } finally {
+    await s.close();
+  }
+}
+
 /** The main job end to end: project → ingest a generated dataset with defects → QC → release → summary. */
 export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samples: number }): Promise<void> {
   const dev = await startDev(cfg, log);
@@ -63,6 +111,9 @@ export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samp
       name: project, schema: path.join(DEMO_DIR, 'schema.json'), rules: path.join(DEMO_DIR, 'rules.json'), ontology: path.join(DEMO_DIR, 'ontology.json'),
       policy: path.join(DEMO_DIR, 'policy.json'),
     });
+    // Reviewers of the demo project: review tasks are assigned round-robin between them.
+    for (const user of ['demo-reviewer', 'demo-reviewer-2']) await setMember(s.pool, { project, user, role: 'reviewer' }, 'demo');
+    await setMember(s.pool, { project, user: 'demo-lead', role: 'lead' }, 'demo');
     const file = path.join(dev.stack.cfg.stateDir, 'demo', 'reviews.jsonl');
     mkdirSync(path.dirname(file), { recursive: true });
     const lines = generateDemoLines(o.samples);
@@ -74,6 +125,7 @@ export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samp
     const result = await ingest(s, { project, file, batchSize: 1000, wait: true, progress: true });
     process.stdout.write(`ingested: ${formatCounts({ ...result.counts })}\n`);
     if (result.failedBatches.length) throw new CliError(`batches failed: ${result.failedBatches.join(', ')}`);
+    await demoReviews(dev, project);
     try {
       const rel = await release(s, { project });
       process.stdout.write(`release ${rel.version}: ${rel.sampleCount} samples\n`);

@@ -3,10 +3,13 @@ import { ConfigError, loadConfig, embeddedDatabaseUrl, type Config } from '../cl
 import { getLogger } from '../clients/logger';
 import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
-import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, release, resamples, status, type Services } from './commands';
+import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
 import { registerModelFiles } from '../models/register';
 import { listModelVersions } from '../store/models';
+import { AuthError, issueToken, parseRole, resolveJwtSecret } from '../http/auth';
+import { startReviewServer } from '../http/start';
+import { formatPrecision, formatTask, formatTasks, ReviewApiClient } from './review';
 
 function config(): Config {
   const cfg = loadConfig();
@@ -31,12 +34,12 @@ async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
 
 const program = new Command('qcflow').description('Data-QC and model-release pipeline on Temporal').showHelpAfterError();
 
-program.command('dev').description('start the embedded stack (Temporal dev server + UI, MinIO, Postgres) with a qc-cpu and a qc-inference worker; Ctrl-C stops')
+program.command('dev').description('start the embedded stack (Temporal dev server + UI, MinIO, Postgres) with qc-cpu, qc-inference and qc-review workers and the review server; Ctrl-C stops')
   .action(async () => {
     const cfg = loadConfig();
     const log = getLogger(cfg, 'cli');
     const dev = await startDev(cfg, log);
-    process.stdout.write(`qcflow dev stack is up\n  Temporal UI: ${dev.stack.uiUrl}\n  Temporal:    ${dev.stack.cfg.temporal.address}\n  MinIO:       http://${dev.stack.cfg.minio.endPoint}:${dev.stack.cfg.minio.port} (console :${dev.stack.cfg.minio.consolePort})\n  Postgres:    ${dev.stack.databaseUrl}\npress Ctrl-C to stop\n`);
+    process.stdout.write(`qcflow dev stack is up\n  Temporal UI: ${dev.stack.uiUrl}\n  Temporal:    ${dev.stack.cfg.temporal.address}\n  MinIO:       http://${dev.stack.cfg.minio.endPoint}:${dev.stack.cfg.minio.port} (console :${dev.stack.cfg.minio.consolePort})\n  Postgres:    ${dev.stack.databaseUrl}\n  Review:      ${dev.server.url}  (sign in with a token from: qcflow token issue --user <you> --role reviewer)\npress Ctrl-C to stop\n`);
     await waitForInterrupt(log, dev);
   });
 
@@ -123,10 +126,97 @@ model.command('list').description('registered model versions')
       for (const v of rows) process.stdout.write(`${v.id}\t${v.status}\t${v.precision}\t${v.manifest.adapter.kind}\t${v.manifest.labels.length} labels\t${v.sha256.slice(0, 12)}\t${v.createdAt.toISOString()}\n`);
     }));
 
+function duration(v: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(v);
+  if (!m) throw new InvalidArgumentError('must be a duration like 90s, 30m, 8h or 7d');
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+}
+
+const token = program.command('token').description('reviewer / operator / admin tokens (JWT, HS256)');
+token.command('issue').description('sign a token with the configured secret (QCFLOW_JWT_SECRET, or the one kept in the state dir) and print it')
+  .requiredOption('--user <id>', 'who the token is for (also their id in project membership)')
+  .requiredOption('--role <role>', 'reviewer, operator or admin', (v) => parseRole(v))
+  .option('--ttl <duration>', 'how long it is valid (90s, 30m, 8h, 7d)', duration, 8 * 3600)
+  .action((o: { user: string; role: ReturnType<typeof parseRole>; ttl: number }) => {
+    process.stdout.write(`${issueToken(resolveJwtSecret(loadConfig()), { user: o.user, role: o.role, ttlSeconds: o.ttl })}\n`);
+  });
+
+program.command('serve').description('run the review server (web page + JSON API) against a running stack; Ctrl-C stops')
+  .action(async () => {
+    const cfg = config();
+    const log = getLogger(cfg, 'serve');
+    const server = await startReviewServer(cfg, log);
+    process.stdout.write(`review server: ${server.url}  (API document: ${server.url}/openapi.json)\n`);
+    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+    await server.close();
+  });
+
+const review = program.command('review').description('human review through the review server (QCFLOW_SERVER_URL, QCFLOW_TOKEN)');
+const reviewApi = (): ReviewApiClient => ReviewApiClient.fromConfig(loadConfig());
+const print = (json: boolean, value: unknown, text: () => string): void => {
+  process.stdout.write(`${json ? JSON.stringify(value, null, 2) : text()}\n`);
+};
+review.command('list').description('my queue: tasks I hold, then tasks I may claim (operators: all open tasks)')
+  .option('--project <id>', 'only this project').option('--limit <n>', 'at most N', positiveInt, 100).option('--json', 'print JSON', false)
+  .action(async (o: { project?: string; limit: number; json: boolean }) => {
+    const r = await reviewApi().list(o);
+    print(o.json, r, () => formatTasks(r.tasks));
+  });
+review.command('show').description('a task: sample, annotations, findings of every layer').argument('<id>', 'task id').option('--json', 'print JSON', false)
+  .action(async (id: string, o: { json: boolean }) => {
+    const d = await reviewApi().show(id);
+    print(o.json, d, () => formatTask(d));
+  });
+review.command('next').description('the next task to work on (claims one if you hold none)').option('--project <id>', 'only this project').option('--json', 'print JSON', false)
+  .action(async (o: { project?: string; json: boolean }) => {
+    const r = await reviewApi().next(o.project);
+    print(o.json, r, () => (r.task ? formatTasks([r.task]) : 'nothing to review right now'));
+  });
+review.command('claim').description('claim a task from the queue').argument('<id>', 'task id')
+  .action(async (id: string) => {
+    const r = await reviewApi().claim(id);
+    process.stdout.write(`task ${r.task.id} is yours until ${r.task.claimExpiresAt ?? 'decided'}\n`);
+  });
+for (const decision of ['approve', 'reject', 'resample'] as const) {
+  review.command(decision).description(`${decision} a task you hold`).argument('<id>', 'task id').option('--comment <text>', 'note for the audit log')
+    .action(async (id: string, o: { comment?: string }) => {
+      process.stdout.write(`${(await reviewApi().decide(id, { decision, comment: o.comment })).message}\n`);
+    });
+}
+review.command('correct').description('replace the labels of a task you hold; they must pass layer 1 and the ontology').argument('<id>', 'task id')
+  .requiredOption('--labels <file.json>', 'the final labels, e.g. {"classes": ["dog"]}').option('--comment <text>', 'note for the audit log')
+  .action(async (id: string, o: { labels: string; comment?: string }) => {
+    const labels = readJsonFile(o.labels, 'labels');
+    process.stdout.write(`${(await reviewApi().decide(id, { decision: 'correct', labels, comment: o.comment })).message}\n`);
+  });
+review.command('members').description('reviewers and leads of a project (operator, admin)').requiredOption('--project <id>', 'project id')
+  .action(async (o: { project: string }) => {
+    const r = await reviewApi().members(o.project);
+    process.stdout.write(`${r.members.map((m) => `${m.user}\t${m.role}`).join('\n') || 'no members yet: qcflow review add-member --project P --user U --role reviewer'}\n`);
+  });
+review.command('add-member').description('add a reviewer or lead to a project (operator, admin)')
+  .requiredOption('--project <id>', 'project id').requiredOption('--user <id>', 'user id (the `sub` of their token)')
+  .option('--role <role>', 'reviewer or lead', 'reviewer')
+  .action(async (o: { project: string; user: string; role: string }) => {
+    await reviewApi().setMember(o.project, o.user, o.role);
+    process.stdout.write(`${o.user} is a ${o.role} of ${o.project}\n`);
+  });
+review.command('remove-member').description('remove a member (operator, admin)').requiredOption('--project <id>', 'project id').requiredOption('--user <id>', 'user id')
+  .action(async (o: { project: string; user: string }) => {
+    const r = await reviewApi().removeMember(o.project, o.user);
+    process.stdout.write(r.removed ? `${o.user} removed from ${o.project}\n` : `${o.user} was not a member of ${o.project}\n`);
+  });
+review.command('precision').description('QC precision: how often reviewers uphold samples the machine would have accepted (operator, admin)')
+  .requiredOption('--project <id>', 'project id').option('--json', 'print JSON', false)
+  .action(async (o: { project: string; json: boolean }) => {
+    const r = await reviewApi().precision(o.project);
+    print(o.json, r, () => formatPrecision(o.project, r));
+  });
+
 program.parseAsync(process.argv).then(
   () => process.exit(0),
   (err: unknown) => {
-    const known = err instanceof CliError || err instanceof ConfigError || err instanceof MissingToolError || err instanceof ProjectSpecError;
+    const known = err instanceof CliError || err instanceof ConfigError || err instanceof MissingToolError || err instanceof ProjectSpecError || err instanceof AuthError;
     process.stderr.write(`qcflow: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   },

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createSigner } from 'fast-jwt';
 import { ingestFile } from '../../src/cli/ingest';
 import { issueToken } from '../../src/http/auth';
@@ -10,7 +12,7 @@ import { setMember } from '../../src/store/review';
 import type { Role } from '../../src/review/decisions';
 import { reviewStateQuery, workflowIds } from '../../workflows/definitions';
 import type { ReviewOutcome } from '../../activities/review';
-import { createTestProject, harness, uid, waitUntil, type Harness } from './helpers';
+import { createTestProject, harness, REPO, uid, waitUntil, type Harness } from './helpers';
 
 let h: Harness;
 before(async () => {
@@ -182,7 +184,8 @@ test('an SLA timeout escalates to another reviewer, then to the project\'s leads
   assert.equal(leadTask.assignee, 'lea');
   // The expired round can no longer be decided.
   const late = await api<{ error: { message: string } }>('POST', `/api/tasks/${rounds[0]!.id}/decision`, token(rounds[0]!.assignee!), { decision: 'approve' });
-  assert.equal(late.status, 403);
+  assert.equal(late.status, 409);
+  assert.match(late.body.error.message, /passed its SLA and was escalated/);
   assert.equal((await api('POST', `/api/tasks/${leadTask.id}/decision`, token('lea'), { decision: 'reject' })).status, 200);
   const outcome = await reviewResult(leadTask.sample_id);
   assert.equal(outcome.decidedBy, 'lea');
@@ -235,4 +238,43 @@ test('the OpenAPI document lists the review routes', async () => {
   assert.match(doc.openapi, /^3\./);
   for (const p of ['/api/tasks', '/api/tasks/{id}', '/api/tasks/{id}/decision', '/api/tasks/{id}/claim', '/api/projects/{project}/qc-precision']) assert.ok(doc.paths[p], p);
   assert.ok(!doc.paths['/login'], 'pages stay out of the API document');
+});
+
+async function cli(args: string[], auth: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      cwd: REPO, env: { ...process.env, QCFLOW_SERVER_URL: h.server!.url, QCFLOW_TOKEN: auth, QCFLOW_LOG_LEVEL: 'silent' },
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('the CLI lists, shows, refuses a bad correction with the reason, and corrects', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY });
+  await setMember(h.pool, { project, user: 'cli-user', role: 'reviewer' }, 'test');
+  await ingestConflicts(project, ['k']);
+  await waitUntil('a review task', async () => (await tasks(project)).length === 1);
+  const [t] = await tasks(project);
+  const auth = token('cli-user');
+  const list = await cli(['review', 'list', '--project', project], auth);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, new RegExp(`^${t!.id}\\s+${project}\\s+layer2_conflict`, 'm'));
+  const show = await cli(['review', 'show', t!.id], auth);
+  assert.match(show.stdout, /ann-1: \{"classes":\["cat"\]\}/);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-labels-'));
+  writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ classes: ['cat', 'dog'] }));
+  writeFileSync(path.join(dir, 'good.json'), JSON.stringify({ classes: ['dog'] }));
+  const bad = await cli(['review', 'correct', t!.id, '--labels', path.join(dir, 'bad.json')], auth);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /422: the correction was refused: \/labels\/classes.*multi/);
+  const good = await cli(['review', 'correct', t!.id, '--labels', path.join(dir, 'good.json'), '--comment', 'dog, clearly'], auth);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /correct recorded/);
+  assert.equal((await reviewResult(t!.sample_id)).status, 'accepted');
+  const noToken = await cli(['review', 'list'], '');
+  assert.equal(noToken.code, 1);
+  assert.match(noToken.stderr, /QCFLOW_TOKEN is not set/);
 });
