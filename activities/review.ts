@@ -5,10 +5,10 @@ import type { Pool } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import type { Logger } from '../src/clients/logger';
 import { compiledFor } from '../src/qc/compliance';
-import { checkCorrection, describeFindings, reviewerAnnotator } from '../src/review/correction';
+import { checkCorrection, describeFindings, labelsAsConsensus, reviewerAnnotator } from '../src/review/correction';
 import { STATUS_AFTER, type ReviewDecision, type ReviewDecisionRef } from '../src/review/decisions';
 import { audit, openTask } from '../src/store/review';
-import type { MediaRef } from '../src/ingest/envelope';
+import type { Labels, MediaRef } from '../src/ingest/envelope';
 import type { QcPolicy } from '../src/qc/policy';
 import { policyOf } from './consistency';
 import { type ActivityDeps, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
@@ -167,7 +167,7 @@ export function reviewActivities(deps: ReviewActivityDeps) {
           await c.query(
             `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 2, true, 1, '[]', jsonb_build_object('consensus', $2::jsonb, 'correctedBy', $3::text))
              ON CONFLICT (sample_id, layer) DO UPDATE SET details = qc_results.details || jsonb_build_object('consensus', $2::jsonb, 'machineConsensus', qc_results.details->'consensus', 'correctedBy', $3::text)`,
-            [t.sample_id, JSON.stringify(t.labels), t.decided_by],
+            [t.sample_id, JSON.stringify(labelsAsConsensus(t.labels as Labels)), t.decided_by],
           );
         }
         if (t.decision === 'resample') {

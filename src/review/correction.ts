@@ -1,6 +1,6 @@
 import { checkEnvelope, type IngestSample, type Labels } from '../ingest/envelope';
 import { checkCompliance, type CompiledCompliance } from '../qc/compliance';
-import { checkConsistency } from '../qc/consistency';
+import { checkConsistency, type Consensus } from '../qc/consistency';
 import type { Finding } from '../qc/findings';
 import type { QcPolicy } from '../qc/policy';
 import type { Ontology } from '../projects/definition';
@@ -34,4 +34,24 @@ export function checkCorrection(input: {
 
 export function describeFindings(findings: Finding[]): string {
   return findings.map((f) => `${f.pointer || '/'}: ${f.rule}: ${f.message}`).join('; ');
+}
+
+/** A reviewer's labels in layer 2's consensus shape (full support), which is what releases carry as the labels to train on. */
+export function labelsAsConsensus(labels: Labels): Consensus {
+  const out: Consensus = {};
+  if (labels.classes) out.classes = { classes: labels.classes, support: 1 };
+  if (labels.boxes) out.boxes = labels.boxes.map((b) => ({ geometry: { x: b.x, y: b.y, w: b.w, h: b.h }, class: b.class, support: 1, ...(b.attributes ? { attributes: b.attributes } : {}) }));
+  if (labels.spans) out.spans = labels.spans.map((sp) => ({ geometry: { start: sp.start, end: sp.end }, class: sp.label, support: 1 }));
+  if (labels.attributes) out.attributes = labels.attributes;
+  return out;
+}
+
+/** Layer 2's consensus as labels a reviewer can edit: the starting point of a correction. */
+export function consensusAsLabels(c: Consensus): Labels {
+  const out: Labels = {};
+  if (c.classes) out.classes = c.classes.classes;
+  if (c.boxes) out.boxes = c.boxes.map((b) => ({ ...b.geometry, class: b.class, ...(b.attributes ? { attributes: b.attributes } : {}) }));
+  if (c.spans) out.spans = c.spans.map((sp) => ({ start: sp.geometry.start, end: sp.geometry.end, label: sp.class }));
+  if (c.attributes) out.attributes = c.attributes;
+  return out;
 }

@@ -5,6 +5,7 @@ import type { ObjectStore } from '../clients/minio';
 import type { MediaRef, Labels } from '../ingest/envelope';
 import { compiledFor } from '../qc/compliance';
 import type { Finding } from '../qc/findings';
+import type { Consensus } from '../qc/consistency';
 import { resolvePolicy } from '../qc/policy';
 import { getProject } from '../store/projects';
 import { ANNOTATIONS_OF_S } from '../store/samples';
@@ -12,7 +13,7 @@ import {
   abortDecision, beginDecision, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
 } from '../store/review';
 import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
-import { checkCorrection, describeFindings } from './correction';
+import { checkCorrection, consensusAsLabels, describeFindings } from './correction';
 import { DECISIONS, type Actor, type DecisionInput, type ReviewDecisionRef, type ReviewTask } from './decisions';
 import { qcPrecision, type PrecisionReport } from './precision';
 
@@ -39,7 +40,7 @@ export interface TaskDetail {
   sample: { id: string; externalId: string; payload: Record<string, unknown>; media: Array<{ key: string; url: string }> };
   annotations: Array<{ annotator: string; labels: Labels }>;
   layers: LayerResult[];
-  /** Layer 2's consensus: what `approve` keeps, and the starting point of a correction. */
+  /** Layer 2's consensus as labels: what `approve` keeps, and the starting point of a correction. */
   consensus: Labels | null;
   /** What the actor may do with the task now. */
   can: { decide: boolean; claim: boolean };
@@ -110,7 +111,7 @@ export class ReviewService {
       sample: { id: task.sampleId, externalId: s.external_id, payload: s.payload, media },
       annotations: s.annotations,
       layers: layers.rows.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
-      consensus: (l2?.details?.consensus as Labels | undefined) ?? null,
+      consensus: l2?.details?.consensus ? consensusAsLabels(l2.details.consensus as Consensus) : null,
       can: { decide: task.status === 'open' && !denyDecide(actor, task, member, now), claim: task.status === 'open' && !denyClaim(actor, task, member, now) && task.assignee !== actor.user },
     };
   }

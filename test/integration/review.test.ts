@@ -117,7 +117,7 @@ test('review samples wait for a reviewer; decisions through the API move them on
      WHERE a.sample_id = $1 ORDER BY a.ordinal DESC LIMIT 1`, [by('d').sample_id],
   );
   assert.equal(corrected.rows[0]!.annotator, `review:${by('d').assignee}`);
-  assert.deepEqual(corrected.rows[0]!.consensus, { classes: ['dog'] });
+  assert.deepEqual(corrected.rows[0]!.consensus, { classes: { classes: ['dog'], support: 1 } });
   // Every decision is in the audit log with who and when.
   const audit = await h.pool.query<{ actor: string; action: string }>(`SELECT actor, action FROM audit_log WHERE project_id = $1 AND action IN ('review.approve', 'review.reject', 'review.resample', 'review.correct') ORDER BY id`, [project]);
   assert.deepEqual(audit.rows.map((r) => r.action).sort(), ['review.approve', 'review.correct', 'review.reject', 'review.resample']);
