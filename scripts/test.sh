@@ -8,6 +8,12 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2
   else sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2; fi
 fi
+# The review page's browser test drives Debian's Chromium (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ] && [ -z "${QCFLOW_CHROMIUM:-}" ]; then
+  echo "[qcflow] installing chromium (Debian) for the review page's browser test…" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  else sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2; fi
+fi
 echo "[qcflow] typecheck" >&2
 npx --no-install tsc --noEmit
 export QCFLOW_LOG_LEVEL=${QCFLOW_LOG_LEVEL:-warn}

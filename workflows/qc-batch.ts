@@ -1,4 +1,4 @@
-import { ActivityFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, InferenceActivities } from '../activities';
 import { batchProgressQuery, batchResamplesQuery, ZERO_COUNTS, type BatchCounts, type BatchProgress, type BatchResamples, type QcBatchInput } from './definitions';
 import { CPU_ACTIVITY_OPTIONS, INFERENCE_ACTIVITY_OPTIONS, WEBHOOK_ACTIVITY_OPTIONS } from './activity-options';
@@ -50,7 +50,8 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   progress.audited = routed.audited;
   Object.assign(resamples, routed.resamples);
 
-  if (routed.counts.review > 0) {
+  // patched: batches already past layer 5 when this step shipped replay without it.
+  if (routed.counts.review > 0 && patched('human-review')) {
     stage('review');
     // Reviews outlive the batch: each is its own workflow, started by id so a retry starts none twice.
     progress.reviews = await act.startReviews(key);

@@ -1,0 +1,135 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSigner } from 'fast-jwt';
+import { holdsTask, isClaimable, nextAssignee } from '../../src/review/assignment';
+import { denyClaim, denyDecide, denyManage, denyView } from '../../src/review/access';
+import { qcPrecision, wilsonInterval } from '../../src/review/precision';
+import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src/review/correction';
+import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
+import { esc, dueIn } from '../../src/http/html';
+import { compiledFor } from '../../src/qc/compliance';
+import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
+import type { ReviewTask } from '../../src/review/decisions';
+
+test('round-robin continues after the last assignee, wraps, and skips earlier assignees of the sample while others are left', () => {
+  const m = ['carol', 'alice', 'bob'];
+  assert.equal(nextAssignee(m, undefined), 'alice');
+  assert.equal(nextAssignee(m, 'alice'), 'bob');
+  assert.equal(nextAssignee(m, 'carol'), 'alice');
+  assert.equal(nextAssignee(m, 'bob', ['carol']), 'alice');
+  assert.equal(nextAssignee(m, 'alice', ['alice', 'bob', 'carol']), 'bob', 'everyone excluded: the rotation goes on');
+  assert.equal(nextAssignee([], 'alice'), undefined);
+  // A departed last assignee (no longer a member) does not stall the rotation.
+  assert.equal(nextAssignee(['alice', 'carol'], 'bob'), 'carol');
+});
+
+const now = new Date('2026-11-21T12:00:00Z');
+const task = (o: Partial<ReviewTask> = {}): ReviewTask => ({
+  id: '7', sampleId: 's', project: 'p', round: 0, reason: 'audit', audience: 'reviewers', assignee: null, claimExpiresAt: null, status: 'open',
+  decision: null, decidedBy: null, decidedAt: null, comment: null, createdAt: now.toISOString(), dueAt: now.toISOString(), ...o,
+});
+
+test('claims hold until they expire; assignments hold until decided', () => {
+  const claimed = task({ assignee: 'ann', claimExpiresAt: '2026-11-21T12:05:00Z' });
+  assert.equal(holdsTask(claimed, 'ann', now), true);
+  assert.equal(isClaimable(claimed, now), false);
+  assert.equal(holdsTask(claimed, 'ann', new Date('2026-11-21T12:06:00Z')), false);
+  assert.equal(isClaimable(claimed, new Date('2026-11-21T12:06:00Z')), true);
+  const assigned = task({ assignee: 'ann' });
+  assert.equal(holdsTask(assigned, 'ann', new Date('2030-01-01')), true);
+  assert.equal(isClaimable(assigned, now), false);
+  assert.equal(isClaimable(task(), now), true);
+});
+
+test('access: reviewers act on what they hold in their projects, operators never decide, admins may', () => {
+  const member = new Map([['p', 'reviewer' as const]]);
+  const lead = new Map([['p', 'lead' as const]]);
+  const none = new Map<string, 'reviewer' | 'lead'>();
+  const mine = task({ assignee: 'ann' });
+  const reviewer = (user: string) => ({ user, role: 'reviewer' as const });
+  assert.equal(denyDecide(reviewer('ann'), mine, member, now), undefined);
+  assert.match(denyDecide(reviewer('bob'), mine, member, now)!, /not assigned to or claimed by bob/);
+  assert.match(denyDecide(reviewer('ann'), mine, none, now)!, /not a member of project p/);
+  assert.match(denyDecide({ user: 'op', role: 'operator' }, mine, none, now)!, /operators cannot decide/);
+  assert.equal(denyDecide({ user: 'root', role: 'admin' }, mine, none, now), undefined);
+  assert.match(denyDecide(reviewer('bob'), task(), member, now)!, /claim it first/);
+  assert.equal(denyView(reviewer('bob'), task(), member, now), undefined, 'an unclaimed task is visible to members');
+  assert.match(denyView(reviewer('bob'), mine, member, now)!, /assigned to someone else/);
+  assert.equal(denyView(reviewer('bob'), task({ status: 'decided', decidedBy: 'bob', assignee: 'bob' }), member, now), undefined);
+  const leadsTask = task({ audience: 'leads' });
+  assert.match(denyClaim(reviewer('bob'), leadsTask, member, now)!, /escalated to the project's leads/);
+  assert.equal(denyClaim(reviewer('lee'), leadsTask, lead, now), undefined);
+  assert.match(denyClaim(reviewer('bob'), mine, member, now)!, /held by ann/);
+  assert.match(denyManage(reviewer('ann'))!, /operator or admin/);
+  assert.equal(denyManage({ user: 'op', role: 'operator' }), undefined);
+});
+
+test('Wilson interval matches published values, and precision groups by model version and reason', () => {
+  // Wilson (1927) / Newcombe (1998) example: 81 of 263 → [0.2553, 0.3662].
+  const [lo, hi] = wilsonInterval(81, 263)!;
+  assert.ok(Math.abs(lo - 0.2553) < 5e-4 && Math.abs(hi - 0.3662) < 5e-4, `${lo} ${hi}`);
+  const [lo0, hi0] = wilsonInterval(0, 10)!;
+  assert.equal(lo0, 0);
+  assert.ok(Math.abs(hi0 - 0.2775) < 5e-4);
+  assert.equal(wilsonInterval(0, 0), null);
+  const r = qcPrecision([
+    { reason: 'audit', modelVersion: 'm/1', decision: 'approve', n: 8 },
+    { reason: 'audit', modelVersion: 'm/1', decision: 'reject', n: 2 },
+    { reason: 'audit', modelVersion: 'm/2', decision: 'approve', n: 5 },
+    { reason: 'annotator_alert', modelVersion: 'm/2', decision: 'correct', n: 5 },
+  ]);
+  assert.equal(r.overall.reviewed, 20);
+  assert.equal(r.overall.precision, 13 / 20);
+  assert.deepEqual(r.byModelVersion.map((g) => [g.modelVersion, g.precision]), [['m/1', 0.8], ['m/2', 0.5]]);
+  assert.equal(r.byReason.annotator_alert!.overturned.correct, 5);
+  assert.equal(qcPrecision([]).overall.precision, null);
+});
+
+test('a correction must pass the label schema, layer 1 and the ontology; pointers name the submitted field', () => {
+  const base = {
+    sample: { externalId: 'x', payload: { text: 'hello', lang: 'en' } }, reviewer: 'ann',
+    compliance: compiledFor({ jsonSchema: { type: 'object' }, regexRules: [] }), ontology: { classes: ['cat', 'dog'] }, layer2: DEFAULT_POLICY.layer2,
+  };
+  assert.deepEqual(checkCorrection({ ...base, labels: { classes: ['dog'] } }), []);
+  const unknown = checkCorrection({ ...base, labels: { classes: ['unicorn'] } });
+  assert.deepEqual(unknown.map((f) => [f.pointer, f.rule]), [['/labels/classes/0', 'unknown_class']]);
+  const shape = checkCorrection({ ...base, labels: { classes: 'dog' } });
+  assert.deepEqual(shape.map((f) => [f.pointer, f.rule]), [['/labels/classes', 'schema.type']]);
+  const two = checkCorrection({ ...base, labels: { classes: ['cat', 'dog'] } });
+  assert.deepEqual(two.map((f) => f.rule), ['multiple_classes']);
+  const span = checkCorrection({ ...base, labels: { spans: [{ start: 4, end: 2, label: 'PER' }] } });
+  assert.deepEqual(span.map((f) => [f.pointer, f.rule]), [['/labels/spans/0/end', 'span.order']]);
+});
+
+test('labels and layer-2 consensus convert both ways', () => {
+  const labels = { classes: ['car'], boxes: [{ x: 1, y: 2, w: 3, h: 4, class: 'car', attributes: { color: 'red' } }], spans: [{ start: 0, end: 5, label: 'PER' }], attributes: { blur: false } };
+  const c = labelsAsConsensus(labels);
+  assert.deepEqual(c.classes, { classes: ['car'], support: 1 });
+  assert.deepEqual(c.boxes![0], { geometry: { x: 1, y: 2, w: 3, h: 4 }, class: 'car', support: 1, attributes: { color: 'red' } });
+  assert.deepEqual(consensusAsLabels(c), labels);
+});
+
+test('tokens: HS256 only, expiry, signature, required claims; errors say how to get a new one', () => {
+  const secret = 'x'.repeat(40);
+  const verify = tokenVerifier(secret);
+  assert.deepEqual(verify(issueToken(secret, { user: 'ann', role: 'reviewer', ttlSeconds: 60 })), { user: 'ann', role: 'reviewer' });
+  assert.throws(() => verify(issueToken('y'.repeat(40), { user: 'ann', role: 'reviewer', ttlSeconds: 60 })), (e: Error) => e instanceof AuthError && /signature is invalid.*qcflow token issue/.test(e.message));
+  const expired = createSigner({ key: secret, algorithm: 'HS256' })({ sub: 'ann', role: 'reviewer', exp: Math.floor(Date.now() / 1000) - 60 });
+  assert.throws(() => verify(expired), /has expired/);
+  const noExp = createSigner({ key: secret, algorithm: 'HS256', noTimestamp: true })({ sub: 'ann', role: 'reviewer' });
+  assert.throws(() => verify(noExp), AuthError);
+  const none = createSigner({ algorithm: 'none' })({ sub: 'ann', role: 'admin', exp: Math.floor(Date.now() / 1000) + 60 });
+  assert.throws(() => verify(none), AuthError, 'unsigned tokens are refused');
+  const badRole = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 60_000 })({ sub: 'ann', role: 'root' });
+  assert.throws(() => verify(badRole), /role must be one of reviewer, operator, admin/);
+  assert.throws(() => issueToken(secret, { user: 'a b', role: 'reviewer', ttlSeconds: 60 }), /must match/);
+});
+
+test('review policy defaults and bounds; html escaping', () => {
+  assert.deepEqual(DEFAULT_POLICY.review, { slaSeconds: 86400, maxEscalations: 2, assignment: 'round-robin', claimTtlSeconds: 900 });
+  assert.throws(() => resolvePolicy({ review: { assignment: 'random' } }), /\/qcPolicy\/review\/assignment/);
+  assert.throws(() => resolvePolicy({ review: { slaSeconds: 0 } }), /\/qcPolicy\/review\/slaSeconds/);
+  assert.equal(esc(`<img src=x onerror="a('b')">&`), '&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;');
+  assert.equal(dueIn('2026-11-21T13:00:00Z', now), 'in 60m');
+  assert.equal(dueIn('2026-11-21T10:00:00Z', now), 'overdue 2h');
+});
