@@ -1,4 +1,6 @@
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig, SETTINGS } from '../../src/clients/config';
 import { createLogger } from '../../src/clients/logger';
@@ -82,4 +84,10 @@ test('the logger never writes Temporal task tokens', () => {
   const out = chunks.join('');
   assert.match(out, /stageBatch/);
   assert.ok(!out.includes('c2VjcmV0'), out);
+});
+
+test('README\'s Configuration table lists every setting', () => {
+  const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const missing = SETTINGS.filter((s) => !readme.includes(`| \`${s.env}\` |`)).map((s) => s.env);
+  assert.deepEqual(missing, []);
 });
