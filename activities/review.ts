@@ -10,6 +10,7 @@ import { STATUS_AFTER, type ReviewDecision, type ReviewDecisionRef } from '../sr
 import { audit, openTask } from '../src/store/review';
 import type { Labels, MediaRef } from '../src/ingest/envelope';
 import type { QcPolicy } from '../src/qc/policy';
+import { workflowIds } from '../workflows/definitions';
 import { policyOf } from './consistency';
 import { type ActivityDeps, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
 
@@ -80,6 +81,50 @@ export interface ReviewActivityDeps extends ActivityDeps {
 
 const START_PAGE = 200;
 
+export interface ReviewStartProgress {
+  after: string;
+  started: number;
+  existing: number;
+}
+
+/**
+ * Starts a humanReview workflow for every sample of the project (or one batch) in status `review`, in
+ * sample-id order from `progress.after`, reporting progress after each page. A sample whose review already
+ * runs is counted as existing (the workflow id is the sample's). Used by qcBatch and by
+ * `qcflow review backfill` for samples routed to review before reviews existed.
+ */
+export async function startReviewWorkflows(
+  d: { pool: Pool; temporal: Client; workflowQueue: string; reviewQueue: string },
+  f: { project: string; batchId?: string; review: QcPolicy['review'] },
+  progress: ReviewStartProgress,
+  onPage: (p: ReviewStartProgress) => void,
+): Promise<{ started: number; existing: number }> {
+  for (;;) {
+    const { rows } = await d.pool.query<{ id: string; reason: string }>(
+      `SELECT s.id, COALESCE(q.details->>'reason', 'review') AS reason FROM samples s
+       LEFT JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
+       WHERE s.project_id = $1 AND ($2::text IS NULL OR s.batch_id = $2) AND s.status = 'review' AND s.id > $3 ORDER BY s.id LIMIT $4`,
+      [f.project, f.batchId ?? null, progress.after, START_PAGE],
+    );
+    if (rows.length === 0) break;
+    for (const r of rows) {
+      const args: HumanReviewInput = { project: f.project, sampleId: r.id, reason: r.reason, review: f.review, reviewQueue: d.reviewQueue };
+      try {
+        await d.temporal.workflow.start('humanReview', {
+          workflowId: workflowIds.review(r.id), taskQueue: d.workflowQueue, args: [args], workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        });
+        progress.started++;
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        progress.existing++;
+      }
+    }
+    progress.after = rows[rows.length - 1]!.id;
+    onPage(progress);
+  }
+  return { started: progress.started, existing: progress.existing };
+}
+
 export function reviewActivities(deps: ReviewActivityDeps) {
   return {
     /**
@@ -87,34 +132,12 @@ export function reviewActivities(deps: ReviewActivityDeps) {
      * workflow id is the sample's, so a retried activity finds the reviews it already started.
      */
     async startReviews(input: { project: string; batchId: string }): Promise<{ started: number; existing: number }> {
-      const project = await requireProject(deps, input.project);
-      const policy = policyOf(project);
-      const progress = lastHeartbeat<{ after: string; started: number; existing: number }>() ?? { after: '', started: 0, existing: 0 };
-      for (;;) {
-        const { rows } = await deps.pool.query<{ id: string; reason: string }>(
-          `SELECT s.id, COALESCE(q.details->>'reason', 'review') AS reason FROM samples s
-           LEFT JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
-           WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'review' AND s.id > $3 ORDER BY s.id LIMIT $4`,
-          [input.project, input.batchId, progress.after, START_PAGE],
-        );
-        if (rows.length === 0) break;
-        for (const r of rows) {
-          const args: HumanReviewInput = { project: input.project, sampleId: r.id, reason: r.reason, review: policy.review, reviewQueue: deps.reviewQueue };
-          try {
-            await deps.temporal.workflow.start('humanReview', {
-              workflowId: `review/${r.id}`, taskQueue: Context.current().info.taskQueue, args: [args],
-              workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-            });
-            progress.started++;
-          } catch (err) {
-            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-            progress.existing++;
-          }
-        }
-        progress.after = rows[rows.length - 1]!.id;
-        heartbeat(progress);
-      }
-      return { started: progress.started, existing: progress.existing };
+      const policy = policyOf(await requireProject(deps, input.project));
+      const progress = lastHeartbeat<ReviewStartProgress>() ?? { after: '', started: 0, existing: 0 };
+      return startReviewWorkflows(
+        { pool: deps.pool, temporal: deps.temporal, workflowQueue: Context.current().info.taskQueue, reviewQueue: deps.reviewQueue },
+        { project: input.project, batchId: input.batchId, review: policy.review }, progress, heartbeat,
+      );
     },
 
     /** The SLA ran out: the task can no longer be decided (the workflow opens the next round). */

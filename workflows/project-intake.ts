@@ -1,5 +1,5 @@
 import {
-  allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, startChild,
+  allHandlersFinished, condition, continueAsNew, patched, proxyActivities, setHandler, startChild,
   rootCause, upsertSearchAttributes, uuid4, WorkflowIdReusePolicy, workflowInfo, log, ParentClosePolicy,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -55,7 +55,8 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
     stats.running++;
     try {
       // The model version is fixed when the batch leaves the queue, so a model registered meanwhile waits for the next batch.
-      const layer3 = await act.pinLayer3Models({ project: input.project });
+      // patched: intakes that were running before this step shipped replay without it (their batches pin their own).
+      const layer3 = patched('pin-layer3-at-dequeue') ? await act.pinLayer3Models({ project: input.project }) : undefined;
       const child = await startChild(qcBatch, {
         workflowId: workflowIds.qcBatch(input.project, batchId),
         args: [{ project: input.project, batchId, stagingKey, layer3 }],

@@ -11,6 +11,8 @@ import { countReleasable, dispositionReasons, nextReleaseVersion, projectStatus,
 import { latestWindow, openAlerts } from '../store/quality';
 import { STREAM } from '../qc/decay';
 import { listResamples, type ResampleRequest } from '../store/resamples';
+import { reviewSummary } from '../store/review';
+import { age } from '../http/html';
 import { datasetRelease } from '../../workflows';
 import { intakeStatsQuery, workflowIds, type BatchCounts, type IntakeStats, type ReleaseSummary } from '../../workflows/definitions';
 import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
@@ -155,6 +157,8 @@ export async function status(s: Services, project?: string): Promise<string> {
     for (const e of st?.recentErrors ?? []) out.push(`  error     ${e}`);
     const reasons = await dispositionReasons(s.pool, r.project);
     if (Object.keys(reasons).length) out.push(`  reasons   ${formatCounts(reasons)}`);
+    const rv = await reviewSummary(s.pool, r.project);
+    if (rv.open) out.push(`  review    ${rv.open} open task(s), oldest ${age(rv.oldest!.toISOString())}, ${rv.overdue} overdue, ${rv.unassigned} unassigned: qcflow review list --project ${r.project}`);
     const open = await listResamples(s.pool, { project: r.project, limit: 0 });
     if (open.total) out.push(`  resample  ${open.total} request(s): qcflow resamples --project ${r.project}`);
     const stream = await latestWindow(s.pool, r.project, STREAM);

@@ -10,6 +10,9 @@ import { listModelVersions } from '../store/models';
 import { AuthError, issueToken, parseRole, resolveJwtSecret } from '../http/auth';
 import { startReviewServer } from '../http/start';
 import { formatPrecision, formatTask, formatTasks, ReviewApiClient } from './review';
+import { startReviewWorkflows } from '../../activities/review';
+import { getProject } from '../store/projects';
+import { resolvePolicy } from '../qc/policy';
 
 function config(): Config {
   const cfg = loadConfig();
@@ -206,6 +209,19 @@ review.command('remove-member').description('remove a member (operator, admin)')
     const r = await reviewApi().removeMember(o.project, o.user);
     process.stdout.write(r.removed ? `${o.user} removed from ${o.project}\n` : `${o.user} was not a member of ${o.project}\n`);
   });
+review.command('backfill').description('start reviews for samples waiting in review without one (routed there before human review existed); idempotent')
+  .requiredOption('--project <id>', 'project id')
+  .action((o: { project: string }) =>
+    withServices(async (s) => {
+      const p = await getProject(s.pool, o.project);
+      if (!p) throw new CliError(`project ${o.project} does not exist`);
+      const r = await startReviewWorkflows(
+        { pool: s.pool, temporal: s.client, workflowQueue: s.cfg.taskQueues.cpu, reviewQueue: s.cfg.taskQueues.review },
+        { project: o.project, review: resolvePolicy(p.qcPolicy).review }, { after: '', started: 0, existing: 0 },
+        (pr) => process.stderr.write(`\r${pr.started} started, ${pr.existing} already running`),
+      );
+      process.stdout.write(`\n${r.started} review(s) started, ${r.existing} already running\n`);
+    }));
 review.command('precision').description('QC precision: how often reviewers uphold samples the machine would have accepted (operator, admin)')
   .requiredOption('--project <id>', 'project id').option('--json', 'print JSON', false)
   .action(async (o: { project: string; json: boolean }) => {

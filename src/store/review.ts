@@ -199,3 +199,14 @@ export async function precisionRows(db: Queryable, project: string): Promise<Pre
   );
   return rows.map((r) => ({ reason: r.reason, modelVersion: r.model_version, decision: r.decision, n: Number(r.n) }));
 }
+
+/** Open review tasks of a project at a glance (for `qcflow status`). */
+export async function reviewSummary(db: Queryable, project: string): Promise<{ open: number; overdue: number; unassigned: number; oldest: Date | null }> {
+  const { rows } = await db.query<{ open: string; overdue: string; unassigned: string; oldest: Date | null }>(
+    `SELECT count(*) AS open, count(*) FILTER (WHERE due_at < now()) AS overdue,
+            count(*) FILTER (WHERE assignee IS NULL OR claim_expires_at <= now()) AS unassigned, min(created_at) AS oldest
+     FROM review_tasks WHERE project_id = $1 AND status IN ('open', 'deciding')`, [project],
+  );
+  const r = rows[0]!;
+  return { open: Number(r.open), overdue: Number(r.overdue), unassigned: Number(r.unassigned), oldest: r.oldest };
+}

@@ -262,6 +262,8 @@ test('the CLI lists, shows, refuses a bad correction with the reason, and correc
   const list = await cli(['review', 'list', '--project', project], auth);
   assert.equal(list.code, 0, list.stderr);
   assert.match(list.stdout, new RegExp(`^${t!.id}\\s+${project}\\s+layer2_conflict`, 'm'));
+  const st = await cli(['status', '--project', project], auth);
+  assert.match(st.stdout, /review +1 open task\(s\), oldest \d+s, 0 overdue, 0 unassigned/);
   const show = await cli(['review', 'show', t!.id], auth);
   assert.match(show.stdout, /ann-1: \{"classes":\["cat"\]\}/);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-labels-'));
@@ -277,4 +279,20 @@ test('the CLI lists, shows, refuses a bad correction with the reason, and correc
   const noToken = await cli(['review', 'list'], '');
   assert.equal(noToken.code, 1);
   assert.match(noToken.stderr, /QCFLOW_TOKEN is not set/);
+});
+
+test('backfill starts reviews for samples that waited in review before reviews existed, once', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY });
+  await setMember(h.pool, { project, user: 'bea', role: 'reviewer' }, 'test');
+  const id = `legacy-${uid()}`;
+  await h.pool.query(
+    `INSERT INTO samples (id, project_id, external_id, revision, content_hash, payload, batch_id, status) VALUES ($1, $2, 'old', 1, 'h', '{"text": "old", "lang": "en"}', 'b0', 'review')`,
+    [id, project],
+  );
+  const env = { ...process.env, QCFLOW_QUEUE_CPU: h.cfg.taskQueues.cpu, QCFLOW_QUEUE_REVIEW: h.cfg.taskQueues.review };
+  const run = async () => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'review', 'backfill', '--project', project], { cwd: REPO, env });
+  assert.match((await run()).stdout, /1 review\(s\) started, 0 already running/);
+  await waitUntil('the backfilled task', async () => (await tasks(project)).length === 1);
+  assert.equal((await tasks(project))[0]!.assignee, 'bea');
+  assert.match((await run()).stdout, /0 review\(s\) started, 1 already running/);
 });
