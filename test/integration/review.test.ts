@@ -296,3 +296,16 @@ test('backfill starts reviews for samples that waited in review before reviews e
   assert.equal((await tasks(project))[0]!.assignee, 'bea');
   assert.match((await run()).stdout, /0 review\(s\) started, 1 already running/);
 });
+
+test('a project without leads keeps escalating among its reviewers', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { review: { slaSeconds: 2, maxEscalations: 0 } } });
+  await setMember(h.pool, { project, user: 'solo', role: 'reviewer' }, 'test');
+  await ingestConflicts(project, ['n']);
+  await waitUntil('an escalated round', async () => (await tasks(project)).length >= 2, 30_000);
+  const escalated = (await tasks(project))[1]!;
+  assert.deepEqual([escalated.reason, escalated.audience, escalated.assignee], ['escalated', 'reviewers', 'solo']);
+  const state = await h.client.workflow.getHandle(workflowIds.review(escalated.sample_id)).query(reviewStateQuery);
+  assert.equal(state.audience, 'leads', 'the workflow asked for leads; the task went to a reviewer because there are none');
+  assert.equal((await api('POST', `/api/tasks/${escalated.id}/decision`, token('solo'), { decision: 'approve' })).status, 200);
+  assert.equal((await reviewResult(escalated.sample_id)).status, 'accepted');
+});
