@@ -1,0 +1,107 @@
+import type { onnx } from './proto';
+
+/**
+ * Indexes over a graph that quantizers need: initializers by name, who produces and who consumes each
+ * value. The index is rebuilt after edits (`refresh`), so handlers see one consistent picture.
+ */
+export class GraphIndex {
+  initializers = new Map<string, onnx.ITensorProto>();
+  producers = new Map<string, onnx.INodeProto>();
+  consumers = new Map<string, onnx.INodeProto[]>();
+  private names = new Set<string>();
+
+  constructor(readonly graph: onnx.IGraphProto) {
+    this.refresh();
+  }
+
+  refresh(): void {
+    const g = this.graph;
+    this.initializers = new Map((g.initializer ?? []).map((t) => [t.name!, t]));
+    this.producers = new Map();
+    this.consumers = new Map();
+    this.names = new Set([...this.initializers.keys(), ...(g.input ?? []).map((v) => v.name!), ...(g.output ?? []).map((v) => v.name!)]);
+    for (const n of g.node ?? []) {
+      if (n.name) this.names.add(n.name);
+      for (const o of n.output ?? []) {
+        this.producers.set(o, n);
+        this.names.add(o);
+      }
+      for (const i of n.input ?? []) {
+        if (!i) continue;
+        const list = this.consumers.get(i) ?? [];
+        list.push(n);
+        this.consumers.set(i, list);
+      }
+    }
+  }
+
+  /** A name not used by any value, node or initializer of the graph (reserved once returned). */
+  uniqueName(base: string): string {
+    let name = base;
+    for (let i = 1; this.names.has(name); i++) name = `${base}_${i}`;
+    this.names.add(name);
+    return name;
+  }
+
+  isGraphOutput(name: string): boolean {
+    return (this.graph.output ?? []).some((o) => o.name === name);
+  }
+}
+
+/**
+ * Nodes in an order where every input is produced before use (Kahn's algorithm, stable on the original
+ * order). Throws on a cycle: ONNX graphs must be acyclic.
+ */
+export function topologicalSort(graph: onnx.IGraphProto): onnx.INodeProto[] {
+  const nodes = graph.node ?? [];
+  const produced = new Map<string, number>();
+  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => produced.set(o, i)));
+  const deps = nodes.map((n) => new Set((n.input ?? []).filter((x) => x && produced.has(x)).map((x) => produced.get(x)!)));
+  const users = nodes.map(() => [] as number[]);
+  deps.forEach((d, i) => d.forEach((j) => users[j]!.push(i)));
+  const remaining = deps.map((d) => d.size);
+  const ready = remaining.flatMap((r, i) => (r === 0 ? [i] : []));
+  const out: onnx.INodeProto[] = [];
+  while (ready.length) {
+    ready.sort((a, b) => a - b);
+    const i = ready.shift()!;
+    out.push(nodes[i]!);
+    for (const u of users[i]!) if (--remaining[u]! === 0) ready.push(u);
+  }
+  if (out.length !== nodes.length) throw new Error(`graph ${graph.name ?? ''} has a cycle through ${nodes.filter((_, i) => remaining[i]! > 0).map((n) => n.name || n.opType).slice(0, 5).join(', ')}`);
+  return out;
+}
+
+/** Drops initializers no node (and no graph output) reads; returns their names. */
+export function removeUnusedInitializers(graph: onnx.IGraphProto): string[] {
+  const used = new Set<string>([...(graph.node ?? []).flatMap((n) => n.input ?? []), ...(graph.output ?? []).map((o) => o.name!)]);
+  const removed = (graph.initializer ?? []).filter((t) => !used.has(t.name!)).map((t) => t.name!);
+  graph.initializer = (graph.initializer ?? []).filter((t) => used.has(t.name!));
+  // Older exporters list initializers among the inputs too; those entries go with them.
+  graph.input = (graph.input ?? []).filter((v) => !removed.includes(v.name!));
+  return removed;
+}
+
+/** How many nodes of each op type (the `analyze` step's histogram). */
+export function opHistogram(graph: onnx.IGraphProto): Record<string, number> {
+  const h: Record<string, number> = {};
+  for (const n of graph.node ?? []) {
+    const key = n.domain ? `${n.domain}.${n.opType}` : n.opType!;
+    h[key] = (h[key] ?? 0) + 1;
+  }
+  return h;
+}
+
+export function attr(n: onnx.INodeProto, name: string): onnx.IAttributeProto | undefined {
+  return (n.attribute ?? []).find((a) => a.name === name);
+}
+
+export function intAttr(n: onnx.INodeProto, name: string, fallback: number): number {
+  const a = attr(n, name);
+  return a?.i === undefined || a.i === null ? fallback : Number(a.i);
+}
+
+export function floatAttr(n: onnx.INodeProto, name: string, fallback: number): number {
+  const a = attr(n, name);
+  return a?.f === undefined || a.f === null ? fallback : Number(a.f);
+}

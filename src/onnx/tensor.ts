@@ -1,0 +1,113 @@
+import { onnx } from './proto';
+
+export const DT = onnx.TensorProto.DataType;
+
+/** Bytes per element of the fixed-width tensor types qcflow reads and writes. */
+const ELEMENT_BYTES: Partial<Record<number, number>> = {
+  [DT.FLOAT]: 4, [DT.FLOAT16]: 2, [DT.DOUBLE]: 8, [DT.INT8]: 1, [DT.UINT8]: 1, [DT.INT32]: 4, [DT.INT64]: 8, [DT.BOOL]: 1, [DT.INT16]: 2, [DT.UINT16]: 2,
+};
+
+export const elementCount = (dims: ArrayLike<number | Long>): number => Array.from(dims, Number).reduce((a, b) => a * b, 1);
+
+type Long = { toNumber(): number };
+
+export class TensorDataError extends Error {
+  override name = 'TensorDataError';
+}
+
+/** A tensor's little-endian bytes, whichever field holds them (raw_data, or the typed repeated fields). */
+export function tensorBytes(t: onnx.ITensorProto): Uint8Array {
+  if (t.rawData && t.rawData.length) return t.rawData;
+  if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) throw new TensorDataError(`tensor ${t.name}: external data not loaded; read the model with readModelFile`);
+  const n = elementCount(t.dims ?? []);
+  switch (t.dataType) {
+    case DT.FLOAT: return new Uint8Array(Float32Array.from(t.floatData ?? []).buffer);
+    case DT.DOUBLE: return new Uint8Array(Float64Array.from(t.doubleData ?? []).buffer);
+    case DT.INT64: return new Uint8Array(BigInt64Array.from((t.int64Data ?? []).map((v) => BigInt(String(v)))).buffer);
+    case DT.INT32: return new Uint8Array(Int32Array.from(t.int32Data ?? []).buffer);
+    // int8/uint8/int16/uint16/bool/float16 live in int32_data, one element per entry.
+    case DT.INT8: return new Uint8Array(Int8Array.from(t.int32Data ?? []).buffer);
+    case DT.UINT8: case DT.BOOL: return Uint8Array.from(t.int32Data ?? []);
+    case DT.FLOAT16: case DT.UINT16: return new Uint8Array(Uint16Array.from(t.int32Data ?? []).buffer);
+    case DT.INT16: return new Uint8Array(Int16Array.from(t.int32Data ?? []).buffer);
+    default:
+      if (n === 0) return new Uint8Array(0);
+      throw new TensorDataError(`tensor ${t.name}: data type ${t.dataType} is not supported`);
+  }
+}
+
+/**
+ * Copies into a fresh, aligned buffer of exactly these bytes: protobuf hands out Buffer views into the whole
+ * file at any offset, and Buffer#slice would share that memory rather than copy it.
+ */
+function aligned(bytes: Uint8Array): ArrayBuffer {
+  return new Uint8Array(bytes).buffer;
+}
+
+/** A float tensor's values as float32 (float16 and double are converted). */
+export function floatValues(t: onnx.ITensorProto): Float32Array {
+  const bytes = tensorBytes(t);
+  if (t.dataType === DT.FLOAT) return new Float32Array(aligned(bytes));
+  if (t.dataType === DT.DOUBLE) return Float32Array.from(new Float64Array(aligned(bytes)));
+  if (t.dataType === DT.FLOAT16) return Float32Array.from(new Uint16Array(aligned(bytes)), float16BitsToFloat32);
+  throw new TensorDataError(`tensor ${t.name}: expected a float tensor, got data type ${t.dataType}`);
+}
+
+export function int64Values(t: onnx.ITensorProto): number[] {
+  if (t.dataType !== DT.INT64) throw new TensorDataError(`tensor ${t.name}: expected int64, got data type ${t.dataType}`);
+  return Array.from(new BigInt64Array(aligned(tensorBytes(t))), Number);
+}
+
+export function tensorByteLength(t: onnx.ITensorProto): number {
+  const eb = ELEMENT_BYTES[t.dataType ?? 0];
+  return eb ? eb * elementCount(t.dims ?? []) : tensorBytes(t).length;
+}
+
+export function makeTensor(name: string, dataType: number, dims: number[], data: Float32Array | Uint8Array | Int8Array | Uint16Array | Int32Array | BigInt64Array): onnx.ITensorProto {
+  return { name, dataType, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice() };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE binary16 bits of a number, rounded to nearest even (as numpy's astype(float16)); overflow → ±Inf. */
+export function float32ToFloat16Bits(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // underflows to ±0
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let m = mant >>> shift;
+    if (rest > half || (rest === half && (m & 1))) m++;
+    return sign | m;
+  }
+  const rest = mant & 0x1fff;
+  let m = mant >>> 13;
+  if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) {
+    m++;
+    if (m === 0x400) {
+      m = 0;
+      e++;
+      if (e >= 0x1f) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | m;
+}
+
+export function float16BitsToFloat32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}

@@ -1,0 +1,149 @@
+import * as ort from 'onnxruntime-node';
+import { readFileSync } from 'node:fs';
+import { QuantizeError } from './types';
+
+/** One golden sample: named float32 input tensors, and optionally the true class. */
+export interface GoldenSample {
+  inputs: Record<string, { dims: number[]; data: Float32Array }>;
+  label?: number;
+}
+
+export interface EvaluationMetrics {
+  samples: number;
+  output: string;
+  /** Share of samples whose arg-max class is the same (classification outputs). */
+  top1Agreement: number;
+  /** Cosine similarity of candidate and reference outputs per sample: mean and worst. */
+  cosine: { mean: number; min: number };
+  maxAbsError: number;
+  /** Against the golden labels, when every sample has one. */
+  accuracy?: { reference: number; candidate: number };
+  /** Median wall time of one single-sample run, over `runs` runs after a warm-up. */
+  latencyMs: { reference: number; candidate: number; ratio: number };
+  bytes?: { reference: number; candidate: number; ratio: number };
+}
+
+/** Parses golden JSONL: one `{"<input>": {"dims": [...], "data": [...]}, ..., "label"?: k}` per line. */
+export function parseGoldenJsonl(text: string): GoldenSample[] {
+  return text.split('\n').filter((l) => l.trim()).map((line, i) => {
+    let obj: Record<string, unknown>;
+    try {
+      obj = JSON.parse(line) as Record<string, unknown>;
+    } catch (err) {
+      throw new QuantizeError(`golden line ${i + 1}: not valid JSON (${(err as Error).message})`);
+    }
+    const inputs: GoldenSample['inputs'] = {};
+    for (const [name, v] of Object.entries(obj)) {
+      if (name === 'label') continue;
+      const t = v as { dims?: unknown; data?: unknown };
+      if (!Array.isArray(t.dims) || !Array.isArray(t.data)) throw new QuantizeError(`golden line ${i + 1}: input ${name} needs {"dims": [...], "data": [...]}`);
+      const n = (t.dims as number[]).reduce((a, b) => a * b, 1);
+      if (n !== t.data.length) throw new QuantizeError(`golden line ${i + 1}: input ${name} has ${t.data.length} values for dims [${(t.dims as number[]).join(', ')}]`);
+      inputs[name] = { dims: t.dims as number[], data: Float32Array.from(t.data as number[]) };
+    }
+    return { inputs, label: typeof obj.label === 'number' ? obj.label : undefined };
+  });
+}
+
+export function goldenToJsonl(samples: GoldenSample[]): string {
+  return samples.map((s) => JSON.stringify({ ...Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data) }])), ...(s.label === undefined ? {} : { label: s.label }) })).join('\n') + '\n';
+}
+
+type ModelSource = Uint8Array | string;
+
+async function session(m: ModelSource, providers: string[]): Promise<ort.InferenceSession> {
+  const opts: ort.InferenceSession.SessionOptions = { executionProviders: providers, graphOptimizationLevel: 'all' };
+  try {
+    return typeof m === 'string' ? await ort.InferenceSession.create(m, opts) : await ort.InferenceSession.create(m, opts);
+  } catch (err) {
+    throw new QuantizeError(`onnxruntime cannot load the model: ${(err as Error).message}`);
+  }
+}
+
+async function run(s: ort.InferenceSession, sample: GoldenSample, i: number, output: string): Promise<Float32Array> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(sample.inputs)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
+  try {
+    const out = await s.run(feeds, [output]);
+    return out[output]!.data as Float32Array;
+  } catch (err) {
+    throw new QuantizeError(`golden sample ${i + 1} does not fit the model (${(err as Error).message}); check its input names and shapes`);
+  }
+}
+
+const argmax = (v: Float32Array): number => v.reduce((best, x, i, a) => (x > a[best]! ? i : best), 0);
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na === 0 && nb === 0 ? 1 : dot / Math.sqrt(na * nb || 1);
+}
+
+async function medianLatency(s: ort.InferenceSession, sample: GoldenSample, output: string, runs: number): Promise<number> {
+  await run(s, sample, 0, output);
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    await run(s, sample, 0, output);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+/**
+ * Runs the fp32 reference and a candidate on the same golden samples with onnxruntime-node and compares
+ * the first output (or `output`): top-1 agreement, cosine similarity, max absolute error, accuracy against
+ * labels, median latency and file size.
+ */
+export async function evaluateCandidate(reference: ModelSource, candidate: ModelSource, golden: GoldenSample[], o: { output?: string; runs?: number; providers?: string[] } = {}): Promise<EvaluationMetrics> {
+  if (golden.length === 0) throw new QuantizeError('no golden samples to evaluate on');
+  const providers = o.providers ?? ['cpu'];
+  const [ref, cand] = [await session(reference, providers), await session(candidate, providers)];
+  try {
+    const output = o.output ?? ref.outputNames[0]!;
+    if (!cand.outputNames.includes(output)) throw new QuantizeError(`the candidate has no output ${output} (it has ${cand.outputNames.join(', ')})`);
+    let agree = 0;
+    let refCorrect = 0;
+    let candCorrect = 0;
+    let maxAbs = 0;
+    const cos: number[] = [];
+    for (let i = 0; i < golden.length; i++) {
+      const a = await run(ref, golden[i]!, i, output);
+      const b = await run(cand, golden[i]!, i, output);
+      let e = 0;
+      for (let j = 0; j < a.length; j++) e = Math.max(e, Math.abs(a[j]! - b[j]!));
+      maxAbs = Math.max(maxAbs, e);
+      cos.push(cosine(a, b));
+      if (argmax(a) === argmax(b)) agree++;
+      const label = golden[i]!.label;
+      if (label !== undefined) {
+        if (argmax(a) === label) refCorrect++;
+        if (argmax(b) === label) candCorrect++;
+      }
+    }
+    const runs = o.runs ?? 20;
+    const latRef = await medianLatency(ref, golden[0]!, output, runs);
+    const latCand = await medianLatency(cand, golden[0]!, output, runs);
+    const labelled = golden.every((g) => g.label !== undefined);
+    const size = (m: ModelSource): number => (typeof m === 'string' ? readFileSync(m).length : m.length);
+    return {
+      samples: golden.length, output,
+      top1Agreement: agree / golden.length,
+      cosine: { mean: cos.reduce((s, c) => s + c, 0) / cos.length, min: Math.min(...cos) },
+      maxAbsError: maxAbs,
+      ...(labelled ? { accuracy: { reference: refCorrect / golden.length, candidate: candCorrect / golden.length } } : {}),
+      latencyMs: { reference: latRef, candidate: latCand, ratio: latCand / latRef },
+      bytes: { reference: size(reference), candidate: size(candidate), ratio: size(candidate) / size(reference) },
+    };
+  } finally {
+    await ref.release();
+    await cand.release();
+  }
+}

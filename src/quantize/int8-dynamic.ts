@@ -1,0 +1,146 @@
+import { onnx } from '../onnx/proto';
+import { node } from '../onnx/build';
+import { floatAttr, intAttr } from '../onnx/graph';
+import { DT, floatValues, makeTensor } from '../onnx/tensor';
+import { registerQuantizer } from './registry';
+import { quantizeWeight8, transpose2d } from './weights';
+import type { QuantizeContext } from './types';
+
+/**
+ * int8 dynamic quantization in onnxruntime's QOperator form: activations are quantized at run time by
+ * DynamicQuantizeLinear, weights ahead of time; MatMulInteger / ConvInteger compute in integers, and a
+ * Cast plus scale Muls bring the result back to float. onnxruntime fuses this pattern when it loads the model.
+ */
+
+function constantFloat(ctx: QuantizeContext, name: string | undefined): onnx.ITensorProto | undefined {
+  const t = name ? ctx.index.initializers.get(name) : undefined;
+  return t && t.dataType === DT.FLOAT ? t : undefined;
+}
+
+/** The activation's DynamicQuantizeLinear, shared by every node that reads it. */
+function dynamicQuantize(ctx: QuantizeContext, input: string): { q: string; scale: string; zeroPoint: string; nodes: onnx.INodeProto[] } {
+  const known = ctx.dynamicQuantized.get(input);
+  if (known) return { ...known, nodes: [] };
+  const q = ctx.index.uniqueName(`${input}_quantized`);
+  const scale = ctx.index.uniqueName(`${input}_scale`);
+  const zeroPoint = ctx.index.uniqueName(`${input}_zero_point`);
+  const nodes = [node('DynamicQuantizeLinear', [input], [q, scale, zeroPoint], {}, ctx.index.uniqueName(`${input}_DynamicQuantizeLinear`))];
+  ctx.dynamicQuantized.set(input, { q, scale, zeroPoint, nodes });
+  return { q, scale, zeroPoint, nodes };
+}
+
+/** MatMulInteger(A, W) → Cast → × (A scale · W scale) → `output`, with W [K, N] quantized per column or per tensor. */
+function matMulInteger(ctx: QuantizeContext, base: string, input: string, weight: Float32Array, k: number, n: number, output: string): onnx.INodeProto[] {
+  const w = quantizeWeight8(weight, [k, n], { axis: 1, perChannel: ctx.options.perChannel, symmetric: ctx.options.symmetric, qtype: 'int8' });
+  const perChannel = w.scales.length > 1;
+  const wq = ctx.index.uniqueName(`${base}_weight_quantized`);
+  const ws = ctx.index.uniqueName(`${base}_weight_scale`);
+  const wz = ctx.index.uniqueName(`${base}_weight_zero_point`);
+  ctx.addInitializer(makeTensor(wq, DT.INT8, [k, n], w.values));
+  ctx.addInitializer(makeTensor(ws, DT.FLOAT, perChannel ? [n] : [], w.scales));
+  ctx.addInitializer(makeTensor(wz, DT.INT8, perChannel ? [n] : [], w.zeroPoints));
+  const a = dynamicQuantize(ctx, input);
+  const acc = ctx.index.uniqueName(`${base}_output_int32`);
+  const accF = ctx.index.uniqueName(`${base}_output_float`);
+  const scale = ctx.index.uniqueName(`${base}_scales_mul`);
+  return [
+    ...a.nodes,
+    node('MatMulInteger', [a.q, wq, a.zeroPoint, wz], [acc], {}, ctx.index.uniqueName(`${base}_MatMulInteger`)),
+    node('Cast', [acc], [accF], { to: DT.FLOAT }, ctx.index.uniqueName(`${base}_Cast`)),
+    node('Mul', [a.scale, ws], [scale], {}, ctx.index.uniqueName(`${base}_scales_Mul`)),
+    node('Mul', [accF, scale], [output], {}, ctx.index.uniqueName(`${base}_output_Mul`)),
+  ];
+}
+
+registerQuantizer({
+  method: 'int8-dynamic',
+  opType: 'MatMul',
+  check(n, ctx) {
+    const w = constantFloat(ctx, n.input?.[1]);
+    if (!w) return 'the weight (input B) is not a constant float initializer';
+    if ((w.dims ?? []).length !== 2) return `the weight is ${(w.dims ?? []).length}-D; only 2-D weights are quantized`;
+    if (ctx.index.initializers.has(n.input![0]!)) return 'both inputs are constants (fold them instead)';
+    return undefined;
+  },
+  quantize(n, ctx) {
+    const w = constantFloat(ctx, n.input![1])!;
+    const [k, m] = (w.dims ?? []).map(Number) as [number, number];
+    return matMulInteger(ctx, n.name || n.output![0]!, n.input![0]!, floatValues(w), k, m, n.output![0]!);
+  },
+});
+
+registerQuantizer({
+  method: 'int8-dynamic',
+  opType: 'Gemm',
+  check(n, ctx) {
+    if (intAttr(n, 'transA', 0) !== 0) return 'transA=1 is not rewritten to MatMul';
+    if (floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1) return 'alpha or beta is not 1';
+    const w = constantFloat(ctx, n.input?.[1]);
+    if (!w || (w.dims ?? []).length !== 2) return 'the weight (input B) is not a constant 2-D float initializer';
+    return undefined;
+  },
+  // Gemm(A, B, C) = A·B' + C: rewritten to MatMul + Add (B' transposed ahead of time when transB=1).
+  quantize(n, ctx) {
+    const w = constantFloat(ctx, n.input![1])!;
+    const [r, c] = (w.dims ?? []).map(Number) as [number, number];
+    const transB = intAttr(n, 'transB', 0) === 1;
+    const values = transB ? transpose2d(floatValues(w), r, c) : floatValues(w);
+    const [k, m] = transB ? [c, r] : [r, c];
+    const base = n.name || n.output![0]!;
+    const bias = n.input?.[2];
+    if (!bias) return matMulInteger(ctx, base, n.input![0]!, values, k, m, n.output![0]!);
+    const mm = ctx.index.uniqueName(`${base}_matmul_output`);
+    return [...matMulInteger(ctx, base, n.input![0]!, values, k, m, mm), node('Add', [mm, bias], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`))];
+  },
+});
+
+registerQuantizer({
+  method: 'int8-dynamic',
+  opType: 'Conv',
+  check(n, ctx) {
+    const w = constantFloat(ctx, n.input?.[1]);
+    if (!w) return 'the weight is not a constant float initializer';
+    if (n.input?.[2] && !constantFloat(ctx, n.input[2])) return 'the bias is not a constant float initializer';
+    return undefined;
+  },
+  // onnxruntime's CPU ConvInteger takes uint8 weights with one zero point for the whole tensor, so Conv
+  // weights are asymmetric uint8 per tensor whatever perChannel says.
+  quantize(n, ctx) {
+    const wt = constantFloat(ctx, n.input![1])!;
+    const dims = (wt.dims ?? []).map(Number);
+    const out = dims[0]!;
+    const w = quantizeWeight8(floatValues(wt), dims, { axis: 0, perChannel: false, symmetric: false, qtype: 'uint8' });
+    const perChannel = w.scales.length > 1;
+    const base = n.name || n.output![0]!;
+    const wq = ctx.index.uniqueName(`${base}_weight_quantized`);
+    const ws = ctx.index.uniqueName(`${base}_weight_scale`);
+    const wz = ctx.index.uniqueName(`${base}_weight_zero_point`);
+    ctx.addInitializer(makeTensor(wq, DT.UINT8, dims, w.values));
+    // Per-channel scales broadcast over [N, M, H, W] as [M, 1, 1] (one 1 per spatial axis).
+    const spatial = dims.length - 2;
+    ctx.addInitializer(makeTensor(ws, DT.FLOAT, perChannel ? [out, ...Array(spatial).fill(1)] : [], w.scales));
+    ctx.addInitializer(makeTensor(wz, DT.UINT8, perChannel ? [out] : [], w.zeroPoints));
+    const x = dynamicQuantize(ctx, n.input![0]!);
+    const acc = ctx.index.uniqueName(`${base}_output_int32`);
+    const accF = ctx.index.uniqueName(`${base}_output_float`);
+    const scale = ctx.index.uniqueName(`${base}_scales_mul`);
+    const bias = n.input?.[2];
+    const scaled = bias ? ctx.index.uniqueName(`${base}_scaled`) : n.output![0]!;
+    const nodes = [
+      ...x.nodes,
+      { ...node('ConvInteger', [x.q, wq, x.zeroPoint, wz], [acc], {}, ctx.index.uniqueName(`${base}_ConvInteger`)), attribute: n.attribute ?? [] },
+      node('Cast', [acc], [accF], { to: DT.FLOAT }, ctx.index.uniqueName(`${base}_Cast`)),
+      node('Mul', [x.scale, ws], [scale], {}, ctx.index.uniqueName(`${base}_scales_Mul`)),
+      node('Mul', [accF, scale], [scaled], {}, ctx.index.uniqueName(`${base}_output_Mul`)),
+    ];
+    if (bias) {
+      const b = constantFloat(ctx, bias)!;
+      const reshaped = ctx.index.uniqueName(`${base}_bias_reshaped`);
+      ctx.addInitializer(makeTensor(reshaped, DT.FLOAT, [out, ...Array(spatial).fill(1)], floatValues(b)));
+      nodes.push(node('Add', [scaled, reshaped], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`)));
+    }
+    return nodes;
+  },
+});
+
+export {};

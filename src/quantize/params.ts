@@ -1,0 +1,62 @@
+/**
+ * Scale and zero-point arithmetic shared by every quantizer, following onnxruntime's quantization tool
+ * (quant_utils.compute_scale_zp) including numpy's round-half-to-even, so our outputs match theirs.
+ */
+
+/** numpy.round / rint: ties go to the even neighbour (2.5 → 2, 3.5 → 4, -0.5 → -0). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  // Math.round sends ties up; step back when that made an odd number from an exact .5.
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export type QType = 'int8' | 'uint8' | 'int4' | 'uint4';
+
+/** The integer range of a type; symmetric signed ranges drop the most negative value (−127…127), as onnxruntime does. */
+export function qRange(q: QType, symmetric: boolean): [number, number] {
+  switch (q) {
+    case 'int8': return symmetric ? [-127, 127] : [-128, 127];
+    case 'uint8': return [0, 255];
+    case 'int4': return symmetric ? [-7, 7] : [-8, 7];
+    case 'uint4': return [0, 15];
+  }
+}
+
+export interface QParams {
+  scale: number;
+  zeroPoint: number;
+}
+
+/**
+ * Scale and zero point mapping [rmin, rmax] (widened to include 0, so 0 is exact) onto [qmin, qmax].
+ * Symmetric: the range is ±max(|rmin|, |rmax|) and the zero point the middle of the integer range.
+ */
+export function computeScaleZeroPoint(rmin: number, rmax: number, qmin: number, qmax: number, symmetric: boolean): QParams {
+  let lo = Math.min(rmin, 0);
+  let hi = Math.max(rmax, 0);
+  if (symmetric) {
+    const absmax = Math.max(Math.abs(lo), Math.abs(hi));
+    lo = -absmax;
+    hi = absmax;
+  }
+  // float32 arithmetic where onnxruntime's numpy code works in float32.
+  const scale = Math.fround((hi - lo) / (qmax - qmin));
+  if (scale === 0 || !Number.isFinite(scale)) return { scale: 1, zeroPoint: symmetric ? roundHalfEven((qmax + qmin) / 2) : 0 };
+  const zeroPoint = symmetric ? roundHalfEven((qmax + qmin) / 2) : roundHalfEven(qmin - lo / scale);
+  return { scale, zeroPoint: Math.min(qmax, Math.max(qmin, zeroPoint)) };
+}
+
+export function quantizeValue(x: number, p: QParams, qmin: number, qmax: number): number {
+  return Math.min(qmax, Math.max(qmin, roundHalfEven(x / p.scale) + p.zeroPoint));
+}
+
+export function minMax(values: ArrayLike<number>): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return values.length ? [lo, hi] : [0, 0];
+}

@@ -1,0 +1,105 @@
+import { onnx } from '../onnx/proto';
+import { GraphIndex, opHistogram, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { tensorBytes } from '../onnx/tensor';
+import { quantizableOps, quantizerFor } from './registry';
+import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
+import { convertToFloat16 } from './fp16';
+import './int8-dynamic';
+import './int4';
+
+export interface QuantizeReport {
+  method: Method;
+  options: QuantizeOptions;
+  nodes: NodeOutcome[];
+  quantized: number;
+  /** Bytes of float weights before, and bytes of all initializers after. */
+  weightBytes: { before: number; after: number; ratio: number };
+}
+
+/** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
+const MIN_OPSET: Record<Method, number> = { 'int8-dynamic': 11, 'int8-static': 13, fp16: 7, int4: 7 };
+
+export function defaultOpset(model: onnx.IModelProto): number {
+  return Number((model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
+}
+
+function initializerBytes(g: onnx.IGraphProto): number {
+  return (g.initializer ?? []).reduce((s, t) => s + tensorBytes(t).length, 0);
+}
+
+/** What the analyze step reports: op histogram, parameters, opset, and which methods have something to do. */
+export function analyzeModel(model: onnx.IModelProto): { ops: Record<string, number>; parameters: number; weightBytes: number; opset: number; applicable: Method[] } {
+  const g = model.graph!;
+  const ops = opHistogram(g);
+  const parameters = (g.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
+  const opset = defaultOpset(model);
+  const applicable = (['int4', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => opset >= MIN_OPSET[m] && (m === 'fp16' || quantizableOps(m).some((op) => ops[op])));
+  return { ops, parameters, weightBytes: initializerBytes(g), opset, applicable };
+}
+
+/**
+ * Quantizes a model with one method. Per-node methods walk the graph in topological order and hand each
+ * node to its op's registered quantizer (nodes of other ops, excluded nodes, and nodes a quantizer declines
+ * stay as they are, with the reason in the report). The input model is not modified.
+ */
+export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions): { model: onnx.ModelProto; report: QuantizeReport } {
+  const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
+  const g = model.graph!;
+  const opset = defaultOpset(model);
+  if (opset < MIN_OPSET[options.method]) {
+    throw new QuantizeError(`${options.method} needs opset ${MIN_OPSET[options.method]} or later; the model imports opset ${opset} (upgrade it with onnx.version_converter first)`);
+  }
+  if (options.method === 'int8-static') throw new QuantizeError('int8-static (QDQ with calibration) is not implemented yet; use int8-dynamic, fp16 or int4');
+  const blockSize = options.blockSize ?? 32;
+  if (options.method === 'int4' && (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0)) {
+    throw new QuantizeError(`--block-size ${blockSize}: MatMulNBits needs a power of two from 16 to 256`);
+  }
+  const before = initializerBytes(g);
+  const excludedNodes = new Set(options.excludeNodes ?? []);
+  const excludedOps = new Set(options.excludeOps ?? []);
+  let nodes: NodeOutcome[];
+  const domains = new Set<string>();
+  if (options.method === 'fp16') {
+    nodes = convertToFloat16(g, { excludeNodes: excludedNodes, excludeOps: excludedOps });
+  } else {
+    const index = new GraphIndex(g);
+    const ctx: QuantizeContext = {
+      index,
+      options: { perChannel: true, symmetric: options.method !== 'int4', ...options, blockSize },
+      addInitializer: (t) => {
+        g.initializer = [...(g.initializer ?? []), t];
+        index.initializers.set(t.name!, t);
+      },
+      dynamicQuantized: new Map(),
+      domains,
+    };
+    const out: onnx.INodeProto[] = [];
+    nodes = [];
+    for (const n of topologicalSort(g)) {
+      const q = quantizerFor(options.method, n.opType!);
+      const name = n.name || n.output![0]!;
+      if (!q) {
+        out.push(n);
+        continue;
+      }
+      const why = excludedNodes.has(name) ? 'excluded by name' : excludedOps.has(n.opType!) ? 'excluded by op type' : q.check(n, ctx);
+      if (why) {
+        nodes.push({ node: name, op: n.opType!, action: 'kept', reason: why });
+        out.push(n);
+        continue;
+      }
+      out.push(...q.quantize(n, ctx));
+      nodes.push({ node: name, op: n.opType!, action: 'quantized' });
+    }
+    g.node = out;
+  }
+  removeUnusedInitializers(g);
+  for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];
+  model.producerName = 'qcflow';
+  model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
+  const after = initializerBytes(g);
+  return {
+    model,
+    report: { method: options.method, options, nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 } },
+  };
+}

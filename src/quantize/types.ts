@@ -1,0 +1,56 @@
+import type { onnx } from '../onnx/proto';
+import type { GraphIndex } from '../onnx/graph';
+
+export const METHODS = ['int8-dynamic', 'int8-static', 'fp16', 'int4'] as const;
+export type Method = (typeof METHODS)[number];
+
+export interface QuantizeOptions {
+  method: Method;
+  /** Weights quantized per output channel (int8 methods); default true. */
+  perChannel?: boolean;
+  /** Weights symmetric around zero; default true for int8, false for int4 (zero points stored). */
+  symmetric?: boolean;
+  /** int4 block size along K: 16, 32, 64, 128 or 256; default 32. */
+  blockSize?: number;
+  /** Nodes (by name) kept in fp32. */
+  excludeNodes?: string[];
+  /** Op types kept in fp32 (for fp16: the op block list, added to the defaults). */
+  excludeOps?: string[];
+}
+
+/** What happened to one node. */
+export interface NodeOutcome {
+  node: string;
+  op: string;
+  action: 'quantized' | 'kept';
+  /** Why a node of a handled op type was kept (excluded, dynamic weight, …). */
+  reason?: string;
+}
+
+/** Handed to each per-operator handler: the graph index, the options, and a place to add tensors. */
+export interface QuantizeContext {
+  index: GraphIndex;
+  options: Required<Pick<QuantizeOptions, 'perChannel' | 'symmetric' | 'blockSize'>> & QuantizeOptions;
+  addInitializer(t: onnx.ITensorProto): void;
+  /** Reuses one DynamicQuantizeLinear per activation even when several MatMuls read it. */
+  dynamicQuantized: Map<string, { q: string; scale: string; zeroPoint: string; nodes: onnx.INodeProto[] }>;
+  /** Extra opset imports the rewritten graph needs (e.g. com.microsoft for MatMulNBits). */
+  domains: Set<string>;
+}
+
+/**
+ * One operator's quantizer for one method, like onnxruntime's per-op QuantOperator classes: `check` says
+ * why a node cannot be quantized (or undefined when it can), `quantize` returns its replacement nodes,
+ * which write the node's original outputs so the rest of the graph is untouched.
+ */
+export interface OpQuantizer {
+  method: Method;
+  opType: string;
+  check(node: onnx.INodeProto, ctx: QuantizeContext): string | undefined;
+  quantize(node: onnx.INodeProto, ctx: QuantizeContext): onnx.INodeProto[];
+}
+
+/** Input a method cannot handle (opset, op, shapes): non-retryable, named. */
+export class QuantizeError extends Error {
+  override name = 'QuantizeError';
+}
