@@ -11,6 +11,15 @@ import { AuthError, issueToken, parseRole, resolveJwtSecret } from '../http/auth
 import { startReviewServer } from '../http/start';
 import { formatPrecision, formatTask, formatTasks, ReviewApiClient } from './review';
 import { startReviewWorkflows } from '../../activities/review';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { readModelFile, writeModelFile } from '../onnx/io';
+import { OnnxFormatError } from '../onnx/proto';
+import { TensorDataError } from '../onnx/tensor';
+import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../onnx/fixture-models';
+import { quantizeModel } from '../quantize/quantize-model';
+import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
+import { METHODS, QuantizeError, type Method } from '../quantize/types';
 import { getProject } from '../store/projects';
 import { resolvePolicy } from '../qc/policy';
 
@@ -129,6 +138,60 @@ model.command('list').description('registered model versions')
       for (const v of rows) process.stdout.write(`${v.id}\t${v.status}\t${v.precision}\t${v.manifest.adapter.kind}\t${v.manifest.labels.length} labels\t${v.sha256.slice(0, 12)}\t${v.createdAt.toISOString()}\n`);
     }));
 
+const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
+
+model.command('quantize').description('quantize an ONNX file locally (no server): int8-dynamic, fp16 or int4; prints the report as JSON')
+  .requiredOption('--input <m.onnx>', 'fp32 model (external data beside it is read, never outside its folder)')
+  .requiredOption('--method <method>', 'int8-dynamic | int8-static | fp16 | int4', (v) => {
+    if (!(METHODS as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${METHODS.join(', ')}`);
+    return v as Method;
+  })
+  .requiredOption('--output <out.onnx>', 'where to write the quantized model')
+  .option('--block-size <n>', 'int4 block size along K (16…256, power of two)', positiveInt, 32)
+  .option('--asymmetric', 'store zero points (int4 per block; int8 weights per channel)', false)
+  .option('--per-tensor', 'one scale per weight tensor instead of per output channel (int8)', false)
+  .option('--exclude-nodes <names>', 'comma-separated node names kept in fp32', list, [])
+  .option('--exclude-ops <ops>', 'comma-separated op types kept in fp32 (fp16: the op block list)', list, [])
+  .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
+  .action((o: { input: string; method: Method; output: string; blockSize: number; asymmetric: boolean; perTensor: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never' }) => {
+    const t0 = performance.now();
+    const { model: q, report } = quantizeModel(readModelFile(o.input), {
+      method: o.method, blockSize: o.blockSize, symmetric: !o.asymmetric, perChannel: !o.perTensor, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps,
+    });
+    const written = writeModelFile(o.output, q, { externalData: o.externalData });
+    process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);
+  });
+
+model.command('evaluate').description('compare a candidate with the fp32 reference on golden inputs with onnxruntime-node; prints metrics as JSON')
+  .requiredOption('--reference <m.onnx>', 'the fp32 model').requiredOption('--candidate <q.onnx>', 'the quantized model')
+  .requiredOption('--inputs <golden.jsonl>', 'one {"<input>": {"dims": [...], "data": [...]}, "label"?: k} per line')
+  .option('--output-name <name>', 'which output to compare (default: the first)')
+  .option('--runs <n>', 'timed runs for the median latency', positiveInt, 20)
+  .option('--providers <list>', 'execution providers, e.g. cuda,cpu', list, ['cpu'])
+  .action(async (o: { reference: string; candidate: string; inputs: string; outputName?: string; runs: number; providers: string[] }) => {
+    let text: string;
+    try {
+      text = readFileSync(o.inputs, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read ${o.inputs}: ${(err as Error).message}`);
+    }
+    const metrics = await evaluateCandidate(o.reference, o.candidate, parseGoldenJsonl(text), { output: o.outputName, runs: o.runs, providers: o.providers });
+    process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
+  });
+
+model.command('fixture').description('write one of the built-in fixture models (mlp, cnn, transformer) and labelled golden inputs, to try quantization on')
+  .requiredOption('--name <name>', 'mlp | cnn | transformer').requiredOption('--dir <folder>', 'where to write model.onnx and golden.jsonl')
+  .option('--samples <n>', 'golden samples', positiveInt, 200)
+  .action(async (o: { name: string; dir: string; samples: number }) => {
+    const build = { mlp: mlpModel, cnn: cnnModel, transformer: transformerModel }[o.name];
+    if (!build) throw new CliError(`--name ${o.name}: use mlp, cnn or transformer`);
+    const f = await build();
+    mkdirSync(o.dir, { recursive: true });
+    writeFileSync(path.join(o.dir, 'model.onnx'), f.onnx);
+    writeFileSync(path.join(o.dir, 'golden.jsonl'), goldenToJsonl(fixtureGolden(f, o.samples)));
+    process.stdout.write(`${path.join(o.dir, 'model.onnx')}  ${path.join(o.dir, 'golden.jsonl')} (${o.samples} samples)\n`);
+  });
+
 function duration(v: string): number {
   const m = /^(\d+)(s|m|h|d)?$/.exec(v);
   if (!m) throw new InvalidArgumentError('must be a duration like 90s, 30m, 8h or 7d');
@@ -232,7 +295,8 @@ review.command('precision').description('QC precision: how often reviewers uphol
 program.parseAsync(process.argv).then(
   () => process.exit(0),
   (err: unknown) => {
-    const known = err instanceof CliError || err instanceof ConfigError || err instanceof MissingToolError || err instanceof ProjectSpecError || err instanceof AuthError;
+    const known = err instanceof CliError || err instanceof ConfigError || err instanceof MissingToolError || err instanceof ProjectSpecError || err instanceof AuthError
+      || err instanceof QuantizeError || err instanceof OnnxFormatError || err instanceof TensorDataError;
     process.stderr.write(`qcflow: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   },

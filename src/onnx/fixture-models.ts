@@ -37,6 +37,8 @@ export interface FixtureModel {
   input: { name: string; shape: number[] };
   /** One input per class; golden samples are a prototype plus noise, labelled with its class. */
   prototypes: Float32Array[];
+  /** Standard deviation of the golden samples' noise, chosen so the fp32 model is mostly but not always right. */
+  noise: number;
 }
 
 const CLASSES = 10;
@@ -52,6 +54,7 @@ interface Body {
   featureDim: number;
   /** `gemm`: a Gemm with transB (PyTorch Linear export); `matmul`: MatMul + Add. */
   head: 'gemm' | 'matmul';
+  noise: number;
 }
 
 /**
@@ -83,7 +86,7 @@ async function withCentroidHead(b: Body, r: () => number): Promise<FixtureModel>
     ? { nodes: [node('Gemm', [b.feature, 'head.weight', 'head.bias'], ['logits'], { transB: 1 }, 'head')], inits: [floatTensor('head.weight', [CLASSES, b.featureDim], transposeRows(w, b.featureDim, CLASSES)), floatTensor('head.bias', [CLASSES], bias)] }
     : { nodes: [node('MatMul', [b.feature, 'head.weight'], ['head_mm'], {}, 'head'), node('Add', ['head_mm', 'head.bias'], ['logits'], {}, 'head_bias')], inits: [floatTensor('head.weight', [b.featureDim, CLASSES], w), floatTensor('head.bias', [CLASSES], bias)] };
   const full = io([valueInfo('logits', F32, ['batch', CLASSES])], [...b.nodes, ...head.nodes], [...b.initializers, ...head.inits]);
-  return { name: b.name, onnx: encodeModel(full), input: b.input, prototypes };
+  return { name: b.name, onnx: encodeModel(full), input: b.input, prototypes, noise: b.noise };
 }
 
 function transposeRows(v: Float32Array, rows: number, cols: number): Float32Array {
@@ -96,7 +99,7 @@ function transposeRows(v: Float32Array, rows: number, cols: number): Float32Arra
 export function mlpModel(seed = 1): Promise<FixtureModel> {
   const r = rng(seed);
   return withCentroidHead({
-    name: 'mlp', opset: 17, input: { name: 'input', shape: [1, 64] }, feature: 'a2', featureDim: 128, head: 'matmul',
+    name: 'mlp', opset: 17, input: { name: 'input', shape: [1, 64] }, feature: 'a2', featureDim: 128, head: 'matmul', noise: 0.6,
     initializers: [
       floatTensor('fc1.weight', [256, 64], normal(r, 256 * 64, Math.sqrt(2 / 320))), floatTensor('fc1.bias', [256], normal(r, 256, 0.05)),
       weight(r, 'fc2.weight', 256, 128), floatTensor('fc2.bias', [128], normal(r, 128, 0.05)),
@@ -116,7 +119,7 @@ export function cnnModel(seed = 2): Promise<FixtureModel> {
   const r = rng(seed);
   const conv = (name: string, out: number, inC: number, k: number) => floatTensor(name, [out, inC, k, k], normal(r, out * inC * k * k, Math.sqrt(2 / (inC * k * k))));
   return withCentroidHead({
-    name: 'cnn', opset: 17, input: { name: 'image', shape: [1, 3, 16, 16] }, feature: 'flat', featureDim: 32, head: 'gemm',
+    name: 'cnn', opset: 17, input: { name: 'image', shape: [1, 3, 16, 16] }, feature: 'flat', featureDim: 32, head: 'gemm', noise: 0.2,
     initializers: [
       conv('conv1.weight', 16, 3, 3), floatTensor('conv1.bias', [16], normal(r, 16, 0.05)),
       floatTensor('bn1.scale', [16], Array.from({ length: 16 }, () => 0.8 + 0.4 * r())), floatTensor('bn1.bias', [16], normal(r, 16, 0.1)),
@@ -145,7 +148,7 @@ export function transformerModel(seed = 3): Promise<FixtureModel> {
   const d = 64;
   const ff = 128;
   return withCentroidHead({
-    name: 'transformer', opset: 20, input: { name: 'tokens', shape: [1, 8, d] }, feature: 'pooled', featureDim: d, head: 'matmul',
+    name: 'transformer', opset: 20, input: { name: 'tokens', shape: [1, 8, d] }, feature: 'pooled', featureDim: d, head: 'matmul', noise: 0.6,
     initializers: [
       floatTensor('ln1.scale', [d], new Array(d).fill(1)), floatTensor('ln1.bias', [d], new Array(d).fill(0)),
       weight(r, 'wq', d, d), weight(r, 'wk', d, d), weight(r, 'wv', d, d), weight(r, 'wo', d, d),
@@ -184,7 +187,7 @@ export function fixtureGolden(f: FixtureModel, n: number, o: { seed?: number; no
   return Array.from({ length: n }, (_, i) => {
     const label = i % f.prototypes.length;
     const p = f.prototypes[label]!;
-    const noise = normal(r, p.length, o.noise ?? 0.6);
+    const noise = normal(r, p.length, o.noise ?? f.noise);
     return { inputs: { [f.input.name]: { dims: f.input.shape, data: p.map((v, j) => v + noise[j]!) } }, label };
   });
 }

@@ -1,7 +1,11 @@
+import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
+import { floatAttr, intAttr } from '../onnx/graph';
 import { DT, floatValues, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerQuantizer } from './registry';
+import { transpose2d } from './weights';
+import type { QuantizeContext } from './types';
 
 export interface Int4Weight {
   /** [N, blocks, blockSize/2] bytes, two values per byte, the first in the low nibble. */
@@ -71,33 +75,61 @@ export function dequantizeInt4(q: Int4Weight, k: number, n: number, blockSize: n
   return out;
 }
 
+/** MatMulNBits(A, W) → `output`, W [K, N] quantized in blocks of the configured size. */
+function matMulNBits(ctx: QuantizeContext, base: string, input: string, weight: Float32Array, k: number, cols: number, output: string): onnx.INodeProto[] {
+  const bs = ctx.options.blockSize;
+  const q = quantizeInt4(weight, k, cols, bs, ctx.options.symmetric);
+  const blocks = Math.ceil(k / bs);
+  const b = ctx.index.uniqueName(`${base}_weight_int4`);
+  const s = ctx.index.uniqueName(`${base}_weight_scales`);
+  ctx.addInitializer(makeTensor(b, DT.UINT8, [cols, blocks, bs / 2], q.packed));
+  ctx.addInitializer(makeTensor(s, DT.FLOAT, [cols * blocks], q.scales));
+  const inputs = [input, b, s];
+  if (q.zeroPoints) {
+    const z = ctx.index.uniqueName(`${base}_weight_zero_points`);
+    ctx.addInitializer(makeTensor(z, DT.UINT8, [cols * Math.ceil(blocks / 2)], q.zeroPoints));
+    inputs.push(z);
+  }
+  ctx.domains.add('com.microsoft');
+  return [{ ...node('MatMulNBits', inputs, [output], { K: k, N: cols, bits: 4, block_size: bs }, ctx.index.uniqueName(`${base}_MatMulNBits`)), domain: 'com.microsoft' }];
+}
+
+function constant2d(ctx: QuantizeContext, name: string | undefined): onnx.ITensorProto | undefined {
+  const w = ctx.index.initializers.get(name ?? '');
+  return w && w.dataType === DT.FLOAT && (w.dims ?? []).length === 2 ? w : undefined;
+}
+
 registerQuantizer({
   method: 'int4',
   opType: 'MatMul',
   check(n, ctx) {
-    const w = ctx.index.initializers.get(n.input?.[1] ?? '');
-    if (!w || w.dataType !== DT.FLOAT) return 'the weight (input B) is not a constant float initializer';
-    if ((w.dims ?? []).length !== 2) return `the weight is ${(w.dims ?? []).length}-D; MatMulNBits takes 2-D weights`;
-    return undefined;
+    return constant2d(ctx, n.input?.[1]) ? undefined : 'the weight (input B) is not a constant 2-D float initializer';
   },
   quantize(n, ctx) {
-    const w = ctx.index.initializers.get(n.input![1]!)!;
+    const w = constant2d(ctx, n.input![1])!;
     const [k, cols] = (w.dims ?? []).map(Number) as [number, number];
-    const bs = ctx.options.blockSize;
-    const q = quantizeInt4(floatValues(w), k, cols, bs, ctx.options.symmetric);
-    const blocks = Math.ceil(k / bs);
+    return matMulNBits(ctx, n.name || n.output![0]!, n.input![0]!, floatValues(w), k, cols, n.output![0]!);
+  },
+});
+
+registerQuantizer({
+  method: 'int4',
+  opType: 'Gemm',
+  check(n, ctx) {
+    if (intAttr(n, 'transA', 0) !== 0 || floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1) return 'only Gemm with transA=0, alpha=1, beta=1 is rewritten';
+    return constant2d(ctx, n.input?.[1]) ? undefined : 'the weight (input B) is not a constant 2-D float initializer';
+  },
+  // As for int8: Gemm becomes the quantized MatMul plus an Add of its bias.
+  quantize(n, ctx) {
+    const w = constant2d(ctx, n.input![1])!;
+    const [r, c] = (w.dims ?? []).map(Number) as [number, number];
+    const transB = intAttr(n, 'transB', 0) === 1;
+    const values = transB ? transpose2d(floatValues(w), r, c) : floatValues(w);
+    const [k, cols] = transB ? [c, r] : [r, c];
     const base = n.name || n.output![0]!;
-    const b = ctx.index.uniqueName(`${base}_weight_int4`);
-    const s = ctx.index.uniqueName(`${base}_weight_scales`);
-    ctx.addInitializer(makeTensor(b, DT.UINT8, [cols, blocks, bs / 2], q.packed));
-    ctx.addInitializer(makeTensor(s, DT.FLOAT, [cols * blocks], q.scales));
-    const inputs = [n.input![0]!, b, s];
-    if (q.zeroPoints) {
-      const z = ctx.index.uniqueName(`${base}_weight_zero_points`);
-      ctx.addInitializer(makeTensor(z, DT.UINT8, [cols * Math.ceil(blocks / 2)], q.zeroPoints));
-      inputs.push(z);
-    }
-    ctx.domains.add('com.microsoft');
-    return [{ ...node('MatMulNBits', inputs, [n.output![0]!], { K: k, N: cols, bits: 4, block_size: bs }, ctx.index.uniqueName(`${base}_MatMulNBits`)), domain: 'com.microsoft' }];
+    const bias = n.input?.[2];
+    if (!bias) return matMulNBits(ctx, base, n.input![0]!, values, k, cols, n.output![0]!);
+    const mm = ctx.index.uniqueName(`${base}_matmul_output`);
+    return [...matMulNBits(ctx, base, n.input![0]!, values, k, cols, mm), node('Add', [mm, bias], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`))];
   },
 });

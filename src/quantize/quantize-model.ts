@@ -12,8 +12,10 @@ export interface QuantizeReport {
   options: QuantizeOptions;
   nodes: NodeOutcome[];
   quantized: number;
-  /** Bytes of float weights before, and bytes of all initializers after. */
+  /** Bytes of all initializers before and after. */
   weightBytes: { before: number; after: number; ratio: number };
+  /** Bytes of the weights that were replaced, and of what replaced them (quantized values, scales, zero points). */
+  quantizedWeights: { before: number; after: number; ratio: number };
 }
 
 /** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
@@ -55,6 +57,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
     throw new QuantizeError(`--block-size ${blockSize}: MatMulNBits needs a power of two from 16 to 256`);
   }
   const before = initializerBytes(g);
+  const initialBytes = new Map((g.initializer ?? []).map((t) => [t.name!, tensorBytes(t).length]));
   const excludedNodes = new Set(options.excludeNodes ?? []);
   const excludedOps = new Set(options.excludeOps ?? []);
   let nodes: NodeOutcome[];
@@ -65,7 +68,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
     const index = new GraphIndex(g);
     const ctx: QuantizeContext = {
       index,
-      options: { perChannel: true, symmetric: options.method !== 'int4', ...options, blockSize },
+      options: { perChannel: true, symmetric: true, ...options, blockSize },
       addInitializer: (t) => {
         g.initializer = [...(g.initializer ?? []), t];
         index.initializers.set(t.name!, t);
@@ -98,8 +101,14 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   model.producerName = 'qcflow';
   model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
   const after = initializerBytes(g);
+  const finalBytes = new Map((g.initializer ?? []).map((t) => [t.name!, tensorBytes(t).length]));
+  // fp16 converts in place (same names): every float initializer that changed size counts as replaced.
+  const replaced = [...initialBytes].filter(([name, b]) => finalBytes.get(name) !== b);
+  const added = [...finalBytes].filter(([name, b]) => initialBytes.get(name) !== b);
+  const qBefore = replaced.reduce((s, [, b]) => s + b, 0);
+  const qAfter = added.reduce((s, [, b]) => s + b, 0);
   return {
     model,
-    report: { method: options.method, options, nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 } },
+    report: { method: options.method, options, nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 } },
   };
 }

@@ -8,7 +8,7 @@ export interface QuantizeOptions {
   method: Method;
   /** Weights quantized per output channel (int8 methods); default true. */
   perChannel?: boolean;
-  /** Weights symmetric around zero; default true for int8, false for int4 (zero points stored). */
+  /** Weights symmetric around zero (default); false stores zero points (int4: per block). */
   symmetric?: boolean;
   /** int4 block size along K: 16, 32, 64, 128 or 256; default 32. */
   blockSize?: number;

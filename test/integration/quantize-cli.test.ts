@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { REPO } from './helpers';
+
+async function qcflow(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO, env: { ...process.env, QCFLOW_LOG_LEVEL: 'silent' } });
+    return { code: 0, ...r };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('qcflow model quantize and evaluate work on files without a server, and refuse bad input by name', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-qcli-'));
+  assert.equal((await qcflow(['model', 'fixture', '--name', 'mlp', '--dir', dir, '--samples', '100'])).code, 0);
+  const q = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-dynamic', '--output', path.join(dir, 'int8.onnx')]);
+  assert.equal(q.code, 0, q.stderr);
+  const report = JSON.parse(q.stdout) as { quantized: number; quantizedWeights: { ratio: number } };
+  assert.equal(report.quantized, 3);
+  assert.ok(report.quantizedWeights.ratio <= 0.27);
+  const e = await qcflow(['model', 'evaluate', '--reference', path.join(dir, 'model.onnx'), '--candidate', path.join(dir, 'int8.onnx'), '--inputs', path.join(dir, 'golden.jsonl'), '--runs', '3']);
+  assert.equal(e.code, 0, e.stderr);
+  const metrics = JSON.parse(e.stdout) as { samples: number; top1Agreement: number; cosine: { mean: number }; accuracy: { candidate: number }; bytes: { ratio: number } };
+  assert.equal(metrics.samples, 100);
+  assert.ok(metrics.top1Agreement >= 0.99 && metrics.cosine.mean >= 0.99);
+  assert.ok(metrics.accuracy.candidate > 0.9);
+  assert.ok(metrics.bytes.ratio < 0.35);
+
+  writeFileSync(path.join(dir, 'bad.onnx'), 'truncated');
+  const bad = await qcflow(['model', 'quantize', '--input', path.join(dir, 'bad.onnx'), '--method', 'fp16', '--output', path.join(dir, 'x.onnx')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^qcflow: not a valid ONNX model/);
+  const method = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int3', '--output', path.join(dir, 'x.onnx')]);
+  assert.match(method.stderr, /must be one of int8-dynamic, int8-static, fp16, int4/);
+  writeFileSync(path.join(dir, 'shape.jsonl'), JSON.stringify({ input: { dims: [1, 3], data: [1, 2, 3] } }) + '\n');
+  const shape = await qcflow(['model', 'evaluate', '--reference', path.join(dir, 'model.onnx'), '--candidate', path.join(dir, 'int8.onnx'), '--inputs', path.join(dir, 'shape.jsonl')]);
+  assert.equal(shape.code, 1);
+  assert.match(shape.stderr, /golden sample 1 does not fit the model/);
+});

@@ -1,0 +1,167 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { computeScaleZeroPoint, roundHalfEven } from '../../src/quantize/params';
+import { float16BitsToFloat32, float32ToFloat16Bits, floatValues } from '../../src/onnx/tensor';
+import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
+import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
+import { readModelFile, writeModelFile } from '../../src/onnx/io';
+import { decodeModel, encodeModel, OnnxFormatError } from '../../src/onnx/proto';
+import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
+import { cnnModel, fixtureGolden, mlpModel, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
+import { analyzeModel, quantizeModel } from '../../src/quantize/quantize-model';
+import { evaluateCandidate } from '../../src/quantize/evaluate';
+import { QuantizeError, type Method } from '../../src/quantize/types';
+
+test('round half to even, as numpy.round', () => {
+  const cases: Array<[number, number]> = [[0.5, 0], [1.5, 2], [2.5, 2], [3.5, 4], [-0.5, -0], [-1.5, -2], [-2.5, -2], [2.4999, 2], [2.5000001, 3], [-3.7, -4], [7, 7]];
+  for (const [x, want] of cases) assert.ok(Object.is(roundHalfEven(x), want), `round(${x}) = ${roundHalfEven(x)}, want ${want}`);
+});
+
+test('scale and zero point follow onnxruntime compute_scale_zp', () => {
+  // uint8 asymmetric over [-1, 3]: scale 4/255, zero point round(63.75) = 64.
+  const a = computeScaleZeroPoint(-1, 3, 0, 255, false);
+  assert.equal(a.scale, Math.fround(4 / 255));
+  assert.equal(a.zeroPoint, 64);
+  // The range always contains 0: [0.5, 2] behaves as [0, 2].
+  assert.deepEqual(computeScaleZeroPoint(0.5, 2, 0, 255, false), { scale: Math.fround(2 / 255), zeroPoint: 0 });
+  // int8 symmetric over [-2, 1]: ±2 onto ±127, zero point 0.
+  assert.deepEqual(computeScaleZeroPoint(-2, 1, -127, 127, true), { scale: Math.fround(4 / 254), zeroPoint: 0 });
+  // A tie in the zero point rounds to even: [-0.5·s, …] with s = 1/255·… gives qmin - rmin/scale = 2.5 → 2.
+  const tie = computeScaleZeroPoint(-2.5, 255 - 2.5, 0, 255, false);
+  assert.equal(tie.scale, 1);
+  assert.equal(tie.zeroPoint, 2);
+  assert.deepEqual(computeScaleZeroPoint(0, 0, 0, 255, false), { scale: 1, zeroPoint: 0 });
+});
+
+test('float16 conversion rounds to nearest even and handles the edges', () => {
+  const cases: Array<[number, number]> = [
+    [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65520, 0x7c00], [1 / 3, 0x3555], [0.1, 0x2e66],
+    [2 ** -24, 0x0001], [2 ** -25, 0x0000], [3 * 2 ** -25, 0x0002], [2 ** -14, 0x0400], [Infinity, 0x7c00], [1e-10, 0],
+  ];
+  for (const [x, bits] of cases) assert.equal(float32ToFloat16Bits(x), bits, `${x} → 0x${float32ToFloat16Bits(x).toString(16)}`);
+  assert.equal(float32ToFloat16Bits(NaN) & 0x7c00, 0x7c00);
+  assert.ok(Number.isNaN(float16BitsToFloat32(float32ToFloat16Bits(NaN))));
+  // Values float16 represents exactly survive the round trip.
+  for (const x of [1, -2, 65504, 0.5, 2 ** -24, 0.0999755859375]) assert.equal(float16BitsToFloat32(float32ToFloat16Bits(x)), x);
+});
+
+test('int4 blocks: low nibble first, each value within half a step, a padded last block', () => {
+  const k = 40;
+  const n = 3;
+  const w = Float32Array.from({ length: k * n }, (_, i) => Math.sin(i) * (1 + (i % 7)));
+  for (const symmetric of [true, false]) {
+    const q = quantizeInt4(w, k, n, 32, symmetric);
+    assert.equal(q.packed.length, n * 2 * 16);
+    assert.equal(q.scales.length, n * 2);
+    assert.equal(q.zeroPoints === undefined, symmetric);
+    const back = dequantizeInt4(q, k, n, 32);
+    for (let r = 0; r < k; r++) {
+      for (let c = 0; c < n; c++) {
+        const scale = q.scales[c * 2 + Math.floor(r / 32)]!;
+        assert.ok(Math.abs(back[r * n + c]! - w[r * n + c]!) <= scale / 2 + 1e-6, `${symmetric} [${r},${c}]`);
+      }
+    }
+  }
+  // Column 0, block 0: values 0 and 1 of the column share byte 0, value 0 in the low nibble.
+  const tiny = new Float32Array(32).map((_, i) => (i === 0 ? 7 : i === 1 ? -7 : 0));
+  const q = quantizeInt4(tiny, 32, 1, 32, true);
+  assert.equal(q.packed[0]! & 0x0f, 15);
+  assert.equal(q.packed[0]! >> 4, 1);
+});
+
+test('topological sort orders producers first and refuses cycles; unused initializers go', () => {
+  const g = model({
+    name: 'g', inputs: [valueInfo('x', F32, [1])], outputs: [valueInfo('z', F32, [1])],
+    initializers: [floatTensor('used', [1], [1]), floatTensor('unused', [1], [2])],
+    nodes: [node('Relu', ['y'], ['z'], {}, 'second'), node('Add', ['x', 'used'], ['y'], {}, 'first')],
+  }).graph!;
+  assert.deepEqual(topologicalSort(g).map((n) => n.name), ['first', 'second']);
+  assert.deepEqual(removeUnusedInitializers(g), ['unused']);
+  assert.deepEqual(g.initializer!.map((t) => t.name), ['used']);
+  g.node = [node('Relu', ['b'], ['a'], {}, 'p'), node('Relu', ['a'], ['b'], {}, 'q')];
+  assert.throws(() => topologicalSort(g), /has a cycle through p, q/);
+});
+
+const fixtures: Record<string, () => Promise<FixtureModel>> = { mlp: mlpModel, cnn: cnnModel, transformer: transformerModel };
+
+test('external data: written beside the model, read back, run by onnxruntime; paths outside the folder are refused', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-ext-'));
+  const f = await mlpModel();
+  const file = path.join(dir, 'm.onnx');
+  const w = writeModelFile(file, decodeModel(f.onnx), { externalData: 'always', sizeThreshold: 0 });
+  assert.equal(w.externalFile, path.join(dir, 'm.onnx.data'));
+  assert.ok(readFileSync(file).length < 4096, 'the weights are not inline');
+  const back = readModelFile(file);
+  const original = decodeModel(f.onnx);
+  for (const t of original.graph!.initializer!) {
+    assert.deepEqual(floatValues(back.graph!.initializer!.find((x) => x.name === t.name)!), floatValues(t));
+  }
+  const golden = fixtureGolden(f, 4);
+  const feeds = { input: new ort.Tensor('float32', golden[0]!.inputs.input!.data, [1, 64]) };
+  const a = await (await ort.InferenceSession.create(f.onnx)).run(feeds);
+  const b = await (await ort.InferenceSession.create(file)).run(feeds);
+  assert.deepEqual(Array.from(b.logits!.data as Float32Array), Array.from(a.logits!.data as Float32Array));
+
+  for (const location of ['../outside.bin', '/etc/passwd', 'sub/../../x.bin']) {
+    const m = decodeModel(f.onnx);
+    const t = m.graph!.initializer![0]!;
+    Object.assign(t, { rawData: new Uint8Array(0), dataLocation: 1, externalData: [{ key: 'location', value: location }] });
+    writeFileSync(path.join(dir, 'evil.onnx'), encodeModel(m));
+    assert.throws(() => readModelFile(path.join(dir, 'evil.onnx')), /outside the model's folder/);
+  }
+  truncateSync(path.join(dir, 'm.onnx.data'), 100);
+  assert.throws(() => readModelFile(file), /truncated/);
+  writeFileSync(path.join(dir, 'junk.onnx'), 'not a model at all');
+  assert.throws(() => readModelFile(path.join(dir, 'junk.onnx')), OnnxFormatError);
+  assert.throws(() => readModelFile(path.join(dir, 'm.onnx').slice(0, -5) + 'missing.onnx'));
+  assert.ok(existsSync(file));
+});
+
+for (const [name, build] of Object.entries(fixtures)) {
+  test(`${name}: every method's output loads and runs in onnxruntime-node; int8 and int4 meet their size targets`, async (t) => {
+    const f = await build();
+    const golden = fixtureGolden(f, 200);
+    const analysis = analyzeModel(decodeModel(f.onnx));
+    assert.ok(analysis.applicable.includes('int8-dynamic') && analysis.applicable.includes('fp16'));
+    for (const method of ['int8-dynamic', 'fp16', 'int4'] as Method[]) {
+      const { model: q, report } = quantizeModel(decodeModel(f.onnx), { method });
+      const m = await evaluateCandidate(f.onnx, encodeModel(q), golden, { runs: 3 });
+      t.diagnostic(`${name} ${method}: quantized ${report.quantized} nodes, weights ×${report.quantizedWeights.ratio.toFixed(3)} (file ×${m.bytes!.ratio.toFixed(3)}), top-1 ${m.top1Agreement}, cosine ${m.cosine.mean.toFixed(5)}, latency ×${m.latencyMs.ratio.toFixed(2)}`);
+      assert.ok(report.quantized > 0, `${method} quantized something`);
+      assert.ok(m.cosine.mean > 0.9, `${method} output is close (cosine ${m.cosine.mean})`);
+      if (method === 'int8-dynamic') assert.ok(report.quantizedWeights.ratio <= 0.27, `int8 ratio ${report.quantizedWeights.ratio}`);
+      if (method === 'int4') assert.ok(report.quantizedWeights.ratio <= 0.16, `int4 ratio ${report.quantizedWeights.ratio}`);
+      if (method === 'fp16') assert.equal(report.quantizedWeights.ratio, 0.5);
+      if (method === 'int8-dynamic' && name !== 'cnn') {
+        assert.ok(m.top1Agreement >= 0.99, `int8 top-1 ${m.top1Agreement}`);
+        assert.ok(m.cosine.mean >= 0.99, `int8 cosine ${m.cosine.mean}`);
+      }
+    }
+  });
+}
+
+test('int8-dynamic emits onnxruntime\'s pattern; exclusions, declined nodes and bad input are reported by name', async () => {
+  const f = await mlpModel();
+  const { model: q, report } = quantizeModel(decodeModel(f.onnx), { method: 'int8-dynamic', excludeNodes: ['fc2'] });
+  const ops = q.graph!.node!.map((n) => n.opType);
+  for (const op of ['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul']) assert.ok(ops.includes(op), op);
+  assert.ok(!ops.includes('Gemm'), 'Gemm became MatMulInteger + Add');
+  assert.deepEqual(report.nodes.find((n) => n.node === 'fc2'), { node: 'fc2', op: 'MatMul', action: 'kept', reason: 'excluded by name' });
+  // One DynamicQuantizeLinear per activation, however many nodes read it.
+  const t = await transformerModel();
+  const tq = quantizeModel(decodeModel(t.onnx), { method: 'int8-dynamic' }).model;
+  assert.equal(tq.graph!.node!.filter((n) => n.opType === 'DynamicQuantizeLinear' && n.input![0] === 'n1').length, 1);
+  // Attention's activation × activation MatMuls have no constant weight and stay in float.
+  const kept = quantizeModel(decodeModel(t.onnx), { method: 'int8-dynamic' }).report.nodes.filter((n) => n.action === 'kept').map((n) => n.node);
+  assert.deepEqual(kept.sort(), ['context', 'scores']);
+
+  const old = model({ name: 'old', opset: 10, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['y'])] });
+  assert.throws(() => quantizeModel(old, { method: 'int8-dynamic' }), (e: Error) => e instanceof QuantizeError && /needs opset 11 or later; the model imports opset 10/.test(e.message));
+  assert.throws(() => quantizeModel(decodeModel(f.onnx), { method: 'int4', blockSize: 48 }), /power of two from 16 to 256/);
+  const wrong = fixtureGolden(f, 1).map((g) => ({ inputs: { input: { dims: [1, 32], data: g.inputs.input!.data.slice(0, 32) } } }));
+  await assert.rejects(evaluateCandidate(f.onnx, f.onnx, wrong, { runs: 1 }), /golden sample 1 does not fit the model/);
+});
