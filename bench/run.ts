@@ -5,6 +5,7 @@
  *    must stay flat as the release grows because the writer holds one chunk at a time.
  *  - layers2+5: checkConsistency + fusion + disposition on 100k samples × 3 annotators × 5 boxes, single
  *    thread, vs a loop that only JSON.parses the same lines (target: ≥ 10,000 samples/s of layer time).
+ *  - quantize: per fixture model and method, quantization time, weight size ratio and latency vs fp32.
  *  - layer3 and layer4 on an ephemeral stack: see bench/stack-benches.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs';
@@ -20,6 +21,7 @@ import { decideDisposition, fuseConfidence } from '../src/qc/disposition';
 import { DEFAULT_POLICY } from '../src/qc/policy';
 import type { Ontology } from '../src/projects/definition';
 import { stackBenches } from './stack-benches';
+import { quantizeBenches } from './quantize-benches';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -128,10 +130,12 @@ async function main(): Promise<void> {
   await benchWriter(200_000);
   // Last: its 100k parsed samples would otherwise inflate the writer's RSS readings.
   benchLayers2and5(100_000);
+  await quantizeBenches();
   await stackBenches();
 }
 
 const only = process.argv[2];
 if (only === 'layers') benchLayers2and5(100_000);
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
+else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
 else void main().then(() => process.exit(0));

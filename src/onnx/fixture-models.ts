@@ -95,14 +95,15 @@ function transposeRows(v: Float32Array, rows: number, cols: number): Float32Arra
   return out;
 }
 
-/** input [batch, 64] → Gemm 256 (transB, as PyTorch exports Linear) → Relu → MatMul+Add 128 → Relu → MatMul+Add 10. */
-export function mlpModel(seed = 1): Promise<FixtureModel> {
+/** input [batch, 64] → Gemm 256 (transB, as PyTorch exports Linear) → Relu → MatMul+Add 128 → Relu → MatMul+Add 10 (sizes adjustable for benchmarks). */
+export function mlpModel(seed = 1, dims: { input: number; hidden1: number; hidden2: number } = { input: 64, hidden1: 256, hidden2: 128 }): Promise<FixtureModel> {
   const r = rng(seed);
+  const { input, hidden1, hidden2 } = dims;
   return withCentroidHead({
-    name: 'mlp', opset: 17, input: { name: 'input', shape: [1, 64] }, feature: 'a2', featureDim: 128, head: 'matmul', noise: 0.6,
+    name: 'mlp', opset: 17, input: { name: 'input', shape: [1, input] }, feature: 'a2', featureDim: hidden2, head: 'matmul', noise: 0.6,
     initializers: [
-      floatTensor('fc1.weight', [256, 64], normal(r, 256 * 64, Math.sqrt(2 / 320))), floatTensor('fc1.bias', [256], normal(r, 256, 0.05)),
-      weight(r, 'fc2.weight', 256, 128), floatTensor('fc2.bias', [128], normal(r, 128, 0.05)),
+      floatTensor('fc1.weight', [hidden1, input], normal(r, hidden1 * input, Math.sqrt(2 / (hidden1 + input)))), floatTensor('fc1.bias', [hidden1], normal(r, hidden1, 0.05)),
+      weight(r, 'fc2.weight', hidden1, hidden2), floatTensor('fc2.bias', [hidden2], normal(r, hidden2, 0.05)),
     ],
     nodes: [
       node('Gemm', ['input', 'fc1.weight', 'fc1.bias'], ['h1'], { transB: 1 }, 'fc1'),
