@@ -1,14 +1,7 @@
-/** Deterministic PRNG (mulberry32) so the demo dataset is the same on every machine. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../util/prng';
+
+// The demo dataset is the same on every machine.
+export { prng };
 
 /** Cue words per sentiment: the demo texts are drawn from them, and the demo's layer-3 model is built on them. */
 export const DEMO_CUES = {

@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { encodeModel, type onnx } from './proto';
+import { prng } from '../util/prng';
 import type { GoldenSample } from '../quantize/evaluate';
 import { F32, floatTensor, int64Tensor, model, node, valueInfo } from './build';
 
@@ -9,17 +10,8 @@ import { F32, floatTensor, int64Tensor, model, node, valueInfo } from './build';
  * scale of a trained network (Xavier-like), so quantization error behaves as it would on a real model.
  */
 
-/** mulberry32: a small deterministic PRNG, so fixtures and golden inputs are identical on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Fixtures and golden inputs are identical on every run. */
+export const rng = prng;
 
 /** Approximately normal values (sum of uniforms), mean 0, standard deviation `std`. */
 export function normal(r: () => number, n: number, std: number): Float32Array {

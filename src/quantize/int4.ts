@@ -1,10 +1,8 @@
 import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
-import { floatAttr, intAttr } from '../onnx/graph';
-import { DT, floatValues, makeTensor } from '../onnx/tensor';
+import { DT, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint, quantizeValue } from './params';
-import { registerQuantizer } from './registry';
-import { transpose2d } from './weights';
+import { registerMatMulAndGemm } from './matmul-like';
 import type { QuantizeContext } from './types';
 
 export interface Int4Weight {
@@ -94,42 +92,4 @@ function matMulNBits(ctx: QuantizeContext, base: string, input: string, weight: 
   return [{ ...node('MatMulNBits', inputs, [output], { K: k, N: cols, bits: 4, block_size: bs }, ctx.index.uniqueName(`${base}_MatMulNBits`)), domain: 'com.microsoft' }];
 }
 
-function constant2d(ctx: QuantizeContext, name: string | undefined): onnx.ITensorProto | undefined {
-  const w = ctx.index.initializers.get(name ?? '');
-  return w && w.dataType === DT.FLOAT && (w.dims ?? []).length === 2 ? w : undefined;
-}
-
-registerQuantizer({
-  method: 'int4',
-  opType: 'MatMul',
-  check(n, ctx) {
-    return constant2d(ctx, n.input?.[1]) ? undefined : 'the weight (input B) is not a constant 2-D float initializer';
-  },
-  quantize(n, ctx) {
-    const w = constant2d(ctx, n.input![1])!;
-    const [k, cols] = (w.dims ?? []).map(Number) as [number, number];
-    return matMulNBits(ctx, n.name || n.output![0]!, n.input![0]!, floatValues(w), k, cols, n.output![0]!);
-  },
-});
-
-registerQuantizer({
-  method: 'int4',
-  opType: 'Gemm',
-  check(n, ctx) {
-    if (intAttr(n, 'transA', 0) !== 0 || floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1) return 'only Gemm with transA=0, alpha=1, beta=1 is rewritten';
-    return constant2d(ctx, n.input?.[1]) ? undefined : 'the weight (input B) is not a constant 2-D float initializer';
-  },
-  // As for int8: Gemm becomes the quantized MatMul plus an Add of its bias.
-  quantize(n, ctx) {
-    const w = constant2d(ctx, n.input![1])!;
-    const [r, c] = (w.dims ?? []).map(Number) as [number, number];
-    const transB = intAttr(n, 'transB', 0) === 1;
-    const values = transB ? transpose2d(floatValues(w), r, c) : floatValues(w);
-    const [k, cols] = transB ? [c, r] : [r, c];
-    const base = n.name || n.output![0]!;
-    const bias = n.input?.[2];
-    if (!bias) return matMulNBits(ctx, base, n.input![0]!, values, k, cols, n.output![0]!);
-    const mm = ctx.index.uniqueName(`${base}_matmul_output`);
-    return [...matMulNBits(ctx, base, n.input![0]!, values, k, cols, mm), node('Add', [mm, bias], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`))];
-  },
-});
+registerMatMulAndGemm('int4', matMulNBits);

@@ -1,9 +1,9 @@
 import { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
-import { floatAttr, intAttr } from '../onnx/graph';
 import { DT, floatValues, makeTensor } from '../onnx/tensor';
 import { registerQuantizer } from './registry';
-import { quantizeWeight8, transpose2d } from './weights';
+import { registerMatMulAndGemm } from './matmul-like';
+import { quantizeWeight8 } from './weights';
 import type { QuantizeContext } from './types';
 
 /**
@@ -40,59 +40,23 @@ function matMulInteger(ctx: QuantizeContext, base: string, input: string, weight
   ctx.addInitializer(makeTensor(ws, DT.FLOAT, perChannel ? [n] : [], w.scales));
   ctx.addInitializer(makeTensor(wz, DT.INT8, perChannel ? [n] : [], w.zeroPoints));
   const a = dynamicQuantize(ctx, input);
+  return [...a.nodes, ...integerOp(ctx, base, 'MatMulInteger', [a.q, wq, a.zeroPoint, wz], [], a.scale, ws, output)];
+}
+
+/** The integer op, then Cast to float and a Mul by (activation scale · weight scale) into `output`. */
+function integerOp(ctx: QuantizeContext, base: string, opType: string, inputs: string[], attribute: onnx.IAttributeProto[], xScale: string, wScale: string, output: string): onnx.INodeProto[] {
   const acc = ctx.index.uniqueName(`${base}_output_int32`);
   const accF = ctx.index.uniqueName(`${base}_output_float`);
   const scale = ctx.index.uniqueName(`${base}_scales_mul`);
   return [
-    ...a.nodes,
-    node('MatMulInteger', [a.q, wq, a.zeroPoint, wz], [acc], {}, ctx.index.uniqueName(`${base}_MatMulInteger`)),
+    { ...node(opType, inputs, [acc], {}, ctx.index.uniqueName(`${base}_${opType}`)), attribute },
     node('Cast', [acc], [accF], { to: DT.FLOAT }, ctx.index.uniqueName(`${base}_Cast`)),
-    node('Mul', [a.scale, ws], [scale], {}, ctx.index.uniqueName(`${base}_scales_Mul`)),
+    node('Mul', [xScale, wScale], [scale], {}, ctx.index.uniqueName(`${base}_scales_Mul`)),
     node('Mul', [accF, scale], [output], {}, ctx.index.uniqueName(`${base}_output_Mul`)),
   ];
 }
 
-registerQuantizer({
-  method: 'int8-dynamic',
-  opType: 'MatMul',
-  check(n, ctx) {
-    const w = constantFloat(ctx, n.input?.[1]);
-    if (!w) return 'the weight (input B) is not a constant float initializer';
-    if ((w.dims ?? []).length !== 2) return `the weight is ${(w.dims ?? []).length}-D; only 2-D weights are quantized`;
-    if (ctx.index.initializers.has(n.input![0]!)) return 'both inputs are constants (fold them instead)';
-    return undefined;
-  },
-  quantize(n, ctx) {
-    const w = constantFloat(ctx, n.input![1])!;
-    const [k, m] = (w.dims ?? []).map(Number) as [number, number];
-    return matMulInteger(ctx, n.name || n.output![0]!, n.input![0]!, floatValues(w), k, m, n.output![0]!);
-  },
-});
-
-registerQuantizer({
-  method: 'int8-dynamic',
-  opType: 'Gemm',
-  check(n, ctx) {
-    if (intAttr(n, 'transA', 0) !== 0) return 'transA=1 is not rewritten to MatMul';
-    if (floatAttr(n, 'alpha', 1) !== 1 || floatAttr(n, 'beta', 1) !== 1) return 'alpha or beta is not 1';
-    const w = constantFloat(ctx, n.input?.[1]);
-    if (!w || (w.dims ?? []).length !== 2) return 'the weight (input B) is not a constant 2-D float initializer';
-    return undefined;
-  },
-  // Gemm(A, B, C) = A·B' + C: rewritten to MatMul + Add (B' transposed ahead of time when transB=1).
-  quantize(n, ctx) {
-    const w = constantFloat(ctx, n.input![1])!;
-    const [r, c] = (w.dims ?? []).map(Number) as [number, number];
-    const transB = intAttr(n, 'transB', 0) === 1;
-    const values = transB ? transpose2d(floatValues(w), r, c) : floatValues(w);
-    const [k, m] = transB ? [c, r] : [r, c];
-    const base = n.name || n.output![0]!;
-    const bias = n.input?.[2];
-    if (!bias) return matMulInteger(ctx, base, n.input![0]!, values, k, m, n.output![0]!);
-    const mm = ctx.index.uniqueName(`${base}_matmul_output`);
-    return [...matMulInteger(ctx, base, n.input![0]!, values, k, m, mm), node('Add', [mm, bias], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`))];
-  },
-});
+registerMatMulAndGemm('int8-dynamic', matMulInteger);
 
 registerQuantizer({
   method: 'int8-dynamic',
@@ -121,18 +85,9 @@ registerQuantizer({
     ctx.addInitializer(makeTensor(ws, DT.FLOAT, perChannel ? [out, ...Array(spatial).fill(1)] : [], w.scales));
     ctx.addInitializer(makeTensor(wz, DT.UINT8, perChannel ? [out] : [], w.zeroPoints));
     const x = dynamicQuantize(ctx, n.input![0]!);
-    const acc = ctx.index.uniqueName(`${base}_output_int32`);
-    const accF = ctx.index.uniqueName(`${base}_output_float`);
-    const scale = ctx.index.uniqueName(`${base}_scales_mul`);
     const bias = n.input?.[2];
     const scaled = bias ? ctx.index.uniqueName(`${base}_scaled`) : n.output![0]!;
-    const nodes = [
-      ...x.nodes,
-      { ...node('ConvInteger', [x.q, wq, x.zeroPoint, wz], [acc], {}, ctx.index.uniqueName(`${base}_ConvInteger`)), attribute: n.attribute ?? [] },
-      node('Cast', [acc], [accF], { to: DT.FLOAT }, ctx.index.uniqueName(`${base}_Cast`)),
-      node('Mul', [x.scale, ws], [scale], {}, ctx.index.uniqueName(`${base}_scales_Mul`)),
-      node('Mul', [accF, scale], [scaled], {}, ctx.index.uniqueName(`${base}_output_Mul`)),
-    ];
+    const nodes = [...x.nodes, ...integerOp(ctx, base, 'ConvInteger', [x.q, wq, x.zeroPoint, wz], n.attribute ?? [], x.scale, ws, scaled)];
     if (bias) {
       const b = constantFloat(ctx, bias)!;
       const reshaped = ctx.index.uniqueName(`${base}_bias_reshaped`);
