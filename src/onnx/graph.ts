@@ -105,3 +105,23 @@ export function floatAttr(n: onnx.INodeProto, name: string, fallback: number): n
   const a = attr(n, name);
   return a?.f === undefined || a.f === null ? fallback : Number(a.f);
 }
+
+/**
+ * Turns `Constant` nodes holding a tensor into initializers (paddle2onnx and some other exporters store
+ * every weight that way), so quantizers see constant weights where they are. Returns how many were moved.
+ */
+export function constantsToInitializers(graph: onnx.IGraphProto): number {
+  const kept: onnx.INodeProto[] = [];
+  const moved: onnx.ITensorProto[] = [];
+  for (const n of graph.node ?? []) {
+    const value = n.opType === 'Constant' && (n.domain ?? '') === '' && n.attribute?.length === 1 ? n.attribute[0] : undefined;
+    if (value?.name === 'value' && value.t) {
+      moved.push({ ...value.t, name: n.output![0]! });
+      continue;
+    }
+    kept.push(n);
+  }
+  graph.node = kept;
+  graph.initializer = [...(graph.initializer ?? []), ...moved];
+  return moved.length;
+}

@@ -29,6 +29,11 @@ function outputTypes(n: onnx.INodeProto, inputType: (i: number) => number | unde
   }
 }
 
+/** Inputs that the op's schema types as float32 whatever its data type (Resize's roi and scales). */
+const FP32_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
+
+const keepsFp32 = (n: onnx.INodeProto, i: number): boolean => FP32_INPUTS[n.opType!]?.includes(i) ?? false;
+
 /**
  * fp16 conversion with fp32 graph inputs and outputs kept (a Cast at each edge): float initializers become
  * float16, ops compute in float16, and blocked nodes (by name or op type) stay in fp32 behind Casts.
@@ -45,12 +50,22 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
     (n.output ?? []).forEach((name, i) => types.set(name, outs[i]));
   }
   const isFloat = (name: string): boolean => types.get(name) === DT.FLOAT;
-  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!);
+  // A node whose constant inputs do not fit float16 (BatchNorm running variances often exceed 65504) would
+  // compute with infinities: it stays fp32 on its own, and the report says why.
+  const FP16_MAX = 65504;
+  const outOfRange = new Set<onnx.INodeProto>();
+  for (const n of order) {
+    for (const i of n.input ?? []) {
+      const t = index.initializers.get(i);
+      if (t?.dataType === DT.FLOAT && floatValues(t).some((v) => Math.abs(v) > FP16_MAX)) outOfRange.add(n);
+    }
+  }
+  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!) || outOfRange.has(n);
 
   // Which initializers fp32 (blocked) nodes read, and which fp16 ones do: one read by both is kept in both forms.
   const fp32Readers = new Set<string>();
   const fp16Readers = new Set<string>();
-  for (const n of order) for (const i of n.input ?? []) if (index.initializers.has(i)) (blocked(n) ? fp32Readers : fp16Readers).add(i);
+  for (const n of order) (n.input ?? []).forEach((i, k) => { if (index.initializers.has(i)) (blocked(n) || keepsFp32(n, k) ? fp32Readers : fp16Readers).add(i); });
   const half = new Map<string, string>();
   const newInits: onnx.ITensorProto[] = [];
   for (const t of g.initializer ?? []) {
@@ -104,10 +119,16 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
       (n.output ?? []).forEach((x, i) => {
         if (outs[i] !== x) out.push(makeNode('Cast', [outs[i]!], [x], { to: DT.FLOAT16 }, index.uniqueName(`${x}_cast_fp16`)));
       });
-      outcomes.push({ node: name, op: n.opType!, action: 'kept', reason: o.excludeNodes.has(name) ? 'excluded by name' : 'excluded by op type' });
+      const reason = o.excludeNodes.has(name) ? 'excluded by name' : o.excludeOps.has(n.opType!) ? 'excluded by op type' : `a constant input exceeds the float16 range (±${FP16_MAX})`;
+      outcomes.push({ node: name, op: n.opType!, action: 'kept', reason });
       continue;
     }
-    const ins = inputs.map((i) => (i ? (inputHalf.get(i) ?? half.get(i) ?? i) : i));
+    const ins = inputs.map((i, k) => {
+      if (!i) return i;
+      // Inputs typed float32 by the op's schema stay fp32: the initializer as it was, a computed value cast back.
+      if (keepsFp32(n, k)) return index.initializers.has(i) || inputHalf.has(i) || !isFloat(i) ? i : castBack(i);
+      return inputHalf.get(i) ?? half.get(i) ?? i;
+    });
     // A graph output is produced under a new name in fp16, then cast back to fp32 under its own name.
     const outs = (n.output ?? []).map((x) => {
       if (!outputNames.has(x) || !isFloat(x)) return x;

@@ -1,5 +1,5 @@
 import { onnx } from '../onnx/proto';
-import { GraphIndex, opHistogram, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { constantsToInitializers, GraphIndex, opHistogram, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
@@ -10,6 +10,8 @@ import './int4';
 export interface QuantizeReport {
   method: Method;
   options: QuantizeOptions;
+  /** Constant nodes turned into initializers first (exporters that store weights as Constant nodes). */
+  constantsMoved: number;
   nodes: NodeOutcome[];
   quantized: number;
   /** Bytes of all initializers before and after. */
@@ -30,8 +32,10 @@ function initializerBytes(g: onnx.IGraphProto): number {
 }
 
 /** What the analyze step reports: op histogram, parameters, opset, and which methods have something to do. */
-export function analyzeModel(model: onnx.IModelProto): { ops: Record<string, number>; parameters: number; weightBytes: number; opset: number; applicable: Method[] } {
+export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, number>; parameters: number; weightBytes: number; opset: number; applicable: Method[] } {
+  const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
+  constantsToInitializers(g);
   const ops = opHistogram(g);
   const parameters = (g.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
   const opset = defaultOpset(model);
@@ -47,6 +51,7 @@ export function analyzeModel(model: onnx.IModelProto): { ops: Record<string, num
 export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions): { model: onnx.ModelProto; report: QuantizeReport } {
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
+  const constantsMoved = constantsToInitializers(g);
   const opset = defaultOpset(model);
   if (opset < MIN_OPSET[options.method]) {
     throw new QuantizeError(`${options.method} needs opset ${MIN_OPSET[options.method]} or later; the model imports opset ${opset} (upgrade it with onnx.version_converter first)`);
@@ -109,6 +114,6 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const qAfter = added.reduce((s, [, b]) => s + b, 0);
   return {
     model,
-    report: { method: options.method, options, nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 } },
+    report: { method: options.method, options, constantsMoved, nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 } },
   };
 }

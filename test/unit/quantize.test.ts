@@ -165,3 +165,22 @@ test('int8-dynamic emits onnxruntime\'s pattern; exclusions, declined nodes and 
   const wrong = fixtureGolden(f, 1).map((g) => ({ inputs: { input: { dims: [1, 32], data: g.inputs.input!.data.slice(0, 32) } } }));
   await assert.rejects(evaluateCandidate(f.onnx, f.onnx, wrong, { runs: 1 }), /golden sample 1 does not fit the model/);
 });
+
+test('fp16 keeps a node in fp32 when a constant input exceeds the float16 range, and Resize scales stay float32', async () => {
+  const m = model({
+    name: 'bn', opset: 13, inputs: [valueInfo('x', F32, [1, 2, 4, 4])], outputs: [valueInfo('y', F32, [1, 2, 8, 8])],
+    initializers: [
+      floatTensor('scale', [2], [1, 1]), floatTensor('bias', [2], [0, 0]), floatTensor('mean', [2], [0, 0]), floatTensor('var', [2], [1e6, 4]),
+      floatTensor('roi', [0], []), floatTensor('scales', [4], [1, 1, 2, 2]),
+    ],
+    nodes: [node('BatchNormalization', ['x', 'scale', 'bias', 'mean', 'var'], ['b'], {}, 'bn'), node('Resize', ['b', 'roi', 'scales'], ['y'], { mode: 'nearest' }, 'up')],
+  });
+  const { model: q, report } = quantizeModel(m, { method: 'fp16' });
+  assert.match(report.nodes.find((n) => n.node === 'bn')!.reason!, /exceeds the float16 range/);
+  assert.equal(q.graph!.initializer!.find((t) => t.name === 'scales')!.dataType, F32);
+  const x = Float32Array.from({ length: 32 }, (_, i) => i * 10);
+  const feeds = { x: new ort.Tensor('float32', x, [1, 2, 4, 4]) };
+  const want = (await (await ort.InferenceSession.create(encodeModel(m))).run(feeds)).y!.data as Float32Array;
+  const got = (await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)).y!.data as Float32Array;
+  want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) <= Math.abs(v) * 1e-3 + 1e-3, `${i}: ${got[i]} vs ${v}`));
+});
