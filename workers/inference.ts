@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import { Worker } from '@temporalio/worker';
 import { inferenceActivities } from '../activities';
+import { evaluationActivities } from '../activities/models';
 import { loadConfig, type Config } from '../src/clients/config';
 import { getLogger } from '../src/clients/logger';
 import { SessionCache } from '../src/clients/onnx-sessions';
@@ -11,7 +12,8 @@ export interface RunningInferenceWorker extends RunningWorker {
 }
 
 /**
- * The qc-inference worker: layer 3 on onnxruntime-node, activities only (workflows run on qc-cpu). Its own
+ * The qc-inference worker: layer 3 on onnxruntime-node and the evaluation of quantized candidates,
+ * activities only (workflows run on qc-cpu). Its own
  * concurrency bounds how many batches share the accelerator; one session cache serves them all.
  */
 export async function startInferenceWorker(cfg: Config): Promise<RunningInferenceWorker> {
@@ -25,7 +27,11 @@ export async function startInferenceWorker(cfg: Config): Promise<RunningInferenc
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.taskQueues.inference,
-    activities: inferenceActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: cfg.taskQueues.inference, sessions, batchSize: cfg.inference.batchSize }),
+    activities: {
+      ...inferenceActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: cfg.taskQueues.inference, sessions, batchSize: cfg.inference.batchSize }),
+      // Quantized candidates are judged where models run, on the same execution providers.
+      ...evaluationActivities({ pool, store, providers: cfg.inference.providers }),
+    },
     maxConcurrentActivityTaskExecutions: cfg.inference.maxConcurrentActivities,
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
   });

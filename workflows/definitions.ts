@@ -142,16 +142,41 @@ export interface BatchReviews {
   existing: number;
 }
 
+export interface ModelQuantizationInput {
+  /** `tenant/name/version` of a registered fp32 version with golden inputs. */
+  modelId: string;
+  /** Accuracy budget against fp32 on the golden inputs (default top-1 ≥ 0.99, cosine ≥ 0.99). */
+  budget?: { top1?: number; cosine?: number };
+  /** Only these methods (default: every applicable one). */
+  methods?: Array<'int4' | 'int8-static' | 'int8-dynamic' | 'fp16'>;
+  blockSize?: number;
+  /** Where quantization runs (`models`) and where evaluation runs (`qc-inference`). */
+  modelsQueue: string;
+  inferenceQueue: string;
+}
+
+export interface QuantizationProgress {
+  modelId: string;
+  stage: 'analyze' | 'quantize' | 'evaluate' | 'rank' | 'register' | 'done' | 'failed';
+  budget: { top1: number; cosine: number };
+  analysis?: { ops: Record<string, number>; parameters: number; opset: number; applicable: string[] };
+  candidates: Array<{ method: string; excludeNodes: string[]; bytes: number; weightRatio: number; top1: number; cosine: number; fits: boolean }>;
+  sensitiveNodes?: Array<{ node: string; cosineLoss: number }>;
+  chosen?: { id: string; version: string; method: string; bytes: number };
+}
+
 export const submitSamplesSignal = defineSignal<[SubmitSamplesArgs]>('submitSamples');
 export const submitBatchSignal = defineSignal<[BatchRef]>('submitBatch');
 export const intakeStatsQuery = defineQuery<IntakeStats>('stats');
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 export const batchResamplesQuery = defineQuery<BatchResamples>('resamples');
 export const reviewStateQuery = defineQuery<ReviewState>('reviewState');
+export const quantizationProgressQuery = defineQuery<QuantizationProgress>('quantizationProgress');
 
 export const workflowIds = {
   intake: (project: string) => `intake/${project}`,
   qcBatch: (project: string, batchId: string) => `qc/${project}/${batchId}`,
   release: (project: string, version: string) => `release/${project}/${version}`,
   review: (sampleId: string) => `review/${sampleId}`,
+  quantize: (modelId: string) => `quantize/${modelId}`,
 };

@@ -3,3 +3,4 @@ export { projectIntake } from './project-intake';
 export { qcBatch } from './qc-batch';
 export { datasetRelease } from './dataset-release';
 export { humanReview } from './human-review';
+export { modelQuantization } from './model-quantization';

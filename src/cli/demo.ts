@@ -9,6 +9,7 @@ import { startStack, type Stack } from '../infra/stack';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
 import { startInferenceWorker } from '../../workers/inference';
 import { startReviewWorker } from '../../workers/review';
+import { startModelsWorker } from '../../workers/models';
 import { startReviewServer, type RunningServer } from '../http/start';
 import { connectServices, createProject, formatCounts, ingest, release, status, CliError } from './commands';
 import { issueToken, resolveJwtSecret } from '../http/auth';
@@ -36,6 +37,7 @@ export async function startDev(cfg: Config, log: Logger): Promise<StackWithWorke
     workers.push(await startCpuWorker(stack.cfg));
     workers.push(await startInferenceWorker(stack.cfg));
     workers.push(await startReviewWorker(stack.cfg));
+    workers.push(await startModelsWorker(stack.cfg));
     server = await startReviewServer(stack.cfg, log);
   } catch (err) {
     await stopWorkers();

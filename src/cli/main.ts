@@ -123,8 +123,9 @@ model.command('register').description('upload an ONNX model (and its tokenizer.j
   .requiredOption('--file <model.onnx>', 'the ONNX file')
   .requiredOption('--manifest <manifest.json>', '{labels: [...], output?, adapter: {kind: text|image|features, ...}} (see README)')
   .option('--tokenizer <tokenizer.json>', 'Hugging Face tokenizer.json, for text models')
+  .option('--golden <golden.jsonl>', 'golden inputs kept with the version (needed by the quantization workflow)')
   .option('--tenant <t>', 'tenant', 'default')
-  .action((o: { name: string; version: string; file: string; manifest: string; tokenizer?: string; tenant: string }) =>
+  .action((o: { name: string; version: string; file: string; manifest: string; tokenizer?: string; golden?: string; tenant: string }) =>
     withServices(async (s) => {
       const v = await registerModelFiles(s.pool, s.store, o, { tenant: o.tenant, name: o.name, version: o.version }, 'cli').catch((err: Error) => { throw new CliError(err.message); });
       process.stdout.write(`registered ${v.id}  sha256 ${v.sha256}  ${v.bytes} bytes  s3://${s.cfg.minio.bucket}/${v.objectKey}\n`);

@@ -13,7 +13,7 @@ export interface Config {
   databaseUrl: string | undefined;
   embeddedPostgresPort: number;
   minio: { endPoint: string; port: number; useSSL: boolean; accessKey: string; secretKey: string; bucket: string; consolePort: number };
-  taskQueues: { cpu: string; inference: string; review: string };
+  taskQueues: { cpu: string; inference: string; review: string; models: string };
   inference: {
     /** Execution providers in preference order; the first that loads a model is used (and logged). */
     providers: string[];
@@ -62,6 +62,7 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'QCFLOW_QUEUE_CPU', default: 'qc-cpu', description: 'Task queue of the CPU worker (layers 1,2,4,5, storage, release).' },
   { env: 'QCFLOW_QUEUE_INFERENCE', default: 'qc-inference', description: 'Task queue of the inference worker (layer 3).' },
   { env: 'QCFLOW_QUEUE_REVIEW', default: 'qc-review', description: 'Task queue of the human-task activities reviewers complete.' },
+  { env: 'QCFLOW_QUEUE_MODELS', default: 'models', description: 'Task queue of the models worker (quantization).' },
   { env: 'QCFLOW_ORT_PROVIDERS', default: 'cpu', description: 'onnxruntime execution providers in preference order, e.g. `cuda,cpu`; the first that loads a model is used and logged.' },
   { env: 'QCFLOW_ORT_INTRA_OP_THREADS', default: '0', description: 'onnxruntime intra-op threads per session (0: onnxruntime picks).' },
   { env: 'QCFLOW_INFERENCE_BATCH_SIZE', default: '64', description: 'Samples per `session.run` in layer 3 (the batch dimension is dynamic).' },
@@ -151,7 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
       secretKey,
       bucket,
     },
-    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu'), inference: str(env, 'QCFLOW_QUEUE_INFERENCE', 'qc-inference'), review: str(env, 'QCFLOW_QUEUE_REVIEW', 'qc-review') },
+    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu'), inference: str(env, 'QCFLOW_QUEUE_INFERENCE', 'qc-inference'), review: str(env, 'QCFLOW_QUEUE_REVIEW', 'qc-review'), models: str(env, 'QCFLOW_QUEUE_MODELS', 'models') },
     inference: {
       providers: providers(env),
       intraOpThreads: int(env, 'QCFLOW_ORT_INTRA_OP_THREADS', 0, 0, 1024),
@@ -203,6 +204,7 @@ export function configToEnv(cfg: Config, databaseUrl: string): Record<string, st
     QCFLOW_QUEUE_CPU: cfg.taskQueues.cpu,
     QCFLOW_QUEUE_INFERENCE: cfg.taskQueues.inference,
     QCFLOW_QUEUE_REVIEW: cfg.taskQueues.review,
+    QCFLOW_QUEUE_MODELS: cfg.taskQueues.models,
     QCFLOW_ORT_PROVIDERS: cfg.inference.providers.join(','),
     QCFLOW_ORT_INTRA_OP_THREADS: String(cfg.inference.intraOpThreads),
     QCFLOW_INFERENCE_BATCH_SIZE: String(cfg.inference.batchSize),

@@ -5,6 +5,7 @@ import { sha256Hex } from '../clients/onnx-sessions';
 import { decodeModel } from '../onnx/proto';
 import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
+import { parseGoldenJsonl } from '../quantize/evaluate';
 
 export interface RegisterModelInput {
   tenant?: string;
@@ -15,6 +16,9 @@ export interface RegisterModelInput {
   tokenizer?: Record<string, unknown>;
   precision?: string;
   parentId?: string;
+  /** Golden inputs as JSONL (see `qcflow model evaluate`), kept beside the model. */
+  golden?: string;
+  metrics?: Record<string, unknown>;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -45,14 +49,20 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
     tokenizerSha256 = sha256Hex(body);
     await putObject(store, tokenizerKey, body, 'application/json');
   }
+  let goldenKey: string | null = null;
+  if (input.golden !== undefined) {
+    parseGoldenJsonl(input.golden);
+    goldenKey = `${prefix}/golden.jsonl`;
+    await putObject(store, goldenKey, input.golden, 'application/x-ndjson');
+  }
   return insertModelVersion(pool, {
     id: modelVersionId(tenant, input.name, input.version), tenant, name: input.name, version: input.version, sha256,
     objectKey: `${prefix}/model.onnx`, bytes: input.onnx.byteLength, manifest, tokenizerKey, tokenizerSha256,
-    precision: input.precision ?? 'fp32', parentId: input.parentId ?? null,
+    precision: input.precision ?? 'fp32', parentId: input.parentId ?? null, goldenKey, metrics: input.metrics ?? {},
   }, actor);
 }
 
-export async function registerModelFiles(pool: Pool, store: ObjectStore, files: { file: string; manifest: string; tokenizer?: string }, meta: Omit<RegisterModelInput, 'onnx' | 'manifest' | 'tokenizer'>, actor: string): Promise<ModelVersionRow> {
+export async function registerModelFiles(pool: Pool, store: ObjectStore, files: { file: string; manifest: string; tokenizer?: string; golden?: string }, meta: Omit<RegisterModelInput, 'onnx' | 'manifest' | 'tokenizer'>, actor: string): Promise<ModelVersionRow> {
   const readJson = async (p: string): Promise<Record<string, unknown>> => {
     try {
       return JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>;
@@ -65,5 +75,6 @@ export async function registerModelFiles(pool: Pool, store: ObjectStore, files: 
     onnx: await readFile(files.file),
     manifest: await readJson(files.manifest),
     tokenizer: files.tokenizer ? await readJson(files.tokenizer) : undefined,
+    golden: files.golden ? await readFile(files.golden, 'utf8') : undefined,
   }, actor);
 }

@@ -15,6 +15,10 @@ export interface ModelVersionRow {
   tokenizerSha256: string | null;
   precision: string;
   parentId: string | null;
+  /** Golden inputs (JSONL in MinIO) the version is evaluated on. */
+  goldenKey: string | null;
+  /** For a quantized child: method, parameters and the metrics it was chosen on. */
+  metrics: Record<string, unknown>;
   status: 'active' | 'retired';
   createdAt: Date;
 }
@@ -27,14 +31,14 @@ export interface PinnedModel {
 
 export const modelVersionId = (tenant: string, name: string, version: string): string => `${tenant}/${name}/${version}`;
 
-const COLUMNS = `id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, status, created_at`;
+const COLUMNS = `id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, metrics, status, created_at`;
 
-type Raw = { id: string; tenant: string; name: string; version: string; sha256: string; object_key: string; bytes: string; manifest: ModelManifest; tokenizer_key: string | null; tokenizer_sha256: string | null; precision: string; parent_id: string | null; status: 'active' | 'retired'; created_at: Date };
+type Raw = { id: string; tenant: string; name: string; version: string; sha256: string; object_key: string; bytes: string; manifest: ModelManifest; tokenizer_key: string | null; tokenizer_sha256: string | null; precision: string; parent_id: string | null; golden_key: string | null; metrics: Record<string, unknown>; status: 'active' | 'retired'; created_at: Date };
 
 const fromRow = (r: Raw): ModelVersionRow => ({
   id: r.id, tenant: r.tenant, name: r.name, version: r.version, sha256: r.sha256, objectKey: r.object_key, bytes: Number(r.bytes),
   manifest: r.manifest, tokenizerKey: r.tokenizer_key, tokenizerSha256: r.tokenizer_sha256, precision: r.precision, parentId: r.parent_id,
-  status: r.status, createdAt: r.created_at,
+  goldenKey: r.golden_key, metrics: r.metrics, status: r.status, createdAt: r.created_at,
 });
 
 export class ModelVersionConflict extends Error {
@@ -44,9 +48,9 @@ export class ModelVersionConflict extends Error {
 /** Inserts a version; the same id with the same sha256 is a no-op (re-running a registration), another sha256 is refused. */
 export async function insertModelVersion(pool: Pool, v: Omit<ModelVersionRow, 'status' | 'createdAt'>, actor: string): Promise<ModelVersionRow> {
   const { rows } = await pool.query<Raw>(
-    `INSERT INTO model_versions (id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
-    [v.id, v.tenant, v.name, v.version, v.sha256, v.objectKey, v.bytes, JSON.stringify(v.manifest), v.tokenizerKey, v.tokenizerSha256, v.precision, v.parentId],
+    `INSERT INTO model_versions (id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, metrics)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
+    [v.id, v.tenant, v.name, v.version, v.sha256, v.objectKey, v.bytes, JSON.stringify(v.manifest), v.tokenizerKey, v.tokenizerSha256, v.precision, v.parentId, v.goldenKey, JSON.stringify(v.metrics)],
   );
   if (rows[0]) {
     await pool.query(`INSERT INTO audit_log (actor, action, subject) VALUES ($1, 'model.register', $2)`, [actor, v.id]);
@@ -70,7 +74,10 @@ export async function listModelVersions(pool: Pool, filter: { tenant?: string; n
   return rows.map(fromRow);
 }
 
-/** `name`, `name@version` or `tenant/name[@version]`; a bare name means its newest active version. */
+/**
+ * `name`, `name@version` or `tenant/name[@version]`. A bare name means the newest active version that was
+ * registered as itself: quantized children (parent_id set) are used only when named, until a rollout says otherwise.
+ */
 export function parseModelRef(ref: string, defaultTenant = 'default'): { tenant: string; name: string; version?: string } {
   const m = new RegExp(MODEL_REF_PATTERN).exec(ref);
   if (!m) throw new Error(`model reference ${JSON.stringify(ref)} must look like name, name@version or tenant/name@version`);
@@ -88,6 +95,7 @@ export async function resolveModelRefs(pool: Pool, refs: string[]): Promise<Pinn
     const { tenant, name, version } = parseModelRef(ref);
     const { rows } = await pool.query<{ id: string; sha256: string }>(
       `SELECT id, sha256 FROM model_versions WHERE tenant = $1 AND name = $2 AND ($3::text IS NULL OR version = $3) AND status = 'active'
+         AND ($3::text IS NOT NULL OR parent_id IS NULL)
        ORDER BY created_at DESC, id DESC LIMIT 1`,
       [tenant, name, version ?? null],
     );

@@ -12,6 +12,7 @@ import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
 import { installRuntimeLogger } from '../../workers/runtime';
 import { startInferenceWorker, type RunningInferenceWorker } from '../../workers/inference';
 import { startReviewWorker } from '../../workers/review';
+import { startModelsWorker } from '../../workers/models';
 import { startReviewServer, type RunningServer } from '../../src/http/start';
 import type { Client } from '@temporalio/client';
 
@@ -27,6 +28,7 @@ export interface Harness {
   worker?: RunningWorker;
   inference?: RunningInferenceWorker;
   review?: RunningWorker;
+  models?: RunningWorker;
   server?: RunningServer;
   close(): Promise<void>;
 }
@@ -35,14 +37,14 @@ export interface Harness {
  * Connects to the stack scripts/test.sh started (or starts a throwaway one when a file is run alone),
  * on a task queue of this file's own so files never steal each other's tasks.
  */
-export async function harness(opts: { worker: boolean; inference?: boolean; review?: boolean; server?: boolean }): Promise<Harness> {
+export async function harness(opts: { worker: boolean; inference?: boolean; review?: boolean; models?: boolean; server?: boolean }): Promise<Harness> {
   let stack: Stack | undefined;
   let cfg = loadConfig();
   if (!process.env.QCFLOW_TEST_STACK) {
     stack = await startStack(cfg, getLogger(cfg, 'test'), { ephemeral: true });
     cfg = stack.cfg;
   }
-  cfg = { ...cfg, taskQueues: { cpu: `qc-cpu-test-${uid()}`, inference: `qc-inference-test-${uid()}`, review: `qc-review-test-${uid()}` }, worker: { ...cfg.worker, shutdownGraceMs: 2000 },
+  cfg = { ...cfg, taskQueues: { cpu: `qc-cpu-test-${uid()}`, inference: `qc-inference-test-${uid()}`, review: `qc-review-test-${uid()}`, models: `models-test-${uid()}` }, worker: { ...cfg.worker, shutdownGraceMs: 2000 },
     // Each file signs its own tokens; port 0 lets several servers coexist.
     http: { ...cfg.http, port: 0, jwtSecret: randomBytes(32).toString('hex') } };
   installRuntimeLogger(cfg);
@@ -52,10 +54,12 @@ export async function harness(opts: { worker: boolean; inference?: boolean; revi
   if (opts.worker) h.worker = await startCpuWorker(cfg);
   if (opts.inference) h.inference = await startInferenceWorker(cfg);
   if (opts.review) h.review = await startReviewWorker(cfg);
+  if (opts.models) h.models = await startModelsWorker(cfg);
   if (opts.server) h.server = await startReviewServer(cfg, getLogger(cfg, 'test'));
   h.close = async () => {
     await h.server?.close();
     await h.review?.shutdown();
+    await h.models?.shutdown();
     await h.worker?.shutdown();
     await h.inference?.shutdown();
     await env.teardown();

@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto';
+import { getObjectBuffer, getObjectText, putObject } from '../src/clients/minio';
+import { sha256Hex } from '../src/clients/onnx-sessions';
+import { decodeModel, encodeModel, OnnxFormatError } from '../src/onnx/proto';
+import { registerModel } from '../src/models/register';
+import { getModelVersion, type ModelVersionRow } from '../src/store/models';
+import { analyzeModel, quantizeModel } from '../src/quantize/quantize-model';
+import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics } from '../src/quantize/evaluate';
+import { QuantizeError, type Method } from '../src/quantize/types';
+import { type ActivityDeps, badInput, heartbeat } from './deps';
+
+/** A quantized file waiting in MinIO for evaluation: ids and numbers only. */
+export interface Candidate {
+  method: Method;
+  key: string;
+  sha256: string;
+  bytes: number;
+  quantizedNodes: number;
+  weightRatio: number;
+  excludeNodes: string[];
+  blockSize?: number;
+}
+
+export interface Budget {
+  top1: number;
+  cosine: number;
+}
+
+async function requireModel(deps: Pick<ActivityDeps, 'pool'>, id: string): Promise<ModelVersionRow> {
+  const m = await getModelVersion(deps.pool, id);
+  if (!m) throw badInput(`model version ${id} is not registered; register it with: qcflow model register --name N --version V --file m.onnx --manifest manifest.json --golden golden.jsonl`);
+  return m;
+}
+
+/** Quantizer and format errors are the input's fault: no retry can fix them. */
+function asBadInput<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof QuantizeError || err instanceof OnnxFormatError) throw badInput(err.message);
+    throw err;
+  }
+}
+
+/** Activities of the `models` queue: analysis, quantization and registration of quantized versions. */
+export function modelActivities(deps: ActivityDeps) {
+  return {
+    async analyzeModelVersion(input: { modelId: string }): Promise<ReturnType<typeof analyzeModel> & { bytes: number; hasGolden: boolean }> {
+      const m = await requireModel(deps, input.modelId);
+      const onnx = await getObjectBuffer(deps.store, m.objectKey);
+      return { ...asBadInput(() => analyzeModel(decodeModel(onnx))), bytes: m.bytes, hasGolden: m.goldenKey !== null };
+    },
+
+    /** Quantizes the version with one method (and exclusions) and stores the file under candidates/; idempotent by content. */
+    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[] }): Promise<Candidate> {
+      const m = await requireModel(deps, input.modelId);
+      heartbeat({ stage: 'download' });
+      const onnx = await getObjectBuffer(deps.store, m.objectKey);
+      heartbeat({ stage: 'quantize', method: input.method });
+      const { model, report } = asBadInput(() => quantizeModel(decodeModel(onnx), { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes }));
+      const bytes = encodeModel(model);
+      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [] })).digest('hex').slice(0, 12);
+      const key = `${m.objectKey.replace(/model\.onnx$/, '')}candidates/${input.method}-${tag}.onnx`;
+      heartbeat({ stage: 'upload', key });
+      await putObject(deps.store, key, Buffer.from(bytes), 'application/octet-stream');
+      return {
+        method: input.method, key, sha256: sha256Hex(bytes), bytes: bytes.length, quantizedNodes: report.quantized,
+        weightRatio: report.quantizedWeights.ratio, excludeNodes: input.excludeNodes ?? [], blockSize: input.method === 'int4' ? input.blockSize ?? 32 : undefined,
+      };
+    },
+
+    /**
+     * Ranks the nodes a method quantizes by how much each alone costs: the model is quantized one node at a
+     * time and compared with fp32 on (up to 32 of) the golden samples; most harmful first.
+     */
+    async rankSensitiveNodes(input: { modelId: string; method: Method }): Promise<Array<{ node: string; cosineLoss: number }>> {
+      const m = await requireModel(deps, input.modelId);
+      const onnx = await getObjectBuffer(deps.store, m.objectKey);
+      const golden = parseGoldenJsonl(await getObjectText(deps.store, m.goldenKey ?? '')).slice(0, 32);
+      const quantizable = asBadInput(() => quantizeModel(decodeModel(onnx), { method: input.method })).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node);
+      const out: Array<{ node: string; cosineLoss: number }> = [];
+      for (const [i, node] of quantizable.entries()) {
+        const only = quantizeModel(decodeModel(onnx), { method: input.method, excludeNodes: quantizable.filter((x) => x !== node) }).model;
+        const metrics = await evaluateCandidate(onnx, encodeModel(only), golden, { runs: 1 });
+        out.push({ node, cosineLoss: 1 - metrics.cosine.mean });
+        heartbeat({ ranked: i + 1, of: quantizable.length });
+      }
+      return out.sort((a, b) => b.cosineLoss - a.cosineLoss);
+    },
+
+    /** Registers the chosen candidate as `{version}-{method}` with its parent, method, parameters and metrics; idempotent. */
+    async registerQuantized(input: { modelId: string; candidate: Candidate; metrics: EvaluationMetrics; budget: Budget }): Promise<{ id: string; version: string }> {
+      const parent = await requireModel(deps, input.modelId);
+      const c = input.candidate;
+      const onnx = await getObjectBuffer(deps.store, c.key);
+      const version = `${parent.version}-${c.method}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''}`;
+      const golden = parent.goldenKey ? await getObjectText(deps.store, parent.goldenKey) : undefined;
+      const v = await registerModel(deps.pool, deps.store, {
+        tenant: parent.tenant, name: parent.name, version, onnx, manifest: parent.manifest, golden,
+        tokenizer: parent.tokenizerKey ? (JSON.parse(await getObjectText(deps.store, parent.tokenizerKey)) as Record<string, unknown>) : undefined,
+        precision: c.method, parentId: parent.id,
+        metrics: { method: c.method, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, budget: input.budget, evaluation: input.metrics },
+      }, 'quantization');
+      return { id: v.id, version: v.version };
+    },
+  };
+}
+
+/** On the inference workers: evaluation runs where inference does (and on its execution providers). */
+export function evaluationActivities(deps: Pick<ActivityDeps, 'pool' | 'store'> & { providers: string[] }) {
+  return {
+    async evaluateModelCandidate(input: { modelId: string; candidateKey: string }): Promise<EvaluationMetrics> {
+      const m = await requireModel(deps, input.modelId);
+      if (!m.goldenKey) throw badInput(`model version ${m.id} has no golden inputs; register it with --golden golden.jsonl`);
+      const [reference, candidate, golden] = await Promise.all([getObjectBuffer(deps.store, m.objectKey), getObjectBuffer(deps.store, input.candidateKey), getObjectText(deps.store, m.goldenKey)]);
+      try {
+        return await evaluateCandidate(reference, candidate, parseGoldenJsonl(golden), { runs: 10, providers: deps.providers });
+      } catch (err) {
+        if (err instanceof QuantizeError) throw badInput(err.message);
+        throw err;
+      }
+    },
+  };
+}
+
+export type ModelActivities = ReturnType<typeof modelActivities>;
+export type EvaluationActivities = ReturnType<typeof evaluationActivities>;

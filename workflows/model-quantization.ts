@@ -1,0 +1,84 @@
+import { ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Budget, Candidate, EvaluationActivities, ModelActivities } from '../activities/models';
+import type { EvaluationMetrics } from '../src/quantize/evaluate';
+import type { Method } from '../src/quantize/types';
+import { quantizationProgressQuery, type ModelQuantizationInput, type QuantizationProgress } from './definitions';
+import { QC_MODEL, QC_STAGE } from './search-attributes';
+
+export const DEFAULT_BUDGET: Budget = { top1: 0.99, cosine: 0.99 };
+
+/** Most to least compressed; int8-static joins when it is implemented. */
+const ORDER: Method[] = ['int4', 'int8-dynamic', 'fp16'];
+
+const fits = (m: EvaluationMetrics, b: Budget): boolean => m.top1Agreement >= b.top1 && m.cosine.mean >= b.cosine;
+
+/**
+ * `quantize/{tenant}/{name}/{version}`: analyze → quantize each applicable method (models queue) and
+ * evaluate it against the version's golden inputs (inference queue) → register the smallest candidate
+ * within the accuracy budget. When none fits, the best integer candidate is retried with its most
+ * error-sensitive nodes kept in fp32 (1, 2, 4, … of them). No fit at all fails the workflow, saying
+ * what came closest; nothing is registered then.
+ */
+export async function modelQuantization(input: ModelQuantizationInput): Promise<QuantizationProgress> {
+  const budget: Budget = { ...DEFAULT_BUDGET, ...input.budget };
+  const progress: QuantizationProgress = { modelId: input.modelId, stage: 'analyze', budget, candidates: [] };
+  setHandler(quantizationProgressQuery, () => progress);
+  const stage = (s: QuantizationProgress['stage']): void => {
+    progress.stage = s;
+    upsertSearchAttributes([{ key: QC_MODEL, value: input.modelId }, { key: QC_STAGE, value: s }]);
+  };
+  const models = proxyActivities<ModelActivities>({
+    taskQueue: input.modelsQueue, startToCloseTimeout: '2 hours', heartbeatTimeout: '10 minutes',
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', nonRetryableErrorTypes: ['BadInput'] },
+  });
+  const evaluation = proxyActivities<EvaluationActivities>({
+    taskQueue: input.inferenceQueue, startToCloseTimeout: '1 hour',
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', nonRetryableErrorTypes: ['BadInput'] },
+  });
+  stage('analyze');
+  const analysis = await models.analyzeModelVersion({ modelId: input.modelId });
+  progress.analysis = { ops: analysis.ops, parameters: analysis.parameters, opset: analysis.opset, applicable: analysis.applicable };
+  if (!analysis.hasGolden) throw ApplicationFailure.nonRetryable(`model version ${input.modelId} has no golden inputs; re-register it with --golden golden.jsonl`, 'BadInput');
+  const methods = ORDER.filter((m) => analysis.applicable.includes(m) && (!input.methods || input.methods.includes(m)));
+  if (methods.length === 0) throw ApplicationFailure.nonRetryable(`no quantization method applies to ${input.modelId} (ops: ${Object.keys(analysis.ops).join(', ')}; opset ${analysis.opset})`, 'BadInput');
+
+  const tryCandidate = async (method: Method, excludeNodes: string[] = []): Promise<{ candidate: Candidate; metrics: EvaluationMetrics }> => {
+    stage('quantize');
+    const candidate = await models.quantizeCandidate({ modelId: input.modelId, method, blockSize: input.blockSize, excludeNodes });
+    stage('evaluate');
+    const metrics = await evaluation.evaluateModelCandidate({ modelId: input.modelId, candidateKey: candidate.key });
+    progress.candidates.push({ method, excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, fits: fits(metrics, budget) });
+    return { candidate, metrics };
+  };
+
+  const tried: Array<{ candidate: Candidate; metrics: EvaluationMetrics }> = [];
+  for (const method of methods) {
+    const r = await tryCandidate(method);
+    if (r.candidate.quantizedNodes > 0) tried.push(r);
+  }
+  let chosen = tried.filter((t) => fits(t.metrics, budget)).sort((a, b) => a.candidate.bytes - b.candidate.bytes)[0];
+  if (!chosen) {
+    const integer = tried.filter((t) => t.candidate.method !== 'fp16').sort((a, b) => b.metrics.cosine.mean - a.metrics.cosine.mean)[0];
+    if (integer) {
+      stage('rank');
+      const ranked = await models.rankSensitiveNodes({ modelId: input.modelId, method: integer.candidate.method });
+      progress.sensitiveNodes = ranked.slice(0, 10);
+      for (let k = 1; k < ranked.length && !chosen; k *= 2) {
+        const r = await tryCandidate(integer.candidate.method, ranked.slice(0, k).map((x) => x.node));
+        if (fits(r.metrics, budget)) chosen = r;
+      }
+    }
+  }
+  if (!chosen) {
+    const best = progress.candidates.slice().sort((a, b) => b.cosine - a.cosine)[0];
+    stage('failed');
+    throw ApplicationFailure.nonRetryable(
+      `no candidate of ${input.modelId} meets the budget (top-1 ≥ ${budget.top1}, cosine ≥ ${budget.cosine}); closest: ${best ? `${best.method} top-1 ${best.top1.toFixed(4)} cosine ${best.cosine.toFixed(5)}` : 'none'}. Loosen the budget or keep more nodes in fp32`,
+      'NoCandidateFits',
+    );
+  }
+  stage('register');
+  progress.chosen = { ...(await models.registerQuantized({ modelId: input.modelId, candidate: chosen.candidate, metrics: chosen.metrics, budget })), method: chosen.candidate.method, bytes: chosen.candidate.bytes };
+  stage('done');
+  return progress;
+}
