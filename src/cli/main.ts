@@ -20,6 +20,9 @@ import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../onnx/fix
 import { quantizeModel } from '../quantize/quantize-model';
 import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
+import { modelQuantization } from '../../workflows';
+import { quantizationProgressQuery, workflowIds } from '../../workflows/definitions';
+import { failureMessage } from '../util/errors';
 import { getProject } from '../store/projects';
 import { resolvePolicy } from '../qc/policy';
 
@@ -179,6 +182,42 @@ model.command('evaluate').description('compare a candidate with the fp32 referen
     const metrics = await evaluateCandidate(o.reference, o.candidate, parseGoldenJsonl(text), { output: o.outputName, runs: o.runs, providers: o.providers });
     process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
   });
+
+model.command('quantize-job').description('run the modelQuantization workflow on a registered version: every applicable method, evaluated on its golden inputs, the smallest within budget registered')
+  .requiredOption('--model <tenant/name/version>', 'a registered fp32 version with golden inputs')
+  .option('--top1 <x>', 'budget: top-1 agreement with fp32', Number, 0.99)
+  .option('--cosine <x>', 'budget: mean cosine similarity with fp32', Number, 0.99)
+  .option('--methods <list>', 'only these methods (comma-separated)', list)
+  .option('--block-size <n>', 'int4 block size', positiveInt, 32)
+  .option('--priority <1-5>', 'Temporal priority key: 1 runs before queued background jobs (default 3)', positiveInt, 3)
+  .option('--no-wait', 'return once started')
+  .action((o: { model: string; top1: number; cosine: number; methods?: string[]; blockSize: number; priority: number; wait: boolean }) =>
+    withServices(async (s) => {
+      if (o.priority > 5) throw new CliError('--priority must be 1 (most urgent) to 5');
+      const bad = (o.methods ?? []).filter((m) => !(METHODS as readonly string[]).includes(m));
+      if (bad.length) throw new CliError(`--methods ${bad.join(', ')}: use ${METHODS.join(', ')}`);
+      const workflowId = workflowIds.quantize(o.model);
+      const handle = await s.client.workflow.start(modelQuantization, {
+        workflowId, taskQueue: s.cfg.taskQueues.cpu, priority: { priorityKey: o.priority },
+        args: [{ modelId: o.model, budget: { top1: o.top1, cosine: o.cosine }, methods: o.methods as Method[] | undefined, blockSize: o.blockSize, modelsQueue: s.cfg.taskQueues.models, inferenceQueue: s.cfg.taskQueues.inference }],
+      }).catch((err: Error) => {
+        if (err.name === 'WorkflowExecutionAlreadyStartedError') throw new CliError(`${workflowId} is already running: watch it in the Temporal UI or wait for it`);
+        throw err;
+      });
+      process.stdout.write(`started ${workflowId} (priority ${o.priority})\n`);
+      if (!o.wait) return;
+      const ticker = setInterval(() => {
+        void handle.query(quantizationProgressQuery).then((p) => process.stderr.write(`\r${p.stage}: ${p.candidates.map((c) => `${c.method}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''} cos ${c.cosine.toFixed(4)}${c.fits ? ' ✓' : ''}`).join(', ')}   `), () => undefined);
+      }, 1000);
+      try {
+        const r = await handle.result();
+        process.stdout.write(`\n${JSON.stringify(r, null, 2)}\n`);
+      } catch (err) {
+        throw new CliError(failureMessage(err));
+      } finally {
+        clearInterval(ticker);
+      }
+    }));
 
 model.command('fixture').description('write one of the built-in fixture models (mlp, cnn, transformer) and labelled golden inputs, to try quantization on')
   .requiredOption('--name <name>', 'mlp | cnn | transformer').requiredOption('--dir <folder>', 'where to write model.onnx and golden.jsonl')
