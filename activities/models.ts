@@ -4,7 +4,8 @@ import { sha256Hex } from '../src/clients/onnx-sessions';
 import { decodeModel, encodeModel, OnnxFormatError } from '../src/onnx/proto';
 import { registerModel } from '../src/models/register';
 import { getModelVersion, type ModelVersionRow } from '../src/store/models';
-import { analyzeModel, quantizeModel } from '../src/quantize/quantize-model';
+import { analyzeModel, quantizeModel, quantizeModelStatic } from '../src/quantize/quantize-model';
+import type { CalibrationMethod } from '../src/quantize/calibrate';
 import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics } from '../src/quantize/evaluate';
 import { QuantizeError, type Method } from '../src/quantize/types';
 import { type ActivityDeps, badInput, heartbeat } from './deps';
@@ -52,14 +53,29 @@ export function modelActivities(deps: ActivityDeps) {
     },
 
     /** Quantizes the version with one method (and exclusions) and stores the file under candidates/; idempotent by content. */
-    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[] }): Promise<Candidate> {
+    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationMethod }): Promise<Candidate> {
       const m = await requireModel(deps, input.modelId);
       heartbeat({ stage: 'download' });
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       heartbeat({ stage: 'quantize', method: input.method });
-      const { model, report } = asBadInput(() => quantizeModel(decodeModel(onnx), { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes }));
+      const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes };
+      let result;
+      if (input.method === 'int8-static') {
+        // Calibrated on the version's golden inputs: the representative data the version was registered with.
+        if (!m.goldenKey) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --golden golden.jsonl`);
+        const samples = parseGoldenJsonl(await getObjectText(deps.store, m.goldenKey));
+        try {
+          result = await quantizeModelStatic(decodeModel(onnx), { ...options, method: 'int8-static' }, () => samples, { method: input.calibration ?? 'minmax' });
+        } catch (err) {
+          if (err instanceof QuantizeError || err instanceof OnnxFormatError) throw badInput(err.message);
+          throw err;
+        }
+      } else {
+        result = asBadInput(() => quantizeModel(decodeModel(onnx), options));
+      }
+      const { model, report } = result;
       const bytes = encodeModel(model);
-      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [] })).digest('hex').slice(0, 12);
+      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null })).digest('hex').slice(0, 12);
       const key = `${m.objectKey.replace(/model\.onnx$/, '')}candidates/${input.method}-${tag}.onnx`;
       heartbeat({ stage: 'upload', key });
       await putObject(deps.store, key, Buffer.from(bytes), 'application/octet-stream');

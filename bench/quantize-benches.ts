@@ -1,11 +1,11 @@
 import { cnnModel, fixtureGolden, mlpModel, transformerModel, type FixtureModel } from '../src/onnx/fixture-models';
 import { decodeModel, encodeModel } from '../src/onnx/proto';
-import { quantizeModel } from '../src/quantize/quantize-model';
+import { quantizeModel, quantizeModelStatic } from '../src/quantize/quantize-model';
 import { evaluateCandidate } from '../src/quantize/evaluate';
 import type { Method } from '../src/quantize/types';
 
 /** Size targets of the quantized weights relative to their fp32 bytes (issue 6). */
-const TARGET: Partial<Record<Method, number>> = { 'int8-dynamic': 0.27, int4: 0.16 };
+const TARGET: Partial<Record<Method, number>> = { 'int8-dynamic': 0.27, 'int8-static': 0.27, int4: 0.16 };
 
 /**
  * Per model and method: quantization time, the replaced weights' size ratio against its target, and the
@@ -20,9 +20,13 @@ export async function quantizeBenches(): Promise<void> {
   ];
   for (const f of models) {
     const golden = fixtureGolden(f, 50);
-    for (const method of ['int8-dynamic', 'fp16', 'int4'] as Method[]) {
+    const calibration = fixtureGolden(f, 64, { seed: 7 });
+    for (const method of ['int8-dynamic', 'int8-static', 'fp16', 'int4'] as Method[]) {
       const t0 = process.hrtime.bigint();
-      const { model, report } = quantizeModel(decodeModel(f.onnx), { method });
+      // int8-static: min-max calibration on 64 samples other than the golden ones, included in the time.
+      const { model, report } = method === 'int8-static'
+        ? await quantizeModelStatic(decodeModel(f.onnx), { method }, () => calibration, { method: 'minmax' })
+        : quantizeModel(decodeModel(f.onnx), { method });
       const quantizeMs = Number(process.hrtime.bigint() - t0) / 1e6;
       const m = await evaluateCandidate(f.onnx, encodeModel(model), golden, { runs: 50 });
       const target = TARGET[method];

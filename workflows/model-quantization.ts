@@ -7,13 +7,14 @@ import { QC_MODEL, QC_STAGE } from './search-attributes';
 
 export const DEFAULT_BUDGET: Budget = { top1: 0.99, cosine: 0.99 };
 
-/** Most to least compressed; int8-static joins when it is implemented. */
-const ORDER: Method[] = ['int4', 'int8-dynamic', 'fp16'];
+/** Most to least compressed. */
+const ORDER: Method[] = ['int4', 'int8-static', 'int8-dynamic', 'fp16'];
 
 const fits = (m: EvaluationMetrics, b: Budget): boolean => m.top1Agreement >= b.top1 && m.cosine.mean >= b.cosine;
 
 /**
- * `quantize/{tenant}/{name}/{version}`: analyze → quantize each applicable method (models queue) and
+ * `quantize/{tenant}/{name}/{version}`: analyze → quantize each applicable method (models queue; int8-static
+ * calibrated on the version's golden inputs) and
  * evaluate it against the version's golden inputs (inference queue) → register the smallest candidate
  * within the accuracy budget. When none fits, the best integer candidate is retried with its most
  * error-sensitive nodes kept in fp32 (1, 2, 4, … of them). No fit at all fails the workflow, saying

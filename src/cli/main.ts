@@ -17,7 +17,9 @@ import { readModelFile, writeModelFile } from '../onnx/io';
 import { OnnxFormatError } from '../onnx/proto';
 import { TensorDataError } from '../onnx/tensor';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../onnx/fixture-models';
-import { quantizeModel } from '../quantize/quantize-model';
+import { quantizeModel, quantizeModelStatic } from '../quantize/quantize-model';
+import { calibrationSource } from '../quantize/calibration-data';
+import type { CalibrationMethod } from '../quantize/calibrate';
 import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
 import { modelQuantization } from '../../workflows';
@@ -144,7 +146,7 @@ model.command('list').description('registered model versions')
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
 
-model.command('quantize').description('quantize an ONNX file locally (no server): int8-dynamic, fp16 or int4; prints the report as JSON')
+model.command('quantize').description('quantize an ONNX file locally (no server): int8-dynamic, int8-static (with --calibration), fp16 or int4; prints the report as JSON')
   .requiredOption('--input <m.onnx>', 'fp32 model (external data beside it is read, never outside its folder)')
   .requiredOption('--method <method>', 'int8-dynamic | int8-static | fp16 | int4', (v) => {
     if (!(METHODS as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${METHODS.join(', ')}`);
@@ -157,11 +159,16 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--exclude-nodes <names>', 'comma-separated node names kept in fp32', list, [])
   .option('--exclude-ops <ops>', 'comma-separated op types kept in fp32 (fp16: the op block list)', list, [])
   .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
-  .action((o: { input: string; method: Method; output: string; blockSize: number; asymmetric: boolean; perTensor: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never' }) => {
+  .option('--calibration <file>', 'int8-static: calibration samples, JSONL (golden format) or Arrow IPC (list<float32> column per input)')
+  .option('--calibrate <method>', 'int8-static: minmax, percentile or entropy', 'minmax')
+  .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; asymmetric: boolean; perTensor: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; percentile: number }) => {
     const t0 = performance.now();
-    const { model: q, report } = quantizeModel(readModelFile(o.input), {
-      method: o.method, blockSize: o.blockSize, symmetric: !o.asymmetric, perChannel: !o.perTensor, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps,
-    });
+    const options = { method: o.method, blockSize: o.blockSize, symmetric: !o.asymmetric, perChannel: !o.perTensor, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps };
+    if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
+    const { model: q, report } = o.method === 'int8-static' && o.calibration
+      ? await quantizeModelStatic(readModelFile(o.input), { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
+      : quantizeModel(readModelFile(o.input), options);
     const written = writeModelFile(o.output, q, { externalData: o.externalData });
     process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);
   });

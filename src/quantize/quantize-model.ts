@@ -4,7 +4,11 @@ import { tensorBytes } from '../onnx/tensor';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
+import { calibrate, type CalibrationOptions } from './calibrate';
+import { staticCalibrationTensors } from './int8-static';
+import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
+import './int8-static';
 import './int4';
 
 export interface QuantizeReport {
@@ -23,6 +27,29 @@ export interface QuantizeReport {
 /** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
 const MIN_OPSET: Record<Method, number> = { 'int8-dynamic': 11, 'int8-static': 13, fp16: 7, int4: 7 };
 
+/**
+ * int8 static: finds the nodes the QDQ quantizers would take, calibrates their inputs and outputs on the
+ * samples (streamed, see calibrate), then quantizes with those ranges.
+ */
+export async function quantizeModelStatic(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { calibration: CalibrationOptions } }> {
+  const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
+  constantsToInitializers(model.graph!);
+  const opset = defaultOpset(model);
+  if (opset < MIN_OPSET['int8-static']) throw new QuantizeError(`int8-static needs opset 13 or later (per-axis DequantizeLinear); the model imports opset ${opset}`);
+  const index = new GraphIndex(model.graph!);
+  const excluded = new Set(options.excludeNodes ?? []);
+  const tensors = new Set<string>();
+  for (const n of model.graph!.node ?? []) {
+    if (!quantizerFor('int8-static', n.opType!) || excluded.has(n.name || n.output![0]!) || (options.excludeOps ?? []).includes(n.opType!)) continue;
+    const w = index.initializers.get(n.input?.[1] ?? '');
+    if (!w || index.initializers.has(n.input![0]!)) continue;
+    for (const t of staticCalibrationTensors(n)) tensors.add(t);
+  }
+  const ranges = await calibrate(model, [...tensors], samples, calibration);
+  const result = quantizeModel(model, { ...options, ranges });
+  return { model: result.model, report: { ...result.report, options: { ...result.report.options, ranges: undefined }, calibration } };
+}
+
 export function defaultOpset(model: onnx.IModelProto): number {
   return Number((model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
 }
@@ -39,7 +66,7 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
   const ops = opHistogram(g);
   const parameters = (g.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
   const opset = defaultOpset(model);
-  const applicable = (['int4', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => opset >= MIN_OPSET[m] && (m === 'fp16' || quantizableOps(m).some((op) => ops[op])));
+  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => opset >= MIN_OPSET[m] && (m === 'fp16' || quantizableOps(m).some((op) => ops[op])));
   return { ops, parameters, weightBytes: initializerBytes(g), opset, applicable };
 }
 
@@ -56,7 +83,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   if (opset < MIN_OPSET[options.method]) {
     throw new QuantizeError(`${options.method} needs opset ${MIN_OPSET[options.method]} or later; the model imports opset ${opset} (upgrade it with onnx.version_converter first)`);
   }
-  if (options.method === 'int8-static') throw new QuantizeError('int8-static (QDQ with calibration) is not implemented yet; use int8-dynamic, fp16 or int4');
+  if (options.method === 'int8-static' && !options.ranges) throw new QuantizeError('int8-static needs a calibration set: pass --calibration samples.jsonl (named input tensors, like golden inputs)');
   const blockSize = options.blockSize ?? 32;
   if (options.method === 'int4' && (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0)) {
     throw new QuantizeError(`--block-size ${blockSize}: MatMulNBits needs a power of two from 16 to 256`);
@@ -80,6 +107,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
       },
       dynamicQuantized: new Map(),
       domains,
+      qdq: new Map(),
     };
     const out: onnx.INodeProto[] = [];
     nodes = [];

@@ -16,6 +16,8 @@ export interface QuantizeOptions {
   excludeNodes?: string[];
   /** Op types kept in fp32 (for fp16: the op block list, added to the defaults). */
   excludeOps?: string[];
+  /** int8-static: calibrated activation ranges (quantizeModelStatic fills them in). */
+  ranges?: Map<string, { min: number; max: number }>;
 }
 
 /** What happened to one node. */
@@ -36,6 +38,8 @@ export interface QuantizeContext {
   dynamicQuantized: Map<string, { q: string; scale: string; zeroPoint: string; nodes: onnx.INodeProto[] }>;
   /** Extra opset imports the rewritten graph needs (e.g. com.microsoft for MatMulNBits). */
   domains: Set<string>;
+  /** int8-static: the dequantized name of each activation already given a Q/DQ pair. */
+  qdq: Map<string, string>;
 }
 
 /**

@@ -33,6 +33,12 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   assert.ok(metrics.accuracy.candidate > 0.9);
   assert.ok(metrics.bytes.ratio < 0.35);
 
+  const st = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--calibration', path.join(dir, 'golden.jsonl'), '--calibrate', 'percentile', '--output', path.join(dir, 'static.onnx')]);
+  assert.equal(st.code, 0, st.stderr);
+  assert.deepEqual((JSON.parse(st.stdout) as { calibration: unknown }).calibration, { method: 'percentile', percentile: 99.999 });
+  const noCalib = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--output', path.join(dir, 'x.onnx')]);
+  assert.match(noCalib.stderr, /int8-static needs a calibration set: pass --calibration/);
+
   writeFileSync(path.join(dir, 'bad.onnx'), 'truncated');
   const bad = await qcflow(['model', 'quantize', '--input', path.join(dir, 'bad.onnx'), '--method', 'fp16', '--output', path.join(dir, 'x.onnx')]);
   assert.equal(bad.code, 1);

@@ -11,9 +11,11 @@ import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph'
 import { readModelFile, writeModelFile } from '../../src/onnx/io';
 import { decodeModel, encodeModel, OnnxFormatError } from '../../src/onnx/proto';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
-import { cnnModel, fixtureGolden, mlpModel, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
-import { analyzeModel, quantizeModel } from '../../src/quantize/quantize-model';
-import { evaluateCandidate } from '../../src/quantize/evaluate';
+import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
+import { analyzeModel, quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
+import { evaluateCandidate, goldenToJsonl } from '../../src/quantize/evaluate';
+import { entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
+import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
 import { QuantizeError, type Method } from '../../src/quantize/types';
 
 test('round half to even, as numpy.round', () => {
@@ -183,4 +185,54 @@ test('fp16 keeps a node in fp32 when a constant input exceeds the float16 range,
   const want = (await (await ort.InferenceSession.create(encodeModel(m))).run(feeds)).y!.data as Float32Array;
   const got = (await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)).y!.data as Float32Array;
   want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) <= Math.abs(v) * 1e-3 + 1e-3, `${i}: ${got[i]} vs ${v}`));
+});
+
+test('calibration statistics: histogram quantiles and the entropy threshold', () => {
+  // Uniform mass over [0, 10): the 25% quantile is 2.5.
+  assert.ok(Math.abs(quantileOfHistogram(new Float64Array(100).fill(1), 0, 10, 0.25) - 2.5) < 1e-9);
+  // Laplace magnitudes (long-tailed, as activations are): entropy clips the sparse tail well below the
+  // largest value; uniform mass keeps nearly all of it.
+  const r = rng(3);
+  const g = Float32Array.from({ length: 200_000 }, () => -Math.log(1 - r()));
+  const absmax = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const hist = new Float64Array(2048);
+  for (const v of g) hist[Math.min(2047, Math.floor((Math.abs(v) / absmax) * 2048))]! += 1;
+  const t = entropyThreshold(hist, absmax);
+  assert.ok(t > 2 && t < 0.8 * absmax, `threshold ${t} of ${absmax}`);
+  assert.ok(entropyThreshold(new Float64Array(2048).fill(10), 4) > 3.9);
+});
+
+for (const [name, build] of Object.entries({ mlp: mlpModel, transformer: transformerModel, cnn: cnnModel })) {
+  test(`${name}: int8-static QDQ calibrated with min-max and percentile loads, runs and stays within budget`, async () => {
+    const f = await build();
+    const calib = fixtureGolden(f, 32, { seed: 7 });
+    const golden = fixtureGolden(f, 100);
+    for (const method of ['minmax', 'percentile'] as const) {
+      const { model: q, report } = await quantizeModelStatic(decodeModel(f.onnx), { method: 'int8-static' }, () => calib, { method });
+      const ops = q.graph!.node!.map((n) => n.opType);
+      assert.ok(ops.includes('QuantizeLinear') && ops.includes('DequantizeLinear'));
+      assert.ok(report.quantizedWeights.ratio <= 0.27, `weights ×${report.quantizedWeights.ratio}`);
+      const m = await evaluateCandidate(f.onnx, encodeModel(q), golden, { runs: 2 });
+      assert.ok(m.top1Agreement >= 0.99 && m.cosine.mean >= 0.99, `${method}: top-1 ${m.top1Agreement}, cosine ${m.cosine.mean}`);
+    }
+  });
+}
+
+test('calibration sets stream from JSONL or Arrow; int8-static without one, or on an old opset, is refused', async () => {
+  const f = await mlpModel();
+  const samples = fixtureGolden(f, 5);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-calib-'));
+  writeFileSync(path.join(dir, 'c.arrow'), samplesToArrow(samples));
+  writeFileSync(path.join(dir, 'c.jsonl'), goldenToJsonl(samples));
+  for (const file of ['c.arrow', 'c.jsonl']) {
+    const got: number[][] = [];
+    for await (const s of calibrationSource(path.join(dir, file))()) got.push(Array.from(s.inputs.input!.data.slice(0, 3)));
+    assert.equal(got.length, 5, file);
+    assert.deepEqual(got[4], Array.from(samples[4]!.inputs.input!.data.slice(0, 3)), file);
+  }
+  assert.throws(() => quantizeModel(decodeModel(f.onnx), { method: 'int8-static' }), /needs a calibration set/);
+  const old = model({ name: 'old', opset: 11, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['y'])] });
+  await assert.rejects(quantizeModelStatic(old, { method: 'int8-static' }, () => [], { method: 'minmax' }), /needs opset 13 or later/);
+  const wrong = [{ inputs: { input: { dims: [1, 3], data: Float32Array.of(1, 2, 3) } } }];
+  await assert.rejects(quantizeModelStatic(decodeModel(f.onnx), { method: 'int8-static' }, () => wrong, { method: 'minmax' }), /calibration sample 1 does not fit the model/);
 });

@@ -1,0 +1,153 @@
+import * as ort from 'onnxruntime-node';
+import { onnx } from '../onnx/proto';
+import { encodeModel } from '../onnx/proto';
+import type { GoldenSample } from './evaluate';
+import { QuantizeError } from './types';
+
+export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
+
+export interface CalibrationOptions {
+  method: CalibrationMethod;
+  /** percentile: share of values kept inside the range, in percent (both tails clipped equally). */
+  percentile?: number;
+  /** Histogram bins for percentile and entropy. */
+  bins?: number;
+}
+
+export type Ranges = Map<string, { min: number; max: number }>;
+
+/**
+ * Collects activation ranges of `tensors` by running the model on each calibration sample in turn. Only
+ * running statistics are kept (min/max, then one histogram per tensor), never a sample's intermediates
+ * after its run: memory is bins × tensors, whatever the dataset size. Percentile and entropy need a second
+ * pass over the samples, with histograms spanning the first pass's range.
+ */
+export async function calibrate(model: onnx.IModelProto, tensors: string[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, o: CalibrationOptions): Promise<Ranges> {
+  const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const g = augmented.graph!;
+  const present = new Set((g.output ?? []).map((v) => v.name!));
+  // Intermediate values become extra outputs, so one run yields every tensor to calibrate.
+  for (const t of tensors) if (!present.has(t)) g.output = [...(g.output ?? []), { name: t }];
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: 'disabled' });
+  } catch (err) {
+    throw new QuantizeError(`onnxruntime cannot load the model for calibration: ${(err as Error).message}`);
+  }
+  const runAll = async (visit: (name: string, data: Float32Array) => void): Promise<number> => {
+    let n = 0;
+    for await (const s of samples()) {
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(s.inputs)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
+      let out: ort.InferenceSession.ReturnType;
+      try {
+        out = await session.run(feeds, tensors);
+      } catch (err) {
+        throw new QuantizeError(`calibration sample ${n + 1} does not fit the model (${(err as Error).message}); check its input names and shapes`);
+      }
+      for (const name of tensors) visit(name, out[name]!.data as Float32Array);
+      n++;
+    }
+    return n;
+  };
+  try {
+    const ranges: Ranges = new Map(tensors.map((t) => [t, { min: Infinity, max: -Infinity }]));
+    const count = await runAll((name, data) => {
+      const r = ranges.get(name)!;
+      for (let i = 0; i < data.length; i++) {
+        const v = data[i]!;
+        if (v < r.min) r.min = v;
+        if (v > r.max) r.max = v;
+      }
+    });
+    if (count === 0) throw new QuantizeError('the calibration set is empty');
+    if (o.method === 'minmax') return ranges;
+    const bins = o.bins ?? 2048;
+    const hists = new Map(tensors.map((t) => [t, new Float64Array(bins)]));
+    // Percentile: values over [min, max]. Entropy: magnitudes over [0, absmax] (TensorRT's formulation).
+    await runAll((name, data) => {
+      const r = ranges.get(name)!;
+      const h = hists.get(name)!;
+      const lo = o.method === 'entropy' ? 0 : r.min;
+      const hi = o.method === 'entropy' ? Math.max(Math.abs(r.min), Math.abs(r.max)) : r.max;
+      const width = (hi - lo) / bins || 1;
+      for (let i = 0; i < data.length; i++) {
+        const v = o.method === 'entropy' ? Math.abs(data[i]!) : data[i]!;
+        h[Math.min(bins - 1, Math.max(0, Math.floor((v - lo) / width)))]! += 1;
+      }
+    });
+    const out: Ranges = new Map();
+    for (const t of tensors) {
+      const r = ranges.get(t)!;
+      const h = hists.get(t)!;
+      if (o.method === 'percentile') {
+        const tail = (100 - (o.percentile ?? 99.999)) / 200;
+        const [a, b] = [quantileOfHistogram(h, r.min, r.max, tail), quantileOfHistogram(h, r.min, r.max, 1 - tail)];
+        out.set(t, { min: Math.min(a, 0), max: Math.max(b, 0) });
+      } else {
+        const absmax = Math.max(Math.abs(r.min), Math.abs(r.max));
+        const threshold = entropyThreshold(h, absmax);
+        out.set(t, { min: r.min >= 0 ? 0 : -threshold, max: r.max <= 0 ? 0 : threshold });
+      }
+    }
+    return out;
+  } finally {
+    await session.release();
+  }
+}
+
+/** The value below which a share `q` of the histogram's mass lies (linear within a bin). */
+export function quantileOfHistogram(h: Float64Array, lo: number, hi: number, q: number): number {
+  const total = h.reduce((s, x) => s + x, 0);
+  const width = (hi - lo) / h.length;
+  let acc = 0;
+  for (let i = 0; i < h.length; i++) {
+    if (acc + h[i]! >= q * total) return lo + width * (i + (h[i]! ? (q * total - acc) / h[i]! : 0));
+    acc += h[i]!;
+  }
+  return hi;
+}
+
+/**
+ * TensorRT's entropy calibration: the clipping threshold of a magnitude histogram that minimises the KL
+ * divergence between the clipped distribution P and its 128-level quantization Q.
+ */
+export function entropyThreshold(h: Float64Array, absmax: number, levels = 128): number {
+  const bins = h.length;
+  if (absmax === 0) return 0;
+  let best = bins;
+  let bestKl = Infinity;
+  for (let i = levels; i <= bins; i++) {
+    const p = Array.from(h.subarray(0, i));
+    // Mass beyond the threshold is clipped into the last bin.
+    for (let j = i; j < bins; j++) p[i - 1]! += h[j]!;
+    const nonZero = p.map((x) => (x > 0 ? 1 : 0));
+    const q = new Array<number>(i).fill(0);
+    const merge = i / levels;
+    for (let k = 0; k < levels; k++) {
+      const start = Math.floor(k * merge);
+      const end = k === levels - 1 ? i : Math.floor((k + 1) * merge);
+      let sum = 0;
+      let count = 0;
+      for (let j = start; j < end; j++) {
+        sum += h[j]!;
+        count += nonZero[j]!;
+      }
+      for (let j = start; j < end; j++) if (nonZero[j]) q[j] = sum / count;
+    }
+    const ps = p.reduce((s, x) => s + x, 0);
+    const qs = q.reduce((s, x) => s + x, 0);
+    if (ps === 0 || qs === 0) continue;
+    let kl = 0;
+    for (let j = 0; j < i; j++) {
+      const pj = p[j]! / ps;
+      const qj = q[j]! / qs;
+      if (pj > 0) kl += qj > 0 ? pj * Math.log(pj / qj) : Infinity;
+    }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = i;
+    }
+  }
+  return (best / bins) * absmax;
+}

@@ -1,0 +1,59 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Field, Float32, List, RecordBatchReader, Table, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { parseGoldenJsonl, type GoldenSample } from './evaluate';
+import { QuantizeError } from './types';
+
+/**
+ * Calibration samples from a file, read lazily on every pass so a large set is never held in memory:
+ * JSONL (the golden format, one sample per line) or Arrow IPC (one row per sample, one list<float32>
+ * column per input, each input's dims in the schema metadata `qcflow.dims.<input>` as JSON).
+ */
+export function calibrationSource(file: string): () => AsyncIterable<GoldenSample> {
+  if (/\.(arrow|feather|ipc)$/i.test(file)) return () => arrowSamples(file);
+  return () => jsonlSamples(file);
+}
+
+async function* jsonlSamples(file: string): AsyncIterable<GoldenSample> {
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (!line.trim()) continue;
+    try {
+      yield parseGoldenJsonl(line)[0]!;
+    } catch (err) {
+      throw new QuantizeError(`${file} line ${n}: ${(err as Error).message.replace(/^golden line 1: /, '')}`);
+    }
+  }
+}
+
+async function* arrowSamples(file: string): AsyncIterable<GoldenSample> {
+  const reader = await RecordBatchReader.from(createReadStream(file));
+  for await (const batch of reader) {
+    const dims = new Map<string, number[]>();
+    for (const f of batch.schema.fields) {
+      const meta = batch.schema.metadata.get(`qcflow.dims.${f.name}`);
+      if (!meta) throw new QuantizeError(`${file}: column ${f.name} has no qcflow.dims.${f.name} schema metadata (its tensor shape)`);
+      dims.set(f.name, JSON.parse(meta) as number[]);
+    }
+    for (let r = 0; r < batch.numRows; r++) {
+      const inputs: GoldenSample['inputs'] = {};
+      for (const f of batch.schema.fields) {
+        const v = batch.getChild(f.name)!.get(r) as { toArray(): Float32Array } | null;
+        if (!v) throw new QuantizeError(`${file}: row ${r + 1} has no value for ${f.name}`);
+        inputs[f.name] = { dims: dims.get(f.name)!, data: Float32Array.from(v.toArray()) };
+      }
+      yield { inputs };
+    }
+  }
+}
+
+/** Writes samples as an Arrow IPC file in the layout calibrationSource reads (for tests and tooling). */
+export function samplesToArrow(samples: GoldenSample[]): Uint8Array {
+  const names = Object.keys(samples[0]?.inputs ?? {});
+  const type = new List(new Field('item', new Float32(), false));
+  const table = new Table(Object.fromEntries(names.map((n) => [n, vectorFromArray(samples.map((s) => s.inputs[n]!.data), type)])));
+  for (const n of names) table.schema.metadata.set(`qcflow.dims.${n}`, JSON.stringify(samples[0]!.inputs[n]!.dims));
+  return tableToIPC(table, 'file');
+}
