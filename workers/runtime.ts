@@ -1,4 +1,4 @@
-import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getLogger, temporalLogger, type Logger } from '../src/clients/logger';
 import type { Config } from '../src/clients/config';
 import { createObjectStore, type ObjectStore } from '../src/clients/minio';
@@ -77,4 +77,31 @@ export function workerMain(cfg: Config, log: Logger, start: () => Promise<Runnin
       log.fatal({ err }, 'worker failed');
       process.exit(1);
     });
+}
+
+/**
+ * A worker that only runs activities on one queue (review, models): clients, the worker, and a clean stop.
+ * The activities are built from the worker's clients.
+ */
+export async function startActivityWorker(cfg: Config, o: {
+  component: string; taskQueue: string; poolSize: number; maxConcurrent?: number;
+  activities: (c: WorkerClients) => object;
+}): Promise<RunningWorker> {
+  const clients = await connectWorkerClients(cfg, o.component, o.poolSize);
+  const worker = await Worker.create({
+    connection: clients.connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: o.taskQueue,
+    activities: o.activities(clients),
+    maxConcurrentActivityTaskExecutions: o.maxConcurrent,
+    shutdownGraceTime: cfg.worker.shutdownGraceMs,
+  }).catch(async (err: unknown) => {
+    await clients.close();
+    throw err;
+  });
+  clients.log.info({ taskQueue: o.taskQueue }, `${o.component} started`);
+  return runWorker(worker, async () => {
+    await clients.close();
+    clients.log.info(`${o.component} stopped`);
+  });
 }
