@@ -5,7 +5,7 @@ import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
 import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
-import { registerModelFiles } from '../models/register';
+import { checkModelVersion, registerModelFiles } from '../models/register';
 import { listModelVersions } from '../store/models';
 import { AuthError, issueToken, parseRole, resolveJwtSecret } from '../http/auth';
 import { startReviewServer } from '../http/start';
@@ -224,6 +224,17 @@ model.command('quantize-job').description('run the modelQuantization workflow on
       } finally {
         clearInterval(ticker);
       }
+    }));
+
+model.command('check').description('regression check of a registered version: sha256 of its file, and its outputs on its golden inputs against those stored at registration')
+  .requiredOption('--model <tenant/name/version>', 'a registered version with golden inputs')
+  .option('--tolerance <x>', 'largest absolute output difference accepted', Number, 1e-4)
+  .option('--providers <list>', 'execution providers, e.g. cuda,cpu', list, ['cpu'])
+  .action((o: { model: string; tolerance: number; providers: string[] }) =>
+    withServices(async (s) => {
+      const r = await checkModelVersion(s.pool, s.store, o.model, { providers: o.providers }).catch((err: Error) => { throw new CliError(err.message); });
+      process.stdout.write(`${JSON.stringify({ ...r, tolerance: o.tolerance, ok: r.maxAbsError <= o.tolerance }, null, 2)}\n`);
+      if (r.maxAbsError > o.tolerance) throw new CliError(`${o.model}: outputs drifted by up to ${r.maxAbsError} (> ${o.tolerance}) from those stored at registration`);
     }));
 
 model.command('fixture').description('write one of the built-in fixture models (mlp, cnn, transformer) and labelled golden inputs, to try quantization on')

@@ -5,7 +5,9 @@ import { sha256Hex } from '../clients/onnx-sessions';
 import { decodeModel } from '../onnx/proto';
 import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
-import { parseGoldenJsonl } from '../quantize/evaluate';
+import { goldenOutputs, outputDrift, parseGoldenJsonl, type GoldenOutput } from '../quantize/evaluate';
+import { getObjectBuffer, getObjectText } from '../clients/minio';
+import { getModelVersion } from '../store/models';
 
 export interface RegisterModelInput {
   tenant?: string;
@@ -51,9 +53,12 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   }
   let goldenKey: string | null = null;
   if (input.golden !== undefined) {
-    parseGoldenJsonl(input.golden);
+    const samples = parseGoldenJsonl(input.golden);
     goldenKey = `${prefix}/golden.jsonl`;
+    // The version's own outputs on its golden inputs, so `qcflow model check` can tell later if they drift.
+    const outputs = await goldenOutputs(input.onnx, samples);
     await putObject(store, goldenKey, input.golden, 'application/x-ndjson');
+    await putObject(store, goldenOutputsKey(goldenKey), outputs.map((o) => JSON.stringify(o)).join('\n') + '\n', 'application/x-ndjson');
   }
   return insertModelVersion(pool, {
     id: modelVersionId(tenant, input.name, input.version), tenant, name: input.name, version: input.version, sha256,
@@ -77,4 +82,22 @@ export async function registerModelFiles(pool: Pool, store: ObjectStore, files: 
     tokenizer: files.tokenizer ? await readJson(files.tokenizer) : undefined,
     golden: files.golden ? await readFile(files.golden, 'utf8') : undefined,
   }, actor);
+}
+
+export const goldenOutputsKey = (goldenKey: string): string => goldenKey.replace(/golden\.jsonl$/, 'golden-outputs.jsonl');
+
+/**
+ * Regression check of a registered version: its file still has its sha256, and its outputs on its golden
+ * inputs still match those stored at registration (another onnxruntime, provider or machine may differ).
+ */
+export async function checkModelVersion(pool: Pool, store: ObjectStore, id: string, o: { providers?: string[] } = {}): Promise<{ id: string; sha256: 'ok'; samples: number; maxAbsError: number; minCosine: number }> {
+  const v = await getModelVersion(pool, id);
+  if (!v) throw new Error(`model version ${id} is not registered`);
+  if (!v.goldenKey) throw new Error(`model version ${id} has no golden inputs to check against; re-register it with --golden golden.jsonl`);
+  const onnx = await getObjectBuffer(store, v.objectKey);
+  if (sha256Hex(onnx) !== v.sha256) throw new Error(`model file of ${id} has sha256 ${sha256Hex(onnx)}, registered ${v.sha256}: the stored object was changed`);
+  const golden = parseGoldenJsonl(await getObjectText(store, v.goldenKey));
+  const stored = (await getObjectText(store, goldenOutputsKey(v.goldenKey))).split('\n').filter(Boolean).map((l) => JSON.parse(l) as GoldenOutput);
+  const fresh = await goldenOutputs(onnx, golden, { output: stored[0]?.output, providers: o.providers });
+  return { id, sha256: 'ok', ...outputDrift(stored, fresh) };
 }

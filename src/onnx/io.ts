@@ -73,6 +73,8 @@ export interface WriteOptions {
   externalData?: 'auto' | 'always' | 'never';
   /** Tensors smaller than this stay inline even when writing external data. */
   sizeThreshold?: number;
+  /** `auto` goes external past this many bytes of tensor data (default just under protobuf's 2 GiB; tests lower it). */
+  inlineLimit?: number;
 }
 
 /**
@@ -83,7 +85,7 @@ export function writeModelFile(file: string, model: onnx.IModelProto, o: WriteOp
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const tensors = allTensors(model.graph!);
   const total = tensors.reduce((s, t) => s + tensorBytes(t).length, 0);
-  const external = o.externalData === 'always' || (o.externalData !== 'never' && total > INLINE_LIMIT);
+  const external = o.externalData === 'always' || (o.externalData !== 'never' && total > (o.inlineLimit ?? INLINE_LIMIT));
   if (!external) {
     const bytes = encodeModel(model);
     writeFileSync(file, bytes);

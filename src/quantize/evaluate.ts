@@ -147,3 +147,41 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
     await cand.release();
   }
 }
+
+/** One golden sample's reference output, as stored beside the golden inputs. */
+export interface GoldenOutput {
+  output: string;
+  data: number[];
+}
+
+/** The model's first output (or `output`) on each golden sample: what a later regression check compares with. */
+export async function goldenOutputs(model: ModelSource, golden: GoldenSample[], o: { output?: string; providers?: string[] } = {}): Promise<GoldenOutput[]> {
+  const s = await session(model, o.providers ?? ['cpu']);
+  try {
+    const output = o.output ?? s.outputNames[0]!;
+    const out: GoldenOutput[] = [];
+    for (let i = 0; i < golden.length; i++) out.push({ output, data: Array.from(await run(s, golden[i]!, i, output)) });
+    return out;
+  } finally {
+    await s.release();
+  }
+}
+
+/** Drift of fresh outputs from stored ones: worst absolute difference and worst cosine. */
+export function outputDrift(stored: GoldenOutput[], fresh: GoldenOutput[]): { samples: number; maxAbsError: number; minCosine: number } {
+  if (stored.length !== fresh.length) throw new QuantizeError(`${stored.length} stored golden outputs but ${fresh.length} golden inputs; re-register the version`);
+  let maxAbs = 0;
+  let minCos = 1;
+  stored.forEach((s, i) => {
+    const a = Float32Array.from(s.data);
+    const b = Float32Array.from(fresh[i]!.data);
+    if (a.length !== b.length) {
+      maxAbs = Infinity;
+      minCos = 0;
+      return;
+    }
+    for (let j = 0; j < a.length; j++) maxAbs = Math.max(maxAbs, Math.abs(a[j]! - b[j]!));
+    minCos = Math.min(minCos, cosine(a, b));
+  });
+  return { samples: stored.length, maxAbsError: maxAbs, minCosine: minCos };
+}

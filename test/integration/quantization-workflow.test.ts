@@ -2,10 +2,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { fixtureGolden, mlpModel } from '../../src/onnx/fixture-models';
-import { registerModel } from '../../src/models/register';
+import { checkModelVersion, goldenOutputsKey, registerModel } from '../../src/models/register';
 import { getModelVersion, resolveModelRefs } from '../../src/store/models';
 import { goldenToJsonl } from '../../src/quantize/evaluate';
-import { getObjectText } from '../../src/clients/minio';
+import { getObjectText, putObject } from '../../src/clients/minio';
 import { modelQuantization } from '../../workflows';
 import { quantizationProgressQuery, workflowIds, type ModelQuantizationInput, type QuantizationProgress } from '../../workflows/definitions';
 import { harness, uid, type Harness } from './helpers';
@@ -47,6 +47,12 @@ test('quantize → evaluate → register through Temporal: the smallest candidat
   // The child keeps the golden inputs for later regression checks.
   assert.ok(child.goldenKey);
   assert.equal((await getObjectText(h.store, child.goldenKey!)).split('\n').filter(Boolean).length, 100);
+  // Regression check: both versions reproduce the outputs stored at registration; tampered ones are caught.
+  for (const id of [modelId, child.id]) assert.equal((await checkModelVersion(h.pool, h.store, id)).maxAbsError, 0);
+  const outputsKey = goldenOutputsKey(child.goldenKey!);
+  const tampered = (await getObjectText(h.store, outputsKey)).replace(/"data":\[(-?[0-9.e-]+)/, (_m, v: string) => `"data":[${Number(v) + 0.5}`);
+  await putObject(h.store, outputsKey, tampered, 'application/x-ndjson');
+  assert.ok(Math.abs((await checkModelVersion(h.pool, h.store, child.id)).maxAbsError - 0.5) < 1e-3);
   // A bare reference still resolves to the fp32 parent until a rollout says otherwise.
   const [name] = modelId.split('/').slice(1);
   assert.equal((await resolveModelRefs(h.pool, [name!]))[0]!.id, modelId);

@@ -121,6 +121,13 @@ test('external data: written beside the model, read back, run by onnxruntime; pa
   assert.throws(() => readModelFile(path.join(dir, 'junk.onnx')), OnnxFormatError);
   assert.throws(() => readModelFile(path.join(dir, 'm.onnx').slice(0, -5) + 'missing.onnx'));
   assert.ok(existsSync(file));
+  // `auto` keeps a model inline below the limit and goes external above it (the > 2 GB rule, with a lowered limit).
+  const small = path.join(dir, 'auto-inline.onnx');
+  assert.equal(writeModelFile(small, decodeModel(f.onnx)).externalFile, undefined);
+  const big = path.join(dir, 'auto-external.onnx');
+  assert.equal(writeModelFile(big, decodeModel(f.onnx), { inlineLimit: 100_000 }).externalFile, `${big}.data`);
+  const run = await (await ort.InferenceSession.create(big)).run(feeds);
+  assert.deepEqual(Array.from(run.logits!.data as Float32Array), Array.from(a.logits!.data as Float32Array));
 });
 
 for (const [name, build] of Object.entries(fixtures)) {
