@@ -66,6 +66,15 @@ export function layer3PlanActivities(deps: ActivityDeps) {
 }
 
 /** On the qc-inference queue: layer 3, the pinned model(s) over every layer-1-passed sample of the batch. */
+/**
+ * Work started now and awaited later (a prefetch, a write, a running batch) must not become an unhandled
+ * rejection if it fails meanwhile: it is marked observed here, and its error is thrown where it is awaited.
+ */
+function observed<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 export function inferenceActivities(deps: InferenceDeps) {
   const adapters = new Map<string, InputAdapter>();
 
@@ -111,11 +120,19 @@ export function inferenceActivities(deps: InferenceDeps) {
     return feeds;
   }
 
-  /** Logits per item (undefined where the adapter refused the item, with the refusal's finding). */
-  async function predict(m: Member, s: LoadedSession, items: AdapterItem[]): Promise<Array<{ logits?: Float32Array; finding?: Finding }>> {
-    const out: Array<{ logits?: Float32Array; finding?: Finding }> = items.map(() => ({}));
+  type Prediction = { logits?: Float32Array; finding?: Finding };
+  type PreparedBatch = { out: Prediction[]; prepared: Awaited<ReturnType<Member['adapter']['prepare']>> };
+
+  /** The adapter's half of a batch (tokenize, decode images): CPU work on this thread. */
+  async function prepareBatch(m: Member, items: AdapterItem[]): Promise<PreparedBatch> {
+    const out: Prediction[] = items.map(() => ({}));
     const prepared = await m.adapter.prepare(items);
     for (const r of prepared.rejected) out[r.index] = { finding: r.finding };
+    return { out, prepared };
+  }
+
+  /** onnxruntime's half: runs on its own threads, so the next batch can be prepared meanwhile. */
+  async function runBatch(m: Member, s: LoadedSession, { out, prepared }: PreparedBatch): Promise<Prediction[]> {
     if (prepared.rows.length === 0) return out;
     const outputName = m.version.manifest.output ?? s.session.outputNames[0]!;
     let result: ort.InferenceSession.OnnxValueMapType;
@@ -133,6 +150,24 @@ export function inferenceActivities(deps: InferenceDeps) {
     const data = logits.data as Float32Array;
     prepared.rows.forEach((index, r) => { out[index] = { logits: data.subarray(r * C, (r + 1) * C) }; });
     for (const t of Object.values(result)) t.dispose();
+    return out;
+  }
+
+  /**
+   * Logits per item (undefined where the adapter refused it, with the finding), preparing batch i+1 while
+   * batch i runs; `whileFirstRuns` (the previous page's bookkeeping) runs while the first batch does.
+   */
+  async function predictAll(m: Member, s: LoadedSession, items: AdapterItem[], onBatch: (done: number) => void, whileFirstRuns?: () => Promise<void>): Promise<Prediction[]> {
+    const out: Prediction[] = [];
+    let running: Promise<Prediction[]> | undefined;
+    for (let i = 0; i < items.length; i += deps.batchSize) {
+      const next = await prepareBatch(m, items.slice(i, i + deps.batchSize));
+      if (running) out.push(...await running);
+      running = observed(runBatch(m, s, next));
+      if (i === 0 && whileFirstRuns) await whileFirstRuns();
+      onBatch(i);
+    }
+    if (running) out.push(...await running);
     return out;
   }
 
@@ -161,73 +196,86 @@ export function inferenceActivities(deps: InferenceDeps) {
         return m && 'key' in m ? m.key : undefined;
       };
 
-      for (;;) {
-        const { rows } = await deps.pool.query<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>(
-          `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus
-           FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
-           LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
-           WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc'
-             AND NOT EXISTS (SELECT 1 FROM qc_results q3 WHERE q3.sample_id = s.id AND q3.layer = 3)
-           ORDER BY s.id LIMIT $3`,
-          [input.project, input.batchId, PAGE],
-        );
-        if (rows.length === 0) break;
-        const results: Array<{ id: string; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> }> = [];
-        const unavailable = (message: string): void => {
-          for (const r of rows) results.push({ id: r.id, passed: false, score: null, findings: [{ layer: 3, pointer: '', rule: 'layer3.model_unavailable', message: `${message}; layer 3 could not judge this sample, so it goes to review` }], details: { error: message } });
-        };
-        if (summary.modelError) {
-          unavailable(summary.modelError);
-        } else {
-          try {
-            const items: AdapterItem[] = await Promise.all(rows.map(async (r) => {
-              const key = imageKey(r.media);
-              return { payload: r.payload, image: key ? await getObjectBufferIfExists(deps.store, key) : undefined };
-            }));
-            const perMember: Array<Array<{ logits?: Float32Array; finding?: Finding }>> = [];
-            for (const m of members) {
-              const preds: Array<{ logits?: Float32Array; finding?: Finding }> = [];
-              await deps.sessions.with(m.version.sha256, () => fetchModelObject(m.version.objectKey), async (s) => {
-                if (!summary.providers.includes(s.provider)) summary.providers.push(s.provider);
-                for (let i = 0; i < items.length; i += deps.batchSize) {
-                  preds.push(...await predict(m, s, items.slice(i, i + deps.batchSize)));
-                  heartbeat({ done: summary.scored + summary.failed + i });
-                }
-              });
-              perMember.push(preds);
-            }
-            rows.forEach((r, i) => {
-              const refused = perMember.map((p) => p[i]!.finding).find(Boolean);
-              if (refused) {
-                results.push({ id: r.id, passed: false, score: null, findings: [refused], details: { error: refused.message } });
-                return;
-              }
-              const preds: ModelPrediction[] = perMember.map((p, k) => ({ modelVersion: members[k]!.version.id, logits: p[i]!.logits! }));
-              const p = scoreSample(preds, labels, r.consensus ?? [], policy.layer3.topK);
-              results.push({ id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [] } });
-            });
-          } catch (err) {
-            if (!(err instanceof ModelUnavailable || err instanceof ModelIntegrityError || err instanceof ModelLoadError)) throw err;
-            summary.modelError = err.message;
-            deps.log.error({ project: input.project, batchId: input.batchId, models: modelVersion, err: err.message }, 'layer-3 model unusable; samples go to review');
-            results.length = 0;
-            unavailable(err.message);
-          }
-        }
-        // One statement per page: per-row round trips would cost more than the model itself.
-        await deps.pool.query(
+      // Pages by id (keyset), so the next page is read while this one is scored and the previous one written.
+      const readPage = (after: string) => observed(deps.pool.query<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>(
+        `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus
+         FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
+         LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+         WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND s.id > $4
+           AND NOT EXISTS (SELECT 1 FROM qc_results q3 WHERE q3.sample_id = s.id AND q3.layer = 3)
+         ORDER BY s.id LIMIT $3`,
+        [input.project, input.batchId, PAGE, after],
+      ));
+      type Row = { id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null };
+      type Result = { id: string; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> };
+      const unavailableResults = (rows: Row[], message: string): Result[] =>
+        rows.map((r) => ({ id: r.id, passed: false, score: null, findings: [{ layer: 3, pointer: '', rule: 'layer3.model_unavailable', message: `${message}; layer 3 could not judge this sample, so it goes to review` }], details: { error: message } }));
+      const scoreRows = (rows: Row[], perMember: Prediction[][]): Result[] => rows.map((r, i) => {
+        const refused = perMember.map((p) => p[i]!.finding).find(Boolean);
+        if (refused) return { id: r.id, passed: false, score: null, findings: [refused], details: { error: refused.message } };
+        const preds: ModelPrediction[] = perMember.map((p, k) => ({ modelVersion: members[k]!.version.id, logits: p[i]!.logits! }));
+        const p = scoreSample(preds, labels, r.consensus ?? [], policy.layer3.topK);
+        return { id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [] } };
+      });
+      let writing: Promise<unknown> = Promise.resolve();
+      // One statement per page (per-row round trips would cost more than the model itself), running while
+      // the next page is scored; the previous write is awaited first, so writes stay in order.
+      const writeResults = async (results: Result[]): Promise<void> => {
+        await writing;
+        writing = observed(deps.pool.query(
           `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
            SELECT id, 3, passed, score, findings, details, $6 FROM unnest($1::text[], $2::bool[], $3::real[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
            ON CONFLICT (sample_id, layer) DO NOTHING`,
           [results.map((r) => r.id), results.map((r) => r.passed), results.map((r) => r.score), results.map((r) => JSON.stringify(r.findings)), results.map((r) => JSON.stringify(r.details)), modelVersion],
-        );
+        ));
         for (const r of results) {
           if (r.score !== null) summary.scored++;
           if (r.findings.some((f) => f.rule === 'layer3.model_disagrees')) summary.disagreements++;
           if (r.score === null && !r.passed) summary.failed++;
         }
         heartbeat({ done: summary.scored + summary.failed });
+      };
+      // A page's scoring and write wait until the next page's first batch is running, so the model is
+      // never idle while this thread does bookkeeping.
+      let pending: (() => Promise<void>) | undefined;
+      const flush = async (): Promise<void> => {
+        const p = pending;
+        pending = undefined;
+        if (p) await p();
+      };
+      let page = readPage('');
+      for (;;) {
+        const { rows } = await page;
+        if (rows.length === 0) break;
+        page = readPage(rows[rows.length - 1]!.id);
+        if (summary.modelError) {
+          await flush();
+          await writeResults(unavailableResults(rows, summary.modelError));
+          continue;
+        }
+        try {
+          const items: AdapterItem[] = await Promise.all(rows.map(async (r) => {
+            const key = imageKey(r.media);
+            return { payload: r.payload, image: key ? await getObjectBufferIfExists(deps.store, key) : undefined };
+          }));
+          const perMember: Prediction[][] = [];
+          for (const [k, m] of members.entries()) {
+            await deps.sessions.with(m.version.sha256, () => fetchModelObject(m.version.objectKey), async (s) => {
+              if (!summary.providers.includes(s.provider)) summary.providers.push(s.provider);
+              perMember.push(await predictAll(m, s, items, (i) => heartbeat({ done: summary.scored + summary.failed + i }), k === 0 ? flush : undefined));
+            });
+          }
+          pending = () => writeResults(scoreRows(rows, perMember));
+        } catch (err) {
+          if (!(err instanceof ModelUnavailable || err instanceof ModelIntegrityError || err instanceof ModelLoadError)) throw err;
+          summary.modelError = err.message;
+          deps.log.error({ project: input.project, batchId: input.batchId, models: modelVersion, err: err.message }, 'layer-3 model unusable; samples go to review');
+          await flush();
+          await writeResults(unavailableResults(rows, err.message));
+        }
       }
+      await flush();
+      await writing;
       summary.cache = deps.sessions.stats();
       deps.log.info({ project: input.project, batchId: input.batchId, models: modelVersion, ...summary }, 'layer 3 done');
       return summary;

@@ -16,7 +16,7 @@ import { SessionCache } from '../src/clients/onnx-sessions';
 import { startStack } from '../src/infra/stack';
 import { DEMO_CUES, prng } from '../src/demo/dataset';
 import { registerModel } from '../src/models/register';
-import { bagOfWordsTextModel } from '../src/onnx/reference-models';
+import { bagOfWordsTextModel, transformerTextModel } from '../src/onnx/reference-models';
 import { createAdapter } from '../src/qc/inference/adapters';
 import { validateProjectDefinition } from '../src/projects/definition';
 import { upsertProject } from '../src/store/projects';
@@ -50,17 +50,24 @@ const rnd = prng(11);
 const words = [...DEMO_CUES.positive, ...DEMO_CUES.negative, ...DEMO_CUES.neutral];
 const TEXTS = Array.from({ length: 3 }, () => Array.from({ length: 24 }, () => words[Math.floor(rnd() * words.length)]).join(' '));
 
-async function benchLayer3(pool: Pool, store: ReturnType<typeof createObjectStore>, n: number): Promise<void> {
-  const m = bagOfWordsTextModel({ cues: { positive: [...DEMO_CUES.positive], negative: [...DEMO_CUES.negative], neutral: [...DEMO_CUES.neutral] }, maxLength: 32 });
-  await registerModel(pool, store, { name: 'bench-bow', version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'bench');
-  await project(pool, 'bench-l3', { layer3: { models: ['bench-bow'] } });
-  const plan = { models: await resolveModelRefs(pool, ['bench-bow']), taskQueue: 'unused' };
+const CUES = { positive: [...DEMO_CUES.positive], negative: [...DEMO_CUES.negative], neutral: [...DEMO_CUES.neutral] };
+
+/**
+ * Two models: the bag-of-words fixture (about 2 µs per sample, so the activity's own costs dominate) and a
+ * 2-layer transformer text classifier (a realistic cost per sample, where inference should dominate).
+ */
+async function benchLayer3(pool: Pool, store: ReturnType<typeof createObjectStore>, n: number, which: 'bow' | 'transformer'): Promise<void> {
+  const m = which === 'bow' ? bagOfWordsTextModel({ cues: CUES, maxLength: 32 }) : transformerTextModel({ cues: CUES, maxLength: 32, dim: 128, layers: 4 });
+  const name = `bench-${which}`;
+  const projectId = `bench-l3-${which}`;
+  await registerModel(pool, store, { name, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'bench');
+  await project(pool, projectId, { layer3: { models: [name] } });
+  const plan = { models: await resolveModelRefs(pool, [name]), taskQueue: 'unused' };
   const sessions = new SessionCache({ providers: ['cpu'], intraOpThreads: 1, maxSessions: 2, maxBytes: 1e9, log });
   const acts = inferenceActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: 'unused', sessions, batchSize: 64 });
-  // Warm-up batch: loads the session, so the timed run measures steady state like the baseline.
-  await seedBatch(pool, 'bench-l3', 'warm', 64);
-  await acts.scorePlausibility({ project: 'bench-l3', batchId: 'warm', plan });
-  await seedBatch(pool, 'bench-l3', 'timed', n);
+  // Warm-up batch: loads the session, so the timed runs measure steady state like the baseline.
+  await seedBatch(pool, projectId, 'warm', 64);
+  await acts.scorePlausibility({ project: projectId, batchId: 'warm', plan });
   const tp = process.hrtime.bigint();
   const adapter = createAdapter(m.manifest.adapter, m.tokenizer);
   const feeds: Array<Record<string, ort.Tensor>> = [];
@@ -69,20 +76,28 @@ async function benchLayer3(pool: Pool, store: ReturnType<typeof createObjectStor
     feeds.push({ input_ids: new ort.Tensor('int64', p.feeds.input_ids!.data, p.feeds.input_ids!.dims), attention_mask: new ort.Tensor('int64', p.feeds.attention_mask!.data, p.feeds.attention_mask!.dims) });
   }
   const prepareMs = Number(process.hrtime.bigint() - tp) / 1e6;
-  const t0 = process.hrtime.bigint();
-  const summary = await acts.scorePlausibility({ project: 'bench-l3', batchId: 'timed', plan });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (summary.scored !== n) throw new Error(`layer-3 bench scored ${summary.scored} of ${n}`);
-
   const session = await ort.InferenceSession.create(m.onnx, { executionProviders: ['cpu'], intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
   await session.run(feeds[0]!);
-  const t1 = process.hrtime.bigint();
-  for (const f of feeds) await session.run(f);
-  const baseMs = Number(process.hrtime.bigint() - t1) / 1e6;
+  // Activity and baseline alternate over three rounds and the medians are compared: on a small shared
+  // machine, load from the stack's own servers drifts over a run, and alternating spreads it evenly.
+  const actMs: number[] = [];
+  const baseMs: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    await seedBatch(pool, projectId, `timed-${round}`, n);
+    const t0 = process.hrtime.bigint();
+    const summary = await acts.scorePlausibility({ project: projectId, batchId: `timed-${round}`, plan });
+    actMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    if (summary.scored !== n) throw new Error(`layer-3 bench scored ${summary.scored} of ${n}`);
+    const t1 = process.hrtime.bigint();
+    for (const f of feeds) await session.run(f);
+    baseMs.push(Number(process.hrtime.bigint() - t1) / 1e6);
+  }
+  const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[1]!;
+  const [ms, base] = [median(actMs), median(baseMs)];
   console.log(JSON.stringify({
-    bench: 'layer3.scorePlausibility', model: 'bag-of-words text (fixture)', samples: n, batchSize: 64, samplesPerSec: Math.round(n / (ms / 1000)),
-    baseline: 'session.run on ready tensors, batch 64', baselineSamplesPerSec: Math.round(n / (baseMs / 1000)), ratio: +(baseMs / ms).toFixed(3), target: 0.9,
-    tokenizeSamplesPerSec: Math.round(n / (prepareMs / 1000)),
+    bench: 'layer3.scorePlausibility', model: which === 'bow' ? 'bag-of-words text (fixture)' : 'transformer text, 4 layers, d=128', samples: n, rounds: 3, batchSize: 64,
+    samplesPerSec: Math.round(n / (ms / 1000)), baseline: 'session.run on ready tensors, batch 64, same rounds', baselineSamplesPerSec: Math.round(n / (base / 1000)),
+    ratio: +(base / ms).toFixed(3), target: 0.9, meetsTarget: base / ms >= 0.9, tokenizeSamplesPerSec: Math.round(n / (prepareMs / 1000)),
   }));
   await sessions.close();
   await session.release();
@@ -128,7 +143,9 @@ export async function stackBenches(): Promise<void> {
   const pool = createPool(stack.databaseUrl, 4);
   const store = createObjectStore(stack.cfg.minio);
   try {
-    await benchLayer3(pool, store, 8192);
+    await benchLayer3(pool, store, 8192, 'bow');
+    await benchLayer3(pool, store, 2048, 'transformer');
+    if (process.env.QCFLOW_BENCH_ONLY === 'layer3') return;
     const small = await benchLayer4(pool, store, 10_000);
     const large = await benchLayer4(pool, store, 1_000_000);
     console.log(JSON.stringify({

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import pino from 'pino';
-import { bagOfWordsTextModel, linearFeaturesModel, tinyColorCnn } from '../../src/onnx/reference-models';
+import { bagOfWordsTextModel, linearFeaturesModel, tinyColorCnn, transformerTextModel } from '../../src/onnx/reference-models';
 import { decodeModel, OnnxFormatError } from '../../src/onnx/proto';
 import { createAdapter } from '../../src/qc/inference/adapters';
 import { parseModelManifest } from '../../src/qc/inference/manifest';
@@ -128,4 +128,22 @@ test('session cache: coalesced loads, LRU eviction by count and by bytes, sha256
   assert.equal(cache.stats().skippedProviders.join(), 'cuda', 'a provider that failed where a later one worked is not retried for every model');
   await cache.close();
   await tight.close();
+});
+
+test('the transformer text reference model (the layer-3 bench model) follows its cue words through the text adapter', async () => {
+  const m = transformerTextModel({ cues: CUES, maxLength: 16 });
+  const adapter = createAdapter(parseModelManifest(m.manifest).adapter, m.tokenizer);
+  const texts = Object.entries(CUES).map(([label, words]) => ({ label, text: `${words[0]} and ${words[1]}` }));
+  const p = await adapter.prepare(texts.map((t) => ({ payload: { text: t.text } })));
+  const s = await ort.InferenceSession.create(m.onnx);
+  const out = await s.run({
+    input_ids: new ort.Tensor('int64', p.feeds.input_ids!.data, p.feeds.input_ids!.dims),
+    attention_mask: new ort.Tensor('int64', p.feeds.attention_mask!.data, p.feeds.attention_mask!.dims),
+  });
+  const logits = out.logits!.data as Float32Array;
+  const C = m.manifest.labels.length;
+  texts.forEach((t, i) => {
+    const row = Array.from(logits.subarray(i * C, (i + 1) * C));
+    assert.equal(m.manifest.labels[row.indexOf(Math.max(...row))], t.label, t.text);
+  });
 });
