@@ -37,6 +37,10 @@ export async function startTemporal(o: TemporalOptions, log: Logger): Promise<Ma
     '--ip', o.host, '--port', String(o.port), '--ui-port', String(o.uiPort),
     '--namespace', o.namespace, '--log-level', 'warn',
     '--dynamic-config-value', 'matching.useNewMatcher=true',
+    // Priority orders tasks within a task-queue partition; one partition makes the order strict on the
+    // dev server (a production cluster keeps its partitions and gets best-effort ordering across them).
+    '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
     ...Object.entries(SEARCH_ATTRIBUTE_TYPES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
   if (o.dbFile) args.push('--db-filename', o.dbFile);
