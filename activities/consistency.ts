@@ -10,14 +10,9 @@ import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc
 import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store/reliability';
 import type { MediaRef } from '../src/ingest/envelope';
 import type { ProjectDefinition } from '../src/projects/definition';
-import { type ActivityDeps, badInput, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, badInput, heartbeat, requireProject } from './deps';
 
 const PAGE = 500;
-
-interface BatchKey {
-  project: string;
-  batchId: string;
-}
 
 export interface BatchAgreement {
   samples: number;

@@ -2,7 +2,7 @@ import { withTransaction } from '../src/clients/pg';
 import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type BatchSampleQuality, type Breach, type SubjectSummary } from '../src/qc/decay';
 import { insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
 import { policyOf } from './consistency';
-import { type ActivityDeps, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, heartbeat, requireProject } from './deps';
 
 export interface DecaySummary {
   subjects: number;
@@ -21,7 +21,7 @@ export function decayActivities(deps: ActivityDeps) {
      * short and reference windows from the newest buckets only, syncs the decay alerts, and writes each
      * sample's stability and alert findings for layer 5.
      */
-    async trackQualityDecay(input: { project: string; batchId: string }): Promise<DecaySummary> {
+    async trackQualityDecay(input: BatchKey): Promise<DecaySummary> {
       const policy = policyOf(await requireProject(deps, input.project)).layer4;
       const { rows } = await deps.pool.query<{ id: string; l1: boolean; l2: number | null; l3: number | null; annotations: Array<{ annotator: string; durationMs: number | null }> }>(
         `SELECT s.id, q1.passed AS l1, q2.score AS l2, q3.score AS l3,

@@ -16,6 +16,12 @@ export interface ActivityDeps {
   inferenceQueue: string;
 }
 
+/** Which batch of which project an activity works on: the input of most batch activities. */
+export interface BatchKey {
+  project: string;
+  batchId: string;
+}
+
 /** Error type for input that no retry can fix; listed as non-retryable in every activity's retry policy. */
 export const BAD_INPUT = 'BadInput';
 

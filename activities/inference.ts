@@ -7,7 +7,7 @@ import type { Finding } from '../src/qc/findings';
 import type { MediaRef } from '../src/ingest/envelope';
 import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersionRow, type PinnedModel } from '../src/store/models';
 import { policyOf } from './consistency';
-import { type ActivityDeps, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, heartbeat, requireProject } from './deps';
 
 /** What a batch pins for layer 3 at its start: exact model versions and the queue of the inference workers. */
 export interface Layer3Plan {
@@ -17,9 +17,7 @@ export interface Layer3Plan {
   unresolved?: string;
 }
 
-export interface PlausibilityInput {
-  project: string;
-  batchId: string;
+export interface PlausibilityInput extends BatchKey {
   plan: Layer3Plan;
 }
 

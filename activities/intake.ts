@@ -6,7 +6,7 @@ import { contentHash, parseLine, sampleId, type IngestSample } from '../src/inge
 import { BATCH_ID, extensionFor, inlineMediaKey, stagingKey } from '../src/ingest/keys';
 import type { Finding } from '../src/qc/findings';
 import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
-import { type ActivityDeps, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
 
 const CHUNK = 500;
 
@@ -73,7 +73,7 @@ export function intakeActivities(deps: ActivityDeps) {
 
   return {
     /** Writes a small inline submission to a staged JSONL so it flows through the same path as files. */
-    async stageInlineSamples(args: { project: string; batchId: string; samples: IngestSample[] }): Promise<BatchRef> {
+    async stageInlineSamples(args: BatchKey & { samples: IngestSample[] }): Promise<BatchRef> {
       const key = stagingKey(args.project, args.batchId);
       await putObject(deps.store, key, args.samples.map((s) => JSON.stringify(s)).join('\n') + '\n', 'application/x-ndjson');
       return { batchId: args.batchId, stagingKey: key };

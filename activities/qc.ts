@@ -7,14 +7,9 @@ import { listResamples, type ResampleRequest } from '../src/store/resamples';
 import { policyOf } from './consistency';
 import type { IngestSample, MediaRef, Annotation } from '../src/ingest/envelope';
 import type { BatchCounts } from '../workflows/definitions';
-import { type ActivityDeps, badInput, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, badInput, heartbeat, requireProject } from './deps';
 
 const PAGE = 500;
-
-interface BatchKey {
-  project: string;
-  batchId: string;
-}
 
 /** Resample requests a batch result carries by value; the rest are listed from Postgres (CLI, API). */
 const RESAMPLE_EXAMPLES = 20;

@@ -1,12 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { listResamples, markNotified } from '../src/store/resamples';
 import { policyOf } from './consistency';
-import { type ActivityDeps, BAD_INPUT, heartbeat, requireProject } from './deps';
-
-interface BatchKey {
-  project: string;
-  batchId: string;
-}
+import { type ActivityDeps, type BatchKey, BAD_INPUT, heartbeat, requireProject } from './deps';
 
 const PER_REQUEST = 500;
 

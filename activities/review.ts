@@ -12,7 +12,7 @@ import type { Labels, MediaRef } from '../src/ingest/envelope';
 import type { QcPolicy } from '../src/qc/policy';
 import { workflowIds } from '../workflows/definitions';
 import { policyOf } from './consistency';
-import { type ActivityDeps, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
 
 /** What humanReview carries: ids and the review policy pinned when the review started. */
 export interface HumanReviewInput {
@@ -131,7 +131,7 @@ export function reviewActivities(deps: ReviewActivityDeps) {
      * Starts one humanReview workflow per sample of the batch that layer 5 sent to review. Idempotent: the
      * workflow id is the sample's, so a retried activity finds the reviews it already started.
      */
-    async startReviews(input: { project: string; batchId: string }): Promise<{ started: number; existing: number }> {
+    async startReviews(input: BatchKey): Promise<{ started: number; existing: number }> {
       const policy = policyOf(await requireProject(deps, input.project));
       const progress = lastHeartbeat<ReviewStartProgress>() ?? { after: '', started: 0, existing: 0 };
       return startReviewWorkflows(
