@@ -6,7 +6,7 @@ import { registerModel } from '../src/models/register';
 import { getModelVersion, type ModelVersionRow } from '../src/store/models';
 import { analyzeModel, quantizeModel, quantizeModelStatic } from '../src/quantize/quantize-model';
 import type { CalibrationMethod } from '../src/quantize/calibrate';
-import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics } from '../src/quantize/evaluate';
+import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics, type GoldenSample } from '../src/quantize/evaluate';
 import { QuantizeError, type Method } from '../src/quantize/types';
 import { type ActivityDeps, badInput, heartbeat } from './deps';
 
@@ -34,9 +34,9 @@ async function requireModel(deps: Pick<ActivityDeps, 'pool'>, id: string): Promi
 }
 
 /** Quantizer and format errors are the input's fault: no retry can fix them. */
-function asBadInput<T>(fn: () => T): T {
+async function asBadInput<T>(fn: () => T | Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (err) {
     if (err instanceof QuantizeError || err instanceof OnnxFormatError) throw badInput(err.message);
     throw err;
@@ -49,7 +49,7 @@ export function modelActivities(deps: ActivityDeps) {
     async analyzeModelVersion(input: { modelId: string }): Promise<ReturnType<typeof analyzeModel> & { bytes: number; hasGolden: boolean }> {
       const m = await requireModel(deps, input.modelId);
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
-      return { ...asBadInput(() => analyzeModel(decodeModel(onnx))), bytes: m.bytes, hasGolden: m.goldenKey !== null };
+      return { ...(await asBadInput(() => analyzeModel(decodeModel(onnx)))), bytes: m.bytes, hasGolden: m.goldenKey !== null };
     },
 
     /** Quantizes the version with one method (and exclusions) and stores the file under candidates/; idempotent by content. */
@@ -59,21 +59,15 @@ export function modelActivities(deps: ActivityDeps) {
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       heartbeat({ stage: 'quantize', method: input.method });
       const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes };
-      let result;
+      let samples: GoldenSample[] = [];
       if (input.method === 'int8-static') {
         // Calibrated on the version's golden inputs: the representative data the version was registered with.
         if (!m.goldenKey) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --golden golden.jsonl`);
-        const samples = parseGoldenJsonl(await getObjectText(deps.store, m.goldenKey));
-        try {
-          result = await quantizeModelStatic(decodeModel(onnx), { ...options, method: 'int8-static' }, () => samples, { method: input.calibration ?? 'minmax' });
-        } catch (err) {
-          if (err instanceof QuantizeError || err instanceof OnnxFormatError) throw badInput(err.message);
-          throw err;
-        }
-      } else {
-        result = asBadInput(() => quantizeModel(decodeModel(onnx), options));
+        samples = parseGoldenJsonl(await getObjectText(deps.store, m.goldenKey));
       }
-      const { model, report } = result;
+      const { model, report } = await asBadInput(() => (input.method === 'int8-static'
+        ? quantizeModelStatic(decodeModel(onnx), { ...options, method: 'int8-static' }, () => samples, { method: input.calibration ?? 'minmax' })
+        : quantizeModel(decodeModel(onnx), options)));
       const bytes = encodeModel(model);
       const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null })).digest('hex').slice(0, 12);
       const key = `${m.objectKey.replace(/model\.onnx$/, '')}candidates/${input.method}-${tag}.onnx`;
@@ -93,7 +87,7 @@ export function modelActivities(deps: ActivityDeps) {
       const m = await requireModel(deps, input.modelId);
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       const golden = parseGoldenJsonl(await getObjectText(deps.store, m.goldenKey ?? '')).slice(0, 32);
-      const quantizable = asBadInput(() => quantizeModel(decodeModel(onnx), { method: input.method })).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node);
+      const quantizable = (await asBadInput(() => quantizeModel(decodeModel(onnx), { method: input.method }))).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node);
       const out: Array<{ node: string; cosineLoss: number }> = [];
       for (const [i, node] of quantizable.entries()) {
         const only = quantizeModel(decodeModel(onnx), { method: input.method, excludeNodes: quantizable.filter((x) => x !== node) }).model;
@@ -129,12 +123,7 @@ export function evaluationActivities(deps: Pick<ActivityDeps, 'pool' | 'store'> 
       const m = await requireModel(deps, input.modelId);
       if (!m.goldenKey) throw badInput(`model version ${m.id} has no golden inputs; register it with --golden golden.jsonl`);
       const [reference, candidate, golden] = await Promise.all([getObjectBuffer(deps.store, m.objectKey), getObjectBuffer(deps.store, input.candidateKey), getObjectText(deps.store, m.goldenKey)]);
-      try {
-        return await evaluateCandidate(reference, candidate, parseGoldenJsonl(golden), { runs: 10, providers: deps.providers });
-      } catch (err) {
-        if (err instanceof QuantizeError) throw badInput(err.message);
-        throw err;
-      }
+      return asBadInput(() => evaluateCandidate(reference, candidate, parseGoldenJsonl(golden), { runs: 10, providers: deps.providers }));
     },
   };
 }
