@@ -1,4 +1,4 @@
-import type { onnx } from './proto';
+import { onnx } from './proto';
 
 /**
  * Indexes over a graph that quantizers need: initializers by name, who produces and who consumes each
@@ -41,6 +41,12 @@ export class GraphIndex {
     for (let i = 1; this.names.has(name); i++) name = `${base}_${i}`;
     this.names.add(name);
     return name;
+  }
+
+  /** The initializer called `name` when it holds float32 data (the weights quantizers take), else undefined. */
+  floatInitializer(name: string | undefined): onnx.ITensorProto | undefined {
+    const t = name ? this.initializers.get(name) : undefined;
+    return t && t.dataType === onnx.TensorProto.DataType.FLOAT ? t : undefined;
   }
 
   isGraphOutput(name: string): boolean {

@@ -53,13 +53,9 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
   // A node whose constant inputs do not fit float16 (BatchNorm running variances often exceed 65504) would
   // compute with infinities: it stays fp32 on its own, and the report says why.
   const FP16_MAX = 65504;
-  const outOfRange = new Set<onnx.INodeProto>();
-  for (const n of order) {
-    for (const i of n.input ?? []) {
-      const t = index.initializers.get(i);
-      if (t?.dataType === DT.FLOAT && floatValues(t).some((v) => Math.abs(v) > FP16_MAX)) outOfRange.add(n);
-    }
-  }
+  // Each initializer is scanned once, however many nodes read it.
+  const tooLarge = new Set((g.initializer ?? []).filter((t) => t.dataType === DT.FLOAT && floatValues(t).some((v) => Math.abs(v) > FP16_MAX)).map((t) => t.name!));
+  const outOfRange = new Set(order.filter((n) => (n.input ?? []).some((i) => tooLarge.has(i))));
   const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!) || outOfRange.has(n);
 
   // Which initializers fp32 (blocked) nodes read, and which fp16 ones do: one read by both is kept in both forms.

@@ -12,11 +12,6 @@ import type { QuantizeContext } from './types';
  * Cast plus scale Muls bring the result back to float. onnxruntime fuses this pattern when it loads the model.
  */
 
-function constantFloat(ctx: QuantizeContext, name: string | undefined): onnx.ITensorProto | undefined {
-  const t = name ? ctx.index.initializers.get(name) : undefined;
-  return t && t.dataType === DT.FLOAT ? t : undefined;
-}
-
 /** The activation's DynamicQuantizeLinear, shared by every node that reads it. */
 function dynamicQuantize(ctx: QuantizeContext, input: string): { q: string; scale: string; zeroPoint: string; nodes: onnx.INodeProto[] } {
   const known = ctx.dynamicQuantized.get(input);
@@ -62,15 +57,15 @@ registerQuantizer({
   method: 'int8-dynamic',
   opType: 'Conv',
   check(n, ctx) {
-    const w = constantFloat(ctx, n.input?.[1]);
+    const w = ctx.index.floatInitializer(n.input?.[1]);
     if (!w) return 'the weight is not a constant float initializer';
-    if (n.input?.[2] && !constantFloat(ctx, n.input[2])) return 'the bias is not a constant float initializer';
+    if (n.input?.[2] && !ctx.index.floatInitializer(n.input[2])) return 'the bias is not a constant float initializer';
     return undefined;
   },
   // onnxruntime's CPU ConvInteger takes uint8 weights with one zero point for the whole tensor, so Conv
   // weights are asymmetric uint8 per tensor whatever perChannel says.
   quantize(n, ctx) {
-    const wt = constantFloat(ctx, n.input![1])!;
+    const wt = ctx.index.floatInitializer(n.input![1])!;
     const dims = (wt.dims ?? []).map(Number);
     const out = dims[0]!;
     const w = quantizeWeight8(floatValues(wt), dims, { axis: 0, perChannel: false, symmetric: false, qtype: 'uint8' });
@@ -89,7 +84,7 @@ registerQuantizer({
     const scaled = bias ? ctx.index.uniqueName(`${base}_scaled`) : n.output![0]!;
     const nodes = [...x.nodes, ...integerOp(ctx, base, 'ConvInteger', [x.q, wq, x.zeroPoint, wz], n.attribute ?? [], x.scale, ws, scaled)];
     if (bias) {
-      const b = constantFloat(ctx, bias)!;
+      const b = ctx.index.floatInitializer(bias)!;
       const reshaped = ctx.index.uniqueName(`${base}_bias_reshaped`);
       ctx.addInitializer(makeTensor(reshaped, DT.FLOAT, [out, ...Array(spatial).fill(1)], floatValues(b)));
       nodes.push(node('Add', [scaled, reshaped], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`)));

@@ -68,8 +68,8 @@ for (const opType of ['MatMul', 'Gemm', 'Conv']) {
     method: 'int8-static',
     opType,
     check(n, ctx) {
-      const w = ctx.index.initializers.get(n.input?.[1] ?? '');
-      if (!w || w.dataType !== DT.FLOAT) return 'the weight is not a constant float initializer';
+      const w = ctx.index.floatInitializer(n.input?.[1]);
+      if (!w) return 'the weight is not a constant float initializer';
       if (opType === 'MatMul' && (w.dims ?? []).length !== 2) return 'only 2-D MatMul weights are quantized';
       if (ctx.index.initializers.has(n.input![0]!)) return 'both inputs are constants (fold them instead)';
       if (!ctx.options.ranges?.has(n.input![0]!) || !ctx.options.ranges.has(n.output![0]!)) return 'no calibrated range for its input or output';

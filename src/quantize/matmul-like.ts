@@ -1,7 +1,7 @@
 import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
 import { floatAttr, intAttr } from '../onnx/graph';
-import { DT, floatValues } from '../onnx/tensor';
+import { floatValues } from '../onnx/tensor';
 import { registerQuantizer } from './registry';
 import { transpose2d } from './weights';
 import type { Method, QuantizeContext } from './types';
@@ -10,8 +10,8 @@ import type { Method, QuantizeContext } from './types';
 export type MatMulEmitter = (ctx: QuantizeContext, base: string, input: string, weight: Float32Array, k: number, n: number, output: string) => onnx.INodeProto[];
 
 function constantWeight2d(ctx: QuantizeContext, name: string | undefined): onnx.ITensorProto | undefined {
-  const w = name ? ctx.index.initializers.get(name) : undefined;
-  return w && w.dataType === DT.FLOAT && (w.dims ?? []).length === 2 ? w : undefined;
+  const w = ctx.index.floatInitializer(name);
+  return w && (w.dims ?? []).length === 2 ? w : undefined;
 }
 
 function checkWeight(n: onnx.INodeProto, ctx: QuantizeContext): string | undefined {

@@ -41,8 +41,7 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   const tensors = new Set<string>();
   for (const n of model.graph!.node ?? []) {
     if (!quantizerFor('int8-static', n.opType!) || excluded.has(n.name || n.output![0]!) || (options.excludeOps ?? []).includes(n.opType!)) continue;
-    const w = index.initializers.get(n.input?.[1] ?? '');
-    if (!w || index.initializers.has(n.input![0]!)) continue;
+    if (!index.floatInitializer(n.input?.[1]) || index.initializers.has(n.input![0]!)) continue;
     for (const t of staticCalibrationTensors(n)) tensors.add(t);
   }
   const ranges = await calibrate(model, [...tensors], samples, calibration);
@@ -88,8 +87,10 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   if (options.method === 'int4' && (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0)) {
     throw new QuantizeError(`--block-size ${blockSize}: MatMulNBits needs a power of two from 16 to 256`);
   }
-  const before = initializerBytes(g);
-  const initialBytes = new Map((g.initializer ?? []).map((t) => [t.name!, tensorBytes(t).length]));
+  const bytesByName = (): Map<string, number> => new Map((g.initializer ?? []).map((t) => [t.name!, tensorBytes(t).length]));
+  const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+  const initialBytes = bytesByName();
+  const before = sum(initialBytes);
   const excludedNodes = new Set(options.excludeNodes ?? []);
   const excludedOps = new Set(options.excludeOps ?? []);
   let nodes: NodeOutcome[];
@@ -133,8 +134,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];
   model.producerName = 'qcflow';
   model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
-  const after = initializerBytes(g);
-  const finalBytes = new Map((g.initializer ?? []).map((t) => [t.name!, tensorBytes(t).length]));
+  const finalBytes = bytesByName();
+  const after = sum(finalBytes);
   // fp16 converts in place (same names): every float initializer that changed size counts as replaced.
   const replaced = [...initialBytes].filter(([name, b]) => finalBytes.get(name) !== b);
   const added = [...finalBytes].filter(([name, b]) => initialBytes.get(name) !== b);
