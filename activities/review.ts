@@ -4,7 +4,6 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import type { Logger } from '../src/clients/logger';
-import { compiledFor } from '../src/qc/compliance';
 import { checkCorrection, describeFindings, labelsAsConsensus, reviewerAnnotator } from '../src/review/correction';
 import { STATUS_AFTER, type ReviewDecision, type ReviewDecisionRef } from '../src/review/decisions';
 import { audit, openTask } from '../src/store/review';
@@ -173,7 +172,7 @@ export function reviewActivities(deps: ReviewActivityDeps) {
           const project = await requireProject(deps, t.project_id);
           const findings = checkCorrection({
             sample: { externalId: s.external_id, payload: s.payload, media: s.media }, labels: t.labels, reviewer: t.decided_by,
-            compliance: compiledFor({ jsonSchema: project.jsonSchema, regexRules: project.regexRules }), ontology: project.ontology, layer2: policyOf(project).layer2,
+            project, layer2: policyOf(project).layer2,
           });
           if (findings.length > 0) {
             const refused = `the correction by ${t.decided_by} no longer passes the project's checks: ${describeFindings(findings)}`;

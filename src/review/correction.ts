@@ -1,9 +1,9 @@
 import { checkEnvelope, type IngestSample, type Labels } from '../ingest/envelope';
-import { checkCompliance, type CompiledCompliance } from '../qc/compliance';
+import { checkCompliance, compiledFor } from '../qc/compliance';
 import { checkConsistency, type Consensus } from '../qc/consistency';
 import type { Finding } from '../qc/findings';
 import type { QcPolicy } from '../qc/policy';
-import type { Ontology } from '../projects/definition';
+import type { ProjectDefinition } from '../projects/definition';
 
 /** The annotator name a reviewer's correction is stored under, so a release shows who set the final labels. */
 export const reviewerAnnotator = (user: string): string => `review:${user}`;
@@ -17,8 +17,7 @@ export function checkCorrection(input: {
   sample: Pick<IngestSample, 'externalId' | 'payload' | 'media'>;
   labels: unknown;
   reviewer: string;
-  compliance: CompiledCompliance;
-  ontology: Ontology;
+  project: Pick<ProjectDefinition, 'jsonSchema' | 'regexRules' | 'ontology'>;
   layer2: QcPolicy['layer2'];
 }): Finding[] {
   const candidate = { externalId: input.sample.externalId, payload: input.sample.payload, media: input.sample.media ?? [], annotations: [{ annotator: reviewerAnnotator(input.reviewer), labels: input.labels }] };
@@ -26,9 +25,9 @@ export function checkCorrection(input: {
   const relabel = (f: Finding): Finding => ({ ...f, pointer: f.pointer.replace(/^\/annotations\/0\/labels/, '/labels') });
   if (!envelope.ok) return envelope.findings.map(relabel);
   const sample = envelope.sample;
-  const layer1 = checkCompliance(sample, input.compliance).findings;
+  const layer1 = checkCompliance(sample, compiledFor({ jsonSchema: input.project.jsonSchema, regexRules: input.project.regexRules })).findings;
   const labels = input.labels as Labels;
-  const layer2 = checkConsistency({ annotations: [{ annotator: reviewerAnnotator(input.reviewer), labels }], payload: sample.payload, ontology: input.ontology, policy: input.layer2, weights: {} }).findings;
+  const layer2 = checkConsistency({ annotations: [{ annotator: reviewerAnnotator(input.reviewer), labels }], payload: sample.payload, ontology: input.project.ontology, policy: input.layer2, weights: {} }).findings;
   return [...layer1, ...layer2].map(relabel);
 }
 

@@ -3,7 +3,6 @@ import type { Pool } from 'pg';
 import type { Logger } from '../clients/logger';
 import type { ObjectStore } from '../clients/minio';
 import type { MediaRef, Labels } from '../ingest/envelope';
-import { compiledFor } from '../qc/compliance';
 import type { Finding } from '../qc/findings';
 import type { Consensus } from '../qc/consistency';
 import { resolvePolicy } from '../qc/policy';
@@ -196,7 +195,7 @@ export class ReviewService {
     const { rows } = await this.d.pool.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[] }>('SELECT external_id, payload, media FROM samples WHERE id = $1', [task.sampleId]);
     const findings = checkCorrection({
       sample: { externalId: rows[0]!.external_id, payload: rows[0]!.payload, media: rows[0]!.media }, labels, reviewer,
-      compliance: compiledFor({ jsonSchema: project.jsonSchema, regexRules: project.regexRules }), ontology: project.ontology, layer2: resolvePolicy(project.qcPolicy).layer2,
+      project, layer2: resolvePolicy(project.qcPolicy).layer2,
     });
     if (findings.length) throw new ReviewError(422, `the correction was refused: ${describeFindings(findings)}`, findings);
   }

@@ -86,17 +86,19 @@ export async function openTask(c: PoolClient, t: OpenTaskInput): Promise<{ task:
   let assignee: string | null = null;
   let audience = t.audience;
   if (t.assign) {
-    let members = await c.query<{ user_id: string }>('SELECT user_id FROM project_members WHERE project_id = $1 AND role = $2', [t.project, audience === 'leads' ? 'lead' : 'reviewer']);
-    if (members.rows.length === 0 && audience === 'leads') {
+    const withRole = async (role: MemberRole): Promise<string[]> =>
+      (await c.query<{ user_id: string }>('SELECT user_id FROM project_members WHERE project_id = $1 AND role = $2', [t.project, role])).rows.map((r) => r.user_id);
+    let members = await withRole(audience === 'leads' ? 'lead' : 'reviewer');
+    if (members.length === 0 && audience === 'leads') {
       // A project without leads keeps escalating among its reviewers rather than leaving the task to nobody.
       audience = 'reviewers';
-      members = await c.query<{ user_id: string }>(`SELECT user_id FROM project_members WHERE project_id = $1 AND role = 'reviewer'`, [t.project]);
+      members = await withRole('reviewer');
     }
     // Serialises assignment per project and audience, so two tasks opened at once do not go to the same person.
     await c.query(`INSERT INTO review_cursors (project_id, audience, last_user) VALUES ($1, $2, '') ON CONFLICT DO NOTHING`, [t.project, audience]);
     const cursor = await c.query<{ last_user: string }>('SELECT last_user FROM review_cursors WHERE project_id = $1 AND audience = $2 FOR UPDATE', [t.project, audience]);
     const earlier = await c.query<{ assignee: string }>('SELECT DISTINCT assignee FROM review_tasks WHERE sample_id = $1 AND assignee IS NOT NULL', [t.sampleId]);
-    assignee = nextAssignee(members.rows.map((m) => m.user_id), cursor.rows[0]!.last_user || undefined, earlier.rows.map((e) => e.assignee)) ?? null;
+    assignee = nextAssignee(members, cursor.rows[0]!.last_user || undefined, earlier.rows.map((e) => e.assignee)) ?? null;
     if (assignee) await c.query('UPDATE review_cursors SET last_user = $3 WHERE project_id = $1 AND audience = $2', [t.project, audience, assignee]);
   }
   const { rows } = await c.query<TaskRow>(

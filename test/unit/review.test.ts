@@ -7,7 +7,6 @@ import { qcPrecision, wilsonInterval } from '../../src/review/precision';
 import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src/review/correction';
 import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
 import { esc, dueIn } from '../../src/http/html';
-import { compiledFor } from '../../src/qc/compliance';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { ReviewTask } from '../../src/review/decisions';
 
@@ -88,7 +87,7 @@ test('Wilson interval matches published values, and precision groups by model ve
 test('a correction must pass the label schema, layer 1 and the ontology; pointers name the submitted field', () => {
   const base = {
     sample: { externalId: 'x', payload: { text: 'hello', lang: 'en' } }, reviewer: 'ann',
-    compliance: compiledFor({ jsonSchema: { type: 'object' }, regexRules: [] }), ontology: { classes: ['cat', 'dog'] }, layer2: DEFAULT_POLICY.layer2,
+    project: { jsonSchema: { type: 'object' }, regexRules: [], ontology: { classes: ['cat', 'dog'] } }, layer2: DEFAULT_POLICY.layer2,
   };
   assert.deepEqual(checkCorrection({ ...base, labels: { classes: ['dog'] } }), []);
   const unknown = checkCorrection({ ...base, labels: { classes: ['unicorn'] } });
