@@ -1,6 +1,6 @@
-import * as ort from 'onnxruntime-node';
 import { getObjectBufferIfExists } from '../src/clients/minio';
 import { ModelIntegrityError, ModelLoadError, sha256Hex, type CacheStats, type LoadedSession, type SessionCache } from '../src/clients/onnx-sessions';
+import { OrtThreadExited, type PlainTensor, type ThreadSession } from '../src/clients/onnx-thread';
 import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type InputTensor } from '../src/qc/inference/adapters';
 import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';
 import type { Finding } from '../src/qc/findings';
@@ -106,14 +106,14 @@ export function inferenceActivities(deps: InferenceDeps) {
     return bytes;
   }
 
-  function toFeeds(session: ort.InferenceSession, prepared: Record<string, InputTensor>, modelId: string): Record<string, ort.Tensor> {
-    const feeds: Record<string, ort.Tensor> = {};
+  function toFeeds(session: ThreadSession, prepared: Record<string, InputTensor>, modelId: string): Record<string, PlainTensor> {
+    const feeds: Record<string, PlainTensor> = {};
     const produced = Object.keys(prepared);
     for (const name of session.inputNames) {
       // A single-input model takes the adapter's single tensor whatever the input is called.
       const t = prepared[name] ?? (session.inputNames.length === 1 && produced.length === 1 ? prepared[produced[0]!] : undefined);
       if (!t) throw new ModelUnavailable(`model ${modelId} expects input ${JSON.stringify(name)}, which its adapter does not produce (it gives ${produced.join(', ')})`);
-      feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+      feeds[name] = t;
     }
     return feeds;
   }
@@ -133,11 +133,12 @@ export function inferenceActivities(deps: InferenceDeps) {
   async function runBatch(m: Member, s: LoadedSession, { out, prepared }: PreparedBatch): Promise<Prediction[]> {
     if (prepared.rows.length === 0) return out;
     const outputName = m.version.manifest.output ?? s.session.outputNames[0]!;
-    let result: ort.InferenceSession.OnnxValueMapType;
+    let result: Record<string, PlainTensor>;
     try {
       result = await s.session.run(toFeeds(s.session, prepared.feeds, m.version.id), [outputName]);
     } catch (err) {
-      if (err instanceof ModelUnavailable) throw err;
+      // A lost thread is the worker's fault, not the model's: the activity's retry reloads the session.
+      if (err instanceof ModelUnavailable || err instanceof OrtThreadExited) throw err;
       throw new ModelUnavailable(`onnxruntime could not run model ${m.version.id}: ${(err as Error).message.split('\n')[0]}`);
     }
     const logits = result[outputName]!;
@@ -147,26 +148,14 @@ export function inferenceActivities(deps: InferenceDeps) {
     }
     const data = logits.data as Float32Array;
     prepared.rows.forEach((index, r) => { out[index] = { logits: data.subarray(r * C, (r + 1) * C) }; });
-    for (const t of Object.values(result)) t.dispose();
     return out;
   }
 
-  /**
-   * Logits per item (undefined where the adapter refused it, with the finding), preparing batch i+1 while
-   * batch i runs; `whileFirstRuns` (the previous page's bookkeeping) runs while the first batch does.
-   */
-  async function predictAll(m: Member, s: LoadedSession, items: AdapterItem[], onBatch: (done: number) => void, whileFirstRuns?: () => Promise<void>): Promise<Prediction[]> {
-    const out: Prediction[] = [];
-    let running: Promise<Prediction[]> | undefined;
-    for (let i = 0; i < items.length; i += deps.batchSize) {
-      const next = await prepareBatch(m, items.slice(i, i + deps.batchSize));
-      if (running) out.push(...await running);
-      running = observed(runBatch(m, s, next));
-      if (i === 0 && whileFirstRuns) await whileFirstRuns();
-      onBatch(i);
-    }
-    if (running) out.push(...await running);
-    return out;
+  /** Holds every member's session for the whole call, so an eviction cannot release one between batches. */
+  function withSessions<T>(members: Member[], fn: (sessions: LoadedSession[]) => Promise<T>, held: LoadedSession[] = []): Promise<T> {
+    const m = members[held.length];
+    if (!m) return fn(held);
+    return deps.sessions.with(m.version.sha256, () => fetchModelObject(m.version.objectKey), (s) => withSessions(members, fn, [...held, s]));
   }
 
   return {
@@ -194,17 +183,35 @@ export function inferenceActivities(deps: InferenceDeps) {
         return m && 'key' in m ? m.key : undefined;
       };
 
-      // Pages by id (keyset), so the next page is read while this one is scored and the previous one written.
-      const readPage = (after: string) => observed(deps.pool.query<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>(
+      type Row = { id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null };
+      // Pages by id (keyset), each read while the one before is still being worked on. The first page is one
+      // batch, so the model starts after one small read rather than a full page.
+      const readPage = (after: string, limit: number) => observed(deps.pool.query<Row>(
         `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus
          FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
          LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
          WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND s.id > $4
            AND NOT EXISTS (SELECT 1 FROM qc_results q3 WHERE q3.sample_id = s.id AND q3.layer = 3)
          ORDER BY s.id LIMIT $3`,
-        [input.project, input.batchId, PAGE, after],
+        [input.project, input.batchId, limit, after],
       ));
-      type Row = { id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null };
+      /** The batch's unscored samples, `batchSize` rows at a time, across page boundaries. */
+      async function* batches(): AsyncGenerator<Row[]> {
+        let limit = deps.batchSize;
+        let page = readPage('', limit);
+        const buffer: Row[] = [];
+        for (;;) {
+          const { rows } = await page;
+          const last = rows.length < limit;
+          if (!last) {
+            limit = PAGE;
+            page = readPage(rows[rows.length - 1]!.id, limit);
+          }
+          buffer.push(...rows);
+          while (buffer.length >= deps.batchSize || (last && buffer.length > 0)) yield buffer.splice(0, deps.batchSize);
+          if (last) return;
+        }
+      }
       type Result = { id: string; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> };
       const unavailableResults = (rows: Row[], message: string): Result[] =>
         rows.map((r) => ({ id: r.id, passed: false, score: null, findings: [{ layer: 3, pointer: '', rule: 'layer3.model_unavailable', message: `${message}; layer 3 could not judge this sample, so it goes to review` }], details: { error: message } }));
@@ -215,65 +222,96 @@ export function inferenceActivities(deps: InferenceDeps) {
         const p = scoreSample(preds, labels, r.consensus ?? [], policy.layer3.topK);
         return { id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [] } };
       });
-      let writing: Promise<unknown> = Promise.resolve();
-      // One statement per page (per-row round trips would cost more than the model itself), running while
-      // the next page is scored; the previous write is awaited first, so writes stay in order.
-      const writeResults = async (results: Result[]): Promise<void> => {
-        await writing;
-        writing = observed(deps.pool.query(
-          `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
-           SELECT id, 3, passed, score, findings, details, $6 FROM unnest($1::text[], $2::bool[], $3::real[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
-           ON CONFLICT (sample_id, layer) DO NOTHING`,
-          [results.map((r) => r.id), results.map((r) => r.passed), results.map((r) => r.score), results.map((r) => JSON.stringify(r.findings)), results.map((r) => JSON.stringify(r.details)), modelVersion],
-        ));
+      // Results queue up and one statement writes everything queued, in the background: while Postgres is
+      // busy with one write the next batches' results gather into the next, so neither thread waits on it
+      // and a slow database gets fewer, larger statements.
+      let queued: Result[] = [];
+      let draining: Promise<void> | undefined;
+      let writeFailed: unknown;
+      const drain = async (): Promise<void> => {
+        while (queued.length > 0) {
+          const chunk = queued;
+          queued = [];
+          await deps.pool.query(
+            `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
+             SELECT id, 3, passed, score, findings, details, $6 FROM unnest($1::text[], $2::bool[], $3::real[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
+             ON CONFLICT (sample_id, layer) DO NOTHING`,
+            [chunk.map((r) => r.id), chunk.map((r) => r.passed), chunk.map((r) => r.score), chunk.map((r) => JSON.stringify(r.findings)), chunk.map((r) => JSON.stringify(r.details)), modelVersion],
+          );
+        }
+      };
+      const startDrain = (): Promise<void> => (draining ??= drain().catch((err: unknown) => { writeFailed ??= err; }).finally(() => { draining = undefined; }));
+      const writeResults = (results: Result[]): void => {
+        if (writeFailed) throw writeFailed;
+        queued.push(...results);
         for (const r of results) {
           if (r.score !== null) summary.scored++;
           if (r.findings.some((f) => f.rule === 'layer3.model_disagrees')) summary.disagreements++;
           if (r.score === null && !r.passed) summary.failed++;
         }
         heartbeat({ done: summary.scored + summary.failed });
+        void startDrain();
       };
-      // A page's scoring and write wait until the next page's first batch is running, so the model is
-      // never idle while this thread does bookkeeping.
-      let pending: (() => Promise<void>) | undefined;
-      const flush = async (): Promise<void> => {
-        const p = pending;
-        pending = undefined;
-        if (p) await p();
+      /** Resolves once everything queued is in Postgres; throws the first write's error. */
+      const flushWrites = async (): Promise<void> => {
+        while (draining || (queued.length > 0 && !writeFailed)) await startDrain();
+        if (writeFailed) throw writeFailed;
       };
-      let page = readPage('');
-      for (;;) {
-        const { rows } = await page;
-        if (rows.length === 0) break;
-        page = readPage(rows[rows.length - 1]!.id);
-        if (summary.modelError) {
-          await flush();
-          await writeResults(unavailableResults(rows, summary.modelError));
-          continue;
-        }
+      const isModelFault = (err: unknown): err is Error => err instanceof ModelUnavailable || err instanceof ModelIntegrityError || err instanceof ModelLoadError;
+      const modelFault = (err: Error): void => {
+        summary.modelError = err.message;
+        deps.log.error({ project: input.project, batchId: input.batchId, models: modelVersion, err: err.message }, 'layer-3 model unusable; samples go to review');
+      };
+
+      type InFlight = { rows: Row[]; runs: Promise<Prediction[][]> };
+      /** Waits for a submitted batch, scores it and starts its write; after a model fault, it is marked unjudged. */
+      const finish = async (b: InFlight): Promise<void> => {
+        let perMember: Prediction[][] | undefined;
         try {
+          perMember = await b.runs;
+        } catch (err) {
+          if (!isModelFault(err)) throw err;
+          if (!summary.modelError) modelFault(err);
+        }
+        writeResults(summary.modelError || !perMember ? unavailableResults(b.rows, summary.modelError!) : scoreRows(b.rows, perMember));
+      };
+      /**
+       * Batch i+1 is prepared (tokenized, decoded) while batch i runs and is queued on the onnxruntime thread
+       * behind it, so the model never waits for this thread; batch i is scored and written while i+1 runs.
+       */
+      const scoreAll = async (sessions: LoadedSession[]): Promise<void> => {
+        for (const s of sessions) if (!summary.providers.includes(s.provider)) summary.providers.push(s.provider);
+        let inFlight: InFlight | undefined;
+        for await (const rows of batches()) {
           const items: AdapterItem[] = await Promise.all(rows.map(async (r) => {
             const key = imageKey(r.media);
             return { payload: r.payload, image: key ? await getObjectBufferIfExists(deps.store, key) : undefined };
           }));
-          const perMember: Prediction[][] = [];
-          for (const [k, m] of members.entries()) {
-            await deps.sessions.with(m.version.sha256, () => fetchModelObject(m.version.objectKey), async (s) => {
-              if (!summary.providers.includes(s.provider)) summary.providers.push(s.provider);
-              perMember.push(await predictAll(m, s, items, (i) => heartbeat({ done: summary.scored + summary.failed + i }), k === 0 ? flush : undefined));
-            });
-          }
-          pending = () => writeResults(scoreRows(rows, perMember));
+          const prepared = await Promise.all(members.map((m) => prepareBatch(m, items)));
+          const next: InFlight = { rows, runs: observed(Promise.all(members.map((m, k) => runBatch(m, sessions[k]!, prepared[k]!)))) };
+          if (inFlight) await finish(inFlight);
+          inFlight = next;
+          // The rest is left to the unjudged pass below, which reads what is still unscored.
+          if (summary.modelError) break;
+        }
+        if (inFlight) await finish(inFlight);
+      };
+
+      if (!summary.modelError) {
+        try {
+          await withSessions(members, scoreAll);
         } catch (err) {
-          if (!(err instanceof ModelUnavailable || err instanceof ModelIntegrityError || err instanceof ModelLoadError)) throw err;
-          summary.modelError = err.message;
-          deps.log.error({ project: input.project, batchId: input.batchId, models: modelVersion, err: err.message }, 'layer-3 model unusable; samples go to review');
-          await flush();
-          await writeResults(unavailableResults(rows, err.message));
+          // Only loading can fail this way: faults of a running batch are caught by `finish`.
+          if (!isModelFault(err)) throw err;
+          modelFault(err);
         }
       }
-      await flush();
-      await writing;
+      if (summary.modelError) {
+        // The unjudged pass reads what is still unscored, so what was scored must be written first.
+        await flushWrites();
+        for await (const rows of batches()) writeResults(unavailableResults(rows, summary.modelError));
+      }
+      await flushWrites();
       summary.cache = deps.sessions.stats();
       deps.log.info({ project: input.project, batchId: input.batchId, models: modelVersion, ...summary }, 'layer 3 done');
       return summary;

@@ -1,12 +1,14 @@
 /**
  * Benchmarks that need the real stack (an ephemeral one: Postgres, MinIO, Temporal are started and removed).
- *  - layer3: the scorePlausibility activity (read samples → tokenizer → session.run at batch 64 → scores →
- *    Postgres) vs session.run alone over the same samples' ready-made tensors at batch 64.
+ *  - layer3: the scorePlausibility activity (read samples → tokenizer → session.run at batch 64 on the
+ *    onnxruntime thread → scores → Postgres) vs session.run alone on the main thread over the same samples'
+ *    ready-made tensors at batch 64, one intra-op thread in both.
  *  - layer4: trackQualityDecay's cost per sample of a 1,000-sample batch after 10k and after 1M samples of
  *    history; flat means the update never rescans history. The windows (300/1,300 samples per subject)
  *    are filled in both cases, so any difference would come from history size alone.
  */
 import * as os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
 import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../src/clients/config';
@@ -53,10 +55,10 @@ const TEXTS = Array.from({ length: 3 }, () => Array.from({ length: 24 }, () => w
 const CUES = { positive: [...DEMO_CUES.positive], negative: [...DEMO_CUES.negative], neutral: [...DEMO_CUES.neutral] };
 
 /**
- * Two models: the bag-of-words fixture (about 2 µs per sample, so the activity's own costs dominate) and a
- * 2-layer transformer text classifier (a realistic cost per sample, where inference should dominate).
+ * Two fixture models: the bag-of-words classifier (about 2 µs per sample, so the line shows the activity's own
+ * costs) and a 4-layer transformer text classifier (a realistic cost per sample; the ratio target's line).
  */
-async function benchLayer3(pool: Pool, store: ReturnType<typeof createObjectStore>, n: number, which: 'bow' | 'transformer'): Promise<void> {
+async function benchLayer3(pool: Pool, store: ReturnType<typeof createObjectStore>, n: number, rounds: number, which: 'bow' | 'transformer'): Promise<void> {
   const m = which === 'bow' ? bagOfWordsTextModel({ cues: CUES, maxLength: 32 }) : transformerTextModel({ cues: CUES, maxLength: 32, dim: 128, layers: 4 });
   const name = `bench-${which}`;
   const projectId = `bench-l3-${which}`;
@@ -78,26 +80,65 @@ async function benchLayer3(pool: Pool, store: ReturnType<typeof createObjectStor
   const prepareMs = Number(process.hrtime.bigint() - tp) / 1e6;
   const session = await ort.InferenceSession.create(m.onnx, { executionProviders: ['cpu'], intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
   await session.run(feeds[0]!);
-  // Activity and baseline alternate over three rounds and the medians are compared: on a small shared
-  // machine, load from the stack's own servers drifts over a run, and alternating spreads it evenly.
+  // Every round's samples are written first and the tables vacuumed and checkpointed, so Postgres's
+  // after-work of the inserts (autovacuum, checkpoints) does not land on the timed activity alone.
+  for (let round = 0; round < rounds; round++) await seedBatch(pool, projectId, `timed-${round}`, n);
+  await pool.query('VACUUM ANALYZE samples, annotations, qc_results');
+  await pool.query('CHECKPOINT');
+  // Activity and baseline alternate over many short rounds, swapping which goes first, and the ratio is the
+  // median of the rounds' ratios: this machine's speed drifts by ±25% within seconds, so only neighbours in
+  // time are compared.
   const actMs: number[] = [];
   const baseMs: number[] = [];
-  for (let round = 0; round < 3; round++) {
-    await seedBatch(pool, projectId, `timed-${round}`, n);
+  // How long the event loop (Temporal heartbeats, other activities) is stalled at worst in each; a fresh
+  // histogram per phase, since a re-enabled one counts the time it was off as one long delay.
+  const loopMax = { activity: 0, baseline: 0 };
+  const watchLoop = (phase: keyof typeof loopMax): (() => void) => {
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    return () => {
+      h.disable();
+      loopMax[phase] = Math.max(loopMax[phase], h.max / 1e6);
+    };
+  };
+  const activity = async (round: number): Promise<void> => {
+    const stop = watchLoop('activity');
     const t0 = process.hrtime.bigint();
     const summary = await acts.scorePlausibility({ project: projectId, batchId: `timed-${round}`, plan });
     actMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    stop();
     if (summary.scored !== n) throw new Error(`layer-3 bench scored ${summary.scored} of ${n}`);
+  };
+  const baseline = async (): Promise<void> => {
+    const stop = watchLoop('baseline');
     const t1 = process.hrtime.bigint();
     for (const f of feeds) await session.run(f);
     baseMs.push(Number(process.hrtime.bigint() - t1) / 1e6);
+    stop();
+  };
+  for (let round = 0; round < rounds; round++) {
+    if (round % 2 === 0) {
+      await activity(round);
+      await baseline();
+    } else {
+      await baseline();
+      await activity(round);
+    }
   }
-  const median = (xs: number[]): number => xs.slice().sort((a, b) => a - b)[1]!;
-  const [ms, base] = [median(actMs), median(baseMs)];
+  const ratios = actMs.map((a, r) => baseMs[r]! / a).sort((a, b) => a - b);
+  const ratio = ratios[Math.floor(rounds / 2)]!;
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  const [ms, base] = [sum(actMs), sum(baseMs)];
   console.log(JSON.stringify({
-    bench: 'layer3.scorePlausibility', model: which === 'bow' ? 'bag-of-words text (fixture)' : 'transformer text, 4 layers, d=128', samples: n, rounds: 3, batchSize: 64,
-    samplesPerSec: Math.round(n / (ms / 1000)), baseline: 'session.run on ready tensors, batch 64, same rounds', baselineSamplesPerSec: Math.round(n / (base / 1000)),
-    ratio: +(base / ms).toFixed(3), target: 0.9, meetsTarget: base / ms >= 0.9, tokenizeSamplesPerSec: Math.round(n / (prepareMs / 1000)),
+    bench: 'layer3.scorePlausibility', model: which === 'bow' ? 'bag-of-words text (fixture)' : 'transformer text, 4 layers, d=128', samplesPerRound: n, rounds, batchSize: 64,
+    samplesPerSec: Math.round((n * rounds) / (ms / 1000)), baseline: 'session.run on ready tensors, batch 64, alternating rounds', baselineSamplesPerSec: Math.round((n * rounds) / (base / 1000)),
+    ...(which === 'bow'
+      // About 2 µs of inference per sample: the ratio says what the activity's own costs are, not whether
+      // they hide behind inference, so this line reports them and carries no target.
+      ? { ratio: +ratio.toFixed(3), activityUsPerSample: +((ms * 1000) / (n * rounds)).toFixed(1), modelUsPerSample: +((base * 1000) / (n * rounds)).toFixed(1) }
+      : { ratio: +ratio.toFixed(3), ratioRange: [+ratios[0]!.toFixed(3), +ratios[rounds - 1]!.toFixed(3)], target: 0.9, meetsTarget: ratio >= 0.9 }),
+    tokenizeSamplesPerSec: Math.round(n / (prepareMs / 1000)),
+    eventLoopDelayMaxMs: { activity: +loopMax.activity.toFixed(1), baseline: +loopMax.baseline.toFixed(1) },
   }));
   await sessions.close();
   await session.release();
@@ -143,8 +184,8 @@ export async function stackBenches(): Promise<void> {
   const pool = createPool(stack.databaseUrl, 4);
   const store = createObjectStore(stack.cfg.minio);
   try {
-    await benchLayer3(pool, store, 8192, 'bow');
-    await benchLayer3(pool, store, 2048, 'transformer');
+    await benchLayer3(pool, store, 2048, 5, 'bow');
+    await benchLayer3(pool, store, 1024, 9, 'transformer');
     if (process.env.QCFLOW_BENCH_ONLY === 'layer3') return;
     const small = await benchLayer4(pool, store, 10_000);
     const large = await benchLayer4(pool, store, 1_000_000);

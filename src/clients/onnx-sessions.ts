@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import * as ort from 'onnxruntime-node';
 import type { Logger } from './logger';
+import { OrtThread, type ThreadSession } from './onnx-thread';
 
 export interface SessionCacheOptions {
   /** Execution providers in order of preference, e.g. ['cuda', 'cpu']; the first that loads the model is used. */
@@ -10,6 +10,8 @@ export interface SessionCacheOptions {
   /** Bound on the summed ONNX file sizes of resident sessions (a proxy for their memory). */
   maxBytes: number;
   log: Logger;
+  /** Where the sessions live; a fresh thread unless given. */
+  thread?: OrtThread;
 }
 
 export interface CacheStats {
@@ -26,7 +28,8 @@ export interface CacheStats {
 }
 
 export interface LoadedSession {
-  session: ort.InferenceSession;
+  /** Lives on the cache's onnxruntime thread, so a batch's inference overlaps this thread's work. */
+  session: ThreadSession;
   sha256: string;
   bytes: number;
   /** The execution provider that actually loaded the model. */
@@ -60,8 +63,11 @@ export class SessionCache {
   private readonly loading = new Map<string, Promise<Entry>>();
   private readonly counts = { hits: 0, misses: 0, coalesced: 0, evictions: 0, loadFailures: 0 };
   private readonly unavailable = new Set<string>();
+  private readonly thread: OrtThread;
 
-  constructor(private readonly opts: SessionCacheOptions) {}
+  constructor(private readonly opts: SessionCacheOptions) {
+    this.thread = opts.thread ?? new OrtThread();
+  }
 
   stats(): CacheStats {
     let bytes = 0;
@@ -82,10 +88,17 @@ export class SessionCache {
 
   async close(): Promise<void> {
     for (const key of [...this.entries.keys()]) await this.evict(key);
+    await this.thread.close();
   }
 
   private async acquire(sha256: string, load: () => Promise<Uint8Array>): Promise<Entry> {
-    const resident = this.entries.get(sha256);
+    let resident = this.entries.get(sha256);
+    if (resident && !resident.session.alive) {
+      // Its thread exited (out of memory, a crash in a kernel): load it again on a fresh one.
+      this.opts.log.warn({ sha256 }, 'onnx session lost with its thread; reloading');
+      this.entries.delete(sha256);
+      resident = undefined;
+    }
     if (resident) {
       this.counts.hits++;
       // Map order is the LRU order: re-inserting marks it most recently used.
@@ -129,16 +142,12 @@ export class SessionCache {
     return entry;
   }
 
-  private async createSession(bytes: Uint8Array, sha256: string): Promise<{ session: ort.InferenceSession; provider: string }> {
+  private async createSession(bytes: Uint8Array, sha256: string): Promise<{ session: ThreadSession; provider: string }> {
     const errors: string[] = [];
     const providers = this.opts.providers.filter((p) => !this.unavailable.has(p));
     for (const provider of providers) {
       try {
-        const session = await ort.InferenceSession.create(bytes, {
-          executionProviders: [provider],
-          intraOpNumThreads: this.opts.intraOpThreads,
-          graphOptimizationLevel: 'all',
-        });
+        const session = await this.thread.createSession(bytes, provider, this.opts.intraOpThreads);
         if (errors.length) {
           // The model loads, so the earlier providers are missing from this machine, not unfit for this model.
           for (const p of providers.slice(0, providers.indexOf(provider))) this.unavailable.add(p);

@@ -113,9 +113,9 @@ test('session cache: coalesced loads, LRU eviction by count and by bytes, sha256
   const tight = new SessionCache({ providers: ['cpu'], intraOpThreads: 1, maxSessions: 10, maxBytes: models[0]!.byteLength, log: silent });
   const result = await tight.with(shas[0]!, loader(0), async (s) => {
     await tight.with(shas[2]!, loader(2), async () => undefined);
-    const ids = new ort.Tensor('int64', BigInt64Array.from([2n, 4n, 3n]), [1, 3]);
-    const mask = new ort.Tensor('int64', BigInt64Array.from([1n, 1n, 1n]), [1, 3]);
-    return (await s.session.run({ input_ids: ids, attention_mask: mask })).logits!.data;
+    const ids = { type: 'int64' as const, data: BigInt64Array.from([2n, 4n, 3n]), dims: [1, 3] };
+    const mask = { type: 'int64' as const, data: BigInt64Array.from([1n, 1n, 1n]), dims: [1, 3] };
+    return (await s.session.run({ input_ids: ids, attention_mask: mask }, ['logits'])).logits!.data;
   });
   assert.deepEqual(Array.from(result as Float32Array), [3, 0]);
   assert.equal(tight.stats().sessions, 1);

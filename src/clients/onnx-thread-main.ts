@@ -1,0 +1,52 @@
+/**
+ * Entry point of the onnxruntime thread. onnxruntime-node's `session.run` computes on the calling thread
+ * (its promise only defers the start), so sessions live here, off the main thread that tokenizes, talks to
+ * Postgres and heartbeats to Temporal.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { transferables, type PlainTensor, type TensorType, type ThreadRequest, type ThreadResponse, type ThreadValue } from './onnx-thread-protocol';
+
+const port = parentPort;
+if (!port) throw new Error('onnx-thread-main runs as a worker thread; import src/clients/onnx-thread instead');
+
+const sessions = new Map<number, ort.InferenceSession>();
+let nextSession = 1;
+
+function session(id: number): ort.InferenceSession {
+  const s = sessions.get(id);
+  if (!s) throw new Error(`onnxruntime session ${id} was released`);
+  return s;
+}
+
+async function handle(req: ThreadRequest): Promise<{ value: ThreadValue; transfer: ArrayBuffer[] }> {
+  switch (req.op) {
+    case 'create': {
+      const s = await ort.InferenceSession.create(req.bytes, { executionProviders: [req.provider], intraOpNumThreads: req.intraOpThreads, graphOptimizationLevel: 'all' });
+      const id = nextSession++;
+      sessions.set(id, s);
+      return { value: { session: id, inputNames: [...s.inputNames], outputNames: [...s.outputNames] }, transfer: [] };
+    }
+    case 'run': {
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(req.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, [...t.dims]);
+      const result = await session(req.session).run(feeds, req.fetches);
+      const out: Record<string, PlainTensor> = {};
+      for (const [name, t] of Object.entries(result)) out[name] = { type: t.type as TensorType, data: t.data as PlainTensor['data'], dims: [...t.dims] };
+      return { value: out, transfer: transferables(Object.values(out)) };
+    }
+    case 'release': {
+      const s = sessions.get(req.session);
+      sessions.delete(req.session);
+      await s?.release();
+      return { value: null, transfer: [] };
+    }
+  }
+}
+
+port.on('message', (req: ThreadRequest) => {
+  handle(req).then(
+    ({ value, transfer }) => port.postMessage({ id: req.id, ok: true, value } satisfies ThreadResponse, transfer),
+    (err: unknown) => port.postMessage({ id: req.id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies ThreadResponse),
+  );
+});
