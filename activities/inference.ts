@@ -129,7 +129,7 @@ export function inferenceActivities(deps: InferenceDeps) {
     return { out, prepared };
   }
 
-  /** onnxruntime's half: runs on its own threads, so the next batch can be prepared meanwhile. */
+  /** onnxruntime's half, on the onnxruntime thread (the batch's tensors move there), so this thread prepares the next. */
   async function runBatch(m: Member, s: LoadedSession, { out, prepared }: PreparedBatch): Promise<Prediction[]> {
     if (prepared.rows.length === 0) return out;
     const outputName = m.version.manifest.output ?? s.session.outputNames[0]!;
