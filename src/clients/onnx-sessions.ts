@@ -94,7 +94,7 @@ export class SessionCache {
   private async acquire(sha256: string, load: () => Promise<Uint8Array>): Promise<Entry> {
     let resident = this.entries.get(sha256);
     if (resident && !resident.session.alive) {
-      // Its thread exited (out of memory, a crash in a kernel): load it again on a fresh one.
+      // Its thread exited (an uncaught error, its heap limit, a close): load it again on a fresh one.
       this.opts.log.warn({ sha256 }, 'onnx session lost with its thread; reloading');
       this.entries.delete(sha256);
       resident = undefined;
