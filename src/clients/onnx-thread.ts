@@ -4,7 +4,9 @@ import { transferables, type CreatedSession, type PlainTensor, type ThreadReques
 
 export type { PlainTensor } from './onnx-thread-protocol';
 
-type Request = ThreadRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+/** Omit distributed over the union, so each request keeps its own fields. */
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+type Request = WithoutId<ThreadRequest>;
 
 /** An onnxruntime session that lives on the onnxruntime thread. */
 export interface ThreadSession {
@@ -37,9 +39,10 @@ export class OrtThread {
   private readonly pending = new Map<number, { resolve: (v: ThreadValue) => void; reject: (e: Error) => void }>();
 
   async createSession(bytes: Uint8Array, provider: string, intraOpThreads: number): Promise<ThreadSession> {
+    // The thread that will hold the session: if it dies while creating, the call rejects anyway.
+    const generation = this.generation;
     // A copy, not a transfer: the caller may try the same bytes with the next provider.
     const created = (await this.call({ op: 'create', bytes, provider, intraOpThreads })) as CreatedSession;
-    const generation = this.generation;
     let released = false;
     const alive = (): boolean => !released && generation === this.generation;
     return {
