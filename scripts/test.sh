@@ -3,17 +3,17 @@
 # stack (Temporal dev server, MinIO, Postgres on free ports) that with-stack starts and removes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v docker-compose >/dev/null 2>&1; then
-  echo "[qcflow] installing docker-compose (Debian) to validate docker-compose.temporal.yml…" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2
-  else sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2; fi
-fi
-# The review page's browser test drives Debian's Chromium (never a downloaded browser).
-if [ ! -x /usr/bin/chromium ] && [ -z "${QCFLOW_CHROMIUM:-}" ]; then
-  echo "[qcflow] installing chromium (Debian) for the review page's browser test…" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
-  else sudo apt-get update -qq >&2 && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2; fi
-fi
+# Debian packages the suite drives (never downloaded binaries); installed once when missing.
+apt_install() { # package, why
+  echo "[qcflow] installing $1 (Debian) $2…" >&2
+  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >&2
+}
+command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose 'to validate docker-compose.temporal.yml'
+# The review page's browser test drives Debian's Chromium.
+[ -x /usr/bin/chromium ] || [ -n "${QCFLOW_CHROMIUM:-}" ] || apt_install chromium "for the review page's browser test"
+# Quantized models are checked on an AVX2-only CPU emulated by QEMU (quantize-other-cpu.test.ts).
+[ -x /usr/bin/qemu-x86_64 ] || [ -n "${QCFLOW_QEMU:-}" ] || apt_install qemu-user 'to run quantized models on an emulated AVX2-only CPU'
 echo "[qcflow] typecheck" >&2
 npx --no-install tsc --noEmit
 export QCFLOW_LOG_LEVEL=${QCFLOW_LOG_LEVEL:-warn}

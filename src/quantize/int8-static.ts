@@ -1,16 +1,16 @@
 import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
 import { intAttr } from '../onnx/graph';
-import { DT, floatValues, makeTensor } from '../onnx/tensor';
+import { DT, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint } from './params';
 import { registerQuantizer } from './registry';
-import { quantizeWeight8 } from './weights';
+import { dequantizedWeight } from './dequantized-weight';
 import type { QuantizeContext } from './types';
 
 /**
  * int8 static quantization in QDQ form: QuantizeLinear/DequantizeLinear pairs on each quantized node's
  * activation input and output (uint8, ranges from calibration) and a DequantizeLinear on its int8
- * per-channel symmetric weight. The float ops stay, so the model runs anywhere; onnxruntime fuses
+ * per-channel symmetric weight (7-bit by default, since onnxruntime runs the fused QLinear kernels as u8·s8). The float ops stay, so the model runs anywhere; onnxruntime fuses
  * DQ → op → Q into QLinear kernels where it has them.
  */
 
@@ -34,22 +34,6 @@ function qdq(ctx: QuantizeContext, name: string, into?: string): { nodes: onnx.I
       node('DequantizeLinear', [q, scale, zp], [dq], {}, ctx.index.uniqueName(`${name}_DQ`)),
     ],
   };
-}
-
-/** The weight as int8 per output channel behind a DequantizeLinear along `axis`. */
-function dequantizedWeight(ctx: QuantizeContext, name: string, axis: number): { nodes: onnx.INodeProto[]; output: string } {
-  const w = ctx.index.initializers.get(name)!;
-  const dims = (w.dims ?? []).map(Number);
-  const q = quantizeWeight8(floatValues(w), dims, { axis, perChannel: ctx.options.perChannel, symmetric: true, qtype: 'int8' });
-  const perChannel = q.scales.length > 1;
-  const wq = ctx.index.uniqueName(`${name}_quantized`);
-  const ws = ctx.index.uniqueName(`${name}_scale`);
-  const wz = ctx.index.uniqueName(`${name}_zero_point`);
-  ctx.addInitializer(makeTensor(wq, DT.INT8, dims, q.values));
-  ctx.addInitializer(makeTensor(ws, DT.FLOAT, perChannel ? [q.scales.length] : [], q.scales));
-  ctx.addInitializer(makeTensor(wz, DT.INT8, perChannel ? [q.scales.length] : [], q.zeroPoints));
-  const out = ctx.index.uniqueName(`${name}_dequantized`);
-  return { output: out, nodes: [node('DequantizeLinear', [wq, ws, wz], [out], perChannel ? { axis } : {}, ctx.index.uniqueName(`${name}_DQ`))] };
 }
 
 /** Tensors a node needs calibrated: its activation input and its output. */
@@ -77,7 +61,7 @@ for (const opType of ['MatMul', 'Gemm', 'Conv']) {
     },
     quantize(n, ctx) {
       const x = qdq(ctx, n.input![0]!);
-      const w = dequantizedWeight(ctx, n.input![1]!, weightAxis(n));
+      const w = dequantizedWeight(ctx, n.input![1]!, weightAxis(n), ctx.options.reduceRange);
       // The node computes in float into a fresh name; Q → DQ restores the original output for its readers.
       const y = n.output![0]!;
       const raw = ctx.index.uniqueName(`${y}_float`);

@@ -12,8 +12,15 @@ export function roundHalfEven(x: number): number {
 
 export type QType = 'int8' | 'uint8' | 'int4' | 'uint4';
 
-/** The integer range of a type; symmetric signed ranges drop the most negative value (−127…127), as onnxruntime does. */
-export function qRange(q: QType, symmetric: boolean): [number, number] {
+/**
+ * The integer range of a type; symmetric signed ranges drop the most negative value (−127…127), as onnxruntime does.
+ * `reduceRange` keeps 8-bit weights to 7 bits (int8 −64…64, uint8 0…127), as onnxruntime's reduce_range does:
+ * x86 integer kernels without VNNI (AVX2, AVX-512 before VNNI) add u8·s8 products in pairs into saturating
+ * 16-bit lanes, so 255·127·2 overflows and the output depends on the CPU; 255·64·2 = 32,640 cannot.
+ */
+export function qRange(q: QType, symmetric: boolean, reduceRange = false): [number, number] {
+  if (reduceRange && q === 'int8') return [-64, 64];
+  if (reduceRange && q === 'uint8') return [0, 127];
   switch (q) {
     case 'int8': return symmetric ? [-127, 127] : [-128, 127];
     case 'uint8': return [0, 255];

@@ -101,7 +101,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
     const index = new GraphIndex(g);
     const ctx: QuantizeContext = {
       index,
-      options: { perChannel: true, symmetric: true, ...options, blockSize },
+      opset,
+      options: { perChannel: true, symmetric: true, reduceRange: true, ...options, blockSize },
       addInitializer: (t) => {
         g.initializer = [...(g.initializer ?? []), t];
         index.initializers.set(t.name!, t);

@@ -10,6 +10,11 @@ export interface QuantizeOptions {
   perChannel?: boolean;
   /** Weights symmetric around zero (default); false stores zero points (int4: per block). */
   symmetric?: boolean;
+  /**
+   * Weights that feed an integer kernel (MatMulInteger, QLinear*) keep to 7 bits so the result is the same
+   * on every CPU (see qRange); default true. False gives 8-bit weights for targets known to have VNNI or ARM dot products.
+   */
+  reduceRange?: boolean;
   /** int4 block size along K: 16, 32, 64, 128 or 256; default 32. */
   blockSize?: number;
   /** Nodes (by name) kept in fp32. */
@@ -32,7 +37,9 @@ export interface NodeOutcome {
 /** Handed to each per-operator handler: the graph index, the options, and a place to add tensors. */
 export interface QuantizeContext {
   index: GraphIndex;
-  options: Required<Pick<QuantizeOptions, 'perChannel' | 'symmetric' | 'blockSize'>> & QuantizeOptions;
+  /** The model's default-domain opset. */
+  opset: number;
+  options: Required<Pick<QuantizeOptions, 'perChannel' | 'symmetric' | 'blockSize' | 'reduceRange'>> & QuantizeOptions;
   addInitializer(t: onnx.ITensorProto): void;
   /** Reuses one DynamicQuantizeLinear per activation even when several MatMuls read it. */
   dynamicQuantized: Map<string, { q: string; scale: string; zeroPoint: string; nodes: onnx.INodeProto[] }>;

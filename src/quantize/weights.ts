@@ -12,8 +12,8 @@ export interface QuantizedWeight {
  * Quantizes a weight tensor to 8 bits, per tensor or per channel along `axis` (the output channel: axis 1
  * of a MatMul weight [K, N], axis 0 of a Conv weight [M, C, kH, kW]).
  */
-export function quantizeWeight8(values: Float32Array, dims: number[], o: { axis: number; perChannel: boolean; symmetric: boolean; qtype: 'int8' | 'uint8' }): QuantizedWeight {
-  const [qmin, qmax] = qRange(o.qtype as QType, o.symmetric);
+export function quantizeWeight8(values: Float32Array, dims: number[], o: { axis: number; perChannel: boolean; symmetric: boolean; qtype: 'int8' | 'uint8'; reduceRange?: boolean }): QuantizedWeight {
+  const [qmin, qmax] = qRange(o.qtype as QType, o.symmetric, o.reduceRange);
   const channels = o.perChannel ? dims[o.axis]! : 1;
   const inner = dims.slice(o.axis + 1).reduce((a, b) => a * b, 1);
   const channelOf = (i: number): number => (o.perChannel ? Math.floor(i / inner) % channels : 0);

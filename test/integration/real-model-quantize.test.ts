@@ -54,9 +54,9 @@ for (const c of CASES) {
       const m = await evaluateCandidate(file, encodeModel(model), golden, { runs: 3 });
       t.diagnostic(`${c.file} ${method}: ${report.quantized} nodes, weights ×${report.quantizedWeights.ratio.toFixed(3)}, file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(4)} (worst ${m.cosine.min.toFixed(4)}), latency ×${m.latencyMs.ratio.toFixed(2)}`);
       if (report.quantized === 0) continue;
-      // fp16 keeps these models nearly exact and 4-bit weights close; per-tensor int8 ConvInteger (all that
-      // onnxruntime's CPU kernel takes) costs the detector most. These are floors, not the budget (0.99).
-      const floor = { 'int8-dynamic': 0.8, fp16: 0.99, int4: 0.98, 'int8-static': 0.99 }[method];
+      // fp16 keeps these models nearly exact, int8 weights (the detector's Convs weight-only) close and 4-bit
+      // weights a little less. These are floors, not the budget (0.99).
+      const floor = { 'int8-dynamic': 0.99, fp16: 0.99, int4: 0.98, 'int8-static': 0.99 }[method];
       assert.ok(m.cosine.mean >= floor, `${method} cosine ${m.cosine.mean} < ${floor}`);
     }
   });

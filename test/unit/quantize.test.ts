@@ -145,7 +145,7 @@ for (const [name, build] of Object.entries(fixtures)) {
       if (method === 'int8-dynamic') assert.ok(report.quantizedWeights.ratio <= 0.27, `int8 ratio ${report.quantizedWeights.ratio}`);
       if (method === 'int4') assert.ok(report.quantizedWeights.ratio <= 0.16, `int4 ratio ${report.quantizedWeights.ratio}`);
       if (method === 'fp16') assert.equal(report.quantizedWeights.ratio, 0.5);
-      if (method === 'int8-dynamic' && name !== 'cnn') {
+      if (method === 'int8-dynamic') {
         assert.ok(m.top1Agreement >= 0.99, `int8 top-1 ${m.top1Agreement}`);
         assert.ok(m.cosine.mean >= 0.99, `int8 cosine ${m.cosine.mean}`);
       }

@@ -1,0 +1,52 @@
+import type { onnx } from '../onnx/proto';
+import { node } from '../onnx/build';
+import { DT, floatValues, makeTensor } from '../onnx/tensor';
+import { quantizeWeight8, type QuantizedWeight } from './weights';
+import type { QuantizeContext } from './types';
+
+/**
+ * A weight stored as symmetric int8 per channel along `axis` behind a DequantizeLinear (per-axis needs
+ * opset 13, which int8-static requires), so the node that reads it keeps its float input and onnxruntime
+ * can fuse the QDQ group into an integer kernel. `reduceRange`: that kernel reads the int8 values directly.
+ */
+export function dequantizedWeight(ctx: QuantizeContext, name: string, axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
+  const { q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, reduceRange);
+  const perChannel = q.scales.length > 1;
+  const ws = ctx.index.uniqueName(`${name}_scale`);
+  const wz = ctx.index.uniqueName(`${name}_zero_point`);
+  ctx.addInitializer(makeTensor(ws, DT.FLOAT, perChannel ? [q.scales.length] : [], q.scales));
+  ctx.addInitializer(makeTensor(wz, DT.INT8, perChannel ? [q.scales.length] : [], q.zeroPoints));
+  const out = ctx.index.uniqueName(`${name}_dequantized`);
+  return { output: out, nodes: [node('DequantizeLinear', [wq, ws, wz], [out], perChannel ? { axis } : {}, ctx.index.uniqueName(`${name}_DQ`))] };
+}
+
+/**
+ * Weight-only int8: the values as int8 per channel along `axis`, restored to float by Cast and a Mul by
+ * the channel scales. Both have constant inputs, so onnxruntime folds them when it loads the model: the
+ * file keeps a quarter of the bytes and the node computes in float at float speed, on any opset and CPU.
+ */
+export function weightOnlyInt8(ctx: QuantizeContext, name: string, axis: number): { nodes: onnx.INodeProto[]; output: string } {
+  const { dims, q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, false);
+  const ws = ctx.index.uniqueName(`${name}_scale`);
+  // Scales shaped to broadcast along `axis`: [C, 1, 1, 1] for a Conv weight [C, …].
+  const shape = dims.map((d, i) => (i === axis && q.scales.length > 1 ? d : 1));
+  ctx.addInitializer(makeTensor(ws, DT.FLOAT, q.scales.length > 1 ? shape : [], q.scales));
+  const cast = ctx.index.uniqueName(`${name}_float`);
+  const out = ctx.index.uniqueName(`${name}_dequantized`);
+  return {
+    output: out,
+    nodes: [
+      node('Cast', [wq], [cast], { to: DT.FLOAT }, ctx.index.uniqueName(`${name}_Cast`)),
+      node('Mul', [cast, ws], [out], {}, ctx.index.uniqueName(`${name}_scale_Mul`)),
+    ],
+  };
+}
+
+function storeInt8(ctx: QuantizeContext, name: string, axis: number, perChannel: boolean, reduceRange: boolean): { dims: number[]; q: QuantizedWeight; wq: string } {
+  const w = ctx.index.initializers.get(name)!;
+  const dims = (w.dims ?? []).map(Number);
+  const q = quantizeWeight8(floatValues(w), dims, { axis, perChannel, symmetric: true, qtype: 'int8', reduceRange });
+  const wq = ctx.index.uniqueName(`${name}_quantized`);
+  ctx.addInitializer(makeTensor(wq, DT.INT8, dims, q.values));
+  return { dims, q, wq };
+}
