@@ -10,8 +10,9 @@ stamp=node_modules/.qcflow-lock-sha
 digest() { cat package.json package-lock.json | sha256sum | cut -d' ' -f1; }
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(digest)" ]; then
   echo "[qcflow] installing npm dependencies…" >&2
-  # npm install (not ci): npm 11 rejects lockfiles that omit other platforms' optional packages.
-  npm install --no-audit --no-fund >&2
+  # npm ci never rewrites package-lock.json, so a fresh clone stays clean after `npm run demo`/`npm test`.
+  # The lockfile lists every platform's optional packages (regenerate it with `npm install` on a change).
+  npm ci --no-audit --no-fund >&2
   digest > "$stamp"
 fi
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
