@@ -6,6 +6,7 @@ import { DEMO_CUES, generateDemoLines } from '../demo/dataset';
 import { registerModel } from '../models/register';
 import { bagOfWordsTextModel } from '../onnx/reference-models';
 import { startStack, type Stack } from '../infra/stack';
+import { stopOnSignal } from '../infra/process';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
 import { startInferenceWorker } from '../../workers/inference';
 import { startReviewWorker } from '../../workers/review';
@@ -103,6 +104,7 @@ async function demoReviews(dev: StackWithWorkers, project: string): Promise<void
 /** The main job end to end: project → ingest a generated dataset with defects → QC → release → summary. */
 export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samples: number }): Promise<void> {
   const dev = await startDev(cfg, log);
+  const releaseSignals = stopOnSignal(() => dev.stop(), log);
   const s = await connectServices(dev.stack.cfg);
   try {
     const project = 'demo';
@@ -139,11 +141,13 @@ export async function runDemo(cfg: Config, log: Logger, o: { keep: boolean; samp
     }
     process.stdout.write(`\n${await status(s, project)}\n\nTemporal UI: ${dev.stack.uiUrl}  (filter: QcProject="${project}")\n`);
   } catch (err) {
+    releaseSignals();
     await s.close();
     await dev.stop();
     throw err;
   }
   await s.close();
+  releaseSignals();
   if (o.keep) {
     process.stdout.write('stack and worker keep running (--keep); press Ctrl-C to stop\n');
     await waitForInterrupt(log, dev);

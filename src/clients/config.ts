@@ -8,6 +8,8 @@ import * as os from 'node:os';
 export interface Config {
   stateDir: string;
   binCacheDir: string;
+  /** How long each embedded server may take to answer after it is spawned. */
+  startTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   temporal: { address: string; namespace: string; uiPort: number };
   databaseUrl: string | undefined;
@@ -46,6 +48,7 @@ export interface SettingDoc {
 export const SETTINGS: SettingDoc[] = [
   { env: 'QCFLOW_STATE_DIR', default: './.qcflow', description: 'Where the embedded stack keeps its data (Temporal SQLite, MinIO, Postgres).' },
   { env: 'QCFLOW_BIN_CACHE', default: '~/.cache/qcflow/bin', description: 'Where `go install` puts the temporal and minio binaries when they are not on PATH.' },
+  { env: 'QCFLOW_START_TIMEOUT_S', default: '300', description: 'How long each embedded server (Temporal, MinIO, Postgres) may take to answer after it starts; progress is logged every 5 s and a failure shows the end of its log.' },
   { env: 'QCFLOW_LOG_LEVEL', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent.' },
   { env: 'TEMPORAL_ADDRESS', default: '127.0.0.1:7233', description: 'Temporal frontend (host:port).' },
   { env: 'TEMPORAL_NAMESPACE', default: 'default', description: 'Temporal namespace.' },
@@ -135,6 +138,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     stateDir: path.resolve(str(env, 'QCFLOW_STATE_DIR', '.qcflow')),
     binCacheDir: path.resolve(str(env, 'QCFLOW_BIN_CACHE', path.join(os.homedir(), '.cache', 'qcflow', 'bin'))),
+    startTimeoutMs: int(env, 'QCFLOW_START_TIMEOUT_S', 300, 1, 86_400) * 1000,
     logLevel: logLevel as Config['logLevel'],
     temporal: {
       address,
@@ -188,6 +192,7 @@ export function configToEnv(cfg: Config, databaseUrl: string): Record<string, st
   return {
     QCFLOW_STATE_DIR: cfg.stateDir,
     QCFLOW_BIN_CACHE: cfg.binCacheDir,
+    QCFLOW_START_TIMEOUT_S: String(cfg.startTimeoutMs / 1000),
     QCFLOW_LOG_LEVEL: cfg.logLevel,
     TEMPORAL_ADDRESS: cfg.temporal.address,
     TEMPORAL_NAMESPACE: cfg.temporal.namespace,

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import type { Logger } from '../clients/logger';
 
 export interface ManagedProcess {
   name: string;
@@ -47,15 +48,83 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Polls `probe` until it returns true; the error names the service and where its log is. */
-export async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, proc?: ManagedProcess): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/** The last `lines` lines of a log file, for an error message ('' when it cannot be read). */
+export function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  proc?: ManagedProcess;
+  /** Says every few seconds what is still being waited for, so a slow first start never looks hung. */
+  log?: Logger;
+}
+
+/** Polls `probe` until it returns true; the error names the service, its log and the log's last lines. */
+export async function waitFor(what: string, probe: () => Promise<boolean>, o: WaitOptions): Promise<void> {
+  const started = Date.now();
+  const deadline = started + o.timeoutMs;
+  let nextReport = started + 5_000;
+  const tail = (): string => {
+    const t = o.proc ? logTail(o.proc.logFile) : '';
+    return t ? `\nlast lines of ${o.proc!.logFile}:\n${t}` : '';
+  };
   while (Date.now() < deadline) {
-    if (proc && proc.child.exitCode !== null) {
-      throw new Error(`${what} exited with code ${proc.child.exitCode} while starting; see ${proc.logFile}`);
+    if (o.proc && o.proc.child.exitCode !== null) {
+      throw new Error(`${what} exited with code ${o.proc.child.exitCode} while starting; see ${o.proc.logFile}${tail()}`);
     }
-    if (await probe().catch(() => false)) return;
+    if (await probe().catch(() => false)) {
+      o.log?.info({ service: what, readyMs: Date.now() - started }, `${what} is ready`);
+      return;
+    }
+    if (Date.now() >= nextReport) {
+      o.log?.info({ service: what, waitedS: Math.round((Date.now() - started) / 1000), timeoutS: Math.round(o.timeoutMs / 1000) }, `waiting for ${what} to start…`);
+      nextReport += 5_000;
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`${what} did not become ready within ${Math.round(timeoutMs / 1000)}s${proc ? `; see ${proc.logFile}` : ''}`);
+  throw new Error(`${what} did not become ready within ${Math.round(o.timeoutMs / 1000)}s (raise QCFLOW_START_TIMEOUT_S on a slow machine)${o.proc ? `; see ${o.proc.logFile}` : ''}${tail()}`);
+}
+
+/** Whether something accepts TCP connections on host:port. */
+export function portInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (used: boolean): void => {
+      socket.destroy();
+      resolve(used);
+    };
+    socket.setTimeout(1000, () => done(true));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Runs `stop` and exits on SIGINT/SIGTERM until the returned function is called, so processes a command
+ * started are stopped however it is interrupted (not only by a terminal's Ctrl-C, which reaches them too).
+ * A second signal exits at once.
+ */
+export function stopOnSignal(stop: () => Promise<void>, log: Logger): () => void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    if (stopping) process.exit(code);
+    stopping = true;
+    log.info({ signal }, 'interrupted: stopping what this command started');
+    stop().then(() => process.exit(code), (err: unknown) => {
+      log.error({ err }, 'could not stop everything this command started');
+      process.exit(code);
+    });
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }

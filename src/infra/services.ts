@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -7,6 +8,14 @@ import type { Logger } from '../clients/logger';
 import { findPostgresBinDir, ensureProgram, MissingToolError } from './binaries';
 import { startProcess, waitFor, type ManagedProcess } from './process';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
+
+/** What every server start needs besides its own options. */
+export interface StartContext {
+  log: Logger;
+  timeoutMs: number;
+  /** Called as soon as the process is spawned, so the caller stops it even when its start fails or times out. */
+  track(p: ManagedProcess): void;
+}
 
 export interface TemporalOptions {
   host: string;
@@ -30,7 +39,7 @@ export async function temporalReady(address: string): Promise<boolean> {
 }
 
 /** The Temporal CLI dev server with its UI, the qcflow search attributes and task priority enabled. */
-export async function startTemporal(o: TemporalOptions, log: Logger): Promise<ManagedProcess> {
+export async function startTemporal(o: TemporalOptions, { log, timeoutMs, track }: StartContext): Promise<ManagedProcess> {
   const bin = await ensureProgram('temporal', o.binCacheDir, log);
   const args = [
     'server', 'start-dev',
@@ -46,7 +55,8 @@ export async function startTemporal(o: TemporalOptions, log: Logger): Promise<Ma
   if (o.dbFile) args.push('--db-filename', o.dbFile);
   log.info({ port: o.port, ui: `http://${o.host}:${o.uiPort}`, persistence: o.dbFile ?? 'in-memory' }, 'starting Temporal dev server');
   const proc = startProcess('temporal', bin, args, o.logDir);
-  await waitFor('Temporal dev server', () => temporalReady(`${o.host}:${o.port}`), 60_000, proc);
+  track(proc);
+  await waitFor('Temporal dev server', () => temporalReady(`${o.host}:${o.port}`), { timeoutMs, proc, log });
   return proc;
 }
 
@@ -66,14 +76,15 @@ export async function minioReady(host: string, port: number): Promise<boolean> {
   return res.ok;
 }
 
-export async function startMinio(o: MinioOptions, log: Logger): Promise<ManagedProcess> {
+export async function startMinio(o: MinioOptions, { log, timeoutMs, track }: StartContext): Promise<ManagedProcess> {
   const bin = await ensureProgram('minio', o.binCacheDir, log);
   mkdirSync(o.dataDir, { recursive: true });
   log.info({ port: o.port, dataDir: o.dataDir }, 'starting MinIO');
   const proc = startProcess('minio', bin, ['server', o.dataDir, '--address', `${o.host}:${o.port}`, '--console-address', `${o.host}:${o.consolePort}`, '--quiet'], o.logDir, {
     env: { ...process.env, MINIO_ROOT_USER: o.accessKey, MINIO_ROOT_PASSWORD: o.secretKey, MINIO_BROWSER: 'on', MINIO_UPDATE: 'off' },
   });
-  await waitFor('MinIO', () => minioReady(o.host, o.port), 60_000, proc);
+  track(proc);
+  await waitFor('MinIO', () => minioReady(o.host, o.port), { timeoutMs, proc, log });
   return proc;
 }
 
@@ -92,7 +103,8 @@ export async function postgresReachable(url: string): Promise<boolean> {
 
 export interface PostgresOptions {
   port: number;
-  dataDir: string;
+  /** The state dir; the cluster lives in `<stateDir>/postgres` unless the postgres user cannot reach it. */
+  stateDir: string;
   logDir: string;
   /** Trade durability for speed in throwaway test clusters. */
   fast: boolean;
@@ -108,33 +120,58 @@ function postgresUser(): { uid: number; gid: number } | undefined {
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
+/** Where clusters go when the state dir is out of the postgres user's reach (a clone under a 0700 home). */
+export const OUTSIDE_CLUSTER_ROOT = '/var/lib/qcflow';
+
+/**
+ * The cluster's folder. As root the server runs as `postgres`, who must be able to traverse every folder
+ * above it; a clone in /root or a `mktemp -d` folder is 0700, so there the cluster goes to
+ * /var/lib/qcflow/postgres-<hash of the state dir> (owned by postgres) and `<stateDir>/postgres-location`
+ * says where.
+ */
+export function postgresDataDir(stateDir: string, owner: { uid: number; gid: number } | undefined): string {
+  const inside = path.join(stateDir, 'postgres');
+  const reachable = !owner || spawnSync('test', ['-x', stateDir], { uid: owner.uid, gid: owner.gid }).status === 0;
+  if (reachable) return inside;
+  const outside = path.join(OUTSIDE_CLUSTER_ROOT, `postgres-${createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 12)}`);
+  writeFileSync(path.join(stateDir, 'postgres-location'), `${outside}\n`);
+  return outside;
+}
+
 /** A local cluster from the installed PostgreSQL binaries, owned by the `postgres` user when we are root. */
-export async function startPostgres(o: PostgresOptions, log: Logger): Promise<{ proc: ManagedProcess; url: string }> {
+export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track }: StartContext): Promise<{ proc: ManagedProcess; url: string; dataDir: string }> {
   const binDir = findPostgresBinDir();
   if (!binDir) {
     throw new MissingToolError('no PostgreSQL server binaries found: apt-get install postgresql (or set DATABASE_URL to a reachable server)');
   }
   const owner = postgresUser();
-  const spawnAs = owner ? { uid: owner.uid, gid: owner.gid } : {};
-  mkdirSync(o.dataDir, { recursive: true });
-  const sockDir = path.join(o.dataDir, '..', 'pg-socket');
+  mkdirSync(o.stateDir, { recursive: true });
+  const dataDir = postgresDataDir(o.stateDir, owner);
+  if (dataDir !== path.join(o.stateDir, 'postgres')) {
+    log.info({ dataDir, stateDir: o.stateDir }, 'the postgres user cannot reach the state dir (a private folder above it); keeping the cluster outside it');
+  }
+  // Postgres changes into its working directory's path at start, so it must be one the server's user can reach.
+  const spawnAs = owner ? { uid: owner.uid, gid: owner.gid, cwd: path.dirname(dataDir) } : {};
+  mkdirSync(dataDir, { recursive: true });
+  const sockDir = path.join(dataDir, '..', `${path.basename(dataDir)}-socket`);
   mkdirSync(sockDir, { recursive: true });
   if (owner) {
-    chownSync(o.dataDir, owner.uid, owner.gid);
+    chownSync(dataDir, owner.uid, owner.gid);
     chownSync(sockDir, owner.uid, owner.gid);
   }
-  if (!existsSync(path.join(o.dataDir, 'PG_VERSION'))) {
-    log.info({ dataDir: o.dataDir, binDir }, 'initialising embedded PostgreSQL cluster');
-    const r = spawnSync(path.join(binDir, 'initdb'), ['-D', o.dataDir, '-U', 'qcflow', '--auth=trust', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...spawnAs });
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    log.info({ dataDir, binDir }, 'initialising embedded PostgreSQL cluster');
+    const r = spawnSync(path.join(binDir, 'initdb'), ['-D', dataDir, '-U', 'qcflow', '--auth=trust', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...spawnAs });
     if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout}`);
     writeFileSync(path.join(o.logDir, 'postgres-initdb.log'), r.stdout);
   }
-  const args = ['-D', o.dataDir, '-p', String(o.port), '-k', sockDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
+  const args = ['-D', dataDir, '-p', String(o.port), '-k', sockDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
   if (o.fast) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
-  log.info({ port: o.port, dataDir: o.dataDir }, 'starting embedded PostgreSQL');
+  log.info({ port: o.port, dataDir }, 'starting embedded PostgreSQL');
   const proc = startProcess('postgres', path.join(binDir, 'postgres'), args, o.logDir, spawnAs);
+  track(proc);
   const adminUrl = `postgres://qcflow@127.0.0.1:${o.port}/postgres`;
-  await waitFor('PostgreSQL', () => postgresReachable(adminUrl), 60_000, proc);
+  await waitFor('PostgreSQL', () => postgresReachable(adminUrl), { timeoutMs, proc, log });
   const admin = new PgClient({ connectionString: adminUrl });
   await admin.connect();
   try {
@@ -143,5 +180,5 @@ export async function startPostgres(o: PostgresOptions, log: Logger): Promise<{ 
   } finally {
     await admin.end();
   }
-  return { proc, url: `postgres://qcflow@127.0.0.1:${o.port}/qcflow` };
+  return { proc, url: `postgres://qcflow@127.0.0.1:${o.port}/qcflow`, dataDir };
 }

@@ -6,7 +6,8 @@ import type { Logger } from '../clients/logger';
 import { createPool } from '../clients/pg';
 import { migrate } from '../clients/migrate';
 import { createObjectStore, ensureBucket } from '../clients/minio';
-import { freePort, type ManagedProcess } from './process';
+import { freePort, portInUse, stopOnSignal, type ManagedProcess } from './process';
+import { ensureProgram } from './binaries';
 import { minioReady, postgresReachable, startMinio, startPostgres, startTemporal, temporalReady } from './services';
 
 export interface Stack {
@@ -31,6 +32,7 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
   const procs: ManagedProcess[] = [];
   let cfg: Config = base;
   let tempDir: string | undefined;
+  let outsideDataDir: string | undefined;
   if (opts.ephemeral) {
     tempDir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-stack-'));
     // mkdtemp is 0700; the postgres user (when we are root) must be able to reach its data dir inside.
@@ -48,48 +50,64 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
   mkdirSync(logDir, { recursive: true });
   const stopAll = async (): Promise<void> => {
     for (const p of [...procs].reverse()) await p.stop();
+    procs.length = 0;
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    // A throwaway cluster kept outside its temp dir (see postgresDataDir) goes with it.
+    if (tempDir && outsideDataDir) for (const d of [outsideDataDir, `${outsideDataDir}-socket`]) rmSync(d, { recursive: true, force: true });
   };
+  // Everything spawned is tracked at once, so a start that fails, times out or is interrupted stops it too.
+  const ctx = { log, timeoutMs: cfg.startTimeoutMs, track: (p: ManagedProcess) => procs.push(p) };
+  const releaseSignals = stopOnSignal(stopAll, log);
   try {
     const [host, portText] = cfg.temporal.address.split(':') as [string, string];
-    const starts: Array<Promise<void>> = [];
-
-    // Postgres: DATABASE_URL when reachable, else the embedded cluster.
     let databaseUrl = cfg.databaseUrl ?? embeddedDatabaseUrl(cfg);
-    starts.push((async () => {
-      if (await postgresReachable(databaseUrl)) {
-        log.info({ url: redact(databaseUrl) }, 'using running PostgreSQL');
-        return;
+    const need = {
+      postgres: !(await postgresReachable(databaseUrl)),
+      minio: !(await minioReady(cfg.minio.endPoint, cfg.minio.port).catch(() => false)),
+      temporal: !(await temporalReady(cfg.temporal.address).catch(() => false)),
+    };
+    if (!need.postgres) log.info({ url: redact(databaseUrl) }, 'using a PostgreSQL that is already running (left running at exit)');
+    if (!need.minio) log.info({ port: cfg.minio.port }, 'using a MinIO that is already running (left running at exit)');
+    if (!need.temporal) log.info({ address: cfg.temporal.address }, 'using a Temporal server that is already running (left running at exit)');
+    // A port that answers but not as the expected server is someone else's: say so rather than start a
+    // second server that cannot bind, or talk to the wrong program.
+    const ports: Array<[boolean, string, string, number, string]> = [
+      [need.postgres && !cfg.databaseUrl, 'PostgreSQL', '127.0.0.1', cfg.embeddedPostgresPort, 'QCFLOW_PG_PORT'],
+      [need.minio, 'MinIO', cfg.minio.endPoint, cfg.minio.port, 'MINIO_PORT'],
+      [need.temporal, 'Temporal', host, Number(portText), 'TEMPORAL_ADDRESS'],
+    ];
+    for (const [needed, what, h, port, setting] of ports) {
+      if (needed && await portInUse(h, port)) {
+        throw new Error(`port ${h}:${port} is in use by a program that does not answer as ${what}; stop it, or set ${setting} to a free port`);
       }
-      if (cfg.databaseUrl) log.warn({ url: redact(cfg.databaseUrl) }, 'DATABASE_URL is not reachable; starting the embedded PostgreSQL instead');
-      const pg = await startPostgres({ port: cfg.embeddedPostgresPort, dataDir: path.join(cfg.stateDir, 'postgres'), logDir, fast: !!opts.ephemeral }, log);
-      procs.push(pg.proc);
-      databaseUrl = pg.url;
-    })());
+    }
+    // Build missing binaries before any server starts: a server started beside a Go build on a 2-core
+    // machine can take minutes to answer.
+    if (need.temporal) await ensureProgram('temporal', cfg.binCacheDir, log);
+    if (need.minio) await ensureProgram('minio', cfg.binCacheDir, log);
 
-    starts.push((async () => {
-      if (await minioReady(cfg.minio.endPoint, cfg.minio.port).catch(() => false)) {
-        log.info({ port: cfg.minio.port }, 'using running MinIO');
-        return;
-      }
-      procs.push(await startMinio({
+    const starts: Array<Promise<void>> = [];
+    if (need.postgres) {
+      if (cfg.databaseUrl) log.warn({ url: redact(cfg.databaseUrl) }, 'DATABASE_URL is not reachable; starting the embedded PostgreSQL instead');
+      starts.push(startPostgres({ port: cfg.embeddedPostgresPort, stateDir: cfg.stateDir, logDir, fast: !!opts.ephemeral }, ctx).then((pg) => {
+        databaseUrl = pg.url;
+        if (pg.dataDir !== path.join(cfg.stateDir, 'postgres')) outsideDataDir = pg.dataDir;
+      }));
+    }
+    if (need.minio) {
+      starts.push(startMinio({
         host: cfg.minio.endPoint, port: cfg.minio.port, consolePort: cfg.minio.consolePort,
         dataDir: path.join(cfg.stateDir, 'minio'), accessKey: cfg.minio.accessKey, secretKey: cfg.minio.secretKey,
         binCacheDir: cfg.binCacheDir, logDir,
-      }, log));
-    })());
-
-    starts.push((async () => {
-      if (await temporalReady(cfg.temporal.address).catch(() => false)) {
-        log.info({ address: cfg.temporal.address }, 'using running Temporal server');
-        return;
-      }
-      procs.push(await startTemporal({
+      }, ctx).then(() => undefined));
+    }
+    if (need.temporal) {
+      starts.push(startTemporal({
         host, port: Number(portText), uiPort: cfg.temporal.uiPort, namespace: cfg.temporal.namespace,
         dbFile: opts.ephemeral ? undefined : path.join(cfg.stateDir, 'temporal.sqlite'),
         binCacheDir: cfg.binCacheDir, logDir,
-      }, log));
-    })());
+      }, ctx).then(() => undefined));
+    }
 
     const results = await Promise.allSettled(starts);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -104,6 +122,7 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
     }
     await ensureBucket(createObjectStore(cfg.minio));
     cfg = { ...cfg, databaseUrl };
+    releaseSignals();
     return {
       cfg,
       databaseUrl,
@@ -113,9 +132,11 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
     };
   } catch (err) {
     await stopAll();
+    releaseSignals();
     throw err;
   }
 }
+
 
 export function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
