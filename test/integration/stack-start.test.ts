@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort } from '../../src/infra/process';
+import { REPO } from './helpers';
+
+/**
+ * Failure paths of the embedded stack's start. Postgres and MinIO are the suite's own (reused, so left
+ * alone); Temporal is a stand-in binary that never answers, so its start times out or is interrupted.
+ */
+function fakeTemporal(): { binDir: string; pidFile: string } {
+  const binDir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-fakebin-'));
+  const pidFile = path.join(binDir, 'pid');
+  writeFileSync(path.join(binDir, 'temporal'), `#!/bin/sh\necho "fake temporal: listening soon"\necho $$ > ${pidFile}\nexec sleep 600\n`);
+  chmodSync(path.join(binDir, 'temporal'), 0o755);
+  return { binDir, pidFile };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function startStackIn(env: NodeJS.ProcessEnv, onSpawned?: (child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; out: string }> {
+  const script = "require('./src/infra/stack').startStack(require('./src/clients/config').loadConfig(), require('./src/clients/logger').getLogger(require('./src/clients/config').loadConfig(), 't')).then((s) => s.stop(), (e) => { console.error('FAILED: ' + e.message); process.exit(3); })";
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    onSpawned?.(child);
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+test('a server start that times out fails with its log and leaves no process; an interrupted start stops what it spawned', async () => {
+  const { binDir, pidFile } = fakeTemporal();
+  const env = {
+    QCFLOW_BIN_CACHE: binDir, QCFLOW_STATE_DIR: mkdtempSync(path.join(os.tmpdir(), 'qcflow-state-')),
+    TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`, TEMPORAL_UI_PORT: String(await freePort()), QCFLOW_START_TIMEOUT_S: '2', QCFLOW_LOG_LEVEL: 'info',
+  };
+  const timedOut = await startStackIn(env);
+  assert.equal(timedOut.code, 3, timedOut.out);
+  assert.match(timedOut.out, /FAILED: Temporal dev server did not become ready within 2s \(raise QCFLOW_START_TIMEOUT_S/);
+  assert.match(timedOut.out, /fake temporal: listening soon/, 'the error shows the end of the server log');
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  assert.equal(alive(pid), false, 'the timed-out server was stopped');
+
+  const interrupted = await startStackIn({ ...env, QCFLOW_START_TIMEOUT_S: '60' }, (child) => {
+    const poll = setInterval(() => {
+      try {
+        if (Number(readFileSync(pidFile, 'utf8')) !== pid) {
+          clearInterval(poll);
+          child.kill('SIGTERM');
+        }
+      } catch { /* not spawned yet */ }
+    }, 100);
+  });
+  assert.equal(interrupted.code, 143, interrupted.out);
+  assert.equal(alive(Number(readFileSync(pidFile, 'utf8'))), false, 'the interrupted start stopped its server');
+});
+
+test('a port held by a program that is not the expected server is reported, not reused', async () => {
+  const squatter = net.createServer((s) => s.end('HTTP/1.1 400 nope\r\n\r\n'));
+  await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+  const port = (squatter.address() as net.AddressInfo).port;
+  try {
+    const r = await startStackIn({ QCFLOW_BIN_CACHE: fakeTemporal().binDir, QCFLOW_STATE_DIR: mkdtempSync(path.join(os.tmpdir(), 'qcflow-state-')), TEMPORAL_ADDRESS: `127.0.0.1:${port}`, QCFLOW_START_TIMEOUT_S: '5' });
+    assert.equal(r.code, 3, r.out);
+    assert.match(r.out, new RegExp(`FAILED: port 127.0.0.1:${port} is in use by a program that does not answer as Temporal; stop it, or set TEMPORAL_ADDRESS to a free port`));
+  } finally {
+    squatter.close();
+  }
+});
