@@ -127,6 +127,9 @@ export function consistencyActivities(deps: ActivityDeps) {
               consensus: { ...r.consensus, ...plugged.consensus.get(s.sampleId) },
               tallies,
               agreementByKind,
+              risk: r.risk,
+              // Plugin findings have no probability model, so a person settles them.
+              blocking: [...new Set([...r.blocking, ...pluginFindings.filter((f) => f.layer === 2).map((f) => f.rule)])],
               ...(posterior ? { classPosterior: posterior } : {}),
               ...(plugged.scores.has(s.sampleId) ? { pluginScores: plugged.scores.get(s.sampleId) } : {}),
               ...(plugged.details.has(s.sampleId) ? { pluginDetails: plugged.details.get(s.sampleId) } : {}),

@@ -2,7 +2,10 @@ import { withTransaction } from '../src/clients/pg';
 import { ANNOTATIONS_OF_S } from '../src/store/samples';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
-import { decideDisposition, fuseConfidence, layer5Findings } from '../src/qc/disposition';
+import { acceptanceThreshold, decideByRisk, decideDisposition, fuseConfidence, layer5Findings, riskFindings } from '../src/qc/disposition';
+import { withModel, type SampleRisk } from '../src/qc/risk';
+import type { Finding } from '../src/qc/findings';
+import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
 import { policyOf } from './consistency';
 import type { IngestSample, MediaRef, Annotation } from '../src/ingest/envelope';
@@ -25,6 +28,31 @@ export function qcActivities(deps: ActivityDeps) {
     const keys = media.flatMap((m) => ('key' in m ? [m.key] : []));
     const exists = await Promise.all(keys.map((k) => objectExists(deps.store, k)));
     return keys.filter((_, i) => !exists[i]);
+  }
+
+  /**
+   * Every layer-1-passed sample's probability of being wrong (layer 2's, with the layer-3 model folded in),
+   * whatever its status, so a retried activity computes the same batch threshold; and that threshold.
+   */
+  async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<{ risks: Map<string, SampleRisk>; threshold: number }> {
+    const { rows } = await deps.pool.query<{ id: string; risk: SampleRisk | null; model_p: number | null; eligible: boolean }>(
+      `SELECT s.id, q2.details->'risk' AS risk, q3.score AS model_p,
+              COALESCE(jsonb_array_length(q2.details->'blocking'), 0) = 0 AND NOT COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS eligible
+       FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
+       LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+       LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
+       WHERE s.project_id = $1 AND s.batch_id = $2`,
+      [input.project, input.batchId],
+    );
+    const risks = new Map<string, SampleRisk>();
+    const candidates: number[] = [];
+    for (const r of rows) {
+      if (!r.risk) continue;
+      const risk = r.model_p === null ? r.risk : withModel(r.risk, r.model_p, classCount, policy.fusion.risk.modelWeight);
+      risks.set(r.id, risk);
+      if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push(risk.pWrong);
+    }
+    return { risks, threshold: acceptanceThreshold(candidates, policy.fusion.risk.targetErrorRate, policy.fusion.risk.maxSampleRisk) };
   }
 
   return {
@@ -80,13 +108,14 @@ export function qcActivities(deps: ActivityDeps) {
     async fuseAndDispose(input: BatchKey): Promise<DispositionSummary> {
       const project = await requireProject(deps, input.project);
       const policy = policyOf(project);
+      const batch = policy.fusion.mode === 'risk' ? await batchRisks(input, policy, project.ontology.classes?.length ?? 2) : undefined;
       for (;;) {
         const { rows } = await deps.pool.query<{
           id: string; external_id: string; l1: boolean; l2: boolean | null; agreement: number | null; l2_rules: string[] | null;
           score: number | null; uncertainty: string | null; l3_failed: boolean; stability: number | null; model_version: string | null;
-          alerted: string[] | null;
+          alerted: string[] | null; blocking: string[] | null;
         }>(
-          `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement,
+          `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement, q2.details->'blocking' AS blocking,
                   (SELECT array_agg(DISTINCT f->>'rule') FROM jsonb_array_elements(q2.findings) f) AS l2_rules,
                   q3.score, q3.details->>'uncertainty' AS uncertainty, q3.model_version, COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS l3_failed,
                   q4.score AS stability, (SELECT array_agg(a) FROM jsonb_array_elements_text(q4.details->'alertedAnnotators') a) AS alerted
@@ -100,18 +129,31 @@ export function qcActivities(deps: ActivityDeps) {
         if (rows.length === 0) break;
         await withTransaction(deps.pool, async (c) => {
           for (const r of rows) {
-            const fusion = r.l1
-              ? fuseConfidence({ score: r.score ?? undefined, uncertainty: r.uncertainty === null ? undefined : Number(r.uncertainty), stability: r.stability ?? undefined, agreement: r.agreement ?? 1 }, policy.fusion.weights)
-              : undefined;
             const alerted = r.alerted ?? [];
-            const d = decideDisposition({ sampleId: r.id, layer1Passed: r.l1, layer2Passed: r.l2 ?? undefined, layer3Failed: r.l3_failed, alertedAnnotators: alerted, final: fusion?.final, policy });
-            const findings = layer5Findings(d.reason, fusion, policy, r.l2_rules ?? [], alerted);
+            let d: ReturnType<typeof decideDisposition>;
+            let findings: Finding[];
+            let confidence: number | null;
+            let details: Record<string, unknown>;
+            if (batch) {
+              const risk = batch.risks.get(r.id);
+              const blocking = r.blocking ?? [];
+              d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: alerted, risk, threshold: batch.threshold, policy });
+              findings = riskFindings(d.reason, risk, batch.threshold, policy, blocking, alerted);
+              confidence = risk ? 1 - risk.pWrong : null;
+              details = { mode: 'risk', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', risk: risk ?? null, threshold: batch.threshold, targetErrorRate: policy.fusion.risk.targetErrorRate };
+            } else {
+              const fusion = r.l1
+                ? fuseConfidence({ score: r.score ?? undefined, uncertainty: r.uncertainty === null ? undefined : Number(r.uncertainty), stability: r.stability ?? undefined, agreement: r.agreement ?? 1 }, policy.fusion.weights)
+                : undefined;
+              d = decideDisposition({ sampleId: r.id, layer1Passed: r.l1, layer2Passed: r.l2 ?? undefined, layer3Failed: r.l3_failed, alertedAnnotators: alerted, final: fusion?.final, policy });
+              findings = layer5Findings(d.reason, fusion, policy, r.l2_rules ?? [], alerted);
+              confidence = fusion?.final ?? null;
+              details = { mode: 'linear', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', fusion: fusion ?? null, thresholds: { accept: policy.fusion.acceptThreshold, review: policy.fusion.reviewThreshold } };
+            }
             await c.query(
               `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version) VALUES ($1, 5, $2, $3, $4, $5, $6)
                ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-              [r.id, d.disposition === 'accepted', fusion?.final ?? null, JSON.stringify(findings),
-                JSON.stringify({ disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', fusion: fusion ?? null, thresholds: { accept: policy.fusion.acceptThreshold, review: policy.fusion.reviewThreshold } }),
-                r.model_version],
+              [r.id, d.disposition === 'accepted', confidence, JSON.stringify(findings), JSON.stringify(details), r.model_version],
             );
             if (d.disposition === 'resample') {
               await c.query(

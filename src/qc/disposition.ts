@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Finding } from './findings';
 import type { QcPolicy } from './policy';
+import type { SampleRisk } from './risk';
 
 export type Disposition = 'accepted' | 'review' | 'resample' | 'rejected';
 
@@ -103,5 +104,79 @@ export function layer5Findings(reason: DispositionReason, fusion: Fusion | undef
     case 'confident': break;
   }
   for (const a of fusion?.absent ?? []) out.push({ layer: 5, pointer: `/fusion/${a.input}`, rule: 'fusion.input_absent', message: `${a.input} absent; used ${a.usedInstead}` });
+  return out;
+}
+
+/**
+ * The acceptance threshold of a batch under `fusion.mode = risk`: the largest probability of being wrong
+ * τ ≤ `cap` such that accepting every sample at or under τ keeps the expected share of wrong labels among
+ * them ≤ `target`. Sorted ascending, a prefix's mean only grows, so the first prefix over target ends it.
+ * −1 when not even the safest sample qualifies.
+ */
+export function acceptanceThreshold(risks: number[], target: number, cap: number): number {
+  const sorted = risks.filter((r) => r <= cap).sort((a, b) => a - b);
+  let sum = 0;
+  let tau = -1;
+  for (let i = 0; i < sorted.length; i++) {
+    sum += sorted[i]!;
+    if (sum / (i + 1) > target) break;
+    tau = sorted[i]!;
+  }
+  return tau;
+}
+
+export interface RiskDispositionInput {
+  sampleId: string;
+  layer1Passed: boolean;
+  /** Layer-2 findings no vote can settle (ontology violations, plugin conflicts). */
+  blocking: string[];
+  layer3Failed?: boolean;
+  alertedAnnotators?: string[];
+  risk?: SampleRisk;
+  /** The batch's acceptance threshold (acceptanceThreshold). */
+  threshold: number;
+  policy: Pick<QcPolicy, 'fusion' | 'auditShare'> & { layer4: Pick<QcPolicy['layer4'], 'alertReviewShare'> };
+}
+
+/**
+ * The rules under `fusion.mode = risk`, in order: layer-1 failure → rejected; a blocking layer-2 finding or
+ * a layer-3 failure → review; a best class under the posterior floor → resample (a person could only guess
+ * too); risk at or under the batch threshold → accepted, or review for the audit share and the larger share
+ * of annotators under a decay alert; else review.
+ */
+export function decideByRisk(d: RiskDispositionInput): { disposition: Disposition; reason: DispositionReason } {
+  if (!d.layer1Passed) return { disposition: 'rejected', reason: 'layer1_failed' };
+  if (d.blocking.length > 0) return { disposition: 'review', reason: 'layer2_conflict' };
+  if (d.layer3Failed) return { disposition: 'review', reason: 'layer3_error' };
+  const risk = d.risk?.pWrong ?? 1;
+  if (d.risk?.classPosterior !== undefined && d.risk.classPosterior < d.policy.fusion.risk.resampleBelow) return { disposition: 'resample', reason: 'low_confidence' };
+  if (risk <= d.threshold) {
+    if (inAuditShare(d.sampleId, d.policy.auditShare)) return { disposition: 'review', reason: 'audit' };
+    if (d.alertedAnnotators?.length && inAuditShare(`alert\n${d.sampleId}`, d.policy.layer4.alertReviewShare)) return { disposition: 'review', reason: 'annotator_alert' };
+    return { disposition: 'accepted', reason: 'confident' };
+  }
+  return { disposition: 'review', reason: 'uncertain' };
+}
+
+/** What layer 5 tells a reviewer under `fusion.mode = risk`: the probability, the threshold, and the fields that carry the risk. */
+export function riskFindings(reason: DispositionReason, risk: SampleRisk | undefined, threshold: number, policy: QcPolicy, blocking: string[], alertedAnnotators: string[] = []): Finding[] {
+  const p = risk ? risk.pWrong.toFixed(4) : '?';
+  const out: Finding[] = [];
+  const tau = threshold < 0 ? 'none (no sample of the batch is safe enough)' : threshold.toFixed(4);
+  switch (reason) {
+    case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
+    case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: labels break the ontology (${blocking.join(', ')}); a vote cannot settle that` }); break;
+    case 'layer3_error': out.push({ layer: 5, pointer: '', rule: 'disposition.layer3_error', message: 'review: the layer-3 model could not judge this sample (see its findings)' }); break;
+    case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: the best class has probability ${risk?.classPosterior?.toFixed(3)}, under ${policy.fusion.risk.resampleBelow}; the labels carry too little information to settle` }); break;
+    case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: probability the labels are wrong ${p} is above this batch's acceptance threshold ${tau} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})` }); break;
+    case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: probability wrong ${p} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
+    case 'annotator_alert': out.push({ layer: 5, pointer: '', rule: 'disposition.annotator_alert', message: `review: probability wrong ${p} would accept, but ${alertedAnnotators.join(', ')} ${alertedAnnotators.length > 1 ? 'are' : 'is'} under a quality-decay alert (${(policy.layer4.alertReviewShare * 100).toFixed(0)}% of their samples are reviewed)` }); break;
+    case 'confident': break;
+  }
+  if (reason !== 'layer1_failed' && reason !== 'confident') {
+    for (const f of [...(risk?.fields ?? [])].sort((a, b) => b.pWrong - a.pWrong).slice(0, 3).filter((f) => f.pWrong >= 0.001)) {
+      out.push({ layer: 5, pointer: `/risk/${f.field}`, rule: 'risk.field', message: `${f.field}: wrong with probability ${f.pWrong.toFixed(4)} — ${f.why}` });
+    }
+  }
   return out;
 }

@@ -36,6 +36,22 @@ export interface QcPolicy {
     alertReviewShare: number;
   };
   fusion: {
+    /**
+     * `risk` (default): each sample's probability that its consensus is wrong decides (see src/qc/risk.ts).
+     * `linear`: the first wave's weighted sum of layer-3 score, uncertainty and layer-4 stability against
+     * accept/review thresholds.
+     */
+    mode: 'risk' | 'linear';
+    risk: {
+      /** Largest expected share of wrong labels among a batch's auto-accepted samples. */
+      targetErrorRate: number;
+      /** No sample above this probability of being wrong is auto-accepted, however clean the rest of its batch. */
+      maxSampleRisk: number;
+      /** A sample whose best class has less posterior than this carries too little information for a reviewer: resample. */
+      resampleBelow: number;
+      /** How much the layer-3 model's probability counts against the annotators' evidence (1: as one more voter). */
+      modelWeight: number;
+    };
     weights: { score: number; uncertainty: number; stability: number };
     acceptThreshold: number;
     reviewThreshold: number;
@@ -125,6 +141,18 @@ export const QC_POLICY_SCHEMA = {
       additionalProperties: false,
       default: {},
       properties: {
+        mode: { enum: ['risk', 'linear'], default: 'risk' },
+        risk: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            targetErrorRate: { type: 'number', minimum: 0, maximum: 0.5, default: 0.005 },
+            maxSampleRisk: { ...unit, default: 0.05 },
+            resampleBelow: { ...unit, default: 0.5 },
+            modelWeight: { type: 'number', minimum: 0, maximum: 10, default: 1 },
+          },
+        },
         weights: {
           type: 'object',
           additionalProperties: false,

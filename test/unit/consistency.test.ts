@@ -67,14 +67,15 @@ const box = (x: number, y: number, cls: string, extra: Partial<{ w: number; h: n
 
 const big = { w: 100, h: 100 };
 
-test('boxes: optimal matching across annotators, consensus by median, and every conflict type', () => {
+test('boxes: optimal matching across annotators, consensus by reliability-weighted fusion, and every conflict type', () => {
   const same = check([
     ann('a', { boxes: [box(0, 0, 'cat', big), box(500, 500, 'dog', big)] }),
     ann('b', { boxes: [box(502, 500, 'dog', big), box(2, 0, 'cat', big)] }),
     ann('c', { boxes: [box(0, 1, 'cat', big), box(500, 501, 'dog', big)] }),
   ]);
   assert.equal(same.passed, true, JSON.stringify(same.findings));
-  assert.deepEqual(same.consensus.boxes!.map((b) => [b.class, b.geometry.x, b.geometry.y]), [['cat', 0, 0], ['dog', 500, 500]]);
+  // Equal (default) reliabilities: the corners' mean.
+  assert.deepEqual(same.consensus.boxes!.map((b) => [b.class, +b.geometry.x.toFixed(3), +b.geometry.y.toFixed(3)]), [['cat', 0.667, 0.333], ['dog', 500.667, 500.333]]);
 
   const missing = check([ann('a', { boxes: [box(0, 0, 'cat'), box(50, 50, 'dog')] }), ann('b', { boxes: [box(0, 0, 'cat')] })]);
   assert.deepEqual(rules(missing), ['missing_object']);

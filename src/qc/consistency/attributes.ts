@@ -1,6 +1,7 @@
 import type { Ontology } from '../../projects/definition';
 import type { Finding } from '../findings';
 import { said, tally, valueVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+import { votePosterior, type FieldRisk } from '../risk';
 
 type Value = string | number | boolean;
 
@@ -24,18 +25,34 @@ export function attributeValueFindings(anns: AnnotatorLabels[], ontology: Ontolo
   return out;
 }
 
-/** Sample-level attributes: per key, every annotator who set it must give the same value. */
-export function checkAttributes(anns: AnnotatorLabels[], weights: Record<string, number>): KindResult<Record<string, Value>> {
+/**
+ * A reliability-weighted vote on one attribute: the winner, who dissented, and the probability that the
+ * winner is wrong (`k` allowed values, from the ontology when it lists them).
+ */
+export function attributeVote(votes: Array<{ annotator: string; value: Value | undefined }>, weights: Record<string, number>, k: number): { value: Value | undefined; dissenters: string[]; pWrong: number } {
+  const vote = valueVote(votes, weights);
+  const key = (v: Value | undefined): string => String(JSON.stringify(v));
+  const posterior = votePosterior(votes.map((v) => ({ annotator: v.annotator, value: key(v.value) })), weights, k).posterior;
+  return { ...vote, pWrong: 1 - (posterior.get(key(vote.value)) ?? 0) };
+}
+
+/**
+ * Sample-level attributes: per key, the reliability-weighted vote. Any dissent is an attribute_conflict
+ * finding; how much it matters is the vote's probability of being wrong.
+ */
+export function checkAttributes(anns: AnnotatorLabels[], weights: Record<string, number>, allowed: Record<string, string[]> = {}): KindResult<Record<string, Value>> {
   const findings: Finding[] = [];
   const tallies: Tallies = {};
+  const risks: FieldRisk[] = [];
   const withAttrs = anns.filter((a) => a.labels.attributes !== undefined);
-  if (withAttrs.length === 0) return { findings, consensus: undefined, tallies };
+  if (withAttrs.length === 0) return { findings, consensus: undefined, tallies, risks };
   const keys = [...new Set(withAttrs.flatMap((a) => Object.keys(a.labels.attributes!)))].sort();
   const consensus: Record<string, Value> = {};
   for (const k of keys) {
     const votes = withAttrs.filter((a) => a.labels.attributes![k] !== undefined).map((a) => ({ annotator: a.annotator, value: a.labels.attributes![k]! }));
-    const vote = valueVote(votes, weights);
-    consensus[k] = vote.value;
+    const vote = attributeVote(votes, weights, allowed[k]?.length ?? 0);
+    consensus[k] = vote.value!;
+    risks.push({ field: `attribute:${k}`, pWrong: vote.pWrong, why: `${k}: ${said(votes.map((v) => [v.annotator, v.value]))}` });
     if (votes.length < 2) continue;
     for (const v of votes) tally(tallies, v.annotator, !vote.dissenters.includes(v.annotator));
     if (vote.dissenters.length > 0) {
@@ -46,5 +63,5 @@ export function checkAttributes(anns: AnnotatorLabels[], weights: Record<string,
       });
     }
   }
-  return { findings, consensus, tallies };
+  return { findings, consensus, tallies, risks };
 }

@@ -1,6 +1,7 @@
 import type { Ontology } from '../../projects/definition';
 import type { Finding } from '../findings';
 import { said, tally, weightedVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+import { votePosterior, type FieldRisk } from '../risk';
 
 export interface ClassConsensus {
   classes: string[];
@@ -49,13 +50,15 @@ export function checkClasses(
 ): KindResult<ClassConsensus> {
   const findings: Finding[] = [];
   const tallies: Tallies = {};
+  const risks: FieldRisk[] = [];
   const labelled = anns.map((a, i) => ({ a, i })).filter(({ a }) => a.labels.classes !== undefined);
   labelled.forEach(({ a, i }) => findings.push(...ontologyFindings(a, i, ontology)));
-  if (labelled.length === 0) return { findings, consensus: undefined, tallies };
+  if (labelled.length === 0) return { findings, consensus: undefined, tallies, risks };
+  const k = ontology.classes?.length ?? 0;
 
   if (!ontology.multiLabel) {
     const votes = labelled.filter(({ a }) => (a.labels.classes ?? []).length > 0).map(({ a }) => ({ annotator: a.annotator, value: a.labels.classes![0]! }));
-    if (votes.length === 0) return { findings, consensus: { classes: [], support: 1 }, tallies };
+    if (votes.length === 0) return { findings, consensus: { classes: [], support: 1 }, tallies, risks };
     const vote = weightedVote(votes, opts.weights);
     let value = vote.value;
     if (opts.posterior) {
@@ -68,6 +71,9 @@ export function checkClasses(
     }
     const total = votes.reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0);
     const support = votes.filter((v) => v.value === value).reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0) / total;
+    const ds = opts.posterior?.p[opts.posterior.classes.indexOf(value)];
+    const pWrong = 1 - (ds ?? votePosterior(votes, opts.weights, k).posterior.get(value) ?? 0);
+    risks.push({ field: 'class', pWrong, why: `${said(votes.map((v) => [v.annotator, v.value]))} → ${JSON.stringify(value)} with probability ${(1 - pWrong).toFixed(3)} (${ds !== undefined ? 'Dawid–Skene' : 'annotator accuracies'})` });
     if (votes.length > 1) {
       for (const v of votes) tally(tallies, v.annotator, v.value === value);
       const dissent = votes.filter((v) => v.value !== value);
@@ -80,7 +86,7 @@ export function checkClasses(
         });
       }
     }
-    return { findings, consensus: { classes: [value], support }, tallies };
+    return { findings, consensus: { classes: [value], support }, tallies, risks };
   }
 
   // Multi-label: one vote per class and annotator, present or absent.
@@ -93,6 +99,8 @@ export function checkClasses(
     const share = withC.reduce((s, { a }) => s + (opts.weights[a.annotator] ?? 1), 0) / total;
     const inConsensus = share >= 0.5;
     if (inConsensus) chosen.push(c);
+    const presence = votePosterior(labelled.map(({ a }) => ({ annotator: a.annotator, value: a.labels.classes!.includes(c) ? 'yes' : 'no' })), opts.weights, 2);
+    risks.push({ field: `class:${c}`, pWrong: inConsensus === (presence.value === 'yes') ? presence.pWrong : 1 - presence.pWrong, why: `${c} given by ${withC.map(({ a }) => a.annotator).join(', ') || 'nobody'} of ${labelled.length}` });
     const agreeShare = inConsensus ? share : 1 - share;
     supportSum += agreeShare;
     if (labelled.length > 1) {
@@ -106,5 +114,5 @@ export function checkClasses(
       }
     }
   }
-  return { findings, consensus: { classes: chosen, support: all.length > 0 ? supportSum / all.length : 1 }, tallies };
+  return { findings, consensus: { classes: chosen, support: all.length > 0 ? supportSum / all.length : 1 }, tallies, risks };
 }

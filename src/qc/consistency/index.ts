@@ -7,6 +7,7 @@ import { checkClasses, type ClassConsensus } from './classes';
 import { checkBoxes, checkSpans, type ConsensusObject } from './objects';
 import type { Box, Interval } from './matching';
 import type { AnnotatorLabels, Tallies } from './types';
+import { combineRisks, type SampleRisk } from '../risk';
 
 export type { AnnotatorLabels, Tallies } from './types';
 
@@ -30,6 +31,18 @@ export interface ConsistencyResult {
   agreementByKind: Record<string, number>;
   consensus: Consensus;
   tallies: Tallies;
+  /** Probability that the consensus is wrong, and of each field (plugins' label kinds not included). */
+  risk: SampleRisk;
+  /**
+   * Rules of findings no vote can settle: labels outside the ontology, several classes in a single-label
+   * project, disallowed attribute values. They go to a person whatever the risk says.
+   */
+  blocking: string[];
+}
+
+/** Findings about one annotation against the ontology, as opposed to disagreement between annotators. */
+export function isBlocking(f: Finding): boolean {
+  return ['unknown_class', 'multiple_classes', 'attribute_value'].includes(f.rule) || (f.rule === 'exclusive_conflict' && (f.annotators?.length ?? 0) <= 1);
 }
 
 export function mergeTallies(into: Tallies, from: Tallies): Tallies {
@@ -70,7 +83,7 @@ export function checkConsistency(input: {
     tokenText = typeof t === 'string' ? t : '';
   }
   const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText });
-  const attributes = checkAttributes(anns, weights);
+  const attributes = checkAttributes(anns, weights, ontology.attributes ?? {});
   const findings = [...classes.findings, ...boxes.findings, ...spans.findings, ...attributes.findings, ...attributeValueFindings(anns, ontology)];
   const kinds = { classes: classes.tallies, boxes: boxes.tallies, spans: spans.tallies, attributes: attributes.tallies };
   const tallies = Object.values(kinds).reduce((acc, t) => mergeTallies(acc, t), {} as Tallies);
@@ -81,5 +94,8 @@ export function checkConsistency(input: {
   if (boxes.consensus) consensus.boxes = boxes.consensus;
   if (spans.consensus) consensus.spans = spans.consensus;
   if (attributes.consensus) consensus.attributes = attributes.consensus;
-  return { passed: findings.length === 0, findings, agreement: Math.min(1, ...Object.values(agreementByKind)), agreementByKind, consensus, tallies };
+  const classRisk = classes.risks.find((r) => r.field === 'class');
+  const risk = combineRisks([...classes.risks, ...boxes.risks, ...spans.risks, ...attributes.risks], classRisk ? 1 - classRisk.pWrong : undefined);
+  const blocking = [...new Set(findings.filter(isBlocking).map((f) => f.rule))];
+  return { passed: findings.length === 0, findings, agreement: Math.min(1, ...Object.values(agreementByKind)), agreementByKind, consensus, tallies, risk, blocking };
 }

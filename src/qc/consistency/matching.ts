@@ -90,6 +90,35 @@ export function medianBox(boxes: Box[]): Box {
   return { x: x1, y: y1, w: Math.max(0, median(x2s) - x1), h: Math.max(0, median(y2s) - y1) };
 }
 
+/**
+ * Weighted box fusion of matched boxes: corners averaged with the annotators' reliabilities as weights,
+ * so every careful annotator's evidence counts (a median uses one box's corner and drops the rest).
+ */
+export function fuseBoxes(boxes: Box[], weights: number[]): Box {
+  if (boxes.length === 1) return boxes[0]!;
+  let sw = 0;
+  let x1 = 0;
+  let y1 = 0;
+  let x2 = 0;
+  let y2 = 0;
+  boxes.forEach((b, i) => {
+    const w = weights[i]! > 0 ? weights[i]! : 1e-6;
+    sw += w;
+    x1 += w * b.x;
+    y1 += w * b.y;
+    x2 += w * (b.x + b.w);
+    y2 += w * (b.y + b.h);
+  });
+  return { x: x1 / sw, y: y1 / sw, w: Math.max(0, (x2 - x1) / sw), h: Math.max(0, (y2 - y1) / sw) };
+}
+
+/** Whether two boxes are close enough to be two drawings of one object: overlapping, or centres within the larger diagonal. */
+export function boxesNear(a: Box, b: Box): boolean {
+  if (iou(a, b) > 0) return true;
+  const d = Math.hypot(a.x + a.w / 2 - (b.x + b.w / 2), a.y + a.h / 2 - (b.y + b.h / 2));
+  return d <= Math.max(Math.hypot(a.w, a.h), Math.hypot(b.w, b.h));
+}
+
 export interface Interval {
   start: number;
   end: number;
@@ -104,6 +133,12 @@ export function intervalIou(a: Interval, b: Interval): number {
 
 export function medianInterval(xs: Interval[]): Interval {
   return { start: Math.round(median(xs.map((x) => x.start))), end: Math.round(median(xs.map((x) => x.end))) };
+}
+
+/** Whether two spans are two markings of one mention: overlapping, or the gap between them no longer than the longer one. */
+export function intervalsNear(a: Interval, b: Interval): boolean {
+  const gap = Math.max(a.start, b.start) - Math.min(a.end, b.end);
+  return gap <= Math.max(a.end - a.start, b.end - b.start);
 }
 
 /**

@@ -1,8 +1,10 @@
 import type { Ontology } from '../../projects/definition';
 import type { Finding } from '../findings';
 import { exclusivePair } from './classes';
-import { clusterAcrossAnnotators, intervalIou, iou, medianBox, medianInterval, toTokenInterval, type Box, type Interval } from './matching';
-import { said, tally, valueVote, weightedVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+import { boxesNear, clusterAcrossAnnotators, fuseBoxes, intervalIou, intervalsNear, iou, medianBox, medianInterval, toTokenInterval, type Box, type Interval } from './matching';
+import { said, tally, valueVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+import { attributeVote } from './attributes';
+import { DEFAULT_ACCURACY, geometryRisk, votePosterior, type FieldRisk } from '../risk';
 
 type Attrs = Record<string, string | number | boolean>;
 
@@ -25,23 +27,35 @@ interface ObjectKind<G> {
   field: 'boxes' | 'spans';
   noun: string;
   similarity: (a: G, b: G) => number;
+  /** The matcher's running centre of a cluster (robust to one stray shape). */
   consensus: (gs: G[]) => G;
+  /** The released shape: the matched shapes fused with the annotators' reliabilities. */
+  fuse: (gs: G[], weights: number[]) => G;
+  /** Two shapes close enough that one unmatched is a displaced drawing of the other, not a missing object. */
+  near: (a: G, b: G) => boolean;
+  /** How many classes an object of this kind can have (0: unknown). */
+  classCount: number;
   matchAt: number;
   agreeAt: number;
 }
 
 /**
- * Objects (boxes or spans) across annotators: optimal matching at the match threshold, then
- * missing_object for clusters some annotators did not draw, class_conflict / exclusive_conflict for
- * matched objects with different classes, geometry_conflict for pairs under the agree threshold, and
- * attribute_conflict for differing attribute values. The consensus keeps the median geometry and the
- * reliability-weighted class.
+ * Objects (boxes or spans) across annotators: optimal matching at the match threshold, then per object:
+ * - existence: the reliability-weighted vote of those who drew it against those who did not; an object
+ *   that probably does not exist leaves the consensus. An annotator whose own unmatched shape lies near
+ *   it drew it *displaced* (displaced_object), which is not a vote against it (missing_object);
+ * - class and attributes: reliability-weighted votes (class_conflict / exclusive_conflict,
+ *   attribute_conflict on any dissent);
+ * - geometry: scored continuously from the matched shapes' mean overlap (geometry_conflict under the
+ *   agree threshold), the released shape fused with reliabilities as weights.
+ * Each gives the probability that its consensus is wrong (`risks`).
  */
 function checkObjects<G>(
   kind: ObjectKind<G>, perAnnotation: Array<{ annotator: string; i: number; items: Obj<G>[] }>, ontology: Ontology, weights: Record<string, number>,
 ): KindResult<ConsensusObject<G>[]> {
   const findings: Finding[] = [];
   const tallies: Tallies = {};
+  const risks: FieldRisk[] = [];
   const known = ontology.classes && new Set(ontology.classes);
   for (const a of perAnnotation) {
     a.items.forEach((o, j) => {
@@ -50,7 +64,7 @@ function checkObjects<G>(
       }
     });
   }
-  if (perAnnotation.length === 0) return { findings, consensus: undefined, tallies };
+  if (perAnnotation.length === 0) return { findings, consensus: undefined, tallies, risks };
 
   const clusters = clusterAcrossAnnotators(
     perAnnotation.map((a) => ({ annotator: a.annotator, items: a.items })),
@@ -59,15 +73,63 @@ function checkObjects<G>(
     kind.matchAt,
   );
   const multi = perAnnotation.length > 1;
+  const centre = clusters.map((c) => kind.consensus(c.members.map((m) => m.item.geometry)));
+  // A lone shape near an object its annotator is missing from is that object drawn off target.
+  const displacedInto = new Map<number, Array<(typeof clusters)[number]['members'][number]>>();
+  const displaced = new Set<number>();
+  if (multi) {
+    clusters.forEach((s, si) => {
+      if (s.members.length !== 1) return;
+      const who = s.members[0]!.annotator;
+      let best = -1;
+      let bestSim = -1;
+      clusters.forEach((c, ci) => {
+        if (ci === si || c.members.length < 2 || c.members.some((m) => m.annotator === who) || displacedInto.get(ci)?.some((m) => m.annotator === who)) return;
+        if (!kind.near(centre[ci]!, s.members[0]!.item.geometry)) return;
+        const sim = kind.similarity(centre[ci]!, s.members[0]!.item.geometry);
+        if (sim > bestSim) { best = ci; bestSim = sim; }
+      });
+      if (best >= 0) {
+        displacedInto.set(best, [...(displacedInto.get(best) ?? []), s.members[0]!]);
+        displaced.add(si);
+      }
+    });
+  }
   const consensus: ConsensusObject<G>[] = [];
-  for (const c of clusters) {
+  clusters.forEach((c, ci) => {
+    if (displaced.has(ci)) return;
     const ptr = (m: (typeof c.members)[number]): string => `/annotations/${perAnnotation[m.annotation]!.i}/labels/${kind.field}/${m.index}`;
-    const geometry = kind.consensus(c.members.map((m) => m.item.geometry));
-    const cls = weightedVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights).value;
-    consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, attributes: c.members[0]!.item.attributes });
-    if (!multi) continue;
     const who = c.members.map((m) => m.annotator);
-    const missing = perAnnotation.filter((a) => !who.includes(a.annotator)).map((a) => a.annotator);
+    const off = displacedInto.get(ci) ?? [];
+    const missing = perAnnotation.filter((a) => !who.includes(a.annotator) && !off.some((m) => m.annotator === a.annotator)).map((a) => a.annotator);
+    const label = `${kind.noun} ${consensus.length}`;
+    const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), weights, 2);
+    const clsVote = votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights, kind.classCount);
+    const cls = clsVote.value;
+    if (multi && exists.value !== 'drawn') {
+      // Probably not there: out of the consensus; the risk is that it was there after all.
+      risks.push({ field: `${kind.field}:dropped:${ci}`, pWrong: exists.pWrong, why: `${kind.noun} ${JSON.stringify(cls)} drawn only by ${who.join(', ')}, not by ${missing.join(', ')}: left out` });
+    } else {
+      const geometry = kind.fuse(c.members.map((m) => m.item.geometry), c.members.map((m) => weights[m.annotator] ?? DEFAULT_ACCURACY));
+      const attributes: Attrs = {};
+      const keys = [...new Set(c.members.flatMap((m) => Object.keys(m.item.attributes ?? {})))].sort();
+      for (const k of keys) {
+        const vote = attributeVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] })), weights, ontology.attributes?.[k]?.length ?? 0);
+        if (vote.value !== undefined) attributes[k] = vote.value;
+        risks.push({ field: `${kind.field}:${consensus.length}:attribute:${k}`, pWrong: vote.pWrong, why: `${label} ${k}: ${said(c.members.map((m) => [m.annotator, m.item.attributes?.[k]]))}` });
+      }
+      let overlapSum = 0;
+      let pairs = 0;
+      for (let x = 0; x < c.members.length; x++) {
+        for (let y = x + 1; y < c.members.length; y++) { overlapSum += kind.similarity(c.members[x]!.item.geometry, c.members[y]!.item.geometry); pairs++; }
+      }
+      const meanOverlap = pairs > 0 ? overlapSum / pairs : undefined;
+      if (multi) risks.push({ field: `${kind.field}:${consensus.length}:exists`, pWrong: exists.pWrong, why: `${label} drawn by ${[...who, ...off.map((m) => `${m.annotator} (displaced)`)].join(', ')}${missing.length ? `; not by ${missing.join(', ')}` : ''}` });
+      risks.push({ field: `${kind.field}:${consensus.length}:class`, pWrong: clsVote.pWrong, why: `${label} class: ${said(c.members.map((m) => [m.annotator, m.item.cls]))}` });
+      risks.push({ field: `${kind.field}:${consensus.length}:geometry`, pWrong: geometryRisk(meanOverlap), why: meanOverlap === undefined ? `${label} drawn by one annotator only` : `${label} matched shapes overlap ${meanOverlap.toFixed(2)} on average` });
+      consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, ...(keys.length ? { attributes } : {}) });
+    }
+    if (!multi) return;
     if (missing.length > 0) {
       findings.push({
         layer: 2, pointer: ptr(c.members[0]!), rule: 'missing_object',
@@ -75,6 +137,14 @@ function checkObjects<G>(
         annotators: [...who, ...missing],
       });
       for (const a of missing) tally(tallies, a, false);
+    }
+    for (const m of off) {
+      findings.push({
+        layer: 2, pointer: `/annotations/${perAnnotation[m.annotation]!.i}/labels/${kind.field}/${m.index}`, rule: 'displaced_object',
+        message: `${kind.noun} ${JSON.stringify(m.item.cls)} by ${m.annotator} is off the one ${who.join(', ')} drew (overlap ${kind.similarity(centre[ci]!, m.item.geometry).toFixed(2)})`,
+        annotators: [...who, m.annotator],
+      });
+      tally(tallies, m.annotator, false);
     }
     const classes = new Set(c.members.map((m) => m.item.cls));
     let geometryOk = true;
@@ -110,14 +180,14 @@ function checkObjects<G>(
       }
     }
     for (const m of c.members) tally(tallies, m.annotator, geometryOk && m.item.cls === cls && !attributeDissent.has(m.annotator));
-  }
-  return { findings, consensus, tallies };
+  });
+  return { findings, consensus, tallies, risks };
 }
 
 export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number> }): KindResult<ConsensusObject<Box>[]> {
   const per = anns.map((a, i) => ({ annotator: a.annotator, i, items: (a.labels.boxes ?? []).map((b) => ({ geometry: { x: b.x, y: b.y, w: b.w, h: b.h }, cls: b.class, attributes: b.attributes })), has: a.labels.boxes !== undefined }))
     .filter((a) => a.has);
-  return checkObjects({ field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, matchAt: o.matchIou, agreeAt: o.agreeIou }, per, ontology, o.weights);
+  return checkObjects({ field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou }, per, ontology, o.weights);
 }
 
 export function checkSpans(
@@ -142,7 +212,10 @@ export function checkSpans(
     });
   }
   const r = checkObjects(
-    { field: 'spans', noun: 'span', similarity: (x, y) => intervalIou(toUnit(x), toUnit(y)), consensus: medianInterval, matchAt: o.matchIou, agreeAt: o.agreeIou },
+    {
+      field: 'spans', noun: 'span', similarity: (x, y) => intervalIou(toUnit(x), toUnit(y)), consensus: medianInterval, fuse: medianInterval,
+      near: (x, y) => intervalsNear(toUnit(x), toUnit(y)), classCount: ontology.entities?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou,
+    },
     per, ontology, o.weights,
   );
   return { ...r, findings: [...extra, ...r.findings] };

@@ -1,5 +1,6 @@
 import type { Labels } from '../../ingest/envelope';
 import type { Finding } from '../findings';
+import type { FieldRisk } from '../risk';
 
 export interface AnnotatorLabels {
   annotator: string;
@@ -25,6 +26,8 @@ export interface KindResult<C> {
   findings: Finding[];
   consensus: C | undefined;
   tallies: Tallies;
+  /** Probability that each consensus field is wrong (see src/qc/risk.ts). */
+  risks: FieldRisk[];
 }
 
 /** Quotes who said what, e.g. `ann-1: "cat", ann-2: "dog"`, for finding messages. */

@@ -1,0 +1,93 @@
+/**
+ * The probability that a sample's consensus is wrong, field by field. Each label field (the class, each
+ * attribute, each object's existence, class and geometry) gets the posterior probability that its
+ * consensus value is not the true one, under a one-coin model of the annotators: annotator a gives the true
+ * value with probability acc(a) (their Dawid–Skene accuracy) and any of the K − 1 others otherwise. Fields
+ * are taken as independent, so the sample is right only when every field is.
+ */
+
+export interface FieldRisk {
+  /** Which label field: `class`, `attribute:<key>`, `box:<i>:exists|class|geometry|attribute:<key>`, … */
+  field: string;
+  /** Probability that the consensus value of this field is wrong. */
+  pWrong: number;
+  /** In words, for a reviewer: who said what and how it was weighed. */
+  why: string;
+}
+
+export interface SampleRisk {
+  pWrong: number;
+  fields: FieldRisk[];
+  /**
+   * The class posterior of the consensus class when the sample has a class; a sample whose best class is
+   * under the policy's floor carries too little information for a person to settle from its labels.
+   */
+  classPosterior?: number;
+}
+
+/** Annotators without a record yet are taken as fairly reliable (a new hire is not trusted blindly, nor ignored). */
+export const DEFAULT_ACCURACY = 0.85;
+const MAX_ACCURACY = 0.99;
+
+/** An accuracy kept inside (1/K, MAX]: below chance a vote would count for the other values, which the one-coin model cannot say. */
+export function boundedAccuracy(acc: number | undefined, k: number): number {
+  const a = acc ?? DEFAULT_ACCURACY;
+  return Math.min(MAX_ACCURACY, Math.max(1 / k + 0.01, Number.isFinite(a) ? a : DEFAULT_ACCURACY));
+}
+
+/**
+ * Posterior over the values voted for, under the one-coin model with `k` possible values (values nobody
+ * gave share the rest of the mass). Returns the winner and the probability that it is not the true value.
+ */
+export function votePosterior<V extends string>(votes: Array<{ annotator: string; value: V }>, accuracy: Record<string, number>, k: number): { value: V; pWrong: number; posterior: Map<V, number> } {
+  const kk = Math.max(k, new Set(votes.map((v) => v.value)).size + 1, 2);
+  const values = [...new Set(votes.map((v) => v.value))];
+  // log P(votes | truth = v) for each voted value, and for one value nobody voted for.
+  const logLik = (truth: V | undefined): number => votes.reduce((s, v) => {
+    const a = boundedAccuracy(accuracy[v.annotator], kk);
+    return s + Math.log(v.value === truth ? a : (1 - a) / (kk - 1));
+  }, 0);
+  const lls = values.map((v) => logLik(v));
+  const unseen = logLik(undefined);
+  const unseenCount = kk - values.length;
+  const max = Math.max(...lls, unseen);
+  const z = lls.reduce((s, l) => s + Math.exp(l - max), 0) + unseenCount * Math.exp(unseen - max);
+  const posterior = new Map<V, number>(values.map((v, i) => [v, Math.exp(lls[i]! - max) / z]));
+  let best = values[0]!;
+  for (const v of values) if (posterior.get(v)! > posterior.get(best)!) best = v;
+  return { value: best, pWrong: 1 - posterior.get(best)!, posterior };
+}
+
+/**
+ * Probability that matched boxes (or spans) fused into one are off the true object, from how well the
+ * annotators agree: their mean pairwise overlap, on a logistic centred where the annotators' shapes stop
+ * overlapping more than half (at 0.35, 0.5 gives 0.05 and 0.65 gives 0.0025). Jitter of a few pixels costs
+ * almost nothing; shapes that barely overlap are as good as unknown. A single shape has no check: 0.1.
+ */
+export function geometryRisk(meanOverlap: number | undefined): number {
+  if (meanOverlap === undefined) return 0.1;
+  return 1 / (1 + Math.exp(20 * (meanOverlap - 0.35)));
+}
+
+/** 1 − Π(1 − pᵢ): the sample is right only when every field is. */
+export function combineRisks(fields: FieldRisk[], classPosterior?: number): SampleRisk {
+  const right = fields.reduce((s, f) => s * (1 - f.pWrong), 1);
+  return { pWrong: Math.min(1, Math.max(0, 1 - right)), fields, ...(classPosterior === undefined ? {} : { classPosterior }) };
+}
+
+/**
+ * Folds the layer-3 model's probability of the consensus class into that class's posterior, as CROWDLAB
+ * weighs a classifier against the annotators: the model is one more voter whose evidence is its likelihood
+ * ratio against the class prior (1/K), scaled by `weight` (the model's trust relative to an annotator).
+ */
+export function withModel(risk: SampleRisk, modelP: number, k: number, weight = 1): SampleRisk {
+  const cls = risk.fields.find((f) => f.field === 'class');
+  if (!cls || !Number.isFinite(modelP)) return risk;
+  const clip = (p: number): number => Math.min(1 - 1e-6, Math.max(1e-6, p));
+  const logit = (p: number): number => Math.log(clip(p) / (1 - clip(p)));
+  const prior = 1 / Math.max(2, k);
+  const l = logit(1 - cls.pWrong) + weight * (logit(modelP) - logit(prior));
+  const pRight = 1 / (1 + Math.exp(-l));
+  const fields = risk.fields.map((f) => (f === cls ? { ...f, pWrong: 1 - pRight, why: `${f.why}; model gives the consensus class p=${modelP.toFixed(3)}` } : f));
+  return combineRisks(fields, risk.classPosterior === undefined ? undefined : pRight);
+}

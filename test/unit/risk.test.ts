@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkConsistency, type AnnotatorLabels } from '../../src/qc/consistency';
+import { combineRisks, geometryRisk, votePosterior, withModel } from '../../src/qc/risk';
+import { acceptanceThreshold, decideByRisk, riskFindings } from '../../src/qc/disposition';
+import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
+import type { Labels } from '../../src/ingest/envelope';
+import type { Ontology } from '../../src/projects/definition';
+
+const ontology: Ontology = { classes: ['cat', 'dog', 'fox'], attributes: { pose: ['standing', 'sitting', 'lying'] } };
+const ann = (annotator: string, labels: Labels): AnnotatorLabels => ({ annotator, labels });
+const check = (anns: AnnotatorLabels[], weights: Record<string, number> = {}) =>
+  checkConsistency({ annotations: anns, payload: {}, ontology, policy: DEFAULT_POLICY.layer2, weights });
+const box = (x: number, y: number, cls = 'cat', attributes?: Record<string, string>) => ({ x, y, w: 40, h: 40, class: cls, ...(attributes ? { attributes } : {}) });
+const field = (r: { risk: { fields: Array<{ field: string; pWrong: number }> } }, name: string): number => r.risk.fields.find((f) => f.field === name)!.pWrong;
+
+test('one-coin vote posterior: worked example, unanimity, unseen values and bounded accuracies', () => {
+  // 0.9, 0.9 for A against 0.9 for B among K = 3: A ∝ .9·.9·.05, B ∝ .05·.05·.9, C ∝ .05³.
+  const v = votePosterior([{ annotator: 'a', value: 'A' }, { annotator: 'b', value: 'A' }, { annotator: 'c', value: 'B' }], { a: 0.9, b: 0.9, c: 0.9 }, 3);
+  const a = 0.9 * 0.9 * 0.05;
+  const b = 0.05 * 0.05 * 0.9;
+  const c = 0.05 ** 3;
+  assert.equal(v.value, 'A');
+  assert.ok(Math.abs(v.pWrong - (1 - a / (a + b + c))) < 1e-12);
+  // Three reliable annotators agreeing leave almost nothing to doubt; one alone does.
+  assert.ok(votePosterior(['a', 'b', 'c'].map((x) => ({ annotator: x, value: 'A' })), { a: 0.95, b: 0.95, c: 0.95 }, 3).pWrong < 1e-3);
+  assert.ok(Math.abs(votePosterior([{ annotator: 'a', value: 'A' }], { a: 0.8 }, 5).pWrong - 0.2) < 1e-12);
+  // An annotator recorded below chance is taken as uninformative, not as pointing at the other values.
+  const adversarial = votePosterior([{ annotator: 'x', value: 'A' }, { annotator: 'a', value: 'B' }], { x: 0.05, a: 0.9 }, 2);
+  assert.equal(adversarial.value, 'B');
+});
+
+test('geometry risk is continuous: pixel jitter costs nearly nothing, barely-overlapping shapes are doubtful', () => {
+  assert.ok(geometryRisk(0.9) < 1e-4);
+  assert.ok(geometryRisk(0.65) < 0.005);
+  assert.ok(Math.abs(geometryRisk(0.35) - 0.5) < 1e-12);
+  assert.ok(geometryRisk(0.2) > 0.9);
+  assert.ok(geometryRisk(0.7) < geometryRisk(0.6));
+  assert.equal(combineRisks([{ field: 'a', pWrong: 0.1, why: '' }, { field: 'b', pWrong: 0.2, why: '' }]).pWrong, 1 - 0.9 * 0.8);
+});
+
+test('soft per-field consensus: a secondary-attribute split and box jitter stay low-risk; a 2–1 class split does not', () => {
+  const jitter = check([
+    ann('a', { classes: ['cat'], boxes: [box(100, 100, 'cat', { pose: 'sitting' })] }),
+    ann('b', { classes: ['cat'], boxes: [box(104, 98, 'cat', { pose: 'sitting' })] }),
+    ann('c', { classes: ['cat'], boxes: [box(97, 103, 'cat', { pose: 'lying' })] }),
+  ], { a: 0.97, b: 0.97, c: 0.97 });
+  assert.ok(jitter.findings.some((f) => f.rule === 'attribute_conflict'), 'the dissent is still recorded');
+  assert.equal(jitter.consensus.boxes![0]!.attributes!.pose, 'sitting');
+  // 2–1 among 97%-accurate annotators, K = 3: .015²·.97 / (.97²·.015) ≈ 1.5% — a doubt, not a conflict.
+  assert.ok(field(jitter, 'boxes:0:attribute:pose') < 0.02, `pose ${field(jitter, 'boxes:0:attribute:pose')}`);
+  assert.ok(field(jitter, 'boxes:0:geometry') < 0.01);
+  assert.ok(jitter.risk.pWrong < 0.03, `sample ${jitter.risk.pWrong}`);
+  assert.deepEqual(jitter.blocking, []);
+
+  const split = check([ann('a', { classes: ['cat'] }), ann('b', { classes: ['cat'] }), ann('c', { classes: ['dog'] })], { a: 0.9, b: 0.9, c: 0.9 });
+  assert.ok(split.risk.pWrong > 0.02 && split.risk.pWrong < 0.2, `2–1 split ${split.risk.pWrong}`);
+  assert.ok(split.risk.pWrong > jitter.risk.pWrong * 3);
+  const three = check([ann('a', { classes: ['cat'] }), ann('b', { classes: ['dog'] }), ann('c', { classes: ['fox'] })]);
+  assert.ok(three.risk.classPosterior! < 0.5, 'a three-way split leaves no class likely');
+});
+
+test('a displaced box is not a missing object: it is reported as displaced and does not vote against the object', () => {
+  const displaced = check([
+    ann('a', { boxes: [box(100, 100)] }),
+    ann('b', { boxes: [box(102, 101)] }),
+    ann('c', { boxes: [box(135, 100)] }), // IoU with the others ≈ 0.07: unmatched, but drawn next to it
+  ]);
+  assert.deepEqual(displaced.findings.map((f) => f.rule).sort(), ['displaced_object']);
+  assert.match(displaced.findings[0]!.message, /box "cat" by c is off the one a, b drew/);
+  assert.equal(displaced.consensus.boxes!.length, 1, 'the displaced drawing is not a second object');
+  assert.ok(field(displaced, 'boxes:0:exists') < 0.01);
+
+  const missing = check([ann('a', { boxes: [box(100, 100)] }), ann('b', { boxes: [box(102, 101)] }), ann('c', { boxes: [] })]);
+  assert.deepEqual(missing.findings.map((f) => f.rule), ['missing_object']);
+  assert.ok(field(missing, 'boxes:0:exists') > field(displaced, 'boxes:0:exists'), 'drawing nothing is evidence against the object');
+
+  // A box only one of three reliable annotators drew probably is not there: it leaves the consensus.
+  const stray = check([ann('a', { boxes: [box(100, 100), box(300, 300, 'dog')] }), ann('b', { boxes: [box(101, 100)] }), ann('c', { boxes: [box(99, 101)] })], { a: 0.95, b: 0.95, c: 0.95 });
+  assert.equal(stray.consensus.boxes!.length, 1);
+  // One 95% annotator against two: .95·.05² / (.95·.05² + .05·.95²) = 5% that it was there after all.
+  assert.ok(stray.risk.fields.some((f) => f.field.startsWith('boxes:dropped:') && Math.abs(f.pWrong - 0.05) < 1e-9));
+});
+
+test('ontology violations block auto-acceptance whatever the risk; disagreement does not', () => {
+  assert.deepEqual(check([ann('a', { classes: ['cat', 'dog'] }), ann('b', { classes: ['cat'] })]).blocking, ['multiple_classes']);
+  assert.deepEqual(check([ann('a', { classes: ['wolf'] }), ann('b', { classes: ['cat'] })]).blocking, ['unknown_class']);
+  assert.deepEqual(check([ann('a', { attributes: { pose: 'flying' } }), ann('b', { attributes: { pose: 'lying' } })]).blocking, ['attribute_value']);
+  assert.deepEqual(check([ann('a', { classes: ['cat'] }), ann('b', { classes: ['dog'] })]).blocking, []);
+});
+
+test('the model is one more voter: agreement lowers the class risk, a confident contradiction raises it', () => {
+  const base = check([ann('a', { classes: ['cat'] }), ann('b', { classes: ['cat'] }), ann('c', { classes: ['dog'] })], { a: 0.9, b: 0.9, c: 0.9 }).risk;
+  assert.ok(withModel(base, 0.95, 3).pWrong < base.pWrong / 5);
+  assert.ok(withModel(base, 0.01, 3).pWrong > 0.5);
+  assert.equal(withModel(base, 0.95, 3, 0).pWrong.toFixed(12), base.pWrong.toFixed(12), 'weight 0 ignores the model');
+  assert.ok(withModel(base, 0.95, 3).classPosterior! > base.classPosterior!);
+});
+
+test('the batch threshold keeps the expected error of accepted samples under target; decisions follow it', () => {
+  // 90 near-certain samples and 10 at 5%: accept all 90 and as many 5% ones as the 0.5% target allows.
+  const risks = [...Array(90).fill(0.0005), ...Array(10).fill(0.05)];
+  const tau = acceptanceThreshold(risks, 0.005, 0.05);
+  assert.equal(tau, 0.05);
+  const accepted = risks.filter((r) => r <= tau);
+  // With all ten the mean would be 0.00545 > 0.005, so the prefix stops: τ is 0.05 but the count is bounded by mean.
+  const prefix = [...risks].sort((a, b) => a - b);
+  let n = 0;
+  let sum = 0;
+  for (const r of prefix) { if ((sum + r) / (n + 1) > 0.005) break; sum += r; n++; }
+  assert.equal(n, 99);
+  assert.ok(accepted.length >= n);
+  assert.equal(acceptanceThreshold([0.2, 0.3], 0.005, 0.05), -1, 'nothing safe enough');
+  assert.equal(acceptanceThreshold([0.001, 0.04], 0.005, 0.03), 0.001, 'the per-sample cap holds');
+
+  const policy = resolvePolicy({ auditShare: 0 });
+  const risk = (pWrong: number, classPosterior?: number) => ({ pWrong, fields: [{ field: 'class', pWrong, why: 'a: "cat"' }], classPosterior });
+  const base = { sampleId: 's1', layer1Passed: true, blocking: [], threshold: 0.01, policy };
+  assert.deepEqual(decideByRisk({ ...base, risk: risk(0.004, 0.996) }), { disposition: 'accepted', reason: 'confident' });
+  assert.deepEqual(decideByRisk({ ...base, risk: risk(0.1, 0.9) }), { disposition: 'review', reason: 'uncertain' });
+  assert.deepEqual(decideByRisk({ ...base, risk: risk(0.6, 0.4) }), { disposition: 'resample', reason: 'low_confidence' });
+  assert.deepEqual(decideByRisk({ ...base, blocking: ['unknown_class'], risk: risk(0) }), { disposition: 'review', reason: 'layer2_conflict' });
+  assert.deepEqual(decideByRisk({ ...base, layer1Passed: false }), { disposition: 'rejected', reason: 'layer1_failed' });
+  const why = riskFindings('uncertain', risk(0.1, 0.9), 0.01, policy, []);
+  assert.match(why[0]!.message, /probability the labels are wrong 0\.1000 is above this batch's acceptance threshold 0\.0100/);
+  assert.match(why[1]!.message, /^class: wrong with probability 0\.1000 — a: "cat"/);
+  assert.equal(DEFAULT_POLICY.fusion.mode, 'risk');
+  assert.equal(resolvePolicy({ fusion: { mode: 'linear' } }).fusion.mode, 'linear');
+});
