@@ -37,10 +37,12 @@ export function boundedAccuracy(acc: number | undefined, k: number): number {
 
 /**
  * Posterior over the values voted for, under the one-coin model with `k` possible values (values nobody
- * gave share the rest of the mass). Returns the winner and the probability that it is not the true value.
+ * gave share the rest of the mass; `k` 0 when unknown). Returns the winner and the probability that it is not the true value.
  */
 export function votePosterior<V extends string>(votes: Array<{ annotator: string; value: V }>, accuracy: Record<string, number>, k: number): { value: V; pWrong: number; posterior: Map<V, number> } {
-  const kk = Math.max(k, new Set(votes.map((v) => v.value)).size + 1, 2);
+  // Unknown K (0): the values given plus at least one nobody gave.
+  const distinct = new Set(votes.map((v) => v.value)).size;
+  const kk = Math.max(k > 0 ? Math.max(k, distinct) : distinct + 1, 2);
   const values = [...new Set(votes.map((v) => v.value))];
   // log P(votes | truth = v) for each voted value, and for one value nobody voted for.
   const logLik = (truth: V | undefined): number => votes.reduce((s, v) => {
