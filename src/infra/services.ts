@@ -29,7 +29,7 @@ export interface TemporalOptions {
 }
 
 export async function temporalReady(address: string): Promise<boolean> {
-  const conn = await Connection.connect({ address, connectTimeout: 1000 });
+  const conn = await Connection.connect({ address, connectTimeout: 1000, channelArgs: { 'grpc.use_local_subchannel_pool': 1 } });
   try {
     await conn.workflowService.getSystemInfo({});
     return true;

@@ -69,7 +69,8 @@ test('a server start that times out fails with its log and leaves no process; an
 });
 
 test('a port held by a program that is not the expected server is reported, not reused', async () => {
-  const squatter = net.createServer((s) => s.end('HTTP/1.1 400 nope\r\n\r\n'));
+  // Probes hang up abruptly; the squatter shrugs that off like any server.
+  const squatter = net.createServer((s) => { s.on('error', () => undefined); s.end('HTTP/1.1 400 nope\r\n\r\n'); });
   await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
   const port = (squatter.address() as net.AddressInfo).port;
   try {
@@ -79,4 +80,21 @@ test('a port held by a program that is not the expected server is reported, not 
   } finally {
     squatter.close();
   }
+});
+
+test('a Temporal server that comes up late is seen as soon as it answers, not a backoff period later', async () => {
+  const { ensureProgram } = await import('../../src/infra/binaries');
+  const { loadConfig } = await import('../../src/clients/config');
+  const { getLogger } = await import('../../src/clients/logger');
+  const cfg = loadConfig();
+  const real = await ensureProgram('temporal', cfg.binCacheDir, getLogger(cfg, 'test'));
+  // The real server, started 20 s late (a first start on a loaded machine). With grpc-js's shared,
+  // exponentially backed-off subchannel the probe next tried at ~26 s (measured: a 30 s start was seen at 43 s).
+  const binDir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-slowbin-'));
+  writeFileSync(path.join(binDir, 'temporal'), `#!/bin/sh\nsleep 20\nexec ${real} "$@"\n`);
+  chmodSync(path.join(binDir, 'temporal'), 0o755);
+  const r = await startStackIn({ QCFLOW_BIN_CACHE: binDir, QCFLOW_STATE_DIR: mkdtempSync(path.join(os.tmpdir(), 'qcflow-state-')), TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`, TEMPORAL_UI_PORT: String(await freePort()), QCFLOW_LOG_LEVEL: 'info' });
+  assert.equal(r.code, 0, r.out);
+  const readyMs = Number(/"service":"Temporal dev server","readyMs":(\d+)/.exec(r.out)?.[1]);
+  assert.ok(readyMs >= 20_000 && readyMs < 24_000, `seen after ${readyMs} ms`);
 });
