@@ -7,6 +7,8 @@ import type { Finding } from '../src/qc/findings';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
 import { PolicyError, resolvePolicy, type QcPolicy } from '../src/qc/policy';
 import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc/stats/agreement';
+import { oneCoinAccuracies } from '../src/qc/stats/one-coin';
+import { attributeItems } from '../src/qc/consistency/attributes';
 import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store/reliability';
 import type { MediaRef } from '../src/ingest/envelope';
 import type { ProjectDefinition } from '../src/projects/definition';
@@ -46,14 +48,18 @@ export function consistencyActivities(deps: ActivityDeps) {
     return Promise.all(media.flatMap((m) => ('key' in m ? [m.key] : [])).map(async (key) => ({ key, bytes: await getObjectBufferIfExists(deps.store, key) })));
   }
 
-  async function batchVotes(input: BatchKey): Promise<Array<Array<{ annotator: string; value: string }>>> {
+  /** The batch's annotations as class votes (Dawid–Skene) and attribute accuracies (one-coin EM over its attribute votes). */
+  async function batchEvidence(input: BatchKey, ontology: ProjectDefinition['ontology']): Promise<{ votes: Array<Array<{ annotator: string; value: string }>>; attributeWeights: Record<string, number> }> {
     const { rows } = await deps.pool.query<{ annotations: AnnotatorLabels[] }>(
       `SELECT ${ANNOTATIONS_OF_S} AS annotations
        FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 AND q.passed
        WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
       [input.project, input.batchId],
     );
-    return rows.map((r) => classVotes(r.annotations));
+    return {
+      votes: rows.map((r) => classVotes(r.annotations)),
+      attributeWeights: oneCoinAccuracies(rows.flatMap((r) => attributeItems(r.annotations, ontology.attributes ?? {}))),
+    };
   }
 
   async function writePage(c: PoolClient, results: Array<{ id: string; layer1: Finding[]; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
@@ -84,7 +90,8 @@ export function consistencyActivities(deps: ActivityDeps) {
       const policy = policyOf(project);
       const plugins = configurePlugins(policy);
       const multi = project.ontology.multiLabel === true;
-      const votesPerSample = multi ? [] : await batchVotes(input);
+      const evidence = await batchEvidence(input, project.ontology);
+      const votesPerSample = multi ? [] : evidence.votes;
       const fit: BatchFit | undefined = multi || votesPerSample.every((v) => v.length === 0)
         ? undefined
         : await fitBatchReliability(deps.pool, input.project, input.batchId, votesPerSample, project.ontology.classes);
@@ -110,7 +117,7 @@ export function consistencyActivities(deps: ActivityDeps) {
         const results = samples.map((s) => {
           const votes = classVotes(s.annotations);
           const posterior = fit && votes.length > 0 ? classPosterior(fit, votes) : undefined;
-          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, classPosterior: posterior });
+          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, classPosterior: posterior });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
           const pluginTallies = plugged.tallies.get(s.sampleId) ?? {};

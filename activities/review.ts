@@ -79,6 +79,8 @@ export interface ReviewActivityDeps extends ActivityDeps {
 }
 
 const START_PAGE = 200;
+/** Workflow starts in flight at once: each is one round trip to the frontend, so a page of 200 one by one took seconds. */
+const START_CONCURRENCY = 16;
 
 export interface ReviewStartProgress {
   after: string;
@@ -88,7 +90,8 @@ export interface ReviewStartProgress {
 
 /**
  * Starts a humanReview workflow for every sample of the project (or one batch) in status `review`, in
- * sample-id order from `progress.after`, reporting progress after each page. A sample whose review already
+ * sample-id order from `progress.after`, START_CONCURRENCY at a time, reporting progress (a heartbeat) after
+ * every group of starts, so a slow frontend never outlasts the heartbeat timeout. A sample whose review already
  * runs is counted as existing (the workflow id is the sample's). Used by qcBatch and by
  * `qcflow review backfill` for samples routed to review before reviews existed.
  */
@@ -106,7 +109,7 @@ export async function startReviewWorkflows(
       [f.project, f.batchId ?? null, progress.after, START_PAGE],
     );
     if (rows.length === 0) break;
-    for (const r of rows) {
+    const start = async (r: { id: string; reason: string }): Promise<void> => {
       const args: HumanReviewInput = { project: f.project, sampleId: r.id, reason: r.reason, review: f.review, reviewQueue: d.reviewQueue };
       try {
         await d.temporal.workflow.start('humanReview', {
@@ -117,6 +120,13 @@ export async function startReviewWorkflows(
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
         progress.existing++;
       }
+    };
+    const atPageStart = { ...progress };
+    for (let i = 0; i < rows.length; i += START_CONCURRENCY) {
+      await Promise.all(rows.slice(i, i + START_CONCURRENCY).map(start));
+      // Liveness inside a page reports the page's starting point: a retry redoes the page (its started
+      // reviews then count as existing) without counting them twice.
+      if (i + START_CONCURRENCY < rows.length) onPage(atPageStart);
     }
     progress.after = rows[rows.length - 1]!.id;
     onPage(progress);

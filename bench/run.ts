@@ -7,6 +7,7 @@
  *    thread, vs a loop that only JSON.parses the same lines (target: ≥ 10,000 samples/s of layer time).
  *  - quantize: per fixture model and method, quantization time, weight size ratio and latency vs fp32.
  *  - layer3 and layer4 on an ephemeral stack: see bench/stack-benches.ts.
+ *  - qc: a synthetic crowd with known truth end to end through Temporal, beside cleanlab: bench/qc-bench.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs';
 import * as os from 'node:os';
@@ -22,6 +23,7 @@ import { DEFAULT_POLICY } from '../src/qc/policy';
 import type { Ontology } from '../src/projects/definition';
 import { stackBenches } from './stack-benches';
 import { quantizeBenches } from './quantize-benches';
+import { qcBench } from './qc-bench';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -132,10 +134,12 @@ async function main(): Promise<void> {
   benchLayers2and5(100_000);
   await quantizeBenches();
   await stackBenches();
+  await qcBench();
 }
 
 const only = process.argv[2];
 if (only === 'layers') benchLayers2and5(100_000);
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
+else if (only === 'qc') void qcBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { withTransaction } from '../clients/pg';
-import { annotatorAccuracy, dawidSkene, posterior, type ClassVote, type ReliabilityCounts } from '../qc/stats/dawid-skene';
+import { annotatorAccuracy, dawidSkene, flooredConfusion, posterior, type ClassVote, type ReliabilityCounts } from '../qc/stats/dawid-skene';
 
 /** The reliability model one batch is judged with: fitted on the project's history plus this batch. */
 export interface BatchFit {
@@ -21,9 +21,10 @@ export function toClassVotes(classes: string[], votes: Array<{ annotator: string
   });
 }
 
-/** The posterior over the true class of one sample under the batch's fit. */
+/** The posterior over the true class of one sample under the batch's fit (confusions floored, see flooredConfusion). */
 export function classPosterior(fit: BatchFit, votes: Array<{ annotator: string; value: string }>): { classes: string[]; p: number[] } {
-  return { classes: fit.classes, p: posterior(toClassVotes(fit.classes, votes), fit.classPrior, fit.confusion, fit.classes.length) };
+  const confusion = Object.fromEntries(votes.flatMap((v) => (fit.confusion[v.annotator] ? [[v.annotator, flooredConfusion(fit.confusion[v.annotator]!, fit.classPrior)]] : [])));
+  return { classes: fit.classes, p: posterior(toClassVotes(fit.classes, votes), fit.classPrior, confusion, fit.classes.length) };
 }
 
 async function loadCounts(pool: Pool, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {

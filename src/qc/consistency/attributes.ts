@@ -2,6 +2,7 @@ import type { Ontology } from '../../projects/definition';
 import type { Finding } from '../findings';
 import { said, tally, valueVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
 import { votePosterior, type FieldRisk } from '../risk';
+import type { OneCoinItem } from '../stats/one-coin';
 
 type Value = string | number | boolean;
 
@@ -64,4 +65,24 @@ export function checkAttributes(anns: AnnotatorLabels[], weights: Record<string,
     }
   }
   return { findings, consensus, tallies, risks };
+}
+
+/**
+ * One sample's attribute votes as items for estimating annotators' attribute accuracy (oneCoinAccuracies):
+ * sample-level attributes per key, and box attributes when every annotator drew exactly one box (no
+ * matching needed to know which boxes are the same object).
+ */
+export function attributeItems(anns: AnnotatorLabels[], allowed: Record<string, string[]> = {}): OneCoinItem[] {
+  const items: OneCoinItem[] = [];
+  const collect = (sets: Array<{ annotator: string; attrs: Record<string, Value> | undefined }>): void => {
+    const keys = new Set(sets.flatMap((x) => Object.keys(x.attrs ?? {})));
+    for (const k of keys) {
+      const votes = sets.flatMap((x) => (x.attrs?.[k] === undefined ? [] : [{ annotator: x.annotator, value: String(JSON.stringify(x.attrs[k])) }]));
+      items.push({ k: allowed[k]?.length ?? 0, votes });
+    }
+  };
+  collect(anns.filter((a) => a.labels.attributes).map((a) => ({ annotator: a.annotator, attrs: a.labels.attributes })));
+  const drew = anns.filter((a) => a.labels.boxes !== undefined);
+  if (drew.length > 1 && drew.every((a) => a.labels.boxes!.length === 1)) collect(drew.map((a) => ({ annotator: a.annotator, attrs: a.labels.boxes![0]!.attributes })));
+  return items;
 }

@@ -72,18 +72,21 @@ export function checkConsistency(input: {
   ontology: Ontology;
   policy: QcPolicy['layer2'];
   weights: Record<string, number>;
+  /** Annotators' accuracy on attributes (oneCoinAccuracies over the batch); their class accuracy when absent. */
+  attributeWeights?: Record<string, number>;
   classPosterior?: { classes: string[]; p: number[] };
 }): ConsistencyResult {
   const { annotations: anns, ontology, policy, weights } = input;
+  const attributeWeights = input.attributeWeights ?? weights;
   const classes = checkClasses(anns, ontology, { minAgreement: policy.minClassAgreement, weights, posterior: input.classPosterior });
-  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights });
+  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, attributeWeights });
   let tokenText: string | undefined;
   if (policy.spanUnit === 'token') {
     const t = valueAtPointer(input.payload, policy.spanTextPointer);
     tokenText = typeof t === 'string' ? t : '';
   }
   const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText });
-  const attributes = checkAttributes(anns, weights, ontology.attributes ?? {});
+  const attributes = checkAttributes(anns, attributeWeights, ontology.attributes ?? {});
   const findings = [...classes.findings, ...boxes.findings, ...spans.findings, ...attributes.findings, ...attributeValueFindings(anns, ontology)];
   const kinds = { classes: classes.tallies, boxes: boxes.tallies, spans: spans.tallies, attributes: attributes.tallies };
   const tallies = Object.values(kinds).reduce((acc, t) => mergeTallies(acc, t), {} as Tallies);

@@ -52,6 +52,7 @@ interface ObjectKind<G> {
  */
 function checkObjects<G>(
   kind: ObjectKind<G>, perAnnotation: Array<{ annotator: string; i: number; items: Obj<G>[] }>, ontology: Ontology, weights: Record<string, number>,
+  attributeWeights: Record<string, number> = weights,
 ): KindResult<ConsensusObject<G>[]> {
   const findings: Finding[] = [];
   const tallies: Tallies = {};
@@ -114,7 +115,7 @@ function checkObjects<G>(
       const attributes: Attrs = {};
       const keys = [...new Set(c.members.flatMap((m) => Object.keys(m.item.attributes ?? {})))].sort();
       for (const k of keys) {
-        const vote = attributeVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] })), weights, ontology.attributes?.[k]?.length ?? 0);
+        const vote = attributeVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] })), attributeWeights, ontology.attributes?.[k]?.length ?? 0);
         if (vote.value !== undefined) attributes[k] = vote.value;
         risks.push({ field: `${kind.field}:${consensus.length}:attribute:${k}`, pWrong: vote.pWrong, why: `${label} ${k}: ${said(c.members.map((m) => [m.annotator, m.item.attributes?.[k]]))}` });
       }
@@ -184,10 +185,10 @@ function checkObjects<G>(
   return { findings, consensus, tallies, risks };
 }
 
-export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number> }): KindResult<ConsensusObject<Box>[]> {
+export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; attributeWeights?: Record<string, number> }): KindResult<ConsensusObject<Box>[]> {
   const per = anns.map((a, i) => ({ annotator: a.annotator, i, items: (a.labels.boxes ?? []).map((b) => ({ geometry: { x: b.x, y: b.y, w: b.w, h: b.h }, cls: b.class, attributes: b.attributes })), has: a.labels.boxes !== undefined }))
     .filter((a) => a.has);
-  return checkObjects({ field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou }, per, ontology, o.weights);
+  return checkObjects({ field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou }, per, ontology, o.weights, o.attributeWeights);
 }
 
 export function checkSpans(

@@ -1,0 +1,144 @@
+/**
+ * `npm run bench -- qc`: how much human work QC saves, and how safely, on a synthetic crowd with known
+ * truth (bench/crowd.ts), run end to end through Temporal on an ephemeral stack with the default policy and
+ * no layer-3 model. Prints one JSON line; where Python can install cleanlab (PyPI), cleanlab's CROWDLAB
+ * (`get_label_quality_multiannotator`, with out-of-fold classifier probabilities from the samples'
+ * signal) runs on the same labels in the same run, side by side.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadConfig } from '../src/clients/config';
+import { getLogger } from '../src/clients/logger';
+import { createPool } from '../src/clients/pg';
+import { createObjectStore } from '../src/clients/minio';
+import { createTemporalClient } from '../src/clients/temporal';
+import { startStack } from '../src/infra/stack';
+import { ingestFile } from '../src/cli/ingest';
+import { upsertProject } from '../src/store/projects';
+import { validateProjectDefinition } from '../src/projects/definition';
+import { iou, type Box } from '../src/qc/consistency/matching';
+import { dawidSkene } from '../src/qc/stats/dawid-skene';
+import { startCpuWorker } from '../workers/cpu';
+import { startReviewWorker } from '../workers/review';
+import { CROWD_CLASSES, CROWD_ONTOLOGY, CROWD_SCHEMA, generateCrowd, type CrowdTruth } from './crowd';
+import { auroc, calibration, coverageAtErrorRate, majorityVote } from './qc-metrics';
+
+const log = getLogger(loadConfig(), 'bench.qc');
+
+interface Outcome { status: string; cls?: string; box?: Box; pose?: string; boxes: number; pWrong?: number }
+
+function correctness(t: CrowdTruth, o: Outcome): { cls: boolean; all: boolean } {
+  const cls = o.cls === t.cls;
+  const box = o.boxes === 1 && !!o.box && iou(o.box, t.box) >= 0.5;
+  return { cls, all: cls && box && o.pose === t.pose };
+}
+
+/** cleanlab in a venv of its own under the binary cache (installed from PyPI once), or why not. */
+function cleanlabPython(cacheDir: string): string | { skipped: string } {
+  const venv = path.join(path.dirname(cacheDir), 'venv-cleanlab');
+  const py = path.join(venv, 'bin', 'python');
+  if (existsSync(py) && spawnSync(py, ['-c', 'import cleanlab, sklearn'], { stdio: 'ignore' }).status === 0) return py;
+  if (spawnSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' }).status !== 0) return { skipped: 'python3 -m venv failed (apt-get install python3-venv)' };
+  log.info({ venv }, 'installing cleanlab and scikit-learn from PyPI for the side-by-side comparison (first time only)');
+  const pip = spawnSync(py, ['-m', 'pip', 'install', '-q', 'cleanlab', 'scikit-learn', 'pandas'], { encoding: 'utf8' });
+  return pip.status === 0 ? py : { skipped: `pip install cleanlab failed: ${pip.stderr.trim().split('\n').pop()}` };
+}
+
+export async function qcBench(): Promise<void> {
+  const n = Number(process.env.QCFLOW_BENCH_QC_SAMPLES ?? 5000);
+  const crowd = generateCrowd(n);
+  const cfg = loadConfig();
+  const stack = await startStack(cfg, log, { ephemeral: true });
+  const pool = createPool(stack.databaseUrl, 4);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-qc-bench-'));
+  const workers = [await startCpuWorker(stack.cfg), await startReviewWorker(stack.cfg)];
+  const { client, connection } = await createTemporalClient(stack.cfg);
+  try {
+    const project = 'crowd';
+    await upsertProject(pool, validateProjectDefinition({ id: project, jsonSchema: CROWD_SCHEMA, regexRules: [], ontology: CROWD_ONTOLOGY }), 'bench');
+    const file = path.join(dir, 'crowd.jsonl');
+    writeFileSync(file, crowd.lines.join('\n') + '\n');
+    const t0 = Date.now();
+    const result = await ingestFile(stack.cfg, client, createObjectStore(stack.cfg.minio), { project, file, batchSize: 1000, wait: true });
+    const seconds = (Date.now() - t0) / 1000;
+    if (result.failedBatches.length) throw new Error(`batches failed: ${result.failedBatches.join(', ')}`);
+
+    const { rows } = await pool.query<{ external_id: string; status: string; consensus: { classes?: { classes: string[] }; boxes?: Array<{ geometry: Box; attributes?: { pose?: string } }> } | null; p_wrong: string | null; p_class: string | null }>(
+      `SELECT s.external_id, s.status, q2.details->'consensus' AS consensus, q5.details->'risk'->>'pWrong' AS p_wrong,
+              (SELECT f->>'pWrong' FROM jsonb_array_elements(q5.details->'risk'->'fields') f WHERE f->>'field' = 'class') AS p_class
+       FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
+       WHERE s.project_id = $1`, [project],
+    );
+    const byId = new Map(rows.map((r) => [r.external_id, {
+      status: r.status, cls: r.consensus?.classes?.classes[0], box: r.consensus?.boxes?.[0]?.geometry, pose: r.consensus?.boxes?.[0]?.attributes?.pose,
+      boxes: r.consensus?.boxes?.length ?? 0, pWrong: r.p_wrong === null ? undefined : Number(r.p_wrong),
+    } satisfies Outcome]));
+    const classRisk = new Map(rows.filter((r) => r.p_class !== null).map((r) => [r.external_id, Number(r.p_class)]));
+    const usable = crowd.truth.filter((t) => !t.schemaViolation);
+    const violations = crowd.truth.filter((t) => t.schemaViolation);
+    const outcome = (t: CrowdTruth): Outcome => byId.get(t.externalId) ?? { status: 'missing', boxes: 0 };
+    const accepted = usable.filter((t) => ['accepted', 'released'].includes(outcome(t).status));
+    const right = (t: CrowdTruth) => correctness(t, outcome(t));
+    const wrongAccepted = accepted.filter((t) => !right(t).all).length;
+    const clean = usable.filter((t) => right(t).all);
+    const scored = usable.filter((t) => outcome(t).pWrong !== undefined);
+    const risk = scored.map((t) => outcome(t).pWrong!);
+    const wrong = scored.map((t) => !right(t).all);
+    const cal = calibration(risk, wrong);
+
+    // Baselines on the same votes: majority vote and plain Dawid–Skene fitted on the whole set at once.
+    const classes = [...CROWD_CLASSES] as string[];
+    const ds = dawidSkene(usable.map((t) => t.votes.map((v, k) => ({ annotator: t.annotators[k]!, label: classes.indexOf(v) }))), classes);
+    const dsAcc = usable.filter((t, i) => classes[ds.posteriors[i]!.indexOf(Math.max(...ds.posteriors[i]!))] === t.cls).length / usable.length;
+    const mvAcc = usable.filter((t) => majorityVote(t.votes) === t.cls).length / usable.length;
+
+    const errorRate = accepted.length ? wrongAccepted / accepted.length : 0;
+    const line: Record<string, unknown> = {
+      bench: 'qc.crowd', samples: n, annotatorsPerSample: 3, policy: 'default (fusion.mode=risk, target error 0.5%), no layer-3 model',
+      samplesPerSec: +(n / seconds).toFixed(1), seconds: +seconds.toFixed(1), targetSamplesPerSec: 300,
+      schema: { violations: violations.length, rejected: violations.filter((t) => outcome(t).status === 'rejected').length, falseRejections: usable.filter((t) => outcome(t).status === 'rejected').length },
+      coverage: +(accepted.length / usable.length).toFixed(4), acceptedErrorRate: +errorRate.toFixed(4), wrongAccepted, targetErrorRate: 0.005,
+      cleanSentToReview: +(clean.filter((t) => outcome(t).status === 'review').length / clean.length).toFixed(4), targetCleanReview: 0.1,
+      resampled: usable.filter((t) => outcome(t).status === 'resample').length, review: usable.filter((t) => outcome(t).status === 'review').length,
+      errorEstimate: {
+        auroc: +auroc(risk, wrong).toFixed(4), targetAuroc: 0.95, ece: +cal.ece.toFixed(4),
+        // The class field's own estimate against class errors: what CROWDLAB's score is judged on.
+        aurocClass: +auroc(scored.map((t) => classRisk.get(t.externalId) ?? 1), scored.map((t) => !right(t).cls)).toFixed(4),
+        table: cal.table,
+      },
+      consensusAccuracy: {
+        qcflowAllFields: +(clean.length / usable.length).toFixed(4),
+        qcflowClass: +(usable.filter((t) => right(t).cls).length / usable.length).toFixed(4),
+        majorityVoteClass: +mvAcc.toFixed(4), dawidSkeneClass: +dsAcc.toFixed(4),
+      },
+    };
+
+    const py = cleanlabPython(stack.cfg.binCacheDir);
+    if (typeof py !== 'string') {
+      line.cleanlab = py;
+    } else {
+      const input = path.join(dir, 'crowd.json');
+      const annotatorIds = crowd.profiles.map((p) => p.id);
+      writeFileSync(input, JSON.stringify({
+        classes, annotators: annotatorIds,
+        labels: usable.map((t) => annotatorIds.map((a) => { const k = t.annotators.indexOf(a); return k >= 0 ? classes.indexOf(t.votes[k]!) : null; })),
+        signal: usable.map((t) => t.signal), truth: usable.map((t) => classes.indexOf(t.cls)),
+        qcflowClassErrorRate: accepted.length ? accepted.filter((t) => !right(t).cls).length / accepted.length : 0,
+      }));
+      const out = execFileSync(py, [path.join(__dirname, 'cleanlab_crowd.py'), input], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      line.cleanlab = JSON.parse(out) as unknown;
+      // qcflow ranked the same way, on class correctness only (what CROWDLAB judges).
+      line.qcflowClassCoverageAt = {
+        '0.005': +coverageAtErrorRate(risk, scored.map((t) => !right(t).cls), 0.005).toFixed(4),
+      };
+    }
+    console.log(JSON.stringify(line));
+  } finally {
+    for (const w of workers) await w.shutdown();
+    await connection.close();
+    await pool.end();
+    await stack.stop();
+  }
+}
