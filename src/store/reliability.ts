@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { withTransaction } from '../clients/pg';
 import { annotatorAccuracy, dawidSkene, flooredConfusion, posterior, type ClassVote, type ReliabilityCounts } from '../qc/stats/dawid-skene';
 
@@ -27,7 +27,7 @@ export function classPosterior(fit: BatchFit, votes: Array<{ annotator: string; 
   return { classes: fit.classes, p: posterior(toClassVotes(fit.classes, votes), fit.classPrior, confusion, fit.classes.length) };
 }
 
-async function loadCounts(pool: Pool, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {
+async function loadCounts(pool: Pool | PoolClient, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {
   const model = await pool.query<{ classes: string[]; class_counts: number[] }>('SELECT classes, class_counts FROM reliability_models WHERE project_id = $1', [project]);
   const m = model.rows[0];
   if (!m) return undefined;
@@ -40,27 +40,26 @@ async function loadCounts(pool: Pool, project: string, annotators: string[]): Pr
 /**
  * Fits Dawid–Skene for one batch, warm-started from the project's stored counts, and adds the batch's counts to
  * them exactly once: the fit row doubles as the marker, so a retried activity reuses the first fit instead of
- * counting the batch twice (and judges its samples with the same model).
+ * counting the batch twice (and judges its samples with the same model). Read, fit and write happen under a
+ * per-project advisory lock in one transaction: batches of a project run concurrently, and without it two
+ * fits read the same counts and the second write drops the first batch's update.
  */
 export async function fitBatchReliability(
   pool: Pool, project: string, batchId: string, votes: Array<Array<{ annotator: string; value: string }>>, ontologyClasses: string[] | undefined,
 ): Promise<BatchFit> {
-  const existing = await pool.query<{ fit: BatchFit }>('SELECT fit FROM reliability_fits WHERE project_id = $1 AND batch_id = $2', [project, batchId]);
-  if (existing.rows[0]) return existing.rows[0].fit;
-  const annotators = [...new Set(votes.flatMap((v) => v.map((x) => x.annotator)))].sort();
-  const prior = await loadCounts(pool, project, annotators);
-  const classes = ontologyClasses ?? [...new Set([...(prior?.classes ?? []), ...votes.flatMap((v) => v.map((x) => x.value))])].sort();
-  // Samples without class votes would only add the prior back into the class counts.
-  const items = votes.map((v) => toClassVotes(classes, v)).filter((v) => v.length > 0);
-  const ds = dawidSkene(items, classes, prior);
-  const weights = Object.fromEntries(annotators.map((a) => [a, annotatorAccuracy(ds.confusion[a]!, ds.classPrior)]));
-  const fit: BatchFit = { classes, classPrior: ds.classPrior, confusion: ds.confusion, weights, items: items.length, iterations: ds.iterations };
   return withTransaction(pool, async (c) => {
-    const inserted = await c.query('INSERT INTO reliability_fits (project_id, batch_id, fit) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [project, batchId, JSON.stringify(fit)]);
-    if (inserted.rowCount === 0) {
-      const again = await c.query<{ fit: BatchFit }>('SELECT fit FROM reliability_fits WHERE project_id = $1 AND batch_id = $2', [project, batchId]);
-      return again.rows[0]!.fit;
-    }
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`qcflow.reliability:${project}`]);
+    const existing = await c.query<{ fit: BatchFit }>('SELECT fit FROM reliability_fits WHERE project_id = $1 AND batch_id = $2', [project, batchId]);
+    if (existing.rows[0]) return existing.rows[0].fit;
+    const annotators = [...new Set(votes.flatMap((v) => v.map((x) => x.annotator)))].sort();
+    const prior = await loadCounts(c, project, annotators);
+    const classes = ontologyClasses ?? [...new Set([...(prior?.classes ?? []), ...votes.flatMap((v) => v.map((x) => x.value))])].sort();
+    // Samples without class votes would only add the prior back into the class counts.
+    const items = votes.map((v) => toClassVotes(classes, v)).filter((v) => v.length > 0);
+    const ds = dawidSkene(items, classes, prior);
+    const weights = Object.fromEntries(annotators.map((a) => [a, annotatorAccuracy(ds.confusion[a]!, ds.classPrior)]));
+    const fit: BatchFit = { classes, classPrior: ds.classPrior, confusion: ds.confusion, weights, items: items.length, iterations: ds.iterations };
+    await c.query('INSERT INTO reliability_fits (project_id, batch_id, fit) VALUES ($1, $2, $3)', [project, batchId, JSON.stringify(fit)]);
     await c.query(
       `INSERT INTO reliability_models (project_id, classes, class_counts) VALUES ($1, $2, $3)
        ON CONFLICT (project_id) DO UPDATE SET classes = EXCLUDED.classes, class_counts = EXCLUDED.class_counts, updated_at = now()`,
