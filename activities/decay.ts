@@ -17,15 +17,16 @@ const PAGE = 1000;
 export function decayActivities(deps: ActivityDeps) {
   return {
     /**
-     * Layer 4 for a batch: adds its buckets (stream and per annotator), recomputes each touched subject's
-     * short and reference windows from the newest buckets only, syncs the decay alerts, and writes each
-     * sample's stability and alert findings for layer 5.
+     * Layer 4 for a batch: adds its buckets (stream and per annotator, placed by when their samples were
+     * labelled), recomputes each touched subject's short and reference windows from the newest buckets in
+     * data time only (so an older batch finishing late cannot clear a live alert), syncs the decay alerts,
+     * and writes each sample's stability and alert findings for layer 5.
      */
     async trackQualityDecay(input: BatchKey): Promise<DecaySummary> {
       const policy = policyOf(await requireProject(deps, input.project)).layer4;
-      const { rows } = await deps.pool.query<{ id: string; l1: boolean; l2: number | null; l3: number | null; annotations: Array<{ annotator: string; durationMs: number | null }> }>(
+      const { rows } = await deps.pool.query<{ id: string; l1: boolean; l2: number | null; l3: number | null; annotations: Array<{ annotator: string; durationMs: number | null; submittedAt: string | null }> }>(
         `SELECT s.id, q1.passed AS l1, q2.score AS l2, q3.score AS l3,
-                COALESCE((SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'durationMs', a.duration_ms)) FROM annotations a WHERE a.sample_id = s.id), '[]') AS annotations
+                COALESCE((SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'durationMs', a.duration_ms, 'submittedAt', a.submitted_at)) FROM annotations a WHERE a.sample_id = s.id), '[]') AS annotations
          FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
          LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
          LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
@@ -34,7 +35,7 @@ export function decayActivities(deps: ActivityDeps) {
       );
       const samples: BatchSampleQuality[] = rows.map((r) => ({
         id: r.id, l1Passed: r.l1, l2Score: r.l2, l3Score: r.l3,
-        annotations: r.annotations.map((a) => ({ annotator: a.annotator, durationMs: a.durationMs ?? undefined })),
+        annotations: r.annotations.map((a) => ({ annotator: a.annotator, durationMs: a.durationMs ?? undefined, submittedAt: a.submittedAt ? new Date(a.submittedAt) : undefined })),
       }));
       const agreement = await deps.pool.query<{ annotator: string; compared: number; agreed: number }>(
         'SELECT annotator, compared, agreed FROM annotator_agreement WHERE project_id = $1 AND batch_id = $2', [input.project, input.batchId],
@@ -47,7 +48,7 @@ export function decayActivities(deps: ActivityDeps) {
       const summaries = new Map<string, SubjectSummary>();
       const alerted = new Map<string, Breach[]>();
       for (const subject of buckets.keys()) {
-        const summary = evaluateSubject(await newestBuckets(deps.pool, input.project, subject, policy.window, now), policy, now);
+        const summary = evaluateSubject(await newestBuckets(deps.pool, input.project, subject, policy.window), policy);
         await withTransaction(deps.pool, async (c) => {
           await saveWindow(c, input.project, subject, input.batchId, summary);
           await syncAlerts(c, input.project, subject, input.batchId, summary.breaches);
@@ -56,7 +57,7 @@ export function decayActivities(deps: ActivityDeps) {
         if (summary.breaches.length) alerted.set(subject, summary.breaches);
         heartbeat({ subjects: summaries.size });
       }
-      const stream = summaries.get(STREAM) ?? evaluateSubject([], policy, now);
+      const stream = summaries.get(STREAM) ?? evaluateSubject([], policy);
 
       for (let i = 0; i < samples.length; i += PAGE) {
         await withTransaction(deps.pool, async (c) => {

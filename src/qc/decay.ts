@@ -18,7 +18,8 @@ export interface Bucket {
   /** A bounded sample of the layer-3 scores (for the KS test). */
   l3Scores: number[];
   timeHist: number[];
-  createdAt: Date;
+  /** When its samples were labelled: the newest annotation's submittedAt (the batch's processing time when none has one). */
+  dataTime: Date;
 }
 
 export interface BatchSampleQuality {
@@ -27,13 +28,13 @@ export interface BatchSampleQuality {
   /** Layer-2 agreement of the sample (absent when layer 2 did not run). */
   l2Score: number | null;
   l3Score: number | null;
-  annotations: Array<{ annotator: string; durationMs?: number }>;
+  annotations: Array<{ annotator: string; durationMs?: number; submittedAt?: Date }>;
 }
 
 /** Scores kept per bucket for the KS test; enough for its power, small enough to read many buckets cheaply. */
 export const SCORE_SAMPLE_CAP = 256;
 
-const emptyBucket = (createdAt: Date): Bucket => ({ n: 0, l1Failed: 0, l2Compared: 0, l2Agreed: 0, l3N: 0, l3Sum: 0, l3Scores: [], timeHist: new Array(TIME_BIN_COUNT).fill(0), createdAt });
+const emptyBucket = (dataTime: Date): Bucket => ({ n: 0, l1Failed: 0, l2Compared: 0, l2Agreed: 0, l3N: 0, l3Sum: 0, l3Scores: [], timeHist: new Array(TIME_BIN_COUNT).fill(0), dataTime });
 
 const rank = (id: string): string => createHash('sha1').update(id).digest('hex');
 
@@ -46,8 +47,11 @@ export function bucketsForBatch(samples: BatchSampleQuality[], agreementByAnnota
   const scoreIds = new Map<string, Array<{ id: string; score: number }>>();
   const get = (subject: string): Bucket => {
     let b = out.get(subject);
-    if (!b) out.set(subject, (b = emptyBucket(now)));
+    if (!b) out.set(subject, (b = { ...emptyBucket(now), dataTime: new Date(0) }));
     return b;
+  };
+  const labelled = (b: Bucket, at: Date | undefined): void => {
+    if (at && at.getTime() > b.dataTime.getTime()) b.dataTime = at;
   };
   const add = (b: Bucket, subject: string, s: BatchSampleQuality): void => {
     b.n++;
@@ -69,12 +73,15 @@ export function bucketsForBatch(samples: BatchSampleQuality[], agreementByAnnota
     }
     for (const annotator of new Set(s.annotations.map((a) => a.annotator))) add(get(annotator), annotator, s);
     for (const a of s.annotations) {
+      labelled(stream, a.submittedAt);
+      labelled(get(a.annotator), a.submittedAt);
       if (a.durationMs === undefined || !Number.isFinite(a.durationMs)) continue;
       const bin = timeBin(a.durationMs);
       stream.timeHist[bin]!++;
       get(a.annotator).timeHist[bin]!++;
     }
   }
+  for (const b of out.values()) if (b.dataTime.getTime() === 0) b.dataTime = now;
   for (const [annotator, c] of agreementByAnnotator) {
     const b = out.get(annotator);
     if (b) {
@@ -123,8 +130,8 @@ type Layer4Policy = QcPolicy['layer4'];
  * Whether a bucket belongs to a window of `size` samples (count) or seconds (time), given the samples of the
  * newer buckets before it. The one rule for both splitting windows and deciding how far back to read.
  */
-export function inWindow(kind: Layer4Policy['window']['kind'], size: number, newerSamples: number, createdAt: Date, now: Date): boolean {
-  return kind === 'count' ? newerSamples < size : now.getTime() - createdAt.getTime() <= size * 1000;
+export function inWindow(kind: Layer4Policy['window']['kind'], size: number, newerSamples: number, dataTime: Date, newest: Date): boolean {
+  return kind === 'count' ? newerSamples < size : newest.getTime() - dataTime.getTime() <= size * 1000;
 }
 
 /**
@@ -132,13 +139,13 @@ export function inWindow(kind: Layer4Policy['window']['kind'], size: number, new
  * window). Buckets are whole batches: a window takes the newest batches until it holds `short` (`long`)
  * samples, or, for time windows, the batches of the last `short` (`long`) seconds.
  */
-export function splitWindows(newestFirst: Bucket[], w: Layer4Policy['window'], now: Date): { short: Bucket[]; reference: Bucket[]; exhausted: boolean } {
+export function splitWindows(newestFirst: Bucket[], w: Layer4Policy['window'], now: Date = newestFirst[0]?.dataTime ?? new Date()): { short: Bucket[]; reference: Bucket[]; exhausted: boolean } {
   const short: Bucket[] = [];
   const reference: Bucket[] = [];
   let seen = 0;
   for (const b of newestFirst) {
-    const inShort = inWindow(w.kind, w.short, seen, b.createdAt, now);
-    if (!inWindow(w.kind, w.long, seen, b.createdAt, now)) return { short, reference, exhausted: true };
+    const inShort = inWindow(w.kind, w.short, seen, b.dataTime, now);
+    if (!inWindow(w.kind, w.long, seen, b.dataTime, now)) return { short, reference, exhausted: true };
     (inShort && reference.length === 0 ? short : reference).push(b);
     seen += b.n;
   }
@@ -178,8 +185,9 @@ const WORSE: Record<DecayMetric, (short: number, ref: number) => number> = {
   annotationTimeP50: (s, r) => (r > 0 ? (r - s) / r : 0),
 };
 
-export function evaluateSubject(newestFirst: Bucket[], policy: Layer4Policy, now: Date): SubjectSummary {
-  const { short, reference } = splitWindows(newestFirst, policy.window, now);
+/** Windows are measured back from the subject's newest data (see Bucket.dataTime), not from the wall clock. */
+export function evaluateSubject(newestFirst: Bucket[], policy: Layer4Policy): SubjectSummary {
+  const { short, reference } = splitWindows(newestFirst, policy.window);
   const s = windowStats(short);
   const r = windowStats(reference);
   const oldestFirst = [...short, ...reference].reverse();

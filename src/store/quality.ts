@@ -8,38 +8,40 @@ type Db = Pool | PoolClient;
 export async function insertBuckets(db: Db, project: string, batchId: string, buckets: Map<string, Bucket>): Promise<void> {
   for (const [subject, b] of buckets) {
     await db.query(
-      `INSERT INTO quality_buckets (project_id, subject, batch_id, created_at, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist)
+      `INSERT INTO quality_buckets (project_id, subject, batch_id, data_time, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (project_id, subject, batch_id) DO NOTHING`,
-      [project, subject, batchId, b.createdAt, b.n, b.l1Failed, b.l2Compared, b.l2Agreed, b.l3N, b.l3Sum, b.l3Scores, b.timeHist],
+      [project, subject, batchId, b.dataTime, b.n, b.l1Failed, b.l2Compared, b.l2Agreed, b.l3N, b.l3Sum, b.l3Scores, b.timeHist],
     );
   }
 }
 
 const PAGE = 64;
 
-type BucketRow = { seq: string; created_at: Date; n: number; l1_failed: number; l2_compared: number; l2_agreed: number; l3_n: number; l3_sum: number; l3_scores: number[]; time_hist: number[] };
+type BucketRow = { seq: string; data_time: Date; n: number; l1_failed: number; l2_compared: number; l2_agreed: number; l3_n: number; l3_sum: number; l3_scores: number[]; time_hist: number[] };
 
 /**
- * A subject's newest buckets, newest first, just as many as the long window needs: pages down the
- * (project, subject, seq) index and stops once the window is covered, so the cost does not grow with history.
+ * A subject's newest buckets by data time, newest first, just as many as the long window needs: pages down
+ * the (project, subject, data_time, seq) index and stops once the window is covered, so the cost does not
+ * grow with history. Time windows reach back from the newest bucket's data time.
  */
-export async function newestBuckets(db: Db, project: string, subject: string, window: QcPolicy['layer4']['window'], now: Date): Promise<Bucket[]> {
+export async function newestBuckets(db: Db, project: string, subject: string, window: QcPolicy['layer4']['window']): Promise<Bucket[]> {
   const out: Bucket[] = [];
-  let before: string | null = null;
+  let before = null as { time: Date; seq: string } | null;
   let samples = 0;
   for (;;) {
     const { rows }: { rows: BucketRow[] } = await db.query<BucketRow>(
-      `SELECT seq, created_at, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist FROM quality_buckets
-       WHERE project_id = $1 AND subject = $2 AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq DESC LIMIT ${PAGE}`,
-      [project, subject, before],
+      `SELECT seq, data_time, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist FROM quality_buckets
+       WHERE project_id = $1 AND subject = $2 AND ($3::timestamptz IS NULL OR (data_time, seq) < ($3, $4::bigint))
+       ORDER BY data_time DESC, seq DESC LIMIT ${PAGE}`,
+      [project, subject, before?.time ?? null, before?.seq ?? null],
     );
     for (const r of rows) {
-      if (!inWindow(window.kind, window.long, samples, r.created_at, now)) return out;
-      out.push({ n: r.n, l1Failed: r.l1_failed, l2Compared: r.l2_compared, l2Agreed: r.l2_agreed, l3N: r.l3_n, l3Sum: r.l3_sum, l3Scores: r.l3_scores, timeHist: r.time_hist, createdAt: r.created_at });
+      if (!inWindow(window.kind, window.long, samples, r.data_time, out[0]?.dataTime ?? r.data_time)) return out;
+      out.push({ n: r.n, l1Failed: r.l1_failed, l2Compared: r.l2_compared, l2Agreed: r.l2_agreed, l3N: r.l3_n, l3Sum: r.l3_sum, l3Scores: r.l3_scores, timeHist: r.time_hist, dataTime: r.data_time });
       samples += r.n;
     }
     if (rows.length < PAGE) return out;
-    before = rows[rows.length - 1]!.seq;
+    before = { time: rows[rows.length - 1]!.data_time, seq: rows[rows.length - 1]!.seq };
   }
 }
 

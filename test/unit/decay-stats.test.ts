@@ -76,7 +76,7 @@ test('decay: an annotator whose agreement and speed drop is alerted; the others 
   const good = Array.from({ length: 9 }, (_, i) => batch(i, 100, { agreeA: 0.95, score: (j) => 0.8 + (j % 10) / 50 }));
   const bad = batch(9, 100, { agreeA: 0.6, ms: 4_000, score: (j) => 0.8 + (j % 10) / 50 });
   const all = [...good, bad];
-  const a = evaluateSubject(history(all, 'ann-a'), policy, new Date(Date.UTC(2026, 0, 2)));
+  const a = evaluateSubject(history(all, 'ann-a'), policy);
   assert.equal(a.short.samples, 100);
   assert.equal(a.reference.samples, 900);
   assert.deepEqual(a.breaches.map((b) => b.metric).sort(), ['annotationTimeP50', 'l2Agreement']);
@@ -84,8 +84,8 @@ test('decay: an annotator whose agreement and speed drop is alerted; the others 
   close(l2.shortValue, 0.6, 1e-9);
   close(l2.referenceValue, 0.95, 1e-9);
   assert.ok(a.slopes.l2Agreement! < 0);
-  assert.deepEqual(evaluateSubject(history(all, 'ann-b'), policy, new Date()).breaches, []);
-  const stream = evaluateSubject(history(all, STREAM), policy, new Date());
+  assert.deepEqual(evaluateSubject(history(all, 'ann-b'), policy).breaches, []);
+  const stream = evaluateSubject(history(all, STREAM), policy);
   // Half of the stream's annotations (ann-a's) became five times faster: the stream's median time shows it too.
   assert.deepEqual(stream.breaches.map((b) => b.metric), ['annotationTimeP50']);
   assert.ok(stream.stability > 0.9, `same score distribution → stable, got ${stream.stability}`);
@@ -100,22 +100,22 @@ test('decay: a shift in the layer-3 score distribution lowers stability through 
   const policy = resolvePolicy({ layer4: { window: { short: 100, long: 1000 }, minReference: 50 } }).layer4;
   const before = Array.from({ length: 9 }, (_, i) => batch(i, 100, { agreeA: 1, score: (j) => 0.7 + (j % 30) / 100 }));
   const shifted = batch(9, 100, { agreeA: 1, score: (j) => 0.3 + (j % 30) / 100 });
-  const s = evaluateSubject(history([...before, shifted], STREAM), policy, new Date());
+  const s = evaluateSubject(history([...before, shifted], STREAM), policy);
   assert.ok(s.ks && s.ks.d > 0.9 && s.ks.p < 1e-6, JSON.stringify(s.ks));
   assert.ok(s.stability < 0.2);
   assert.deepEqual(s.breaches.map((b) => b.metric), ['l3MeanScore']);
   assert.ok(sampleDecayFindings(s, new Map(), ['ann-a']).findings.some((f) => f.rule === 'layer4.score_shift'));
 });
 
-test('decay: too little history compares nothing; time windows split by age', () => {
+test('decay: too little history compares nothing; time windows split by data age', () => {
   const policy = DEFAULT_POLICY.layer4;
-  const few = evaluateSubject(history([batch(0, 10, { agreeA: 0.1, score: () => 0.1 })], 'ann-a'), policy, new Date());
+  const few = evaluateSubject(history([batch(0, 10, { agreeA: 0.1, score: () => 0.1 })], 'ann-a'), policy);
   assert.deepEqual(few.breaches, []);
   assert.equal(few.stability, 1);
   assert.match(few.note!, /at least 50 each/);
 
   const now = new Date(Date.UTC(2026, 0, 1, 12));
-  const at = (minutesAgo: number): Bucket => ({ ...batch(0, 10, { agreeA: 1, score: () => 1 }).buckets.get(STREAM)!, createdAt: new Date(now.getTime() - minutesAgo * 60_000) });
+  const at = (minutesAgo: number): Bucket => ({ ...batch(0, 10, { agreeA: 1, score: () => 1 }).buckets.get(STREAM)!, dataTime: new Date(now.getTime() - minutesAgo * 60_000) });
   const split = splitWindows([at(1), at(30), at(90), at(600)], { kind: 'time', short: 3600, long: 4 * 3600 }, now);
   assert.equal(split.short.length, 2);
   assert.equal(split.reference.length, 1);
@@ -127,4 +127,26 @@ test('policy: the layer-4 short window must be shorter than the long one', () =>
   assert.throws(() => resolvePolicy({ layer3: { models: 'bow' } }), /\/qcPolicy\/layer3\/models must be array/);
   assert.throws(() => resolvePolicy({ layer3: { models: ['my model'] } }), /\/qcPolicy\/layer3\/models\/0 must match pattern/);
   assert.deepEqual(resolvePolicy({ layer3: { models: ['bow', 'bow@2', 'acme/bow@2'] } }).layer3.models, ['bow', 'bow@2', 'acme/bow@2']);
+});
+
+test('decay in data time: a bucket is placed by when its samples were labelled, and an older batch finishing last does not move the short window', () => {
+  const policy = resolvePolicy({ layer4: { window: { short: 100, long: 1000 }, minReference: 50 } }).layer4;
+  const labelledAt = (index: number): Date => new Date(Date.UTC(2026, 0, 1) + index * 3_600_000);
+  const timed = (index: number, agreeA: number): Bucket => {
+    const samples: BatchSampleQuality[] = Array.from({ length: 100 }, (_, i) => ({
+      id: `b${index}-s${i}`, l1Passed: true, l2Score: 1, l3Score: 0.9,
+      annotations: [{ annotator: 'ann-a', durationMs: 20_000, submittedAt: new Date(labelledAt(index).getTime() - i * 1000) }],
+    }));
+    // Processed "now", long after it was labelled: the bucket keeps the labelling time.
+    return bucketsForBatch(samples, new Map([['ann-a', { compared: 100, agreed: Math.round(100 * agreeA) }]]), new Date(Date.UTC(2027, 0, 1))).get('ann-a')!;
+  };
+  assert.equal(timed(3, 1).dataTime.toISOString(), labelledAt(3).toISOString());
+  // ann-a decays in the newest data (batch 9). Batch 0 (oldest data) is processed last.
+  const buckets = [...Array.from({ length: 9 }, (_, i) => timed(i + 1, 0.95)), timed(9.5, 0.6), timed(0, 0.95)];
+  const byDataTime = [...buckets].sort((x, y) => y.dataTime.getTime() - x.dataTime.getTime());
+  const alerted = evaluateSubject(byDataTime, policy);
+  assert.deepEqual(alerted.breaches.map((b) => b.metric), ['l2Agreement'], 'the alert stands after the late, older batch');
+  // In processing order the late batch would be "recent" and hide the decay: what the old layer 4 did.
+  const byArrival = [...buckets].reverse();
+  assert.deepEqual(evaluateSubject(byArrival, policy).breaches, []);
 });
