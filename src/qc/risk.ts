@@ -19,8 +19,8 @@ export interface SampleRisk {
   pWrong: number;
   fields: FieldRisk[];
   /**
-   * The class posterior of the consensus class when the sample has a class; a sample whose best class is
-   * under the policy's floor carries too little information for a person to settle from its labels.
+   * The consensus class's probability from the labels alone (flat class prior), when the sample has a
+   * class; a sample whose best class is under the policy's floor carries too little information to settle.
    */
   classPosterior?: number;
 }

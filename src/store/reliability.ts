@@ -21,10 +21,15 @@ export function toClassVotes(classes: string[], votes: Array<{ annotator: string
   });
 }
 
-/** The posterior over the true class of one sample under the batch's fit (confusions floored, see flooredConfusion). */
-export function classPosterior(fit: BatchFit, votes: Array<{ annotator: string; value: string }>): { classes: string[]; p: number[] } {
+/**
+ * The posterior over the true class of one sample under the batch's fit (confusions floored, see
+ * flooredConfusion), and `flat`: the same from the labels alone, with a flat class prior.
+ */
+export function classPosterior(fit: BatchFit, votes: Array<{ annotator: string; value: string }>): { classes: string[]; p: number[]; flat: number[] } {
   const confusion = Object.fromEntries(votes.flatMap((v) => (fit.confusion[v.annotator] ? [[v.annotator, flooredConfusion(fit.confusion[v.annotator]!, fit.classPrior)]] : [])));
-  return { classes: fit.classes, p: posterior(toClassVotes(fit.classes, votes), fit.classPrior, confusion, fit.classes.length) };
+  const k = fit.classes.length;
+  const cv = toClassVotes(fit.classes, votes);
+  return { classes: fit.classes, p: posterior(cv, fit.classPrior, confusion, k), flat: posterior(cv, new Array<number>(k).fill(1 / k), confusion, k) };
 }
 
 async function loadCounts(pool: Pool | PoolClient, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {

@@ -47,8 +47,8 @@ async function outcome(project: string): Promise<Map<string, { status: string; l
 
 const box = (x: number, cls: string, attributes?: Record<string, string>) => ({ x, y: 0, w: 100, h: 100, class: cls, ...(attributes ? { attributes } : {}) });
 
-test('a batch with injected conflicts ends with the expected statuses and findings; kappa, alpha and reliability are stored', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { plugins: [{ id: 'sequence-labels' }, { id: 'test-always-throws' }] } });
+test('linear fusion (the first-wave policy): a batch with injected conflicts ends with the expected statuses and findings; kappa, alpha and reliability are stored', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { fusion: { mode: 'linear' }, plugins: [{ id: 'sequence-labels' }, { id: 'test-always-throws' }] } });
   const agreeing = Array.from({ length: 30 }, (_, i) => line(`ok-${i}`, [{ classes: [i % 2 ? 'cat' : 'dog'] }, { classes: [i % 2 ? 'cat' : 'dog'] }, { classes: [i % 2 ? 'cat' : 'dog'] }]));
   const r = await ingest(project, [
     ...agreeing,
@@ -125,7 +125,41 @@ test('a batch with injected conflicts ends with the expected statuses and findin
   assert.equal(ok1.qc.layer5!.score, 0.75);
 });
 
-test('low confidence resamples (recorded, queryable, sent to the webhook after a retry); the audit share is picked by sample id', async () => {
+test('the default policy decides by the probability that the labels are wrong: soft disagreement is accepted within the error budget, ontology breaks go to a person, uninformative labels are resampled', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { ...ONTOLOGY, classes: ['cat', 'dog', 'bird', 'car', 'truck'] } });
+  const agree = Array.from({ length: 60 }, (_, i) => line(`agree-${i}`, [{ classes: ['cat'] }, { classes: ['cat'] }, { classes: ['cat'] }]));
+  const r = await ingest(project, [
+    ...agree,
+    // Three boxes a few pixels apart, one annotator with another colour: settled by the vote.
+    line('jitter-attr', [{ classes: ['car'], boxes: [box(0, 'car', { color: 'red' })] }, { classes: ['car'], boxes: [box(3, 'car', { color: 'red' })] }, { classes: ['car'], boxes: [box(1, 'car', { color: 'blue' })] }]),
+    line('split-3', [{ classes: ['cat'] }, { classes: ['dog'] }, { classes: ['bird'] }]),
+    line('unknown', [{ classes: ['unicorn'] }, { classes: ['cat'] }, { classes: ['cat'] }]),
+  ]);
+  assert.deepEqual(r.failedBatches, []);
+  const o = await outcome(project);
+  assert.deepEqual([o.get('agree-0')!.status, o.get('agree-0')!.reason], ['accepted', 'confident']);
+  assert.deepEqual(o.get('jitter-attr')!.l2, ['attribute_conflict'], 'the dissent is recorded');
+  assert.deepEqual([o.get('jitter-attr')!.status, o.get('jitter-attr')!.reason], ['accepted', 'confident']);
+  assert.deepEqual([o.get('split-3')!.status, o.get('split-3')!.reason], ['resample', 'low_confidence']);
+  assert.deepEqual([o.get('unknown')!.status, o.get('unknown')!.reason], ['review', 'layer2_conflict']);
+  assert.equal(r.counts.accepted, 61);
+
+  const d = await h.pool.query<{ external_id: string; details: { mode: string; threshold: number; risk: { pWrong: number; fields: Array<{ field: string; pWrong: number }> } }; findings: Array<{ rule: string; message: string }> }>(
+    `SELECT s.external_id, q.details, q.findings FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5 WHERE s.project_id = $1 AND s.external_id IN ('jitter-attr', 'split-3', 'unknown')`, [project]);
+  const by = new Map(d.rows.map((x) => [x.external_id, x]));
+  const jitter = by.get('jitter-attr')!.details;
+  assert.equal(jitter.mode, 'risk');
+  assert.ok(jitter.risk.pWrong <= jitter.threshold && jitter.threshold <= 0.05, `risk ${jitter.risk.pWrong} under threshold ${jitter.threshold}`);
+  assert.ok(jitter.risk.fields.some((f) => f.field === 'boxes:0:attribute:color' && f.pWrong > 0));
+  const split = by.get('split-3')!.findings;
+  assert.match(split[0]!.message, /^resample: the best class has probability 0\.\d+, under 0\.5; the labels carry too little information to settle/);
+  assert.ok(split.some((f) => f.rule === 'risk.field' && /^class: wrong with probability/.test(f.message)), 'the field carrying the risk is named');
+  assert.match(by.get('unknown')!.findings[0]!.message, /review: labels break the ontology \(unknown_class\)/);
+  const rr = await h.pool.query<{ external_id: string }>('SELECT external_id FROM resample_requests WHERE project_id = $1', [project]);
+  assert.deepEqual(rr.rows.map((x) => x.external_id), ['split-3']);
+});
+
+test('linear fusion: low confidence resamples (recorded, queryable, sent to the webhook after a retry); the audit share is picked by sample id', async () => {
   const received: Array<{ body: { samples: Array<{ externalId: string; reasons: string[] }> }; key: string | undefined }> = [];
   let calls = 0;
   const server = createServer((req: IncomingMessage, res) => {
@@ -142,7 +176,7 @@ test('low confidence resamples (recorded, queryable, sent to the webhook after a
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   after(() => server.close());
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: ['cat', 'dog', 'bird'] }, qcPolicy: { auditShare: 0.3, resampleWebhook: url, layer2: { minClassAgreement: 0.3 } } });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: ['cat', 'dog', 'bird'] }, qcPolicy: { fusion: { mode: 'linear' }, auditShare: 0.3, resampleWebhook: url, layer2: { minClassAgreement: 0.3 } } });
   const agree = Array.from({ length: 40 }, (_, i) => line(`agree-${i}`, [{ classes: ['cat'] }, { classes: ['cat'] }, { classes: ['cat'] }]));
   const r = await ingest(project, [
     ...agree,

@@ -46,8 +46,14 @@ function ontologyFindings(a: AnnotatorLabels, i: number, ontology: Ontology): Fi
 export function checkClasses(
   anns: AnnotatorLabels[],
   ontology: Ontology,
-  opts: { minAgreement: number; weights: Record<string, number>; posterior?: { classes: string[]; p: number[] } },
-): KindResult<ClassConsensus> {
+  opts: { minAgreement: number; weights: Record<string, number>; posterior?: { classes: string[]; p: number[]; flat?: number[] } },
+): KindResult<ClassConsensus> & {
+  /**
+   * Single-label: the consensus class's probability from the labels alone (a flat class prior), what the
+   * resample floor judges: a three-way split says little however common the batch makes one class.
+   */
+  evidence?: number;
+} {
   const findings: Finding[] = [];
   const tallies: Tallies = {};
   const risks: FieldRisk[] = [];
@@ -72,7 +78,9 @@ export function checkClasses(
     const total = votes.reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0);
     const support = votes.filter((v) => v.value === value).reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0) / total;
     const ds = opts.posterior?.p[opts.posterior.classes.indexOf(value)];
-    const pWrong = 1 - (ds ?? votePosterior(votes, opts.weights, k).posterior.get(value) ?? 0);
+    const oneCoin = votePosterior(votes, opts.weights, k).posterior.get(value) ?? 0;
+    const pWrong = 1 - (ds ?? oneCoin);
+    const evidence = opts.posterior?.flat?.[opts.posterior.classes.indexOf(value)] ?? oneCoin;
     risks.push({ field: 'class', pWrong, why: `${said(votes.map((v) => [v.annotator, v.value]))} → ${JSON.stringify(value)} with probability ${(1 - pWrong).toFixed(3)} (${ds !== undefined ? 'Dawid–Skene' : 'annotator accuracies'})` });
     if (votes.length > 1) {
       for (const v of votes) tally(tallies, v.annotator, v.value === value);
@@ -86,7 +94,7 @@ export function checkClasses(
         });
       }
     }
-    return { findings, consensus: { classes: [value], support }, tallies, risks };
+    return { findings, consensus: { classes: [value], support }, tallies, risks, evidence };
   }
 
   // Multi-label: one vote per class and annotator, present or absent.

@@ -74,7 +74,7 @@ export function checkConsistency(input: {
   weights: Record<string, number>;
   /** Annotators' accuracy on attributes (oneCoinAccuracies over the batch); their class accuracy when absent. */
   attributeWeights?: Record<string, number>;
-  classPosterior?: { classes: string[]; p: number[] };
+  classPosterior?: { classes: string[]; p: number[]; flat?: number[] };
 }): ConsistencyResult {
   const { annotations: anns, ontology, policy, weights } = input;
   const attributeWeights = input.attributeWeights ?? weights;
@@ -98,7 +98,7 @@ export function checkConsistency(input: {
   if (spans.consensus) consensus.spans = spans.consensus;
   if (attributes.consensus) consensus.attributes = attributes.consensus;
   const classRisk = classes.risks.find((r) => r.field === 'class');
-  const risk = combineRisks([...classes.risks, ...boxes.risks, ...spans.risks, ...attributes.risks], classRisk ? 1 - classRisk.pWrong : undefined);
+  const risk = combineRisks([...classes.risks, ...boxes.risks, ...spans.risks, ...attributes.risks], classRisk ? classes.evidence ?? 1 - classRisk.pWrong : undefined);
   const blocking = [...new Set(findings.filter(isBlocking).map((f) => f.rule))];
   return { passed: findings.length === 0, findings, agreement: Math.min(1, ...Object.values(agreementByKind)), agreementByKind, consensus, tallies, risk, blocking };
 }
