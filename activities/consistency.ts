@@ -2,7 +2,7 @@ import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import { ANNOTATIONS_OF_S } from '../src/store/samples';
 import { getObjectBufferIfExists } from '../src/clients/minio';
-import { agreementOf, checkConsistency, mergeTallies, type AnnotatorLabels } from '../src/qc/consistency';
+import { agreementOf, checkConsistency, mergeTallies, objectAccuracies, type AnnotatorLabels } from '../src/qc/consistency';
 import type { Finding } from '../src/qc/findings';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
 import { PolicyError, resolvePolicy, type QcPolicy } from '../src/qc/policy';
@@ -48,10 +48,13 @@ export function consistencyActivities(deps: ActivityDeps) {
     return Promise.all(media.flatMap((m) => ('key' in m ? [m.key] : [])).map(async (key) => ({ key, bytes: await getObjectBufferIfExists(deps.store, key) })));
   }
 
-  /** The batch's annotations as class votes (Dawid–Skene) and attribute accuracies (one-coin EM over its attribute votes). */
-  async function batchEvidence(input: BatchKey, ontology: ProjectDefinition['ontology']): Promise<{ votes: Array<Array<{ annotator: string; value: string }>>; attributeWeights: Record<string, number> }> {
-    const { rows } = await deps.pool.query<{ annotations: AnnotatorLabels[] }>(
-      `SELECT ${ANNOTATIONS_OF_S} AS annotations
+  /**
+   * What the batch says about its annotators: class votes (for Dawid–Skene), attribute accuracies (one-coin
+   * EM over its attribute votes) and object accuracies (agreement of their boxes and spans).
+   */
+  async function batchEvidence(input: BatchKey, ontology: ProjectDefinition['ontology'], layer2: QcPolicy['layer2']): Promise<{ votes: Array<Array<{ annotator: string; value: string }>>; attributeWeights: Record<string, number>; objectWeights: Record<string, number> }> {
+    const { rows } = await deps.pool.query<{ annotations: AnnotatorLabels[]; payload: Record<string, unknown> }>(
+      `SELECT ${ANNOTATIONS_OF_S} AS annotations, s.payload
        FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 AND q.passed
        WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
       [input.project, input.batchId],
@@ -59,6 +62,7 @@ export function consistencyActivities(deps: ActivityDeps) {
     return {
       votes: rows.map((r) => classVotes(r.annotations)),
       attributeWeights: oneCoinAccuracies(rows.flatMap((r) => attributeItems(r.annotations, ontology.attributes ?? {}))),
+      objectWeights: objectAccuracies(rows, ontology, layer2),
     };
   }
 
@@ -90,7 +94,7 @@ export function consistencyActivities(deps: ActivityDeps) {
       const policy = policyOf(project);
       const plugins = configurePlugins(policy);
       const multi = project.ontology.multiLabel === true;
-      const evidence = await batchEvidence(input, project.ontology);
+      const evidence = await batchEvidence(input, project.ontology, policy.layer2);
       const votesPerSample = multi ? [] : evidence.votes;
       const fit: BatchFit | undefined = multi || votesPerSample.every((v) => v.length === 0)
         ? undefined
@@ -117,7 +121,7 @@ export function consistencyActivities(deps: ActivityDeps) {
         const results = samples.map((s) => {
           const votes = classVotes(s.annotations);
           const posterior = fit && votes.length > 0 ? classPosterior(fit, votes) : undefined;
-          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, classPosterior: posterior });
+          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, objectWeights: evidence.objectWeights, classPosterior: posterior });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
           const pluginTallies = plugged.tallies.get(s.sampleId) ?? {};

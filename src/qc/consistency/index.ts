@@ -7,7 +7,7 @@ import { checkClasses, type ClassConsensus } from './classes';
 import { checkBoxes, checkSpans, type ConsensusObject } from './objects';
 import type { Box, Interval } from './matching';
 import type { AnnotatorLabels, Tallies } from './types';
-import { combineRisks, type SampleRisk } from '../risk';
+import { combineRisks, DEFAULT_ACCURACY, type SampleRisk } from '../risk';
 
 export type { AnnotatorLabels, Tallies } from './types';
 
@@ -72,20 +72,22 @@ export function checkConsistency(input: {
   ontology: Ontology;
   policy: QcPolicy['layer2'];
   weights: Record<string, number>;
-  /** Annotators' accuracy on attributes (oneCoinAccuracies over the batch); their class accuracy when absent. */
+  /** Annotators' accuracy on attributes (oneCoinAccuracies) and on drawing objects (objectAccuracies), from the batch; their class accuracy when absent. */
   attributeWeights?: Record<string, number>;
+  objectWeights?: Record<string, number>;
   classPosterior?: { classes: string[]; p: number[]; flat?: number[] };
 }): ConsistencyResult {
   const { annotations: anns, ontology, policy, weights } = input;
   const attributeWeights = input.attributeWeights ?? weights;
   const classes = checkClasses(anns, ontology, { minAgreement: policy.minClassAgreement, weights, posterior: input.classPosterior });
-  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, attributeWeights });
+  const accuracy = { attributes: attributeWeights, objects: input.objectWeights };
+  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, accuracy });
   let tokenText: string | undefined;
   if (policy.spanUnit === 'token') {
     const t = valueAtPointer(input.payload, policy.spanTextPointer);
     tokenText = typeof t === 'string' ? t : '';
   }
-  const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText });
+  const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText, accuracy });
   const attributes = checkAttributes(anns, attributeWeights, ontology.attributes ?? {});
   const findings = [...classes.findings, ...boxes.findings, ...spans.findings, ...attributes.findings, ...attributeValueFindings(anns, ontology)];
   const kinds = { classes: classes.tallies, boxes: boxes.tallies, spans: spans.tallies, attributes: attributes.tallies };
@@ -101,4 +103,27 @@ export function checkConsistency(input: {
   const risk = combineRisks([...classes.risks, ...boxes.risks, ...spans.risks, ...attributes.risks], classRisk ? classes.evidence ?? 1 - classRisk.pWrong : undefined);
   const blocking = [...new Set(findings.filter(isBlocking).map((f) => f.rule))];
   return { passed: findings.length === 0, findings, agreement: Math.min(1, ...Object.values(agreementByKind)), agreementByKind, consensus, tallies, risk, blocking };
+}
+
+/**
+ * How often each annotator's boxes and spans agree with the consensus over a batch (matched, same class,
+ * overlapping at the agree threshold; a missed or displaced object counts against), shrunk towards the
+ * default by 4 pseudo-comparisons: their accuracy at drawing what is there, for the existence votes.
+ * Without it every annotator would be taken as DEFAULT_ACCURACY and a sample with five boxes would look
+ * 3% risky even when three careful annotators drew all five alike. An annotator seen on few sampled
+ * objects stays near the default.
+ */
+export function objectAccuracies(samples: Array<{ annotations: AnnotatorLabels[]; payload: Record<string, unknown> }>, ontology: Ontology, policy: QcPolicy['layer2'], maxSamples = 500): Record<string, number> {
+  const t: Tallies = {};
+  // An evenly spread subset is plenty for an agreement rate, and keeps this pass a fraction of layer 2's cost.
+  const step = Math.max(1, Math.ceil(samples.length / maxSamples));
+  for (let i = 0; i < samples.length; i += step) {
+    const s = samples[i]!;
+    mergeTallies(t, checkBoxes(s.annotations, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights: {} }).tallies);
+    if (s.annotations.some((a) => a.labels.spans !== undefined)) {
+      const text = valueAtPointer(s.payload, policy.spanTextPointer);
+      mergeTallies(t, checkSpans(s.annotations, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights: {}, tokenText: policy.spanUnit === 'token' ? (typeof text === 'string' ? text : '') : undefined }).tallies);
+    }
+  }
+  return Object.fromEntries(Object.entries(t).map(([a, x]) => [a, (x.agreed + DEFAULT_ACCURACY * 4) / (x.compared + 4)]));
 }

@@ -23,6 +23,12 @@ export interface ConsensusObject<G> {
   attributes?: Attrs;
 }
 
+/** Annotators' accuracy on objects' attributes and on drawing the objects that are there (class accuracy when absent). */
+export interface ObjectAccuracies {
+  attributes?: Record<string, number>;
+  objects?: Record<string, number>;
+}
+
 interface ObjectKind<G> {
   field: 'boxes' | 'spans';
   noun: string;
@@ -52,8 +58,10 @@ interface ObjectKind<G> {
  */
 function checkObjects<G>(
   kind: ObjectKind<G>, perAnnotation: Array<{ annotator: string; i: number; items: Obj<G>[] }>, ontology: Ontology, weights: Record<string, number>,
-  attributeWeights: Record<string, number> = weights,
+  accuracy: ObjectAccuracies = {},
 ): KindResult<ConsensusObject<G>[]> {
+  const attributeWeights = accuracy.attributes ?? weights;
+  const objectWeights = accuracy.objects ?? weights;
   const findings: Finding[] = [];
   const tallies: Tallies = {};
   const risks: FieldRisk[] = [];
@@ -104,7 +112,7 @@ function checkObjects<G>(
     const off = displacedInto.get(ci) ?? [];
     const missing = perAnnotation.filter((a) => !who.includes(a.annotator) && !off.some((m) => m.annotator === a.annotator)).map((a) => a.annotator);
     const label = `${kind.noun} ${consensus.length}`;
-    const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), weights, 2);
+    const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), objectWeights, 2);
     const clsVote = votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights, kind.classCount);
     const cls = clsVote.value;
     if (multi && exists.value !== 'drawn') {
@@ -185,14 +193,14 @@ function checkObjects<G>(
   return { findings, consensus, tallies, risks };
 }
 
-export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; attributeWeights?: Record<string, number> }): KindResult<ConsensusObject<Box>[]> {
+export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; accuracy?: ObjectAccuracies }): KindResult<ConsensusObject<Box>[]> {
   const per = anns.map((a, i) => ({ annotator: a.annotator, i, items: (a.labels.boxes ?? []).map((b) => ({ geometry: { x: b.x, y: b.y, w: b.w, h: b.h }, cls: b.class, attributes: b.attributes })), has: a.labels.boxes !== undefined }))
     .filter((a) => a.has);
-  return checkObjects({ field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou }, per, ontology, o.weights, o.attributeWeights);
+  return checkObjects({ field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou }, per, ontology, o.weights, o.accuracy);
 }
 
 export function checkSpans(
-  anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; tokenText?: string },
+  anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; tokenText?: string; accuracy?: ObjectAccuracies },
 ): KindResult<ConsensusObject<Interval>[]> {
   // The matcher compares every pair several times; tokenising the text once per distinct span is enough.
   const tokenIntervals = new Map<string, Interval>();
@@ -217,7 +225,7 @@ export function checkSpans(
       field: 'spans', noun: 'span', similarity: (x, y) => intervalIou(toUnit(x), toUnit(y)), consensus: medianInterval, fuse: medianInterval,
       near: (x, y) => intervalsNear(toUnit(x), toUnit(y)), classCount: ontology.entities?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou,
     },
-    per, ontology, o.weights,
+    per, ontology, o.weights, o.accuracy,
   );
   return { ...r, findings: [...extra, ...r.findings] };
 }
