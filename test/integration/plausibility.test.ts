@@ -69,10 +69,16 @@ test('end to end through Temporal: a correctly labelled sample scores high, a mi
   );
   assert.equal(rows[0]!.top[0]!.label, 'dog');
   assert.match(rows[0]!.findings[0]!.message, /^model gives cat p=0\.000; its top labels: dog 1\.000, cat 0\.000, bird 0\.000$/);
-  // No cue words: the model is unsure (uniform), so the sample cannot be accepted on the model's word.
+  // No cue words: the model is unsure (uniform). Its probability equals the class prior, so it is no
+  // evidence either way: layer 5's class risk stays what the annotators' agreement gave in layer 2.
   const vague = r.get('vague')!;
   assert.ok(Math.abs(vague.score! - 1 / 3) < 1e-6 && vague.uncertainty! > 0.999, JSON.stringify(vague));
-  assert.notEqual(vague.status, 'accepted');
+  const risks = await h.pool.query<{ l2: number; l5: number }>(
+    `SELECT (SELECT (f->>'pWrong')::float FROM jsonb_array_elements(q2.details->'risk'->'fields') f WHERE f->>'field' = 'class') AS l2,
+            (SELECT (f->>'pWrong')::float FROM jsonb_array_elements(q5.details->'risk'->'fields') f WHERE f->>'field' = 'class') AS l5
+     FROM samples s JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
+     WHERE s.project_id = $1 AND s.external_id = 'vague'`, [project]);
+  assert.ok(Math.abs(risks.rows[0]!.l2 - risks.rows[0]!.l5) < 1e-6, JSON.stringify(risks.rows[0]));
 });
 
 test('the pinned version is used even after a newer one is registered; the session cache hits on the second batch', async () => {

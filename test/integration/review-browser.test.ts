@@ -12,6 +12,9 @@ import { setMember } from '../../src/store/review';
 import { workflowIds } from '../../workflows/definitions';
 import { createTestProject, harness, REPO, uid, waitUntil, type Harness } from './helpers';
 
+/** These tests exercise review, not routing: the linear policy sends every layer-2 conflict to a person, whatever a risk estimate would make of two annotators. */
+const LINEAR = { fusion: { mode: 'linear' } };
+
 const CHROMIUM = process.env.QCFLOW_CHROMIUM ?? '/usr/bin/chromium';
 /** Screenshots land here (CI keeps the folder as the test's artifact). */
 const ARTIFACTS = process.env.QCFLOW_TEST_ARTIFACTS ?? path.join(REPO, 'test-artifacts');
@@ -53,7 +56,7 @@ async function ingestImages(project: string): Promise<void> {
 }
 
 test('a reviewer signs in, opens a task with the image and every annotator\'s boxes, and approves it with the keyboard', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: ['car', 'dog'] } });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: ['car', 'dog'] }, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'vera', role: 'reviewer' }, 'test');
   await ingestImages(project);
   await waitUntil('two review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 2);

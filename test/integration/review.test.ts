@@ -14,6 +14,9 @@ import { reviewStateQuery, workflowIds } from '../../workflows/definitions';
 import type { ReviewOutcome } from '../../activities/review';
 import { createTestProject, harness, REPO, uid, waitUntil, type Harness } from './helpers';
 
+/** These tests exercise review, not routing: the linear policy sends every layer-2 conflict to a person, whatever a risk estimate would make of two annotators. */
+const LINEAR = { fusion: { mode: 'linear' } };
+
 let h: Harness;
 before(async () => {
   h = await harness({ worker: true, review: true, server: true });
@@ -64,7 +67,7 @@ async function reviewResult(sampleId: string): Promise<ReviewOutcome> {
 }
 
 test('review samples wait for a reviewer; decisions through the API move them on and complete their workflows', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'alice', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project, user: 'bob', role: 'reviewer' }, 'test');
   await ingestConflicts(project, ['a', 'b', 'c', 'd', 'e']);
@@ -131,8 +134,8 @@ test('review samples wait for a reviewer; decisions through the API move them on
 });
 
 test('401 and 403 change nothing: another project, the wrong role, someone else\'s task, expired, forged and missing tokens', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY });
-  const other = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: LINEAR });
+  const other = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'rita', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project, user: 'sam', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project: other, user: 'olga', role: 'reviewer' }, 'test');
@@ -169,7 +172,7 @@ test('401 and 403 change nothing: another project, the wrong role, someone else\
 });
 
 test('an SLA timeout escalates to another reviewer, then to the project\'s leads', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { review: { slaSeconds: 3, maxEscalations: 1 } } });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { ...LINEAR, review: { slaSeconds: 3, maxEscalations: 1 } } });
   await setMember(h.pool, { project, user: 'ann', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project, user: 'ben', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project, user: 'lea', role: 'lead' }, 'test');
@@ -193,7 +196,7 @@ test('an SLA timeout escalates to another reviewer, then to the project\'s leads
 });
 
 test('claim mode: tasks wait unassigned, one reviewer claims, the claim expires, and QC precision counts audit reviews per model version', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { auditShare: 1, review: { assignment: 'claim', claimTtlSeconds: 2 } } });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { ...LINEAR, auditShare: 1, review: { assignment: 'claim', claimTtlSeconds: 2 } } });
   await setMember(h.pool, { project, user: 'cara', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project, user: 'dan', role: 'reviewer' }, 'test');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-review-'));
@@ -253,7 +256,7 @@ async function cli(args: string[], auth: string): Promise<{ code: number; stdout
 }
 
 test('the CLI lists, shows, refuses a bad correction with the reason, and corrects', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'cli-user', role: 'reviewer' }, 'test');
   await ingestConflicts(project, ['k']);
   await waitUntil('a review task', async () => (await tasks(project)).length === 1);
@@ -282,7 +285,7 @@ test('the CLI lists, shows, refuses a bad correction with the reason, and correc
 });
 
 test('backfill starts reviews for samples that waited in review before reviews existed, once', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'bea', role: 'reviewer' }, 'test');
   const id = `legacy-${uid()}`;
   await h.pool.query(
@@ -298,7 +301,7 @@ test('backfill starts reviews for samples that waited in review before reviews e
 });
 
 test('a project without leads keeps escalating among its reviewers', async () => {
-  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { review: { slaSeconds: 2, maxEscalations: 0 } } });
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { ...LINEAR, review: { slaSeconds: 2, maxEscalations: 0 } } });
   await setMember(h.pool, { project, user: 'solo', role: 'reviewer' }, 'test');
   await ingestConflicts(project, ['n']);
   await waitUntil('an escalated round', async () => (await tasks(project)).length >= 2, 30_000);
