@@ -67,12 +67,13 @@ export function consistencyActivities(deps: ActivityDeps) {
   }
 
   async function writePage(c: PoolClient, results: Array<{ id: string; layer1: Finding[]; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
+    await c.query(
+      `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details)
+       SELECT id, 2, passed, score, findings, details FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
+       ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+      [results.map((r) => r.id), results.map((r) => r.passed), results.map((r) => r.score), results.map((r) => JSON.stringify(r.findings)), results.map((r) => JSON.stringify(r.details))],
+    );
     for (const r of results) {
-      await c.query(
-        `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 2, $2, $3, $4, $5)
-         ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-        [r.id, r.passed, r.score, JSON.stringify(r.findings), JSON.stringify(r.details)],
-      );
       if (r.layer1.length > 0) {
         // Plugins that join layer 1 fail the sample there; the layer-1 row keeps both its own and their findings.
         await c.query(

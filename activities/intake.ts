@@ -31,35 +31,46 @@ export function intakeActivities(deps: ActivityDeps) {
     return { ...sample, media };
   }
 
-  async function insertSample(c: PoolClient, project: string, batchId: string, lineNo: number, s: IngestSample): Promise<void> {
+  /** Inserts one sample (a new revision when its externalId has others) and returns it when it is new. */
+  async function insertSample(c: PoolClient, project: string, batchId: string, lineNo: number, s: IngestSample): Promise<{ id: string; sample: IngestSample } | undefined> {
     // The id hashes the inline content so re-sending the same bytes maps to the same row before media is moved.
     const hash = contentHash(s);
     const id = sampleId(project, s.externalId, hash);
     const stored = await externalizeMedia(project, s, id);
-    const inserted = await c.query(
+    const inserted = await c.query<{ revision: number }>(
       `INSERT INTO samples (id, project_id, external_id, revision, content_hash, payload, media, batch_id, line_no)
        SELECT $1, $2, $3, COALESCE(max(revision), 0) + 1, $4, $5, $6, $7, $8 FROM samples WHERE project_id = $2 AND external_id = $3
        ON CONFLICT (project_id, external_id, content_hash) DO NOTHING RETURNING revision`,
       [id, project, s.externalId, hash, JSON.stringify(s.payload), JSON.stringify(stored.media ?? []), batchId, lineNo],
     );
-    if (inserted.rowCount === 0) return;
-    await c.query('UPDATE samples SET is_latest = false WHERE project_id = $1 AND external_id = $2 AND id <> $3 AND is_latest', [project, s.externalId, id]);
-    const anns = s.annotations ?? [];
-    for (let i = 0; i < anns.length; i++) {
-      const a = anns[i]!;
-      await c.query(
-        `INSERT INTO annotations (sample_id, ordinal, annotator, labels, submitted_at, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (sample_id, ordinal) DO NOTHING`,
-        [id, i, a.annotator, JSON.stringify(a.labels), a.submittedAt ?? null, a.durationMs ?? null],
-      );
+    if (inserted.rowCount === 0) return undefined;
+    // A first revision has no earlier one to retire.
+    if (inserted.rows[0]!.revision > 1) {
+      await c.query('UPDATE samples SET is_latest = false WHERE project_id = $1 AND external_id = $2 AND id <> $3 AND is_latest', [project, s.externalId, id]);
     }
+    return { id, sample: s };
+  }
+
+  /** Every new sample's annotations of a chunk in one statement (a round trip per annotation dominated staging). */
+  async function insertAnnotations(c: PoolClient, fresh: Array<{ id: string; sample: IngestSample }>): Promise<void> {
+    const rows = fresh.flatMap(({ id, sample }) => (sample.annotations ?? []).map((a, i) => ({ id, i, a })));
+    if (rows.length === 0) return;
+    await c.query(
+      `INSERT INTO annotations (sample_id, ordinal, annotator, labels, submitted_at, duration_ms)
+       SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::int[])
+       ON CONFLICT (sample_id, ordinal) DO NOTHING`,
+      [rows.map((r) => r.id), rows.map((r) => r.i), rows.map((r) => r.a.annotator), rows.map((r) => JSON.stringify(r.a.labels)),
+        rows.map((r) => r.a.submittedAt ?? null), rows.map((r) => r.a.durationMs ?? null)],
+    );
   }
 
   async function writeChunk(project: string, batchId: string, rows: ParsedRow[]): Promise<void> {
     await withTransaction(deps.pool, async (c) => {
+      const fresh: Array<{ id: string; sample: IngestSample }> = [];
       for (const r of rows) {
         if (r.kind === 'sample') {
-          await insertSample(c, project, batchId, r.lineNo, r.sample);
+          const added = await insertSample(c, project, batchId, r.lineNo, r.sample);
+          if (added) fresh.push(added);
         } else {
           await c.query(
             `INSERT INTO ingest_rejections (project_id, batch_id, line_no, external_id, excerpt, findings) VALUES ($1, $2, $3, $4, $5, $6)
@@ -68,6 +79,7 @@ export function intakeActivities(deps: ActivityDeps) {
           );
         }
       }
+      await insertAnnotations(c, fresh);
     });
   }
 

@@ -2,9 +2,8 @@ import { withTransaction } from '../src/clients/pg';
 import { ANNOTATIONS_OF_S } from '../src/store/samples';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
-import { acceptanceThreshold, decideByRisk, decideDisposition, fuseConfidence, layer5Findings, riskFindings } from '../src/qc/disposition';
-import { withModel, type SampleRisk } from '../src/qc/risk';
-import type { Finding } from '../src/qc/findings';
+import { batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, fuseConfidence, layer5Findings, riskFindings } from '../src/qc/disposition';
+import { combineRisks, withModel, type SampleRisk } from '../src/qc/risk';
 import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
 import { policyOf } from './consistency';
@@ -34,7 +33,7 @@ export function qcActivities(deps: ActivityDeps) {
    * Every layer-1-passed sample's probability of being wrong (layer 2's, with the layer-3 model folded in),
    * whatever its status, so a retried activity computes the same batch threshold; and that threshold.
    */
-  async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<{ risks: Map<string, SampleRisk>; threshold: number }> {
+  async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<{ risks: Map<string, SampleRisk>; threshold: RiskThresholds }> {
     const { rows } = await deps.pool.query<{ id: string; risk: SampleRisk | null; model_p: number | null; eligible: boolean }>(
       `SELECT s.id, q2.details->'risk' AS risk, q3.score AS model_p,
               COALESCE(jsonb_array_length(q2.details->'blocking'), 0) = 0 AND NOT COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS eligible
@@ -45,14 +44,16 @@ export function qcActivities(deps: ActivityDeps) {
       [input.project, input.batchId],
     );
     const risks = new Map<string, SampleRisk>();
-    const candidates: number[] = [];
+    const candidates: SampleRisk[] = [];
     for (const r of rows) {
       if (!r.risk) continue;
-      const risk = r.model_p === null ? r.risk : withModel(r.risk, r.model_p, classCount, policy.fusion.risk.modelWeight);
+      // Recombined from the fields, so a row written before the risk groups existed reads the same way.
+      const stored = combineRisks(r.risk.fields, r.risk.classPosterior);
+      const risk = r.model_p === null ? stored : withModel(stored, r.model_p, classCount, policy.fusion.risk.modelWeight);
       risks.set(r.id, risk);
-      if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push(risk.pWrong);
+      if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push(risk);
     }
-    return { risks, threshold: acceptanceThreshold(candidates, policy.fusion.risk.targetErrorRate, policy.fusion.risk.maxSampleRisk) };
+    return { risks, threshold: batchThresholds(candidates, policy.fusion.risk) };
   }
 
   return {
@@ -79,15 +80,15 @@ export function qcActivities(deps: ActivityDeps) {
           const sample: IngestSample = { externalId: r.external_id, payload: r.payload, media: r.media, annotations: r.annotations };
           return { id: r.id, ...checkCompliance(sample, compiled, await missingMediaKeys(r.media)) };
         }));
+        // One statement each for the page's results and statuses: a round trip per sample dominated layer 1.
         await withTransaction(deps.pool, async (c) => {
-          for (const r of results) {
-            await c.query(
-              `INSERT INTO qc_results (sample_id, layer, passed, score, findings) VALUES ($1, 1, $2, $3, $4)
-               ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings`,
-              [r.id, r.passed, r.passed ? 1 : 0, JSON.stringify(r.findings)],
-            );
-            await c.query(`UPDATE samples SET status = 'qc', updated_at = now() WHERE id = $1 AND status = 'received'`, [r.id]);
-          }
+          await c.query(
+            `INSERT INTO qc_results (sample_id, layer, passed, score, findings)
+             SELECT id, 1, passed, CASE WHEN passed THEN 1 ELSE 0 END, findings FROM unnest($1::text[], $2::bool[], $3::jsonb[]) AS t(id, passed, findings)
+             ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings`,
+            [results.map((r) => r.id), results.map((r) => r.passed), results.map((r) => JSON.stringify(r.findings))],
+          );
+          await c.query(`UPDATE samples SET status = 'qc', updated_at = now() WHERE id = ANY($1::text[]) AND status = 'received'`, [results.map((r) => r.id)]);
         });
         done += rows.length;
         heartbeat({ checked: done });
@@ -127,42 +128,47 @@ export function qcActivities(deps: ActivityDeps) {
           [input.project, input.batchId, PAGE],
         );
         if (rows.length === 0) break;
-        await withTransaction(deps.pool, async (c) => {
-          for (const r of rows) {
-            const alerted = r.alerted ?? [];
-            let d: ReturnType<typeof decideDisposition>;
-            let findings: Finding[];
-            let confidence: number | null;
-            let details: Record<string, unknown>;
-            if (batch) {
-              const risk = batch.risks.get(r.id);
-              const blocking = r.blocking ?? [];
-              d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: alerted, risk, threshold: batch.threshold, policy });
-              findings = riskFindings(d.reason, risk, batch.threshold, policy, blocking, alerted);
-              confidence = risk ? 1 - risk.pWrong : null;
-              details = { mode: 'risk', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', risk: risk ?? null, threshold: batch.threshold, targetErrorRate: policy.fusion.risk.targetErrorRate };
-            } else {
-              const fusion = r.l1
-                ? fuseConfidence({ score: r.score ?? undefined, uncertainty: r.uncertainty === null ? undefined : Number(r.uncertainty), stability: r.stability ?? undefined, agreement: r.agreement ?? 1 }, policy.fusion.weights)
-                : undefined;
-              d = decideDisposition({ sampleId: r.id, layer1Passed: r.l1, layer2Passed: r.l2 ?? undefined, layer3Failed: r.l3_failed, alertedAnnotators: alerted, final: fusion?.final, policy });
-              findings = layer5Findings(d.reason, fusion, policy, r.l2_rules ?? [], alerted);
-              confidence = fusion?.final ?? null;
-              details = { mode: 'linear', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', fusion: fusion ?? null, thresholds: { accept: policy.fusion.acceptThreshold, review: policy.fusion.reviewThreshold } };
-            }
-            await c.query(
-              `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version) VALUES ($1, 5, $2, $3, $4, $5, $6)
-               ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-              [r.id, d.disposition === 'accepted', confidence, JSON.stringify(findings), JSON.stringify(details), r.model_version],
-            );
-            if (d.disposition === 'resample') {
-              await c.query(
-                `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sample_id) DO NOTHING`,
-                [r.id, input.project, input.batchId, r.external_id, JSON.stringify(findings.map((f) => f.message))],
-              );
-            }
-            await c.query(`UPDATE samples SET status = $2, decided_at = now(), updated_at = now() WHERE id = $1 AND status = 'qc'`, [r.id, d.disposition]);
+        const decided = rows.map((r) => {
+          const alerted = r.alerted ?? [];
+          if (batch) {
+            const risk = batch.risks.get(r.id);
+            const blocking = r.blocking ?? [];
+            const d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: alerted, risk, threshold: batch.threshold, policy });
+            return {
+              r, d, findings: riskFindings(d.reason, risk, batch.threshold, policy, blocking, alerted), confidence: risk ? 1 - risk.pWrong : null,
+              details: { mode: 'risk', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', risk: risk ?? null, threshold: batch.threshold, targetErrorRate: policy.fusion.risk.targetErrorRate },
+            };
           }
+          const fusion = r.l1
+            ? fuseConfidence({ score: r.score ?? undefined, uncertainty: r.uncertainty === null ? undefined : Number(r.uncertainty), stability: r.stability ?? undefined, agreement: r.agreement ?? 1 }, policy.fusion.weights)
+            : undefined;
+          const d = decideDisposition({ sampleId: r.id, layer1Passed: r.l1, layer2Passed: r.l2 ?? undefined, layer3Failed: r.l3_failed, alertedAnnotators: alerted, final: fusion?.final, policy });
+          return {
+            r, d, findings: layer5Findings(d.reason, fusion, policy, r.l2_rules ?? [], alerted), confidence: fusion?.final ?? null,
+            details: { mode: 'linear', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', fusion: fusion ?? null, thresholds: { accept: policy.fusion.acceptThreshold, review: policy.fusion.reviewThreshold } },
+          };
+        });
+        const resampled = decided.filter((x) => x.d.disposition === 'resample');
+        // A statement each for the page's results, resample requests and statuses, not three per sample.
+        await withTransaction(deps.pool, async (c) => {
+          await c.query(
+            `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
+             SELECT id, 5, passed, score, findings, details, model_version FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[], $6::text[]) AS t(id, passed, score, findings, details, model_version)
+             ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+            [decided.map((x) => x.r.id), decided.map((x) => x.d.disposition === 'accepted'), decided.map((x) => x.confidence), decided.map((x) => JSON.stringify(x.findings)),
+              decided.map((x) => JSON.stringify(x.details)), decided.map((x) => x.r.model_version)],
+          );
+          if (resampled.length > 0) {
+            await c.query(
+              `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons)
+               SELECT id, $2, $3, external_id, reasons FROM unnest($1::text[], $4::text[], $5::jsonb[]) AS t(id, external_id, reasons) ON CONFLICT (sample_id) DO NOTHING`,
+              [resampled.map((x) => x.r.id), input.project, input.batchId, resampled.map((x) => x.r.external_id), resampled.map((x) => JSON.stringify(x.findings.map((f) => f.message)))],
+            );
+          }
+          await c.query(
+            `UPDATE samples s SET status = t.status, decided_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(id, status) WHERE s.id = t.id AND s.status = 'qc'`,
+            [decided.map((x) => x.r.id), decided.map((x) => x.d.disposition)],
+          );
         });
         heartbeat();
       }

@@ -18,7 +18,7 @@ import { checkCompliance, compileCompliance, type RegexRule } from '../src/qc/co
 import { jsonlLine, ReleaseFileWriter, type ReleaseRow } from '../src/release/writers';
 import { prng } from '../src/demo/dataset';
 import { checkConsistency, objectAccuracies } from '../src/qc/consistency';
-import { acceptanceThreshold, decideByRisk } from '../src/qc/disposition';
+import { batchThresholds, decideByRisk } from '../src/qc/disposition';
 import { DEFAULT_POLICY } from '../src/qc/policy';
 import type { Ontology } from '../src/projects/definition';
 import { stackBenches } from './stack-benches';
@@ -115,7 +115,7 @@ function benchLayers2and5(n: number): void {
   // As runConsistency does per batch: the annotators' object accuracies first, then every sample.
   const objectWeights = objectAccuracies(parsed.map((s) => ({ annotations: s.annotations ?? [], payload: s.payload })), ontology, policy.layer2);
   const results = parsed.map((s) => checkConsistency({ annotations: s.annotations ?? [], payload: s.payload, ontology, policy: policy.layer2, weights: {}, objectWeights }));
-  const threshold = acceptanceThreshold(results.filter((r) => r.blocking.length === 0).map((r) => r.risk.pWrong), policy.fusion.risk.targetErrorRate, policy.fusion.risk.maxSampleRisk);
+  const threshold = batchThresholds(results.filter((r) => r.blocking.length === 0).map((r) => r.risk), policy.fusion.risk);
   for (let i = 0; i < parsed.length; i++) {
     const r = results[i]!;
     const d = decideByRisk({ sampleId: parsed[i]!.externalId, layer1Passed: true, blocking: r.blocking, risk: r.risk, threshold, policy });

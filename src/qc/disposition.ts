@@ -125,6 +125,23 @@ export function acceptanceThreshold(risks: number[], target: number, cap: number
   return tau;
 }
 
+export interface RiskThresholds {
+  primary: number;
+  attributes: number;
+}
+
+/**
+ * A batch's thresholds: primary labels against `targetErrorRate` (capped at `maxSampleRisk`), attributes
+ * against `attributeErrorRate` (a sample's attribute vote is accepted while its winner is the likelier
+ * value, capped at 0.5).
+ */
+export function batchThresholds(risks: SampleRisk[], policy: QcPolicy['fusion']['risk']): RiskThresholds {
+  return {
+    primary: acceptanceThreshold(risks.map((r) => r.primary), policy.targetErrorRate, policy.maxSampleRisk),
+    attributes: acceptanceThreshold(risks.map((r) => r.attributes), policy.attributeErrorRate, 0.5),
+  };
+}
+
 export interface RiskDispositionInput {
   sampleId: string;
   layer1Passed: boolean;
@@ -133,8 +150,8 @@ export interface RiskDispositionInput {
   layer3Failed?: boolean;
   alertedAnnotators?: string[];
   risk?: SampleRisk;
-  /** The batch's acceptance threshold (acceptanceThreshold). */
-  threshold: number;
+  /** The batch's acceptance thresholds (acceptanceThreshold) for primary labels and for attributes. */
+  threshold: RiskThresholds;
   policy: Pick<QcPolicy, 'fusion' | 'auditShare'> & { layer4: Pick<QcPolicy['layer4'], 'alertReviewShare'> };
 }
 
@@ -148,9 +165,8 @@ export function decideByRisk(d: RiskDispositionInput): { disposition: Dispositio
   if (!d.layer1Passed) return { disposition: 'rejected', reason: 'layer1_failed' };
   if (d.blocking.length > 0) return { disposition: 'review', reason: 'layer2_conflict' };
   if (d.layer3Failed) return { disposition: 'review', reason: 'layer3_error' };
-  const risk = d.risk?.pWrong ?? 1;
   if (d.risk?.classPosterior !== undefined && d.risk.classPosterior < d.policy.fusion.risk.resampleBelow) return { disposition: 'resample', reason: 'low_confidence' };
-  if (risk <= d.threshold) {
+  if (d.risk && d.risk.primary <= d.threshold.primary && d.risk.attributes <= d.threshold.attributes) {
     if (inAuditShare(d.sampleId, d.policy.auditShare)) return { disposition: 'review', reason: 'audit' };
     if (d.alertedAnnotators?.length && inAuditShare(`alert\n${d.sampleId}`, d.policy.layer4.alertReviewShare)) return { disposition: 'review', reason: 'annotator_alert' };
     return { disposition: 'accepted', reason: 'confident' };
@@ -159,16 +175,20 @@ export function decideByRisk(d: RiskDispositionInput): { disposition: Dispositio
 }
 
 /** What layer 5 tells a reviewer under `fusion.mode = risk`: the probability, the threshold, and the fields that carry the risk. */
-export function riskFindings(reason: DispositionReason, risk: SampleRisk | undefined, threshold: number, policy: QcPolicy, blocking: string[], alertedAnnotators: string[] = []): Finding[] {
+export function riskFindings(reason: DispositionReason, risk: SampleRisk | undefined, threshold: RiskThresholds, policy: QcPolicy, blocking: string[], alertedAnnotators: string[] = []): Finding[] {
   const p = risk ? risk.pWrong.toFixed(4) : '?';
   const out: Finding[] = [];
-  const tau = threshold < 0 ? 'none (no sample of the batch is safe enough)' : threshold.toFixed(4);
+  const tau = (t: number): string => (t < 0 ? 'none (no sample of the batch is safe enough)' : t.toFixed(4));
+  const over = !risk ? 'no risk estimate (layer 2 did not run)'
+    : risk.primary > threshold.primary
+      ? `probability the labels are wrong ${risk.primary.toFixed(4)} is above this batch's acceptance threshold ${tau(threshold.primary)} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})`
+      : `probability an attribute is wrong ${risk.attributes.toFixed(4)} is above this batch's attribute threshold ${tau(threshold.attributes)} (attribute error rate ${policy.fusion.risk.attributeErrorRate})`;
   switch (reason) {
     case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
     case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: labels break the ontology (${blocking.join(', ')}); a vote cannot settle that` }); break;
     case 'layer3_error': out.push({ layer: 5, pointer: '', rule: 'disposition.layer3_error', message: 'review: the layer-3 model could not judge this sample (see its findings)' }); break;
     case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: the best class has probability ${risk?.classPosterior?.toFixed(3)}, under ${policy.fusion.risk.resampleBelow}; the labels carry too little information to settle` }); break;
-    case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: probability the labels are wrong ${p} is above this batch's acceptance threshold ${tau} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})` }); break;
+    case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: ${over}` }); break;
     case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: probability wrong ${p} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
     case 'annotator_alert': out.push({ layer: 5, pointer: '', rule: 'disposition.annotator_alert', message: `review: probability wrong ${p} would accept, but ${alertedAnnotators.join(', ')} ${alertedAnnotators.length > 1 ? 'are' : 'is'} under a quality-decay alert (${(policy.layer4.alertReviewShare * 100).toFixed(0)}% of their samples are reviewed)` }); break;
     case 'confident': break;

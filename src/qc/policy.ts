@@ -43,10 +43,16 @@ export interface QcPolicy {
      */
     mode: 'risk' | 'linear';
     risk: {
-      /** Largest expected share of wrong labels among a batch's auto-accepted samples. */
+      /** Largest expected share of auto-accepted samples with a wrong primary label (class, object, span). */
       targetErrorRate: number;
-      /** No sample above this probability of being wrong is auto-accepted, however clean the rest of its batch. */
+      /** No sample whose primary labels are wrong with more than this is auto-accepted, however clean the rest of its batch. */
       maxSampleRisk: number;
+      /**
+       * Largest expected share of auto-accepted samples with a wrong attribute. Secondary attributes are
+       * noisier than classes, and a reliability-weighted 2–1 vote settles most of them; a project that
+       * trains on its attributes as much as on its classes sets this to targetErrorRate.
+       */
+      attributeErrorRate: number;
       /** A sample whose best class has less posterior than this carries too little information for a reviewer: resample. */
       resampleBelow: number;
       /** How much the layer-3 model's probability counts against the annotators' evidence (1: as one more voter). */
@@ -149,6 +155,7 @@ export const QC_POLICY_SCHEMA = {
           properties: {
             targetErrorRate: { type: 'number', minimum: 0, maximum: 0.5, default: 0.005 },
             maxSampleRisk: { ...unit, default: 0.05 },
+            attributeErrorRate: { type: 'number', minimum: 0, maximum: 0.5, default: 0.02 },
             resampleBelow: { ...unit, default: 0.5 },
             modelWeight: { type: 'number', minimum: 0, maximum: 10, default: 1 },
           },

@@ -17,6 +17,10 @@ export interface FieldRisk {
 
 export interface SampleRisk {
   pWrong: number;
+  /** The same over the primary fields (classes, objects' existence, class and geometry, spans) … */
+  primary: number;
+  /** … and over the attributes, which the policy holds to their own, usually looser, error budget. */
+  attributes: number;
   fields: FieldRisk[];
   /**
    * The consensus class's probability from the labels alone (flat class prior), when the sample has a
@@ -71,10 +75,18 @@ export function geometryRisk(meanOverlap: number | undefined): number {
   return 1 / (1 + Math.exp(20 * (meanOverlap - 0.35)));
 }
 
-/** 1 − Π(1 − pᵢ): the sample is right only when every field is. */
+/** Attribute fields (`attribute:<key>`, `boxes:<i>:attribute:<key>`): secondary labels with their own error budget. */
+export function isAttributeField(field: string): boolean {
+  return field.startsWith('attribute:') || field.includes(':attribute:');
+}
+
+/** 1 − Π(1 − pᵢ): the sample is right only when every field is (and likewise per group). */
 export function combineRisks(fields: FieldRisk[], classPosterior?: number): SampleRisk {
-  const right = fields.reduce((s, f) => s * (1 - f.pWrong), 1);
-  return { pWrong: Math.min(1, Math.max(0, 1 - right)), fields, ...(classPosterior === undefined ? {} : { classPosterior }) };
+  const wrong = (fs: FieldRisk[]): number => Math.min(1, Math.max(0, 1 - fs.reduce((s, f) => s * (1 - f.pWrong), 1)));
+  return {
+    pWrong: wrong(fields), primary: wrong(fields.filter((f) => !isAttributeField(f.field))), attributes: wrong(fields.filter((f) => isAttributeField(f.field))),
+    fields, ...(classPosterior === undefined ? {} : { classPosterior }),
+  };
 }
 
 /**

@@ -144,12 +144,14 @@ test('the default policy decides by the probability that the labels are wrong: s
   assert.deepEqual([o.get('unknown')!.status, o.get('unknown')!.reason], ['review', 'layer2_conflict']);
   assert.equal(r.counts.accepted, 61);
 
-  const d = await h.pool.query<{ external_id: string; details: { mode: string; threshold: number; risk: { pWrong: number; fields: Array<{ field: string; pWrong: number }> } }; findings: Array<{ rule: string; message: string }> }>(
+  const d = await h.pool.query<{ external_id: string; details: { mode: string; threshold: { primary: number; attributes: number }; risk: { primary: number; attributes: number; fields: Array<{ field: string; pWrong: number }> } }; findings: Array<{ rule: string; message: string }> }>(
     `SELECT s.external_id, q.details, q.findings FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5 WHERE s.project_id = $1 AND s.external_id IN ('jitter-attr', 'split-3', 'unknown')`, [project]);
   const by = new Map(d.rows.map((x) => [x.external_id, x]));
   const jitter = by.get('jitter-attr')!.details;
   assert.equal(jitter.mode, 'risk');
-  assert.ok(jitter.risk.pWrong <= jitter.threshold && jitter.threshold <= 0.05, `risk ${jitter.risk.pWrong} under threshold ${jitter.threshold}`);
+  assert.ok(jitter.risk.primary <= jitter.threshold.primary && jitter.threshold.primary <= 0.05, `primary risk ${jitter.risk.primary} under ${jitter.threshold.primary}`);
+  // The colour is 2–1: a doubt within the attributes' own budget.
+  assert.ok(jitter.risk.attributes > 0.001 && jitter.risk.attributes <= jitter.threshold.attributes, `attribute risk ${jitter.risk.attributes} under ${jitter.threshold.attributes}`);
   assert.ok(jitter.risk.fields.some((f) => f.field === 'boxes:0:attribute:color' && f.pWrong > 0));
   const split = by.get('split-3')!.findings;
   assert.match(split[0]!.message, /^resample: the best class has probability 0\.\d+, under 0\.5; the labels carry too little information to settle/);

@@ -36,7 +36,10 @@ test('geometry risk is continuous: pixel jitter costs nearly nothing, barely-ove
   assert.ok(Math.abs(geometryRisk(0.35) - 0.5) < 1e-12);
   assert.ok(geometryRisk(0.2) > 0.9);
   assert.ok(geometryRisk(0.7) < geometryRisk(0.6));
-  assert.equal(combineRisks([{ field: 'a', pWrong: 0.1, why: '' }, { field: 'b', pWrong: 0.2, why: '' }]).pWrong, 1 - 0.9 * 0.8);
+  const both = combineRisks([{ field: 'class', pWrong: 0.1, why: '' }, { field: 'boxes:0:attribute:pose', pWrong: 0.2, why: '' }]);
+  assert.equal(both.pWrong, 1 - 0.9 * 0.8);
+  assert.equal(both.primary.toFixed(12), (0.1).toFixed(12));
+  assert.equal(both.attributes.toFixed(12), (0.2).toFixed(12));
 });
 
 test('soft per-field consensus: a secondary-attribute split and box jitter stay low-risk; a 2–1 class split does not', () => {
@@ -114,14 +117,19 @@ test('the batch threshold keeps the expected error of accepted samples under tar
   assert.equal(acceptanceThreshold([0.001, 0.04], 0.005, 0.03), 0.001, 'the per-sample cap holds');
 
   const policy = resolvePolicy({ auditShare: 0 });
-  const risk = (pWrong: number, classPosterior?: number) => ({ pWrong, fields: [{ field: 'class', pWrong, why: 'a: "cat"' }], classPosterior });
-  const base = { sampleId: 's1', layer1Passed: true, blocking: [], threshold: 0.01, policy };
+  const risk = (pWrong: number, classPosterior?: number, attributes = 0) => ({ ...combineRisks([{ field: 'class', pWrong, why: 'a: "cat"' }, { field: 'attribute:pose', pWrong: attributes, why: 'pose' }], classPosterior) });
+  const threshold = { primary: 0.01, attributes: 0.2 };
+  const base = { sampleId: 's1', layer1Passed: true, blocking: [], threshold, policy };
   assert.deepEqual(decideByRisk({ ...base, risk: risk(0.004, 0.996) }), { disposition: 'accepted', reason: 'confident' });
   assert.deepEqual(decideByRisk({ ...base, risk: risk(0.1, 0.9) }), { disposition: 'review', reason: 'uncertain' });
   assert.deepEqual(decideByRisk({ ...base, risk: risk(0.6, 0.4) }), { disposition: 'resample', reason: 'low_confidence' });
   assert.deepEqual(decideByRisk({ ...base, blocking: ['unknown_class'], risk: risk(0) }), { disposition: 'review', reason: 'layer2_conflict' });
   assert.deepEqual(decideByRisk({ ...base, layer1Passed: false }), { disposition: 'rejected', reason: 'layer1_failed' });
-  const why = riskFindings('uncertain', risk(0.1, 0.9), 0.01, policy, []);
+  // A secondary attribute has its own, looser budget: a 2–1 split at 15% passes under 0.2, not over it.
+  assert.deepEqual(decideByRisk({ ...base, risk: risk(0.004, 0.996, 0.15) }), { disposition: 'accepted', reason: 'confident' });
+  assert.deepEqual(decideByRisk({ ...base, risk: risk(0.004, 0.996, 0.3) }), { disposition: 'review', reason: 'uncertain' });
+  assert.match(riskFindings('uncertain', risk(0.004, 0.996, 0.3), threshold, policy, [])[0]!.message, /probability an attribute is wrong 0\.3000 is above this batch's attribute threshold 0\.2000/);
+  const why = riskFindings('uncertain', risk(0.1, 0.9), threshold, policy, []);
   assert.match(why[0]!.message, /probability the labels are wrong 0\.1000 is above this batch's acceptance threshold 0\.0100/);
   assert.match(why[1]!.message, /^class: wrong with probability 0\.1000 — a: "cat"/);
   assert.equal(DEFAULT_POLICY.fusion.mode, 'risk');

@@ -106,9 +106,10 @@ export function checkConsistency(input: {
 }
 
 /**
- * How often each annotator's boxes and spans agree with the consensus over a batch (matched, same class,
- * overlapping at the agree threshold; a missed or displaced object counts against), shrunk towards the
- * default by 4 pseudo-comparisons: their accuracy at drawing what is there, for the existence votes.
+ * How often each annotator's drawing agrees with the consensus on which objects exist over a batch (a
+ * drawn object the consensus keeps, or an absent one it drops; a displaced drawing counts as drawn),
+ * shrunk towards the default by 4 pseudo-comparisons: their accuracy at drawing what is there, for the
+ * existence votes.
  * Without it every annotator would be taken as DEFAULT_ACCURACY and a sample with five boxes would look
  * 3% risky even when three careful annotators drew all five alike. An annotator seen on few sampled
  * objects stays near the default.
@@ -119,10 +120,10 @@ export function objectAccuracies(samples: Array<{ annotations: AnnotatorLabels[]
   const step = Math.max(1, Math.ceil(samples.length / maxSamples));
   for (let i = 0; i < samples.length; i += step) {
     const s = samples[i]!;
-    mergeTallies(t, checkBoxes(s.annotations, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights: {} }).tallies);
+    mergeTallies(t, checkBoxes(s.annotations, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights: {} }).existence ?? {});
     if (s.annotations.some((a) => a.labels.spans !== undefined)) {
       const text = valueAtPointer(s.payload, policy.spanTextPointer);
-      mergeTallies(t, checkSpans(s.annotations, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights: {}, tokenText: policy.spanUnit === 'token' ? (typeof text === 'string' ? text : '') : undefined }).tallies);
+      mergeTallies(t, checkSpans(s.annotations, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights: {}, tokenText: policy.spanUnit === 'token' ? (typeof text === 'string' ? text : '') : undefined }).existence ?? {});
     }
   }
   return Object.fromEntries(Object.entries(t).map(([a, x]) => [a, (x.agreed + DEFAULT_ACCURACY * 4) / (x.compared + 4)]));

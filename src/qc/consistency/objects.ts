@@ -105,6 +105,7 @@ function checkObjects<G>(
     });
   }
   const consensus: ConsensusObject<G>[] = [];
+  const existence: Tallies = {};
   clusters.forEach((c, ci) => {
     if (displaced.has(ci)) return;
     const ptr = (m: (typeof c.members)[number]): string => `/annotations/${perAnnotation[m.annotation]!.i}/labels/${kind.field}/${m.index}`;
@@ -115,6 +116,10 @@ function checkObjects<G>(
     const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), objectWeights, 2);
     const clsVote = votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights, kind.classCount);
     const cls = clsVote.value;
+    if (multi) {
+      for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, exists.value === 'drawn');
+      for (const a of missing) tally(existence, a, exists.value !== 'drawn');
+    }
     if (multi && exists.value !== 'drawn') {
       // Probably not there: out of the consensus; the risk is that it was there after all.
       risks.push({ field: `${kind.field}:dropped:${ci}`, pWrong: exists.pWrong, why: `${kind.noun} ${JSON.stringify(cls)} drawn only by ${who.join(', ')}, not by ${missing.join(', ')}: left out` });
@@ -190,7 +195,7 @@ function checkObjects<G>(
     }
     for (const m of c.members) tally(tallies, m.annotator, geometryOk && m.item.cls === cls && !attributeDissent.has(m.annotator));
   });
-  return { findings, consensus, tallies, risks };
+  return { findings, consensus, tallies, risks, existence };
 }
 
 export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; accuracy?: ObjectAccuracies }): KindResult<ConsensusObject<Box>[]> {

@@ -28,6 +28,8 @@ export interface KindResult<C> {
   tallies: Tallies;
   /** Probability that each consensus field is wrong (see src/qc/risk.ts). */
   risks: FieldRisk[];
+  /** Objects: per annotator, how often they drew what the consensus keeps and left out what it drops. */
+  existence?: Tallies;
 }
 
 /** Quotes who said what, e.g. `ann-1: "cat", ann-2: "dog"`, for finding messages. */
