@@ -23,7 +23,8 @@ import { dawidSkene } from '../src/qc/stats/dawid-skene';
 import { startCpuWorker } from '../workers/cpu';
 import { startReviewWorker } from '../workers/review';
 import { CROWD_CLASSES, CROWD_ONTOLOGY, CROWD_SCHEMA, generateCrowd, type CrowdTruth } from './crowd';
-import { auroc, calibration, coverageAtErrorRate, majorityVote } from './qc-metrics';
+import { auroc, coverageAtErrorRate, majorityVote } from './qc-metrics';
+import { calibration } from '../src/qc/stats/calibration';
 
 const log = getLogger(loadConfig(), 'bench.qc');
 

@@ -112,5 +112,10 @@ export function formatPrecision(project: string, r: PrecisionReport): string {
     line('overall', r.overall),
     ...r.byModelVersion.map((g) => line(`model ${g.modelVersion ?? '(none)'}`, g)),
     ...Object.entries(r.byReason).map(([reason, g]) => line(`reason ${reason}`, g)),
+    '',
+    r.calibration.reviewed === 0
+      ? 'calibration: no decided review of a sample with a risk estimate yet'
+      : `calibration of layer 5's probability that the labels are wrong, against ${r.calibration.reviewed} decided reviews (overturned = wrong): ECE ${r.calibration.ece!.toFixed(3)}`,
+    ...r.calibration.table.map((b) => `  p ${b.from.toFixed(1)}–${b.to.toFixed(1)}  n ${String(b.n).padStart(5)}  predicted ${b.predicted.toFixed(3)}  observed ${b.observed.toFixed(3)}  ${'█'.repeat(Math.round(b.observed * 20)).padEnd(20, '·')}`),
   ].join('\n');
 }

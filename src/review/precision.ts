@@ -1,4 +1,5 @@
 import type { ReviewDecision } from './decisions';
+import { calibration, type CalibrationBin } from '../qc/stats/calibration';
 
 /** One group of decided reviews of would-be-accepted samples (the audit share, or an alerted annotator's share). */
 export interface PrecisionRow {
@@ -24,6 +25,17 @@ export interface PrecisionReport {
   overall: PrecisionGroup;
   byModelVersion: PrecisionGroup[];
   byReason: Record<string, PrecisionGroup>;
+  /**
+   * Layer 5's probability that the labels are wrong against what reviewers decided (overturned = wrong),
+   * over every decided review with a risk estimate, binned: a calibrated estimate has observed ≈ predicted.
+   */
+  calibration: { reviewed: number; ece: number | null; table: CalibrationBin[] };
+}
+
+/** One decided review of a sample layer 5 gave a probability of being wrong. */
+export interface CalibrationRow {
+  pWrong: number;
+  decision: ReviewDecision;
 }
 
 /** The 95% Wilson score interval for k successes in n trials. */
@@ -45,12 +57,14 @@ function group(rows: PrecisionRow[], modelVersion: string | null): PrecisionGrou
 }
 
 /** QC precision: how often a sample the machine would have accepted is upheld by a reviewer, overall and per model version. */
-export function qcPrecision(rows: PrecisionRow[]): PrecisionReport {
+export function qcPrecision(rows: PrecisionRow[], reviews: CalibrationRow[] = []): PrecisionReport {
+  const cal = calibration(reviews.map((r) => r.pWrong), reviews.map((r) => r.decision !== 'approve'));
   const versions = [...new Set(rows.map((r) => r.modelVersion))].sort((a, b) => String(a).localeCompare(String(b)));
   const reasons = [...new Set(rows.map((r) => r.reason))].sort();
   return {
     overall: group(rows, null),
     byModelVersion: versions.map((v) => group(rows.filter((r) => r.modelVersion === v), v)),
     byReason: Object.fromEntries(reasons.map((reason) => [reason, group(rows.filter((r) => r.reason === reason), null)])),
+    calibration: { reviewed: reviews.length, ece: reviews.length ? cal.ece : null, table: cal.table },
   };
 }

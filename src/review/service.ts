@@ -9,7 +9,7 @@ import { resolvePolicy } from '../qc/policy';
 import { getProject } from '../store/projects';
 import { ANNOTATIONS_OF_S } from '../store/samples';
 import {
-  abortDecision, beginDecision, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
+  abortDecision, beginDecision, calibrationRows, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
 } from '../store/review';
 import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
 import { checkCorrection, consensusAsLabels, describeFindings } from './correction';
@@ -220,7 +220,7 @@ export class ReviewService {
   async precision(actor: Actor, project: string): Promise<PrecisionReport> {
     this.manage(actor);
     await this.requireProject(project);
-    return qcPrecision(await precisionRows(this.d.pool, project));
+    return qcPrecision(await precisionRows(this.d.pool, project), await calibrationRows(this.d.pool, project));
   }
 
   private manage(actor: Actor): void {

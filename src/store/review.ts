@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { nextAssignee } from '../review/assignment';
 import type { ReviewTask } from '../review/decisions';
-import type { PrecisionRow } from '../review/precision';
+import type { CalibrationRow, PrecisionRow } from '../review/precision';
 
 type Queryable = Pool | PoolClient;
 
@@ -205,6 +205,17 @@ export async function precisionRows(db: Queryable, project: string): Promise<Pre
     [project],
   );
   return rows.map((r) => ({ reason: r.reason, modelVersion: r.model_version, decision: r.decision, n: Number(r.n) }));
+}
+
+/** Decided reviews of samples with a layer-5 risk estimate, for its calibration against reviewers. */
+export async function calibrationRows(db: Queryable, project: string): Promise<CalibrationRow[]> {
+  const { rows } = await db.query<{ p: number; decision: CalibrationRow['decision'] }>(
+    `SELECT (q5.details->'risk'->>'pWrong')::float AS p, t.decision
+     FROM review_tasks t JOIN qc_results q5 ON q5.sample_id = t.sample_id AND q5.layer = 5
+     WHERE t.project_id = $1 AND t.status = 'decided' AND t.outcome IS NULL AND q5.details->'risk'->>'pWrong' IS NOT NULL`,
+    [project],
+  );
+  return rows.map((r) => ({ pWrong: r.p, decision: r.decision }));
 }
 
 /** Open review tasks of a project at a glance (for `qcflow status`). */
