@@ -3,7 +3,8 @@ import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import { getObjectStream, putObject } from '../src/clients/minio';
 import { contentHash, parseLine, sampleId, type IngestSample } from '../src/ingest/envelope';
-import { BATCH_ID, extensionFor, inlineMediaKey, stagingKey } from '../src/ingest/keys';
+import { BATCH_ID, extensionFor, inlineMediaKey, mediaKeyProblem, stagingKey } from '../src/ingest/keys';
+import { safeText } from '../src/ingest/storable';
 import type { Finding } from '../src/qc/findings';
 import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
 import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
@@ -115,9 +116,16 @@ export function intakeActivities(deps: ActivityDeps) {
         nonEmpty++;
         if (lineNo <= resumeAfter) continue;
         const parsed = parseLine(line);
-        pending.push(parsed.ok
+        const keyFindings: Finding[] = parsed.ok
+          ? (parsed.sample.media ?? []).flatMap((m, i) => {
+            if (!('key' in m)) return [];
+            const why = mediaKeyProblem(input.project, m.key);
+            return why ? [{ layer: 1 as const, pointer: `/media/${i}/key`, rule: 'media.key', message: `${JSON.stringify(m.key)} ${why}` }] : [];
+          })
+          : [];
+        pending.push(parsed.ok && keyFindings.length === 0
           ? { kind: 'sample', lineNo, sample: parsed.sample }
-          : { kind: 'rejected', lineNo, externalId: parsed.externalId, excerpt: line.slice(0, 500), findings: parsed.findings });
+          : { kind: 'rejected', lineNo, externalId: parsed.ok ? parsed.sample.externalId : parsed.externalId, excerpt: safeText(line.slice(0, 500)), findings: parsed.ok ? keyFindings : parsed.findings });
         if (pending.length >= CHUNK) {
           await writeChunk(input.project, input.batchId, pending);
           pending = [];

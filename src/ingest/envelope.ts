@@ -1,4 +1,5 @@
 import Ajv2020, { type ErrorObject } from 'ajv/dist/2020';
+import { safeText, unstorable } from './storable';
 import addFormats from 'ajv-formats';
 import type { Finding } from '../qc/findings';
 import { canonicalJson, sha256Hex } from '../util/canonical-json';
@@ -159,13 +160,19 @@ export function checkEnvelope(value: unknown): ParsedLine {
   return { ok: true, sample };
 }
 
-/** Parses one JSONL line; a syntax error becomes a finding instead of an exception. */
+/** Parses one JSONL line; a syntax error or an unstorable value becomes a finding instead of an exception. */
 export function parseLine(line: string): ParsedLine {
   let value: unknown;
   try {
     value = JSON.parse(line);
   } catch (err) {
-    return { ok: false, externalId: undefined, findings: [{ layer: 1, pointer: '', rule: 'json.syntax', message: `not valid JSON: ${(err as Error).message}` }] };
+    return { ok: false, externalId: undefined, findings: [{ layer: 1, pointer: '', rule: 'json.syntax', message: `not valid JSON: ${safeText((err as Error).message)}` }] };
+  }
+  const bad = unstorable(value);
+  if (bad) {
+    const raw = value as { externalId?: unknown } | null;
+    const externalId = raw && typeof raw === 'object' && typeof raw.externalId === 'string' ? safeText(raw.externalId.slice(0, 256)) : undefined;
+    return { ok: false, externalId, findings: [bad] };
   }
   return checkEnvelope(value);
 }

@@ -17,3 +17,15 @@ export function extensionFor(contentType: string): string {
 
 /** Batch ids appear in workflow ids and object keys, so they are restricted to a safe alphabet. */
 export const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Why a sample's media key cannot be used, or undefined: a key must lie under the sample's own project
+ * (`raw/{project}/…`), with no `.`/`..` or empty segments and no backslashes. Anything else could make a
+ * reviewer of this project read another project's data (a release, a staging file) through a presigned URL.
+ */
+export function mediaKeyProblem(project: string, key: string): string | undefined {
+  const prefix = `raw/${project}/`;
+  if (!key.startsWith(prefix)) return `must lie under ${prefix} (this project's media)`;
+  if (key.includes('\\') || key.split('/').slice(2).some((seg) => seg === '' || seg === '.' || seg === '..')) return 'must not contain empty, "." or ".." segments or backslashes';
+  return undefined;
+}

@@ -1,0 +1,68 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ingestFile } from '../../src/cli/ingest';
+import { workflowIds } from '../../workflows/definitions';
+import { createTestProject, harness, validLine, type Harness } from './helpers';
+
+let h: Harness;
+before(async () => {
+  h = await harness({ worker: true });
+});
+after(() => h.close());
+
+/**
+ * Lines an upstream system gets wrong in ways that used to fail their whole batch with a retryable
+ * Postgres or stack error, forever. Each must become a rejection with its line number and reason.
+ */
+function poison(project: string): Array<{ line: string; rule: string }> {
+  const s = (o: unknown): string => JSON.stringify(o);
+  const ann = [{ annotator: 'ann-1', labels: { classes: ['cat'] } }];
+  return [
+    { line: s({ externalId: 'p-nul', payload: { text: 'a\u0000b', lang: 'en' }, annotations: ann }), rule: 'json.nul' },
+    { line: s({ externalId: 'p-sur', payload: { text: 'a\ud800b', lang: 'en' }, annotations: ann }), rule: 'json.surrogate' },
+    { line: '{"externalId":"p-raw","payload":{"text":"a\u0000b","lang":"en"}}', rule: 'json.syntax' },
+    { line: s({ externalId: 'p-\u0000id', payload: { text: 'x', lang: 'en' } }), rule: 'json.nul' },
+    { line: '{"externalId":"p-deep","payload":{"text":"x","lang":"en","meta":' + '['.repeat(10_000) + ']'.repeat(10_000) + '}}', rule: 'json.depth' },
+    { line: s({ externalId: 'p-traverse', payload: { text: 'x', lang: 'en' }, media: [{ key: '../../etc/passwd' }] }), rule: 'media.key' },
+    { line: s({ externalId: 'p-other', payload: { text: 'x', lang: 'en' }, media: [{ key: `releases/${project}-other/v1/data.jsonl` }] }), rule: 'media.key' },
+  ];
+}
+
+test('poison lines become rejections with their line numbers; the rest of the batch goes through on the first attempt', async () => {
+  const project = await createTestProject(h.pool);
+  const bad = poison(project);
+  const lines: string[] = [];
+  const expected = new Map<number, string>();
+  for (let i = 0; i < 200; i++) {
+    lines.push(validLine(i));
+    if (i % 25 === 0 && bad.length) {
+      const b = bad.shift()!;
+      lines.push(b.line);
+      expected.set(lines.length, b.rule);
+    }
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-poison-'));
+  writeFileSync(path.join(dir, 'in.jsonl'), lines.join('\n') + '\n');
+  const r = await ingestFile(h.cfg, h.client, h.store, { project, file: path.join(dir, 'in.jsonl'), batchSize: 1000, wait: true });
+  assert.deepEqual(r.failedBatches, []);
+  assert.equal(r.counts.staged, 200, JSON.stringify(r.counts));
+  assert.equal(r.counts.malformed, 7);
+  // Every good line reached a decision (rejected counts the malformed lines too).
+  assert.equal(r.counts.accepted + r.counts.review + r.counts.resample + r.counts.rejected, 207);
+  assert.equal(r.counts.accepted, 200, JSON.stringify(r.counts));
+
+  const rej = await h.pool.query<{ line_no: number; external_id: string | null; findings: Array<{ rule: string; message: string }> }>(
+    'SELECT line_no, external_id, findings FROM ingest_rejections WHERE project_id = $1 ORDER BY line_no', [project]);
+  assert.deepEqual(rej.rows.map((x) => [x.line_no, x.findings[0]!.rule]), [...expected].map(([n, rule]) => [n, rule]));
+  assert.ok(rej.rows.every((x) => x.findings[0]!.message.length > 10));
+  assert.ok(rej.rows.some((x) => x.external_id === 'p-\ufffdid'), 'an id with NUL is kept, made storable');
+
+  // No retry loop: every activity of the batch ran once.
+  const history = await h.client.workflow.getHandle(workflowIds.qcBatch(project, r.batches[0]!.batchId)).fetchHistory();
+  const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []));
+  assert.ok(attempts.length >= 5);
+  assert.deepEqual([...new Set(attempts)], [1]);
+});

@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseLine } from '../../src/ingest/envelope';
+import { safeText, unstorable } from '../../src/ingest/storable';
+import { mediaKeyProblem } from '../../src/ingest/keys';
+
+const line = (payload: unknown, externalId = 'x-1'): string => JSON.stringify({ externalId, payload, annotations: [] });
+
+test('unstorable values are findings naming the field and the rule, at any depth, without recursion', () => {
+  assert.deepEqual(parseLine(line({ text: 'a\u0000b' })), { ok: false, externalId: 'x-1', findings: [{ layer: 1, pointer: '/payload/text', rule: 'json.nul', message: 'the value contains U+0000 (NUL), which cannot be stored; remove it upstream' }] });
+  const sur = parseLine(line({ text: 'x\ud800y' }));
+  assert.equal(!sur.ok && sur.findings[0]!.rule, 'json.surrogate');
+  assert.equal(!sur.ok && sur.findings[0]!.pointer, '/payload/text');
+  // A valid pair is a character, not a problem.
+  assert.equal(parseLine(line({ text: 'emoji \ud83d\ude00' })).ok, true);
+  const key = parseLine(JSON.stringify({ externalId: 'k', payload: { ['a\u0000']: 1 } }));
+  assert.equal(!key.ok && key.findings[0]!.rule, 'json.nul');
+  const nulId = parseLine(line({ text: 'ok' }, 'id\u0000x'));
+  assert.equal(!nulId.ok && nulId.externalId, 'id\ufffdx', 'the id is kept for the rejection row, made storable');
+  // 10,000 levels: JSON.parse copes; hashing would overflow the stack; the check is iterative.
+  const deep = '{"externalId":"d","payload":' + '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000) + '}';
+  const d = parseLine(deep);
+  assert.equal(!d.ok && d.findings[0]!.rule, 'json.depth');
+  assert.match(!d.ok ? d.findings[0]!.pointer : '', /^\/payload(\/a){63}$/);
+  assert.equal(unstorable({ a: [[[[1]]]] }, 4)?.rule, 'json.depth');
+  assert.equal(unstorable({ a: [[[1]]] }, 4), undefined);
+  // A raw NUL byte is not JSON at all, and the message about it is storable.
+  const raw = parseLine('{"externalId":"r","payload":{"text":"a\u0000b"}}');
+  assert.equal(!raw.ok && raw.findings[0]!.rule, 'json.syntax');
+  assert.equal(safeText('a\u0000b\udc00c'), 'a\ufffdb\ufffdc');
+});
+
+test('media keys must lie under the sample\'s own project', () => {
+  assert.equal(mediaKeyProblem('p', 'raw/p/s/0.png'), undefined);
+  assert.match(mediaKeyProblem('p', 'releases/demo/v1/data.jsonl')!, /must lie under raw\/p\//);
+  assert.match(mediaKeyProblem('p', 'raw/other/x.png')!, /must lie under raw\/p\//);
+  assert.match(mediaKeyProblem('p', 'raw/p/../demo/x.png')!, /"\.\."/);
+  assert.match(mediaKeyProblem('p', '../../etc/passwd')!, /must lie under/);
+  assert.match(mediaKeyProblem('p', 'raw/p//x.png')!, /empty/);
+});
