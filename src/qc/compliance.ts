@@ -1,6 +1,7 @@
 import type { ValidateFunction } from 'ajv';
 import { ajvErrorsToFindings, createAjv, type IngestSample } from '../ingest/envelope';
 import { canonicalJson, sha256Hex } from '../util/canonical-json';
+import safeRegex from 'safe-regex2';
 import type { Finding } from './findings';
 
 /**
@@ -75,6 +76,11 @@ export function compileCompliance(spec: ComplianceSpec): CompiledCompliance {
       regex = new RegExp(r.pattern, (r.flags ?? '').replace(/[gy]/g, '') + (r.flags?.includes('u') ? '' : 'u'));
     } catch (err) {
       throw new ProjectSpecError(`${where}.pattern is not a valid regular expression: ${(err as Error).message}`);
+    }
+    // JavaScript regexes cannot be interrupted, and one rule like (a+)+$ on 30 characters pins the shared
+    // worker for minutes: patterns with nested unbounded quantifiers are refused when the project is saved.
+    if (!safeRegex(r.pattern)) {
+      throw new ProjectSpecError(`${where}.pattern ${JSON.stringify(r.pattern)} nests unbounded quantifiers (as in (a+)+), which can backtrack for minutes on a short input; rewrite it without a quantified group that itself contains + or *`);
     }
     return { ...r, regex, segments: parsePointer(r.pointer) };
   });

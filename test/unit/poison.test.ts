@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { parseLine } from '../../src/ingest/envelope';
 import { safeText, unstorable } from '../../src/ingest/storable';
 import { mediaKeyProblem } from '../../src/ingest/keys';
+import { validateProjectDefinition } from '../../src/projects/definition';
+import { ProjectSpecError } from '../../src/qc/compliance';
 
 const line = (payload: unknown, externalId = 'x-1'): string => JSON.stringify({ externalId, payload, annotations: [] });
 
@@ -37,4 +39,11 @@ test('media keys must lie under the sample\'s own project', () => {
   assert.match(mediaKeyProblem('p', 'raw/p/../demo/x.png')!, /"\.\."/);
   assert.match(mediaKeyProblem('p', '../../etc/passwd')!, /must lie under/);
   assert.match(mediaKeyProblem('p', 'raw/p//x.png')!, /empty/);
+});
+
+test('a regex rule that can backtrack catastrophically is refused when the project is saved, naming the rule', () => {
+  const project = (pattern: string) => validateProjectDefinition({ id: 'p', jsonSchema: { type: 'object' }, regexRules: [{ name: 'r', pointer: '/payload/text', pattern }] });
+  assert.throws(() => project('(a+)+$'), (e: Error) => e instanceof ProjectSpecError && /regexRules\[0\]\.pattern "\(a\+\)\+\$" nests unbounded quantifiers/.test(e.message));
+  assert.throws(() => project('(x*)*y'), ProjectSpecError);
+  assert.equal(project('\\b\\d{3}-\\d{2}-\\d{4}\\b').regexRules.length, 1);
 });
