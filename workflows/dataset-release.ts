@@ -1,4 +1,5 @@
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { releaseInputProblem } from './inputs';
 import type { Activities } from '../activities';
 import type { DatasetReleaseInput, ReleaseSummary } from './definitions';
 import { CPU_ACTIVITY_OPTIONS } from './activity-options';
@@ -12,6 +13,8 @@ const act = proxyActivities<Activities>(CPU_ACTIVITY_OPTIONS);
  * exactly once however often any step is retried.
  */
 export async function datasetRelease(input: DatasetReleaseInput): Promise<ReleaseSummary> {
+  const bad = releaseInputProblem(input);
+  if (bad) throw ApplicationFailure.nonRetryable(bad, 'BadInput');
   upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: 'snapshot' }]);
   const snap = await act.snapshotRelease(input);
   if (snap.published) return act.getReleaseSummary({ releaseId: snap.releaseId });

@@ -46,6 +46,8 @@ export interface IntakeStats {
   /** How many times this intake has continued as new. */
   generation: number;
   recentErrors: string[];
+  /** Signals dropped for a bad shape (their reasons are in recentErrors). */
+  refusedSignals?: number;
 }
 
 /** What projectIntake carries across continue-as-new. */

@@ -1,12 +1,13 @@
 import {
-  allHandlersFinished, condition, continueAsNew, patched, proxyActivities, setHandler, startChild,
+  allHandlersFinished, ApplicationFailure, condition, continueAsNew, patched, proxyActivities, setHandler, startChild,
   rootCause, upsertSearchAttributes, uuid4, WorkflowIdReusePolicy, workflowInfo, log, ParentClosePolicy,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
   addCounts, intakeStatsQuery, submitBatchSignal, submitSamplesSignal, workflowIds, ZERO_COUNTS,
-  type IntakeInput, type IntakeState,
+  type IntakeInput, type IntakeState, type SubmitSamplesArgs,
 } from './definitions';
+import { batchRefProblem, intakeInputProblem, samplesProblem } from './inputs';
 import { qcBatch } from './qc-batch';
 import { SHORT_ACTIVITY_OPTIONS } from './activity-options';
 import { QC_PROJECT, QC_STAGE } from './search-attributes';
@@ -18,10 +19,13 @@ const SEEN_WINDOW = 2000;
 const DEFAULT_MAX_HISTORY = 10_000;
 
 /**
- * Long-running per project. Signals queue batches; up to maxConcurrentBatches qcBatch children run at once.
- * Before history grows large it drains running children and handlers, then continues as new with its queue.
+ * Long-running per project. Signals queue batches (bad ones are counted and reported in stats, never
+ * thrown); up to maxConcurrentBatches qcBatch children run at once. Before history grows large it drains
+ * running children and handlers, then continues as new with its queue.
  */
 export async function projectIntake(input: IntakeInput): Promise<void> {
+  const bad = intakeInputProblem(input);
+  if (bad) throw ApplicationFailure.nonRetryable(bad, 'BadInput');
   const state: IntakeState = input.state ?? {
     queue: [],
     seenBatchIds: [],
@@ -38,10 +42,22 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
     state.queue.push({ batchId, stagingKey });
   };
 
-  setHandler(submitBatchSignal, (ref) => enqueue(ref.batchId, ref.stagingKey));
-  setHandler(submitSamplesSignal, async ({ samples }) => {
-    if (!Array.isArray(samples) || samples.length === 0) return;
-    const ref = await act.stageInlineSamples({ project: input.project, batchId: `inline-${uuid4()}`, samples });
+  // A bad signal is reported in stats and dropped; throwing would fail every later workflow task.
+  const refuse = (problem: string): void => {
+    stats.refusedSignals = (stats.refusedSignals ?? 0) + 1;
+    stats.recentErrors = [...stats.recentErrors, `signal refused: ${problem}`].slice(-20);
+    log.warn('signal refused', { problem });
+  };
+  setHandler(submitBatchSignal, (ref: unknown) => {
+    const problem = batchRefProblem(input.project, ref);
+    if (problem) return refuse(problem);
+    const r = ref as { batchId: string; stagingKey: string };
+    enqueue(r.batchId, r.stagingKey);
+  });
+  setHandler(submitSamplesSignal, async (arg: unknown) => {
+    const problem = samplesProblem(arg);
+    if (problem) return refuse(problem);
+    const ref = await act.stageInlineSamples({ project: input.project, batchId: `inline-${uuid4()}`, samples: (arg as SubmitSamplesArgs).samples });
     enqueue(ref.batchId, ref.stagingKey);
   });
   setHandler(intakeStatsQuery, () => ({ ...stats, queued: state.queue.length }));

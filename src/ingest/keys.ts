@@ -15,6 +15,12 @@ export function extensionFor(contentType: string): string {
   return EXT[contentType] ?? '.bin';
 }
 
+/** Project ids appear in object keys, workflow ids and URLs. */
+export const PROJECT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Release versions appear in object keys and workflow ids (v1, v2, … or a name of the same alphabet). */
+export const RELEASE_VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /** Batch ids appear in workflow ids and object keys, so they are restricted to a safe alphabet. */
 export const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 

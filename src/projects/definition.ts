@@ -1,4 +1,5 @@
 import { compileCompliance, ProjectSpecError, type RegexRule } from '../qc/compliance';
+import { PROJECT_ID } from '../ingest/keys';
 import { resolvePolicy } from '../qc/policy';
 import { configurePlugins } from '../qc/plugins/registry';
 
@@ -21,7 +22,7 @@ export interface ProjectDefinition {
   qcPolicy: Record<string, unknown>;
 }
 
-export const PROJECT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export { PROJECT_ID };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -1,0 +1,56 @@
+import { BATCH_ID, PROJECT_ID, RELEASE_VERSION } from '../src/ingest/keys';
+
+/**
+ * Checks of what reaches a workflow from outside (the Temporal UI, an upstream system): each returns what
+ * is wrong, naming the field and the rule, or undefined. Pure, so the workflows run them deterministically.
+ * A bad start input fails the workflow at once; a bad signal is counted and reported, never thrown (a
+ * throwing handler fails every later workflow task and jams the intake).
+ */
+type Problem = string | undefined;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function projectProblem(v: unknown, field = 'project'): Problem {
+  if (typeof v !== 'string' || !PROJECT_ID.test(v)) return `${field} ${JSON.stringify(v) ?? 'undefined'} must match ${PROJECT_ID} (lower-case letters, digits, - and _)`;
+  return undefined;
+}
+
+export function intakeInputProblem(input: unknown): Problem {
+  if (!isObject(input)) return 'input must be an object like {"project": "demo"}';
+  const extra = Object.keys(input).filter((k) => !['project', 'maxHistoryEvents', 'maxConcurrentBatches', 'state'].includes(k));
+  if (extra.length) return `input has unknown field ${extra.map((k) => JSON.stringify(k)).join(', ')} (expected project, maxHistoryEvents, maxConcurrentBatches)`;
+  for (const k of ['maxHistoryEvents', 'maxConcurrentBatches'] as const) {
+    const v = input[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) return `${k} must be a positive integer`;
+  }
+  return projectProblem(input.project);
+}
+
+export function releaseInputProblem(input: unknown): Problem {
+  if (!isObject(input)) return 'input must be an object like {"project": "demo", "version": "v3"}';
+  if (typeof input.version !== 'string' || !RELEASE_VERSION.test(input.version) || input.version.includes('..')) {
+    return `version ${JSON.stringify(input.version) ?? 'undefined'} must match ${RELEASE_VERSION} without ".."`;
+  }
+  return projectProblem(input.project);
+}
+
+export function batchRefProblem(project: string, ref: unknown): Problem {
+  if (!isObject(ref)) return 'submitBatch needs {"batchId": …, "stagingKey": …}';
+  if (typeof ref.batchId !== 'string' || !BATCH_ID.test(ref.batchId)) return `submitBatch batchId ${JSON.stringify(ref.batchId) ?? 'undefined'} must match ${BATCH_ID}`;
+  const prefix = `staging/${project}/`;
+  if (typeof ref.stagingKey !== 'string' || !ref.stagingKey.startsWith(prefix) || ref.stagingKey.split('/').includes('..')) {
+    return `submitBatch stagingKey ${JSON.stringify(ref.stagingKey) ?? 'undefined'} must be an object key under ${prefix}`;
+  }
+  return undefined;
+}
+
+/** Inline loads are written to history: a few hundred samples at most (the bulk path is submitBatch). */
+export const MAX_INLINE_SAMPLES = 500;
+
+export function samplesProblem(arg: unknown): Problem {
+  if (!isObject(arg) || !Array.isArray(arg.samples)) return 'submitSamples needs {"samples": [ … ]}';
+  if (arg.samples.length === 0) return 'submitSamples samples is empty';
+  if (arg.samples.length > MAX_INLINE_SAMPLES) return `submitSamples carries ${arg.samples.length} samples, more than ${MAX_INLINE_SAMPLES}; stage a JSONL file and send submitBatch instead`;
+  if (!arg.samples.every(isObject)) return 'submitSamples samples must be objects (one sample each)';
+  return undefined;
+}
