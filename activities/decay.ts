@@ -47,6 +47,7 @@ export function decayActivities(deps: ActivityDeps) {
 
       const summaries = new Map<string, SubjectSummary>();
       const alerted = new Map<string, Breach[]>();
+      const recentSince = new Map<string, string | undefined>();
       for (const subject of buckets.keys()) {
         const summary = evaluateSubject(await newestBuckets(deps.pool, input.project, subject, policy.window), policy);
         await withTransaction(deps.pool, async (c) => {
@@ -54,7 +55,10 @@ export function decayActivities(deps: ActivityDeps) {
           await syncAlerts(c, input.project, subject, input.batchId, summary.breaches);
         });
         summaries.set(subject, summary);
-        if (summary.breaches.length) alerted.set(subject, summary.breaches);
+        if (summary.breaches.length) {
+          alerted.set(subject, summary.breaches);
+          recentSince.set(subject, summary.recentSince);
+        }
         heartbeat({ subjects: summaries.size });
       }
       const stream = summaries.get(STREAM) ?? evaluateSubject([], policy);
@@ -63,7 +67,7 @@ export function decayActivities(deps: ActivityDeps) {
         await withTransaction(deps.pool, async (c) => {
           for (const r of samples.slice(i, i + PAGE)) {
             if (!r.l1Passed) continue;
-            const verdict = sampleDecayFindings(stream, alerted, r.annotations.map((a) => a.annotator));
+            const verdict = sampleDecayFindings(stream, alerted, r.annotations, recentSince);
             await c.query(
               `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 4, $2, $3, $4, $5)
                ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,

@@ -173,6 +173,11 @@ export interface SubjectSummary {
   /** 1 − D·(1 − p): 1 when the recent scores look like the reference, lower the larger and surer the shift. */
   stability: number;
   breaches: Breach[];
+  /**
+   * The data time the short window starts after (the newest reference bucket's): an alert is about the
+   * annotator's work since then, so their samples labelled before it are not judged by it.
+   */
+  recentSince?: string;
   /** Why nothing was compared, when nothing was. */
   note?: string;
 }
@@ -197,7 +202,7 @@ export function evaluateSubject(newestFirst: Bucket[], policy: Layer4Policy): Su
     return leastSquaresSlope(pts.map((p) => p.y), pts.map((p) => p.x));
   };
   const out: SubjectSummary = {
-    short: s, reference: r,
+    short: s, reference: r, ...(reference[0] ? { recentSince: reference[0].dataTime.toISOString() } : {}),
     slopes: { l1FailureRate: slope((w) => w.l1FailureRate), l2Agreement: slope((w) => w.l2Agreement), l3MeanScore: slope((w) => w.l3MeanScore), annotationTimeP50: slope((w) => w.annotationTimeP50) },
     ks: null, stability: 1, breaches: [],
   };
@@ -222,9 +227,19 @@ export function evaluateSubject(newestFirst: Bucket[], policy: Layer4Policy): Su
 }
 
 /** Layer 4's verdict on one sample: the stream's stability and the alerts on its annotators. */
-export function sampleDecayFindings(stream: SubjectSummary, alerted: Map<string, Breach[]>, annotators: string[]): { passed: boolean; findings: Finding[]; alertedAnnotators: string[] } {
+/**
+ * Layer 4's verdict on one sample: alerts of its annotators whose work on it falls in the alert's recent
+ * window (an annotation without submittedAt always does), the stream's alerts, and a score shift.
+ */
+export function sampleDecayFindings(
+  stream: SubjectSummary, alerted: Map<string, Breach[]>, annotations: Array<{ annotator: string; submittedAt?: Date }>, recentSince: Map<string, string | undefined> = new Map(),
+): { passed: boolean; findings: Finding[]; alertedAnnotators: string[] } {
   const findings: Finding[] = [];
-  const alertedAnnotators = [...new Set(annotators)].filter((a) => alerted.has(a)).sort();
+  const recent = (a: { annotator: string; submittedAt?: Date }): boolean => {
+    const since = recentSince.get(a.annotator);
+    return !since || !a.submittedAt || a.submittedAt.getTime() > Date.parse(since);
+  };
+  const alertedAnnotators = [...new Set(annotations.filter((a) => alerted.has(a.annotator) && recent(a)).map((a) => a.annotator))].sort();
   for (const a of alertedAnnotators) {
     for (const b of alerted.get(a)!) {
       findings.push({ layer: 4, pointer: '', rule: 'layer4.annotator_alert', annotators: [a], message: `${a}: ${b.metric} ${b.shortValue.toFixed(3)} recently vs ${b.referenceValue.toFixed(3)} before (worse by ${b.delta.toFixed(3)}, threshold ${b.threshold})` });

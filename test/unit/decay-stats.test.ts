@@ -90,7 +90,7 @@ test('decay: an annotator whose agreement and speed drop is alerted; the others 
   assert.deepEqual(stream.breaches.map((b) => b.metric), ['annotationTimeP50']);
   assert.ok(stream.stability > 0.9, `same score distribution → stable, got ${stream.stability}`);
 
-  const verdict = sampleDecayFindings(stream, new Map([['ann-a', a.breaches]]), ['ann-a', 'ann-b']);
+  const verdict = sampleDecayFindings(stream, new Map([['ann-a', a.breaches]]), [{ annotator: 'ann-a' }, { annotator: 'ann-b' }]);
   assert.equal(verdict.passed, false);
   assert.deepEqual(verdict.alertedAnnotators, ['ann-a']);
   assert.match(verdict.findings.find((f) => f.message.includes('l2Agreement'))!.message, /ann-a: l2Agreement 0\.600 recently vs 0\.950 before/);
@@ -104,7 +104,7 @@ test('decay: a shift in the layer-3 score distribution lowers stability through 
   assert.ok(s.ks && s.ks.d > 0.9 && s.ks.p < 1e-6, JSON.stringify(s.ks));
   assert.ok(s.stability < 0.2);
   assert.deepEqual(s.breaches.map((b) => b.metric), ['l3MeanScore']);
-  assert.ok(sampleDecayFindings(s, new Map(), ['ann-a']).findings.some((f) => f.rule === 'layer4.score_shift'));
+  assert.ok(sampleDecayFindings(s, new Map(), [{ annotator: 'ann-a' }]).findings.some((f) => f.rule === 'layer4.score_shift'));
 });
 
 test('decay: too little history compares nothing; time windows split by data age', () => {
@@ -149,4 +149,14 @@ test('decay in data time: a bucket is placed by when its samples were labelled, 
   // In processing order the late batch would be "recent" and hide the decay: what the old layer 4 did.
   const byArrival = [...buckets].reverse();
   assert.deepEqual(evaluateSubject(byArrival, policy).breaches, []);
+});
+
+test('an alert judges the annotator\'s work since its window began, not their older samples', () => {
+  const breaches = [{ metric: 'l2Agreement' as const, shortValue: 0.6, referenceValue: 0.95, delta: 0.35, threshold: 0.1, slope: null }];
+  const quiet = evaluateSubject([], resolvePolicy({}).layer4);
+  const since = new Map([['ann-a', '2026-01-01T10:00:00.000Z']]);
+  const at = (iso: string) => [{ annotator: 'ann-a', submittedAt: new Date(iso) }];
+  assert.deepEqual(sampleDecayFindings(quiet, new Map([['ann-a', breaches]]), at('2026-01-01T11:00:00Z'), since).alertedAnnotators, ['ann-a']);
+  assert.deepEqual(sampleDecayFindings(quiet, new Map([['ann-a', breaches]]), at('2026-01-01T09:00:00Z'), since).alertedAnnotators, []);
+  assert.deepEqual(sampleDecayFindings(quiet, new Map([['ann-a', breaches]]), [{ annotator: 'ann-a' }], since).alertedAnnotators, ['ann-a'], 'no submittedAt: judged by the alert');
 });
