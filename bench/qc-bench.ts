@@ -66,12 +66,13 @@ export async function qcBench(): Promise<void> {
     const seconds = (Date.now() - t0) / 1000;
     if (result.failedBatches.length) throw new Error(`batches failed: ${result.failedBatches.join(', ')}`);
 
-    const { rows } = await pool.query<{ external_id: string; status: string; consensus: { classes?: { classes: string[] }; boxes?: Array<{ geometry: Box; attributes?: { pose?: string } }> } | null; p_wrong: string | null; p_class: string | null }>(
-      `SELECT s.external_id, s.status, q2.details->'consensus' AS consensus, q5.details->'risk'->>'pWrong' AS p_wrong,
+    const { rows } = await pool.query<{ external_id: string; status: string; reason: string | null; consensus: { classes?: { classes: string[] }; boxes?: Array<{ geometry: Box; attributes?: { pose?: string } }> } | null; p_wrong: string | null; p_class: string | null }>(
+      `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q2.details->'consensus' AS consensus, q5.details->'risk'->>'pWrong' AS p_wrong,
               (SELECT f->>'pWrong' FROM jsonb_array_elements(q5.details->'risk'->'fields') f WHERE f->>'field' = 'class') AS p_class
        FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
        WHERE s.project_id = $1`, [project],
     );
+    const reasonOf = new Map(rows.map((r) => [r.external_id, r.reason ?? '?']));
     const byId = new Map(rows.map((r) => [r.external_id, {
       status: r.status, cls: r.consensus?.classes?.classes[0], box: r.consensus?.boxes?.[0]?.geometry, pose: r.consensus?.boxes?.[0]?.attributes?.pose,
       boxes: r.consensus?.boxes?.length ?? 0, pWrong: r.p_wrong === null ? undefined : Number(r.p_wrong),
@@ -107,6 +108,10 @@ export async function qcBench(): Promise<void> {
       acceptedErrorRatePrimary: share(primaryWrong), targetErrorRate: 0.005,
       acceptedErrorRateAttributes: share((t) => outcome(t).pose !== t.pose), targetAttributeErrorRate: 0.02,
       cleanSentToReview: +(clean.filter((t) => outcome(t).status === 'review').length / clean.length).toFixed(4), targetCleanReview: 0.1,
+      // Why clean samples went to a person, as shares of all clean samples: audit and annotator_alert are
+      // sampling by policy (measuring QC precision, watching a decaying annotator), uncertain is the estimate.
+      cleanReviewReasons: Object.fromEntries([...clean.filter((t) => outcome(t).status === 'review').reduce((m, t) => m.set(reasonOf.get(t.externalId)!, (m.get(reasonOf.get(t.externalId)!) ?? 0) + 1), new Map<string, number>())]
+        .map(([k, v]) => [k, +(v / clean.length).toFixed(4)])),
       resampled: usable.filter((t) => outcome(t).status === 'resample').length, review: usable.filter((t) => outcome(t).status === 'review').length,
       errorEstimate: {
         auroc: +auroc(risk, wrong).toFixed(4), targetAuroc: 0.95, ece: +cal.ece.toFixed(4),
