@@ -103,5 +103,7 @@ export function withModel(risk: SampleRisk, modelP: number, k: number, weight = 
   const l = logit(1 - cls.pWrong) + weight * (logit(modelP) - logit(prior));
   const pRight = 1 / (1 + Math.exp(-l));
   const fields = risk.fields.map((f) => (f === cls ? { ...f, pWrong: 1 - pRight, why: `${f.why}; model gives the consensus class p=${modelP.toFixed(3)}` } : f));
-  return combineRisks(fields, risk.classPosterior === undefined ? undefined : pRight);
+  // classPosterior stays the labels' own evidence: labels that agree with each other but not with the
+  // model are a question for a person (review), not labels too uninformative to settle (resample).
+  return combineRisks(fields, risk.classPosterior);
 }
