@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+
+/**
+ * Histories recorded from real runs of earlier workflow code (test/fixtures/histories: projectIntake with
+ * an inline submission, its qcBatch, a datasetRelease; recorded at 5feb940, before the workflows checked
+ * their inputs) must replay on today's workflows: a change that alters history needs patched().
+ */
+const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
+const history = (file: string) => temporal.api.history.v1.History.decode(readFileSync(path.join(DIR, file)));
+
+test('recorded histories of earlier workflow code replay on the current workflows', async () => {
+  const files = readdirSync(DIR).filter((f) => f.endsWith('.history.bin')).sort();
+  assert.ok(files.length >= 3, files.join(', '));
+  for (const f of files) {
+    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows') }, history(f), f);
+  }
+});
+
+test('the replay check fails on a workflow whose commands differ (control)', async () => {
+  const release = readdirSync(DIR).find((f) => f.startsWith('release_'))!;
+  await assert.rejects(
+    Worker.runReplayHistory({ workflowsPath: require.resolve('../fixtures/altered-workflows') }, history(release), release),
+    DeterminismViolationError,
+  );
+});
