@@ -4,7 +4,7 @@ import { DECISIONS, type Actor, type DecisionInput } from '../review/decisions';
 import { ReviewError } from '../review/service';
 import { AuthError } from './auth';
 import { loginPage, queuePage, taskPage } from './html';
-import { cookieActor, describeError, SESSION_COOKIE, type ServerDeps } from './server';
+import { cookieActor, csrfToken, describeError, SESSION_COOKIE, type ServerDeps } from './server';
 
 type Form = Record<string, string | undefined>;
 
@@ -24,14 +24,14 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
     const actor = cookieActor(deps, req, reply);
     if (actor) return actor;
     if (req.method === 'GET') void reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
-    else void html(reply, loginPage({ csrf: reply.generateCsrf(), error: 'Your session has ended; sign in again.' }), 401);
+    else void html(reply, loginPage({ csrf: csrfToken(req, reply, true), error: 'Your session has ended; sign in again.' }), 401);
     return undefined;
   };
   const csrf = { preHandler: app.csrfProtection };
 
   app.get('/', hidden, async (_req, reply) => reply.redirect('/queue', 303));
 
-  app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: reply.generateCsrf(), next: safeNext(req.query.next) })));
+  app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: csrfToken(req, reply), next: safeNext(req.query.next) })));
 
   app.post<{ Body: Form }>('/login', { ...hidden, ...csrf }, async (req, reply) => {
     const token = (req.body.token ?? '').trim();
@@ -39,7 +39,7 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
       deps.verify(token);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
-      return html(reply, loginPage({ csrf: reply.generateCsrf(), error: err.message, next: req.body.next }), 401);
+      return html(reply, loginPage({ csrf: csrfToken(req, reply), error: err.message, next: req.body.next }), 401);
     }
     void reply.setCookie(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'strict', secure: deps.secureCookies ?? false });
     return reply.redirect(safeNext(req.body.next), 303);
@@ -53,7 +53,7 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
   app.get<{ Querystring: { note?: string } }>('/queue', hidden, async (req, reply) => {
     const actor = requireUser(req, reply);
     if (!actor) return reply;
-    return html(reply, queuePage({ user: actor.user, csrf: reply.generateCsrf(), tasks: await reviews.queue(actor), note: req.query.note }));
+    return html(reply, queuePage({ user: actor.user, csrf: csrfToken(req, reply), tasks: await reviews.queue(actor), note: req.query.note }));
   });
 
   /** Opens the next task (claiming one if needed), or the queue with a note when there is none. */
@@ -72,7 +72,7 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
   app.get<{ Params: { id: string }; Querystring: { note?: string } }>('/tasks/:id', hidden, async (req, reply) => {
     const actor = requireUser(req, reply);
     if (!actor) return reply;
-    return html(reply, taskPage({ user: actor.user, csrf: reply.generateCsrf(), detail: await reviews.detail(actor, req.params.id), note: req.query.note }));
+    return html(reply, taskPage({ user: actor.user, csrf: csrfToken(req, reply), detail: await reviews.detail(actor, req.params.id), note: req.query.note }));
   });
 
   app.post<{ Params: { id: string } }>('/tasks/:id/claim', { ...hidden, ...csrf }, async (req, reply) => {
@@ -103,7 +103,7 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
       if (!(err instanceof ReviewError) || ![400, 409, 422].includes(err.status)) throw err;
       // Stay on the task with the reason and what the reviewer typed, so nothing is lost.
       const detail = await reviews.detail(actor, req.params.id);
-      return html(reply, taskPage({ user: actor.user, csrf: reply.generateCsrf(), detail, error: { message: describeError(err).message, findings: err.findings }, labelsDraft: decision === 'correct' ? req.body.labels : undefined }), err.status);
+      return html(reply, taskPage({ user: actor.user, csrf: csrfToken(req, reply), detail, error: { message: describeError(err).message, findings: err.findings }, labelsDraft: decision === 'correct' ? req.body.labels : undefined }), err.status);
     }
   });
 }

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
+import { randomBytes } from 'node:crypto';
 import fastifyFormbody from '@fastify/formbody';
 import fastifySwagger from '@fastify/swagger';
 import type { Logger } from '../clients/logger';
@@ -35,7 +36,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 }) as unknown as FastifyInstance;
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
-  await app.register(fastifyCsrf, { sessionPlugin: '@fastify/cookie', cookieOpts: { path: '/', sameSite: 'strict', httpOnly: true, secure: deps.secureCookies ?? false } });
+  // Tokens are bound to the signed-in user (sessionSubject): a token pair taken from another session, even
+  // an anonymous /login page, does not validate with this user's cookie.
+  await app.register(fastifyCsrf, {
+    sessionPlugin: '@fastify/cookie', cookieOpts: { path: '/', sameSite: 'strict', httpOnly: true, secure: deps.secureCookies ?? false },
+    csrfOpts: { hmacKey: randomBytes(32) }, getUserInfo: (req: FastifyRequest) => csrfUser(sessionSubject(req)),
+  });
+  // Pages may not be framed, sniffed or pointed elsewhere by injected markup; media stays images.
+  app.addHook('onSend', async (req, reply) => {
+    void reply.header('X-Content-Type-Options', 'nosniff').header('Referrer-Policy', 'no-referrer').header('X-Frame-Options', 'DENY');
+    if (!req.url.startsWith('/api/')) {
+      void reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' data: http: https:; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'");
+    }
+  });
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'qcflow review API', version: '1', description: 'Review tasks, decisions, project members and QC precision. Every route needs `Authorization: Bearer <token>` (`qcflow token issue`).' },
@@ -75,6 +88,31 @@ export function bearerActor(deps: ServerDeps, req: FastifyRequest): Actor {
   const m = header && /^Bearer\s+(\S+)$/i.exec(header);
   if (!m) throw new AuthError('missing `Authorization: Bearer <token>`; get one with: qcflow token issue --user <you> --role reviewer');
   return deps.verify(m[1]!);
+}
+
+/**
+ * Who the session cookie names, or '' without one: what CSRF tokens are bound to. Read without verifying
+ * the signature or expiry — a forged cookie gains nothing here (every page still verifies it), and an
+ * expired session must still reach the page that says so rather than a bare CSRF refusal.
+ */
+export function sessionSubject(req: FastifyRequest): string {
+  const token = req.cookies[SESSION_COOKIE];
+  const payload = token?.split('.')[1];
+  if (!payload) return '';
+  try {
+    const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    return typeof sub === 'string' ? sub : '';
+  } catch {
+    return '';
+  }
+}
+
+/** What a CSRF token is bound to; never empty (the token library binds nothing to an empty string). */
+const csrfUser = (subject: string): string => (subject ? `user:${subject}` : 'signed-out');
+
+/** A CSRF token for a page, bound to its user; `signedOut` when the response clears the session cookie. */
+export function csrfToken(req: FastifyRequest, reply: FastifyReply, signedOut = false): string {
+  return reply.generateCsrf({ userInfo: csrfUser(signedOut ? '' : sessionSubject(req)) });
 }
 
 /** The signed-in page user, or undefined (the caller redirects to sign-in). A bad cookie is cleared. */

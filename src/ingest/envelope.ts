@@ -1,5 +1,6 @@
 import Ajv2020, { type ErrorObject } from 'ajv/dist/2020';
 import { safeText, unstorable } from './storable';
+import { MEDIA_TYPES } from './keys';
 import addFormats from 'ajv-formats';
 import type { Finding } from '../qc/findings';
 import { canonicalJson, sha256Hex } from '../util/canonical-json';
@@ -55,7 +56,7 @@ export const ENVELOPE_SCHEMA = {
           {
             type: 'object', required: ['contentType', 'base64'], additionalProperties: false,
             properties: {
-              contentType: { type: 'string', pattern: '^[a-z]+/[A-Za-z0-9.+-]+$' },
+              contentType: { enum: MEDIA_TYPES },
               base64: { type: 'string', maxLength: Math.ceil((MAX_INLINE_MEDIA_BYTES * 4) / 3) + 4, pattern: '^[A-Za-z0-9+/]*={0,2}$' },
             },
           },

@@ -6,13 +6,25 @@ export const inlineMediaKey = (project: string, sampleId: string, index: number,
 
 export const releasePrefix = (project: string, version: string): string => `releases/${project}/${version}`;
 
+/**
+ * The media types a sample may carry inline: what reviewers look at or listen to. Anything a browser
+ * would run (text/html, image/svg+xml, …) is refused at ingest, so an upload can never act in a
+ * reviewer's browser.
+ */
 const EXT: Record<string, string> = {
   'image/png': '.png', 'image/jpeg': '.jpg', 'image/webp': '.webp', 'image/gif': '.gif',
   'audio/wav': '.wav', 'audio/mpeg': '.mp3', 'text/plain': '.txt', 'application/json': '.json',
 };
+export const MEDIA_TYPES = Object.keys(EXT);
 
 export function extensionFor(contentType: string): string {
   return EXT[contentType] ?? '.bin';
+}
+
+/** The type to serve an object as, from its key's extension: one of MEDIA_TYPES, else opaque bytes. */
+export function servedTypeOf(key: string): string {
+  const ext = /\.[a-z0-9]+$/i.exec(key)?.[0]?.toLowerCase();
+  return Object.entries(EXT).find(([, e]) => e === ext || (ext === '.jpeg' && e === '.jpg'))?.[0] ?? 'application/octet-stream';
 }
 
 /** Project ids appear in object keys, workflow ids and URLs. */

@@ -15,6 +15,7 @@ import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './
 import { checkCorrection, consensusAsLabels, describeFindings } from './correction';
 import { DECISIONS, type Actor, type DecisionInput, type ReviewDecisionRef, type ReviewTask } from './decisions';
 import { qcPrecision, type PrecisionReport } from './precision';
+import { servedTypeOf } from '../ingest/keys';
 
 /** A refused request: `status` is the HTTP status, `message` says what to do; `findings` name fields for 422. */
 export class ReviewError extends Error {
@@ -102,7 +103,14 @@ export class ReviewService {
       'SELECT layer, passed, score, findings, details, model_version FROM qc_results WHERE sample_id = $1 ORDER BY layer', [task.sampleId],
     );
     const keys = s.media.flatMap((m) => ('key' in m ? [m.key] : []));
-    const media = await Promise.all(keys.map(async (key) => ({ key, url: await this.d.store.client.presignedGetObject(this.d.store.bucket, key, MEDIA_URL_TTL_SECONDS) })));
+    // Served as a download of a known media type, whatever type the object was stored with: opened on its
+    // own, it is never rendered as a page (an <img> still shows it).
+    const media = await Promise.all(keys.map(async (key) => ({
+      key,
+      url: await this.d.store.client.presignedGetObject(this.d.store.bucket, key, MEDIA_URL_TTL_SECONDS, {
+        'response-content-type': servedTypeOf(key), 'response-content-disposition': 'attachment',
+      }),
+    })));
     const l2 = layers.rows.find((l) => l.layer === 2);
     const now = this.now();
     return {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseLine } from '../../src/ingest/envelope';
 import { safeText, unstorable } from '../../src/ingest/storable';
-import { mediaKeyProblem } from '../../src/ingest/keys';
+import { mediaKeyProblem, servedTypeOf } from '../../src/ingest/keys';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import { ProjectSpecError } from '../../src/qc/compliance';
 
@@ -46,4 +46,15 @@ test('a regex rule that can backtrack catastrophically is refused when the proje
   assert.throws(() => project('(a+)+$'), (e: Error) => e instanceof ProjectSpecError && /regexRules\[0\]\.pattern "\(a\+\)\+\$" nests unbounded quantifiers/.test(e.message));
   assert.throws(() => project('(x*)*y'), ProjectSpecError);
   assert.equal(project('\\b\\d{3}-\\d{2}-\\d{4}\\b').regexRules.length, 1);
+});
+
+test('inline media is limited to types reviewers view; stored objects are served as downloads of a known type', () => {
+  const html = parseLine(JSON.stringify({ externalId: 'h', payload: {}, media: [{ contentType: 'text/html', base64: 'PGgxPmhpPC9oMT4=' }] }));
+  assert.equal(html.ok, false);
+  assert.match(!html.ok ? JSON.stringify(html.findings) : '', /\/media\/0/);
+  assert.equal(parseLine(JSON.stringify({ externalId: 'p', payload: {}, media: [{ contentType: 'image/png', base64: 'iVBORw0KGgo=' }] })).ok, true);
+  assert.equal(servedTypeOf('raw/p/s/0.png'), 'image/png');
+  assert.equal(servedTypeOf('raw/p/s/photo.JPEG'), 'image/jpeg');
+  assert.equal(servedTypeOf('raw/p/s/page.html'), 'application/octet-stream');
+  assert.equal(servedTypeOf('raw/p/s/noext'), 'application/octet-stream');
 });
