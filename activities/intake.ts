@@ -2,9 +2,9 @@ import { createInterface } from 'node:readline';
 import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import { getObjectStream, putObject } from '../src/clients/minio';
-import { contentHash, parseLine, sampleId, type IngestSample } from '../src/ingest/envelope';
+import { contentHash, parseLine, sampleId, type IngestSample, type ParsedLine } from '../src/ingest/envelope';
 import { BATCH_ID, extensionFor, inlineMediaKey, mediaKeyProblem, stagingKey } from '../src/ingest/keys';
-import { safeText } from '../src/ingest/storable';
+import { decodeUtf8Line, safeText } from '../src/ingest/storable';
 import type { Finding } from '../src/qc/findings';
 import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
 import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
@@ -105,17 +105,20 @@ export function intakeActivities(deps: ActivityDeps) {
       );
       const resumeAfter = lastHeartbeat<{ committedLine: number }>()?.committedLine ?? 0;
       const stream = await getObjectStream(deps.store, input.stagingKey);
+      // Bytes, not text: each line is decoded strictly (decodeUtf8Line), so invalid UTF-8 is refused, not replaced.
+      stream.setEncoding('latin1');
       const lines = createInterface({ input: stream, crlfDelay: Infinity });
       let lineNo = 0;
       let nonEmpty = 0;
       let pending: ParsedRow[] = [];
-      for await (const raw of lines) {
+      for await (const bytes of lines) {
         lineNo++;
-        const line = raw.trim();
+        const decoded = decodeUtf8Line(bytes);
+        const line = decoded.text.trim();
         if (line === '') continue;
         nonEmpty++;
         if (lineNo <= resumeAfter) continue;
-        const parsed = parseLine(line);
+        const parsed: ParsedLine = decoded.finding ? { ok: false, externalId: undefined, findings: [decoded.finding] } : parseLine(line);
         const keyFindings: Finding[] = parsed.ok
           ? (parsed.sample.media ?? []).flatMap((m, i) => {
             if (!('key' in m)) return [];

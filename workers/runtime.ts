@@ -1,6 +1,6 @@
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { getLogger, temporalLogger, type Logger } from '../src/clients/logger';
-import type { Config } from '../src/clients/config';
+import { databaseUrlOf, type Config } from '../src/clients/config';
 import { createObjectStore, type ObjectStore } from '../src/clients/minio';
 import { createPool, type Pool } from '../src/clients/pg';
 
@@ -25,8 +25,7 @@ export interface WorkerClients {
 export async function connectWorkerClients(cfg: Config, component: string, poolSize: number): Promise<WorkerClients> {
   installRuntimeLogger(cfg);
   const log = getLogger(cfg, component);
-  if (!cfg.databaseUrl) throw new Error('DATABASE_URL is not set: start the stack with `qcflow dev` or point DATABASE_URL at Postgres');
-  const pool = createPool(cfg.databaseUrl, poolSize);
+  const pool = createPool(databaseUrlOf(cfg), poolSize);
   const connection = await NativeConnection.connect({ address: cfg.temporal.address }).catch(async (err: unknown) => {
     await pool.end().catch(() => undefined);
     throw err;

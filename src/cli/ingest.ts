@@ -53,7 +53,7 @@ export async function ingestFile(cfg: Config, client: Client, store: ObjectStore
     if (buf.length === 0) return;
     const batchId = `${digest}-${String(batches.length).padStart(5, '0')}`;
     const ref: BatchRef = { batchId, stagingKey: stagingKey(o.project, batchId) };
-    await putObject(store, ref.stagingKey, buf.join('\n') + '\n', 'application/x-ndjson');
+    await putObject(store, ref.stagingKey, Buffer.from(buf.join('\n') + '\n', 'latin1'), 'application/x-ndjson');
     await client.workflow.signalWithStart(projectIntake, {
       workflowId: workflowIds.intake(o.project),
       taskQueue: cfg.taskQueues.cpu,
@@ -64,8 +64,10 @@ export async function ingestFile(cfg: Config, client: Client, store: ObjectStore
     batches.push(ref);
     buf = [];
   };
-  for await (const line of createInterface({ input: createReadStream(o.file), crlfDelay: Infinity })) {
-    bytesDone += Buffer.byteLength(line) + 1;
+  // Lines are split as bytes (latin1: one character per byte) and staged unchanged, so stageBatch sees
+  // exactly what the file holds and can refuse invalid UTF-8 instead of finding U+FFFD in its place.
+  for await (const line of createInterface({ input: createReadStream(o.file, { encoding: 'latin1' }), crlfDelay: Infinity })) {
+    bytesDone += line.length + 1;
     if (line.trim() === '') continue;
     buf.push(line);
     if (buf.length >= o.batchSize) {

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig, embeddedDatabaseUrl, type Config } from '../clients/config';
+import { ConfigError, loadConfig, databaseUrlOf, type Config } from '../clients/config';
 import { getLogger } from '../clients/logger';
 import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
@@ -31,7 +31,7 @@ import { resolvePolicy } from '../qc/policy';
 function config(): Config {
   const cfg = loadConfig();
   // Commands reach the embedded stack by default, exactly where `qcflow dev` starts it.
-  return cfg.databaseUrl ? cfg : { ...cfg, databaseUrl: embeddedDatabaseUrl(cfg) };
+  return { ...cfg, databaseUrl: databaseUrlOf(cfg) };
 }
 
 function positiveInt(v: string): number {

@@ -187,6 +187,11 @@ export function embeddedDatabaseUrl(cfg: Config): string {
   return `postgres://qcflow:qcflow@127.0.0.1:${cfg.embeddedPostgresPort}/qcflow`;
 }
 
+/** Where a CLI command, a worker process or the review server finds Postgres: DATABASE_URL, else the embedded one (where `qcflow dev` starts it). */
+export function databaseUrlOf(cfg: Config): string {
+  return cfg.databaseUrl ?? embeddedDatabaseUrl(cfg);
+}
+
 /** The variables a child process (worker, test) needs to reach the same stack. */
 export function configToEnv(cfg: Config, databaseUrl: string): Record<string, string> {
   return {

@@ -1,4 +1,4 @@
-import type { Config } from '../clients/config';
+import { databaseUrlOf, type Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { createObjectStore } from '../clients/minio';
 import { createPool } from '../clients/pg';
@@ -14,8 +14,7 @@ export interface RunningServer {
 
 /** Starts the review server on cfg.http (port 0: any free port) with its own Postgres pool and Temporal client. */
 export async function startReviewServer(cfg: Config, log: Logger): Promise<RunningServer> {
-  if (!cfg.databaseUrl) throw new Error('DATABASE_URL is not set: start the stack with `qcflow dev` or point DATABASE_URL at Postgres');
-  const pool = createPool(cfg.databaseUrl, 8);
+  const pool = createPool(databaseUrlOf(cfg), 8);
   const temporal = await createTemporalClient(cfg).catch(async (err: unknown) => {
     await pool.end();
     throw err;

@@ -144,9 +144,17 @@ export type ParsedLine =
 /** Validates the envelope qcflow requires of every project's samples (layer 1, part one). */
 export function checkEnvelope(value: unknown): ParsedLine {
   if (!validateEnvelopeSchema(value)) {
-    const raw = value as { externalId?: unknown } | null;
+    const raw = value as { externalId?: unknown; media?: unknown } | null;
     const externalId = raw && typeof raw === 'object' && typeof raw.externalId === 'string' ? raw.externalId.slice(0, 256) : undefined;
-    return { ok: false, externalId, findings: ajvErrorsToFindings(validateEnvelopeSchema.errors) };
+    // oneOf only says "must match exactly one schema"; an oversized inline upload deserves its own words.
+    const tooBig: Finding[] = (Array.isArray(raw?.media) ? raw.media : []).flatMap((m: unknown, i: number) => {
+      const b64 = m && typeof m === 'object' ? (m as { base64?: unknown }).base64 : undefined;
+      const bytes = typeof b64 === 'string' ? Math.floor((b64.length * 3) / 4) : 0;
+      return bytes > MAX_INLINE_MEDIA_BYTES
+        ? [{ layer: 1 as const, pointer: `/media/${i}/base64`, rule: 'media.size', message: `inline media is ${(bytes / 2 ** 20).toFixed(1)} MiB, over the ${MAX_INLINE_MEDIA_BYTES / 2 ** 20} MiB limit; upload it to raw/<project>/ and send {"key": …}` }]
+        : [];
+    });
+    return { ok: false, externalId, findings: [...tooBig, ...ajvErrorsToFindings(validateEnvelopeSchema.errors)] };
   }
   const sample = value as unknown as IngestSample;
   const findings: Finding[] = [];

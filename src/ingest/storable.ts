@@ -40,3 +40,18 @@ export function unstorable(value: unknown, maxDepth = MAX_DEPTH): Finding | unde
 export function safeText(s: string): string {
   return s.replace(/\u0000/g, '\ufffd').replace(new RegExp(LONE_SURROGATE.source, 'g'), '\ufffd');
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * One staged line read as bytes (a latin1 string, one character per byte) decoded as UTF-8; invalid
+ * UTF-8 is a finding rather than silently becoming U+FFFD, which would store different text than was sent.
+ */
+export function decodeUtf8Line(bytes: string): { text: string; finding?: Finding } {
+  const buf = Buffer.from(bytes, 'latin1');
+  try {
+    return { text: utf8.decode(buf) };
+  } catch {
+    return { text: safeText(buf.toString('utf8')), finding: { layer: 1, pointer: '', rule: 'utf8.invalid', message: 'the line is not valid UTF-8; re-encode it upstream' } };
+  }
+}

@@ -44,14 +44,17 @@ test('poison lines become rejections with their line numbers; the rest of the ba
       expected.set(lines.length, b.rule);
     }
   }
+  // And one line of invalid UTF-8 (a lone 0xFF byte), which used to be stored with U+FFFD in its place.
+  const invalidUtf8 = Buffer.concat([Buffer.from('{"externalId":"p-utf8","payload":{"text":"a'), Buffer.from([0xff]), Buffer.from('","lang":"en"}}')]);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-poison-'));
-  writeFileSync(path.join(dir, 'in.jsonl'), lines.join('\n') + '\n');
+  writeFileSync(path.join(dir, 'in.jsonl'), Buffer.concat([Buffer.from(lines.join('\n') + '\n'), invalidUtf8, Buffer.from('\n')]));
+  expected.set(lines.length + 1, 'utf8.invalid');
   const r = await ingestFile(h.cfg, h.client, h.store, { project, file: path.join(dir, 'in.jsonl'), batchSize: 1000, wait: true });
   assert.deepEqual(r.failedBatches, []);
   assert.equal(r.counts.staged, 200, JSON.stringify(r.counts));
-  assert.equal(r.counts.malformed, 7);
+  assert.equal(r.counts.malformed, 8);
   // Every good line reached a decision (rejected counts the malformed lines too).
-  assert.equal(r.counts.accepted + r.counts.review + r.counts.resample + r.counts.rejected, 207);
+  assert.equal(r.counts.accepted + r.counts.review + r.counts.resample + r.counts.rejected, 208);
   assert.equal(r.counts.accepted, 200, JSON.stringify(r.counts));
 
   const rej = await h.pool.query<{ line_no: number; external_id: string | null; findings: Array<{ rule: string; message: string }> }>(

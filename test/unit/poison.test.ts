@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseLine } from '../../src/ingest/envelope';
-import { safeText, unstorable } from '../../src/ingest/storable';
+import { decodeUtf8Line, safeText, unstorable } from '../../src/ingest/storable';
 import { mediaKeyProblem, servedTypeOf } from '../../src/ingest/keys';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import { ProjectSpecError } from '../../src/qc/compliance';
@@ -57,4 +57,14 @@ test('inline media is limited to types reviewers view; stored objects are served
   assert.equal(servedTypeOf('raw/p/s/photo.JPEG'), 'image/jpeg');
   assert.equal(servedTypeOf('raw/p/s/page.html'), 'application/octet-stream');
   assert.equal(servedTypeOf('raw/p/s/noext'), 'application/octet-stream');
+});
+
+test('invalid UTF-8 is refused, not replaced; an oversized inline upload says the limit', () => {
+  const bad = decodeUtf8Line(Buffer.from([0x7b, 0x22, 0x61, 0xff, 0x22, 0x7d]).toString('latin1'));
+  assert.equal(bad.finding?.rule, 'utf8.invalid');
+  assert.equal(bad.text, '{"a\ufffd"}');
+  assert.deepEqual(decodeUtf8Line(Buffer.from('{"text":"ça va 😀"}', 'utf8').toString('latin1')), { text: '{"text":"ça va 😀"}' });
+  const big = parseLine(JSON.stringify({ externalId: 'b', payload: {}, media: [{ contentType: 'image/png', base64: 'A'.repeat(6 * 2 ** 20) }] }));
+  assert.equal(!big.ok && big.findings[0]!.rule, 'media.size');
+  assert.match(!big.ok ? big.findings[0]!.message : '', /inline media is 4\.5 MiB, over the 4 MiB limit/);
 });
