@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 
@@ -182,9 +183,29 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
-/** The embedded Postgres URL used when DATABASE_URL is not set. */
+/** Where an embedded cluster's generated logins are kept (0600); see startPostgres. */
+export const postgresCredentialsFile = (stateDir: string): string => path.join(stateDir, 'postgres-credentials.json');
+
+export interface PostgresCredentials {
+  /** The cluster's superuser, for creating the database and role only. */
+  admin: { user: string; password: string };
+  /** What qcflow connects as: owns the qcflow database, no superuser rights. */
+  app: { user: string; password: string };
+}
+
+/**
+ * The embedded Postgres URL used when DATABASE_URL is not set: the application role with its generated
+ * password, or, for a cluster created before logins were generated (trust auth), the old fixed one.
+ */
 export function embeddedDatabaseUrl(cfg: Config): string {
-  return `postgres://qcflow:qcflow@127.0.0.1:${cfg.embeddedPostgresPort}/qcflow`;
+  let creds: PostgresCredentials | undefined;
+  try {
+    creds = JSON.parse(readFileSync(postgresCredentialsFile(cfg.stateDir), 'utf8')) as PostgresCredentials;
+  } catch {
+    creds = undefined;
+  }
+  const login = creds ? `${encodeURIComponent(creds.app.user)}:${encodeURIComponent(creds.app.password)}` : 'qcflow:qcflow';
+  return `postgres://${login}@127.0.0.1:${cfg.embeddedPostgresPort}/qcflow`;
 }
 
 /** Where a CLI command, a worker process or the review server finds Postgres: DATABASE_URL, else the embedded one (where `qcflow dev` starts it). */

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection } from '@temporalio/client';
 import type { Logger } from '../clients/logger';
+import { postgresCredentialsFile, type PostgresCredentials } from '../clients/config';
 import { findPostgresBinDir, ensureProgram, MissingToolError } from './binaries';
 import { startProcess, waitFor, type ManagedProcess } from './process';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
@@ -159,26 +160,53 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
     chownSync(dataDir, owner.uid, owner.gid);
     chownSync(sockDir, owner.uid, owner.gid);
   }
+  const credsFile = postgresCredentialsFile(o.stateDir);
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    // A new cluster gets password (scram) logins, kept 0600 in the state dir: trust auth on 127.0.0.1 let
+    // any local user connect as the superuser and run COPY … TO PROGRAM as the postgres OS user.
+    const creds: PostgresCredentials = {
+      admin: { user: 'qcflow', password: randomBytes(24).toString('base64url') },
+      app: { user: 'qcflow_app', password: randomBytes(24).toString('base64url') },
+    };
+    writeFileSync(credsFile, JSON.stringify(creds), { mode: 0o600 });
+    const pwfile = path.join(path.dirname(dataDir), `.${path.basename(dataDir)}-pw-${process.pid}`);
+    writeFileSync(pwfile, creds.admin.password, { mode: 0o600 });
+    if (owner) chownSync(pwfile, owner.uid, owner.gid);
     log.info({ dataDir, binDir }, 'initialising embedded PostgreSQL cluster');
-    const r = spawnSync(path.join(binDir, 'initdb'), ['-D', dataDir, '-U', 'qcflow', '--auth=trust', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...spawnAs });
-    if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout}`);
-    writeFileSync(path.join(o.logDir, 'postgres-initdb.log'), r.stdout);
+    try {
+      const r = spawnSync(path.join(binDir, 'initdb'), ['-D', dataDir, '-U', 'qcflow', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...spawnAs });
+      if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout}`);
+      writeFileSync(path.join(o.logDir, 'postgres-initdb.log'), r.stdout);
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
   }
+  const creds = existsSync(credsFile) ? JSON.parse(readFileSync(credsFile, 'utf8')) as PostgresCredentials : undefined;
   const args = ['-D', dataDir, '-p', String(o.port), '-k', sockDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
   if (o.fast) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   log.info({ port: o.port, dataDir }, 'starting embedded PostgreSQL');
   const proc = startProcess('postgres', path.join(binDir, 'postgres'), args, o.logDir, spawnAs);
   track(proc);
-  const adminUrl = `postgres://qcflow@127.0.0.1:${o.port}/postgres`;
+  const login = (c: { user: string; password: string } | undefined): string => (c ? `${encodeURIComponent(c.user)}:${encodeURIComponent(c.password)}` : 'qcflow');
+  const adminUrl = `postgres://${login(creds?.admin)}@127.0.0.1:${o.port}/postgres`;
   await waitFor('PostgreSQL', () => postgresReachable(adminUrl), { timeoutMs, proc, log });
   const admin = new PgClient({ connectionString: adminUrl });
   await admin.connect();
   try {
     const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'qcflow'");
     if (!rowCount) await admin.query('CREATE DATABASE qcflow');
+    if (creds) {
+      // The application role owns its database (so migrations can create tables) and nothing more;
+      // pg_checkpoint lets benchmarks settle the database between rounds.
+      const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [creds.app.user]);
+      if (!role.rowCount) {
+        await admin.query(`CREATE ROLE ${creds.app.user} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${creds.app.password}'`);
+        await admin.query(`ALTER DATABASE qcflow OWNER TO ${creds.app.user}`);
+        await admin.query(`GRANT pg_checkpoint TO ${creds.app.user}`);
+      }
+    }
   } finally {
     await admin.end();
   }
-  return { proc, url: `postgres://qcflow@127.0.0.1:${o.port}/qcflow`, dataDir };
+  return { proc, url: `postgres://${login(creds?.app)}@127.0.0.1:${o.port}/qcflow`, dataDir };
 }

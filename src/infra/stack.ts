@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { embeddedDatabaseUrl, type Config } from '../clients/config';
@@ -46,6 +46,9 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
       minio: { ...base.minio, endPoint: '127.0.0.1', port: await freePort(), consolePort: await freePort() },
     };
   }
+  // A new state dir is private (0700): it holds the database logins, the JWT secret, MinIO's objects and
+  // the Temporal history. As root the Postgres cluster then lives outside it (see postgresDataDir).
+  if (!existsSync(cfg.stateDir)) mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
   const logDir = path.join(cfg.stateDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const stopAll = async (): Promise<void> => {
