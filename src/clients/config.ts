@@ -60,8 +60,8 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'MINIO_PORT', default: '9000', description: 'MinIO S3 port.' },
   { env: 'MINIO_CONSOLE_PORT', default: '9001', description: 'MinIO console port (embedded server only).' },
   { env: 'MINIO_USE_SSL', default: 'false', description: 'Use TLS to reach MinIO.' },
-  { env: 'MINIO_ACCESS_KEY', default: 'qcflow', description: 'MinIO access key (root user of the embedded server).' },
-  { env: 'MINIO_SECRET_KEY', default: 'qcflow-secret', description: 'MinIO secret key (at least 8 characters).' },
+  { env: 'MINIO_ACCESS_KEY', default: '(generated)', description: 'MinIO access key (root user of the embedded server). Unset: the key generated for a new data dir, kept in `<state dir>/minio-credentials.json` (`qcflow` for a data dir from before).' },
+  { env: 'MINIO_SECRET_KEY', default: '(generated)', description: 'MinIO secret key (at least 8 characters). Unset: generated with the access key (`qcflow-secret` for a data dir from before).' },
   { env: 'MINIO_BUCKET', default: 'qcflow', description: 'Bucket holding raw/, staging/, releases/, models/, golden/.' },
   { env: 'QCFLOW_QUEUE_CPU', default: 'qc-cpu', description: 'Task queue of the CPU worker (layers 1,2,4,5, storage, release).' },
   { env: 'QCFLOW_QUEUE_INFERENCE', default: 'qc-inference', description: 'Task queue of the inference worker (layer 3).' },
@@ -128,7 +128,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!(LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`QCFLOW_LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LEVELS.join(', ')}`);
   }
-  const secretKey = str(env, 'MINIO_SECRET_KEY', 'qcflow-secret');
+  const stateDir = path.resolve(str(env, 'QCFLOW_STATE_DIR', '.qcflow'));
+  // Keys the embedded MinIO was created with (see minioCredentialsFile), unless the environment names some.
+  const generated = env.MINIO_ACCESS_KEY || env.MINIO_SECRET_KEY ? undefined : readMinioCredentials(stateDir);
+  const secretKey = str(env, 'MINIO_SECRET_KEY', generated?.secretKey ?? 'qcflow-secret');
   if (secretKey.length < 8) throw new ConfigError('MINIO_SECRET_KEY must be at least 8 characters (MinIO refuses shorter ones)');
   const address = str(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233');
   if (!/^[^:\s]+:\d+$/.test(address)) throw new ConfigError(`TEMPORAL_ADDRESS=${JSON.stringify(address)} must be host:port`);
@@ -137,7 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
   const bucket = str(env, 'MINIO_BUCKET', 'qcflow');
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError(`MINIO_BUCKET=${JSON.stringify(bucket)} is not a valid S3 bucket name`);
   return {
-    stateDir: path.resolve(str(env, 'QCFLOW_STATE_DIR', '.qcflow')),
+    stateDir,
     binCacheDir: path.resolve(str(env, 'QCFLOW_BIN_CACHE', path.join(os.homedir(), '.cache', 'qcflow', 'bin'))),
     startTimeoutMs: int(env, 'QCFLOW_START_TIMEOUT_S', 300, 1, 86_400) * 1000,
     logLevel: logLevel as Config['logLevel'],
@@ -153,7 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
       port: int(env, 'MINIO_PORT', 9000, 1, 65535),
       consolePort: int(env, 'MINIO_CONSOLE_PORT', 9001, 1, 65535),
       useSSL: bool(env, 'MINIO_USE_SSL', false),
-      accessKey: str(env, 'MINIO_ACCESS_KEY', 'qcflow'),
+      accessKey: str(env, 'MINIO_ACCESS_KEY', generated?.accessKey ?? 'qcflow'),
       secretKey,
       bucket,
     },
@@ -181,6 +184,21 @@ export function loadConfig(env: Env = process.env): Config {
       token: env.QCFLOW_TOKEN || undefined,
     },
   };
+}
+
+/**
+ * Root keys generated for an embedded MinIO created by this version (0600): the fixed defaults let any
+ * local user read every project's data. A data dir created with the defaults keeps them (MinIO's stored
+ * configuration is encrypted with its root keys).
+ */
+export const minioCredentialsFile = (stateDir: string): string => path.join(stateDir, 'minio-credentials.json');
+
+function readMinioCredentials(stateDir: string): { accessKey: string; secretKey: string } | undefined {
+  try {
+    return JSON.parse(readFileSync(minioCredentialsFile(stateDir), 'utf8')) as { accessKey: string; secretKey: string };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where an embedded cluster's generated logins are kept (0600); see startPostgres. */

@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { embeddedDatabaseUrl, type Config } from '../clients/config';
+import { embeddedDatabaseUrl, minioCredentialsFile, type Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { createPool } from '../clients/pg';
 import { migrate } from '../clients/migrate';
@@ -98,6 +99,12 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
       }));
     }
     if (need.minio) {
+      // A new data dir gets its own root keys unless the environment names some (see minioCredentialsFile).
+      if (!existsSync(path.join(cfg.stateDir, 'minio')) && !process.env.MINIO_ACCESS_KEY && !process.env.MINIO_SECRET_KEY) {
+        const keys = { accessKey: `qcflow-${randomBytes(4).toString('hex')}`, secretKey: randomBytes(24).toString('base64url') };
+        writeFileSync(minioCredentialsFile(cfg.stateDir), JSON.stringify(keys), { mode: 0o600 });
+        cfg = { ...cfg, minio: { ...cfg.minio, ...keys } };
+      }
       starts.push(startMinio({
         host: cfg.minio.endPoint, port: cfg.minio.port, consolePort: cfg.minio.consolePort,
         dataDir: path.join(cfg.stateDir, 'minio'), accessKey: cfg.minio.accessKey, secretKey: cfg.minio.secretKey,

@@ -27,22 +27,3 @@ test('a connection Postgres drops mid-transaction fails that work only: the proc
     await h.close();
   }
 });
-
-test('the embedded Postgres takes passwords only, and qcflow connects as an owner without superuser rights', async () => {
-  const h = await harness({ worker: false });
-  try {
-    const who = await h.pool.query<{ rolsuper: boolean; owner: string }>(
-      `SELECT r.rolsuper, pg_get_userbyid(d.datdba) AS owner FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`);
-    assert.deepEqual(who.rows[0], { rolsuper: false, owner: 'qcflow_app' });
-    await assert.rejects(h.pool.query(`COPY (SELECT 1) TO PROGRAM 'true'`), /permission denied|must be superuser|pg_execute_server_program/);
-    // Without the password (what trust auth used to accept from any local user): refused.
-    const url = new URL(h.cfg.databaseUrl!);
-    for (const user of ['qcflow', 'qcflow_app']) {
-      const anon = createPool(`postgres://${user}@${url.host}/qcflow`, 1);
-      await assert.rejects(anon.query('SELECT 1'), /password/);
-      await anon.end();
-    }
-  } finally {
-    await h.close();
-  }
-});

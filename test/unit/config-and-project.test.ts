@@ -1,5 +1,6 @@
 import { test } from 'node:test';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig, SETTINGS } from '../../src/clients/config';
@@ -90,4 +91,12 @@ test('README\'s Configuration table lists every setting', () => {
   const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
   const missing = SETTINGS.filter((s) => !readme.includes(`| \`${s.env}\` |`)).map((s) => s.env);
   assert.deepEqual(missing, []);
+});
+
+test('MinIO keys come from the environment, else from the state dir\'s generated ones, else the old defaults', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-cfg-'));
+  assert.equal(loadConfig({ QCFLOW_STATE_DIR: dir }).minio.accessKey, 'qcflow');
+  writeFileSync(path.join(dir, 'minio-credentials.json'), JSON.stringify({ accessKey: 'qcflow-1234', secretKey: 'generated-secret-xyz' }));
+  assert.deepEqual([loadConfig({ QCFLOW_STATE_DIR: dir }).minio.accessKey, loadConfig({ QCFLOW_STATE_DIR: dir }).minio.secretKey], ['qcflow-1234', 'generated-secret-xyz']);
+  assert.equal(loadConfig({ QCFLOW_STATE_DIR: dir, MINIO_ACCESS_KEY: 'mine', MINIO_SECRET_KEY: 'mine-secret' }).minio.accessKey, 'mine');
 });
