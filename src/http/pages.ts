@@ -33,7 +33,7 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
 
   app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: csrfToken(req, reply), next: safeNext(req.query.next) })));
 
-  app.post<{ Body: Form }>('/login', { ...hidden, ...csrf }, async (req, reply) => {
+  app.post<{ Body: Form }>('/login', { ...hidden, ...csrf, config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
     const token = (req.body.token ?? '').trim();
     try {
       deps.verify(token);

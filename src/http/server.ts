@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyRateLimit from '@fastify/rate-limit';
 import { randomBytes } from 'node:crypto';
 import fastifyFormbody from '@fastify/formbody';
 import fastifySwagger from '@fastify/swagger';
@@ -36,6 +37,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 }) as unknown as FastifyInstance;
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
+  // Per client (its bearer token, else its address): a script cannot hammer decisions or guess tokens.
+  // Sign-in is limited harder (pages.ts), since each attempt is a token guess.
+  await app.register(fastifyRateLimit, {
+    max: 600, timeWindow: '1 minute',
+    keyGenerator: (req) => req.headers.authorization ?? req.ip,
+    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, message: `too many requests: at most ${ctx.max} per ${ctx.after}; retry in ${Math.ceil(ctx.ttl / 1000)} s` }),
+  });
   // Tokens are bound to the signed-in user (sessionSubject): a token pair taken from another session, even
   // an anonymous /login page, does not validate with this user's cookie.
   await app.register(fastifyCsrf, {

@@ -54,3 +54,17 @@ test('CSRF tokens are bound to the signed-in user, and pages carry framing and s
   assert.equal(queue.res.status, 200);
   assert.equal((await b.post('/logout', { _csrf: queue.csrf })).status, 303);
 });
+
+test('sign-in attempts are rate-limited per client: token guessing stops at 20 a minute', async () => {
+  const b = browser(h.server!.url);
+  const { csrf } = await b.get('/login');
+  const statuses: number[] = [];
+  for (let i = 0; i < 25; i++) statuses.push((await b.post('/login', { _csrf: csrf, token: `guess-${i}`, next: '/queue' })).status);
+  // The window also counts the sign-in of the test above (same client address).
+  const first = statuses.indexOf(429);
+  assert.ok(first >= 18 && first <= 20, statuses.join(','));
+  assert.deepEqual([...new Set(statuses.slice(0, first))], [401], 'wrong tokens are refused as such');
+  assert.deepEqual([...new Set(statuses.slice(first))], [429]);
+  const res = await b.post('/login', { _csrf: csrf, token: 'x', next: '/queue' });
+  assert.match(await res.text(), /too many requests: at most 20 per 1 minute; retry in \d+ s/);
+});
