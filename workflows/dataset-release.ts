@@ -1,5 +1,5 @@
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import { releaseInputProblem } from './inputs';
+import { ApplicationFailure, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { CHECK_INPUTS, releaseInputProblem } from './inputs';
 import type { Activities } from '../activities';
 import type { DatasetReleaseInput, ReleaseSummary } from './definitions';
 import { CPU_ACTIVITY_OPTIONS } from './activity-options';
@@ -13,7 +13,8 @@ const act = proxyActivities<Activities>(CPU_ACTIVITY_OPTIONS);
  * exactly once however often any step is retried.
  */
 export async function datasetRelease(input: DatasetReleaseInput): Promise<ReleaseSummary> {
-  const bad = releaseInputProblem(input);
+  // patched: releases started before inputs were checked replay as they ran.
+  const bad = patched(CHECK_INPUTS) ? releaseInputProblem(input) : undefined;
   if (bad) throw ApplicationFailure.nonRetryable(bad, 'BadInput');
   upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: 'snapshot' }]);
   const snap = await act.snapshotRelease(input);

@@ -8,6 +8,9 @@ import { BATCH_ID, PROJECT_ID, RELEASE_VERSION } from '../src/ingest/keys';
  */
 type Problem = string | undefined;
 
+/** The patch id behind which workflows check their inputs (histories from before replay without it). */
+export const CHECK_INPUTS = 'check-inputs';
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function projectProblem(v: unknown, field = 'project'): Problem {

@@ -7,9 +7,12 @@ import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 
 /**
- * Histories recorded from real runs of earlier workflow code (test/fixtures/histories: projectIntake with
- * an inline submission, its qcBatch, a datasetRelease; recorded at 5feb940, before the workflows checked
- * their inputs) must replay on today's workflows: a change that alters history needs patched().
+ * Histories recorded from real runs of earlier workflow code (test/fixtures/histories, recorded at 5feb940,
+ * before the workflows checked their inputs) must replay on today's workflows: a change that alters
+ * history needs patched(). Besides ordinary runs (an intake with an inline submission, its qcBatch, a
+ * release) they include inputs today's code refuses — a submitBatch with a staging key outside the
+ * project, which the old intake queued and started a batch for, and a release version "v 3", whose snapshot
+ * the old release scheduled — so the `check-inputs` patch is what makes them replay (without it they fail).
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
 const history = (file: string) => temporal.api.history.v1.History.decode(readFileSync(path.join(DIR, file)));
