@@ -1,9 +1,8 @@
-import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
-import { ANNOTATIONS_OF_S } from '../src/store/samples';
+import { ANNOTATIONS_OF_S, passedSampleAnnotations } from '../src/store/samples';
+import { writeLayer2Results } from '../src/store/qc-results';
 import { getObjectBufferIfExists } from '../src/clients/minio';
 import { agreementOf, checkConsistency, mergeTallies, objectAccuracies, type AnnotatorLabels } from '../src/qc/consistency';
-import type { Finding } from '../src/qc/findings';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
 import { PolicyError, resolvePolicy, type QcPolicy } from '../src/qc/policy';
 import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc/stats/agreement';
@@ -53,35 +52,12 @@ export function consistencyActivities(deps: ActivityDeps) {
    * EM over its attribute votes) and object accuracies (agreement of their boxes and spans).
    */
   async function batchEvidence(input: BatchKey, ontology: ProjectDefinition['ontology'], layer2: QcPolicy['layer2']): Promise<{ votes: Array<Array<{ annotator: string; value: string }>>; attributeWeights: Record<string, number>; objectWeights: Record<string, number> }> {
-    const { rows } = await deps.pool.query<{ annotations: AnnotatorLabels[]; payload: Record<string, unknown> }>(
-      `SELECT ${ANNOTATIONS_OF_S} AS annotations, s.payload
-       FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 AND q.passed
-       WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
-      [input.project, input.batchId],
-    );
+    const rows = await passedSampleAnnotations(deps.pool, input.project, input.batchId);
     return {
       votes: rows.map((r) => classVotes(r.annotations)),
       attributeWeights: oneCoinAccuracies(rows.flatMap((r) => attributeItems(r.annotations, ontology.attributes ?? {}))),
       objectWeights: objectAccuracies(rows, ontology, layer2),
     };
-  }
-
-  async function writePage(c: PoolClient, results: Array<{ id: string; layer1: Finding[]; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
-    await c.query(
-      `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details)
-       SELECT id, 2, passed, score, findings, details FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
-       ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-      [results.map((r) => r.id), results.map((r) => r.passed), results.map((r) => r.score), results.map((r) => JSON.stringify(r.findings)), results.map((r) => JSON.stringify(r.details))],
-    );
-    for (const r of results) {
-      if (r.layer1.length > 0) {
-        // Plugins that join layer 1 fail the sample there; the layer-1 row keeps both its own and their findings.
-        await c.query(
-          `UPDATE qc_results SET passed = false, findings = findings || $2::jsonb WHERE sample_id = $1 AND layer = 1 AND NOT findings @> $2::jsonb`,
-          [r.id, JSON.stringify(r.layer1)],
-        );
-      }
-    }
   }
 
   return {
@@ -148,7 +124,7 @@ export function consistencyActivities(deps: ActivityDeps) {
             },
           };
         });
-        await withTransaction(deps.pool, (c) => writePage(c, results));
+        await withTransaction(deps.pool, (c) => writeLayer2Results(c, results));
         done += rows.length;
         heartbeat({ checked: done });
       }

@@ -1,6 +1,6 @@
 import { withTransaction } from '../src/clients/pg';
-import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type BatchSampleQuality, type Breach, type SubjectSummary } from '../src/qc/decay';
-import { insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
+import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type Breach, type SubjectSummary } from '../src/qc/decay';
+import { batchSampleQuality, insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
 import { policyOf } from './consistency';
 import { type ActivityDeps, type BatchKey, heartbeat, requireProject } from './deps';
 
@@ -24,19 +24,7 @@ export function decayActivities(deps: ActivityDeps) {
      */
     async trackQualityDecay(input: BatchKey): Promise<DecaySummary> {
       const policy = policyOf(await requireProject(deps, input.project)).layer4;
-      const { rows } = await deps.pool.query<{ id: string; l1: boolean; l2: number | null; l3: number | null; annotations: Array<{ annotator: string; durationMs: number | null; submittedAt: string | null }> }>(
-        `SELECT s.id, q1.passed AS l1, q2.score AS l2, q3.score AS l3,
-                COALESCE((SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'durationMs', a.duration_ms, 'submittedAt', a.submitted_at)) FROM annotations a WHERE a.sample_id = s.id), '[]') AS annotations
-         FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
-         LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
-         LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
-         WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
-        [input.project, input.batchId],
-      );
-      const samples: BatchSampleQuality[] = rows.map((r) => ({
-        id: r.id, l1Passed: r.l1, l2Score: r.l2, l3Score: r.l3,
-        annotations: r.annotations.map((a) => ({ annotator: a.annotator, durationMs: a.durationMs ?? undefined, submittedAt: a.submittedAt ? new Date(a.submittedAt) : undefined })),
-      }));
+      const samples = await batchSampleQuality(deps.pool, input.project, input.batchId);
       const agreement = await deps.pool.query<{ annotator: string; compared: number; agreed: number }>(
         'SELECT annotator, compared, agreed FROM annotator_agreement WHERE project_id = $1 AND batch_id = $2', [input.project, input.batchId],
       );

@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline';
-import type { PoolClient } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import { getObjectStream, putObject } from '../src/clients/minio';
-import { contentHash, parseLine, sampleId, type IngestSample, type ParsedLine } from '../src/ingest/envelope';
+import { contentHash, parseLine, sampleId, type Annotation, type IngestSample, type ParsedLine } from '../src/ingest/envelope';
+import { insertAnnotations, insertRejection, insertSampleRevision } from '../src/store/samples';
 import { BATCH_ID, extensionFor, inlineMediaKey, mediaKeyProblem, stagingKey } from '../src/ingest/keys';
 import { decodeUtf8Line, safeText } from '../src/ingest/storable';
 import type { Finding } from '../src/qc/findings';
@@ -32,55 +32,22 @@ export function intakeActivities(deps: ActivityDeps) {
     return { ...sample, media };
   }
 
-  /** Inserts one sample (a new revision when its externalId has others) and returns it when it is new. */
-  async function insertSample(c: PoolClient, project: string, batchId: string, lineNo: number, s: IngestSample): Promise<{ id: string; sample: IngestSample } | undefined> {
-    // The id hashes the inline content so re-sending the same bytes maps to the same row before media is moved.
-    const hash = contentHash(s);
-    const id = sampleId(project, s.externalId, hash);
-    const stored = await externalizeMedia(project, s, id);
-    const inserted = await c.query<{ revision: number }>(
-      `INSERT INTO samples (id, project_id, external_id, revision, content_hash, payload, media, batch_id, line_no)
-       SELECT $1, $2, $3, COALESCE(max(revision), 0) + 1, $4, $5, $6, $7, $8 FROM samples WHERE project_id = $2 AND external_id = $3
-       ON CONFLICT (project_id, external_id, content_hash) DO NOTHING RETURNING revision`,
-      [id, project, s.externalId, hash, JSON.stringify(s.payload), JSON.stringify(stored.media ?? []), batchId, lineNo],
-    );
-    if (inserted.rowCount === 0) return undefined;
-    // A first revision has no earlier one to retire.
-    if (inserted.rows[0]!.revision > 1) {
-      await c.query('UPDATE samples SET is_latest = false WHERE project_id = $1 AND external_id = $2 AND id <> $3 AND is_latest', [project, s.externalId, id]);
-    }
-    return { id, sample: s };
-  }
-
-  /** Every new sample's annotations of a chunk in one statement (a round trip per annotation dominated staging). */
-  async function insertAnnotations(c: PoolClient, fresh: Array<{ id: string; sample: IngestSample }>): Promise<void> {
-    const rows = fresh.flatMap(({ id, sample }) => (sample.annotations ?? []).map((a, i) => ({ id, i, a })));
-    if (rows.length === 0) return;
-    await c.query(
-      `INSERT INTO annotations (sample_id, ordinal, annotator, labels, submitted_at, duration_ms)
-       SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::int[])
-       ON CONFLICT (sample_id, ordinal) DO NOTHING`,
-      [rows.map((r) => r.id), rows.map((r) => r.i), rows.map((r) => r.a.annotator), rows.map((r) => JSON.stringify(r.a.labels)),
-        rows.map((r) => r.a.submittedAt ?? null), rows.map((r) => r.a.durationMs ?? null)],
-    );
-  }
-
   async function writeChunk(project: string, batchId: string, rows: ParsedRow[]): Promise<void> {
     await withTransaction(deps.pool, async (c) => {
-      const fresh: Array<{ id: string; sample: IngestSample }> = [];
+      const annotations: Array<{ sampleId: string; ordinal: number; annotation: Annotation }> = [];
       for (const r of rows) {
-        if (r.kind === 'sample') {
-          const added = await insertSample(c, project, batchId, r.lineNo, r.sample);
-          if (added) fresh.push(added);
-        } else {
-          await c.query(
-            `INSERT INTO ingest_rejections (project_id, batch_id, line_no, external_id, excerpt, findings) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (project_id, batch_id, line_no) DO NOTHING`,
-            [project, batchId, r.lineNo, r.externalId ?? null, r.excerpt, JSON.stringify(r.findings)],
-          );
+        if (r.kind === 'rejected') {
+          await insertRejection(c, { project, batchId, lineNo: r.lineNo, externalId: r.externalId, excerpt: r.excerpt, findings: r.findings });
+          continue;
         }
+        // The id hashes the inline content so re-sending the same bytes maps to the same row before media is moved.
+        const hash = contentHash(r.sample);
+        const id = sampleId(project, r.sample.externalId, hash);
+        const stored = await externalizeMedia(project, r.sample, id);
+        const isNew = await insertSampleRevision(c, { id, project, externalId: r.sample.externalId, contentHash: hash, payload: r.sample.payload, media: stored.media ?? [], batchId, lineNo: r.lineNo });
+        if (isNew) (r.sample.annotations ?? []).forEach((annotation, ordinal) => annotations.push({ sampleId: id, ordinal, annotation }));
       }
-      await insertAnnotations(c, fresh);
+      await insertAnnotations(c, annotations);
     });
   }
 

@@ -6,6 +6,7 @@ import { batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, 
 import { combineRisks, withModel, type SampleRisk } from '../src/qc/risk';
 import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
+import { batchRiskRows, undecidedPage, writeDispositions, writeLayer1Results } from '../src/store/qc-results';
 import { policyOf } from './consistency';
 import type { IngestSample, MediaRef, Annotation } from '../src/ingest/envelope';
 import type { BatchCounts } from '../workflows/definitions';
@@ -29,27 +30,16 @@ export function qcActivities(deps: ActivityDeps) {
     return keys.filter((_, i) => !exists[i]);
   }
 
-  /**
-   * Every layer-1-passed sample's probability of being wrong (layer 2's, with the layer-3 model folded in),
-   * whatever its status, so a retried activity computes the same batch threshold; and that threshold.
-   */
+  /** Every layer-1-passed sample's probability of being wrong (layer 2's, the layer-3 model folded in), and the batch's thresholds. */
   async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<{ risks: Map<string, SampleRisk>; threshold: RiskThresholds }> {
-    const { rows } = await deps.pool.query<{ id: string; risk: SampleRisk | null; model_p: number | null; eligible: boolean }>(
-      `SELECT s.id, q2.details->'risk' AS risk, q3.score AS model_p,
-              COALESCE(jsonb_array_length(q2.details->'blocking'), 0) = 0 AND NOT COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS eligible
-       FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
-       LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
-       LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
-       WHERE s.project_id = $1 AND s.batch_id = $2`,
-      [input.project, input.batchId],
-    );
+    const rows = await batchRiskRows(deps.pool, input.project, input.batchId);
     const risks = new Map<string, SampleRisk>();
     const candidates: SampleRisk[] = [];
     for (const r of rows) {
       if (!r.risk) continue;
       // Recombined from the fields, so a row written before the risk groups existed reads the same way.
       const stored = combineRisks(r.risk.fields, r.risk.classPosterior);
-      const risk = r.model_p === null ? stored : withModel(stored, r.model_p, classCount, policy.fusion.risk.modelWeight);
+      const risk = r.modelP === null ? stored : withModel(stored, r.modelP, classCount, policy.fusion.risk.modelWeight);
       risks.set(r.id, risk);
       if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push(risk);
     }
@@ -80,16 +70,7 @@ export function qcActivities(deps: ActivityDeps) {
           const sample: IngestSample = { externalId: r.external_id, payload: r.payload, media: r.media, annotations: r.annotations };
           return { id: r.id, ...checkCompliance(sample, compiled, await missingMediaKeys(r.media)) };
         }));
-        // One statement each for the page's results and statuses: a round trip per sample dominated layer 1.
-        await withTransaction(deps.pool, async (c) => {
-          await c.query(
-            `INSERT INTO qc_results (sample_id, layer, passed, score, findings)
-             SELECT id, 1, passed, CASE WHEN passed THEN 1 ELSE 0 END, findings FROM unnest($1::text[], $2::bool[], $3::jsonb[]) AS t(id, passed, findings)
-             ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings`,
-            [results.map((r) => r.id), results.map((r) => r.passed), results.map((r) => JSON.stringify(r.findings))],
-          );
-          await c.query(`UPDATE samples SET status = 'qc', updated_at = now() WHERE id = ANY($1::text[]) AND status = 'received'`, [results.map((r) => r.id)]);
-        });
+        await withTransaction(deps.pool, (c) => writeLayer1Results(c, results));
         done += rows.length;
         heartbeat({ checked: done });
       }
@@ -111,22 +92,7 @@ export function qcActivities(deps: ActivityDeps) {
       const policy = policyOf(project);
       const batch = policy.fusion.mode === 'risk' ? await batchRisks(input, policy, project.ontology.classes?.length ?? 2) : undefined;
       for (;;) {
-        const { rows } = await deps.pool.query<{
-          id: string; external_id: string; l1: boolean; l2: boolean | null; agreement: number | null; l2_rules: string[] | null;
-          score: number | null; uncertainty: string | null; l3_failed: boolean; stability: number | null; model_version: string | null;
-          alerted: string[] | null; blocking: string[] | null;
-        }>(
-          `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement, q2.details->'blocking' AS blocking,
-                  (SELECT array_agg(DISTINCT f->>'rule') FROM jsonb_array_elements(q2.findings) f) AS l2_rules,
-                  q3.score, q3.details->>'uncertainty' AS uncertainty, q3.model_version, COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS l3_failed,
-                  q4.score AS stability, (SELECT array_agg(a) FROM jsonb_array_elements_text(q4.details->'alertedAnnotators') a) AS alerted
-           FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
-           LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
-           LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
-           LEFT JOIN qc_results q4 ON q4.sample_id = s.id AND q4.layer = 4
-           WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' ORDER BY s.id LIMIT $3`,
-          [input.project, input.batchId, PAGE],
-        );
+        const rows = await undecidedPage(deps.pool, input.project, input.batchId, PAGE);
         if (rows.length === 0) break;
         const decided = rows.map((r) => {
           const alerted = r.alerted ?? [];
@@ -148,28 +114,9 @@ export function qcActivities(deps: ActivityDeps) {
             details: { mode: 'linear', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', fusion: fusion ?? null, thresholds: { accept: policy.fusion.acceptThreshold, review: policy.fusion.reviewThreshold } },
           };
         });
-        const resampled = decided.filter((x) => x.d.disposition === 'resample');
-        // A statement each for the page's results, resample requests and statuses, not three per sample.
-        await withTransaction(deps.pool, async (c) => {
-          await c.query(
-            `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
-             SELECT id, 5, passed, score, findings, details, model_version FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[], $6::text[]) AS t(id, passed, score, findings, details, model_version)
-             ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-            [decided.map((x) => x.r.id), decided.map((x) => x.d.disposition === 'accepted'), decided.map((x) => x.confidence), decided.map((x) => JSON.stringify(x.findings)),
-              decided.map((x) => JSON.stringify(x.details)), decided.map((x) => x.r.model_version)],
-          );
-          if (resampled.length > 0) {
-            await c.query(
-              `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons)
-               SELECT id, $2, $3, external_id, reasons FROM unnest($1::text[], $4::text[], $5::jsonb[]) AS t(id, external_id, reasons) ON CONFLICT (sample_id) DO NOTHING`,
-              [resampled.map((x) => x.r.id), input.project, input.batchId, resampled.map((x) => x.r.external_id), resampled.map((x) => JSON.stringify(x.findings.map((f) => f.message)))],
-            );
-          }
-          await c.query(
-            `UPDATE samples s SET status = t.status, decided_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(id, status) WHERE s.id = t.id AND s.status = 'qc'`,
-            [decided.map((x) => x.r.id), decided.map((x) => x.d.disposition)],
-          );
-        });
+        await withTransaction(deps.pool, (c) => writeDispositions(c, input.project, input.batchId, decided.map((x) => ({
+          id: x.r.id, externalId: x.r.external_id, disposition: x.d.disposition, confidence: x.confidence, findings: x.findings, details: x.details, modelVersion: x.r.model_version,
+        }))));
         heartbeat();
       }
       const { rows } = await deps.pool.query<{ status: string; n: string }>(

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import { inWindow, type Bucket, type Breach, type SubjectSummary } from '../qc/decay';
+import { inWindow, type BatchSampleQuality, type Bucket, type Breach, type SubjectSummary } from '../qc/decay';
 import type { QcPolicy } from '../qc/policy';
 
 type Db = Pool | PoolClient;
@@ -96,4 +96,21 @@ export async function openAlerts(db: Db, project: string): Promise<DecayAlert[]>
 export async function latestWindow(db: Db, project: string, subject: string): Promise<{ batchId: string; summary: SubjectSummary } | undefined> {
   const { rows } = await db.query<{ batch_id: string; summary: SubjectSummary }>('SELECT batch_id, summary FROM quality_windows WHERE project_id = $1 AND subject = $2', [project, subject]);
   return rows[0] && { batchId: rows[0].batch_id, summary: rows[0].summary };
+}
+
+/** A batch's samples as layer 4 counts them: layer verdicts and each annotation's time and submission time. */
+export async function batchSampleQuality(db: Db, project: string, batchId: string): Promise<BatchSampleQuality[]> {
+  const { rows } = await db.query<{ id: string; l1: boolean; l2: number | null; l3: number | null; annotations: Array<{ annotator: string; durationMs: number | null; submittedAt: string | null }> }>(
+    `SELECT s.id, q1.passed AS l1, q2.score AS l2, q3.score AS l3,
+            COALESCE((SELECT jsonb_agg(jsonb_build_object('annotator', a.annotator, 'durationMs', a.duration_ms, 'submittedAt', a.submitted_at)) FROM annotations a WHERE a.sample_id = s.id), '[]') AS annotations
+     FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
+     LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+     LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
+     WHERE s.project_id = $1 AND s.batch_id = $2 ORDER BY s.id`,
+    [project, batchId],
+  );
+  return rows.map((r) => ({
+    id: r.id, l1Passed: r.l1, l2Score: r.l2, l3Score: r.l3,
+    annotations: r.annotations.map((a) => ({ annotator: a.annotator, durationMs: a.durationMs ?? undefined, submittedAt: a.submittedAt ? new Date(a.submittedAt) : undefined })),
+  }));
 }

@@ -1,0 +1,110 @@
+import type { Pool, PoolClient } from 'pg';
+import type { Finding } from '../qc/findings';
+import type { SampleRisk } from '../qc/risk';
+
+type Db = Pool | PoolClient;
+
+/** A page of layer-1 results and the samples' move to `qc`, a statement each (a round trip per sample dominated layer 1). */
+export async function writeLayer1Results(db: Db, rows: Array<{ id: string; passed: boolean; findings: Finding[] }>): Promise<void> {
+  await db.query(
+    `INSERT INTO qc_results (sample_id, layer, passed, score, findings)
+     SELECT id, 1, passed, CASE WHEN passed THEN 1 ELSE 0 END, findings FROM unnest($1::text[], $2::bool[], $3::jsonb[]) AS t(id, passed, findings)
+     ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings`,
+    [rows.map((r) => r.id), rows.map((r) => r.passed), rows.map((r) => JSON.stringify(r.findings))],
+  );
+  await db.query(`UPDATE samples SET status = 'qc', updated_at = now() WHERE id = ANY($1::text[]) AND status = 'received'`, [rows.map((r) => r.id)]);
+}
+
+/**
+ * A page of layer-2 results in one statement; plugins that join layer 1 fail the sample there, and its
+ * layer-1 row keeps both its own and their findings.
+ */
+export async function writeLayer2Results(db: Db, rows: Array<{ id: string; layer1: Finding[]; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
+  await db.query(
+    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details)
+     SELECT id, 2, passed, score, findings, details FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
+     ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+    [rows.map((r) => r.id), rows.map((r) => r.passed), rows.map((r) => r.score), rows.map((r) => JSON.stringify(r.findings)), rows.map((r) => JSON.stringify(r.details))],
+  );
+  for (const r of rows) {
+    if (r.layer1.length === 0) continue;
+    await db.query(
+      `UPDATE qc_results SET passed = false, findings = findings || $2::jsonb WHERE sample_id = $1 AND layer = 1 AND NOT findings @> $2::jsonb`,
+      [r.id, JSON.stringify(r.layer1)],
+    );
+  }
+}
+
+/**
+ * Every layer-1-passed sample of a batch with its layer-2 risk, the layer-3 model's probability of its
+ * consensus class, and whether a vote may decide it (no blocking finding, layer 3 able to judge) —
+ * whatever its status, so a retried layer 5 computes the same batch threshold.
+ */
+export async function batchRiskRows(db: Db, project: string, batchId: string): Promise<Array<{ id: string; risk: SampleRisk | null; modelP: number | null; eligible: boolean }>> {
+  const { rows } = await db.query<{ id: string; risk: SampleRisk | null; model_p: number | null; eligible: boolean }>(
+    `SELECT s.id, q2.details->'risk' AS risk, q3.score AS model_p,
+            COALESCE(jsonb_array_length(q2.details->'blocking'), 0) = 0 AND NOT COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS eligible
+     FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
+     LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+     LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
+     WHERE s.project_id = $1 AND s.batch_id = $2`,
+    [project, batchId],
+  );
+  return rows.map((r) => ({ id: r.id, risk: r.risk, modelP: r.model_p, eligible: r.eligible }));
+}
+
+export interface DispositionRow {
+  id: string;
+  externalId: string;
+  disposition: string;
+  confidence: number | null;
+  findings: Finding[];
+  details: Record<string, unknown>;
+  modelVersion: string | null;
+}
+
+/** A page of layer-5 decisions: results, resample requests and statuses, a statement each. */
+export async function writeDispositions(db: Db, project: string, batchId: string, rows: DispositionRow[]): Promise<void> {
+  await db.query(
+    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
+     SELECT id, 5, passed, score, findings, details, model_version FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[], $6::text[]) AS t(id, passed, score, findings, details, model_version)
+     ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+    [rows.map((r) => r.id), rows.map((r) => r.disposition === 'accepted'), rows.map((r) => r.confidence), rows.map((r) => JSON.stringify(r.findings)),
+      rows.map((r) => JSON.stringify(r.details)), rows.map((r) => r.modelVersion)],
+  );
+  const resampled = rows.filter((r) => r.disposition === 'resample');
+  if (resampled.length > 0) {
+    await db.query(
+      `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons)
+       SELECT id, $2, $3, external_id, reasons FROM unnest($1::text[], $4::text[], $5::jsonb[]) AS t(id, external_id, reasons) ON CONFLICT (sample_id) DO NOTHING`,
+      [resampled.map((r) => r.id), project, batchId, resampled.map((r) => r.externalId), resampled.map((r) => JSON.stringify(r.findings.map((f) => f.message)))],
+    );
+  }
+  await db.query(
+    `UPDATE samples s SET status = t.status, decided_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(id, status) WHERE s.id = t.id AND s.status = 'qc'`,
+    [rows.map((r) => r.id), rows.map((r) => r.disposition)],
+  );
+}
+
+/** What layer 5 reads of one page of a batch's undecided samples: every layer's verdict it fuses. */
+export interface UndecidedRow {
+  id: string; external_id: string; l1: boolean; l2: boolean | null; agreement: number | null; l2_rules: string[] | null;
+  score: number | null; uncertainty: string | null; l3_failed: boolean; stability: number | null; model_version: string | null;
+  alerted: string[] | null; blocking: string[] | null;
+}
+
+export async function undecidedPage(db: Db, project: string, batchId: string, limit: number): Promise<UndecidedRow[]> {
+  const { rows } = await db.query<UndecidedRow>(
+    `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement, q2.details->'blocking' AS blocking,
+            (SELECT array_agg(DISTINCT f->>'rule') FROM jsonb_array_elements(q2.findings) f) AS l2_rules,
+            q3.score, q3.details->>'uncertainty' AS uncertainty, q3.model_version, COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS l3_failed,
+            q4.score AS stability, (SELECT array_agg(a) FROM jsonb_array_elements_text(q4.details->'alertedAnnotators') a) AS alerted
+     FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1
+     LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+     LEFT JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3
+     LEFT JOIN qc_results q4 ON q4.sample_id = s.id AND q4.layer = 4
+     WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' ORDER BY s.id LIMIT $3`,
+    [project, batchId, limit],
+  );
+  return rows;
+}
