@@ -193,12 +193,17 @@ export function loadConfig(env: Env = process.env): Config {
  */
 export const minioCredentialsFile = (stateDir: string): string => path.join(stateDir, 'minio-credentials.json');
 
-function readMinioCredentials(stateDir: string): { accessKey: string; secretKey: string } | undefined {
+/** A generated-credentials file, or undefined where none was written. */
+function readJsonFile<T>(file: string): T | undefined {
   try {
-    return JSON.parse(readFileSync(minioCredentialsFile(stateDir), 'utf8')) as { accessKey: string; secretKey: string };
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
   } catch {
     return undefined;
   }
+}
+
+function readMinioCredentials(stateDir: string): { accessKey: string; secretKey: string } | undefined {
+  return readJsonFile(minioCredentialsFile(stateDir));
 }
 
 /** Where an embedded cluster's generated logins are kept (0600); see startPostgres. */
@@ -216,14 +221,17 @@ export interface PostgresCredentials {
  * password, or, for a cluster created before logins were generated (trust auth), the old fixed one.
  */
 export function embeddedDatabaseUrl(cfg: Config): string {
-  let creds: PostgresCredentials | undefined;
-  try {
-    creds = JSON.parse(readFileSync(postgresCredentialsFile(cfg.stateDir), 'utf8')) as PostgresCredentials;
-  } catch {
-    creds = undefined;
-  }
-  const login = creds ? `${encodeURIComponent(creds.app.user)}:${encodeURIComponent(creds.app.password)}` : 'qcflow:qcflow';
-  return `postgres://${login}@127.0.0.1:${cfg.embeddedPostgresPort}/qcflow`;
+  return postgresUrl(cfg.embeddedPostgresPort, 'qcflow', readPostgresCredentials(cfg.stateDir)?.app);
+}
+
+export function readPostgresCredentials(stateDir: string): PostgresCredentials | undefined {
+  return readJsonFile<PostgresCredentials>(postgresCredentialsFile(stateDir));
+}
+
+/** The embedded server's URL for a login, or for the fixed one of a cluster from before logins were generated (trust auth). */
+export function postgresUrl(port: number, database: string, login?: { user: string; password: string }): string {
+  const userinfo = login ? `${encodeURIComponent(login.user)}:${encodeURIComponent(login.password)}` : 'qcflow:qcflow';
+  return `postgres://${userinfo}@127.0.0.1:${port}/${database}`;
 }
 
 /** Where a CLI command, a worker process or the review server finds Postgres: DATABASE_URL, else the embedded one (where `qcflow dev` starts it). */

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection } from '@temporalio/client';
 import type { Logger } from '../clients/logger';
-import { postgresCredentialsFile, type PostgresCredentials } from '../clients/config';
+import { postgresCredentialsFile, postgresUrl, readPostgresCredentials, type PostgresCredentials } from '../clients/config';
 import { findPostgresBinDir, ensureProgram, MissingToolError } from './binaries';
 import { startProcess, waitFor, type ManagedProcess } from './process';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
@@ -181,14 +181,13 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
       rmSync(pwfile, { force: true });
     }
   }
-  const creds = existsSync(credsFile) ? JSON.parse(readFileSync(credsFile, 'utf8')) as PostgresCredentials : undefined;
+  const creds = readPostgresCredentials(o.stateDir);
   const args = ['-D', dataDir, '-p', String(o.port), '-k', sockDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
   if (o.fast) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   log.info({ port: o.port, dataDir }, 'starting embedded PostgreSQL');
   const proc = startProcess('postgres', path.join(binDir, 'postgres'), args, o.logDir, spawnAs);
   track(proc);
-  const login = (c: { user: string; password: string } | undefined): string => (c ? `${encodeURIComponent(c.user)}:${encodeURIComponent(c.password)}` : 'qcflow');
-  const adminUrl = `postgres://${login(creds?.admin)}@127.0.0.1:${o.port}/postgres`;
+  const adminUrl = postgresUrl(o.port, 'postgres', creds?.admin);
   await waitFor('PostgreSQL', () => postgresReachable(adminUrl), { timeoutMs, proc, log });
   const admin = new PgClient({ connectionString: adminUrl });
   await admin.connect();
@@ -208,5 +207,5 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
   } finally {
     await admin.end();
   }
-  return { proc, url: `postgres://${login(creds?.app)}@127.0.0.1:${o.port}/qcflow`, dataDir };
+  return { proc, url: postgresUrl(o.port, 'qcflow', creds?.app), dataDir };
 }

@@ -56,6 +56,14 @@ export function inAuditShare(sampleId: string, share: number): boolean {
   return h.readUInt32BE(0) / 0x1_0000_0000 < share;
 }
 
+/** A would-be-accepted sample: accepted, unless it falls in the audit share or an alerted annotator's share. */
+function acceptUnlessSampled(d: { sampleId: string; alertedAnnotators?: string[]; policy: Pick<QcPolicy, 'auditShare'> & { layer4: Pick<QcPolicy['layer4'], 'alertReviewShare'> } }): { disposition: Disposition; reason: DispositionReason } {
+  if (inAuditShare(d.sampleId, d.policy.auditShare)) return { disposition: 'review', reason: 'audit' };
+  // A separate hash stream, so the alert share is drawn independently of the audit share.
+  if (d.alertedAnnotators?.length && inAuditShare(`alert\n${d.sampleId}`, d.policy.layer4.alertReviewShare)) return { disposition: 'review', reason: 'annotator_alert' };
+  return { disposition: 'accepted', reason: 'confident' };
+}
+
 export interface DispositionInput {
   sampleId: string;
   layer1Passed: boolean;
@@ -79,12 +87,7 @@ export function decideDisposition(d: DispositionInput): { disposition: Dispositi
   if (d.layer2Passed === false) return { disposition: 'review', reason: 'layer2_conflict' };
   if (d.layer3Failed) return { disposition: 'review', reason: 'layer3_error' };
   const final = d.final ?? 0;
-  if (final >= d.policy.fusion.acceptThreshold) {
-    if (inAuditShare(d.sampleId, d.policy.auditShare)) return { disposition: 'review', reason: 'audit' };
-    // A separate hash stream, so the alert share is drawn independently of the audit share.
-    if (d.alertedAnnotators?.length && inAuditShare(`alert\n${d.sampleId}`, d.policy.layer4.alertReviewShare)) return { disposition: 'review', reason: 'annotator_alert' };
-    return { disposition: 'accepted', reason: 'confident' };
-  }
+  if (final >= d.policy.fusion.acceptThreshold) return acceptUnlessSampled(d);
   if (final >= d.policy.fusion.reviewThreshold) return { disposition: 'review', reason: 'uncertain' };
   return { disposition: 'resample', reason: 'low_confidence' };
 }
@@ -166,11 +169,7 @@ export function decideByRisk(d: RiskDispositionInput): { disposition: Dispositio
   if (d.blocking.length > 0) return { disposition: 'review', reason: 'layer2_conflict' };
   if (d.layer3Failed) return { disposition: 'review', reason: 'layer3_error' };
   if (d.risk?.classPosterior !== undefined && d.risk.classPosterior < d.policy.fusion.risk.resampleBelow) return { disposition: 'resample', reason: 'low_confidence' };
-  if (d.risk && d.risk.primary <= d.threshold.primary && d.risk.attributes <= d.threshold.attributes) {
-    if (inAuditShare(d.sampleId, d.policy.auditShare)) return { disposition: 'review', reason: 'audit' };
-    if (d.alertedAnnotators?.length && inAuditShare(`alert\n${d.sampleId}`, d.policy.layer4.alertReviewShare)) return { disposition: 'review', reason: 'annotator_alert' };
-    return { disposition: 'accepted', reason: 'confident' };
-  }
+  if (d.risk && d.risk.primary <= d.threshold.primary && d.risk.attributes <= d.threshold.attributes) return acceptUnlessSampled(d);
   return { disposition: 'review', reason: 'uncertain' };
 }
 

@@ -77,10 +77,13 @@ export function checkClasses(
     }
     const total = votes.reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0);
     const support = votes.filter((v) => v.value === value).reduce((s, v) => s + (opts.weights[v.annotator] ?? 1), 0) / total;
-    const ds = opts.posterior?.p[opts.posterior.classes.indexOf(value)];
-    const oneCoin = votePosterior(votes, opts.weights, k).posterior.get(value) ?? 0;
+    const at = opts.posterior?.classes.indexOf(value) ?? -1;
+    const ds = opts.posterior?.p[at];
+    const flat = opts.posterior?.flat?.[at];
+    // The one-coin vote stands in for whichever Dawid–Skene figure is missing.
+    const oneCoin = ds === undefined || flat === undefined ? votePosterior(votes, opts.weights, k).posterior.get(value) ?? 0 : 0;
     const pWrong = 1 - (ds ?? oneCoin);
-    const evidence = opts.posterior?.flat?.[opts.posterior.classes.indexOf(value)] ?? oneCoin;
+    const evidence = flat ?? oneCoin;
     risks.push({ field: 'class', pWrong, why: `${said(votes.map((v) => [v.annotator, v.value]))} → ${JSON.stringify(value)} with probability ${(1 - pWrong).toFixed(3)} (${ds !== undefined ? 'Dawid–Skene' : 'annotator accuracies'})` });
     if (votes.length > 1) {
       for (const v of votes) tally(tallies, v.annotator, v.value === value);

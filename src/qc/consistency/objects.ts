@@ -115,6 +115,8 @@ function checkObjects<G>(
     const label = `${kind.noun} ${consensus.length}`;
     const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), objectWeights, 2);
     const clsVote = votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights, kind.classCount);
+    // Every pair's overlap, once: its mean scores the geometry, its minimum decides a geometry_conflict.
+    const pairSims = c.members.flatMap((m, x) => c.members.slice(x + 1).map((n) => kind.similarity(m.item.geometry, n.item.geometry)));
     const cls = clsVote.value;
     if (multi) {
       for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, exists.value === 'drawn');
@@ -132,12 +134,7 @@ function checkObjects<G>(
         if (vote.value !== undefined) attributes[k] = vote.value;
         risks.push({ field: `${kind.field}:${consensus.length}:attribute:${k}`, pWrong: vote.pWrong, why: `${label} ${k}: ${said(c.members.map((m) => [m.annotator, m.item.attributes?.[k]]))}` });
       }
-      let overlapSum = 0;
-      let pairs = 0;
-      for (let x = 0; x < c.members.length; x++) {
-        for (let y = x + 1; y < c.members.length; y++) { overlapSum += kind.similarity(c.members[x]!.item.geometry, c.members[y]!.item.geometry); pairs++; }
-      }
-      const meanOverlap = pairs > 0 ? overlapSum / pairs : undefined;
+      const meanOverlap = pairSims.length > 0 ? pairSims.reduce((a, b) => a + b, 0) / pairSims.length : undefined;
       if (multi) risks.push({ field: `${kind.field}:${consensus.length}:exists`, pWrong: exists.pWrong, why: `${label} drawn by ${[...who, ...off.map((m) => `${m.annotator} (displaced)`)].join(', ')}${missing.length ? `; not by ${missing.join(', ')}` : ''}` });
       risks.push({ field: `${kind.field}:${consensus.length}:class`, pWrong: clsVote.pWrong, why: `${label} class: ${said(c.members.map((m) => [m.annotator, m.item.cls]))}` });
       risks.push({ field: `${kind.field}:${consensus.length}:geometry`, pWrong: geometryRisk(meanOverlap), why: meanOverlap === undefined ? `${label} drawn by one annotator only` : `${label} matched shapes overlap ${meanOverlap.toFixed(2)} on average` });
@@ -162,10 +159,7 @@ function checkObjects<G>(
     }
     const classes = new Set(c.members.map((m) => m.item.cls));
     let geometryOk = true;
-    let minSim = 1;
-    for (let x = 0; x < c.members.length; x++) {
-      for (let y = x + 1; y < c.members.length; y++) minSim = Math.min(minSim, kind.similarity(c.members[x]!.item.geometry, c.members[y]!.item.geometry));
-    }
+    const minSim = Math.min(1, ...pairSims);
     if (minSim < kind.agreeAt - 1e-12) {
       geometryOk = false;
       findings.push({
