@@ -98,7 +98,7 @@ export function consistencyActivities(deps: ActivityDeps) {
         const results = samples.map((s) => {
           const votes = classVotes(s.annotations);
           const posterior = fit && votes.length > 0 ? classPosterior(fit, votes) : undefined;
-          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, objectWeights: evidence.objectWeights, classPosterior: posterior });
+          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, objectWeights: evidence.objectWeights, classPosterior: posterior, ...(fit ? { classModel: (v) => classPosterior(fit, v) } : {}) });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
           const pluginTallies = plugged.tallies.get(s.sampleId) ?? {};

@@ -9,6 +9,8 @@ export const CROWD_CLASSES = ['cat', 'dog', 'fox', 'wolf', 'car', 'truck'] as co
 /** Classes people confuse: a swapper trades each for its partner. */
 const PARTNER: Record<string, string> = { cat: 'dog', dog: 'cat', fox: 'wolf', wolf: 'fox', car: 'truck', truck: 'car' };
 export const POSES = ['standing', 'sitting', 'lying'] as const;
+const SWAP_RATE = 0.6;
+const DEGRADED_ACCURACY = 0.7;
 
 export const CROWD_ONTOLOGY = { classes: [...CROWD_CLASSES], attributes: { pose: [...POSES] } };
 export const CROWD_SCHEMA = {
@@ -50,6 +52,10 @@ export interface CrowdTruth {
   annotators: string[];
   /** Class votes in annotator order (for majority vote and cleanlab). */
   votes: string[];
+  /** Pose votes in annotator order. */
+  poses: string[];
+  /** Whether the sample is in the second half, where the degrading annotator has degraded. */
+  late: boolean;
   /** The model signal (a noisy one-hot of the class), what a classifier would see. */
   signal: number[];
 }
@@ -82,10 +88,10 @@ export function generateCrowd(n: number, o: { seed?: number; schemaErrorRate?: n
     }
     const late = i >= n / 2;
     const annotations = chosen.map((p, k) => {
-      const acc = p.kind === 'degrading' && late ? 0.7 : p.classAccuracy;
+      const acc = p.kind === 'degrading' && late ? DEGRADED_ACCURACY : p.classAccuracy;
       let given: string = rnd() < acc ? cls : pick(CROWD_CLASSES.filter((c) => c !== cls));
-      if (p.kind === 'swapper' && rnd() < 0.6) given = PARTNER[cls]!;
-      const attrAcc = p.kind === 'degrading' && late ? 0.7 : p.attributeAccuracy;
+      if (p.kind === 'swapper' && rnd() < SWAP_RATE) given = PARTNER[cls]!;
+      const attrAcc = p.kind === 'degrading' && late ? DEGRADED_ACCURACY : p.attributeAccuracy;
       const givenPose = rnd() < attrAcc ? pose : pick(POSES.filter((x) => x !== pose));
       const jitter = p.kind === 'degrading' && late ? 6 : p.jitter;
       const displaced = rnd() < p.displaceRate;
@@ -115,7 +121,34 @@ export function generateCrowd(n: number, o: { seed?: number; schemaErrorRate?: n
     }
     const externalId = `img-${String(i).padStart(6, '0')}`;
     lines.push(JSON.stringify({ externalId, payload, annotations }));
-    truth.push({ externalId, schemaViolation, cls, pose, box, annotators: chosen.map((p) => p.id), votes: annotations.map((a) => a.labels.classes[0]!), signal });
+    truth.push({ externalId, schemaViolation, cls, pose, box, annotators: chosen.map((p) => p.id), votes: annotations.map((a) => a.labels.classes[0]!), poses: annotations.map((a) => a.labels.boxes[0]!.attributes.pose), late, signal });
   }
   return { lines, truth, profiles };
+}
+
+/**
+ * The true probability that a consensus class and pose are wrong, from the profiles that generated the
+ * votes (the same draws as generateCrowd, as likelihoods; classes and poses uniform). No estimator ranks
+ * errors better than this posterior, so its AUROC is the ceiling a QC score can reach on this crowd.
+ */
+export function oracleRisk(t: CrowdTruth, consensus: { cls?: string; pose?: string }, profiles: AnnotatorProfile[]): { cls: number; all: number } {
+  const prof = new Map(profiles.map((p) => [p.id, p]));
+  const degraded = (p: AnnotatorProfile): boolean => p.kind === 'degrading' && t.late;
+  const classLik = (truth: string): number => t.votes.reduce((s, g, k) => {
+    const p = prof.get(t.annotators[k]!)!;
+    const acc = degraded(p) ? DEGRADED_ACCURACY : p.classAccuracy;
+    const honest = g === truth ? acc : (1 - acc) / (CROWD_CLASSES.length - 1);
+    return s * (p.kind === 'swapper' ? (1 - SWAP_RATE) * honest + (g === PARTNER[truth] ? SWAP_RATE : 0) : honest);
+  }, 1);
+  const poseLik = (truth: string): number => t.poses.reduce((s, g, k) => {
+    const p = prof.get(t.annotators[k]!)!;
+    const acc = degraded(p) ? DEGRADED_ACCURACY : p.attributeAccuracy;
+    return s * (g === truth ? acc : (1 - acc) / (POSES.length - 1));
+  }, 1);
+  const wrong = (values: readonly string[], lik: (v: string) => number, chosen: string | undefined): number => {
+    const z = values.reduce((s, v) => s + lik(v), 0);
+    return chosen && values.includes(chosen) ? 1 - lik(chosen) / z : 1;
+  };
+  const cls = wrong(CROWD_CLASSES, classLik, consensus.cls);
+  return { cls, all: 1 - (1 - cls) * (1 - wrong(POSES, poseLik, consensus.pose)) };
 }

@@ -22,7 +22,7 @@ import { iou, type Box } from '../src/qc/consistency/matching';
 import { dawidSkene } from '../src/qc/stats/dawid-skene';
 import { startCpuWorker } from '../workers/cpu';
 import { startReviewWorker } from '../workers/review';
-import { CROWD_CLASSES, CROWD_ONTOLOGY, CROWD_SCHEMA, generateCrowd, type CrowdTruth } from './crowd';
+import { CROWD_CLASSES, CROWD_ONTOLOGY, CROWD_SCHEMA, generateCrowd, oracleRisk, type CrowdTruth } from './crowd';
 import { auroc, coverageAtErrorRate, majorityVote } from './qc-metrics';
 import { calibration } from '../src/qc/stats/calibration';
 
@@ -66,8 +66,8 @@ export async function qcBench(): Promise<void> {
     const seconds = (Date.now() - t0) / 1000;
     if (result.failedBatches.length) throw new Error(`batches failed: ${result.failedBatches.join(', ')}`);
 
-    const { rows } = await pool.query<{ external_id: string; status: string; reason: string | null; consensus: { classes?: { classes: string[] }; boxes?: Array<{ geometry: Box; attributes?: { pose?: string } }> } | null; p_wrong: string | null; p_class: string | null }>(
-      `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q2.details->'consensus' AS consensus, q5.details->'risk'->>'pWrong' AS p_wrong,
+    const { rows } = await pool.query<{ external_id: string; status: string; reason: string | null; consensus: { classes?: { classes: string[] }; boxes?: Array<{ geometry: Box; attributes?: { pose?: string } }> } | null; p_wrong: string | null; p_class: string | null; risk: unknown }>(
+      `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q2.details->'consensus' AS consensus, q5.details->'risk'->>'pWrong' AS p_wrong, q5.details->'risk' AS risk,
               (SELECT f->>'pWrong' FROM jsonb_array_elements(q5.details->'risk'->'fields') f WHERE f->>'field' = 'class') AS p_class
        FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
        WHERE s.project_id = $1`, [project],
@@ -89,6 +89,7 @@ export async function qcBench(): Promise<void> {
     const risk = scored.map((t) => outcome(t).pWrong!);
     const wrong = scored.map((t) => !right(t).all);
     const cal = calibration(risk, wrong);
+    const oracle = scored.map((t) => oracleRisk(t, outcome(t), crowd.profiles));
 
     // Baselines on the same votes: majority vote and plain Dawid–Skene fitted on the whole set at once.
     const classes = [...CROWD_CLASSES] as string[];
@@ -117,6 +118,9 @@ export async function qcBench(): Promise<void> {
         auroc: +auroc(risk, wrong).toFixed(4), targetAuroc: 0.95, ece: +cal.ece.toFixed(4),
         // The class field's own estimate against class errors: what CROWDLAB's score is judged on.
         aurocClass: +auroc(scored.map((t) => classRisk.get(t.externalId) ?? 1), scored.map((t) => !right(t).cls)).toFixed(4),
+        // The ceiling: the true posterior under the profiles that generated the votes, of the same consensus.
+        oracleAuroc: +auroc(oracle.map((o) => o.all), wrong).toFixed(4),
+        oracleAurocClass: +auroc(oracle.map((o) => o.cls), scored.map((t) => !right(t).cls)).toFixed(4),
         table: cal.table,
       },
       consensusAccuracy: {
@@ -140,12 +144,20 @@ export async function qcBench(): Promise<void> {
       }));
       const out = execFileSync(py, [path.join(__dirname, 'cleanlab_crowd.py'), input], { encoding: 'utf8', maxBuffer: 64 << 20 });
       line.cleanlab = JSON.parse(out) as unknown;
-      // qcflow ranked the same way, on class correctness only (what CROWDLAB judges).
+      // qcflow ranked the same way, on class correctness only (what CROWDLAB judges): by its class field's
+      // risk (what CROWDLAB's per-sample score is), and by the whole sample's (what layer 5 decides on).
+      const classWrong = scored.map((t) => !right(t).cls);
       line.qcflowClassCoverageAt = {
-        '0.005': +coverageAtErrorRate(risk, scored.map((t) => !right(t).cls), 0.005).toFixed(4),
+        '0.005': +coverageAtErrorRate(scored.map((t) => classRisk.get(t.externalId) ?? 1), classWrong, 0.005).toFixed(4),
+        '0.005 (ranked by whole-sample risk)': +coverageAtErrorRate(risk, classWrong, 0.005).toFixed(4),
       };
     }
     console.log(JSON.stringify(line));
+    // Every sample's truth beside what QC made of it, for looking into a figure (one JSON object a line).
+    if (process.env.QCFLOW_BENCH_QC_DUMP) {
+      const riskOf = new Map(rows.map((r) => [r.external_id, r.risk]));
+      writeFileSync(process.env.QCFLOW_BENCH_QC_DUMP, crowd.truth.map((t) => JSON.stringify({ ...t, outcome: outcome(t), reason: reasonOf.get(t.externalId), right: right(t), risk: riskOf.get(t.externalId) })).join('\n') + '\n');
+    }
   } finally {
     for (const w of workers) await w.shutdown();
     await connection.close();

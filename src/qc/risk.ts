@@ -13,6 +13,11 @@ export interface FieldRisk {
   pWrong: number;
   /** In words, for a reviewer: who said what and how it was weighed. */
   why: string;
+  /**
+   * Another field that asks the same question of the same annotators (a box's class where each of them
+   * gave the box the class they gave the image): right exactly when that one is, so counted once, there.
+   */
+  sameAs?: string;
 }
 
 export interface SampleRisk {
@@ -80,9 +85,9 @@ export function isAttributeField(field: string): boolean {
   return field.startsWith('attribute:') || field.includes(':attribute:');
 }
 
-/** 1 − Π(1 − pᵢ): the sample is right only when every field is (and likewise per group). */
+/** 1 − Π(1 − pᵢ) over the fields not `sameAs` another: the sample is right only when every field is (and likewise per group). */
 export function combineRisks(fields: FieldRisk[], classPosterior?: number): SampleRisk {
-  const wrong = (fs: FieldRisk[]): number => Math.min(1, Math.max(0, 1 - fs.reduce((s, f) => s * (1 - f.pWrong), 1)));
+  const wrong = (fs: FieldRisk[]): number => Math.min(1, Math.max(0, 1 - fs.reduce((s, f) => (f.sameAs ? s : s * (1 - f.pWrong)), 1)));
   return {
     pWrong: wrong(fields), primary: wrong(fields.filter((f) => !isAttributeField(f.field))), attributes: wrong(fields.filter((f) => isAttributeField(f.field))),
     fields, ...(classPosterior === undefined ? {} : { classPosterior }),

@@ -85,6 +85,40 @@ test('a displaced box is not a missing object: it is reported as displaced and d
   assert.ok(stray.risk.fields.some((f) => f.field.startsWith('boxes:dropped:') && Math.abs(f.pWrong - 0.05) < 1e-9));
 });
 
+test('boxes nobody matched but all drawn near one another are one object in doubt, not three that silently drop', () => {
+  // Two of three drawn off target, to either side: no pair overlaps enough to match, no pair of two to be displaced from.
+  const scattered = check([ann('a', { boxes: [box(100, 100)] }), ann('b', { boxes: [box(140, 100)] }), ann('c', { boxes: [box(62, 100)] })], { a: 0.95, b: 0.95, c: 0.95 });
+  assert.equal(scattered.consensus.boxes!.length, 1);
+  assert.ok(!scattered.risk.fields.some((f) => f.field.startsWith('boxes:dropped:')), 'nobody voted it away');
+  assert.ok(field(scattered, 'boxes:0:exists') < 0.01);
+  assert.ok(field(scattered, 'boxes:0:geometry') > 0.9, 'where it is, the annotators do not say');
+  assert.ok(scattered.findings.some((f) => f.rule === 'geometry_conflict'));
+  // Far apart, they are still separate drawings (each of one annotator only).
+  const apart = check([ann('a', { boxes: [box(100, 100)] }), ann('b', { boxes: [box(400, 300)] }), ann('c', { boxes: [] })], { a: 0.95, b: 0.95, c: 0.95 });
+  assert.equal(apart.consensus.boxes!.length, 0);
+  assert.equal(apart.risk.fields.filter((f) => f.field.startsWith('boxes:dropped:')).length, 2);
+});
+
+test("a box's class given by each annotator as the image's class is one question: its risk counts once", () => {
+  const anns = [
+    ann('a', { classes: ['cat'], boxes: [box(100, 100, 'cat')] }),
+    ann('b', { classes: ['cat'], boxes: [box(101, 100, 'cat')] }),
+    ann('c', { classes: ['dog'], boxes: [box(100, 101, 'dog')] }),
+  ];
+  const r = check(anns, { a: 0.9, b: 0.9, c: 0.9 });
+  const boxClass = r.risk.fields.find((f) => f.field === 'boxes:0:class')!;
+  assert.equal(boxClass.sameAs, 'class');
+  assert.ok(Math.abs(r.risk.primary - (1 - (1 - field(r, 'class')) * (1 - field(r, 'boxes:0:exists')) * (1 - field(r, 'boxes:0:geometry')))) < 1e-12, 'the box class is not multiplied in again');
+  // A box class that differs from its annotator's image class is a question of its own.
+  const own = check([anns[0]!, anns[1]!, ann('c', { classes: ['cat'], boxes: [box(100, 101, 'dog')] })], { a: 0.9, b: 0.9, c: 0.9 });
+  assert.equal(own.risk.fields.find((f) => f.field === 'boxes:0:class')!.sameAs, undefined);
+  // With a confusion model, box classes are judged by it like the image class: a known swapper's dissent weighs little.
+  const swapper = (votes: Array<{ annotator: string; value: string }>) => ({ classes: ['cat', 'dog', 'fox'], p: votes.some((v) => v.annotator === 'c') ? [0.999, 0.0009, 0.0001] : [0.9, 0.05, 0.05] });
+  const modelled = checkConsistency({ annotations: anns.map((a) => ({ ...a, labels: { boxes: a.labels.boxes! } })), payload: {}, ontology, policy: DEFAULT_POLICY.layer2, weights: { a: 0.9, b: 0.9, c: 0.9 }, classModel: swapper });
+  assert.ok(Math.abs(field(modelled, 'boxes:0:class') - 0.001) < 1e-9);
+  assert.match(modelled.risk.fields.find((f) => f.field === 'boxes:0:class')!.why, /Dawid–Skene/);
+});
+
 test('ontology violations block auto-acceptance whatever the risk; disagreement does not', () => {
   assert.deepEqual(check([ann('a', { classes: ['cat', 'dog'] }), ann('b', { classes: ['cat'] })]).blocking, ['multiple_classes']);
   assert.deepEqual(check([ann('a', { classes: ['wolf'] }), ann('b', { classes: ['cat'] })]).blocking, ['unknown_class']);

@@ -4,7 +4,7 @@ import type { Finding } from '../findings';
 import type { QcPolicy } from '../policy';
 import { attributeValueFindings, checkAttributes } from './attributes';
 import { checkClasses, type ClassConsensus } from './classes';
-import { checkBoxes, checkSpans, type ConsensusObject } from './objects';
+import { checkBoxes, checkSpans, type ClassModel, type ConsensusObject } from './objects';
 import type { Box, Interval } from './matching';
 import type { AnnotatorLabels, Tallies } from './types';
 import { combineRisks, DEFAULT_ACCURACY, type SampleRisk } from '../risk';
@@ -76,12 +76,16 @@ export function checkConsistency(input: {
   attributeWeights?: Record<string, number>;
   objectWeights?: Record<string, number>;
   classPosterior?: { classes: string[]; p: number[]; flat?: number[] };
+  /** The same model for any set of class votes: boxes' classes are judged with it too. */
+  classModel?: ClassModel;
 }): ConsistencyResult {
   const { annotations: anns, ontology, policy, weights } = input;
   const attributeWeights = input.attributeWeights ?? weights;
   const classes = checkClasses(anns, ontology, { minAgreement: policy.minClassAgreement, weights, posterior: input.classPosterior });
   const accuracy = { attributes: attributeWeights, objects: input.objectWeights };
-  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, accuracy });
+  const single = !ontology.multiLabel && classes.consensus?.classes.length === 1;
+  const sampleClass = single ? { value: classes.consensus!.classes[0]!, votes: Object.fromEntries(anns.flatMap((a) => (a.labels.classes?.length === 1 ? [[a.annotator, a.labels.classes[0]!]] : []))) } : undefined;
+  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, accuracy, ...(input.classModel ? { classModel: input.classModel } : {}), ...(sampleClass ? { sampleClass } : {}) });
   let tokenText: string | undefined;
   if (policy.spanUnit === 'token') {
     const t = valueAtPointer(input.payload, policy.spanTextPointer);

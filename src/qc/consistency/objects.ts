@@ -8,6 +8,30 @@ import { DEFAULT_ACCURACY, geometryRisk, votePosterior, type FieldRisk } from '.
 
 type Attrs = Record<string, string | number | boolean>;
 
+/** A posterior over the true class given annotators' votes (Dawid–Skene's, see store/reliability classPosterior). */
+export type ClassModel = (votes: Array<{ annotator: string; value: string }>) => { classes: string[]; p: number[] } | undefined;
+
+export interface SampleClass {
+  value: string;
+  votes: Record<string, string>;
+}
+
+/** The class of one matched object: the model's posterior where there is one (only classes someone gave can win), else the one-coin vote. */
+function objectClassVote(votes: Array<{ annotator: string; value: string }>, weights: Record<string, number>, k: number, model?: ClassModel): { value: string; pWrong: number; model: boolean } {
+  const post = model?.(votes);
+  if (post) {
+    let value = votes[0]!.value;
+    let best = -1;
+    for (const v of new Set(votes.map((x) => x.value))) {
+      const p = post.p[post.classes.indexOf(v)] ?? 0;
+      if (p > best) { best = p; value = v; }
+    }
+    if (best >= 0 && post.classes.includes(value)) return { value, pWrong: 1 - best, model: true };
+  }
+  const one = votePosterior(votes, weights, k);
+  return { value: one.value, pWrong: one.pWrong, model: false };
+}
+
 /** A box or span reduced to what matching needs: a shape, a class and optional attributes. */
 interface Obj<G> {
   geometry: G;
@@ -41,6 +65,10 @@ interface ObjectKind<G> {
   near: (a: G, b: G) => boolean;
   /** How many classes an object of this kind can have (0: unknown). */
   classCount: number;
+  /** The annotators' confusion model for these classes (Dawid–Skene), when there is one; the one-coin vote otherwise. */
+  classModel?: ClassModel;
+  /** The sample's own class and who gave which: a box whose annotators each gave it that class asks the same question. */
+  sampleClass?: SampleClass;
   matchAt: number;
   agreeAt: number;
 }
@@ -49,7 +77,8 @@ interface ObjectKind<G> {
  * Objects (boxes or spans) across annotators: optimal matching at the match threshold, then per object:
  * - existence: the reliability-weighted vote of those who drew it against those who did not; an object
  *   that probably does not exist leaves the consensus. An annotator whose own unmatched shape lies near
- *   it drew it *displaced* (displaced_object), which is not a vote against it (missing_object);
+ *   it drew it *displaced* (displaced_object), which is not a vote against it (missing_object); unmatched
+ *   shapes of several annotators near one another are one object drawn in different places;
  * - class and attributes: reliability-weighted votes (class_conflict / exclusive_conflict,
  *   attribute_conflict on any dissent);
  * - geometry: scored continuously from the matched shapes' mean overlap (geometry_conflict under the
@@ -104,17 +133,36 @@ function checkObjects<G>(
       }
     });
   }
+  // Lone shapes by different annotators near one another (each off target from the rest, so none matched):
+  // one object whose place is in doubt, not several objects that each lack two votes and quietly drop.
+  const merged = new Set<number>();
+  if (multi) {
+    const lone = clusters.flatMap((c, i) => (c.members.length === 1 && !displaced.has(i) ? [i] : []));
+    for (const i of lone) {
+      if (merged.has(i)) continue;
+      const group = [clusters[i]!.members[0]!];
+      for (const j of lone) {
+        const m = clusters[j]!.members[0]!;
+        if (j <= i || merged.has(j) || group.some((g) => g.annotator === m.annotator) || !group.some((g) => kind.near(g.item.geometry, m.item.geometry))) continue;
+        group.push(m);
+        merged.add(j);
+      }
+      if (group.length > 1) clusters[i] = { ...clusters[i]!, members: group };
+    }
+  }
   const consensus: ConsensusObject<G>[] = [];
   const existence: Tallies = {};
   clusters.forEach((c, ci) => {
-    if (displaced.has(ci)) return;
+    if (displaced.has(ci) || merged.has(ci)) return;
     const ptr = (m: (typeof c.members)[number]): string => `/annotations/${perAnnotation[m.annotation]!.i}/labels/${kind.field}/${m.index}`;
     const who = c.members.map((m) => m.annotator);
     const off = displacedInto.get(ci) ?? [];
     const missing = perAnnotation.filter((a) => !who.includes(a.annotator) && !off.some((m) => m.annotator === a.annotator)).map((a) => a.annotator);
     const label = `${kind.noun} ${consensus.length}`;
     const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), objectWeights, 2);
-    const clsVote = votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights, kind.classCount);
+    const clsVote = objectClassVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights, kind.classCount, kind.classModel);
+    const sc = kind.sampleClass;
+    const sameAsSample = !!sc && clsVote.value === sc.value && c.members.every((m) => sc.votes[m.annotator] === m.item.cls);
     // Every pair's overlap, once: its mean scores the geometry, its minimum decides a geometry_conflict.
     const pairSims = c.members.flatMap((m, x) => c.members.slice(x + 1).map((n) => kind.similarity(m.item.geometry, n.item.geometry)));
     const cls = clsVote.value;
@@ -136,7 +184,11 @@ function checkObjects<G>(
       }
       const meanOverlap = pairSims.length > 0 ? pairSims.reduce((a, b) => a + b, 0) / pairSims.length : undefined;
       if (multi) risks.push({ field: `${kind.field}:${consensus.length}:exists`, pWrong: exists.pWrong, why: `${label} drawn by ${[...who, ...off.map((m) => `${m.annotator} (displaced)`)].join(', ')}${missing.length ? `; not by ${missing.join(', ')}` : ''}` });
-      risks.push({ field: `${kind.field}:${consensus.length}:class`, pWrong: clsVote.pWrong, why: `${label} class: ${said(c.members.map((m) => [m.annotator, m.item.cls]))}` });
+      risks.push({
+        field: `${kind.field}:${consensus.length}:class`, pWrong: clsVote.pWrong,
+        why: `${label} class: ${said(c.members.map((m) => [m.annotator, m.item.cls]))}${clsVote.model ? ' (Dawid–Skene)' : ''}${sameAsSample ? '; each gave the image the same class, so it is counted there' : ''}`,
+        ...(sameAsSample ? { sameAs: 'class' } : {}),
+      });
       risks.push({ field: `${kind.field}:${consensus.length}:geometry`, pWrong: geometryRisk(meanOverlap), why: meanOverlap === undefined ? `${label} drawn by one annotator only` : `${label} matched shapes overlap ${meanOverlap.toFixed(2)} on average` });
       consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, ...(keys.length ? { attributes } : {}) });
     }
@@ -192,10 +244,16 @@ function checkObjects<G>(
   return { findings, consensus, tallies, risks, existence };
 }
 
-export function checkBoxes(anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; accuracy?: ObjectAccuracies }): KindResult<ConsensusObject<Box>[]> {
+export function checkBoxes(
+  anns: AnnotatorLabels[], ontology: Ontology,
+  o: { matchIou: number; agreeIou: number; weights: Record<string, number>; accuracy?: ObjectAccuracies; classModel?: ClassModel; sampleClass?: SampleClass },
+): KindResult<ConsensusObject<Box>[]> {
   const per = anns.map((a, i) => ({ annotator: a.annotator, i, items: (a.labels.boxes ?? []).map((b) => ({ geometry: { x: b.x, y: b.y, w: b.w, h: b.h }, cls: b.class, attributes: b.attributes })), has: a.labels.boxes !== undefined }))
     .filter((a) => a.has);
-  return checkObjects({ field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou }, per, ontology, o.weights, o.accuracy);
+  return checkObjects({
+    field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou,
+    ...(o.classModel ? { classModel: o.classModel } : {}), ...(o.sampleClass ? { sampleClass: o.sampleClass } : {}),
+  }, per, ontology, o.weights, o.accuracy);
 }
 
 export function checkSpans(
