@@ -9,6 +9,7 @@ import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc
 import { oneCoinAccuracies } from '../src/qc/stats/one-coin';
 import { attributeItems } from '../src/qc/consistency/attributes';
 import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store/reliability';
+import { combineRisks } from '../src/qc/risk';
 import type { MediaRef } from '../src/ingest/envelope';
 import type { ProjectDefinition } from '../src/projects/definition';
 import { type ActivityDeps, type BatchKey, badInput, heartbeat, requireProject } from './deps';
@@ -115,9 +116,9 @@ export function consistencyActivities(deps: ActivityDeps) {
               consensus: { ...r.consensus, ...plugged.consensus.get(s.sampleId) },
               tallies,
               agreementByKind,
-              risk: r.risk,
-              // Plugin findings have no probability model, so a person settles them.
-              blocking: [...new Set([...r.blocking, ...pluginFindings.filter((f) => f.layer === 2).map((f) => f.rule)])],
+              risk: plugged.risks.has(s.sampleId) ? combineRisks([...r.risk.fields, ...plugged.risks.get(s.sampleId)!], r.risk.classPosterior) : r.risk,
+              // A plugin finding its own risks do not weigh has no probability model, so a person settles it.
+              blocking: [...new Set([...r.blocking, ...(plugged.blocking.get(s.sampleId) ?? [])])],
               ...(posterior ? { classPosterior: posterior } : {}),
               ...(plugged.scores.has(s.sampleId) ? { pluginScores: plugged.scores.get(s.sampleId) } : {}),
               ...(plugged.details.has(s.sampleId) ? { pluginDetails: plugged.details.get(s.sampleId) } : {}),

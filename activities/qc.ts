@@ -2,7 +2,7 @@ import { withTransaction } from '../src/clients/pg';
 import { ANNOTATIONS_OF_S } from '../src/store/samples';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
-import { batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, fuseConfidence, layer5Findings, riskFindings } from '../src/qc/disposition';
+import { batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, fuseConfidence, layer5Findings, overReviewBudget, overThreshold, riskFindings } from '../src/qc/disposition';
 import { combineRisks, withModel, type SampleRisk } from '../src/qc/risk';
 import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
@@ -30,20 +30,25 @@ export function qcActivities(deps: ActivityDeps) {
     return keys.filter((_, i) => !exists[i]);
   }
 
-  /** Every layer-1-passed sample's probability of being wrong (layer 2's, the layer-3 model folded in), and the batch's thresholds. */
-  async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<{ risks: Map<string, SampleRisk>; threshold: RiskThresholds }> {
+  /**
+   * Every layer-1-passed sample's probability of being wrong (layer 2's, the layer-3 model folded in), the
+   * batch's thresholds, and the samples its review budget turns away.
+   */
+  async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<{ risks: Map<string, SampleRisk>; threshold: RiskThresholds; overBudget: Set<string> }> {
     const rows = await batchRiskRows(deps.pool, input.project, input.batchId);
     const risks = new Map<string, SampleRisk>();
-    const candidates: SampleRisk[] = [];
+    const candidates: Array<{ id: string; risk: SampleRisk }> = [];
     for (const r of rows) {
       if (!r.risk) continue;
       // Recombined from the fields, so a row written before the risk groups existed reads the same way.
       const stored = combineRisks(r.risk.fields, r.risk.classPosterior);
       const risk = r.modelP === null ? stored : withModel(stored, r.modelP, classCount, policy.fusion.risk.modelWeight);
       risks.set(r.id, risk);
-      if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push(risk);
+      if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push({ id: r.id, risk });
     }
-    return { risks, threshold: batchThresholds(candidates, policy.fusion.risk) };
+    const threshold = batchThresholds(candidates.map((c) => c.risk), policy.fusion.risk);
+    const uncertain = candidates.filter((c) => overThreshold(c.risk, threshold)).map((c) => ({ id: c.id, pWrong: c.risk.pWrong }));
+    return { risks, threshold, overBudget: overReviewBudget(uncertain, policy.fusion.risk.reviewBudget * rows.length) };
   }
 
   return {
@@ -99,7 +104,7 @@ export function qcActivities(deps: ActivityDeps) {
           if (batch) {
             const risk = batch.risks.get(r.id);
             const blocking = r.blocking ?? [];
-            const d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: alerted, risk, threshold: batch.threshold, policy });
+            const d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: alerted, risk, threshold: batch.threshold, overBudget: batch.overBudget.has(r.id), policy });
             return {
               r, d, findings: riskFindings(d.reason, risk, batch.threshold, policy, blocking, alerted), confidence: risk ? 1 - risk.pWrong : null,
               details: { mode: 'risk', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', risk: risk ?? null, threshold: batch.threshold, targetErrorRate: policy.fusion.risk.targetErrorRate },

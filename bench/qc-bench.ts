@@ -130,6 +130,24 @@ export async function qcBench(): Promise<void> {
       },
     };
 
+    // The same crowd under a review budget of 5% of each batch: people get the likeliest errors, the rest
+    // go back for more labels, and what is accepted does not change.
+    const budget = 0.05;
+    await upsertProject(pool, validateProjectDefinition({ id: 'crowd-budget', jsonSchema: CROWD_SCHEMA, regexRules: [], ontology: CROWD_ONTOLOGY, qcPolicy: { fusion: { risk: { reviewBudget: budget } } } }), 'bench');
+    const budgeted = await ingestFile(stack.cfg, client, createObjectStore(stack.cfg.minio), { project: 'crowd-budget', file, batchSize: 1000, wait: true });
+    if (budgeted.failedBatches.length) throw new Error(`batches failed: ${budgeted.failedBatches.join(', ')}`);
+    const { rows: byReason } = await pool.query<{ status: string; reason: string | null; n: string }>(
+      `SELECT s.status, q5.details->>'reason' AS reason, count(*) AS n FROM samples s LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
+       WHERE s.project_id = 'crowd-budget' GROUP BY 1, 2`,
+    );
+    const count = (f: (r: { status: string; reason: string | null }) => boolean): number => byReason.filter(f).reduce((a, r) => a + Number(r.n), 0);
+    const passed = count((r) => r.status !== 'rejected');
+    line.withReviewBudget = {
+      reviewBudget: budget, riskReviews: +(count((r) => r.reason === 'uncertain') / passed).toFixed(4),
+      turnedAway: +(count((r) => r.reason === 'review_budget') / passed).toFixed(4),
+      coverage: +(count((r) => ['accepted', 'released'].includes(r.status)) / passed).toFixed(4),
+    };
+
     const py = cleanlabPython(stack.cfg.binCacheDir);
     if (typeof py !== 'string') {
       line.cleanlab = py;

@@ -6,7 +6,7 @@ import type { SampleRisk } from './risk';
 export type Disposition = 'accepted' | 'review' | 'resample' | 'rejected';
 
 /** Why a sample got its disposition; stored with the layer-5 result and shown to reviewers. */
-export type DispositionReason = 'layer1_failed' | 'layer2_conflict' | 'layer3_error' | 'confident' | 'audit' | 'annotator_alert' | 'uncertain' | 'low_confidence';
+export type DispositionReason = 'layer1_failed' | 'layer2_conflict' | 'layer3_error' | 'confident' | 'audit' | 'annotator_alert' | 'uncertain' | 'low_confidence' | 'review_budget';
 
 export interface FusionInputs {
   /** Layer 3: probability of the consensus label. */
@@ -145,6 +145,21 @@ export function batchThresholds(risks: SampleRisk[], policy: QcPolicy['fusion'][
   };
 }
 
+/** Whether a sample's risk puts it over the batch's thresholds (or it has none): what `uncertain` means. */
+export function overThreshold(risk: SampleRisk | undefined, t: RiskThresholds): boolean {
+  return !risk || risk.primary > t.primary || risk.attributes > t.attributes;
+}
+
+/**
+ * The samples a review budget turns away: of those sent to people for their risk, all but the `budget`
+ * likeliest wrong. A person's review settles the likeliest errors first; a sample only slightly in doubt
+ * is the one a few more labels most likely settle.
+ */
+export function overReviewBudget(uncertain: Array<{ id: string; pWrong: number }>, budget: number): Set<string> {
+  const keep = Math.max(0, Math.floor(budget));
+  return new Set([...uncertain].sort((a, b) => b.pWrong - a.pWrong || (a.id < b.id ? -1 : 1)).slice(keep).map((u) => u.id));
+}
+
 export interface RiskDispositionInput {
   sampleId: string;
   layer1Passed: boolean;
@@ -155,6 +170,8 @@ export interface RiskDispositionInput {
   risk?: SampleRisk;
   /** The batch's acceptance thresholds (acceptanceThreshold) for primary labels and for attributes. */
   threshold: RiskThresholds;
+  /** The batch's review budget is spent before this sample (overReviewBudget). */
+  overBudget?: boolean;
   policy: Pick<QcPolicy, 'fusion' | 'auditShare'> & { layer4: Pick<QcPolicy['layer4'], 'alertReviewShare'> };
 }
 
@@ -162,14 +179,15 @@ export interface RiskDispositionInput {
  * The rules under `fusion.mode = risk`, in order: layer-1 failure → rejected; a blocking layer-2 finding or
  * a layer-3 failure → review; a best class under the posterior floor → resample (a person could only guess
  * too); risk at or under the batch threshold → accepted, or review for the audit share and the larger share
- * of annotators under a decay alert; else review.
+ * of annotators under a decay alert; else review, or resample once the batch's review budget is spent.
  */
 export function decideByRisk(d: RiskDispositionInput): { disposition: Disposition; reason: DispositionReason } {
   if (!d.layer1Passed) return { disposition: 'rejected', reason: 'layer1_failed' };
   if (d.blocking.length > 0) return { disposition: 'review', reason: 'layer2_conflict' };
   if (d.layer3Failed) return { disposition: 'review', reason: 'layer3_error' };
   if (d.risk?.classPosterior !== undefined && d.risk.classPosterior < d.policy.fusion.risk.resampleBelow) return { disposition: 'resample', reason: 'low_confidence' };
-  if (d.risk && d.risk.primary <= d.threshold.primary && d.risk.attributes <= d.threshold.attributes) return acceptUnlessSampled(d);
+  if (!overThreshold(d.risk, d.threshold)) return acceptUnlessSampled(d);
+  if (d.overBudget) return { disposition: 'resample', reason: 'review_budget' };
   return { disposition: 'review', reason: 'uncertain' };
 }
 
@@ -188,6 +206,7 @@ export function riskFindings(reason: DispositionReason, risk: SampleRisk | undef
     case 'layer3_error': out.push({ layer: 5, pointer: '', rule: 'disposition.layer3_error', message: 'review: the layer-3 model could not judge this sample (see its findings)' }); break;
     case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: the best class has probability ${risk?.classPosterior?.toFixed(3)}, under ${policy.fusion.risk.resampleBelow}; the labels carry too little information to settle` }); break;
     case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: ${over}` }); break;
+    case 'review_budget': out.push({ layer: 5, pointer: '', rule: 'disposition.review_budget', message: `resample: ${over}, but the batch's review budget (${(policy.fusion.risk.reviewBudget * 100).toFixed(1)}% of its samples) went to likelier errors; more labels should settle it` }); break;
     case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: probability wrong ${p} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
     case 'annotator_alert': out.push({ layer: 5, pointer: '', rule: 'disposition.annotator_alert', message: `review: probability wrong ${p} would accept, but ${alertedAnnotators.join(', ')} ${alertedAnnotators.length > 1 ? 'are' : 'is'} under a quality-decay alert (${(policy.layer4.alertReviewShare * 100).toFixed(0)}% of their samples are reviewed)` }); break;
     case 'confident': break;

@@ -57,6 +57,12 @@ export interface QcPolicy {
       resampleBelow: number;
       /** How much the layer-3 model's probability counts against the annotators' evidence (1: as one more voter). */
       modelWeight: number;
+      /**
+       * Most samples a batch sends to people because their risk is too high, as a share of its samples
+       * that passed layer 1 (1: no budget). The likeliest wrong are reviewed; the rest go back for more
+       * labels (resample, reason review_budget). Audits and alerts are not counted: they measure QC itself.
+       */
+      reviewBudget: number;
     };
     weights: { score: number; uncertainty: number; stability: number };
     acceptThreshold: number;
@@ -158,6 +164,7 @@ export const QC_POLICY_SCHEMA = {
             attributeErrorRate: { type: 'number', minimum: 0, maximum: 0.5, default: 0.02 },
             resampleBelow: { ...unit, default: 0.5 },
             modelWeight: { type: 'number', minimum: 0, maximum: 10, default: 1 },
+            reviewBudget: { ...unit, default: 1 },
           },
         },
         weights: {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../../src/qc/stats/agreement';
-import { annotatorAccuracy, dawidSkene, type ClassVote } from '../../src/qc/stats/dawid-skene';
+import { annotatorAccuracy, dawidSkene, flooredConfusion, posterior, type ClassVote } from '../../src/qc/stats/dawid-skene';
 import { prng } from '../../src/demo/dataset';
 
 test("Fleiss' kappa reproduces the 10-subject, 14-rater, 5-category worked example (κ ≈ 0.210)", () => {
@@ -87,4 +87,25 @@ test('Dawid–Skene is incremental: counts from earlier batches carry the reliab
   const trueD = grown.updated.confusion['good-1']![3]!.reduce((a, b) => a + b, 0);
   const trueA = grown.updated.confusion['good-1']![0]!.reduce((a, b) => a + b, 0);
   assert.ok(trueD < 0.01 && trueA > 500, `mass on the new class ${trueD}, on a ${trueA}`);
+});
+
+test("the confusion floor lifts a careful annotator's unseen cells but keeps a swapper's other votes informative", () => {
+  const prior = [0.25, 0.25, 0.25, 0.25];
+  // Careful: 96% right, errors seen only once in a batch (one cell ~0, the others a little).
+  const careful = [[0.96, 0.04, 0, 0], [0.02, 0.96, 0.02, 0], [0, 0, 0.96, 0.04], [0, 0.02, 0.02, 0.96]];
+  const floored = flooredConfusion(careful, prior);
+  assert.ok(floored.every((row, t) => row.every((x, g) => g === t || x > 0.01)), 'no vote against a careful annotator is impossible');
+  // Swapper: gives the partner class (0↔1, 2↔3) 60% of the time and rarely anything else.
+  const swapper = [[0.38, 0.6, 0.01, 0.01], [0.6, 0.38, 0.01, 0.01], [0.01, 0.01, 0.38, 0.6], [0.01, 0.01, 0.6, 0.38]];
+  const s = flooredConfusion(swapper, prior);
+  assert.ok(Math.abs(s[0]![1]! - 0.6) < 0.01, 'the systematic confusion is kept');
+  assert.ok(s[0]![2]! < 0.02, `the swapper's incidental error is not spread with the systematic one: ${s[0]![2]}`);
+  // Two careful annotators say 0 and the swapper says 2: under a flattened swapper that third vote said
+  // nothing; kept sharp, it is evidence for 3 (whose partner is 2), and the consensus is less certain.
+  const votes: ClassVote[] = [{ annotator: 'a', label: 0 }, { annotator: 'b', label: 0 }, { annotator: 's', label: 2 }];
+  const c = flooredConfusion(careful, prior);
+  const p = posterior(votes, prior, { a: c, b: c, s }, 4);
+  const flat = swapper.map((row, t) => row.map((x, g) => (g === t ? x : Math.max(x, 0.62 / 3))));
+  const pFlat = posterior(votes, prior, { a: c, b: c, s: flat.map((r) => { const z = r.reduce((a, b) => a + b, 0); return r.map((x) => x / z); }) }, 4);
+  assert.ok(1 - p[0]! > 3 * (1 - pFlat[0]!), `P(wrong) ${1 - p[0]!} vs flattened ${1 - pFlat[0]!}`);
 });

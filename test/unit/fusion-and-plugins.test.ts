@@ -102,4 +102,26 @@ test('a plugin that throws is recorded for the batch and the other plugins still
   assert.deepEqual(out.consensus.get('ok'), { tags: ['B-PER', 'I-PER', 'O'] });
   assert.deepEqual(out.tallies.get('ok'), { 'sequence-labels': { a: { compared: 3, agreed: 3 }, b: { compared: 3, agreed: 3 } } });
   assert.equal(out.findings.has('untagged'), false);
+  // An invalid sequence is the annotator's violation: a person settles it.
+  assert.deepEqual(out.blocking.get('s'), ['invalid_transition']);
+});
+
+test("tags by risk: a reliable crowd's dissent on one entity is weighed, not sent to a person; a split entity is doubtful", async () => {
+  const seq = configurePlugins(resolvePolicy({ plugins: [{ id: 'sequence-labels' }] }));
+  const tags = (a: string, t: string[]) => ({ annotator: a, labels: { tags: t } });
+  const out = await runPlugins(seq, [
+    { sampleId: 'one-off', payload: {}, media: [], annotations: [tags('a', ['B-PER', 'I-PER', 'O', 'O']), tags('b', ['B-PER', 'I-PER', 'O', 'O']), tags('c', ['O', 'O', 'O', 'O'])] },
+    { sampleId: 'split', payload: {}, media: [], annotations: [tags('a', ['B-PER', 'I-PER', 'O', 'O']), tags('b', ['B-LOC', 'I-LOC', 'O', 'O']), tags('c', ['O', 'O', 'O', 'O'])] },
+  ], { project: 'p', ontology: { entities: ['PER', 'LOC'] }, weights: { a: 0.95, b: 0.95, c: 0.95 } });
+  assert.deepEqual(out.findings.get('one-off')!.map((f) => f.rule), ['tag_conflict', 'tag_conflict'], 'the dissent is recorded');
+  assert.equal(out.blocking.has('one-off'), false, 'but a vote settles it');
+  const oneOff = out.risks.get('one-off')!;
+  // The entity's two tokens split alike: one field, not two; the unanimous O run is another.
+  assert.deepEqual(oneOff.map((r) => r.field), ['tags:0-1', 'tags:2-3']);
+  // 2–1 among 95% annotators over K = 5 tags: .0125²·.95 / (.95²·.0125) ≈ 1/76, plus the unseen tags.
+  assert.ok(oneOff[0]!.pWrong > 0.012 && oneOff[0]!.pWrong < 0.015, `2–1 on an entity ${oneOff[0]!.pWrong}`);
+  assert.ok(oneOff[1]!.pWrong < 1e-4);
+  assert.match(oneOff[0]!.why, /c: "O O"/);
+  const split = out.risks.get('split')!;
+  assert.ok(split[0]!.pWrong > 0.4, `three readings of one entity ${split[0]!.pWrong}`);
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkConsistency, type AnnotatorLabels } from '../../src/qc/consistency';
 import { combineRisks, geometryRisk, votePosterior, withModel } from '../../src/qc/risk';
-import { acceptanceThreshold, decideByRisk, riskFindings } from '../../src/qc/disposition';
+import { acceptanceThreshold, decideByRisk, overReviewBudget, riskFindings } from '../../src/qc/disposition';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { Labels } from '../../src/ingest/envelope';
 import type { Ontology } from '../../src/projects/definition';
@@ -168,4 +168,22 @@ test('the batch threshold keeps the expected error of accepted samples under tar
   assert.match(why[1]!.message, /^class: wrong with probability 0\.1000 — a: "cat"/);
   assert.equal(DEFAULT_POLICY.fusion.mode, 'risk');
   assert.equal(resolvePolicy({ fusion: { mode: 'linear' } }).fusion.mode, 'linear');
+});
+
+test('a review budget sends people the likeliest errors and the rest back for more labels', () => {
+  const uncertain = [{ id: 'a', pWrong: 0.06 }, { id: 'b', pWrong: 0.4 }, { id: 'c', pWrong: 0.2 }, { id: 'd', pWrong: 0.08 }];
+  assert.deepEqual([...overReviewBudget(uncertain, 2)].sort(), ['a', 'd']);
+  assert.deepEqual([...overReviewBudget(uncertain, 2.9)].sort(), ['a', 'd'], 'a budget is whole reviews');
+  assert.equal(overReviewBudget(uncertain, 10).size, 0);
+  assert.equal(overReviewBudget(uncertain, 0).size, 4);
+  const policy = resolvePolicy({ auditShare: 0, fusion: { risk: { reviewBudget: 0.05 } } });
+  const risk = combineRisks([{ field: 'class', pWrong: 0.1, why: 'a: "cat"' }], 0.9);
+  const base = { sampleId: 's1', layer1Passed: true, blocking: [], threshold: { primary: 0.01, attributes: 0.2 }, policy, risk };
+  assert.deepEqual(decideByRisk({ ...base, overBudget: true }), { disposition: 'resample', reason: 'review_budget' });
+  assert.deepEqual(decideByRisk(base), { disposition: 'review', reason: 'uncertain' });
+  // Only the risk's reviews are budgeted: a confident sample is still accepted, a blocking one still reviewed.
+  assert.deepEqual(decideByRisk({ ...base, overBudget: true, risk: combineRisks([{ field: 'class', pWrong: 0.001, why: '' }], 0.999) }), { disposition: 'accepted', reason: 'confident' });
+  assert.deepEqual(decideByRisk({ ...base, overBudget: true, blocking: ['unknown_class'] }), { disposition: 'review', reason: 'layer2_conflict' });
+  assert.match(riskFindings('review_budget', risk, base.threshold, policy, [])[0]!.message, /review budget \(5\.0% of its samples\)/);
+  assert.equal(DEFAULT_POLICY.fusion.risk.reviewBudget, 1, 'no budget unless a project sets one');
 });

@@ -1,5 +1,6 @@
 import type { Finding } from '../findings';
 import { said, tally, type AnnotatorLabels, type Tallies } from './types';
+import { votePosterior, type FieldRisk } from '../risk';
 
 export type TagScheme = 'BIO' | 'BIOES';
 
@@ -104,12 +105,43 @@ export interface TagCheck {
   /** Share of (annotator, token) votes that agree with the decoded path. */
   agreement: number;
   tallies: Tallies;
+  /** Probability the consensus is wrong, per run of tokens the annotators split alike (`tags:<first>-<last>`). */
+  risks: FieldRisk[];
+}
+
+/**
+ * Per token, the one-coin posterior that the decoded tag is wrong; consecutive tokens on which the same
+ * annotators agree with the path are one question (who misses an entity misses all its tokens), so each
+ * such run is one field, as likely wrong as its weakest token.
+ */
+export function tagRisks(seqs: Array<{ annotator: string; tags: string[] }>, path: string[], k: number, accuracy: Record<string, number>): FieldRisk[] {
+  const out: FieldRisk[] = [];
+  let start = 0;
+  let worst = 0;
+  let sig = '';
+  const flush = (end: number): void => {
+    if (end < start) return;
+    const dissent = seqs.filter((q) => q.tags[start] !== path[start]);
+    out.push({
+      field: `tags:${start}-${end}`, pWrong: worst,
+      why: `tokens ${start}–${end} tagged ${path.slice(start, end + 1).join(' ')}${dissent.length ? `; ${said(dissent.map((q) => [q.annotator, q.tags.slice(start, end + 1).join(' ')]))}` : ' by all'}`,
+    });
+  };
+  path.forEach((tag, t) => {
+    const s = seqs.map((q) => (q.tags[t] === tag ? '1' : '0')).join('');
+    const p = votePosterior(seqs.map((q) => ({ annotator: q.annotator, value: q.tags[t]! })), accuracy, k).posterior.get(tag) ?? 0;
+    if (t > 0 && s !== sig) { flush(t - 1); start = t; worst = 0; }
+    sig = s;
+    worst = Math.max(worst, 1 - p);
+  });
+  flush(path.length - 1);
+  return out;
 }
 
 /**
  * Checks every annotation's tag sequence, then decodes the consensus path from the annotators' weighted
  * votes (add-one smoothed) with Viterbi. Tokens where the consensus has less support than `minAgreement`
- * are a tag_conflict naming who said what.
+ * are a tag_conflict naming who said what; its `risks` say how likely the path is wrong where they split.
  */
 export function checkTags(
   anns: AnnotatorLabels[], o: { scheme: TagScheme; entities?: string[]; minAgreement: number; weights: Record<string, number> },
@@ -119,7 +151,7 @@ export function checkTags(
   const entitySet = o.entities && new Set(o.entities);
   const tagged = anns.map((a, i) => ({ a, i })).filter(({ a }) => a.labels.tags !== undefined);
   tagged.forEach(({ a, i }) => findings.push(...tagSequenceFindings(a.labels.tags!, o.scheme, `/annotations/${i}/labels/tags`, a.annotator, entitySet)));
-  if (tagged.length === 0) return { findings, consensus: undefined, agreement: 1, tallies };
+  if (tagged.length === 0) return { findings, consensus: undefined, agreement: 1, tallies, risks: [] };
   const lengths = new Set(tagged.map(({ a }) => a.labels.tags!.length));
   if (lengths.size > 1) {
     findings.push({
@@ -127,7 +159,7 @@ export function checkTags(
       message: `annotators tagged different numbers of tokens: ${said(tagged.map(({ a }) => [a.annotator, a.labels.tags!.length]))}`,
       annotators: tagged.map(({ a }) => a.annotator),
     });
-    return { findings, consensus: undefined, agreement: 0, tallies };
+    return { findings, consensus: undefined, agreement: 0, tallies, risks: [] };
   }
   const types = o.entities ?? [...new Set(tagged.flatMap(({ a }) => a.labels.tags!.map((t) => parseTag(t, o.scheme)?.type ?? '').filter((t) => t !== '')))].sort();
   const labels = tagSet(types, o.scheme);
@@ -143,7 +175,7 @@ export function checkTags(
     return votes.map((v) => Math.log((v + 0.01) / (totalWeight + 0.01 * labels.length)));
   });
   const path = viterbi(emissions, labels, o.scheme);
-  if (!path) return { findings, consensus: undefined, agreement: 0, tallies };
+  if (!path) return { findings, consensus: undefined, agreement: 0, tallies, risks: [] };
   let agreed = 0;
   const conflicts: number[] = [];
   for (let t = 0; t < n; t++) {
@@ -162,5 +194,6 @@ export function checkTags(
       annotators: tagged.map(({ a }) => a.annotator),
     });
   }
-  return { findings, consensus: path, agreement: agreed / (n * tagged.length || 1), tallies };
+  const risks = tagRisks(tagged.map(({ a }) => ({ annotator: a.annotator, tags: a.labels.tags! })), path, labels.length, o.weights);
+  return { findings, consensus: path, agreement: agreed / (n * tagged.length || 1), tallies, risks };
 }

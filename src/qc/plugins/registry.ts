@@ -2,6 +2,7 @@ import type { Labels } from '../../ingest/envelope';
 import type { Ontology } from '../../projects/definition';
 import type { Tallies } from '../consistency/types';
 import type { Finding } from '../findings';
+import type { FieldRisk } from '../risk';
 import type { QcPolicy } from '../policy';
 import { imageQualityPlugin } from './image-quality';
 import { sequenceLabelsPlugin } from './sequence-labels';
@@ -51,13 +52,17 @@ export interface PluginOutcome {
   scores: Map<string, Record<string, number>>;
   details: Map<string, Record<string, unknown>>;
   consensus: Map<string, Record<string, unknown>>;
+  /** Per sample: the plugins' field risks, which join layer 2's. */
+  risks: Map<string, FieldRisk[]>;
+  /** Per sample: rules of layer-2 findings no plugin's risk settles (a person must). */
+  blocking: Map<string, string[]>;
   /** Plugins that threw: recorded on the batch, the other checks go on. */
   errors: Array<{ plugin: string; message: string }>;
 }
 
 /** Runs each configured plugin on the samples it applies to; a plugin that throws costs only its own results. */
 export async function runPlugins(configured: ConfiguredPlugin[], samples: PluginSample[], ctx: { project: string; ontology: Ontology; weights: Record<string, number> }): Promise<PluginOutcome> {
-  const out: PluginOutcome = { findings: new Map(), tallies: new Map(), scores: new Map(), details: new Map(), consensus: new Map(), errors: [] };
+  const out: PluginOutcome = { findings: new Map(), tallies: new Map(), scores: new Map(), details: new Map(), consensus: new Map(), risks: new Map(), blocking: new Map(), errors: [] };
   for (const { plugin, config } of configured) {
     const batch = samples.filter((s) => appliesTo(plugin, s));
     if (batch.length === 0) continue;
@@ -76,6 +81,9 @@ export async function runPlugins(configured: ConfiguredPlugin[], samples: Plugin
       if (r.score !== undefined) out.scores.set(r.sampleId, { ...out.scores.get(r.sampleId), [plugin.id]: r.score });
       if (r.consensus) out.consensus.set(r.sampleId, { ...out.consensus.get(r.sampleId), ...r.consensus });
       if (r.details) out.details.set(r.sampleId, { ...out.details.get(r.sampleId), [plugin.id]: r.details });
+      if (r.risks?.length) out.risks.set(r.sampleId, [...(out.risks.get(r.sampleId) ?? []), ...r.risks]);
+      const blocking = plugin.layer === 2 ? r.findings.filter((f) => !plugin.settledByRisk?.includes(f.rule)).map((f) => f.rule) : [];
+      if (blocking.length) out.blocking.set(r.sampleId, [...new Set([...(out.blocking.get(r.sampleId) ?? []), ...blocking])]);
     }
   }
   return out;

@@ -13,6 +13,7 @@ export const sequenceLabelsPlugin: QcPlugin<SequenceLabelsConfig> = {
   description: 'invalid BIO/BIOES transitions; consensus tag path by Viterbi over the allowed-transition lattice',
   layer: 2,
   labelKinds: ['tags'],
+  settledByRisk: ['tag_conflict'],
   parseConfig: pluginConfigParser<SequenceLabelsConfig>('sequence-labels', {
     type: 'object',
     additionalProperties: false,
@@ -24,7 +25,7 @@ export const sequenceLabelsPlugin: QcPlugin<SequenceLabelsConfig> = {
   run(batch, ctx) {
     return batch.map((s) => {
       const r = checkTags(s.annotations, { scheme: ctx.config.scheme, entities: ctx.ontology.entities, minAgreement: ctx.config.minAgreement, weights: ctx.weights });
-      return { sampleId: s.sampleId, findings: r.findings, score: r.agreement, tallies: r.tallies, consensus: r.consensus ? { tags: r.consensus } : undefined };
+      return { sampleId: s.sampleId, findings: r.findings, score: r.agreement, tallies: r.tallies, consensus: r.consensus ? { tags: r.consensus } : undefined, risks: r.risks };
     });
   },
 };

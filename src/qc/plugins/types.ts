@@ -3,6 +3,7 @@ import type { Ontology } from '../../projects/definition';
 import type { AnnotatorLabels, Tallies } from '../consistency/types';
 import type { AnySchema } from 'ajv/dist/2020';
 import type { Finding } from '../findings';
+import type { FieldRisk } from '../risk';
 import { parserWithDefaults } from '../schema-defaults';
 
 /** What a plugin sees of one sample. `media` carries bytes only for plugins that ask for them. */
@@ -23,6 +24,8 @@ export interface PluginResult {
   /** Per-annotator agreement the plugin measured; merged into layer 2's tallies. */
   tallies?: Tallies;
   details?: Record<string, unknown>;
+  /** Probability each of its consensus fields is wrong: joins the sample's risk that layer 5 decides on. */
+  risks?: FieldRisk[];
 }
 
 export interface PluginContext<C> {
@@ -46,6 +49,11 @@ export interface QcPlugin<C = unknown> {
   labelKinds?: Array<keyof Labels>;
   /** Whether the activity must load each sample's media bytes from object storage. */
   needsMedia?: boolean;
+  /**
+   * Rules of its layer-2 findings that its `risks` weigh (disagreement a vote settles): they are recorded
+   * but decided by the sample's risk. Any other layer-2 finding sends the sample to a person.
+   */
+  settledByRisk?: string[];
   /** Validates the project's config for it; throws an Error naming the field when invalid. */
   parseConfig(raw: Record<string, unknown>): C;
   run(batch: PluginSample[], ctx: PluginContext<C>): PluginResult[] | Promise<PluginResult[]>;

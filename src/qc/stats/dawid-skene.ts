@@ -138,14 +138,25 @@ export function annotatorAccuracy(confusion: number[][], classPrior: number[]): 
 }
 
 /**
- * A confusion matrix for judging single items: no off-diagonal cell rarer than the annotator's average
- * error spread evenly over the other classes (rows renormalised). A careful annotator's rare confusions
- * are mostly unseen in a batch, and an unseen cell estimated near 0 made one vote outweigh two others
- * thousands to one: the posterior said 0.998 where the truth went the other way about 1 time in 150.
- * Systematic confusions (a swapper's) are far above the floor and kept.
+ * A confusion matrix for judging single items: no off-diagonal cell rarer than the row's incidental error
+ * spread evenly. A careful annotator's rare confusions are mostly unseen in a batch, and an unseen cell
+ * estimated near 0 made one vote outweigh two others thousands to one: the posterior said 0.998 where the
+ * truth went the other way about 1 time in 150. A systematic confusion (one label given for the class more
+ * than 10% of the time and over three times the row's other errors spread evenly) is kept and not spread: a
+ * swapper who gives cat for dog 60% of the time rarely gives anything else, and flooring with all their
+ * error made those votes look random.
  */
 export function flooredConfusion(confusion: number[][], classPrior: number[]): number[][] {
   const k = confusion.length;
-  const floor = k > 1 ? (1 - annotatorAccuracy(confusion, classPrior)) / (k - 1) : 0;
-  return confusion.map((row, t) => normalise(row.map((x, g) => (g === t ? x : Math.max(x, floor)))));
+  if (k < 2) return confusion;
+  const overall = (1 - annotatorAccuracy(confusion, classPrior)) / (k - 1);
+  return confusion.map((row, t) => {
+    const err = 1 - row[t]!;
+    const systematic = row.map((x, g) => g !== t && x > 0.1 && x > (3 * (err - x)) / Math.max(1, k - 2));
+    const incidental = err - row.reduce((s, x, g) => s + (systematic[g] ? x : 0), 0);
+    const others = k - 1 - systematic.filter(Boolean).length;
+    // Rows without a systematic confusion keep the annotator-wide floor (steadier than one row's few items).
+    const floor = systematic.some(Boolean) ? incidental / Math.max(1, others) : overall;
+    return normalise(row.map((x, g) => (g === t || systematic[g] ? x : Math.max(x, floor))));
+  });
 }
