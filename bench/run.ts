@@ -144,6 +144,7 @@ async function main(): Promise<void> {
 
 const only = process.argv[2];
 if (only === 'layers') benchLayers2and5(100_000);
+else if (only === 'layer1') benchLayer1();
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
 else if (only === 'qc') void qcBench().then(() => process.exit(0));

@@ -1,7 +1,7 @@
 import type { ValidateFunction } from 'ajv';
 import { ajvErrorsToFindings, createAjv, type IngestSample } from '../ingest/envelope';
 import { canonicalJson, sha256Hex } from '../util/canonical-json';
-import safeRegex from 'safe-regex2';
+import { RE2JS } from 're2js';
 import type { Finding } from './findings';
 
 /**
@@ -37,7 +37,8 @@ export class ProjectSpecError extends Error {
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface CompiledRule extends RegexRule {
-  regex: RegExp;
+  /** Whether the pattern matches anywhere in the string, in time linear in its length. */
+  test: (value: string) => boolean;
   segments: string[];
 }
 
@@ -71,20 +72,30 @@ export function compileCompliance(spec: ComplianceSpec): CompiledCompliance {
     names.add(r.name);
     if (typeof r.pointer !== 'string') throw new ProjectSpecError(`${where}.pointer must be a JSON pointer string`);
     if (r.mode !== undefined && r.mode !== 'match' && r.mode !== 'forbid') throw new ProjectSpecError(`${where}.mode must be "match" or "forbid"`);
-    let regex: RegExp;
+    // RE2 semantics (re2js): matching time is linear in the input whatever the pattern, so no rule like
+    // (a+)+$ can pin the shared worker — JavaScript regexes backtrack and cannot be interrupted.
+    let re: RE2JS;
     try {
-      regex = new RegExp(r.pattern, (r.flags ?? '').replace(/[gy]/g, '') + (r.flags?.includes('u') ? '' : 'u'));
+      re = RE2JS.compile(r.pattern, re2Flags(r.flags ?? '', where));
     } catch (err) {
-      throw new ProjectSpecError(`${where}.pattern is not a valid regular expression: ${(err as Error).message}`);
+      if (err instanceof ProjectSpecError) throw err;
+      throw new ProjectSpecError(`${where}.pattern is not a regular expression qcflow can run in linear time (RE2 syntax: no lookaround, no backreferences; \\d \\s \\w are ASCII): ${(err as Error).message}`);
     }
-    // JavaScript regexes cannot be interrupted, and one rule like (a+)+$ on 30 characters pins the shared
-    // worker for minutes: patterns with nested unbounded quantifiers are refused when the project is saved.
-    if (!safeRegex(r.pattern)) {
-      throw new ProjectSpecError(`${where}.pattern ${JSON.stringify(r.pattern)} nests unbounded quantifiers (as in (a+)+), which can backtrack for minutes on a short input; rewrite it without a quantified group that itself contains + or *`);
-    }
-    return { ...r, regex, segments: parsePointer(r.pointer) };
+    return { ...r, test: (v) => re.test(v), segments: parsePointer(r.pointer) };
   });
   return { validatePayload, rules };
+}
+
+/** JavaScript regex flags as RE2's: i, m and s carry over; u is always on (RE2 matches code points); g and y mean nothing to a test. */
+function re2Flags(flags: string, where: string): number {
+  let out = 0;
+  for (const f of flags) {
+    if (f === 'i') out |= RE2JS.CASE_INSENSITIVE;
+    else if (f === 'm') out |= RE2JS.MULTILINE;
+    else if (f === 's') out |= RE2JS.DOTALL;
+    else if (!'guy'.includes(f)) throw new ProjectSpecError(`${where}.flags: ${JSON.stringify(f)} is not supported (use i, m, s, u)`);
+  }
+  return out;
 }
 
 const cache = new Map<string, CompiledCompliance>();
@@ -135,7 +146,7 @@ export function checkCompliance(sample: IngestSample, compiled: CompiledComplian
       continue;
     }
     for (const { pointer, value } of strings) {
-      const matched = rule.regex.test(value);
+      const matched = rule.test(value);
       const forbid = rule.mode === 'forbid';
       if (matched === forbid) {
         findings.push({

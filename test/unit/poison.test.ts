@@ -4,7 +4,7 @@ import { parseLine } from '../../src/ingest/envelope';
 import { decodeUtf8Line, safeText, unstorable } from '../../src/ingest/storable';
 import { mediaKeyProblem, servedTypeOf } from '../../src/ingest/keys';
 import { validateProjectDefinition } from '../../src/projects/definition';
-import { ProjectSpecError } from '../../src/qc/compliance';
+import { checkCompliance, compileCompliance, ProjectSpecError } from '../../src/qc/compliance';
 
 const line = (payload: unknown, externalId = 'x-1'): string => JSON.stringify({ externalId, payload, annotations: [] });
 
@@ -41,11 +41,23 @@ test('media keys must lie under the sample\'s own project', () => {
   assert.match(mediaKeyProblem('p', 'raw/p//x.png')!, /empty/);
 });
 
-test('a regex rule that can backtrack catastrophically is refused when the project is saved, naming the rule', () => {
-  const project = (pattern: string) => validateProjectDefinition({ id: 'p', jsonSchema: { type: 'object' }, regexRules: [{ name: 'r', pointer: '/payload/text', pattern }] });
-  assert.throws(() => project('(a+)+$'), (e: Error) => e instanceof ProjectSpecError && /regexRules\[0\]\.pattern "\(a\+\)\+\$" nests unbounded quantifiers/.test(e.message));
-  assert.throws(() => project('(x*)*y'), ProjectSpecError);
-  assert.equal(project('\\b\\d{3}-\\d{2}-\\d{4}\\b').regexRules.length, 1);
+test('a regex rule runs in linear time whatever its pattern: (a+)+$ on 40 a\'s and a ! answers at once', { timeout: 20_000 }, () => {
+  const project = (pattern: string, flags?: string) => validateProjectDefinition({ id: 'p', jsonSchema: { type: 'object' }, regexRules: [{ name: 'r', pointer: '/payload/text', pattern, ...(flags ? { flags } : {}) }] });
+  const sample = (text: string) => ({ externalId: 'x', payload: { text }, annotations: [] });
+  // A backtracking engine takes about 2^40 steps here (the test would time out); RE2 takes one pass.
+  const evil = compileCompliance({ jsonSchema: { type: 'object' }, regexRules: project('(a+)+$').regexRules });
+  assert.equal(checkCompliance(sample(`${'a'.repeat(40)}!`), evil).passed, false);
+  assert.equal(checkCompliance(sample('aaaa'), evil).passed, true);
+  // What RE2 cannot run in linear time is refused when the project is saved, naming the rule and why.
+  assert.throws(() => project('(?<=a)b'), (e: Error) => e instanceof ProjectSpecError && /regexRules\[0\]\.pattern is not a regular expression qcflow can run in linear time \(RE2 syntax: no lookaround, no backreferences/.test(e.message));
+  assert.throws(() => project('(a)\\1'), ProjectSpecError);
+  assert.throws(() => project('a', 'x'), /regexRules\[0\]\.flags: "x" is not supported/);
+  // Flags carry over.
+  const ci = compileCompliance({ jsonSchema: { type: 'object' }, regexRules: project('^abc$', 'i').regexRules });
+  assert.equal(checkCompliance(sample('ABC'), ci).passed, true);
+  const ssn = compileCompliance({ jsonSchema: { type: 'object' }, regexRules: [{ name: 'no-ssn', pointer: '/payload/text', pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b', mode: 'forbid' }] });
+  assert.equal(checkCompliance(sample('call 123-45-6789 now'), ssn).passed, false);
+  assert.equal(checkCompliance(sample('order 1234-56-7890'), ssn).passed, true);
 });
 
 test('inline media is limited to types reviewers view; stored objects are served as downloads of a known type', () => {
