@@ -6,7 +6,7 @@ import { withTransaction } from '../src/clients/pg';
 import type { Logger } from '../src/clients/logger';
 import { checkCorrection, describeFindings, labelsAsConsensus, reviewerAnnotator } from '../src/review/correction';
 import { STATUS_AFTER, type ReviewDecision, type ReviewDecisionRef } from '../src/review/decisions';
-import { audit, openTask } from '../src/store/review';
+import { audit, openTask, taskRecorded } from '../src/store/review';
 import type { Labels, MediaRef } from '../src/ingest/envelope';
 import type { QcPolicy } from '../src/qc/policy';
 import { workflowIds } from '../workflows/definitions';
@@ -32,6 +32,8 @@ export interface AwaitReviewInput {
   audience: 'reviewers' | 'leads';
   assign: boolean;
   slaSeconds: number;
+  /** Which dispatch of the round (the workflow dispatches a round again when one was never recorded). */
+  dispatch?: number;
 }
 
 export interface ReviewOutcome {
@@ -54,7 +56,7 @@ export function reviewTaskActivities(deps: { pool: Pool; log: Logger }) {
   return {
     async awaitReviewDecision(input: AwaitReviewInput): Promise<ReviewDecisionRef> {
       const token = Context.current().info.taskToken;
-      const { task, created } = await withTransaction(deps.pool, async (c) => {
+      const { task, created, stale } = await withTransaction(deps.pool, async (c) => {
         const opened = await openTask(c, { ...input, taskToken: token });
         if (opened.created) {
           await audit(c, {
@@ -64,6 +66,11 @@ export function reviewTaskActivities(deps: { pool: Pool; log: Logger }) {
         }
         return opened;
       });
+      if (stale) {
+        // The workflow gave up on this dispatch and a later one recorded the task: nothing waits on this one.
+        deps.log.warn({ taskId: task.id, sampleId: input.sampleId, round: input.round, dispatch: input.dispatch ?? 0 }, 'review task dispatch arrived after a later one; left to time out');
+        throw new CompleteAsyncError();
+      }
       // The task id and assignee are logged; the token never is.
       deps.log.info({ taskId: task.id, sampleId: input.sampleId, project: input.project, round: input.round, reason: input.reason, assignee: task.assignee, created }, 'review task waiting for a reviewer');
       throw new CompleteAsyncError();
@@ -147,6 +154,11 @@ export function reviewActivities(deps: ReviewActivityDeps) {
         { pool: deps.pool, temporal: deps.temporal, workflowQueue: Context.current().info.taskQueue, reviewQueue: deps.reviewQueue },
         { project: input.project, batchId: input.batchId, review: policy.review }, progress, heartbeat,
       );
+    },
+
+    /** Whether a review round's human-task activity (this dispatch or a later one) recorded its task. */
+    async reviewTaskRecorded(input: { sampleId: string; round: number; dispatch: number }): Promise<boolean> {
+      return taskRecorded(deps.pool, input);
     },
 
     /** The SLA ran out: the task can no longer be decided (the workflow opens the next round). */

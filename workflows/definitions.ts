@@ -136,6 +136,8 @@ export interface ReviewState {
   escalations: number;
   status: 'waiting' | 'applying' | 'done';
   outcome?: ReviewOutcome;
+  /** Times this round's task was dispatched again because an earlier dispatch was never recorded. */
+  redispatches?: number;
 }
 
 /** What a batch did about its review samples: humanReview workflows started now, or found already running. */

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, setHandler, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, ReviewTaskActivities } from '../activities';
 import type { HumanReviewInput, ReviewOutcome } from '../activities/review';
 import { reviewStateQuery, type ReviewState } from './definitions';
@@ -9,6 +9,11 @@ const act = proxyActivities<Activities>(SHORT_ACTIVITY_OPTIONS);
 
 /** An infrastructure fault while recording the task (not a timeout) retries the same round after this pause. */
 const RECORD_RETRY_PAUSE = '10 seconds';
+/** Checks for an unrecorded dispatch back off to this. */
+const MAX_DISPATCH_CHECK_MS = 30 * 60_000;
+
+/** A human-task dispatch that Temporal marked started but no worker recorded: the round is dispatched again. */
+class DispatchLost extends Error {}
 
 /**
  * One sample's human review (`review/{sample}`). Each round is a human-task activity on the review queue
@@ -27,14 +32,25 @@ export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcom
     // A timeout is the SLA running out: the workflow escalates, it does not retry the same reviewer.
     retry: { maximumAttempts: 1 },
   });
+  // Dispatches of a round are checked for a recorded task: a task Temporal marked started but no worker
+  // ran was otherwise invisible until its SLA ran out. Histories from before the check replay without it.
+  const checked = patched('review-dispatch-check');
+  let dispatch = 0;
+  let roundStarted = Date.now();
   for (;;) {
     const assign = state.audience === 'leads' || state.round > 0 || input.review.assignment === 'round-robin';
+    const task = {
+      project: input.project, sampleId: input.sampleId, round: state.round, reason: state.reason, audience: state.audience, assign, slaSeconds: input.review.slaSeconds,
+    };
     let ref;
     try {
-      ref = await humanTask.awaitReviewDecision({
-        project: input.project, sampleId: input.sampleId, round: state.round, reason: state.reason, audience: state.audience, assign, slaSeconds: input.review.slaSeconds,
-      });
+      ref = checked ? await dispatchChecked(input, { ...task, dispatch }, roundStarted) : await humanTask.awaitReviewDecision(task);
     } catch (err) {
+      if (err instanceof DispatchLost) {
+        dispatch++;
+        state.redispatches = (state.redispatches ?? 0) + 1;
+        continue;
+      }
       if (!(err instanceof ActivityFailure)) throw err;
       if (err.cause instanceof ApplicationFailure && err.cause.nonRetryable) throw err;
       if (err.cause instanceof TimeoutFailure) {
@@ -43,6 +59,8 @@ export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcom
         state.round++;
         state.reason = 'escalated';
         if (state.escalations > input.review.maxEscalations) state.audience = 'leads';
+        dispatch = 0;
+        roundStarted = Date.now();
       } else {
         await sleep(RECORD_RETRY_PAUSE);
       }
@@ -59,5 +77,33 @@ export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcom
     state.round++;
     state.reason = 'correction_refused';
     state.status = 'waiting';
+    dispatch = 0;
+    roundStarted = Date.now();
   }
+}
+
+/**
+ * One dispatch of a round's human-task activity, its timeout the rest of the round's SLA. Unless a reviewer
+ * decides first, the workflow asks after `dispatchCheckSeconds` (twice as long for each dispatch of the
+ * round before, up to 30 minutes) whether the task was recorded; when it was not, the dispatch is cancelled
+ * and DispatchLost thrown, so the round goes out again.
+ */
+async function dispatchChecked(input: HumanReviewInput, task: Parameters<ReviewTaskActivities['awaitReviewDecision']>[0] & { dispatch: number }, roundStarted: number) {
+  const remainingMs = Math.max(1000, roundStarted + input.review.slaSeconds * 1000 - Date.now());
+  const humanTask = proxyActivities<ReviewTaskActivities>({ taskQueue: input.reviewQueue, startToCloseTimeout: remainingMs, retry: { maximumAttempts: 1 } });
+  const checkMs = Math.min(MAX_DISPATCH_CHECK_MS, (input.review.dispatchCheckSeconds ?? 60) * 1000 * 2 ** task.dispatch);
+  return CancellationScope.cancellable(async () => {
+    const decision = humanTask.awaitReviewDecision(task);
+    let settled = false;
+    void decision.then(() => { settled = true; }, () => { settled = true; });
+    await Promise.race([decision, sleep(checkMs)]);
+    if (settled || (await act.reviewTaskRecorded({ sampleId: task.sampleId, round: task.round, dispatch: task.dispatch })) || settled) return decision;
+    CancellationScope.current().cancel();
+    try {
+      await decision;
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+    }
+    throw new DispatchLost();
+  });
 }

@@ -79,6 +79,11 @@ export interface QcPolicy {
     assignment: 'round-robin' | 'claim';
     /** How long a claim holds before the task returns to the queue. */
     claimTtlSeconds: number;
+    /**
+     * How long after dispatching a review task the workflow checks that it was recorded; a dispatch
+     * Temporal marked started but no worker ran is dispatched again (checks back off, doubling).
+     */
+    dispatchCheckSeconds: number;
   };
   /** URL that receives a POST with each batch's resample requests. */
   resampleWebhook?: string;
@@ -191,6 +196,7 @@ export const QC_POLICY_SCHEMA = {
         maxEscalations: { type: 'integer', minimum: 0, maximum: 10, default: 2 },
         assignment: { enum: ['round-robin', 'claim'], default: 'round-robin' },
         claimTtlSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 900 },
+        dispatchCheckSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 60 },
       },
     },
     resampleWebhook: { type: 'string', pattern: '^https?://' },

@@ -70,6 +70,8 @@ export interface OpenTaskInput {
   assign: boolean;
   slaSeconds: number;
   taskToken: Uint8Array;
+  /** Which dispatch of the round this is (0 unless the workflow found an earlier one never recorded). */
+  dispatch?: number;
 }
 
 /**
@@ -77,12 +79,16 @@ export interface OpenTaskInput {
  * Temporal task token but keeps its row and assignee; a new round is assigned round-robin to someone who
  * has not had this sample yet. Returns the task as stored.
  */
-export async function openTask(c: PoolClient, t: OpenTaskInput): Promise<{ task: ReviewTask; created: boolean }> {
+export async function openTask(c: PoolClient, t: OpenTaskInput): Promise<{ task: ReviewTask; created: boolean; stale?: boolean }> {
+  const dispatch = t.dispatch ?? 0;
   const existing = await c.query<TaskRow>(
-    `UPDATE review_tasks t SET task_token = $3 WHERE sample_id = $1 AND round = $2 RETURNING ${TASK_COLUMNS}`,
-    [t.sampleId, t.round, Buffer.from(t.taskToken)],
+    `UPDATE review_tasks t SET task_token = $3, dispatch = $4 WHERE sample_id = $1 AND round = $2 AND dispatch <= $4 RETURNING ${TASK_COLUMNS}`,
+    [t.sampleId, t.round, Buffer.from(t.taskToken), dispatch],
   );
   if (existing.rows[0]) return { task: toTask(existing.rows[0]), created: false };
+  // A later dispatch of this round recorded the task already: this one was given up on, its token is dead.
+  const later = await c.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM review_tasks t WHERE sample_id = $1 AND round = $2`, [t.sampleId, t.round]);
+  if (later.rows[0]) return { task: toTask(later.rows[0]), created: false, stale: true };
   let assignee: string | null = null;
   let audience = t.audience;
   if (t.assign) {
@@ -102,11 +108,17 @@ export async function openTask(c: PoolClient, t: OpenTaskInput): Promise<{ task:
     if (assignee) await c.query('UPDATE review_cursors SET last_user = $3 WHERE project_id = $1 AND audience = $2', [t.project, audience, assignee]);
   }
   const { rows } = await c.query<TaskRow>(
-    `INSERT INTO review_tasks AS t (sample_id, project_id, round, reason, audience, task_token, assignee, due_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) RETURNING ${TASK_COLUMNS}`,
-    [t.sampleId, t.project, t.round, t.reason, audience, Buffer.from(t.taskToken), assignee, t.slaSeconds],
+    `INSERT INTO review_tasks AS t (sample_id, project_id, round, reason, audience, task_token, assignee, due_at, dispatch)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9) RETURNING ${TASK_COLUMNS}`,
+    [t.sampleId, t.project, t.round, t.reason, audience, Buffer.from(t.taskToken), assignee, t.slaSeconds, dispatch],
   );
   return { task: toTask(rows[0]!), created: true };
+}
+
+/** Whether dispatch `dispatch` (or a later one) of a review round recorded its task. */
+export async function taskRecorded(db: Queryable, t: { sampleId: string; round: number; dispatch: number }): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM review_tasks WHERE sample_id = $1 AND round = $2 AND dispatch >= $3', [t.sampleId, t.round, t.dispatch]);
+  return rows.length > 0;
 }
 
 export async function getTask(db: Queryable, id: string): Promise<ReviewTask | undefined> {
