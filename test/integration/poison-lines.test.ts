@@ -4,8 +4,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ingestFile } from '../../src/cli/ingest';
+import { datasetRelease } from '../../workflows';
 import { workflowIds } from '../../workflows/definitions';
-import { createTestProject, harness, validLine, type Harness } from './helpers';
+import { MALFORMED_KINDS, malformedCorpus, mixedCorpus } from '../fixtures/malformed-lines';
+import { createTestProject, harness, readRelease, validLine, type Harness } from './helpers';
 
 let h: Harness;
 before(async () => {
@@ -68,4 +70,47 @@ test('poison lines become rejections with their line numbers; the rest of the ba
   const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []));
   assert.ok(attempts.length >= 5);
   assert.deepEqual([...new Set(attempts)], [1]);
+});
+
+test('1,200 generated malformed lines of every kind among 3,000 good ones: each bad one refused with its rule, each good one released once, no retries', async () => {
+  const project = await createTestProject(h.pool);
+  const bad = malformedCorpus(1200, project);
+  const corpus = mixedCorpus(3000, bad);
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-corpus-')), 'in.jsonl');
+  writeFileSync(file, corpus.bytes);
+  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 1000, wait: true });
+  assert.deepEqual(r.failedBatches, []);
+  const lineBad = corpus.badAt.filter((b) => b.bad.outcome === 'line');
+  const sampleBad = corpus.badAt.filter((b) => b.bad.outcome === 'sample');
+  assert.equal(r.counts.malformed, lineBad.length, JSON.stringify(r.counts));
+  assert.equal(r.counts.accepted, 3000, JSON.stringify(r.counts));
+
+  // Every line-level one is in ingest_rejections at its line number, with its rule and a reason.
+  // line_no counts within the batch, which takes the file's lines 1000 at a time.
+  const rej = await h.pool.query<{ batch_id: string; line_no: number; findings: Array<{ rule: string; message: string }> }>('SELECT batch_id, line_no, findings FROM ingest_rejections WHERE project_id = $1', [project]);
+  const batchNo = new Map(r.batches.map((b, k) => [b.batchId, k]));
+  const byLine = new Map(rej.rows.map((x) => [batchNo.get(x.batch_id)! * 1000 + x.line_no, x.findings[0]!]));
+  const wrong = lineBad.filter((b) => { const f = byLine.get(b.lineNo); return !f || !f.rule.startsWith(b.bad.rule) || f.message.length < 10; });
+  assert.deepEqual(wrong.slice(0, 5).map((b) => [b.lineNo, b.bad.kind, byLine.get(b.lineNo)]), []);
+  assert.equal(rej.rows.length, lineBad.length);
+  // Every sample-level one was staged and rejected by layer 1 with its rule.
+  const l1 = await h.pool.query<{ external_id: string; status: string; rules: string[] }>(
+    `SELECT s.external_id, s.status, ARRAY(SELECT f->>'rule' FROM jsonb_array_elements(q.findings) f) AS rules
+     FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 WHERE s.project_id = $1 AND s.external_id LIKE 'm-%'`, [project]);
+  const l1By = new Map(l1.rows.map((x) => [x.external_id, x]));
+  const wrongSamples = sampleBad.filter((b) => { const x = l1By.get(b.bad.externalId!); return !x || x.status !== 'rejected' || !x.rules.some((rule) => rule.startsWith(b.bad.rule)); });
+  assert.deepEqual(wrongSamples.slice(0, 5).map((b) => [b.bad.kind, l1By.get(b.bad.externalId!)]), []);
+  assert.deepEqual(new Set(corpus.badAt.map((b) => b.bad.kind)), new Set(MALFORMED_KINDS), 'every kind is in the corpus');
+
+  // No retry loop: every activity of every batch ran once.
+  for (const b of r.batches) {
+    const history = await h.client.workflow.getHandle(workflowIds.qcBatch(project, b.batchId)).fetchHistory();
+    const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []));
+    assert.deepEqual([...new Set(attempts)], [1], b.batchId);
+  }
+  // Every good line is released exactly once, and nothing else is.
+  await h.client.workflow.execute(datasetRelease, { workflowId: workflowIds.release(project, 'v1'), taskQueue: h.cfg.taskQueues.cpu, args: [{ project, version: 'v1' }] });
+  const ids = (await readRelease(h.store, project, 'v1')).jsonl.trimEnd().split('\n').map((l) => (JSON.parse(l) as { externalId: string }).externalId);
+  assert.equal(ids.length, 3000);
+  assert.deepEqual([...new Set(ids)].sort(), [...corpus.goodIds].sort());
 });
