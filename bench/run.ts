@@ -24,6 +24,7 @@ import type { Ontology } from '../src/projects/definition';
 import { stackBenches } from './stack-benches';
 import { quantizeBenches } from './quantize-benches';
 import { qcBench } from './qc-bench';
+import { faultsBench } from './faults';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -140,6 +141,7 @@ async function main(): Promise<void> {
   await quantizeBenches();
   await stackBenches();
   await qcBench();
+  await faultsBench();
 }
 
 const only = process.argv[2];
@@ -148,4 +150,5 @@ else if (only === 'layer1') benchLayer1();
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
 else if (only === 'qc') void qcBench().then(() => process.exit(0));
+else if (only === 'faults') void faultsBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));

@@ -9,6 +9,8 @@ export interface ManagedProcess {
   child: ChildProcess;
   logFile: string;
   stop(): Promise<void>;
+  /** Ends it at once with `signal` (a crash, as fault tests need), resolving when it has exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 /** Starts a server process whose output goes to `<logDir>/<name>.log`, so a failed start can be diagnosed. */
@@ -32,6 +34,11 @@ export function startProcess(name: string, cmd: string, args: string[], logDir: 
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exitedPromise;
       clearTimeout(timer);
+    },
+    async kill(signal) {
+      if (exited) return;
+      child.kill(signal);
+      await exitedPromise;
     },
   };
 }

@@ -18,6 +18,12 @@ export interface Stack {
   /** Names of the services this process started (the rest were already running and are left alone). */
   started: string[];
   stop(): Promise<void>;
+  /**
+   * Crashes a service this process started and brings it back after `downMs`, on the same data: Postgres
+   * by an immediate shutdown (SIGQUIT, as `pg_ctl stop -m immediate`), the others by SIGKILL. For fault
+   * benchmarks and tests.
+   */
+  restart(service: 'postgres' | 'minio' | 'temporal', downMs?: number): Promise<void>;
 }
 
 export interface StackOptions {
@@ -31,6 +37,8 @@ export interface StackOptions {
  */
 export async function startStack(base: Config, log: Logger, opts: StackOptions = {}): Promise<Stack> {
   const procs: ManagedProcess[] = [];
+  /** How to start each service this process started again (same options, same data). */
+  const starters = new Map<string, () => Promise<unknown>>();
   let cfg: Config = base;
   let tempDir: string | undefined;
   let outsideDataDir: string | undefined;
@@ -93,7 +101,9 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
     const starts: Array<Promise<void>> = [];
     if (need.postgres) {
       if (cfg.databaseUrl) log.warn({ url: redact(cfg.databaseUrl) }, 'DATABASE_URL is not reachable; starting the embedded PostgreSQL instead');
-      starts.push(startPostgres({ port: cfg.embeddedPostgresPort, stateDir: cfg.stateDir, logDir, fast: !!opts.ephemeral }, ctx).then((pg) => {
+      const pgOptions = { port: cfg.embeddedPostgresPort, stateDir: cfg.stateDir, logDir, fast: !!opts.ephemeral };
+      starters.set('postgres', () => startPostgres(pgOptions, ctx));
+      starts.push(startPostgres(pgOptions, ctx).then((pg) => {
         databaseUrl = pg.url;
         if (pg.dataDir !== path.join(cfg.stateDir, 'postgres')) outsideDataDir = pg.dataDir;
       }));
@@ -105,18 +115,22 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
         writeFileSync(minioCredentialsFile(cfg.stateDir), JSON.stringify(keys), { mode: 0o600 });
         cfg = { ...cfg, minio: { ...cfg.minio, ...keys } };
       }
-      starts.push(startMinio({
+      const minioOptions = {
         host: cfg.minio.endPoint, port: cfg.minio.port, consolePort: cfg.minio.consolePort,
         dataDir: path.join(cfg.stateDir, 'minio'), accessKey: cfg.minio.accessKey, secretKey: cfg.minio.secretKey,
         binCacheDir: cfg.binCacheDir, logDir,
-      }, ctx).then(() => undefined));
+      };
+      starters.set('minio', () => startMinio(minioOptions, ctx));
+      starts.push(startMinio(minioOptions, ctx).then(() => undefined));
     }
     if (need.temporal) {
-      starts.push(startTemporal({
+      const temporalOptions = {
         host, port: Number(portText), uiPort: cfg.temporal.uiPort, namespace: cfg.temporal.namespace,
         dbFile: opts.ephemeral ? undefined : path.join(cfg.stateDir, 'temporal.sqlite'),
         binCacheDir: cfg.binCacheDir, logDir,
-      }, ctx).then(() => undefined));
+      };
+      starters.set('temporal', () => startTemporal(temporalOptions, ctx));
+      starts.push(startTemporal(temporalOptions, ctx).then(() => undefined));
     }
 
     const results = await Promise.allSettled(starts);
@@ -139,6 +153,17 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
       uiUrl: `http://${host}:${cfg.temporal.uiPort}`,
       started: procs.map((p) => p.name),
       stop: stopAll,
+      async restart(service, downMs = 0) {
+        const proc = procs.find((p) => p.name === service);
+        const start = starters.get(service);
+        if (!proc || !start) throw new Error(`${service} was not started by this process; restart it where it runs`);
+        log.warn({ service, downMs }, 'crashing a service on purpose');
+        await proc.kill(service === 'postgres' ? 'SIGQUIT' : 'SIGKILL');
+        procs.splice(procs.indexOf(proc), 1);
+        await new Promise((r) => setTimeout(r, downMs));
+        await start();
+        log.info({ service }, 'service back');
+      },
     };
   } catch (err) {
     await stopAll();
