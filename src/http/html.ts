@@ -31,13 +31,14 @@ kbd{border:1px solid #999;border-bottom-width:2px;border-radius:3px;padding:0 .3
 textarea{width:100%;min-height:8rem;font-family:ui-monospace,monospace}.muted{color:#666}
 `;
 
+/** `script`: the path of a same-origin script (the pages' CSP allows no inline script). */
 export function layout(o: { title: string; user?: string; csrf?: string; body: string; script?: string }): string {
   const nav = o.user
     ? `<a href="/queue">Queue</a><span class="muted">${esc(o.user)}</span><form method="post" action="/logout"><input type="hidden" name="_csrf" value="${esc(o.csrf)}"><button>Sign out</button></form>`
     : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(o.title)} · qcflow review</title><style>${CSS}</style></head>
-<body><header><strong>qcflow review</strong>${nav}</header><main>${o.body}</main>${o.script ? `<script>${o.script}</script>` : ''}</body></html>`;
+<body><header><strong>qcflow review</strong>${nav}</header><main>${o.body}</main>${o.script ? `<script src="${esc(o.script)}" defer></script>` : ''}</body></html>`;
 }
 
 export function loginPage(o: { csrf: string; error?: string; next?: string }): string {
@@ -100,7 +101,7 @@ export function taskPage(o: { user: string; csrf: string; detail: TaskDetail; er
   const { task, sample, annotations, layers, consensus, can } = o.detail;
   const text = typeof sample.payload.text === 'string' ? `<div class="text" id="sample-text">${esc(sample.payload.text)}</div>` : '';
   const otherFields = Object.entries(sample.payload).filter(([k]) => k !== 'text' || typeof sample.payload.text !== 'string');
-  const media = sample.media.map((m) => `<figure><img src="${esc(m.url)}" alt="${esc(m.key)}" onload="fitBoxes(this)">${boxesSvg(annotations)}</figure>`).join('');
+  const media = sample.media.map((m) => `<figure><img src="${esc(m.url)}" alt="${esc(m.key)}">${boxesSvg(annotations)}</figure>`).join('');
   const legend = annotations.map((a, i) => `<span><i class="sw" style="border-color:${PALETTE[i % PALETTE.length]}"></i>${esc(a.annotator)}</span>`).join('');
   const annRows = annotations.map((a, i) => `<tr><td><i class="sw" style="border-color:${PALETTE[i % PALETTE.length]}"></i>${esc(a.annotator)}</td><td><pre>${esc(JSON.stringify(a.labels))}</pre></td></tr>`).join('');
   const layerRows = layers.map((l) => `<tr><td>${l.layer} ${esc(LAYER_NAMES[l.layer] ?? '')}</td><td class="${l.passed ? 'pass' : 'fail'}">${l.passed ? 'passed' : 'flagged'}</td>
@@ -129,15 +130,21 @@ ${otherFields.length ? `<table>${otherFields.map(([k, v]) => `<tr><th>${esc(k)}<
 <section><h2>Annotations</h2><table>${annRows}</table>${consensus ? `<p>Consensus: <code>${esc(JSON.stringify(consensus))}</code></p>` : ''}</section>
 <section><h2>QC layers</h2><table><thead><tr><th>Layer</th><th>Result</th><th>Score</th><th>Findings</th></tr></thead><tbody>${layerRows}</tbody></table></section>
 </div><div><section class="decide"><h2>Decision</h2>${form}</section></div></div>`,
-    script: TASK_SCRIPT,
+    script: TASK_SCRIPT_PATH,
   });
 }
 
-/** Keyboard shortcuts; ignored while typing in a field, so a correction can contain the letters. */
-const TASK_SCRIPT = `
+export const TASK_SCRIPT_PATH = '/static/task.js';
+
+/**
+ * The task page's script, served from TASK_SCRIPT_PATH: boxes fitted to each image once it loads, and
+ * keyboard shortcuts, ignored while typing in a field, so a correction can contain the letters.
+ */
+export const TASK_SCRIPT = `
 function fitBoxes(img){var svg=img.nextElementSibling;if(!svg)return;var r=svg.querySelectorAll('rect'),big=false;
 for(var i=0;i<r.length;i++){if(+r[i].getAttribute('x')+ +r[i].getAttribute('width')>1.001)big=true}
 svg.setAttribute('viewBox',big?'0 0 '+img.naturalWidth+' '+img.naturalHeight:'0 0 1 1')}
+document.querySelectorAll('figure img').forEach(function(img){if(img.complete&&img.naturalWidth)fitBoxes(img);else img.addEventListener('load',function(){fitBoxes(img)})});
 document.addEventListener('keydown',function(e){var t=e.target;var typing=t&&(t.tagName==='TEXTAREA'||t.tagName==='INPUT');
 if(typing){if(t.id==='labels'&&e.key==='Enter'&&(e.ctrlKey||e.metaKey)){e.preventDefault();document.getElementById('correct').click()}
 if(e.key==='Escape')t.blur();return}

@@ -3,7 +3,7 @@ import type { Labels } from '../ingest/envelope';
 import { DECISIONS, type Actor, type DecisionInput } from '../review/decisions';
 import { ReviewError } from '../review/service';
 import { AuthError } from './auth';
-import { loginPage, queuePage, taskPage } from './html';
+import { loginPage, queuePage, taskPage, TASK_SCRIPT, TASK_SCRIPT_PATH } from './html';
 import { cookieActor, csrfToken, describeError, SESSION_COOKIE, type ServerDeps } from './server';
 
 type Form = Record<string, string | undefined>;
@@ -30,6 +30,7 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
   const csrf = { preHandler: app.csrfProtection };
 
   app.get('/', hidden, async (_req, reply) => reply.redirect('/queue', 303));
+  app.get(TASK_SCRIPT_PATH, hidden, async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(TASK_SCRIPT));
 
   app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: csrfToken(req, reply), next: safeNext(req.query.next) })));
 

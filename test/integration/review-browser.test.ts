@@ -76,12 +76,17 @@ test('a reviewer signs in, opens a task with the image and every annotator\'s bo
   await page.keyboard.press('Enter'); // "Start reviewing" has focus
   await page.waitForURL(/\/tasks\/\d+/);
   const taskId = /\/tasks\/(\d+)/.exec(page.url())![1]!;
+  // No inline script may run (CSP script-src 'self'); the page's own script comes from the server.
+  const res = await fetch(page.url(), { headers: { cookie: (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ') } });
+  assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self';/);
+  assert.doesNotMatch(await res.text(), /<script>|onload=/);
 
   // (No DOM lib in this tsconfig: the page-side callbacks type the element structurally.)
   type Img = { complete: boolean; naturalWidth: number; onload: unknown };
   await page.locator('figure img').evaluate((img: Img) => (img.complete ? undefined : new Promise((r) => { img.onload = r; })));
   assert.ok(await page.locator('figure img').evaluate((img: Img) => img.naturalWidth === 320), 'the image loads from its presigned MinIO URL');
   assert.equal(await page.locator('figure svg rect').count(), 2, 'one box per annotator');
+  await waitUntil('the script fitted the boxes to the image', async () => (await page.locator('figure svg').getAttribute('viewBox')) === '0 0 320 200', 10_000);
   const strokes = await page.locator('figure svg rect').evaluateAll((rs) => rs.map((r) => r.getAttribute('stroke')));
   assert.notEqual(strokes[0], strokes[1], 'annotators get distinct colours');
   assert.match(await page.locator('body').innerText(), /layer2_conflict[\s\S]*ann-1[\s\S]*ann-2/);
