@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection } from '@temporalio/client';
@@ -181,31 +181,78 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
       rmSync(pwfile, { force: true });
     }
   }
-  const creds = readPostgresCredentials(o.stateDir);
+  let creds = readPostgresCredentials(o.stateDir);
   const args = ['-D', dataDir, '-p', String(o.port), '-k', sockDir, '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
   if (o.fast) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   log.info({ port: o.port, dataDir }, 'starting embedded PostgreSQL');
   const proc = startProcess('postgres', path.join(binDir, 'postgres'), args, o.logDir, spawnAs);
   track(proc);
-  const adminUrl = postgresUrl(o.port, 'postgres', creds?.admin);
-  await waitFor('PostgreSQL', () => postgresReachable(adminUrl), { timeoutMs, proc, log });
-  const admin = new PgClient({ connectionString: adminUrl });
+  await waitFor('PostgreSQL', () => postgresReachable(postgresUrl(o.port, 'postgres', creds?.admin)), { timeoutMs, proc, log });
+  // A cluster created before logins were generated trusts every local connection: give it passwords now.
+  if (!creds) creds = await secureTrustCluster(o, dataDir, log);
+  const admin = new PgClient({ connectionString: postgresUrl(o.port, 'postgres', creds.admin) });
   await admin.connect();
   try {
     const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'qcflow'");
     if (!rowCount) await admin.query('CREATE DATABASE qcflow');
-    if (creds) {
-      // The application role owns its database (so migrations can create tables) and nothing more;
-      // pg_checkpoint lets benchmarks settle the database between rounds.
-      const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [creds.app.user]);
-      if (!role.rowCount) {
-        await admin.query(`CREATE ROLE ${creds.app.user} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${creds.app.password}'`);
-        await admin.query(`ALTER DATABASE qcflow OWNER TO ${creds.app.user}`);
-        await admin.query(`GRANT pg_checkpoint TO ${creds.app.user}`);
-      }
+    // The application role owns its database (so migrations can create tables) and nothing more;
+    // pg_checkpoint lets benchmarks settle the database between rounds.
+    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [creds.app.user]);
+    if (!role.rowCount) {
+      await admin.query(`CREATE ROLE ${creds.app.user} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${creds.app.password}'`);
+      await admin.query(`ALTER DATABASE qcflow OWNER TO ${creds.app.user}`);
+      await admin.query(`GRANT pg_checkpoint TO ${creds.app.user}`);
     }
   } finally {
     await admin.end();
   }
-  return { proc, url: postgresUrl(o.port, 'qcflow', creds?.app), dataDir };
+  await giveTablesTo(postgresUrl(o.port, 'qcflow', creds.admin), creds.app.user);
+  return { proc, url: postgresUrl(o.port, 'qcflow', creds.app), dataDir };
+}
+
+/**
+ * Gives a trust-auth cluster (made before qcflow generated logins) the same setup as a new one: a password
+ * for the superuser, scram-only pg_hba, reloaded; the credentials kept 0600 in the state dir. The app role
+ * and table ownership follow in startPostgres as for a new cluster.
+ */
+async function secureTrustCluster(o: PostgresOptions, dataDir: string, log: StartContext['log']): Promise<PostgresCredentials> {
+  const creds: PostgresCredentials = {
+    admin: { user: 'qcflow', password: randomBytes(24).toString('base64url') },
+    app: { user: 'qcflow_app', password: randomBytes(24).toString('base64url') },
+  };
+  log.warn({ dataDir }, 'this PostgreSQL cluster predates generated logins and trusts every local connection; setting passwords and scram authentication');
+  const admin = new PgClient({ connectionString: postgresUrl(o.port, 'postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`ALTER ROLE qcflow PASSWORD '${creds.admin.password}'`);
+    // An app role left from an earlier attempt gets this attempt's password.
+    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [creds.app.user]);
+    if (role.rowCount) await admin.query(`ALTER ROLE ${creds.app.user} PASSWORD '${creds.app.password}'`);
+    // Saved before pg_hba changes, so a crash in between leaves logins that work, not a locked cluster.
+    writeFileSync(postgresCredentialsFile(o.stateDir), JSON.stringify(creds), { mode: 0o600 });
+    const hbaFile = path.join(dataDir, 'pg_hba.conf');
+    const hba = readFileSync(hbaFile, 'utf8').split('\n').map((l) => (l.trimStart().startsWith('#') ? l : l.replace(/\btrust\b/g, 'scram-sha-256'))).join('\n');
+    writeFileSync(hbaFile, hba);
+    await admin.query('SELECT pg_reload_conf()');
+  } finally {
+    await admin.end();
+  }
+  return creds;
+}
+
+/** Tables, sequences and views of the qcflow database that the superuser still owns (a cluster from before the app role) go to the app role. */
+async function giveTablesTo(adminUrl: string, appUser: string): Promise<void> {
+  const c = new PgClient({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    // Tables first: a serial column's sequence follows its table and cannot be given away on its own.
+    for (const kinds of [['r', 'p', 'v'], ['S']]) {
+      const { rows } = await c.query<{ name: string; kind: string }>(
+        `SELECT quote_ident(n.nspname) || '.' || quote_ident(k.relname) AS name, k.relkind AS kind FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
+         WHERE n.nspname = 'public' AND k.relkind = ANY($2) AND pg_get_userbyid(k.relowner) <> $1`, [appUser, kinds]);
+      for (const r of rows) await c.query(`ALTER ${r.kind === 'S' ? 'SEQUENCE' : r.kind === 'v' ? 'VIEW' : 'TABLE'} ${r.name} OWNER TO ${appUser}`);
+    }
+  } finally {
+    await c.end();
+  }
 }

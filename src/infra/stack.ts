@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -58,6 +58,7 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
   // A new state dir is private (0700): it holds the database logins, the JWT secret, MinIO's objects and
   // the Temporal history. As root the Postgres cluster then lives outside it (see postgresDataDir).
   if (!existsSync(cfg.stateDir)) mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+  else if (!opts.ephemeral) tightenStateDir(cfg.stateDir, log);
   const logDir = path.join(cfg.stateDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const stopAll = async (): Promise<void> => {
@@ -109,8 +110,12 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
       }));
     }
     if (need.minio) {
-      // A new data dir gets its own root keys unless the environment names some (see minioCredentialsFile).
-      if (!existsSync(path.join(cfg.stateDir, 'minio')) && !process.env.MINIO_ACCESS_KEY && !process.env.MINIO_SECRET_KEY) {
+      // A data dir gets its own root keys unless the environment names some (see minioCredentialsFile); one
+      // from before that, on the fixed default keys anyone could read in the source, gets new ones now
+      // (MinIO takes new root keys at a restart and keeps its objects).
+      const ownKeys = !process.env.MINIO_ACCESS_KEY && !process.env.MINIO_SECRET_KEY && !existsSync(minioCredentialsFile(cfg.stateDir));
+      if (ownKeys) {
+        if (existsSync(path.join(cfg.stateDir, 'minio'))) log.warn({ stateDir: cfg.stateDir }, 'this MinIO data dir still uses the default root keys; generating its own');
         const keys = { accessKey: `qcflow-${randomBytes(4).toString('hex')}`, secretKey: randomBytes(24).toString('base64url') };
         writeFileSync(minioCredentialsFile(cfg.stateDir), JSON.stringify(keys), { mode: 0o600 });
         cfg = { ...cfg, minio: { ...cfg.minio, ...keys } };
@@ -172,6 +177,28 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
   }
 }
 
+
+/**
+ * A state dir from before they were made private (0755, its Temporal history, MinIO objects and logs
+ * world-readable) is closed to other users: 0700, or — as root with the Postgres cluster inside, which the
+ * postgres user must reach — 0711 with everything in it but the cluster closed.
+ */
+export function tightenStateDir(stateDir: string, log: Logger): void {
+  const st = statSync(stateDir);
+  if ((st.mode & 0o077) === 0 || st.uid !== process.getuid?.()) return;
+  const clusterInside = process.getuid?.() === 0 && existsSync(path.join(stateDir, 'postgres', 'PG_VERSION'));
+  if (!clusterInside) {
+    chmodSync(stateDir, 0o700);
+  } else {
+    chmodSync(stateDir, 0o711);
+    for (const name of readdirSync(stateDir)) {
+      if (name === 'postgres' || name === 'postgres-socket') continue;
+      const p = path.join(stateDir, name);
+      chmodSync(p, statSync(p).isDirectory() ? 0o700 : 0o600);
+    }
+  }
+  log.warn({ stateDir, mode: clusterInside ? '0711 (the cluster inside stays reachable by postgres)' : '0700' }, 'the state dir was readable by other users; closed it');
+}
 
 export function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
