@@ -1,4 +1,4 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
 import type { Layer3Plan, PlausibilitySummary } from '../activities/inference';
@@ -171,6 +171,12 @@ export interface QuantizationProgress {
 
 export const submitSamplesSignal = defineSignal<[SubmitSamplesArgs]>('submitSamples');
 export const submitBatchSignal = defineSignal<[BatchRef]>('submitBatch');
+/**
+ * `submitSamples` as an Update: a sender that must know at once whether its samples were taken gets the
+ * refusal (the field and the rule) as the update's error, and nothing enters the history; else the
+ * inline batch they were staged as.
+ */
+export const stageSamplesUpdate = defineUpdate<BatchRef, [SubmitSamplesArgs]>('stageSamples');
 export const intakeStatsQuery = defineQuery<IntakeStats>('stats');
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 export const batchResamplesQuery = defineQuery<BatchResamples>('resamples');

@@ -4,7 +4,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
-  addCounts, intakeStatsQuery, submitBatchSignal, submitSamplesSignal, workflowIds, ZERO_COUNTS,
+  addCounts, intakeStatsQuery, stageSamplesUpdate, submitBatchSignal, submitSamplesSignal, workflowIds, ZERO_COUNTS,
   type IntakeInput, type IntakeState, type SubmitSamplesArgs,
 } from './definitions';
 import { batchRefProblem, CHECK_INPUTS, intakeInputProblem, samplesProblem } from './inputs';
@@ -66,6 +66,17 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
     }
     const ref = await act.stageInlineSamples({ project: input.project, batchId: `inline-${uuid4()}`, samples: (arg as SubmitSamplesArgs).samples });
     enqueue(ref.batchId, ref.stagingKey);
+  });
+  // The validator runs before the update is accepted: a refused one is the sender's error, not history.
+  setHandler(stageSamplesUpdate, async (arg: SubmitSamplesArgs) => {
+    const ref = await act.stageInlineSamples({ project: input.project, batchId: `inline-${uuid4()}`, samples: arg.samples });
+    enqueue(ref.batchId, ref.stagingKey);
+    return ref;
+  }, {
+    validator: (arg: unknown) => {
+      const problem = samplesProblem(arg);
+      if (problem) throw new Error(problem);
+    },
   });
   setHandler(intakeStatsQuery, () => ({ ...stats, queued: state.queue.length }));
   upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: 'intake' }]);

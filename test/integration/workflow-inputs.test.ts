@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { datasetRelease, projectIntake } from '../../workflows';
-import { intakeStatsQuery, submitBatchSignal, submitSamplesSignal, workflowIds } from '../../workflows/definitions';
+import { intakeStatsQuery, stageSamplesUpdate, submitBatchSignal, submitSamplesSignal, workflowIds } from '../../workflows/definitions';
 import { createTestProject, harness, uid, waitUntil, type Harness } from './helpers';
 
 let h: Harness;
@@ -50,5 +50,25 @@ test('bad signals are counted and reported, never jam the intake: a good signal 
   assert.match(errors, /signal refused: submitSamples samples is empty/);
   assert.match(errors, /submitBatch batchId "b 1" must match/);
   assert.match(errors, /submitBatch stagingKey "releases\/demo\/v1\/data.jsonl" must be an object key under staging\//);
+  await handle.terminate('test done');
+});
+
+test('samples sent as an update are refused at once with the reason, or staged and run as a batch', async () => {
+  const project = await createTestProject(h.pool);
+  const handle = await h.client.workflow.start(projectIntake, { workflowId: workflowIds.intake(project), taskQueue: h.cfg.taskQueues.cpu, args: [{ project }] });
+  for (const bad of [undefined, { samples: [] }, { samples: 'x' }]) {
+    await assert.rejects(handle.executeUpdate(stageSamplesUpdate, { args: [bad as never] }), (err: Error) => /samples/.test(String((err.cause as Error | undefined)?.message ?? err.message)));
+  }
+  const ref = await handle.executeUpdate(stageSamplesUpdate, { args: [{ samples: [
+    { externalId: 'u-1', payload: { text: 'via an update', lang: 'en' }, annotations: [{ annotator: 'ann-1', labels: { classes: ['cat'] } }] },
+  ] }] });
+  assert.match(ref.batchId, /^inline-/);
+  await waitUntil('the staged batch to complete', async () => (await handle.query(intakeStatsQuery)).completed === 1);
+  const stats = await handle.query(intakeStatsQuery);
+  assert.equal(stats.counts.accepted, 1);
+  assert.equal(stats.refusedSignals ?? 0, 0, 'a refused update is the sender\'s error, not a refused signal');
+  // Refused updates leave no trace in the history; the accepted one does.
+  const events = (await handle.fetchHistory()).events ?? [];
+  assert.equal(events.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length, 1);
   await handle.terminate('test done');
 });
