@@ -13,7 +13,7 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * release) they include inputs today's code refuses — a submitBatch with a staging key outside the
  * project, which the old intake queued and started a batch for, and a release version "v 3", whose snapshot
  * the old release scheduled — so the `check-inputs` patch is what makes them replay (without it they fail).
- * `review_replay` (recorded at 3f73f7f by record-review-history.ts) is a humanReview from before its
+ * `review_replay` (recorded at 3f73f7f, record-histories.ts --review-only) is a humanReview from before its
  * dispatches were checked: it replays through the `review-dispatch-check` patch's old path.
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
