@@ -18,7 +18,7 @@ export function fleissKappa(counts: number[][]): number | undefined {
   for (const row of items) {
     const n = row.reduce((a, b) => a + b, 0);
     let sq = 0;
-    row.forEach((c, j) => { sq += c * c; totals[j] += c; });
+    row.forEach((c, j) => { sq += c * c; totals[j] = totals[j]! + c; });
     ratings += n;
     pSum += (sq - n) / (n * (n - 1));
   }

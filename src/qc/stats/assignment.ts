@@ -43,7 +43,7 @@ export function minCostAssignment(cost: number[][]): number[] {
         if (minv[j]! < delta) { delta = minv[j]!; j1 = j; }
       }
       for (let j = 0; j <= m; j++) {
-        if (used[j]) { u[p[j]!] += delta; v[j] -= delta; } else { minv[j] -= delta; }
+        if (used[j]) { u[p[j]!] = u[p[j]!]! + delta; v[j] = v[j]! - delta; } else { minv[j] = minv[j]! - delta; }
       }
       j0 = j1;
     } while (p[j0] !== 0);
