@@ -9,7 +9,7 @@ import { STATUS_AFTER, type ReviewDecision, type ReviewDecisionRef } from '../sr
 import { audit, openTask, taskRecorded } from '../src/store/review';
 import type { Labels, MediaRef } from '../src/ingest/envelope';
 import type { QcPolicy } from '../src/qc/policy';
-import { workflowIds } from '../workflows/definitions';
+import { workflowIds, type ReviewOutcome } from '../workflows/definitions';
 import { policyOf } from './consistency';
 import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
 
@@ -34,15 +34,6 @@ export interface AwaitReviewInput {
   slaSeconds: number;
   /** Which dispatch of the round (the workflow dispatches a round again when one was never recorded). */
   dispatch?: number;
-}
-
-export interface ReviewOutcome {
-  sampleId: string;
-  taskId: string;
-  decision: ReviewDecision;
-  decidedBy: string;
-  /** The sample's status after the decision. */
-  status: 'accepted' | 'rejected' | 'resample';
 }
 
 export type ApplyResult = { applied: true; outcome: ReviewOutcome } | { applied: false; reason: string };

@@ -20,7 +20,7 @@ import { prng } from '../src/demo/dataset';
 import { checkConsistency, objectAccuracies } from '../src/qc/consistency';
 import { batchThresholds, decideByRisk } from '../src/qc/disposition';
 import { DEFAULT_POLICY } from '../src/qc/policy';
-import type { Ontology } from '../src/projects/definition';
+import type { Ontology } from '../src/projects/ontology';
 import { stackBenches } from './stack-benches';
 import { quantizeBenches } from './quantize-benches';
 import { qcBench } from './qc-bench';

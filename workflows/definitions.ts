@@ -3,7 +3,7 @@ import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
 import type { Layer3Plan, PlausibilitySummary } from '../activities/inference';
 import type { DecaySummary } from '../activities/decay';
-import type { ReviewOutcome } from '../activities/review';
+import type { ReviewDecision } from '../src/review/decisions';
 
 /** A JSONL file already staged in MinIO, to be QC'd as one batch. */
 export interface BatchRef {
@@ -126,6 +126,16 @@ export interface ReleaseSummary {
   sampleCount: number;
   manifestKey: string;
   files: { jsonl: ReleaseFileInfo; arrow: ReleaseFileInfo; manifest: ReleaseFileInfo };
+}
+
+/** What a human review ended with. */
+export interface ReviewOutcome {
+  sampleId: string;
+  taskId: string;
+  decision: ReviewDecision;
+  decidedBy: string;
+  /** The sample's status after the decision. */
+  status: 'accepted' | 'rejected' | 'resample';
 }
 
 /** Where one sample's review stands (query `reviewState` on `review/{sample}`). */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Labels } from '../ingest/envelope';
 import { DECISIONS, type DecisionInput } from '../review/decisions';
-import { bearerActor, type ServerDeps } from './server';
+import { bearerActor, type ServerDeps } from './session';
 
 const taskId = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } } } as const;
 const projectParam = { type: 'object', required: ['project'], properties: { project: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } } } as const;

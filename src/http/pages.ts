@@ -4,7 +4,7 @@ import { DECISIONS, type Actor, type DecisionInput } from '../review/decisions';
 import { ReviewError } from '../review/service';
 import { AuthError } from './auth';
 import { loginPage, queuePage, taskPage, TASK_SCRIPT, TASK_SCRIPT_PATH } from './html';
-import { cookieActor, csrfToken, describeError, SESSION_COOKIE, type ServerDeps } from './server';
+import { cookieActor, csrfToken, describeError, SESSION_COOKIE, type ServerDeps } from './session';
 
 type Form = Record<string, string | undefined>;
 

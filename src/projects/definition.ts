@@ -2,18 +2,9 @@ import { compileCompliance, ProjectSpecError, type RegexRule } from '../qc/compl
 import { PROJECT_ID } from '../ingest/keys';
 import { resolvePolicy } from '../qc/policy';
 import { configurePlugins } from '../qc/plugins/registry';
+import type { Ontology } from './ontology';
 
 /** A class ontology: which labels exist, which exclude each other, which attribute values are allowed. */
-export interface Ontology {
-  classes?: string[];
-  exclusive?: string[][];
-  attributes?: Record<string, string[]>;
-  /** Whether an annotation may give several classes (default: single-label). */
-  multiLabel?: boolean;
-  /** Entity types of spans and sequence tags (B-PER → PER); unchecked when absent. */
-  entities?: string[];
-}
-
 export interface ProjectDefinition {
   id: string;
   jsonSchema: Record<string, unknown>;

@@ -5,12 +5,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CompleteAsyncError } from '@temporalio/activity';
 import { reviewTaskActivities } from '../../activities';
-import type { AwaitReviewInput, ReviewOutcome } from '../../activities/review';
+import type { AwaitReviewInput } from '../../activities/review';
 import { ingestFile } from '../../src/cli/ingest';
 import { withTransaction } from '../../src/clients/pg';
 import { beginDecision, openTask } from '../../src/store/review';
 import { startActivityWorker, type RunningWorker } from '../../workers/runtime';
-import { reviewStateQuery, workflowIds } from '../../workflows/definitions';
+import { reviewStateQuery, workflowIds, type ReviewOutcome } from '../../workflows/definitions';
 import { createTestProject, harness, waitUntil, type Harness } from './helpers';
 
 /**

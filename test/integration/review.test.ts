@@ -10,8 +10,7 @@ import { ingestFile } from '../../src/cli/ingest';
 import { issueToken } from '../../src/http/auth';
 import { setMember } from '../../src/store/review';
 import type { Role } from '../../src/review/decisions';
-import { reviewStateQuery, workflowIds } from '../../workflows/definitions';
-import type { ReviewOutcome } from '../../activities/review';
+import { reviewStateQuery, workflowIds, type ReviewOutcome } from '../../workflows/definitions';
 import { createTestProject, harness, REPO, uid, waitUntil, type Harness } from './helpers';
 
 /** These tests exercise review, not routing: the linear policy sends every layer-2 conflict to a person, whatever a risk estimate would make of two annotators. */

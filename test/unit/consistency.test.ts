@@ -6,7 +6,7 @@ import { checkConsistency, type AnnotatorLabels } from '../../src/qc/consistency
 import { checkTags, tagSequenceFindings, viterbi, tagSet } from '../../src/qc/consistency/tags';
 import { DEFAULT_POLICY } from '../../src/qc/policy';
 import type { Labels } from '../../src/ingest/envelope';
-import type { Ontology } from '../../src/projects/definition';
+import type { Ontology } from '../../src/projects/ontology';
 
 const ontology: Ontology = { classes: ['cat', 'dog', 'car', 'truck'], exclusive: [['car', 'truck']], attributes: { color: ['red', 'blue', 'other'] } };
 const ann = (annotator: string, labels: Labels): AnnotatorLabels => ({ annotator, labels });

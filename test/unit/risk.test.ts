@@ -5,7 +5,7 @@ import { combineRisks, geometryRisk, votePosterior, withModel } from '../../src/
 import { acceptanceThreshold, decideByRisk, overReviewBudget, riskFindings } from '../../src/qc/disposition';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { Labels } from '../../src/ingest/envelope';
-import type { Ontology } from '../../src/projects/definition';
+import type { Ontology } from '../../src/projects/ontology';
 
 const ontology: Ontology = { classes: ['cat', 'dog', 'fox'], attributes: { pose: ['standing', 'sitting', 'lying'] } };
 const ann = (annotator: string, labels: Labels): AnnotatorLabels => ({ annotator, labels });

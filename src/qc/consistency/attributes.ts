@@ -1,4 +1,4 @@
-import type { Ontology } from '../../projects/definition';
+import type { Ontology } from '../../projects/ontology';
 import type { Finding } from '../findings';
 import { said, tally, valueVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
 import { votePosterior, type FieldRisk } from '../risk';

@@ -1,4 +1,4 @@
-import type { Ontology } from '../../projects/definition';
+import type { Ontology } from '../../projects/ontology';
 import { valueAtPointer } from '../compliance';
 import type { Finding } from '../findings';
 import type { QcPolicy } from '../policy';

@@ -1,4 +1,4 @@
-import type { Ontology } from '../../projects/definition';
+import type { Ontology } from '../../projects/ontology';
 import type { Finding } from '../findings';
 import { exclusivePair } from './classes';
 import { boxesNear, clusterAcrossAnnotators, fuseBoxes, intervalIou, intervalsNear, iou, medianBox, medianInterval, toTokenInterval, type Box, type Interval } from './matching';

@@ -1,5 +1,5 @@
 import type { Labels } from '../../ingest/envelope';
-import type { Ontology } from '../../projects/definition';
+import type { Ontology } from '../../projects/ontology';
 import type { Tallies } from '../consistency/types';
 import type { Finding } from '../findings';
 import type { FieldRisk } from '../risk';

@@ -1,5 +1,5 @@
 import type { Labels } from '../../ingest/envelope';
-import type { Ontology } from '../../projects/definition';
+import type { Ontology } from '../../projects/ontology';
 import type { AnnotatorLabels, Tallies } from '../consistency/types';
 import type { AnySchema } from 'ajv/dist/2020';
 import type { Finding } from '../findings';
