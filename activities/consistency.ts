@@ -4,7 +4,7 @@ import { writeLayer2Results } from '../src/store/qc-results';
 import { getObjectBufferIfExists } from '../src/clients/minio';
 import { agreementOf, checkConsistency, mergeTallies, objectAccuracies, type AnnotatorLabels } from '../src/qc/consistency';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
-import { PolicyError, resolvePolicy, type QcPolicy } from '../src/qc/policy';
+import type { QcPolicy } from '../src/qc/policy';
 import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc/stats/agreement';
 import { oneCoinAccuracies } from '../src/qc/stats/one-coin';
 import { attributeItems } from '../src/qc/consistency/attributes';
@@ -12,7 +12,7 @@ import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store
 import { combineRisks } from '../src/qc/risk';
 import type { MediaRef } from '../src/ingest/envelope';
 import type { ProjectDefinition } from '../src/projects/definition';
-import { type ActivityDeps, type BatchKey, badInput, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, requireProject } from './deps';
 
 const PAGE = 500;
 
@@ -25,16 +25,6 @@ export interface BatchAgreement {
   pairableItems: number;
   annotators: Record<string, { compared: number; agreed: number; rate: number; reliability?: number }>;
   pluginErrors: Array<{ plugin: string; message: string }>;
-}
-
-/** The project's policy, or a non-retryable error naming the bad field (a retry cannot fix a bad policy). */
-export function policyOf(project: ProjectDefinition): QcPolicy {
-  try {
-    return resolvePolicy(project.qcPolicy);
-  } catch (err) {
-    if (err instanceof PolicyError) throw badInput(`project ${project.id}: ${err.message}`);
-    throw err;
-  }
 }
 
 /** Single-label class votes per sample: what Dawid–Skene and the batch statistics take. */
@@ -69,7 +59,7 @@ export function consistencyActivities(deps: ActivityDeps) {
      */
     async runConsistency(input: BatchKey): Promise<BatchAgreement> {
       const project = await requireProject(deps, input.project);
-      const policy = policyOf(project);
+      const policy = await batchPolicy(deps, input, project);
       const plugins = configurePlugins(policy);
       const multi = project.ontology.multiLabel === true;
       const evidence = await batchEvidence(input, project.ontology, policy.layer2);

@@ -1,8 +1,7 @@
 import { withTransaction } from '../src/clients/pg';
 import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type Breach, type SubjectSummary } from '../src/qc/decay';
 import { batchSampleQuality, insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
-import { policyOf } from './consistency';
-import { type ActivityDeps, type BatchKey, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, requireProject } from './deps';
 
 export interface DecaySummary {
   subjects: number;
@@ -23,7 +22,7 @@ export function decayActivities(deps: ActivityDeps) {
      * and writes each sample's stability and alert findings for layer 5.
      */
     async trackQualityDecay(input: BatchKey): Promise<DecaySummary> {
-      const policy = policyOf(await requireProject(deps, input.project)).layer4;
+      const policy = (await batchPolicy(deps, input, await requireProject(deps, input.project))).layer4;
       const samples = await batchSampleQuality(deps.pool, input.project, input.batchId);
       const agreement = await deps.pool.query<{ annotator: string; compared: number; agreed: number }>(
         'SELECT annotator, compared, agreed FROM annotator_agreement WHERE project_id = $1 AND batch_id = $2', [input.project, input.batchId],

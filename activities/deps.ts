@@ -3,6 +3,8 @@ import type { Pool } from 'pg';
 import type { ObjectStore } from '../src/clients/minio';
 import type { Logger } from '../src/clients/logger';
 import { getProject } from '../src/store/projects';
+import { pinnedBatchPolicy } from '../src/store/batches';
+import { PolicyError, resolvePolicy, type QcPolicy } from '../src/qc/policy';
 import type { ProjectDefinition } from '../src/projects/definition';
 
 /** What activities need from the outside world; built once per worker. */
@@ -50,4 +52,20 @@ export function lastHeartbeat<T>(): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The project's policy, or a non-retryable error naming the bad field (a retry cannot fix a bad policy). */
+export function policyOf(project: ProjectDefinition): QcPolicy {
+  try {
+    return resolvePolicy(project.qcPolicy);
+  } catch (err) {
+    if (err instanceof PolicyError) throw badInput(`project ${project.id}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The policy a batch is judged by: pinned when it was staged, so every layer of the batch sees the same one. */
+export async function batchPolicy(deps: Pick<ActivityDeps, 'pool'>, key: BatchKey, project: ProjectDefinition): Promise<QcPolicy> {
+  const current = policyOf(project);
+  return (await pinnedBatchPolicy(deps.pool, key.project, key.batchId, current)) ?? current;
 }

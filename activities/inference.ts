@@ -6,8 +6,7 @@ import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';
 import type { Finding } from '../src/qc/findings';
 import type { MediaRef } from '../src/ingest/envelope';
 import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersionRow, type PinnedModel } from '../src/store/models';
-import { policyOf } from './consistency';
-import { type ActivityDeps, type BatchKey, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, policyOf, requireProject } from './deps';
 
 /** What a batch pins for layer 3 at its start: exact model versions and the queue of the inference workers. */
 export interface Layer3Plan {
@@ -161,7 +160,7 @@ export function inferenceActivities(deps: InferenceDeps) {
   return {
     async scorePlausibility(input: PlausibilityInput): Promise<PlausibilitySummary> {
       const project = await requireProject(deps, input.project);
-      const policy = policyOf(project);
+      const policy = await batchPolicy(deps, input, project);
       const summary: PlausibilitySummary = { scored: 0, disagreements: 0, failed: 0, modelError: null, providers: [], cache: deps.sessions.stats() };
       const modelVersion = input.plan.models.map((m) => m.id).join('+') || null;
       let members: Member[] = [];

@@ -7,7 +7,8 @@ import { BATCH_ID, extensionFor, inlineMediaKey, mediaKeyProblem, stagingKey } f
 import { decodeUtf8Line, safeText } from '../src/ingest/storable';
 import type { Finding } from '../src/qc/findings';
 import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
-import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, policyOf, requireProject } from './deps';
+import { insertBatch } from '../src/store/batches';
 
 const CHUNK = 500;
 
@@ -65,11 +66,9 @@ export function intakeActivities(deps: ActivityDeps) {
      */
     async stageBatch(input: QcBatchInput): Promise<StageResult> {
       if (!BATCH_ID.test(input.batchId)) throw badInput(`batchId ${JSON.stringify(input.batchId)} must match ${BATCH_ID}`);
-      await requireProject(deps, input.project);
-      await deps.pool.query(
-        `INSERT INTO batches (project_id, id, staging_key) VALUES ($1, $2, $3) ON CONFLICT (project_id, id) DO NOTHING`,
-        [input.project, input.batchId, input.stagingKey],
-      );
+      const project = await requireProject(deps, input.project);
+      // The batch is judged by the policy as it is now, whatever edits come while it runs.
+      await insertBatch(deps.pool, { project: input.project, batchId: input.batchId, stagingKey: input.stagingKey, policy: policyOf(project) });
       const resumeAfter = lastHeartbeat<{ committedLine: number }>()?.committedLine ?? 0;
       const stream = await getObjectStream(deps.store, input.stagingKey);
       // Bytes, not text: each line is decoded strictly (decodeUtf8Line), so invalid UTF-8 is refused, not replaced.

@@ -7,10 +7,9 @@ import { combineRisks, withModel, type SampleRisk } from '../src/qc/risk';
 import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
 import { batchRiskRows, undecidedPage, writeDispositions, writeLayer1Results } from '../src/store/qc-results';
-import { policyOf } from './consistency';
 import type { IngestSample, MediaRef, Annotation } from '../src/ingest/envelope';
 import type { BatchCounts } from '../workflows/definitions';
-import { type ActivityDeps, type BatchKey, badInput, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, badInput, batchPolicy, heartbeat, requireProject } from './deps';
 
 const PAGE = 500;
 
@@ -94,7 +93,7 @@ export function qcActivities(deps: ActivityDeps) {
      */
     async fuseAndDispose(input: BatchKey): Promise<DispositionSummary> {
       const project = await requireProject(deps, input.project);
-      const policy = policyOf(project);
+      const policy = await batchPolicy(deps, input, project);
       const batch = policy.fusion.mode === 'risk' ? await batchRisks(input, policy, project.ontology.classes?.length ?? 2) : undefined;
       for (;;) {
         const rows = await undecidedPage(deps.pool, input.project, input.batchId, PAGE);

@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { listResamples, markNotified } from '../src/store/resamples';
-import { policyOf } from './consistency';
-import { type ActivityDeps, type BatchKey, BAD_INPUT, heartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, BAD_INPUT, batchPolicy, heartbeat, requireProject } from './deps';
 
 const PER_REQUEST = 500;
 
@@ -14,7 +13,7 @@ export function resampleActivities(deps: ActivityDeps) {
      */
     async notifyResamples(input: BatchKey): Promise<{ notified: number; webhook: boolean }> {
       const project = await requireProject(deps, input.project);
-      const url = policyOf(project).resampleWebhook;
+      const url = (await batchPolicy(deps, input, project)).resampleWebhook;
       if (!url) return { notified: 0, webhook: false };
       let notified = 0;
       for (;;) {

@@ -10,8 +10,7 @@ import { audit, openTask, taskRecorded } from '../src/store/review';
 import type { Labels, MediaRef } from '../src/ingest/envelope';
 import type { QcPolicy } from '../src/qc/policy';
 import { workflowIds, type ReviewOutcome } from '../workflows/definitions';
-import { policyOf } from './consistency';
-import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, requireProject } from './deps';
+import { type ActivityDeps, type BatchKey, badInput, batchPolicy, heartbeat, lastHeartbeat, policyOf, requireProject } from './deps';
 
 /** What humanReview carries: ids and the review policy pinned when the review started. */
 export interface HumanReviewInput {
@@ -139,7 +138,7 @@ export function reviewActivities(deps: ReviewActivityDeps) {
      * workflow id is the sample's, so a retried activity finds the reviews it already started.
      */
     async startReviews(input: BatchKey): Promise<{ started: number; existing: number }> {
-      const policy = policyOf(await requireProject(deps, input.project));
+      const policy = await batchPolicy(deps, input, await requireProject(deps, input.project));
       const progress = lastHeartbeat<ReviewStartProgress>() ?? { after: '', started: 0, existing: 0 };
       return startReviewWorkflows(
         { pool: deps.pool, temporal: deps.temporal, workflowQueue: Context.current().info.taskQueue, reviewQueue: deps.reviewQueue },
