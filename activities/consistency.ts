@@ -10,6 +10,7 @@ import { oneCoinAccuracies } from '../src/qc/stats/one-coin';
 import { attributeItems } from '../src/qc/consistency/attributes';
 import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store/reliability';
 import { combineRisks } from '../src/qc/risk';
+import { recordBatchFinding } from '../src/store/batches';
 import type { MediaRef } from '../src/ingest/envelope';
 import type { ProjectDefinition } from '../src/projects/definition';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, requireProject } from './deps';
@@ -121,11 +122,7 @@ export function consistencyActivities(deps: ActivityDeps) {
       }
       for (const e of pluginErrors) {
         deps.log.warn({ project: input.project, batchId: input.batchId, plugin: e.plugin, err: e.message }, 'QC plugin failed; its checks are missing from this batch');
-        await deps.pool.query(
-          `INSERT INTO batch_findings (project_id, batch_id, source, rule, message) VALUES ($1, $2, $3, 'plugin.error', $4)
-           ON CONFLICT (project_id, batch_id, source, rule) DO UPDATE SET message = EXCLUDED.message`,
-          [input.project, input.batchId, `plugin:${e.plugin}`, `plugin ${e.plugin} threw: ${e.message}`],
-        );
+        await recordBatchFinding(deps.pool, { ...input, source: `plugin:${e.plugin}`, rule: 'plugin.error', message: `plugin ${e.plugin} threw: ${e.message}` });
       }
       return storeBatchAgreement(input, fit, votesPerSample);
     },

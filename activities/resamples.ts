@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import { recordBatchFinding } from '../src/store/batches';
 import { listResamples, markNotified } from '../src/store/resamples';
 import { type ActivityDeps, type BatchKey, BAD_INPUT, batchPolicy, heartbeat, requireProject } from './deps';
 
@@ -47,11 +48,7 @@ export function resampleActivities(deps: ActivityDeps) {
 
     /** Records a problem of the whole batch (shown by `qcflow status`) without failing it. */
     async recordBatchFinding(input: BatchKey & { source: string; rule: string; message: string }): Promise<void> {
-      await deps.pool.query(
-        `INSERT INTO batch_findings (project_id, batch_id, source, rule, message) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (project_id, batch_id, source, rule) DO UPDATE SET message = EXCLUDED.message`,
-        [input.project, input.batchId, input.source, input.rule, input.message],
-      );
+      await recordBatchFinding(deps.pool, input);
     },
   };
 }

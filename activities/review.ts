@@ -5,9 +5,11 @@ import type { Pool } from 'pg';
 import { withTransaction } from '../src/clients/pg';
 import type { Logger } from '../src/clients/logger';
 import { checkCorrection, describeFindings, labelsAsConsensus, reviewerAnnotator } from '../src/review/correction';
-import { STATUS_AFTER, type ReviewDecision, type ReviewDecisionRef } from '../src/review/decisions';
-import { audit, openTask, taskRecorded } from '../src/store/review';
-import type { Labels, MediaRef } from '../src/ingest/envelope';
+import { STATUS_AFTER, type ReviewDecisionRef } from '../src/review/decisions';
+import { expireTask, finishDecision, lockDecision, openTask, refuseCorrection, reviewSamplesPage, storeCorrection, taskRecorded } from '../src/store/review';
+import { insertResampleRequests } from '../src/store/resamples';
+import { audit } from '../src/store/audit';
+import type { Labels } from '../src/ingest/envelope';
 import type { QcPolicy } from '../src/qc/policy';
 import { workflowIds, type ReviewOutcome } from '../workflows/definitions';
 import { type ActivityDeps, type BatchKey, badInput, batchPolicy, heartbeat, lastHeartbeat, policyOf, requireProject } from './deps';
@@ -99,12 +101,7 @@ export async function startReviewWorkflows(
   onPage: (p: ReviewStartProgress) => void,
 ): Promise<{ started: number; existing: number }> {
   for (;;) {
-    const { rows } = await d.pool.query<{ id: string; reason: string }>(
-      `SELECT s.id, COALESCE(q.details->>'reason', 'review') AS reason FROM samples s
-       LEFT JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
-       WHERE s.project_id = $1 AND ($2::text IS NULL OR s.batch_id = $2) AND s.status = 'review' AND s.id > $3 ORDER BY s.id LIMIT $4`,
-      [f.project, f.batchId ?? null, progress.after, START_PAGE],
-    );
+    const rows = await reviewSamplesPage(d.pool, { project: f.project, batchId: f.batchId, after: progress.after, limit: START_PAGE });
     if (rows.length === 0) break;
     const start = async (r: { id: string; reason: string }): Promise<void> => {
       const args: HumanReviewInput = { project: f.project, sampleId: r.id, reason: r.reason, review: f.review, reviewQueue: d.reviewQueue };
@@ -153,13 +150,7 @@ export function reviewActivities(deps: ReviewActivityDeps) {
 
     /** The SLA ran out: the task can no longer be decided (the workflow opens the next round). */
     async expireReviewTask(input: { sampleId: string; round: number }): Promise<void> {
-      await withTransaction(deps.pool, async (c) => {
-        const { rows } = await c.query<{ id: string; project_id: string; assignee: string | null }>(
-          `UPDATE review_tasks SET status = 'expired' WHERE sample_id = $1 AND round = $2 AND status IN ('open', 'deciding') RETURNING id::text, project_id, assignee`,
-          [input.sampleId, input.round],
-        );
-        if (rows[0]) await audit(c, { actor: 'qcflow', action: 'review.expire', project: rows[0].project_id, subject: input.sampleId, details: { taskId: rows[0].id, round: input.round, assignee: rows[0].assignee } });
-      });
+      await withTransaction(deps.pool, (c) => expireTask(c, input.sampleId, input.round));
     },
 
     /**
@@ -169,54 +160,26 @@ export function reviewActivities(deps: ReviewActivityDeps) {
      */
     async applyReviewDecision(input: { taskId: string }): Promise<ApplyResult> {
       return withTransaction(deps.pool, async (c) => {
-        const t = (await c.query<{
-          sample_id: string; project_id: string; round: number; reason: string; status: string; decision: ReviewDecision | null;
-          decided_by: string | null; decided_at: Date | null; labels: unknown; comment: string | null; outcome: { refused?: string } | null;
-        }>(`SELECT sample_id, project_id, round, reason, status, decision, decided_by, decided_at, labels, comment, outcome FROM review_tasks WHERE id = $1 FOR UPDATE`, [input.taskId])).rows[0];
-        if (!t || !t.decision || !t.decided_by) throw badInput(`review task ${input.taskId} has no recorded decision`);
-        if (t.outcome?.refused) return { applied: false, reason: t.outcome.refused };
-        const outcome: ReviewOutcome = { sampleId: t.sample_id, taskId: input.taskId, decision: t.decision, decidedBy: t.decided_by, status: STATUS_AFTER[t.decision] };
+        const t = await lockDecision(c, input.taskId);
+        if (!t || !t.decision || !t.decidedBy) throw badInput(`review task ${input.taskId} has no recorded decision`);
+        if (t.refused) return { applied: false, reason: t.refused };
+        const outcome: ReviewOutcome = { sampleId: t.sampleId, taskId: input.taskId, decision: t.decision, decidedBy: t.decidedBy, status: STATUS_AFTER[t.decision] };
         if (t.status === 'decided') return { applied: true, outcome };
-        const s = (await c.query<{ external_id: string; batch_id: string; payload: Record<string, unknown>; media: MediaRef[] }>(
-          'SELECT external_id, batch_id, payload, media FROM samples WHERE id = $1 FOR UPDATE', [t.sample_id],
-        )).rows[0]!;
         if (t.decision === 'correct') {
-          const project = await requireProject(deps, t.project_id);
-          const findings = checkCorrection({
-            sample: { externalId: s.external_id, payload: s.payload, media: s.media }, labels: t.labels, reviewer: t.decided_by,
-            project, layer2: policyOf(project).layer2,
-          });
+          const project = await requireProject(deps, t.project);
+          const findings = checkCorrection({ sample: t.sample, labels: t.labels, reviewer: t.decidedBy, project, layer2: policyOf(project).layer2 });
           if (findings.length > 0) {
-            const refused = `the correction by ${t.decided_by} no longer passes the project's checks: ${describeFindings(findings)}`;
-            await c.query(`UPDATE review_tasks SET status = 'decided', outcome = $2 WHERE id = $1`, [input.taskId, JSON.stringify({ refused, findings })]);
-            await audit(c, { actor: t.decided_by, action: 'review.correct_refused', project: t.project_id, subject: t.sample_id, details: { taskId: input.taskId, findings } });
+            const refused = `the correction by ${t.decidedBy} no longer passes the project's checks: ${describeFindings(findings)}`;
+            await refuseCorrection(c, input.taskId, t, refused, findings);
             return { applied: false, reason: refused };
           }
-          await c.query(
-            `INSERT INTO annotations (sample_id, ordinal, annotator, labels, submitted_at)
-             SELECT $1, COALESCE(max(ordinal), -1) + 1, $2, $3, $4 FROM annotations WHERE sample_id = $1`,
-            [t.sample_id, reviewerAnnotator(t.decided_by), JSON.stringify(t.labels), t.decided_at],
-          );
-          // Releases carry layer 2's consensus as the labels to train on; the reviewer's labels replace it, the machine's stays for reference.
-          await c.query(
-            `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 2, true, 1, '[]', jsonb_build_object('consensus', $2::jsonb, 'correctedBy', $3::text))
-             ON CONFLICT (sample_id, layer) DO UPDATE SET details = qc_results.details || jsonb_build_object('consensus', $2::jsonb, 'machineConsensus', qc_results.details->'consensus', 'correctedBy', $3::text)`,
-            [t.sample_id, JSON.stringify(labelsAsConsensus(t.labels as Labels)), t.decided_by],
-          );
+          await storeCorrection(c, { sampleId: t.sampleId, annotator: reviewerAnnotator(t.decidedBy), labels: t.labels, consensus: labelsAsConsensus(t.labels as Labels), decidedBy: t.decidedBy, decidedAt: t.decidedAt });
         }
         if (t.decision === 'resample') {
-          await c.query(
-            `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sample_id) DO NOTHING`,
-            [t.sample_id, t.project_id, s.batch_id, s.external_id, JSON.stringify([`reviewer ${t.decided_by} asked for a resample${t.comment ? `: ${t.comment}` : ''}`])],
-          );
+          await insertResampleRequests(c, t.project, t.sample.batchId, [{ sampleId: t.sampleId, externalId: t.sample.externalId, reasons: [`reviewer ${t.decidedBy} asked for a resample${t.comment ? `: ${t.comment}` : ''}`] }]);
         }
-        await c.query(`UPDATE samples SET status = $2, decided_at = now(), updated_at = now() WHERE id = $1 AND status = 'review'`, [t.sample_id, outcome.status]);
-        await c.query(`UPDATE review_tasks SET status = 'decided' WHERE id = $1`, [input.taskId]);
-        await audit(c, {
-          actor: t.decided_by, action: `review.${t.decision}`, project: t.project_id, subject: t.sample_id,
-          details: { taskId: input.taskId, round: t.round, reason: t.reason, decidedAt: t.decided_at?.toISOString(), comment: t.comment, status: outcome.status },
-        });
-        deps.log.info({ taskId: input.taskId, sampleId: t.sample_id, decision: t.decision, decidedBy: t.decided_by }, 'review decision applied');
+        await finishDecision(c, input.taskId, t, outcome.status);
+        deps.log.info({ taskId: input.taskId, sampleId: t.sampleId, decision: t.decision, decidedBy: t.decidedBy }, 'review decision applied');
         return { applied: true, outcome };
       });
     },

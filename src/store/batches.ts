@@ -3,6 +3,15 @@ import type { QcPolicy } from '../qc/policy';
 
 type Db = Pool | PoolClient;
 
+/** A problem of a whole batch (shown by `qcflow status`), one row per source and rule, the latest message kept. */
+export async function recordBatchFinding(db: Db, f: { project: string; batchId: string; source: string; rule: string; message: string }): Promise<void> {
+  await db.query(
+    `INSERT INTO batch_findings (project_id, batch_id, source, rule, message) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (project_id, batch_id, source, rule) DO UPDATE SET message = EXCLUDED.message`,
+    [f.project, f.batchId, f.source, f.rule, f.message],
+  );
+}
+
 /** Records a batch (once) with the policy it will be judged by. */
 export async function insertBatch(db: Db, b: { project: string; batchId: string; stagingKey: string; policy: QcPolicy }): Promise<void> {
   await db.query(

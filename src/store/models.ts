@@ -1,3 +1,4 @@
+import { audit } from './audit';
 import type { Pool } from 'pg';
 import type { ModelManifest } from '../qc/inference/manifest';
 import { MODEL_REF_PATTERN } from '../qc/policy';
@@ -53,7 +54,7 @@ export async function insertModelVersion(pool: Pool, v: Omit<ModelVersionRow, 's
     [v.id, v.tenant, v.name, v.version, v.sha256, v.objectKey, v.bytes, JSON.stringify(v.manifest), v.tokenizerKey, v.tokenizerSha256, v.precision, v.parentId, v.goldenKey, JSON.stringify(v.metrics)],
   );
   if (rows[0]) {
-    await pool.query(`INSERT INTO audit_log (actor, action, subject) VALUES ($1, 'model.register', $2)`, [actor, v.id]);
+    await audit(pool, { actor, action: 'model.register', subject: v.id });
     return fromRow(rows[0]);
   }
   const existing = await getModelVersion(pool, v.id);

@@ -1,3 +1,4 @@
+import { audit } from './audit';
 import type { Pool } from 'pg';
 import type { ProjectDefinition } from '../projects/definition';
 
@@ -8,7 +9,7 @@ export async function upsertProject(pool: Pool, p: ProjectDefinition, actor: str
        ontology = EXCLUDED.ontology, qc_policy = EXCLUDED.qc_policy, updated_at = now()`,
     [p.id, JSON.stringify(p.jsonSchema), JSON.stringify(p.regexRules), JSON.stringify(p.ontology), JSON.stringify(p.qcPolicy)],
   );
-  await pool.query(`INSERT INTO audit_log (actor, action, project_id, subject) VALUES ($1, 'project.upsert', $2, $2)`, [actor, p.id]);
+  await audit(pool, { actor, action: 'project.upsert', project: p.id, subject: p.id });
 }
 
 export async function getProject(pool: Pool, id: string): Promise<ProjectDefinition | undefined> {

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Finding } from '../qc/findings';
 import type { SampleRisk } from '../qc/risk';
+import { insertResampleRequests } from './resamples';
 
 type Db = Pool | PoolClient;
 
@@ -72,14 +73,7 @@ export async function writeDispositions(db: Db, project: string, batchId: string
     [rows.map((r) => r.id), rows.map((r) => r.disposition === 'accepted'), rows.map((r) => r.confidence), rows.map((r) => JSON.stringify(r.findings)),
       rows.map((r) => JSON.stringify(r.details)), rows.map((r) => r.modelVersion)],
   );
-  const resampled = rows.filter((r) => r.disposition === 'resample');
-  if (resampled.length > 0) {
-    await db.query(
-      `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons)
-       SELECT id, $2, $3, external_id, reasons FROM unnest($1::text[], $4::text[], $5::jsonb[]) AS t(id, external_id, reasons) ON CONFLICT (sample_id) DO NOTHING`,
-      [resampled.map((r) => r.id), project, batchId, resampled.map((r) => r.externalId), resampled.map((r) => JSON.stringify(r.findings.map((f) => f.message)))],
-    );
-  }
+  await insertResampleRequests(db, project, batchId, rows.filter((r) => r.disposition === 'resample').map((r) => ({ sampleId: r.id, externalId: r.externalId, reasons: r.findings.map((f) => f.message) })));
   await db.query(
     `UPDATE samples s SET status = t.status, decided_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(id, status) WHERE s.id = t.id AND s.status = 'qc'`,
     [rows.map((r) => r.id), rows.map((r) => r.disposition)],

@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 
 export interface ResampleRequest {
   sampleId: string;
@@ -27,4 +27,14 @@ export async function listResamples(pool: Pool, q: { project: string; batchId?: 
 
 export async function markNotified(pool: Pool, sampleIds: string[]): Promise<void> {
   await pool.query('UPDATE resample_requests SET notified_at = now() WHERE sample_id = ANY($1) AND notified_at IS NULL', [sampleIds]);
+}
+
+/** Records resample requests (one per sample: a request already there stays as it was). */
+export async function insertResampleRequests(db: Pool | PoolClient, project: string, batchId: string, rows: Array<{ sampleId: string; externalId: string; reasons: string[] }>): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query(
+    `INSERT INTO resample_requests (sample_id, project_id, batch_id, external_id, reasons)
+     SELECT id, $2, $3, external_id, reasons FROM unnest($1::text[], $4::text[], $5::jsonb[]) AS t(id, external_id, reasons) ON CONFLICT (sample_id) DO NOTHING`,
+    [rows.map((r) => r.sampleId), project, batchId, rows.map((r) => r.externalId), rows.map((r) => JSON.stringify(r.reasons))],
+  );
 }

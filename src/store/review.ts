@@ -1,6 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 import { nextAssignee } from '../review/assignment';
-import type { ReviewTask } from '../review/decisions';
+import { audit } from './audit';
+import type { ReviewDecision, ReviewTask } from '../review/decisions';
+import type { MediaRef } from '../ingest/envelope';
 import type { CalibrationRow, PrecisionRow } from '../review/precision';
 
 type Queryable = Pool | PoolClient;
@@ -23,10 +25,6 @@ function toTask(r: TaskRow): ReviewTask {
     assignee: r.assignee, claimExpiresAt: iso(r.claim_expires_at), status: r.status, decision: r.decision,
     decidedBy: r.decided_by, decidedAt: iso(r.decided_at), comment: r.comment, createdAt: r.created_at.toISOString(), dueAt: r.due_at.toISOString(),
   };
-}
-
-export async function audit(db: Queryable, e: { actor: string; action: string; project: string; subject: string; details: Record<string, unknown> }): Promise<void> {
-  await db.query('INSERT INTO audit_log (actor, action, project_id, subject, details) VALUES ($1, $2, $3, $4, $5)', [e.actor, e.action, e.project, e.subject, JSON.stringify(e.details)]);
 }
 
 // ---- membership
@@ -239,4 +237,82 @@ export async function reviewSummary(db: Queryable, project: string): Promise<{ o
   );
   const r = rows[0]!;
   return { open: Number(r.open), overdue: Number(r.overdue), unassigned: Number(r.unassigned), oldest: r.oldest };
+}
+
+// ---- the review workflow's writes
+
+/** A page of a project's (or one batch's) samples waiting in review, in id order after `after`, with layer 5's reason. */
+export async function reviewSamplesPage(db: Queryable, q: { project: string; batchId?: string; after: string; limit: number }): Promise<Array<{ id: string; reason: string }>> {
+  const { rows } = await db.query<{ id: string; reason: string }>(
+    `SELECT s.id, COALESCE(q.details->>'reason', 'review') AS reason FROM samples s
+     LEFT JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
+     WHERE s.project_id = $1 AND ($2::text IS NULL OR s.batch_id = $2) AND s.status = 'review' AND s.id > $3 ORDER BY s.id LIMIT $4`,
+    [q.project, q.batchId ?? null, q.after, q.limit],
+  );
+  return rows;
+}
+
+/** The round's task can no longer be decided (its SLA ran out), with an audit record. */
+export async function expireTask(c: PoolClient, sampleId: string, round: number): Promise<void> {
+  const { rows } = await c.query<{ id: string; project_id: string; assignee: string | null }>(
+    `UPDATE review_tasks SET status = 'expired' WHERE sample_id = $1 AND round = $2 AND status IN ('open', 'deciding') RETURNING id::text, project_id, assignee`,
+    [sampleId, round],
+  );
+  if (rows[0]) await audit(c, { actor: 'qcflow', action: 'review.expire', project: rows[0].project_id, subject: sampleId, details: { taskId: rows[0].id, round, assignee: rows[0].assignee } });
+}
+
+export interface RecordedDecision {
+  sampleId: string; project: string; round: number; reason: string; status: string; decision: ReviewDecision | null;
+  decidedBy: string | null; decidedAt: Date | null; labels: unknown; comment: string | null; refused?: string;
+  sample: { externalId: string; batchId: string; payload: Record<string, unknown>; media: MediaRef[] };
+}
+
+/** A task's recorded decision and its sample, both locked for the transaction that applies it. */
+export async function lockDecision(c: PoolClient, taskId: string): Promise<RecordedDecision | undefined> {
+  const t = (await c.query<{
+    sample_id: string; project_id: string; round: number; reason: string; status: string; decision: ReviewDecision | null;
+    decided_by: string | null; decided_at: Date | null; labels: unknown; comment: string | null; outcome: { refused?: string } | null;
+  }>('SELECT sample_id, project_id, round, reason, status, decision, decided_by, decided_at, labels, comment, outcome FROM review_tasks WHERE id = $1 FOR UPDATE', [taskId])).rows[0];
+  if (!t) return undefined;
+  const s = (await c.query<{ external_id: string; batch_id: string; payload: Record<string, unknown>; media: MediaRef[] }>(
+    'SELECT external_id, batch_id, payload, media FROM samples WHERE id = $1 FOR UPDATE', [t.sample_id],
+  )).rows[0]!;
+  return {
+    sampleId: t.sample_id, project: t.project_id, round: t.round, reason: t.reason, status: t.status, decision: t.decision, decidedBy: t.decided_by,
+    decidedAt: t.decided_at, labels: t.labels, comment: t.comment, ...(t.outcome?.refused ? { refused: t.outcome.refused } : {}),
+    sample: { externalId: s.external_id, batchId: s.batch_id, payload: s.payload, media: s.media },
+  };
+}
+
+/** A correction that no longer passes the project's checks: the task ends decided but refused, with an audit record. */
+export async function refuseCorrection(c: PoolClient, taskId: string, d: RecordedDecision, refused: string, findings: unknown): Promise<void> {
+  await c.query(`UPDATE review_tasks SET status = 'decided', outcome = $2 WHERE id = $1`, [taskId, JSON.stringify({ refused, findings })]);
+  await audit(c, { actor: d.decidedBy!, action: 'review.correct_refused', project: d.project, subject: d.sampleId, details: { taskId, findings } });
+}
+
+/**
+ * A reviewer's corrected labels: stored as an annotation of `annotator`, and as layer 2's consensus (what
+ * releases carry), the machine's kept beside it as `machineConsensus`.
+ */
+export async function storeCorrection(c: PoolClient, x: { sampleId: string; annotator: string; labels: unknown; consensus: unknown; decidedBy: string; decidedAt: Date | null }): Promise<void> {
+  await c.query(
+    `INSERT INTO annotations (sample_id, ordinal, annotator, labels, submitted_at)
+     SELECT $1, COALESCE(max(ordinal), -1) + 1, $2, $3, $4 FROM annotations WHERE sample_id = $1`,
+    [x.sampleId, x.annotator, JSON.stringify(x.labels), x.decidedAt],
+  );
+  await c.query(
+    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 2, true, 1, '[]', jsonb_build_object('consensus', $2::jsonb, 'correctedBy', $3::text))
+     ON CONFLICT (sample_id, layer) DO UPDATE SET details = qc_results.details || jsonb_build_object('consensus', $2::jsonb, 'machineConsensus', qc_results.details->'consensus', 'correctedBy', $3::text)`,
+    [x.sampleId, JSON.stringify(x.consensus), x.decidedBy],
+  );
+}
+
+/** The decision takes effect: the sample leaves review for `status`, the task is decided, with an audit record. */
+export async function finishDecision(c: PoolClient, taskId: string, d: RecordedDecision, status: string): Promise<void> {
+  await c.query(`UPDATE samples SET status = $2, decided_at = now(), updated_at = now() WHERE id = $1 AND status = 'review'`, [d.sampleId, status]);
+  await c.query(`UPDATE review_tasks SET status = 'decided' WHERE id = $1`, [taskId]);
+  await audit(c, {
+    actor: d.decidedBy!, action: `review.${d.decision}`, project: d.project, subject: d.sampleId,
+    details: { taskId, round: d.round, reason: d.reason, decidedAt: d.decidedAt?.toISOString(), comment: d.comment, status },
+  });
 }
