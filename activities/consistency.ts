@@ -1,6 +1,6 @@
 import { withTransaction } from '../src/clients/pg';
-import { ANNOTATIONS_OF_S, passedSampleAnnotations } from '../src/store/samples';
-import { writeLayer2Results } from '../src/store/qc-results';
+import { passedSampleAnnotations } from '../src/store/samples';
+import { layer2Page, layer2Summary, writeLayer2Results } from '../src/store/qc-results';
 import { getObjectBufferIfExists } from '../src/clients/minio';
 import { agreementOf, checkConsistency, mergeTallies, objectAccuracies, type AnnotatorLabels } from '../src/qc/consistency';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
@@ -10,7 +10,7 @@ import { oneCoinAccuracies } from '../src/qc/stats/one-coin';
 import { attributeItems } from '../src/qc/consistency/attributes';
 import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store/reliability';
 import { combineRisks } from '../src/qc/risk';
-import { recordBatchFinding } from '../src/store/batches';
+import { batchPluginErrors, recordBatchFinding, writeBatchAgreement } from '../src/store/batches';
 import type { MediaRef } from '../src/ingest/envelope';
 import type { ProjectDefinition } from '../src/projects/definition';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, requireProject } from './deps';
@@ -72,14 +72,7 @@ export function consistencyActivities(deps: ActivityDeps) {
       const pluginErrors: BatchAgreement['pluginErrors'] = [];
       let done = 0;
       for (;;) {
-        const { rows } = await deps.pool.query<{ id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: AnnotatorLabels[] }>(
-          `SELECT s.id, s.payload, s.media,
-                  ${ANNOTATIONS_OF_S} AS annotations
-           FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
-           LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
-           WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND q2.sample_id IS NULL ORDER BY s.id LIMIT $3`,
-          [input.project, input.batchId, PAGE],
-        );
+        const rows = await layer2Page(deps.pool, input.project, input.batchId, PAGE);
         if (rows.length === 0) break;
         const needsMedia = plugins.some((p) => p.plugin.needsMedia);
         const samples: PluginSample[] = await Promise.all(rows.map(async (r) => ({
@@ -130,50 +123,26 @@ export function consistencyActivities(deps: ActivityDeps) {
 
   async function storeBatchAgreement(input: BatchKey, fit: BatchFit | undefined, votes: Array<Array<{ annotator: string; value: string }>>): Promise<BatchAgreement> {
     // Read back rather than kept in memory: a retried activity skips pages whose plugin errors an earlier attempt recorded.
-    const errors = await deps.pool.query<{ source: string; message: string }>(
-      `SELECT source, message FROM batch_findings WHERE project_id = $1 AND batch_id = $2 AND rule = 'plugin.error' ORDER BY source`, [input.project, input.batchId],
-    );
-    const pluginErrors = errors.rows.map((r) => ({ plugin: r.source.replace(/^plugin:/, ''), message: r.message }));
-    const per = await deps.pool.query<{ annotator: string; compared: string; agreed: string }>(
-      `SELECT t.key AS annotator, sum((t.value->>'compared')::int) AS compared, sum((t.value->>'agreed')::int) AS agreed
-       FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 2, jsonb_each(q.details->'tallies') t
-       WHERE s.project_id = $1 AND s.batch_id = $2 GROUP BY t.key ORDER BY t.key`,
-      [input.project, input.batchId],
-    );
-    const totals = await deps.pool.query<{ samples: string; conflicts: string }>(
-      `SELECT count(*) AS samples, count(*) FILTER (WHERE NOT q.passed) AS conflicts
-       FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 2 WHERE s.project_id = $1 AND s.batch_id = $2`,
-      [input.project, input.batchId],
-    );
+    const pluginErrors = await batchPluginErrors(deps.pool, input.project, input.batchId);
+    const summary = await layer2Summary(deps.pool, input.project, input.batchId);
     const values = votes.map((v) => v.map((x) => x.value));
     const categories = [...new Set(values.flat())].sort();
     const annotators: BatchAgreement['annotators'] = {};
-    for (const r of per.rows) {
-      const compared = Number(r.compared);
-      const agreed = Number(r.agreed);
-      annotators[r.annotator] = { compared, agreed, rate: compared > 0 ? agreed / compared : 1, ...(fit?.weights[r.annotator] !== undefined ? { reliability: fit.weights[r.annotator] } : {}) };
+    for (const { annotator, compared, agreed } of summary.annotators) {
+      annotators[annotator] = { compared, agreed, rate: compared > 0 ? agreed / compared : 1, ...(fit?.weights[annotator] !== undefined ? { reliability: fit.weights[annotator] } : {}) };
     }
     const kappa = fleissKappa(categoryCounts(values, categories));
     const alpha = krippendorffAlphaNominal(values);
     const result: BatchAgreement = {
-      samples: Number(totals.rows[0]!.samples),
-      conflicts: Number(totals.rows[0]!.conflicts),
+      samples: summary.samples,
+      conflicts: summary.conflicts,
       fleissKappa: kappa ?? null,
       krippendorffAlpha: alpha ?? null,
       pairableItems: values.filter((v) => v.length >= 2).length,
       annotators,
       pluginErrors,
     };
-    await withTransaction(deps.pool, async (c) => {
-      await c.query('UPDATE batches SET agreement = $3 WHERE project_id = $1 AND id = $2', [input.project, input.batchId, JSON.stringify(result)]);
-      for (const [a, t] of Object.entries(annotators)) {
-        await c.query(
-          `INSERT INTO annotator_agreement (project_id, batch_id, annotator, compared, agreed) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (project_id, batch_id, annotator) DO UPDATE SET compared = EXCLUDED.compared, agreed = EXCLUDED.agreed`,
-          [input.project, input.batchId, a, t.compared, t.agreed],
-        );
-      }
-    });
+    await withTransaction(deps.pool, (c) => writeBatchAgreement(c, input.project, input.batchId, result, annotators));
     return result;
   }
 }

@@ -1,6 +1,8 @@
 import { withTransaction } from '../src/clients/pg';
 import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type Breach, type SubjectSummary } from '../src/qc/decay';
-import { batchSampleQuality, insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
+import { batchAnnotatorAgreement } from '../src/store/batches';
+import { writeLayer4Results } from '../src/store/qc-results';
+import { batchSampleQuality, databaseNow, insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, requireProject } from './deps';
 
 export interface DecaySummary {
@@ -24,12 +26,8 @@ export function decayActivities(deps: ActivityDeps) {
     async trackQualityDecay(input: BatchKey): Promise<DecaySummary> {
       const policy = (await batchPolicy(deps, input, await requireProject(deps, input.project))).layer4;
       const samples = await batchSampleQuality(deps.pool, input.project, input.batchId);
-      const agreement = await deps.pool.query<{ annotator: string; compared: number; agreed: number }>(
-        'SELECT annotator, compared, agreed FROM annotator_agreement WHERE project_id = $1 AND batch_id = $2', [input.project, input.batchId],
-      );
-      const { rows: [clock] } = await deps.pool.query<{ now: Date }>('SELECT now() AS now');
-      const now = clock!.now;
-      const buckets = bucketsForBatch(samples, new Map(agreement.rows.map((a) => [a.annotator, a])), now);
+      const agreement = await batchAnnotatorAgreement(deps.pool, input.project, input.batchId);
+      const buckets = bucketsForBatch(samples, new Map(agreement.map((a) => [a.annotator, a])), await databaseNow(deps.pool));
       await insertBuckets(deps.pool, input.project, input.batchId, buckets);
 
       const summaries = new Map<string, SubjectSummary>();
@@ -51,18 +49,14 @@ export function decayActivities(deps: ActivityDeps) {
       const stream = summaries.get(STREAM) ?? evaluateSubject([], policy);
 
       for (let i = 0; i < samples.length; i += PAGE) {
-        await withTransaction(deps.pool, async (c) => {
-          for (const r of samples.slice(i, i + PAGE)) {
-            if (!r.l1Passed) continue;
-            const verdict = sampleDecayFindings(stream, alerted, r.annotations, recentSince);
-            await c.query(
-              `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 4, $2, $3, $4, $5)
-               ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-              [r.id, verdict.passed, stream.stability, JSON.stringify(verdict.findings),
-                JSON.stringify({ stability: stream.stability, alertedAnnotators: verdict.alertedAnnotators, ks: stream.ks, note: stream.note ?? null })],
-            );
-          }
+        const page = samples.slice(i, i + PAGE).filter((r) => r.l1Passed).map((r) => {
+          const verdict = sampleDecayFindings(stream, alerted, r.annotations, recentSince);
+          return {
+            id: r.id, passed: verdict.passed, score: stream.stability, findings: verdict.findings,
+            details: { stability: stream.stability, alertedAnnotators: verdict.alertedAnnotators, ks: stream.ks, note: stream.note ?? null },
+          };
         });
+        await withTransaction(deps.pool, (c) => writeLayer4Results(c, page));
       }
       const result: DecaySummary = {
         subjects: summaries.size,

@@ -5,6 +5,7 @@ import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type 
 import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';
 import type { Finding } from '../src/qc/findings';
 import type { MediaRef } from '../src/ingest/envelope';
+import { unscoredPage, writeLayer3Results } from '../src/store/qc-results';
 import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersionRow, type PinnedModel } from '../src/store/models';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, policyOf, requireProject } from './deps';
 
@@ -185,22 +186,14 @@ export function inferenceActivities(deps: InferenceDeps) {
       type Row = { id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null };
       // Pages by id (keyset), each read while the one before is still being worked on. The first page is one
       // batch, so the model starts after one small read rather than a full page.
-      const readPage = (after: string, limit: number) => observed(deps.pool.query<Row>(
-        `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus
-         FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
-         LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
-         WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND s.id > $4
-           AND NOT EXISTS (SELECT 1 FROM qc_results q3 WHERE q3.sample_id = s.id AND q3.layer = 3)
-         ORDER BY s.id LIMIT $3`,
-        [input.project, input.batchId, limit, after],
-      ));
+      const readPage = (after: string, limit: number) => observed(unscoredPage(deps.pool, input.project, input.batchId, after, limit));
       /** The batch's unscored samples, `batchSize` rows at a time, across page boundaries. */
       async function* batches(): AsyncGenerator<Row[]> {
         let limit = deps.batchSize;
         let page = readPage('', limit);
         const buffer: Row[] = [];
         for (;;) {
-          const { rows } = await page;
+          const rows = await page;
           const last = rows.length < limit;
           if (!last) {
             limit = PAGE;
@@ -231,12 +224,7 @@ export function inferenceActivities(deps: InferenceDeps) {
         while (queued.length > 0) {
           const chunk = queued;
           queued = [];
-          await deps.pool.query(
-            `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
-             SELECT id, 3, passed, score, findings, details, $6 FROM unnest($1::text[], $2::bool[], $3::real[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
-             ON CONFLICT (sample_id, layer) DO NOTHING`,
-            [chunk.map((r) => r.id), chunk.map((r) => r.passed), chunk.map((r) => r.score), chunk.map((r) => JSON.stringify(r.findings)), chunk.map((r) => JSON.stringify(r.details)), modelVersion],
-          );
+          await writeLayer3Results(deps.pool, chunk, modelVersion);
         }
       };
       const startDrain = (): Promise<void> => (draining ??= drain().catch((err: unknown) => { writeFailed ??= err; }).finally(() => { draining = undefined; }));

@@ -8,7 +8,7 @@ import { decodeUtf8Line, safeText } from '../src/ingest/storable';
 import type { Finding } from '../src/qc/findings';
 import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
 import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, policyOf, requireProject } from './deps';
-import { insertBatch } from '../src/store/batches';
+import { insertBatch, markBatchStaged, stagedCounts } from '../src/store/batches';
 
 const CHUNK = 500;
 
@@ -103,14 +103,8 @@ export function intakeActivities(deps: ActivityDeps) {
       }
       await writeChunk(input.project, input.batchId, pending);
       heartbeat({ committedLine: lineNo });
-      const { rows } = await deps.pool.query<{ staged: string; malformed: string }>(
-        `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND batch_id = $2) AS staged,
-                (SELECT count(*) FROM ingest_rejections WHERE project_id = $1 AND batch_id = $2) AS malformed`,
-        [input.project, input.batchId],
-      );
-      const staged = Number(rows[0]!.staged);
-      const malformed = Number(rows[0]!.malformed);
-      await deps.pool.query(`UPDATE batches SET status = 'qc', lines_total = $3 WHERE project_id = $1 AND id = $2`, [input.project, input.batchId, nonEmpty]);
+      const { staged, malformed } = await stagedCounts(deps.pool, input.project, input.batchId);
+      await markBatchStaged(deps.pool, input.project, input.batchId, nonEmpty);
       deps.log.info({ project: input.project, batchId: input.batchId, lines: nonEmpty, staged, malformed }, 'batch staged');
       return { lines: nonEmpty, staged, malformed, duplicates: nonEmpty - staged - malformed };
     },

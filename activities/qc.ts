@@ -1,13 +1,13 @@
 import { withTransaction } from '../src/clients/pg';
-import { ANNOTATIONS_OF_S } from '../src/store/samples';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
 import { batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, fuseConfidence, layer5Findings, overReviewBudget, overThreshold, riskFindings } from '../src/qc/disposition';
 import { combineRisks, withModel, type SampleRisk } from '../src/qc/risk';
 import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
-import { batchRiskRows, undecidedPage, writeDispositions, writeLayer1Results } from '../src/store/qc-results';
-import type { IngestSample, MediaRef, Annotation } from '../src/ingest/envelope';
+import { auditedCount, batchRiskRows, layer1Counts, uncheckedPage, undecidedPage, writeDispositions, writeLayer1Results } from '../src/store/qc-results';
+import { batchStatusCounts, markBatchDone } from '../src/store/batches';
+import type { IngestSample, MediaRef } from '../src/ingest/envelope';
 import type { BatchCounts } from '../workflows/definitions';
 import { type ActivityDeps, type BatchKey, badInput, batchPolicy, heartbeat, requireProject } from './deps';
 
@@ -63,12 +63,7 @@ export function qcActivities(deps: ActivityDeps) {
       }
       let done = 0;
       for (;;) {
-        const { rows } = await deps.pool.query<{ id: string; external_id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Annotation[] }>(
-          `SELECT s.id, s.external_id, s.payload, s.media,
-                  ${ANNOTATIONS_OF_S} AS annotations
-           FROM samples s WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'received' ORDER BY s.id LIMIT $3`,
-          [input.project, input.batchId, PAGE],
-        );
+        const rows = await uncheckedPage(deps.pool, input.project, input.batchId, PAGE);
         if (rows.length === 0) break;
         const results = await Promise.all(rows.map(async (r) => {
           const sample: IngestSample = { externalId: r.external_id, payload: r.payload, media: r.media, annotations: r.annotations };
@@ -78,12 +73,7 @@ export function qcActivities(deps: ActivityDeps) {
         done += rows.length;
         heartbeat({ checked: done });
       }
-      const { rows } = await deps.pool.query<{ passed: string; failed: string }>(
-        `SELECT count(*) FILTER (WHERE q.passed) AS passed, count(*) FILTER (WHERE NOT q.passed) AS failed
-         FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 WHERE s.project_id = $1 AND s.batch_id = $2`,
-        [input.project, input.batchId],
-      );
-      return { passed: Number(rows[0]!.passed), failed: Number(rows[0]!.failed) };
+      return layer1Counts(deps.pool, input.project, input.batchId);
     },
 
     /**
@@ -123,28 +113,17 @@ export function qcActivities(deps: ActivityDeps) {
         }))));
         heartbeat();
       }
-      const { rows } = await deps.pool.query<{ status: string; n: string }>(
-        `SELECT status, count(*) AS n FROM samples WHERE project_id = $1 AND batch_id = $2 GROUP BY status`,
-        [input.project, input.batchId],
-      );
-      const by = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
-      const audited = await deps.pool.query<{ n: string }>(
-        `SELECT count(*) AS n FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
-         WHERE s.project_id = $1 AND s.batch_id = $2 AND q.details->>'reason' = 'audit'`, [input.project, input.batchId],
-      );
+      const by = await batchStatusCounts(deps.pool, input.project, input.batchId);
       return {
         // Samples released meanwhile were accepted by this batch.
         counts: { accepted: (by.accepted ?? 0) + (by.released ?? 0), rejected: by.rejected ?? 0, review: by.review ?? 0, resample: by.resample ?? 0 },
-        audited: Number(audited.rows[0]!.n),
+        audited: await auditedCount(deps.pool, input.project, input.batchId),
         resamples: await listResamples(deps.pool, { project: input.project, batchId: input.batchId, limit: RESAMPLE_EXAMPLES }),
       };
     },
 
     async finishBatch(input: BatchKey & { counts: BatchCounts }): Promise<void> {
-      await deps.pool.query(
-        `UPDATE batches SET status = 'done', counts = $3, finished_at = COALESCE(finished_at, now()) WHERE project_id = $1 AND id = $2`,
-        [input.project, input.batchId, JSON.stringify(input.counts)],
-      );
+      await markBatchDone(deps.pool, input.project, input.batchId, input.counts);
     },
   };
 }

@@ -74,7 +74,7 @@ project.command('create').description('create or update a project from a JSON Sc
   .requiredOption('--schema <file>', 'JSON Schema (draft 2020-12) for sample payloads')
   .option('--rules <file>', 'regex rules: [{name, pointer, pattern, mode?, message?}]')
   .option('--ontology <file>', 'ontology: {classes, exclusive, attributes, multiLabel, entities}')
-  .option('--policy <file>', 'QC policy overrides (thresholds, weights, audit share, plugins, webhook; see README)')
+  .option('--policy <file>', 'QC policy overrides (thresholds, weights, audit share, plugins, webhook; see docs/pipeline.md)')
   .action((o: { name: string; schema: string; rules?: string; ontology?: string; policy?: string }) =>
     withServices(async (s) => {
       await createProject(s, o);
@@ -126,7 +126,7 @@ model.command('register').description('upload an ONNX model (and its tokenizer.j
   .requiredOption('--name <name>', 'model name, referenced from a project policy as layer3.models')
   .requiredOption('--version <v>', 'version; the same name and version with a different file is refused')
   .requiredOption('--file <model.onnx>', 'the ONNX file')
-  .requiredOption('--manifest <manifest.json>', '{labels: [...], output?, adapter: {kind: text|image|features, ...}} (see README)')
+  .requiredOption('--manifest <manifest.json>', '{labels: [...], output?, adapter: {kind: text|image|features, ...}} (see docs/pipeline.md, layer 3)')
   .option('--tokenizer <tokenizer.json>', 'Hugging Face tokenizer.json, for text models')
   .option('--golden <golden.jsonl>', 'golden inputs kept with the version (needed by the quantization workflow)')
   .option('--tenant <t>', 'tenant', 'default')

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 
 /**
  * Every setting qcflow reads, with its environment variable and default.
- * README's "Configuration" table lists the same entries; a unit test fails when one is missing there.
+ * The "Configuration" table of docs/operations.md lists the same entries; a unit test fails when one is missing there.
  */
 export interface Config {
   stateDir: string;

@@ -30,3 +30,55 @@ export async function pinnedBatchPolicy(db: Db, project: string, batchId: string
   );
   return rows[0]?.policy;
 }
+
+/** What a staged batch holds: samples written and lines refused. */
+export async function stagedCounts(db: Db, project: string, batchId: string): Promise<{ staged: number; malformed: number }> {
+  const { rows } = await db.query<{ staged: string; malformed: string }>(
+    `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND batch_id = $2) AS staged,
+            (SELECT count(*) FROM ingest_rejections WHERE project_id = $1 AND batch_id = $2) AS malformed`,
+    [project, batchId],
+  );
+  return { staged: Number(rows[0]!.staged), malformed: Number(rows[0]!.malformed) };
+}
+
+export async function markBatchStaged(db: Db, project: string, batchId: string, lines: number): Promise<void> {
+  await db.query(`UPDATE batches SET status = 'qc', lines_total = $3 WHERE project_id = $1 AND id = $2`, [project, batchId, lines]);
+}
+
+export async function markBatchDone(db: Db, project: string, batchId: string, counts: unknown): Promise<void> {
+  await db.query(`UPDATE batches SET status = 'done', counts = $3, finished_at = COALESCE(finished_at, now()) WHERE project_id = $1 AND id = $2`, [project, batchId, JSON.stringify(counts)]);
+}
+
+/** The batch's samples per status. */
+export async function batchStatusCounts(db: Db, project: string, batchId: string): Promise<Record<string, number>> {
+  const { rows } = await db.query<{ status: string; n: string }>('SELECT status, count(*) AS n FROM samples WHERE project_id = $1 AND batch_id = $2 GROUP BY status', [project, batchId]);
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+}
+
+/** Plugins that threw on this batch, as recorded by recordBatchFinding. */
+export async function batchPluginErrors(db: Db, project: string, batchId: string): Promise<Array<{ plugin: string; message: string }>> {
+  const { rows } = await db.query<{ source: string; message: string }>(
+    `SELECT source, message FROM batch_findings WHERE project_id = $1 AND batch_id = $2 AND rule = 'plugin.error' ORDER BY source`, [project, batchId],
+  );
+  return rows.map((r) => ({ plugin: r.source.replace(/^plugin:/, ''), message: r.message }));
+}
+
+/** The batch's agreement figures, and each annotator's (compared, agreed), which layer 4 reads. */
+export async function writeBatchAgreement(c: PoolClient, project: string, batchId: string, agreement: unknown, annotators: Record<string, { compared: number; agreed: number }>): Promise<void> {
+  await c.query('UPDATE batches SET agreement = $3 WHERE project_id = $1 AND id = $2', [project, batchId, JSON.stringify(agreement)]);
+  for (const [a, t] of Object.entries(annotators)) {
+    await c.query(
+      `INSERT INTO annotator_agreement (project_id, batch_id, annotator, compared, agreed) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (project_id, batch_id, annotator) DO UPDATE SET compared = EXCLUDED.compared, agreed = EXCLUDED.agreed`,
+      [project, batchId, a, t.compared, t.agreed],
+    );
+  }
+}
+
+/** Each annotator's (compared, agreed) on this batch. */
+export async function batchAnnotatorAgreement(db: Db, project: string, batchId: string): Promise<Array<{ annotator: string; compared: number; agreed: number }>> {
+  const { rows } = await db.query<{ annotator: string; compared: number; agreed: number }>(
+    'SELECT annotator, compared, agreed FROM annotator_agreement WHERE project_id = $1 AND batch_id = $2', [project, batchId],
+  );
+  return rows;
+}

@@ -2,6 +2,9 @@ import type { Pool, PoolClient } from 'pg';
 import type { Finding } from '../qc/findings';
 import type { SampleRisk } from '../qc/risk';
 import { insertResampleRequests } from './resamples';
+import { ANNOTATIONS_OF_S } from './samples';
+import type { Annotation, MediaRef } from '../ingest/envelope';
+import type { AnnotatorLabels } from '../qc/consistency/types';
 
 type Db = Pool | PoolClient;
 
@@ -101,4 +104,100 @@ export async function undecidedPage(db: Db, project: string, batchId: string, li
     [project, batchId, limit],
   );
   return rows;
+}
+
+/** A page of the batch's samples that layer 1 has not checked yet, with their annotations. */
+export async function uncheckedPage(db: Db, project: string, batchId: string, limit: number): Promise<Array<{ id: string; external_id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Annotation[] }>> {
+  const { rows } = await db.query<{ id: string; external_id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Annotation[] }>(
+    `SELECT s.id, s.external_id, s.payload, s.media,
+            ${ANNOTATIONS_OF_S} AS annotations
+     FROM samples s WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'received' ORDER BY s.id LIMIT $3`,
+    [project, batchId, limit],
+  );
+  return rows;
+}
+
+/** A page of the batch's layer-1-passed samples without a layer-2 result yet. */
+export async function layer2Page(db: Db, project: string, batchId: string, limit: number): Promise<Array<{ id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: AnnotatorLabels[] }>> {
+  const { rows } = await db.query<{ id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: AnnotatorLabels[] }>(
+    `SELECT s.id, s.payload, s.media,
+            ${ANNOTATIONS_OF_S} AS annotations
+     FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
+     LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+     WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND q2.sample_id IS NULL ORDER BY s.id LIMIT $3`,
+    [project, batchId, limit],
+  );
+  return rows;
+}
+
+export async function layer1Counts(db: Db, project: string, batchId: string): Promise<{ passed: number; failed: number }> {
+  const { rows } = await db.query<{ passed: string; failed: string }>(
+    `SELECT count(*) FILTER (WHERE q.passed) AS passed, count(*) FILTER (WHERE NOT q.passed) AS failed
+     FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 1 WHERE s.project_id = $1 AND s.batch_id = $2`,
+    [project, batchId],
+  );
+  return { passed: Number(rows[0]!.passed), failed: Number(rows[0]!.failed) };
+}
+
+/** Layer 2's tallies summed per annotator over the batch, and its sample and conflict counts. */
+export async function layer2Summary(db: Db, project: string, batchId: string): Promise<{ annotators: Array<{ annotator: string; compared: number; agreed: number }>; samples: number; conflicts: number }> {
+  const per = await db.query<{ annotator: string; compared: string; agreed: string }>(
+    `SELECT t.key AS annotator, sum((t.value->>'compared')::int) AS compared, sum((t.value->>'agreed')::int) AS agreed
+     FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 2, jsonb_each(q.details->'tallies') t
+     WHERE s.project_id = $1 AND s.batch_id = $2 GROUP BY t.key ORDER BY t.key`,
+    [project, batchId],
+  );
+  const totals = await db.query<{ samples: string; conflicts: string }>(
+    `SELECT count(*) AS samples, count(*) FILTER (WHERE NOT q.passed) AS conflicts
+     FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 2 WHERE s.project_id = $1 AND s.batch_id = $2`,
+    [project, batchId],
+  );
+  return {
+    annotators: per.rows.map((r) => ({ annotator: r.annotator, compared: Number(r.compared), agreed: Number(r.agreed) })),
+    samples: Number(totals.rows[0]!.samples), conflicts: Number(totals.rows[0]!.conflicts),
+  };
+}
+
+/** How many of the batch's samples layer 5 sent to the audit. */
+export async function auditedCount(db: Db, project: string, batchId: string): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM samples s JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
+     WHERE s.project_id = $1 AND s.batch_id = $2 AND q.details->>'reason' = 'audit'`, [project, batchId],
+  );
+  return Number(rows[0]!.n);
+}
+
+/** Layer 4's verdict for a page of samples, a statement each. */
+export async function writeLayer4Results(c: PoolClient, rows: Array<{ id: string; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
+  for (const r of rows) {
+    await c.query(
+      `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 4, $2, $3, $4, $5)
+       ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
+      [r.id, r.passed, r.score, JSON.stringify(r.findings), JSON.stringify(r.details)],
+    );
+  }
+}
+
+/** What layer 3 reads of the batch's unscored samples: payload, media and layer 2's consensus classes, in id order after `after`. */
+export async function unscoredPage(db: Db, project: string, batchId: string, after: string, limit: number): Promise<Array<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>> {
+  const { rows } = await db.query<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>(
+    `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus
+     FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
+     LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
+     WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND s.id > $4
+       AND NOT EXISTS (SELECT 1 FROM qc_results q3 WHERE q3.sample_id = s.id AND q3.layer = 3)
+     ORDER BY s.id LIMIT $3`,
+    [project, batchId, limit, after],
+  );
+  return rows;
+}
+
+/** Layer 3's results in one statement; a sample scored before (a retried page) keeps its first result. */
+export async function writeLayer3Results(db: Db, rows: Array<{ id: string; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> }>, modelVersion: string | null): Promise<void> {
+  await db.query(
+    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
+     SELECT id, 3, passed, score, findings, details, $6 FROM unnest($1::text[], $2::bool[], $3::real[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
+     ON CONFLICT (sample_id, layer) DO NOTHING`,
+    [rows.map((r) => r.id), rows.map((r) => r.passed), rows.map((r) => r.score), rows.map((r) => JSON.stringify(r.findings)), rows.map((r) => JSON.stringify(r.details)), modelVersion],
+  );
 }

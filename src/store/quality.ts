@@ -114,3 +114,9 @@ export async function batchSampleQuality(db: Db, project: string, batchId: strin
     annotations: r.annotations.map((a) => ({ annotator: a.annotator, durationMs: a.durationMs ?? undefined, submittedAt: a.submittedAt ? new Date(a.submittedAt) : undefined })),
   }));
 }
+
+/** The database's clock: what data-time windows compare with (one clock for every worker). */
+export async function databaseNow(db: Pool | PoolClient): Promise<Date> {
+  const { rows } = await db.query<{ now: Date }>('SELECT now() AS now');
+  return rows[0]!.now;
+}
