@@ -14,7 +14,7 @@ import { startModelsWorker } from '../../workers/models';
 import { startReviewServer, type RunningServer } from '../http/start';
 import { connectServices, createProject, formatCounts, ingest, release, status, CliError } from './commands';
 import { issueToken, resolveJwtSecret } from '../http/auth';
-import { setMember } from '../store/review';
+import { decidedCount, openTaskCount, reviewCoverage, setMember } from '../store/review';
 import { ReviewApiClient } from './review';
 
 const DEMO_DIR = path.resolve(__dirname, '..', '..', 'demo');
@@ -76,11 +76,8 @@ async function demoReviews(dev: StackWithWorkers, project: string): Promise<void
     // The review workflows record their tasks moments after the batch ends.
     let deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      const { rows } = await s.pool.query<{ waiting: string; tasks: string }>(
-        `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND status = 'review') AS waiting,
-                (SELECT count(DISTINCT t.sample_id) FROM review_tasks t JOIN samples x ON x.id = t.sample_id WHERE t.project_id = $1 AND x.status = 'review') AS tasks`, [project],
-      );
-      if (rows[0]!.waiting === rows[0]!.tasks) break;
+      const c = await reviewCoverage(s.pool, project);
+      if (c.waiting === c.recorded) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     const { tasks } = await reviewer.list({ project });
@@ -88,12 +85,10 @@ async function demoReviews(dev: StackWithWorkers, project: string): Promise<void
     for (const t of mine) await reviewer.decide(t.id, { decision: 'approve', comment: 'approved by the demo' });
     deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM review_tasks WHERE id = ANY($1) AND status = 'decided'`, [mine.map((t) => t.id)]);
-      if (Number(rows[0]!.n) === mine.length) break;
+      if (await decidedCount(s.pool, mine.map((t) => t.id)) === mine.length) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    const open = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM review_tasks WHERE project_id = $1 AND status = 'open'`, [project]);
-    process.stdout.write(`review: demo-reviewer approved ${mine.length} task(s) through the API; ${open.rows[0]!.n} wait for a reviewer\n`);
+    process.stdout.write(`review: demo-reviewer approved ${mine.length} task(s) through the API; ${await openTaskCount(s.pool, project)} wait for a reviewer\n`);
     process.stdout.write(`  web page: ${dev.server.url}  (token: qcflow token issue --user demo-reviewer --role reviewer)\n`);
     process.stdout.write('  CLI:      QCFLOW_TOKEN=$(npm run -s qcflow -- token issue --user demo-reviewer --role reviewer) npm run -s qcflow -- review list\n');
   } finally {

@@ -2,12 +2,12 @@ import { ActivityNotFoundError, type Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { Logger } from '../clients/logger';
 import type { ObjectStore } from '../clients/minio';
-import type { MediaRef, Labels } from '../ingest/envelope';
+import type { Labels } from '../ingest/envelope';
 import type { Finding } from '../qc/findings';
 import type { Consensus } from '../qc/consistency';
 import { resolvePolicy } from '../qc/policy';
 import { getProject } from '../store/projects';
-import { ANNOTATIONS_OF_S } from '../store/samples';
+import { sampleForReview, sampleRecord } from '../store/samples';
 import {
   abortDecision, beginDecision, calibrationRows, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
 } from '../store/review';
@@ -95,13 +95,7 @@ export class ReviewService {
 
   async detail(actor: Actor, id: string): Promise<TaskDetail> {
     const { task, member } = await this.load(actor, id);
-    const { rows } = await this.d.pool.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Array<{ annotator: string; labels: Labels }> }>(
-      `SELECT s.external_id, s.payload, s.media, ${ANNOTATIONS_OF_S} AS annotations FROM samples s WHERE s.id = $1`, [task.sampleId],
-    );
-    const s = rows[0]!;
-    const layers = await this.d.pool.query<{ layer: number; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> | null; model_version: string | null }>(
-      'SELECT layer, passed, score, findings, details, model_version FROM qc_results WHERE sample_id = $1 ORDER BY layer', [task.sampleId],
-    );
+    const s = (await sampleForReview(this.d.pool, task.sampleId))!;
     const keys = s.media.flatMap((m) => ('key' in m ? [m.key] : []));
     // Served as a download of a known media type, whatever type the object was stored with: opened on its
     // own, it is never rendered as a page (an <img> still shows it).
@@ -111,13 +105,13 @@ export class ReviewService {
         'response-content-type': servedTypeOf(key), 'response-content-disposition': 'attachment',
       }),
     })));
-    const l2 = layers.rows.find((l) => l.layer === 2);
+    const l2 = s.layers.find((l) => l.layer === 2);
     const now = this.now();
     return {
       task,
-      sample: { id: task.sampleId, externalId: s.external_id, payload: s.payload, media },
+      sample: { id: task.sampleId, externalId: s.externalId, payload: s.payload, media },
       annotations: s.annotations,
-      layers: layers.rows.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
+      layers: s.layers.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
       consensus: l2?.details?.consensus ? consensusAsLabels(l2.details.consensus as Consensus) : null,
       can: { decide: task.status === 'open' && !denyDecide(actor, task, member, now), claim: task.status === 'open' && !denyClaim(actor, task, member, now) && task.assignee !== actor.user },
     };
@@ -200,9 +194,8 @@ export class ReviewService {
   private async checkCorrection(task: ReviewTask, reviewer: string, labels: unknown): Promise<void> {
     const project = await getProject(this.d.pool, task.project);
     if (!project) throw new ReviewError(404, `project ${task.project} no longer exists`);
-    const { rows } = await this.d.pool.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[] }>('SELECT external_id, payload, media FROM samples WHERE id = $1', [task.sampleId]);
     const findings = checkCorrection({
-      sample: { externalId: rows[0]!.external_id, payload: rows[0]!.payload, media: rows[0]!.media }, labels, reviewer,
+      sample: (await sampleRecord(this.d.pool, task.sampleId))!, labels, reviewer,
       project, layer2: resolvePolicy(project.qcPolicy).layer2,
     });
     if (findings.length) throw new ReviewError(422, `the correction was refused: ${describeFindings(findings)}`, findings);

@@ -316,3 +316,23 @@ export async function finishDecision(c: PoolClient, taskId: string, d: RecordedD
     details: { taskId, round: d.round, reason: d.reason, decidedAt: d.decidedAt?.toISOString(), comment: d.comment, status },
   });
 }
+
+/** Samples of a project waiting in review, and how many of them have their task recorded. */
+export async function reviewCoverage(db: Queryable, project: string): Promise<{ waiting: number; recorded: number }> {
+  const { rows } = await db.query<{ waiting: string; tasks: string }>(
+    `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND status = 'review') AS waiting,
+            (SELECT count(DISTINCT t.sample_id) FROM review_tasks t JOIN samples x ON x.id = t.sample_id WHERE t.project_id = $1 AND x.status = 'review') AS tasks`, [project],
+  );
+  return { waiting: Number(rows[0]!.waiting), recorded: Number(rows[0]!.tasks) };
+}
+
+/** How many of these tasks are decided. */
+export async function decidedCount(db: Queryable, taskIds: string[]): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM review_tasks WHERE id = ANY($1) AND status = 'decided'`, [taskIds]);
+  return Number(rows[0]!.n);
+}
+
+export async function openTaskCount(db: Queryable, project: string): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM review_tasks WHERE project_id = $1 AND status = 'open'`, [project]);
+  return Number(rows[0]!.n);
+}

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import type { Annotation } from '../ingest/envelope';
+import type { Annotation, Labels, MediaRef } from '../ingest/envelope';
 import type { AnnotatorLabels } from '../qc/consistency';
 import type { Finding } from '../qc/findings';
 
@@ -59,4 +59,26 @@ export async function passedSampleAnnotations(db: Db, project: string, batchId: 
     [project, batchId],
   );
   return rows;
+}
+
+/** One sample as a reviewer sees it: its record, media and every annotation, with each QC layer's result. */
+export async function sampleForReview(db: Pool | PoolClient, sampleId: string): Promise<{
+  externalId: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Array<{ annotator: string; labels: Labels }>;
+  layers: Array<{ layer: number; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> | null; model_version: string | null }>;
+} | undefined> {
+  const { rows } = await db.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Array<{ annotator: string; labels: Labels }> }>(
+    `SELECT s.external_id, s.payload, s.media, ${ANNOTATIONS_OF_S} AS annotations FROM samples s WHERE s.id = $1`, [sampleId],
+  );
+  const s = rows[0];
+  if (!s) return undefined;
+  const layers = await db.query<{ layer: number; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> | null; model_version: string | null }>(
+    'SELECT layer, passed, score, findings, details, model_version FROM qc_results WHERE sample_id = $1 ORDER BY layer', [sampleId],
+  );
+  return { externalId: s.external_id, payload: s.payload, media: s.media, annotations: s.annotations, layers: layers.rows };
+}
+
+/** A sample's record and media: what a correction is checked against. */
+export async function sampleRecord(db: Pool | PoolClient, sampleId: string): Promise<{ externalId: string; payload: Record<string, unknown>; media: MediaRef[] } | undefined> {
+  const { rows } = await db.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[] }>('SELECT external_id, payload, media FROM samples WHERE id = $1', [sampleId]);
+  return rows[0] && { externalId: rows[0].external_id, payload: rows[0].payload, media: rows[0].media };
 }
