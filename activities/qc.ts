@@ -1,7 +1,7 @@
 import { withTransaction } from '../src/clients/pg';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
-import { batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, fuseConfidence, layer5Findings, overReviewBudget, overThreshold, riskFindings } from '../src/qc/disposition';
+import { alertsThatMatter, batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, fuseConfidence, layer5Findings, overReviewBudget, overThreshold, riskFindings } from '../src/qc/disposition';
 import { combineRisks, withModel, type SampleRisk } from '../src/qc/risk';
 import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
@@ -93,9 +93,10 @@ export function qcActivities(deps: ActivityDeps) {
           if (batch) {
             const risk = batch.risks.get(r.id);
             const blocking = r.blocking ?? [];
-            const d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: alerted, risk, threshold: batch.threshold, overBudget: batch.overBudget.has(r.id), policy });
+            const watched = alertsThatMatter(alerted, r.tallies);
+            const d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: watched, risk, threshold: batch.threshold, overBudget: batch.overBudget.has(r.id), policy });
             return {
-              r, d, findings: riskFindings(d.reason, risk, batch.threshold, policy, blocking, alerted), confidence: risk ? 1 - risk.pWrong : null,
+              r, d, findings: riskFindings(d.reason, risk, batch.threshold, policy, blocking, watched), confidence: risk ? 1 - risk.pWrong : null,
               details: { mode: 'risk', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', risk: risk ?? null, threshold: batch.threshold, targetErrorRate: policy.fusion.risk.targetErrorRate },
             };
           }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { Connection } from '@temporalio/client';
@@ -130,12 +130,21 @@ export const OUTSIDE_CLUSTER_ROOT = '/var/lib/qcflow';
  * /var/lib/qcflow/postgres-<hash of the state dir> (owned by postgres) and `<stateDir>/postgres-location`
  * says where.
  */
-export function postgresDataDir(stateDir: string, owner: { uid: number; gid: number } | undefined): string {
+export function postgresDataDir(stateDir: string, owner: { uid: number; gid: number } | undefined, log?: StartContext['log']): string {
   const inside = path.join(stateDir, 'postgres');
   const reachable = !owner || spawnSync('test', ['-x', stateDir], { uid: owner.uid, gid: owner.gid }).status === 0;
   if (reachable) return inside;
   const outside = path.join(OUTSIDE_CLUSTER_ROOT, `postgres-${createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 12)}`);
-  writeFileSync(path.join(stateDir, 'postgres-location'), `${outside}\n`);
+  const location = path.join(stateDir, 'postgres-location');
+  // A cluster here without a location file in the state dir belongs to a state dir that was deleted (to
+  // start over) and made again at the same path: its logins went with it. Moved aside, not deleted.
+  if (!existsSync(location) && existsSync(path.join(outside, 'PG_VERSION'))) {
+    const aside = `${outside}-orphan-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    renameSync(outside, aside);
+    rmSync(`${outside}-socket`, { recursive: true, force: true });
+    log?.warn({ stateDir, movedTo: aside }, 'found the cluster of a deleted state dir at this path; moved it aside and starting a new one (delete it when you do not need its data)');
+  }
+  writeFileSync(location, `${outside}\n`);
   return outside;
 }
 
@@ -147,7 +156,7 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
   }
   const owner = postgresUser();
   mkdirSync(o.stateDir, { recursive: true });
-  const dataDir = postgresDataDir(o.stateDir, owner);
+  const dataDir = postgresDataDir(o.stateDir, owner, log);
   if (dataDir !== path.join(o.stateDir, 'postgres')) {
     log.info({ dataDir, stateDir: o.stateDir }, 'the postgres user cannot reach the state dir (a private folder above it); keeping the cluster outside it');
   }

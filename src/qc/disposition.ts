@@ -160,6 +160,21 @@ export function overReviewBudget(uncertain: Array<{ id: string; pWrong: number }
   return new Set([...uncertain].sort((a, b) => b.pWrong - a.pWrong || (a.id < b.id ? -1 : 1)).slice(keep).map((u) => u.id));
 }
 
+/**
+ * The alerted annotators whose labels matter in this sample: those who disagree with its consensus, or all
+ * of them when fewer than two other annotators agree with it throughout (their labels are then needed to
+ * settle it). Where two others settle the sample and the alerted annotator agrees, reviewing it would
+ * tell nothing about the sample or about the annotator.
+ */
+export function alertsThatMatter(alerted: string[], tallies: Record<string, { compared: number; agreed: number }> | null | undefined): string[] {
+  if (alerted.length === 0) return [];
+  const t = tallies ?? {};
+  const dissenting = alerted.filter((a) => t[a] && t[a].agreed < t[a].compared);
+  if (dissenting.length > 0) return dissenting;
+  const settlers = Object.entries(t).filter(([a, x]) => !alerted.includes(a) && x.compared > 0 && x.agreed === x.compared).length;
+  return settlers >= 2 ? [] : alerted;
+}
+
 export interface RiskDispositionInput {
   sampleId: string;
   layer1Passed: boolean;
@@ -208,7 +223,7 @@ export function riskFindings(reason: DispositionReason, risk: SampleRisk | undef
     case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: ${over}` }); break;
     case 'review_budget': out.push({ layer: 5, pointer: '', rule: 'disposition.review_budget', message: `resample: ${over}, but the batch's review budget (${(policy.fusion.risk.reviewBudget * 100).toFixed(1)}% of its samples) went to likelier errors; more labels should settle it` }); break;
     case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: probability wrong ${p} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
-    case 'annotator_alert': out.push({ layer: 5, pointer: '', rule: 'disposition.annotator_alert', message: `review: probability wrong ${p} would accept, but ${alertedAnnotators.join(', ')} ${alertedAnnotators.length > 1 ? 'are' : 'is'} under a quality-decay alert (${(policy.layer4.alertReviewShare * 100).toFixed(0)}% of their samples are reviewed)` }); break;
+    case 'annotator_alert': out.push({ layer: 5, pointer: '', rule: 'disposition.annotator_alert', message: `review: probability wrong ${p} would accept, but ${alertedAnnotators.join(', ')} ${alertedAnnotators.length > 1 ? 'are' : 'is'} under a quality-decay alert and ${alertedAnnotators.length > 1 ? 'their' : 'the'} labels count here (${(policy.layer4.alertReviewShare * 100).toFixed(0)}% of such samples are reviewed)` }); break;
     case 'confident': break;
   }
   if (reason !== 'layer1_failed' && reason !== 'confident') {

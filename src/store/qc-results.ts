@@ -4,7 +4,7 @@ import type { SampleRisk } from '../qc/risk';
 import { insertResampleRequests } from './resamples';
 import { ANNOTATIONS_OF_S } from './samples';
 import type { Annotation, MediaRef } from '../ingest/envelope';
-import type { AnnotatorLabels } from '../qc/consistency/types';
+import type { AnnotatorLabels, Tallies } from '../qc/consistency/types';
 
 type Db = Pool | PoolClient;
 
@@ -88,11 +88,13 @@ export interface UndecidedRow {
   id: string; external_id: string; l1: boolean; l2: boolean | null; agreement: number | null; l2_rules: string[] | null;
   score: number | null; uncertainty: string | null; l3_failed: boolean; stability: number | null; model_version: string | null;
   alerted: string[] | null; blocking: string[] | null;
+  /** Layer 2's per-annotator agreement with this sample's consensus. */
+  tallies: Tallies | null;
 }
 
 export async function undecidedPage(db: Db, project: string, batchId: string, limit: number): Promise<UndecidedRow[]> {
   const { rows } = await db.query<UndecidedRow>(
-    `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement, q2.details->'blocking' AS blocking,
+    `SELECT s.id, s.external_id, q1.passed AS l1, q2.passed AS l2, q2.score AS agreement, q2.details->'blocking' AS blocking, q2.details->'tallies' AS tallies,
             (SELECT array_agg(DISTINCT f->>'rule') FROM jsonb_array_elements(q2.findings) f) AS l2_rules,
             q3.score, q3.details->>'uncertainty' AS uncertainty, q3.model_version, COALESCE(NOT q3.passed AND q3.score IS NULL, false) AS l3_failed,
             q4.score AS stability, (SELECT array_agg(a) FROM jsonb_array_elements_text(q4.details->'alertedAnnotators') a) AS alerted

@@ -16,14 +16,15 @@ before(async () => {
 after(() => h.close());
 
 let n = 0;
-function lines(count: number, ann2Ms: number): string[] {
-  return Array.from({ length: count }, () => {
+/** `ann2Dissents(k)`: whether ann-2 gives the other class on the k-th line of this call. */
+function lines(count: number, ann2Ms: number, ann2Dissents: (k: number) => boolean = () => false): string[] {
+  return Array.from({ length: count }, (_, k) => {
     const i = n++;
     return JSON.stringify({
       externalId: `s-${i}`, payload: { text: `sample ${i}`, lang: 'en' },
       annotations: [
         { annotator: 'ann-1', durationMs: 10_000, labels: { classes: ['cat'] } },
-        { annotator: 'ann-2', durationMs: ann2Ms, labels: { classes: ['cat'] } },
+        { annotator: 'ann-2', durationMs: ann2Ms, labels: { classes: [ann2Dissents(k) ? 'dog' : 'cat'] } },
         { annotator: 'ann-3', durationMs: 12_000, labels: { classes: ['cat'] } },
       ],
     });
@@ -38,7 +39,7 @@ async function ingest(project: string, content: string[], batchSize: number) {
   return r;
 }
 
-test('an annotator who starts rushing is alerted, gets the larger review share, shows in status, and is cleared when back to normal', async () => {
+test('an annotator who starts rushing is alerted, their samples are reviewed where their labels count, it shows in status, and is cleared when back to normal', async () => {
   const project = await createTestProject(h.pool, `t-${uid()}`, {
     ontology: { classes: ['cat', 'dog'] },
     qcPolicy: { layer4: { window: { short: 20, long: 200 }, minReference: 20, alertReviewShare: 1 } },
@@ -47,7 +48,8 @@ test('an annotator who starts rushing is alerted, gets the larger review share, 
   const calm = await h.pool.query<{ n: string }>(`SELECT count(*) AS n FROM decay_alerts WHERE project_id = $1`, [project]);
   assert.equal(calm.rows[0]!.n, '0');
 
-  const rushed = await ingest(project, lines(25, 600), 25);
+  // Rushing, ann-2 now gets the odd sample wrong (two of 25: too few for an agreement alert of its own).
+  const rushed = await ingest(project, lines(25, 600, (k) => k % 13 === 0), 25);
   const { rows: alerts } = await h.pool.query<{ subject: string; metric: string; short_value: number; reference_value: number; cleared_at: Date | null }>(
     `SELECT subject, metric, short_value, reference_value, cleared_at FROM decay_alerts WHERE project_id = $1 ORDER BY subject`, [project],
   );
@@ -56,16 +58,22 @@ test('an annotator who starts rushing is alerted, gets the larger review share, 
   assert.ok(alerts[0]!.short_value < 700 && alerts[0]!.reference_value > 8000, JSON.stringify(alerts[0]));
 
   const batchId = rushed.batches[0]!.batchId;
-  const { rows } = await h.pool.query<{ status: string; reason: string; l4: Array<{ rule: string; annotators: string[] }> }>(
-    `SELECT s.status, q5.details->>'reason' AS reason, q4.findings AS l4 FROM samples s
+  const { rows } = await h.pool.query<{ external_id: string; status: string; reason: string; l4: Array<{ rule: string; annotators: string[] }> }>(
+    `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q4.findings AS l4 FROM samples s
      JOIN qc_results q4 ON q4.sample_id = s.id AND q4.layer = 4 JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
      WHERE s.project_id = $1 AND s.batch_id = $2`, [project, batchId],
   );
   assert.equal(rows.length, 25);
+  const first = n - 25;
   for (const r of rows) {
-    assert.deepEqual([r.status, r.reason], ['review', 'annotator_alert']);
     assert.deepEqual(r.l4.map((f) => [f.rule, f.annotators]), [['layer4.annotator_alert', ['ann-2']]]);
+    const dissent = (Number(r.external_id.slice(2)) - first) % 13 === 0;
+    // Where ann-1 and ann-3 settle the sample and ann-2 agrees, a review would learn nothing: accepted.
+    // Where ann-2 dissents, every such sample (alertReviewShare 1) goes to a person.
+    if (dissent) assert.ok(r.status === 'review' && ['annotator_alert', 'uncertain'].includes(r.reason), JSON.stringify(r));
+    else assert.deepEqual([r.status, r.reason], ['accepted', 'confident'], JSON.stringify(r));
   }
+  assert.ok(rows.some((r) => r.reason === 'annotator_alert'), 'some dissent is settled by the others, and still reviewed for the alert');
 
   const s = await connectServices(h.cfg);
   try {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client as PgClient } from 'pg';
@@ -94,5 +94,37 @@ test('a state dir from before generated logins is secured at start: scram-only P
     delete process.env.MINIO_SECRET_KEY;
     rmSync(parent, { recursive: true, force: true });
     if (outside) for (const d of [outside, `${outside}-socket`]) rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a state dir deleted to start over and made again at the same path gets a new cluster; the old one is moved aside', { skip: process.getuid?.() !== 0 && 'the cluster lives outside the state dir only when running as root' }, async () => {
+  const base = loadConfig();
+  const parent = mkdtempSync(path.join(os.tmpdir(), 'qcflow-reset-'));
+  const stateDir = path.join(parent, 'state');
+  const cfg: Config = {
+    ...base, stateDir, databaseUrl: undefined, embeddedPostgresPort: await freePort(),
+    temporal: { ...base.temporal, address: `127.0.0.1:${await freePort()}`, uiPort: await freePort() },
+    minio: { ...base.minio, endPoint: '127.0.0.1', port: await freePort(), consolePort: await freePort() },
+  };
+  const log = getLogger(cfg, 'test');
+  let outside: string | undefined;
+  try {
+    let stack = await startStack(cfg, log);
+    outside = readFileSync(path.join(stateDir, 'postgres-location'), 'utf8').trim();
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+    stack = await startStack(cfg, log);
+    try {
+      const c = new PgClient({ connectionString: stack.databaseUrl });
+      await c.connect();
+      await c.end();
+    } finally {
+      await stack.stop();
+    }
+    assert.equal(readFileSync(path.join(stateDir, 'postgres-location'), 'utf8').trim(), outside);
+    assert.ok(readdirSync(path.dirname(outside)).some((d) => d.startsWith(`${path.basename(outside!)}-orphan-`)), 'the old cluster was moved aside, not deleted');
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+    if (outside) for (const d of readdirSync(path.dirname(outside)).filter((x) => x.startsWith(path.basename(outside!)))) rmSync(path.join(path.dirname(outside), d), { recursive: true, force: true });
   }
 });

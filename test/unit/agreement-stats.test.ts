@@ -109,3 +109,14 @@ test("the confusion floor lifts a careful annotator's unseen cells but keeps a s
   const pFlat = posterior(votes, prior, { a: c, b: c, s: flat.map((r) => { const z = r.reduce((a, b) => a + b, 0); return r.map((x) => x / z); }) }, 4);
   assert.ok(1 - p[0]! > 3 * (1 - pFlat[0]!), `P(wrong) ${1 - p[0]!} vs flattened ${1 - pFlat[0]!}`);
 });
+
+test('Dawid–Skene: a class nobody has seen as the truth yet inherits each annotator\'s overall care, not a coin flip', () => {
+  // 60 items, all "cat" (0) by three careful annotators; then one says "dog" (1) against the other two.
+  const items: ClassVote[][] = Array.from({ length: 60 }, () => ['a', 'b', 'c'].map((annotator) => ({ annotator, label: 0 })));
+  items.push([{ annotator: 'a', label: 0 }, { annotator: 'b', label: 1 }, { annotator: 'c', label: 0 }]);
+  const fit = dawidSkene(items, ['cat', 'dog']);
+  // With a uniform prior on the unseen "dog" row, the lone vote looked like the truth (labels alone gave cat 0.07).
+  const flat = posterior(items[60]!, [0.5, 0.5], fit.confusion, 2);
+  assert.ok(flat[0]! > 0.95, `cat from the labels alone: ${flat[0]}`);
+  assert.ok(fit.confusion.b![1]![1]! > 0.8, `b's unseen dog row takes b's care: ${fit.confusion.b![1]}`);
+});

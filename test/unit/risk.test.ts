@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkConsistency, type AnnotatorLabels } from '../../src/qc/consistency';
 import { combineRisks, geometryRisk, votePosterior, withModel } from '../../src/qc/risk';
-import { acceptanceThreshold, decideByRisk, overReviewBudget, riskFindings } from '../../src/qc/disposition';
+import { acceptanceThreshold, alertsThatMatter, decideByRisk, overReviewBudget, riskFindings } from '../../src/qc/disposition';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { Labels } from '../../src/ingest/envelope';
 import type { Ontology } from '../../src/projects/ontology';
@@ -186,4 +186,17 @@ test('a review budget sends people the likeliest errors and the rest back for mo
   assert.deepEqual(decideByRisk({ ...base, overBudget: true, blocking: ['unknown_class'] }), { disposition: 'review', reason: 'layer2_conflict' });
   assert.match(riskFindings('review_budget', risk, base.threshold, policy, [])[0]!.message, /review budget \(5\.0% of its samples\)/);
   assert.equal(DEFAULT_POLICY.fusion.risk.reviewBudget, 1, 'no budget unless a project sets one');
+});
+
+test("an alerted annotator's samples are sampled for review only where their labels count", () => {
+  const agree = { compared: 2, agreed: 2 };
+  assert.deepEqual(alertsThatMatter([], { a: agree }), []);
+  // Two others settle the sample and the alerted one agrees: nothing to learn.
+  assert.deepEqual(alertsThatMatter(['c'], { a: agree, b: agree, c: agree }), []);
+  // The alerted one dissents: worth a look.
+  assert.deepEqual(alertsThatMatter(['c'], { a: agree, b: agree, c: { compared: 2, agreed: 1 } }), ['c']);
+  // Only one other annotator: the alerted one's labels are needed to settle it.
+  assert.deepEqual(alertsThatMatter(['c'], { a: agree, c: agree }), ['c']);
+  assert.deepEqual(alertsThatMatter(['c'], { a: agree, b: { compared: 2, agreed: 1 }, c: agree }), ['c']);
+  assert.deepEqual(alertsThatMatter(['c'], null), ['c'], 'no layer-2 tallies (single annotation): sampled as before');
 });

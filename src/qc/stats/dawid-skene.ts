@@ -102,18 +102,32 @@ function majority(votes: ClassVote[], k: number): number[] {
   return votes.length > 0 ? p.map((x) => x / votes.length) : new Array<number>(k).fill(1 / k);
 }
 
+/** Pseudo-items of an annotator's overall accuracy that each row of their confusion matrix starts from. */
+const ROW_PRIOR_ITEMS = 2;
+
+/**
+ * M-step. Each row starts from ROW_PRIOR_ITEMS pseudo-items of the annotator's own overall accuracy (a
+ * one-coin row), so a class they have rarely or never seen as the truth inherits how careful they are in
+ * general: a uniform row there made one vote for a new class outweigh two careful votes against it.
+ */
 function estimateConfusion(
   annotators: string[], base: ReliabilityCounts, posteriors: number[][] | undefined, items: ClassVote[][], k: number, smoothing: number,
 ): Record<string, number[][]> {
   const counts: Record<string, number[][]> = {};
-  for (const a of annotators) counts[a] = (base.confusion[a] ?? zeros(k)).map((row) => row.map((n) => n + smoothing));
+  for (const a of annotators) counts[a] = (base.confusion[a] ?? zeros(k)).map((row) => [...row]);
   if (posteriors) {
     items.forEach((votes, i) => votes.forEach((v) => {
       const m = counts[v.annotator]!;
       posteriors[i]!.forEach((x, t) => { m[t]![v.label]! += x; });
     }));
   }
-  for (const a of annotators) counts[a] = counts[a]!.map(normalise);
+  for (const a of annotators) {
+    const m = counts[a]!;
+    const total = m.reduce((s, row) => s + row.reduce((x, y) => x + y, 0), 0);
+    const right = m.reduce((s, row, t) => s + row[t]!, 0);
+    const acc = Math.min(0.99, Math.max(1 / k + 0.01, total > 0 ? right / total : 0.8));
+    counts[a] = m.map((row, t) => normalise(row.map((n, g) => n + smoothing + ROW_PRIOR_ITEMS * (g === t ? acc : (1 - acc) / Math.max(1, k - 1)))));
+  }
   return counts;
 }
 
