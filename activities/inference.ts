@@ -1,5 +1,6 @@
 import { getObjectBufferIfExists } from '../src/clients/minio';
-import { ModelIntegrityError, ModelLoadError, sha256Hex, type CacheStats, type LoadedSession, type SessionCache } from '../src/clients/onnx-sessions';
+import { sha256Hex } from '../src/util/canonical-json';
+import { ModelIntegrityError, ModelLoadError, type CacheStats, type LoadedSession, type SessionCache } from '../src/clients/onnx-sessions';
 import { OrtThreadExited, type PlainTensor, type ThreadSession } from '../src/clients/onnx-thread';
 import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type InputTensor } from '../src/qc/inference/adapters';
 import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';

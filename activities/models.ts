@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { getObjectBuffer, getObjectText, putObject } from '../src/clients/minio';
-import { sha256Hex } from '../src/clients/onnx-sessions';
+import { sha256Hex } from '../src/util/canonical-json';
 import { decodeModel, encodeModel, OnnxFormatError } from '../src/onnx/proto';
 import { registerModel } from '../src/models/register';
 import { getModelVersion, type ModelVersionRow } from '../src/store/models';

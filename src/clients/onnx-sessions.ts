@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/canonical-json';
 import type { Logger } from './logger';
 import { OrtThread, type ThreadSession } from './onnx-thread';
 
@@ -47,10 +47,6 @@ export class ModelIntegrityError extends Error {
 
 export class ModelLoadError extends Error {
   override name = 'ModelLoadError';
-}
-
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /**

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Pool } from 'pg';
 import { putObject, type ObjectStore } from '../clients/minio';
-import { sha256Hex } from '../clients/onnx-sessions';
+import { sha256Hex } from '../util/canonical-json';
 import { decodeModel } from '../onnx/proto';
 import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';

@@ -2,11 +2,6 @@ import { onnx } from './proto';
 
 export const DT = onnx.TensorProto.DataType;
 
-/** Bytes per element of the fixed-width tensor types qcflow reads and writes. */
-const ELEMENT_BYTES: Partial<Record<number, number>> = {
-  [DT.FLOAT]: 4, [DT.FLOAT16]: 2, [DT.DOUBLE]: 8, [DT.INT8]: 1, [DT.UINT8]: 1, [DT.INT32]: 4, [DT.INT64]: 8, [DT.BOOL]: 1, [DT.INT16]: 2, [DT.UINT16]: 2,
-};
-
 export const elementCount = (dims: ArrayLike<number | Long>): number => Array.from(dims, Number).reduce((a, b) => a * b, 1);
 
 type Long = { toNumber(): number };
@@ -51,16 +46,6 @@ export function floatValues(t: onnx.ITensorProto): Float32Array {
   if (t.dataType === DT.DOUBLE) return Float32Array.from(new Float64Array(aligned(bytes)));
   if (t.dataType === DT.FLOAT16) return Float32Array.from(new Uint16Array(aligned(bytes)), float16BitsToFloat32);
   throw new TensorDataError(`tensor ${t.name}: expected a float tensor, got data type ${t.dataType}`);
-}
-
-export function int64Values(t: onnx.ITensorProto): number[] {
-  if (t.dataType !== DT.INT64) throw new TensorDataError(`tensor ${t.name}: expected int64, got data type ${t.dataType}`);
-  return Array.from(new BigInt64Array(aligned(tensorBytes(t))), Number);
-}
-
-export function tensorByteLength(t: onnx.ITensorProto): number {
-  const eb = ELEMENT_BYTES[t.dataType ?? 0];
-  return eb ? eb * elementCount(t.dims ?? []) : tensorBytes(t).length;
 }
 
 export function makeTensor(name: string, dataType: number, dims: number[], data: Float32Array | Uint8Array | Int8Array | Uint16Array | Int32Array | BigInt64Array): onnx.ITensorProto {

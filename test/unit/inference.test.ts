@@ -8,7 +8,8 @@ import { decodeModel, OnnxFormatError } from '../../src/onnx/proto';
 import { createAdapter } from '../../src/qc/inference/adapters';
 import { parseModelManifest } from '../../src/qc/inference/manifest';
 import { normalizedEntropy, scoreSample, softmax } from '../../src/qc/inference/scoring';
-import { ModelIntegrityError, ModelLoadError, SessionCache, sha256Hex } from '../../src/clients/onnx-sessions';
+import { ModelIntegrityError, ModelLoadError, SessionCache } from '../../src/clients/onnx-sessions';
+import { sha256Hex } from '../../src/util/canonical-json';
 
 const silent = pino({ level: 'silent' });
 const CUES = { cat: ['cat', 'meow'], dog: ['dog', 'bark'] };

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import pino from 'pino';
 import { OrtThread, OrtThreadExited, type PlainTensor } from '../../src/clients/onnx-thread';
-import { SessionCache, sha256Hex } from '../../src/clients/onnx-sessions';
+import { SessionCache } from '../../src/clients/onnx-sessions';
+import { sha256Hex } from '../../src/util/canonical-json';
 import { mlpModel, normal, rng } from '../../src/onnx/fixture-models';
 import { bagOfWordsTextModel } from '../../src/onnx/reference-models';
 

@@ -21,10 +21,6 @@ export function registerPlugin<C>(p: QcPlugin<C>): void {
 registerPlugin(sequenceLabelsPlugin);
 registerPlugin(imageQualityPlugin);
 
-export function registeredPlugins(): QcPlugin<unknown>[] {
-  return [...REGISTRY.values()];
-}
-
 export interface ConfiguredPlugin {
   plugin: QcPlugin<unknown>;
   config: unknown;
