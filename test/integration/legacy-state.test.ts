@@ -11,6 +11,15 @@ import { createObjectStore, getObjectText, putObject } from '../../src/clients/m
 import { freePort } from '../../src/infra/process';
 import { startStack } from '../../src/infra/stack';
 
+/** A stack of its own in `stateDir` (kept between starts, unlike an ephemeral one), on free ports. */
+async function stackIn(base: Config, stateDir: string): Promise<Config> {
+  return {
+    ...base, stateDir, databaseUrl: undefined, embeddedPostgresPort: await freePort(),
+    temporal: { ...base.temporal, address: `127.0.0.1:${await freePort()}`, uiPort: await freePort() },
+    minio: { ...base.minio, endPoint: '127.0.0.1', port: await freePort(), consolePort: await freePort() },
+  };
+}
+
 const sql = async (url: string, q: string): Promise<void> => {
   const c = new PgClient({ connectionString: url });
   await c.connect();
@@ -27,11 +36,7 @@ test('a state dir from before generated logins is secured at start: scram-only P
   const parent = mkdtempSync(path.join(os.tmpdir(), 'qcflow-legacy-'));
   chmodSync(parent, 0o755);
   const stateDir = path.join(parent, 'state');
-  const cfg: Config = {
-    ...base, stateDir, databaseUrl: undefined, embeddedPostgresPort: await freePort(),
-    temporal: { ...base.temporal, address: `127.0.0.1:${await freePort()}`, uiPort: await freePort() },
-    minio: { ...base.minio, endPoint: '127.0.0.1', port: await freePort(), consolePort: await freePort() },
-  };
+  const cfg = await stackIn(base, stateDir);
   const log = getLogger(cfg, 'test');
   const oldKeys = { accessKey: 'qcflow', secretKey: 'qcflow-secret' };
   let outside: string | undefined;
@@ -101,11 +106,7 @@ test('a state dir deleted to start over and made again at the same path gets a n
   const base = loadConfig();
   const parent = mkdtempSync(path.join(os.tmpdir(), 'qcflow-reset-'));
   const stateDir = path.join(parent, 'state');
-  const cfg: Config = {
-    ...base, stateDir, databaseUrl: undefined, embeddedPostgresPort: await freePort(),
-    temporal: { ...base.temporal, address: `127.0.0.1:${await freePort()}`, uiPort: await freePort() },
-    minio: { ...base.minio, endPoint: '127.0.0.1', port: await freePort(), consolePort: await freePort() },
-  };
+  const cfg = await stackIn(base, stateDir);
   const log = getLogger(cfg, 'test');
   let outside: string | undefined;
   try {
