@@ -1,17 +1,10 @@
+import type { DecaySummary } from '../workflows/definitions';
 import { withTransaction } from '../src/clients/pg';
 import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type Breach, type SubjectSummary } from '../src/qc/decay';
 import { batchAnnotatorAgreement } from '../src/store/batches';
 import { writeLayer4Results } from '../src/store/qc-results';
 import { batchSampleQuality, databaseNow, insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, requireProject } from './deps';
-
-export interface DecaySummary {
-  subjects: number;
-  /** Subjects (annotators, or '*' for the stream) with an open alert after this batch, with the metrics. */
-  alerts: Array<{ subject: string; metrics: string[] }>;
-  stability: number;
-  ks: { d: number; p: number; method: string } | null;
-}
 
 const PAGE = 1000;
 

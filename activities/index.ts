@@ -20,7 +20,7 @@ export function createActivities(deps: ReviewActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
-export type { InferenceActivities, Layer3Plan, PlausibilitySummary } from './inference';
+export type { InferenceActivities } from './inference';
 export { inferenceActivities };
 export type { ReviewTaskActivities } from './review';
 export { reviewTaskActivities };

@@ -1,6 +1,7 @@
 import { getObjectBufferIfExists } from '../src/clients/minio';
 import { sha256Hex } from '../src/util/canonical-json';
-import { ModelIntegrityError, ModelLoadError, type CacheStats, type LoadedSession, type SessionCache } from '../src/clients/onnx-sessions';
+import { ModelIntegrityError, ModelLoadError, type LoadedSession, type SessionCache } from '../src/clients/onnx-sessions';
+import type { Layer3Plan, PlausibilitySummary } from '../workflows/definitions';
 import { OrtThreadExited, type PlainTensor, type ThreadSession } from '../src/clients/onnx-thread';
 import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type InputTensor } from '../src/qc/inference/adapters';
 import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';
@@ -11,25 +12,8 @@ import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersion
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, policyOf, requireProject } from './deps';
 
 /** What a batch pins for layer 3 at its start: exact model versions and the queue of the inference workers. */
-export interface Layer3Plan {
-  models: PinnedModel[];
-  taskQueue: string;
-  /** Set when a configured model reference did not resolve: the batch's samples get a finding saying so. */
-  unresolved?: string;
-}
-
 export interface PlausibilityInput extends BatchKey {
   plan: Layer3Plan;
-}
-
-export interface PlausibilitySummary {
-  scored: number;
-  disagreements: number;
-  /** Samples the model could not judge (bad input, NaN output, model unavailable). */
-  failed: number;
-  modelError: string | null;
-  providers: string[];
-  cache: CacheStats;
 }
 
 export interface InferenceDeps extends ActivityDeps {

@@ -1,8 +1,9 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
-import type { Layer3Plan, PlausibilitySummary } from '../activities/inference';
-import type { DecaySummary } from '../activities/decay';
+import type { PinnedModel } from '../src/store/models';
+import type { CacheStats } from '../src/clients/onnx-sessions';
+import type { QcPolicy } from '../src/qc/policy';
 import type { ReviewDecision } from '../src/review/decisions';
 
 /** A JSONL file already staged in MinIO, to be QC'd as one batch. */
@@ -126,6 +127,43 @@ export interface ReleaseSummary {
   sampleCount: number;
   manifestKey: string;
   files: { jsonl: ReleaseFileInfo; arrow: ReleaseFileInfo; manifest: ReleaseFileInfo };
+}
+
+/** The layer-3 models a batch is scored with, pinned when it leaves the intake's queue. */
+export interface Layer3Plan {
+  models: PinnedModel[];
+  taskQueue: string;
+  /** Set when a configured model reference did not resolve: the batch's samples get a finding saying so. */
+  unresolved?: string;
+}
+
+export interface PlausibilitySummary {
+  scored: number;
+  disagreements: number;
+  /** Samples the model could not judge (bad input, NaN output, model unavailable). */
+  failed: number;
+  modelError: string | null;
+  providers: string[];
+  cache: CacheStats;
+}
+
+export interface DecaySummary {
+  subjects: number;
+  /** Subjects (annotators, or '*' for the stream) with an open alert after this batch, with the metrics. */
+  alerts: Array<{ subject: string; metrics: string[] }>;
+  stability: number;
+  ks: { d: number; p: number; method: string } | null;
+}
+
+/** What humanReview carries: ids and the review policy pinned when the review started. */
+export interface HumanReviewInput {
+  project: string;
+  sampleId: string;
+  /** Layer 5's reason for sending the sample to review. */
+  reason: string;
+  review: QcPolicy['review'];
+  /** The queue the human-task activity waits on (`qc-review`). */
+  reviewQueue: string;
 }
 
 /** What a human review ended with. */

@@ -1,7 +1,6 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, setHandler, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, ReviewTaskActivities } from '../activities';
-import type { HumanReviewInput } from '../activities/review';
-import { reviewStateQuery, type ReviewOutcome, type ReviewState } from './definitions';
+import { reviewStateQuery, type HumanReviewInput, type ReviewOutcome, type ReviewState } from './definitions';
 import { SHORT_ACTIVITY_OPTIONS } from './activity-options';
 import { QC_PROJECT, QC_STAGE } from './search-attributes';
 

@@ -10,7 +10,7 @@ import { listModelVersions } from '../store/models';
 import { AuthError, issueToken, parseRole, resolveJwtSecret } from '../http/auth';
 import { startReviewServer } from '../http/start';
 import { formatPrecision, formatTask, formatTasks, ReviewApiClient } from './review';
-import { startReviewWorkflows } from '../../activities/review';
+import { startReviewWorkflows } from '../review/start';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { readModelFile, writeModelFile } from '../onnx/io';
