@@ -7,6 +7,23 @@ export function esc(value: unknown): string {
   return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
+/** Markup known to be safe: what html`…` builds. Anything else put into a template is text, escaped. */
+export class Html {
+  constructor(readonly value: string) {}
+}
+
+const EMPTY = new Html('');
+
+/**
+ * Pages are written with this tag so escaping is the default, not something to remember: every
+ * interpolated value is escaped unless it is Html (markup built the same way) or an array of it;
+ * undefined, null and false render as nothing.
+ */
+export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
+  const part = (v: unknown): string => (v instanceof Html ? v.value : Array.isArray(v) ? v.map(part).join('') : v === undefined || v === null || v === false ? '' : esc(v));
+  return new Html(strings.reduce((out, s, i) => out + part(values[i - 1]) + s));
+}
+
 /** Okabe–Ito: distinguishable with the common colour-vision deficiencies. */
 const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#000000'];
 
@@ -32,20 +49,20 @@ textarea{width:100%;min-height:8rem;font-family:ui-monospace,monospace}.muted{co
 `;
 
 /** `script`: the path of a same-origin script (the pages' CSP allows no inline script). */
-export function layout(o: { title: string; user?: string; csrf?: string; body: string; script?: string }): string {
+export function layout(o: { title: string; user?: string; csrf?: string; body: Html; script?: string }): string {
   const nav = o.user
-    ? `<a href="/queue">Queue</a><span class="muted">${esc(o.user)}</span><form method="post" action="/logout"><input type="hidden" name="_csrf" value="${esc(o.csrf)}"><button>Sign out</button></form>`
-    : '';
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(o.title)} · qcflow review</title><style>${CSS}</style></head>
-<body><header><strong>qcflow review</strong>${nav}</header><main>${o.body}</main>${o.script ? `<script src="${esc(o.script)}" defer></script>` : ''}</body></html>`;
+    ? html`<a href="/queue">Queue</a><span class="muted">${o.user}</span><form method="post" action="/logout"><input type="hidden" name="_csrf" value="${o.csrf}"><button>Sign out</button></form>`
+    : EMPTY;
+  return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${o.title} · qcflow review</title><style>${new Html(CSS)}</style></head>
+<body><header><strong>qcflow review</strong>${nav}</header><main>${o.body}</main>${o.script && html`<script src="${o.script}" defer></script>`}</body></html>`.value;
 }
 
 export function loginPage(o: { csrf: string; error?: string; next?: string }): string {
   return layout({
     title: 'Sign in',
-    body: `<h1>Sign in</h1>${o.error ? `<div class="error" role="alert">${esc(o.error)}</div>` : ''}
-<section><form method="post" action="/login"><input type="hidden" name="_csrf" value="${esc(o.csrf)}"><input type="hidden" name="next" value="${esc(o.next ?? '/queue')}">
+    body: html`<h1>Sign in</h1>${o.error && html`<div class="error" role="alert">${o.error}</div>`}
+<section><form method="post" action="/login"><input type="hidden" name="_csrf" value="${o.csrf}"><input type="hidden" name="next" value="${o.next ?? '/queue'}">
 <label for="token">Reviewer token (from <code>qcflow token issue --user you --role reviewer</code>)</label>
 <textarea id="token" name="token" required autofocus autocomplete="off" spellcheck="false"></textarea>
 <button type="submit">Sign in</button></form></section>`,
@@ -68,30 +85,30 @@ export function dueIn(dueIso: string, now = new Date()): string {
 export function queuePage(o: { user: string; csrf: string; tasks: ReviewTask[]; note?: string }): string {
   const rows = o.tasks.map((t) => {
     const mine = t.assignee === o.user;
-    const holder = mine ? 'you' : t.assignee ? `${esc(t.assignee)} (claim expired)` : 'unclaimed';
-    return `<tr><td><a href="/tasks/${esc(t.id)}">#${esc(t.id)}</a></td><td>${esc(t.project)}</td><td>${esc(t.reason)}${t.round ? ` <span class="muted">(round ${t.round})</span>` : ''}</td>
-<td>${age(t.createdAt)}</td><td>${dueIn(t.dueAt)}</td><td>${holder}</td><td>${esc(t.status)}</td></tr>`;
-  }).join('');
+    const holder = mine ? 'you' : t.assignee ? `${t.assignee} (claim expired)` : 'unclaimed';
+    return html`<tr><td><a href="/tasks/${t.id}">#${t.id}</a></td><td>${t.project}</td><td>${t.reason}${t.round > 0 && html` <span class="muted">(round ${t.round})</span>`}</td>
+<td>${age(t.createdAt)}</td><td>${dueIn(t.dueAt)}</td><td>${holder}</td><td>${t.status}</td></tr>`;
+  });
   return layout({
     title: 'Queue', user: o.user, csrf: o.csrf,
-    body: `<h1>My review queue</h1>${o.note ? `<div class="note" role="status">${esc(o.note)}</div>` : ''}
-<form method="post" action="/next"><input type="hidden" name="_csrf" value="${esc(o.csrf)}"><button id="start" type="submit" autofocus>Start reviewing <kbd>Enter</kbd></button></form>
+    body: html`<h1>My review queue</h1>${o.note && html`<div class="note" role="status">${o.note}</div>`}
+<form method="post" action="/next"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="start" type="submit" autofocus>Start reviewing <kbd>Enter</kbd></button></form>
 <section><table><thead><tr><th>Task</th><th>Project</th><th>Reason</th><th>Age</th><th>Due</th><th>Held by</th><th>Status</th></tr></thead>
-<tbody>${rows || '<tr><td colspan="7" class="muted">Nothing to review.</td></tr>'}</tbody></table></section>`,
+<tbody>${rows.length ? rows : html`<tr><td colspan="7" class="muted">Nothing to review.</td></tr>`}</tbody></table></section>`,
   });
 }
 
-function findingList(findings: Finding[]): string {
-  if (!findings.length) return '';
-  return `<ul>${findings.map((f) => `<li><code>${esc(f.rule)}</code> ${f.pointer ? `<code>${esc(f.pointer)}</code> ` : ''}${esc(f.message)}</li>`).join('')}</ul>`;
+function findingList(findings: Finding[]): Html {
+  if (!findings.length) return EMPTY;
+  return html`<ul>${findings.map((f) => html`<li><code>${f.rule}</code> ${f.pointer && html`<code>${f.pointer}</code> `}${f.message}</li>`)}</ul>`;
 }
 
-function boxesSvg(annotations: TaskDetail['annotations']): string {
+function boxesSvg(annotations: TaskDetail['annotations']): Html {
   const shapes = annotations.flatMap((a, i) => (a.labels.boxes ?? []).map((b) => {
     const colour = PALETTE[i % PALETTE.length];
-    return `<rect x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${colour}" stroke-width="3" vector-effect="non-scaling-stroke"><title>${esc(a.annotator)}: ${esc(b.class)}</title></rect>`;
+    return html`<rect x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${colour}" stroke-width="3" vector-effect="non-scaling-stroke"><title>${a.annotator}: ${b.class}</title></rect>`;
   }));
-  return shapes.length ? `<svg class="boxes" preserveAspectRatio="none" aria-hidden="true">${shapes.join('')}</svg>` : '';
+  return shapes.length ? html`<svg class="boxes" preserveAspectRatio="none" aria-hidden="true">${shapes}</svg>` : EMPTY;
 }
 
 const LAYER_NAMES: Record<number, string> = { 1: 'Compliance', 2: 'Consistency', 3: 'Plausibility', 4: 'Quality decay', 5: 'Fusion' };
@@ -99,35 +116,36 @@ const LAYER_NAMES: Record<number, string> = { 1: 'Compliance', 2: 'Consistency',
 /** The decision page: the sample, every annotation (boxes in distinct colours), each layer's findings, and the decision form. */
 export function taskPage(o: { user: string; csrf: string; detail: TaskDetail; error?: { message: string; findings?: Finding[] }; labelsDraft?: string; note?: string }): string {
   const { task, sample, annotations, layers, consensus, can } = o.detail;
-  const text = typeof sample.payload.text === 'string' ? `<div class="text" id="sample-text">${esc(sample.payload.text)}</div>` : '';
+  const text = typeof sample.payload.text === 'string' ? html`<div class="text" id="sample-text">${sample.payload.text}</div>` : EMPTY;
   const otherFields = Object.entries(sample.payload).filter(([k]) => k !== 'text' || typeof sample.payload.text !== 'string');
-  const media = sample.media.map((m) => `<figure><img src="${esc(m.url)}" alt="${esc(m.key)}">${boxesSvg(annotations)}</figure>`).join('');
-  const legend = annotations.map((a, i) => `<span><i class="sw" style="border-color:${PALETTE[i % PALETTE.length]}"></i>${esc(a.annotator)}</span>`).join('');
-  const annRows = annotations.map((a, i) => `<tr><td><i class="sw" style="border-color:${PALETTE[i % PALETTE.length]}"></i>${esc(a.annotator)}</td><td><pre>${esc(JSON.stringify(a.labels))}</pre></td></tr>`).join('');
-  const layerRows = layers.map((l) => `<tr><td>${l.layer} ${esc(LAYER_NAMES[l.layer] ?? '')}</td><td class="${l.passed ? 'pass' : 'fail'}">${l.passed ? 'passed' : 'flagged'}</td>
-<td>${l.score === null ? '—' : l.score.toFixed(3)}${l.modelVersion ? `<br><span class="muted">${esc(l.modelVersion)}</span>` : ''}</td><td>${findingList(l.findings) || '<span class="muted">no findings</span>'}</td></tr>`).join('');
+  const media = sample.media.map((m) => html`<figure><img src="${m.url}" alt="${m.key}">${boxesSvg(annotations)}</figure>`);
+  const swatch = (i: number): Html => html`<i class="sw" style="border-color:${PALETTE[i % PALETTE.length]}"></i>`;
+  const legend = annotations.map((a, i) => html`<span>${swatch(i)}${a.annotator}</span>`);
+  const annRows = annotations.map((a, i) => html`<tr><td>${swatch(i)}${a.annotator}</td><td><pre>${JSON.stringify(a.labels)}</pre></td></tr>`);
+  const layerRows = layers.map((l) => html`<tr><td>${l.layer} ${LAYER_NAMES[l.layer] ?? ''}</td><td class="${l.passed ? 'pass' : 'fail'}">${l.passed ? 'passed' : 'flagged'}</td>
+<td>${l.score === null ? '—' : l.score.toFixed(3)}${l.modelVersion && html`<br><span class="muted">${l.modelVersion}</span>`}</td><td>${l.findings.length ? findingList(l.findings) : html`<span class="muted">no findings</span>`}</td></tr>`);
   const draft = o.labelsDraft ?? JSON.stringify(consensus ?? annotations[0]?.labels ?? {}, null, 2);
   const form = can.decide
-    ? `<form method="post" action="/tasks/${esc(task.id)}/decide" id="decide"><input type="hidden" name="_csrf" value="${esc(o.csrf)}">
+    ? html`<form method="post" action="/tasks/${task.id}/decide" id="decide"><input type="hidden" name="_csrf" value="${o.csrf}">
 <button name="decision" value="approve" id="approve">Approve <kbd>a</kbd></button><button name="decision" value="reject" id="reject">Reject <kbd>r</kbd></button>
 <button name="decision" value="resample" id="resample">Resample <kbd>s</kbd></button>
-<details id="correct-box"${o.labelsDraft ? ' open' : ''}><summary>Correct the labels <kbd>c</kbd></summary>
-<label for="labels">Final labels (JSON); <kbd>Ctrl</kbd>+<kbd>Enter</kbd> submits</label><textarea id="labels" name="labels">${esc(draft)}</textarea>
+<details id="correct-box"${o.labelsDraft && new Html(' open')}><summary>Correct the labels <kbd>c</kbd></summary>
+<label for="labels">Final labels (JSON); <kbd>Ctrl</kbd>+<kbd>Enter</kbd> submits</label><textarea id="labels" name="labels">${draft}</textarea>
 <button name="decision" value="correct" id="correct">Submit correction</button></details>
 <label for="comment">Note (optional)</label><input id="comment" name="comment" maxlength="2000" style="width:100%">
 </form><p class="muted">Keys: <kbd>a</kbd> approve · <kbd>r</kbd> reject · <kbd>s</kbd> resample · <kbd>c</kbd> correct · <kbd>q</kbd> queue</p>`
     : can.claim
-      ? `<form method="post" action="/tasks/${esc(task.id)}/claim"><input type="hidden" name="_csrf" value="${esc(o.csrf)}"><button id="claim" autofocus>Claim this task <kbd>Enter</kbd></button></form>`
-      : `<p>${task.status === 'open' ? 'Held by someone else.' : `Status: ${esc(task.status)}${task.decision ? ` — ${esc(task.decision)} by ${esc(task.decidedBy)}` : ''}`}</p>`;
-  const error = o.error ? `<div class="error" role="alert"><strong>${esc(o.error.message)}</strong>${findingList(o.error.findings ?? [])}</div>` : '';
+      ? html`<form method="post" action="/tasks/${task.id}/claim"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="claim" autofocus>Claim this task <kbd>Enter</kbd></button></form>`
+      : html`<p>${task.status === 'open' ? 'Held by someone else.' : html`Status: ${task.status}${task.decision && html` — ${task.decision} by ${task.decidedBy}`}`}</p>`;
+  const error = o.error ? html`<div class="error" role="alert"><strong>${o.error.message}</strong>${findingList(o.error.findings ?? [])}</div>` : EMPTY;
   return layout({
     title: `Task ${task.id}`, user: o.user, csrf: o.csrf,
-    body: `<h1>Task #${esc(task.id)} · ${esc(task.project)} · <span class="muted">${esc(sample.externalId)}</span></h1>${error}${o.note ? `<div class="note" role="status">${esc(o.note)}</div>` : ''}
+    body: html`<h1>Task #${task.id} · ${task.project} · <span class="muted">${sample.externalId}</span></h1>${error}${o.note && html`<div class="note" role="status">${o.note}</div>`}
 <div class="grid"><div>
-<section><h2>Why you see this</h2><p><strong>${esc(task.reason)}</strong>${task.round ? ` (round ${task.round}, escalated)` : ''} · waiting ${age(task.createdAt)} · due ${dueIn(task.dueAt)}</p>${findingList(layers.find((l) => l.layer === 5)?.findings ?? [])}</section>
-<section><h2>Sample</h2>${text}${media}${media && legend ? `<p class="legend">${legend}</p>` : ''}
-${otherFields.length ? `<table>${otherFields.map(([k, v]) => `<tr><th>${esc(k)}</th><td><pre>${esc(typeof v === 'string' ? v : JSON.stringify(v))}</pre></td></tr>`).join('')}</table>` : ''}</section>
-<section><h2>Annotations</h2><table>${annRows}</table>${consensus ? `<p>Consensus: <code>${esc(JSON.stringify(consensus))}</code></p>` : ''}</section>
+<section><h2>Why you see this</h2><p><strong>${task.reason}</strong>${task.round > 0 && ` (round ${task.round}, escalated)`} · waiting ${age(task.createdAt)} · due ${dueIn(task.dueAt)}</p>${findingList(layers.find((l) => l.layer === 5)?.findings ?? [])}</section>
+<section><h2>Sample</h2>${text}${media}${media.length > 0 && legend.length > 0 && html`<p class="legend">${legend}</p>`}
+${otherFields.length > 0 && html`<table>${otherFields.map(([k, v]) => html`<tr><th>${k}</th><td><pre>${typeof v === 'string' ? v : JSON.stringify(v)}</pre></td></tr>`)}</table>`}</section>
+<section><h2>Annotations</h2><table>${annRows}</table>${consensus && html`<p>Consensus: <code>${JSON.stringify(consensus)}</code></p>`}</section>
 <section><h2>QC layers</h2><table><thead><tr><th>Layer</th><th>Result</th><th>Score</th><th>Findings</th></tr></thead><tbody>${layerRows}</tbody></table></section>
 </div><div><section class="decide"><h2>Decision</h2>${form}</section></div></div>`,
     script: TASK_SCRIPT_PATH,

@@ -7,7 +7,7 @@ import { qcPrecision, wilsonInterval } from '../../src/review/precision';
 import { formatPrecision } from '../../src/cli/review';
 import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src/review/correction';
 import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
-import { esc, dueIn } from '../../src/http/html';
+import { esc, dueIn, html, queuePage } from '../../src/http/html';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { ReviewTask } from '../../src/review/decisions';
 
@@ -147,4 +147,16 @@ test('review policy defaults and bounds; html escaping', () => {
   assert.equal(esc(`<img src=x onerror="a('b')">&`), '&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;');
   assert.equal(dueIn('2026-11-21T13:00:00Z', now), 'in 60m');
   assert.equal(dueIn('2026-11-21T10:00:00Z', now), 'overdue 2h');
+});
+
+test('pages escape by default: interpolated text is escaped, markup built with html`` is not escaped twice', () => {
+  const evil = `<img src=x onerror="alert('x')">`;
+  const item = html`<li>${evil}</li>`;
+  assert.equal(html`<ul>${[item, item]}</ul>`.value, `<ul>${`<li>${esc(evil)}</li>`.repeat(2)}</ul>`);
+  assert.equal(html`a${undefined}${null}${false}b${0}`.value, 'ab0');
+  // A task whose fields carry markup shows them as text on the queue page.
+  const task = { id: '7', sampleId: 's', project: 'p', round: 1, reason: evil, audience: 'reviewers', assignee: `<b>x</b>`, claimExpiresAt: null, status: 'open', decision: null, decidedBy: null, decidedAt: null, comment: null, createdAt: new Date().toISOString(), dueAt: new Date(Date.now() + 60_000).toISOString() } as ReviewTask;
+  const page = queuePage({ user: 'vera', csrf: 'c"srf', tasks: [task], note: evil });
+  assert.ok(!page.includes('<img') && !page.includes('<b>x'), page);
+  assert.ok(page.includes('&lt;img src=x onerror=&quot;alert(&#39;x&#39;)&quot;&gt;') && page.includes('value="c&quot;srf"'));
 });
