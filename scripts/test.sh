@@ -17,5 +17,5 @@ command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose 'to vali
 echo "[qcflow] typecheck" >&2
 npx --no-install tsc --noEmit
 export QCFLOW_LOG_LEVEL=${QCFLOW_LOG_LEVEL:-warn}
-[ $# -gt 0 ] || set -- test/unit/*.test.ts test/integration/*.test.ts
+[ $# -gt 0 ] || set -- test/unit/*.test.ts test/workflows/*.test.ts test/integration/*.test.ts
 exec node --import tsx src/infra/with-stack.ts -- node --import tsx --test --test-concurrency=1 --test-reporter=spec "$@"

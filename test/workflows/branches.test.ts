@@ -1,0 +1,115 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CompleteAsyncError } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
+import { humanReview, qcBatch } from '../../workflows';
+import { batchResamplesQuery, reviewStateQuery, type BatchCounts, type ReviewOutcome } from '../../workflows/definitions';
+import { DEFAULT_POLICY } from '../../src/qc/policy';
+import { harness, uid, type Harness } from '../integration/helpers';
+
+/**
+ * Workflow logic alone: the real workflows on the dev server, their activities stubbed, so each branch is
+ * driven by what the stubs return and checked by which ones were called. (Temporal's time-skipping test
+ * server cannot be used here: createTimeSkipping downloads it. Timers are kept to seconds instead.)
+ */
+let h: Harness;
+before(async () => {
+  h = await harness({ worker: false });
+});
+after(() => h.close());
+
+const COUNTS = { lines: 10, staged: 9, duplicates: 0, malformed: 1 };
+
+/** Stub activities recording their calls; `routed` is what layer 5 says. */
+function stubs(o: { routed: { accepted: number; rejected: number; review: number; resample: number }; webhookFails?: boolean }) {
+  const calls: string[] = [];
+  const call = <T>(name: string, value: T) => async (): Promise<T> => { calls.push(name); return value; };
+  const activities = {
+    stageBatch: call('stageBatch', COUNTS),
+    runCompliance: call('runCompliance', { passed: 9, failed: 0 }),
+    runConsistency: call('runConsistency', { samples: 9, conflicts: 0, fleissKappa: 1, krippendorffAlpha: 1, pairableItems: 9, annotators: {}, pluginErrors: [] }),
+    pinLayer3Models: call('pinLayer3Models', null),
+    scorePlausibility: call('scorePlausibility', { scored: 9, disagreements: 0, failed: 0, modelError: null, providers: ['cpu'], cache: { hits: 0, misses: 1, evictions: 0, loaded: 1, bytes: 1 } }),
+    trackQualityDecay: call('trackQualityDecay', { subjects: 1, alerts: [], stability: 1, ks: null }),
+    fuseAndDispose: call('fuseAndDispose', { counts: o.routed, audited: 0, resamples: { total: o.routed.resample, items: [] } }),
+    startReviews: call('startReviews', { started: o.routed.review, existing: 0 }),
+    notifyResamples: async () => {
+      calls.push('notifyResamples');
+      if (o.webhookFails) throw ApplicationFailure.nonRetryable('receiver answered 404', 'BadInput');
+      return { notified: o.routed.resample, webhook: true };
+    },
+    recordBatchFinding: async (f: { rule: string }) => { calls.push(`recordBatchFinding:${f.rule}`); },
+    finishBatch: call('finishBatch', undefined),
+  };
+  return { calls, activities };
+}
+
+async function runBatch(s: ReturnType<typeof stubs>, layer3?: { models: []; taskQueue: string } | null): Promise<{ counts: BatchCounts; webhook: string | null }> {
+  const taskQueue = `wf-test-${uid()}`;
+  const worker = await Worker.create({ connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'), activities: s.activities });
+  return worker.runUntil(async () => {
+    const handle = await h.client.workflow.start(qcBatch, {
+      workflowId: `qc/wf-${uid()}`, taskQueue,
+      args: [{ project: 'p', batchId: 'b1', stagingKey: 'staging/p/b1.jsonl', ...(layer3 === undefined ? {} : { layer3: layer3 && { ...layer3, taskQueue } }) }],
+    });
+    const counts = await handle.result();
+    return { counts, webhook: (await handle.query(batchResamplesQuery)).webhook };
+  });
+}
+
+test('qcBatch without a model, review or resamples runs the five layers in order and counts refused lines as rejected', async () => {
+  const s = stubs({ routed: { accepted: 8, rejected: 1, review: 0, resample: 0 } });
+  const r = await runBatch(s);
+  assert.deepEqual(s.calls, ['stageBatch', 'runCompliance', 'runConsistency', 'pinLayer3Models', 'trackQualityDecay', 'fuseAndDispose', 'finishBatch']);
+  assert.deepEqual(r.counts, { ...COUNTS, accepted: 8, rejected: 2, review: 0, resample: 0 });
+});
+
+test('qcBatch with a model pinned by the intake scores on its queue; reviews are started; a failing webhook is recorded and the batch still ends', async () => {
+  const s = stubs({ routed: { accepted: 5, rejected: 0, review: 2, resample: 2 }, webhookFails: true });
+  const r = await runBatch(s, { models: [], taskQueue: '' });
+  assert.deepEqual(s.calls, ['stageBatch', 'runCompliance', 'runConsistency', 'scorePlausibility', 'trackQualityDecay', 'fuseAndDispose', 'startReviews', 'notifyResamples', 'recordBatchFinding:webhook.failed', 'finishBatch']);
+  assert.equal(r.webhook, 'failed');
+  assert.equal(r.counts.review, 2);
+  // The intake decided there is no model: nothing pins one again.
+  const none = stubs({ routed: { accepted: 9, rejected: 0, review: 0, resample: 0 } });
+  await runBatch(none, null);
+  assert.ok(!none.calls.includes('pinLayer3Models') && !none.calls.includes('scorePlausibility'));
+});
+
+test('humanReview escalates on each SLA timeout, to the leads after maxEscalations, and ends with the decision that is applied', async () => {
+  const rounds: Array<{ round: number; audience: string; reason: string }> = [];
+  const expired: number[] = [];
+  const taskQueue = `wf-review-${uid()}`;
+  const outcome: ReviewOutcome = { sampleId: 's1', taskId: 't3', decision: 'approve', decidedBy: 'lead-1', status: 'accepted' };
+  const worker = await Worker.create({
+    connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'),
+    activities: {
+      // Rounds 0 and 1 wait past their 2 s SLA; round 2 is decided at once.
+      awaitReviewDecision: async (i: { round: number; audience: string; reason: string }) => {
+        rounds.push({ round: i.round, audience: i.audience, reason: i.reason });
+        if (i.round < 2) throw new CompleteAsyncError();
+        return { taskId: 't3', decision: 'approve' };
+      },
+      reviewTaskRecorded: async () => true,
+      expireReviewTask: async (i: { round: number }) => { expired.push(i.round); },
+      applyReviewDecision: async () => ({ applied: true, outcome }),
+    },
+  });
+  const result = await worker.runUntil(async () => {
+    const handle = await h.client.workflow.start(humanReview, {
+      workflowId: `review/wf-${uid()}`, taskQueue,
+      args: [{ project: 'p', sampleId: 's1', reason: 'uncertain', review: { ...DEFAULT_POLICY.review, slaSeconds: 2, maxEscalations: 1 }, reviewQueue: taskQueue }],
+    });
+    const r = await handle.result();
+    return { r, state: await handle.query(reviewStateQuery) };
+  });
+  assert.deepEqual(result.r, outcome);
+  assert.deepEqual(rounds, [
+    { round: 0, audience: 'reviewers', reason: 'uncertain' },
+    { round: 1, audience: 'reviewers', reason: 'escalated' },
+    { round: 2, audience: 'leads', reason: 'escalated' },
+  ]);
+  assert.deepEqual(expired, [0, 1]);
+  assert.equal(result.state.status, 'done');
+});
