@@ -80,6 +80,21 @@ export async function createProject(s: Services, o: { name: string; schema: stri
   await upsertProject(s.pool, def, process.env.USER ?? 'cli');
 }
 
+/** A status line that rewrites itself on a terminal and prints every 2 s otherwise (CI, pipes). */
+export function statusLine(label: string): { update(text: string): void; stop(): void } {
+  const bar = new SingleBar({ format: `${label} {text}`, noTTYOutput: true, notTTYSchedule: 2000, stream: process.stderr, hideCursor: true });
+  let started = false;
+  return {
+    update(text) {
+      if (!started) { bar.start(1, 0, { text }); started = true; } else bar.update(0, { text });
+    },
+    stop() {
+      if (started) bar.stop();
+      started = false;
+    },
+  };
+}
+
 /** A progress bar on a terminal, periodic log lines otherwise (CI, pipes). */
 export function progressReporter(label: string): { update(p: IngestProgress): void; stop(): void } {
   const bar = new SingleBar({

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, databaseUrlOf, type Config } from '../clients/
 import { getLogger } from '../clients/logger';
 import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
-import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, type Services } from './commands';
+import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
 import { checkModelVersion, registerModelFiles } from '../models/register';
 import { listModelVersions } from '../store/models';
@@ -214,16 +214,20 @@ model.command('quantize-job').description('run the modelQuantization workflow on
       });
       process.stdout.write(`started ${workflowId} (priority ${o.priority})\n`);
       if (!o.wait) return;
+      const line = statusLine('quantize');
       const ticker = setInterval(() => {
-        void handle.query(quantizationProgressQuery).then((p) => process.stderr.write(`\r${p.stage}: ${p.candidates.map((c) => `${c.method}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''} cos ${c.cosine.toFixed(4)}${c.fits ? ' ✓' : ''}`).join(', ')}   `), () => undefined);
+        void handle.query(quantizationProgressQuery).then((p) => line.update(`${p.stage}: ${p.candidates.map((c) => `${c.method}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''} cos ${c.cosine.toFixed(4)}${c.fits ? ' ✓' : ''}`).join(', ')}`), () => undefined);
       }, 1000);
       try {
         const r = await handle.result();
-        process.stdout.write(`\n${JSON.stringify(r, null, 2)}\n`);
+        clearInterval(ticker);
+        line.stop();
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       } catch (err) {
         throw new CliError(failureMessage(err));
       } finally {
         clearInterval(ticker);
+        line.stop();
       }
     }));
 
@@ -337,12 +341,14 @@ review.command('backfill').description('start reviews for samples waiting in rev
     withServices(async (s) => {
       const p = await getProject(s.pool, o.project);
       if (!p) throw new CliError(`project ${o.project} does not exist`);
+      const line = statusLine('reviews');
       const r = await startReviewWorkflows(
         { pool: s.pool, temporal: s.client, workflowQueue: s.cfg.taskQueues.cpu, reviewQueue: s.cfg.taskQueues.review },
         { project: o.project, review: resolvePolicy(p.qcPolicy).review }, { after: '', started: 0, existing: 0 },
-        (pr) => process.stderr.write(`\r${pr.started} started, ${pr.existing} already running`),
+        (pr) => line.update(`${pr.started} started, ${pr.existing} already running`),
       );
-      process.stdout.write(`\n${r.started} review(s) started, ${r.existing} already running\n`);
+      line.stop();
+      process.stdout.write(`${r.started} review(s) started, ${r.existing} already running\n`);
     }));
 review.command('precision').description('QC precision: how often reviewers uphold samples the machine would have accepted (operator, admin)')
   .requiredOption('--project <id>', 'project id').option('--json', 'print JSON', false)
