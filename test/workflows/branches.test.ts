@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { CompleteAsyncError } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
-import { humanReview, qcBatch } from '../../workflows';
+import { humanReview, modelQuantization, qcBatch } from '../../workflows';
 import { batchResamplesQuery, reviewStateQuery, type BatchCounts, type ReviewOutcome } from '../../workflows/definitions';
 import { DEFAULT_POLICY } from '../../src/qc/policy';
 import { harness, uid, type Harness } from '../integration/helpers';
@@ -112,4 +112,39 @@ test('humanReview escalates on each SLA timeout, to the leads after maxEscalatio
   ]);
   assert.deepEqual(expired, [0, 1]);
   assert.equal(result.state.status, 'done');
+});
+
+test('modelQuantization: when no candidate fits, the best integer one is retried with 1, 2, 4 … sensitive nodes in fp32, and the first that fits is registered', async () => {
+  const taskQueue = `wf-quant-${uid()}`;
+  const quantized: Array<{ method: string; excludeNodes: string[] }> = [];
+  // Cosine by candidate: int8-static is the best integer one, and fits once two nodes stay in fp32.
+  const cosine = (method: string, excluded: number): number => (method === 'int8-static' ? 0.97 + 0.011 * excluded : method === 'fp16' ? 0.985 : 0.9);
+  const metrics = (c: number) => ({ top1Agreement: 1, cosine: { mean: c, min: c, p05: c }, maxAbsDiff: 0, samples: 8 });
+  const worker = await Worker.create({
+    connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'),
+    activities: {
+      analyzeModelVersion: async () => ({ ops: { MatMul: 4 }, parameters: 1000, opset: 17, applicable: ['int4', 'int8-static', 'int8-dynamic', 'fp16'], bytes: 4000, hasGolden: true }),
+      quantizeCandidate: async (i: { method: string; excludeNodes?: string[] }) => {
+        quantized.push({ method: i.method, excludeNodes: i.excludeNodes ?? [] });
+        const excluded = (i.excludeNodes ?? []).length;
+        return { method: i.method, key: `${i.method}|${excluded}`, sha256: 'x', bytes: i.method === 'fp16' ? 2000 : 1000 + excluded, quantizedNodes: 4 - excluded, weightRatio: 0.25, excludeNodes: i.excludeNodes ?? [] };
+      },
+      evaluateModelCandidate: async (i: { candidateKey: string }) => {
+        const [method, excluded] = i.candidateKey.split('|');
+        return metrics(cosine(method!, Number(excluded)));
+      },
+      rankSensitiveNodes: async () => [{ node: 'n1', cosineLoss: 0.02 }, { node: 'n2', cosineLoss: 0.01 }, { node: 'n3', cosineLoss: 0.001 }, { node: 'n4', cosineLoss: 0.0001 }],
+      registerQuantized: async () => ({ id: 'default/m/1-int8', version: '1-int8' }),
+    },
+  });
+  const progress = await worker.runUntil(() => h.client.workflow.execute(modelQuantization, {
+    workflowId: `quantize/wf-${uid()}`, taskQueue,
+    args: [{ modelId: 'default/m/1', budget: { top1: 0.99, cosine: 0.99 }, modelsQueue: taskQueue, inferenceQueue: taskQueue }],
+  }));
+  assert.deepEqual(quantized, [
+    { method: 'int4', excludeNodes: [] }, { method: 'int8-static', excludeNodes: [] }, { method: 'int8-dynamic', excludeNodes: [] }, { method: 'fp16', excludeNodes: [] },
+    { method: 'int8-static', excludeNodes: ['n1'] }, { method: 'int8-static', excludeNodes: ['n1', 'n2'] },
+  ]);
+  assert.deepEqual(progress.chosen, { id: 'default/m/1-int8', version: '1-int8', method: 'int8-static', bytes: 1002 });
+  assert.equal(progress.stage, 'done');
 });
