@@ -2,13 +2,14 @@ import { withTransaction } from '../src/clients/pg';
 import { passedSampleAnnotations } from '../src/store/samples';
 import { layer2Page, layer2Summary, writeLayer2Results } from '../src/store/qc-results';
 import { getObjectBufferIfExists } from '../src/clients/minio';
-import { agreementOf, checkConsistency, mergeTallies, objectAccuracies, type AnnotatorLabels } from '../src/qc/consistency';
+import { agreementOf, checkConsistency, mergeTallies, objectAccuracies } from '../src/qc/consistency';
 import { configurePlugins, runPlugins, type PluginSample } from '../src/qc/plugins/registry';
 import type { QcPolicy } from '../src/qc/policy';
 import { categoryCounts, fleissKappa, krippendorffAlphaNominal } from '../src/qc/stats/agreement';
 import { oneCoinAccuracies } from '../src/qc/stats/one-coin';
 import { attributeItems } from '../src/qc/consistency/attributes';
-import { classPosterior, fitBatchReliability, type BatchFit } from '../src/store/reliability';
+import { singleClassVotes } from '../src/qc/consistency/classes';
+import { classModelOf, fitBatchReliability, type BatchFit } from '../src/store/reliability';
 import { combineRisks } from '../src/qc/risk';
 import { batchPluginErrors, recordBatchFinding, writeBatchAgreement } from '../src/store/batches';
 import type { MediaRef } from '../src/ingest/envelope';
@@ -28,11 +29,6 @@ export interface BatchAgreement {
   pluginErrors: Array<{ plugin: string; message: string }>;
 }
 
-/** Single-label class votes per sample: what Dawid–Skene and the batch statistics take. */
-function classVotes(anns: AnnotatorLabels[]): Array<{ annotator: string; value: string }> {
-  return anns.flatMap((a) => (a.labels.classes?.length === 1 ? [{ annotator: a.annotator, value: a.labels.classes[0]! }] : []));
-}
-
 export function consistencyActivities(deps: ActivityDeps) {
   async function loadMedia(media: MediaRef[]): Promise<PluginSample['media']> {
     // Missing media is a layer-1 finding already, so it is simply absent here.
@@ -46,7 +42,7 @@ export function consistencyActivities(deps: ActivityDeps) {
   async function batchEvidence(input: BatchKey, ontology: ProjectDefinition['ontology'], layer2: QcPolicy['layer2']): Promise<{ votes: Array<Array<{ annotator: string; value: string }>>; attributeWeights: Record<string, number>; objectWeights: Record<string, number> }> {
     const rows = await passedSampleAnnotations(deps.pool, input.project, input.batchId);
     return {
-      votes: rows.map((r) => classVotes(r.annotations)),
+      votes: rows.map((r) => singleClassVotes(r.annotations)),
       attributeWeights: oneCoinAccuracies(rows.flatMap((r) => attributeItems(r.annotations, ontology.attributes ?? {}))),
       objectWeights: objectAccuracies(rows, ontology, layer2),
     };
@@ -69,6 +65,7 @@ export function consistencyActivities(deps: ActivityDeps) {
         ? undefined
         : await fitBatchReliability(deps.pool, input.project, input.batchId, votesPerSample, project.ontology.classes);
       const weights = fit?.weights ?? {};
+      const classModel = fit && classModelOf(fit);
       const pluginErrors: BatchAgreement['pluginErrors'] = [];
       let done = 0;
       for (;;) {
@@ -81,9 +78,9 @@ export function consistencyActivities(deps: ActivityDeps) {
         const plugged = await runPlugins(plugins, samples, { project: input.project, ontology: project.ontology, weights });
         pluginErrors.push(...plugged.errors);
         const results = samples.map((s) => {
-          const votes = classVotes(s.annotations);
-          const posterior = fit && votes.length > 0 ? classPosterior(fit, votes) : undefined;
-          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, objectWeights: evidence.objectWeights, classPosterior: posterior, ...(fit ? { classModel: (v) => classPosterior(fit, v) } : {}) });
+          const votes = singleClassVotes(s.annotations);
+          const posterior = classModel && votes.length > 0 ? classModel(votes) : undefined;
+          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, objectWeights: evidence.objectWeights, classPosterior: posterior, ...(classModel ? { classModel } : {}) });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
           const pluginTallies = plugged.tallies.get(s.sampleId) ?? {};

@@ -80,9 +80,12 @@ export async function createProject(s: Services, o: { name: string; schema: stri
   await upsertProject(s.pool, def, process.env.USER ?? 'cli');
 }
 
+/** On stderr; redrawn on a terminal, printed every 2 s otherwise (CI, pipes). */
+const BAR_OPTIONS = { noTTYOutput: true, notTTYSchedule: 2000, stream: process.stderr };
+
 /** A status line that rewrites itself on a terminal and prints every 2 s otherwise (CI, pipes). */
 export function statusLine(label: string): { update(text: string): void; stop(): void } {
-  const bar = new SingleBar({ format: `${label} {text}`, noTTYOutput: true, notTTYSchedule: 2000, stream: process.stderr, hideCursor: true });
+  const bar = new SingleBar({ ...BAR_OPTIONS, format: `${label} {text}`, hideCursor: true });
   let started = false;
   return {
     update(text) {
@@ -98,10 +101,8 @@ export function statusLine(label: string): { update(text: string): void; stop():
 /** A progress bar on a terminal, periodic log lines otherwise (CI, pipes). */
 export function progressReporter(label: string): { update(p: IngestProgress): void; stop(): void } {
   const bar = new SingleBar({
+    ...BAR_OPTIONS,
     format: `${label} {phase} [{bar}] {percentage}% | {value}/{total} {unit} | accepted {accepted} rejected {rejected} dup {duplicates}`,
-    noTTYOutput: true,
-    notTTYSchedule: 2000,
-    stream: process.stderr,
   }, Presets.shades_classic);
   let started = false;
   let phase = '';

@@ -200,6 +200,7 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
   // A cluster created before logins were generated trusts every local connection: give it passwords now.
   if (!creds) creds = await secureTrustCluster(o, dataDir, log);
   const admin = new PgClient({ connectionString: postgresUrl(o.port, 'postgres', creds.admin) });
+  let newAppRole = false;
   await admin.connect();
   try {
     const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'qcflow'");
@@ -211,11 +212,13 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
       await admin.query(`CREATE ROLE ${creds.app.user} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${creds.app.password}'`);
       await admin.query(`ALTER DATABASE qcflow OWNER TO ${creds.app.user}`);
       await admin.query(`GRANT pg_checkpoint TO ${creds.app.user}`);
+      newAppRole = true;
     }
   } finally {
     await admin.end();
   }
-  await giveTablesTo(postgresUrl(o.port, 'qcflow', creds.admin), creds.app.user);
+  // Only a database that existed before its app role can hold tables the superuser owns.
+  if (newAppRole) await giveTablesTo(postgresUrl(o.port, 'qcflow', creds.admin), creds.app.user);
   return { proc, url: postgresUrl(o.port, 'qcflow', creds.app), dataDir };
 }
 

@@ -22,14 +22,25 @@ export function toClassVotes(classes: string[], votes: Array<{ annotator: string
 }
 
 /**
- * The posterior over the true class of one sample under the batch's fit (confusions floored, see
- * flooredConfusion), and `flat`: the same from the labels alone, with a flat class prior.
+ * The batch's class model: for any set of class votes, the posterior over the true class under the fit
+ * (confusions floored, see flooredConfusion), and `flat`: the same from the labels alone, with a flat class
+ * prior. Each annotator's matrix is floored once per batch, not once per sample and object.
  */
-export function classPosterior(fit: BatchFit, votes: Array<{ annotator: string; value: string }>): { classes: string[]; p: number[]; flat: number[] } {
-  const confusion = Object.fromEntries(votes.flatMap((v) => (fit.confusion[v.annotator] ? [[v.annotator, flooredConfusion(fit.confusion[v.annotator]!, fit.classPrior)]] : [])));
+export function classModelOf(fit: BatchFit): (votes: Array<{ annotator: string; value: string }>) => { classes: string[]; p: number[]; flat: number[] } {
   const k = fit.classes.length;
-  const cv = toClassVotes(fit.classes, votes);
-  return { classes: fit.classes, p: posterior(cv, fit.classPrior, confusion, k), flat: posterior(cv, new Array<number>(k).fill(1 / k), confusion, k) };
+  const flatPrior = new Array<number>(k).fill(1 / k);
+  const floored = new Map<string, number[][]>();
+  const confusionOf = (a: string): number[][] | undefined => {
+    if (!fit.confusion[a]) return undefined;
+    let m = floored.get(a);
+    if (!m) floored.set(a, (m = flooredConfusion(fit.confusion[a]!, fit.classPrior)));
+    return m;
+  };
+  return (votes) => {
+    const confusion = Object.fromEntries(votes.flatMap((v) => { const m = confusionOf(v.annotator); return m ? [[v.annotator, m]] : []; }));
+    const cv = toClassVotes(fit.classes, votes);
+    return { classes: fit.classes, p: posterior(cv, fit.classPrior, confusion, k), flat: posterior(cv, flatPrior, confusion, k) };
+  };
 }
 
 async function loadCounts(pool: Pool | PoolClient, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {

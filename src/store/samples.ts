@@ -62,7 +62,7 @@ export async function passedSampleAnnotations(db: Db, project: string, batchId: 
 }
 
 /** One sample as a reviewer sees it: its record, media and every annotation, with each QC layer's result. */
-export async function sampleForReview(db: Pool | PoolClient, sampleId: string): Promise<{
+export async function sampleForReview(db: Db, sampleId: string): Promise<{
   externalId: string; payload: Record<string, unknown>; media: MediaRef[]; annotations: Array<{ annotator: string; labels: Labels }>;
   layers: Array<{ layer: number; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> | null; model_version: string | null }>;
 } | undefined> {
@@ -78,7 +78,7 @@ export async function sampleForReview(db: Pool | PoolClient, sampleId: string): 
 }
 
 /** A sample's record and media: what a correction is checked against. */
-export async function sampleRecord(db: Pool | PoolClient, sampleId: string): Promise<{ externalId: string; payload: Record<string, unknown>; media: MediaRef[] } | undefined> {
+export async function sampleRecord(db: Db, sampleId: string): Promise<{ externalId: string; payload: Record<string, unknown>; media: MediaRef[] } | undefined> {
   const { rows } = await db.query<{ external_id: string; payload: Record<string, unknown>; media: MediaRef[] }>('SELECT external_id, payload, media FROM samples WHERE id = $1', [sampleId]);
   return rows[0] && { externalId: rows[0].external_id, payload: rows[0].payload, media: rows[0].media };
 }

@@ -9,6 +9,11 @@ export interface ClassConsensus {
   support: number;
 }
 
+/** Single-label class votes of a sample (annotations giving exactly one class): what Dawid–Skene and the batch statistics take. */
+export function singleClassVotes(anns: AnnotatorLabels[]): Array<{ annotator: string; value: string }> {
+  return anns.flatMap((a) => (a.labels.classes?.length === 1 ? [{ annotator: a.annotator, value: a.labels.classes[0]! }] : []));
+}
+
 /** Whether two classes sit in one of the ontology's mutually exclusive groups. */
 export function exclusivePair(ontology: Ontology, a: string, b: string): boolean {
   return a !== b && (ontology.exclusive ?? []).some((g) => g.includes(a) && g.includes(b));

@@ -3,7 +3,7 @@ import { valueAtPointer } from '../compliance';
 import type { Finding } from '../findings';
 import type { QcPolicy } from '../policy';
 import { attributeValueFindings, checkAttributes } from './attributes';
-import { checkClasses, type ClassConsensus } from './classes';
+import { checkClasses, singleClassVotes, type ClassConsensus } from './classes';
 import { checkBoxes, checkSpans, type ClassModel, type ConsensusObject } from './objects';
 import type { Box, Interval } from './matching';
 import type { AnnotatorLabels, Tallies } from './types';
@@ -84,7 +84,7 @@ export function checkConsistency(input: {
   const classes = checkClasses(anns, ontology, { minAgreement: policy.minClassAgreement, weights, posterior: input.classPosterior });
   const accuracy = { attributes: attributeWeights, objects: input.objectWeights };
   const single = !ontology.multiLabel && classes.consensus?.classes.length === 1;
-  const sampleClass = single ? { value: classes.consensus!.classes[0]!, votes: Object.fromEntries(anns.flatMap((a) => (a.labels.classes?.length === 1 ? [[a.annotator, a.labels.classes[0]!]] : []))) } : undefined;
+  const sampleClass = single ? { value: classes.consensus!.classes[0]!, votes: Object.fromEntries(singleClassVotes(anns).map((v) => [v.annotator, v.value])) } : undefined;
   const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, accuracy, ...(input.classModel ? { classModel: input.classModel } : {}), ...(sampleClass ? { sampleClass } : {}) });
   let tokenText: string | undefined;
   if (policy.spanUnit === 'token') {
