@@ -25,6 +25,7 @@ import { stackBenches } from './stack-benches';
 import { quantizeBenches } from './quantize-benches';
 import { qcBench } from './qc-bench';
 import { faultsBench } from './faults';
+import { realCrowdBench } from './real-crowd';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -151,4 +152,5 @@ else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
 else if (only === 'qc') void qcBench().then(() => process.exit(0));
 else if (only === 'faults') void faultsBench().then(() => process.exit(0));
+else if (only === 'real-crowd') realCrowdBench();
 else void main().then(() => process.exit(0));
