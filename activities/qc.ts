@@ -1,12 +1,13 @@
 import { withTransaction } from '../src/clients/pg';
 import { objectExists } from '../src/clients/minio';
 import { checkCompliance, compiledFor, ProjectSpecError } from '../src/qc/compliance';
-import { alertsThatMatter, batchThresholds, decideByRisk, type RiskThresholds, decideDisposition, fuseConfidence, layer5Findings, overReviewBudget, overThreshold, riskFindings } from '../src/qc/disposition';
-import { combineRisks, withModel, type SampleRisk } from '../src/qc/risk';
+import { alertsThatMatter, decideByRisk, decideDisposition, fuseConfidence, layer5Findings, planBatchRisks, riskFindings, type BatchRiskPlan } from '../src/qc/disposition';
+import { fitRecalibration, IDENTITY, type Recalibration } from '../src/qc/stats/recalibration';
+import { recalibrationRows } from '../src/store/review';
 import type { QcPolicy } from '../src/qc/policy';
 import { listResamples, type ResampleRequest } from '../src/store/resamples';
 import { auditedCount, batchRiskRows, layer1Counts, uncheckedPage, undecidedPage, writeDispositions, writeLayer1Results } from '../src/store/qc-results';
-import { batchStatusCounts, markBatchDone } from '../src/store/batches';
+import { batchStatusCounts, markBatchDone, pinnedRecalibration } from '../src/store/batches';
 import type { IngestSample, MediaRef } from '../src/ingest/envelope';
 import type { BatchCounts } from '../workflows/definitions';
 import { type ActivityDeps, type BatchKey, badInput, batchPolicy, heartbeat, requireProject } from './deps';
@@ -29,25 +30,13 @@ export function qcActivities(deps: ActivityDeps) {
     return keys.filter((_, i) => !exists[i]);
   }
 
-  /**
-   * Every layer-1-passed sample's probability of being wrong (layer 2's, the layer-3 model folded in), the
-   * batch's thresholds, and the samples its review budget turns away.
-   */
-  async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<{ risks: Map<string, SampleRisk>; threshold: RiskThresholds; overBudget: Set<string> }> {
-    const rows = await batchRiskRows(deps.pool, input.project, input.batchId);
-    const risks = new Map<string, SampleRisk>();
-    const candidates: Array<{ id: string; risk: SampleRisk }> = [];
-    for (const r of rows) {
-      if (!r.risk) continue;
-      // Recombined from the fields, so a row written before the risk groups existed reads the same way.
-      const stored = combineRisks(r.risk.fields, r.risk.classPosterior);
-      const risk = r.modelP === null ? stored : withModel(stored, r.modelP, classCount, policy.fusion.risk.modelWeight);
-      risks.set(r.id, risk);
-      if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push({ id: r.id, risk });
-    }
-    const threshold = batchThresholds(candidates.map((c) => c.risk), policy.fusion.risk);
-    const uncertain = candidates.filter((c) => overThreshold(c.risk, threshold)).map((c) => ({ id: c.id, pWrong: c.risk.pWrong }));
-    return { risks, threshold, overBudget: overReviewBudget(uncertain, policy.fusion.risk.reviewBudget * rows.length) };
+  /** The batch's plan under `fusion.mode = risk`, recalibrated against the reviews decided before it was first judged. */
+  async function batchRisks(input: BatchKey, policy: QcPolicy, classCount: number): Promise<BatchRiskPlan & { recalibration: Recalibration }> {
+    const window = policy.fusion.risk.recalibrationReviews;
+    const recalibration = window > 0
+      ? await pinnedRecalibration(deps.pool, input.project, input.batchId, async () => fitRecalibration(await recalibrationRows(deps.pool, input.project, window)))
+      : IDENTITY;
+    return { ...planBatchRisks(await batchRiskRows(deps.pool, input.project, input.batchId), policy, classCount, recalibration), recalibration };
   }
 
   return {
@@ -97,7 +86,7 @@ export function qcActivities(deps: ActivityDeps) {
             const d = decideByRisk({ sampleId: r.id, layer1Passed: r.l1, blocking, layer3Failed: r.l3_failed, alertedAnnotators: watched, risk, threshold: batch.threshold, overBudget: batch.overBudget.has(r.id), policy });
             return {
               r, d, findings: riskFindings(d.reason, risk, batch.threshold, policy, blocking, watched), confidence: risk ? 1 - risk.pWrong : null,
-              details: { mode: 'risk', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', risk: risk ?? null, threshold: batch.threshold, targetErrorRate: policy.fusion.risk.targetErrorRate },
+              details: { mode: 'risk', disposition: d.disposition, reason: d.reason, audit: d.reason === 'audit', risk: risk ?? null, threshold: batch.threshold, targetErrorRate: policy.fusion.risk.targetErrorRate, recalibration: batch.recalibration },
             };
           }
           const fusion = r.l1

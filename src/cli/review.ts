@@ -115,7 +115,7 @@ export function formatPrecision(project: string, r: PrecisionReport): string {
     '',
     r.calibration.reviewed === 0
       ? 'calibration: no decided review of a sample with a risk estimate yet'
-      : `calibration of layer 5's probability that the labels are wrong, against ${r.calibration.reviewed} decided reviews (overturned = wrong): ECE ${r.calibration.ece!.toFixed(3)}`,
+      : `calibration of layer 5's probability that the labels are wrong, against ${r.calibration.reviewed} decided reviews (corrected or rejected = wrong): ECE ${r.calibration.ece!.toFixed(3)} (the annotator models before recalibration: ${r.calibration.rawEce!.toFixed(3)})`,
     ...r.calibration.table.map((b) => `  p ${b.from.toFixed(1)}–${b.to.toFixed(1)}  n ${String(b.n).padStart(5)}  predicted ${b.predicted.toFixed(3)}  observed ${b.observed.toFixed(3)}  ${'█'.repeat(Math.round(b.observed * 20)).padEnd(20, '·')}`),
   ].join('\n');
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Finding } from './findings';
 import type { QcPolicy } from './policy';
-import type { SampleRisk } from './risk';
+import { combineRisks, recalibrated, withModel, type SampleRisk } from './risk';
+import type { Recalibration } from './stats/recalibration';
 
 export type Disposition = 'accepted' | 'review' | 'resample' | 'rejected';
 
@@ -175,6 +176,42 @@ export function alertsThatMatter(alerted: string[], tallies: Record<string, { co
   return settlers >= 2 ? [] : alerted;
 }
 
+/** One layer-1-passed sample of a batch as layer 5 finds it: layer 2's risk, the layer-3 model's probability of the consensus class. */
+export interface BatchRiskRow {
+  id: string;
+  risk: SampleRisk | null;
+  modelP: number | null;
+  /** No blocking layer-2 finding and no layer-3 failure: the risk alone can decide. */
+  eligible: boolean;
+}
+
+export interface BatchRiskPlan {
+  risks: Map<string, SampleRisk>;
+  threshold: RiskThresholds;
+  overBudget: Set<string>;
+}
+
+/**
+ * A batch's decisions under `fusion.mode = risk`, before any sample is decided: each sample's risk (the
+ * layer-3 model folded in, then recalibrated against reviewers), the batch's thresholds over the samples
+ * the risk may decide, and those its review budget turns away.
+ */
+export function planBatchRisks(rows: BatchRiskRow[], policy: QcPolicy, classCount: number, recalibration: Recalibration): BatchRiskPlan {
+  const risks = new Map<string, SampleRisk>();
+  const candidates: Array<{ id: string; risk: SampleRisk }> = [];
+  for (const r of rows) {
+    if (!r.risk) continue;
+    // Recombined from the fields, so a row written before the risk groups existed reads the same way.
+    const stored = combineRisks(r.risk.fields, r.risk.classPosterior, r.risk.contested);
+    const risk = recalibrated(r.modelP === null ? stored : withModel(stored, r.modelP, classCount, policy.fusion.risk.modelWeight), recalibration);
+    risks.set(r.id, risk);
+    if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push({ id: r.id, risk });
+  }
+  const threshold = batchThresholds(candidates.map((c) => c.risk), policy.fusion.risk);
+  const uncertain = candidates.filter((c) => overThreshold(c.risk, threshold)).map((c) => ({ id: c.id, pWrong: c.risk.pWrong }));
+  return { risks, threshold, overBudget: overReviewBudget(uncertain, policy.fusion.risk.reviewBudget * rows.length) };
+}
+
 export interface RiskDispositionInput {
   sampleId: string;
   layer1Passed: boolean;
@@ -211,9 +248,11 @@ export function riskFindings(reason: DispositionReason, risk: SampleRisk | undef
   const p = risk ? risk.pWrong.toFixed(4) : '?';
   const out: Finding[] = [];
   const tau = (t: number): string => (t < 0 ? 'none (no sample of the batch is safe enough)' : t.toFixed(4));
+  // A recalibrated estimate names the annotator models' own beside it: a reviewer sees how far reviews moved it.
+  const primary = !risk ? '' : risk.raw ? `${risk.primary.toFixed(4)} (${risk.raw.primary.toFixed(4)} by the annotator models, recalibrated against decided reviews)` : risk.primary.toFixed(4);
   const over = !risk ? 'no risk estimate (layer 2 did not run)'
     : risk.primary > threshold.primary
-      ? `probability the labels are wrong ${risk.primary.toFixed(4)} is above this batch's acceptance threshold ${tau(threshold.primary)} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})`
+      ? `probability the labels are wrong ${primary} is above this batch's acceptance threshold ${tau(threshold.primary)} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})`
       : `probability an attribute is wrong ${risk.attributes.toFixed(4)} is above this batch's attribute threshold ${tau(threshold.attributes)} (attribute error rate ${policy.fusion.risk.attributeErrorRate})`;
   switch (reason) {
     case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;

@@ -63,6 +63,11 @@ export interface QcPolicy {
        * labels (resample, reason review_budget). Audits and alerts are not counted: they measure QC itself.
        */
       reviewBudget: number;
+      /**
+       * How many of the project's most recent decided reviews recalibrate the risk before a batch is
+       * judged (src/qc/stats/recalibration.ts); 0 judges on the annotator models' estimate as it is.
+       */
+      recalibrationReviews: number;
     };
     weights: { score: number; uncertainty: number; stability: number };
     acceptThreshold: number;
@@ -170,6 +175,7 @@ export const QC_POLICY_SCHEMA = {
             resampleBelow: { ...unit, default: 0.5 },
             modelWeight: { type: 'number', minimum: 0, maximum: 10, default: 1 },
             reviewBudget: { ...unit, default: 1 },
+            recalibrationReviews: { type: 'integer', minimum: 0, maximum: 100000, default: 5000 },
           },
         },
         weights: {

@@ -6,6 +6,8 @@
  * are taken as independent, so the sample is right only when every field is.
  */
 
+import { recalibrate, type Recalibration } from './stats/recalibration';
+
 export interface FieldRisk {
   /** Which label field: `class`, `attribute:<key>`, `box:<i>:exists|class|geometry|attribute:<key>`, … */
   field: string;
@@ -32,6 +34,13 @@ export interface SampleRisk {
    * class; a sample whose best class is under the policy's floor carries too little information to settle.
    */
   classPosterior?: number;
+  /**
+   * The primary and overall estimates as the annotator models gave them, before recalibration against
+   * reviewers (src/qc/stats/recalibration.ts); absent when none applied. Later fits learn from these.
+   */
+  raw?: { primary: number; pWrong: number };
+  /** Some annotator's primary label (class, object, span) disagrees with the consensus: what recalibration keys on besides the estimate. */
+  contested?: boolean;
 }
 
 /** Annotators without a record yet are taken as fairly reliable (a new hire is not trusted blindly, nor ignored). */
@@ -86,11 +95,11 @@ export function isAttributeField(field: string): boolean {
 }
 
 /** 1 − Π(1 − pᵢ) over the fields not `sameAs` another: the sample is right only when every field is (and likewise per group). */
-export function combineRisks(fields: FieldRisk[], classPosterior?: number): SampleRisk {
+export function combineRisks(fields: FieldRisk[], classPosterior?: number, contested?: boolean): SampleRisk {
   const wrong = (fs: FieldRisk[]): number => Math.min(1, Math.max(0, 1 - fs.reduce((s, f) => (f.sameAs ? s : s * (1 - f.pWrong)), 1)));
   return {
     pWrong: wrong(fields), primary: wrong(fields.filter((f) => !isAttributeField(f.field))), attributes: wrong(fields.filter((f) => isAttributeField(f.field))),
-    fields, ...(classPosterior === undefined ? {} : { classPosterior }),
+    fields, ...(classPosterior === undefined ? {} : { classPosterior }), ...(contested === undefined ? {} : { contested }),
   };
 }
 
@@ -110,5 +119,15 @@ export function withModel(risk: SampleRisk, modelP: number, k: number, weight = 
   const fields = risk.fields.map((f) => (f === cls ? { ...f, pWrong: 1 - pRight, why: `${f.why}; model gives the consensus class p=${modelP.toFixed(3)}` } : f));
   // classPosterior stays the labels' own evidence: labels that agree with each other but not with the
   // model are a question for a person (review), not labels too uninformative to settle (resample).
-  return combineRisks(fields, risk.classPosterior);
+  return combineRisks(fields, risk.classPosterior, risk.contested);
+}
+
+/**
+ * The risk with its primary group recalibrated against reviewers; fields keep the models' own words, and
+ * attributes their own estimate (reviews are not told apart by which field was wrong).
+ */
+export function recalibrated(risk: SampleRisk, r: Recalibration): SampleRisk {
+  if (r.reviews === 0) return risk;
+  const primary = recalibrate(risk.primary, risk.contested ?? false, r);
+  return { ...risk, primary, pWrong: 1 - (1 - primary) * (1 - risk.attributes), raw: { primary: risk.primary, pWrong: risk.pWrong } };
 }

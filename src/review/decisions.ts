@@ -25,6 +25,14 @@ export interface ReviewDecisionRef {
   decision: ReviewDecision;
 }
 
+/**
+ * Whether a reviewer found the machine's labels wrong: corrected or rejected; approved, right. A resample
+ * says the reviewer could not settle it either, which tells nothing about the labels: undefined.
+ */
+export function foundWrong(decision: ReviewDecision): boolean | undefined {
+  return decision === 'resample' ? undefined : decision !== 'approve';
+}
+
 /** The sample status each decision leads to. */
 export const STATUS_AFTER: Record<ReviewDecision, 'accepted' | 'rejected' | 'resample'> = {
   approve: 'accepted',

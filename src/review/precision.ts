@@ -1,4 +1,4 @@
-import type { ReviewDecision } from './decisions';
+import { foundWrong, type ReviewDecision } from './decisions';
 import { calibration, type CalibrationBin } from '../qc/stats/calibration';
 
 /** One group of decided reviews of would-be-accepted samples (the audit share, or an alerted annotator's share). */
@@ -27,14 +27,17 @@ export interface PrecisionReport {
   byReason: Record<string, PrecisionGroup>;
   /**
    * Layer 5's probability that the labels are wrong against what reviewers decided (overturned = wrong),
-   * over every decided review with a risk estimate, binned: a calibrated estimate has observed ≈ predicted.
+   * over every decided review with a risk estimate (resamples aside: they say nothing of the labels),
+   * binned: a calibrated estimate has observed ≈ predicted. `rawEce` is the annotator models' estimate
+   * before recalibration against reviews, on the same reviews.
    */
-  calibration: { reviewed: number; ece: number | null; table: CalibrationBin[] };
+  calibration: { reviewed: number; ece: number | null; rawEce: number | null; table: CalibrationBin[] };
 }
 
-/** One decided review of a sample layer 5 gave a probability of being wrong. */
+/** One decided review of a sample layer 5 gave a probability of being wrong, and the models' own estimate before recalibration. */
 export interface CalibrationRow {
   pWrong: number;
+  rawPWrong: number;
   decision: ReviewDecision;
 }
 
@@ -58,13 +61,18 @@ function group(rows: PrecisionRow[], modelVersion: string | null): PrecisionGrou
 
 /** QC precision: how often a sample the machine would have accepted is upheld by a reviewer, overall and per model version. */
 export function qcPrecision(rows: PrecisionRow[], reviews: CalibrationRow[] = []): PrecisionReport {
-  const cal = calibration(reviews.map((r) => r.pWrong), reviews.map((r) => r.decision !== 'approve'));
+  const settled = reviews.flatMap((r) => {
+    const wrong = foundWrong(r.decision);
+    return wrong === undefined ? [] : [{ ...r, wrong }];
+  });
+  const cal = calibration(settled.map((r) => r.pWrong), settled.map((r) => r.wrong));
+  const raw = calibration(settled.map((r) => r.rawPWrong), settled.map((r) => r.wrong));
   const versions = [...new Set(rows.map((r) => r.modelVersion))].sort((a, b) => String(a).localeCompare(String(b)));
   const reasons = [...new Set(rows.map((r) => r.reason))].sort();
   return {
     overall: group(rows, null),
     byModelVersion: versions.map((v) => group(rows.filter((r) => r.modelVersion === v), v)),
     byReason: Object.fromEntries(reasons.map((reason) => [reason, group(rows.filter((r) => r.reason === reason), null)])),
-    calibration: { reviewed: reviews.length, ece: reviews.length ? cal.ece : null, table: cal.table },
+    calibration: { reviewed: settled.length, ece: settled.length ? cal.ece : null, rawEce: settled.length ? raw.ece : null, table: cal.table },
   };
 }

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { QcPolicy } from '../qc/policy';
+import type { Recalibration } from '../qc/stats/recalibration';
 
 type Db = Pool | PoolClient;
 
@@ -32,6 +33,20 @@ export async function pinnedBatchPolicy(db: Db, project: string, batchId: string
 }
 
 /** What a staged batch holds: samples written and lines refused. */
+/**
+ * The recalibration the batch is judged by: the one pinned at its first judgement, else `fit()` pinned now.
+ * Concurrent first judgements keep whichever was pinned first.
+ */
+export async function pinnedRecalibration(db: Db, project: string, batchId: string, fit: () => Promise<Recalibration>): Promise<Recalibration> {
+  const pinned = await db.query<{ r: Recalibration | null }>('SELECT recalibration AS r FROM batches WHERE project_id = $1 AND id = $2', [project, batchId]);
+  if (pinned.rows[0]?.r) return pinned.rows[0].r;
+  const fresh = await fit();
+  const { rows } = await db.query<{ r: Recalibration }>(
+    'UPDATE batches SET recalibration = COALESCE(recalibration, $3) WHERE project_id = $1 AND id = $2 RETURNING recalibration AS r', [project, batchId, JSON.stringify(fresh)],
+  );
+  return rows[0]?.r ?? fresh;
+}
+
 export async function stagedCounts(db: Db, project: string, batchId: string): Promise<{ staged: number; malformed: number }> {
   const { rows } = await db.query<{ staged: string; malformed: string }>(
     `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND batch_id = $2) AS staged,

@@ -1,7 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 import { nextAssignee } from '../review/assignment';
 import { audit } from './audit';
-import type { ReviewDecision, ReviewTask } from '../review/decisions';
+import { foundWrong, type ReviewDecision, type ReviewTask } from '../review/decisions';
+import type { ReviewedEstimate } from '../qc/stats/recalibration';
 import type { MediaRef } from '../ingest/envelope';
 import type { CalibrationRow, PrecisionRow } from '../review/precision';
 
@@ -219,13 +220,32 @@ export async function precisionRows(db: Queryable, project: string): Promise<Pre
 
 /** Decided reviews of samples with a layer-5 risk estimate, for its calibration against reviewers. */
 export async function calibrationRows(db: Queryable, project: string): Promise<CalibrationRow[]> {
-  const { rows } = await db.query<{ p: number; decision: CalibrationRow['decision'] }>(
-    `SELECT (q5.details->'risk'->>'pWrong')::float AS p, t.decision
+  const { rows } = await db.query<{ p: number; raw: number; decision: CalibrationRow['decision'] }>(
+    `SELECT (q5.details->'risk'->>'pWrong')::float AS p, COALESCE((q5.details->'risk'->'raw'->>'pWrong')::float, (q5.details->'risk'->>'pWrong')::float) AS raw, t.decision
      FROM review_tasks t JOIN qc_results q5 ON q5.sample_id = t.sample_id AND q5.layer = 5
      WHERE t.project_id = $1 AND t.status = 'decided' AND t.outcome IS NULL AND q5.details->'risk'->>'pWrong' IS NOT NULL`,
     [project],
   );
-  return rows.map((r) => ({ pWrong: r.p, decision: r.decision }));
+  return rows.map((r) => ({ pWrong: r.p, rawPWrong: r.raw, decision: r.decision }));
+}
+
+/**
+ * Of the `limit` most recently decided reviews, those that settled whether the labels were wrong, with layer 5's
+ * primary estimate before recalibration: what the next batch's recalibration is fitted on.
+ */
+export async function recalibrationRows(db: Queryable, project: string, limit: number): Promise<ReviewedEstimate[]> {
+  const { rows } = await db.query<{ p: number; contested: boolean; decision: ReviewDecision }>(
+    `SELECT COALESCE(q5.details->'risk'->'raw'->>'primary', q5.details->'risk'->>'primary', q5.details->'risk'->>'pWrong')::float AS p,
+            COALESCE((q5.details->'risk'->>'contested')::boolean, false) AS contested, t.decision
+     FROM review_tasks t JOIN qc_results q5 ON q5.sample_id = t.sample_id AND q5.layer = 5
+     WHERE t.project_id = $1 AND t.status = 'decided' AND t.outcome IS NULL AND q5.details->'risk'->>'pWrong' IS NOT NULL
+     ORDER BY t.decided_at DESC NULLS LAST, t.id DESC LIMIT $2`,
+    [project, limit],
+  );
+  return rows.flatMap((r) => {
+    const wrong = foundWrong(r.decision);
+    return wrong === undefined ? [] : [{ p: r.p, contested: r.contested, wrong }];
+  });
 }
 
 /** Open review tasks of a project at a glance (for `qcflow status`). */

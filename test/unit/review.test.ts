@@ -83,21 +83,25 @@ test('Wilson interval matches published values, and precision groups by model ve
   assert.deepEqual(r.byModelVersion.map((g) => [g.modelVersion, g.precision]), [['m/1', 0.8], ['m/2', 0.5]]);
   assert.equal(r.byReason.annotator_alert!.overturned.correct, 5);
   assert.equal(qcPrecision([]).overall.precision, null);
-  assert.deepEqual(qcPrecision([]).calibration, { reviewed: 0, ece: null, table: [] });
+  assert.deepEqual(qcPrecision([]).calibration, { reviewed: 0, ece: null, rawEce: null, table: [] });
 });
 
 test('calibration of the risk estimate against reviewers: bins, observed share overturned, ECE', () => {
   // 10 samples at 0.02 with none overturned, 10 at 0.55 with 5 overturned: |0.02 − 0| and |0.55 − 0.5|.
   const reviews = [
-    ...Array.from({ length: 10 }, () => ({ pWrong: 0.02, decision: 'approve' as const })),
-    ...Array.from({ length: 5 }, () => ({ pWrong: 0.55, decision: 'approve' as const })),
-    ...Array.from({ length: 5 }, () => ({ pWrong: 0.55, decision: 'correct' as const })),
+    ...Array.from({ length: 10 }, () => ({ pWrong: 0.02, rawPWrong: 0.001, decision: 'approve' as const })),
+    ...Array.from({ length: 5 }, () => ({ pWrong: 0.55, rawPWrong: 0.05, decision: 'approve' as const })),
+    ...Array.from({ length: 5 }, () => ({ pWrong: 0.55, rawPWrong: 0.05, decision: 'correct' as const })),
+    // A resample says the reviewer could not settle it either: not counted.
+    ...Array.from({ length: 3 }, () => ({ pWrong: 0.55, rawPWrong: 0.05, decision: 'resample' as const })),
   ];
   const c = qcPrecision([], reviews).calibration;
   assert.equal(c.reviewed, 20);
   assert.deepEqual(c.table.map((b) => [b.from, b.n, b.predicted, b.observed]), [[0, 10, 0.02, 0], [0.5, 10, 0.55, 0.5]]);
   assert.ok(Math.abs(c.ece! - (0.5 * 0.02 + 0.5 * 0.05)) < 1e-9, String(c.ece));
-  assert.match(formatPrecision('p', qcPrecision([], reviews)), /ECE 0\.035\n  p 0\.0–0\.1  n    10  predicted 0\.020  observed 0\.000/);
+  // Before recalibration all 20 fall in the first bin: predicted 0.0255 on average, observed 5 of 20.
+  assert.ok(Math.abs(c.rawEce! - (0.25 - 0.0255)) < 1e-9, String(c.rawEce));
+  assert.match(formatPrecision('p', qcPrecision([], reviews)), /ECE 0\.035 \(the annotator models before recalibration: 0\.225\)\n  p 0\.0–0\.1  n    10  predicted 0\.020  observed 0\.000/);
 });
 
 test('a correction must pass the label schema, layer 1 and the ontology; pointers name the submitted field', () => {

@@ -104,7 +104,8 @@ export function checkConsistency(input: {
   if (spans.consensus) consensus.spans = spans.consensus;
   if (attributes.consensus) consensus.attributes = attributes.consensus;
   const classRisk = classes.risks.find((r) => r.field === 'class');
-  const risk = combineRisks([...classes.risks, ...boxes.risks, ...spans.risks, ...attributes.risks], classRisk ? classes.evidence ?? 1 - classRisk.pWrong : undefined);
+  const contested = [kinds.classes, kinds.boxes, kinds.spans].some((t) => Object.values(t).some((x) => x.agreed < x.compared));
+  const risk = combineRisks([...classes.risks, ...boxes.risks, ...spans.risks, ...attributes.risks], classRisk ? classes.evidence ?? 1 - classRisk.pWrong : undefined, contested);
   const blocking = [...new Set(findings.filter(isBlocking).map((f) => f.rule))];
   return { passed: findings.length === 0, findings, agreement: Math.min(1, ...Object.values(agreementByKind)), agreementByKind, consensus, tallies, risk, blocking };
 }
