@@ -3,6 +3,8 @@
 Reads the JSON the bench writes (labels: samples x annotators with nulls, signal: each sample's features,
 truth: true class indices) and prints one JSON object. pred_probs come from a logistic regression on the
 signal, out of fold (5-fold, trained on majority-vote labels), as cleanlab's multi-annotator tutorial does.
+Without a signal (real crowds that ship votes, not images: bench/real-crowd.ts) pred_probs are uniform, so
+CROWDLAB judges on the annotators alone.
 """
 import json
 import sys
@@ -18,9 +20,13 @@ data = json.load(open(sys.argv[1]))
 labels = pd.DataFrame([[np.nan if v is None else v for v in row] for row in data["labels"]], columns=data["annotators"])
 labels = labels.dropna(axis=1, how="all")
 truth = np.array(data["truth"])
-X = np.array(data["signal"])
-majority = get_majority_vote_label(labels)
-pred_probs = cross_val_predict(LogisticRegression(max_iter=1000), X, majority, cv=5, method="predict_proba")
+if data.get("signal") is not None:
+    majority = get_majority_vote_label(labels)
+    pred_probs = cross_val_predict(LogisticRegression(max_iter=1000), np.array(data["signal"]), majority, cv=5, method="predict_proba")
+    source = "5-fold logistic regression on the signal"
+else:
+    pred_probs = np.full((len(truth), len(data["classes"])), 1 / len(data["classes"]))
+    source = "uniform (no classifier: the annotators alone)"
 result = get_label_quality_multiannotator(labels, pred_probs, verbose=False)
 q = result["label_quality"]
 consensus = q["consensus_label"].to_numpy()
@@ -36,9 +42,9 @@ def coverage_at(rate):
 
 
 print(json.dumps({
-    "method": "get_label_quality_multiannotator (CROWDLAB), pred_probs: 5-fold logistic regression on the signal",
+    "method": f"get_label_quality_multiannotator (CROWDLAB), pred_probs: {source}",
     "consensusAccuracyClass": round(float(np.mean(~wrong)), 4),
     "classifierAccuracy": round(float(np.mean(pred_probs.argmax(1) == truth)), 4),
     "auroc": round(float(roc_auc_score(wrong, -quality)), 4) if wrong.any() and (~wrong).any() else None,
-    "coverageAt": {"0.005": round(coverage_at(0.005), 4), "qcflowClassErrorRate": round(coverage_at(data["qcflowClassErrorRate"]), 4)},
+    "coverageAt": {"0.005": round(coverage_at(0.005), 4), "qcflowClassErrorRate": round(coverage_at(data.get("qcflowClassErrorRate", 0.005)), 4)},
 }))

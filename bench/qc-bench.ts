@@ -5,8 +5,7 @@
  * (`get_label_quality_multiannotator`, with out-of-fold classifier probabilities from the samples'
  * signal) runs on the same labels in the same run, side by side.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../src/clients/config';
@@ -24,6 +23,7 @@ import { startCpuWorker } from '../workers/cpu';
 import { startReviewWorker } from '../workers/review';
 import { CROWD_CLASSES, CROWD_ONTOLOGY, CROWD_SCHEMA, generateCrowd, oracleRisk, type CrowdTruth } from './crowd';
 import { auroc, coverageAtErrorRate, majorityVote } from './qc-metrics';
+import { crowdlab } from './cleanlab';
 import { calibration } from '../src/qc/stats/calibration';
 
 const log = getLogger(loadConfig(), 'bench.qc');
@@ -34,17 +34,6 @@ function correctness(t: CrowdTruth, o: Outcome): { cls: boolean; all: boolean } 
   const cls = o.cls === t.cls;
   const box = o.boxes === 1 && !!o.box && iou(o.box, t.box) >= 0.5;
   return { cls, all: cls && box && o.pose === t.pose };
-}
-
-/** cleanlab in a venv of its own under the binary cache (installed from PyPI once), or why not. */
-function cleanlabPython(cacheDir: string): string | { skipped: string } {
-  const venv = path.join(path.dirname(cacheDir), 'venv-cleanlab');
-  const py = path.join(venv, 'bin', 'python');
-  if (existsSync(py) && spawnSync(py, ['-c', 'import cleanlab, sklearn'], { stdio: 'ignore' }).status === 0) return py;
-  if (spawnSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' }).status !== 0) return { skipped: 'python3 -m venv failed (apt-get install python3-venv)' };
-  log.info({ venv }, 'installing cleanlab and scikit-learn from PyPI for the side-by-side comparison (first time only)');
-  const pip = spawnSync(py, ['-m', 'pip', 'install', '-q', 'cleanlab', 'scikit-learn', 'pandas'], { encoding: 'utf8' });
-  return pip.status === 0 ? py : { skipped: `pip install cleanlab failed: ${pip.stderr.trim().split('\n').pop()}` };
 }
 
 export async function qcBench(): Promise<void> {
@@ -148,28 +137,20 @@ export async function qcBench(): Promise<void> {
       coverage: +(count((r) => ['accepted', 'released'].includes(r.status)) / passed).toFixed(4),
     };
 
-    const py = cleanlabPython(stack.cfg.binCacheDir);
-    if (typeof py !== 'string') {
-      line.cleanlab = py;
-    } else {
-      const input = path.join(dir, 'crowd.json');
-      const annotatorIds = crowd.profiles.map((p) => p.id);
-      writeFileSync(input, JSON.stringify({
-        classes, annotators: annotatorIds,
-        labels: usable.map((t) => annotatorIds.map((a) => { const k = t.annotators.indexOf(a); return k >= 0 ? classes.indexOf(t.votes[k]!) : null; })),
-        signal: usable.map((t) => t.signal), truth: usable.map((t) => classes.indexOf(t.cls)),
-        qcflowClassErrorRate: accepted.length ? accepted.filter((t) => !right(t).cls).length / accepted.length : 0,
-      }));
-      const out = execFileSync(py, [path.join(__dirname, 'cleanlab_crowd.py'), input], { encoding: 'utf8', maxBuffer: 64 << 20 });
-      line.cleanlab = JSON.parse(out) as unknown;
-      // qcflow ranked the same way, on class correctness only (what CROWDLAB judges): by its class field's
-      // risk (what CROWDLAB's per-sample score is), and by the whole sample's (what layer 5 decides on).
-      const classWrong = scored.map((t) => !right(t).cls);
-      line.qcflowClassCoverageAt = {
-        '0.005': +coverageAtErrorRate(scored.map((t) => classRisk.get(t.externalId) ?? 1), classWrong, 0.005).toFixed(4),
-        '0.005 (ranked by whole-sample risk)': +coverageAtErrorRate(risk, classWrong, 0.005).toFixed(4),
-      };
-    }
+    const annotatorIds = crowd.profiles.map((p) => p.id);
+    line.cleanlab = crowdlab({
+      classes, annotators: annotatorIds,
+      labels: usable.map((t) => annotatorIds.map((a) => { const k = t.annotators.indexOf(a); return k >= 0 ? classes.indexOf(t.votes[k]!) : null; })),
+      signal: usable.map((t) => t.signal), truth: usable.map((t) => classes.indexOf(t.cls)),
+      qcflowClassErrorRate: accepted.length ? accepted.filter((t) => !right(t).cls).length / accepted.length : 0,
+    }, stack.cfg.binCacheDir);
+    // qcflow ranked the same way, on class correctness only (what CROWDLAB judges): by its class field's
+    // risk (what CROWDLAB's per-sample score is), and by the whole sample's (what layer 5 decides on).
+    const classWrong = scored.map((t) => !right(t).cls);
+    line.qcflowClassCoverageAt = {
+      '0.005': +coverageAtErrorRate(scored.map((t) => classRisk.get(t.externalId) ?? 1), classWrong, 0.005).toFixed(4),
+      '0.005 (ranked by whole-sample risk)': +coverageAtErrorRate(risk, classWrong, 0.005).toFixed(4),
+    };
     console.log(JSON.stringify(line));
     // Every sample's truth beside what QC made of it, for looking into a figure (one JSON object a line).
     if (process.env.QCFLOW_BENCH_QC_DUMP) {

@@ -22,6 +22,7 @@ import { fitRecalibration, IDENTITY, type Recalibration, type ReviewedEstimate }
 import type { SampleRisk } from '../src/qc/risk';
 import { prng } from '../src/util/prng';
 import { auroc, coverageAtErrorRate, majorityVote } from './qc-metrics';
+import { crowdlab } from './cleanlab';
 
 const BATCH = 500;
 /** Batches the recalibration has to learn from before the steady-state figures are counted. */
@@ -142,6 +143,8 @@ function crowdRun(items: Item[], data: string): void {
     };
   };
   const line = (l: { a: number; b: number }): { a: number; b: number } => ({ a: +l.a.toFixed(3), b: +l.b.toFixed(3) });
+  const annotators = [...new Set(items.flatMap((it) => it.annotators))].sort();
+  const sequentialRisk = sequential.map((d) => d.risk.primary);
   const split21 = items.map((it, i) => ({ it, i })).filter(({ it }) => new Set(it.votes).size === 2);
   const risk = results.map((x) => x.risk.primary);
   console.log(JSON.stringify({
@@ -157,8 +160,14 @@ function crowdRun(items: Item[], data: string): void {
     recalibrated: {
       ...summary(sequential),
       afterWarmUp: summary(sequential.slice(WARM_UP * BATCH), WARM_UP * BATCH),
+      coverageAt005: +coverageAtErrorRate(sequentialRisk, right.map((x) => !x), 0.005).toFixed(4),
       acceptedErrorRatePerBatch: perBatch,
       fit: { uncontested: line(recal.uncontested), contested: line(recal.contested), reviews: recal.reviews, overturned: recal.overturned },
     },
+    // The peer on the same votes: CROWDLAB without a classifier (CIFAR-10H ships votes, not images).
+    cleanlab: crowdlab({
+      classes, annotators, truth: items.map((it) => classes.indexOf(it.truth)),
+      labels: items.map((it) => annotators.map((a) => { const k = it.annotators.indexOf(a); return k >= 0 ? classes.indexOf(it.votes[k]!) : null; })),
+    }),
   }));
 }
