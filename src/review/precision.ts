@@ -26,7 +26,7 @@ export interface PrecisionReport {
   byModelVersion: PrecisionGroup[];
   byReason: Record<string, PrecisionGroup>;
   /**
-   * Layer 5's probability that the labels are wrong against what reviewers decided (overturned = wrong),
+   * Layer 5's probability that the labels are wrong against what reviewers decided (corrected or rejected = wrong),
    * over every decided review with a risk estimate (resamples aside: they say nothing of the labels),
    * binned: a calibrated estimate has observed ≈ predicted. `rawEce` is the annotator models' estimate
    * before recalibration against reviews, on the same reviews.

@@ -32,7 +32,6 @@ export async function pinnedBatchPolicy(db: Db, project: string, batchId: string
   return rows[0]?.policy;
 }
 
-/** What a staged batch holds: samples written and lines refused. */
 /**
  * The recalibration the batch is judged by: the one pinned at its first judgement, else `fit()` pinned now.
  * Concurrent first judgements keep whichever was pinned first.
@@ -47,6 +46,7 @@ export async function pinnedRecalibration(db: Db, project: string, batchId: stri
   return rows[0]?.r ?? fresh;
 }
 
+/** What a staged batch holds: samples written and lines refused. */
 export async function stagedCounts(db: Db, project: string, batchId: string): Promise<{ staged: number; malformed: number }> {
   const { rows } = await db.query<{ staged: string; malformed: string }>(
     `SELECT (SELECT count(*) FROM samples WHERE project_id = $1 AND batch_id = $2) AS staged,

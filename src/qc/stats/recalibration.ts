@@ -3,11 +3,12 @@
  * The annotator models (Dawid–Skene, one-coin) take errors as independent given the true label; real crowds
  * err together on hard items, so a 2–1 split of careful annotators is wrong far more often than those
  * models say (on CIFAR-10H's real votes, 12.6% against a predicted 1.3%), and which annotators split
- * says little about it. Platt scaling on the log-odds, logit p' = a + b·logit p, one line for
- * contested samples (some annotator's primary label disagrees with the consensus) and one for the rest,
- * fitted to decided reviews by maximum a posteriori with a prior centred on the identity (a = 0, b = 1):
- * with no reviews the estimate stands as it is, and every review moves it towards what people found. Reviews picked by their risk (the uncertain) and at random (the audit share) both
- * serve: the fit models P(wrong | estimate), which choosing samples by their estimate does not bias.
+ * says little about it. Platt scaling on the log-odds, logit p' = a + b·logit p, one line for contested
+ * samples (some annotator's primary label disagrees with the consensus) and one for the rest, fitted to
+ * decided reviews by maximum a posteriori with a prior centred on the identity (a = 0, b = 1), leaning
+ * towards wrong by half the fit's own uncertainty. With no reviews the estimate stands as it is; every
+ * review moves it towards what people found. Reviews picked by their risk (the uncertain) and at random
+ * (the audit share) both serve: the fit models P(wrong | estimate), which choosing by the estimate does not bias.
  */
 
 /** logit p' = a + b · logit p, with its own a and b for contested samples. */
