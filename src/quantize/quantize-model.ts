@@ -1,6 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { constantsToInitializers, GraphIndex, opHistogram, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
+import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
@@ -16,6 +17,8 @@ export interface QuantizeReport {
   options: QuantizeOptions;
   /** Constant nodes turned into initializers first (exporters that store weights as Constant nodes). */
   constantsMoved: number;
+  /** The model's default-domain opset raised first, to what the method's operators need (old exporters write 9 or 10). */
+  opsetUpgrade?: OpsetUpgrade;
   nodes: NodeOutcome[];
   quantized: number;
   /** Bytes of all initializers before and after. */
@@ -33,9 +36,8 @@ const MIN_OPSET: Record<Method, number> = { 'int8-dynamic': 11, 'int8-static': 1
  */
 export async function quantizeModelStatic(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { calibration: CalibrationOptions } }> {
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
-  constantsToInitializers(model.graph!);
-  const opset = defaultOpset(model);
-  if (opset < MIN_OPSET['int8-static']) throw new QuantizeError(`int8-static needs opset 13 or later (per-axis DequantizeLinear); the model imports opset ${opset}`);
+  const constantsMoved = constantsToInitializers(model.graph!);
+  const opsetUpgrade = upgradeFor(model, 'int8-static');
   const index = new GraphIndex(model.graph!);
   const excluded = new Set(options.excludeNodes ?? []);
   const tensors = new Set<string>();
@@ -46,7 +48,18 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   }
   const ranges = await calibrate(model, [...tensors], samples, calibration);
   const result = quantizeModel(model, { ...options, ranges });
-  return { model: result.model, report: { ...result.report, options: { ...result.report.options, ranges: undefined }, calibration } };
+  return { model: result.model, report: { ...result.report, constantsMoved, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
+}
+
+/** Raises the model's opset in place to what `method` needs; a model the upgrader cannot take is refused by name. */
+function upgradeFor(model: onnx.IModelProto, method: Method): OpsetUpgrade | undefined {
+  if (defaultOpset(model) >= MIN_OPSET[method]) return undefined;
+  try {
+    return upgradeOpset(model, MIN_OPSET[method]);
+  } catch (err) {
+    if (err instanceof OpsetUpgradeError) throw new QuantizeError(`${method} needs opset ${MIN_OPSET[method]} or later; the model imports opset ${defaultOpset(model)} and ${err.message}`);
+    throw err;
+  }
 }
 
 export function defaultOpset(model: onnx.IModelProto): number {
@@ -65,7 +78,15 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
   const ops = opHistogram(g);
   const parameters = (g.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
   const opset = defaultOpset(model);
-  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => opset >= MIN_OPSET[m] && (m === 'fp16' || quantizableOps(m).some((op) => ops[op])));
+  const upgradable = (m: Method): boolean => {
+    try {
+      upgradeFor(onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish()), m);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => ops[op])) && upgradable(m));
   return { ops, parameters, weightBytes: initializerBytes(g), opset, applicable };
 }
 
@@ -78,10 +99,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
   const constantsMoved = constantsToInitializers(g);
+  const opsetUpgrade = upgradeFor(model, options.method);
   const opset = defaultOpset(model);
-  if (opset < MIN_OPSET[options.method]) {
-    throw new QuantizeError(`${options.method} needs opset ${MIN_OPSET[options.method]} or later; the model imports opset ${opset} (upgrade it with onnx.version_converter first)`);
-  }
   if (options.method === 'int8-static' && !options.ranges) throw new QuantizeError('int8-static needs a calibration set: pass --calibration samples.jsonl (named input tensors, like golden inputs)');
   const blockSize = options.blockSize ?? 32;
   if (options.method === 'int4' && (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0)) {
@@ -144,6 +163,6 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const qAfter = added.reduce((s, [, b]) => s + b, 0);
   return {
     model,
-    report: { method: options.method, options, constantsMoved, nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 } },
+    report: { method: options.method, options, constantsMoved, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 } },
   };
 }

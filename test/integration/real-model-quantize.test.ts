@@ -4,9 +4,11 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { readModelFile } from '../../src/onnx/io';
 import { encodeModel } from '../../src/onnx/proto';
-import { quantizeModel } from '../../src/quantize/quantize-model';
+import { constantsToInitializers } from '../../src/onnx/graph';
+import { upgradeOpset } from '../../src/onnx/opset-upgrade';
+import { quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
 import { evaluateCandidate, type GoldenSample } from '../../src/quantize/evaluate';
-import { QuantizeError, type Method } from '../../src/quantize/types';
+import type { Method } from '../../src/quantize/types';
 import { REPO } from './helpers';
 
 // Real models shipped in an npm package: PaddleOCR's text direction classifier, recogniser and detector.
@@ -35,29 +37,40 @@ const CASES = [
 ];
 
 for (const c of CASES) {
-  test(`${c.file}: each applicable method quantizes, loads and is evaluated in onnxruntime-node; the others are refused by name`, async (t) => {
+  test(`${c.file}: every method quantizes (old opsets raised first), loads and is evaluated in onnxruntime-node`, async (t) => {
     const file = path.join(ASSETS, c.file);
     const golden = await c.golden();
     for (const method of ['int8-static', 'int8-dynamic', 'fp16', 'int4'] as Method[]) {
-      let result;
-      try {
-        result = quantizeModel(readModelFile(file), { method });
-      } catch (err) {
-        // The classifier and recogniser are opset 9 and the detector 11: DynamicQuantizeLinear needs 11,
-        // per-axis QDQ 13 (checked before anything else, so no calibration set is needed to be refused).
-        assert.ok(err instanceof QuantizeError && /needs opset 1[13] or later; the model imports opset (9|11)/.test(err.message), String(err));
-        t.diagnostic(`${c.file} ${method}: refused (${err.message})`);
-        continue;
-      }
-      const { model, report } = result;
+      // int8-static calibrates on the same rendered text it is judged on: the point here is that it runs.
+      const { model, report } = method === 'int8-static'
+        ? await quantizeModelStatic(readModelFile(file), { method }, () => golden, { method: 'minmax' })
+        : quantizeModel(readModelFile(file), { method });
       assert.ok(report.constantsMoved > 0, 'paddle2onnx stores weights as Constant nodes; they become initializers');
+      // The classifier and recogniser import opset 9 and the detector 11: each is raised to what the
+      // method's operators need (DynamicQuantizeLinear 11, per-axis QDQ 13), computing what it did.
+      if (method.startsWith('int8')) assert.equal(Number(report.opsetUpgrade?.to ?? model.opsetImport![0]!.version), method === 'int8-static' ? 13 : 11);
       const m = await evaluateCandidate(file, encodeModel(model), golden, { runs: 3 });
-      t.diagnostic(`${c.file} ${method}: ${report.quantized} nodes, weights ×${report.quantizedWeights.ratio.toFixed(3)}, file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(4)} (worst ${m.cosine.min.toFixed(4)}), latency ×${m.latencyMs.ratio.toFixed(2)}`);
+      t.diagnostic(`${c.file} ${method}: ${report.opsetUpgrade ? `opset ${report.opsetUpgrade.from}→${report.opsetUpgrade.to}, ` : ''}${report.quantized} nodes, weights ×${report.quantizedWeights.ratio.toFixed(3)}, file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(4)} (worst ${m.cosine.min.toFixed(4)}), latency ×${m.latencyMs.ratio.toFixed(2)}`);
       if (report.quantized === 0) continue;
       // fp16 keeps these models nearly exact, int8 weights (the detector's Convs weight-only) close and 4-bit
-      // weights a little less. These are floors, not the budget (0.99).
-      const floor = { 'int8-dynamic': 0.99, fp16: 0.99, int4: 0.98, 'int8-static': 0.99 }[method];
+      // weights a little less; the recogniser's attention quantizes its activations dynamically (0.979).
+      // int8-static also quantizes every activation, from six text lines: the deep recogniser and detector
+      // land at 0.95 (the quantization workflow's search keeps the most sensitive nodes in float to meet a
+      // budget). These are floors, not the budget (0.99).
+      const floor = { 'int8-dynamic': 0.97, fp16: 0.99, int4: 0.98, 'int8-static': 0.94 }[method];
       assert.ok(m.cosine.mean >= floor, `${method} cosine ${m.cosine.mean} < ${floor}`);
     }
   });
 }
+
+test('the opset-9 PaddleOCR classifier and recogniser, raised to opset 21, compute what they did', async () => {
+  for (const c of CASES.slice(0, 2)) {
+    const file = path.join(ASSETS, c.file);
+    const m = readModelFile(file);
+    constantsToInitializers(m.graph!);
+    const up = upgradeOpset(m, 21);
+    assert.equal(up.from, 9);
+    const r = await evaluateCandidate(file, encodeModel(m), await c.golden(), { runs: 1 });
+    assert.ok(r.cosine.min > 0.999999, `${c.file}: ${r.cosine.min} (${JSON.stringify(up.rewritten)})`);
+  }
+});

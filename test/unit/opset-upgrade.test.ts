@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
+import { encodeModel, decodeModel } from '../../src/onnx/proto';
+import { OpsetUpgradeError, upgradeOpset } from '../../src/onnx/opset-upgrade';
+
+/** Runs `m` on `x` and returns every output, by name. */
+async function run(m: Parameters<typeof encodeModel>[0], x: Float32Array, dims: number[]): Promise<Record<string, number[]>> {
+  const out = await (await ort.InferenceSession.create(encodeModel(m))).run({ x: new ort.Tensor('float32', x, dims) });
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Array.from(v.data as Float32Array, Number)]));
+}
+
+/**
+ * An opset-9 graph with every operator whose signature or meaning changed by opset 21, each feeding a graph
+ * output so a wrong rewrite shows: onnxruntime runs the old model and the upgraded one on the same input.
+ */
+function oldModel() {
+  const dims = [1, 2, 3, 4];
+  return model({
+    name: 'old', opset: 9,
+    inputs: [valueInfo('x', F32, dims)],
+    outputs: ['clip', 'slice', 'sq', 'unsq', 'mean', 'soft', 'pad', 'up', 'a', 'b', 'top', 'drop'].map((o) => ({ name: o })),
+    initializers: [floatTensor('scales', [4], [1, 1, 2, 2])],
+    nodes: [
+      node('Clip', ['x'], ['clip'], { min: { float: -0.5 }, max: { float: 0.7 } }),
+      node('Slice', ['x'], ['slice'], { starts: [1, 0], ends: [3, 2], axes: [3, 1] }),
+      node('Slice', ['x'], ['s0'], { starts: [0], ends: [1], axes: [2] }),
+      node('Squeeze', ['s0'], ['sq'], { axes: [2] }),
+      node('Unsqueeze', ['sq'], ['unsq'], { axes: [0] }),
+      node('ReduceMean', ['x'], ['mean'], { axes: [2, 3], keepdims: 1 }),
+      // Opset 9's Softmax normalises over everything from axis 1 on: all 24 values of the sample, not one axis.
+      node('Softmax', ['x'], ['soft'], { axis: 1 }),
+      node('Pad', ['x'], ['pad'], { pads: [0, 0, 1, 0, 0, 0, 0, 2], value: { float: 0.25 } }),
+      node('Upsample', ['x', 'scales'], ['up'], { mode: 'nearest' }),
+      node('Split', ['x'], ['a', 'b'], { axis: 3, split: [1, 3] }),
+      node('TopK', ['x'], ['top', 'top_i'], { k: 2, axis: 3 }),
+      node('Dropout', ['x'], ['drop'], { ratio: { float: 0.3 } }),
+    ],
+  });
+}
+
+test('an opset-9 model upgraded to 11, 13 and 21 computes exactly what it did', async () => {
+  const x = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * 2);
+  const want = await run(oldModel(), x, [1, 2, 3, 4]);
+  for (const to of [11, 13, 21]) {
+    const m = decodeModel(encodeModel(oldModel()));
+    const up = upgradeOpset(m, to);
+    assert.equal(up.from, 9);
+    assert.equal(m.opsetImport![0]!.version, to);
+    const got = await run(m, x, [1, 2, 3, 4]);
+    for (const [k, v] of Object.entries(want)) {
+      assert.equal(got[k]!.length, v.length, `${to} ${k}`);
+      v.forEach((w, i) => assert.ok(Math.abs(w - got[k]![i]!) < 1e-6, `opset ${to}, ${k}[${i}]: ${got[k]![i]} vs ${w}`));
+    }
+    if (to === 21) assert.deepEqual(Object.keys(up.rewritten).sort(), ['Clip', 'Dropout', 'Pad', 'ReduceMean', 'Slice', 'Softmax', 'Split', 'Squeeze', 'TopK', 'Unsqueeze', 'Upsample']);
+  }
+});
+
+test('operators the upgrader does not know are refused by name, and a model already new enough is left alone', () => {
+  const lstm = model({ name: 'rnn', opset: 9, inputs: [valueInfo('x', F32, [1, 1, 2])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('LSTM', ['x', 'w', 'r'], ['y'], { hidden_size: 2 }, 'encoder')] });
+  assert.throws(() => upgradeOpset(lstm, 13), (e: Error) => e instanceof OpsetUpgradeError && /cannot upgrade LSTM node "encoder" from opset 9 to 13/.test(e.message));
+  const recent = model({ name: 'new', opset: 17, inputs: [valueInfo('x', F32, [1])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('Relu', ['x'], ['y'])] });
+  assert.deepEqual(upgradeOpset(recent, 13), { from: 17, to: 17, rewritten: {} });
+  assert.equal(recent.opsetImport![0]!.version, 17);
+});
