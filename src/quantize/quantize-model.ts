@@ -10,7 +10,7 @@ import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
-import './int4';
+import { BLOCKED_DQ_OPSET } from './int4';
 
 export interface QuantizeReport {
   method: Method;
@@ -62,6 +62,20 @@ function upgradeFor(model: onnx.IModelProto, method: Method): OpsetUpgrade | und
   }
 }
 
+/**
+ * int4 with `int4Conv` reaches Conv weights through DequantizeLinear-21 blocks: a model with Convs is
+ * raised to opset 21 when the upgrader can take it; when it cannot, its Convs keep 8-bit weights.
+ */
+function raiseForInt4Conv(model: onnx.IModelProto): OpsetUpgrade | undefined {
+  if (defaultOpset(model) >= BLOCKED_DQ_OPSET || !(model.graph!.node ?? []).some((n) => n.opType === 'Conv' && !n.domain)) return undefined;
+  try {
+    return upgradeOpset(model, BLOCKED_DQ_OPSET);
+  } catch (err) {
+    if (err instanceof OpsetUpgradeError) return undefined;
+    throw err;
+  }
+}
+
 export function defaultOpset(model: onnx.IModelProto): number {
   return Number((model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0);
 }
@@ -99,7 +113,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
   const constantsMoved = constantsToInitializers(g);
-  const opsetUpgrade = upgradeFor(model, options.method);
+  const opsetUpgrade = upgradeFor(model, options.method) ?? (options.method === 'int4' && options.int4Conv ? raiseForInt4Conv(model) : undefined);
   const opset = defaultOpset(model);
   if (options.method === 'int8-static' && !options.ranges) throw new QuantizeError('int8-static needs a calibration set: pass --calibration samples.jsonl (named input tensors, like golden inputs)');
   const blockSize = options.blockSize ?? 32;

@@ -53,11 +53,12 @@ for (const c of CASES) {
       t.diagnostic(`${c.file} ${method}: ${report.opsetUpgrade ? `opset ${report.opsetUpgrade.from}→${report.opsetUpgrade.to}, ` : ''}${report.quantized} nodes, weights ×${report.quantizedWeights.ratio.toFixed(3)}, file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(4)} (worst ${m.cosine.min.toFixed(4)}), latency ×${m.latencyMs.ratio.toFixed(2)}`);
       if (report.quantized === 0) continue;
       // fp16 keeps these models nearly exact, int8 weights (the detector's Convs weight-only) close and 4-bit
-      // weights a little less; the recogniser's attention quantizes its activations dynamically (0.979).
+      // weights a little less; the recogniser's attention quantizes its activations dynamically (0.979), and
+      // its convolutions' 8-bit weights under int4 cost it as much (0.972).
       // int8-static also quantizes every activation, from six text lines: the deep recogniser and detector
       // land at 0.95 (the quantization workflow's search keeps the most sensitive nodes in float to meet a
       // budget). These are floors, not the budget (0.99).
-      const floor = { 'int8-dynamic': 0.97, fp16: 0.99, int4: 0.98, 'int8-static': 0.94 }[method];
+      const floor = { 'int8-dynamic': 0.97, fp16: 0.99, int4: 0.97, 'int8-static': 0.94 }[method];
       assert.ok(m.cosine.mean >= floor, `${method} cosine ${m.cosine.mean} < ${floor}`);
     }
   });
@@ -73,4 +74,16 @@ test('the opset-9 PaddleOCR classifier and recogniser, raised to opset 21, compu
     const r = await evaluateCandidate(file, encodeModel(m), await c.golden(), { runs: 1 });
     assert.ok(r.cosine.min > 0.999999, `${c.file}: ${r.cosine.min} (${JSON.stringify(up.rewritten)})`);
   }
+});
+
+test('int4 with --int4-conv: the detector in 4-bit blocks is a fifth of its file and keeps 0.97', async (t) => {
+  const c = CASES[2]!;
+  const file = path.join(ASSETS, c.file);
+  const { model, report } = quantizeModel(readModelFile(file), { method: 'int4', int4Conv: true });
+  assert.deepEqual(report.opsetUpgrade && [report.opsetUpgrade.from, report.opsetUpgrade.to], [11, 21]);
+  assert.ok(model.graph!.node!.some((n) => n.opType === 'DequantizeLinear' && n.attribute!.some((a) => a.name === 'block_size')));
+  const m = await evaluateCandidate(file, encodeModel(model), await c.golden(), { runs: 1 });
+  t.diagnostic(`${c.file} int4 + int4Conv: file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(4)} (worst ${m.cosine.min.toFixed(4)})`);
+  assert.ok(m.bytes!.ratio <= 0.2, String(m.bytes!.ratio));
+  assert.ok(m.cosine.mean >= 0.97, String(m.cosine.mean));
 });
