@@ -26,6 +26,7 @@ import { quantizeBenches } from './quantize-benches';
 import { qcBench } from './qc-bench';
 import { faultsBench } from './faults';
 import { realCrowdBench } from './real-crowd';
+import { quantizeRealBench } from './quantize-real';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -140,6 +141,7 @@ async function main(): Promise<void> {
   // Last: its 100k parsed samples would otherwise inflate the writer's RSS readings.
   benchLayers2and5(100_000);
   await quantizeBenches();
+  await quantizeRealBench();
   await stackBenches();
   await qcBench();
   await faultsBench();
@@ -150,6 +152,7 @@ if (only === 'layers') benchLayers2and5(100_000);
 else if (only === 'layer1') benchLayer1();
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
+else if (only === 'quantize-real') void quantizeRealBench().then(() => process.exit(0));
 else if (only === 'qc') void qcBench().then(() => process.exit(0));
 else if (only === 'faults') void faultsBench().then(() => process.exit(0));
 else if (only === 'real-crowd') realCrowdBench();

@@ -1,40 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import { readModelFile } from '../../src/onnx/io';
+import { ASSETS, PADDLE_OCR as CASES } from '../fixtures/paddle-ocr';
 import { encodeModel } from '../../src/onnx/proto';
 import { constantsToInitializers } from '../../src/onnx/graph';
 import { upgradeOpset } from '../../src/onnx/opset-upgrade';
 import { quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
-import { evaluateCandidate, type GoldenSample } from '../../src/quantize/evaluate';
+import { evaluateCandidate } from '../../src/quantize/evaluate';
 import type { Method } from '../../src/quantize/types';
-import { REPO } from './helpers';
 
-// Real models shipped in an npm package: PaddleOCR's text direction classifier, recogniser and detector.
-// The package exports only an ESM entry point; its assets sit beside it in node_modules.
-const ASSETS = path.join(REPO, 'node_modules', '@gutenye', 'ocr-models', 'assets');
-const WORDS = ['quality control', 'dataset v3 release', 'Temporal 2026', 'review queue', 'int8 fp16 int4', 'golden outputs'];
-
-/** Rendered text lines, normalised as PaddleOCR expects (the detector: ImageNet mean/std; cls and rec: ±1). */
-async function textImages(height: number, width: number, norm: 'imagenet' | 'unit'): Promise<GoldenSample[]> {
-  const mean = norm === 'imagenet' ? [0.485, 0.456, 0.406] : [0.5, 0.5, 0.5];
-  const std = norm === 'imagenet' ? [0.229, 0.224, 0.225] : [0.5, 0.5, 0.5];
-  return Promise.all(WORDS.map(async (w, i) => {
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>`
-      + `<text x="${4 + i * 3}" y="${Math.round(height * 0.7)}" font-size="${Math.round(height * 0.5)}" font-family="sans-serif" fill="black">${w}</text></svg>`;
-    const { data } = await sharp(Buffer.from(svg)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    const x = new Float32Array(3 * height * width);
-    for (let c = 0; c < 3; c++) for (let p = 0; p < height * width; p++) x[c * height * width + p] = (data[p * 3 + c]! / 255 - mean[c]!) / std[c]!;
-    return { inputs: { x: { dims: [1, 3, height, width], data: x } } };
-  }));
-}
-
-const CASES = [
-  { file: 'ch_ppocr_mobile_v2.0_cls_infer.onnx', golden: () => textImages(48, 192, 'unit') },
-  { file: 'ch_PP-OCRv4_rec_infer.onnx', golden: () => textImages(48, 320, 'unit') },
-  { file: 'ch_PP-OCRv4_det_infer.onnx', golden: () => textImages(96, 320, 'imagenet') },
-];
 
 for (const c of CASES) {
   test(`${c.file}: every method quantizes (old opsets raised first), loads and is evaluated in onnxruntime-node`, async (t) => {

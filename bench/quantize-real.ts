@@ -1,0 +1,77 @@
+/**
+ * `npm run bench -- quantize-real`: qcflow's quantizer beside onnxruntime's own Python tool
+ * (`quantize_dynamic` int8, `MatMulNBitsQuantizer` block 32 symmetric; bench/ort_quantize.py, PyPI
+ * onnxruntime in a venv of its own) on the same models and inputs: PaddleOCR's classifier, recogniser
+ * and detector as shipped (paddle2onnx: opset 9/11, weights in Constant nodes) on rendered text lines, and
+ * the fixture MLP, CNN and transformer on their golden inputs. onnxruntime's tool also gets the PaddleOCR
+ * models with their Constant nodes made initializers first, its best chance. Both candidates are judged
+ * by the same evaluation (cosine against fp32, whole-file size ratio, latency). One JSON line per model ×
+ * method.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadConfig } from '../src/clients/config';
+import { constantsToInitializers } from '../src/onnx/graph';
+import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
+import { decodeModel, encodeModel } from '../src/onnx/proto';
+import { evaluateCandidate, type GoldenSample } from '../src/quantize/evaluate';
+import { quantizeModel } from '../src/quantize/quantize-model';
+import type { QuantizeOptions } from '../src/quantize/types';
+import { ASSETS, PADDLE_OCR } from '../test/fixtures/paddle-ocr';
+import { venvPython } from './python';
+
+interface Case {
+  name: string;
+  bytes: Uint8Array;
+  golden: GoldenSample[];
+}
+
+type Figures = { fileRatio: number; cosine: number; worstCosine: number; seconds: number; latencyRatio: number } | { error: string } | { skipped: string };
+
+async function judge(reference: Uint8Array, candidate: Uint8Array, golden: GoldenSample[], seconds: number): Promise<Figures> {
+  const m = await evaluateCandidate(reference, candidate, golden, { runs: 5 });
+  return { fileRatio: +m.bytes!.ratio.toFixed(4), cosine: +m.cosine.mean.toFixed(4), worstCosine: +m.cosine.min.toFixed(4), seconds: +seconds.toFixed(3), latencyRatio: +m.latencyMs.ratio.toFixed(2) };
+}
+
+export async function quantizeRealBench(): Promise<void> {
+  const py = venvPython(loadConfig().binCacheDir, 'venv-ortq', ['onnxruntime.quantization', 'onnx_ir'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy']);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-quantize-real-'));
+  const cases: Case[] = [];
+  for (const c of PADDLE_OCR) cases.push({ name: c.file.replace(/\.onnx$/, ''), bytes: readFileSync(path.join(ASSETS, c.file)), golden: await c.golden() });
+  for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20) });
+  const ort = async (c: Case, method: string, bytes: Uint8Array): Promise<Figures> => {
+    if (typeof py !== 'string') return py;
+    const src = path.join(dir, 'in.onnx');
+    const dst = path.join(dir, 'out.onnx');
+    writeFileSync(src, bytes);
+    rmSync(dst, { force: true });
+    const out = JSON.parse(execFileSync(py, [path.join(__dirname, 'ort_quantize.py'), method, src, dst], { encoding: 'utf8' }).trim().split('\n').pop()!) as { seconds?: number; error?: string };
+    return out.error !== undefined ? { error: out.error } : judge(c.bytes, readFileSync(dst), c.golden, out.seconds!);
+  };
+  try {
+    for (const c of cases) {
+      const paddle = !c.name.startsWith('fixture');
+      const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
+      for (const [method, options] of [['int8-dynamic', {}], ['int4', {}], ['int4', { int4Conv: true }]] as Array<[string, Partial<QuantizeOptions>]>) {
+        const t0 = performance.now();
+        const { model, report } = quantizeModel(decodeModel(c.bytes), { method: method as QuantizeOptions['method'], ...options });
+        const seconds = (performance.now() - t0) / 1000;
+        const label = options.int4Conv ? 'int4 --int4-conv' : method;
+        const kept = report.nodes.filter((n) => n.action === 'kept');
+        console.log(JSON.stringify({
+          bench: 'quantize-real', model: c.name, method: label,
+          qcflow: { ...(await judge(c.bytes, encodeModel(model), c.golden, seconds)), ...(report.opsetUpgrade ? { opset: `${report.opsetUpgrade.from}→${report.opsetUpgrade.to}` } : {}), keptFloat: kept.length },
+          // --int4-conv has no counterpart there: the onnxruntime figures are its int4 (MatMulNBits).
+          onnxruntime: options.int4Conv ? undefined : {
+            asShipped: await ort(c, method, c.bytes),
+            ...(initializers ? { constantsAsInitializers: await ort(c, method, initializers) } : {}),
+          },
+        }));
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
