@@ -171,6 +171,11 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     const { model: q, report } = o.method === 'int8-static' && o.calibration
       ? await quantizeModelStatic(readModelFile(o.input), { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
       : quantizeModel(readModelFile(o.input), options);
+    // A quantized model larger than its input helps nobody: say why instead of writing it.
+    if (report.modelBytes.ratio > 1) {
+      const kept = report.nodes.filter((n) => n.action === 'kept');
+      throw new CliError(`${o.method} would make ${o.input} larger (×${report.modelBytes.ratio.toFixed(3)}), so nothing was written: ${report.quantized} nodes quantized, ${kept.length} kept in float${kept.length ? ` (${[...new Set(kept.map((n) => n.reason))].slice(0, 3).join('; ')})` : ''}. Try another --method`);
+    }
     const written = writeModelFile(o.output, q, { externalData: o.externalData });
     process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);
   });

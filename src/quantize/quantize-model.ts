@@ -25,6 +25,8 @@ export interface QuantizeReport {
   weightBytes: { before: number; after: number; ratio: number };
   /** Bytes of the weights that were replaced, and of what replaced them (quantized values, scales, zero points). */
   quantizedWeights: { before: number; after: number; ratio: number };
+  /** The whole model serialised (graph, every initializer), before and after: what a file weighs. */
+  modelBytes: { before: number; after: number; ratio: number };
 }
 
 /** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
@@ -110,7 +112,8 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
  * stay as they are, with the reason in the report). The input model is not modified.
  */
 export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions): { model: onnx.ModelProto; report: QuantizeReport } {
-  const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
+  const inputBytes = onnx.ModelProto.encode(input).finish();
+  const model = onnx.ModelProto.decode(inputBytes);
   const g = model.graph!;
   const constantsMoved = constantsToInitializers(g);
   const opsetUpgrade = upgradeFor(model, options.method) ?? (options.method === 'int4' && options.int4Conv ? raiseForInt4Conv(model) : undefined);
@@ -175,8 +178,10 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const added = [...finalBytes].filter(([name, b]) => initialBytes.get(name) !== b);
   const qBefore = replaced.reduce((s, [, b]) => s + b, 0);
   const qAfter = added.reduce((s, [, b]) => s + b, 0);
+  const outputBytes = onnx.ModelProto.encode(model).finish().length;
   return {
     model,
-    report: { method: options.method, options, constantsMoved, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 } },
+    report: { method: options.method, options, constantsMoved, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
+      modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length } },
   };
 }

@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO } from './helpers';
+import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
+import { encodeModel } from '../../src/onnx/proto';
 
 async function qcflow(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -22,9 +24,11 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   assert.equal((await qcflow(['model', 'fixture', '--name', 'mlp', '--dir', dir, '--samples', '100'])).code, 0);
   const q = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-dynamic', '--output', path.join(dir, 'int8.onnx')]);
   assert.equal(q.code, 0, q.stderr);
-  const report = JSON.parse(q.stdout) as { quantized: number; quantizedWeights: { ratio: number } };
+  const report = JSON.parse(q.stdout) as { quantized: number; quantizedWeights: { ratio: number }; modelBytes: { ratio: number } };
   assert.equal(report.quantized, 3);
   assert.ok(report.quantizedWeights.ratio <= 0.27);
+  // The whole file's ratio beside the weights': graph and float biases included.
+  assert.ok(report.modelBytes.ratio > report.quantizedWeights.ratio && report.modelBytes.ratio < 0.35, JSON.stringify(report.modelBytes));
   const e = await qcflow(['model', 'evaluate', '--reference', path.join(dir, 'model.onnx'), '--candidate', path.join(dir, 'int8.onnx'), '--inputs', path.join(dir, 'golden.jsonl'), '--runs', '3']);
   assert.equal(e.code, 0, e.stderr);
   const metrics = JSON.parse(e.stdout) as { samples: number; top1Agreement: number; cosine: { mean: number }; accuracy: { candidate: number }; bytes: { ratio: number } };
@@ -49,4 +53,15 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   const shape = await qcflow(['model', 'evaluate', '--reference', path.join(dir, 'model.onnx'), '--candidate', path.join(dir, 'int8.onnx'), '--inputs', path.join(dir, 'shape.jsonl')]);
   assert.equal(shape.code, 1);
   assert.match(shape.stderr, /golden sample 1 does not fit the model/);
+});
+
+test('qcflow model quantize writes nothing that would be larger than its input, and says why', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-qcli-'));
+  // A 2 × 2 weight: int4 blocks of 32 along K and a scale each take more bytes than four floats.
+  const tiny = model({ name: 'tiny', opset: 13, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 2, 3, 4])], nodes: [node('MatMul', ['x', 'w'], ['y'], {}, 'mm')] });
+  writeFileSync(path.join(dir, 'tiny.onnx'), encodeModel(tiny));
+  const r = await qcflow(['model', 'quantize', '--input', path.join(dir, 'tiny.onnx'), '--method', 'int4', '--output', path.join(dir, 'q.onnx')]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /int4 would make .*tiny\.onnx larger \(×\d+\.\d{3}\), so nothing was written: 1 nodes quantized, 0 kept in float\. Try another --method/);
+  assert.equal(existsSync(path.join(dir, 'q.onnx')), false);
 });
