@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
-import type { GoldenSample } from './evaluate';
+import { feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
@@ -37,8 +37,7 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
   const runAll = async (visit: (name: string, data: Float32Array) => void): Promise<number> => {
     let n = 0;
     for await (const s of samples()) {
-      const feeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(s.inputs)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
+      const feeds = feedsOf(s);
       let out: ort.InferenceSession.ReturnType;
       try {
         out = await session.run(feeds, tensors);

@@ -10,6 +10,16 @@ import type { QuantizeContext } from './types';
  * can fuse the QDQ group into an integer kernel. `reduceRange`: that kernel reads the int8 values directly.
  */
 export function dequantizedWeight(ctx: QuantizeContext, name: string, axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
+  return sharedWeight(ctx, `dq:${name}:${axis}:${reduceRange}`, () => dequantizedWeightOnce(ctx, name, axis, reduceRange));
+}
+
+/** The first reader of a shared weight gets the nodes that restore it; later readers only its name. */
+export function sharedWeight(ctx: QuantizeContext, key: string, make: () => { nodes: onnx.INodeProto[]; output: string }): { nodes: onnx.INodeProto[]; output: string } {
+  const { value, first } = ctx.once(key, make);
+  return first ? value : { ...value, nodes: [] };
+}
+
+function dequantizedWeightOnce(ctx: QuantizeContext, name: string, axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
   const { q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, reduceRange);
   const perChannel = q.scales.length > 1;
   const ws = ctx.index.uniqueName(`${name}_scale`);
@@ -26,6 +36,10 @@ export function dequantizedWeight(ctx: QuantizeContext, name: string, axis: numb
  * file keeps a quarter of the bytes and the node computes in float at float speed, on any opset and CPU.
  */
 export function weightOnlyInt8(ctx: QuantizeContext, name: string, axis: number): { nodes: onnx.INodeProto[]; output: string } {
+  return sharedWeight(ctx, `w8:${name}:${axis}`, () => weightOnlyInt8Once(ctx, name, axis));
+}
+
+function weightOnlyInt8Once(ctx: QuantizeContext, name: string, axis: number): { nodes: onnx.INodeProto[]; output: string } {
   const { dims, q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, false);
   const ws = ctx.index.uniqueName(`${name}_scale`);
   // Scales shaped to broadcast along `axis`: [C, 1, 1, 1] for a Conv weight [C, …].

@@ -4,7 +4,8 @@ import { QuantizeError } from './types';
 
 /** One golden sample: named float32 input tensors, and optionally the true class. */
 export interface GoldenSample {
-  inputs: Record<string, { dims: number[]; data: Float32Array }>;
+  /** float32 inputs; int64 ones (token ids) as BigInt64Array. */
+  inputs: Record<string, { dims: number[]; data: Float32Array | BigInt64Array }>;
   label?: number;
 }
 
@@ -35,18 +36,20 @@ export function parseGoldenJsonl(text: string): GoldenSample[] {
     const inputs: GoldenSample['inputs'] = {};
     for (const [name, v] of Object.entries(obj)) {
       if (name === 'label') continue;
-      const t = v as { dims?: unknown; data?: unknown };
+      const t = v as { dims?: unknown; data?: unknown; type?: unknown };
       if (!Array.isArray(t.dims) || !Array.isArray(t.data)) throw new QuantizeError(`golden line ${i + 1}: input ${name} needs {"dims": [...], "data": [...]}`);
       const n = (t.dims as number[]).reduce((a, b) => a * b, 1);
       if (n !== t.data.length) throw new QuantizeError(`golden line ${i + 1}: input ${name} has ${t.data.length} values for dims [${(t.dims as number[]).join(', ')}]`);
-      inputs[name] = { dims: t.dims as number[], data: Float32Array.from(t.data as number[]) };
+      if (t.type !== undefined && t.type !== 'float32' && t.type !== 'int64') throw new QuantizeError(`golden line ${i + 1}: input ${name} has type ${JSON.stringify(t.type)}; use "float32" (the default) or "int64" (token ids)`);
+      if (t.type === 'int64' && !(t.data as unknown[]).every((x) => Number.isInteger(x))) throw new QuantizeError(`golden line ${i + 1}: input ${name} is int64 but holds a value that is not an integer`);
+      inputs[name] = { dims: t.dims as number[], data: t.type === 'int64' ? BigInt64Array.from(t.data as number[], BigInt) : Float32Array.from(t.data as number[]) };
     }
     return { inputs, label: typeof obj.label === 'number' ? obj.label : undefined };
   });
 }
 
 export function goldenToJsonl(samples: GoldenSample[]): string {
-  return samples.map((s) => JSON.stringify({ ...Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data) }])), ...(s.label === undefined ? {} : { label: s.label }) })).join('\n') + '\n';
+  return samples.map((s) => JSON.stringify({ ...Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data, Number), ...(v.data instanceof BigInt64Array ? { type: 'int64' } : {}) }])), ...(s.label === undefined ? {} : { label: s.label }) })).join('\n') + '\n';
 }
 
 type ModelSource = Uint8Array | string;
@@ -60,9 +63,13 @@ async function session(m: ModelSource, providers: string[]): Promise<ort.Inferen
   }
 }
 
+/** A sample as onnxruntime feeds: float32 tensors, and int64 ones for token ids. */
+export function feedsOf(sample: GoldenSample): Record<string, ort.Tensor> {
+  return Object.fromEntries(Object.entries(sample.inputs).map(([name, t]) => [name, t.data instanceof BigInt64Array ? new ort.Tensor('int64', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims)]));
+}
+
 async function run(s: ort.InferenceSession, sample: GoldenSample, i: number, output: string): Promise<Float32Array> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const [name, t] of Object.entries(sample.inputs)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
+  const feeds = feedsOf(sample);
   try {
     const out = await s.run(feeds, [output]);
     return out[output]!.data as Float32Array;

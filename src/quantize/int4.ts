@@ -4,7 +4,7 @@ import { DT, floatValues, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
-import { weightOnlyInt8 } from './dequantized-weight';
+import { sharedWeight, weightOnlyInt8 } from './dequantized-weight';
 import { intAttr } from '../onnx/graph';
 import type { QuantizeContext } from './types';
 
@@ -77,20 +77,21 @@ export function dequantizeInt4(q: Int4Weight, k: number, n: number, blockSize: n
 }
 
 /** MatMulNBits(A, W) → `output`, W [K, N] quantized in blocks of the configured size. */
-function matMulNBits(ctx: QuantizeContext, base: string, input: string, weight: Float32Array, k: number, cols: number, output: string): onnx.INodeProto[] {
+function matMulNBits(ctx: QuantizeContext, base: string, input: string, weight: () => Float32Array, k: number, cols: number, output: string, weightKey: string): onnx.INodeProto[] {
   const bs = ctx.options.blockSize;
-  const q = quantizeInt4(weight, k, cols, bs, ctx.options.symmetric);
-  const blocks = Math.ceil(k / bs);
-  const b = ctx.index.uniqueName(`${base}_weight_int4`);
-  const s = ctx.index.uniqueName(`${base}_weight_scales`);
-  ctx.addInitializer(makeTensor(b, DT.UINT8, [cols, blocks, bs / 2], q.packed));
-  ctx.addInitializer(makeTensor(s, DT.FLOAT, [cols * blocks], q.scales));
-  const inputs = [input, b, s];
-  if (q.zeroPoints) {
+  const stored = ctx.once(`int4:${weightKey}`, () => {
+    const q = quantizeInt4(weight(), k, cols, bs, ctx.options.symmetric);
+    const blocks = Math.ceil(k / bs);
+    const b = ctx.index.uniqueName(`${base}_weight_int4`);
+    const s = ctx.index.uniqueName(`${base}_weight_scales`);
+    ctx.addInitializer(makeTensor(b, DT.UINT8, [cols, blocks, bs / 2], q.packed));
+    ctx.addInitializer(makeTensor(s, DT.FLOAT, [cols * blocks], q.scales));
+    if (!q.zeroPoints) return [b, s];
     const z = ctx.index.uniqueName(`${base}_weight_zero_points`);
     ctx.addInitializer(makeTensor(z, DT.UINT8, [cols * Math.ceil(blocks / 2)], q.zeroPoints));
-    inputs.push(z);
-  }
+    return [b, s, z];
+  }).value;
+  const inputs = [input, ...stored];
   ctx.domains.add('com.microsoft');
   return [{ ...node('MatMulNBits', inputs, [output], { K: k, N: cols, bits: 4, block_size: bs }, ctx.index.uniqueName(`${base}_MatMulNBits`)), domain: 'com.microsoft' }];
 }
@@ -171,21 +172,26 @@ registerQuantizer({
     }
     const w = ctx.index.initializers.get(name)!;
     const dims = (w.dims ?? []).map(Number);
-    const k = dims.slice(1).reduce((x, y) => x * y, 1);
-    const bs = Math.min(ctx.options.blockSize, 1 << Math.ceil(Math.log2(k)));
-    const q = quantizeBlockedInt4(floatValues(w), [dims[0]!, k], 1, bs);
-    const wq = ctx.index.uniqueName(`${name}_int4`);
-    const ws = ctx.index.uniqueName(`${name}_block_scales`);
-    const shape = ctx.index.uniqueName(`${name}_shape`);
-    ctx.addInitializer({ name: wq, dataType: INT4, dims: [dims[0]!, k], rawData: q.packed });
-    ctx.addInitializer(makeTensor(ws, DT.FLOAT, q.scaleDims, q.scales));
-    ctx.addInitializer(makeTensor(shape, DT.INT64, [dims.length], BigInt64Array.from(dims.map(BigInt))));
-    const flat = ctx.index.uniqueName(`${name}_dequantized_2d`);
-    const out = ctx.index.uniqueName(`${name}_dequantized`);
-    return [
-      node('DequantizeLinear', [wq, ws], [flat], { axis: 1, block_size: bs }, ctx.index.uniqueName(`${name}_DQ`)),
-      node('Reshape', [flat, shape], [out], {}, ctx.index.uniqueName(`${name}_Reshape`)),
-      { ...n, input: [n.input![0]!, out, ...(n.input ?? []).slice(2)] },
-    ];
+    const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => {
+      const k = dims.slice(1).reduce((x, y) => x * y, 1);
+      const bs = Math.min(ctx.options.blockSize, 1 << Math.ceil(Math.log2(k)));
+      const q = quantizeBlockedInt4(floatValues(w), [dims[0]!, k], 1, bs);
+      const wq = ctx.index.uniqueName(`${name}_int4`);
+      const ws = ctx.index.uniqueName(`${name}_block_scales`);
+      const shape = ctx.index.uniqueName(`${name}_shape`);
+      ctx.addInitializer({ name: wq, dataType: INT4, dims: [dims[0]!, k], rawData: q.packed });
+      ctx.addInitializer(makeTensor(ws, DT.FLOAT, q.scaleDims, q.scales));
+      ctx.addInitializer(makeTensor(shape, DT.INT64, [dims.length], BigInt64Array.from(dims.map(BigInt))));
+      const flat = ctx.index.uniqueName(`${name}_dequantized_2d`);
+      const output = ctx.index.uniqueName(`${name}_dequantized`);
+      return {
+        output,
+        nodes: [
+          node('DequantizeLinear', [wq, ws], [flat], { axis: 1, block_size: bs }, ctx.index.uniqueName(`${name}_DQ`)),
+          node('Reshape', [flat, shape], [output], {}, ctx.index.uniqueName(`${name}_Reshape`)),
+        ],
+      };
+    });
+    return [...w4.nodes, { ...n, input: [n.input![0]!, w4.output, ...(n.input ?? []).slice(2)] }];
   },
 });

@@ -27,15 +27,16 @@ function dynamicQuantize(ctx: QuantizeContext, input: string): { q: string; scal
 }
 
 /** MatMulInteger(A, W) → Cast → × (A scale · W scale) → `output`, with W [K, N] quantized per column or per tensor. */
-function matMulInteger(ctx: QuantizeContext, base: string, input: string, weight: Float32Array, k: number, n: number, output: string): onnx.INodeProto[] {
-  const w = quantizeWeight8(weight, [k, n], { axis: 1, perChannel: ctx.options.perChannel, symmetric: ctx.options.symmetric, qtype: 'int8', reduceRange: ctx.options.reduceRange });
-  const perChannel = w.scales.length > 1;
-  const wq = ctx.index.uniqueName(`${base}_weight_quantized`);
-  const ws = ctx.index.uniqueName(`${base}_weight_scale`);
-  const wz = ctx.index.uniqueName(`${base}_weight_zero_point`);
-  ctx.addInitializer(makeTensor(wq, DT.INT8, [k, n], w.values));
-  ctx.addInitializer(makeTensor(ws, DT.FLOAT, perChannel ? [n] : [], w.scales));
-  ctx.addInitializer(makeTensor(wz, DT.INT8, perChannel ? [n] : [], w.zeroPoints));
+function matMulInteger(ctx: QuantizeContext, base: string, input: string, weight: () => Float32Array, k: number, n: number, output: string, weightKey: string): onnx.INodeProto[] {
+  const { wq, ws, wz } = ctx.once(`int8-dynamic:${weightKey}`, () => {
+    const w = quantizeWeight8(weight(), [k, n], { axis: 1, perChannel: ctx.options.perChannel, symmetric: ctx.options.symmetric, qtype: 'int8', reduceRange: ctx.options.reduceRange });
+    const perChannel = w.scales.length > 1;
+    const names = { wq: ctx.index.uniqueName(`${base}_weight_quantized`), ws: ctx.index.uniqueName(`${base}_weight_scale`), wz: ctx.index.uniqueName(`${base}_weight_zero_point`) };
+    ctx.addInitializer(makeTensor(names.wq, DT.INT8, [k, n], w.values));
+    ctx.addInitializer(makeTensor(names.ws, DT.FLOAT, perChannel ? [n] : [], w.scales));
+    ctx.addInitializer(makeTensor(names.wz, DT.INT8, perChannel ? [n] : [], w.zeroPoints));
+    return names;
+  }).value;
   const a = dynamicQuantize(ctx, input);
   return [...a.nodes, ...integerOp(ctx, base, 'MatMulInteger', [a.q, wq, a.zeroPoint, wz], [], a.scale, ws, output)];
 }

@@ -6,8 +6,11 @@ import { registerQuantizer } from './registry';
 import { transpose2d } from './weights';
 import type { Method, QuantizeContext } from './types';
 
-/** Emits the quantized form of `output = input · W` for a weight W [K, N]. */
-export type MatMulEmitter = (ctx: QuantizeContext, base: string, input: string, weight: Float32Array, k: number, n: number, output: string) => onnx.INodeProto[];
+/**
+ * Emits the quantized form of `output = input · W` for a weight W [K, N]; `weightKey` names W as it is
+ * stored (with `:T` when transposed on the way), so a weight several nodes read is quantized once.
+ */
+export type MatMulEmitter = (ctx: QuantizeContext, base: string, input: string, weight: () => Float32Array, k: number, n: number, output: string, weightKey: string) => onnx.INodeProto[];
 
 function constantWeight2d(ctx: QuantizeContext, name: string | undefined): onnx.ITensorProto | undefined {
   const w = ctx.index.floatInitializer(name);
@@ -33,7 +36,7 @@ export function registerMatMulAndGemm(method: Method, emit: MatMulEmitter): void
     quantize(n, ctx) {
       const w = constantWeight2d(ctx, n.input![1])!;
       const [k, m] = (w.dims ?? []).map(Number) as [number, number];
-      return emit(ctx, n.name || n.output![0]!, n.input![0]!, floatValues(w), k, m, n.output![0]!);
+      return emit(ctx, n.name || n.output![0]!, n.input![0]!, () => floatValues(w), k, m, n.output![0]!, n.input![1]!);
     },
   });
   registerQuantizer({
@@ -48,13 +51,14 @@ export function registerMatMulAndGemm(method: Method, emit: MatMulEmitter): void
       const w = constantWeight2d(ctx, n.input![1])!;
       const [r, c] = (w.dims ?? []).map(Number) as [number, number];
       const transB = intAttr(n, 'transB', 0) === 1;
-      const values = transB ? transpose2d(floatValues(w), r, c) : floatValues(w);
+      const values = (): Float32Array => (transB ? transpose2d(floatValues(w), r, c) : floatValues(w));
       const [k, m] = transB ? [c, r] : [r, c];
+      const key = `${n.input![1]}${transB ? ':T' : ''}`;
       const base = n.name || n.output![0]!;
       const bias = n.input?.[2];
-      if (!bias) return emit(ctx, base, n.input![0]!, values, k, m, n.output![0]!);
+      if (!bias) return emit(ctx, base, n.input![0]!, values, k, m, n.output![0]!, key);
       const mm = ctx.index.uniqueName(`${base}_matmul_output`);
-      return [...emit(ctx, base, n.input![0]!, values, k, m, mm), node('Add', [mm, bias], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`))];
+      return [...emit(ctx, base, n.input![0]!, values, k, m, mm, key), node('Add', [mm, bias], [n.output![0]!], {}, ctx.index.uniqueName(`${base}_bias_Add`))];
     },
   });
 }

@@ -1,4 +1,5 @@
 import { onnx } from '../onnx/proto';
+import { foldWeightPaths } from '../onnx/fold-weights';
 import { constantsToInitializers, GraphIndex, opHistogram, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
@@ -11,12 +12,15 @@ import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
 import { BLOCKED_DQ_OPSET } from './int4';
+import './gather';
 
 export interface QuantizeReport {
   method: Method;
   options: QuantizeOptions;
   /** Constant nodes turned into initializers first (exporters that store weights as Constant nodes). */
   constantsMoved: number;
+  /** Nodes between a weight and its quantized node folded into the weight first (Transpose, Reshape, Cast, …). */
+  foldedWeightPaths: number;
   /** The model's default-domain opset raised first, to what the method's operators need (old exporters write 9 or 10). */
   opsetUpgrade?: OpsetUpgrade;
   nodes: NodeOutcome[];
@@ -40,6 +44,8 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const constantsMoved = constantsToInitializers(model.graph!);
   const opsetUpgrade = upgradeFor(model, 'int8-static');
+  // Folded first, so weights behind a Transpose get their activations calibrated too.
+  const foldedWeightPaths = foldWeightPaths(model.graph!, weightInputs(model.graph!, 'int8-static'));
   const index = new GraphIndex(model.graph!);
   const excluded = new Set(options.excludeNodes ?? []);
   const tensors = new Set<string>();
@@ -50,7 +56,7 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   }
   const ranges = await calibrate(model, [...tensors], samples, calibration);
   const result = quantizeModel(model, { ...options, ranges });
-  return { model: result.model, report: { ...result.report, constantsMoved, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
+  return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
 }
 
 /** Raises the model's opset in place to what `method` needs; a model the upgrader cannot take is refused by name. */
@@ -76,6 +82,14 @@ function raiseForInt4Conv(model: onnx.IModelProto): OpsetUpgrade | undefined {
     if (err instanceof OpsetUpgradeError) return undefined;
     throw err;
   }
+}
+
+/** The inputs the method's quantizers would replace: where weight paths are folded to. */
+function weightInputs(g: onnx.IGraphProto, method: Method): Set<string> {
+  return new Set((g.node ?? []).filter((n) => !n.domain).map((n) => {
+    const q = quantizerFor(method, n.opType!);
+    return q ? n.input?.[q.weightInput ?? 1] : undefined;
+  }).filter((x): x is string => !!x));
 }
 
 export function defaultOpset(model: onnx.IModelProto): number {
@@ -130,10 +144,13 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const excludedNodes = new Set(options.excludeNodes ?? []);
   const excludedOps = new Set(options.excludeOps ?? []);
   let nodes: NodeOutcome[];
+  let foldedWeightPaths = 0;
   const domains = new Set<string>();
   if (options.method === 'fp16') {
     nodes = convertToFloat16(g, { excludeNodes: excludedNodes, excludeOps: excludedOps });
   } else {
+    foldedWeightPaths = foldWeightPaths(g, weightInputs(g, options.method));
+    const shared = new Map<string, unknown>();
     const index = new GraphIndex(g);
     const ctx: QuantizeContext = {
       index,
@@ -146,13 +163,19 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
       dynamicQuantized: new Map(),
       domains,
       qdq: new Map(),
+      once<T>(key: string, make: () => T) {
+        if (shared.has(key)) return { value: shared.get(key) as T, first: false };
+        const value = make();
+        shared.set(key, value);
+        return { value, first: true };
+      },
     };
     const out: onnx.INodeProto[] = [];
     nodes = [];
     for (const n of topologicalSort(g)) {
       const q = quantizerFor(options.method, n.opType!);
       const name = n.name || n.output![0]!;
-      if (!q) {
+      if (!q || (q.applies && !q.applies(n, ctx))) {
         out.push(n);
         continue;
       }
@@ -181,7 +204,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const outputBytes = onnx.ModelProto.encode(model).finish().length;
   return {
     model,
-    report: { method: options.method, options, constantsMoved, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
+    report: { method: options.method, options, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
       modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length } },
   };
 }

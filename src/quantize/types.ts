@@ -53,6 +53,11 @@ export interface QuantizeContext {
   domains: Set<string>;
   /** int8-static: the dequantized name of each activation already given a Q/DQ pair. */
   qdq: Map<string, string>;
+  /**
+   * A weight read by several nodes (exporters alias one initializer across layers) is quantized once:
+   * `make` runs for the first reader of `key`; the rest get its value and `first` false.
+   */
+  once<T>(key: string, make: () => T): { value: T; first: boolean };
 }
 
 /**
@@ -63,6 +68,10 @@ export interface QuantizeContext {
 export interface OpQuantizer {
   method: Method;
   opType: string;
+  /** Which input holds the weight it replaces (1 unless said: B of MatMul, W of Conv; Gather's table is 0). */
+  weightInput?: number;
+  /** False for nodes of its op that hold no weight at all (a Gather over a shape): neither quantized nor reported. */
+  applies?(node: onnx.INodeProto, ctx: QuantizeContext): boolean;
   check(node: onnx.INodeProto, ctx: QuantizeContext): string | undefined;
   quantize(node: onnx.INodeProto, ctx: QuantizeContext): onnx.INodeProto[];
 }

@@ -9,8 +9,8 @@ import { float16BitsToFloat32, float32ToFloat16Bits, floatValues } from '../../s
 import { dequantizeInt4, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { readModelFile, writeModelFile } from '../../src/onnx/io';
-import { decodeModel, encodeModel, OnnxFormatError } from '../../src/onnx/proto';
-import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
+import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/proto';
+import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
 import { analyzeModel, quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
 import { evaluateCandidate, goldenToJsonl } from '../../src/quantize/evaluate';
@@ -238,9 +238,9 @@ test('calibration sets stream from JSONL or Arrow; int8-static without one, or o
   writeFileSync(path.join(dir, 'c.jsonl'), goldenToJsonl(samples));
   for (const file of ['c.arrow', 'c.jsonl']) {
     const got: number[][] = [];
-    for await (const s of calibrationSource(path.join(dir, file))()) got.push(Array.from(s.inputs.input!.data.slice(0, 3)));
+    for await (const s of calibrationSource(path.join(dir, file))()) got.push(Array.from(s.inputs.input!.data.slice(0, 3), Number));
     assert.equal(got.length, 5, file);
-    assert.deepEqual(got[4], Array.from(samples[4]!.inputs.input!.data.slice(0, 3)), file);
+    assert.deepEqual(got[4], Array.from(samples[4]!.inputs.input!.data.slice(0, 3), Number), file);
   }
   assert.throws(() => quantizeModel(decodeModel(f.onnx), { method: 'int8-static' }), /needs a calibration set/);
   const rnn = model({ name: 'rnn', opset: 11, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['h']), node('LSTM', ['h', 'w', 'w'], ['y'], {}, 'rnn')] });
@@ -270,4 +270,40 @@ test('int4 Conv: 8-bit weights by default; with int4Conv, 4-bit blocks along eac
   const got = (await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)).y!.data as Float32Array;
   const want = (await (await ort.InferenceSession.create(encodeModel(conv(deq, 13)))).run(feeds)).y!.data as Float32Array;
   want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-4 * (1 + Math.abs(v)), `${i}: ${got[i]} vs ${v}`));
+});
+
+test('weights reached through Transpose, Cast and Reshape are folded and quantized; nothing off the weight paths changes', async () => {
+  const r = rng(3);
+  const w1 = Array.from({ length: 8 * 16 }, () => r() - 0.5);
+  const w2 = Array.from({ length: 16 * 8 }, () => r() - 0.5);
+  const half = { name: 'w2_half', dims: [16, 8], dataType: onnx.TensorProto.DataType.FLOAT16, rawData: new Uint8Array(Uint16Array.from(w2, float32ToFloat16Bits).buffer) };
+  const m = model({
+    name: 'exported', opset: 13, inputs: [valueInfo('x', F32, [2, 16])], outputs: [valueInfo('y', F32, [2, 16]), valueInfo('t', F32, [16, 8])],
+    initializers: [floatTensor('w1', [8, 16], w1), half, int64Tensor('flat', [2], [8, -1])],
+    nodes: [
+      // torch's nn.Linear with constant folding off: x · Transpose(W) with W [out, in].
+      node('Transpose', ['w1'], ['w1_t'], { perm: [1, 0] }, 't1'),
+      node('MatMul', ['x', 'w1_t'], ['h'], {}, 'fc1'),
+      // A float16 weight cast up and reshaped on its way to the MatMul.
+      node('Cast', ['w2_half'], ['w2_f'], { to: F32 }, 'cast'),
+      node('Reshape', ['w2_f', 'flat'], ['w2_r'], {}, 'reshape'),
+      node('Relu', ['h'], ['hr'], {}, 'relu'),
+      node('MatMul', ['hr', 'w2_r'], ['y'], {}, 'fc2'),
+      // Off any weight path: a graph output that is a Transpose of a weight stays as it is.
+      node('Transpose', ['w1'], ['t'], { perm: [1, 0] }, 'out_t'),
+    ],
+  });
+  const { model: q, report } = quantizeModel(m, { method: 'int8-dynamic' });
+  assert.equal(report.foldedWeightPaths, 3);
+  assert.deepEqual(report.nodes.map((n) => [n.node, n.action]), [['fc1', 'quantized'], ['fc2', 'quantized']]);
+  assert.ok(q.graph!.node!.some((n) => n.name === 'out_t'), 'the graph output keeps its Transpose');
+  const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: 32 }, () => r() - 0.5), [2, 16]) };
+  const want = await (await ort.InferenceSession.create(encodeModel(m))).run(feeds);
+  const got = await (await ort.InferenceSession.create(encodeModel(q))).run(feeds);
+  for (const k of ['y', 't']) {
+    const a = want[k]!.data as Float32Array;
+    const b = got[k]!.data as Float32Array;
+    const cos = a.reduce((s, v, i) => s + v * b[i]!, 0) / Math.sqrt(a.reduce((s, v) => s + v * v, 0) * b.reduce((s, v) => s + v * v, 0));
+    assert.ok(cos > 0.999, `${k}: cosine ${cos}`);
+  }
 });

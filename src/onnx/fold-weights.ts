@@ -1,0 +1,135 @@
+import { onnx } from './proto';
+import { attr, topologicalSort } from './graph';
+import { DT, floatValues, makeTensor, tensorBytes } from './tensor';
+
+/**
+ * Folds the cheap operators exporters put between a weight and the node that uses it — Identity, Transpose,
+ * Reshape, Squeeze, Unsqueeze, Cast to float — into initializers, so quantizers see the weight itself (torch
+ * writes `MatMul(x, Transpose(W))` when constant folding is off; others Cast float16 weights up, or
+ * Reshape a Conv kernel). Only paths that end in one of `weights` (the inputs a quantizer will replace)
+ * fold, so nothing else grows: a float16 weight cast up is quantized next, never stored as float32. A node
+ * folds when its data input is a float initializer and its other inputs are int64 initializers; a graph
+ * output never folds away. Returns how many nodes were folded.
+ */
+export function foldWeightPaths(graph: onnx.IGraphProto, weights: Set<string>): number {
+  const inits = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
+  const outputs = new Set((graph.output ?? []).map((o) => o.name!));
+  const order = topologicalSort(graph);
+  // Backwards from the weights: the nodes whose output is (a step towards) one of them.
+  const wanted = new Set(weights);
+  const onPath = new Set<onnx.INodeProto>();
+  for (const n of [...order].reverse()) {
+    if (!FOLDABLE.has(n.opType!) || (n.domain ?? '') !== '' || (n.output ?? []).length !== 1 || !wanted.has(n.output![0]!) || outputs.has(n.output![0]!)) continue;
+    onPath.add(n);
+    wanted.add(n.input![0]!);
+  }
+  // Exporters alias one weight across layers (Identity) and repeat the same Transpose on each alias: the
+  // same fold of the same source is made once, and every reader is pointed at it.
+  const alias = new Map<string, string>();
+  const resolve = (name: string): string => alias.get(name) ?? name;
+  const made = new Map<string, string>();
+  const kept: onnx.INodeProto[] = [];
+  let folded = 0;
+  for (const raw of order) {
+    const n = { ...raw, input: (raw.input ?? []).map((i) => (i ? resolve(i) : i)) };
+    if (onPath.has(raw) && n.opType === 'Identity' && inits.has(n.input[0]!)) {
+      alias.set(n.output![0]!, n.input[0]!);
+      folded++;
+      continue;
+    }
+    const key = `${n.opType}|${n.input.join(',')}|${JSON.stringify(n.attribute ?? [])}`;
+    const same = onPath.has(raw) ? made.get(key) : undefined;
+    if (same) {
+      alias.set(n.output![0]!, same);
+      folded++;
+      continue;
+    }
+    const t = onPath.has(raw) ? fold(n, inits) : undefined;
+    if (!t) {
+      kept.push(n);
+      continue;
+    }
+    made.set(key, t.name!);
+    inits.set(t.name!, t);
+    graph.initializer = [...(graph.initializer ?? []), t];
+    folded++;
+  }
+  graph.node = kept;
+  // Graph outputs are never on a path (see above), so every alias is read by nodes only.
+  return folded;
+}
+
+const FOLDABLE = new Set(['Identity', 'Cast', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose']);
+const FLOAT_TYPES = new Set<number>([DT.FLOAT, DT.FLOAT16, DT.DOUBLE]);
+
+function int64s(t: onnx.ITensorProto | undefined): number[] | undefined {
+  if (!t || t.dataType !== DT.INT64) return undefined;
+  const b = tensorBytes(t);
+  return Array.from(new BigInt64Array(new Uint8Array(b).buffer), Number);
+}
+
+/** The folded output of `n`, or undefined when it does not fold. */
+function fold(n: onnx.INodeProto, inits: Map<string, onnx.ITensorProto>): onnx.ITensorProto | undefined {
+  const x = inits.get(n.input?.[0] ?? '');
+  if (!x || !FLOAT_TYPES.has(x.dataType ?? 0)) return undefined;
+  const params = (n.input ?? []).slice(1).filter(Boolean);
+  if (params.some((p) => !inits.has(p))) return undefined;
+  const dims = (x.dims ?? []).map(Number);
+  const out = n.output![0]!;
+  const asFloat = (d: number[]): onnx.ITensorProto | undefined => (x.dataType === DT.FLOAT ? { ...x, name: out, dims: d } : undefined);
+  const axesOf = (): number[] | undefined => attr(n, 'axes')?.ints?.map(Number) ?? int64s(inits.get(n.input?.[1] ?? ''));
+  switch (n.opType) {
+    case 'Identity':
+      return { ...x, name: out };
+    case 'Cast':
+      return Number(attr(n, 'to')?.i) === DT.FLOAT ? makeTensor(out, DT.FLOAT, dims, floatValues(x)) : undefined;
+    case 'Reshape': {
+      const shape = int64s(inits.get(n.input?.[1] ?? ''));
+      if (!shape || Number(attr(n, 'allowzero')?.i ?? 0) !== 0) return undefined;
+      const total = dims.reduce((a, b) => a * b, 1);
+      const d = shape.map((s, i) => (s === 0 ? dims[i]! : s));
+      const known = d.filter((s) => s !== -1).reduce((a, b) => a * b, 1);
+      return asFloat(d.map((s) => (s === -1 ? total / known : s)));
+    }
+    case 'Squeeze': {
+      const axes = (axesOf() ?? dims.flatMap((s, i) => (s === 1 ? [i] : []))).map((a) => (a < 0 ? a + dims.length : a));
+      return asFloat(dims.filter((_, i) => !axes.includes(i)));
+    }
+    case 'Unsqueeze': {
+      const axes = axesOf();
+      if (!axes) return undefined;
+      const rank = dims.length + axes.length;
+      const norm = axes.map((a) => (a < 0 ? a + rank : a));
+      const d: number[] = [];
+      let k = 0;
+      for (let i = 0; i < rank; i++) d.push(norm.includes(i) ? 1 : dims[k++]!);
+      return asFloat(d);
+    }
+    case 'Transpose': {
+      if (x.dataType !== DT.FLOAT) return undefined;
+      const perm = attr(n, 'perm')?.ints?.map(Number) ?? dims.map((_, i) => dims.length - 1 - i);
+      return makeTensor(out, DT.FLOAT, perm.map((p) => dims[p]!), transpose(floatValues(x), dims, perm));
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Row-major N-D transpose: out[i_perm[0], …] = x[i_0, …]. */
+export function transpose(x: Float32Array, dims: number[], perm: number[]): Float32Array {
+  const rank = dims.length;
+  const outDims = perm.map((p) => dims[p]!);
+  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
+  const out = new Float32Array(x.length);
+  const idx = new Array<number>(rank).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    let src = 0;
+    for (let i = 0; i < rank; i++) src += idx[i]! * strides[perm[i]!]!;
+    out[o] = x[src]!;
+    for (let i = rank - 1; i >= 0; i--) {
+      if (++idx[i]! < outDims[i]!) break;
+      idx[i] = 0;
+    }
+  }
+  return out;
+}
