@@ -2,8 +2,8 @@
  * `npm run bench -- quantize-real`: qcflow's quantizer beside onnxruntime's own Python tool
  * (`quantize_dynamic` int8, `MatMulNBitsQuantizer` block 32 symmetric; bench/ort_quantize.py, PyPI
  * onnxruntime in a venv of its own) on the same models and inputs: PaddleOCR's classifier, recogniser
- * and detector as shipped (paddle2onnx: opset 9/11, weights in Constant nodes) on rendered text lines, and
- * the fixture MLP, CNN and transformer on their golden inputs. onnxruntime's tool also gets the PaddleOCR
+ * and detector as shipped (paddle2onnx: opset 9/11, weights in Constant nodes) on rendered text lines, the
+ * torch-exported corpus of test/fixtures/models, and the fixture MLP, CNN and transformer on their golden inputs. onnxruntime's tool also gets the PaddleOCR
  * models with their Constant nodes made initializers first, its best chance. Both candidates are judged
  * by the same evaluation (cosine against fp32, whole-file size ratio, latency). One JSON line per model ×
  * method.
@@ -20,6 +20,7 @@ import { evaluateCandidate, type GoldenSample } from '../src/quantize/evaluate';
 import { quantizeModel } from '../src/quantize/quantize-model';
 import type { QuantizeOptions } from '../src/quantize/types';
 import { ASSETS, PADDLE_OCR } from '../test/fixtures/paddle-ocr';
+import { TORCH_MODELS, TORCH_MODELS_DIR } from '../test/fixtures/torch-models';
 import { venvPython } from './python';
 
 interface Case {
@@ -40,6 +41,7 @@ export async function quantizeRealBench(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-quantize-real-'));
   const cases: Case[] = [];
   for (const c of PADDLE_OCR) cases.push({ name: c.file.replace(/\.onnx$/, ''), bytes: readFileSync(path.join(ASSETS, c.file)), golden: await c.golden() });
+  for (const c of TORCH_MODELS) cases.push({ name: `torch ${c.file.replace(/\.onnx$/, '')}`, bytes: readFileSync(path.join(TORCH_MODELS_DIR, c.file)), golden: c.golden() });
   for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20) });
   const ort = async (c: Case, method: string, bytes: Uint8Array): Promise<Figures> => {
     if (typeof py !== 'string') return py;
@@ -52,7 +54,7 @@ export async function quantizeRealBench(): Promise<void> {
   };
   try {
     for (const c of cases) {
-      const paddle = !c.name.startsWith('fixture');
+      const paddle = !c.name.startsWith('fixture') && !c.name.startsWith('torch');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
       for (const [method, options] of [['int8-dynamic', {}], ['int4', {}], ['int4', { int4Conv: true }]] as Array<[string, Partial<QuantizeOptions>]>) {
         const t0 = performance.now();

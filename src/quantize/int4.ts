@@ -40,8 +40,11 @@ export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: n
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }
-      // Symmetric: ±absmax onto −7…7 around 8 (nibbles 1…15); asymmetric: [min, max] onto 0…15.
-      const p = symmetric ? { ...computeScaleZeroPoint(lo, hi, -7, 7, true), zeroPoint: 8 } : computeScaleZeroPoint(lo, hi, 0, 15, false);
+      // Symmetric: the weight of largest magnitude onto −8 exactly (a negative scale when it is positive),
+      // so all 16 nibbles are in use, as onnxruntime's own blockwise quantizer does: a step of absmax/8
+      // instead of absmax/7 (the other side's extreme clips to 7, a step short). Asymmetric: [min, max] onto 0…15.
+      const extreme = -lo > hi ? lo : hi;
+      const p = symmetric ? { scale: extreme === 0 ? 1 : extreme / -8, zeroPoint: 8 } : computeScaleZeroPoint(lo, hi, 0, 15, false);
       scales[col * blocks + b] = p.scale;
       for (let i = 0; i < blockSize; i++) {
         const r = b * blockSize + i;
