@@ -108,7 +108,9 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
   const ops = opHistogram(g);
   const parameters = (g.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
   const opset = defaultOpset(model);
+  // A method whose operators need a newer opset applies when the upgrader can take the model (tried on a copy).
   const upgradable = (m: Method): boolean => {
+    if (opset >= MIN_OPSET[m]) return true;
     try {
       upgradeFor(onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish()), m);
       return true;
