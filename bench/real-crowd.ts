@@ -9,7 +9,8 @@
  * project does in production. The counts file (`data/cifar10h-counts.npy` of github.com/jcpeterson/cifar-10h,
  * 10000 × 10) is read from QCFLOW_CIFAR10H_COUNTS, converted to JSON
  * (`python3 -c "import numpy,json; json.dump(numpy.load(p).tolist(), open(out,'w'))"`); without it the
- * bench says so and prints nothing else.
+ * bench says so and prints nothing else. With QCFLOW_RTE_CSV (see rteItems) it also runs a second, harsher
+ * real crowd whose annotator ids persist.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { checkConsistency, type ConsistencyResult } from '../src/qc/consistency';
@@ -80,6 +81,46 @@ function independentItems(counts: number[][], seed: number): Item[] {
   });
 }
 
+/**
+ * Snow et al. 2008's textual-entailment judgments as assembled by Brendan O'Connor (`rte/rte.anno.csv` of
+ * github.com/edwinrobots/bayesian_combination_tutorial2, from QCFLOW_RTE_CSV): 760 items, 1–5 Yes/No
+ * judgments each from 45 persistent worker ids (two of them answering at chance on 1,060 of the 2,040
+ * judgments), truth the gold `value`. A small, messy crowd: ids persist, spammers included.
+ */
+function rteItems(csv: string): Item[] {
+  const lines = parseCsv(csv);
+  const header = lines[0]!;
+  const col = (name: string): number => header.indexOf(name);
+  const byItem = new Map<string, Item>();
+  for (const row of lines.slice(1)) {
+    if (row.length < header.length) continue;
+    const it = byItem.get(row[col('id')]!) ?? { truth: row[col('value')] === 'TRUE' ? 'yes' : 'no', votes: [], annotators: [] };
+    // A worker's second judgment of the same item (none here) would not be a second voter.
+    if (it.annotators.includes(row[col('!amt_worker_ids')]!)) continue;
+    it.votes.push(row[col('!hypothesis')] === 'Yes' ? 'yes' : 'no');
+    it.annotators.push(row[col('!amt_worker_ids')]!);
+    byItem.set(row[col('id')]!, it);
+  }
+  return [...byItem.values()];
+}
+
+/** RFC 4180 CSV: quoted fields may hold commas, doubled quotes and newlines. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (c === '"') quoted = false; else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(field); field = ''; } else if (c === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else if (c !== '\r') field += c;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
 export function realCrowdBench(): void {
   const file = process.env.QCFLOW_CIFAR10H_COUNTS;
   if (!file || !existsSync(file)) {
@@ -89,10 +130,11 @@ export function realCrowdBench(): void {
   const counts = JSON.parse(readFileSync(file, 'utf8')) as number[][];
   for (const seed of [5, 6, 7]) crowdRun(realItems(counts, seed), `real votes, seed ${seed}`);
   crowdRun(independentItems(counts, 5), 'control: independent errors into the same confusions, seed 5');
+  const rte = process.env.QCFLOW_RTE_CSV;
+  if (rte && existsSync(rte)) crowdRun(rteItems(readFileSync(rte, 'utf8')), 'Snow et al. 2008 RTE: 1–5 Yes/No judgments per item, 45 persistent workers', ['yes', 'no'], 100);
 }
 
-function crowdRun(items: Item[], data: string): void {
-  const classes = CLASSES;
+function crowdRun(items: Item[], data: string, classes = CLASSES, batch = BATCH): void {
   const voteLists = items.map((it) => it.votes.map((v, k) => ({ annotator: it.annotators[k]!, value: v })));
   const ds = dawidSkene(voteLists.map((v) => toClassVotes(classes, v)), classes);
   const fit: BatchFit = { classes, classPrior: ds.classPrior, confusion: ds.confusion, weights: Object.fromEntries(Object.keys(ds.confusion).map((a) => [a, annotatorAccuracy(ds.confusion[a]!, ds.classPrior)])), items: items.length, iterations: ds.iterations };
@@ -118,15 +160,15 @@ function crowdRun(items: Item[], data: string): void {
   const reviewed: ReviewedEstimate[] = [];
   const perBatch: number[] = [];
   let recal = IDENTITY;
-  for (let from = 0; from < items.length; from += BATCH) {
-    const batch = decide(from, Math.min(items.length, from + BATCH), recal);
-    batch.forEach((d, k) => {
+  for (let from = 0; from < items.length; from += batch) {
+    const decided = decide(from, Math.min(items.length, from + batch), recal);
+    decided.forEach((d, k) => {
       // A reviewer finds the labels wrong exactly when the consensus is not the truth.
       if (d.disposition === 'review') reviewed.push({ p: d.risk.raw?.primary ?? d.risk.primary, contested: d.risk.contested ?? false, wrong: !right[from + k] });
     });
-    const acc = batch.map((d, k) => ({ d, ok: right[from + k]! })).filter((x) => x.d.disposition === 'accepted');
+    const acc = decided.map((d, k) => ({ d, ok: right[from + k]! })).filter((x) => x.d.disposition === 'accepted');
     perBatch.push(+(acc.filter((x) => !x.ok).length / Math.max(1, acc.length)).toFixed(4));
-    sequential.push(...batch);
+    sequential.push(...decided);
     recal = fitRecalibration(reviewed);
   }
 
@@ -159,7 +201,7 @@ function crowdRun(items: Item[], data: string): void {
     raw: summary(raw),
     recalibrated: {
       ...summary(sequential),
-      afterWarmUp: summary(sequential.slice(WARM_UP * BATCH), WARM_UP * BATCH),
+      afterWarmUp: summary(sequential.slice(WARM_UP * batch), WARM_UP * batch),
       coverageAt005: +coverageAtErrorRate(sequentialRisk, right.map((x) => !x), 0.005).toFixed(4),
       acceptedErrorRatePerBatch: perBatch,
       fit: { uncontested: line(recal.uncontested), contested: line(recal.contested), reviews: recal.reviews, overturned: recal.overturned },
