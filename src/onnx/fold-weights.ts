@@ -133,3 +133,32 @@ export function transpose(x: Float32Array, dims: number[], perm: number[]): Floa
   }
   return out;
 }
+
+/**
+ * Stores once an int8 matrix that is also stored transposed: a table tied to an LM head, quantized row by
+ * row for its lookups and column by column for the head's integer product, holds the same values twice.
+ * The transposed copy becomes a Transpose of the other, which onnxruntime folds at load. Returns how many
+ * copies went.
+ */
+export function dedupeTransposedInt8(graph: onnx.IGraphProto): number {
+  const matrices = (graph.initializer ?? []).filter((t) => t.dataType === DT.INT8 && (t.dims ?? []).length === 2);
+  const byContent = new Map<string, onnx.ITensorProto>();
+  for (const t of matrices) byContent.set(`${(t.dims ?? []).map(Number).join('x')}:${Buffer.from(tensorBytes(t)).toString('base64')}`, t);
+  const replaced = new Map<string, string>();
+  for (const t of matrices) {
+    const [r, c] = (t.dims ?? []).map(Number) as [number, number];
+    if (r === c || replaced.has(t.name!)) continue;
+    const values = new Int8Array(new Uint8Array(tensorBytes(t)).buffer);
+    const flipped = new Int8Array(values.length);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) flipped[j * r + i] = values[i * c + j]!;
+    const other = byContent.get(`${c}x${r}:${Buffer.from(flipped.buffer).toString('base64')}`);
+    if (other && other !== t && !replaced.has(other.name!)) replaced.set(t.name!, other.name!);
+  }
+  if (replaced.size === 0) return 0;
+  graph.initializer = (graph.initializer ?? []).filter((t) => !replaced.has(t.name!));
+  graph.node = [
+    ...[...replaced].map(([copy, source]) => ({ name: `${copy}_Transpose`, opType: 'Transpose', input: [source], output: [copy], attribute: [{ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] }] })),
+    ...(graph.node ?? []),
+  ];
+  return replaced.size;
+}

@@ -35,12 +35,12 @@ function dequantizedWeightOnce(ctx: QuantizeContext, name: string, axis: number,
  * the channel scales. Both have constant inputs, so onnxruntime folds them when it loads the model: the
  * file keeps a quarter of the bytes and the node computes in float at float speed, on any opset and CPU.
  */
-export function weightOnlyInt8(ctx: QuantizeContext, name: string, axis: number): { nodes: onnx.INodeProto[]; output: string } {
-  return sharedWeight(ctx, `w8:${name}:${axis}`, () => weightOnlyInt8Once(ctx, name, axis));
+export function weightOnlyInt8(ctx: QuantizeContext, name: string, axis: number, reduceRange = false): { nodes: onnx.INodeProto[]; output: string } {
+  return sharedWeight(ctx, `w8:${name}:${axis}:${reduceRange}`, () => weightOnlyInt8Once(ctx, name, axis, reduceRange));
 }
 
-function weightOnlyInt8Once(ctx: QuantizeContext, name: string, axis: number): { nodes: onnx.INodeProto[]; output: string } {
-  const { dims, q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, false);
+function weightOnlyInt8Once(ctx: QuantizeContext, name: string, axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
+  const { dims, q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, reduceRange);
   const ws = ctx.index.uniqueName(`${name}_scale`);
   // Scales shaped to broadcast along `axis`: [C, 1, 1, 1] for a Conv weight [C, …].
   const shape = dims.map((d, i) => (i === axis && q.scales.length > 1 ? d : 1));

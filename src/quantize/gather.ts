@@ -7,8 +7,9 @@ import type { Method } from './types';
 const MIN_TABLE = 4096;
 
 // Embeddings (Gather from a constant table): a text model's largest weight. Each row (one token's vector)
-// gets its own int8 scale, restored by Cast and Mul that onnxruntime folds at load, so lookups stay
-// exact to the row's 8 bits on any opset and CPU. int4 keeps 8 bits here, as for Conv.
+// gets its own int8 scale, restored by Cast and Mul that onnxruntime folds at load. The rows take the
+// range integer kernels read (7 bits unless reduceRange is off): a table tied to an LM head is then the
+// transpose of that head's quantized weight, and is stored once (see dedupeTransposedInt8).
 for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
   registerQuantizer({
     method,
@@ -23,7 +24,7 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
       return undefined;
     },
     quantize(n, ctx) {
-      const w = weightOnlyInt8(ctx, n.input![0]!, 0);
+      const w = weightOnlyInt8(ctx, n.input![0]!, 0, ctx.options.reduceRange);
       return [...w.nodes, { ...n, input: [w.output, ...(n.input ?? []).slice(1)] }];
     },
   });

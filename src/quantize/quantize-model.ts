@@ -1,5 +1,5 @@
 import { onnx } from '../onnx/proto';
-import { foldWeightPaths } from '../onnx/fold-weights';
+import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { constantsToInitializers, GraphIndex, opHistogram, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
@@ -191,6 +191,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
       nodes.push({ node: name, op: n.opType!, action: 'quantized' });
     }
     g.node = out;
+    dedupeTransposedInt8(g);
   }
   removeUnusedInitializers(g);
   for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];

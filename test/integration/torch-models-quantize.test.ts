@@ -29,6 +29,8 @@ for (const c of TORCH_MODELS) {
       for (const k of kept) assert.ok(k.op === 'MatMul' && /not a constant/.test(k.reason ?? '') || method === 'int8-static', `${k.node}: ${k.reason}`);
       assert.ok(m.bytes!.ratio <= CEILING[method], `${method} file ×${m.bytes!.ratio}`);
       assert.ok(m.cosine.mean >= FLOOR[method], `${method} cosine ${m.cosine.mean}`);
+      // The tied table is stored once: the LM head's int8 weight is a Transpose of the embedding's rows.
+      if (c.file.startsWith('bert-tied') && method === 'int8-dynamic') assert.ok(model.graph!.node!.some((n) => n.opType === 'Transpose' && model.graph!.initializer!.some((t) => t.name === n.input![0] && t.dataType === 3)), 'tied table stored twice');
     }
   });
 }

@@ -5,9 +5,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { computeScaleZeroPoint, roundHalfEven } from '../../src/quantize/params';
-import { float16BitsToFloat32, float32ToFloat16Bits, floatValues } from '../../src/onnx/tensor';
+import { DT, float16BitsToFloat32, float32ToFloat16Bits, floatValues, makeTensor } from '../../src/onnx/tensor';
 import { dequantizeInt4, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
+import { dedupeTransposedInt8 } from '../../src/onnx/fold-weights';
 import { readModelFile, writeModelFile } from '../../src/onnx/io';
 import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/proto';
 import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
@@ -310,4 +311,15 @@ test('weights reached through Transpose, Cast and Reshape are folded and quantiz
     const cos = a.reduce((s, v, i) => s + v * b[i]!, 0) / Math.sqrt(a.reduce((s, v) => s + v * v, 0) * b.reduce((s, v) => s + v * v, 0));
     assert.ok(cos > 0.999, `${k}: cosine ${cos}`);
   }
+});
+
+test('an int8 matrix also stored transposed (a tied embedding and LM head) is stored once, the copy a Transpose', () => {
+  const a = Int8Array.of(1, 2, 3, 4, 5, 6);
+  const g = model({
+    name: 'tied', inputs: [], outputs: [], nodes: [],
+    initializers: [makeTensor('table', DT.INT8, [2, 3], a), makeTensor('head', DT.INT8, [3, 2], Int8Array.of(1, 4, 2, 5, 3, 6)), makeTensor('near', DT.INT8, [3, 2], Int8Array.of(1, 4, 2, 5, 3, 7))],
+  }).graph!;
+  assert.equal(dedupeTransposedInt8(g), 1);
+  assert.deepEqual(g.initializer!.map((t) => t.name), ['head', 'near']);
+  assert.deepEqual(g.node!.map((n) => [n.opType, n.input, n.output]), [['Transpose', ['head'], ['table']]]);
 });
