@@ -122,7 +122,7 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
           { name: index.uniqueName(`${base}_reshape`), opType: 'Reshape', input: [norm, shape], output: [n.output![0]!], attribute: [] },
         );
       }
-    } else if (op === 'Upsample' || (op === 'Resize' && from < 11 && to >= 11)) {
+    } else if ((op === 'Upsample' || (op === 'Resize' && from < 11)) && to >= 11) {
       // Upsample (removed at 10) and Resize-10 scale as `asymmetric` with `floor` for nearest.
       if (op === 'Upsample' && from < 9) refuse(n, 'Upsample before opset 9 keeps its scales in an attribute');
       const mode = str(n, 'mode') ?? 'nearest';
@@ -142,7 +142,7 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
       out.push({ ...n, opType: 'Identity', input: [n.input![0]!], output: [n.output![0]!], attribute: [] });
     } else if (op === 'BatchNormalization' && (n.output ?? []).filter(Boolean).length > 1) {
       refuse(n, 'training outputs (mean, var) changed meaning at opset 14');
-    } else if (UNCHANGED.has(op) || op in REDUCE_AXES_INPUT || ['Clip', 'Slice', 'Squeeze', 'Unsqueeze', 'Split', 'Pad', 'TopK', 'Softmax', 'LogSoftmax', 'Hardmax'].includes(op)) {
+    } else if (UNCHANGED.has(op) || op in REDUCE_AXES_INPUT || ['Clip', 'Slice', 'Squeeze', 'Unsqueeze', 'Split', 'Pad', 'TopK', 'Softmax', 'LogSoftmax', 'Hardmax', 'Upsample'].includes(op)) {
       out.push(n);
       continue;
     } else {
