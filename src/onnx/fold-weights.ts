@@ -1,6 +1,6 @@
 import { onnx } from './proto';
-import { attr, topologicalSort } from './graph';
-import { DT, floatValues, makeTensor, tensorBytes } from './tensor';
+import { intAttr, intsAttr, topologicalSort } from './graph';
+import { DT, elementCount, floatValues, makeTensor, tensorBytes, transpose } from './tensor';
 
 /**
  * Folds the cheap operators exporters put between a weight and the node that uses it — Identity, Transpose,
@@ -77,16 +77,16 @@ function fold(n: onnx.INodeProto, inits: Map<string, onnx.ITensorProto>): onnx.I
   const dims = (x.dims ?? []).map(Number);
   const out = n.output![0]!;
   const asFloat = (d: number[]): onnx.ITensorProto | undefined => (x.dataType === DT.FLOAT ? { ...x, name: out, dims: d } : undefined);
-  const axesOf = (): number[] | undefined => attr(n, 'axes')?.ints?.map(Number) ?? int64s(inits.get(n.input?.[1] ?? ''));
+  const axesOf = (): number[] | undefined => intsAttr(n, 'axes') ?? int64s(inits.get(n.input?.[1] ?? ''));
   switch (n.opType) {
     case 'Identity':
       return { ...x, name: out };
     case 'Cast':
-      return Number(attr(n, 'to')?.i) === DT.FLOAT ? makeTensor(out, DT.FLOAT, dims, floatValues(x)) : undefined;
+      return intAttr(n, 'to', 0) === DT.FLOAT ? makeTensor(out, DT.FLOAT, dims, floatValues(x)) : undefined;
     case 'Reshape': {
       const shape = int64s(inits.get(n.input?.[1] ?? ''));
-      if (!shape || Number(attr(n, 'allowzero')?.i ?? 0) !== 0) return undefined;
-      const total = dims.reduce((a, b) => a * b, 1);
+      if (!shape || intAttr(n, 'allowzero', 0) !== 0) return undefined;
+      const total = elementCount(dims);
       const d = shape.map((s, i) => (s === 0 ? dims[i]! : s));
       const known = d.filter((s) => s !== -1).reduce((a, b) => a * b, 1);
       return asFloat(d.map((s) => (s === -1 ? total / known : s)));
@@ -107,31 +107,12 @@ function fold(n: onnx.INodeProto, inits: Map<string, onnx.ITensorProto>): onnx.I
     }
     case 'Transpose': {
       if (x.dataType !== DT.FLOAT) return undefined;
-      const perm = attr(n, 'perm')?.ints?.map(Number) ?? dims.map((_, i) => dims.length - 1 - i);
+      const perm = intsAttr(n, 'perm') ?? dims.map((_, i) => dims.length - 1 - i);
       return makeTensor(out, DT.FLOAT, perm.map((p) => dims[p]!), transpose(floatValues(x), dims, perm));
     }
     default:
       return undefined;
   }
-}
-
-/** Row-major N-D transpose: out[i_perm[0], …] = x[i_0, …]. */
-export function transpose(x: Float32Array, dims: number[], perm: number[]): Float32Array {
-  const rank = dims.length;
-  const outDims = perm.map((p) => dims[p]!);
-  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
-  const out = new Float32Array(x.length);
-  const idx = new Array<number>(rank).fill(0);
-  for (let o = 0; o < out.length; o++) {
-    let src = 0;
-    for (let i = 0; i < rank; i++) src += idx[i]! * strides[perm[i]!]!;
-    out[o] = x[src]!;
-    for (let i = rank - 1; i >= 0; i--) {
-      if (++idx[i]! < outDims[i]!) break;
-      idx[i] = 0;
-    }
-  }
-  return out;
 }
 
 /**
@@ -148,9 +129,7 @@ export function dedupeTransposedInt8(graph: onnx.IGraphProto): number {
   for (const t of matrices) {
     const [r, c] = (t.dims ?? []).map(Number) as [number, number];
     if (r === c || replaced.has(t.name!)) continue;
-    const values = new Int8Array(new Uint8Array(tensorBytes(t)).buffer);
-    const flipped = new Int8Array(values.length);
-    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) flipped[j * r + i] = values[i * c + j]!;
+    const flipped = transpose(new Int8Array(new Uint8Array(tensorBytes(t)).buffer), [r, c], [1, 0]);
     const other = byContent.get(`${c}x${r}:${Buffer.from(flipped.buffer).toString('base64')}`);
     if (other && other !== t && !replaced.has(other.name!)) replaced.set(t.name!, other.name!);
   }

@@ -107,6 +107,10 @@ export function intAttr(n: onnx.INodeProto, name: string, fallback: number): num
   return a?.i === undefined || a.i === null ? fallback : Number(a.i);
 }
 
+export function intsAttr(n: onnx.INodeProto, name: string): number[] | undefined {
+  return attr(n, name)?.ints?.map(Number);
+}
+
 export function floatAttr(n: onnx.INodeProto, name: string, fallback: number): number {
   const a = attr(n, name);
   return a?.f === undefined || a.f === null ? fallback : Number(a.f);

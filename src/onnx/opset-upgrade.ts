@@ -1,5 +1,5 @@
 import { onnx } from './proto';
-import { attr, GraphIndex } from './graph';
+import { attr, GraphIndex, intsAttr } from './graph';
 import { floatTensor, int64Tensor } from './build';
 
 /**
@@ -50,7 +50,6 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
   const g = model.graph!;
   const index = new GraphIndex(g);
   const crosses = (at: number): boolean => from < at && to >= at;
-  const ints = (n: onnx.INodeProto, name: string): number[] | undefined => attr(n, name)?.ints?.map(Number);
   const drop = (n: onnx.INodeProto, ...names: string[]): onnx.IAttributeProto[] => (n.attribute ?? []).filter((a) => !names.includes(a.name!));
   const constant = (base: string, t: (name: string) => onnx.ITensorProto): string => {
     const name = index.uniqueName(base);
@@ -80,24 +79,24 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
       const hi = attr(n, 'max');
       out.push({ ...n, input: [n.input![0]!, lo ? f32(n, 'min', Number(lo.f)) : '', hi ? f32(n, 'max', Number(hi.f)) : ''], attribute: drop(n, 'min', 'max') });
     } else if (op === 'Slice' && crosses(10)) {
-      const starts = ints(n, 'starts') ?? refuse(n, 'no starts');
-      const ends = ints(n, 'ends') ?? refuse(n, 'no ends');
-      const axes = ints(n, 'axes');
+      const starts = intsAttr(n, 'starts') ?? refuse(n, 'no starts');
+      const ends = intsAttr(n, 'ends') ?? refuse(n, 'no ends');
+      const axes = intsAttr(n, 'axes');
       out.push({ ...n, input: [n.input![0]!, i64(n, 'starts', starts), i64(n, 'ends', ends), ...(axes ? [i64(n, 'axes', axes)] : [])], attribute: drop(n, 'starts', 'ends', 'axes') });
     } else if ((op === 'Squeeze' || op === 'Unsqueeze') && crosses(13)) {
-      const axes = ints(n, 'axes');
+      const axes = intsAttr(n, 'axes');
       if (!axes && op === 'Unsqueeze') refuse(n, 'no axes');
       out.push({ ...n, input: [n.input![0]!, ...(axes ? [i64(n, 'axes', axes)] : [])], attribute: drop(n, 'axes') });
     } else if (op in REDUCE_AXES_INPUT && crosses(REDUCE_AXES_INPUT[op]!)) {
-      const axes = ints(n, 'axes');
+      const axes = intsAttr(n, 'axes');
       out.push({ ...n, input: [n.input![0]!, ...(axes ? [i64(n, 'axes', axes)] : [])], attribute: drop(n, 'axes') });
     } else if (op === 'Split' && crosses(13)) {
-      const split = ints(n, 'split');
+      const split = intsAttr(n, 'split');
       // From 18 a Split without sizes must say how many outputs; the node's outputs say it.
       const count = !split && to >= 18 ? [{ name: 'num_outputs', type: onnx.AttributeProto.AttributeType.INT, i: n.output!.length }] : [];
       out.push({ ...n, input: [n.input![0]!, ...(split ? [i64(n, 'split', split)] : [])], attribute: [...drop(n, 'split'), ...count] });
     } else if (op === 'Pad' && crosses(11)) {
-      const pads = ints(n, 'pads') ?? refuse(n, 'no pads');
+      const pads = intsAttr(n, 'pads') ?? refuse(n, 'no pads');
       const value = attr(n, 'value');
       out.push({ ...n, input: [n.input![0]!, i64(n, 'pads', pads), ...(value ? [f32(n, 'value', Number(value.f))] : [])], attribute: drop(n, 'pads', 'value') });
     } else if (op === 'TopK' && crosses(10)) {

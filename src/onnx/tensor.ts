@@ -48,6 +48,25 @@ export function floatValues(t: onnx.ITensorProto): Float32Array {
   throw new TensorDataError(`tensor ${t.name}: expected a float tensor, got data type ${t.dataType}`);
 }
 
+/** Row-major N-D transpose: out[i_perm[0], …] = x[i_0, …]. */
+export function transpose<T extends Float32Array | Int8Array>(x: T, dims: number[], perm: number[]): T {
+  const rank = dims.length;
+  const outDims = perm.map((p) => dims[p]!);
+  const strides = dims.map((_, i) => elementCount(dims.slice(i + 1)));
+  const out = new (x.constructor as new (n: number) => T)(x.length);
+  const idx = new Array<number>(rank).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    let src = 0;
+    for (let i = 0; i < rank; i++) src += idx[i]! * strides[perm[i]!]!;
+    out[o] = x[src]!;
+    for (let i = rank - 1; i >= 0; i--) {
+      if (++idx[i]! < outDims[i]!) break;
+      idx[i] = 0;
+    }
+  }
+  return out;
+}
+
 export function makeTensor(name: string, dataType: number, dims: number[], data: Float32Array | Uint8Array | Int8Array | Uint16Array | Int32Array | BigInt64Array): onnx.ITensorProto {
   return { name, dataType, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice() };
 }

@@ -13,6 +13,11 @@ export function dequantizedWeight(ctx: QuantizeContext, name: string, axis: numb
   return sharedWeight(ctx, `dq:${name}:${axis}:${reduceRange}`, () => dequantizedWeightOnce(ctx, name, axis, reduceRange));
 }
 
+/** `n` reading its weight input `at` from `w` (a restored weight), after the nodes that restore it. */
+export function readingWeight(n: onnx.INodeProto, at: number, w: { nodes: onnx.INodeProto[]; output: string }): onnx.INodeProto[] {
+  return [...w.nodes, { ...n, input: (n.input ?? []).map((x, i) => (i === at ? w.output : x)) }];
+}
+
 /** The first reader of a shared weight gets the nodes that restore it; later readers only its name. */
 export function sharedWeight(ctx: QuantizeContext, key: string, make: () => { nodes: onnx.INodeProto[]; output: string }): { nodes: onnx.INodeProto[]; output: string } {
   const { value, first } = ctx.once(key, make);

@@ -1,5 +1,5 @@
 import { intAttr } from '../onnx/graph';
-import { weightOnlyInt8 } from './dequantized-weight';
+import { readingWeight, weightOnlyInt8 } from './dequantized-weight';
 import { registerQuantizer } from './registry';
 import type { Method } from './types';
 
@@ -24,8 +24,7 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
       return undefined;
     },
     quantize(n, ctx) {
-      const w = weightOnlyInt8(ctx, n.input![0]!, 0, ctx.options.reduceRange);
-      return [...w.nodes, { ...n, input: [w.output, ...(n.input ?? []).slice(1)] }];
+      return readingWeight(n, 0, weightOnlyInt8(ctx, n.input![0]!, 0, ctx.options.reduceRange));
     },
   });
 }

@@ -1,10 +1,10 @@
 import type { onnx } from '../onnx/proto';
-import { node } from '../onnx/build';
-import { DT, floatValues, makeTensor } from '../onnx/tensor';
+import { int64Tensor, node } from '../onnx/build';
+import { DT, elementCount, floatValues, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
-import { sharedWeight, weightOnlyInt8 } from './dequantized-weight';
+import { readingWeight, sharedWeight, weightOnlyInt8 } from './dequantized-weight';
 import { intAttr } from '../onnx/graph';
 import type { QuantizeContext } from './types';
 
@@ -113,9 +113,9 @@ export const BLOCKED_DQ_OPSET = 21;
  * packed in the weight's own element order.
  */
 export function quantizeBlockedInt4(w: Float32Array, dims: number[], axis: number, blockSize: number): { packed: Uint8Array; scales: Float32Array; scaleDims: number[] } {
-  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const outer = elementCount(dims.slice(0, axis));
   const extent = dims[axis]!;
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const inner = elementCount(dims.slice(axis + 1));
   const blocks = Math.ceil(extent / blockSize);
   const scales = new Float32Array(outer * blocks * inner);
   const packed = new Uint8Array(Math.ceil(w.length / 2));
@@ -150,8 +150,7 @@ const MIN_INT4_CONV_K = 64;
 function int4Conv(n: onnx.INodeProto, ctx: QuantizeContext): boolean {
   if (!ctx.options.int4Conv || ctx.opset < BLOCKED_DQ_OPSET) return false;
   const dims = (ctx.index.initializers.get(n.input![1]!)!.dims ?? []).map(Number);
-  const k = dims.slice(1).reduce((x, y) => x * y, 1);
-  return intAttr(n, 'group', 1) === 1 && k >= MIN_INT4_CONV_K;
+  return intAttr(n, 'group', 1) === 1 && elementCount(dims.slice(1)) >= MIN_INT4_CONV_K;
 }
 
 // Conv: MatMulNBits covers MatMul only. A Conv keeps int8 weights (weight-only, any opset) unless int4Conv
@@ -169,14 +168,11 @@ registerQuantizer({
   },
   quantize(n, ctx) {
     const name = n.input![1]!;
-    if (!int4Conv(n, ctx)) {
-      const w8 = weightOnlyInt8(ctx, name, 0);
-      return [...w8.nodes, { ...n, input: [n.input![0]!, w8.output, ...(n.input ?? []).slice(2)] }];
-    }
+    if (!int4Conv(n, ctx)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0));
     const w = ctx.index.initializers.get(name)!;
     const dims = (w.dims ?? []).map(Number);
     const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => {
-      const k = dims.slice(1).reduce((x, y) => x * y, 1);
+      const k = elementCount(dims.slice(1));
       const bs = Math.min(ctx.options.blockSize, 1 << Math.ceil(Math.log2(k)));
       const q = quantizeBlockedInt4(floatValues(w), [dims[0]!, k], 1, bs);
       const wq = ctx.index.uniqueName(`${name}_int4`);
@@ -184,7 +180,7 @@ registerQuantizer({
       const shape = ctx.index.uniqueName(`${name}_shape`);
       ctx.addInitializer({ name: wq, dataType: INT4, dims: [dims[0]!, k], rawData: q.packed });
       ctx.addInitializer(makeTensor(ws, DT.FLOAT, q.scaleDims, q.scales));
-      ctx.addInitializer(makeTensor(shape, DT.INT64, [dims.length], BigInt64Array.from(dims.map(BigInt))));
+      ctx.addInitializer(int64Tensor(shape, [dims.length], dims));
       const flat = ctx.index.uniqueName(`${name}_dequantized_2d`);
       const output = ctx.index.uniqueName(`${name}_dequantized`);
       return {
@@ -195,6 +191,6 @@ registerQuantizer({
         ],
       };
     });
-    return [...w4.nodes, { ...n, input: [n.input![0]!, w4.output, ...(n.input ?? []).slice(2)] }];
+    return readingWeight(n, 1, w4);
   },
 });

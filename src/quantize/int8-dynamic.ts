@@ -4,7 +4,7 @@ import { DT, makeTensor } from '../onnx/tensor';
 import { registerQuantizer } from './registry';
 import { registerMatMulAndGemm } from './matmul-like';
 import { quantizeWeight8 } from './weights';
-import { weightOnlyInt8 } from './dequantized-weight';
+import { readingWeight, weightOnlyInt8 } from './dequantized-weight';
 import type { QuantizeContext } from './types';
 
 /**
@@ -68,8 +68,7 @@ registerQuantizer({
   // measured hundreds of times slower than the float Conv on an AVX2-only CPU. This keeps the ×0.25
   // weight size, per-channel precision, the float speed, and an output that does not depend on the CPU.
   quantize(n, ctx) {
-    const w = weightOnlyInt8(ctx, n.input![1]!, 0);
-    return [...w.nodes, { ...n, input: [n.input![0]!, w.output, ...(n.input ?? []).slice(2)] }];
+    return readingWeight(n, 1, weightOnlyInt8(ctx, n.input![1]!, 0));
   },
 });
 

@@ -1,9 +1,8 @@
 import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
 import { floatAttr, intAttr } from '../onnx/graph';
-import { floatValues } from '../onnx/tensor';
+import { floatValues, transpose } from '../onnx/tensor';
 import { registerQuantizer } from './registry';
-import { transpose2d } from './weights';
 import type { Method, QuantizeContext } from './types';
 
 /**
@@ -51,7 +50,7 @@ export function registerMatMulAndGemm(method: Method, emit: MatMulEmitter): void
       const w = constantWeight2d(ctx, n.input![1])!;
       const [r, c] = (w.dims ?? []).map(Number) as [number, number];
       const transB = intAttr(n, 'transB', 0) === 1;
-      const values = (): Float32Array => (transB ? transpose2d(floatValues(w), r, c) : floatValues(w));
+      const values = (): Float32Array => (transB ? transpose(floatValues(w), [r, c], [1, 0]) : floatValues(w));
       const [k, m] = transB ? [c, r] : [r, c];
       const key = `${n.input![1]}${transB ? ':T' : ''}`;
       const base = n.name || n.output![0]!;

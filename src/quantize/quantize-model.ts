@@ -114,8 +114,9 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
     try {
       upgradeFor(onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish()), m);
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      if (err instanceof QuantizeError) return false;
+      throw err;
     }
   };
   const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => ops[op])) && upgradable(m));

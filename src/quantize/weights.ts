@@ -37,9 +37,3 @@ export function quantizeWeight8(values: Float32Array, dims: number[], o: { axis:
   return { values: out, scales: Float32Array.from(params, (p) => p.scale), zeroPoints };
 }
 
-/** [K, N] → [N, K] (Gemm's transB, and MatMulNBits' column-major blocks). */
-export function transpose2d(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
-  return out;
-}
