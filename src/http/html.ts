@@ -1,6 +1,5 @@
 import type { Finding } from '../qc/findings';
 import type { ReviewTask } from '../review/decisions';
-import type { TaskDetail } from '../review/service';
 
 /** Escapes text for HTML element content and quoted attribute values. */
 export function esc(value: unknown): string {
@@ -12,7 +11,7 @@ export class Html {
   constructor(readonly value: string) {}
 }
 
-const EMPTY = new Html('');
+export const EMPTY = new Html('');
 
 /**
  * Pages are written with this tag so escaping is the default, not something to remember: every
@@ -25,7 +24,7 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): Html 
 }
 
 /** Okabe–Ito: distinguishable with the common colour-vision deficiencies. */
-const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#000000'];
+export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#000000'];
 
 const CSS = `
 *{box-sizing:border-box}body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#f6f6f4}
@@ -46,7 +45,25 @@ kbd{border:1px solid #999;border-bottom-width:2px;border-radius:3px;padding:0 .3
 .error{background:#fde7e5;border:1px solid #b3261e;padding:.6rem;border-radius:6px;margin-bottom:1rem}
 .note{background:#e8f1fb;border:1px solid #0072B2;padding:.6rem;border-radius:6px;margin-bottom:1rem}
 textarea{width:100%;min-height:8rem;font-family:ui-monospace,monospace}.muted{color:#666}
+h1,pre,code{overflow-wrap:anywhere}td,th{overflow-wrap:break-word}.scroll{overflow-x:auto}
+td.differs{background:#fff1d6;font-weight:600}td.differs::before{content:"≠ ";color:#b35c00}
+.buttons{display:flex;flex-wrap:wrap;gap:.3rem}.buttons button{margin:0}
+.editor fieldset{border:1px solid #ddd;border-radius:4px;margin:.4rem 0;padding:.3rem .6rem}.editor legend{font-weight:600}
+.editor label{display:inline-block;margin:.15rem .6rem .15rem 0}.editor .row{display:flex;flex-wrap:wrap;gap:.3rem;align-items:center;padding:.25rem 0;border-bottom:1px solid #eee}
+.editor .row.selected{background:#fff6e0}.editor input[type=number]{width:5.2em}.editor select,.editor input{font-size:1rem;min-height:2rem}
+.editor button{min-height:2rem}.start button{margin:.1rem .2rem .1rem 0}
+svg.draft{touch-action:none;cursor:crosshair}svg.draft rect.box{fill:rgba(230,159,0,.12);stroke:#E69F00;cursor:move}
+svg.draft rect.box.selected{stroke:#D55E00;fill:rgba(213,94,0,.15)}svg.draft rect.handle{fill:#fff;stroke:#D55E00;cursor:nwse-resize}
+figure.editing svg.boxes{opacity:.45}mark{background:#ffe08a;padding:0 .1em}mark.s1{background:#bfe3ff}
+.record dt{font-weight:600}.record dd{margin:0 0 .4rem 0}
+@media (max-width:700px){main{padding:.5rem .5rem 6rem}.decide{position:static}
+.decide .buttons{position:fixed;left:0;right:0;bottom:0;z-index:5;background:#fff;border-top:1px solid #ccc;padding:.4rem;flex-wrap:nowrap}
+.decide .buttons button{flex:1;min-height:48px;font-size:1rem}kbd,.keys{display:none}header{flex-wrap:wrap}
+.editor select,.editor input,.editor button,summary{min-height:44px}table{font-size:.9rem}}
 `;
+
+/** The reviewer pages' script (src/http/assets/review.js). */
+export const REVIEW_SCRIPT_PATH = '/static/review.js';
 
 /** `script`: the path of a same-origin script (the pages' CSP allows no inline script). */
 export function layout(o: { title: string; user?: string; csrf?: string; body: Html; script?: string }): string {
@@ -90,7 +107,7 @@ export function queuePage(o: { user: string; csrf: string; tasks: ReviewTask[]; 
 <td>${age(t.createdAt)}</td><td>${dueIn(t.dueAt)}</td><td>${holder}</td><td>${t.status}</td></tr>`;
   });
   return layout({
-    title: 'Queue', user: o.user, csrf: o.csrf,
+    title: 'Queue', user: o.user, csrf: o.csrf, script: REVIEW_SCRIPT_PATH,
     body: html`<h1>My review queue</h1>${o.note && html`<div class="note" role="status">${o.note}</div>`}
 <form method="post" action="/next"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="start" type="submit" autofocus>Start reviewing <kbd>Enter</kbd></button></form>
 <section><table><thead><tr><th>Task</th><th>Project</th><th>Reason</th><th>Age</th><th>Due</th><th>Held by</th><th>Status</th></tr></thead>
@@ -98,77 +115,12 @@ export function queuePage(o: { user: string; csrf: string; tasks: ReviewTask[]; 
   });
 }
 
-function findingList(findings: Finding[]): Html {
+export function findingList(findings: Finding[]): Html {
   if (!findings.length) return EMPTY;
   return html`<ul>${findings.map((f) => html`<li><code>${f.rule}</code> ${f.pointer && html`<code>${f.pointer}</code> `}${f.message}</li>`)}</ul>`;
 }
 
-function boxesSvg(annotations: TaskDetail['annotations']): Html {
-  const shapes = annotations.flatMap((a, i) => (a.labels.boxes ?? []).map((b) => {
-    const colour = PALETTE[i % PALETTE.length];
-    return html`<rect x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${colour}" stroke-width="3" vector-effect="non-scaling-stroke"><title>${a.annotator}: ${b.class}</title></rect>`;
-  }));
-  return shapes.length ? html`<svg class="boxes" preserveAspectRatio="none" aria-hidden="true">${shapes}</svg>` : EMPTY;
+/** A JSON data block for a page's script: never executed (CSP allows no inline script), `<` escaped so no value can close it. */
+export function jsonBlock(id: string, value: unknown): Html {
+  return new Html(`<script type="application/json" id="${esc(id)}">${JSON.stringify(value).replace(/</g, '\\u003c')}</script>`);
 }
-
-const LAYER_NAMES: Record<number, string> = { 1: 'Compliance', 2: 'Consistency', 3: 'Plausibility', 4: 'Quality decay', 5: 'Fusion' };
-
-/** The decision page: the sample, every annotation (boxes in distinct colours), each layer's findings, and the decision form. */
-export function taskPage(o: { user: string; csrf: string; detail: TaskDetail; error?: { message: string; findings?: Finding[] }; labelsDraft?: string; note?: string }): string {
-  const { task, sample, annotations, layers, consensus, can } = o.detail;
-  const text = typeof sample.payload.text === 'string' ? html`<div class="text" id="sample-text">${sample.payload.text}</div>` : EMPTY;
-  const otherFields = Object.entries(sample.payload).filter(([k]) => k !== 'text' || typeof sample.payload.text !== 'string');
-  const media = sample.media.map((m) => html`<figure><img src="${m.url}" alt="${m.key}">${boxesSvg(annotations)}</figure>`);
-  const swatch = (i: number): Html => html`<i class="sw" style="border-color:${PALETTE[i % PALETTE.length]}"></i>`;
-  const legend = annotations.map((a, i) => html`<span>${swatch(i)}${a.annotator}</span>`);
-  const annRows = annotations.map((a, i) => html`<tr><td>${swatch(i)}${a.annotator}</td><td><pre>${JSON.stringify(a.labels)}</pre></td></tr>`);
-  const layerRows = layers.map((l) => html`<tr><td>${l.layer} ${LAYER_NAMES[l.layer] ?? ''}</td><td class="${l.passed ? 'pass' : 'fail'}">${l.passed ? 'passed' : 'flagged'}</td>
-<td>${l.score === null ? '—' : l.score.toFixed(3)}${l.modelVersion && html`<br><span class="muted">${l.modelVersion}</span>`}</td><td>${l.findings.length ? findingList(l.findings) : html`<span class="muted">no findings</span>`}</td></tr>`);
-  const draft = o.labelsDraft ?? JSON.stringify(consensus ?? annotations[0]?.labels ?? {}, null, 2);
-  const form = can.decide
-    ? html`<form method="post" action="/tasks/${task.id}/decide" id="decide"><input type="hidden" name="_csrf" value="${o.csrf}">
-<button name="decision" value="approve" id="approve">Approve <kbd>a</kbd></button><button name="decision" value="reject" id="reject">Reject <kbd>r</kbd></button>
-<button name="decision" value="resample" id="resample">Resample <kbd>s</kbd></button>
-<details id="correct-box"${o.labelsDraft && new Html(' open')}><summary>Correct the labels <kbd>c</kbd></summary>
-<label for="labels">Final labels (JSON); <kbd>Ctrl</kbd>+<kbd>Enter</kbd> submits</label><textarea id="labels" name="labels">${draft}</textarea>
-<button name="decision" value="correct" id="correct">Submit correction</button></details>
-<label for="comment">Note (optional)</label><input id="comment" name="comment" maxlength="2000" style="width:100%">
-</form><p class="muted">Keys: <kbd>a</kbd> approve · <kbd>r</kbd> reject · <kbd>s</kbd> resample · <kbd>c</kbd> correct · <kbd>q</kbd> queue</p>`
-    : can.claim
-      ? html`<form method="post" action="/tasks/${task.id}/claim"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="claim" autofocus>Claim this task <kbd>Enter</kbd></button></form>`
-      : html`<p>${task.status === 'open' ? 'Held by someone else.' : html`Status: ${task.status}${task.decision && html` — ${task.decision} by ${task.decidedBy}`}`}</p>`;
-  const error = o.error ? html`<div class="error" role="alert"><strong>${o.error.message}</strong>${findingList(o.error.findings ?? [])}</div>` : EMPTY;
-  return layout({
-    title: `Task ${task.id}`, user: o.user, csrf: o.csrf,
-    body: html`<h1>Task #${task.id} · ${task.project} · <span class="muted">${sample.externalId}</span></h1>${error}${o.note && html`<div class="note" role="status">${o.note}</div>`}
-<div class="grid"><div>
-<section><h2>Why you see this</h2><p><strong>${task.reason}</strong>${task.round > 0 && ` (round ${task.round}, escalated)`} · waiting ${age(task.createdAt)} · due ${dueIn(task.dueAt)}</p>${findingList(layers.find((l) => l.layer === 5)?.findings ?? [])}</section>
-<section><h2>Sample</h2>${text}${media}${media.length > 0 && legend.length > 0 && html`<p class="legend">${legend}</p>`}
-${otherFields.length > 0 && html`<table>${otherFields.map(([k, v]) => html`<tr><th>${k}</th><td><pre>${typeof v === 'string' ? v : JSON.stringify(v)}</pre></td></tr>`)}</table>`}</section>
-<section><h2>Annotations</h2><table>${annRows}</table>${consensus && html`<p>Consensus: <code>${JSON.stringify(consensus)}</code></p>`}</section>
-<section><h2>QC layers</h2><table><thead><tr><th>Layer</th><th>Result</th><th>Score</th><th>Findings</th></tr></thead><tbody>${layerRows}</tbody></table></section>
-</div><div><section class="decide"><h2>Decision</h2>${form}</section></div></div>`,
-    script: TASK_SCRIPT_PATH,
-  });
-}
-
-export const TASK_SCRIPT_PATH = '/static/task.js';
-
-/**
- * The task page's script, served from TASK_SCRIPT_PATH: boxes fitted to each image once it loads, and
- * keyboard shortcuts, ignored while typing in a field, so a correction can contain the letters.
- */
-export const TASK_SCRIPT = `
-function fitBoxes(img){var svg=img.nextElementSibling;if(!svg)return;var r=svg.querySelectorAll('rect'),big=false;
-for(var i=0;i<r.length;i++){if(+r[i].getAttribute('x')+ +r[i].getAttribute('width')>1.001)big=true}
-svg.setAttribute('viewBox',big?'0 0 '+img.naturalWidth+' '+img.naturalHeight:'0 0 1 1')}
-document.querySelectorAll('figure img').forEach(function(img){if(img.complete&&img.naturalWidth)fitBoxes(img);else img.addEventListener('load',function(){fitBoxes(img)})});
-document.addEventListener('keydown',function(e){var t=e.target;var typing=t&&(t.tagName==='TEXTAREA'||t.tagName==='INPUT');
-if(typing){if(t.id==='labels'&&e.key==='Enter'&&(e.ctrlKey||e.metaKey)){e.preventDefault();document.getElementById('correct').click()}
-if(e.key==='Escape')t.blur();return}
-if(e.ctrlKey||e.metaKey||e.altKey)return;
-var go=function(id){var b=document.getElementById(id);if(b){e.preventDefault();b.click()}};
-if(e.key==='a')go('approve');else if(e.key==='r')go('reject');else if(e.key==='s')go('resample');
-else if(e.key==='c'){var d=document.getElementById('correct-box');if(d){e.preventDefault();d.open=true;document.getElementById('labels').focus()}}
-else if(e.key==='q'){e.preventDefault();location.href='/queue'}});
-`;

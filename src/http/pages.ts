@@ -3,10 +3,15 @@ import type { Labels } from '../ingest/envelope';
 import { DECISIONS, type Actor, type DecisionInput } from '../review/decisions';
 import { ReviewError } from '../review/service';
 import { AuthError } from './auth';
-import { loginPage, queuePage, taskPage, TASK_SCRIPT, TASK_SCRIPT_PATH } from './html';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { loginPage, queuePage, REVIEW_SCRIPT_PATH } from './html';
+import { taskPage } from './task-page';
 import { cookieActor, csrfToken, describeError, SESSION_COOKIE, type ServerDeps } from './session';
 
 type Form = Record<string, string | undefined>;
+
+const REVIEW_SCRIPT = readFileSync(path.join(__dirname, 'assets', 'review.js'), 'utf8');
 
 /** Only same-site paths after sign-in: an open redirect would let a link send a reviewer anywhere. */
 function safeNext(next: string | undefined): string {
@@ -24,13 +29,21 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
     const actor = cookieActor(deps, req, reply);
     if (actor) return actor;
     if (req.method === 'GET') void reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
-    else void html(reply, loginPage({ csrf: csrfToken(req, reply, true), error: 'Your session has ended; sign in again.' }), 401);
+    else {
+      // A form sent after the session ended: nothing was done. Sign-in leads back to the task, where the
+      // page's script offers the decision kept in the browser again.
+      const task = /^\/tasks\/(\d+)\//.exec(req.url)?.[1];
+      const error = task
+        ? 'Your session has ended, so your decision was NOT recorded. Sign in again: you will be back on the task with your decision, labels and note kept, ready to send.'
+        : 'Your session has ended; sign in again.';
+      void html(reply, loginPage({ csrf: csrfToken(req, reply, true), error, next: task ? `/tasks/${task}` : undefined }), 401);
+    }
     return undefined;
   };
   const csrf = { preHandler: app.csrfProtection };
 
   app.get('/', hidden, async (_req, reply) => reply.redirect('/queue', 303));
-  app.get(TASK_SCRIPT_PATH, hidden, async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(TASK_SCRIPT));
+  app.get(REVIEW_SCRIPT_PATH, hidden, async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(REVIEW_SCRIPT));
 
   app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: csrfToken(req, reply), next: safeNext(req.query.next) })));
 
@@ -58,10 +71,11 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
   });
 
   /** Opens the next task (claiming one if needed), or the queue with a note when there is none. */
-  const openNext = async (actor: Actor, reply: FastifyReply, note?: string): Promise<FastifyReply> => {
+  /** `done`: the task just decided, whose drafts the page's script forgets. */
+  const openNext = async (actor: Actor, reply: FastifyReply, note?: string, done?: string): Promise<FastifyReply> => {
     const next = actor.role === 'reviewer' ? await reviews.next(actor) : undefined;
-    const q = note ? `?note=${encodeURIComponent(note)}` : '';
-    return reply.redirect(next ? `/tasks/${next.id}${q}` : `/queue?note=${encodeURIComponent(`${note ? `${note}. ` : ''}No more tasks for you right now.`)}`, 303);
+    const d = done ? `&done=${done}` : '';
+    return reply.redirect(next ? `/tasks/${next.id}?note=${encodeURIComponent(note ?? '')}${d}` : `/queue?note=${encodeURIComponent(`${note ? `${note}. ` : ''}No more tasks for you right now.`)}${d}`, 303);
   };
 
   app.post('/next', { ...hidden, ...csrf }, async (req, reply) => {
@@ -99,12 +113,12 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
         }
       }
       const result = await reviews.decide(actor, req.params.id, { decision: decision as DecisionInput['decision'], labels, comment });
-      return openNext(actor, reply, result.result === 'already_decided' ? result.message : `Task ${req.params.id}: ${decision} recorded`);
+      return openNext(actor, reply, result.result === 'already_decided' ? result.message : `Task ${req.params.id}: ${decision} recorded`, req.params.id);
     } catch (err) {
       if (!(err instanceof ReviewError) || ![400, 409, 422].includes(err.status)) throw err;
       // Stay on the task with the reason and what the reviewer typed, so nothing is lost.
       const detail = await reviews.detail(actor, req.params.id);
-      return html(reply, taskPage({ user: actor.user, csrf: csrfToken(req, reply), detail, error: { message: describeError(err).message, findings: err.findings }, labelsDraft: decision === 'correct' ? req.body.labels : undefined }), err.status);
+      return html(reply, taskPage({ user: actor.user, csrf: csrfToken(req, reply), detail, error: { message: describeError(err).message, findings: err.findings }, labelsDraft: decision === 'correct' ? req.body.labels : undefined, commentDraft: comment }), err.status);
     }
   });
 }

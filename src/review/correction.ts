@@ -9,9 +9,12 @@ import type { ProjectDefinition } from '../projects/definition';
 export const reviewerAnnotator = (user: string): string => `review:${user}`;
 
 /**
- * A correction must pass what an ingested sample passes: the envelope's label shape, the project's layer-1
- * rules (which may look at annotations) and layer 2's ontology checks. Pointers are relative to the
- * submitted labels (`/labels/classes/0`), so the reviewer sees which field broke which rule.
+ * A correction must pass the label rules an ingested sample passes: the envelope's label shape, the
+ * project's layer-1 rules where they look at labels, and layer 2's ontology checks. Layer-1 findings about
+ * anything else — who annotated (an annotator-id pattern would refuse `review:<user>`), the record, its
+ * media — are not the reviewer's doing: the sample passed them at ingest and a correction changes none of
+ * them. Pointers are relative to the submitted labels (`/labels/classes/0`), so the reviewer sees which
+ * field broke which rule.
  */
 export function checkCorrection(input: {
   sample: Pick<IngestSample, 'externalId' | 'payload' | 'media'>;
@@ -25,7 +28,8 @@ export function checkCorrection(input: {
   const relabel = (f: Finding): Finding => ({ ...f, pointer: f.pointer.replace(/^\/annotations\/0\/labels/, '/labels') });
   if (!envelope.ok) return envelope.findings.map(relabel);
   const sample = envelope.sample;
-  const layer1 = checkCompliance(sample, compiledFor({ jsonSchema: input.project.jsonSchema, regexRules: input.project.regexRules })).findings;
+  const layer1 = checkCompliance(sample, compiledFor({ jsonSchema: input.project.jsonSchema, regexRules: input.project.regexRules })).findings
+    .filter((f) => f.pointer === '/annotations/0/labels' || f.pointer.startsWith('/annotations/0/labels/'));
   const labels = input.labels as Labels;
   const layer2 = checkConsistency({ annotations: [{ annotator: reviewerAnnotator(input.reviewer), labels }], payload: sample.payload, ontology: input.project.ontology, policy: input.layer2, weights: {} }).findings;
   return [...layer1, ...layer2].map(relabel);

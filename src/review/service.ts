@@ -9,13 +9,15 @@ import { resolvePolicy } from '../qc/policy';
 import { getProject } from '../store/projects';
 import { sampleForReview, sampleRecord } from '../store/samples';
 import {
-  abortDecision, beginDecision, calibrationRows, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
+  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
 } from '../store/review';
 import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
 import { checkCorrection, consensusAsLabels, describeFindings } from './correction';
 import { DECISIONS, type Actor, type DecisionInput, type ReviewDecisionRef, type ReviewTask } from './decisions';
 import { qcPrecision, type PrecisionReport } from './precision';
 import { servedTypeOf } from '../ingest/keys';
+import type { Ontology } from '../projects/ontology';
+import { annotatorAccuracies } from '../store/reliability';
 
 /** A refused request: `status` is the HTTP status, `message` says what to do; `findings` name fields for 422. */
 export class ReviewError extends Error {
@@ -44,6 +46,12 @@ export interface TaskDetail {
   consensus: Labels | null;
   /** What the actor may do with the task now. */
   can: { decide: boolean; claim: boolean };
+  /** The project's ontology: what the label editor offers. */
+  ontology: Ontology;
+  /** Each annotator's estimated accuracy in the project; absent for one without a record yet. */
+  reliability: Record<string, number>;
+  /** A decided task's record: the labels a correction set, and why a correction did not take effect. */
+  record?: { labels: Labels | null; refused?: string };
 }
 
 export interface DecisionResult {
@@ -107,6 +115,8 @@ export class ReviewService {
     })));
     const l2 = s.layers.find((l) => l.layer === 2);
     const now = this.now();
+    const project = await getProject(this.d.pool, task.project);
+    const decided = task.status === 'decided' || task.status === 'deciding';
     return {
       task,
       sample: { id: task.sampleId, externalId: s.externalId, payload: s.payload, media },
@@ -114,6 +124,9 @@ export class ReviewService {
       layers: s.layers.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
       consensus: l2?.details?.consensus ? consensusAsLabels(l2.details.consensus as Consensus) : null,
       can: { decide: task.status === 'open' && !denyDecide(actor, task, member, now), claim: task.status === 'open' && !denyClaim(actor, task, member, now) && task.assignee !== actor.user },
+      ontology: project?.ontology ?? {},
+      reliability: await annotatorAccuracies(this.d.pool, task.project, s.annotations.map((a) => a.annotator)),
+      ...(decided ? { record: await decisionRecord(this.d.pool, id) } : {}),
     };
   }
 

@@ -43,6 +43,14 @@ export function classModelOf(fit: BatchFit): (votes: Array<{ annotator: string; 
   };
 }
 
+/** Each annotator's estimated accuracy in the project (Dawid–Skene, all batches so far); absent: no record yet. */
+export async function annotatorAccuracies(db: Pool | PoolClient, project: string, annotators: string[]): Promise<Record<string, number>> {
+  const { rows } = await db.query<{ annotator: string; accuracy: number }>(
+    'SELECT annotator, accuracy FROM annotator_reliability WHERE project_id = $1 AND annotator = ANY($2)', [project, annotators],
+  );
+  return Object.fromEntries(rows.map((r) => [r.annotator, r.accuracy]));
+}
+
 async function loadCounts(pool: Pool | PoolClient, project: string, annotators: string[]): Promise<ReliabilityCounts | undefined> {
   const model = await pool.query<{ classes: string[]; class_counts: number[] }>('SELECT classes, class_counts FROM reliability_models WHERE project_id = $1', [project]);
   const m = model.rows[0];

@@ -3,7 +3,7 @@ import { nextAssignee } from '../review/assignment';
 import { audit } from './audit';
 import { foundWrong, type ReviewDecision, type ReviewTask } from '../review/decisions';
 import type { ReviewedEstimate } from '../qc/stats/recalibration';
-import type { MediaRef } from '../ingest/envelope';
+import type { Labels, MediaRef } from '../ingest/envelope';
 import type { CalibrationRow, PrecisionRow } from '../review/precision';
 
 type Queryable = Pool | PoolClient;
@@ -124,6 +124,13 @@ export async function getTask(db: Queryable, id: string): Promise<ReviewTask | u
   if (!/^\d{1,18}$/.test(id)) return undefined;
   const { rows } = await db.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM review_tasks t WHERE t.id = $1`, [id]);
   return rows[0] && toTask(rows[0]);
+}
+
+/** What a decided task recorded beyond its row: the corrected labels, and why a correction did not take effect. */
+export async function decisionRecord(db: Queryable, id: string): Promise<{ labels: Labels | null; refused?: string }> {
+  const { rows } = await db.query<{ labels: Labels | null; outcome: { refused?: string } | null }>('SELECT labels, outcome FROM review_tasks WHERE id = $1', [id]);
+  const r = rows[0];
+  return { labels: r?.labels ?? null, ...(r?.outcome?.refused ? { refused: r.outcome.refused } : {}) };
 }
 
 export interface TaskFilter {

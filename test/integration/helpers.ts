@@ -8,6 +8,7 @@ import { createPool, type Pool } from '../../src/clients/pg';
 import { startStack, type Stack } from '../../src/infra/stack';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import type { Ontology } from '../../src/projects/ontology';
+import type { RegexRule } from '../../src/qc/compliance';
 import { upsertProject } from '../../src/store/projects';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
 import { installRuntimeLogger } from '../../workers/runtime';
@@ -81,11 +82,11 @@ export const DEMO_SCHEMA = {
 };
 
 /** A project on the demo schema; no audit share unless asked, so counts in tests are exact. */
-export async function createTestProject(pool: Pool, id = `t-${uid()}`, extra: { ontology?: Ontology; qcPolicy?: Record<string, unknown> } = {}): Promise<string> {
+export async function createTestProject(pool: Pool, id = `t-${uid()}`, extra: { ontology?: Ontology; qcPolicy?: Record<string, unknown>; regexRules?: RegexRule[] } = {}): Promise<string> {
   await upsertProject(pool, validateProjectDefinition({
     id,
     jsonSchema: DEMO_SCHEMA,
-    regexRules: [{ name: 'no-ssn', pointer: '/payload/text', pattern: '\\d{3}-\\d{2}-\\d{4}', mode: 'forbid' }],
+    regexRules: extra.regexRules ?? [{ name: 'no-ssn', pointer: '/payload/text', pattern: '\\d{3}-\\d{2}-\\d{4}', mode: 'forbid' }],
     ontology: extra.ontology,
     qcPolicy: { auditShare: 0, ...extra.qcPolicy },
   }), 'test');

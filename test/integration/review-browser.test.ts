@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createSigner } from 'fast-jwt';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -85,11 +86,15 @@ test('a reviewer signs in, opens a task with the image and every annotator\'s bo
   type Img = { complete: boolean; naturalWidth: number; onload: unknown };
   await page.locator('figure img').evaluate((img: Img) => (img.complete ? undefined : new Promise((r) => { img.onload = r; })));
   assert.ok(await page.locator('figure img').evaluate((img: Img) => img.naturalWidth === 320), 'the image loads from its presigned MinIO URL');
-  assert.equal(await page.locator('figure svg rect').count(), 2, 'one box per annotator');
-  await waitUntil('the script fitted the boxes to the image', async () => (await page.locator('figure svg').getAttribute('viewBox')) === '0 0 320 200', 10_000);
-  const strokes = await page.locator('figure svg rect').evaluateAll((rs) => rs.map((r) => r.getAttribute('stroke')));
+  assert.equal(await page.locator('figure svg.boxes rect.annotator').count(), 2, 'one box per annotator');
+  assert.equal(await page.locator('figure svg.boxes rect.consensus').count(), 1, 'and the fused box');
+  await waitUntil('the script fitted the boxes to the image', async () => (await page.locator('figure svg.boxes').getAttribute('viewBox')) === '0 0 320 200', 10_000);
+  const strokes = await page.locator('figure svg.boxes rect.annotator').evaluateAll((rs) => rs.map((r) => r.getAttribute('stroke')));
   assert.notEqual(strokes[0], strokes[1], 'annotators get distinct colours');
   assert.match(await page.locator('body').innerText(), /layer2_conflict[\s\S]*ann-1[\s\S]*ann-2/);
+  // Said in words, and the disagreement shown where it is: the boxes row differs for both annotators.
+  assert.match(await page.locator('#why').innerText(), /too much doubt|break the project/);
+  assert.match(await page.locator('#comparison').innerText(), /boxes[\s\S]*car \(overlap 0\.\d+\)/);
   // Both drew the car, too far apart to match: one object whose place is in doubt, not two each missed by the other.
   assert.match(await page.locator('body').innerText(), /geometry_conflict[^\n]*overlap is only 0\.42/);
   // The correction starts from the consensus (the two boxes fused), in the shape a correction takes.
@@ -115,5 +120,196 @@ test('a reviewer signs in, opens a task with the image and every annotator\'s bo
   await h.client.workflow.getHandle(workflowIds.review(rows[0]!.sample_id)).result();
   assert.equal((await h.pool.query<{ status: string }>('SELECT status FROM samples WHERE id = $1', [rows[0]!.sample_id])).rows[0]!.status, 'accepted');
   assert.deepEqual(errors, [], 'no script errors on the pages');
+  await context.close();
+});
+
+// ---- the demo project's rules and ontology, text samples that two annotators label differently
+
+const DEMO = path.join(REPO, 'demo');
+const readJson = <T>(f: string): T => JSON.parse(readFileSync(path.join(DEMO, f), 'utf8')) as T;
+const SENTENCES = ['the price was fair but the staff were rude', 'great quality, terrible delivery', 'it works', 'meh'];
+
+/** A demo-rules project whose four samples each go to review, all assigned to `rita`; resolves to task ids by external id. */
+async function demoTasks(): Promise<{ project: string; tasks: Record<string, string> }> {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: readJson('ontology.json'), regexRules: readJson('rules.json'), qcPolicy: LINEAR });
+  await setMember(h.pool, { project, user: 'rita', role: 'reviewer' }, 'test');
+  const lines = SENTENCES.map((text, i) => JSON.stringify({
+    externalId: `review-${i}`, payload: { text, lang: 'en' },
+    annotations: [
+      { annotator: 'ann-1', labels: { classes: ['positive'], attributes: { topic: 'price' } } },
+      { annotator: 'ann-2', labels: { classes: ['negative'], attributes: { topic: 'quality' } } },
+    ],
+  }));
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 100, wait: true });
+  assert.equal(r.counts.review, SENTENCES.length);
+  await waitUntil('four review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === SENTENCES.length);
+  const { rows } = await h.pool.query<{ id: string; external_id: string }>('SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id WHERE t.project_id = $1', [project]);
+  return { project, tasks: Object.fromEntries(rows.map((r) => [r.external_id, r.id])) };
+}
+let demo: ReturnType<typeof demoTasks> | undefined;
+const demoProject = (): ReturnType<typeof demoTasks> => (demo ??= demoTasks());
+
+async function signedIn(viewport = { width: 1366, height: 768 }, user = 'rita', hasTouch = false) {
+  const context = await browser.newContext({ viewport, hasTouch, isMobile: hasTouch });
+  await context.addCookies([{ name: 'qcflow_session', value: issueToken(h.cfg.http.jwtSecret!, { user, role: 'reviewer', ttlSeconds: 600 }), url: h.server!.url }]);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  return { context, page, errors };
+}
+
+const taskRow = async (id: string) => (await h.pool.query<{ status: string; decision: string | null; labels: unknown; comment: string | null }>('SELECT status, decision, labels, comment FROM review_tasks WHERE id = $1', [id])).rows[0]!;
+
+test('on the demo project, a reviewer corrects class and attribute with the editor, not JSON; the annotator-id rule does not refuse it; the decided task shows the record', async () => {
+  const { tasks } = await demoProject();
+  const id = tasks['review-0']!;
+  const { context, page, errors } = await signedIn();
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  // The disagreement is shown field by field, with each annotator's record.
+  const table = await page.locator('#comparison').innerText();
+  assert.match(table, /ann-1\s+\d+% accurate/, 'each annotator with their estimated accuracy');
+  for (const field of ['class', 'attribute topic']) {
+    assert.ok(await page.locator('#comparison tr', { has: page.locator(`th:text-is("${field}")`) }).locator('td.differs').count() >= 1, `${field} is marked as differing`);
+  }
+  assert.match(await page.locator('#differ-count').innerText(), /2 of 2 fields differ/);
+  await page.keyboard.press('c');
+  await page.locator('#edit-classes input[value=neutral]').check();
+  await page.locator('#edit-attributes select').selectOption('service');
+  assert.deepEqual(JSON.parse(await page.locator('#labels').inputValue()), { classes: ['neutral'], attributes: { topic: 'service' } });
+  await page.locator('#comment').fill('mixed: price fair, staff rude');
+  await page.keyboard.press('Control+Enter');
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${id}`));
+  await waitUntil('the correction applied', async () => (await taskRow(id)).status === 'decided');
+  const row = await taskRow(id);
+  assert.deepEqual([row.decision, row.labels, row.comment], ['correct', { classes: ['neutral'], attributes: { topic: 'service' } }, 'mixed: price fair, staff rude']);
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  const record = await page.locator('#record').innerText();
+  assert.match(record, /correct by rita[\s\S]*mixed: price fair, staff rude[\s\S]*class: neutral[\s\S]*topic: service/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('exclusive classes stay exclusive in the editor; a refresh keeps the draft labels and note; a refused correction keeps the note', async () => {
+  const { tasks } = await demoProject();
+  const id = tasks['review-1']!;
+  const { context, page, errors } = await signedIn();
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  await page.keyboard.press('c');
+  await page.keyboard.press('2'); // start from ann-2's labels
+  assert.deepEqual(JSON.parse(await page.locator('#labels').inputValue()), { classes: ['negative'], attributes: { topic: 'quality' } });
+  // Single-label: picking a class replaces the other.
+  await page.locator('#edit-classes input[value=positive]').check();
+  assert.deepEqual(JSON.parse(await page.locator('#labels').inputValue()).classes, ['positive']);
+  await page.locator('#comment').fill('delivery, not quality');
+  await page.reload();
+  assert.match(await page.locator('#restored').innerText(), /restored/);
+  assert.deepEqual(JSON.parse(await page.locator('#labels').inputValue()), { classes: ['positive'], attributes: { topic: 'quality' } });
+  assert.equal(await page.locator('#comment').inputValue(), 'delivery, not quality');
+  // A class outside the ontology, typed as JSON: refused with the field named, and nothing typed is lost.
+  await page.locator('#json-box summary').click();
+  await page.locator('#labels').fill('{"classes":["angry"]}');
+  await page.locator('#correct').click();
+  await page.waitForLoadState();
+  assert.match(await page.locator('[role=alert]').first().innerText(), /\/labels\/classes\/0[\s\S]*unknown_class/);
+  assert.equal(await page.locator('#comment').inputValue(), 'delivery, not quality');
+  assert.equal(await page.locator('#labels').inputValue(), '{"classes":["angry"]}');
+  assert.equal((await taskRow(id)).status, 'open');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a session that ends mid-task keeps the decision: sign-in returns to the task, which offers the decision and note again; nothing was recorded meanwhile', async () => {
+  const { tasks } = await demoProject();
+  const id = tasks['review-2']!;
+  const { context, page, errors } = await signedIn();
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  await page.locator('#comment').fill('spam, not a review');
+  await page.locator('#comment').press('Escape');
+  // The session ends: the cookie now holds an expired token.
+  const expired = createSigner({ key: h.cfg.http.jwtSecret!, algorithm: 'HS256' })({ sub: 'rita', role: 'reviewer', exp: Math.floor(Date.now() / 1000) - 60 });
+  await context.addCookies([{ name: 'qcflow_session', value: expired, url: h.server!.url }]);
+  await page.keyboard.press('r');
+  await page.waitForLoadState();
+  assert.match(await page.locator('[role=alert]').innerText(), /decision was NOT recorded/);
+  assert.equal((await taskRow(id)).status, 'open', 'nothing recorded');
+  await page.locator('#token').fill(issueToken(h.cfg.http.jwtSecret!, { user: 'rita', role: 'reviewer', ttlSeconds: 600 }));
+  await page.locator('button[type=submit]').click();
+  await page.waitForURL(new RegExp(`/tasks/${id}$`));
+  assert.match(await page.locator('#restored').innerText(), /Your decision “reject” was not recorded/);
+  assert.equal(await page.locator('#comment').inputValue(), 'spam, not a review');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'review-session-ended.png'), fullPage: true });
+  await page.locator('#resend').click();
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${id}`));
+  await waitUntil('the reject applied', async () => (await taskRow(id)).status === 'decided');
+  assert.deepEqual([(await taskRow(id)).decision, (await taskRow(id)).comment], ['reject', 'spam, not a review']);
+  // Sent once: the kept decision is gone, so the task page (now decided) offers nothing.
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  assert.equal(await page.locator('#resend').count(), 0);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('on a phone (390×844) the task fits the width and the decision buttons are on screen without scrolling', async () => {
+  const { tasks } = await demoProject();
+  const id = tasks['review-3']!;
+  const { context, page, errors } = await signedIn({ width: 390, height: 844 }, 'rita', true);
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  const width = await page.evaluate('document.documentElement.scrollWidth');
+  assert.ok(Number(width) <= 390, `no horizontal scroll (page is ${String(width)} px wide)`);
+  const approve = await page.locator('#approve').boundingBox();
+  assert.ok(approve && approve.y + approve.height <= 844 && approve.height >= 44, `approve is on screen and a touch target: ${JSON.stringify(approve)}`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'review-phone.png') });
+  await page.locator('#approve').tap();
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${id}`));
+  await waitUntil('the approval applied', async () => (await taskRow(id)).status === 'decided');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('boxes are corrected on the image: start from the consensus, move a box with the keyboard, draw a new one with the pointer', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: ['car', 'dog'] }, qcPolicy: LINEAR });
+  await setMember(h.pool, { project, user: 'bo', role: 'reviewer' }, 'test');
+  await ingestImages(project);
+  await waitUntil('two review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 2);
+  const id = (await h.pool.query<{ id: string }>('SELECT min(id)::text AS id FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.id;
+  const { context, page, errors } = await signedIn({ width: 1366, height: 900 }, 'bo');
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  await page.keyboard.press('c');
+  await page.keyboard.press('0');
+  await waitUntil('the editor fitted the image', async () => (await page.locator('svg.draft').getAttribute('viewBox')) === '0 0 320 200', 10_000);
+  assert.equal(await page.locator('svg.draft rect.box').count(), 1);
+  // Select the fused box, then Shift+Right ×2 (+20 px) and Alt+Down (1 px taller).
+  await page.locator('svg.draft rect.box').click();
+  await page.keyboard.press('Shift+ArrowRight');
+  await page.keyboard.press('Shift+ArrowRight');
+  await page.keyboard.press('Alt+ArrowDown');
+  let labels = JSON.parse(await page.locator('#labels').inputValue()) as { boxes: Array<{ x: number; y: number; w: number; h: number; class: string }> };
+  assert.deepEqual(labels.boxes[0], { x: 95, y: 85, w: 130, h: 71, class: 'car' });
+  // Draw a second box in the empty top-left corner: the image is shown 1:1, so screen pixels are image pixels.
+  const svg = (await page.locator('svg.draft').boundingBox())!;
+  const scale = svg.width / 320;
+  await page.mouse.move(svg.x + 10 * scale, svg.y + 10 * scale);
+  await page.mouse.down();
+  await page.mouse.move(svg.x + 30 * scale, svg.y + 25 * scale, { steps: 4 });
+  await page.mouse.move(svg.x + 50 * scale, svg.y + 40 * scale, { steps: 4 });
+  await page.mouse.up();
+  labels = JSON.parse(await page.locator('#labels').inputValue()) as typeof labels;
+  assert.equal(labels.boxes.length, 2);
+  const drawn = labels.boxes[1]!;
+  assert.ok(Math.abs(drawn.x - 10) <= 2 && Math.abs(drawn.y - 10) <= 2 && Math.abs(drawn.w - 40) <= 2 && Math.abs(drawn.h - 30) <= 2, JSON.stringify(drawn));
+  await page.locator('#edit-boxes .row').nth(1).locator('select').first().selectOption('dog');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'review-box-editor.png'), fullPage: true });
+  await page.keyboard.press('Control+Enter');
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${id}`));
+  await waitUntil('the correction applied', async () => (await taskRow(id)).status === 'decided');
+  const stored = (await taskRow(id)).labels as typeof labels;
+  assert.deepEqual(stored.boxes[0], { x: 95, y: 85, w: 130, h: 71, class: 'car' });
+  assert.equal(stored.boxes[1]!.class, 'dog');
+  assert.deepEqual(errors, []);
   await context.close();
 });

@@ -6,6 +6,7 @@ import { denyClaim, denyDecide, denyManage, denyView } from '../../src/review/ac
 import { qcPrecision, wilsonInterval } from '../../src/review/precision';
 import { formatPrecision } from '../../src/cli/review';
 import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src/review/correction';
+import { compareLabels, iou, reasonInWords } from '../../src/review/explain';
 import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
 import { esc, dueIn, html, queuePage } from '../../src/http/html';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
@@ -118,6 +119,15 @@ test('a correction must pass the label schema, layer 1 and the ontology; pointer
   assert.deepEqual(two.map((f) => f.rule), ['multiple_classes']);
   const span = checkCorrection({ ...base, labels: { spans: [{ start: 4, end: 2, label: 'PER' }] } });
   assert.deepEqual(span.map((f) => [f.pointer, f.rule]), [['/labels/spans/0/end', 'span.order']]);
+  // The demo's rules: an annotator-id pattern (which `review:ann` breaks) is about who annotated, not about
+  // the labels; a label rule still applies to the correction.
+  const rules = [
+    { name: 'annotator-id', pointer: '/annotations/*/annotator', pattern: '^ann-\\d+$', message: 'annotator ids must look like ann-<number>' },
+    { name: 'no-other', pointer: '/annotations/*/labels/classes/*', pattern: '^other$', mode: 'forbid' as const, message: 'use a real class' },
+  ];
+  const ruled = { ...base, project: { ...base.project, regexRules: rules, ontology: { classes: ['cat', 'dog', 'other'] } } };
+  assert.deepEqual(checkCorrection({ ...ruled, labels: { classes: ['dog'] } }), []);
+  assert.deepEqual(checkCorrection({ ...ruled, labels: { classes: ['other'] } }).map((f) => [f.pointer, f.rule]), [['/labels/classes/0', 'regex.no-other']]);
 });
 
 test('labels and layer-2 consensus convert both ways', () => {
@@ -163,4 +173,25 @@ test('pages escape by default: interpolated text is escaped, markup built with h
   const page = queuePage({ user: 'vera', csrf: 'c"srf', tasks: [task], note: evil });
   assert.ok(!page.includes('<img') && !page.includes('<b>x'), page);
   assert.ok(page.includes('&lt;img src=x onerror=&quot;alert(&#39;x&#39;)&quot;&gt;') && page.includes('value="c&quot;srf"'));
+});
+
+test('the comparison marks each annotator\'s field that is not the consensus: classes, attributes, boxes by overlap, spans by text', () => {
+  const annotations = [
+    { labels: { classes: ['cat'], attributes: { pose: 'sit' }, boxes: [{ x: 0, y: 0, w: 10, h: 10, class: 'cat' }], spans: [{ start: 0, end: 3, label: 'ANI' }] } },
+    { labels: { classes: ['dog'], attributes: { pose: 'sit' }, boxes: [{ x: 4, y: 0, w: 10, h: 10, class: 'cat' }], spans: [{ start: 0, end: 3, label: 'ANI' }] } },
+  ];
+  const consensus = { classes: ['cat'], attributes: { pose: 'sit' }, boxes: [{ x: 0, y: 0, w: 10, h: 10, class: 'cat' }], spans: [{ start: 0, end: 3, label: 'ANI' }] };
+  const rows = compareLabels(annotations, consensus, 'cat on a mat');
+  assert.deepEqual(rows.map((r) => [r.field, r.consensus, r.values.map((v) => `${v.text}${v.differs ? ' ≠' : ''}`)]), [
+    ['class', 'cat', ['cat', 'dog ≠']],
+    ['attribute pose', 'sit', ['sit', 'sit']],
+    ['boxes', 'cat', ['cat', 'cat (overlap 0.43) ≠']],
+    ['spans', '“cat” ANI', ['“cat” ANI', '“cat” ANI']],
+  ]);
+  assert.equal(iou({ x: 0, y: 0, w: 10, h: 10 }, { x: 5, y: 0, w: 10, h: 10 }), 50 / 150);
+  // A missing box differs; without a consensus the first annotator is the reference.
+  const none = compareLabels([{ labels: { boxes: [] } }, { labels: { boxes: [{ x: 0, y: 0, w: 1, h: 1, class: 'cat' }] } }], null);
+  assert.deepEqual(none[0]!.values.map((v) => v.differs), [false, true]);
+  assert.match(reasonInWords('escalated'), /did not decide within the SLA/);
+  assert.equal(reasonInWords('something_new'), 'Sent to review (something_new).');
 });
