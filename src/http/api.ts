@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Labels } from '../ingest/envelope';
 import { DECISIONS, type DecisionInput } from '../review/decisions';
 import { bearerActor, type ServerDeps } from './session';
+import type { QueueQuery } from '../review/service';
+import { QUEUE_SORTS, type QueueSort } from '../store/review';
 
 const taskId = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } } } as const;
 const projectParam = { type: 'object', required: ['project'], properties: { project: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' } } } as const;
@@ -15,13 +17,24 @@ export function registerApi(app: FastifyInstance, deps: ServerDeps): void {
 
   app.get('/api/me', { schema: { tags, summary: 'Who the token belongs to' } }, async (req) => bearerActor(deps, req));
 
-  app.get<{ Querystring: { project?: string; limit?: number } }>('/api/tasks', {
+  app.get<{ Querystring: QueueQuery['filter'] & { project?: string; sort?: QueueSort; limit?: number; offset?: number } }>('/api/tasks', {
     schema: {
-      tags, summary: 'My queue: tasks I hold, then tasks I may claim, oldest first (operators and admins: all active tasks)',
-      querystring: { type: 'object', additionalProperties: false, properties: { project: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
+      tags, summary: 'My queue: tasks I hold, then tasks I may claim (operators and admins: all active tasks), filtered and sorted (default priority: due soonest, then likeliest wrong), with `total` and progress `counts`',
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          project: { type: 'string' }, reason: { type: 'string' }, annotator: { type: 'string' }, finding: { type: 'string', description: 'a finding rule, or its last part' },
+          externalId: { type: 'string', description: 'external ids starting with this' }, minAgeMinutes: { type: 'integer', minimum: 1 }, overdue: { type: 'boolean' },
+          sort: { type: 'string', enum: [...QUEUE_SORTS], default: 'priority' },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, offset: { type: 'integer', minimum: 0, default: 0 },
+        },
+      },
       response: { ...errors },
     },
-  }, async (req) => ({ tasks: await reviews.queue(bearerActor(deps, req), req.query) }));
+  }, async (req) => {
+    const { project, sort, limit, offset, ...filter } = req.query;
+    return reviews.queue(bearerActor(deps, req), { project, sort, limit, offset, filter });
+  });
 
   app.get<{ Params: { id: string } }>('/api/tasks/:id', {
     schema: { tags, summary: 'A task with its sample, annotations, findings of every layer and presigned media URLs', params: taskId, response: { ...errors } },

@@ -1,5 +1,4 @@
 import type { Finding } from '../qc/findings';
-import type { ReviewTask } from '../review/decisions';
 
 /** Escapes text for HTML element content and quoted attribute values. */
 export function esc(value: unknown): string {
@@ -31,7 +30,7 @@ const CSS = `
 header{display:flex;gap:1rem;align-items:center;padding:.5rem 1rem;background:#1d2b36;color:#fff}header a{color:#fff}
 header form{margin-left:auto}main{max-width:1280px;margin:0 auto;padding:1rem}
 table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.35rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
-.grid{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1rem}@media (max-width:900px){.grid{grid-template-columns:1fr}}
+.grid{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:1rem}@media (max-width:900px){.grid{grid-template-columns:minmax(0,1fr)}}
 section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.75rem 1rem;margin-bottom:1rem}
 h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:.2rem 0 .5rem}
 .text{font-size:1.15rem;white-space:pre-wrap;background:#fbfbf8;padding:.6rem;border-left:4px solid #0072B2}
@@ -55,6 +54,7 @@ td.differs{background:#fff1d6;font-weight:600}td.differs::before{content:"≠ ";
 svg.draft{touch-action:none;cursor:crosshair}svg.draft rect.box{fill:rgba(230,159,0,.12);stroke:#E69F00;cursor:move}
 svg.draft rect.box.selected{stroke:#D55E00;fill:rgba(213,94,0,.15)}svg.draft rect.handle{fill:#fff;stroke:#D55E00;cursor:nwse-resize}
 figure.editing svg.boxes{opacity:.45}mark{background:#ffe08a;padding:0 .1em}mark.s1{background:#bfe3ff}
+.filters label{margin:.2rem .8rem .2rem 0;display:inline-block}.pager{margin-top:.5rem}
 .record dt{font-weight:600}.record dd{margin:0 0 .4rem 0}
 @media (max-width:700px){main{padding:.5rem .5rem 6rem}.decide{position:static}
 .decide .buttons{position:fixed;left:0;right:0;bottom:0;z-index:5;background:#fff;border-top:1px solid #ccc;padding:.4rem;flex-wrap:nowrap}
@@ -97,22 +97,6 @@ export function age(fromIso: string, now = new Date()): string {
 export function dueIn(dueIso: string, now = new Date()): string {
   const due = new Date(dueIso);
   return due > now ? `in ${age(now.toISOString(), due)}` : `overdue ${age(dueIso, now)}`;
-}
-
-export function queuePage(o: { user: string; csrf: string; tasks: ReviewTask[]; note?: string }): string {
-  const rows = o.tasks.map((t) => {
-    const mine = t.assignee === o.user;
-    const holder = mine ? 'you' : t.assignee ? `${t.assignee} (claim expired)` : 'unclaimed';
-    return html`<tr><td><a href="/tasks/${t.id}">#${t.id}</a></td><td>${t.project}</td><td>${t.reason}${t.round > 0 && html` <span class="muted">(round ${t.round})</span>`}</td>
-<td>${age(t.createdAt)}</td><td>${dueIn(t.dueAt)}</td><td>${holder}</td><td>${t.status}</td></tr>`;
-  });
-  return layout({
-    title: 'Queue', user: o.user, csrf: o.csrf, script: REVIEW_SCRIPT_PATH,
-    body: html`<h1>My review queue</h1>${o.note && html`<div class="note" role="status">${o.note}</div>`}
-<form method="post" action="/next"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="start" type="submit" autofocus>Start reviewing <kbd>Enter</kbd></button></form>
-<section><table><thead><tr><th>Task</th><th>Project</th><th>Reason</th><th>Age</th><th>Due</th><th>Held by</th><th>Status</th></tr></thead>
-<tbody>${rows.length ? rows : html`<tr><td colspan="7" class="muted">Nothing to review.</td></tr>`}</tbody></table></section>`,
-  });
 }
 
 export function findingList(findings: Finding[]): Html {

@@ -5,7 +5,8 @@ import { ReviewError } from '../review/service';
 import { AuthError } from './auth';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { loginPage, queuePage, REVIEW_SCRIPT_PATH } from './html';
+import { loginPage, REVIEW_SCRIPT_PATH } from './html';
+import { parseQueueQuery, queuePage } from './queue-page';
 import { taskPage } from './task-page';
 import { cookieActor, csrfToken, describeError, SESSION_COOKIE, type ServerDeps } from './session';
 
@@ -64,10 +65,11 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
     return reply.redirect('/login', 303);
   });
 
-  app.get<{ Querystring: { note?: string } }>('/queue', hidden, async (req, reply) => {
+  app.get<{ Querystring: Form }>('/queue', hidden, async (req, reply) => {
     const actor = requireUser(req, reply);
     if (!actor) return reply;
-    return html(reply, queuePage({ user: actor.user, csrf: csrfToken(req, reply), tasks: await reviews.queue(actor), note: req.query.note }));
+    const query = parseQueueQuery(req.query);
+    return html(reply, queuePage({ user: actor.user, csrf: csrfToken(req, reply), ...(await reviews.queue(actor, query)), query, note: req.query.note }));
   });
 
   /** Opens the next task (claiming one if needed), or the queue with a note when there is none. */

@@ -16,6 +16,9 @@ const REASONS: Record<string, string> = {
   undone: 'A reviewer took their decision back within the undo window.',
 };
 
+/** Why a sample can be in review; the queue filters by these. */
+export const REVIEW_REASONS = Object.keys(REASONS);
+
 export function reasonInWords(reason: string): string {
   return REASONS[reason] ?? `Sent to review (${reason}).`;
 }

@@ -6,10 +6,11 @@ import type { Labels } from '../ingest/envelope';
 import type { Finding } from '../qc/findings';
 import type { Consensus } from '../qc/consistency';
 import { resolvePolicy } from '../qc/policy';
-import { getProject } from '../store/projects';
+import { getProject, projectIds } from '../store/projects';
 import { sampleForReview, sampleRecord } from '../store/samples';
 import {
-  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, removeMember, setMember, type MemberRole,
+  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, queueCounts, removeMember, setMember, type MemberRole,
+  type QueueCounts, type QueueFilter, type QueueSort, type QueueTask,
 } from '../store/review';
 import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
 import { checkCorrection, consensusAsLabels, describeFindings } from './correction';
@@ -65,6 +66,14 @@ export interface DecisionResult {
 
 const MEDIA_URL_TTL_SECONDS = 15 * 60;
 
+export interface QueueQuery {
+  project?: string;
+  filter?: QueueFilter;
+  sort?: QueueSort;
+  limit?: number;
+  offset?: number;
+}
+
 /**
  * Review operations shared by the web page, the JSON API and (through the API) the CLI: one place for
  * the access rules, so every surface refuses the same things with the same message.
@@ -89,16 +98,22 @@ export class ReviewService {
     return { task, member };
   }
 
-  /** A reviewer's queue: tasks they hold, then those they may claim, oldest first. Operators and admins see all active tasks. */
-  async queue(actor: Actor, o: { project?: string; limit?: number } = {}): Promise<ReviewTask[]> {
+  /**
+   * A queue page: for a reviewer, the tasks they hold, then those they may claim, in their projects; for
+   * operators and admins, all active tasks. Narrowed by `filter`, ordered by `sort` (default: priority,
+   * the order "Start reviewing" takes them in), with the counts a reviewer tracks progress by.
+   */
+  async queue(actor: Actor, o: QueueQuery = {}): Promise<{ tasks: QueueTask[]; total: number; counts: QueueCounts; projects: string[] }> {
     const limit = Math.min(Math.max(o.limit ?? 100, 1), 1000);
-    if (actor.role !== 'reviewer') return listTasks(this.d.pool, { project: o.project, status: 'active', limit });
+    const page = { filter: o.filter, sort: o.sort ?? 'priority', limit, offset: Math.max(o.offset ?? 0, 0) };
+    if (actor.role !== 'reviewer') {
+      const { tasks, total } = await listTasks(this.d.pool, { project: o.project, status: 'active', ...page });
+      return { tasks, total, counts: await queueCounts(this.d.pool, { user: actor.user, projects: o.project ? [o.project] : undefined }), projects: await projectIds(this.d.pool) };
+    }
     const member = await this.membership(actor);
     const projects = [...member.keys()].filter((p) => !o.project || p === o.project);
-    const tasks = await listTasks(this.d.pool, { projects, status: 'active', holder: actor.user, claimable: true, limit });
-    const now = this.now();
-    const mine = tasks.filter((t) => !denyDecide(actor, t, member, now));
-    return [...mine, ...tasks.filter((t) => !mine.includes(t))];
+    const { tasks, total } = await listTasks(this.d.pool, { projects, status: 'active', holder: actor.user, claimable: true, ...page });
+    return { tasks, total, counts: await queueCounts(this.d.pool, { user: actor.user, projects }), projects: [...member.keys()].sort() };
   }
 
   async detail(actor: Actor, id: string): Promise<TaskDetail> {
@@ -140,13 +155,13 @@ export class ReviewService {
     return claimed;
   }
 
-  /** The next task for this reviewer: one they hold, else the oldest claimable one (claimed now). Undefined: nothing to do. */
+  /** The next task for this reviewer: one they hold, else the first claimable one by priority (claimed now). Undefined: nothing to do. */
   async next(actor: Actor, o: { project?: string } = {}): Promise<ReviewTask | undefined> {
     if (actor.role !== 'reviewer') throw new ReviewError(403, 'only reviewers have a queue to work through');
     const member = await this.membership(actor);
     const projects = [...member.keys()].filter((p) => !o.project || p === o.project);
-    const held = await listTasks(this.d.pool, { projects, status: 'open', holder: actor.user, limit: 1 });
-    if (held[0]) return held[0];
+    const held = await listTasks(this.d.pool, { projects, status: 'open', holder: actor.user, sort: 'priority', limit: 1 });
+    if (held.tasks[0]) return held.tasks[0];
     const withTtl = await Promise.all(projects.map(async (p) => ({ project: p, ttlSeconds: await this.claimTtl(p) })));
     return claimNextTask(this.d.pool, withTtl, actor.user);
   }

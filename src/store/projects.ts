@@ -12,6 +12,10 @@ export async function upsertProject(pool: Pool, p: ProjectDefinition, actor: str
   await audit(pool, { actor, action: 'project.upsert', project: p.id, subject: p.id });
 }
 
+export async function projectIds(pool: Pool): Promise<string[]> {
+  return (await pool.query<{ id: string }>('SELECT id FROM projects ORDER BY id')).rows.map((r) => r.id);
+}
+
 export async function getProject(pool: Pool, id: string): Promise<ProjectDefinition | undefined> {
   const { rows } = await pool.query<{ id: string; json_schema: ProjectDefinition['jsonSchema']; regex_rules: ProjectDefinition['regexRules']; ontology: ProjectDefinition['ontology']; qc_policy: ProjectDefinition['qcPolicy'] }>(
     'SELECT id, json_schema, regex_rules, ontology, qc_policy FROM projects WHERE id = $1', [id],

@@ -133,19 +133,59 @@ export async function decisionRecord(db: Queryable, id: string): Promise<{ label
   return { labels: r?.labels ?? null, ...(r?.outcome?.refused ? { refused: r.outcome.refused } : {}) };
 }
 
+/** What a reviewer narrows a queue to. */
+export interface QueueFilter {
+  reason?: string;
+  /** Samples this annotator labelled. */
+  annotator?: string;
+  /** A finding rule of any layer: exact (`layer2.geometry_conflict`) or its last part (`geometry_conflict`). */
+  finding?: string;
+  /** External ids starting with this. */
+  externalId?: string;
+  /** Waiting at least this long. */
+  minAgeMinutes?: number;
+  overdue?: boolean;
+}
+
+export const QUEUE_SORTS = ['priority', 'oldest', 'due', 'risk'] as const;
+/** `priority`: due soonest (to the hour, so one batch's tasks rank together), then likeliest wrong; what "Start reviewing" takes. */
+export type QueueSort = (typeof QUEUE_SORTS)[number];
+
 export interface TaskFilter {
   /** Only these projects (a reviewer's memberships); undefined: all. */
   projects?: string[];
   project?: string;
   status?: ReviewTask['status'] | 'active';
-  /** Tasks held by this user, or (with `claimable`) also those anyone in the project may claim. */
+  /** Tasks held by this user, or (with `claimable`) also those anyone in the project may claim. Held ones come first. */
   holder?: string;
   claimable?: boolean;
+  filter?: QueueFilter;
+  sort?: QueueSort;
   limit: number;
+  offset?: number;
 }
 
-/** Tasks oldest first: the order a reviewer should work in. */
-export async function listTasks(db: Queryable, f: TaskFilter): Promise<ReviewTask[]> {
+/** A task as a queue lists it: with its sample's external id and the estimated probability its labels are wrong. */
+export interface QueueTask extends ReviewTask {
+  externalId: string;
+  risk: number | null;
+}
+
+/** The estimated probability the sample's labels are wrong: layer 5's (recalibrated) when there is one, else layer 2's. */
+const RISK_OF_T = `(SELECT (q.details->'risk'->>'pWrong')::float8 FROM qc_results q
+  WHERE q.sample_id = t.sample_id AND q.layer IN (2, 5) AND q.details->'risk'->>'pWrong' IS NOT NULL ORDER BY q.layer DESC LIMIT 1)`;
+
+const ORDER: Record<QueueSort, string> = {
+  priority: `date_trunc('hour', t.due_at), risk DESC NULLS LAST, t.created_at, t.id`,
+  oldest: 't.created_at, t.id',
+  due: 't.due_at, t.id',
+  risk: 'risk DESC NULLS LAST, t.created_at, t.id',
+};
+
+const likePrefix = (s: string): string => `${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** One page of tasks in the asked order (default: oldest first), and how many match in all. */
+export async function listTasks(db: Queryable, f: TaskFilter): Promise<{ tasks: QueueTask[]; total: number }> {
   const where: string[] = [];
   const args: unknown[] = [];
   const arg = (v: unknown): string => `$${args.push(v)}`;
@@ -153,15 +193,53 @@ export async function listTasks(db: Queryable, f: TaskFilter): Promise<ReviewTas
   if (f.project) where.push(`t.project_id = ${arg(f.project)}`);
   if (f.status === 'active') where.push(`t.status IN ('open', 'deciding')`);
   else if (f.status) where.push(`t.status = ${arg(f.status)}`);
+  let heldFirst = '';
   if (f.holder) {
     const held = `(t.assignee = ${arg(f.holder)} AND (t.claim_expires_at IS NULL OR t.claim_expires_at > now()))`;
     where.push(f.claimable ? `(${held} OR (t.status = 'open' AND t.audience = 'reviewers' AND (t.assignee IS NULL OR t.claim_expires_at <= now())))` : held);
+    heldFirst = `${held} DESC, `;
   }
-  const { rows } = await db.query<TaskRow>(
-    `SELECT ${TASK_COLUMNS} FROM review_tasks t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at, t.id LIMIT ${arg(f.limit)}`,
+  const q = f.filter ?? {};
+  if (q.reason) where.push(`t.reason = ${arg(q.reason)}`);
+  if (q.annotator) where.push(`EXISTS (SELECT 1 FROM annotations a WHERE a.sample_id = t.sample_id AND a.annotator = ${arg(q.annotator)})`);
+  if (q.finding) {
+    const rule = arg(q.finding);
+    where.push(`EXISTS (SELECT 1 FROM qc_results q, jsonb_array_elements(q.findings) fd WHERE q.sample_id = t.sample_id AND (fd->>'rule' = ${rule} OR fd->>'rule' LIKE '%.' || ${rule}))`);
+  }
+  if (q.externalId) where.push(`s.external_id LIKE ${arg(likePrefix(q.externalId))}`);
+  if (q.minAgeMinutes) where.push(`t.created_at <= now() - make_interval(mins => ${arg(q.minAgeMinutes)})`);
+  if (q.overdue) where.push('t.due_at < now()');
+  const { rows } = await db.query<TaskRow & { external_id: string; risk: number | null; total: string }>(
+    `SELECT ${TASK_COLUMNS}, s.external_id, ${RISK_OF_T} AS risk, count(*) OVER () AS total
+     FROM review_tasks t JOIN samples s ON s.id = t.sample_id ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY ${heldFirst}${ORDER[f.sort ?? 'oldest']} LIMIT ${arg(f.limit)} OFFSET ${arg(f.offset ?? 0)}`,
     args,
   );
-  return rows.map(toTask);
+  return { tasks: rows.map((r) => ({ ...toTask(r), externalId: r.external_id, risk: r.risk })), total: Number(rows[0]?.total ?? 0) };
+}
+
+export interface QueueCounts {
+  /** Open tasks this user holds. */
+  mine: number;
+  /** Open tasks in the projects (all of a reviewer's, or all) … */
+  open: number;
+  /** … of which past their SLA. */
+  overdue: number;
+  /** Decisions by this user since midnight UTC. */
+  decidedToday: number;
+}
+
+export async function queueCounts(db: Queryable, o: { user: string; projects?: string[] }): Promise<QueueCounts> {
+  const { rows } = await db.query<{ mine: string; open: string; overdue: string; decided_today: string }>(
+    `SELECT count(*) FILTER (WHERE status = 'open' AND assignee = $1 AND (claim_expires_at IS NULL OR claim_expires_at > now())) AS mine,
+            count(*) FILTER (WHERE status = 'open') AS open,
+            count(*) FILTER (WHERE status = 'open' AND due_at < now()) AS overdue,
+            count(*) FILTER (WHERE decided_by = $1 AND decided_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS decided_today
+     FROM review_tasks WHERE ($2::text[] IS NULL OR project_id = ANY($2))`,
+    [o.user, o.projects ?? null],
+  );
+  const r = rows[0]!;
+  return { mine: Number(r.mine), open: Number(r.open), overdue: Number(r.overdue), decidedToday: Number(r.decided_today) };
 }
 
 /** Claims one open task for `user` if nobody holds it (or the claim ran out); returns it, or undefined if someone else holds it. */
@@ -176,13 +254,13 @@ export async function claimTask(pool: Pool, id: string, user: string, ttlSeconds
   return rows[0] && toTask(rows[0]);
 }
 
-/** Claims the oldest claimable task of the given projects; SKIP LOCKED so two reviewers never get the same one. */
+/** Claims the first claimable task of the given projects by priority (QueueSort); SKIP LOCKED so two reviewers never get the same one. */
 export async function claimNextTask(pool: Pool, projects: Array<{ project: string; ttlSeconds: number }>, user: string): Promise<ReviewTask | undefined> {
   if (projects.length === 0) return undefined;
   const { rows } = await pool.query<{ id: string; project_id: string }>(
-    `SELECT t.id::text AS id, t.project_id FROM review_tasks t
+    `SELECT t.id::text AS id, t.project_id, ${RISK_OF_T} AS risk FROM review_tasks t
      WHERE t.project_id = ANY($1) AND t.status = 'open' AND t.audience = 'reviewers' AND (t.assignee IS NULL OR t.claim_expires_at <= now())
-     ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+     ORDER BY ${ORDER.priority} LIMIT 1 FOR UPDATE OF t SKIP LOCKED`,
     [projects.map((p) => p.project)],
   );
   if (!rows[0]) return undefined;

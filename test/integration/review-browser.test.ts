@@ -313,3 +313,46 @@ test('boxes are corrected on the image: start from the consensus, move a box wit
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('the queue counts, filters by annotator, external id and reason, sorts, and says who holds each task', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: readJson('ontology.json'), qcPolicy: LINEAR });
+  for (const user of ['quinn', 'pat']) await setMember(h.pool, { project, user, role: 'reviewer' }, 'test');
+  const lines = ['a-1', 'a-2', 'b-1', 'b-2'].map((id) => {
+    const [x, y] = id.startsWith('a') ? ['ann-1', 'ann-2'] : ['ann-3', 'ann-4'];
+    return JSON.stringify({ externalId: `queue-${id}`, payload: { text: `sample ${id}`, lang: 'en' }, annotations: [{ annotator: x, labels: { classes: ['positive'] } }, { annotator: y, labels: { classes: ['negative'] } }] });
+  });
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  assert.equal((await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 100, wait: true })).counts.review, 4);
+  await waitUntil('four review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 4);
+
+  const { context, page, errors } = await signedIn({ width: 1366, height: 768 }, 'quinn');
+  await page.goto(`${h.server!.url}/queue?project=${project}`);
+  // Round-robin gave two tasks to each reviewer: quinn holds two; the project has four open.
+  assert.match(await page.locator('#counts').innerText(), /2 held by you · 4 open in your projects · 0 decided by you today/);
+  assert.equal(await page.locator('#tasks tbody tr').count(), 2, 'tasks assigned to pat are not quinn\'s to take');
+  await page.locator('#filters select[name=project]').selectOption(project);
+  await page.locator('#filters input[name=annotator]').fill('ann-3');
+  await page.locator('#filters button[type=submit]').click();
+  await page.waitForURL(/annotator=ann-3/);
+  const held = (await page.locator('#tasks tbody tr').allInnerTexts()).join('\n');
+  assert.doesNotMatch(held, /queue-a-/, 'only samples ann-3 labelled');
+  await page.goto(`${h.server!.url}/queue?project=${project}&q=nothing-like-this`);
+  assert.match(await page.locator('#showing').innerText(), /Nothing matches/);
+  await page.goto(`${h.server!.url}/queue?project=${project}&reason=audit`);
+  assert.match(await page.locator('#showing').innerText(), /Nothing matches/);
+  await context.close();
+
+  // An operator sees every task and who holds it.
+  const op = await signedIn({ width: 1366, height: 768 }, 'olive');
+  await op.context.clearCookies();
+  await op.context.addCookies([{ name: 'qcflow_session', value: issueToken(h.cfg.http.jwtSecret!, { user: 'olive', role: 'operator', ttlSeconds: 600 }), url: h.server!.url }]);
+  await op.page.goto(`${h.server!.url}/queue?project=${project}&q=queue-&sort=risk`);
+  assert.match(await op.page.locator('#showing').innerText(), /Showing 1–4 of 4/);
+  const holders = await op.page.locator('#tasks tbody tr td:nth-child(8)').allInnerTexts();
+  assert.deepEqual(holders.map((t) => t.replace(/ \(assigned\)/, '')).sort(), ['pat', 'pat', 'quinn', 'quinn']);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await op.page.screenshot({ path: path.join(ARTIFACTS, 'review-queue.png'), fullPage: true });
+  assert.deepEqual([...errors, ...op.errors], []);
+  await op.context.close();
+});

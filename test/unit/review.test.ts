@@ -8,7 +8,8 @@ import { formatPrecision } from '../../src/cli/review';
 import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src/review/correction';
 import { compareLabels, iou, reasonInWords } from '../../src/review/explain';
 import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
-import { esc, dueIn, html, queuePage } from '../../src/http/html';
+import { esc, dueIn, html } from '../../src/http/html';
+import { parseQueueQuery, queuePage } from '../../src/http/queue-page';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { ReviewTask } from '../../src/review/decisions';
 
@@ -169,10 +170,23 @@ test('pages escape by default: interpolated text is escaped, markup built with h
   assert.equal(html`<ul>${[item, item]}</ul>`.value, `<ul>${`<li>${esc(evil)}</li>`.repeat(2)}</ul>`);
   assert.equal(html`a${undefined}${null}${false}b${0}`.value, 'ab0');
   // A task whose fields carry markup shows them as text on the queue page.
-  const task = { id: '7', sampleId: 's', project: 'p', round: 1, reason: evil, audience: 'reviewers', assignee: `<b>x</b>`, claimExpiresAt: null, status: 'open', decision: null, decidedBy: null, decidedAt: null, comment: null, createdAt: new Date().toISOString(), dueAt: new Date(Date.now() + 60_000).toISOString() } as ReviewTask;
-  const page = queuePage({ user: 'vera', csrf: 'c"srf', tasks: [task], note: evil });
+  const task = { id: '7', sampleId: 's', project: 'p', round: 1, reason: evil, audience: 'reviewers', assignee: `<b>x</b>`, claimExpiresAt: null, status: 'open', decision: null, decidedBy: null, decidedAt: null, comment: null, createdAt: new Date().toISOString(), dueAt: new Date(Date.now() + 60_000).toISOString(), externalId: evil, risk: 0.2 } as const;
+  const counts = { mine: 0, open: 1, overdue: 0, decidedToday: 0 };
+  const page = queuePage({ user: 'vera', csrf: 'c"srf', tasks: [task], total: 1, counts, projects: ['p'], query: parseQueueQuery({ annotator: evil }), note: evil });
   assert.ok(!page.includes('<img') && !page.includes('<b>x'), page);
   assert.ok(page.includes('&lt;img src=x onerror=&quot;alert(&#39;x&#39;)&quot;&gt;') && page.includes('value="c&quot;srf"'));
+});
+
+test('queue links keep their filters; malformed query values are dropped, not refused', () => {
+  const q = parseQueueQuery({ project: 'p', reason: 'audit', q: 'street-', age: '60', overdue: '1', sort: 'risk', page: '2', annotator: ' ' });
+  assert.deepEqual(q, { project: 'p', filter: { reason: 'audit', annotator: undefined, finding: undefined, externalId: 'street-', minAgeMinutes: 60, overdue: true }, sort: 'risk', limit: 50, offset: 50, page: 2 });
+  assert.deepEqual([parseQueueQuery({ sort: 'DROP', page: '-3', age: 'x' }).sort, parseQueueQuery({ page: '-3' }).page, parseQueueQuery({ age: 'x' }).filter?.minAgeMinutes], ['priority', 1, undefined]);
+  const counts = { mine: 2, open: 120, overdue: 3, decidedToday: 30 };
+  const page = queuePage({ user: 'vera', csrf: 'c', tasks: [], total: 120, counts, projects: ['p'], query: q });
+  // Page 2 of 3 links back to page 1 (no page parameter) and on to 3, filters kept.
+  assert.match(page, /href="\/queue\?project=p&amp;reason=audit&amp;q=street-&amp;age=60&amp;overdue=1&amp;sort=risk" rel="prev"/);
+  assert.match(page, /page=3" rel="next"/);
+  assert.match(page, /3 overdue/);
 });
 
 test('the comparison marks each annotator\'s field that is not the consensus: classes, attributes, boxes by overlap, spans by text', () => {
