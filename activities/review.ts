@@ -5,7 +5,7 @@ import { withTransaction } from '../src/clients/pg';
 import type { Logger } from '../src/clients/logger';
 import { checkCorrection, describeFindings, labelsAsConsensus, reviewerAnnotator } from '../src/review/correction';
 import { STATUS_AFTER, type ReviewDecisionRef } from '../src/review/decisions';
-import { expireTask, finishDecision, lockDecision, openTask, refuseCorrection, storeCorrection, taskRecorded } from '../src/store/review';
+import { expireTask, finishDecision, lockDecision, openTask, refuseCorrection, storeCorrection, taskRecorded, undoDecision } from '../src/store/review';
 import { insertResampleRequests } from '../src/store/resamples';
 import { audit } from '../src/store/audit';
 import type { Labels } from '../src/ingest/envelope';
@@ -24,6 +24,8 @@ export interface AwaitReviewInput {
   slaSeconds: number;
   /** Which dispatch of the round (the workflow dispatches a round again when one was never recorded). */
   dispatch?: number;
+  /** The reviewer who took back the previous round's decision: this round goes to them. */
+  assignTo?: string;
 }
 
 export type ApplyResult = { applied: true; outcome: ReviewOutcome } | { applied: false; reason: string };
@@ -84,6 +86,11 @@ export function reviewActivities(deps: ReviewActivityDeps) {
     /** Whether a review round's human-task activity (this dispatch or a later one) recorded its task. */
     async reviewTaskRecorded(input: { sampleId: string; round: number; dispatch: number }): Promise<boolean> {
       return taskRecorded(deps.pool, input);
+    },
+
+    /** The reviewer took the decision back in its undo window: the task ends `undone`, never applied. */
+    async undoReviewDecision(input: { taskId: string; user: string }): Promise<void> {
+      await withTransaction(deps.pool, (c) => undoDecision(c, input.taskId, input.user));
     },
 
     /** The SLA ran out: the task can no longer be decided (the workflow opens the next round). */

@@ -182,7 +182,10 @@ export interface ReviewState {
   reason: string;
   audience: 'reviewers' | 'leads';
   escalations: number;
-  status: 'waiting' | 'applying' | 'done';
+  /** `undo_window`: decided, and the decider may still take it back (HumanReviewInput.review.undoSeconds). */
+  status: 'waiting' | 'undo_window' | 'applying' | 'done';
+  /** Decisions taken back so far. */
+  undos?: number;
   outcome?: ReviewOutcome;
   /** Times this round's task was dispatched again because an earlier dispatch was never recorded. */
   redispatches?: number;
@@ -224,6 +227,12 @@ export const submitBatchSignal = defineSignal<[BatchRef]>('submitBatch');
  * refusal (the field and the rule) as the update's error, and nothing enters the history; else the
  * inline batch they were staged as.
  */
+/** A reviewer takes back the decision of `taskId` while its undo window is open; refused (by the validator) otherwise, so it happens once. */
+export interface UndoRequest {
+  taskId: string;
+  user: string;
+}
+export const undoDecisionUpdate = defineUpdate<{ undone: true }, [UndoRequest]>('undoDecision');
 export const stageSamplesUpdate = defineUpdate<BatchRef, [SubmitSamplesArgs]>('stageSamples');
 export const intakeStatsQuery = defineQuery<IntakeStats>('stats');
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');

@@ -1,6 +1,6 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, setHandler, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, setHandler, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, ReviewTaskActivities } from '../activities';
-import { reviewStateQuery, type HumanReviewInput, type ReviewOutcome, type ReviewState } from './definitions';
+import { reviewStateQuery, undoDecisionUpdate, type HumanReviewInput, type ReviewOutcome, type ReviewState } from './definitions';
 import { SHORT_ACTIVITY_OPTIONS } from './activity-options';
 import { QC_PROJECT, QC_STAGE } from './search-attributes';
 
@@ -18,8 +18,10 @@ class DispatchLost extends Error {}
  * One sample's human review (`review/{sample}`). Each round is a human-task activity on the review queue
  * that a reviewer completes; its timeout is the project's SLA. A round that times out expires and the
  * next one goes to another reviewer (reason `escalated`); after `maxEscalations` the task goes to the
- * project's leads, and keeps rotating among them until someone decides. A correction that no longer
- * passes the project's checks opens a new round instead of being applied.
+ * project's leads, and keeps rotating among them until someone decides. A decision takes effect after
+ * the project's undo window, in which its reviewer may take it back (an Update, accepted once): the next
+ * round then goes back to them. A correction that no longer passes the project's checks opens a new round
+ * instead of being applied.
  */
 export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcome> {
   const state: ReviewState = { round: 0, reason: input.reason, audience: 'reviewers', escalations: 0, status: 'waiting' };
@@ -34,12 +36,28 @@ export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcom
   // Dispatches of a round are checked for a recorded task: a task Temporal marked started but no worker
   // ran was otherwise invisible until its SLA ran out. Histories from before the check replay without it.
   const checked = patched('review-dispatch-check');
+  // Histories from before the undo window apply a decision at once.
+  const undoWindow = patched('review-undo-window') && (input.review.undoSeconds ?? 0) > 0;
+  /** The task whose decision may be taken back right now, and who took it back. */
+  let undoable: string | undefined;
+  let undoneBy: string | undefined;
+  let assignTo: string | undefined;
+  setHandler(undoDecisionUpdate, (req) => {
+    undoneBy = req.user;
+    undoable = undefined;
+    return { undone: true as const };
+  }, {
+    validator: (req) => {
+      if (undoable === undefined || undoable !== req.taskId) throw new Error(`the decision on task ${req.taskId} can no longer be undone: its undo window has closed, or it was undone already`);
+    },
+  });
   let dispatch = 0;
   let roundStarted = Date.now();
   for (;;) {
     const assign = state.audience === 'leads' || state.round > 0 || input.review.assignment === 'round-robin';
     const task = {
       project: input.project, sampleId: input.sampleId, round: state.round, reason: state.reason, audience: state.audience, assign, slaSeconds: input.review.slaSeconds,
+      ...(assignTo ? { assignTo } : {}),
     };
     let ref;
     try {
@@ -58,12 +76,31 @@ export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcom
         state.round++;
         state.reason = 'escalated';
         if (state.escalations > input.review.maxEscalations) state.audience = 'leads';
+        assignTo = undefined;
         dispatch = 0;
         roundStarted = Date.now();
       } else {
         await sleep(RECORD_RETRY_PAUSE);
       }
       continue;
+    }
+    if (undoWindow) {
+      state.status = 'undo_window';
+      undoable = ref.taskId;
+      const undone = await condition(() => undoneBy !== undefined, input.review.undoSeconds * 1000);
+      undoable = undefined;
+      if (undone) {
+        await act.undoReviewDecision({ taskId: ref.taskId, user: undoneBy! });
+        state.undos = (state.undos ?? 0) + 1;
+        state.round++;
+        state.reason = 'undone';
+        state.status = 'waiting';
+        assignTo = undoneBy;
+        undoneBy = undefined;
+        dispatch = 0;
+        roundStarted = Date.now();
+        continue;
+      }
     }
     state.status = 'applying';
     const applied = await act.applyReviewDecision({ taskId: ref.taskId });
@@ -76,6 +113,7 @@ export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcom
     state.round++;
     state.reason = 'correction_refused';
     state.status = 'waiting';
+    assignTo = undefined;
     dispatch = 0;
     roundStarted = Date.now();
   }

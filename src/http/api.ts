@@ -60,6 +60,14 @@ export function registerApi(app: FastifyInstance, deps: ServerDeps): void {
     },
   }, async (req) => reviews.decide(bearerActor(deps, req), req.params.id, req.body));
 
+  app.post<{ Params: { id: string } }>('/api/tasks/:id/undo', {
+    schema: { tags, summary: 'Take back my latest decision while the project\'s undo window (review.undoSeconds) is open; the sample\'s next round comes back to me. Refused with 409 once the decision took effect, was undone, or I decided another task since', params: taskId, response: { ...errors } },
+  }, async (req) => reviews.undo(bearerActor(deps, req), req.params.id));
+
+  app.get('/api/history', {
+    schema: { tags, summary: 'My latest decisions, newest first', response: { ...errors } },
+  }, async (req) => ({ decisions: await reviews.history(bearerActor(deps, req), 50) }));
+
   app.get<{ Params: { project: string } }>('/api/projects/:project/members', {
     schema: { tags, summary: 'Reviewers and leads of a project (operator, admin)', params: projectParam, response: { ...errors } },
   }, async (req) => ({ members: await reviews.members(bearerActor(deps, req), req.params.project) }));

@@ -55,6 +55,7 @@ svg.draft{touch-action:none;cursor:crosshair}svg.draft rect.box{fill:rgba(230,15
 svg.draft rect.box.selected{stroke:#D55E00;fill:rgba(213,94,0,.15)}svg.draft rect.handle{fill:#fff;stroke:#D55E00;cursor:nwse-resize}
 figure.editing svg.boxes{opacity:.45}mark{background:#ffe08a;padding:0 .1em}mark.s1{background:#bfe3ff}
 .filters label{margin:.2rem .8rem .2rem 0;display:inline-block}.pager{margin-top:.5rem}
+.history{padding-left:1.2rem;margin:0}.history li{margin:.15rem 0}
 .record dt{font-weight:600}.record dd{margin:0 0 .4rem 0}
 @media (max-width:700px){main{padding:.5rem .5rem 6rem}.decide{position:static}
 .decide .buttons{position:fixed;left:0;right:0;bottom:0;z-index:5;background:#fff;border-top:1px solid #ccc;padding:.4rem;flex-wrap:nowrap}
@@ -97,6 +98,19 @@ export function age(fromIso: string, now = new Date()): string {
 export function dueIn(dueIso: string, now = new Date()): string {
   const due = new Date(dueIso);
   return due > now ? `in ${age(now.toISOString(), due)}` : `overdue ${age(dueIso, now)}`;
+}
+
+/** A decision the reviewer can still take back, with its countdown (the page's script ticks it and binds <kbd>u</kbd>). */
+export function undoBar(undo: { taskId: string; decision: string; secondsLeft: number } | undefined, csrf: string): Html {
+  if (!undo) return EMPTY;
+  return html`<form method="post" action="/tasks/${undo.taskId}/undo" id="undo-form" class="note" role="status" data-seconds="${undo.secondsLeft}"><input type="hidden" name="_csrf" value="${csrf}">
+Your <strong>${undo.decision}</strong> on task #${undo.taskId} takes effect in <span id="undo-seconds">${undo.secondsLeft}</span> s. <button id="undo">Undo <kbd>u</kbd></button></form>`;
+}
+
+/** The reviewer's latest decisions, each a link to its task (which shows the full record). */
+export function historyList(history: Array<{ taskId: string; externalId: string; decision: string; status: string; decidedAt: string }>, now = new Date()): Html {
+  if (!history.length) return EMPTY;
+  return html`<section id="history"><h2>My recent decisions</h2><ol class="history">${history.map((d) => html`<li><a href="/tasks/${d.taskId}">#${d.taskId}</a> ${d.externalId}: <strong>${d.decision}</strong>${d.status === 'undone' && ' (undone)'}${d.status === 'deciding' && ' (can be undone)'} <span class="muted">${age(d.decidedAt, now)} ago</span></li>`)}</ol></section>`;
 }
 
 export function findingList(findings: Finding[]): Html {

@@ -42,6 +42,11 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
     return undefined;
   };
   const csrf = { preHandler: app.csrfProtection };
+  /** What every page shows beside its content: the decision just made while it can be undone, and the reviewer's recent decisions. */
+  const beside = async (actor: Actor, done: string | undefined) => ({
+    undo: done && /^\d{1,18}$/.test(done) ? await reviews.undoable(actor, done) : undefined,
+    history: await reviews.history(actor),
+  });
 
   app.get('/', hidden, async (_req, reply) => reply.redirect('/queue', 303));
   app.get(REVIEW_SCRIPT_PATH, hidden, async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(REVIEW_SCRIPT));
@@ -69,7 +74,7 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
     const actor = requireUser(req, reply);
     if (!actor) return reply;
     const query = parseQueueQuery(req.query);
-    return html(reply, queuePage({ user: actor.user, csrf: csrfToken(req, reply), ...(await reviews.queue(actor, query)), query, note: req.query.note }));
+    return html(reply, queuePage({ user: actor.user, csrf: csrfToken(req, reply), ...(await reviews.queue(actor, query)), query, note: req.query.note, ...(await beside(actor, req.query.done)) }));
   });
 
   /** Opens the next task (claiming one if needed), or the queue with a note when there is none. */
@@ -86,10 +91,22 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
     return openNext(actor, reply);
   });
 
-  app.get<{ Params: { id: string }; Querystring: { note?: string } }>('/tasks/:id', hidden, async (req, reply) => {
+  app.get<{ Params: { id: string }; Querystring: { note?: string; done?: string } }>('/tasks/:id', hidden, async (req, reply) => {
     const actor = requireUser(req, reply);
     if (!actor) return reply;
-    return html(reply, taskPage({ user: actor.user, csrf: csrfToken(req, reply), detail: await reviews.detail(actor, req.params.id), note: req.query.note }));
+    return html(reply, taskPage({ user: actor.user, csrf: csrfToken(req, reply), detail: await reviews.detail(actor, req.params.id), note: req.query.note, ...(await beside(actor, req.query.done)) }));
+  });
+
+  app.post<{ Params: { id: string } }>('/tasks/:id/undo', { ...hidden, ...csrf }, async (req, reply) => {
+    const actor = requireUser(req, reply);
+    if (!actor) return reply;
+    try {
+      const r = await reviews.undo(actor, req.params.id);
+      return reply.redirect(r.next ? `/tasks/${r.next.id}?note=${encodeURIComponent(r.message)}` : `/queue?note=${encodeURIComponent(r.message)}`, 303);
+    } catch (err) {
+      if (!(err instanceof ReviewError) || ![403, 404, 409].includes(err.status)) throw err;
+      return reply.redirect(`/queue?note=${encodeURIComponent(err.message)}`, 303);
+    }
   });
 
   app.post<{ Params: { id: string } }>('/tasks/:id/claim', { ...hidden, ...csrf }, async (req, reply) => {

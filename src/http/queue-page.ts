@@ -1,7 +1,8 @@
 import { REVIEW_REASONS } from '../review/explain';
 import type { QueueQuery } from '../review/service';
 import { QUEUE_SORTS, type QueueCounts, type QueueSort, type QueueTask } from '../store/review';
-import { age, dueIn, html, layout, REVIEW_SCRIPT_PATH, type Html } from './html';
+import { age, dueIn, historyList, html, layout, REVIEW_SCRIPT_PATH, undoBar, type Html } from './html';
+import type { RecentDecision } from '../store/review';
 
 export const QUEUE_PAGE_SIZE = 50;
 
@@ -39,7 +40,8 @@ function progress(c: QueueCounts): Html {
 const option = (value: string, label: string, current: string | undefined): Html => html`<option value="${value}"${current === value && html` selected`}>${label}</option>`;
 
 /** The queue: progress counts, filters, sort, search by external id, and pages of tasks. */
-export function queuePage(o: { user: string; csrf: string; tasks: QueueTask[]; total: number; counts: QueueCounts; projects: string[]; query: ReturnType<typeof parseQueueQuery>; note?: string; now?: Date }): string {
+export function queuePage(o: { user: string; csrf: string; tasks: QueueTask[]; total: number; counts: QueueCounts; projects: string[]; query: ReturnType<typeof parseQueueQuery>; note?: string; now?: Date;
+  undo?: { taskId: string; decision: string; secondsLeft: number }; history?: RecentDecision[] }): string {
   const now = o.now ?? new Date();
   const f = o.query.filter ?? {};
   const rows = o.tasks.map((t) => html`<tr><td><a href="/tasks/${t.id}">#${t.id}</a></td><td>${t.externalId}</td><td>${t.project}</td>
@@ -56,7 +58,7 @@ export function queuePage(o: { user: string; csrf: string; tasks: QueueTask[]; t
   const first = o.total ? (o.query.page - 1) * QUEUE_PAGE_SIZE + 1 : 0;
   return layout({
     title: 'Queue', user: o.user, csrf: o.csrf, script: REVIEW_SCRIPT_PATH,
-    body: html`<h1>Review queue</h1>${o.note && html`<div class="note" role="status">${o.note}</div>`}
+    body: html`<h1>Review queue</h1>${o.note && html`<div class="note" role="status">${o.note}</div>`}${undoBar(o.undo, o.csrf)}
 ${progress(o.counts)}
 <form method="post" action="/next"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="start" type="submit" autofocus>Start reviewing <kbd>Enter</kbd></button>
 <span class="muted">takes the task due soonest, then the likeliest wrong</span></form>
@@ -73,6 +75,6 @@ ${progress(o.counts)}
 <section><p id="showing">${o.total ? `Showing ${first}–${first + o.tasks.length - 1} of ${o.total}` : 'Nothing matches.'}</p>
 <div class="scroll"><table id="tasks"><thead><tr><th>Task</th><th>External id</th><th>Project</th><th>Reason</th><th>P(wrong)</th><th>Age</th><th>Due</th><th>Held by</th><th>Status</th></tr></thead>
 <tbody>${rows.length ? rows : html`<tr><td colspan="9" class="muted">Nothing to review.</td></tr>`}</tbody></table></div>
-${pages > 1 && html`<nav class="pager" aria-label="pages">${o.query.page > 1 && html`<a href="${link(o.query.page - 1)}" rel="prev">← previous</a> `}page ${o.query.page} of ${pages}${o.query.page < pages && html` <a href="${link(o.query.page + 1)}" rel="next">next →</a>`}</nav>`}</section>`,
+${pages > 1 && html`<nav class="pager" aria-label="pages">${o.query.page > 1 && html`<a href="${link(o.query.page - 1)}" rel="prev">← previous</a> `}page ${o.query.page} of ${pages}${o.query.page < pages && html` <a href="${link(o.query.page + 1)}" rel="next">next →</a>`}</nav>`}</section>${historyList(o.history ?? [], now)}`,
   });
 }

@@ -2,7 +2,8 @@ import type { Labels } from '../ingest/envelope';
 import type { Finding } from '../qc/findings';
 import type { TaskDetail } from '../review/service';
 import { compareLabels, reasonInWords } from '../review/explain';
-import { age, dueIn, EMPTY, findingList, html, Html, jsonBlock, layout, PALETTE, REVIEW_SCRIPT_PATH } from './html';
+import { age, dueIn, EMPTY, findingList, historyList, html, Html, jsonBlock, layout, PALETTE, REVIEW_SCRIPT_PATH, undoBar } from './html';
+import type { RecentDecision } from '../store/review';
 
 
 const LAYER_NAMES: Record<number, string> = { 1: 'Compliance', 2: 'Consistency', 3: 'Plausibility', 4: 'Quality decay', 5: 'Fusion' };
@@ -49,7 +50,7 @@ function labelsList(labels: Labels): Html {
 function decisionRecord(d: TaskDetail): Html {
   const t = d.task;
   if (!t.decision) return html`<p>Status: ${t.status}</p>`;
-  return html`<dl class="record" id="record"><dt>Decision</dt><dd>${t.decision} by ${t.decidedBy}${t.decidedAt && ` at ${t.decidedAt.replace('T', ' ').slice(0, 19)} UTC`}${t.status === 'deciding' && ' (being applied)'}</dd>
+  return html`<dl class="record" id="record"><dt>Decision</dt><dd>${t.decision} by ${t.decidedBy}${t.decidedAt && ` at ${t.decidedAt.replace('T', ' ').slice(0, 19)} UTC`}${t.status === 'deciding' && ' (takes effect when its undo window closes)'}${t.status === 'undone' && ' (taken back by the reviewer; not applied)'}</dd>
 <dt>Note</dt><dd>${t.comment ?? html`<span class="muted">none</span>`}</dd>
 ${d.record?.labels && html`<dt>Labels set</dt><dd>${labelsList(d.record.labels)}</dd>`}
 ${d.record?.refused && html`<dt>Not applied</dt><dd class="fail">${d.record.refused}</dd>`}</dl>`;
@@ -77,7 +78,10 @@ function decisionForm(d: TaskDetail, csrf: string, drafts: { labels?: string; co
 }
 
 /** The decision page: why the sample is here, the sample with every annotator's boxes, where they differ, each layer's findings, the decision form and label editor. */
-export function taskPage(o: { user: string; csrf: string; detail: TaskDetail; error?: { message: string; findings?: Finding[] }; labelsDraft?: string; commentDraft?: string; note?: string }): string {
+export function taskPage(o: {
+  user: string; csrf: string; detail: TaskDetail; error?: { message: string; findings?: Finding[] }; labelsDraft?: string; commentDraft?: string; note?: string;
+  undo?: { taskId: string; decision: string; secondsLeft: number }; history?: RecentDecision[];
+}): string {
   const d = o.detail;
   const { task, sample, annotations, layers, consensus } = d;
   const text = typeof sample.payload.text === 'string' ? html`<div class="text" id="sample-text">${sample.payload.text}</div>` : EMPTY;
@@ -90,7 +94,7 @@ export function taskPage(o: { user: string; csrf: string; detail: TaskDetail; er
   const why = layers.find((l) => l.layer === 5)?.findings ?? [];
   return layout({
     title: `Task ${task.id}`, user: o.user, csrf: o.csrf,
-    body: html`<h1>Task #${task.id} · ${task.project} · <span class="muted">${sample.externalId}</span></h1>${error}${o.note && html`<div class="note" role="status">${o.note}</div>`}
+    body: html`<h1>Task #${task.id} · ${task.project} · <span class="muted">${sample.externalId}</span></h1>${error}${o.note && html`<div class="note" role="status">${o.note}</div>`}${undoBar(o.undo, o.csrf)}
 <div id="restored" class="note" hidden></div>
 <div class="grid"><div>
 <section id="why"><h2>Why you see this</h2><p><strong>${reasonInWords(task.reason)}</strong></p>
@@ -99,7 +103,7 @@ export function taskPage(o: { user: string; csrf: string; detail: TaskDetail; er
 ${otherFields.length > 0 && html`<div class="scroll"><table>${otherFields.map(([k, v]) => html`<tr><th>${k}</th><td><pre>${typeof v === 'string' ? v : JSON.stringify(v)}</pre></td></tr>`)}</table></div>`}</section>
 <section><h2>Where the annotators differ</h2>${comparisonTable(d)}</section>
 <section><h2>QC layers</h2><div class="scroll"><table><thead><tr><th>Layer</th><th>Result</th><th>Score</th><th>Findings</th></tr></thead><tbody>${layerRows}</tbody></table></div></section>
-</div><div><section class="decide" id="decision"><h2>Decision</h2>${decisionForm(d, o.csrf, { labels: o.labelsDraft, comment: o.commentDraft })}</section></div></div>
+</div><div><section class="decide" id="decision"><h2>Decision</h2>${decisionForm(d, o.csrf, { labels: o.labelsDraft, comment: o.commentDraft })}</section>${historyList(o.history ?? [])}</div></div>
 ${jsonBlock('task-data', {
   taskId: task.id, open: d.can.decide, decided: task.status === 'decided' || task.status === 'deciding', refused: o.error !== undefined, ontology: d.ontology, palette: PALETTE,
   annotations: annotations.map((a) => ({ annotator: a.annotator, labels: a.labels })), consensus, text: typeof sample.payload.text === 'string' ? sample.payload.text : null,

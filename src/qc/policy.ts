@@ -89,6 +89,11 @@ export interface QcPolicy {
      * Temporal marked started but no worker ran is dispatched again (checks back off, doubling).
      */
     dispatchCheckSeconds: number;
+    /**
+     * How long a reviewer can take a decision back (0: never). The decision takes effect when the window
+     * closes, or when the reviewer decides another task (only one's latest decision can be undone).
+     */
+    undoSeconds: number;
   };
   /** URL that receives a POST with each batch's resample requests. */
   resampleWebhook?: string;
@@ -203,6 +208,7 @@ export const QC_POLICY_SCHEMA = {
         assignment: { enum: ['round-robin', 'claim'], default: 'round-robin' },
         claimTtlSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 900 },
         dispatchCheckSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 60 },
+        undoSeconds: { type: 'integer', minimum: 0, maximum: 600, default: 10 },
       },
     },
     resampleWebhook: { type: 'string', pattern: '^https?://' },

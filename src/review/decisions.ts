@@ -51,7 +51,7 @@ export interface ReviewTask {
   audience: 'reviewers' | 'leads';
   assignee: string | null;
   claimExpiresAt: string | null;
-  status: 'open' | 'deciding' | 'decided' | 'expired';
+  status: 'open' | 'deciding' | 'decided' | 'expired' | 'undone';
   decision: ReviewDecision | null;
   decidedBy: string | null;
   decidedAt: string | null;

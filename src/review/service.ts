@@ -1,4 +1,4 @@
-import { ActivityNotFoundError, type Client } from '@temporalio/client';
+import { ActivityNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { Logger } from '../clients/logger';
 import type { ObjectStore } from '../clients/minio';
@@ -9,7 +9,8 @@ import { resolvePolicy } from '../qc/policy';
 import { getProject, projectIds } from '../store/projects';
 import { sampleForReview, sampleRecord } from '../store/samples';
 import {
-  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, getTask, listMembers, listTasks, precisionRows, projectsOf, queueCounts, removeMember, setMember, type MemberRole,
+  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, decidedSince, getTask, laterRound, listMembers, listTasks, precisionRows, projectsOf, queueCounts, recentDecisions, removeMember, setMember, type MemberRole,
+  type RecentDecision,
   type QueueCounts, type QueueFilter, type QueueSort, type QueueTask,
 } from '../store/review';
 import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
@@ -19,6 +20,7 @@ import { qcPrecision, type PrecisionReport } from './precision';
 import { servedTypeOf } from '../ingest/keys';
 import type { Ontology } from '../projects/ontology';
 import { annotatorAccuracies } from '../store/reliability';
+import { undoDecisionUpdate, workflowIds } from '../../workflows/definitions';
 
 /** A refused request: `status` is the HTTP status, `message` says what to do; `findings` name fields for 422. */
 export class ReviewError extends Error {
@@ -217,6 +219,53 @@ export class ReviewService {
     }
     this.d.log.info({ taskId: id, sampleId: task.sampleId, decision: input.decision, user: actor.user }, 'review decided');
     return { taskId: id, result: 'decided', decision: input.decision, decidedBy: actor.user, message: `task ${id}: ${input.decision} recorded` };
+  }
+
+  /** Why `actor` cannot take back the decision of task `id` now; undefined when they can. */
+  private async undoRefusal(actor: Actor, task: ReviewTask): Promise<string | undefined> {
+    if (task.decidedBy !== actor.user) return `only ${task.decidedBy ?? 'the reviewer who decides it'} can take back the decision on task ${task.id}`;
+    if (task.status !== 'deciding') return `the decision on task ${task.id} can no longer be undone: it ${task.status === 'undone' ? 'was undone already' : 'has taken effect (its undo window closed)'}`;
+    if (await decidedSince(this.d.pool, actor.user, task.id)) return `you have decided another task since task ${task.id}; only your latest decision can be undone`;
+    return undefined;
+  }
+
+  /** The decision `actor` may still take back, with the seconds left of its window; undefined when there is none. */
+  async undoable(actor: Actor, id: string): Promise<{ taskId: string; decision: string; secondsLeft: number } | undefined> {
+    const task = await getTask(this.d.pool, id);
+    if (!task?.decision || task.decidedAt === null || (await this.undoRefusal(actor, task))) return undefined;
+    const project = await getProject(this.d.pool, task.project);
+    const window = project ? resolvePolicy(project.qcPolicy).review.undoSeconds : 0;
+    const secondsLeft = Math.floor(window - (this.now().getTime() - new Date(task.decidedAt).getTime()) / 1000);
+    return secondsLeft > 0 ? { taskId: id, decision: task.decision, secondsLeft } : undefined;
+  }
+
+  /**
+   * Takes back the actor's latest decision while its undo window is open, through the review workflow (an
+   * Update its validator accepts once). The sample's next round goes back to the actor; that task is
+   * returned once the workflow has opened it (undefined if it takes longer than a few seconds).
+   */
+  async undo(actor: Actor, id: string): Promise<{ taskId: string; undone: true; next?: ReviewTask; message: string }> {
+    const task = await getTask(this.d.pool, id);
+    if (!task) throw new ReviewError(404, `review task ${id} does not exist`);
+    const refused = await this.undoRefusal(actor, task);
+    if (refused) throw new ReviewError(task.decidedBy === actor.user ? 409 : 403, refused);
+    try {
+      await this.d.temporal.workflow.getHandle(workflowIds.review(task.sampleId)).executeUpdate(undoDecisionUpdate, { args: [{ taskId: id, user: actor.user }], updateId: `undo-${id}` });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new ReviewError(409, `${(err.cause as Error | undefined)?.message ?? err.message}; nothing changed`);
+      throw err;
+    }
+    this.d.log.info({ taskId: id, sampleId: task.sampleId, user: actor.user }, 'review decision undone');
+    let next: ReviewTask | undefined;
+    for (let i = 0; i < 50 && !next; i++) {
+      next = await laterRound(this.d.pool, task.sampleId, task.round);
+      if (!next) await new Promise((r) => setTimeout(r, 100));
+    }
+    return { taskId: id, undone: true, ...(next ? { next } : {}), message: `task ${id}: your ${task.decision} was taken back; the sample is ${next ? `task ${next.id}` : 'back in your queue in a moment'}` };
+  }
+
+  async history(actor: Actor, limit = 10): Promise<RecentDecision[]> {
+    return recentDecisions(this.d.pool, actor.user, limit);
   }
 
   private async checkCorrection(task: ReviewTask, reviewer: string, labels: unknown): Promise<void> {

@@ -71,6 +71,8 @@ export interface OpenTaskInput {
   taskToken: Uint8Array;
   /** Which dispatch of the round this is (0 unless the workflow found an earlier one never recorded). */
   dispatch?: number;
+  /** The reviewer who took back the previous round's decision: the task goes back to them. */
+  assignTo?: string;
 }
 
 /**
@@ -88,9 +90,9 @@ export async function openTask(c: PoolClient, t: OpenTaskInput): Promise<{ task:
   // A later dispatch of this round recorded the task already: this one was given up on, its token is dead.
   const later = await c.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM review_tasks t WHERE sample_id = $1 AND round = $2`, [t.sampleId, t.round]);
   if (later.rows[0]) return { task: toTask(later.rows[0]), created: false, stale: true };
-  let assignee: string | null = null;
+  let assignee: string | null = t.assignTo ?? null;
   let audience = t.audience;
-  if (t.assign) {
+  if (t.assign && !assignee) {
     const withRole = async (role: MemberRole): Promise<string[]> =>
       (await c.query<{ user_id: string }>('SELECT user_id FROM project_members WHERE project_id = $1 AND role = $2', [t.project, role])).rows.map((r) => r.user_id);
     let members = await withRole(audience === 'leads' ? 'lead' : 'reviewer');
@@ -420,6 +422,48 @@ export async function finishDecision(c: PoolClient, taskId: string, d: RecordedD
     actor: d.decidedBy!, action: `review.${d.decision}`, project: d.project, subject: d.sampleId,
     details: { taskId, round: d.round, reason: d.reason, decidedAt: d.decidedAt?.toISOString(), comment: d.comment, status },
   });
+}
+
+/** A decision taken back within the undo window: the task ends `undone`, never applied, with an audit record. */
+export async function undoDecision(c: PoolClient, taskId: string, user: string): Promise<boolean> {
+  const { rows } = await c.query<{ project_id: string; sample_id: string; decision: string }>(
+    `UPDATE review_tasks SET status = 'undone' WHERE id = $1 AND status = 'deciding' RETURNING project_id, sample_id, decision`, [taskId],
+  );
+  const r = rows[0];
+  if (r) await audit(c, { actor: user, action: 'review.undo', project: r.project_id, subject: r.sample_id, details: { taskId, decision: r.decision } });
+  return r !== undefined;
+}
+
+/** The task of a sample's round after `round`, once the workflow has opened it. */
+export async function laterRound(db: Queryable, sampleId: string, round: number): Promise<ReviewTask | undefined> {
+  const { rows } = await db.query<TaskRow>(`SELECT ${TASK_COLUMNS} FROM review_tasks t WHERE t.sample_id = $1 AND t.round > $2 ORDER BY t.round LIMIT 1`, [sampleId, round]);
+  return rows[0] && toTask(rows[0]);
+}
+
+/** Whether `user` decided any task after task `taskId`: only one's latest decision can be taken back. */
+export async function decidedSince(db: Queryable, user: string, taskId: string): Promise<boolean> {
+  const { rows } = await db.query(
+    'SELECT 1 FROM review_tasks t, review_tasks d WHERE d.id = $2 AND t.decided_by = $1 AND t.id <> d.id AND t.decided_at >= d.decided_at LIMIT 1', [user, taskId],
+  );
+  return rows.length > 0;
+}
+
+export interface RecentDecision {
+  taskId: string;
+  externalId: string;
+  project: string;
+  decision: ReviewDecision;
+  status: ReviewTask['status'];
+  decidedAt: string;
+}
+
+/** A reviewer's latest decisions, newest first: the page's history. */
+export async function recentDecisions(db: Queryable, user: string, limit: number): Promise<RecentDecision[]> {
+  const { rows } = await db.query<{ id: string; external_id: string; project_id: string; decision: ReviewDecision; status: ReviewTask['status']; decided_at: Date }>(
+    `SELECT t.id::text AS id, s.external_id, t.project_id, t.decision, t.status, t.decided_at FROM review_tasks t JOIN samples s ON s.id = t.sample_id
+     WHERE t.decided_by = $1 AND t.decided_at IS NOT NULL ORDER BY t.decided_at DESC LIMIT $2`, [user, limit],
+  );
+  return rows.map((r) => ({ taskId: r.id, externalId: r.external_id, project: r.project_id, decision: r.decision, status: r.status, decidedAt: r.decided_at.toISOString() }));
 }
 
 /** Samples of a project waiting in review, and how many of them have their task recorded. */

@@ -114,7 +114,7 @@ test('a reviewer signs in, opens a task with the image and every annotator\'s bo
   await page.keyboard.press('a');
   // After deciding, the next task opens.
   await page.waitForURL((u) => /\/tasks\/\d+/.test(u.pathname) && !u.pathname.endsWith(`/${taskId}`));
-  assert.match(await page.locator('[role=status]').innerText(), new RegExp(`Task ${taskId}: approve recorded`));
+  assert.match(await page.locator('div.note[role=status]').innerText(), new RegExp(`Task ${taskId}: approve recorded`));
   const { rows } = await h.pool.query<{ sample_id: string; decision: string; decided_by: string }>('SELECT sample_id, decision, decided_by FROM review_tasks WHERE id = $1', [taskId]);
   assert.deepEqual([rows[0]!.decision, rows[0]!.decided_by], ['approve', 'vera']);
   await h.client.workflow.getHandle(workflowIds.review(rows[0]!.sample_id)).result();
@@ -355,4 +355,63 @@ test('the queue counts, filters by annotator, external id and reason, sorts, and
   await op.page.screenshot({ path: path.join(ARTIFACTS, 'review-queue.png'), fullPage: true });
   assert.deepEqual([...errors, ...op.errors], []);
   await op.context.close();
+});
+
+test('undo: the last decision is taken back with one key within its window, through the workflow, exactly once; the sample comes back to the same reviewer; history lists it', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: readJson('ontology.json'), qcPolicy: { ...LINEAR, review: { undoSeconds: 4 } } });
+  await setMember(h.pool, { project, user: 'uma', role: 'reviewer' }, 'test');
+  await setMember(h.pool, { project, user: 'ulf', role: 'reviewer' }, 'test');
+  const lines = ['u-1', 'u-2', 'u-3', 'u-4'].map((id) => JSON.stringify({ externalId: id, payload: { text: `sample ${id}`, lang: 'en' }, annotations: [{ annotator: 'ann-1', labels: { classes: ['positive'] } }, { annotator: 'ann-2', labels: { classes: ['negative'] } }] }));
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  assert.equal((await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 100, wait: true })).counts.review, 4);
+  await waitUntil('four review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 4);
+  const mine = (await h.pool.query<{ id: string; sample_id: string }>(`SELECT id::text AS id, sample_id FROM review_tasks WHERE project_id = $1 AND assignee = 'uma' ORDER BY id`, [project])).rows;
+  assert.equal(mine.length, 2);
+  const [first, second] = mine as [{ id: string; sample_id: string }, { id: string; sample_id: string }];
+
+  const { context, page, errors } = await signedIn({ width: 1366, height: 768 }, 'uma');
+  await page.goto(`${h.server!.url}/tasks/${first.id}`);
+  await page.keyboard.press('a');
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${first.id}`));
+  assert.match(await page.locator('#undo-form').innerText(), new RegExp(`approve on task #${first.id} takes effect in \\d s`));
+  assert.match(await page.locator('#history').innerText(), new RegExp(`#${first.id}[\\s\\S]*approve \\(can be undone\\)`));
+  await page.keyboard.press('u');
+  await page.waitForURL((u) => /\/tasks\/\d+/.test(u.pathname) && (u.searchParams.get('note') ?? '').includes('taken back'));
+  const reopened = /\/tasks\/(\d+)/.exec(page.url())![1]!;
+  assert.notEqual(reopened, first.id, 'the next round is a new task');
+  assert.match(await page.locator('.note[role=status]').first().innerText(), /your approve was taken back/);
+  assert.match(await page.locator('#why').innerText(), /took their decision back/);
+  const rows = (await h.pool.query<{ round: number; status: string; assignee: string; reason: string }>('SELECT round, status, assignee, reason FROM review_tasks WHERE sample_id = $1 ORDER BY round', [first.sample_id])).rows;
+  assert.deepEqual(rows.map((r) => [r.round, r.status, r.assignee, r.reason]), [[0, 'undone', 'uma', 'layer2_conflict'], [1, 'open', 'uma', 'undone']]);
+
+  // Exactly once: the same undo again (page or API) is refused and changes nothing.
+  const token = issueToken(h.cfg.http.jwtSecret!, { user: 'uma', role: 'reviewer', ttlSeconds: 600 });
+  const api = (id: string, who = token) => fetch(`${h.server!.url}/api/tasks/${id}/undo`, { method: 'POST', headers: { authorization: `Bearer ${who}` } });
+  const again = await api(first.id);
+  assert.equal(again.status, 409);
+  assert.match(((await again.json()) as { error: { message: string } }).error.message, /was undone already/);
+  // Someone else cannot take back uma's decision.
+  await page.keyboard.press('r'); // reject the reopened task
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${reopened}`));
+  assert.equal((await api(reopened, issueToken(h.cfg.http.jwtSecret!, { user: 'ulf', role: 'reviewer', ttlSeconds: 600 }))).status, 403);
+  // Deciding the next task closes the way back to the one before.
+  await page.goto(`${h.server!.url}/tasks/${second.id}`);
+  await page.keyboard.press('s');
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${second.id}`));
+  const late = await api(reopened);
+  assert.equal(late.status, 409);
+  assert.match(((await late.json()) as { error: { message: string } }).error.message, /only your latest decision can be undone/);
+  // The window closes on its own and the decisions take effect: the reject, not the undone approve.
+  const outcome = await h.client.workflow.getHandle(workflowIds.review(first.sample_id)).result();
+  assert.deepEqual([outcome.decision, outcome.status], ['reject', 'rejected']);
+  assert.equal((await h.pool.query<{ status: string }>('SELECT status FROM samples WHERE id = $1', [first.sample_id])).rows[0]!.status, 'rejected');
+  const undos = (await h.pool.query<{ n: string }>(`SELECT count(*) AS n FROM audit_log WHERE action = 'review.undo' AND subject = $1`, [first.sample_id])).rows[0]!.n;
+  assert.equal(Number(undos), 1);
+  await h.client.workflow.getHandle(workflowIds.review(second.sample_id)).result();
+  const closed = await api(second.id);
+  assert.equal(closed.status, 409);
+  assert.match(((await closed.json()) as { error: { message: string } }).error.message, /has taken effect/);
+  assert.deepEqual(errors, []);
+  await context.close();
 });

@@ -156,7 +156,7 @@ test('tokens: HS256 only, expiry, signature, required claims; errors say how to 
 });
 
 test('review policy defaults and bounds; html escaping', () => {
-  assert.deepEqual(DEFAULT_POLICY.review, { slaSeconds: 86400, maxEscalations: 2, assignment: 'round-robin', claimTtlSeconds: 900, dispatchCheckSeconds: 60 });
+  assert.deepEqual(DEFAULT_POLICY.review, { slaSeconds: 86400, maxEscalations: 2, assignment: 'round-robin', claimTtlSeconds: 900, dispatchCheckSeconds: 60, undoSeconds: 10 });
   assert.throws(() => resolvePolicy({ review: { assignment: 'random' } }), /\/qcPolicy\/review\/assignment/);
   assert.throws(() => resolvePolicy({ review: { slaSeconds: 0 } }), /\/qcPolicy\/review\/slaSeconds/);
   assert.equal(esc(`<img src=x onerror="a('b')">&`), '&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;');

@@ -42,6 +42,23 @@
   function save(id, v) { try { localStorage.setItem(storeKey(id), JSON.stringify(v)); } catch (e) { /* storage full or off: drafts are a convenience */ } }
   function forget(id) { try { localStorage.removeItem(storeKey(id)); } catch (e) { /* ignore */ } }
   if (done) forget(done);
+
+  // The decision just made can be taken back until its window closes: a countdown, and the key u.
+  var undoForm = document.getElementById('undo-form');
+  if (undoForm) {
+    var left = Number(undoForm.getAttribute('data-seconds'));
+    var secs = document.getElementById('undo-seconds');
+    var tick = setInterval(function () {
+      left--;
+      if (left <= 0) { clearInterval(tick); undoForm.hidden = true; } else secs.textContent = String(left);
+    }, 1000);
+    document.addEventListener('keydown', function (e) {
+      var t = e.target;
+      if (e.key !== 'u' || undoForm.hidden || e.ctrlKey || e.metaKey || e.altKey || (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+      e.preventDefault();
+      undoForm.submit();
+    });
+  }
   if (!D) return;
   if (D.decided) forget(D.taskId);
   if (!D.open) return;
