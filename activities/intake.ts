@@ -8,7 +8,7 @@ import { decodeUtf8Line, safeText } from '../src/ingest/storable';
 import type { Finding } from '../src/qc/findings';
 import type { BatchCounts, BatchRef, QcBatchInput } from '../workflows/definitions';
 import { type ActivityDeps, type BatchKey, badInput, heartbeat, lastHeartbeat, policyOf, requireProject } from './deps';
-import { insertBatch, markBatchStaged, stagedCounts } from '../src/store/batches';
+import { insertBatch, malformedLines, markBatchStaged, stagedCounts, type MalformedLine } from '../src/store/batches';
 
 const CHUNK = 500;
 
@@ -16,7 +16,11 @@ type ParsedRow =
   | { kind: 'sample'; lineNo: number; sample: IngestSample }
   | { kind: 'rejected'; lineNo: number; externalId: string | undefined; excerpt: string; findings: Finding[] };
 
-export type StageResult = Pick<BatchCounts, 'lines' | 'staged' | 'duplicates' | 'malformed'>;
+/** The batch's line counts, and its first refused lines with why (all of them: `qcflow status`, the API). */
+export type StageResult = Pick<BatchCounts, 'lines' | 'staged' | 'duplicates' | 'malformed'> & { malformedLines: MalformedLine[] };
+
+/** Refused lines a batch's progress shows; a batch can have thousands, and workflow payloads stay small. */
+const MALFORMED_IN_PROGRESS = 20;
 
 export function intakeActivities(deps: ActivityDeps) {
   /** Moves inline base64 media into MinIO under deterministic keys and returns the sample with key refs. */
@@ -53,6 +57,11 @@ export function intakeActivities(deps: ActivityDeps) {
   }
 
   return {
+    /** The intake's project exists; refused (not retried) with the command that creates it. */
+    async requireIntakeProject(input: { project: string }): Promise<void> {
+      await requireProject(deps, input.project);
+    },
+
     /** Writes a small inline submission to a staged JSONL so it flows through the same path as files. */
     async stageInlineSamples(args: BatchKey & { samples: IngestSample[] }): Promise<BatchRef> {
       const key = stagingKey(args.project, args.batchId);
@@ -106,7 +115,8 @@ export function intakeActivities(deps: ActivityDeps) {
       const { staged, malformed } = await stagedCounts(deps.pool, input.project, input.batchId);
       await markBatchStaged(deps.pool, input.project, input.batchId, nonEmpty);
       deps.log.info({ project: input.project, batchId: input.batchId, lines: nonEmpty, staged, malformed }, 'batch staged');
-      return { lines: nonEmpty, staged, malformed, duplicates: nonEmpty - staged - malformed };
+      const refused = await malformedLines(deps.pool, input.project, { batchId: input.batchId, limit: MALFORMED_IN_PROGRESS });
+      return { lines: nonEmpty, staged, malformed, duplicates: nonEmpty - staged - malformed, malformedLines: refused.lines };
     },
   };
 }

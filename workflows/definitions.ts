@@ -1,6 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
+import type { MalformedLine } from '../src/store/batches';
 import type { PinnedModel } from '../src/store/models';
 import type { CacheStats } from '../src/clients/onnx-sessions';
 import type { QcPolicy } from '../src/qc/policy';
@@ -88,6 +89,8 @@ export interface BatchAgreementSummary {
 export interface BatchProgress {
   stage: 'staging' | 'layer1' | 'layer2' | 'layer3' | 'layer4' | 'layer5' | 'review' | 'notify' | 'done';
   counts: BatchCounts;
+  /** The first lines refused before they became samples (counts.malformed has them all), with why. */
+  malformedLines?: MalformedLine[];
   /** Set once layer 2 has run. */
   agreement?: BatchAgreementSummary;
   /** Set once layer 3 has run: scored samples, disagreements, failures, providers used and the session cache counters. */

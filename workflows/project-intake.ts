@@ -29,6 +29,11 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
   const checking = (): boolean => patched(CHECK_INPUTS);
   const bad = checking() ? intakeInputProblem(input) : undefined;
   if (bad) throw ApplicationFailure.nonRetryable(bad, 'BadInput');
+  // An intake for a project that does not exist fails at its first step, before any submission is taken,
+  // instead of running and dropping each one; handlers wait for the check. patched: intakes started before
+  // the check replay without it.
+  const checkProject = patched('intake-project-exists');
+  let projectChecked = !checkProject;
   const state: IntakeState = input.state ?? {
     queue: [],
     seenBatchIds: [],
@@ -58,6 +63,7 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
     enqueue(r.batchId, r.stagingKey);
   });
   setHandler(submitSamplesSignal, async (arg: unknown) => {
+    if (!projectChecked) await condition(() => projectChecked);
     if (checking()) {
       const problem = samplesProblem(arg);
       if (problem) return refuse(problem);
@@ -69,6 +75,7 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
   });
   // The validator runs before the update is accepted: a refused one is the sender's error, not history.
   setHandler(stageSamplesUpdate, async (arg: SubmitSamplesArgs) => {
+    if (!projectChecked) await condition(() => projectChecked);
     const ref = await act.stageInlineSamples({ project: input.project, batchId: `inline-${uuid4()}`, samples: arg.samples });
     enqueue(ref.batchId, ref.stagingKey);
     return ref;
@@ -80,6 +87,14 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
   });
   setHandler(intakeStatsQuery, () => ({ ...stats, queued: state.queue.length }));
   upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: 'intake' }]);
+  if (checkProject) {
+    try {
+      await act.requireIntakeProject({ project: input.project });
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(`${rootCause(err) ?? String(err)}; samples sent to this intake were not taken: send them again once the project exists`, 'UnknownProject');
+    }
+    projectChecked = true;
+  }
 
   const maxHistory = input.maxHistoryEvents ?? DEFAULT_MAX_HISTORY;
   const maxConcurrent = input.maxConcurrentBatches ?? DEFAULT_MAX_CONCURRENT_BATCHES;

@@ -21,8 +21,9 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
     upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: s }]);
   };
   stage('staging');
-  const staged = await act.stageBatch(input);
+  const { malformedLines, ...staged } = await act.stageBatch(input);
   progress.counts = { ...progress.counts, ...staged };
+  if (malformedLines?.length) progress.malformedLines = malformedLines;
 
   stage('layer1');
   const key = { project: input.project, batchId: input.batchId };
@@ -45,8 +46,9 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
 
   stage('layer5');
   const routed = await act.fuseAndDispose(key);
-  // Lines rejected before becoming samples count as rejected too: nothing submitted goes uncounted.
-  progress.counts = { ...progress.counts, ...routed.counts, rejected: routed.counts.rejected + staged.malformed };
+  // `rejected` counts samples layer 1 refused; lines refused before becoming samples are `malformed`, so
+  // lines = staged + duplicates + malformed and staged = accepted + rejected + review + resample.
+  progress.counts = { ...progress.counts, ...routed.counts };
   progress.audited = routed.audited;
   Object.assign(resamples, routed.resamples);
 

@@ -8,6 +8,7 @@ import { createPool, type Pool } from '../clients/pg';
 import { createTemporalClient } from '../clients/temporal';
 import { validateProjectDefinition } from '../projects/definition';
 import { countReleasable, dispositionReasons, nextReleaseVersion, projectStatus, recentBatches, upsertProject, getProject } from '../store/projects';
+import { malformedLines } from '../store/batches';
 import { latestWindow, openAlerts } from '../store/quality';
 import { STREAM } from '../qc/decay';
 import { listResamples, type ResampleRequest } from '../store/resamples';
@@ -167,7 +168,10 @@ export async function status(s: Services, project?: string): Promise<string> {
   const out: string[] = [];
   for (const r of rows) {
     out.push(`project ${r.project}`);
-    out.push(`  samples   ${formatCounts(r.counts) || '(none)'}  rejected-lines=${r.rejectedLines}`);
+    out.push(`  samples   ${formatCounts(r.counts) || '(none)'}  malformed-lines=${r.rejectedLines}`);
+    const refused = await malformedLines(s.pool, r.project, { limit: 5 });
+    for (const l of refused.lines) out.push(`  malformed batch ${l.batchId} line ${l.lineNo}${l.externalId ? ` (${l.externalId})` : ''}: ${l.reason}`);
+    if (refused.total > refused.lines.length) out.push(`  malformed … ${refused.total - refused.lines.length} more: GET /api/projects/${r.project}/malformed-lines on the review server`);
     const st = await intakeStats(s, r.project);
     if (st) out.push(`  intake    running=${st.running} queued=${st.queued} completed=${st.completed} failed=${st.failed} duplicate-batches=${st.duplicateBatches} generation=${st.generation}`);
     for (const e of st?.recentErrors ?? []) out.push(`  error     ${e}`);

@@ -88,6 +88,15 @@ export function registerApi(app: FastifyInstance, deps: ServerDeps): void {
     schema: { tags, summary: 'Remove a member (operator, admin)', params: { type: 'object', required: ['project', 'user'], properties: { ...projectParam.properties, user: { type: 'string' } } }, response: { ...errors } },
   }, async (req) => ({ removed: await reviews.removeMember(bearerActor(deps, req), { project: req.params.project, user: req.params.user }) }));
 
+  app.get<{ Params: { project: string }; Querystring: { batch?: string; limit: number } }>('/api/projects/:project/malformed-lines', {
+    schema: {
+      tags, summary: 'Lines refused before they became samples (not JSON, bad envelope, bad UTF-8, no external id), with the field and rule, of one batch or the latest (operator, admin)',
+      params: projectParam,
+      querystring: { type: 'object', additionalProperties: false, properties: { batch: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
+      response: { ...errors },
+    },
+  }, async (req) => reviews.malformedLines(bearerActor(deps, req), req.params.project, { batchId: req.query.batch, limit: req.query.limit }));
+
   app.get<{ Params: { project: string } }>('/api/projects/:project/qc-precision', {
     schema: { tags, summary: 'QC precision: how often reviewers uphold samples the machine would have accepted, overall, per model version and per reason (operator, admin)', params: projectParam, response: { ...errors } },
   }, async (req) => reviews.precision(bearerActor(deps, req), req.params.project));

@@ -9,3 +9,8 @@ export interface Finding {
   /** The plugin that produced it, when a plugin did. */
   plugin?: string;
 }
+
+/** Findings as one line a person reads: `pointer: rule: message; …`. */
+export function describeFindings(findings: Finding[]): string {
+  return findings.map((f) => `${f.pointer || '/'}: ${f.rule}: ${f.message}`).join('; ');
+}

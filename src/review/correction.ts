@@ -35,10 +35,6 @@ export function checkCorrection(input: {
   return [...layer1, ...layer2].map(relabel);
 }
 
-export function describeFindings(findings: Finding[]): string {
-  return findings.map((f) => `${f.pointer || '/'}: ${f.rule}: ${f.message}`).join('; ');
-}
-
 /** A reviewer's labels in layer 2's consensus shape (full support), which is what releases carry as the labels to train on. */
 export function labelsAsConsensus(labels: Labels): Consensus {
   const out: Consensus = {};

@@ -7,6 +7,7 @@ import type { Finding } from '../qc/findings';
 import type { Consensus } from '../qc/consistency';
 import { resolvePolicy } from '../qc/policy';
 import { getProject, projectIds } from '../store/projects';
+import { malformedLines, type MalformedLine } from '../store/batches';
 import { sampleForReview, sampleRecord } from '../store/samples';
 import {
   abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, decidedSince, getTask, laterRound, listMembers, listTasks, precisionRows, projectsOf, queueCounts, recentDecisions, removeMember, setMember, type MemberRole,
@@ -14,7 +15,8 @@ import {
   type QueueCounts, type QueueFilter, type QueueSort, type QueueTask,
 } from '../store/review';
 import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
-import { checkCorrection, consensusAsLabels, describeFindings } from './correction';
+import { checkCorrection, consensusAsLabels } from './correction';
+import { describeFindings } from '../qc/findings';
 import { DECISIONS, type Actor, type DecisionInput, type ReviewDecisionRef, type ReviewTask } from './decisions';
 import { qcPrecision, type PrecisionReport } from './precision';
 import { servedTypeOf } from '../ingest/keys';
@@ -299,6 +301,13 @@ export class ReviewService {
     this.manage(actor);
     await this.requireProject(project);
     return qcPrecision(await precisionRows(this.d.pool, project), await calibrationRows(this.d.pool, project));
+  }
+
+  /** Lines of a project refused before they became samples, with why (operator, admin). */
+  async malformedLines(actor: Actor, project: string, o: { batchId?: string; limit: number }): Promise<{ total: number; lines: MalformedLine[] }> {
+    this.manage(actor);
+    await this.requireProject(project);
+    return malformedLines(this.d.pool, project, o);
   }
 
   private manage(actor: Actor): void {

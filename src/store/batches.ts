@@ -1,3 +1,4 @@
+import { describeFindings, type Finding } from '../qc/findings';
 import type { Pool, PoolClient } from 'pg';
 import type { QcPolicy } from '../qc/policy';
 import type { Recalibration } from '../qc/stats/recalibration';
@@ -54,6 +55,28 @@ export async function stagedCounts(db: Db, project: string, batchId: string): Pr
     [project, batchId],
   );
   return { staged: Number(rows[0]!.staged), malformed: Number(rows[0]!.malformed) };
+}
+
+export interface MalformedLine {
+  batchId: string;
+  lineNo: number;
+  externalId: string | null;
+  /** What broke which rule, `pointer: rule: message; …`. */
+  reason: string;
+}
+
+/** Lines refused before they became samples, with why, oldest batch line first; of one batch or the project's latest. */
+export async function malformedLines(db: Db, project: string, o: { batchId?: string; limit: number }): Promise<{ total: number; lines: MalformedLine[] }> {
+  const { rows } = await db.query<{ batch_id: string; line_no: number; external_id: string | null; findings: Finding[]; total: string }>(
+    `SELECT batch_id, line_no, external_id, findings, count(*) OVER () AS total FROM ingest_rejections
+     WHERE project_id = $1 AND ($2::text IS NULL OR batch_id = $2)
+     ORDER BY ${o.batchId ? 'line_no' : 'created_at DESC, batch_id, line_no'} LIMIT $3`,
+    [project, o.batchId ?? null, o.limit],
+  );
+  return {
+    total: Number(rows[0]?.total ?? 0),
+    lines: rows.map((r) => ({ batchId: r.batch_id, lineNo: r.line_no, externalId: r.external_id, reason: describeFindings(r.findings) })),
+  };
 }
 
 export async function markBatchStaged(db: Db, project: string, batchId: string, lines: number): Promise<void> {

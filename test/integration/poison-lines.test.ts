@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ingestFile } from '../../src/cli/ingest';
 import { datasetRelease } from '../../workflows';
-import { workflowIds } from '../../workflows/definitions';
+import { batchProgressQuery, workflowIds } from '../../workflows/definitions';
 import { MALFORMED_KINDS, malformedCorpus, mixedCorpus } from '../fixtures/malformed-lines';
 import { createTestProject, harness, readRelease, validLine, type Harness } from './helpers';
 
@@ -55,8 +55,13 @@ test('poison lines become rejections with their line numbers; the rest of the ba
   assert.deepEqual(r.failedBatches, []);
   assert.equal(r.counts.staged, 200, JSON.stringify(r.counts));
   assert.equal(r.counts.malformed, 8);
-  // Every good line reached a decision (rejected counts the malformed lines too).
-  assert.equal(r.counts.accepted + r.counts.review + r.counts.resample + r.counts.rejected, 208);
+  // Every line is counted once: staged ones reached a decision, refused ones are malformed, not rejected samples.
+  assert.equal(r.counts.accepted + r.counts.review + r.counts.resample + r.counts.rejected, r.counts.staged);
+  assert.equal(r.counts.staged + r.counts.malformed + r.counts.duplicates, r.counts.lines);
+  // The batch's progress names each refused line with its field and rule.
+  const progress = await h.client.workflow.getHandle(workflowIds.qcBatch(project, r.batches[0]!.batchId)).query(batchProgressQuery);
+  assert.equal(progress.malformedLines?.length, 8);
+  assert.match(progress.malformedLines!.map((l) => `${l.lineNo}: ${l.reason}`).join('\n'), /utf8\.invalid/);
   assert.equal(r.counts.accepted, 200, JSON.stringify(r.counts));
 
   const rej = await h.pool.query<{ line_no: number; external_id: string | null; findings: Array<{ rule: string; message: string }> }>(

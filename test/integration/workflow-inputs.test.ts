@@ -32,6 +32,20 @@ test('bad start inputs fail the workflow at once, naming the field', async () =>
   assert.match(await failure(start(datasetRelease, { project: 'demo' })), /^version undefined must match/);
 });
 
+test('an intake for a project that does not exist fails at start with the command that creates it, taking no samples', async () => {
+  const project = `missing-${uid()}`;
+  const handle = await h.client.workflow.signalWithStart(projectIntake, {
+    workflowId: workflowIds.intake(project), taskQueue: h.cfg.taskQueues.cpu, args: [{ project }], workflowExecutionTimeout: '60s',
+    signal: submitSamplesSignal, signalArgs: [{ samples: [{ externalId: 'lost-1', payload: { text: 'x', lang: 'en' }, annotations: [] }] }],
+  });
+  const message = await failure(handle.result());
+  assert.match(message, new RegExp(`project "${project}" does not exist; create it first with: qcflow project create --name ${project} .*samples sent to this intake were not taken`));
+  assert.equal((await h.pool.query('SELECT 1 FROM samples WHERE project_id = $1', [project])).rows.length, 0);
+  // At once: the check is the intake's first activity, not a retry loop.
+  const history = await handle.fetchHistory();
+  assert.equal((history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length, 1);
+});
+
 test('bad signals are counted and reported, never jam the intake: a good signal after them still runs', async () => {
   const project = await createTestProject(h.pool);
   const handle = await h.client.workflow.start(projectIntake, { workflowId: workflowIds.intake(project), taskQueue: h.cfg.taskQueues.cpu, args: [{ project }] });

@@ -16,7 +16,8 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * `review_replay` (recorded at 3f73f7f, record-histories.ts --review-only) is a humanReview from before its
  * dispatches were checked: it replays through the `review-dispatch-check` patch's old path.
  * `review_undo_replay` (record-histories.ts --undo-only) takes its path through the `review-undo-window`
- * patch: approve, the undoDecision Update, a second round rejected, the window's timer.
+ * patch: approve, the undoDecision Update, a second round rejected, the window's timer. The `*_v2` pipeline
+ * histories (--pipeline-only --suffix _v2) take the `intake-project-exists` branch.
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
 const history = (file: string) => temporal.api.history.v1.History.decode(readFileSync(path.join(DIR, file)));
@@ -29,12 +30,20 @@ test('recorded histories of earlier workflow code replay on the current workflow
   }
 });
 
+const patchesOf = (file: string): string[] => (history(file).events ?? [])
+  .flatMap((e) => e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads ?? [])
+  .map((p) => (JSON.parse(Buffer.from(p.data ?? []).toString()) as { id: string }).id);
+
+test('the _v2 pipeline histories take the new branches: the intake checks its project', () => {
+  assert.ok(patchesOf('intake_replay_v2.history.bin').includes('intake-project-exists'));
+  assert.ok(!patchesOf('intake_replay.history.bin').includes('intake-project-exists'), 'the older one replays without it');
+});
+
 test('the undo history exercises the undo window: its patch marker, the accepted Update, two rounds', () => {
   const events = history('review_undo_replay.history.bin').events ?? [];
   const types = events.map((e) => e.eventType);
   const T = temporal.api.enums.v1.EventType;
-  const patches = events.flatMap((e) => e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads ?? []).map((p) => Buffer.from(p.data ?? []).toString());
-  assert.ok(patches.some((p) => p.includes('"review-undo-window"')), `patch marker among ${patches.join(', ')}`);
+  assert.ok(patchesOf('review_undo_replay.history.bin').includes('review-undo-window'));
   assert.ok(types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) && types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED), 'the undo Update');
   assert.equal(types.filter((t) => t === T.EVENT_TYPE_ACTIVITY_TASK_COMPLETED).length >= 3, true, 'two human-task rounds and the undo activity');
   assert.ok(types.includes(T.EVENT_TYPE_TIMER_FIRED), 'the second window closed on its timer');

@@ -58,11 +58,11 @@ async function runBatch(s: ReturnType<typeof stubs>, layer3?: { models: []; task
   });
 }
 
-test('qcBatch without a model, review or resamples runs the five layers in order and counts refused lines as rejected', async () => {
+test('qcBatch without a model, review or resamples runs the five layers in order; refused lines count as malformed, not as rejected samples', async () => {
   const s = stubs({ routed: { accepted: 8, rejected: 1, review: 0, resample: 0 } });
   const r = await runBatch(s);
   assert.deepEqual(s.calls, ['stageBatch', 'runCompliance', 'runConsistency', 'pinLayer3Models', 'trackQualityDecay', 'fuseAndDispose', 'finishBatch']);
-  assert.deepEqual(r.counts, { ...COUNTS, accepted: 8, rejected: 2, review: 0, resample: 0 });
+  assert.deepEqual(r.counts, { ...COUNTS, accepted: 8, rejected: 1, review: 0, resample: 0 });
 });
 
 test('qcBatch with a model pinned by the intake scores on its queue; reviews are started; a failing webhook is recorded and the batch still ends', async () => {
