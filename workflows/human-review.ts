@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, setHandler, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, isCancellation, patched, proxyActivities, setCurrentDetails, setHandler, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities, ReviewTaskActivities } from '../activities';
 import { reviewStateQuery, undoDecisionUpdate, type HumanReviewInput, type ReviewOutcome, type ReviewState } from './definitions';
 import { SHORT_ACTIVITY_OPTIONS } from './activity-options';
@@ -59,6 +59,7 @@ export async function humanReview(input: HumanReviewInput): Promise<ReviewOutcom
       project: input.project, sampleId: input.sampleId, round: state.round, reason: state.reason, audience: state.audience, assign, slaSeconds: input.review.slaSeconds,
       ...(assignTo ? { assignTo } : {}),
     };
+    setCurrentDetails(`Round ${state.round} (${state.reason}) waiting for ${assignTo ?? (state.audience === 'leads' ? 'a lead' : 'a reviewer')}; ${state.escalations} escalation(s)${state.undos ? `, ${state.undos} undo(s)` : ''}`);
     let ref;
     try {
       ref = checked ? await dispatchChecked(input, { ...task, dispatch }, roundStarted) : await humanTask.awaitReviewDecision(task);

@@ -1,5 +1,5 @@
 import {
-  allHandlersFinished, ApplicationFailure, condition, continueAsNew, patched, proxyActivities, setHandler, startChild,
+  allHandlersFinished, ApplicationFailure, condition, continueAsNew, patched, proxyActivities, setCurrentDetails, setHandler, startChild,
   rootCause, upsertSearchAttributes, uuid4, WorkflowIdReusePolicy, workflowInfo, log, ParentClosePolicy,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -11,6 +11,7 @@ import { batchRefProblem, CHECK_INPUTS, intakeInputProblem, samplesProblem } fro
 import { qcBatch } from './qc-batch';
 import { SHORT_ACTIVITY_OPTIONS } from './activity-options';
 import { QC_PROJECT, QC_STAGE } from './search-attributes';
+import { batchMetadata, countsLine } from './metadata';
 
 const act = proxyActivities<Activities>(SHORT_ACTIVITY_OPTIONS);
 
@@ -100,8 +101,10 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
   const maxConcurrent = input.maxConcurrentBatches ?? DEFAULT_MAX_CONCURRENT_BATCHES;
   const shouldContinueAsNew = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > maxHistory;
 
+  const showStats = (): void => setCurrentDetails(`Batches: ${countsLine({ queued: state.queue.length, running: stats.running, completed: stats.completed, failed: stats.failed })}\n\nSamples: ${countsLine({ ...stats.counts })}${stats.recentErrors.length ? `\n\nLast error: ${stats.recentErrors[stats.recentErrors.length - 1]}` : ''}`);
   const runBatch = async (batchId: string, stagingKey: string): Promise<void> => {
     stats.running++;
+    showStats();
     try {
       // The model version is fixed when the batch leaves the queue, so a model registered meanwhile waits for the next batch.
       // patched: intakes that were running before this step shipped replay without it (their batches pin their own).
@@ -112,7 +115,7 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
         // Re-submitting a batch that already succeeded is a no-op; one that failed may run again.
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
         parentClosePolicy: ParentClosePolicy.ABANDON,
-        typedSearchAttributes: [{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: 'staging' }],
+        ...batchMetadata(input.project, batchId, stagingKey),
       });
       const counts = await child.result();
       stats.counts = addCounts(stats.counts, counts);
@@ -128,6 +131,7 @@ export async function projectIntake(input: IntakeInput): Promise<void> {
       }
     } finally {
       stats.running--;
+      showStats();
     }
   };
 

@@ -1,4 +1,5 @@
-import { ActivityFailure, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, patched, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { countsLine } from './metadata';
 import type { Activities, InferenceActivities } from '../activities';
 import { batchProgressQuery, batchResamplesQuery, ZERO_COUNTS, type BatchCounts, type BatchProgress, type BatchResamples, type QcBatchInput } from './definitions';
 import { CPU_ACTIVITY_OPTIONS, INFERENCE_ACTIVITY_OPTIONS, WEBHOOK_ACTIVITY_OPTIONS } from './activity-options';
@@ -18,6 +19,7 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   setHandler(batchResamplesQuery, () => resamples);
   const stage = (s: BatchProgress['stage']): void => {
     progress.stage = s;
+    setCurrentDetails(`Stage ${s}\n\n${countsLine({ ...progress.counts })}`);
     upsertSearchAttributes([{ key: QC_PROJECT, value: input.project }, { key: QC_STAGE, value: s }]);
   };
   stage('staging');

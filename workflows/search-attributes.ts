@@ -5,8 +5,15 @@ export const SEARCH_ATTRIBUTE_TYPES = {
   QcProject: 'Keyword',
   QcStage: 'Keyword',
   QcModel: 'Keyword',
+  QcKind: 'Keyword',
 } as const;
 
 export const QC_PROJECT = defineSearchAttributeKey('QcProject', SearchAttributeType.KEYWORD);
 export const QC_STAGE = defineSearchAttributeKey('QcStage', SearchAttributeType.KEYWORD);
 export const QC_MODEL = defineSearchAttributeKey('QcModel', SearchAttributeType.KEYWORD);
+/**
+ * What a workflow is, set when it starts: `intake`, `batch`, `review`, `release` or `quantization`. Reviews
+ * number in the thousands; `QcKind != "review"` keeps the pipeline in view (README: saved views).
+ */
+export const QC_KIND = defineSearchAttributeKey('QcKind', SearchAttributeType.KEYWORD);
+export type QcKind = 'intake' | 'batch' | 'review' | 'release' | 'quantization';

@@ -16,6 +16,7 @@ import { reviewSummary } from '../store/review';
 import { age } from '../http/html';
 import { datasetRelease } from '../../workflows';
 import { intakeStatsQuery, workflowIds, type BatchCounts, type IntakeStats, type ReleaseSummary } from '../../workflows/definitions';
+import { releaseMetadata } from '../../workflows/metadata';
 import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
 
 export class CliError extends Error {
@@ -144,6 +145,7 @@ export async function release(s: Services, o: { project: string; version?: strin
       workflowId: workflowIds.release(o.project, version),
       taskQueue: s.cfg.taskQueues.cpu,
       args: [{ project: o.project, version }],
+      ...releaseMetadata(o.project, version),
     });
   } catch (err) {
     throw new CliError(`release ${o.project}/${version} failed: ${failureMessage(err)}`);

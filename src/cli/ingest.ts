@@ -7,6 +7,7 @@ import type { Config } from '../clients/config';
 import { putObject, type ObjectStore } from '../clients/minio';
 import { stagingKey } from '../ingest/keys';
 import { projectIntake, qcBatch } from '../../workflows';
+import { intakeMetadata } from '../../workflows/metadata';
 import {
   addCounts, submitBatchSignal, workflowIds, ZERO_COUNTS, type BatchCounts, type BatchRef,
 } from '../../workflows/definitions';
@@ -58,6 +59,7 @@ export async function ingestFile(cfg: Config, client: Client, store: ObjectStore
       workflowId: workflowIds.intake(o.project),
       taskQueue: cfg.taskQueues.cpu,
       args: [{ project: o.project, maxConcurrentBatches: cfg.intake.maxConcurrentBatches }],
+      ...intakeMetadata(o.project),
       signal: submitBatchSignal,
       signalArgs: [ref],
     });

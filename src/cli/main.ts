@@ -24,6 +24,7 @@ import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
 import { modelQuantization } from '../../workflows';
 import { quantizationProgressQuery, workflowIds } from '../../workflows/definitions';
+import { quantizationMetadata } from '../../workflows/metadata';
 import { failureMessage } from '../util/errors';
 import { getProject } from '../store/projects';
 import { resolvePolicy } from '../qc/policy';
@@ -213,6 +214,7 @@ model.command('quantize-job').description('run the modelQuantization workflow on
       const workflowId = workflowIds.quantize(o.model);
       const handle = await s.client.workflow.start(modelQuantization, {
         workflowId, taskQueue: s.cfg.taskQueues.cpu, priority: { priorityKey: o.priority },
+        ...quantizationMetadata(o.model, o.methods ?? METHODS, { top1: o.top1, cosine: o.cosine }),
         args: [{ modelId: o.model, budget: { top1: o.top1, cosine: o.cosine }, methods: o.methods as Method[] | undefined, blockSize: o.blockSize, modelsQueue: s.cfg.taskQueues.models, inferenceQueue: s.cfg.taskQueues.inference }],
       }).catch((err: Error) => {
         if (err.name === 'WorkflowExecutionAlreadyStartedError') throw new CliError(`${workflowId} is already running: watch it in the Temporal UI or wait for it`);

@@ -4,6 +4,7 @@ import type { Pool } from 'pg';
 import type { QcPolicy } from '../qc/policy';
 import { reviewSamplesPage } from '../store/review';
 import { workflowIds, type HumanReviewInput } from '../../workflows/definitions';
+import { reviewMetadata } from '../../workflows/metadata';
 
 const START_PAGE = 200;
 /** Workflow starts in flight at once: each is one round trip to the frontend, so a page of 200 one by one took seconds. */
@@ -31,11 +32,12 @@ export async function startReviewWorkflows(
   for (;;) {
     const rows = await reviewSamplesPage(d.pool, { project: f.project, batchId: f.batchId, after: progress.after, limit: START_PAGE });
     if (rows.length === 0) break;
-    const start = async (r: { id: string; reason: string }): Promise<void> => {
+    const start = async (r: { id: string; externalId: string; reason: string }): Promise<void> => {
       const args: HumanReviewInput = { project: f.project, sampleId: r.id, reason: r.reason, review: f.review, reviewQueue: d.reviewQueue };
       try {
         await d.temporal.workflow.start('humanReview', {
           workflowId: workflowIds.review(r.id), taskQueue: d.workflowQueue, args: [args], workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          ...reviewMetadata({ project: f.project, sampleId: r.id, externalId: r.externalId, reason: r.reason, batchId: f.batchId, slaSeconds: f.review.slaSeconds }),
         });
         progress.started++;
       } catch (err) {

@@ -349,9 +349,9 @@ export async function reviewSummary(db: Queryable, project: string): Promise<{ o
 // ---- the review workflow's writes
 
 /** A page of a project's (or one batch's) samples waiting in review, in id order after `after`, with layer 5's reason. */
-export async function reviewSamplesPage(db: Queryable, q: { project: string; batchId?: string; after: string; limit: number }): Promise<Array<{ id: string; reason: string }>> {
-  const { rows } = await db.query<{ id: string; reason: string }>(
-    `SELECT s.id, COALESCE(q.details->>'reason', 'review') AS reason FROM samples s
+export async function reviewSamplesPage(db: Queryable, q: { project: string; batchId?: string; after: string; limit: number }): Promise<Array<{ id: string; externalId: string; reason: string }>> {
+  const { rows } = await db.query<{ id: string; externalId: string; reason: string }>(
+    `SELECT s.id, s.external_id AS "externalId", COALESCE(q.details->>'reason', 'review') AS reason FROM samples s
      LEFT JOIN qc_results q ON q.sample_id = s.id AND q.layer = 5
      WHERE s.project_id = $1 AND ($2::text IS NULL OR s.batch_id = $2) AND s.status = 'review' AND s.id > $3 ORDER BY s.id LIMIT $4`,
     [q.project, q.batchId ?? null, q.after, q.limit],

@@ -311,3 +311,25 @@ test('a project without leads keeps escalating among its reviewers', async () =>
   assert.equal((await api('POST', `/api/tasks/${escalated.id}/decision`, token('solo'), { decision: 'approve' })).status, 200);
   assert.equal((await reviewResult(escalated.sample_id)).status, 'accepted');
 });
+
+test('operators read workflows at a glance: summaries name the project, batch and external id; QcKind separates reviews from the pipeline', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: LINEAR });
+  await ingestConflicts(project, ['glance-1', 'glance-2']);
+  const { rows } = await h.pool.query<{ id: string }>('SELECT id FROM samples WHERE project_id = $1 ORDER BY external_id', [project]);
+  const review = await h.client.workflow.getHandle(workflowIds.review(rows[0]!.id)).describe();
+  assert.equal(await review.staticSummary(), `Review of glance-1 (${project}): layer2_conflict`);
+  assert.match((await review.staticDetails()) ?? '', /external id glance-1.*SLA 86400 s/);
+  const intake = await h.client.workflow.getHandle(workflowIds.intake(project)).describe();
+  assert.equal(await intake.staticSummary(), `Intake of ${project}`);
+  const kinds = async (query: string): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const w of h.client.workflow.list({ query })) out.push(w.workflowId);
+    return out.sort();
+  };
+  await waitUntil('visibility has the new workflows', async () => (await kinds(`QcProject = "${project}" AND QcKind = "review"`)).length === 2, 20_000);
+  const pipeline = await kinds(`QcProject = "${project}" AND QcKind != "review"`);
+  assert.equal(pipeline.length, 2, pipeline.join(', '));
+  assert.ok(pipeline.some((id) => id === workflowIds.intake(project)) && pipeline.some((id) => id.startsWith(`qc/${project}/`)));
+  const batch = await h.client.workflow.getHandle(pipeline.find((id) => id.startsWith('qc/'))!).describe();
+  assert.match((await batch.staticSummary()) ?? '', new RegExp(`^Batch [0-9a-f]+-00000 of ${project}$`));
+});
