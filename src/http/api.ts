@@ -97,6 +97,10 @@ export function registerApi(app: FastifyInstance, deps: ServerDeps): void {
     },
   }, async (req) => reviews.malformedLines(bearerActor(deps, req), req.params.project, { batchId: req.query.batch, limit: req.query.limit }));
 
+  app.get<{ Params: { project: string } }>('/api/projects/:project/dashboard', {
+    schema: { tags, summary: 'What the quality dashboard draws: annotator agreement and speed per data-time window, the stream, open decay alerts, review-queue age and throughput, QC precision (operators, admins, project members)', params: projectParam, response: { ...errors } },
+  }, async (req) => reviews.dashboard(bearerActor(deps, req), req.params.project));
+
   app.get<{ Params: { project: string } }>('/api/projects/:project/qc-precision', {
     schema: { tags, summary: 'QC precision: how often reviewers uphold samples the machine would have accepted, overall, per model version and per reason (operator, admin)', params: projectParam, response: { ...errors } },
   }, async (req) => reviews.precision(bearerActor(deps, req), req.params.project));

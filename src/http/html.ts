@@ -56,6 +56,7 @@ svg.draft rect.box.selected{stroke:#D55E00;fill:rgba(213,94,0,.15)}svg.draft rec
 figure.editing svg.boxes{opacity:.45}mark{background:#ffe08a;padding:0 .1em}mark.s1{background:#bfe3ff}
 .filters label{margin:.2rem .8rem .2rem 0;display:inline-block}.pager{margin-top:.5rem}
 .history{padding-left:1.2rem;margin:0}.history li{margin:.15rem 0}
+svg.chart{width:100%;height:auto;display:block}h3{font-size:.95rem;margin:.6rem 0 .3rem}.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.charts>div{flex:1 1 280px}
 .record dt{font-weight:600}.record dd{margin:0 0 .4rem 0}
 @media (max-width:700px){main{padding:.5rem .5rem 6rem}.decide{position:static}
 .decide .buttons{position:fixed;left:0;right:0;bottom:0;z-index:5;background:#fff;border-top:1px solid #ccc;padding:.4rem;flex-wrap:nowrap}

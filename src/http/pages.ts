@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { loginPage, REVIEW_SCRIPT_PATH } from './html';
 import { parseQueueQuery, queuePage } from './queue-page';
 import { taskPage } from './task-page';
+import { dashboardPage } from './dashboard-page';
 import { cookieActor, csrfToken, describeError, SESSION_COOKIE, type ServerDeps } from './session';
 
 type Form = Record<string, string | undefined>;
@@ -95,6 +96,12 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
     const actor = requireUser(req, reply);
     if (!actor) return reply;
     return html(reply, taskPage({ user: actor.user, csrf: csrfToken(req, reply), detail: await reviews.detail(actor, req.params.id), note: req.query.note, ...(await beside(actor, req.query.done)) }));
+  });
+
+  app.get<{ Params: { project: string } }>('/projects/:project/dashboard', hidden, async (req, reply) => {
+    const actor = requireUser(req, reply);
+    if (!actor) return reply;
+    return html(reply, dashboardPage({ user: actor.user, csrf: csrfToken(req, reply), dashboard: await reviews.dashboard(actor, req.params.project) }));
   });
 
   app.post<{ Params: { id: string } }>('/tasks/:id/undo', { ...hidden, ...csrf }, async (req, reply) => {

@@ -60,6 +60,7 @@ export function queuePage(o: { user: string; csrf: string; tasks: QueueTask[]; t
     title: 'Queue', user: o.user, csrf: o.csrf, script: REVIEW_SCRIPT_PATH,
     body: html`<h1>Review queue</h1>${o.note && html`<div class="note" role="status">${o.note}</div>`}${undoBar(o.undo, o.csrf)}
 ${progress(o.counts)}
+${o.projects.length > 0 && html`<p id="dashboards">Quality dashboards: ${o.projects.map((p, i) => html`${i > 0 && ' · '}<a href="/projects/${p}/dashboard">${p}</a>`)}</p>`}
 <form method="post" action="/next"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="start" type="submit" autofocus>Start reviewing <kbd>Enter</kbd></button>
 <span class="muted">takes the task due soonest, then the likeliest wrong</span></form>
 <section><form method="get" action="/queue" id="filters" class="filters">

@@ -10,7 +10,7 @@ import { getProject, projectIds } from '../store/projects';
 import { malformedLines, type MalformedLine } from '../store/batches';
 import { sampleForReview, sampleRecord } from '../store/samples';
 import {
-  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, decidedSince, getTask, laterRound, listMembers, listTasks, precisionRows, projectsOf, queueCounts, recentDecisions, removeMember, setMember, type MemberRole,
+  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, decidedSince, decisionsPerDay, openTaskAges, getTask, laterRound, listMembers, listTasks, precisionRows, projectsOf, queueCounts, recentDecisions, removeMember, setMember, type MemberRole,
   type RecentDecision,
   type QueueCounts, type QueueFilter, type QueueSort, type QueueTask,
 } from '../store/review';
@@ -22,6 +22,9 @@ import { qcPrecision, type PrecisionReport } from './precision';
 import { servedTypeOf } from '../ingest/keys';
 import type { Ontology } from '../projects/ontology';
 import { annotatorAccuracies } from '../store/reliability';
+import { latestWindow, openAlerts, projectBuckets, type DecayAlert } from '../store/quality';
+import { ageBands, qualityHeatmap, streamSeries, type QualityHeatmap } from '../qc/dashboard';
+import { STREAM, type SubjectSummary } from '../qc/decay';
 import { undoDecisionUpdate, workflowIds } from '../../workflows/definitions';
 
 /** A refused request: `status` is the HTTP status, `message` says what to do; `findings` name fields for 422. */
@@ -69,6 +72,20 @@ export interface DecisionResult {
 }
 
 const MEDIA_URL_TTL_SECONDS = 15 * 60;
+/** The newest layer-4 buckets a dashboard reads: enough for weeks of batches, bounded whatever the history. */
+const DASHBOARD_BUCKETS = 5000;
+
+export interface ProjectDashboard {
+  project: string;
+  heatmap: QualityHeatmap;
+  stream: ReturnType<typeof streamSeries>;
+  streamWindow: SubjectSummary | null;
+  alerts: DecayAlert[];
+  /** Open tasks per AGE_BANDS band. */
+  openAges: number[];
+  throughput: Array<{ day: string; n: number }>;
+  precision: PrecisionReport;
+}
 
 export interface QueueQuery {
   project?: string;
@@ -301,6 +318,27 @@ export class ReviewService {
     this.manage(actor);
     await this.requireProject(project);
     return qcPrecision(await precisionRows(this.d.pool, project), await calibrationRows(this.d.pool, project));
+  }
+
+  /**
+   * What a project's quality dashboard draws (operators, admins, and the project's own members): annotator
+   * agreement and speed over data time, open decay alerts, the stream's stability, the review queue's age
+   * and throughput, and how often reviewers uphold auto-accepted samples.
+   */
+  async dashboard(actor: Actor, project: string): Promise<ProjectDashboard> {
+    if (actor.role === 'reviewer' && !(await this.membership(actor)).has(project)) throw new ReviewError(403, `you are not a member of project ${project}; ask an operator to add you`);
+    await this.requireProject(project);
+    const buckets = await projectBuckets(this.d.pool, project, DASHBOARD_BUCKETS);
+    return {
+      project,
+      heatmap: qualityHeatmap(buckets, { stream: STREAM, columns: 8, maxRows: 30 }),
+      stream: streamSeries(buckets, STREAM),
+      streamWindow: (await latestWindow(this.d.pool, project, STREAM))?.summary ?? null,
+      alerts: await openAlerts(this.d.pool, project),
+      openAges: ageBands(await openTaskAges(this.d.pool, project)),
+      throughput: await decisionsPerDay(this.d.pool, project, 14),
+      precision: qcPrecision(await precisionRows(this.d.pool, project), await calibrationRows(this.d.pool, project)),
+    };
   }
 
   /** Lines of a project refused before they became samples, with why (operator, admin). */

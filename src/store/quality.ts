@@ -1,3 +1,4 @@
+import type { QualityBucket } from '../qc/dashboard';
 import type { Pool, PoolClient } from 'pg';
 import { inWindow, type BatchSampleQuality, type Bucket, type Breach, type SubjectSummary } from '../qc/decay';
 import type { QcPolicy } from '../qc/policy';
@@ -43,6 +44,15 @@ export async function newestBuckets(db: Db, project: string, subject: string, wi
     if (rows.length < PAGE) return out;
     before = { time: rows[rows.length - 1]!.data_time, seq: rows[rows.length - 1]!.seq };
   }
+}
+
+/** A project's newest buckets of every subject (at most `limit`), for the dashboard. */
+export async function projectBuckets(db: Db, project: string, limit: number): Promise<QualityBucket[]> {
+  const { rows } = await db.query<BucketRow & { subject: string; batch_id: string }>(
+    `SELECT subject, batch_id, seq, data_time, n, l1_failed, l2_compared, l2_agreed, l3_n, l3_sum, l3_scores, time_hist FROM quality_buckets
+     WHERE project_id = $1 ORDER BY data_time DESC, seq DESC LIMIT $2`, [project, limit],
+  );
+  return rows.map((r) => ({ subject: r.subject, batchId: r.batch_id, dataTime: r.data_time, n: r.n, l2Compared: r.l2_compared, l2Agreed: r.l2_agreed, l3N: r.l3_n, l3Sum: r.l3_sum, timeHist: r.time_hist }));
 }
 
 export async function saveWindow(db: Db, project: string, subject: string, batchId: string, summary: SubjectSummary): Promise<void> {

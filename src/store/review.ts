@@ -466,6 +466,24 @@ export async function recentDecisions(db: Queryable, user: string, limit: number
   return rows.map((r) => ({ taskId: r.id, externalId: r.external_id, project: r.project_id, decision: r.decision, status: r.status, decidedAt: r.decided_at.toISOString() }));
 }
 
+/** How long each open task of a project has waited, in seconds. */
+export async function openTaskAges(db: Queryable, project: string): Promise<number[]> {
+  const { rows } = await db.query<{ s: number }>(`SELECT extract(epoch FROM now() - created_at)::float8 AS s FROM review_tasks WHERE project_id = $1 AND status = 'open'`, [project]);
+  return rows.map((r) => r.s);
+}
+
+/** Decisions per UTC day over the last `days` days, oldest first (days without any included). */
+export async function decisionsPerDay(db: Queryable, project: string, days: number): Promise<Array<{ day: string; n: number }>> {
+  const { rows } = await db.query<{ day: string; n: string }>(
+    `SELECT to_char(d, 'YYYY-MM-DD') AS day, count(t.id) AS n
+     FROM generate_series(date_trunc('day', now() AT TIME ZONE 'UTC') - make_interval(days => $2 - 1), date_trunc('day', now() AT TIME ZONE 'UTC'), interval '1 day') d
+     LEFT JOIN review_tasks t ON t.project_id = $1 AND t.decided_at IS NOT NULL AND t.status <> 'undone'
+       AND date_trunc('day', t.decided_at AT TIME ZONE 'UTC') = d
+     GROUP BY d ORDER BY d`, [project, days],
+  );
+  return rows.map((r) => ({ day: r.day, n: Number(r.n) }));
+}
+
 /** Samples of a project waiting in review, and how many of them have their task recorded. */
 export async function reviewCoverage(db: Queryable, project: string): Promise<{ waiting: number; recorded: number }> {
   const { rows } = await db.query<{ waiting: string; tasks: string }>(

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { chromium, type Browser } from 'playwright-core';
 import { ingestFile } from '../../src/cli/ingest';
+import { generateDemoLines } from '../../src/demo/dataset';
 import { putObject } from '../../src/clients/minio';
 import { issueToken } from '../../src/http/auth';
 import { setMember } from '../../src/store/review';
@@ -412,6 +413,50 @@ test('undo: the last decision is taken back with one key within its window, thro
   const closed = await api(second.id);
   assert.equal(closed.status, 409);
   assert.match(((await closed.json()) as { error: { message: string } }).error.message, /has taken effect/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the quality dashboard draws the demo stream: agreement and speed heatmaps per annotator, the rushing annotator fast at the end, queue age, throughput, precision', async () => {
+  const policy = readJson<Record<string, unknown>>('policy.json');
+  delete policy.layer3; // no layer-3 model in this test
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: readJson('ontology.json'), regexRules: readJson('rules.json'), qcPolicy: policy });
+  await setMember(h.pool, { project, user: 'dana', role: 'reviewer' }, 'test');
+  const lines = generateDemoLines(600).map((l) => l.line);
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 200, wait: true });
+  assert.ok(r.counts.review > 0, JSON.stringify(r.counts));
+  await waitUntil('a review task', async () => (await h.pool.query('SELECT 1 FROM review_tasks WHERE project_id = $1', [project])).rows.length > 0);
+  const task = (await h.pool.query<{ id: string }>(`SELECT min(id)::text AS id FROM review_tasks WHERE project_id = $1`, [project])).rows[0]!.id;
+  const decided = await fetch(`${h.server!.url}/api/tasks/${task}/decision`, { method: 'POST', headers: { authorization: `Bearer ${issueToken(h.cfg.http.jwtSecret!, { user: 'dana', role: 'reviewer', ttlSeconds: 600 })}`, 'content-type': 'application/json' }, body: JSON.stringify({ decision: 'approve' }) });
+  assert.equal(decided.status, 200);
+
+  const { context, page, errors } = await signedIn({ width: 1366, height: 900 }, 'dana');
+  await page.goto(`${h.server!.url}/queue`);
+  await page.locator('#dashboards a', { hasText: project }).click();
+  await page.waitForURL(new RegExp(`/projects/${project}/dashboard$`));
+  // One window per batch (three), three annotators who label every sample: nine coloured cells at least
+  // (the demo's malformed annotator ids add a row of their own).
+  for (const id of ['heatmap-agreement', 'heatmap-speed']) {
+    assert.ok(await page.locator(`#${id} rect[fill]:not([fill="#f1f1f1"])`).count() >= 9, id);
+    assert.match(await page.locator(`#${id}`).innerHTML(), /ann-1[\s\S]*ann-2[\s\S]*ann-3/);
+  }
+  // ann-3 rushes through the last third: their last window's median time is well under the others'.
+  const api = await (await fetch(`${h.server!.url}/api/projects/${project}/dashboard`, { headers: { authorization: `Bearer ${issueToken(h.cfg.http.jwtSecret!, { user: 'olga', role: 'operator', ttlSeconds: 600 })}` } })).json() as { heatmap: { rows: Array<{ annotator: string; cells: Array<{ medianMs: number | null }> }> } };
+  const last = (a: string) => api.heatmap.rows.find((x) => x.annotator === a)!.cells.at(-1)!.medianMs!;
+  assert.ok(last('ann-3') < last('ann-1') / 3, `ann-3 ${last('ann-3')} ms vs ann-1 ${last('ann-1')} ms`);
+  assert.equal(await page.locator('#throughput rect').count(), 14, 'fourteen days of decisions');
+  assert.match(await page.locator('#throughput').innerHTML(), /<title>[^<]*: 1<\/title>/, "today's decision is drawn");
+  assert.ok(await page.locator('#queue-age rect').count() === 5);
+  assert.match(await page.locator('#stability').innerText(), /^(n\/a|\d\.\d{3})$/);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'quality-dashboard.png'), fullPage: true });
+  // A reviewer of another project may not look.
+  const other = await signedIn({ width: 800, height: 600 }, 'stranger');
+  const res = await other.page.goto(`${h.server!.url}/projects/${project}/dashboard`);
+  assert.equal(res?.status(), 403);
+  await other.context.close();
   assert.deepEqual(errors, []);
   await context.close();
 });

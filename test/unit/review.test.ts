@@ -7,6 +7,7 @@ import { qcPrecision, wilsonInterval } from '../../src/review/precision';
 import { formatPrecision } from '../../src/cli/review';
 import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src/review/correction';
 import { compareLabels, iou, reasonInWords } from '../../src/review/explain';
+import { ageBands, qualityHeatmap, streamSeries } from '../../src/qc/dashboard';
 import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
 import { esc, dueIn, html } from '../../src/http/html';
 import { parseQueueQuery, queuePage } from '../../src/http/queue-page';
@@ -208,4 +209,24 @@ test('the comparison marks each annotator\'s field that is not the consensus: cl
   assert.deepEqual(none[0]!.values.map((v) => v.differs), [false, true]);
   assert.match(reasonInWords('escalated'), /did not decide within the SLA/);
   assert.equal(reasonInWords('something_new'), 'Sent to review (something_new).');
+});
+
+test('the dashboard heatmap windows split bucket times into runs, put late batches in data time, and take medians from the time histograms', () => {
+  const at = (h: number) => new Date(Date.UTC(2026, 10, 2, h));
+  const hist = (bin: number) => Object.assign(new Array(80).fill(0), { [bin]: 10 }) as number[];
+  const b = (subject: string, h: number, agreed: number, bin: number) => ({ subject, batchId: `b${h}`, dataTime: at(h), n: 10, l2Compared: 10, l2Agreed: agreed, l3N: 0, l3Sum: 0, timeHist: hist(bin) });
+  // Processed out of order: the hour-9 batch arrives last but lands in the first window.
+  const buckets = [b('ann-1', 10, 10, 40), b('ann-2', 10, 9, 40), b('ann-1', 11, 10, 40), b('ann-2', 11, 5, 10), b('*', 11, 9, 40), b('ann-1', 9, 8, 40)];
+  const h = qualityHeatmap(buckets, { stream: '*', columns: 8, maxRows: 10 });
+  assert.deepEqual(h.windows.map((w) => w.getUTCHours()), [9, 10, 11], 'three batches, three windows');
+  // Annotators' buckets of one batch differ by seconds; they still share the batch's column.
+  const skewed = qualityHeatmap([...buckets, { ...b('ann-3', 11, 7, 10), dataTime: new Date(at(11).getTime() + 3000) }], { stream: '*', columns: 8, maxRows: 10 });
+  assert.equal(skewed.windows.length, 3);
+  assert.deepEqual(skewed.rows.find((r) => r.annotator === 'ann-3')!.cells.map((c) => c.agreement), [null, null, 0.7]);
+  assert.deepEqual(h.rows.map((r) => r.annotator), ['ann-1', 'ann-2'], 'most work first; the stream is not an annotator');
+  assert.deepEqual(h.rows[0]!.cells.map((c) => c.agreement), [0.8, 1, 1]);
+  assert.deepEqual(h.rows[1]!.cells.map((c) => c.agreement), [null, 0.9, 0.5]);
+  assert.ok(h.rows[1]!.cells[2]!.medianMs! < h.rows[1]!.cells[1]!.medianMs! / 10, 'ann-2 rushed at hour 11');
+  assert.deepEqual(streamSeries(buckets, '*').map((p) => p.agreement), [0.9]);
+  assert.deepEqual(ageBands([10, 4000, 40_000, 100_000, 1e6]), [1, 1, 1, 1, 1]);
 });
