@@ -7,7 +7,10 @@ import { CliError, connectServices, createProject, formatCounts, formatResamples
 import { runDemo, startDev, waitForInterrupt } from './demo';
 import { checkModelVersion, registerModelFiles } from '../models/register';
 import { listModelVersions } from '../store/models';
-import { AuthError, issueToken, parseRole, resolveJwtSecret } from '../http/auth';
+import { AuthError, issueToken, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
+import { hashPassword, passwordProblem } from '../http/passwords';
+import { disableUser, upsertUser } from '../store/users';
+import { createInterface } from 'node:readline';
 import { startReviewServer } from '../http/start';
 import { formatPrecision, formatTask, formatTasks, ReviewApiClient } from './review';
 import { startReviewWorkflows } from '../review/start';
@@ -277,6 +280,32 @@ token.command('issue').description('sign a token with the configured secret (QCF
   .action((o: { user: string; role: ReturnType<typeof parseRole>; ttl: number }) => {
     process.stdout.write(`${issueToken(resolveJwtSecret(loadConfig()), { user: o.user, role: o.role, ttlSeconds: o.ttl })}\n`);
   });
+
+const users = program.command('user').description('people who sign in to the review pages with a name and password (scripts use tokens)');
+users.command('set').description('add a user or change their role and password; the password is read from standard input (first line) or QCFLOW_PASSWORD')
+  .requiredOption('--user <id>', 'their name (also their id in project membership)')
+  .requiredOption('--role <role>', 'reviewer, operator or admin', (v) => parseRole(v))
+  .action((o: { user: string; role: ReturnType<typeof parseRole> }) =>
+    withServices(async (s) => {
+      if (!USER_ID.test(o.user)) throw new CliError(`--user ${JSON.stringify(o.user)} must match ${USER_ID.source}`);
+      const password = process.env.QCFLOW_PASSWORD ?? (await readFirstLine(process.stdin));
+      const problem = passwordProblem(password);
+      if (problem) throw new CliError(`${problem}; pipe it in (echo … | qcflow user set …) or set QCFLOW_PASSWORD`);
+      await upsertUser(s.pool, { user: o.user, role: o.role, passwordHash: await hashPassword(password) }, process.env.USER ?? 'cli');
+      process.stdout.write(`user ${o.user} (${o.role}) can sign in at the review server\n`);
+    }));
+users.command('disable').description('stop a user signing in with their password (their tokens still expire on their own)')
+  .requiredOption('--user <id>', 'their name')
+  .action((o: { user: string }) =>
+    withServices(async (s) => {
+      process.stdout.write(`${(await disableUser(s.pool, o.user, process.env.USER ?? 'cli')) ? `user ${o.user} disabled` : `no active user ${o.user}`}\n`);
+    }));
+
+/** The first line of a stream (a piped password), without its newline. */
+async function readFirstLine(input: NodeJS.ReadableStream): Promise<string> {
+  for await (const line of createInterface({ input })) return line;
+  return '';
+}
 
 program.command('serve').description('run the review server (web page + JSON API) against a running stack; Ctrl-C stops')
   .action(async () => {

@@ -10,7 +10,8 @@ export class AuthError extends Error {
   override name = 'AuthError';
 }
 
-const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+/** What a user id may look like: the `sub` of a token, a member of a project, a password account. */
+export const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
 /**
  * The HS256 secret: QCFLOW_JWT_SECRET, or a random one kept (mode 0600) in the state dir so the dev stack,
@@ -39,7 +40,7 @@ export function parseRole(value: unknown): Role {
 
 /** Signs a token for `user` with `role`, valid for ttlSeconds. */
 export function issueToken(secret: string, a: { user: string; role: Role; ttlSeconds: number }): string {
-  if (!USER.test(a.user)) throw new AuthError(`user ${JSON.stringify(a.user)} must match ${USER.source}`);
+  if (!USER_ID.test(a.user)) throw new AuthError(`user ${JSON.stringify(a.user)} must match ${USER_ID.source}`);
   parseRole(a.role);
   return createSigner({ key: secret, algorithm: 'HS256', expiresIn: a.ttlSeconds * 1000 })({ sub: a.user, role: a.role });
 }
@@ -60,7 +61,7 @@ export function tokenVerifier(secret: string): TokenVerifier {
       }
       throw err;
     }
-    if (typeof claims.sub !== 'string' || !USER.test(claims.sub)) throw new AuthError('the token has no valid `sub` (user) claim');
+    if (typeof claims.sub !== 'string' || !USER_ID.test(claims.sub)) throw new AuthError('the token has no valid `sub` (user) claim');
     return { user: claims.sub, role: parseRole(claims.role) };
   };
 }

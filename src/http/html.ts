@@ -57,6 +57,7 @@ figure.editing svg.boxes{opacity:.45}mark{background:#ffe08a;padding:0 .1em}mark
 .filters label{margin:.2rem .8rem .2rem 0;display:inline-block}.pager{margin-top:.5rem}
 .history{padding-left:1.2rem;margin:0}.history li{margin:.15rem 0}
 svg.chart{width:100%;height:auto;display:block}h3{font-size:.95rem;margin:.6rem 0 .3rem}.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.charts>div{flex:1 1 280px}
+.signin label{display:block;margin-top:.5rem}.signin input{width:100%;max-width:24rem;font-size:1rem;min-height:2.4rem}.signin button{margin-top:.8rem;min-height:2.4rem}
 .record dt{font-weight:600}.record dd{margin:0 0 .4rem 0}
 @media (max-width:700px){main{padding:.5rem .5rem 6rem}.decide{position:static}
 .decide .buttons{position:fixed;left:0;right:0;bottom:0;z-index:5;background:#fff;border-top:1px solid #ccc;padding:.4rem;flex-wrap:nowrap}
@@ -77,14 +78,23 @@ export function layout(o: { title: string; user?: string; csrf?: string; body: H
 <body><header><strong>qcflow review</strong>${nav}</header><main>${o.body}</main>${o.script && html`<script src="${o.script}" defer></script>`}</body></html>`.value;
 }
 
-export function loginPage(o: { csrf: string; error?: string; next?: string }): string {
+/** Sign-in: name and password for people (when the server has users), a pasted token for everyone. */
+export function loginPage(o: { csrf: string; error?: string; next?: string; passwords?: boolean; user?: string }): string {
+  const hidden = html`<input type="hidden" name="_csrf" value="${o.csrf}"><input type="hidden" name="next" value="${o.next ?? '/queue'}">`;
+  const tokenForm = html`<form method="post" action="/login" id="token-form">${hidden}
+<label for="token">Token (from <code>qcflow token issue --user you --role reviewer</code>)</label>
+<textarea id="token" name="token" required${!o.passwords && html` autofocus`} autocomplete="off" spellcheck="false"></textarea>
+<button type="submit">Sign in with the token</button></form>`;
   return layout({
     title: 'Sign in',
     body: html`<h1>Sign in</h1>${o.error && html`<div class="error" role="alert">${o.error}</div>`}
-<section><form method="post" action="/login"><input type="hidden" name="_csrf" value="${o.csrf}"><input type="hidden" name="next" value="${o.next ?? '/queue'}">
-<label for="token">Reviewer token (from <code>qcflow token issue --user you --role reviewer</code>)</label>
-<textarea id="token" name="token" required autofocus autocomplete="off" spellcheck="false"></textarea>
-<button type="submit">Sign in</button></form></section>`,
+${o.passwords
+    ? html`<section><form method="post" action="/login" id="password-form" class="signin">${hidden}
+<label for="username">Name</label><input id="username" name="username" autocomplete="username" required autofocus value="${o.user ?? ''}">
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" id="sign-in">Sign in</button></form></section>
+<section><details><summary>Sign in with a token instead</summary>${tokenForm}</details></section>`
+    : html`<section>${tokenForm}</section>`}`,
   });
 }
 

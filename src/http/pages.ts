@@ -38,11 +38,12 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
       const error = task
         ? 'Your session has ended, so your decision was NOT recorded. Sign in again: you will be back on the task with your decision, labels and note kept, ready to send.'
         : 'Your session has ended; sign in again.';
-      void html(reply, loginPage({ csrf: csrfToken(req, reply, true), error, next: task ? `/tasks/${task}` : undefined }), 401);
+      void html(reply, loginPage({ csrf: csrfToken(req, reply, true), error, next: task ? `/tasks/${task}` : undefined, passwords }), 401);
     }
     return undefined;
   };
   const csrf = { preHandler: app.csrfProtection };
+  const passwords = deps.signIn !== undefined;
   /** What every page shows beside its content: the decision just made while it can be undone, and the reviewer's recent decisions. */
   const beside = async (actor: Actor, done: string | undefined) => ({
     undo: done && /^\d{1,18}$/.test(done) ? await reviews.undoable(actor, done) : undefined,
@@ -52,15 +53,25 @@ export function registerPages(app: FastifyInstance, deps: ServerDeps): void {
   app.get('/', hidden, async (_req, reply) => reply.redirect('/queue', 303));
   app.get(REVIEW_SCRIPT_PATH, hidden, async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(REVIEW_SCRIPT));
 
-  app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: csrfToken(req, reply), next: safeNext(req.query.next) })));
+  app.get<{ Querystring: { next?: string } }>('/login', hidden, async (req, reply) => html(reply, loginPage({ csrf: csrfToken(req, reply), next: safeNext(req.query.next), passwords })));
 
   app.post<{ Body: Form }>('/login', { ...hidden, ...csrf, config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
-    const token = (req.body.token ?? '').trim();
-    try {
-      deps.verify(token);
-    } catch (err) {
-      if (!(err instanceof AuthError)) throw err;
-      return html(reply, loginPage({ csrf: csrfToken(req, reply), error: err.message, next: req.body.next }), 401);
+    let token = (req.body.token ?? '').trim();
+    const refuse = (error: string) => html(reply, loginPage({ csrf: csrfToken(req, reply), error, next: req.body.next, passwords, user: req.body.username }), 401);
+    if (req.body.username !== undefined && deps.signIn && deps.issue) {
+      const actor = await deps.signIn(req.body.username.trim(), req.body.password ?? '');
+      if (!actor) {
+        req.log.warn({ user: req.body.username.slice(0, 128) }, 'password sign-in refused');
+        return refuse('That name and password do not match an active account. Try again, or ask an operator to set your password (qcflow user set).');
+      }
+      token = deps.issue(actor);
+    } else {
+      try {
+        deps.verify(token);
+      } catch (err) {
+        if (!(err instanceof AuthError)) throw err;
+        return refuse(err.message);
+      }
     }
     void reply.setCookie(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'strict', secure: deps.secureCookies ?? false });
     return reply.redirect(safeNext(req.body.next), 303);

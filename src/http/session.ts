@@ -11,6 +11,10 @@ export const SESSION_COOKIE = 'qcflow_session';
 export interface ServerDeps {
   reviews: ReviewService;
   verify: TokenVerifier;
+  /** People's sign-in by name and password (users table); absent: tokens only. */
+  signIn?: (user: string, password: string) => Promise<Actor | undefined>;
+  /** Signs the session token a successful password sign-in gets. */
+  issue?: (actor: Actor) => string;
   log: Logger;
   /** Cookies marked Secure (serve behind TLS). */
   secureCookies?: boolean;

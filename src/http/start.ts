@@ -4,8 +4,12 @@ import { createObjectStore } from '../clients/minio';
 import { createPool } from '../clients/pg';
 import { createTemporalClient } from '../clients/temporal';
 import { ReviewService } from '../review/service';
-import { resolveJwtSecret, tokenVerifier } from './auth';
+import { issueToken, resolveJwtSecret, tokenVerifier } from './auth';
+import { passwordSignIn } from './sign-in';
 import { buildServer } from './server';
+
+/** How long a password sign-in lasts; the page keeps an unsent decision if it runs out mid-task. */
+const SESSION_SECONDS = 8 * 3600;
 
 export interface RunningServer {
   url: string;
@@ -20,7 +24,11 @@ export async function startReviewServer(cfg: Config, log: Logger): Promise<Runni
     throw err;
   });
   const reviews = new ReviewService({ pool, store: createObjectStore(cfg.minio), temporal: temporal.client, log });
-  const app = await buildServer({ reviews, verify: tokenVerifier(resolveJwtSecret(cfg)), log: log.child({ component: 'http' }) });
+  const secret = resolveJwtSecret(cfg);
+  const app = await buildServer({
+    reviews, verify: tokenVerifier(secret), log: log.child({ component: 'http' }),
+    signIn: passwordSignIn(pool), issue: (actor) => issueToken(secret, { ...actor, ttlSeconds: SESSION_SECONDS }),
+  });
   try {
     await app.listen({ host: cfg.http.host, port: cfg.http.port });
   } catch (err) {

@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createSigner } from 'fast-jwt';
+import { spawn } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -69,6 +70,8 @@ test('a reviewer signs in, opens a task with the image and every annotator\'s bo
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${h.server!.url}/queue`);
   assert.match(page.url(), /\/login\?next=/, 'an anonymous visitor is sent to sign in');
+  // People sign in with a name and password; a token is the other way in, behind one click.
+  await page.locator('summary', { hasText: 'Sign in with a token instead' }).click();
   // Keyboard only from here: type the token, Tab to the button, Enter.
   await page.locator('#token').fill(issueToken(h.cfg.http.jwtSecret!, { user: 'vera', role: 'reviewer', ttlSeconds: 600 }));
   await page.keyboard.press('Tab');
@@ -235,8 +238,9 @@ test('a session that ends mid-task keeps the decision: sign-in returns to the ta
   await page.waitForLoadState();
   assert.match(await page.locator('[role=alert]').innerText(), /decision was NOT recorded/);
   assert.equal((await taskRow(id)).status, 'open', 'nothing recorded');
+  await page.locator('summary', { hasText: 'Sign in with a token instead' }).click();
   await page.locator('#token').fill(issueToken(h.cfg.http.jwtSecret!, { user: 'rita', role: 'reviewer', ttlSeconds: 600 }));
-  await page.locator('button[type=submit]').click();
+  await page.locator('#token-form button[type=submit]').click();
   await page.waitForURL(new RegExp(`/tasks/${id}$`));
   assert.match(await page.locator('#restored').innerText(), /Your decision “reject” was not recorded/);
   assert.equal(await page.locator('#comment').inputValue(), 'spam, not a review');
@@ -457,6 +461,65 @@ test('the quality dashboard draws the demo stream: agreement and speed heatmaps 
   const res = await other.page.goto(`${h.server!.url}/projects/${project}/dashboard`);
   assert.equal(res?.status(), 403);
   await other.context.close();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+/** Runs the qcflow CLI against the test stack with `stdin` piped in. */
+function cli(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO, env: { ...process.env, QCFLOW_LOG_LEVEL: 'silent' } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+test('people sign in with a name and password set by `qcflow user set`; a wrong password or a disabled account is refused without saying which', async () => {
+  const user = `pia-${uid()}`;
+  const short = await cli(['user', 'set', '--user', user, '--role', 'reviewer'], 'short\n');
+  assert.notEqual(short.code, 0);
+  assert.match(short.stderr, /at least 10 characters/);
+  const set = await cli(['user', 'set', '--user', user, '--role', 'reviewer'], 'correct horse battery\n');
+  assert.equal(set.code, 0, set.stderr);
+  const stored = (await h.pool.query<{ password_hash: string }>('SELECT password_hash FROM users WHERE user_id = $1', [user])).rows[0]!.password_hash;
+  assert.match(stored, /^scrypt\$32768\$8\$1\$/);
+  assert.ok(!stored.includes('horse'), 'only the hash is stored');
+
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${h.server!.url}/queue`);
+  await page.locator('#username').fill(user);
+  await page.locator('#password').fill('wrong horse battery');
+  await page.locator('#sign-in').click();
+  await page.waitForLoadState();
+  assert.match(await page.locator('[role=alert]').innerText(), /name and password do not match/);
+  assert.equal(await page.locator('#username').inputValue(), user, 'the name is kept');
+  await page.locator('#password').fill('correct horse battery');
+  await page.locator('#sign-in').click();
+  await page.waitForURL(/\/queue/);
+  assert.match(await page.locator('header').innerText(), new RegExp(user));
+  assert.equal(Number(await page.evaluate('document.documentElement.scrollWidth')) <= 390, true, 'sign-in and queue fit a phone');
+  // An unknown name gets the same answer as a wrong password.
+  const anon = await browser.newContext();
+  const p2 = await anon.newPage();
+  await p2.goto(`${h.server!.url}/login`);
+  await p2.locator('#username').fill(`nobody-${uid()}`);
+  await p2.locator('#password').fill('correct horse battery');
+  await p2.locator('#sign-in').click();
+  await p2.waitForLoadState();
+  assert.match(await p2.locator('[role=alert]').innerText(), /name and password do not match/);
+  assert.equal((await cli(['user', 'disable', '--user', user])).code, 0);
+  await p2.locator('#username').fill(user);
+  await p2.locator('#password').fill('correct horse battery');
+  await p2.locator('#sign-in').click();
+  await p2.waitForLoadState();
+  assert.match(await p2.locator('[role=alert]').innerText(), /do not match an active account/);
+  await anon.close();
   assert.deepEqual(errors, []);
   await context.close();
 });

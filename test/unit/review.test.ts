@@ -9,6 +9,7 @@ import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src
 import { compareLabels, iou, reasonInWords } from '../../src/review/explain';
 import { ageBands, qualityHeatmap, streamSeries } from '../../src/qc/dashboard';
 import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
+import { DUMMY_HASH, hashPassword, verifyPassword } from '../../src/http/passwords';
 import { esc, dueIn, html } from '../../src/http/html';
 import { parseQueueQuery, queuePage } from '../../src/http/queue-page';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
@@ -229,4 +230,16 @@ test('the dashboard heatmap windows split bucket times into runs, put late batch
   assert.ok(h.rows[1]!.cells[2]!.medianMs! < h.rows[1]!.cells[1]!.medianMs! / 10, 'ann-2 rushed at hour 11');
   assert.deepEqual(streamSeries(buckets, '*').map((p) => p.agreement), [0.9]);
   assert.deepEqual(ageBands([10, 4000, 40_000, 100_000, 1e6]), [1, 1, 1, 1, 1]);
+});
+
+test('password hashes: scrypt with a random salt, verified in constant time; short passwords refused', async () => {
+  const a = await hashPassword('correct horse battery');
+  const b = await hashPassword('correct horse battery');
+  assert.match(a, /^scrypt\$32768\$8\$1\$[\w-]{22}\$[\w-]{43}$/);
+  assert.notEqual(a, b, 'a new salt each time');
+  assert.equal(await verifyPassword('correct horse battery', a), true);
+  assert.equal(await verifyPassword('correct horse batterY', a), false);
+  assert.equal(await verifyPassword('correct horse battery', DUMMY_HASH), false);
+  assert.equal(await verifyPassword('x', 'md5$abc'), false, 'an unknown scheme never matches');
+  await assert.rejects(hashPassword('short'), /at least 10 characters/);
 });
