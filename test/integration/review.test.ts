@@ -333,3 +333,25 @@ test('operators read workflows at a glance: summaries name the project, batch an
   const batch = await h.client.workflow.getHandle(pipeline.find((id) => id.startsWith('qc/'))!).describe();
   assert.match((await batch.staticSummary()) ?? '', new RegExp(`^Batch [0-9a-f]+-00000 of ${project}$`));
 });
+
+test('Start reviewing takes tasks by priority: among tasks due in the same hour, the likeliest wrong first', async () => {
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { ...LINEAR, review: { assignment: 'claim' } } });
+  await setMember(h.pool, { project, user: 'pri', role: 'reviewer' }, 'test');
+  // 'split' is a 1–1 tie (wrong half the time); 'lean' a 2–1 majority, less likely wrong; both conflict, both
+  // go to review. 'lean' is ingested first, so oldest-first would take it; priority takes 'split'.
+  const vote = (a: string, c: string) => ({ annotator: a, labels: { classes: [c] } });
+  for (const line of [
+    { externalId: 'lean', payload: { text: 'lean', lang: 'en' }, annotations: [vote('a1', 'cat'), vote('a2', 'cat'), vote('a3', 'dog')] },
+    { externalId: 'split', payload: { text: 'split', lang: 'en' }, annotations: [vote('a1', 'cat'), vote('a2', 'dog')] },
+  ]) {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-review-')), 'in.jsonl');
+    writeFileSync(file, `${JSON.stringify(line)}\n`);
+    await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 1000, wait: true });
+    await waitUntil(`the task of ${line.externalId}`, async () => (await tasks(project)).some((t) => t.external_id === line.externalId));
+  }
+  const queue = await api<{ tasks: Array<{ externalId: string; risk: number }>; total: number }>('GET', `/api/tasks?project=${project}&sort=risk`, token('pri'));
+  assert.deepEqual(queue.body.tasks.map((t) => t.externalId), ['split', 'lean']);
+  assert.ok(queue.body.tasks[0]!.risk > queue.body.tasks[1]!.risk, JSON.stringify(queue.body.tasks));
+  const next = await api<{ task: { id: string } }>('POST', '/api/tasks/next', token('pri'), { project });
+  assert.equal((await tasks(project)).find((t) => t.id === next.body.task.id)!.external_id, 'split');
+});
