@@ -10,9 +10,9 @@ import { getProject, projectIds } from '../store/projects';
 import { malformedLines, type MalformedLine } from '../store/batches';
 import { sampleForReview, sampleRecord } from '../store/samples';
 import {
-  abortDecision, beginDecision, calibrationRows, decisionRecord, claimNextTask, claimTask, decidedSince, decisionsPerDay, openTaskAges, getTask, laterRound, listMembers, listTasks, precisionRows, projectsOf, queueCounts, recentDecisions, removeMember, setMember, type MemberRole,
-  type RecentDecision,
-  type QueueCounts, type QueueFilter, type QueueSort, type QueueTask,
+  abortDecision, beginDecision, calibrationRows, claimNextTask, claimTask, decidedSince, decisionRecord, decisionsPerDay, getTask, laterRound, listMembers,
+  listTasks, openTaskAges, precisionRows, projectsOf, queueCounts, recentDecisions, removeMember, setMember,
+  type MemberRole, type QueueCounts, type QueueFilter, type QueueSort, type QueueTask, type RecentDecision,
 } from '../store/review';
 import { denyClaim, denyDecide, denyManage, denyView, type Membership } from './access';
 import { checkCorrection, consensusAsLabels } from './correction';

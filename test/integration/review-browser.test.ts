@@ -306,6 +306,14 @@ test('boxes are corrected on the image: start from the consensus, move a box wit
   assert.equal(labels.boxes.length, 2);
   const drawn = labels.boxes[1]!;
   assert.ok(Math.abs(drawn.x - 10) <= 2 && Math.abs(drawn.y - 10) <= 2 && Math.abs(drawn.w - 40) <= 2 && Math.abs(drawn.h - 30) <= 2, JSON.stringify(drawn));
+  // Drag the new box's bottom-right corner 10 px further out: the top-left corner stays put.
+  const corner = (await page.locator('svg.draft rect.handle[data-corner="1,1"]').boundingBox())!;
+  await page.mouse.move(corner.x + corner.width / 2, corner.y + corner.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(corner.x + corner.width / 2 + 10 * scale, corner.y + corner.height / 2 + 10 * scale, { steps: 4 });
+  await page.mouse.up();
+  const resized = (JSON.parse(await page.locator('#labels').inputValue()) as typeof labels).boxes[1]!;
+  assert.ok(Math.abs(resized.x - drawn.x) <= 1 && Math.abs(resized.w - (drawn.w + 10)) <= 2 && Math.abs(resized.h - (drawn.h + 10)) <= 2, `${JSON.stringify(drawn)} → ${JSON.stringify(resized)}`);
   await page.locator('#edit-boxes .row').nth(1).locator('select').first().selectOption('dog');
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, 'review-box-editor.png'), fullPage: true });
@@ -520,6 +528,55 @@ test('people sign in with a name and password set by `qcflow user set`; a wrong 
   await p2.waitForLoadState();
   assert.match(await p2.locator('[role=alert]').innerText(), /do not match an active account/);
   await anon.close();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('multi-label classes keep exclusive groups exclusive as you pick; spans are added from a text selection', async () => {
+  const ontology = { classes: ['positive', 'negative', 'sarcastic'], multiLabel: true, exclusive: [['positive', 'negative']], entities: ['PRODUCT', 'PERSON'] };
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology, qcPolicy: LINEAR });
+  await setMember(h.pool, { project, user: 'sam', role: 'reviewer' }, 'test');
+  const text = 'the phone Anna bought broke';
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
+  writeFileSync(file, `${JSON.stringify({
+    externalId: 'spans-1', payload: { text, lang: 'en' },
+    annotations: [
+      { annotator: 'ann-1', labels: { classes: ['negative'], spans: [{ start: 4, end: 9, label: 'PRODUCT' }] } },
+      { annotator: 'ann-2', labels: { classes: ['positive', 'sarcastic'], spans: [{ start: 4, end: 9, label: 'PERSON' }] } },
+    ],
+  })}\n`);
+  assert.equal((await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 10, wait: true })).counts.review, 1);
+  await waitUntil('the task', async () => (await h.pool.query('SELECT 1 FROM review_tasks WHERE project_id = $1', [project])).rows.length === 1);
+  const id = (await h.pool.query<{ id: string }>('SELECT id::text AS id FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.id;
+  const { context, page, errors } = await signedIn({ width: 1366, height: 900 }, 'sam');
+  await page.goto(`${h.server!.url}/tasks/${id}`);
+  assert.match(await page.locator('#comparison').innerText(), /spans[\s\S]*“phone” PRODUCT[\s\S]*“phone” PERSON/);
+  await page.keyboard.press('c');
+  await page.keyboard.press('2'); // ann-2: positive + sarcastic
+  await page.locator('#edit-classes input[value=negative]').check();
+  let labels = JSON.parse(await page.locator('#labels').inputValue()) as { classes: string[]; spans: Array<{ start: number; end: number; label: string }> };
+  assert.deepEqual([...labels.classes].sort(), ['negative', 'sarcastic'], 'negative replaced positive (exclusive); sarcastic stayed');
+  // Select "Anna" in the sample text and add it as a PERSON span.
+  await page.evaluate(`(() => { const el = document.getElementById('sample-text'); const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    let node, offset = 0; const r = document.createRange(); let set = 0;
+    while ((node = walker.nextNode())) { const len = node.textContent.length;
+      if (!set && offset + len > 10) { r.setStart(node, 10 - offset); set = 1; }
+      if (set && offset + len >= 14) { r.setEnd(node, 14 - offset); break; }
+      offset += len; }
+    const sel = getSelection(); sel.removeAllRanges(); sel.addRange(r); })()`);
+  await page.locator('#edit-spans select[aria-label="new span label"]').selectOption('PERSON');
+  await page.locator('#add-span').click();
+  labels = JSON.parse(await page.locator('#labels').inputValue()) as typeof labels;
+  assert.deepEqual(labels.spans, [{ start: 4, end: 9, label: 'PERSON' }, { start: 10, end: 14, label: 'PERSON' }]);
+  assert.equal(text.slice(10, 14), 'Anna');
+  await page.locator('#edit-spans select[aria-label="span 1 label"]').selectOption('PRODUCT');
+  assert.equal(await page.locator('#sample-text mark').count(), 2, 'the draft spans are marked in the text');
+  await page.keyboard.press('Control+Enter');
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${id}`));
+  await waitUntil('the correction applied', async () => (await taskRow(id)).status === 'decided');
+  const stored = (await taskRow(id)).labels as typeof labels;
+  assert.deepEqual(stored.spans, [{ start: 4, end: 9, label: 'PRODUCT' }, { start: 10, end: 14, label: 'PERSON' }]);
+  assert.deepEqual([...stored.classes].sort(), ['negative', 'sarcastic']);
   assert.deepEqual(errors, []);
   await context.close();
 });
