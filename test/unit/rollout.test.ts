@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { armAt, bucketOf, chiSquare, chiSquareSurvival, splitProblem } from '../../src/rollout/bucketing';
+import { compareArms, naiveZTestP, normalSurvival, rolloutVerdict } from '../../src/rollout/sequential';
+import { prng } from '../../src/util/prng';
+
+const REPO = path.resolve(__dirname, '..', '..');
+
+test('bucketing is the same in another process, and a fixed point for a flag and salt', () => {
+  const ids = Array.from({ length: 50 }, (_, i) => `sample-${i}`);
+  const here = ids.map((id) => bucketOf('layer3-model', 's1', id));
+  const there = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e',
+    `const { bucketOf } = require('./src/rollout/bucketing'); console.log(JSON.stringify(${JSON.stringify(ids)}.map((id) => bucketOf('layer3-model', 's1', id))))`], { cwd: REPO, encoding: 'utf8' })) as number[];
+  assert.deepEqual(there, here);
+  assert.ok(here.every((b) => b >= 0 && b < 1));
+  assert.notDeepEqual(ids.map((id) => bucketOf('layer3-model', 's2', id)), here, 'a new salt reshuffles');
+});
+
+test('bucketing is uniform: chi-square over 100,000 ids in 100 cells does not reject at 1%', () => {
+  const cells = new Array<number>(100).fill(0);
+  for (let i = 0; i < 100_000; i++) cells[Math.floor(bucketOf('flag', 'salt', `id-${i}`) * 100)]!++;
+  const r = chiSquare(cells, cells.map(() => 0.01));
+  assert.equal(r.df, 99);
+  assert.ok(r.p > 0.01, `chi-square ${r.statistic.toFixed(1)} on 99 df, p ${r.p}`);
+});
+
+test('ramping 10% → 25% keeps everyone treated at 10% treated; arms take ranges in order', () => {
+  const at = (share: number) => [{ variant: 'candidate', share }, { variant: 'control', share: 1 - share }];
+  let kept = 0, before = 0, after = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const b = bucketOf('flag', 'salt', `u${i}`);
+    const a10 = armAt(at(0.1), b), a25 = armAt(at(0.25), b);
+    if (a10 === 'candidate') { before++; if (a25 === 'candidate') kept++; }
+    if (a25 === 'candidate') after++;
+  }
+  assert.equal(kept, before, 'nobody leaves the treatment when it grows');
+  assert.ok(Math.abs(before / 20_000 - 0.1) < 0.01 && Math.abs(after / 20_000 - 0.25) < 0.01, `${before} ${after}`);
+  assert.equal(splitProblem(at(0.3)), undefined);
+  assert.match(splitProblem([{ variant: 'a', share: 0.5 }, { variant: 'a', share: 0.5 }])!, /distinct/);
+  assert.match(splitProblem([{ variant: 'a', share: 0.5 }, { variant: 'b', share: 0.4 }])!, /sum to 1/);
+});
+
+test('chi-square survival and the normal tail match known values', () => {
+  assert.ok(Math.abs(chiSquareSurvival(3.841459, 1) - 0.05) < 1e-6);
+  assert.ok(Math.abs(chiSquareSurvival(123.225, 99) - 0.05) < 1e-3);
+  assert.ok(Math.abs(chiSquareSurvival(10.828, 1) - 0.001) < 1e-5);
+  assert.ok(Math.abs(normalSurvival(1.959964) - 0.025) < 1e-6);
+  // A 10% / 90% split observed as 13% / 87% over 10,000 units is a sample-ratio mismatch.
+  assert.ok(chiSquare([1300, 8700], [0.1, 0.9]).p < 0.001);
+  assert.ok(chiSquare([1010, 8990], [0.1, 0.9]).p > 0.1);
+});
+
+test('the confidence sequence is wider than a fixed-sample interval, narrows with data, and its verdicts wait for the minimum', () => {
+  const c = compareArms({ n: 1000, successes: 900 }, { n: 1000, successes: 900 })!;
+  assert.equal(c.estimate, 0);
+  const fixedHalf = 1.96 * Math.sqrt(2 * 0.9 * 0.1 / 1000);
+  assert.ok(c.interval[1] > fixedHalf, 'wider than the fixed-sample 95% interval: it holds at every look');
+  const big = compareArms({ n: 100_000, successes: 90_000 }, { n: 100_000, successes: 90_000 })!;
+  assert.ok(big.interval[1] < c.interval[1] / 5);
+  const opts = { alpha: 0.05, tau: 0.02, margin: 0.01, minPerArm: 500 };
+  assert.equal(rolloutVerdict({ n: 100, successes: 90 }, { n: 100, successes: 60 }, opts).decision, 'continue', 'too few to decide');
+  assert.equal(rolloutVerdict({ n: 5000, successes: 4500 }, { n: 5000, successes: 4000 }, opts).decision, 'rollback');
+  assert.equal(rolloutVerdict({ n: 20_000, successes: 18_000 }, { n: 20_000, successes: 18_000 }, opts).decision, 'promote', 'non-inferior within 1 point');
+  // The running intersection never widens.
+  const first = rolloutVerdict({ n: 600, successes: 540 }, { n: 600, successes: 540 }, opts);
+  const second = rolloutVerdict({ n: 700, successes: 600 }, { n: 700, successes: 640 }, { ...opts, previous: first.interval });
+  assert.ok(second.interval![0] >= first.interval![0] && second.interval![1] <= first.interval![1]);
+  assert.ok(naiveZTestP({ n: 1000, successes: 900 }, { n: 1000, successes: 930 }) < 0.05);
+});
+
+test('A/A with a look after every batch: the sequential test stays near α where the naive z-test does not (200 runs)', () => {
+  const rnd = prng(11);
+  let seqFalse = 0, naiveFalse = 0;
+  const runs = 200;
+  for (let r = 0; r < runs; r++) {
+    const a = { n: 0, successes: 0 }, b = { n: 0, successes: 0 };
+    let seqHit = false, naiveHit = false, previous: [number, number] | null = null;
+    for (let look = 0; look < 40; look++) {
+      for (let i = 0; i < 200; i++) {
+        const arm = rnd() < 0.5 ? a : b;
+        arm.n++;
+        if (rnd() < 0.9) arm.successes++;
+      }
+      const v = rolloutVerdict(a, b, { alpha: 0.05, tau: 0.02, margin: 0, minPerArm: 200, previous });
+      previous = v.interval;
+      if (v.decision !== 'continue' && (v.interval![0] > 0 || v.interval![1] < 0)) seqHit = true;
+      if (naiveZTestP(a, b) < 0.05) naiveHit = true;
+    }
+    if (seqHit) seqFalse++;
+    if (naiveHit) naiveFalse++;
+  }
+  assert.ok(seqFalse / runs <= 0.05 + 0.03, `sequential false positives ${seqFalse}/${runs}`);
+  assert.ok(naiveFalse / runs > 0.15, `peeking inflates the naive test: ${naiveFalse}/${runs}`);
+});
