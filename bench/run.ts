@@ -8,6 +8,7 @@
  *  - quantize: per fixture model and method, quantization time, weight size ratio and latency vs fp32.
  *  - layer3 and layer4 on an ephemeral stack: see bench/stack-benches.ts.
  *  - qc: a synthetic crowd with known truth end to end through Temporal, beside cleanlab: bench/qc-bench.ts.
+ *  - rollout: A/A peeking, power and flag evaluation of the gray-release engine: bench/rollout.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs';
 import * as os from 'node:os';
@@ -27,6 +28,7 @@ import { qcBench } from './qc-bench';
 import { faultsBench } from './faults';
 import { realCrowdBench } from './real-crowd';
 import { quantizeRealBench } from './quantize-real';
+import { rolloutBench } from './rollout';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -156,4 +158,5 @@ else if (only === 'quantize-real') void quantizeRealBench().then(() => process.e
 else if (only === 'qc') void qcBench().then(() => process.exit(0));
 else if (only === 'faults') void faultsBench().then(() => process.exit(0));
 else if (only === 'real-crowd') realCrowdBench();
+else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));
