@@ -6,7 +6,9 @@ import { ProjectSpecError } from '../qc/compliance';
 import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
 import { checkModelVersion, registerModelFiles } from '../models/register';
-import { listModelVersions } from '../store/models';
+import { getModelVersion, listModelVersions } from '../store/models';
+import { aliasesOf, LifecycleError, lineage, modelEvents, moveStage, setAlias } from '../store/model-lifecycle';
+import { isStage, STAGES, type Stage } from '../models/lifecycle';
 import { AuthError, issueToken, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
 import { hashPassword, passwordProblem } from '../http/passwords';
 import { disableUser, upsertUser } from '../store/users';
@@ -140,13 +142,62 @@ model.command('register').description('upload an ONNX model (and its tokenizer.j
       process.stdout.write(`registered ${v.id}  sha256 ${v.sha256}  ${v.bytes} bytes  s3://${s.cfg.minio.bucket}/${v.objectKey}\n`);
     }));
 model.command('list').description('registered model versions')
-  .option('--name <name>', 'only this model')
-  .action((o: { name?: string }) =>
+  .option('--name <name>', 'only this model').option('--tenant <tenant>', 'only this tenant')
+  .option('--stage <stage>', `only this stage (${STAGES.join(', ')})`, (v) => stageOf(v)).option('--alias <alias>', 'only the version an alias names (production, candidate, …)')
+  .action((o: { name?: string; tenant?: string; stage?: Stage; alias?: string }) =>
     withServices(async (s) => {
-      const rows = await listModelVersions(s.pool, { name: o.name });
-      if (rows.length === 0) process.stdout.write('no models registered: qcflow model register --name NAME --version V --file model.onnx --manifest manifest.json\n');
-      for (const v of rows) process.stdout.write(`${v.id}\t${v.status}\t${v.precision}\t${v.manifest.adapter.kind}\t${v.manifest.labels.length} labels\t${v.sha256.slice(0, 12)}\t${v.createdAt.toISOString()}\n`);
+      const rows = await listModelVersions(s.pool, o);
+      if (rows.length === 0) process.stdout.write('no model versions match: qcflow model register --name NAME --version V --file model.onnx --manifest manifest.json\n');
+      for (const v of rows) process.stdout.write(`${v.id}\t${v.stage}\t${v.status}\t${v.precision}\t${v.manifest.adapter.kind}\t${v.manifest.labels.length} labels\t${v.sha256.slice(0, 12)}\t${v.createdAt.toISOString()}\n`);
     }));
+
+function stageOf(v: string): Stage {
+  if (!isStage(v)) throw new InvalidArgumentError(`must be one of ${STAGES.join(', ')}`);
+  return v;
+}
+
+/** A lifecycle command: runs `fn` and turns a refused transition into the CLI's error with its reason. */
+const lifecycle = (fn: (s: Services) => Promise<void>) => withServices(async (s) => {
+  try {
+    await fn(s);
+  } catch (err) {
+    if (err instanceof LifecycleError) throw new CliError(err.message);
+    throw err;
+  }
+});
+const actor = (): string => process.env.USER ?? 'cli';
+
+model.command('show').description('a version with its stage, aliases of its model and its lifecycle events, as JSON')
+  .argument('<id>', 'tenant/name/version')
+  .action((id: string) => lifecycle(async (s) => {
+    const v = await getModelVersion(s.pool, id);
+    if (!v) throw new CliError(`model version ${id} does not exist; see qcflow model list`);
+    process.stdout.write(`${JSON.stringify({ ...v, aliases: await aliasesOf(s.pool, v.tenant, v.name), events: await modelEvents(s.pool, id) }, null, 2)}\n`);
+  }));
+model.command('promote').description('move a version to its next stage (registered → validated → canary → production; production moves the production alias)')
+  .argument('<id>', 'tenant/name/version').requiredOption('--to <stage>', STAGES.join(', '), (v) => stageOf(v)).requiredOption('--reason <text>', 'why, for the event log')
+  .action((id: string, o: { to: Stage; reason: string }) => lifecycle(async (s) => {
+    const r = await moveStage(s.pool, id, o.to, actor(), o.reason);
+    process.stdout.write(`${id}: ${r.from} → ${r.to}\n`);
+  }));
+model.command('archive').description('archive a version (its aliases are removed; nothing returns from archived)')
+  .argument('<id>', 'tenant/name/version').requiredOption('--reason <text>', 'why, for the event log')
+  .action((id: string, o: { reason: string }) => lifecycle(async (s) => {
+    const r = await moveStage(s.pool, id, 'archived', actor(), o.reason);
+    process.stdout.write(`${id}: ${r.from} → archived\n`);
+  }));
+model.command('alias').description('point an alias of the version\'s model at it (moves atomically)')
+  .argument('<id>', 'tenant/name/version').requiredOption('--alias <alias>', 'production, candidate, or any name').requiredOption('--reason <text>', 'why, for the event log')
+  .action((id: string, o: { alias: string; reason: string }) => lifecycle(async (s) => {
+    await setAlias(s.pool, id, o.alias, actor(), o.reason);
+    process.stdout.write(`${o.alias} → ${id}\n`);
+  }));
+model.command('lineage').description('ancestors and descendants of a version (quantized from, fine-tuned from) and the projects and releases it scored, as JSON')
+  .argument('<id>', 'tenant/name/version')
+  .action((id: string) => lifecycle(async (s) => {
+    if (!(await getModelVersion(s.pool, id))) throw new CliError(`model version ${id} does not exist; see qcflow model list`);
+    process.stdout.write(`${JSON.stringify(await lineage(s.pool, id), null, 2)}\n`);
+  }));
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
 

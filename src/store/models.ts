@@ -2,6 +2,7 @@ import { audit } from './audit';
 import type { Pool } from 'pg';
 import type { ModelManifest } from '../qc/inference/manifest';
 import { MODEL_REF_PATTERN } from '../qc/policy';
+import type { Stage } from '../models/lifecycle';
 
 export interface ModelVersionRow {
   id: string;
@@ -21,6 +22,8 @@ export interface ModelVersionRow {
   /** For a quantized child: method, parameters and the metrics it was chosen on. */
   metrics: Record<string, unknown>;
   status: 'active' | 'retired';
+  /** Where the version is in its lifecycle (src/models/lifecycle.ts). */
+  stage: Stage;
   createdAt: Date;
 }
 
@@ -32,14 +35,14 @@ export interface PinnedModel {
 
 export const modelVersionId = (tenant: string, name: string, version: string): string => `${tenant}/${name}/${version}`;
 
-const COLUMNS = `id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, metrics, status, created_at`;
+const COLUMNS = `id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, metrics, status, stage, created_at`;
 
-type Raw = { id: string; tenant: string; name: string; version: string; sha256: string; object_key: string; bytes: string; manifest: ModelManifest; tokenizer_key: string | null; tokenizer_sha256: string | null; precision: string; parent_id: string | null; golden_key: string | null; metrics: Record<string, unknown>; status: 'active' | 'retired'; created_at: Date };
+type Raw = { id: string; tenant: string; name: string; version: string; sha256: string; object_key: string; bytes: string; manifest: ModelManifest; tokenizer_key: string | null; tokenizer_sha256: string | null; precision: string; parent_id: string | null; golden_key: string | null; metrics: Record<string, unknown>; status: 'active' | 'retired'; stage: Stage; created_at: Date };
 
 const fromRow = (r: Raw): ModelVersionRow => ({
   id: r.id, tenant: r.tenant, name: r.name, version: r.version, sha256: r.sha256, objectKey: r.object_key, bytes: Number(r.bytes),
   manifest: r.manifest, tokenizerKey: r.tokenizer_key, tokenizerSha256: r.tokenizer_sha256, precision: r.precision, parentId: r.parent_id,
-  goldenKey: r.golden_key, metrics: r.metrics, status: r.status, createdAt: r.created_at,
+  goldenKey: r.golden_key, metrics: r.metrics, status: r.status, stage: r.stage, createdAt: r.created_at,
 });
 
 export class ModelVersionConflict extends Error {
@@ -47,7 +50,7 @@ export class ModelVersionConflict extends Error {
 }
 
 /** Inserts a version; the same id with the same sha256 is a no-op (re-running a registration), another sha256 is refused. */
-export async function insertModelVersion(pool: Pool, v: Omit<ModelVersionRow, 'status' | 'createdAt'>, actor: string): Promise<ModelVersionRow> {
+export async function insertModelVersion(pool: Pool, v: Omit<ModelVersionRow, 'status' | 'stage' | 'createdAt'>, actor: string): Promise<ModelVersionRow> {
   const { rows } = await pool.query<Raw>(
     `INSERT INTO model_versions (id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, metrics)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
@@ -67,10 +70,12 @@ export async function getModelVersion(pool: Pool, id: string): Promise<ModelVers
   return rows[0] && fromRow(rows[0]);
 }
 
-export async function listModelVersions(pool: Pool, filter: { tenant?: string; name?: string } = {}): Promise<ModelVersionRow[]> {
+export async function listModelVersions(pool: Pool, filter: { tenant?: string; name?: string; stage?: Stage; alias?: string } = {}): Promise<ModelVersionRow[]> {
   const { rows } = await pool.query<Raw>(
-    `SELECT ${COLUMNS} FROM model_versions WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR name = $2) ORDER BY tenant, name, created_at`,
-    [filter.tenant ?? null, filter.name ?? null],
+    `SELECT ${COLUMNS} FROM model_versions v WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR name = $2) AND ($3::text IS NULL OR stage = $3)
+       AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM model_aliases a WHERE a.version_id = v.id AND a.alias = $4))
+     ORDER BY tenant, name, created_at`,
+    [filter.tenant ?? null, filter.name ?? null, filter.stage ?? null, filter.alias ?? null],
   );
   return rows.map(fromRow);
 }
