@@ -183,6 +183,11 @@ test('on the demo project, a reviewer corrects class and attribute with the edit
   await page.locator('#edit-attributes select').selectOption('service');
   assert.deepEqual(JSON.parse(await page.locator('#labels').inputValue()), { classes: ['neutral'], attributes: { topic: 'service' } });
   await page.locator('#comment').fill('mixed: price fair, staff rude');
+  // Enter in the note does not submit the form (its first button is Approve).
+  await page.locator('#comment').press('Enter');
+  assert.equal((await taskRow(id)).status, 'open');
+  assert.match(page.url(), new RegExp(`/tasks/${id}$`));
+  await page.locator('#comment').focus();
   await page.keyboard.press('Control+Enter');
   await page.waitForURL((u) => !u.pathname.endsWith(`/${id}`));
   await waitUntil('the correction applied', async () => (await taskRow(id)).status === 'decided');

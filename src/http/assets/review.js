@@ -416,7 +416,12 @@
     var t = e.target;
     var typing = t && (t.tagName === 'TEXTAREA' || t.tagName === 'INPUT' || t.tagName === 'SELECT');
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && correctBox.open) { e.preventDefault(); document.getElementById('correct').click(); return; }
-    if (typing) { if (e.key === 'Escape') t.blur(); return; }
+    if (typing) {
+      // Enter in a field would submit the form with its first button — an approval nobody meant.
+      if (e.key === 'Enter' && t.tagName !== 'TEXTAREA' && form.contains(t)) { e.preventDefault(); t.blur(); }
+      if (e.key === 'Escape') t.blur();
+      return;
+    }
     if (correctBox.open && (e.key.indexOf('Arrow') === 0) && selected >= 0 && (t === draftSvg || t === document.body)) { if (nudge(e)) e.preventDefault(); return; }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     if (correctBox.open && (e.key === 'Delete' || e.key === 'Backspace') && selected >= 0) { e.preventDefault(); draft.boxes.splice(selected, 1); selected = -1; changed(); return; }
