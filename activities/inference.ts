@@ -10,10 +10,14 @@ import type { MediaRef } from '../src/ingest/envelope';
 import { unscoredPage, writeLayer3Results } from '../src/store/qc-results';
 import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersionRow, type PinnedModel } from '../src/store/models';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, policyOf, requireProject } from './deps';
+import { loadFlags } from '../src/store/flags';
+import { armAt, bucketOf, splitProblem } from '../src/rollout/bucketing';
 
 /** What a batch pins for layer 3 at its start: exact model versions and the queue of the inference workers. */
 export interface PlausibilityInput extends BatchKey {
   plan: Layer3Plan;
+  /** Under a gray release (plan.rollout): the arm this call scores; samples of other arms are left to their calls. */
+  arm?: string;
 }
 
 export interface InferenceDeps extends ActivityDeps {
@@ -31,6 +35,30 @@ interface Member {
 
 const PAGE = 512;
 
+/** The rollout flag as it is now, with its candidates' versions, for a batch about to start; or why it does not apply. */
+async function pinRollout(deps: ActivityDeps, flag: string): Promise<Pick<Layer3Plan, 'rollout' | 'rolloutSkipped'>> {
+  const f = (await loadFlags(deps.pool, [flag]))[0];
+  const skip = (why: string) => {
+    deps.log.warn({ flag, why }, 'rollout flag not applied; the control scores every sample');
+    return { rolloutSkipped: why };
+  };
+  if (!f) return skip(`flag ${flag} does not exist`);
+  if (!f.enabled) return skip(`flag ${flag} is switched off`);
+  const problem = splitProblem(f.arms);
+  if (problem) return skip(`flag ${flag}: ${problem}`);
+  if (!f.arms.some((a) => a.variant === 'control')) return skip(`flag ${flag} has no control arm`);
+  const candidates: Record<string, PinnedModel[]> = {};
+  for (const a of f.arms.filter((x) => x.variant !== 'control' && x.share > 0)) {
+    try {
+      candidates[a.variant] = await resolveModelRefs(deps.pool, [a.variant]);
+    } catch (err) {
+      if (err instanceof UnknownModelError) return skip(`flag ${flag}: ${err.message}`);
+      throw err;
+    }
+  }
+  return { rollout: { flag, salt: f.salt, arms: f.arms, candidates } };
+}
+
 /** On the qc-cpu queue: pins the project's layer-3 models (null when it has none) for a batch about to start. */
 export function layer3PlanActivities(deps: ActivityDeps) {
   return {
@@ -38,7 +66,8 @@ export function layer3PlanActivities(deps: ActivityDeps) {
       const policy = policyOf(await requireProject(deps, input.project));
       if (policy.layer3.models.length === 0) return null;
       try {
-        return { models: await resolveModelRefs(deps.pool, policy.layer3.models), taskQueue: deps.inferenceQueue };
+        const models = await resolveModelRefs(deps.pool, policy.layer3.models);
+        return { models, taskQueue: deps.inferenceQueue, ...(policy.layer3.rollout ? await pinRollout(deps, policy.layer3.rollout.flag) : {}) };
       } catch (err) {
         // Failing the batch would strand its samples; they go to review with the reason instead.
         if (err instanceof UnknownModelError) return { models: [], taskQueue: deps.inferenceQueue, unresolved: err.message };
@@ -169,6 +198,11 @@ export function inferenceActivities(deps: InferenceDeps) {
       };
 
       type Row = { id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null };
+      const rollout = input.arm ? input.plan.rollout : undefined;
+      /** Whether this call scores the sample: always, unless a gray release gives it to another arm. */
+      /** Results say which arm of which flag scored them: what the rollout's per-arm outcomes count. */
+      const armTag = rollout ? { arm: input.arm, flag: rollout.flag } : {};
+      const inArm = (r: Row): boolean => !rollout || armAt(rollout.arms, bucketOf(rollout.flag, rollout.salt, r.id)) === input.arm;
       // Pages by id (keyset), each read while the one before is still being worked on. The first page is one
       // batch, so the model starts after one small read rather than a full page.
       const readPage = (after: string, limit: number) => observed(unscoredPage(deps.pool, input.project, input.batchId, after, limit));
@@ -184,20 +218,20 @@ export function inferenceActivities(deps: InferenceDeps) {
             limit = PAGE;
             page = readPage(rows[rows.length - 1]!.id, limit);
           }
-          buffer.push(...rows);
+          buffer.push(...rows.filter(inArm));
           while (buffer.length >= deps.batchSize || (last && buffer.length > 0)) yield buffer.splice(0, deps.batchSize);
           if (last) return;
         }
       }
       type Result = { id: string; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> };
       const unavailableResults = (rows: Row[], message: string): Result[] =>
-        rows.map((r) => ({ id: r.id, passed: false, score: null, findings: [{ layer: 3, pointer: '', rule: 'layer3.model_unavailable', message: `${message}; layer 3 could not judge this sample, so it goes to review` }], details: { error: message } }));
+        rows.map((r) => ({ id: r.id, passed: false, score: null, findings: [{ layer: 3, pointer: '', rule: 'layer3.model_unavailable', message: `${message}; layer 3 could not judge this sample, so it goes to review` }], details: { error: message, ...armTag } }));
       const scoreRows = (rows: Row[], perMember: Prediction[][]): Result[] => rows.map((r, i) => {
         const refused = perMember.map((p) => p[i]!.finding).find(Boolean);
-        if (refused) return { id: r.id, passed: false, score: null, findings: [refused], details: { error: refused.message } };
+        if (refused) return { id: r.id, passed: false, score: null, findings: [refused], details: { error: refused.message, ...armTag } };
         const preds: ModelPrediction[] = perMember.map((p, k) => ({ modelVersion: members[k]!.version.id, logits: p[i]!.logits! }));
         const p = scoreSample(preds, labels, r.consensus ?? [], policy.layer3.topK);
-        return { id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [] } };
+        return { id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [], ...armTag } };
       });
       // Results queue up and one statement writes everything queued, in the background: while Postgres is
       // busy with one write the next batches' results gather into the next, so neither thread waits on it

@@ -2,6 +2,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { IngestSample } from '../src/ingest/envelope';
 import type { ResampleRequest } from '../src/store/resamples';
 import type { MalformedLine } from '../src/store/batches';
+import type { Arm } from '../src/rollout/bucketing';
 import type { PinnedModel } from '../src/store/models';
 import type { CacheStats } from '../src/clients/onnx-sessions';
 import type { QcPolicy } from '../src/qc/policy';
@@ -138,9 +139,19 @@ export interface Layer3Plan {
   taskQueue: string;
   /** Set when a configured model reference did not resolve: the batch's samples get a finding saying so. */
   unresolved?: string;
+  /**
+   * A gray release pinned with the models: the flag's salt and arms as they were when the batch left the
+   * queue, and the model versions of each candidate arm (`control` scores with `models`). Each sample is
+   * scored by its arm only (src/rollout/bucketing.ts on the sample id).
+   */
+  rollout?: { flag: string; salt: string; arms: Arm[]; candidates: Record<string, PinnedModel[]> };
+  /** Why the project's rollout flag was not applied to this batch (missing, switched off, a candidate that did not resolve). */
+  rolloutSkipped?: string;
 }
 
 export interface PlausibilitySummary {
+  /** Under a gray release: each arm's own counts and the model versions that scored it. */
+  arms?: Record<string, { models: string; scored: number; disagreements: number; failed: number }>;
   scored: number;
   disagreements: number;
   /** Samples the model could not judge (bad input, NaN output, model unavailable). */

@@ -1,7 +1,7 @@
 import { ActivityFailure, patched, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { countsLine } from './metadata';
 import type { Activities, InferenceActivities } from '../activities';
-import { batchProgressQuery, batchResamplesQuery, ZERO_COUNTS, type BatchCounts, type BatchProgress, type BatchResamples, type QcBatchInput } from './definitions';
+import { batchProgressQuery, batchResamplesQuery, ZERO_COUNTS, type BatchCounts, type BatchProgress, type BatchResamples, type Layer3Plan, type PlausibilitySummary, type QcBatchInput } from './definitions';
 import { CPU_ACTIVITY_OPTIONS, INFERENCE_ACTIVITY_OPTIONS, WEBHOOK_ACTIVITY_OPTIONS } from './activity-options';
 import { QC_PROJECT, QC_STAGE } from './search-attributes';
 
@@ -40,7 +40,17 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   if (plan) {
     stage('layer3');
     const inference = proxyActivities<InferenceActivities>({ ...INFERENCE_ACTIVITY_OPTIONS, taskQueue: plan.taskQueue });
-    progress.inference = await inference.scorePlausibility({ ...key, plan });
+    // A gray release scores each arm's samples with its own models, one call per arm. patched: batches
+    // started before arms existed score everything with the control.
+    const rollout = plan.rollout && patched('layer3-rollout-arms') ? plan.rollout : undefined;
+    if (!rollout) progress.inference = await inference.scorePlausibility({ ...key, plan });
+    else {
+      const arms: Record<string, PlausibilitySummary> = {};
+      for (const a of rollout.arms.filter((x) => x.share > 0)) {
+        arms[a.variant] = await inference.scorePlausibility({ ...key, plan: { ...plan, models: a.variant === 'control' ? plan.models : rollout.candidates[a.variant] ?? [] }, arm: a.variant });
+      }
+      progress.inference = mergeArms(arms, plan);
+    }
   }
 
   stage('layer4');
@@ -77,4 +87,20 @@ export async function qcBatch(input: QcBatchInput): Promise<BatchCounts> {
   await act.finishBatch({ ...key, counts: progress.counts });
   stage('done');
   return progress.counts;
+}
+
+/** One summary of a batch's layer 3 from its arms' summaries, each arm's own counts kept under `arms`. */
+function mergeArms(arms: Record<string, PlausibilitySummary>, plan: Layer3Plan): PlausibilitySummary {
+  const all = Object.values(arms);
+  const sum = (k: 'scored' | 'disagreements' | 'failed'): number => all.reduce((n, a) => n + a[k], 0);
+  return {
+    scored: sum('scored'), disagreements: sum('disagreements'), failed: sum('failed'),
+    modelError: all.map((a) => a.modelError).find((e) => e !== null) ?? null,
+    providers: [...new Set(all.flatMap((a) => a.providers))],
+    cache: all[all.length - 1]!.cache,
+    arms: Object.fromEntries(Object.entries(arms).map(([variant, a]) => [variant, {
+      models: (variant === 'control' ? plan.models : plan.rollout?.candidates[variant] ?? []).map((m) => m.id).join('+'),
+      scored: a.scored, disagreements: a.disagreements, failed: a.failed,
+    }])),
+  };
 }

@@ -8,6 +8,7 @@ import { runDemo, startDev, waitForInterrupt } from './demo';
 import { checkModelVersion, registerModelFiles } from '../models/register';
 import { getModelVersion, listModelVersions } from '../store/models';
 import { aliasesOf, LifecycleError, lineage, modelEvents, moveStage, setAlias } from '../store/model-lifecycle';
+import { rolloutStatus } from '../store/rollout';
 import { isStage, STAGES, type Stage } from '../models/lifecycle';
 import { AuthError, issueToken, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
 import { hashPassword, passwordProblem } from '../http/passwords';
@@ -191,6 +192,19 @@ model.command('alias').description('point an alias of the version\'s model at it
   .action((id: string, o: { alias: string; reason: string }) => lifecycle(async (s) => {
     await setAlias(s.pool, id, o.alias, actor(), o.reason);
     process.stdout.write(`${o.alias} → ${id}\n`);
+  }));
+model.command('rollout-status').description('a project\'s gray release: per-arm layer-3 outcomes, the sample-ratio check and the sequential verdict (promote / rollback / continue)')
+  .requiredOption('--project <id>', 'project id').option('--json', 'print JSON', false)
+  .action((o: { project: string; json: boolean }) => lifecycle(async (s) => {
+    const project = await getProject(s.pool, o.project);
+    if (!project) throw new CliError(`project ${o.project} does not exist`);
+    const flag = resolvePolicy(project.qcPolicy).layer3.rollout?.flag;
+    if (!flag) throw new CliError(`project ${o.project} has no gray release: set qcPolicy.layer3.rollout.flag`);
+    const r = await rolloutStatus(s.pool, o.project, flag);
+    if (o.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    for (const a of r.arms) process.stdout.write(`${a.variant}\t${a.models.join('+')}\tjudged ${a.n}\tagreed ${a.n ? ((a.agreed / a.n) * 100).toFixed(1) : '–'}%\tfailed ${a.failed}\n`);
+    process.stdout.write(`sample ratio: ${r.srm ? `p ${r.srm.p.toExponential(2)}${r.srm.p < 0.001 ? ' — MISMATCH: the split is broken; hold the rollout' : ''}` : 'n/a'}\n`);
+    process.stdout.write(`verdict: ${r.verdict ? `${r.verdict.decision} (${r.verdict.why})` : 'needs a control and a candidate arm with outcomes'}\n`);
   }));
 model.command('lineage').description('ancestors and descendants of a version (quantized from, fine-tuned from) and the projects and releases it scored, as JSON')
   .argument('<id>', 'tenant/name/version')

@@ -24,6 +24,12 @@ export interface QcPolicy {
     models: string[];
     /** How many of the model's labels a disagreement finding names. */
     topK: number;
+    /**
+     * A gray release: the feature flag (feature_flags) whose arms split the batch's samples between the
+     * `control` (the models above) and candidate model references (the other variants). Pinned with the
+     * models when a batch leaves the queue, so a ramp moves later batches, never one in flight.
+     */
+    rollout?: { flag: string };
   };
   layer4: {
     /** Windows in samples (`count`) or seconds (`time`): the short one is "recent", the long one the reference. */
@@ -131,6 +137,7 @@ export const QC_POLICY_SCHEMA = {
         // Checked here so a malformed reference is refused at project create, not retried by every batch.
         models: { type: 'array', items: { type: 'string', pattern: MODEL_REF_PATTERN }, maxItems: 5, uniqueItems: true, default: [] },
         topK: { type: 'integer', minimum: 1, maximum: 20, default: 3 },
+        rollout: { type: 'object', additionalProperties: false, required: ['flag'], properties: { flag: { type: 'string', pattern: '^[a-z0-9][a-z0-9._/-]{0,127}$' } } },
       },
     },
     layer4: {

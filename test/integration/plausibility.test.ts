@@ -14,6 +14,9 @@ import { resolveModelRefs } from '../../src/store/models';
 import { batchProgressQuery, workflowIds, type BatchProgress } from '../../workflows/definitions';
 import { qcBatch } from '../../workflows';
 import { createTestProject, harness, uid, type Harness } from './helpers';
+import { saveFlag } from '../../src/store/flags';
+import { bucketOf } from '../../src/rollout/bucketing';
+import { rolloutStatus } from '../../src/store/rollout';
 
 let h: Harness;
 before(async () => {
@@ -158,4 +161,40 @@ test('a corrupted model file and an undecodable image become layer-3 findings th
   );
   assert.match(rows[0]!.message, /sha256 is [0-9a-f]{64}, registered [0-9a-f]{64}.*re-register/);
   assert.equal(h.inference!.worker.getState(), 'RUNNING');
+});
+
+test('a gray release splits a batch per sample through the pinned flag: each sample scored once, by its arm\'s model; ramping moves only later batches', async () => {
+  const name = `bow-${uid()}`;
+  const m = bagOfWordsTextModel({ cues: CUES });
+  const control = await registerModel(h.pool, h.store, { name, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  const candidate = await registerModel(h.pool, h.store, { name, version: '2', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  const flag = `layer3.${name}`;
+  await saveFlag(h.pool, { key: flag, salt: 's1', defaultVariant: 'control', enabled: true, arms: [{ variant: `${name}@2`, share: 0.5 }, { variant: 'control', share: 0.5 }] }, 'test');
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { layer3: { models: [`${name}@1`], rollout: { flag } } } });
+  const lines = Array.from({ length: 40 }, (_, i) => line(`s-${i}`, `the kitten number ${i} says meow`, 'cat'));
+  const r = await ingest(project, lines);
+  const { rows } = await h.pool.query<{ id: string; model_version: string | null; n: string }>(
+    `SELECT s.id, q3.model_version, count(*) OVER (PARTITION BY s.id) AS n FROM samples s JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3 WHERE s.project_id = $1`, [project],
+  );
+  assert.equal(rows.length, 40, 'every sample scored');
+  assert.ok(rows.every((x) => x.n === '1'), 'once');
+  for (const x of rows) {
+    const arm = bucketOf(flag, 's1', x.id) < 0.5 ? candidate.id : control.id;
+    assert.equal(x.model_version, arm, `${x.id} scored by its arm`);
+  }
+  const byArm = rows.filter((x) => x.model_version === candidate.id).length;
+  assert.ok(byArm > 5 && byArm < 35, `${byArm} of 40 went to the candidate`);
+  const progress = await h.client.workflow.getHandle(workflowIds.qcBatch(project, r.batches[0]!.batchId)).query(batchProgressQuery);
+  assert.deepEqual(Object.keys(progress.inference!.arms!).sort(), [`${name}@2`, 'control'].sort());
+  assert.equal(progress.inference!.arms![`${name}@2`]!.scored, byArm);
+  assert.equal(progress.inference!.scored, 40);
+  // Per-arm outcomes for the rollout verdict.
+  const status = await rolloutStatus(h.pool, project, flag);
+  assert.deepEqual(status.arms.map((a) => [a.variant, a.n]).sort(), [[`${name}@2`, byArm], ['control', 40 - byArm]].sort());
+  // Switched off: the next batch is the control's alone.
+  await saveFlag(h.pool, { key: flag, salt: 's1', defaultVariant: 'control', enabled: false, arms: [{ variant: `${name}@2`, share: 0.5 }, { variant: 'control', share: 0.5 }] }, 'test');
+  await ingest(project, [line('later', 'a puppy says woof', 'dog')]);
+  assert.equal(r.counts.staged, 40);
+  const later = await layer3(project);
+  assert.equal(later.get('later')!.model, control.id);
 });
