@@ -6,6 +6,7 @@ import { releaseActivities } from './release';
 import { inferenceActivities, layer3PlanActivities } from './inference';
 import { decayActivities } from './decay';
 import { reviewActivities, reviewTaskActivities, type ReviewActivityDeps } from './review';
+import { rolloutActivities } from './rollout';
 
 export type { ActivityDeps } from './deps';
 export type { ReviewActivityDeps } from './review';
@@ -14,7 +15,7 @@ export type { ReviewActivityDeps } from './review';
 export function createActivities(deps: ReviewActivityDeps) {
   return {
     ...intakeActivities(deps), ...qcActivities(deps), ...consistencyActivities(deps), ...resampleActivities(deps), ...releaseActivities(deps),
-    ...layer3PlanActivities(deps), ...decayActivities(deps), ...reviewActivities(deps),
+    ...layer3PlanActivities(deps), ...decayActivities(deps), ...reviewActivities(deps), ...rolloutActivities(deps),
   };
 }
 

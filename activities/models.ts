@@ -1,3 +1,4 @@
+import { moveStage } from '../src/store/model-lifecycle';
 import { createHash } from 'node:crypto';
 import { getObjectBuffer, getObjectText, putObject } from '../src/clients/minio';
 import { sha256Hex } from '../src/util/canonical-json';
@@ -111,6 +112,9 @@ export function modelActivities(deps: ActivityDeps) {
         precision: c.method, parentId: parent.id,
         metrics: { method: c.method, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, budget: input.budget, evaluation: input.metrics },
       }, 'quantization');
+      // It passed its parent's golden outputs within the budget: that is what `validated` means, and
+      // what a rollout against the parent (modelRollout) starts from. A retry finds it validated already.
+      if (v.stage === 'registered') await moveStage(deps.pool, v.id, 'validated', 'quantization', `golden outputs within budget (top-1 agreement ${input.metrics.top1Agreement.toFixed(4)}, mean cosine ${input.metrics.cosine.mean.toFixed(4)})`);
       return { id: v.id, version: v.version };
     },
   };

@@ -247,6 +247,41 @@ export interface UndoRequest {
   user: string;
 }
 export const undoDecisionUpdate = defineUpdate<{ undone: true }, [UndoRequest]>('undoDecision');
+/** `rollout/{tenant}/{name}/{version}`: a candidate model version ramped against a project's control through a flag. */
+export interface ModelRolloutInput {
+  project: string;
+  /** The flag layer 3 splits the project's samples by (qcPolicy.layer3.rollout.flag). */
+  flag: string;
+  /** The candidate version id, tenant/name/version. */
+  candidate: string;
+  /** The candidate's share at each step; the last is 1 (default 0.05, 0.25, 0.5, 1). */
+  steps?: number[];
+  /** Outcomes each arm needs before any verdict (default 200). */
+  minPerArm?: number;
+  /** How far below the control the candidate's agreement may be (default 0.01: one point). */
+  margin?: number;
+  alpha?: number;
+  /** Between checks of the arms' outcomes (default 60). */
+  checkSeconds?: number;
+}
+
+export interface RolloutState {
+  status: 'running' | 'paused' | 'held' | 'promoted' | 'rolled_back';
+  step: number;
+  share: number;
+  checks: number;
+  /** Per-arm outcomes and the verdict at the last check. */
+  last: { arms: Array<{ variant: string; n: number; agreed: number; failed: number }>; srmP: number | null; decision: string | null; estimate: number | null; interval: [number, number] | null; why: string } | null;
+  /** Operator actions and automatic decisions, with who and why. */
+  log: Array<{ at: string; what: string; by: string; why: string }>;
+}
+
+export const rolloutStateQuery = defineQuery<RolloutState>('rolloutState');
+export const pauseRolloutSignal = defineSignal<[{ by: string; reason?: string }]>('pause');
+export const resumeRolloutSignal = defineSignal<[{ by: string; reason?: string }]>('resume');
+export const abortRolloutSignal = defineSignal<[{ by: string; reason: string }]>('abort');
+export const forcePromoteSignal = defineSignal<[{ by: string; reason: string }]>('forcePromote');
+
 export const stageSamplesUpdate = defineUpdate<BatchRef, [SubmitSamplesArgs]>('stageSamples');
 export const intakeStatsQuery = defineQuery<IntakeStats>('stats');
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
@@ -260,4 +295,5 @@ export const workflowIds = {
   release: (project: string, version: string) => `release/${project}/${version}`,
   review: (sampleId: string) => `review/${sampleId}`,
   quantize: (modelId: string) => `quantize/${modelId}`,
+  rollout: (candidate: string) => `rollout/${candidate}`,
 };

@@ -4,3 +4,4 @@ export { qcBatch } from './qc-batch';
 export { datasetRelease } from './dataset-release';
 export { humanReview } from './human-review';
 export { modelQuantization } from './model-quantization';
+export { modelRollout } from './model-rollout';

@@ -57,3 +57,24 @@ export function samplesProblem(arg: unknown): Problem {
   if (!arg.samples.every(isObject)) return 'submitSamples samples must be objects (one sample each)';
   return undefined;
 }
+
+const VERSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\/[A-Za-z0-9][A-Za-z0-9._-]{0,127}\/[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const FLAG_KEY = /^[a-z0-9][a-z0-9._/-]{0,127}$/;
+
+export function rolloutInputProblem(input: unknown): Problem {
+  if (!isObject(input)) return 'input must be an object like {"project": "demo", "flag": "layer3.sentiment", "candidate": "default/sentiment/2-int8"}';
+  const known = ['project', 'flag', 'candidate', 'steps', 'minPerArm', 'margin', 'alpha', 'checkSeconds'];
+  const extra = Object.keys(input).filter((k) => !known.includes(k));
+  if (extra.length) return `input has unknown field ${extra.map((k) => JSON.stringify(k)).join(', ')} (expected ${known.join(', ')})`;
+  if (typeof input.flag !== 'string' || !FLAG_KEY.test(input.flag)) return `flag ${JSON.stringify(input.flag) ?? 'undefined'} must match ${FLAG_KEY}`;
+  if (typeof input.candidate !== 'string' || !VERSION_ID.test(input.candidate)) return `candidate ${JSON.stringify(input.candidate) ?? 'undefined'} must be a version id tenant/name/version`;
+  const steps = input.steps;
+  if (steps !== undefined && (!Array.isArray(steps) || steps.length < 2 || steps.some((s, i) => typeof s !== 'number' || !(s > 0 && s <= 1) || (i > 0 && s <= (steps[i - 1] as number))) || steps[steps.length - 1] !== 1)) {
+    return 'steps must be two or more increasing shares in (0, 1] ending at 1, like [0.05, 0.25, 0.5, 1]';
+  }
+  for (const [k, lo, hi] of [['minPerArm', 1, 1e9], ['margin', 0, 0.5], ['alpha', 1e-6, 0.5], ['checkSeconds', 1, 86400]] as const) {
+    const v = input[k];
+    if (v !== undefined && (typeof v !== 'number' || !(v >= lo && v <= hi))) return `${k} must be a number in [${lo}, ${hi}]`;
+  }
+  return projectProblem(input.project);
+}

@@ -58,3 +58,11 @@ export function quantizationMetadata(model: string, methods: readonly string[], 
     typedSearchAttributes: [{ key: QC_MODEL, value: model }, kind('quantization')],
   };
 }
+
+export function rolloutMetadata(project: string, candidate: string, flag: string): StartMetadata {
+  return {
+    staticSummary: `Rollout of ${candidate} in ${project}`,
+    staticDetails: `Ramps ${candidate} against the control of ${project} through flag ${flag}, promoting or rolling back by an always-valid sequential test. Signals pause, resume, abort, forcePromote ({"by", "reason"}); query \`rolloutState\`.`,
+    typedSearchAttributes: [{ key: QC_PROJECT, value: project }, { key: QC_MODEL, value: candidate }, kind('rollout')],
+  };
+}

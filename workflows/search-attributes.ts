@@ -12,8 +12,8 @@ export const QC_PROJECT = defineSearchAttributeKey('QcProject', SearchAttributeT
 export const QC_STAGE = defineSearchAttributeKey('QcStage', SearchAttributeType.KEYWORD);
 export const QC_MODEL = defineSearchAttributeKey('QcModel', SearchAttributeType.KEYWORD);
 /**
- * What a workflow is, set when it starts: `intake`, `batch`, `review`, `release` or `quantization`. Reviews
+ * What a workflow is, set when it starts: `intake`, `batch`, `review`, `release`, `quantization` or `rollout`. Reviews
  * number in the thousands; `QcKind != "review"` keeps the pipeline in view (README: saved views).
  */
 export const QC_KIND = defineSearchAttributeKey('QcKind', SearchAttributeType.KEYWORD);
-export type QcKind = 'intake' | 'batch' | 'review' | 'release' | 'quantization';
+export type QcKind = 'intake' | 'batch' | 'review' | 'release' | 'quantization' | 'rollout';

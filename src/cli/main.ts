@@ -28,9 +28,9 @@ import { calibrationSource } from '../quantize/calibration-data';
 import type { CalibrationMethod } from '../quantize/calibrate';
 import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
-import { modelQuantization } from '../../workflows';
+import { modelQuantization, modelRollout } from '../../workflows';
 import { quantizationProgressQuery, workflowIds } from '../../workflows/definitions';
-import { quantizationMetadata } from '../../workflows/metadata';
+import { quantizationMetadata, rolloutMetadata } from '../../workflows/metadata';
 import { failureMessage } from '../util/errors';
 import { getProject } from '../store/projects';
 import { resolvePolicy } from '../qc/policy';
@@ -192,6 +192,22 @@ model.command('alias').description('point an alias of the version\'s model at it
   .action((id: string, o: { alias: string; reason: string }) => lifecycle(async (s) => {
     await setAlias(s.pool, id, o.alias, actor(), o.reason);
     process.stdout.write(`${o.alias} → ${id}\n`);
+  }));
+model.command('rollout').description('start the modelRollout workflow: ramp a validated candidate against a project\'s control through its layer-3 flag; promote or roll back on its own')
+  .argument('<candidate>', 'candidate version id, tenant/name/version').requiredOption('--project <id>', 'project whose qcPolicy.layer3.rollout.flag splits the samples')
+  .option('--steps <shares>', 'candidate shares, ending at 1', (v) => v.split(',').map(Number), [0.05, 0.25, 0.5, 1])
+  .option('--min-per-arm <n>', 'outcomes each arm needs before a verdict', positiveInt, 200)
+  .option('--margin <m>', 'how far below the control the candidate may be (agreement)', Number, 0.01)
+  .action((candidate: string, o: { project: string; steps: number[]; minPerArm: number; margin: number }) => lifecycle(async (s) => {
+    const project = await getProject(s.pool, o.project);
+    const flag = project && resolvePolicy(project.qcPolicy).layer3.rollout?.flag;
+    if (!flag) throw new CliError(`project ${o.project} has no layer-3 rollout flag: set qcPolicy.layer3.rollout.flag first`);
+    const workflowId = workflowIds.rollout(candidate);
+    await s.client.workflow.start(modelRollout, {
+      workflowId, taskQueue: s.cfg.taskQueues.cpu, args: [{ project: o.project, flag, candidate, steps: o.steps, minPerArm: o.minPerArm, margin: o.margin }],
+      ...rolloutMetadata(o.project, candidate, flag),
+    });
+    process.stdout.write(`started ${workflowId}: watch it with qcflow model rollout-status --project ${o.project} or in the Temporal UI (query rolloutState)\n`);
   }));
 model.command('rollout-status').description('a project\'s gray release: per-arm layer-3 outcomes, the sample-ratio check and the sequential verdict (promote / rollback / continue)')
   .requiredOption('--project <id>', 'project id').option('--json', 'print JSON', false)

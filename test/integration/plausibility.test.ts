@@ -12,9 +12,11 @@ import { upsertProject } from '../../src/store/projects';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import { resolveModelRefs } from '../../src/store/models';
 import { batchProgressQuery, workflowIds, type BatchProgress } from '../../workflows/definitions';
-import { qcBatch } from '../../workflows';
-import { createTestProject, harness, uid, type Harness } from './helpers';
-import { saveFlag } from '../../src/store/flags';
+import { modelRollout, qcBatch } from '../../workflows';
+import { createTestProject, harness, uid, waitUntil, type Harness } from './helpers';
+import { loadFlags, saveFlag } from '../../src/store/flags';
+import { aliasesOf, moveStage } from '../../src/store/model-lifecycle';
+import { getModelVersion } from '../../src/store/models';
 import { bucketOf } from '../../src/rollout/bucketing';
 import { rolloutStatus } from '../../src/store/rollout';
 
@@ -197,4 +199,28 @@ test('a gray release splits a batch per sample through the pinned flag: each sam
   assert.equal(r.counts.staged, 40);
   const later = await layer3(project);
   assert.equal(later.get('later')!.model, control.id);
+});
+
+test('modelRollout end to end: the candidate goes to canary, takes half the samples, equals the control on them, and is promoted to production', async () => {
+  const name = `bow-${uid()}`;
+  const m = bagOfWordsTextModel({ cues: CUES });
+  await registerModel(h.pool, h.store, { name, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  const candidate = await registerModel(h.pool, h.store, { name, version: '2', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  await moveStage(h.pool, candidate.id, 'validated', 'test', 'golden outputs match');
+  const flag = `layer3.${name}`;
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { layer3: { models: [`${name}@1`], rollout: { flag } } } });
+  const handle = await h.client.workflow.start(modelRollout, {
+    workflowId: workflowIds.rollout(candidate.id), taskQueue: h.cfg.taskQueues.cpu,
+    args: [{ project, flag, candidate: candidate.id, steps: [0.5, 1], minPerArm: 10, margin: 0.2, checkSeconds: 1 }],
+  });
+  await waitUntil('the rollout set its flag', async () => (await loadFlags(h.pool, [flag])).length === 1);
+  assert.equal((await getModelVersion(h.pool, candidate.id))!.stage, 'canary');
+  await ingest(project, Array.from({ length: 60 }, (_, i) => line(`r-${i}`, `the kitten number ${i} says meow`, 'cat')));
+  const result = await handle.result();
+  assert.equal(result.status, 'promoted', JSON.stringify(result.log));
+  assert.ok(result.last!.arms.every((a) => a.n >= 10), JSON.stringify(result.last));
+  assert.equal((await getModelVersion(h.pool, candidate.id))!.stage, 'production');
+  assert.equal((await aliasesOf(h.pool, 'default', name)).production, candidate.id);
+  const f = (await loadFlags(h.pool, [flag]))[0]!;
+  assert.equal(f.arms.find((a) => a.variant !== 'control')!.share, 1, 'every later sample goes to the candidate');
 });

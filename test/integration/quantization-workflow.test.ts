@@ -4,6 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { fixtureGolden, mlpModel } from '../../src/onnx/fixture-models';
 import { checkModelVersion, goldenOutputsKey, registerModel } from '../../src/models/register';
 import { getModelVersion, resolveModelRefs } from '../../src/store/models';
+import { modelEvents } from '../../src/store/model-lifecycle';
 import { goldenToJsonl } from '../../src/quantize/evaluate';
 import { getObjectText, putObject } from '../../src/clients/minio';
 import { modelQuantization } from '../../workflows';
@@ -43,6 +44,9 @@ test('quantize → evaluate → register through Temporal: the smallest candidat
   assert.equal(child.parentId, modelId);
   assert.equal(child.precision, 'int4');
   assert.equal((child.metrics as { method: string }).method, 'int4');
+  // Passing the golden outputs within budget is what `validated` means: ready for a rollout against its parent.
+  assert.equal(child.stage, 'validated');
+  assert.match((await modelEvents(h.pool, child.id))[0]!.reason, /golden outputs within budget \(top-1 agreement 1\.0000|0\.99/);
   assert.ok((child.metrics as { evaluation: { top1Agreement: number } }).evaluation.top1Agreement >= 0.99);
   // The child keeps the golden inputs for later regression checks.
   assert.ok(child.goldenKey);

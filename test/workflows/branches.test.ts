@@ -3,8 +3,12 @@ import assert from 'node:assert/strict';
 import { CompleteAsyncError } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
-import { humanReview, modelQuantization, qcBatch } from '../../workflows';
-import { batchResamplesQuery, reviewStateQuery, type BatchCounts, type ReviewOutcome } from '../../workflows/definitions';
+import { humanReview, modelQuantization, modelRollout, qcBatch } from '../../workflows';
+import type { WorkflowHandle } from '@temporalio/client';
+import {
+  abortRolloutSignal, batchResamplesQuery, forcePromoteSignal, pauseRolloutSignal, resumeRolloutSignal, reviewStateQuery, rolloutStateQuery,
+  type BatchCounts, type ModelRolloutInput, type ReviewOutcome,
+} from '../../workflows/definitions';
 import { DEFAULT_POLICY } from '../../src/qc/policy';
 import { harness, uid, type Harness } from '../integration/helpers';
 
@@ -147,4 +151,78 @@ test('modelQuantization: when no candidate fits, the best integer one is retried
   ]);
   assert.deepEqual(progress.chosen, { id: 'default/m/1-int8', version: '1-int8', method: 'int8-static', bytes: 1002 });
   assert.equal(progress.stage, 'done');
+});
+
+// ---- modelRollout: its decisions driven by scripted per-arm checks
+
+type Check = { decision?: 'promote' | 'rollback' | 'continue'; srmP?: number };
+function rolloutStubs(checks: Check[]) {
+  const calls: string[] = [];
+  let i = 0;
+  const activities = {
+    moveCandidateStage: async (x: { to: string; actor: string }) => { calls.push(`stage:${x.to}`); },
+    setRolloutShare: async (x: { share: number }) => { calls.push(`share:${x.share}`); },
+    checkRollout: async () => {
+      const c = checks[Math.min(i++, checks.length - 1)]!;
+      calls.push(`check:${c.srmP !== undefined ? 'srm' : c.decision}`);
+      const arms = [{ variant: 'control', models: ['m/1'], n: 500, agreed: 450, failed: 0 }, { variant: 'default/m@2', models: ['m/2'], n: 500, agreed: 450, failed: 0 }];
+      return { flag: 'f', arms, srm: { p: c.srmP ?? 0.5 }, verdict: c.decision ? { decision: c.decision, estimate: 0, interval: [-0.01, 0.01] as [number, number], why: `scripted ${c.decision}` } : null };
+    },
+  };
+  return { calls, activities };
+}
+
+async function runRollout(s: ReturnType<typeof rolloutStubs>, drive?: (handle: WorkflowHandle<typeof modelRollout>) => Promise<void>, input: Partial<ModelRolloutInput> = {}) {
+  const taskQueue = `wf-test-${uid()}`;
+  const worker = await Worker.create({ connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'), activities: s.activities });
+  return worker.runUntil(async () => {
+    const handle = await h.client.workflow.start(modelRollout, {
+      workflowId: `rollout/test/${uid()}`, taskQueue, args: [{ project: 'p', flag: 'layer3.m', candidate: 'default/m/2', checkSeconds: 1, ...input }],
+    });
+    if (drive) await drive(handle);
+    return handle.result();
+  });
+}
+
+test('modelRollout ramps on promote verdicts (5 → 25 → 50%), then promotes to production at 100%', async () => {
+  const s = rolloutStubs([{ decision: 'continue' }, { decision: 'promote' }, { decision: 'promote' }, { decision: 'promote' }]);
+  const r = await runRollout(s);
+  assert.equal(r.status, 'promoted');
+  assert.deepEqual(s.calls, ['stage:canary', 'share:0.05', 'check:continue', 'check:promote', 'share:0.25', 'check:promote', 'share:0.5', 'check:promote', 'share:1', 'stage:production']);
+  assert.equal(r.last?.decision, 'promote');
+});
+
+test('modelRollout rolls back on a rollback verdict: the control gets every sample, the candidate returns to validated', async () => {
+  const s = rolloutStubs([{ decision: 'continue' }, { decision: 'rollback' }]);
+  const r = await runRollout(s);
+  assert.equal(r.status, 'rolled_back');
+  assert.deepEqual(s.calls.slice(-2), ['share:0', 'stage:validated']);
+  assert.match(r.log.at(-1)!.why, /scripted rollback/);
+});
+
+test('modelRollout holds on a sample-ratio mismatch until resumed; pause and abort are recorded with who', async () => {
+  const s = rolloutStubs([{ srmP: 1e-6 }, { decision: 'continue' }]);
+  await runRollout(s, async (handle) => {
+    for (let i = 0; i < 100 && (await handle.query(rolloutStateQuery)).status !== 'held'; i++) await new Promise((r) => setTimeout(r, 100));
+    const held = await handle.query(rolloutStateQuery);
+    assert.equal(held.status, 'held');
+    assert.match(held.log.at(-1)!.why, /sample-ratio mismatch/);
+    await handle.signal(resumeRolloutSignal, { by: 'olga', reason: 'fixed the router' });
+    await handle.signal(pauseRolloutSignal, {} as never); // no `by`: refused, recorded
+    await handle.signal(pauseRolloutSignal, { by: 'olga', reason: 'weekend' });
+    assert.equal((await handle.query(rolloutStateQuery)).status, 'paused');
+    await handle.signal(abortRolloutSignal, { by: 'olga', reason: 'model owner asked' });
+  }).then((r) => {
+    assert.equal(r.status, 'rolled_back');
+    assert.deepEqual(r.log.map((l) => `${l.what}/${l.by}`).slice(1), ['held/' + r.log[1]!.by, 'resumed/olga', 'pause refused/unknown', 'paused/olga', 'rolled_back/olga']);
+    assert.match(r.log.at(-1)!.why, /aborted: model owner asked/);
+  });
+});
+
+test('modelRollout: force-promote is recorded with who; bad input fails at once', async () => {
+  const s = rolloutStubs([{ decision: 'continue' }]);
+  const r = await runRollout(s, async (handle) => { await handle.signal(forcePromoteSignal, { by: 'lead', reason: 'deadline' }); });
+  assert.equal(r.status, 'promoted');
+  assert.deepEqual(r.log.at(-1), { ...r.log.at(-1)!, what: 'promoted', by: 'lead', why: 'forced: deadline' });
+  await assert.rejects(runRollout(rolloutStubs([]), undefined, { steps: [0.5, 0.2, 1] }), (e: Error) => /steps must be two or more increasing shares/.test(String((e.cause as Error | undefined)?.message)));
 });
