@@ -10,7 +10,7 @@ import { getModelVersion, listModelVersions } from '../store/models';
 import { aliasesOf, LifecycleError, lineage, modelEvents, moveStage, setAlias } from '../store/model-lifecycle';
 import { rolloutStatus } from '../store/rollout';
 import { isStage, STAGES, type Stage } from '../models/lifecycle';
-import { AuthError, issueToken, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
+import { AuthError, issueToken, parseModelRole, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
 import { hashPassword, passwordProblem } from '../http/passwords';
 import { disableUser, upsertUser } from '../store/users';
 import { createInterface } from 'node:readline';
@@ -358,8 +358,10 @@ token.command('issue').description('sign a token with the configured secret (QCF
   .requiredOption('--user <id>', 'who the token is for (also their id in project membership)')
   .requiredOption('--role <role>', 'reviewer, operator or admin', (v) => parseRole(v))
   .option('--ttl <duration>', 'how long it is valid (90s, 30m, 8h, 7d)', duration, 8 * 3600)
-  .action((o: { user: string; role: ReturnType<typeof parseRole>; ttl: number }) => {
-    process.stdout.write(`${issueToken(resolveJwtSecret(loadConfig()), { user: o.user, role: o.role, ttlSeconds: o.ttl })}\n`);
+  .option('--tenant <tenant>', 'limit the token\'s model-registry access to this tenant (other tenants\' models are invisible)')
+  .option('--model-role <role>', 'model registry role: viewer, publisher or admin', (v) => parseModelRole(v))
+  .action((o: { user: string; role: ReturnType<typeof parseRole>; ttl: number; tenant?: string; modelRole?: ReturnType<typeof parseModelRole> }) => {
+    process.stdout.write(`${issueToken(resolveJwtSecret(loadConfig()), { user: o.user, role: o.role, ttlSeconds: o.ttl, tenant: o.tenant, modelRole: o.modelRole })}\n`);
   });
 
 const users = program.command('user').description('people who sign in to the review pages with a name and password (scripts use tokens)');

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import * as path from 'node:path';
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import type { Config } from '../clients/config';
-import { ROLES, type Actor, type Role } from '../review/decisions';
+import { MODEL_ROLES, ROLES, type Actor, type ModelRole, type Role } from '../review/decisions';
 
 /** A request without a valid token: 401, and nothing happens. */
 export class AuthError extends Error {
@@ -38,11 +38,22 @@ export function parseRole(value: unknown): Role {
   return value as Role;
 }
 
-/** Signs a token for `user` with `role`, valid for ttlSeconds. */
-export function issueToken(secret: string, a: { user: string; role: Role; ttlSeconds: number }): string {
+export function parseModelRole(value: unknown): ModelRole {
+  if (typeof value !== 'string' || !(MODEL_ROLES as readonly string[]).includes(value)) throw new AuthError(`model role must be one of ${MODEL_ROLES.join(', ')}`);
+  return value as ModelRole;
+}
+
+const TENANT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Signs a token for `user` with `role` (and, for the model registry, a tenant and a registry role), valid for ttlSeconds. */
+export function issueToken(secret: string, a: { user: string; role: Role; ttlSeconds: number; tenant?: string; modelRole?: ModelRole }): string {
   if (!USER_ID.test(a.user)) throw new AuthError(`user ${JSON.stringify(a.user)} must match ${USER_ID.source}`);
   parseRole(a.role);
-  return createSigner({ key: secret, algorithm: 'HS256', expiresIn: a.ttlSeconds * 1000 })({ sub: a.user, role: a.role });
+  if (a.tenant !== undefined && !TENANT.test(a.tenant)) throw new AuthError(`tenant ${JSON.stringify(a.tenant)} must match ${TENANT.source}`);
+  if (a.modelRole !== undefined) parseModelRole(a.modelRole);
+  return createSigner({ key: secret, algorithm: 'HS256', expiresIn: a.ttlSeconds * 1000 })({
+    sub: a.user, role: a.role, ...(a.tenant ? { tenant: a.tenant } : {}), ...(a.modelRole ? { models: a.modelRole } : {}),
+  });
 }
 
 export type TokenVerifier = (token: string) => Actor;
@@ -51,9 +62,9 @@ export type TokenVerifier = (token: string) => Actor;
 export function tokenVerifier(secret: string): TokenVerifier {
   const verify = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['sub', 'role', 'exp'], clockTolerance: 5_000 });
   return (token) => {
-    let claims: { sub?: unknown; role?: unknown };
+    let claims: { sub?: unknown; role?: unknown; tenant?: unknown; models?: unknown };
     try {
-      claims = verify(token) as { sub?: unknown; role?: unknown };
+      claims = verify(token) as { sub?: unknown; role?: unknown; tenant?: unknown; models?: unknown };
     } catch (err) {
       if (err instanceof TokenError) {
         const why = err.code === TokenError.codes.expired ? 'the token has expired' : err.code === TokenError.codes.invalidSignature ? 'the token signature is invalid' : `the token is invalid (${err.message})`;
@@ -62,6 +73,10 @@ export function tokenVerifier(secret: string): TokenVerifier {
       throw err;
     }
     if (typeof claims.sub !== 'string' || !USER_ID.test(claims.sub)) throw new AuthError('the token has no valid `sub` (user) claim');
-    return { user: claims.sub, role: parseRole(claims.role) };
+    if (claims.tenant !== undefined && (typeof claims.tenant !== 'string' || !TENANT.test(claims.tenant))) throw new AuthError('the token has an invalid `tenant` claim');
+    return {
+      user: claims.sub, role: parseRole(claims.role),
+      ...(typeof claims.tenant === 'string' ? { tenant: claims.tenant } : {}), ...(claims.models !== undefined ? { modelRole: parseModelRole(claims.models) } : {}),
+    };
   };
 }

@@ -7,6 +7,7 @@ import fastifyFormbody from '@fastify/formbody';
 import fastifySwagger from '@fastify/swagger';
 import type { Actor } from '../review/decisions';
 import { registerApi } from './api';
+import { registerModelsApi } from './models-api';
 import { registerPages } from './pages';
 import { csrfUser, describeError, sessionSubject, type ServerDeps } from './session';
 
@@ -66,6 +67,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerApi(app, deps);
+  if (deps.models) registerModelsApi(app, { ...deps, models: deps.models });
   registerPages(app, deps);
   return app;
 }

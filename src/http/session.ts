@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../clients/logger';
 import { ReviewError, type ReviewService } from '../review/service';
+import { RegistryError, type ModelRegistryService } from '../models/registry-service';
 import type { Actor } from '../review/decisions';
 import { AuthError, type TokenVerifier } from './auth';
 
@@ -10,6 +11,8 @@ export const SESSION_COOKIE = 'qcflow_session';
 
 export interface ServerDeps {
   reviews: ReviewService;
+  /** The model registry's API (tenant-isolated); absent: not served. */
+  models?: ModelRegistryService;
   verify: TokenVerifier;
   /** People's sign-in by name and password (users table); absent: tokens only. */
   signIn?: (user: string, password: string) => Promise<Actor | undefined>;
@@ -23,6 +26,7 @@ export interface ServerDeps {
 export function describeError(err: Error & { validation?: unknown; statusCode?: number }): { status: number; message: string; findings?: unknown } {
   if (err instanceof AuthError) return { status: 401, message: err.message };
   if (err instanceof ReviewError) return { status: err.status, message: err.message, findings: err.findings };
+  if (err instanceof RegistryError) return { status: err.status, message: err.message };
   // Schema validation: fastify's message names the field and the rule (`body/decision must be equal to one of the allowed values`).
   if (err.validation) return { status: 400, message: err.message };
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return { status: err.statusCode, message: err.message };

@@ -4,6 +4,7 @@ import { createObjectStore } from '../clients/minio';
 import { createPool } from '../clients/pg';
 import { createTemporalClient } from '../clients/temporal';
 import { ReviewService } from '../review/service';
+import { ModelRegistryService } from '../models/registry-service';
 import { issueToken, resolveJwtSecret, tokenVerifier } from './auth';
 import { passwordSignIn } from './sign-in';
 import { buildServer } from './server';
@@ -26,7 +27,7 @@ export async function startReviewServer(cfg: Config, log: Logger): Promise<Runni
   const reviews = new ReviewService({ pool, store: createObjectStore(cfg.minio), temporal: temporal.client, log });
   const secret = resolveJwtSecret(cfg);
   const app = await buildServer({
-    reviews, verify: tokenVerifier(secret), log: log.child({ component: 'http' }),
+    reviews, models: new ModelRegistryService(pool), verify: tokenVerifier(secret), log: log.child({ component: 'http' }),
     signIn: passwordSignIn(pool), issue: (actor) => issueToken(secret, { ...actor, ttlSeconds: SESSION_SECONDS }),
   });
   try {

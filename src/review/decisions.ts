@@ -7,9 +7,16 @@ export const ROLES = ['reviewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Who is calling, from a verified token. */
+export const MODEL_ROLES = ['viewer', 'publisher', 'admin'] as const;
+export type ModelRole = (typeof MODEL_ROLES)[number];
+
 export interface Actor {
   user: string;
   role: Role;
+  /** The model-registry tenant the token is limited to; absent: every tenant (for a registry role of admin). */
+  tenant?: string;
+  /** What the token may do in the model registry (src/models/access.ts); absent: nothing. */
+  modelRole?: ModelRole;
 }
 
 /** What a reviewer sends: the decision, the corrected labels for `correct`, and an optional note. */

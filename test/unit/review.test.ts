@@ -155,6 +155,11 @@ test('tokens: HS256 only, expiry, signature, required claims; errors say how to 
   const badRole = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 60_000 })({ sub: 'ann', role: 'root' });
   assert.throws(() => verify(badRole), /role must be one of reviewer, operator, admin/);
   assert.throws(() => issueToken(secret, { user: 'a b', role: 'reviewer', ttlSeconds: 60 }), /must match/);
+  // Registry claims: a tenant and a registry role travel with the token and are checked on the way back.
+  assert.deepEqual(verify(issueToken(secret, { user: 'ann', role: 'operator', ttlSeconds: 60, tenant: 'acme', modelRole: 'publisher' })), { user: 'ann', role: 'operator', tenant: 'acme', modelRole: 'publisher' });
+  const badModels = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 60_000 })({ sub: 'ann', role: 'operator', models: 'owner' });
+  assert.throws(() => verify(badModels), /model role must be one of viewer, publisher, admin/);
+  assert.throws(() => issueToken(secret, { user: 'ann', role: 'operator', ttlSeconds: 60, tenant: '../x' }), /tenant/);
 });
 
 test('review policy defaults and bounds; html escaping', () => {
