@@ -19,7 +19,7 @@ export function registerApi(app: FastifyInstance, deps: ServerDeps): void {
 
   app.get<{ Querystring: QueueQuery['filter'] & { project?: string; sort?: QueueSort; limit?: number; offset?: number } }>('/api/tasks', {
     schema: {
-      tags, summary: 'My queue: tasks I hold, then tasks I may claim (operators and admins: all active tasks), filtered and sorted (default priority: due soonest, then likeliest wrong), with `total` and progress `counts`',
+      tags, summary: 'My queue: tasks I hold, then tasks I may claim (operators and admins: all active tasks), filtered and sorted (default priority: due within the hour first, then likeliest wrong), with `total` and progress `counts`',
       querystring: {
         type: 'object', additionalProperties: false,
         properties: {

@@ -62,7 +62,7 @@ export function queuePage(o: { user: string; csrf: string; tasks: QueueTask[]; t
 ${progress(o.counts)}
 ${o.projects.length > 0 && html`<p id="dashboards">Quality dashboards: ${o.projects.map((p, i) => html`${i > 0 && ' · '}<a href="/projects/${p}/dashboard">${p}</a>`)}</p>`}
 <form method="post" action="/next"><input type="hidden" name="_csrf" value="${o.csrf}"><button id="start" type="submit" autofocus>Start reviewing <kbd>Enter</kbd></button>
-<span class="muted">takes the task due soonest, then the likeliest wrong</span></form>
+<span class="muted">takes what is due within the hour first, then the likeliest wrong</span></form>
 <section><form method="get" action="/queue" id="filters" class="filters">
 <label>Project <select name="project">${option('', 'all', o.query.project)}${o.projects.map((p) => option(p, p, o.query.project))}</select></label>
 <label>Reason <select name="reason">${option('', 'any', f.reason)}${REVIEW_REASONS.map((r) => option(r, r, f.reason))}</select></label>

@@ -150,7 +150,10 @@ export interface QueueFilter {
 }
 
 export const QUEUE_SORTS = ['priority', 'oldest', 'due', 'risk'] as const;
-/** `priority`: due soonest (to the hour, so one batch's tasks rank together), then likeliest wrong; what "Start reviewing" takes. */
+/**
+ * `priority`, what "Start reviewing" takes: tasks overdue or due within the hour first, soonest first (the
+ * SLA); then the rest by how likely their labels are wrong, so a reviewer's time goes where errors are.
+ */
 export type QueueSort = (typeof QUEUE_SORTS)[number];
 
 export interface TaskFilter {
@@ -178,7 +181,7 @@ const RISK_OF_T = `(SELECT (q.details->'risk'->>'pWrong')::float8 FROM qc_result
   WHERE q.sample_id = t.sample_id AND q.layer IN (2, 5) AND q.details->'risk'->>'pWrong' IS NOT NULL ORDER BY q.layer DESC LIMIT 1)`;
 
 const ORDER: Record<QueueSort, string> = {
-  priority: `date_trunc('hour', t.due_at), risk DESC NULLS LAST, t.created_at, t.id`,
+  priority: `(t.due_at <= now() + interval '1 hour') DESC, CASE WHEN t.due_at <= now() + interval '1 hour' THEN t.due_at END, risk DESC NULLS LAST, t.created_at, t.id`,
   oldest: 't.created_at, t.id',
   due: 't.due_at, t.id',
   risk: 'risk DESC NULLS LAST, t.created_at, t.id',

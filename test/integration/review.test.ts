@@ -334,7 +334,7 @@ test('operators read workflows at a glance: summaries name the project, batch an
   assert.match((await batch.staticSummary()) ?? '', new RegExp(`^Batch [0-9a-f]+-00000 of ${project}$`));
 });
 
-test('Start reviewing takes tasks by priority: among tasks due in the same hour, the likeliest wrong first', async () => {
+test('Start reviewing takes tasks by priority: with nothing due within the hour, the likeliest wrong first', async () => {
   const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { ...LINEAR, review: { assignment: 'claim' } } });
   await setMember(h.pool, { project, user: 'pri', role: 'reviewer' }, 'test');
   // 'split' is a 1–1 tie (wrong half the time); 'lean' a 2–1 majority, less likely wrong; both conflict, both
@@ -354,4 +354,23 @@ test('Start reviewing takes tasks by priority: among tasks due in the same hour,
   assert.ok(queue.body.tasks[0]!.risk > queue.body.tasks[1]!.risk, JSON.stringify(queue.body.tasks));
   const next = await api<{ task: { id: string } }>('POST', '/api/tasks/next', token('pri'), { project });
   assert.equal((await tasks(project)).find((t) => t.id === next.body.task.id)!.external_id, 'split');
+});
+
+test('Start reviewing takes a task due within the hour before a likelier-wrong one with time to spare', async () => {
+  const vote = (a: string, c: string) => ({ annotator: a, labels: { classes: [c] } });
+  const projectOf = async (review: Record<string, unknown>) => createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { ...LINEAR, review: { assignment: 'claim', ...review } } });
+  const urgent = await projectOf({ slaSeconds: 1800 });
+  const relaxed = await projectOf({});
+  for (const p of [urgent, relaxed]) await setMember(h.pool, { project: p, user: 'uri', role: 'reviewer' }, 'test');
+  const put = async (project: string, line: object) => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-review-')), 'in.jsonl');
+    writeFileSync(file, `${JSON.stringify(line)}\n`);
+    await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 1000, wait: true });
+    await waitUntil('its task', async () => (await tasks(project)).length === 1);
+  };
+  // The relaxed project's task is a 1–1 tie (likelier wrong); the urgent one's a 2–1 majority, due in 30 minutes.
+  await put(relaxed, { externalId: 'tie', payload: { text: 'tie', lang: 'en' }, annotations: [vote('a1', 'cat'), vote('a2', 'dog')] });
+  await put(urgent, { externalId: 'due-soon', payload: { text: 'due soon', lang: 'en' }, annotations: [vote('a1', 'cat'), vote('a2', 'cat'), vote('a3', 'dog')] });
+  const next = await api<{ task: { id: string; project: string } }>('POST', '/api/tasks/next', token('uri'), {});
+  assert.equal(next.body.task.project, urgent);
 });
