@@ -1,4 +1,5 @@
 import type { Labels } from '../ingest/envelope';
+import { iou } from '../qc/consistency/matching';
 
 /**
  * What a reviewer reads before deciding: why the sample is here, in words, and where the annotators part
@@ -32,14 +33,6 @@ export interface ComparisonRow {
 }
 
 type Box = NonNullable<Labels['boxes']>[number];
-
-export function iou(a: Pick<Box, 'x' | 'y' | 'w' | 'h'>, b: Pick<Box, 'x' | 'y' | 'w' | 'h'>): number {
-  const ix = Math.max(0, Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x));
-  const iy = Math.max(0, Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y));
-  const inter = ix * iy;
-  const union = a.w * a.h + b.w * b.h - inter;
-  return union > 0 ? inter / union : 0;
-}
 
 /** Boxes whose best overlap with the consensus box is under this read as placed differently. */
 const BOX_AGREES = 0.7;

@@ -6,7 +6,8 @@ import { denyClaim, denyDecide, denyManage, denyView } from '../../src/review/ac
 import { qcPrecision, wilsonInterval } from '../../src/review/precision';
 import { formatPrecision } from '../../src/cli/review';
 import { checkCorrection, consensusAsLabels, labelsAsConsensus } from '../../src/review/correction';
-import { compareLabels, iou, reasonInWords } from '../../src/review/explain';
+import { compareLabels, reasonInWords } from '../../src/review/explain';
+import { iou } from '../../src/qc/consistency/matching';
 import { ageBands, qualityHeatmap, streamSeries } from '../../src/qc/dashboard';
 import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../../src/http/passwords';
