@@ -5,7 +5,7 @@ import type { ObjectStore } from '../clients/minio';
 import type { Labels } from '../ingest/envelope';
 import type { Finding } from '../qc/findings';
 import type { Consensus } from '../qc/consistency';
-import { resolvePolicy } from '../qc/policy';
+import { resolvePolicy, type QcPolicy } from '../qc/policy';
 import { getProject, projectIds } from '../store/projects';
 import { malformedLines, type MalformedLine } from '../store/batches';
 import { sampleForReview, sampleRecord } from '../store/samples';
@@ -188,8 +188,17 @@ export class ReviewService {
   }
 
   private async claimTtl(project: string): Promise<number> {
+    return (await this.reviewPolicy(project))?.claimTtlSeconds ?? 900;
+  }
+
+  /** The project's review policy as it is now; undefined once the project is gone. */
+  private async reviewPolicy(project: string): Promise<QcPolicy['review'] | undefined> {
     const p = await getProject(this.d.pool, project);
-    return p ? resolvePolicy(p.qcPolicy).review.claimTtlSeconds : 900;
+    return p && resolvePolicy(p.qcPolicy).review;
+  }
+
+  private async precisionReport(project: string): Promise<PrecisionReport> {
+    return qcPrecision(await precisionRows(this.d.pool, project), await calibrationRows(this.d.pool, project));
   }
 
   /**
@@ -252,8 +261,7 @@ export class ReviewService {
   async undoable(actor: Actor, id: string): Promise<{ taskId: string; decision: string; secondsLeft: number } | undefined> {
     const task = await getTask(this.d.pool, id);
     if (!task?.decision || task.decidedAt === null || (await this.undoRefusal(actor, task))) return undefined;
-    const project = await getProject(this.d.pool, task.project);
-    const window = project ? resolvePolicy(project.qcPolicy).review.undoSeconds : 0;
+    const window = (await this.reviewPolicy(task.project))?.undoSeconds ?? 0;
     const secondsLeft = Math.floor(window - (this.now().getTime() - new Date(task.decidedAt).getTime()) / 1000);
     return secondsLeft > 0 ? { taskId: id, decision: task.decision, secondsLeft } : undefined;
   }
@@ -317,7 +325,7 @@ export class ReviewService {
   async precision(actor: Actor, project: string): Promise<PrecisionReport> {
     this.manage(actor);
     await this.requireProject(project);
-    return qcPrecision(await precisionRows(this.d.pool, project), await calibrationRows(this.d.pool, project));
+    return this.precisionReport(project);
   }
 
   /**
@@ -337,7 +345,7 @@ export class ReviewService {
       alerts: await openAlerts(this.d.pool, project),
       openAges: ageBands(await openTaskAges(this.d.pool, project)),
       throughput: await decisionsPerDay(this.d.pool, project, 14),
-      precision: qcPrecision(await precisionRows(this.d.pool, project), await calibrationRows(this.d.pool, project)),
+      precision: await this.precisionReport(project),
     };
   }
 
