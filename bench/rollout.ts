@@ -12,39 +12,11 @@
 import { OpenFeature } from '@openfeature/server-sdk';
 import { armAt, bucketOf } from '../src/rollout/bucketing';
 import { FlagProvider } from '../src/rollout/flag-provider';
-import { naiveZTestP, rolloutVerdict, type ArmCounts } from '../src/rollout/sequential';
-import { prng } from '../src/util/prng';
+import { simulateRollouts } from '../src/rollout/simulate';
 
 const ALPHA = 0.05;
 
-function simulate(o: { runs: number; looks: number; perLook: number; control: number; candidate: number; margin: number; seed: number }) {
-  const rnd = prng(o.seed);
-  let seqDifference = 0, naiveDifference = 0, promoted = 0, rolledBack = 0;
-  const samplesToDecide: number[] = [];
-  for (let r = 0; r < o.runs; r++) {
-    const a: ArmCounts = { n: 0, successes: 0 }, b: ArmCounts = { n: 0, successes: 0 };
-    let previous: [number, number] | null = null;
-    let seqHit = false, naiveHit = false, decided = false;
-    for (let look = 0; look < o.looks; look++) {
-      for (let i = 0; i < o.perLook; i++) {
-        if (rnd() < 0.5) { a.n++; if (rnd() < o.control) a.successes++; } else { b.n++; if (rnd() < o.candidate) b.successes++; }
-      }
-      const v = rolloutVerdict(a, b, { alpha: ALPHA, tau: 0.02, margin: o.margin, minPerArm: 200, previous });
-      previous = v.interval;
-      if (v.interval && a.n >= 200 && b.n >= 200 && (v.interval[0] > 0 || v.interval[1] < 0)) seqHit = true;
-      if (naiveZTestP(a, b) < ALPHA) naiveHit = true;
-      if (!decided && v.decision !== 'continue') {
-        decided = true;
-        if (v.decision === 'promote') promoted++; else rolledBack++;
-        samplesToDecide.push(a.n + b.n);
-      }
-    }
-    if (seqHit) seqDifference++;
-    if (naiveHit) naiveDifference++;
-  }
-  samplesToDecide.sort((x, y) => x - y);
-  return { seqDifference: seqDifference / o.runs, naiveDifference: naiveDifference / o.runs, promoted: promoted / o.runs, rolledBack: rolledBack / o.runs, medianSamplesToDecide: samplesToDecide[Math.floor(samplesToDecide.length / 2)] ?? null };
-}
+const simulate = (o: Omit<Parameters<typeof simulateRollouts>[0], 'alpha'>) => simulateRollouts({ ...o, alpha: ALPHA });
 
 async function flagThroughput(): Promise<void> {
   // The in-memory provider PgFlagProvider builds on: evaluation is the same, no database needed to time it.

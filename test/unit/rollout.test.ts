@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { armAt, bucketOf, chiSquare, chiSquareSurvival, splitProblem } from '../../src/rollout/bucketing';
 import { compareArms, naiveZTestP, normalSurvival, rolloutVerdict } from '../../src/rollout/sequential';
-import { prng } from '../../src/util/prng';
+import { simulateRollouts } from '../../src/rollout/simulate';
 
 const REPO = path.resolve(__dirname, '..', '..');
 
@@ -71,26 +71,7 @@ test('the confidence sequence is wider than a fixed-sample interval, narrows wit
 });
 
 test('A/A with a look after every batch: the sequential test stays near α where the naive z-test does not (200 runs)', () => {
-  const rnd = prng(11);
-  let seqFalse = 0, naiveFalse = 0;
-  const runs = 200;
-  for (let r = 0; r < runs; r++) {
-    const a = { n: 0, successes: 0 }, b = { n: 0, successes: 0 };
-    let seqHit = false, naiveHit = false, previous: [number, number] | null = null;
-    for (let look = 0; look < 40; look++) {
-      for (let i = 0; i < 200; i++) {
-        const arm = rnd() < 0.5 ? a : b;
-        arm.n++;
-        if (rnd() < 0.9) arm.successes++;
-      }
-      const v = rolloutVerdict(a, b, { alpha: 0.05, tau: 0.02, margin: 0, minPerArm: 200, previous });
-      previous = v.interval;
-      if (v.decision !== 'continue' && (v.interval![0] > 0 || v.interval![1] < 0)) seqHit = true;
-      if (naiveZTestP(a, b) < 0.05) naiveHit = true;
-    }
-    if (seqHit) seqFalse++;
-    if (naiveHit) naiveFalse++;
-  }
-  assert.ok(seqFalse / runs <= 0.05 + 0.03, `sequential false positives ${seqFalse}/${runs}`);
-  assert.ok(naiveFalse / runs > 0.15, `peeking inflates the naive test: ${naiveFalse}/${runs}`);
+  const r = simulateRollouts({ runs: 200, looks: 40, perLook: 200, control: 0.9, candidate: 0.9, margin: 0, seed: 11, alpha: 0.05 });
+  assert.ok(r.seqDifference <= 0.05 + 0.03, `sequential false positives ${r.seqDifference}`);
+  assert.ok(r.naiveDifference > 0.15, `peeking inflates the naive test: ${r.naiveDifference}`);
 });

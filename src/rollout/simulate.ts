@@ -1,0 +1,37 @@
+import { prng } from '../util/prng';
+import { naiveZTestP, rolloutVerdict, type ArmCounts } from './sequential';
+
+/**
+ * Simulated rollouts with a look after every batch: each run splits samples 50/50 between a control and a
+ * candidate with the given success rates and checks the sequential verdict (and, beside it, the
+ * fixed-sample z-test) after each batch. What the rollout bench reports and the unit test bounds.
+ */
+export function simulateRollouts(o: { runs: number; looks: number; perLook: number; control: number; candidate: number; margin: number; seed: number; alpha: number }) {
+  const rnd = prng(o.seed);
+  let seqDifference = 0, naiveDifference = 0, promoted = 0, rolledBack = 0;
+  const samplesToDecide: number[] = [];
+  for (let r = 0; r < o.runs; r++) {
+    const a: ArmCounts = { n: 0, successes: 0 }, b: ArmCounts = { n: 0, successes: 0 };
+    let previous: [number, number] | null = null;
+    let seqHit = false, naiveHit = false, decided = false;
+    for (let look = 0; look < o.looks; look++) {
+      for (let i = 0; i < o.perLook; i++) {
+        if (rnd() < 0.5) { a.n++; if (rnd() < o.control) a.successes++; } else { b.n++; if (rnd() < o.candidate) b.successes++; }
+      }
+      const v = rolloutVerdict(a, b, { alpha: o.alpha, tau: 0.02, margin: o.margin, minPerArm: 200, previous });
+      previous = v.interval;
+      // A difference declared either way: under A/A, a false positive.
+      if (v.interval && a.n >= 200 && b.n >= 200 && (v.interval[0] > 0 || v.interval[1] < 0)) seqHit = true;
+      if (naiveZTestP(a, b) < o.alpha) naiveHit = true;
+      if (!decided && v.decision !== 'continue') {
+        decided = true;
+        if (v.decision === 'promote') promoted++; else rolledBack++;
+        samplesToDecide.push(a.n + b.n);
+      }
+    }
+    if (seqHit) seqDifference++;
+    if (naiveHit) naiveDifference++;
+  }
+  samplesToDecide.sort((x, y) => x - y);
+  return { seqDifference: seqDifference / o.runs, naiveDifference: naiveDifference / o.runs, promoted: promoted / o.runs, rolledBack: rolledBack / o.runs, medianSamplesToDecide: samplesToDecide[Math.floor(samplesToDecide.length / 2)] ?? null };
+}
