@@ -35,6 +35,16 @@ after(async () => {
   await h?.close();
 });
 
+/** Ingests JSONL lines into a project through the real pipeline and waits for QC. */
+async function ingestLines(project: string, lines: string[], batchSize = 100) {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return ingestFile(h.cfg, h.client, h.store, { project, file, batchSize, wait: true });
+}
+
+const reviewTaskCount = async (project: string): Promise<number> =>
+  Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n);
+
 /** Two street photos with two annotators' boxes that disagree: layer 2 sends both to review. */
 async function ingestImages(project: string): Promise<void> {
   const lines: string[] = [];
@@ -52,9 +62,7 @@ async function ingestImages(project: string): Promise<void> {
       ],
     }));
   }
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 100, wait: true });
+  const r = await ingestLines(project, lines);
   assert.equal(r.counts.review, 2);
 }
 
@@ -62,7 +70,7 @@ test('a reviewer signs in, opens a task with the image and every annotator\'s bo
   const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: ['car', 'dog'] }, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'vera', role: 'reviewer' }, 'test');
   await ingestImages(project);
-  await waitUntil('two review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 2);
+  await waitUntil('two review tasks', async () => (await reviewTaskCount(project)) === 2);
 
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   const page = await context.newPage();
@@ -144,11 +152,9 @@ async function demoTasks(): Promise<{ project: string; tasks: Record<string, str
       { annotator: 'ann-2', labels: { classes: ['negative'], attributes: { topic: 'quality' } } },
     ],
   }));
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 100, wait: true });
+  const r = await ingestLines(project, lines);
   assert.equal(r.counts.review, SENTENCES.length);
-  await waitUntil('four review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === SENTENCES.length);
+  await waitUntil('four review tasks', async () => (await reviewTaskCount(project)) === SENTENCES.length);
   const { rows } = await h.pool.query<{ id: string; external_id: string }>('SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id WHERE t.project_id = $1', [project]);
   return { project, tasks: Object.fromEntries(rows.map((r) => [r.external_id, r.id])) };
 }
@@ -284,7 +290,7 @@ test('boxes are corrected on the image: start from the consensus, move a box wit
   const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: ['car', 'dog'] }, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'bo', role: 'reviewer' }, 'test');
   await ingestImages(project);
-  await waitUntil('two review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 2);
+  await waitUntil('two review tasks', async () => (await reviewTaskCount(project)) === 2);
   const id = (await h.pool.query<{ id: string }>('SELECT min(id)::text AS id FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.id;
   const { context, page, errors } = await signedIn({ width: 1366, height: 900 }, 'bo');
   await page.goto(`${h.server!.url}/tasks/${id}`);
@@ -339,10 +345,8 @@ test('the queue counts, filters by annotator, external id and reason, sorts, and
     const [x, y] = id.startsWith('a') ? ['ann-1', 'ann-2'] : ['ann-3', 'ann-4'];
     return JSON.stringify({ externalId: `queue-${id}`, payload: { text: `sample ${id}`, lang: 'en' }, annotations: [{ annotator: x, labels: { classes: ['positive'] } }, { annotator: y, labels: { classes: ['negative'] } }] });
   });
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  assert.equal((await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 100, wait: true })).counts.review, 4);
-  await waitUntil('four review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 4);
+  assert.equal((await ingestLines(project, lines)).counts.review, 4);
+  await waitUntil('four review tasks', async () => (await reviewTaskCount(project)) === 4);
 
   const { context, page, errors } = await signedIn({ width: 1366, height: 768 }, 'quinn');
   await page.goto(`${h.server!.url}/queue?project=${project}`);
@@ -380,10 +384,8 @@ test('undo: the last decision is taken back with one key within its window, thro
   await setMember(h.pool, { project, user: 'uma', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project, user: 'ulf', role: 'reviewer' }, 'test');
   const lines = ['u-1', 'u-2', 'u-3', 'u-4'].map((id) => JSON.stringify({ externalId: id, payload: { text: `sample ${id}`, lang: 'en' }, annotations: [{ annotator: 'ann-1', labels: { classes: ['positive'] } }, { annotator: 'ann-2', labels: { classes: ['negative'] } }] }));
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  assert.equal((await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 100, wait: true })).counts.review, 4);
-  await waitUntil('four review tasks', async () => Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n) === 4);
+  assert.equal((await ingestLines(project, lines)).counts.review, 4);
+  await waitUntil('four review tasks', async () => (await reviewTaskCount(project)) === 4);
   const mine = (await h.pool.query<{ id: string; sample_id: string }>(`SELECT id::text AS id, sample_id FROM review_tasks WHERE project_id = $1 AND assignee = 'uma' ORDER BY id`, [project])).rows;
   assert.equal(mine.length, 2);
   const [first, second] = mine as [{ id: string; sample_id: string }, { id: string; sample_id: string }];
@@ -440,11 +442,9 @@ test('the quality dashboard draws the demo stream: agreement and speed heatmaps 
   const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: readJson('ontology.json'), regexRules: readJson('rules.json'), qcPolicy: policy });
   await setMember(h.pool, { project, user: 'dana', role: 'reviewer' }, 'test');
   const lines = generateDemoLines(600).map((l) => l.line);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 200, wait: true });
+  const r = await ingestLines(project, lines, 200);
   assert.ok(r.counts.review > 0, JSON.stringify(r.counts));
-  await waitUntil('a review task', async () => (await h.pool.query('SELECT 1 FROM review_tasks WHERE project_id = $1', [project])).rows.length > 0);
+  await waitUntil('a review task', async () => (await reviewTaskCount(project)) > 0);
   const task = (await h.pool.query<{ id: string }>(`SELECT min(id)::text AS id FROM review_tasks WHERE project_id = $1`, [project])).rows[0]!.id;
   const decided = await fetch(`${h.server!.url}/api/tasks/${task}/decision`, { method: 'POST', headers: { authorization: `Bearer ${issueToken(h.cfg.http.jwtSecret!, { user: 'dana', role: 'reviewer', ttlSeconds: 600 })}`, 'content-type': 'application/json' }, body: JSON.stringify({ decision: 'approve' }) });
   assert.equal(decided.status, 200);
@@ -542,16 +542,15 @@ test('multi-label classes keep exclusive groups exclusive as you pick; spans are
   const project = await createTestProject(h.pool, `t-${uid()}`, { ontology, qcPolicy: LINEAR });
   await setMember(h.pool, { project, user: 'sam', role: 'reviewer' }, 'test');
   const text = 'the phone Anna bought broke';
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
-  writeFileSync(file, `${JSON.stringify({
+  const line = JSON.stringify({
     externalId: 'spans-1', payload: { text, lang: 'en' },
     annotations: [
       { annotator: 'ann-1', labels: { classes: ['negative'], spans: [{ start: 4, end: 9, label: 'PRODUCT' }] } },
       { annotator: 'ann-2', labels: { classes: ['positive', 'sarcastic'], spans: [{ start: 4, end: 9, label: 'PERSON' }] } },
     ],
-  })}\n`);
-  assert.equal((await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 10, wait: true })).counts.review, 1);
-  await waitUntil('the task', async () => (await h.pool.query('SELECT 1 FROM review_tasks WHERE project_id = $1', [project])).rows.length === 1);
+  });
+  assert.equal((await ingestLines(project, [line], 10)).counts.review, 1);
+  await waitUntil('the task', async () => (await reviewTaskCount(project)) === 1);
   const id = (await h.pool.query<{ id: string }>('SELECT id::text AS id FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.id;
   const { context, page, errors } = await signedIn({ width: 1366, height: 900 }, 'sam');
   await page.goto(`${h.server!.url}/tasks/${id}`);
