@@ -12,6 +12,7 @@ import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersion
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, policyOf, requireProject } from './deps';
 import { loadFlags } from '../src/store/flags';
 import { armAt, bucketOf, splitProblem } from '../src/rollout/bucketing';
+import { metrics } from '../src/observability/metrics';
 
 /** What a batch pins for layer 3 at its start: exact model versions and the queue of the inference workers. */
 export interface PlausibilityInput extends BatchKey {
@@ -149,7 +150,10 @@ export function inferenceActivities(deps: InferenceDeps) {
     const outputName = m.version.manifest.output ?? s.session.outputNames[0]!;
     let result: Record<string, PlainTensor>;
     try {
+      const end = metrics.inferenceSeconds.startTimer({ model: m.version.id });
       result = await s.session.run(toFeeds(s.session, prepared.feeds, m.version.id), [outputName]);
+      end();
+      metrics.inferenceSamples.inc({ model: m.version.id }, prepared.rows.length);
     } catch (err) {
       // A lost thread is the worker's fault, not the model's: the activity's retry reloads the session.
       if (err instanceof ModelUnavailable || err instanceof OrtThreadExited) throw err;

@@ -112,8 +112,9 @@ export function qcActivities(deps: ActivityDeps) {
       };
     },
 
-    async finishBatch(input: BatchKey & { counts: BatchCounts }): Promise<void> {
-      await markBatchDone(deps.pool, input.project, input.batchId, input.counts);
+    /** Returns the batch's time from staging to done (the batch latency metric; the workflow ignores it). */
+    async finishBatch(input: BatchKey & { counts: BatchCounts }): Promise<{ seconds: number } | null> {
+      return markBatchDone(deps.pool, input.project, input.batchId, input.counts);
     },
   };
 }

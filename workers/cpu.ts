@@ -1,10 +1,9 @@
 import * as os from 'node:os';
-import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { loadConfig, type Config } from '../src/clients/config';
 import { getLogger } from '../src/clients/logger';
 import { createTemporalClient } from '../src/clients/temporal';
-import { connectWorkerClients, runWorker, workerMain, type RunningWorker } from './runtime';
+import { connectWorkerClients, createQueueWorker, runWorker, workerMain, type RunningWorker } from './runtime';
 
 export type { RunningWorker };
 
@@ -14,27 +13,29 @@ export type { RunningWorker };
  */
 export async function startCpuWorker(cfg: Config): Promise<RunningWorker> {
   const clients = await connectWorkerClients(cfg, 'worker.cpu', cfg.worker.maxConcurrentActivities + 2);
-  const { log, pool, store, connection } = clients;
+  const { log, pool, store } = clients;
   // startReviews starts humanReview workflows, which takes a client (the worker's NativeConnection cannot).
   const temporal = await createTemporalClient(cfg).catch(async (err: unknown) => {
     await clients.close();
     throw err;
   });
-  const worker = await Worker.create({
-    connection,
-    namespace: cfg.temporal.namespace,
+  const { worker, metricsUrl, stopObserving } = await createQueueWorker(cfg, clients, {
     taskQueue: cfg.taskQueues.cpu,
     workflowsPath: require.resolve('../workflows'),
     activities: createActivities({ pool, store, log, tmpDir: os.tmpdir(), inferenceQueue: cfg.taskQueues.inference, temporal: temporal.client, reviewQueue: cfg.taskQueues.review }),
-    maxConcurrentActivityTaskExecutions: cfg.worker.maxConcurrentActivities,
-    shutdownGraceTime: cfg.worker.shutdownGraceMs,
+    maxConcurrent: cfg.worker.maxConcurrentActivities,
+  }).catch(async (err: unknown) => {
+    await temporal.connection.close().catch(() => undefined);
+    await clients.close();
+    throw err;
   });
   log.info({ taskQueue: cfg.taskQueues.cpu, namespace: cfg.temporal.namespace }, 'qc-cpu worker started');
   return runWorker(worker, async () => {
+    await stopObserving();
     await temporal.connection.close().catch(() => undefined);
     await clients.close();
     log.info('qc-cpu worker stopped');
-  });
+  }, metricsUrl);
 }
 
 if (require.main === module) {

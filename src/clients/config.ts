@@ -28,6 +28,13 @@ export interface Config {
   };
   worker: { shutdownGraceMs: number; maxConcurrentActivities: number };
   intake: { maxConcurrentBatches: number };
+  observability: {
+    /** Where a process serves /metrics, /health and /health/live; undefined: not served. 0: any free port. */
+    metricsPort: number | undefined;
+    metricsHost: string;
+    /** OTLP/HTTP traces endpoint (e.g. http://collector:4318); undefined: no traces exported. */
+    otlpEndpoint: string | undefined;
+  };
   http: {
     host: string;
     port: number;
@@ -76,6 +83,9 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'QCFLOW_SHUTDOWN_GRACE_MS', default: '30000', description: 'How long a worker lets in-flight activities finish after SIGTERM.' },
   { env: 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', default: '8', description: 'Activity slots per worker.' },
   { env: 'QCFLOW_MAX_CONCURRENT_BATCHES', default: '4', description: 'qcBatch children an intake workflow runs at once.' },
+  { env: 'QCFLOW_METRICS_PORT', default: '(unset)', description: 'Port where a worker process or the review server serves /metrics (Prometheus), /health (readiness) and /health/live; unset: not served; 0: any free port (logged). Give each process on a host its own.' },
+  { env: 'QCFLOW_METRICS_HOST', default: '127.0.0.1', description: 'Address the /metrics and /health endpoint listens on (0.0.0.0 in a container, for the scraper and the kubelet).' },
+  { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: '(unset)', description: 'OpenTelemetry collector (OTLP over HTTP, e.g. http://collector:4318): traces of every workflow and activity are exported there; unset: none exported.' },
   { env: 'QCFLOW_HTTP_HOST', default: '127.0.0.1', description: 'Address the review server (web page and JSON API) listens on.' },
   { env: 'QCFLOW_HTTP_PORT', default: '8080', description: 'Port of the review server.' },
   { env: 'QCFLOW_JWT_SECRET', default: '(generated)', description: 'HS256 secret that signs reviewer tokens (32+ characters). Unset: a random one is kept in `<state dir>/jwt-secret`.' },
@@ -175,6 +185,11 @@ export function loadConfig(env: Env = process.env): Config {
     },
     intake: {
       maxConcurrentBatches: int(env, 'QCFLOW_MAX_CONCURRENT_BATCHES', 4, 1, 100),
+    },
+    observability: {
+      metricsPort: env.QCFLOW_METRICS_PORT ? int(env, 'QCFLOW_METRICS_PORT', 0, 0, 65535) : undefined,
+      metricsHost: str(env, 'QCFLOW_METRICS_HOST', '127.0.0.1'),
+      otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
     },
     http: {
       host: str(env, 'QCFLOW_HTTP_HOST', '127.0.0.1'),

@@ -1,7 +1,11 @@
 import { databaseUrlOf, type Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { createObjectStore } from '../clients/minio';
-import { createPool } from '../clients/pg';
+import { createPool, type Pool } from '../clients/pg';
+import type { Client } from '@temporalio/client';
+import { collectReviewQueue } from '../observability/collectors';
+import { startObservabilityEndpoint, type ObservabilityEndpoint } from '../observability/endpoint';
+import { checkHealth } from '../observability/health';
 import { createTemporalClient } from '../clients/temporal';
 import { ReviewService } from '../review/service';
 import { ModelRegistryService } from '../models/registry-service';
@@ -14,6 +18,8 @@ const SESSION_SECONDS = 8 * 3600;
 
 export interface RunningServer {
   url: string;
+  /** Where its /metrics and /health are served (QCFLOW_METRICS_PORT set). */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -43,12 +49,32 @@ export async function startReviewServer(cfg: Config, log: Logger): Promise<Runni
   const port = typeof address === 'object' && address ? address.port : cfg.http.port;
   const url = `http://${cfg.http.host}:${port}`;
   log.info({ url }, 'review server listening');
+  const observability = await observe(cfg, log, pool, temporal.client).catch(async (err: unknown) => {
+    await app.close();
+    await temporal.connection.close();
+    await pool.end();
+    throw err;
+  });
   return {
     url,
+    metricsUrl: observability?.url,
     async close() {
+      await observability?.close();
       await app.close();
       await temporal.connection.close().catch(() => undefined);
       await pool.end().catch(() => undefined);
     },
   };
+}
+
+/** Where QCFLOW_METRICS_PORT is set: the review queue's gauges and the server's own /metrics and /health. */
+async function observe(cfg: Config, log: Logger, pool: Pool, client: Client): Promise<ObservabilityEndpoint | undefined> {
+  if (cfg.observability.metricsPort === undefined) return undefined;
+  collectReviewQueue(pool);
+  const store = createObjectStore(cfg.minio);
+  const temporal = { service: client.workflowService, namespace: cfg.temporal.namespace };
+  return startObservabilityEndpoint({
+    host: cfg.observability.metricsHost, port: cfg.observability.metricsPort, log,
+    health: () => checkHealth({ pool, store, temporal }), alive: () => true,
+  });
 }

@@ -83,8 +83,14 @@ export async function markBatchStaged(db: Db, project: string, batchId: string, 
   await db.query(`UPDATE batches SET status = 'qc', lines_total = $3 WHERE project_id = $1 AND id = $2`, [project, batchId, lines]);
 }
 
-export async function markBatchDone(db: Db, project: string, batchId: string, counts: unknown): Promise<void> {
-  await db.query(`UPDATE batches SET status = 'done', counts = $3, finished_at = COALESCE(finished_at, now()) WHERE project_id = $1 AND id = $2`, [project, batchId, JSON.stringify(counts)]);
+/** Marks the batch done; returns how long it took from staging to done (null: no such batch). */
+export async function markBatchDone(db: Db, project: string, batchId: string, counts: unknown): Promise<{ seconds: number } | null> {
+  const { rows } = await db.query<{ seconds: number }>(
+    `UPDATE batches SET status = 'done', counts = $3, finished_at = COALESCE(finished_at, now()) WHERE project_id = $1 AND id = $2
+     RETURNING extract(epoch FROM finished_at - created_at)::float8 AS seconds`,
+    [project, batchId, JSON.stringify(counts)],
+  );
+  return rows[0] ?? null;
 }
 
 /** The batch's samples per status. */

@@ -349,6 +349,15 @@ export async function reviewSummary(db: Queryable, project: string): Promise<{ o
   return { open: Number(r.open), overdue: Number(r.overdue), unassigned: Number(r.unassigned), oldest: r.oldest };
 }
 
+/** Every project's review backlog (the /metrics gauges): open tasks and the age of the oldest, per project. */
+export async function reviewBacklog(db: Queryable): Promise<Array<{ project: string; open: number; oldestSeconds: number }>> {
+  const { rows } = await db.query<{ project_id: string; open: string; oldest_s: number }>(
+    `SELECT project_id, count(*) AS open, extract(epoch FROM now() - min(created_at))::float8 AS oldest_s
+     FROM review_tasks WHERE status IN ('open', 'deciding') GROUP BY project_id`,
+  );
+  return rows.map((r) => ({ project: r.project_id, open: Number(r.open), oldestSeconds: r.oldest_s }));
+}
+
 // ---- the review workflow's writes
 
 /** A page of a project's (or one batch's) samples waiting in review, in id order after `after`, with layer 5's reason. */

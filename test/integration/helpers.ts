@@ -11,7 +11,7 @@ import type { Ontology } from '../../src/projects/ontology';
 import type { RegexRule } from '../../src/qc/compliance';
 import { upsertProject } from '../../src/store/projects';
 import { startCpuWorker, type RunningWorker } from '../../workers/cpu';
-import { installRuntimeLogger } from '../../workers/runtime';
+import { installRuntime } from '../../workers/runtime';
 import { startInferenceWorker, type RunningInferenceWorker } from '../../workers/inference';
 import { startReviewWorker } from '../../workers/review';
 import { startModelsWorker } from '../../workers/models';
@@ -49,7 +49,7 @@ export async function harness(opts: { worker: boolean; inference?: boolean; revi
   cfg = { ...cfg, taskQueues: { cpu: `qc-cpu-test-${uid()}`, inference: `qc-inference-test-${uid()}`, review: `qc-review-test-${uid()}`, models: `models-test-${uid()}` }, worker: { ...cfg.worker, shutdownGraceMs: 2000 },
     // Each file signs its own tokens; port 0 lets several servers coexist.
     http: { ...cfg.http, port: 0, jwtSecret: randomBytes(32).toString('hex') } };
-  installRuntimeLogger(cfg);
+  await installRuntime(cfg);
   const env = await TestWorkflowEnvironment.createFromExistingServer({ address: cfg.temporal.address, namespace: cfg.temporal.namespace });
   const pool = createPool(cfg.databaseUrl!, 4);
   const h: Harness = { cfg, pool, store: createObjectStore(cfg.minio), client: env.client, env, close: async () => undefined };
