@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../clients/logger';
 
@@ -7,6 +7,13 @@ import type { Logger } from '../clients/logger';
 export const GO_PROGRAMS = {
   temporal: 'github.com/temporalio/cli/cmd/temporal@v1.5.1',
   minio: 'github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c',
+  // `qcflow cluster`: the server and UI the CLI embeds (Server 1.29.1, UI 2.42.1), run on their own, and
+  // the server's schema tool for its Postgres databases.
+  'temporal-server': 'go.temporal.io/server/cmd/server@v1.29.1',
+  'temporal-sql-tool': 'go.temporal.io/server/cmd/tools/sql@v1.29.1',
+  'temporal-ui-server': 'github.com/temporalio/ui-server/v2/cmd/server@v2.42.1',
+  // Validates deploy/k8s in the tests.
+  kubeconform: 'github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0',
 } as const;
 
 export type ProgramName = keyof typeof GO_PROGRAMS;
@@ -42,11 +49,15 @@ export async function ensureProgram(name: ProgramName, cacheDir: string, log: Lo
     );
   }
   mkdirSync(cacheDir, { recursive: true });
+  // go install names a binary after its package's folder (two of these are "server"): each builds into a
+  // folder of its own and is renamed into the cache.
+  const buildDir = mkdtempSync(path.join(cacheDir, `.build-${name}-`));
+  const built = path.join(buildDir, path.basename(GO_PROGRAMS[name].split('@')[0]!));
   log.info({ program: GO_PROGRAMS[name], into: cacheDir }, `installing ${name} with go install (first time only, takes several minutes)`);
   const started = Date.now();
   await new Promise<void>((resolve, reject) => {
     const child = spawn(go, ['install', GO_PROGRAMS[name]], {
-      env: { ...process.env, GOBIN: cacheDir, GOFLAGS: `${process.env.GOFLAGS ?? ''} -buildvcs=false`.trim() },
+      env: { ...process.env, GOBIN: buildDir, GOFLAGS: `${process.env.GOFLAGS ?? ''} -buildvcs=false`.trim() },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let tail = '';
@@ -64,9 +75,12 @@ export async function ensureProgram(name: ProgramName, cacheDir: string, log: Lo
     });
     child.on('close', (code) => {
       clearInterval(ticker);
-      if (code === 0 && existsSync(cached)) resolve();
+      if (code === 0 && existsSync(built)) resolve();
       else reject(new MissingToolError(`go install ${GO_PROGRAMS[name]} failed (exit ${code}):\n${tail}`));
     });
+  }).finally(() => {
+    if (existsSync(built)) renameSync(built, cached);
+    rmSync(buildDir, { recursive: true, force: true });
   });
   log.info({ program: name, path: cached, seconds: Math.round((Date.now() - started) / 1000) }, `${name} installed`);
   return cached;

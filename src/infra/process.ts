@@ -43,16 +43,24 @@ export function startProcess(name: string, cmd: string, args: string[], logDir: 
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** A port nothing listens on: any (the OS picks), or one below `below` (tried at random). */
+export async function freePort(below?: number): Promise<number> {
+  const tryPort = (port: number): Promise<number> => new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
     srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
+    srv.listen(port, '127.0.0.1', () => {
+      const bound = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(bound));
     });
   });
+  if (below === undefined) return tryPort(0);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * (below - 20000));
+    const ok = await tryPort(port).catch(() => undefined);
+    if (ok) return ok;
+  }
+  throw new Error(`no free port found below ${below}`);
 }
 
 /** The last `lines` lines of a log file, for an error message ('' when it cannot be read). */

@@ -29,6 +29,8 @@ export interface Stack {
 export interface StackOptions {
   /** A throwaway stack on free ports in a temp dir, removed on stop (tests). */
   ephemeral?: boolean;
+  /** false: no Temporal dev server (`qcflow cluster` runs the real server on this stack's Postgres). */
+  temporal?: boolean;
 }
 
 /**
@@ -77,11 +79,11 @@ export async function startStack(base: Config, log: Logger, opts: StackOptions =
     const need = {
       postgres: !(await postgresReachable(databaseUrl)),
       minio: !(await minioReady(cfg.minio.endPoint, cfg.minio.port).catch(() => false)),
-      temporal: !(await temporalReady(cfg.temporal.address).catch(() => false)),
+      temporal: opts.temporal !== false && !(await temporalReady(cfg.temporal.address).catch(() => false)),
     };
     if (!need.postgres) log.info({ url: redact(databaseUrl) }, 'using a PostgreSQL that is already running (left running at exit)');
     if (!need.minio) log.info({ port: cfg.minio.port }, 'using a MinIO that is already running (left running at exit)');
-    if (!need.temporal) log.info({ address: cfg.temporal.address }, 'using a Temporal server that is already running (left running at exit)');
+    if (!need.temporal && opts.temporal !== false) log.info({ address: cfg.temporal.address }, 'using a Temporal server that is already running (left running at exit)');
     // A port that answers but not as the expected server is someone else's: say so rather than start a
     // second server that cannot bind, or talk to the wrong program.
     const ports: Array<[boolean, string, string, number, string]> = [
