@@ -5,6 +5,7 @@ import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
 import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
+import { clusterDown, clusterStatus, clusterUp } from './cluster';
 import { checkModelVersion, registerModelFiles } from '../models/register';
 import { getModelVersion, listModelVersions } from '../store/models';
 import { aliasesOf, LifecycleError, lineage, modelEvents, moveStage, setAlias } from '../store/model-lifecycle';
@@ -66,6 +67,20 @@ program.command('dev').description('start the embedded stack (Temporal dev serve
     process.stdout.write(`qcflow dev stack is up\n  Temporal UI: ${dev.stack.uiUrl}\n  Temporal:    ${dev.stack.cfg.temporal.address}\n  MinIO:       http://${dev.stack.cfg.minio.endPoint}:${dev.stack.cfg.minio.port} (console :${dev.stack.cfg.minio.consolePort})\n  Postgres:    ${dev.stack.databaseUrl}\n  Review:      ${dev.server.url}  (sign in with a token from: qcflow token issue --user <you> --role reviewer)\npress Ctrl-C to stop\n`);
     await waitForInterrupt(log, dev);
   });
+
+const cluster = program.command('cluster').description('qcflow as in production, on this machine: the real Temporal server on Postgres, its UI, and every worker as its own process');
+cluster.command('up').description('start the Temporal server (Postgres), UI, MinIO, Postgres, N qc-cpu workers, qc-inference, qc-review, models and the review server; Ctrl-C or `cluster down` stops')
+  .option('--cpu-workers <n>', 'qc-cpu worker processes', positiveInt, 2)
+  .action(async (o: { cpuWorkers: number }) => {
+    const cfg = loadConfig();
+    await clusterUp(cfg, getLogger(cfg, 'cluster'), o.cpuWorkers);
+  });
+cluster.command('down').description('stop the running cluster (workers drain first)').action(async () => {
+  process.stdout.write(await clusterDown(loadConfig()));
+});
+cluster.command('status').description('where each process of the running cluster answers, and its /health').action(async () => {
+  process.stdout.write(await clusterStatus(loadConfig()));
+});
 
 program.command('demo').description('run the main job end to end on the embedded stack and print a release summary')
   .option('--keep', 'leave the stack and worker running afterwards', false)
@@ -398,6 +413,8 @@ program.command('serve').description('run the review server (web page + JSON API
     process.stdout.write(`review server: ${server.url}  (API document: ${server.url}/openapi.json)\n`);
     await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
     await server.close();
+    // Keep-alive sockets of the Temporal client can hold the loop open; the server is closed, so leave.
+    process.exit(0);
   });
 
 const review = program.command('review').description('human review through the review server (QCFLOW_SERVER_URL, QCFLOW_TOKEN)');

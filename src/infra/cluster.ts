@@ -203,8 +203,9 @@ export async function startCluster(base: Config, log: Logger, o: ClusterOptions 
   };
   const releaseSignals = stopOnSignal(stopAll, log);
   try {
-    const cfg0: Config = o.ephemeral ? base : { ...base, stateDir: path.join(base.stateDir, 'cluster') };
-    stack = await startStack(cfg0, log, { ephemeral: o.ephemeral, temporal: false });
+    // The state dir of `qcflow dev` (its Postgres, MinIO and logins), so every other qcflow command works
+    // against the cluster unchanged; only Temporal's history lives elsewhere (Postgres, not SQLite).
+    stack = await startStack(base, log, { ephemeral: o.ephemeral, temporal: false });
     let cfg = stack.cfg;
     // Temporal keeps its services' ports in smallint columns: a throwaway cluster's must be below 32768.
     if (o.ephemeral) cfg = { ...cfg, temporal: { ...cfg.temporal, address: `127.0.0.1:${await freePort(32768)}` } };
@@ -223,7 +224,7 @@ export async function startCluster(base: Config, log: Logger, o: ClusterOptions 
     const fixed = (k: number): Promise<number> => (o.ephemeral ? freePort(32768) : Promise.resolve(k));
     const ports: ServerPorts = {
       frontend, frontendHttp: await fixed(frontend + 10), history: await fixed(frontend + 1), matching: await fixed(frontend + 2), worker: await fixed(frontend + 6),
-      membership: [await fixed(frontend - 300), await fixed(frontend - 299), await fixed(frontend - 298), await fixed(frontend - 294)], metrics: await fixed(frontend + 1000),
+      membership: [await fixed(frontend - 300), await fixed(frontend - 299), await fixed(frontend - 298), await fixed(frontend - 294)], metrics: await fixed(8000 + frontend - 7233), // 8000: where Temporal's images serve it
     };
     writeFileSync(path.join(confDir, 'qcflow.yaml'), serverConfig(host, ports, db, path.join(REPO, 'deploy', 'temporal-dynamicconfig.yaml')), { mode: 0o600 });
     log.info({ address: cfg.temporal.address, persistence: `postgres12 127.0.0.1:${db.port}` }, 'starting the Temporal server');
