@@ -29,6 +29,7 @@ import { faultsBench } from './faults';
 import { realCrowdBench } from './real-crowd';
 import { quantizeRealBench } from './quantize-real';
 import { rolloutBench } from './rollout';
+import { e2eBench } from './e2e';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -158,5 +159,8 @@ else if (only === 'quantize-real') void quantizeRealBench().then(() => process.e
 else if (only === 'qc') void qcBench().then(() => process.exit(0));
 else if (only === 'faults') void faultsBench().then(() => process.exit(0));
 else if (only === 'real-crowd') realCrowdBench();
-else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
+else if (only === 'e2e') {
+  const at = process.argv.indexOf('--samples');
+  void e2eBench(at > 0 ? Number(process.argv[at + 1]) : 100_000).then(() => process.exit(0));
+} else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));

@@ -192,6 +192,34 @@ async function healthy(url: string): Promise<boolean> {
   return res.ok;
 }
 
+export type QcflowRole = 'cpu' | 'inference' | 'review' | 'models' | 'review-server';
+
+const ENTRY: Record<QcflowRole, string[]> = {
+  cpu: ['workers/cpu.ts'], inference: ['workers/inference.ts'], review: ['workers/review.ts'], models: ['workers/models.ts'], 'review-server': ['src/cli/main.ts', 'serve'],
+};
+
+/**
+ * qcflow's processes against a running stack (`stack.cfg` says where Temporal, Postgres and MinIO are),
+ * each on a /metrics port of its own; resolves once every one reports healthy.
+ */
+export async function startQcflowProcesses(cfg: Config, databaseUrl: string, processes: Array<{ name: string; role: QcflowRole }>, log: Logger, track: (m: ClusterMember) => void): Promise<void> {
+  const host = cfg.temporal.address.split(':')[0]!;
+  const env: Record<string, string> = {
+    TEMPORAL_ADDRESS: cfg.temporal.address, TEMPORAL_NAMESPACE: cfg.temporal.namespace, DATABASE_URL: databaseUrl,
+    MINIO_ENDPOINT: cfg.minio.endPoint, MINIO_PORT: String(cfg.minio.port), MINIO_ACCESS_KEY: cfg.minio.accessKey, MINIO_SECRET_KEY: cfg.minio.secretKey, MINIO_BUCKET: cfg.minio.bucket,
+    QCFLOW_STATE_DIR: cfg.stateDir, QCFLOW_METRICS_HOST: host, QCFLOW_HTTP_PORT: String(cfg.http.port),
+  };
+  const logDir = path.join(cfg.stateDir, 'logs');
+  const started: Array<ClusterMember & { metricsUrl: string }> = [];
+  for (const p of processes) {
+    const metricsPort = await freePort();
+    const m: ClusterMember & { metricsUrl: string } = { name: p.name, proc: qcflowProcess(p.name, ENTRY[p.role], { ...env, QCFLOW_METRICS_PORT: String(metricsPort) }, logDir), metricsUrl: `http://${host}:${metricsPort}` };
+    track(m);
+    started.push(m);
+  }
+  await Promise.all(started.map((m) => waitFor(m.name, () => healthy(m.metricsUrl), { timeoutMs: cfg.startTimeoutMs, proc: m.proc, log })));
+}
+
 export async function startCluster(base: Config, log: Logger, o: ClusterOptions = {}): Promise<Cluster> {
   const members: ClusterMember[] = [];
   let stack: Stack | undefined;
@@ -238,26 +266,14 @@ export async function startCluster(base: Config, log: Logger, o: ClusterOptions 
     members.push({ name: 'temporal-ui', proc: ui });
     const uiUrl = `http://${host}:${cfg.temporal.uiPort}`;
 
-    const env: Record<string, string> = {
-      TEMPORAL_ADDRESS: cfg.temporal.address, TEMPORAL_NAMESPACE: cfg.temporal.namespace, DATABASE_URL: stack.databaseUrl,
-      MINIO_ENDPOINT: cfg.minio.endPoint, MINIO_PORT: String(cfg.minio.port), MINIO_ACCESS_KEY: cfg.minio.accessKey, MINIO_SECRET_KEY: cfg.minio.secretKey, MINIO_BUCKET: cfg.minio.bucket,
-      QCFLOW_STATE_DIR: cfg.stateDir, QCFLOW_METRICS_HOST: host,
-    };
     const httpPort = o.ephemeral ? await freePort() : cfg.http.port;
-    const specs: Array<[string, string[]]> = [
-      ...Array.from({ length: o.cpuWorkers ?? 2 }, (_, i): [string, string[]] => [`qc-cpu-${i + 1}`, ['workers/cpu.ts']]),
-      ['qc-inference', ['workers/inference.ts']], ['qc-review', ['workers/review.ts']], ['models', ['workers/models.ts']],
-      ['review-server', ['src/cli/main.ts', 'serve']],
-    ];
-    for (const [name, entry] of specs) {
-      const metricsPort = await freePort();
-      const proc = qcflowProcess(name, entry, { ...env, QCFLOW_METRICS_PORT: String(metricsPort), QCFLOW_HTTP_PORT: String(httpPort) }, logDir);
-      members.push({ name, proc, metricsUrl: `http://${host}:${metricsPort}` });
-    }
-    await Promise.all(members.filter((m) => m.name !== 'temporal-server' && m.metricsUrl).map((m) =>
-      waitFor(m.name, () => healthy(m.metricsUrl!), { timeoutMs: cfg.startTimeoutMs, proc: m.proc, log })));
-    await waitFor('Temporal UI', async () => (await fetch(uiUrl, { signal: AbortSignal.timeout(2000) })).ok, { timeoutMs: cfg.startTimeoutMs, proc: ui, log });
     cfg = { ...cfg, http: { ...cfg.http, port: httpPort, serverUrl: `http://${cfg.http.host}:${httpPort}` } };
+    await startQcflowProcesses(cfg, stack.databaseUrl, [
+      ...Array.from({ length: o.cpuWorkers ?? 2 }, (_, i) => ({ name: `qc-cpu-${i + 1}`, role: 'cpu' as const })),
+      { name: 'qc-inference', role: 'inference' }, { name: 'qc-review', role: 'review' }, { name: 'models', role: 'models' },
+      { name: 'review-server', role: 'review-server' },
+    ], log, (m) => members.push(m));
+    await waitFor('Temporal UI', async () => (await fetch(uiUrl, { signal: AbortSignal.timeout(2000) })).ok, { timeoutMs: cfg.startTimeoutMs, proc: ui, log });
     releaseSignals();
     const member = (name: string): ClusterMember => {
       const m = members.find((x) => x.name === name);
