@@ -8,6 +8,7 @@ import { activityMetrics } from '../src/observability/activity-metrics';
 import { collectTaskQueueBacklog, type TaskQueueKind } from '../src/observability/collectors';
 import { startObservabilityEndpoint } from '../src/observability/endpoint';
 import { checkHealth } from '../src/observability/health';
+import { flushTracing, installTracing, tracingPlugins } from '../src/observability/tracing';
 
 let runtime: Promise<{ sdkMetricsUrl?: string }> | undefined;
 
@@ -39,6 +40,7 @@ export interface WorkerClients {
 
 export async function connectWorkerClients(cfg: Config, component: string, poolSize: number): Promise<WorkerClients> {
   await installRuntime(cfg);
+  installTracing(cfg, component);
   const log = getLogger(cfg, component);
   const pool = createPool(databaseUrlOf(cfg), poolSize);
   const connection = await NativeConnection.connect({ address: cfg.temporal.address }).catch(async (err: unknown) => {
@@ -50,6 +52,7 @@ export async function connectWorkerClients(cfg: Config, component: string, poolS
     async close() {
       await connection.close().catch(() => undefined);
       await pool.end().catch(() => undefined);
+      await flushTracing().catch(() => undefined);
     },
   };
 }
@@ -118,6 +121,7 @@ export async function createQueueWorker(cfg: Config, clients: WorkerClients, o: 
     maxConcurrentActivityTaskExecutions: o.maxConcurrent,
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
     interceptors: { activity: [activityMetrics] },
+    plugins: tracingPlugins(),
   };
   const worker = await Worker.create(options);
   const { metricsPort, metricsHost } = cfg.observability;

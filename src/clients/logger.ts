@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { context, trace } from '@opentelemetry/api';
 import type { Logger as TemporalLogger, LogLevel, LogMetadata } from '@temporalio/common';
 import type { Config } from './config';
 
@@ -8,7 +9,15 @@ let root: Logger | undefined;
 
 export function createLogger(level: string, destination: pino.DestinationStream): Logger {
   // The SDK puts activity task tokens in its failure logs; a token completes a task, so it never reaches a log.
-  return pino({ level, base: { pid: process.pid }, redact: ['taskToken'] }, destination);
+  return pino({ level, base: { pid: process.pid }, redact: ['taskToken'], mixin: traceIds }, destination);
+}
+
+/** The active span's ids on every line logged inside a traced activity or request, so a log line leads to its trace. */
+function traceIds(): { trace_id?: string; span_id?: string } {
+  const span = trace.getSpan(context.active());
+  if (!span) return {};
+  const c = span.spanContext();
+  return { trace_id: c.traceId, span_id: c.spanId };
 }
 
 /** One pino root logger per process; child loggers carry the component name. */
