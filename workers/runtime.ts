@@ -3,6 +3,7 @@ import { getLogger, temporalLogger, type Logger } from '../src/clients/logger';
 import { databaseUrlOf, type Config } from '../src/clients/config';
 import { createObjectStore, type ObjectStore } from '../src/clients/minio';
 import { createPool, type Pool } from '../src/clients/pg';
+import { dataConverterOf } from '../src/clients/temporal';
 import { freePort } from '../src/infra/process';
 import { activityMetrics } from '../src/observability/activity-metrics';
 import { collectTaskQueueBacklog, type TaskQueueKind } from '../src/observability/collectors';
@@ -122,6 +123,7 @@ export async function createQueueWorker(cfg: Config, clients: WorkerClients, o: 
     shutdownGraceTime: cfg.worker.shutdownGraceMs,
     interceptors: { activity: [activityMetrics] },
     plugins: tracingPlugins(),
+    dataConverter: dataConverterOf(cfg),
   };
   const worker = await Worker.create(options);
   const { metricsPort, metricsHost } = cfg.observability;

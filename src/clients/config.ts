@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
+import { parsePayloadKeys, PayloadKeyError, type PayloadKey } from './payload-codec';
 
 /**
  * Every setting qcflow reads, with its environment variable and default.
@@ -28,6 +29,8 @@ export interface Config {
   };
   worker: { shutdownGraceMs: number; maxConcurrentActivities: number };
   intake: { maxConcurrentBatches: number };
+  /** AES-256-GCM keys for Temporal payloads (first encodes, all decode); undefined: payloads in clear. */
+  payloadKeys: PayloadKey[] | undefined;
   observability: {
     /** Where a process serves /metrics, /health and /health/live; undefined: not served. 0: any free port. */
     metricsPort: number | undefined;
@@ -44,6 +47,8 @@ export interface Config {
     serverUrl: string;
     /** The CLI's bearer token (`qcflow token issue` makes one). */
     token: string | undefined;
+    /** Browser origins (the Temporal UI) allowed to call the review server's /codec endpoint. */
+    codecOrigins: string[];
   };
 }
 
@@ -86,6 +91,8 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'QCFLOW_METRICS_PORT', default: '(unset)', description: 'Port where a worker process or the review server serves /metrics (Prometheus), /health (readiness) and /health/live; unset: not served; 0: any free port (logged). Give each process on a host its own.' },
   { env: 'QCFLOW_METRICS_HOST', default: '127.0.0.1', description: 'Address the /metrics and /health endpoint listens on (0.0.0.0 in a container, for the scraper and the kubelet).' },
   { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: '(unset)', description: 'OpenTelemetry collector (OTLP over HTTP, e.g. http://collector:4318): traces of every workflow and activity are exported there; unset: none exported.' },
+  { env: 'QCFLOW_PAYLOAD_KEYS', default: '(unset)', description: 'Encrypts every Temporal payload (inputs, signals, results, history) with AES-256-GCM: `keyId:base64key[,keyId:base64key…]`, 32-byte keys (`openssl rand -base64 32`); the first encodes, all decode (rotation: put the new key first). Every worker, client and the review server need the same list. Unset: payloads in clear.' },
+  { env: 'QCFLOW_CODEC_ORIGINS', default: 'http://127.0.0.1:8233,http://localhost:8233', description: 'Browser origins (the Temporal UI) allowed to call the review server\'s /codec/decode with an operator token.' },
   { env: 'QCFLOW_HTTP_HOST', default: '127.0.0.1', description: 'Address the review server (web page and JSON API) listens on.' },
   { env: 'QCFLOW_HTTP_PORT', default: '8080', description: 'Port of the review server.' },
   { env: 'QCFLOW_JWT_SECRET', default: '(generated)', description: 'HS256 secret that signs reviewer tokens (32+ characters). Unset: a random one is kept in `<state dir>/jwt-secret`.' },
@@ -95,6 +102,16 @@ export const SETTINGS: SettingDoc[] = [
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+}
+
+function payloadKeys(env: Env): PayloadKey[] | undefined {
+  if (!env.QCFLOW_PAYLOAD_KEYS) return undefined;
+  try {
+    return parsePayloadKeys(env.QCFLOW_PAYLOAD_KEYS);
+  } catch (err) {
+    if (err instanceof PayloadKeyError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 type Env = Record<string, string | undefined>;
@@ -186,6 +203,7 @@ export function loadConfig(env: Env = process.env): Config {
     intake: {
       maxConcurrentBatches: int(env, 'QCFLOW_MAX_CONCURRENT_BATCHES', 4, 1, 100),
     },
+    payloadKeys: payloadKeys(env),
     observability: {
       metricsPort: env.QCFLOW_METRICS_PORT ? int(env, 'QCFLOW_METRICS_PORT', 0, 0, 65535) : undefined,
       metricsHost: str(env, 'QCFLOW_METRICS_HOST', '127.0.0.1'),
@@ -197,6 +215,7 @@ export function loadConfig(env: Env = process.env): Config {
       jwtSecret,
       serverUrl: str(env, 'QCFLOW_SERVER_URL', 'http://127.0.0.1:8080').replace(/\/+$/, ''),
       token: env.QCFLOW_TOKEN || undefined,
+      codecOrigins: str(env, 'QCFLOW_CODEC_ORIGINS', 'http://127.0.0.1:8233,http://localhost:8233').split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
     },
   };
 }

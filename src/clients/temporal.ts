@@ -1,4 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
+import { AesGcmPayloadCodec } from './payload-codec';
 import type { Config } from './config';
 import { installTracing, tracingPlugins } from '../observability/tracing';
 
@@ -6,6 +8,11 @@ import { installTracing, tracingPlugins } from '../observability/tracing';
 export async function createTemporalClient(cfg: Config): Promise<{ client: Client; connection: Connection }> {
   installTracing(cfg, 'client');
   const connection = await Connection.connect({ address: cfg.temporal.address });
-  const client = new Client({ connection, namespace: cfg.temporal.namespace, plugins: tracingPlugins() });
+  const client = new Client({ connection, namespace: cfg.temporal.namespace, plugins: tracingPlugins(), dataConverter: dataConverterOf(cfg) });
   return { client, connection };
+}
+
+/** Where QCFLOW_PAYLOAD_KEYS is set, payloads are sealed before they leave this process (clients and workers alike). */
+export function dataConverterOf(cfg: Pick<Config, 'payloadKeys'>): DataConverter | undefined {
+  return cfg.payloadKeys ? { payloadCodecs: [new AesGcmPayloadCodec(cfg.payloadKeys)] } : undefined;
 }

@@ -7,6 +7,7 @@ import fastifyFormbody from '@fastify/formbody';
 import fastifySwagger from '@fastify/swagger';
 import type { Actor } from '../review/decisions';
 import { registerApi } from './api';
+import { registerCodecApi } from './codec-api';
 import { registerModelsApi } from './models-api';
 import { registerPages } from './pages';
 import { csrfUser, describeError, sessionSubject, type ServerDeps } from './session';
@@ -68,6 +69,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerApi(app, deps);
   if (deps.models) registerModelsApi(app, { ...deps, models: deps.models });
+  if (deps.codec) registerCodecApi(app, deps, deps.codec.codec, deps.codec.origins);
   registerPages(app, deps);
   return app;
 }

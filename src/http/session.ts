@@ -3,6 +3,7 @@ import type { Logger } from '../clients/logger';
 import { ReviewError, type ReviewService } from '../review/service';
 import { RegistryError, type ModelRegistryService } from '../models/registry-service';
 import type { Actor } from '../review/decisions';
+import type { PayloadCodec } from '@temporalio/common';
 import { AuthError, type TokenVerifier } from './auth';
 
 /** Who is asking, for the pages (session cookie) and the API (bearer token), and how refusals are worded. */
@@ -21,6 +22,8 @@ export interface ServerDeps {
   log: Logger;
   /** Cookies marked Secure (serve behind TLS). */
   secureCookies?: boolean;
+  /** Where payloads are encrypted: the remote codec endpoint for the Temporal UI (/codec/decode). */
+  codec?: { codec: PayloadCodec; origins: string[] };
 }
 
 export function describeError(err: Error & { validation?: unknown; statusCode?: number }): { status: number; message: string; findings?: unknown } {

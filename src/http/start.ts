@@ -2,6 +2,7 @@ import { databaseUrlOf, type Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { createObjectStore } from '../clients/minio';
 import { createPool, type Pool } from '../clients/pg';
+import { AesGcmPayloadCodec } from '../clients/payload-codec';
 import type { Client } from '@temporalio/client';
 import { collectReviewQueue } from '../observability/collectors';
 import { startObservabilityEndpoint, type ObservabilityEndpoint } from '../observability/endpoint';
@@ -35,6 +36,7 @@ export async function startReviewServer(cfg: Config, log: Logger): Promise<Runni
   const app = await buildServer({
     reviews, models: new ModelRegistryService(pool), verify: tokenVerifier(secret), log: log.child({ component: 'http' }),
     signIn: passwordSignIn(pool), issue: (actor) => issueToken(secret, { ...actor, ttlSeconds: SESSION_SECONDS }),
+    codec: cfg.payloadKeys ? { codec: new AesGcmPayloadCodec(cfg.payloadKeys), origins: cfg.http.codecOrigins } : undefined,
   });
   try {
     await app.listen({ host: cfg.http.host, port: cfg.http.port });

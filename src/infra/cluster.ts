@@ -261,12 +261,14 @@ export async function startCluster(base: Config, log: Logger, o: ClusterOptions 
     await waitFor('Temporal server', () => temporalReady(cfg.temporal.address), { timeoutMs: cfg.startTimeoutMs, proc: temporalProc, log });
     await registerNamespace(cfg.temporal.address, cfg.temporal.namespace, log);
 
-    writeFileSync(path.join(confDir, 'ui.yaml'), `temporalGrpcAddress: ${cfg.temporal.address}\nhost: ${host}\nport: ${cfg.temporal.uiPort}\nenableUi: true\ndefaultNamespace: ${cfg.temporal.namespace}\n`);
+    const httpPort = o.ephemeral ? await freePort() : cfg.http.port;
+    // With sealed payloads the UI asks the review server to decode them, with the operator's session cookie.
+    const codec = cfg.payloadKeys ? `codec:\n  endpoint: http://${cfg.http.host}:${httpPort}/codec\n  includeCredentials: true\n` : '';
+    writeFileSync(path.join(confDir, 'ui.yaml'), `temporalGrpcAddress: ${cfg.temporal.address}\nhost: ${host}\nport: ${cfg.temporal.uiPort}\nenableUi: true\ndefaultNamespace: ${cfg.temporal.namespace}\n${codec}`);
     const ui = startProcess('temporal-ui', uiServer, ['--root', cfg.stateDir, '--config', 'temporal-config', '--env', 'ui', 'start'], logDir);
     members.push({ name: 'temporal-ui', proc: ui });
     const uiUrl = `http://${host}:${cfg.temporal.uiPort}`;
 
-    const httpPort = o.ephemeral ? await freePort() : cfg.http.port;
     cfg = { ...cfg, http: { ...cfg.http, port: httpPort, serverUrl: `http://${cfg.http.host}:${httpPort}` } };
     await startQcflowProcesses(cfg, stack.databaseUrl, [
       ...Array.from({ length: o.cpuWorkers ?? 2 }, (_, i) => ({ name: `qc-cpu-${i + 1}`, role: 'cpu' as const })),
