@@ -83,6 +83,22 @@ async function withPeakRss<T>(members: ClusterMember[], work: () => Promise<T>):
   }
 }
 
+/**
+ * Each worker's V8 heap in use a few seconds after a run (from its /metrics): what it retains, where peak
+ * RSS also counts garbage not yet collected and the heap V8 chose to keep.
+ */
+async function heapAfter(members: ClusterMember[]): Promise<Record<string, number>> {
+  await new Promise((r) => setTimeout(r, 5000));
+  const out: Record<string, number> = {};
+  for (const m of members) {
+    if (!m.metricsUrl) continue;
+    const text = await (await fetch(`${m.metricsUrl}/metrics`)).text().catch(() => '');
+    const v = /^qcflow_nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1];
+    if (v) out[m.name] = Math.round(Number(v) / 2 ** 20);
+  }
+  return out;
+}
+
 /** p50 and p95 of the project's batches from staging to done, in ms (the batches table's own clock). */
 async function batchLatency(pool: Pool, projectId: string): Promise<{ p50: number; p95: number }> {
   const { rows } = await pool.query<{ p50: number; p95: number }>(
@@ -145,7 +161,7 @@ export async function e2eBench(n: number): Promise<void> {
   const base = loadConfig();
   const out: Record<string, unknown> = { bench: 'e2e', samples: n, batchSize: BATCH, layer3: 'bag-of-words text (fixture)', cpus: os.cpus().length };
   const small = Math.min(20_000, n);
-  const files = { small: writeSamples(small, 's'), large: writeSamples(n, 'l') };
+  const files = { small: small < n ? writeSamples(small, 's') : '', large: writeSamples(n, 'l') };
 
   // 1 + 2: the embedded stack, workers as processes, and the direct baseline in this process.
   {
@@ -159,11 +175,12 @@ export async function e2eBench(n: number): Promise<void> {
       const m = bagOfWordsTextModel({ cues: CUES, maxLength: 32 });
       await registerModel(pool, store, { name: MODEL, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'bench');
       await startQcflowProcesses(stack.cfg, stack.databaseUrl, [{ name: 'qc-cpu', role: 'cpu' }, { name: 'qc-inference', role: 'inference' }, { name: 'qc-review', role: 'review' }], log, (x) => members.push(x));
-      for (const [label, file, count] of [['small', files.small, small], ['large', files.large, n]] as const) {
+      const runs = small < n ? [['small', files.small, small], ['large', files.large, n]] as const : [['large', files.large, n]] as const;
+      for (const [label, file, count] of runs) {
         const { result, peakRssMiB } = await withPeakRss(members, () => throughTemporal(stack.cfg, client, store, pool, `e2e-${label}`, file));
         console.log(JSON.stringify({
           bench: 'e2e.embedded', samples: count, samplesPerSec: Math.round(count / result.seconds), seconds: +result.seconds.toFixed(1), accepted: result.accepted,
-          batchLatencyMs: await batchLatency(pool, `e2e-${label}`), peakRssMiB,
+          batchLatencyMs: await batchLatency(pool, `e2e-${label}`), peakRssMiB, heapUsedAfterMiB: await heapAfter(members),
         }));
         out[`embedded${label === 'small' ? 'Small' : ''}`] = { samplesPerSec: Math.round(count / result.seconds), peakRssMiB };
       }
@@ -193,7 +210,7 @@ export async function e2eBench(n: number): Promise<void> {
       const { result, peakRssMiB } = await withPeakRss(workers, () => throughTemporal(cluster.cfg, client, store, pool, 'e2e-cluster', files.large));
       console.log(JSON.stringify({
         bench: 'e2e.cluster', samples: n, samplesPerSec: Math.round(n / result.seconds), seconds: +result.seconds.toFixed(1), accepted: result.accepted,
-        batchLatencyMs: await batchLatency(pool, 'e2e-cluster'), peakRssMiB, temporal: 'server 1.29.1 on Postgres', cpuWorkers: 2,
+        batchLatencyMs: await batchLatency(pool, 'e2e-cluster'), peakRssMiB, heapUsedAfterMiB: await heapAfter(workers), temporal: 'server 1.29.1 on Postgres', cpuWorkers: 2,
       }));
       out.cluster = { samplesPerSec: Math.round(n / result.seconds), peakRssMiB };
     } finally {
@@ -204,7 +221,7 @@ export async function e2eBench(n: number): Promise<void> {
   }
 
   const embedded = out.embedded as { samplesPerSec: number; peakRssMiB: Record<string, number> };
-  const smallRun = out.embeddedSmall as { peakRssMiB: Record<string, number> };
+  const smallRun = (out.embeddedSmall ?? out.embedded) as { peakRssMiB: Record<string, number> };
   const ratio = embedded.samplesPerSec / (out.direct as { samplesPerSec: number }).samplesPerSec;
   console.log(JSON.stringify({
     bench: 'e2e.summary', samples: n, samplesPerSec: embedded.samplesPerSec, baseline: 'the same activities called directly in one process', baselineSamplesPerSec: (out.direct as { samplesPerSec: number }).samplesPerSec,
