@@ -65,11 +65,16 @@ async function benchWriter(n: number): Promise<void> {
     global.gc?.();
     const rss0 = process.memoryUsage().rss;
     let peak = rss0;
+    // RSS keeps what V8 once took; heap in use plus array buffers is what the writer holds at its worst.
+    const held = (): number => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+    const held0 = held();
+    let heldPeak = held0;
     const t0 = process.hrtime.bigint();
     const w = new ReleaseFileWriter(path.join(dir, 'd.jsonl'), path.join(dir, 'd.arrow'));
     for (let i = 0; i < n; i += 1000) {
       await w.writeChunk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => row(i + k)));
       peak = Math.max(peak, process.memoryUsage().rss);
+      heldPeak = Math.max(heldPeak, held());
     }
     await w.finish();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -82,7 +87,7 @@ async function benchWriter(n: number): Promise<void> {
     await new Promise<void>((r) => out.end(() => r()));
     const baseMs = Number(process.hrtime.bigint() - t1) / 1e6;
     console.log(JSON.stringify({
-      bench: 'release.writer', rows: n, rowsPerSec: Math.round(n / (ms / 1000)), peakRssGrowthMiB: +((peak - rss0) / 2 ** 20).toFixed(1),
+      bench: 'release.writer', rows: n, rowsPerSec: Math.round(n / (ms / 1000)), peakRssGrowthMiB: +((peak - rss0) / 2 ** 20).toFixed(1), peakHeldGrowthMiB: +((heldPeak - held0) / 2 ** 20).toFixed(1),
       baseline: 'jsonl-only', baselineRowsPerSec: Math.round(n / (baseMs / 1000)), ratio: +(baseMs / ms).toFixed(3),
     }));
   } finally {
@@ -153,6 +158,7 @@ async function main(): Promise<void> {
 const only = process.argv[2];
 if (only === 'layers') benchLayers2and5(100_000);
 else if (only === 'layer1') benchLayer1();
+else if (only === 'writer') void benchWriter(20_000).then(() => benchWriter(200_000)).then(() => process.exit(0));
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
 else if (only === 'quantize-real') void quantizeRealBench().then(() => process.exit(0));
