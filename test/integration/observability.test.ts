@@ -7,14 +7,16 @@ import { ingestFile } from '../../src/cli/ingest';
 import { createObjectStore } from '../../src/clients/minio';
 import { freePort } from '../../src/infra/process';
 import { checkHealth } from '../../src/observability/health';
-import { createTestProject, harness, validLine, waitUntil, type Harness } from './helpers';
+import { registerModel } from '../../src/models/register';
+import { bagOfWordsTextModel } from '../../src/onnx/reference-models';
+import { createTestProject, harness, uid, validLine, waitUntil, type Harness } from './helpers';
 
 // Every process of this file serves /metrics and /health on a port of its own.
 process.env.QCFLOW_METRICS_PORT = '0';
 
 let h: Harness;
 before(async () => {
-  h = await harness({ worker: true, review: true, server: true });
+  h = await harness({ worker: true, inference: true, review: true, server: true });
 });
 after(() => h.close());
 
@@ -105,4 +107,31 @@ test('/health says which dependency is down; /health/live answers while the work
   assert.equal(report.checks.postgres!.ok, true);
   assert.equal(report.checks.minio!.ok, false);
   assert.ok(report.checks.minio!.error);
+});
+
+test('the inference worker\'s /metrics count each model version\'s samples and runs, and its session cache', async () => {
+  const cues = { cat: ['cat', 'meow', 'purr'], dog: ['dog', 'bark', 'woof'] };
+  const m = bagOfWordsTextModel({ cues });
+  const version = await registerModel(h.pool, h.store, { name: `bow-${uid()}`, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  const project = await createTestProject(h.pool, undefined, { ontology: { classes: ['cat', 'dog'] }, qcPolicy: { layer3: { models: [version.name] } } });
+  const ingest = async (n: number, from: number): Promise<void> => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-obs3-')), 'in.jsonl');
+    writeFileSync(file, Array.from({ length: n }, (_, i) => JSON.stringify({
+      externalId: `m-${from + i}`, payload: { text: 'the cat says meow', lang: 'en' },
+      annotations: [1, 2].map((k) => ({ annotator: `ann-${k}`, labels: { classes: ['cat'] } })),
+    })).join('\n') + '\n');
+    const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 1000, wait: true });
+    assert.equal(r.counts.accepted, n);
+  };
+  const model = { model: version.id };
+  const before = await scrape(h.inference!.metricsUrl);
+  await ingest(70, 0);
+  const first = await scrape(h.inference!.metricsUrl);
+  assert.equal(series(first, 'qcflow_inference_samples_total', model) - series(before, 'qcflow_inference_samples_total', model), 70);
+  assert.ok(series(first, 'qcflow_inference_batch_seconds_count', model) >= 2, 'two runs at batch size 64');
+  assert.equal(series(first, 'qcflow_onnx_session_cache_events', { event: 'misses' }) - series(before, 'qcflow_onnx_session_cache_events', { event: 'misses' }), 1);
+  await ingest(10, 100);
+  const second = await scrape(h.inference!.metricsUrl);
+  assert.ok(series(second, 'qcflow_onnx_session_cache_events', { event: 'hits' }) > series(first, 'qcflow_onnx_session_cache_events', { event: 'hits' }), 'the second batch finds the session loaded');
+  assert.equal(series(second, 'qcflow_qc_samples_total', { layer: '3', outcome: 'passed' }) - series(before, 'qcflow_qc_samples_total', { layer: '3', outcome: 'passed' }), 80);
 });
