@@ -157,6 +157,22 @@ async function direct(cfg: Config, client: Client, store: ObjectStore, pool: Poo
   return { seconds, accepted };
 }
 
+/** This process's clients of a stack, with the fixture model registered there. */
+async function connect(cfg: Config, databaseUrl: string): Promise<{ pool: Pool; store: ObjectStore; client: Client; close(): Promise<void> }> {
+  const pool = createPool(databaseUrl, 8);
+  const store = createObjectStore(cfg.minio);
+  const connection = await Connection.connect({ address: cfg.temporal.address });
+  const m = bagOfWordsTextModel({ cues: CUES, maxLength: 32 });
+  await registerModel(pool, store, { name: MODEL, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'bench');
+  return {
+    pool, store, client: new Client({ connection, namespace: cfg.temporal.namespace }),
+    async close() {
+      await connection.close();
+      await pool.end();
+    },
+  };
+}
+
 export async function e2eBench(n: number): Promise<void> {
   const base = loadConfig();
   const out: Record<string, unknown> = { bench: 'e2e', samples: n, batchSize: BATCH, layer3: 'bag-of-words text (fixture)', cpus: os.cpus().length };
@@ -167,13 +183,8 @@ export async function e2eBench(n: number): Promise<void> {
   {
     const stack = await startStack(base, log, { ephemeral: true });
     const members: ClusterMember[] = [];
-    const pool = createPool(stack.databaseUrl, 8);
-    const store = createObjectStore(stack.cfg.minio);
-    const connection = await Connection.connect({ address: stack.cfg.temporal.address });
-    const client = new Client({ connection, namespace: stack.cfg.temporal.namespace });
+    const { pool, store, client, close } = await connect(stack.cfg, stack.databaseUrl);
     try {
-      const m = bagOfWordsTextModel({ cues: CUES, maxLength: 32 });
-      await registerModel(pool, store, { name: MODEL, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'bench');
       await startQcflowProcesses(stack.cfg, stack.databaseUrl, [{ name: 'qc-cpu', role: 'cpu' }, { name: 'qc-inference', role: 'inference' }, { name: 'qc-review', role: 'review' }], log, (x) => members.push(x));
       const runs = small < n ? [['small', files.small, small], ['large', files.large, n]] as const : [['large', files.large, n]] as const;
       for (const [label, file, count] of runs) {
@@ -189,8 +200,7 @@ export async function e2eBench(n: number): Promise<void> {
       console.log(JSON.stringify({ bench: 'e2e.direct', samples: n, samplesPerSec, seconds: +d.seconds.toFixed(1), accepted: d.accepted, batchLatencyMs: await batchLatency(pool, 'e2e-direct'), process: 'this one (activities called directly)' }));
       out.direct = { samplesPerSec };
     } finally {
-      await connection.close();
-      await pool.end();
+      await close();
       for (const m of members.reverse()) await m.proc.stop();
       await stack.stop();
     }
@@ -199,13 +209,8 @@ export async function e2eBench(n: number): Promise<void> {
   // 3: the production shape, two qc-cpu processes.
   {
     const cluster = await startCluster(base, log, { ephemeral: true });
-    const pool = createPool(cluster.stack.databaseUrl, 4);
-    const store = createObjectStore(cluster.cfg.minio);
-    const connection = await Connection.connect({ address: cluster.cfg.temporal.address });
-    const client = new Client({ connection, namespace: cluster.cfg.temporal.namespace });
+    const { pool, store, client, close } = await connect(cluster.cfg, cluster.stack.databaseUrl);
     try {
-      const m = bagOfWordsTextModel({ cues: CUES, maxLength: 32 });
-      await registerModel(pool, store, { name: MODEL, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'bench');
       const workers = cluster.members.filter((x) => x.name.startsWith('qc-'));
       const { result, peakRssMiB } = await withPeakRss(workers, () => throughTemporal(cluster.cfg, client, store, pool, 'e2e-cluster', files.large));
       console.log(JSON.stringify({
@@ -214,8 +219,7 @@ export async function e2eBench(n: number): Promise<void> {
       }));
       out.cluster = { samplesPerSec: Math.round(n / result.seconds), peakRssMiB };
     } finally {
-      await connection.close();
-      await pool.end();
+      await close();
       await cluster.stop();
     }
   }
