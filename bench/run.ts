@@ -30,6 +30,7 @@ import { realCrowdBench } from './real-crowd';
 import { quantizeRealBench } from './quantize-real';
 import { rolloutBench } from './rollout';
 import { e2eBench } from './e2e';
+import { heapBench } from './heap';
 
 const root = path.resolve(__dirname, '..', 'demo');
 const schema = JSON.parse(readFileSync(path.join(root, 'schema.json'), 'utf8')) as Record<string, unknown>;
@@ -168,5 +169,6 @@ else if (only === 'real-crowd') realCrowdBench();
 else if (only === 'e2e') {
   const at = process.argv.indexOf('--samples');
   void e2eBench(at > 0 ? Number(process.argv[at + 1]) : 100_000).then(() => process.exit(0));
-} else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
+} else if (only === 'heap') void heapBench().then(() => process.exit(0));
+else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));
