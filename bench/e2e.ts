@@ -84,19 +84,24 @@ async function withPeakRss<T>(members: ClusterMember[], work: () => Promise<T>):
 }
 
 /**
- * Each worker's V8 heap in use a few seconds after a run (from its /metrics): what it retains, where peak
- * RSS also counts garbage not yet collected and the heap V8 chose to keep.
+ * Each worker's RSS and V8 heap in use 5 s after a run: what it holds once the run's burst is over (peak RSS
+ * also counts the heap V8 grew to absorb the burst; heap in use still counts garbage not yet collected —
+ * `npm run bench -- heap` measures what is retained).
  */
-async function heapAfter(members: ClusterMember[]): Promise<Record<string, number>> {
+async function settled(members: ClusterMember[]): Promise<{ rssAfterMiB: Record<string, number>; heapUsedAfterMiB: Record<string, number> }> {
   await new Promise((r) => setTimeout(r, 5000));
-  const out: Record<string, number> = {};
+  const rssAfterMiB: Record<string, number> = {};
+  const heapUsedAfterMiB: Record<string, number> = {};
   for (const m of members) {
+    try {
+      rssAfterMiB[m.name] = Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${m.proc.child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+    } catch { /* exited */ }
     if (!m.metricsUrl) continue;
     const text = await (await fetch(`${m.metricsUrl}/metrics`)).text().catch(() => '');
     const v = /^qcflow_nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1];
-    if (v) out[m.name] = Math.round(Number(v) / 2 ** 20);
+    if (v) heapUsedAfterMiB[m.name] = Math.round(Number(v) / 2 ** 20);
   }
-  return out;
+  return { rssAfterMiB, heapUsedAfterMiB };
 }
 
 /** p50 and p95 of the project's batches from staging to done, in ms (the batches table's own clock). */
@@ -189,11 +194,12 @@ export async function e2eBench(n: number): Promise<void> {
       const runs = small < n ? [['small', files.small, small], ['large', files.large, n]] as const : [['large', files.large, n]] as const;
       for (const [label, file, count] of runs) {
         const { result, peakRssMiB } = await withPeakRss(members, () => throughTemporal(stack.cfg, client, store, pool, `e2e-${label}`, file));
+        const after = await settled(members);
         console.log(JSON.stringify({
           bench: 'e2e.embedded', samples: count, samplesPerSec: Math.round(count / result.seconds), seconds: +result.seconds.toFixed(1), accepted: result.accepted,
-          batchLatencyMs: await batchLatency(pool, `e2e-${label}`), peakRssMiB, heapUsedAfterMiB: await heapAfter(members),
+          batchLatencyMs: await batchLatency(pool, `e2e-${label}`), peakRssMiB, ...after,
         }));
-        out[`embedded${label === 'small' ? 'Small' : ''}`] = { samplesPerSec: Math.round(count / result.seconds), peakRssMiB };
+        out[`embedded${label === 'small' ? 'Small' : ''}`] = { samplesPerSec: Math.round(count / result.seconds), peakRssMiB, rssAfterMiB: after.rssAfterMiB };
       }
       const d = await direct(stack.cfg, client, store, pool, 'e2e-direct', files.large);
       const samplesPerSec = Math.round(n / d.seconds);
@@ -215,7 +221,7 @@ export async function e2eBench(n: number): Promise<void> {
       const { result, peakRssMiB } = await withPeakRss(workers, () => throughTemporal(cluster.cfg, client, store, pool, 'e2e-cluster', files.large));
       console.log(JSON.stringify({
         bench: 'e2e.cluster', samples: n, samplesPerSec: Math.round(n / result.seconds), seconds: +result.seconds.toFixed(1), accepted: result.accepted,
-        batchLatencyMs: await batchLatency(pool, 'e2e-cluster'), peakRssMiB, heapUsedAfterMiB: await heapAfter(workers), temporal: 'server 1.29.1 on Postgres', cpuWorkers: 2,
+        batchLatencyMs: await batchLatency(pool, 'e2e-cluster'), peakRssMiB, ...(await settled(workers)), temporal: 'server 1.29.1 on Postgres', cpuWorkers: 2,
       }));
       out.cluster = { samplesPerSec: Math.round(n / result.seconds), peakRssMiB };
     } finally {
@@ -224,13 +230,14 @@ export async function e2eBench(n: number): Promise<void> {
     }
   }
 
-  const embedded = out.embedded as { samplesPerSec: number; peakRssMiB: Record<string, number> };
-  const smallRun = (out.embeddedSmall ?? out.embedded) as { peakRssMiB: Record<string, number> };
+  const embedded = out.embedded as { samplesPerSec: number; peakRssMiB: Record<string, number>; rssAfterMiB: Record<string, number> };
+  const smallRun = (out.embeddedSmall ?? out.embedded) as { peakRssMiB: Record<string, number>; rssAfterMiB: Record<string, number> };
   const ratio = embedded.samplesPerSec / (out.direct as { samplesPerSec: number }).samplesPerSec;
   console.log(JSON.stringify({
     bench: 'e2e.summary', samples: n, samplesPerSec: embedded.samplesPerSec, baseline: 'the same activities called directly in one process', baselineSamplesPerSec: (out.direct as { samplesPerSec: number }).samplesPerSec,
     ratio: +ratio.toFixed(3), clusterSamplesPerSec: (out.cluster as { samplesPerSec: number }).samplesPerSec,
     cpuWorkerPeakRssMiB: { [`at${small / 1000}k`]: smallRun.peakRssMiB['qc-cpu'], [`at${n / 1000}k`]: embedded.peakRssMiB['qc-cpu'] },
+    cpuWorkerRssAfterMiB: { [`at${small / 1000}k`]: smallRun.rssAfterMiB['qc-cpu'], [`at${n / 1000}k`]: embedded.rssAfterMiB['qc-cpu'] },
     targets: { samplesPerSec: 1000, ratio: 0.7 }, meetsTargets: { samplesPerSec: embedded.samplesPerSec >= 1000, ratio: ratio >= 0.7 },
   }));
 }
