@@ -208,6 +208,8 @@ export async function startQcflowProcesses(cfg: Config, databaseUrl: string, pro
     TEMPORAL_ADDRESS: cfg.temporal.address, TEMPORAL_NAMESPACE: cfg.temporal.namespace, DATABASE_URL: databaseUrl,
     MINIO_ENDPOINT: cfg.minio.endPoint, MINIO_PORT: String(cfg.minio.port), MINIO_ACCESS_KEY: cfg.minio.accessKey, MINIO_SECRET_KEY: cfg.minio.secretKey, MINIO_BUCKET: cfg.minio.bucket,
     QCFLOW_STATE_DIR: cfg.stateDir, QCFLOW_METRICS_HOST: host, QCFLOW_HTTP_PORT: String(cfg.http.port),
+    // The UI of this stack may ask the review server to decode payloads (where QCFLOW_PAYLOAD_KEYS is set).
+    QCFLOW_CODEC_ORIGINS: [...new Set([...cfg.http.codecOrigins, `http://${host}:${cfg.temporal.uiPort}`])].join(','),
   };
   const logDir = path.join(cfg.stateDir, 'logs');
   const started: Array<ClusterMember & { metricsUrl: string }> = [];

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -12,12 +12,20 @@ import { ingestFile } from '../../src/cli/ingest';
 import { startCluster, type Cluster } from '../../src/infra/cluster';
 import { datasetRelease } from '../../workflows';
 import { workflowIds } from '../../workflows/definitions';
-import { createTestProject, readRelease, validLine, waitUntil } from './helpers';
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+import { dataConverterOf } from '../../src/clients/temporal';
+import { issueToken, resolveJwtSecret } from '../../src/http/auth';
+import { createTestProject, readRelease, REPO, validLine, waitUntil } from './helpers';
+
+// The cluster seals every payload (its processes inherit this), so both tests also run the production shape encrypted.
+process.env.QCFLOW_PAYLOAD_KEYS = `cluster-test:${randomBytes(32).toString('base64')}`;
 
 /**
- * The production-shaped run: the real Temporal server on Postgres and every worker its own process. A
- * 20k-sample ingest spreads over both qc-cpu workers; one of them is killed (SIGKILL) mid-run, and every
- * sample still ends up judged once and released once.
+ * The production-shaped run: the real Temporal server on Postgres, its UI, and every worker its own process,
+ * with payloads sealed. A 20k-sample ingest spreads over both qc-cpu workers; one of them is killed (SIGKILL)
+ * mid-run, and every sample still ends up judged once and released once. The UI, in Chromium, shows a
+ * batch's input decoded by the review server's codec endpoint for a signed-in operator, and not without one.
  */
 let cluster: Cluster;
 let pool: Pool;
@@ -28,7 +36,7 @@ before(async () => {
   cluster = await startCluster(cfg, getLogger(cfg, 'test'), { ephemeral: true });
   pool = createPool(cluster.stack.databaseUrl, 4);
   connection = await Connection.connect({ address: cluster.cfg.temporal.address });
-  client = new Client({ connection, namespace: cluster.cfg.temporal.namespace });
+  client = new Client({ connection, namespace: cluster.cfg.temporal.namespace, dataConverter: dataConverterOf(cluster.cfg) });
 });
 after(async () => {
   await connection?.close();
@@ -76,4 +84,42 @@ test('a 20k-sample ingest spreads over both cpu workers and survives one of them
   assert.equal(summary.sampleCount, N);
   const ids = (await readRelease(store, project, 'v1')).jsonl.trimEnd().split('\n').map((l) => (JSON.parse(l) as { externalId: string }).externalId);
   assert.equal(new Set(ids).size, N);
+});
+
+test('the Temporal UI shows a sealed batch input in clear for a signed-in operator, through the review server\'s codec endpoint', async () => {
+  const CHROMIUM = process.env.QCFLOW_CHROMIUM ?? '/usr/bin/chromium';
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium, or set QCFLOW_CHROMIUM`);
+  const project = await createTestProject(pool);
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-ui-')), 'in.jsonl');
+  writeFileSync(file, Array.from({ length: 5 }, (_, i) => validLine(i)).join('\n') + '\n');
+  const r = await ingestFile(cluster.cfg, client, createObjectStore(cluster.cfg.minio), { project, file, batchSize: 100, wait: true });
+  const batchPage = `${cluster.uiUrl}/namespaces/${cluster.cfg.temporal.namespace}/workflows/${encodeURIComponent(workflowIds.qcBatch(project, r.batches[0]!.batchId))}`;
+  // Only the decoded input holds the staging key; the workflow id alone shows the project.
+  const stagingKey = r.batches[0]!.stagingKey;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  try {
+    // Without a session the codec endpoint refuses (401) and the UI has only the sealed bytes to show.
+    const anonymous = await (await browser.newContext()).newPage();
+    const refused = anonymous.waitForResponse((res) => res.url().endsWith('/codec/decode') && res.request().method() === 'POST');
+    await anonymous.goto(batchPage);
+    assert.equal((await refused).status(), 401);
+    await anonymous.getByText('Result', { exact: true }).first().waitFor({ timeout: 30_000 });
+    assert.equal(await anonymous.getByText(stagingKey, { exact: false }).count(), 0, 'without a session the UI cannot open the input');
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${cluster.reviewUrl}/login`);
+    await page.locator('summary', { hasText: 'Sign in with a token instead' }).click();
+    await page.locator('#token').fill(issueToken(resolveJwtSecret(cluster.cfg), { user: 'olga', role: 'operator', ttlSeconds: 600 }));
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/queue/);
+    await page.goto(batchPage);
+    await page.getByText(stagingKey, { exact: false }).first().waitFor({ timeout: 30_000 });
+    const artifacts = process.env.QCFLOW_TEST_ARTIFACTS ?? path.join(REPO, 'test-artifacts');
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'temporal-ui-decoded.png') });
+  } finally {
+    await browser.close();
+  }
 });
