@@ -63,7 +63,7 @@ export async function modelRollout(input: ModelRolloutInput): Promise<RolloutSta
     const r = await act.checkRollout({ project: input.project, flag: input.flag, margin: o.margin, minPerArm: o.minPerArm });
     state.checks++;
     state.last = {
-      arms: r.arms.map((a) => ({ variant: a.variant, n: a.n, agreed: a.agreed, failed: a.failed })), srmP: r.srm?.p ?? null,
+      arms: r.arms.map((a) => ({ variant: a.variant, n: a.n, agreed: a.agreed, failed: a.failed, reviewed: a.reviewed, overturned: a.overturned })), srmP: r.srm?.p ?? null,
       decision: r.verdict?.decision ?? null, estimate: r.verdict?.estimate ?? null, interval: r.verdict?.interval ?? null, why: r.verdict?.why ?? 'no outcomes yet',
     };
     if (r.srm && r.srm.p < SRM_P) {

@@ -233,7 +233,10 @@ model.command('rollout-status').description('a project\'s gray release: per-arm 
     if (!flag) throw new CliError(`project ${o.project} has no gray release: set qcPolicy.layer3.rollout.flag`);
     const r = await rolloutStatus(s.pool, o.project, flag);
     if (o.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-    for (const a of r.arms) process.stdout.write(`${a.variant}\t${a.models.join('+')}\tjudged ${a.n}\tagreed ${a.n ? ((a.agreed / a.n) * 100).toFixed(1) : '–'}%\tfailed ${a.failed}\n`);
+    const pct = (k: number, n: number): string => (n ? `${((k / n) * 100).toFixed(1)}%` : '–');
+    for (const a of r.arms) {
+      process.stdout.write(`${a.variant}\t${a.models.join('+')}\tjudged ${a.n}\tagreed ${pct(a.agreed, a.n)}\tfailed ${a.failed}\treviewed ${a.reviewed}\toverturned ${pct(a.overturned, a.reviewed)}\n`);
+    }
     process.stdout.write(`sample ratio: ${r.srm ? `p ${r.srm.p.toExponential(2)}${r.srm.p < 0.001 ? ' — MISMATCH: the split is broken; hold the rollout' : ''}` : 'n/a'}\n`);
     process.stdout.write(`verdict: ${r.verdict ? `${r.verdict.decision} (${r.verdict.why})` : 'needs a control and a candidate arm with outcomes'}\n`);
   }));

@@ -193,6 +193,18 @@ test('a gray release splits a batch per sample through the pinned flag: each sam
   // Per-arm outcomes for the rollout verdict.
   const status = await rolloutStatus(h.pool, project, flag);
   assert.deepEqual(status.arms.map((a) => [a.variant, a.n]).sort(), [[`${name}@2`, byArm], ['control', 40 - byArm]].sort());
+  assert.ok(status.arms.every((a) => a.reviewed === 0 && a.overturned === 0), 'nothing reviewed yet');
+  // Reviewer decisions on three of the candidate's samples (all of which it passed): a correction and a
+  // rejection contradict its verdict, an approval upholds it; a resample says nothing; an open task is not a decision.
+  const candidateSamples = rows.filter((x) => x.model_version === candidate.id).map((x) => x.id);
+  for (const [i, [status, decision]] of ([['decided', 'correct'], ['decided', 'reject'], ['decided', 'approve'], ['decided', 'resample'], ['open', null]] as const).entries()) {
+    await h.pool.query(
+      `INSERT INTO review_tasks (sample_id, project_id, round, reason, audience, task_token, status, decision, due_at) VALUES ($1, $2, 1, 'audit', 'reviewers', '\\x00', $3, $4, now())`,
+      [candidateSamples[i], project, status, decision],
+    );
+  }
+  const reviewed = (await rolloutStatus(h.pool, project, flag)).arms.find((a) => a.variant === `${name}@2`)!;
+  assert.deepEqual([reviewed.reviewed, reviewed.overturned], [3, 2]);
   // Switched off: the next batch is the control's alone.
   await saveFlag(h.pool, { key: flag, salt: 's1', defaultVariant: 'control', enabled: false, arms: [{ variant: `${name}@2`, share: 0.5 }, { variant: 'control', share: 0.5 }] }, 'test');
   await ingest(project, [line('later', 'a puppy says woof', 'dog')]);
