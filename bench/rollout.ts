@@ -18,7 +18,7 @@ const ALPHA = 0.05;
 
 const simulate = (o: Omit<Parameters<typeof simulateRollouts>[0], 'alpha'>) => simulateRollouts({ ...o, alpha: ALPHA });
 
-async function flagThroughput(): Promise<void> {
+export async function flagThroughput(): Promise<void> {
   // The in-memory provider PgFlagProvider builds on: evaluation is the same, no database needed to time it.
   const provider = new FlagProvider([{ key: 'layer3.model', salt: 's', defaultVariant: 'fp32', enabled: true, arms: [{ variant: 'int8', share: 0.25 }, { variant: 'fp32', share: 0.75 }] }]);
   await OpenFeature.setProviderAndWait(provider);

@@ -28,7 +28,7 @@ import { qcBench } from './qc-bench';
 import { faultsBench } from './faults';
 import { realCrowdBench } from './real-crowd';
 import { quantizeRealBench } from './quantize-real';
-import { rolloutBench } from './rollout';
+import { flagThroughput, rolloutBench } from './rollout';
 import { e2eBench } from './e2e';
 import { heapBench } from './heap';
 
@@ -169,6 +169,7 @@ else if (only === 'real-crowd') realCrowdBench();
 else if (only === 'e2e') {
   const at = process.argv.indexOf('--samples');
   void e2eBench(at > 0 ? Number(process.argv[at + 1]) : 100_000).then(() => process.exit(0));
-} else if (only === 'heap') void heapBench().then(() => process.exit(0));
+} else if (only === 'flags') void flagThroughput().then(() => process.exit(0));
+else if (only === 'heap') void heapBench().then(() => process.exit(0));
 else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));
