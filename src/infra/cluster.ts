@@ -199,7 +199,7 @@ const ENTRY: Record<QcflowRole, string[]> = {
 };
 
 /**
- * qcflow's processes against a running stack (`stack.cfg` says where Temporal, Postgres and MinIO are),
+ * qcflow's processes against a running stack (`cfg` says where Temporal, Postgres and MinIO are),
  * each on a /metrics port of its own; resolves once every one reports healthy.
  */
 export async function startQcflowProcesses(cfg: Config, databaseUrl: string, processes: Array<{ name: string; role: QcflowRole }>, log: Logger, track: (m: ClusterMember) => void): Promise<void> {
