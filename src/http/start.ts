@@ -1,6 +1,6 @@
 import { databaseUrlOf, type Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
-import { createObjectStore } from '../clients/minio';
+import { createObjectStore, type ObjectStore } from '../clients/minio';
 import { createPool, type Pool } from '../clients/pg';
 import { AesGcmPayloadCodec } from '../clients/payload-codec';
 import type { Client } from '@temporalio/client';
@@ -31,7 +31,8 @@ export async function startReviewServer(cfg: Config, log: Logger): Promise<Runni
     await pool.end();
     throw err;
   });
-  const reviews = new ReviewService({ pool, store: createObjectStore(cfg.minio), temporal: temporal.client, log });
+  const store = createObjectStore(cfg.minio);
+  const reviews = new ReviewService({ pool, store, temporal: temporal.client, log });
   const secret = resolveJwtSecret(cfg);
   const app = await buildServer({
     reviews, models: new ModelRegistryService(pool), verify: tokenVerifier(secret), log: log.child({ component: 'http' }),
@@ -51,7 +52,7 @@ export async function startReviewServer(cfg: Config, log: Logger): Promise<Runni
   const port = typeof address === 'object' && address ? address.port : cfg.http.port;
   const url = `http://${cfg.http.host}:${port}`;
   log.info({ url }, 'review server listening');
-  const observability = await observe(cfg, log, pool, temporal.client).catch(async (err: unknown) => {
+  const observability = await observe(cfg, log, pool, store, temporal.client).catch(async (err: unknown) => {
     await app.close();
     await temporal.connection.close();
     await pool.end();
@@ -70,10 +71,9 @@ export async function startReviewServer(cfg: Config, log: Logger): Promise<Runni
 }
 
 /** Where QCFLOW_METRICS_PORT is set: the review queue's gauges and the server's own /metrics and /health. */
-async function observe(cfg: Config, log: Logger, pool: Pool, client: Client): Promise<ObservabilityEndpoint | undefined> {
+async function observe(cfg: Config, log: Logger, pool: Pool, store: ObjectStore, client: Client): Promise<ObservabilityEndpoint | undefined> {
   if (cfg.observability.metricsPort === undefined) return undefined;
   collectReviewQueue(pool);
-  const store = createObjectStore(cfg.minio);
   const temporal = { service: client.workflowService, namespace: cfg.temporal.namespace };
   return startObservabilityEndpoint({
     host: cfg.observability.metricsHost, port: cfg.observability.metricsPort, log,

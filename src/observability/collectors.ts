@@ -1,4 +1,5 @@
 import { temporal } from '@temporalio/proto';
+import { optionalTsToMs, tsToMs } from '@temporalio/common/lib/time';
 import type { WorkflowService } from '@temporalio/client';
 import type { CacheStats } from '../clients/onnx-sessions';
 import type { Pool } from 'pg';
@@ -38,9 +39,6 @@ const KINDS: Record<TaskQueueKind, temporal.api.enums.v1.TaskQueueType> = {
   activity: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
 };
 
-const seconds = (d: { seconds?: { toNumber(): number } | number | null; nanos?: number | null } | null | undefined): number =>
-  d ? Number(typeof d.seconds === 'object' && d.seconds ? d.seconds.toNumber() : d.seconds ?? 0) + (d.nanos ?? 0) / 1e9 : 0;
-
 /** A task queue's backlog and pollers as the Temporal server reports them (approximate, as the server says). */
 export async function describeTaskQueue(service: WorkflowService, namespace: string, taskQueue: string, kind: TaskQueueKind): Promise<TaskQueueStats> {
   const r = await service.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: KINDS[kind], reportStats: true });
@@ -48,8 +46,8 @@ export async function describeTaskQueue(service: WorkflowService, namespace: str
   return {
     taskQueue, kind,
     backlog: Number(r.stats?.approximateBacklogCount ?? 0),
-    backlogAgeSeconds: seconds(r.stats?.approximateBacklogAge),
-    pollers: (r.pollers ?? []).map((p) => ({ identity: p.identity ?? '', lastAccessAgeSeconds: p.lastAccessTime ? now - seconds(p.lastAccessTime) : null })),
+    backlogAgeSeconds: (optionalTsToMs(r.stats?.approximateBacklogAge) ?? 0) / 1000,
+    pollers: (r.pollers ?? []).map((p) => ({ identity: p.identity ?? '', lastAccessAgeSeconds: p.lastAccessTime ? now - tsToMs(p.lastAccessTime) / 1000 : null })),
   };
 }
 

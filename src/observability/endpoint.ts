@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../clients/logger';
 import type { HealthReport } from './health';
-import { registry } from './metrics';
+import { collectProcessMetrics, registry } from './metrics';
 
 export interface ObservabilityEndpoint {
   url: string;
@@ -28,6 +28,7 @@ export interface EndpointOptions {
  * review server's public port and are exposed to the scraper and the kubelet only.
  */
 export async function startObservabilityEndpoint(o: EndpointOptions): Promise<ObservabilityEndpoint> {
+  collectProcessMetrics();
   const server = createServer((req, res) => {
     const reply = (status: number, type: string, body: string): void => {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);

@@ -7,7 +7,6 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
  * gauges read queue sizes and backlogs from Postgres and Temporal when scraped.
  */
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'qcflow_' });
 
 const registers = [registry];
 
@@ -59,7 +58,15 @@ export function scrapedGauge<L extends string>(name: string, help: string, label
   });
 }
 
-/** Removes a scrape-time gauge (a worker that stops drops the gauges bound to its clients). */
-export function dropGauge(name: string): void {
-  registry.removeSingleMetric(name);
+let processMetrics = false;
+
+/**
+ * prom-client's process metrics (RSS, event-loop lag, GC): an event-loop monitor and GC observer that run
+ * for the life of the process, so they start with a /metrics endpoint, not with every import of this module
+ * (activities, benchmarks and the CLI import it too).
+ */
+export function collectProcessMetrics(): void {
+  if (processMetrics) return;
+  processMetrics = true;
+  collectDefaultMetrics({ register: registry, prefix: 'qcflow_' });
 }
