@@ -62,14 +62,18 @@ async function project(pool: Pool, id: string): Promise<void> {
   }), 'bench');
 }
 
+/** A process's resident memory now, in MiB (VmRSS from /proc; throws once the process has exited). */
+export function rssMiB(pid: number | undefined): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
 /** Peak VmRSS of each process while `work` runs, sampled every 250 ms from /proc. */
 async function withPeakRss<T>(members: ClusterMember[], work: () => Promise<T>): Promise<{ result: T; peakRssMiB: Record<string, number> }> {
   const peak: Record<string, number> = {};
   const sample = (): void => {
     for (const m of members) {
       try {
-        const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${m.proc.child.pid}/status`, 'utf8'))?.[1] ?? 0);
-        peak[m.name] = Math.max(peak[m.name] ?? 0, Math.round(kb / 1024));
+        peak[m.name] = Math.max(peak[m.name] ?? 0, Math.round(rssMiB(m.proc.child.pid)));
       } catch { /* exited */ }
     }
   };
@@ -94,7 +98,7 @@ async function settled(members: ClusterMember[]): Promise<{ rssAfterMiB: Record<
   const heapUsedAfterMiB: Record<string, number> = {};
   for (const m of members) {
     try {
-      rssAfterMiB[m.name] = Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${m.proc.child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+      rssAfterMiB[m.name] = Math.round(rssMiB(m.proc.child.pid));
     } catch { /* exited */ }
     if (!m.metricsUrl) continue;
     const text = await (await fetch(`${m.metricsUrl}/metrics`)).text().catch(() => '');
@@ -163,7 +167,7 @@ async function direct(cfg: Config, client: Client, store: ObjectStore, pool: Poo
 }
 
 /** This process's clients of a stack, with the fixture model registered there. */
-async function connect(cfg: Config, databaseUrl: string): Promise<{ pool: Pool; store: ObjectStore; client: Client; close(): Promise<void> }> {
+export async function connect(cfg: Config, databaseUrl: string): Promise<{ pool: Pool; store: ObjectStore; client: Client; close(): Promise<void> }> {
   const pool = createPool(databaseUrl, 8);
   const store = createObjectStore(cfg.minio);
   const connection = await Connection.connect({ address: cfg.temporal.address });
