@@ -1,14 +1,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../src/clients/config';
 import { getLogger } from '../../src/clients/logger';
 import { createObjectStore } from '../../src/clients/minio';
 import { createPool, type Pool } from '../../src/clients/pg';
-import { ingestFile } from '../../src/cli/ingest';
 import { startCluster, type Cluster } from '../../src/infra/cluster';
 import { datasetRelease } from '../../workflows';
 import { workflowIds } from '../../workflows/definitions';
@@ -16,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
 import { dataConverterOf } from '../../src/clients/temporal';
 import { issueToken, resolveJwtSecret } from '../../src/http/auth';
-import { createTestProject, readRelease, REPO, validLine, waitUntil } from './helpers';
+import { createTestProject, ingestLines, readRelease, REPO, validLine, waitUntil } from './helpers';
 
 // The cluster seals every payload (its processes inherit this), so both tests also run the production shape encrypted.
 process.env.QCFLOW_PAYLOAD_KEYS = `cluster-test:${randomBytes(32).toString('base64')}`;
@@ -54,10 +52,8 @@ async function activitiesRun(name: string): Promise<number> {
 
 test('a 20k-sample ingest spreads over both cpu workers and survives one of them being killed mid-run', async () => {
   const project = await createTestProject(pool);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-cluster-')), 'in.jsonl');
-  writeFileSync(file, Array.from({ length: N }, (_, i) => validLine(i)).join('\n') + '\n');
   const store = createObjectStore(cluster.cfg.minio);
-  const ingest = ingestFile(cluster.cfg, client, store, { project, file, batchSize: 500, wait: true });
+  const ingest = ingestLines({ cfg: cluster.cfg, client, store }, project, Array.from({ length: N }, (_, i) => validLine(i)), 500);
 
   const doneBatches = async (): Promise<number> => Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM batches WHERE project_id = $1 AND status = 'done'`, [project])).rows[0]!.n);
   await waitUntil('a quarter of the batches done', async () => (await doneBatches()) >= N / 500 / 4, 300_000);
@@ -90,9 +86,7 @@ test('the Temporal UI shows a sealed batch input in clear for a signed-in operat
   const CHROMIUM = process.env.QCFLOW_CHROMIUM ?? '/usr/bin/chromium';
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium, or set QCFLOW_CHROMIUM`);
   const project = await createTestProject(pool);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-ui-')), 'in.jsonl');
-  writeFileSync(file, Array.from({ length: 5 }, (_, i) => validLine(i)).join('\n') + '\n');
-  const r = await ingestFile(cluster.cfg, client, createObjectStore(cluster.cfg.minio), { project, file, batchSize: 100, wait: true });
+  const r = await ingestLines({ cfg: cluster.cfg, client, store: createObjectStore(cluster.cfg.minio) }, project, Array.from({ length: 5 }, (_, i) => validLine(i)));
   const batchPage = `${cluster.uiUrl}/namespaces/${cluster.cfg.temporal.namespace}/workflows/${encodeURIComponent(workflowIds.qcBatch(project, r.batches[0]!.batchId))}`;
   // Only the decoded input holds the staging key; the workflow id alone shows the project.
   const stagingKey = r.batches[0]!.stagingKey;

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { ingestFile } from '../../src/cli/ingest';
 import * as path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { loadConfig, type Config } from '../../src/clients/config';
@@ -91,6 +94,13 @@ export async function createTestProject(pool: Pool, id = `t-${uid()}`, extra: { 
     qcPolicy: { auditShare: 0, ...extra.qcPolicy },
   }), 'test');
   return id;
+}
+
+/** Writes `lines` to a JSONL file of its own and ingests it, waiting for every batch (what most tests do). */
+export function ingestLines(to: { cfg: Config; client: Client; store: ObjectStore }, project: string, lines: string[], batchSize = 1000): ReturnType<typeof ingestFile> {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-it-')), 'in.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  return ingestFile(to.cfg, to.client, to.store, { project, file, batchSize, wait: true });
 }
 
 export function validLine(i: number, extra: Record<string, unknown> = {}): string {

@@ -1,15 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { ingestFile } from '../../src/cli/ingest';
 import { createObjectStore } from '../../src/clients/minio';
 import { freePort } from '../../src/infra/process';
 import { checkHealth } from '../../src/observability/health';
 import { registerModel } from '../../src/models/register';
 import { bagOfWordsTextModel } from '../../src/onnx/reference-models';
-import { createTestProject, harness, uid, validLine, waitUntil, type Harness } from './helpers';
+import { createTestProject, harness, ingestLines, uid, validLine, waitUntil, type Harness } from './helpers';
 
 // Every process of this file serves /metrics and /health on a port of its own.
 process.env.QCFLOW_METRICS_PORT = '0';
@@ -57,9 +53,7 @@ test('/metrics of the cpu worker and the review server move when a batch runs; t
       annotations: [{ annotator: 'ann-1', labels: { classes: ['cat'] } }, { annotator: 'ann-2', labels: { classes: ['dog'] } }],
     })),
   ];
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-obs-')), 'in.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 1000, wait: true });
+  const r = await ingestLines(h, project, lines);
   assert.deepEqual([r.counts.accepted, r.counts.rejected, r.counts.review], [30, 4, 6]);
 
   const after = await scrape(h.worker!.metricsUrl);
@@ -115,12 +109,10 @@ test('the inference worker\'s /metrics count each model version\'s samples and r
   const version = await registerModel(h.pool, h.store, { name: `bow-${uid()}`, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
   const project = await createTestProject(h.pool, undefined, { ontology: { classes: ['cat', 'dog'] }, qcPolicy: { layer3: { models: [version.name] } } });
   const ingest = async (n: number, from: number): Promise<void> => {
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-obs3-')), 'in.jsonl');
-    writeFileSync(file, Array.from({ length: n }, (_, i) => JSON.stringify({
+    const r = await ingestLines(h, project, Array.from({ length: n }, (_, i) => JSON.stringify({
       externalId: `m-${from + i}`, payload: { text: 'the cat says meow', lang: 'en' },
       annotations: [1, 2].map((k) => ({ annotator: `ann-${k}`, labels: { classes: ['cat'] } })),
-    })).join('\n') + '\n');
-    const r = await ingestFile(h.cfg, h.client, h.store, { project, file, batchSize: 1000, wait: true });
+    })));
     assert.equal(r.counts.accepted, n);
   };
   const model = { model: version.id };

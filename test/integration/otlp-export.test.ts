@@ -2,13 +2,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { ingestFile } from '../../src/cli/ingest';
 import { createTemporalClient } from '../../src/clients/temporal';
 import { flushTracing } from '../../src/observability/tracing';
-import { createTestProject, harness, validLine, type Harness } from './helpers';
+import { createTestProject, harness, ingestLines, validLine, type Harness } from './helpers';
 
 /** An OTLP/HTTP receiver standing in for an OpenTelemetry collector: it keeps what it is sent. */
 const received: Array<{ url: string; type: string; body: string }> = [];
@@ -37,9 +33,7 @@ after(async () => {
 
 test('with OTEL_EXPORTER_OTLP_ENDPOINT set, a batch\'s spans are exported over OTLP/HTTP to /v1/traces', async () => {
   const project = await createTestProject(h.pool);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-otlp-')), 'in.jsonl');
-  writeFileSync(file, Array.from({ length: 5 }, (_, i) => validLine(i)).join('\n') + '\n');
-  await ingestFile(h.cfg, temporal.client, h.store, { project, file, batchSize: 100, wait: true });
+  await ingestLines({ ...h, client: temporal.client }, project, Array.from({ length: 5 }, (_, i) => validLine(i)));
   await flushTracing();
   const traces = received.filter((r) => r.url === '/v1/traces');
   assert.ok(traces.length > 0, `the collector was sent traces (got ${received.map((r) => r.url).join(', ') || 'nothing'})`);

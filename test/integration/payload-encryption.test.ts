@@ -1,15 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { temporal as proto } from '@temporalio/proto';
-import { ingestFile } from '../../src/cli/ingest';
 import { createTemporalClient } from '../../src/clients/temporal';
 import { issueToken } from '../../src/http/auth';
 import { workflowIds } from '../../workflows/definitions';
-import { createTestProject, harness, validLine, type Harness } from './helpers';
+import { createTestProject, harness, ingestLines, validLine, type Harness } from './helpers';
 
 // Every client, worker and the review server of this file seal payloads with this key.
 process.env.QCFLOW_PAYLOAD_KEYS = `test-2026:${randomBytes(32).toString('base64')}`;
@@ -44,9 +40,7 @@ async function historyPayloads(workflowId: string): Promise<Found[]> {
 
 test('with QCFLOW_PAYLOAD_KEYS, a batch runs as before and its history holds no payload in clear', async () => {
   const project = await createTestProject(h.pool);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-sealed-')), 'in.jsonl');
-  writeFileSync(file, Array.from({ length: 10 }, (_, i) => validLine(i)).join('\n') + '\n');
-  const r = await ingestFile(h.cfg, temporal.client, h.store, { project, file, batchSize: 100, wait: true });
+  const r = await ingestLines({ ...h, client: temporal.client }, project, Array.from({ length: 10 }, (_, i) => validLine(i)));
   assert.equal(r.counts.accepted, 10);
 
   const all = await historyPayloads(workflowIds.qcBatch(project, r.batches[0]!.batchId));

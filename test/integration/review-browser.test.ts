@@ -1,19 +1,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createSigner } from 'fast-jwt';
 import { spawn } from 'node:child_process';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { chromium, type Browser } from 'playwright-core';
-import { ingestFile } from '../../src/cli/ingest';
 import { generateDemoLines } from '../../src/demo/dataset';
 import { putObject } from '../../src/clients/minio';
 import { issueToken } from '../../src/http/auth';
 import { setMember } from '../../src/store/review';
 import { workflowIds } from '../../workflows/definitions';
-import { createTestProject, harness, REPO, uid, waitUntil, type Harness } from './helpers';
+import { createTestProject, harness, ingestLines, REPO, uid, waitUntil, type Harness } from './helpers';
 
 /** These tests exercise review, not routing: the linear policy sends every layer-2 conflict to a person, whatever a risk estimate would make of two annotators. */
 const LINEAR = { fusion: { mode: 'linear' } };
@@ -35,12 +33,8 @@ after(async () => {
   await h?.close();
 });
 
-/** Ingests JSONL lines into a project through the real pipeline and waits for QC. */
-async function ingestLines(project: string, lines: string[], batchSize = 100) {
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-browser-')), 'in.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  return ingestFile(h.cfg, h.client, h.store, { project, file, batchSize, wait: true });
-}
+/** Ingests JSONL lines into a project through the real pipeline and waits for QC, 100 lines a batch unless told. */
+const ingest = (project: string, lines: string[], batchSize = 100) => ingestLines(h, project, lines, batchSize);
 
 const reviewTaskCount = async (project: string): Promise<number> =>
   Number((await h.pool.query<{ n: string }>('SELECT count(*) AS n FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.n);
@@ -62,7 +56,7 @@ async function ingestImages(project: string): Promise<void> {
       ],
     }));
   }
-  const r = await ingestLines(project, lines);
+  const r = await ingest(project, lines);
   assert.equal(r.counts.review, 2);
 }
 
@@ -152,7 +146,7 @@ async function demoTasks(): Promise<{ project: string; tasks: Record<string, str
       { annotator: 'ann-2', labels: { classes: ['negative'], attributes: { topic: 'quality' } } },
     ],
   }));
-  const r = await ingestLines(project, lines);
+  const r = await ingest(project, lines);
   assert.equal(r.counts.review, SENTENCES.length);
   await waitUntil('four review tasks', async () => (await reviewTaskCount(project)) === SENTENCES.length);
   const { rows } = await h.pool.query<{ id: string; external_id: string }>('SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id WHERE t.project_id = $1', [project]);
@@ -345,7 +339,7 @@ test('the queue counts, filters by annotator, external id and reason, sorts, and
     const [x, y] = id.startsWith('a') ? ['ann-1', 'ann-2'] : ['ann-3', 'ann-4'];
     return JSON.stringify({ externalId: `queue-${id}`, payload: { text: `sample ${id}`, lang: 'en' }, annotations: [{ annotator: x, labels: { classes: ['positive'] } }, { annotator: y, labels: { classes: ['negative'] } }] });
   });
-  assert.equal((await ingestLines(project, lines)).counts.review, 4);
+  assert.equal((await ingest(project, lines)).counts.review, 4);
   await waitUntil('four review tasks', async () => (await reviewTaskCount(project)) === 4);
 
   const { context, page, errors } = await signedIn({ width: 1366, height: 768 }, 'quinn');
@@ -384,7 +378,7 @@ test('undo: the last decision is taken back with one key within its window, thro
   await setMember(h.pool, { project, user: 'uma', role: 'reviewer' }, 'test');
   await setMember(h.pool, { project, user: 'ulf', role: 'reviewer' }, 'test');
   const lines = ['u-1', 'u-2', 'u-3', 'u-4'].map((id) => JSON.stringify({ externalId: id, payload: { text: `sample ${id}`, lang: 'en' }, annotations: [{ annotator: 'ann-1', labels: { classes: ['positive'] } }, { annotator: 'ann-2', labels: { classes: ['negative'] } }] }));
-  assert.equal((await ingestLines(project, lines)).counts.review, 4);
+  assert.equal((await ingest(project, lines)).counts.review, 4);
   await waitUntil('four review tasks', async () => (await reviewTaskCount(project)) === 4);
   const mine = (await h.pool.query<{ id: string; sample_id: string }>(`SELECT id::text AS id, sample_id FROM review_tasks WHERE project_id = $1 AND assignee = 'uma' ORDER BY id`, [project])).rows;
   assert.equal(mine.length, 2);
@@ -442,7 +436,7 @@ test('the quality dashboard draws the demo stream: agreement and speed heatmaps 
   const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: readJson('ontology.json'), regexRules: readJson('rules.json'), qcPolicy: policy });
   await setMember(h.pool, { project, user: 'dana', role: 'reviewer' }, 'test');
   const lines = generateDemoLines(600).map((l) => l.line);
-  const r = await ingestLines(project, lines, 200);
+  const r = await ingest(project, lines, 200);
   assert.ok(r.counts.review > 0, JSON.stringify(r.counts));
   await waitUntil('a review task', async () => (await reviewTaskCount(project)) > 0);
   const task = (await h.pool.query<{ id: string }>(`SELECT min(id)::text AS id FROM review_tasks WHERE project_id = $1`, [project])).rows[0]!.id;
@@ -549,7 +543,7 @@ test('multi-label classes keep exclusive groups exclusive as you pick; spans are
       { annotator: 'ann-2', labels: { classes: ['positive', 'sarcastic'], spans: [{ start: 4, end: 9, label: 'PERSON' }] } },
     ],
   });
-  assert.equal((await ingestLines(project, [line], 10)).counts.review, 1);
+  assert.equal((await ingest(project, [line], 10)).counts.review, 1);
   await waitUntil('the task', async () => (await reviewTaskCount(project)) === 1);
   const id = (await h.pool.query<{ id: string }>('SELECT id::text AS id FROM review_tasks WHERE project_id = $1', [project])).rows[0]!.id;
   const { context, page, errors } = await signedIn({ width: 1366, height: 900 }, 'sam');

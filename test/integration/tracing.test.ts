@@ -1,15 +1,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Writable } from 'node:stream';
-import { ingestFile } from '../../src/cli/ingest';
 import { createLogger } from '../../src/clients/logger';
 import { createTemporalClient } from '../../src/clients/temporal';
 import { installTracing, flushTracing } from '../../src/observability/tracing';
-import { createTestProject, harness, validLine, type Harness } from './helpers';
+import { createTestProject, harness, ingestLines, validLine, type Harness } from './helpers';
 
 // Spans of this process (client, workers, activities) land in memory instead of an OTLP collector.
 const exporter = new InMemorySpanExporter();
@@ -28,9 +24,7 @@ after(async () => {
 
 test('one trace follows a batch from the ingest signal through the intake, the batch workflow and every activity', async () => {
   const project = await createTestProject(h.pool);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-trace-')), 'in.jsonl');
-  writeFileSync(file, Array.from({ length: 20 }, (_, i) => validLine(i)).join('\n') + '\n');
-  const r = await ingestFile(h.cfg, temporal.client, h.store, { project, file, batchSize: 100, wait: true });
+  const r = await ingestLines({ ...h, client: temporal.client }, project, Array.from({ length: 20 }, (_, i) => validLine(i)));
   assert.equal(r.counts.accepted, 20);
   await flushTracing();
 
