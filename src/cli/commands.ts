@@ -71,6 +71,9 @@ export async function connectServices(cfg: Config): Promise<Services> {
   };
 }
 
+/** Who a CLI change is recorded as in audit and event logs: the shell's user. */
+export const cliActor = (): string => process.env.USER ?? 'cli';
+
 export async function createProject(s: Services, o: { name: string; schema: string; rules?: string; ontology?: string; policy?: string }): Promise<void> {
   const def = validateProjectDefinition({
     id: o.name,
@@ -79,7 +82,7 @@ export async function createProject(s: Services, o: { name: string; schema: stri
     ontology: o.ontology ? readJsonFile(o.ontology, 'ontology') : {},
     qcPolicy: o.policy ? readJsonFile(o.policy, 'policy') : {},
   });
-  await upsertProject(s.pool, def, process.env.USER ?? 'cli');
+  await upsertProject(s.pool, def, cliActor());
 }
 
 /** On stderr; redrawn on a terminal, printed every 2 s otherwise (CI, pipes). */

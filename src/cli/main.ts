@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, databaseUrlOf, type Config } from '../clients/
 import { getLogger } from '../clients/logger';
 import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
-import { CliError, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
+import { CliError, cliActor, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
 import { clusterDown, clusterStatus, clusterUp } from './cluster';
 import { checkModelVersion, registerModelFiles } from '../models/register';
@@ -181,7 +181,6 @@ const lifecycle = (fn: (s: Services) => Promise<void>) => withServices(async (s)
     throw err;
   }
 });
-const actor = (): string => process.env.USER ?? 'cli';
 
 model.command('show').description('a version with its stage, aliases of its model and its lifecycle events, as JSON')
   .argument('<id>', 'tenant/name/version')
@@ -193,19 +192,19 @@ model.command('show').description('a version with its stage, aliases of its mode
 model.command('promote').description('move a version to its next stage (registered → validated → canary → production; production moves the production alias)')
   .argument('<id>', 'tenant/name/version').requiredOption('--to <stage>', STAGES.join(', '), (v) => stageOf(v)).requiredOption('--reason <text>', 'why, for the event log')
   .action((id: string, o: { to: Stage; reason: string }) => lifecycle(async (s) => {
-    const r = await moveStage(s.pool, id, o.to, actor(), o.reason);
+    const r = await moveStage(s.pool, id, o.to, cliActor(), o.reason);
     process.stdout.write(`${id}: ${r.from} → ${r.to}\n`);
   }));
 model.command('archive').description('archive a version (its aliases are removed; nothing returns from archived)')
   .argument('<id>', 'tenant/name/version').requiredOption('--reason <text>', 'why, for the event log')
   .action((id: string, o: { reason: string }) => lifecycle(async (s) => {
-    const r = await moveStage(s.pool, id, 'archived', actor(), o.reason);
+    const r = await moveStage(s.pool, id, 'archived', cliActor(), o.reason);
     process.stdout.write(`${id}: ${r.from} → archived\n`);
   }));
 model.command('alias').description('point an alias of the version\'s model at it (moves atomically)')
   .argument('<id>', 'tenant/name/version').requiredOption('--alias <alias>', 'production, candidate, or any name').requiredOption('--reason <text>', 'why, for the event log')
   .action((id: string, o: { alias: string; reason: string }) => lifecycle(async (s) => {
-    await setAlias(s.pool, id, o.alias, actor(), o.reason);
+    await setAlias(s.pool, id, o.alias, cliActor(), o.reason);
     process.stdout.write(`${o.alias} → ${id}\n`);
   }));
 model.command('rollout').description('start the modelRollout workflow: ramp a validated candidate against a project\'s control through its layer-3 flag; promote or roll back on its own')
@@ -392,14 +391,14 @@ users.command('set').description('add a user or change their role and password; 
       const password = process.env.QCFLOW_PASSWORD ?? (await readFirstLine(process.stdin));
       const problem = passwordProblem(password);
       if (problem) throw new CliError(`${problem}; pipe it in (echo … | qcflow user set …) or set QCFLOW_PASSWORD`);
-      await upsertUser(s.pool, { user: o.user, role: o.role, passwordHash: await hashPassword(password) }, process.env.USER ?? 'cli');
+      await upsertUser(s.pool, { user: o.user, role: o.role, passwordHash: await hashPassword(password) }, cliActor());
       process.stdout.write(`user ${o.user} (${o.role}) can sign in at the review server\n`);
     }));
 users.command('disable').description('stop a user signing in with their password (their tokens still expire on their own)')
   .requiredOption('--user <id>', 'their name')
   .action((o: { user: string }) =>
     withServices(async (s) => {
-      process.stdout.write(`${(await disableUser(s.pool, o.user, process.env.USER ?? 'cli')) ? `user ${o.user} disabled` : `no active user ${o.user}`}\n`);
+      process.stdout.write(`${(await disableUser(s.pool, o.user, cliActor())) ? `user ${o.user} disabled` : `no active user ${o.user}`}\n`);
     }));
 
 /** The first line of a stream (a piped password), without its newline. */
