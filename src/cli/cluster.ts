@@ -4,6 +4,7 @@ import type { Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { startCluster } from '../infra/cluster';
 import { CliError } from './commands';
+import { waitForInterrupt } from './demo';
 
 /** What `cluster up` leaves for `cluster status` and `cluster down`: who owns the cluster and where each process answers. */
 interface ClusterFile {
@@ -41,12 +42,7 @@ export async function clusterUp(cfg: Config, log: Logger, cpuWorkers: number): P
   };
   writeFileSync(fileOf(cfg), JSON.stringify(info, null, 2), { mode: 0o600 });
   process.stdout.write(`qcflow cluster is up (Temporal server on Postgres, ${cpuWorkers} qc-cpu workers)\n${formatCluster(info)}press Ctrl-C or run qcflow cluster down to stop\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  log.info('stopping the cluster: workers drain first, then the servers');
-  await c.stop();
+  await waitForInterrupt(log, c);
   rmSync(fileOf(cfg), { force: true });
 }
 

@@ -55,13 +55,14 @@ export async function startDev(cfg: Config, log: Logger): Promise<StackWithWorke
   };
 }
 
-export async function waitForInterrupt(log: Logger, dev: StackWithWorkers): Promise<void> {
+/** Holds a foreground command (dev, cluster up, serve) until Ctrl-C or SIGTERM, then stops what it started. */
+export async function waitForInterrupt(log: Logger, running: { stop(): Promise<void> }): Promise<void> {
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  log.info('stopping: draining workers, then the services this process started');
-  await dev.stop();
+  log.info('stopping: workers drain first, then the services this command started');
+  await running.stop();
 }
 
 /**

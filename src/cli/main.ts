@@ -413,8 +413,7 @@ program.command('serve').description('run the review server (web page + JSON API
     const log = getLogger(cfg, 'serve');
     const server = await startReviewServer(cfg, log);
     process.stdout.write(`review server: ${server.url}  (API document: ${server.url}/openapi.json)\n`);
-    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
-    await server.close();
+    await waitForInterrupt(log, { stop: () => server.close() });
     // Keep-alive sockets of the Temporal client can hold the loop open; the server is closed, so leave.
     process.exit(0);
   });
