@@ -7,11 +7,12 @@ import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type 
 import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';
 import type { Finding } from '../src/qc/findings';
 import type { MediaRef } from '../src/ingest/envelope';
-import { unscoredPage, writeLayer3Results } from '../src/store/qc-results';
+import { unscoredPage, writeLayer3Results, type UnscoredSample } from '../src/store/qc-results';
 import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersionRow, type PinnedModel } from '../src/store/models';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, policyOf, requireProject } from './deps';
 import { loadFlags } from '../src/store/flags';
-import { armAt, bucketOf, splitProblem } from '../src/rollout/bucketing';
+import { splitProblem } from '../src/rollout/bucketing';
+import { PinnedSplits } from '../src/rollout/pinned-split';
 import { metrics } from '../src/observability/metrics';
 
 /** What a batch pins for layer 3 at its start: exact model versions and the queue of the inference workers. */
@@ -78,7 +79,6 @@ export function layer3PlanActivities(deps: ActivityDeps) {
   };
 }
 
-/** On the qc-inference queue: layer 3, the pinned model(s) over every layer-1-passed sample of the batch. */
 /**
  * Work started now and awaited later (a prefetch, a write, a running batch) must not become an unhandled
  * rejection if it fails meanwhile: it is marked observed here, and its error is thrown where it is awaited.
@@ -88,8 +88,10 @@ function observed<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
+/** On the qc-inference queue: layer 3, the pinned model(s) over every layer-1-passed sample of the batch. */
 export function inferenceActivities(deps: InferenceDeps) {
   const adapters = new Map<string, InputAdapter>();
+  const splits = new PinnedSplits();
 
   async function memberOf(pinned: PinnedModel): Promise<Member> {
     const version = await getModelVersion(deps.pool, pinned.id);
@@ -135,6 +137,8 @@ export function inferenceActivities(deps: InferenceDeps) {
 
   type Prediction = { logits?: Float32Array; finding?: Finding };
   type PreparedBatch = { out: Prediction[]; prepared: Awaited<ReturnType<Member['adapter']['prepare']>> };
+  /** A member's predictions for a batch, and onnxruntime's compute time per row of it (what a gray release compares as latency). */
+  type BatchRun = { predictions: Prediction[]; msPerRow: number };
 
   /** The adapter's half of a batch (tokenize, decode images): CPU work on this thread. */
   async function prepareBatch(m: Member, items: AdapterItem[]): Promise<PreparedBatch> {
@@ -145,13 +149,14 @@ export function inferenceActivities(deps: InferenceDeps) {
   }
 
   /** onnxruntime's half, on the onnxruntime thread (the batch's tensors move there), so this thread prepares the next. */
-  async function runBatch(m: Member, s: LoadedSession, { out, prepared }: PreparedBatch): Promise<Prediction[]> {
-    if (prepared.rows.length === 0) return out;
+  async function runBatch(m: Member, s: LoadedSession, { out, prepared }: PreparedBatch): Promise<BatchRun> {
+    if (prepared.rows.length === 0) return { predictions: out, msPerRow: 0 };
     const outputName = m.version.manifest.output ?? s.session.outputNames[0]!;
     let result: Record<string, PlainTensor>;
+    let computeMs: number;
     try {
       const end = metrics.inferenceSeconds.startTimer({ model: m.version.id });
-      result = await s.session.run(toFeeds(s.session, prepared.feeds, m.version.id), [outputName]);
+      ({ outputs: result, computeMs } = await s.session.run(toFeeds(s.session, prepared.feeds, m.version.id), [outputName]));
       end();
       metrics.inferenceSamples.inc({ model: m.version.id }, prepared.rows.length);
     } catch (err) {
@@ -166,7 +171,7 @@ export function inferenceActivities(deps: InferenceDeps) {
     }
     const data = logits.data as Float32Array;
     prepared.rows.forEach((index, r) => { out[index] = { logits: data.subarray(r * C, (r + 1) * C) }; });
-    return out;
+    return { predictions: out, msPerRow: computeMs / prepared.rows.length };
   }
 
   /** Holds every member's session for the whole call, so an eviction cannot release one between batches. */
@@ -201,12 +206,16 @@ export function inferenceActivities(deps: InferenceDeps) {
         return m && 'key' in m ? m.key : undefined;
       };
 
-      type Row = { id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null };
+      type Row = UnscoredSample;
       const rollout = input.arm ? input.plan.rollout : undefined;
-      /** Whether this call scores the sample: always, unless a gray release gives it to another arm. */
       /** Results say which arm of which flag scored them: what the rollout's per-arm outcomes count. */
       const armTag = rollout ? { arm: input.arm, flag: rollout.flag } : {};
-      const inArm = (r: Row): boolean => !rollout || armAt(rollout.arms, bucketOf(rollout.flag, rollout.salt, r.id)) === input.arm;
+      /** The rows this call scores: all, unless a gray release (asked through OpenFeature) gives some to another arm. */
+      const inArm = async (rows: Row[]): Promise<Row[]> => {
+        if (!rollout) return rows;
+        const arms = await Promise.all(rows.map((r) => splits.armOf(rollout, { project: input.project, sampleId: r.id, annotators: r.annotators })));
+        return rows.filter((_, i) => arms[i] === input.arm);
+      };
       // Pages by id (keyset), each read while the one before is still being worked on. The first page is one
       // batch, so the model starts after one small read rather than a full page.
       const readPage = (after: string, limit: number) => observed(unscoredPage(deps.pool, input.project, input.batchId, after, limit));
@@ -222,7 +231,7 @@ export function inferenceActivities(deps: InferenceDeps) {
             limit = PAGE;
             page = readPage(rows[rows.length - 1]!.id, limit);
           }
-          buffer.push(...rows.filter(inArm));
+          buffer.push(...(await inArm(rows)));
           while (buffer.length >= deps.batchSize || (last && buffer.length > 0)) yield buffer.splice(0, deps.batchSize);
           if (last) return;
         }
@@ -230,13 +239,17 @@ export function inferenceActivities(deps: InferenceDeps) {
       type Result = { id: string; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> };
       const unavailableResults = (rows: Row[], message: string): Result[] =>
         rows.map((r) => ({ id: r.id, passed: false, score: null, findings: [{ layer: 3, pointer: '', rule: 'layer3.model_unavailable', message: `${message}; layer 3 could not judge this sample, so it goes to review` }], details: { error: message, ...armTag } }));
-      const scoreRows = (rows: Row[], perMember: Prediction[][]): Result[] => rows.map((r, i) => {
-        const refused = perMember.map((p) => p[i]!.finding).find(Boolean);
-        if (refused) return { id: r.id, passed: false, score: null, findings: [refused], details: { error: refused.message, ...armTag } };
-        const preds: ModelPrediction[] = perMember.map((p, k) => ({ modelVersion: members[k]!.version.id, logits: p[i]!.logits! }));
-        const p = scoreSample(preds, labels, r.consensus ?? [], policy.layer3.topK);
-        return { id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [], ...armTag } };
-      });
+      const scoreRows = (rows: Row[], perMember: BatchRun[]): Result[] => {
+        // Every member computes every row: a sample's model time is the members' time per row, summed.
+        const inferenceMs = +perMember.reduce((ms, m) => ms + m.msPerRow, 0).toFixed(4);
+        return rows.map((r, i) => {
+          const refused = perMember.map((p) => p.predictions[i]!.finding).find(Boolean);
+          if (refused) return { id: r.id, passed: false, score: null, findings: [refused], details: { error: refused.message, ...armTag } };
+          const preds: ModelPrediction[] = perMember.map((p, k) => ({ modelVersion: members[k]!.version.id, logits: p.predictions[i]!.logits! }));
+          const p = scoreSample(preds, labels, r.consensus ?? [], policy.layer3.topK);
+          return { id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [], inferenceMs, ...armTag } };
+        });
+      };
       // Results queue up and one statement writes everything queued, in the background: while Postgres is
       // busy with one write the next batches' results gather into the next, so neither thread waits on it
       // and a slow database gets fewer, larger statements.
@@ -273,10 +286,10 @@ export function inferenceActivities(deps: InferenceDeps) {
         deps.log.error({ project: input.project, batchId: input.batchId, models: modelVersion, err: err.message }, 'layer-3 model unusable; samples go to review');
       };
 
-      type InFlight = { rows: Row[]; runs: Promise<Prediction[][]> };
+      type InFlight = { rows: Row[]; runs: Promise<BatchRun[]> };
       /** Waits for a submitted batch, scores it and starts its write; after a model fault, it is marked unjudged. */
       const finish = async (b: InFlight): Promise<void> => {
-        let perMember: Prediction[][] | undefined;
+        let perMember: BatchRun[] | undefined;
         try {
           perMember = await b.runs;
         } catch (err) {

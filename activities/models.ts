@@ -4,6 +4,7 @@ import { getObjectBuffer, getObjectText, putObject } from '../src/clients/minio'
 import { sha256Hex } from '../src/util/canonical-json';
 import { decodeModel, encodeModel, OnnxFormatError } from '../src/onnx/proto';
 import { registerModel } from '../src/models/register';
+import { MetadataError } from '../src/models/metadata';
 import { getModelVersion, type ModelVersionRow } from '../src/store/models';
 import { analyzeModel, quantizeModel, quantizeModelStatic } from '../src/quantize/quantize-model';
 import type { CalibrationMethod } from '../src/quantize/calibrate';
@@ -106,12 +107,16 @@ export function modelActivities(deps: ActivityDeps) {
       const onnx = await getObjectBuffer(deps.store, c.key);
       const version = `${parent.version}-${c.method}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''}`;
       const golden = parent.goldenKey ? await getObjectText(deps.store, parent.goldenKey) : undefined;
+      // The child is the parent's model at another precision: it inherits what the tenant records about it.
       const v = await registerModel(deps.pool, deps.store, {
         tenant: parent.tenant, name: parent.name, version, onnx, manifest: parent.manifest, golden,
         tokenizer: parent.tokenizerKey ? (JSON.parse(await getObjectText(deps.store, parent.tokenizerKey)) as Record<string, unknown>) : undefined,
-        precision: c.method, parentId: parent.id,
+        precision: c.method, parentId: parent.id, metadata: parent.metadata,
         metrics: { method: c.method, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, budget: input.budget, evaluation: input.metrics },
-      }, 'quantization');
+      }, 'quantization').catch((err: unknown) => {
+        if (err instanceof MetadataError) throw badInput(`${err.message} (inherited from ${parent.id}: fix it with qcflow model metadata ${parent.id} --file metadata.json --reason …, then run the job again)`);
+        throw err;
+      });
       // It passed its parent's golden outputs within the budget: that is what `validated` means, and
       // what a rollout against the parent (modelRollout) starts from. A retry finds it validated already.
       if (v.stage === 'registered') await moveStage(deps.pool, v.id, 'validated', 'quantization', `golden outputs within budget (top-1 agreement ${input.metrics.top1Agreement.toFixed(4)}, mean cosine ${input.metrics.cosine.mean.toFixed(4)})`);

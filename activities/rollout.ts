@@ -1,9 +1,9 @@
 import { saveFlag } from '../src/store/flags';
-import { getModelVersion } from '../src/store/models';
+import { getModelVersion, resolveModelRefs, UnknownModelError } from '../src/store/models';
 import { LifecycleError, moveStage } from '../src/store/model-lifecycle';
 import { rolloutStatus, type RolloutStatus } from '../src/store/rollout';
 import type { Stage } from '../src/models/lifecycle';
-import { type ActivityDeps, badInput } from './deps';
+import { type ActivityDeps, badInput, policyOf, requireProject } from './deps';
 
 /** A candidate version id (`tenant/name/version`) as the model reference a flag's variant names. */
 export const candidateRef = (versionId: string): string => {
@@ -22,9 +22,22 @@ export function rolloutActivities(deps: ActivityDeps) {
       }, input.actor);
     },
 
-    /** Moves the candidate to `to` unless it is there already (a retried activity); a refused move is bad input. */
-    async moveCandidateStage(input: { candidate: string; to: Stage; actor: string; reason: string }): Promise<void> {
+    /**
+     * Moves the candidate to `to` unless it is there already (a retried activity); a refused move is bad
+     * input. With `project` (a rollout starting), the candidate enters canary only where the project's
+     * control models are of its tenant: a rollout moves one tenant's models, never another's production.
+     */
+    async moveCandidateStage(input: { candidate: string; to: Stage; actor: string; reason: string; project?: string }): Promise<void> {
       const v = await getModelVersion(deps.pool, input.candidate);
+      if (input.project && v) {
+        const control = await resolveModelRefs(deps.pool, policyOf(await requireProject(deps, input.project)).layer3.models).catch((err: unknown) => {
+          if (err instanceof UnknownModelError) throw badInput(`project ${input.project}'s control: ${err.message}`);
+          throw err;
+        });
+        const foreign = control.filter((m) => !m.id.startsWith(`${v.tenant}/`));
+        if (control.length === 0) throw badInput(`project ${input.project} has no layer-3 models to roll ${input.candidate} out against; set qcPolicy.layer3.models`);
+        if (foreign.length) throw badInput(`project ${input.project}'s control ${foreign.map((m) => m.id).join(', ')} is not in tenant ${v.tenant}: a rollout of ${input.candidate} can only replace its own tenant's models`);
+      }
       if (v?.stage === input.to) return;
       try {
         await moveStage(deps.pool, input.candidate, input.to, input.actor, input.reason);

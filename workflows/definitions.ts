@@ -271,7 +271,7 @@ export interface RolloutState {
   share: number;
   checks: number;
   /** Per-arm outcomes and the verdict at the last check. */
-  last: { arms: Array<{ variant: string; n: number; agreed: number; failed: number; reviewed?: number; overturned?: number }>; srmP: number | null; decision: string | null; estimate: number | null; interval: [number, number] | null; why: string } | null;
+  last: { arms: Array<{ variant: string; n: number; agreed: number; failed: number; reviewed?: number; overturned?: number; latencyP95Ms?: number | null }>; srmP: number | null; decision: string | null; estimate: number | null; interval: [number, number] | null; why: string } | null;
   /** Operator actions and automatic decisions, with who and why. */
   log: Array<{ at: string; what: string; by: string; why: string }>;
 }

@@ -48,7 +48,7 @@ export async function modelRollout(input: ModelRolloutInput): Promise<RolloutSta
 
   const salt = workflowInfo().workflowId;
   const actor = `rollout:${workflowInfo().workflowId}`;
-  await act.moveCandidateStage({ candidate: input.candidate, to: 'canary', actor, reason: `rollout against the control of ${input.project}` });
+  await act.moveCandidateStage({ candidate: input.candidate, to: 'canary', actor, reason: `rollout against the control of ${input.project}`, project: input.project });
   await act.setRolloutShare({ flag: input.flag, salt, candidate: input.candidate, share: state.share, actor });
   note(`share ${state.share}`, actor, 'rollout started');
 
@@ -63,7 +63,7 @@ export async function modelRollout(input: ModelRolloutInput): Promise<RolloutSta
     const r = await act.checkRollout({ project: input.project, flag: input.flag, margin: o.margin, minPerArm: o.minPerArm });
     state.checks++;
     state.last = {
-      arms: r.arms.map((a) => ({ variant: a.variant, n: a.n, agreed: a.agreed, failed: a.failed, reviewed: a.reviewed, overturned: a.overturned })), srmP: r.srm?.p ?? null,
+      arms: r.arms.map((a) => ({ variant: a.variant, n: a.n, agreed: a.agreed, failed: a.failed, reviewed: a.reviewed, overturned: a.overturned, latencyP95Ms: a.latencyP95Ms })), srmP: r.srm?.p ?? null,
       decision: r.verdict?.decision ?? null, estimate: r.verdict?.estimate ?? null, interval: r.verdict?.interval ?? null, why: r.verdict?.why ?? 'no outcomes yet',
     };
     if (r.srm && r.srm.p < SRM_P) {

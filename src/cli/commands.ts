@@ -17,6 +17,8 @@ import { age } from '../http/html';
 import { datasetRelease } from '../../workflows';
 import { intakeStatsQuery, workflowIds, type BatchCounts, type IntakeStats, type ReleaseSummary } from '../../workflows/definitions';
 import { releaseMetadata } from '../../workflows/metadata';
+import { resolveJwtSecret, tokenVerifier } from '../http/auth';
+import type { Actor } from '../review/decisions';
 import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
 
 export class CliError extends Error {
@@ -73,6 +75,27 @@ export async function connectServices(cfg: Config): Promise<Services> {
 
 /** Who a CLI change is recorded as in audit and event logs: the shell's user. */
 export const cliActor = (): string => process.env.USER ?? 'cli';
+
+/**
+ * Who the CLI is in the model registry. With QCFLOW_TOKEN holding a token that has a registry role, the
+ * token's principal, limited to its tenant and role exactly as the API limits it; otherwise the operator
+ * (registry admin of every tenant). The CLI reaches Postgres itself, so this is a guard against acting on
+ * the wrong tenant, not a security boundary: that is the API (src/http/models-api.ts).
+ */
+export function cliRegistryActor(cfg: Config): Actor {
+  const token = process.env.QCFLOW_TOKEN;
+  if (token) {
+    let actor: Actor;
+    try {
+      actor = tokenVerifier(resolveJwtSecret(cfg))(token);
+    } catch (err) {
+      throw new CliError(`QCFLOW_TOKEN: ${(err as Error).message}`);
+    }
+    // A reviewer's token (no registry role) is for the review commands; it does not limit the operator here.
+    if (actor.modelRole) return actor;
+  }
+  return { user: cliActor(), role: 'admin', modelRole: 'admin' };
+}
 
 export async function createProject(s: Services, o: { name: string; schema: string; rules?: string; ontology?: string; policy?: string }): Promise<void> {
   const def = validateProjectDefinition({

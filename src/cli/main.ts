@@ -3,12 +3,12 @@ import { ConfigError, loadConfig, databaseUrlOf, type Config } from '../clients/
 import { getLogger } from '../clients/logger';
 import { MissingToolError } from '../infra/binaries';
 import { ProjectSpecError } from '../qc/compliance';
-import { CliError, cliActor, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
+import { CliError, cliActor, cliRegistryActor, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
 import { runDemo, startDev, waitForInterrupt } from './demo';
 import { clusterDown, clusterStatus, clusterUp } from './cluster';
 import { checkModelVersion, registerModelFiles } from '../models/register';
-import { getModelVersion, listModelVersions } from '../store/models';
-import { aliasesOf, LifecycleError, lineage, modelEvents, moveStage, setAlias } from '../store/model-lifecycle';
+import { ModelRegistryService, RegistryError } from '../models/registry-service';
+import type { Actor } from '../review/decisions';
 import { rolloutStatus } from '../store/rollout';
 import { isStage, STAGES, type Stage } from '../models/lifecycle';
 import { AuthError, issueToken, parseModelRole, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
@@ -151,18 +151,20 @@ model.command('register').description('upload an ONNX model (and its tokenizer.j
   .requiredOption('--manifest <manifest.json>', '{labels: [...], output?, adapter: {kind: text|image|features, ...}} (see docs/pipeline.md, layer 3)')
   .option('--tokenizer <tokenizer.json>', 'Hugging Face tokenizer.json, for text models')
   .option('--golden <golden.jsonl>', 'golden inputs kept with the version (needed by the quantization workflow)')
+  .option('--metadata <metadata.json>', 'what the tenant records about the version (a JSON object), checked against its metadata schema')
   .option('--tenant <t>', 'tenant', 'default')
-  .action((o: { name: string; version: string; file: string; manifest: string; tokenizer?: string; golden?: string; tenant: string }) =>
-    withServices(async (s) => {
-      const v = await registerModelFiles(s.pool, s.store, o, { tenant: o.tenant, name: o.name, version: o.version }, 'cli').catch((err: Error) => { throw new CliError(err.message); });
+  .action((o: { name: string; version: string; file: string; manifest: string; tokenizer?: string; golden?: string; metadata?: string; tenant: string }) =>
+    registryCommand(async (s, registry, actor) => {
+      registry.mayPublish(actor, o.tenant);
+      const v = await registerModelFiles(s.pool, s.store, o, { tenant: o.tenant, name: o.name, version: o.version }, actor.user).catch((err: Error) => { throw new CliError(err.message); });
       process.stdout.write(`registered ${v.id}  sha256 ${v.sha256}  ${v.bytes} bytes  s3://${s.cfg.minio.bucket}/${v.objectKey}\n`);
     }));
 model.command('list').description('registered model versions')
   .option('--name <name>', 'only this model').option('--tenant <tenant>', 'only this tenant')
   .option('--stage <stage>', `only this stage (${STAGES.join(', ')})`, (v) => stageOf(v)).option('--alias <alias>', 'only the version an alias names (production, candidate, …)')
   .action((o: { name?: string; tenant?: string; stage?: Stage; alias?: string }) =>
-    withServices(async (s) => {
-      const rows = await listModelVersions(s.pool, o);
+    registryCommand(async (_s, registry, actor) => {
+      const rows = await registry.list(actor, o);
       if (rows.length === 0) process.stdout.write('no model versions match: qcflow model register --name NAME --version V --file model.onnx --manifest manifest.json\n');
       for (const v of rows) process.stdout.write(`${v.id}\t${v.stage}\t${v.status}\t${v.precision}\t${v.manifest.adapter.kind}\t${v.manifest.labels.length} labels\t${v.sha256.slice(0, 12)}\t${v.createdAt.toISOString()}\n`);
     }));
@@ -172,47 +174,71 @@ function stageOf(v: string): Stage {
   return v;
 }
 
-/** A lifecycle command: runs `fn` and turns a refused transition into the CLI's error with its reason. */
-const lifecycle = (fn: (s: Services) => Promise<void>) => withServices(async (s) => {
+/**
+ * A registry command runs as the registry's API would for the same principal (cliRegistryActor): another
+ * tenant's models are not found, roles limit what moves. A refusal becomes the CLI's error, fields named.
+ */
+const registryCommand = (fn: (s: Services, registry: ModelRegistryService, actor: Actor) => Promise<void>) => withServices(async (s) => {
+  const actor = cliRegistryActor(s.cfg);
   try {
-    await fn(s);
+    await fn(s, new ModelRegistryService(s.pool), actor);
   } catch (err) {
-    if (err instanceof LifecycleError) throw new CliError(err.message);
+    if (err instanceof RegistryError) throw new CliError(`${err.message}${err.status === 404 && actor.tenant ? ` (QCFLOW_TOKEN limits this CLI to tenant ${actor.tenant})` : ''}`);
     throw err;
   }
 });
 
 model.command('show').description('a version with its stage, aliases of its model and its lifecycle events, as JSON')
   .argument('<id>', 'tenant/name/version')
-  .action((id: string) => lifecycle(async (s) => {
-    const v = await getModelVersion(s.pool, id);
-    if (!v) throw new CliError(`model version ${id} does not exist; see qcflow model list`);
-    process.stdout.write(`${JSON.stringify({ ...v, aliases: await aliasesOf(s.pool, v.tenant, v.name), events: await modelEvents(s.pool, id) }, null, 2)}\n`);
+  .action((id: string) => registryCommand(async (_s, registry, actor) => {
+    process.stdout.write(`${JSON.stringify(await registry.show(actor, id), null, 2)}\n`);
   }));
 model.command('promote').description('move a version to its next stage (registered → validated → canary → production; production moves the production alias)')
   .argument('<id>', 'tenant/name/version').requiredOption('--to <stage>', STAGES.join(', '), (v) => stageOf(v)).requiredOption('--reason <text>', 'why, for the event log')
-  .action((id: string, o: { to: Stage; reason: string }) => lifecycle(async (s) => {
-    const r = await moveStage(s.pool, id, o.to, cliActor(), o.reason);
+  .action((id: string, o: { to: Stage; reason: string }) => registryCommand(async (_s, registry, actor) => {
+    const r = await registry.moveStage(actor, id, o.to, o.reason);
     process.stdout.write(`${id}: ${r.from} → ${r.to}\n`);
   }));
 model.command('archive').description('archive a version (its aliases are removed; nothing returns from archived)')
   .argument('<id>', 'tenant/name/version').requiredOption('--reason <text>', 'why, for the event log')
-  .action((id: string, o: { reason: string }) => lifecycle(async (s) => {
-    const r = await moveStage(s.pool, id, 'archived', cliActor(), o.reason);
+  .action((id: string, o: { reason: string }) => registryCommand(async (_s, registry, actor) => {
+    const r = await registry.moveStage(actor, id, 'archived', o.reason);
     process.stdout.write(`${id}: ${r.from} → archived\n`);
   }));
 model.command('alias').description('point an alias of the version\'s model at it (moves atomically)')
   .argument('<id>', 'tenant/name/version').requiredOption('--alias <alias>', 'production, candidate, or any name').requiredOption('--reason <text>', 'why, for the event log')
-  .action((id: string, o: { alias: string; reason: string }) => lifecycle(async (s) => {
-    await setAlias(s.pool, id, o.alias, cliActor(), o.reason);
+  .action((id: string, o: { alias: string; reason: string }) => registryCommand(async (_s, registry, actor) => {
+    await registry.setAlias(actor, id, o.alias, o.reason);
     process.stdout.write(`${o.alias} → ${id}\n`);
+  }));
+model.command('metadata').description('replace a version\'s metadata (checked against its tenant\'s metadata schema; recorded as a model event)')
+  .argument('<id>', 'tenant/name/version').requiredOption('--file <metadata.json>', 'a JSON object').requiredOption('--reason <text>', 'why, for the event log')
+  .action((id: string, o: { file: string; reason: string }) => registryCommand(async (_s, registry, actor) => {
+    await registry.setMetadata(actor, id, readJsonFile(o.file, 'metadata'), o.reason);
+    process.stdout.write(`${id}: metadata replaced\n`);
+  }));
+const schema = model.command('schema').description('the JSON Schema (draft 2020-12) a tenant requires of its versions\' metadata');
+schema.command('show').requiredOption('--tenant <t>', 'tenant')
+  .action((o: { tenant: string }) => registryCommand(async (_s, registry, actor) => {
+    const r = await registry.metadataSchema(actor, o.tenant);
+    process.stdout.write(r.schema ? `${JSON.stringify(r.schema, null, 2)}\n` : `tenant ${o.tenant} has no metadata schema: any JSON object is taken (set one with qcflow model schema set --tenant ${o.tenant} --file schema.json)\n`);
+  }));
+schema.command('set').description('set the tenant\'s schema (admin); versions already registered keep their metadata, and those that do not fit are listed')
+  .requiredOption('--tenant <t>', 'tenant').option('--file <schema.json>', 'a JSON Schema with "type": "object"').option('--remove', 'remove the schema: any object is taken again', false)
+  .action((o: { tenant: string; file?: string; remove: boolean }) => registryCommand(async (_s, registry, actor) => {
+    if (!o.file === !o.remove) throw new CliError('give either --file schema.json or --remove');
+    const r = await registry.setMetadataSchema(actor, o.tenant, o.file ? readJsonFile(o.file, 'schema') as Record<string, unknown> : null);
+    process.stdout.write(`tenant ${o.tenant}: metadata schema ${o.file ? 'set' : 'removed'}\n`);
+    if (r.nonConforming.length) process.stdout.write(`${r.nonConforming.length} registered version(s) do not fit it (fix with qcflow model metadata ID --file …): ${r.nonConforming.join(', ')}\n`);
   }));
 model.command('rollout').description('start the modelRollout workflow: ramp a validated candidate against a project\'s control through its layer-3 flag; promote or roll back on its own')
   .argument('<candidate>', 'candidate version id, tenant/name/version').requiredOption('--project <id>', 'project whose qcPolicy.layer3.rollout.flag splits the samples')
   .option('--steps <shares>', 'candidate shares, ending at 1', (v) => v.split(',').map(Number), [0.05, 0.25, 0.5, 1])
   .option('--min-per-arm <n>', 'outcomes each arm needs before a verdict', positiveInt, 200)
   .option('--margin <m>', 'how far below the control the candidate may be (agreement)', Number, 0.01)
-  .action((candidate: string, o: { project: string; steps: number[]; minPerArm: number; margin: number }) => lifecycle(async (s) => {
+  .action((candidate: string, o: { project: string; steps: number[]; minPerArm: number; margin: number }) => registryCommand(async (s, registry, actor) => {
+    // The rollout ends by moving production: whoever starts it must be allowed to.
+    registry.mayPromote(actor, (await registry.show(actor, candidate)).tenant, candidate);
     const project = await getProject(s.pool, o.project);
     const flag = project && resolvePolicy(project.qcPolicy).layer3.rollout?.flag;
     if (!flag) throw new CliError(`project ${o.project} has no layer-3 rollout flag: set qcPolicy.layer3.rollout.flag first`);
@@ -225,7 +251,7 @@ model.command('rollout').description('start the modelRollout workflow: ramp a va
   }));
 model.command('rollout-status').description('a project\'s gray release: per-arm layer-3 outcomes, the sample-ratio check and the sequential verdict (promote / rollback / continue)')
   .requiredOption('--project <id>', 'project id').option('--json', 'print JSON', false)
-  .action((o: { project: string; json: boolean }) => lifecycle(async (s) => {
+  .action((o: { project: string; json: boolean }) => withServices(async (s) => {
     const project = await getProject(s.pool, o.project);
     if (!project) throw new CliError(`project ${o.project} does not exist`);
     const flag = resolvePolicy(project.qcPolicy).layer3.rollout?.flag;
@@ -234,16 +260,15 @@ model.command('rollout-status').description('a project\'s gray release: per-arm 
     if (o.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     const pct = (k: number, n: number): string => (n ? `${((k / n) * 100).toFixed(1)}%` : '–');
     for (const a of r.arms) {
-      process.stdout.write(`${a.variant}\t${a.models.join('+')}\tjudged ${a.n}\tagreed ${pct(a.agreed, a.n)}\tfailed ${a.failed}\treviewed ${a.reviewed}\toverturned ${pct(a.overturned, a.reviewed)}\n`);
+      process.stdout.write(`${a.variant}\t${a.models.join('+')}\tjudged ${a.n}\tagreed ${pct(a.agreed, a.n)}\tfailed ${a.failed}\treviewed ${a.reviewed}\toverturned ${pct(a.overturned, a.reviewed)}\tp95 ${a.latencyP95Ms === null ? '–' : `${a.latencyP95Ms.toFixed(3)} ms`} per sample\n`);
     }
     process.stdout.write(`sample ratio: ${r.srm ? `p ${r.srm.p.toExponential(2)}${r.srm.p < 0.001 ? ' — MISMATCH: the split is broken; hold the rollout' : ''}` : 'n/a'}\n`);
     process.stdout.write(`verdict: ${r.verdict ? `${r.verdict.decision} (${r.verdict.why})` : 'needs a control and a candidate arm with outcomes'}\n`);
   }));
 model.command('lineage').description('ancestors and descendants of a version (quantized from, fine-tuned from) and the projects and releases it scored, as JSON')
   .argument('<id>', 'tenant/name/version')
-  .action((id: string) => lifecycle(async (s) => {
-    if (!(await getModelVersion(s.pool, id))) throw new CliError(`model version ${id} does not exist; see qcflow model list`);
-    process.stdout.write(`${JSON.stringify(await lineage(s.pool, id), null, 2)}\n`);
+  .action((id: string) => registryCommand(async (_s, registry, actor) => {
+    process.stdout.write(`${JSON.stringify(await registry.lineage(actor, id), null, 2)}\n`);
   }));
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
@@ -308,7 +333,9 @@ model.command('quantize-job').description('run the modelQuantization workflow on
   .option('--priority <1-5>', 'Temporal priority key: 1 runs before queued background jobs (default 3)', positiveInt, 3)
   .option('--no-wait', 'return once started')
   .action((o: { model: string; top1: number; cosine: number; methods?: string[]; blockSize: number; priority: number; wait: boolean }) =>
-    withServices(async (s) => {
+    registryCommand(async (s, registry, actor) => {
+      // The job registers children in the version's tenant.
+      registry.mayPublish(actor, (await registry.show(actor, o.model)).tenant);
       if (o.priority > 5) throw new CliError('--priority must be 1 (most urgent) to 5');
       const bad = (o.methods ?? []).filter((m) => !(METHODS as readonly string[]).includes(m));
       if (bad.length) throw new CliError(`--methods ${bad.join(', ')}: use ${METHODS.join(', ')}`);
@@ -345,7 +372,8 @@ model.command('check').description('regression check of a registered version: sh
   .option('--tolerance <x>', 'largest absolute output difference accepted', Number, 1e-4)
   .option('--providers <list>', 'execution providers, e.g. cuda,cpu', list, ['cpu'])
   .action((o: { model: string; tolerance: number; providers: string[] }) =>
-    withServices(async (s) => {
+    registryCommand(async (s, registry, actor) => {
+      await registry.show(actor, o.model);
       const r = await checkModelVersion(s.pool, s.store, o.model, { providers: o.providers }).catch((err: Error) => { throw new CliError(err.message); });
       process.stdout.write(`${JSON.stringify({ ...r, tolerance: o.tolerance, ok: r.maxAbsError <= o.tolerance }, null, 2)}\n`);
       if (r.maxAbsError > o.tolerance) throw new CliError(`${o.model}: outputs drifted by up to ${r.maxAbsError} (> ${o.tolerance}) from those stored at registration`);

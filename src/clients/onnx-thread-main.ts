@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { transferables, type PlainTensor, type TensorType, type ThreadRequest, type ThreadResponse, type ThreadValue } from './onnx-thread-protocol';
+import { transferables, type PlainTensor, type RunResult, type TensorType, type ThreadRequest, type ThreadResponse, type ThreadValue } from './onnx-thread-protocol';
 
 const port = parentPort;
 if (!port) throw new Error('onnx-thread-main runs as a worker thread; import src/clients/onnx-thread instead');
@@ -30,10 +30,12 @@ async function handle(req: ThreadRequest): Promise<{ value: ThreadValue; transfe
     case 'run': {
       const feeds: Record<string, ort.Tensor> = {};
       for (const [name, t] of Object.entries(req.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, [...t.dims]);
+      const started = performance.now();
       const result = await session(req.session).run(feeds, req.fetches);
+      const computeMs = performance.now() - started;
       const out: Record<string, PlainTensor> = {};
       for (const [name, t] of Object.entries(result)) out[name] = { type: t.type as TensorType, data: t.data as PlainTensor['data'], dims: [...t.dims] };
-      return { value: out, transfer: transferables(Object.values(out)) };
+      return { value: { outputs: out, computeMs } satisfies RunResult, transfer: transferables(Object.values(out)) };
     }
     case 'release': {
       const s = sessions.get(req.session);

@@ -21,7 +21,13 @@ export interface CreatedSession {
   outputNames: string[];
 }
 
-export type ThreadValue = CreatedSession | Record<string, PlainTensor> | null;
+/** A run's outputs and how long onnxruntime computed them on its thread (not counting the wait in its queue). */
+export interface RunResult {
+  outputs: Record<string, PlainTensor>;
+  computeMs: number;
+}
+
+export type ThreadValue = CreatedSession | RunResult | null;
 
 export type ThreadResponse =
   | { id: number; ok: true; value: ThreadValue }

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { transferables, type CreatedSession, type PlainTensor, type ThreadRequest, type ThreadResponse, type ThreadValue } from './onnx-thread-protocol';
+import { transferables, type CreatedSession, type PlainTensor, type RunResult, type ThreadRequest, type ThreadResponse, type ThreadValue } from './onnx-thread-protocol';
 
-export type { PlainTensor } from './onnx-thread-protocol';
+export type { PlainTensor, RunResult } from './onnx-thread-protocol';
 
 /** Omit distributed over the union, so each request keeps its own fields. */
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -16,9 +16,10 @@ export interface ThreadSession {
   readonly alive: boolean;
   /**
    * Runs the model off the main thread. The feeds' buffers move to that thread (no copy of a batch of
-   * images), so they are unusable here afterwards.
+   * images), so they are unusable here afterwards. `computeMs` is the thread's own time in onnxruntime, so a
+   * run queued behind another is not charged for the wait.
    */
-  run(feeds: Record<string, PlainTensor>, fetches: string[]): Promise<Record<string, PlainTensor>>;
+  run(feeds: Record<string, PlainTensor>, fetches: string[]): Promise<RunResult>;
   release(): Promise<void>;
 }
 
@@ -53,7 +54,7 @@ export class OrtThread {
       },
       run: async (feeds, fetches) => {
         if (!alive()) throw new OrtThreadExited(`onnxruntime session ${created.session} is gone (released, or its thread exited); load the model again`);
-        return (await this.call({ op: 'run', session: created.session, feeds, fetches }, transferables(Object.values(feeds)))) as Record<string, PlainTensor>;
+        return (await this.call({ op: 'run', session: created.session, feeds, fetches }, transferables(Object.values(feeds)))) as RunResult;
       },
       release: async () => {
         if (!alive()) return;

@@ -41,6 +41,32 @@ export function registerModelsApi(app: FastifyInstance, deps: ServerDeps & { mod
     },
   }, async (req) => models.moveStage(bearerActor(deps, req), idOf(req.params), req.body.to, req.body.reason));
 
+  app.put<{ Params: VersionParams; Body: { metadata: Record<string, unknown>; reason: string } }>('/api/models/:tenant/:name/:version/metadata', {
+    schema: {
+      tags, summary: 'Replace a version\'s metadata; checked against its tenant\'s metadata schema (422 names each field and rule); publisher or admin',
+      params: versionParams,
+      body: { type: 'object', required: ['metadata', 'reason'], additionalProperties: false, properties: { metadata: { type: 'object' }, reason: { type: 'string', minLength: 1, maxLength: 2000 } } },
+      response: { ...errors, 422: errorResponse },
+    },
+  }, async (req) => {
+    await models.setMetadata(bearerActor(deps, req), idOf(req.params), req.body.metadata, req.body.reason);
+    return { ok: true };
+  });
+
+  const tenantParams = { type: 'object', required: ['tenant'], properties: { tenant: versionParams.properties.tenant } } as const;
+  app.get<{ Params: { tenant: string } }>('/api/tenants/:tenant/metadata-schema', {
+    schema: { tags, summary: 'The JSON Schema a tenant requires of its versions\' metadata (null: any object)', params: tenantParams, response: { ...errors } },
+  }, async (req) => models.metadataSchema(bearerActor(deps, req), req.params.tenant));
+
+  app.put<{ Params: { tenant: string }; Body: { schema: Record<string, unknown> | null } }>('/api/tenants/:tenant/metadata-schema', {
+    schema: {
+      tags, summary: 'Set (null: remove) the tenant\'s metadata schema (admin); answers which registered versions do not fit it',
+      params: tenantParams,
+      body: { type: 'object', required: ['schema'], additionalProperties: false, properties: { schema: { type: ['object', 'null'] } } },
+      response: { ...errors, 422: errorResponse },
+    },
+  }, async (req) => models.setMetadataSchema(bearerActor(deps, req), req.params.tenant, req.body.schema));
+
   app.put<{ Params: VersionParams & { alias: string }; Body: { reason: string } }>('/api/models/:tenant/:name/:version/aliases/:alias', {
     schema: {
       tags, summary: 'Point an alias of the model at this version, atomically (production: admin)',

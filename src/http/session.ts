@@ -29,7 +29,7 @@ export interface ServerDeps {
 export function describeError(err: Error & { validation?: unknown; statusCode?: number }): { status: number; message: string; findings?: unknown } {
   if (err instanceof AuthError) return { status: 401, message: err.message };
   if (err instanceof ReviewError) return { status: err.status, message: err.message, findings: err.findings };
-  if (err instanceof RegistryError) return { status: err.status, message: err.message };
+  if (err instanceof RegistryError) return { status: err.status, message: err.message, findings: err.findings };
   // Schema validation: fastify's message names the field and the rule (`body/decision must be equal to one of the allowed values`).
   if (err.validation) return { status: 400, message: err.message };
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return { status: err.statusCode, message: err.message };

@@ -29,6 +29,20 @@ export function denyStage(actor: Actor, tenant: string, what: string, to: Stage)
   return { status: 403, message: `moving a version to ${to} needs the registry role ${ADMIN_STAGES.includes(to) ? 'admin' : 'publisher or admin'}; yours is ${actor.modelRole}` };
 }
 
+/** Registering versions and editing their metadata: publishers and admins of the tenant. */
+export function denyPublish(actor: Actor, tenant: string, what: string): RegistryDenial {
+  if (!visibleTenant(actor, tenant)) return notFound(what);
+  if (actor.modelRole === 'admin' || actor.modelRole === 'publisher') return undefined;
+  return { status: 403, message: `${what}: registering versions and editing their metadata needs the registry role publisher or admin; yours is ${actor.modelRole}` };
+}
+
+/** A tenant's metadata schema binds everyone who publishes in it: admins only. */
+export function denyTenantAdmin(actor: Actor, tenant: string, what: string): RegistryDenial {
+  if (!visibleTenant(actor, tenant)) return notFound(what);
+  if (actor.modelRole === 'admin') return undefined;
+  return { status: 403, message: `${what}: changing it needs the registry role admin; yours is ${actor.modelRole}` };
+}
+
 export function denyAlias(actor: Actor, tenant: string, what: string, alias: string): RegistryDenial {
   if (!visibleTenant(actor, tenant)) return notFound(what);
   if (actor.modelRole === 'admin' || (actor.modelRole === 'publisher' && alias !== 'production')) return undefined;

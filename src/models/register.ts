@@ -8,6 +8,8 @@ import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../sto
 import { goldenOutputs, outputDrift, parseGoldenJsonl, type GoldenOutput } from '../quantize/evaluate';
 import { getObjectBuffer, getObjectText } from '../clients/minio';
 import { getModelVersion } from '../store/models';
+import { metadataSchemaOf } from '../store/model-metadata';
+import { checkMetadata } from './metadata';
 
 export interface RegisterModelInput {
   tenant?: string;
@@ -21,6 +23,8 @@ export interface RegisterModelInput {
   /** Golden inputs as JSONL (see `qcflow model evaluate`), kept beside the model. */
   golden?: string;
   metrics?: Record<string, unknown>;
+  /** Checked against the tenant's metadata schema before anything is uploaded. */
+  metadata?: unknown;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -35,6 +39,7 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   for (const [field, v] of [['tenant', tenant], ['name', input.name], ['version', input.version]] as const) {
     if (!NAME.test(v)) throw new Error(`model ${field} ${JSON.stringify(v)} must match ${NAME.source}`);
   }
+  const metadata = checkMetadata(input.metadata ?? {}, await metadataSchemaOf(pool, tenant), tenant);
   const manifest: ModelManifest = parseModelManifest(input.manifest);
   if (manifest.adapter.kind === 'text' && !input.tokenizer) throw new Error('a text model needs its tokenizer.json (--tokenizer)');
   const graph = decodeModel(input.onnx).graph!;
@@ -63,11 +68,11 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   return insertModelVersion(pool, {
     id: modelVersionId(tenant, input.name, input.version), tenant, name: input.name, version: input.version, sha256,
     objectKey: `${prefix}/model.onnx`, bytes: input.onnx.byteLength, manifest, tokenizerKey, tokenizerSha256,
-    precision: input.precision ?? 'fp32', parentId: input.parentId ?? null, goldenKey, metrics: input.metrics ?? {},
+    precision: input.precision ?? 'fp32', parentId: input.parentId ?? null, goldenKey, metrics: input.metrics ?? {}, metadata,
   }, actor);
 }
 
-export async function registerModelFiles(pool: Pool, store: ObjectStore, files: { file: string; manifest: string; tokenizer?: string; golden?: string }, meta: Omit<RegisterModelInput, 'onnx' | 'manifest' | 'tokenizer'>, actor: string): Promise<ModelVersionRow> {
+export async function registerModelFiles(pool: Pool, store: ObjectStore, files: { file: string; manifest: string; tokenizer?: string; golden?: string; metadata?: string }, meta: Omit<RegisterModelInput, 'onnx' | 'manifest' | 'tokenizer' | 'metadata'>, actor: string): Promise<ModelVersionRow> {
   const readJson = async (p: string): Promise<Record<string, unknown>> => {
     try {
       return JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>;
@@ -81,6 +86,7 @@ export async function registerModelFiles(pool: Pool, store: ObjectStore, files: 
     manifest: await readJson(files.manifest),
     tokenizer: files.tokenizer ? await readJson(files.tokenizer) : undefined,
     golden: files.golden ? await readFile(files.golden, 'utf8') : undefined,
+    metadata: files.metadata ? await readJson(files.metadata) : undefined,
   }, actor);
 }
 

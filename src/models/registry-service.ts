@@ -2,13 +2,15 @@ import type { Pool } from 'pg';
 import type { Actor } from '../review/decisions';
 import { getModelVersion, listModelVersions, type ModelVersionRow } from '../store/models';
 import { aliasesOf, LifecycleError, lineage, modelEvents, moveStage, setAlias, type Lineage, type ModelEvent } from '../store/model-lifecycle';
-import { denyAlias, denyRead, denyStage, visibleTenant, type RegistryDenial } from './access';
+import { denyAlias, denyPublish, denyRead, denyStage, denyTenantAdmin, visibleTenant, type RegistryDenial } from './access';
+import { MetadataError } from './metadata';
+import { metadataSchemaOf, setMetadataSchema, setVersionMetadata } from '../store/model-metadata';
 import type { Stage } from './lifecycle';
 
 /** A refused registry request: `status` is the HTTP status; the message says what to do. */
 export class RegistryError extends Error {
   override name = 'RegistryError';
-  constructor(readonly status: 400 | 403 | 404 | 409, message: string) {
+  constructor(readonly status: 400 | 403 | 404 | 409 | 422, message: string, readonly findings?: MetadataError['problems']) {
     super(message);
   }
 }
@@ -17,7 +19,7 @@ const refuse = (d: RegistryDenial): void => {
   if (d) throw new RegistryError(d.status, d.message);
 };
 
-/** Model registry operations for the API: one place for tenant isolation and registry roles. */
+/** Model registry operations for the API and the CLI: one place for tenant isolation and registry roles. */
 export class ModelRegistryService {
   constructor(private readonly pool: Pool) {}
 
@@ -59,11 +61,39 @@ export class ModelRegistryService {
     await this.lifecycle(() => setAlias(this.pool, id, alias, actor.user, reason));
   }
 
+  /** Who may register into `tenant`: refuses others (404 for an invisible tenant) before anything is uploaded. */
+  mayPublish(actor: Actor, tenant: string): void {
+    refuse(denyPublish(actor, tenant, `tenant ${tenant}`));
+  }
+
+  /** Who may start a rollout of `id`: it ends by moving production, so a registry admin of its tenant. */
+  mayPromote(actor: Actor, tenant: string, id: string): void {
+    refuse(denyStage(actor, tenant, `model version ${id}`, 'production'));
+  }
+
+  async setMetadata(actor: Actor, id: string, metadata: unknown, reason: string): Promise<void> {
+    const v = await this.version(actor, id);
+    refuse(denyPublish(actor, v.tenant, `model version ${id}`));
+    await this.lifecycle(() => setVersionMetadata(this.pool, id, metadata, actor.user, reason));
+  }
+
+  async metadataSchema(actor: Actor, tenant: string): Promise<{ tenant: string; schema: Record<string, unknown> | null }> {
+    refuse(denyRead(actor, tenant, `tenant ${tenant}`));
+    return { tenant, schema: (await metadataSchemaOf(this.pool, tenant)) ?? null };
+  }
+
+  /** Sets (null: removes) the tenant's metadata schema; says which registered versions it leaves out. */
+  async setMetadataSchema(actor: Actor, tenant: string, schema: Record<string, unknown> | null): Promise<{ nonConforming: string[] }> {
+    refuse(denyTenantAdmin(actor, tenant, `the metadata schema of tenant ${tenant}`));
+    return this.lifecycle(() => setMetadataSchema(this.pool, tenant, schema, actor.user));
+  }
+
   private async lifecycle<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
       if (err instanceof LifecycleError) throw new RegistryError(409, err.message);
+      if (err instanceof MetadataError) throw new RegistryError(422, err.message, err.problems);
       throw err;
     }
   }

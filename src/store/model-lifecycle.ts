@@ -11,7 +11,7 @@ export class LifecycleError extends Error {
 
 export interface ModelEvent {
   versionId: string;
-  kind: 'stage' | 'alias';
+  kind: 'stage' | 'alias' | 'metadata';
   from: string | null;
   to: string;
   actor: string;
@@ -19,7 +19,7 @@ export interface ModelEvent {
   at: Date;
 }
 
-async function event(c: PoolClient, e: Omit<ModelEvent, 'at'>): Promise<void> {
+export async function recordModelEvent(c: PoolClient, e: Omit<ModelEvent, 'at'>): Promise<void> {
   await c.query('INSERT INTO model_events (version_id, kind, from_value, to_value, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)', [e.versionId, e.kind, e.from, e.to, e.actor, e.reason]);
 }
 
@@ -35,7 +35,7 @@ async function moveAliasIn(c: PoolClient, versionId: string, alias: string, acto
      ON CONFLICT (tenant, name, alias) DO UPDATE SET version_id = EXCLUDED.version_id, updated_by = EXCLUDED.updated_by, updated_at = now()`,
     [v.tenant, v.name, alias, versionId, actor],
   );
-  await event(c, { versionId, kind: 'alias', from: before?.version_id ?? null, to: alias, actor, reason });
+  await recordModelEvent(c, { versionId, kind: 'alias', from: before?.version_id ?? null, to: alias, actor, reason });
 }
 
 /**
@@ -50,11 +50,11 @@ export async function moveStage(pool: Pool, versionId: string, to: Stage, actor:
     const problem = transitionProblem(v.stage, to);
     if (problem) throw new LifecycleError(`${versionId}: ${problem}`);
     await c.query('UPDATE model_versions SET stage = $2 WHERE id = $1', [versionId, to]);
-    await event(c, { versionId, kind: 'stage', from: v.stage, to, actor, reason });
+    await recordModelEvent(c, { versionId, kind: 'stage', from: v.stage, to, actor, reason });
     if (to === 'production') await moveAliasIn(c, versionId, 'production', actor, reason);
     if (to === 'archived') {
       const named = await c.query<{ alias: string }>('DELETE FROM model_aliases WHERE version_id = $1 RETURNING alias', [versionId]);
-      for (const a of named.rows) await event(c, { versionId, kind: 'alias', from: versionId, to: `${a.alias} (removed)`, actor, reason: `${reason} (archived: its aliases go)` });
+      for (const a of named.rows) await recordModelEvent(c, { versionId, kind: 'alias', from: versionId, to: `${a.alias} (removed)`, actor, reason: `${reason} (archived: its aliases go)` });
     }
     return { from: v.stage, to };
   });
@@ -71,7 +71,7 @@ export async function aliasesOf(db: Db, tenant: string, name: string): Promise<R
 }
 
 export async function modelEvents(db: Db, versionId: string): Promise<ModelEvent[]> {
-  const { rows } = await db.query<{ version_id: string; kind: 'stage' | 'alias'; from_value: string | null; to_value: string; actor: string; reason: string; at: Date }>(
+  const { rows } = await db.query<{ version_id: string; kind: ModelEvent['kind']; from_value: string | null; to_value: string; actor: string; reason: string; at: Date }>(
     'SELECT version_id, kind, from_value, to_value, actor, reason, at FROM model_events WHERE version_id = $1 ORDER BY id', [versionId],
   );
   return rows.map((r) => ({ versionId: r.version_id, kind: r.kind, from: r.from_value, to: r.to_value, actor: r.actor, reason: r.reason, at: r.at }));

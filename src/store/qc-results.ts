@@ -181,9 +181,19 @@ export async function writeLayer4Results(c: PoolClient, rows: Array<{ id: string
 }
 
 /** What layer 3 reads of the batch's unscored samples: payload, media and layer 2's consensus classes, in id order after `after`. */
-export async function unscoredPage(db: Db, project: string, batchId: string, after: string, limit: number): Promise<Array<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>> {
-  const { rows } = await db.query<{ id: string; payload: unknown; media: MediaRef[]; consensus: string[] | null }>(
-    `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus
+export interface UnscoredSample {
+  id: string;
+  payload: unknown;
+  media: MediaRef[];
+  consensus: string[] | null;
+  /** Who annotated it, in submission order: part of a gray release's evaluation context. */
+  annotators: string[];
+}
+
+export async function unscoredPage(db: Db, project: string, batchId: string, after: string, limit: number): Promise<UnscoredSample[]> {
+  const { rows } = await db.query<UnscoredSample>(
+    `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus,
+            ARRAY(SELECT a.annotator FROM annotations a WHERE a.sample_id = s.id ORDER BY a.ordinal) AS annotators
      FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
      LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
      WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND s.id > $4

@@ -20,6 +20,8 @@ export interface ArmOutcome {
    * found the labels wrong, or it disagreed and the reviewer approved them.
    */
   overturned: number;
+  /** 95th percentile over the arm's judged samples of onnxruntime's compute time per sample (ms); null before any. */
+  latencyP95Ms: number | null;
 }
 
 export interface RolloutStatus {
@@ -33,19 +35,20 @@ export interface RolloutStatus {
 
 /** Per-arm layer-3 outcomes of a project's gray release (results tagged with the flag by scorePlausibility), and what the statistics say. */
 export async function rolloutStatus(pool: Pool, project: string, flag: string, o = { margin: 0.01, minPerArm: 200 }): Promise<RolloutStatus> {
-  const { rows } = await pool.query<{ arm: string; models: string[]; n: string; agreed: string; failed: string; reviewed: string; overturned: string }>(
+  const { rows } = await pool.query<{ arm: string; models: string[]; n: string; agreed: string; failed: string; reviewed: string; overturned: string; latency_p95: number | null }>(
     `SELECT q.details->>'arm' AS arm, array_agg(DISTINCT q.model_version) AS models,
             count(*) FILTER (WHERE q.score IS NOT NULL) AS n, count(*) FILTER (WHERE q.score IS NOT NULL AND q.passed) AS agreed,
             count(*) FILTER (WHERE q.score IS NULL) AS failed,
             count(*) FILTER (WHERE q.score IS NOT NULL AND r.decision IN ('approve', 'correct', 'reject')) AS reviewed,
-            count(*) FILTER (WHERE q.score IS NOT NULL AND ((q.passed AND r.decision IN ('correct', 'reject')) OR (NOT q.passed AND r.decision = 'approve'))) AS overturned
+            count(*) FILTER (WHERE q.score IS NOT NULL AND ((q.passed AND r.decision IN ('correct', 'reject')) OR (NOT q.passed AND r.decision = 'approve'))) AS overturned,
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY (q.details->>'inferenceMs')::float8) AS latency_p95
      FROM qc_results q JOIN samples s ON s.id = q.sample_id
      LEFT JOIN LATERAL (SELECT t.decision FROM review_tasks t WHERE t.sample_id = q.sample_id AND t.status = 'decided' ORDER BY t.round DESC LIMIT 1) r ON true
      WHERE s.project_id = $1 AND q.layer = 3 AND q.details->>'flag' = $2 GROUP BY 1 ORDER BY 1`, [project, flag],
   );
   const arms = rows.map((r) => ({
     variant: r.arm, models: r.models.filter(Boolean), n: Number(r.n), agreed: Number(r.agreed), failed: Number(r.failed),
-    reviewed: Number(r.reviewed), overturned: Number(r.overturned),
+    reviewed: Number(r.reviewed), overturned: Number(r.overturned), latencyP95Ms: r.latency_p95 === null ? null : +r.latency_p95.toFixed(4),
   }));
   const f = (await loadFlags(pool, [flag]))[0];
   const shares = f ? arms.map((a) => f.arms.find((x) => x.variant === a.variant)?.share ?? 0) : [];

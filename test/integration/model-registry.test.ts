@@ -19,7 +19,7 @@ const MANIFEST = { labels: ['a', 'b'], adapter: { kind: 'features', fields: ['/f
 async function version(tenant: string, name: string, v: string, parentId: string | null = null, precision = 'fp32'): Promise<ModelVersionRow> {
   return insertModelVersion(h.pool, {
     id: modelVersionId(tenant, name, v), tenant, name, version: v, sha256: createHash('sha256').update(`${tenant}/${name}/${v}`).digest('hex'),
-    objectKey: `models/${tenant}/${name}/${v}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision, parentId, goldenKey: null, metrics: {},
+    objectKey: `models/${tenant}/${name}/${v}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision, parentId, goldenKey: null, metrics: {}, metadata: {},
   }, 'test');
 }
 

@@ -5,7 +5,15 @@ import { issueToken } from '../../src/http/auth';
 import type { ModelRole } from '../../src/review/decisions';
 import type { ModelManifest } from '../../src/qc/inference/manifest';
 import { insertModelVersion, modelVersionId } from '../../src/store/models';
-import { harness, uid, type Harness } from './helpers';
+import { harness, REPO, uid, type Harness } from './helpers';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { registerModel } from '../../src/models/register';
+import type { MetadataError } from '../../src/models/metadata';
+import { bagOfWordsTextModel } from '../../src/onnx/reference-models';
 
 let h: Harness;
 before(async () => {
@@ -16,10 +24,15 @@ after(() => h.close());
 const MANIFEST = { labels: ['a', 'b'], adapter: { kind: 'features', fields: ['/features'] } } as unknown as ModelManifest;
 async function version(tenant: string, name: string, v: string, parentId: string | null = null): Promise<string> {
   const id = modelVersionId(tenant, name, v);
-  await insertModelVersion(h.pool, { id, tenant, name, version: v, sha256: createHash('sha256').update(id).digest('hex'), objectKey: `models/${id}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision: 'fp32', parentId, goldenKey: null, metrics: {} }, 'test');
+  await insertModelVersion(h.pool, { id, tenant, name, version: v, sha256: createHash('sha256').update(id).digest('hex'), objectKey: `models/${id}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision: 'fp32', parentId, goldenKey: null, metrics: {}, metadata: {} }, 'test');
   return id;
 }
 const token = (tenant: string | undefined, modelRole: ModelRole | undefined, user = 'u') => issueToken(h.cfg.http.jwtSecret!, { user, role: 'operator', ttlSeconds: 600, tenant, modelRole });
+async function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO, env: { ...process.env, QCFLOW_TOKEN: '', QCFLOW_LOG_LEVEL: 'silent', ...env } }).then(
+    (r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+}
 async function api(method: string, url: string, auth: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${h.server!.url}${url}`, { method, headers: { authorization: `Bearer ${auth}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -67,4 +80,84 @@ test('tenants: another tenant\'s models answer 404 on every registry path; regis
   // A registry admin without a tenant sees every tenant.
   const all = (await api('GET', '/api/models', token(undefined, 'admin'))).body.versions as Array<{ id: string }>;
   assert.ok(all.some((v) => v.id === theirs) && all.some((v) => v.id === mine));
+});
+
+test('metadata: a tenant\'s JSON Schema refuses non-conforming metadata naming field and rule (register, API, CLI); admins set it, others cannot see or touch it', async () => {
+  const a = `acme${uid()}`, b = `beta${uid()}`;
+  const schemaUrl = (t: string) => `/api/tenants/${t}/metadata-schema`;
+  const admin = token(a, 'admin', 'adm'), publisher = token(a, 'publisher', 'pub'), outsider = token(b, 'admin');
+  const old = await version(a, 'sent', '1');
+  const schema = {
+    type: 'object', required: ['dataset', 'owner'], additionalProperties: true,
+    properties: { dataset: { type: 'string', minLength: 1 }, owner: { type: 'string', format: 'email' }, accuracy: { type: 'number', minimum: 0, maximum: 1 } },
+  };
+  // Only the tenant's admin sets it; another tenant's admin does not find the tenant; a schema that is not one is refused.
+  assert.equal((await api('PUT', schemaUrl(a), publisher, { schema })).status, 403);
+  assert.equal((await api('PUT', schemaUrl(a), outsider, { schema })).status, 404);
+  assert.equal((await api('GET', schemaUrl(a), outsider)).status, 404);
+  const notASchema = await api('PUT', schemaUrl(a), admin, { schema: { type: 'object', properties: { x: { type: 'strnig' } } } });
+  assert.equal(notASchema.status, 422);
+  assert.match(String((notASchema.body.error as { message: string }).message), /does not compile/);
+  const set = await api('PUT', schemaUrl(a), admin, { schema });
+  assert.equal(set.status, 200);
+  assert.deepEqual(set.body.nonConforming, [old], 'versions registered before it that do not fit are named');
+  assert.deepEqual((await api('GET', schemaUrl(a), publisher)).body.schema, schema);
+
+  // Registration checks it before anything is uploaded.
+  const m = bagOfWordsTextModel({ cues: { pos: ['good'], neg: ['bad'] } });
+  const reg = (version: string, metadata: unknown, tenant = a) => registerModel(h.pool, h.store, { tenant, name: 'sent', version, onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer, metadata }, 'test');
+  await assert.rejects(reg('2', { owner: 'not-an-email', accuracy: 1.5 }), (err: MetadataError) => {
+    assert.deepEqual(err.problems.map((p) => [p.field, p.rule]).sort(), [['metadata/accuracy', 'schema.maximum'], ['metadata/dataset', 'schema.required'], ['metadata/owner', 'schema.format.email']]);
+    assert.match(err.message, /metadata\/dataset: is required \(schema\.required\)/);
+    return true;
+  });
+  assert.equal((await api('GET', `/api/models/${a}/sent/2`, admin)).status, 404, 'nothing was registered');
+  const ok = await reg('2', { dataset: 'reviews-2026-10', owner: 'ml@acme.example', accuracy: 0.91 });
+  assert.deepEqual(ok.metadata, { dataset: 'reviews-2026-10', owner: 'ml@acme.example', accuracy: 0.91 });
+  assert.deepEqual((await reg('1', { anything: true }, b)).metadata, { anything: true }, 'a tenant without a schema takes any object');
+
+  // Editing: checked the same way (422 with findings), recorded as an event with who and why.
+  const url = `/api/models/${ok.id}/metadata`;
+  const bad = await api('PUT', url, publisher, { metadata: { dataset: '' , owner: 'ml@acme.example' }, reason: 'typo' });
+  assert.equal(bad.status, 422);
+  assert.deepEqual((bad.body.error as { findings: Array<{ field: string; rule: string }> }).findings.map((f) => [f.field, f.rule]), [['metadata/dataset', 'schema.minLength']]);
+  assert.equal((await api('PUT', url, token(a, 'viewer'), { metadata: { dataset: 'x', owner: 'ml@acme.example' }, reason: 'x' })).status, 403);
+  assert.equal((await api('PUT', url, outsider, { metadata: { dataset: 'x', owner: 'ml@acme.example' }, reason: 'x' })).status, 404);
+  assert.equal((await api('PUT', url, publisher, { metadata: { dataset: 'reviews-2026-11', owner: 'ml@acme.example' }, reason: 'retrained on November' })).status, 200);
+  const shown = (await api('GET', `/api/models/${ok.id}`, publisher)).body as { metadata: Record<string, unknown>; events: Array<{ kind: string; actor: string; reason: string; to: string }> };
+  assert.deepEqual(shown.metadata, { dataset: 'reviews-2026-11', owner: 'ml@acme.example' });
+  assert.deepEqual(shown.events.filter((e) => e.kind === 'metadata').map((e) => [e.actor, e.reason, JSON.parse(e.to).dataset]), [['pub', 'retrained on November', 'reviews-2026-11']]);
+
+  // The CLI: the same check, the same words.
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-meta-')), 'm.json');
+  writeFileSync(file, JSON.stringify({ owner: 'ml@acme.example' }));
+  const refused = await cli({}, 'model', 'metadata', ok.id, '--file', file, '--reason', 'cli');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /metadata\/dataset: is required \(schema\.required\)/);
+});
+
+test('the CLI with a tenant-limited QCFLOW_TOKEN acts as that token: other tenants\' models are not found, roles gate moves; without one it is the operator', async () => {
+  const a = `acme${uid()}`, b = `beta${uid()}`;
+  const mine = await version(a, 'cli', '1');
+  const theirs = await version(b, 'cli', '1');
+  const as = (t: string) => ({ QCFLOW_TOKEN: t, QCFLOW_JWT_SECRET: h.cfg.http.jwtSecret! });
+  const viewer = as(token(a, 'viewer', 'vic'));
+  const listed = await cli(viewer, 'model', 'list');
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.ok(listed.stdout.includes(mine) && !listed.stdout.includes(theirs), listed.stdout);
+  for (const args of [['show', theirs], ['lineage', theirs], ['promote', theirs, '--to', 'validated', '--reason', 'x'], ['alias', theirs, '--alias', 'candidate', '--reason', 'x']]) {
+    const r = await cli(viewer, 'model', ...args);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr, /does not exist \(or is not in your tenant\).*limits this CLI to tenant/, args.join(' '));
+  }
+  const denied = await cli(viewer, 'model', 'promote', mine, '--to', 'validated', '--reason', 'x');
+  assert.match(denied.stderr, /needs the registry role publisher or admin; yours is viewer/);
+  const moved = await cli(as(token(a, 'publisher', 'pat')), 'model', 'promote', mine, '--to', 'validated', '--reason', 'golden ok');
+  assert.equal(moved.code, 0, moved.stderr);
+  const shown = JSON.parse((await cli({}, 'model', 'show', theirs)).stdout) as { id: string };
+  assert.equal(shown.id, theirs, 'no token: the operator sees every tenant');
+  const events = JSON.parse((await cli({}, 'model', 'show', mine)).stdout) as { events: Array<{ actor: string }> };
+  assert.deepEqual(events.events.map((e) => e.actor), ['pat'], 'the token\'s user is who the event names');
+  const bogus = await cli({ QCFLOW_TOKEN: 'not.a.token', QCFLOW_JWT_SECRET: h.cfg.http.jwtSecret! }, 'model', 'list');
+  assert.match(bogus.stderr, /QCFLOW_TOKEN: /);
 });

@@ -19,6 +19,7 @@ import { aliasesOf, moveStage } from '../../src/store/model-lifecycle';
 import { getModelVersion } from '../../src/store/models';
 import { bucketOf } from '../../src/rollout/bucketing';
 import { rolloutStatus } from '../../src/store/rollout';
+import { OpenFeature } from '@openfeature/server-sdk';
 
 let h: Harness;
 before(async () => {
@@ -174,7 +175,10 @@ test('a gray release splits a batch per sample through the pinned flag: each sam
   await saveFlag(h.pool, { key: flag, salt: 's1', defaultVariant: 'control', enabled: true, arms: [{ variant: `${name}@2`, share: 0.5 }, { variant: 'control', share: 0.5 }] }, 'test');
   const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { layer3: { models: [`${name}@1`], rollout: { flag } } } });
   const lines = Array.from({ length: 40 }, (_, i) => line(`s-${i}`, `the kitten number ${i} says meow`, 'cat'));
-  const r = await ingest(project, lines);
+  // The inference worker runs in this process: a global OpenFeature hook sees every evaluation it makes.
+  const evaluated: Array<{ id: unknown; project: unknown; annotators: unknown; variant: string }> = [];
+  OpenFeature.addHooks({ after: (hc, details) => { if (hc.flagKey === flag) evaluated.push({ id: hc.context.targetingKey, project: hc.context.project, annotators: hc.context.annotators, variant: String(details.value) }); } });
+  const r = await ingest(project, lines).finally(() => OpenFeature.clearHooks());
   const { rows } = await h.pool.query<{ id: string; model_version: string | null; n: string }>(
     `SELECT s.id, q3.model_version, count(*) OVER (PARTITION BY s.id) AS n FROM samples s JOIN qc_results q3 ON q3.sample_id = s.id AND q3.layer = 3 WHERE s.project_id = $1`, [project],
   );
@@ -183,6 +187,14 @@ test('a gray release splits a batch per sample through the pinned flag: each sam
   for (const x of rows) {
     const arm = bucketOf(flag, 's1', x.id) < 0.5 ? candidate.id : control.id;
     assert.equal(x.model_version, arm, `${x.id} scored by its arm`);
+  }
+  // Layer 3 asked OpenFeature, with project, sample id and annotators: each arm's call asks about the
+  // samples still unscored when it reads them, so every sample once or twice, always with its arm.
+  for (const x of rows) {
+    const seen = evaluated.filter((e) => e.id === x.id);
+    assert.ok(seen.length === 1 || seen.length === 2, `${x.id} evaluated ${seen.length} times`);
+    assert.ok(seen.every((e) => e.project === project && JSON.stringify(e.annotators) === '["ann-1","ann-2"]'), JSON.stringify(seen));
+    assert.ok(seen.every((e) => (e.variant === 'control' ? control.id : candidate.id) === x.model_version), `${x.id}: OpenFeature's variant is the arm that scored it`);
   }
   const byArm = rows.filter((x) => x.model_version === candidate.id).length;
   assert.ok(byArm > 5 && byArm < 35, `${byArm} of 40 went to the candidate`);
@@ -194,6 +206,7 @@ test('a gray release splits a batch per sample through the pinned flag: each sam
   const status = await rolloutStatus(h.pool, project, flag);
   assert.deepEqual(status.arms.map((a) => [a.variant, a.n]).sort(), [[`${name}@2`, byArm], ['control', 40 - byArm]].sort());
   assert.ok(status.arms.every((a) => a.reviewed === 0 && a.overturned === 0), 'nothing reviewed yet');
+  assert.ok(status.arms.every((a) => a.latencyP95Ms !== null && a.latencyP95Ms > 0 && a.latencyP95Ms < 1000), `per-arm model time p95: ${JSON.stringify(status.arms)}`);
   // Reviewer decisions on three of the candidate's samples (all of which it passed): a correction and a
   // rejection contradict its verdict, an approval upholds it; a resample says nothing; an open task is not a decision.
   const candidateSamples = rows.filter((x) => x.model_version === candidate.id).map((x) => x.id);
@@ -235,4 +248,20 @@ test('modelRollout end to end: the candidate goes to canary, takes half the samp
   assert.equal((await aliasesOf(h.pool, 'default', name)).production, candidate.id);
   const f = (await loadFlags(h.pool, [flag]))[0]!;
   assert.equal(f.arms.find((a) => a.variant !== 'control')!.share, 1, 'every later sample goes to the candidate');
+});
+
+test('modelRollout moves one tenant\'s models only: a candidate of another tenant than the project\'s control is refused before it enters canary', async () => {
+  const name = `bow-${uid()}`;
+  const m = bagOfWordsTextModel({ cues: CUES });
+  await registerModel(h.pool, h.store, { name, version: '1', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  const foreign = await registerModel(h.pool, h.store, { tenant: `acme${uid()}`, name, version: '2', onnx: m.onnx, manifest: m.manifest, tokenizer: m.tokenizer }, 'test');
+  await moveStage(h.pool, foreign.id, 'validated', 'test', 'golden outputs match');
+  const flag = `layer3.${name}`;
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: ONTOLOGY, qcPolicy: { layer3: { models: [`${name}@1`], rollout: { flag } } } });
+  const handle = await h.client.workflow.start(modelRollout, {
+    workflowId: workflowIds.rollout(foreign.id), taskQueue: h.cfg.taskQueues.cpu, args: [{ project, flag, candidate: foreign.id, checkSeconds: 1 }],
+  });
+  await assert.rejects(handle.result(), (e: Error) => new RegExp(`control default/${name}/1 is not in tenant ${foreign.tenant}`).test(String(((e.cause as Error | undefined)?.cause as Error | undefined)?.message)));
+  assert.equal((await getModelVersion(h.pool, foreign.id))!.stage, 'validated', 'it never entered canary');
+  assert.equal((await loadFlags(h.pool, [flag])).length, 0, 'and no flag was set');
 });

@@ -116,7 +116,7 @@ test('session cache: coalesced loads, LRU eviction by count and by bytes, sha256
     await tight.with(shas[2]!, loader(2), async () => undefined);
     const ids = { type: 'int64' as const, data: BigInt64Array.from([2n, 4n, 3n]), dims: [1, 3] };
     const mask = { type: 'int64' as const, data: BigInt64Array.from([1n, 1n, 1n]), dims: [1, 3] };
-    return (await s.session.run({ input_ids: ids, attention_mask: mask }, ['logits'])).logits!.data;
+    return (await s.session.run({ input_ids: ids, attention_mask: mask }, ['logits'])).outputs.logits!.data;
   });
   assert.deepEqual(Array.from(result as Float32Array), [3, 0]);
   assert.equal(tight.stats().sessions, 1);

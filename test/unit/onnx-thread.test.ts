@@ -32,7 +32,9 @@ test('sessions run on the onnxruntime thread: this thread keeps going while a mo
     }
     // onnxruntime-node's own run() computes inside one setImmediate callback: at most a tick or two.
     assert.ok(ticks > 20, `the event loop turned only ${ticks} times during the run`);
-    const out = (await run).logits!;
+    const { outputs, computeMs } = await run;
+    assert.ok(computeMs > 0, `the thread timed its run (${computeMs} ms)`);
+    const out = outputs.logits!;
     assert.deepEqual(out.dims, [B, 10]);
     const got = out.data as Float32Array;
     assert.ok(got.every((v, i) => Math.abs(v - expected[i]!) <= 1e-4 * (1 + Math.abs(expected[i]!))), 'same outputs as a session on this thread');
@@ -67,7 +69,7 @@ test('a lost onnxruntime thread fails its pending runs with OrtThreadExited; the
     assert.equal(first.alive, false);
     await assert.rejects(first.run(feeds(), ['logits']), OrtThreadExited);
 
-    const logits = await cache.with(sha, load, async (s) => (await s.session.run(feeds(), ['logits'])).logits!.data);
+    const logits = await cache.with(sha, load, async (s) => (await s.session.run(feeds(), ['logits'])).outputs.logits!.data);
     assert.deepEqual(Array.from(logits as Float32Array), [3, 0]);
     assert.equal(loads, 2, 'the lost session was loaded again, on a new thread');
     assert.equal(cache.stats().sessions, 1);

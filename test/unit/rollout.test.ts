@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { armAt, bucketOf, chiSquare, chiSquareSurvival, splitProblem } from '../../src/rollout/bucketing';
 import { compareArms, naiveZTestP, normalSurvival, rolloutVerdict } from '../../src/rollout/sequential';
 import { simulateRollouts } from '../../src/rollout/simulate';
+import { PinnedSplits } from '../../src/rollout/pinned-split';
+import { OpenFeature } from '@openfeature/server-sdk';
 
 const REPO = path.resolve(__dirname, '..', '..');
 
@@ -74,4 +76,20 @@ test('A/A with a look after every batch: the sequential test stays near α where
   const r = simulateRollouts({ runs: 200, looks: 40, perLook: 200, control: 0.9, candidate: 0.9, margin: 0, seed: 11, alpha: 0.05 });
   assert.ok(r.seqDifference <= 0.05 + 0.03, `sequential false positives ${r.seqDifference}`);
   assert.ok(r.naiveDifference > 0.15, `peeking inflates the naive test: ${r.naiveDifference}`);
+});
+
+test('layer 3\'s OpenFeature evaluation of a pinned split gives the bucketing\'s arm for every sample, whatever the live flag does meanwhile', async () => {
+  const splits = new PinnedSplits();
+  const at10 = { flag: 'layer3.m', salt: 's1', arms: [{ variant: 'm@2', share: 0.1 }, { variant: 'control', share: 0.9 }] };
+  const at25 = { ...at10, arms: [{ variant: 'm@2', share: 0.25 }, { variant: 'control', share: 0.75 }] };
+  const ids = Array.from({ length: 5_000 }, (_, i) => `s-${i}`);
+  const ctx = (id: string) => ({ project: 'p', sampleId: id, annotators: ['ann-1'] });
+  const first = await Promise.all(ids.map((id) => splits.armOf(at10, ctx(id))));
+  assert.deepEqual(first, ids.map((id) => armAt(at10.arms, bucketOf(at10.flag, at10.salt, id))));
+  // A later batch pinned the ramped split: its own provider, while a retried batch of the 10% split still gets its arms.
+  const ramped = await Promise.all(ids.map((id) => splits.armOf(at25, ctx(id))));
+  assert.deepEqual(await Promise.all(ids.map((id) => splits.armOf(at10, ctx(id)))), first);
+  assert.ok(ramped.filter((a) => a === 'm@2').length > first.filter((a) => a === 'm@2').length);
+  assert.ok(first.every((a, i) => a !== 'm@2' || ramped[i] === 'm@2'), 'the ramp keeps the first 10%');
+  await OpenFeature.close();
 });
