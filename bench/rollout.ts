@@ -7,12 +7,14 @@
  *    samples; a candidate equal to the control — how often it is promoted under a 1-point non-inferiority
  *    margin, and how soon.
  *  - Flags: evaluations per second through OpenFeature with the in-memory FlagProvider the Postgres one
- *    builds on, vs a bare bucketOf + armAt on the same ids (the SDK's overhead, as a ratio).
+ *    builds on, vs a bare bucketOf + armAt on the same ids (the SDK's overhead, as a ratio); and layer 3's
+ *    own path (PinnedSplits: a page of 512 samples at a time, with project and annotators in the context).
  */
 import { OpenFeature } from '@openfeature/server-sdk';
 import { armAt, bucketOf } from '../src/rollout/bucketing';
 import { FlagProvider } from '../src/rollout/flag-provider';
 import { simulateRollouts } from '../src/rollout/simulate';
+import { PinnedSplits } from '../src/rollout/pinned-split';
 
 const ALPHA = 0.05;
 
@@ -37,6 +39,22 @@ export async function flagThroughput(): Promise<void> {
   console.log(JSON.stringify({
     bench: 'rollout.flags', evaluations: ids.length, evaluationsPerSec: Math.round(ids.length / (sdkMs / 1000)),
     baseline: 'bucketOf + armAt', baselineEvaluationsPerSec: Math.round(ids.length / (bareMs / 1000)), ratio: +(bareMs / sdkMs).toFixed(3), treatedShare: +(bare / ids.length).toFixed(4),
+  }));
+  const splits = new PinnedSplits();
+  const split = { flag: 'layer3.model', salt: 's', arms: [{ variant: 'int8', share: 0.25 }, { variant: 'control', share: 0.75 }] };
+  t = process.hrtime.bigint();
+  let layer3 = 0;
+  for (let i = 0; i < ids.length; i += 512) {
+    const page = ids.slice(i, i + 512);
+    const arms = await Promise.all(page.map((id) => splits.armOf(split, { project: 'p', sampleId: id, annotators: ['ann-1', 'ann-2', 'ann-3'] })));
+    layer3 += arms.filter((a) => a === 'int8').length;
+  }
+  const layer3Ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (layer3 !== bare) throw new Error(`layer 3's pinned-split path disagrees with the bare hash: ${layer3} vs ${bare}`);
+  console.log(JSON.stringify({
+    bench: 'rollout.flags-layer3', evaluations: ids.length, evaluationsPerSec: Math.round(ids.length / (layer3Ms / 1000)),
+    baseline: 'bucketOf + armAt', baselineEvaluationsPerSec: Math.round(ids.length / (bareMs / 1000)), ratio: +(bareMs / layer3Ms).toFixed(3),
+    microsecondsPerSample: +((layer3Ms * 1000) / ids.length).toFixed(2),
   }));
   await OpenFeature.close();
 }

@@ -4,24 +4,60 @@ import { CompleteAsyncError } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { humanReview, modelQuantization, modelRollout, qcBatch } from '../../workflows';
-import type { WorkflowHandle } from '@temporalio/client';
+import { Client, type WorkflowHandle } from '@temporalio/client';
 import {
   abortRolloutSignal, batchResamplesQuery, forcePromoteSignal, pauseRolloutSignal, resumeRolloutSignal, reviewStateQuery, rolloutStateQuery,
-  type BatchCounts, type ModelRolloutInput, type ReviewOutcome,
+  type BatchCounts, type ModelRolloutInput, type ReviewOutcome, type RolloutState,
 } from '../../workflows/definitions';
 import { DEFAULT_POLICY } from '../../src/qc/policy';
-import { harness, uid, type Harness } from '../integration/helpers';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { uid } from '../integration/helpers';
+import { timeSkippingEnv } from './time-skipping';
 
 /**
- * Workflow logic alone: the real workflows on the dev server, their activities stubbed, so each branch is
- * driven by what the stubs return and checked by which ones were called. (Temporal's time-skipping test
- * server cannot be used here: createTimeSkipping downloads it. Timers are kept to seconds instead.)
+ * Workflow logic alone: the real workflows on Temporal's time-skipping test server (sdk-java's, from Maven
+ * Central: test/workflows/time-skipping.ts), their activities stubbed, so each branch is driven by what the
+ * stubs return and checked by which ones were called. Workflow timers are the policy's real ones (a minute
+ * between rollout checks, the 10 s undo window) and are skipped; an activity's timeout is not skipped while
+ * the activity is outstanding (the review SLA), so that one is short. Time moves only when a test says so
+ * (`env.sleep`; timeSkippingEnv locks skipping): left to skip on its own, as the SDK's time-skipping client
+ * lets it while a result is awaited, the server also skips past workflow tasks in flight and times the
+ * workflow out (sdk-java#1291), so the client here is a plain one.
  */
-let h: Harness;
+let env: TestWorkflowEnvironment;
+let client: Client;
 before(async () => {
-  h = await harness({ worker: false });
+  env = await timeSkippingEnv();
+  client = new Client({ connection: env.connection, namespace: env.namespace });
 });
-after(() => h.close());
+after(() => env.teardown());
+
+/**
+ * Lets the worker act on what is due now (real time), then moves workflow time on by `stepMs`, until the
+ * workflow ends. Only while it has a timer pending: with none, the server's skip runs to the run timeout.
+ */
+async function skipUntilDone<T>(handle: WorkflowHandle, stepMs: number): Promise<T> {
+  let done = false;
+  const result = (handle.result() as Promise<T>).finally(() => { done = true; });
+  result.catch(() => undefined);
+  for (let i = 0; i < 500 && !done; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    if (!done) await env.sleep(stepMs);
+  }
+  return result;
+}
+
+/** Waits in real time (workflow time stands still) for the worker to reach `what`. */
+async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const workerOn = (taskQueue: string, activities: object): Promise<Worker> =>
+  Worker.create({ connection: env.nativeConnection, namespace: env.namespace ?? 'default', taskQueue, workflowsPath: require.resolve('../../workflows'), activities });
 
 const COUNTS = { lines: 10, staged: 9, duplicates: 0, malformed: 1 };
 
@@ -51,9 +87,9 @@ function stubs(o: { routed: { accepted: number; rejected: number; review: number
 
 async function runBatch(s: ReturnType<typeof stubs>, layer3?: { models: []; taskQueue: string } | null): Promise<{ counts: BatchCounts; webhook: string | null }> {
   const taskQueue = `wf-test-${uid()}`;
-  const worker = await Worker.create({ connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'), activities: s.activities });
+  const worker = await workerOn(taskQueue, s.activities);
   return worker.runUntil(async () => {
-    const handle = await h.client.workflow.start(qcBatch, {
+    const handle = await client.workflow.start(qcBatch, {
       workflowId: `qc/wf-${uid()}`, taskQueue,
       args: [{ project: 'p', batchId: 'b1', stagingKey: 'staging/p/b1.jsonl', ...(layer3 === undefined ? {} : { layer3: layer3 && { ...layer3, taskQueue } }) }],
     });
@@ -81,31 +117,33 @@ test('qcBatch with a model pinned by the intake scores on its queue; reviews are
   assert.ok(!none.calls.includes('pinLayer3Models') && !none.calls.includes('scorePlausibility'));
 });
 
-test('humanReview escalates on each SLA timeout, to the leads after maxEscalations, and ends with the decision that is applied', async () => {
+test('humanReview escalates on each SLA timeout, to the leads after maxEscalations, and ends with the decision that is applied after its undo window', async () => {
   const rounds: Array<{ round: number; audience: string; reason: string }> = [];
   const expired: number[] = [];
   const taskQueue = `wf-review-${uid()}`;
   const outcome: ReviewOutcome = { sampleId: 's1', taskId: 't3', decision: 'approve', decidedBy: 'lead-1', status: 'accepted' };
-  const worker = await Worker.create({
-    connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'),
-    activities: {
-      // Rounds 0 and 1 wait past their 2 s SLA; round 2 is decided at once.
-      awaitReviewDecision: async (i: { round: number; audience: string; reason: string }) => {
-        rounds.push({ round: i.round, audience: i.audience, reason: i.reason });
-        if (i.round < 2) throw new CompleteAsyncError();
-        return { taskId: 't3', decision: 'approve' };
-      },
-      reviewTaskRecorded: async () => true,
-      expireReviewTask: async (i: { round: number }) => { expired.push(i.round); },
-      applyReviewDecision: async () => ({ applied: true, outcome }),
+  // The SLA is the human-task activity's timeout, which the test server does not skip while the activity
+  // is outstanding: it is 2 s of real time here. The undo window is a workflow timer, and is skipped.
+  const review = { ...DEFAULT_POLICY.review, slaSeconds: 2, maxEscalations: 1 };
+  const worker = await workerOn(taskQueue, {
+    // Rounds 0 and 1 wait past their SLA; round 2 is decided at once.
+    awaitReviewDecision: async (i: { round: number; audience: string; reason: string }) => {
+      rounds.push({ round: i.round, audience: i.audience, reason: i.reason });
+      if (i.round < 2) throw new CompleteAsyncError();
+      return { taskId: 't3', decision: 'approve' };
     },
+    reviewTaskRecorded: async () => true,
+    expireReviewTask: async (i: { round: number }) => { expired.push(i.round); },
+    applyReviewDecision: async () => ({ applied: true, outcome }),
   });
   const result = await worker.runUntil(async () => {
-    const handle = await h.client.workflow.start(humanReview, {
+    const handle = await client.workflow.start(humanReview, {
       workflowId: `review/wf-${uid()}`, taskQueue,
-      args: [{ project: 'p', sampleId: 's1', reason: 'uncertain', review: { ...DEFAULT_POLICY.review, slaSeconds: 2, maxEscalations: 1 }, reviewQueue: taskQueue }],
+      args: [{ project: 'p', sampleId: 's1', reason: 'uncertain', review, reviewQueue: taskQueue }],
     });
-    const r = await handle.result();
+    await until('round 2 decided', async () => (await handle.query(reviewStateQuery)).status === 'undo_window');
+    assert.equal(review.undoSeconds, 10);
+    const r = await skipUntilDone<ReviewOutcome>(handle, review.undoSeconds * 1000);
     return { r, state: await handle.query(reviewStateQuery) };
   });
   assert.deepEqual(result.r, outcome);
@@ -124,24 +162,21 @@ test('modelQuantization: when no candidate fits, the best integer one is retried
   // Cosine by candidate: int8-static is the best integer one, and fits once two nodes stay in fp32.
   const cosine = (method: string, excluded: number): number => (method === 'int8-static' ? 0.97 + 0.011 * excluded : method === 'fp16' ? 0.985 : 0.9);
   const metrics = (c: number) => ({ top1Agreement: 1, cosine: { mean: c, min: c, p05: c }, maxAbsDiff: 0, samples: 8 });
-  const worker = await Worker.create({
-    connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'),
-    activities: {
-      analyzeModelVersion: async () => ({ ops: { MatMul: 4 }, parameters: 1000, opset: 17, applicable: ['int4', 'int8-static', 'int8-dynamic', 'fp16'], bytes: 4000, hasGolden: true }),
-      quantizeCandidate: async (i: { method: string; excludeNodes?: string[] }) => {
-        quantized.push({ method: i.method, excludeNodes: i.excludeNodes ?? [] });
-        const excluded = (i.excludeNodes ?? []).length;
-        return { method: i.method, key: `${i.method}|${excluded}`, sha256: 'x', bytes: i.method === 'fp16' ? 2000 : 1000 + excluded, quantizedNodes: 4 - excluded, weightRatio: 0.25, excludeNodes: i.excludeNodes ?? [] };
-      },
-      evaluateModelCandidate: async (i: { candidateKey: string }) => {
-        const [method, excluded] = i.candidateKey.split('|');
-        return metrics(cosine(method!, Number(excluded)));
-      },
-      rankSensitiveNodes: async () => [{ node: 'n1', cosineLoss: 0.02 }, { node: 'n2', cosineLoss: 0.01 }, { node: 'n3', cosineLoss: 0.001 }, { node: 'n4', cosineLoss: 0.0001 }],
-      registerQuantized: async () => ({ id: 'default/m/1-int8', version: '1-int8' }),
+  const worker = await workerOn(taskQueue, {
+    analyzeModelVersion: async () => ({ ops: { MatMul: 4 }, parameters: 1000, opset: 17, applicable: ['int4', 'int8-static', 'int8-dynamic', 'fp16'], bytes: 4000, hasGolden: true }),
+    quantizeCandidate: async (i: { method: string; excludeNodes?: string[] }) => {
+      quantized.push({ method: i.method, excludeNodes: i.excludeNodes ?? [] });
+      const excluded = (i.excludeNodes ?? []).length;
+      return { method: i.method, key: `${i.method}|${excluded}`, sha256: 'x', bytes: i.method === 'fp16' ? 2000 : 1000 + excluded, quantizedNodes: 4 - excluded, weightRatio: 0.25, excludeNodes: i.excludeNodes ?? [] };
     },
+    evaluateModelCandidate: async (i: { candidateKey: string }) => {
+      const [method, excluded] = i.candidateKey.split('|');
+      return metrics(cosine(method!, Number(excluded)));
+    },
+    rankSensitiveNodes: async () => [{ node: 'n1', cosineLoss: 0.02 }, { node: 'n2', cosineLoss: 0.01 }, { node: 'n3', cosineLoss: 0.001 }, { node: 'n4', cosineLoss: 0.0001 }],
+    registerQuantized: async () => ({ id: 'default/m/1-int8', version: '1-int8' }),
   });
-  const progress = await worker.runUntil(() => h.client.workflow.execute(modelQuantization, {
+  const progress = await worker.runUntil(() => client.workflow.execute(modelQuantization, {
     workflowId: `quantize/wf-${uid()}`, taskQueue,
     args: [{ modelId: 'default/m/1', budget: { top1: 0.99, cosine: 0.99 }, modelsQueue: taskQueue, inferenceQueue: taskQueue }],
   }));
@@ -174,13 +209,14 @@ function rolloutStubs(checks: Check[]) {
 
 async function runRollout(s: ReturnType<typeof rolloutStubs>, drive?: (handle: WorkflowHandle<typeof modelRollout>) => Promise<void>, input: Partial<ModelRolloutInput> = {}) {
   const taskQueue = `wf-test-${uid()}`;
-  const worker = await Worker.create({ connection: h.env.nativeConnection, namespace: h.cfg.temporal.namespace, taskQueue, workflowsPath: require.resolve('../../workflows'), activities: s.activities });
+  const worker = await workerOn(taskQueue, s.activities);
   return worker.runUntil(async () => {
-    const handle = await h.client.workflow.start(modelRollout, {
-      workflowId: `rollout/test/${uid()}`, taskQueue, args: [{ project: 'p', flag: 'layer3.m', candidate: 'default/m/2', checkSeconds: 1, ...input }],
+    const handle = await client.workflow.start(modelRollout, {
+      workflowId: `rollout/test/${uid()}`, taskQueue, args: [{ project: 'p', flag: 'layer3.m', candidate: 'default/m/2', ...input }],
     });
     if (drive) await drive(handle);
-    return handle.result();
+    // Checks are a minute apart (the default checkSeconds).
+    return skipUntilDone<RolloutState>(handle, 60_000);
   });
 }
 
@@ -203,7 +239,9 @@ test('modelRollout rolls back on a rollback verdict: the control gets every samp
 test('modelRollout holds on a sample-ratio mismatch until resumed; pause and abort are recorded with who', async () => {
   const s = rolloutStubs([{ srmP: 1e-6 }, { decision: 'continue' }]);
   await runRollout(s, async (handle) => {
-    for (let i = 0; i < 100 && (await handle.query(rolloutStateQuery)).status !== 'held'; i++) await new Promise((r) => setTimeout(r, 100));
+    // The first check is a minute in (the default): past it, the rollout holds.
+    await env.sleep('61 seconds');
+    await until('the rollout held', async () => (await handle.query(rolloutStateQuery)).status === 'held');
     const held = await handle.query(rolloutStateQuery);
     assert.equal(held.status, 'held');
     assert.match(held.log.at(-1)!.why, /sample-ratio mismatch/);
