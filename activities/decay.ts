@@ -2,7 +2,7 @@ import type { DecaySummary } from '../workflows/definitions';
 import { withTransaction } from '../src/clients/pg';
 import { bucketsForBatch, evaluateSubject, sampleDecayFindings, STREAM, type Breach, type SubjectSummary } from '../src/qc/decay';
 import { batchAnnotatorAgreement } from '../src/store/batches';
-import { writeLayer4Results } from '../src/store/qc-results';
+import { upsertQcResults } from '../src/store/qc-results';
 import { batchSampleQuality, databaseNow, insertBuckets, newestBuckets, saveWindow, syncAlerts } from '../src/store/quality';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, requireProject } from './deps';
 
@@ -49,7 +49,7 @@ export function decayActivities(deps: ActivityDeps) {
             details: { stability: stream.stability, alertedAnnotators: verdict.alertedAnnotators, ks: stream.ks, note: stream.note ?? null },
           };
         });
-        await withTransaction(deps.pool, (c) => writeLayer4Results(c, page));
+        await upsertQcResults(deps.pool, 4, page);
       }
       const result: DecaySummary = {
         subjects: summaries.size,

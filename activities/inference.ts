@@ -7,7 +7,7 @@ import { AdapterError, createAdapter, type AdapterItem, type InputAdapter, type 
 import { scoreSample, type ModelPrediction } from '../src/qc/inference/scoring';
 import type { Finding } from '../src/qc/findings';
 import type { MediaRef } from '../src/ingest/envelope';
-import { unscoredPage, writeLayer3Results, type UnscoredSample } from '../src/store/qc-results';
+import { unscoredPage, upsertQcResults, type UnscoredSample } from '../src/store/qc-results';
 import { getModelVersion, resolveModelRefs, UnknownModelError, type ModelVersionRow, type PinnedModel } from '../src/store/models';
 import { type ActivityDeps, type BatchKey, batchPolicy, heartbeat, policyOf, requireProject } from './deps';
 import { loadFlags } from '../src/store/flags';
@@ -260,7 +260,8 @@ export function inferenceActivities(deps: InferenceDeps) {
         while (queued.length > 0) {
           const chunk = queued;
           queued = [];
-          await writeLayer3Results(deps.pool, chunk, modelVersion);
+          // A sample scored before (a retried page) keeps its first result.
+          await upsertQcResults(deps.pool, 3, chunk.map((r) => ({ ...r, modelVersion })), { keepFirst: true });
         }
       };
       const startDrain = (): Promise<void> => (draining ??= drain().catch((err: unknown) => { writeFailed ??= err; }).finally(() => { draining = undefined; }));

@@ -97,8 +97,26 @@ export const SETTINGS: SettingDoc[] = [
   { env: 'QCFLOW_HTTP_PORT', default: '8080', description: 'Port of the review server.' },
   { env: 'QCFLOW_JWT_SECRET', default: '(generated)', description: 'HS256 secret that signs reviewer tokens (32+ characters). Unset: a random one is kept in `<state dir>/jwt-secret`.' },
   { env: 'QCFLOW_SERVER_URL', default: 'http://127.0.0.1:8080', description: 'Where `qcflow review …` finds the review server.' },
-  { env: 'QCFLOW_TOKEN', default: '(unset)', description: 'Bearer token `qcflow review …` sends (make one with `qcflow token issue`).' },
+  { env: 'QCFLOW_TOKEN', default: '(unset)', description: 'Bearer token `qcflow review …` sends (make one with `qcflow token issue`). One with a registry role (`--model-role`) also limits `qcflow model …` to its tenant and role.' },
 ];
+
+/** The Configuration table of docs/operations.md, generated from SETTINGS (`npm run docs:config`). */
+export function settingsTable(settings: SettingDoc[] = SETTINGS): string {
+  const cell = (v: string): string => v.replace(/\|/g, '\\|');
+  const value = (v: string): string => (/^\(.*\)$/.test(v) ? v : `\`${v}\``);
+  return ['| variable | default | meaning |', '|---|---|---|', ...settings.map((s) => `| \`${s.env}\` | ${cell(value(s.default))} | ${cell(s.description)} |`)].join('\n');
+}
+
+const TABLE_START = '<!-- generated from SETTINGS in src/clients/config.ts by `npm run docs:config`; do not edit by hand -->';
+const TABLE_END = '<!-- end of generated table -->';
+
+/** A document with its generated settings table replaced by the current one; throws when the markers are missing. */
+export function replaceSettingsTable(doc: string): string {
+  const start = doc.indexOf(TABLE_START);
+  const end = doc.indexOf(TABLE_END);
+  if (start < 0 || end < start) throw new Error(`the configuration table's markers are missing: ${TABLE_START} … ${TABLE_END}`);
+  return `${doc.slice(0, start + TABLE_START.length)}\n${settingsTable()}\n${doc.slice(end)}`;
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -8,14 +8,37 @@ import type { AnnotatorLabels, Tallies } from '../qc/consistency/types';
 
 type Db = Pool | PoolClient;
 
+/** One sample's result at one layer. */
+export interface QcResultRow {
+  id: string;
+  passed: boolean;
+  score: number | null;
+  findings: Finding[];
+  details?: Record<string, unknown>;
+  modelVersion?: string | null;
+}
+
+/**
+ * The one write of `qc_results`: a page of one layer's results in one statement. A rerun replaces a result
+ * (a retried page recomputes the same one), except with `keepFirst`: layer 3 keeps the first scoring, so a
+ * retried page never has another arm's model rescore a sample. The model version is set when a row is
+ * first written.
+ */
+export async function upsertQcResults(db: Db, layer: 1 | 2 | 3 | 4 | 5, rows: QcResultRow[], o: { keepFirst?: boolean } = {}): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query(
+    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
+     SELECT id, $1, passed, score, findings, details, model_version
+     FROM unnest($2::text[], $3::bool[], $4::float8[], $5::jsonb[], $6::jsonb[], $7::text[]) AS t(id, passed, score, findings, details, model_version)
+     ON CONFLICT (sample_id, layer) DO ${o.keepFirst ? 'NOTHING' : 'UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details'}`,
+    [layer, rows.map((r) => r.id), rows.map((r) => r.passed), rows.map((r) => r.score), rows.map((r) => JSON.stringify(r.findings)),
+      rows.map((r) => JSON.stringify(r.details ?? {})), rows.map((r) => r.modelVersion ?? null)],
+  );
+}
+
 /** A page of layer-1 results and the samples' move to `qc`, a statement each (a round trip per sample dominated layer 1). */
 export async function writeLayer1Results(db: Db, rows: Array<{ id: string; passed: boolean; findings: Finding[] }>): Promise<void> {
-  await db.query(
-    `INSERT INTO qc_results (sample_id, layer, passed, score, findings)
-     SELECT id, 1, passed, CASE WHEN passed THEN 1 ELSE 0 END, findings FROM unnest($1::text[], $2::bool[], $3::jsonb[]) AS t(id, passed, findings)
-     ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings`,
-    [rows.map((r) => r.id), rows.map((r) => r.passed), rows.map((r) => JSON.stringify(r.findings))],
-  );
+  await upsertQcResults(db, 1, rows.map((r) => ({ ...r, score: r.passed ? 1 : 0 })));
   await db.query(`UPDATE samples SET status = 'qc', updated_at = now() WHERE id = ANY($1::text[]) AND status = 'received'`, [rows.map((r) => r.id)]);
 }
 
@@ -24,12 +47,7 @@ export async function writeLayer1Results(db: Db, rows: Array<{ id: string; passe
  * layer-1 row keeps both its own and their findings.
  */
 export async function writeLayer2Results(db: Db, rows: Array<{ id: string; layer1: Finding[]; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
-  await db.query(
-    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details)
-     SELECT id, 2, passed, score, findings, details FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
-     ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-    [rows.map((r) => r.id), rows.map((r) => r.passed), rows.map((r) => r.score), rows.map((r) => JSON.stringify(r.findings)), rows.map((r) => JSON.stringify(r.details))],
-  );
+  await upsertQcResults(db, 2, rows);
   for (const r of rows) {
     if (r.layer1.length === 0) continue;
     await db.query(
@@ -69,13 +87,7 @@ export interface DispositionRow {
 
 /** A page of layer-5 decisions: results, resample requests and statuses, a statement each. */
 export async function writeDispositions(db: Db, project: string, batchId: string, rows: DispositionRow[]): Promise<void> {
-  await db.query(
-    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
-     SELECT id, 5, passed, score, findings, details, model_version FROM unnest($1::text[], $2::bool[], $3::float8[], $4::jsonb[], $5::jsonb[], $6::text[]) AS t(id, passed, score, findings, details, model_version)
-     ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-    [rows.map((r) => r.id), rows.map((r) => r.disposition === 'accepted'), rows.map((r) => r.confidence), rows.map((r) => JSON.stringify(r.findings)),
-      rows.map((r) => JSON.stringify(r.details)), rows.map((r) => r.modelVersion)],
-  );
+  await upsertQcResults(db, 5, rows.map((r) => ({ id: r.id, passed: r.disposition === 'accepted', score: r.confidence, findings: r.findings, details: r.details, modelVersion: r.modelVersion })));
   await insertResampleRequests(db, project, batchId, rows.filter((r) => r.disposition === 'resample').map((r) => ({ sampleId: r.id, externalId: r.externalId, reasons: r.findings.map((f) => f.message) })));
   await db.query(
     `UPDATE samples s SET status = t.status, decided_at = now(), updated_at = now() FROM unnest($1::text[], $2::text[]) AS t(id, status) WHERE s.id = t.id AND s.status = 'qc'`,
@@ -169,16 +181,6 @@ export async function auditedCount(db: Db, project: string, batchId: string): Pr
   return Number(rows[0]!.n);
 }
 
-/** Layer 4's verdict for a page of samples, a statement each. */
-export async function writeLayer4Results(c: PoolClient, rows: Array<{ id: string; passed: boolean; score: number; findings: Finding[]; details: Record<string, unknown> }>): Promise<void> {
-  for (const r of rows) {
-    await c.query(
-      `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details) VALUES ($1, 4, $2, $3, $4, $5)
-       ON CONFLICT (sample_id, layer) DO UPDATE SET passed = EXCLUDED.passed, score = EXCLUDED.score, findings = EXCLUDED.findings, details = EXCLUDED.details`,
-      [r.id, r.passed, r.score, JSON.stringify(r.findings), JSON.stringify(r.details)],
-    );
-  }
-}
 
 /** What layer 3 reads of the batch's unscored samples: payload, media and layer 2's consensus classes, in id order after `after`. */
 export interface UnscoredSample {
@@ -204,12 +206,4 @@ export async function unscoredPage(db: Db, project: string, batchId: string, aft
   return rows;
 }
 
-/** Layer 3's results in one statement; a sample scored before (a retried page) keeps its first result. */
-export async function writeLayer3Results(db: Db, rows: Array<{ id: string; passed: boolean; score: number | null; findings: Finding[]; details: Record<string, unknown> }>, modelVersion: string | null): Promise<void> {
-  await db.query(
-    `INSERT INTO qc_results (sample_id, layer, passed, score, findings, details, model_version)
-     SELECT id, 3, passed, score, findings, details, $6 FROM unnest($1::text[], $2::bool[], $3::real[], $4::jsonb[], $5::jsonb[]) AS t(id, passed, score, findings, details)
-     ON CONFLICT (sample_id, layer) DO NOTHING`,
-    [rows.map((r) => r.id), rows.map((r) => r.passed), rows.map((r) => r.score), rows.map((r) => JSON.stringify(r.findings)), rows.map((r) => JSON.stringify(r.details)), modelVersion],
-  );
-}
+
