@@ -44,7 +44,7 @@ function time(fn: () => void, reps: number): number {
 }
 
 function benchLayer1(): void {
-  const samples = generateDemoLines(5000).map((l) => parseLine(l.line)).flatMap((p) => (p.ok ? [p.sample] : [])) as IngestSample[];
+  const samples = generateDemoLines(5000).map((l) => parseLine(l.line)).flatMap<IngestSample>((p) => (p.ok ? [p.sample] : []));
   const compiled = compileCompliance({ jsonSchema: schema, regexRules: rules });
   const bare = createAjv().compile(schema);
   const ms = time(() => { for (const s of samples) checkCompliance(s, compiled); }, 5);

@@ -19,6 +19,8 @@ command -v java >/dev/null 2>&1 || apt_install default-jdk-headless "for Tempora
 command -v mvn >/dev/null 2>&1 || apt_install maven "to fetch Temporal's time-skipping test server"
 echo "[qcflow] typecheck" >&2
 npx --no-install tsc --noEmit
+echo "[qcflow] lint" >&2
+npx --no-install eslint src activities workflows workers bench test scripts
 export QCFLOW_LOG_LEVEL=${QCFLOW_LOG_LEVEL:-warn}
 [ $# -gt 0 ] || set -- test/unit/*.test.ts test/workflows/*.test.ts test/integration/*.test.ts
 exec node --import tsx src/infra/with-stack.ts -- node --import tsx --test --test-concurrency=1 --test-reporter=spec "$@"

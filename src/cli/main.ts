@@ -528,7 +528,7 @@ program.parseAsync(process.argv).then(
   (err: unknown) => {
     const known = err instanceof CliError || err instanceof ConfigError || err instanceof MissingToolError || err instanceof ProjectSpecError || err instanceof AuthError
       || err instanceof QuantizeError || err instanceof OnnxFormatError || err instanceof TensorDataError;
-    process.stderr.write(`qcflow: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`qcflow: ${known ? err.message : (err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   },
 );

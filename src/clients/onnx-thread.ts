@@ -77,7 +77,7 @@ export class OrtThread {
     return new Promise<ThreadValue>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       w.ref();
-      w.postMessage({ ...req, id } as ThreadRequest, transfer);
+      w.postMessage({ ...req, id }, transfer);
     });
   }
 

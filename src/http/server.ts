@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyRateLimit from '@fastify/rate-limit';
@@ -25,7 +25,7 @@ declare module 'fastify' {
  */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Typed as the default instance so route modules need no logger generics; it is still pino underneath.
-  const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, bodyLimit: 4 * 1024 * 1024 }) as unknown as FastifyInstance;
+  const app = Fastify({ loggerInstance: deps.log, bodyLimit: 4 * 1024 * 1024 }) as unknown as FastifyInstance;
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
   // Per client (its bearer token, else its address): a script cannot hammer decisions or guess tokens.

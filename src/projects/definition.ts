@@ -69,5 +69,5 @@ export function validateProjectDefinition(input: {
   } catch (err) {
     throw new ProjectSpecError((err as Error).message);
   }
-  return { id: input.id, jsonSchema, regexRules: regexRules as RegexRule[], ontology: ontology as Ontology, qcPolicy };
+  return { id: input.id, jsonSchema, regexRules: regexRules as RegexRule[], ontology: ontology, qcPolicy };
 }

@@ -1,4 +1,4 @@
-import { computeScaleZeroPoint, minMax, qRange, quantizeValue, type QType } from './params';
+import { computeScaleZeroPoint, minMax, qRange, quantizeValue } from './params';
 
 export interface QuantizedWeight {
   /** Quantized values in the weight's own layout (int8 or uint8 as `qtype` says). */
@@ -13,7 +13,7 @@ export interface QuantizedWeight {
  * of a MatMul weight [K, N], axis 0 of a Conv weight [M, C, kH, kW]).
  */
 export function quantizeWeight8(values: Float32Array, dims: number[], o: { axis: number; perChannel: boolean; symmetric: boolean; qtype: 'int8' | 'uint8'; reduceRange?: boolean }): QuantizedWeight {
-  const [qmin, qmax] = qRange(o.qtype as QType, o.symmetric, o.reduceRange);
+  const [qmin, qmax] = qRange(o.qtype, o.symmetric, o.reduceRange);
   const channels = o.perChannel ? dims[o.axis]! : 1;
   const inner = dims.slice(o.axis + 1).reduce((a, b) => a * b, 1);
   const channelOf = (i: number): number => (o.perChannel ? Math.floor(i / inner) % channels : 0);

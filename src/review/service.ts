@@ -4,7 +4,6 @@ import type { Logger } from '../clients/logger';
 import type { ObjectStore } from '../clients/minio';
 import type { Labels } from '../ingest/envelope';
 import type { Finding } from '../qc/findings';
-import type { Consensus } from '../qc/consistency';
 import { resolvePolicy, type QcPolicy } from '../qc/policy';
 import { getProject, projectIds } from '../store/projects';
 import { malformedLines, type MalformedLine } from '../store/batches';
@@ -158,7 +157,7 @@ export class ReviewService {
       sample: { id: task.sampleId, externalId: s.externalId, payload: s.payload, media },
       annotations: s.annotations,
       layers: s.layers.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
-      consensus: l2?.details?.consensus ? consensusAsLabels(l2.details.consensus as Consensus) : null,
+      consensus: l2?.details?.consensus ? consensusAsLabels(l2.details.consensus) : null,
       can: { decide: task.status === 'open' && !denyDecide(actor, task, member, now), claim: task.status === 'open' && !denyClaim(actor, task, member, now) && task.assignee !== actor.user },
       ontology: project?.ontology ?? {},
       reliability: await annotatorAccuracies(this.d.pool, task.project, s.annotations.map((a) => a.annotator)),
@@ -279,7 +278,7 @@ export class ReviewService {
     try {
       await this.d.temporal.workflow.getHandle(workflowIds.review(task.sampleId)).executeUpdate(undoDecisionUpdate, { args: [{ taskId: id, user: actor.user }], updateId: `undo-${id}` });
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError) throw new ReviewError(409, `${(err.cause as Error | undefined)?.message ?? err.message}; nothing changed`);
+      if (err instanceof WorkflowUpdateFailedError) throw new ReviewError(409, `${(err.cause)?.message ?? err.message}; nothing changed`);
       throw err;
     }
     this.d.log.info({ taskId: id, sampleId: task.sampleId, user: actor.user }, 'review decision undone');

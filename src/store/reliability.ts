@@ -33,7 +33,7 @@ export function classModelOf(fit: BatchFit): (votes: Array<{ annotator: string; 
   const confusionOf = (a: string): number[][] | undefined => {
     if (!fit.confusion[a]) return undefined;
     let m = floored.get(a);
-    if (!m) floored.set(a, (m = flooredConfusion(fit.confusion[a]!, fit.classPrior)));
+    if (!m) floored.set(a, (m = flooredConfusion(fit.confusion[a], fit.classPrior)));
     return m;
   };
   return (votes) => {

@@ -79,7 +79,7 @@ test('a Deployment per task queue with probes and limits; the HPAs scale Deploym
     assert.match(d, /livenessProbe:/);
     assert.match(d, /limits: \{ cpu: "?[\d.m]+"?, memory: \w+ \}/);
   }
-  for (const target of text.matchAll(/scaleTargetRef: \{ apiVersion: apps\/v1, kind: Deployment, name: (\S+) \}/g)) assert.ok(names.includes(target[1]!), target[1]);
+  for (const target of text.matchAll(/scaleTargetRef: \{ apiVersion: apps\/v1, kind: Deployment, name: (\S+) \}/g)) assert.ok(names.includes(target[1]), target[1]);
   const known = new Set(SETTINGS.map((s) => s.env));
   const config = readFileSync(path.join(K8S, 'configmap.yaml'), 'utf8');
   const keys = [...config.matchAll(/^ {2}([A-Z_]+):/gm)].map((m) => m[1]!);

@@ -61,7 +61,7 @@ test('poison lines become rejections with their line numbers; the rest of the ba
   // The batch's progress names each refused line with its field and rule.
   const progress = await h.client.workflow.getHandle(workflowIds.qcBatch(project, r.batches[0]!.batchId)).query(batchProgressQuery);
   assert.equal(progress.malformedLines?.length, 8);
-  assert.match(progress.malformedLines!.map((l) => `${l.lineNo}: ${l.reason}`).join('\n'), /utf8\.invalid/);
+  assert.match(progress.malformedLines.map((l) => `${l.lineNo}: ${l.reason}`).join('\n'), /utf8\.invalid/);
   assert.equal(r.counts.accepted, 200, JSON.stringify(r.counts));
 
   const rej = await h.pool.query<{ line_no: number; external_id: string | null; findings: Array<{ rule: string; message: string }> }>(

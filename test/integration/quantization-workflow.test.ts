@@ -50,10 +50,10 @@ test('quantize → evaluate → register through Temporal: the smallest candidat
   assert.ok((child.metrics as { evaluation: { top1Agreement: number } }).evaluation.top1Agreement >= 0.99);
   // The child keeps the golden inputs for later regression checks.
   assert.ok(child.goldenKey);
-  assert.equal((await getObjectText(h.store, child.goldenKey!)).split('\n').filter(Boolean).length, 100);
+  assert.equal((await getObjectText(h.store, child.goldenKey)).split('\n').filter(Boolean).length, 100);
   // Regression check: both versions reproduce the outputs stored at registration; tampered ones are caught.
   for (const id of [modelId, child.id]) assert.equal((await checkModelVersion(h.pool, h.store, id)).maxAbsError, 0);
-  const outputsKey = goldenOutputsKey(child.goldenKey!);
+  const outputsKey = goldenOutputsKey(child.goldenKey);
   const tampered = (await getObjectText(h.store, outputsKey)).replace(/"data":\[(-?[0-9.e-]+)/, (_m, v: string) => `"data":[${Number(v) + 0.5}`);
   await putObject(h.store, outputsKey, tampered, 'application/x-ndjson');
   assert.ok(Math.abs((await checkModelVersion(h.pool, h.store, child.id)).maxAbsError - 0.5) < 1e-3);

@@ -23,7 +23,7 @@ for (const c of CASES) {
       assert.ok(report.constantsMoved > 0, 'paddle2onnx stores weights as Constant nodes; they become initializers');
       // The classifier and recogniser import opset 9 and the detector 11: each is raised to what the
       // method's operators need (DynamicQuantizeLinear 11, per-axis QDQ 13), computing what it did.
-      if (method.startsWith('int8')) assert.equal(Number(report.opsetUpgrade?.to ?? model.opsetImport![0]!.version), method === 'int8-static' ? 13 : 11);
+      if (method.startsWith('int8')) assert.equal(Number(report.opsetUpgrade?.to ?? model.opsetImport[0]!.version), method === 'int8-static' ? 13 : 11);
       const m = await evaluateCandidate(file, encodeModel(model), golden, { runs: 3 });
       t.diagnostic(`${c.file} ${method}: ${report.opsetUpgrade ? `opset ${report.opsetUpgrade.from}→${report.opsetUpgrade.to}, ` : ''}${report.quantized} nodes, weights ×${report.quantizedWeights.ratio.toFixed(3)}, file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(4)} (worst ${m.cosine.min.toFixed(4)}), latency ×${m.latencyMs.ratio.toFixed(2)}`);
       if (report.quantized === 0) continue;

@@ -34,8 +34,8 @@ async function startStackIn(env: NodeJS.ProcessEnv, onSpawned?: (child: ReturnTy
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
     onSpawned?.(child);
     child.on('exit', (code) => resolve({ code, out }));
   });

@@ -16,7 +16,7 @@ async function failure(run: Promise<unknown>): Promise<string> {
     await run;
   } catch (err) {
     assert.ok(err instanceof WorkflowFailedError, String(err));
-    return String((err.cause as Error | undefined)?.message);
+    return String((err.cause)?.message);
   }
   throw new Error('the workflow did not fail');
 }

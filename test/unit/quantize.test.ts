@@ -177,7 +177,7 @@ test('int8-dynamic emits onnxruntime\'s pattern; exclusions, declined nodes and 
   const old = model({ name: 'old', opset: 10, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['y'])] });
   // An opset-10 model is upgraded to what DynamicQuantizeLinear needs first; one the upgrader cannot take is refused by name.
   const upgraded = quantizeModel(old, { method: 'int8-dynamic' });
-  assert.deepEqual([upgraded.report.opsetUpgrade, upgraded.report.quantized, upgraded.model.opsetImport![0]!.version], [{ from: 10, to: 11, rewritten: {} }, 1, 11]);
+  assert.deepEqual([upgraded.report.opsetUpgrade, upgraded.report.quantized, upgraded.model.opsetImport[0]!.version], [{ from: 10, to: 11, rewritten: {} }, 1, 11]);
   const rnn = model({ name: 'rnn', opset: 9, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['h']), node('LSTM', ['h', 'w', 'w'], ['y'], {}, 'rnn')] });
   assert.throws(() => quantizeModel(rnn, { method: 'int8-dynamic' }), (e: Error) => e instanceof QuantizeError && /needs opset 11 or later; the model imports opset 9 and cannot upgrade LSTM node "rnn"/.test(e.message));
   assert.throws(() => quantizeModel(decodeModel(f.onnx), { method: 'int4', blockSize: 48 }), /power of two from 16 to 256/);

@@ -21,9 +21,9 @@ export function parseTag(tag: string, scheme: TagScheme): Tag | undefined {
 /** Whether `next` may follow `prev` (undefined = sentence start). */
 export function allowedTransition(prev: Tag | undefined, next: Tag, scheme: TagScheme): boolean {
   const inside = prev !== undefined && (prev.prefix === 'B' || prev.prefix === 'I');
-  if (scheme === 'BIO') return next.prefix !== 'I' || (inside && prev!.type === next.type);
+  if (scheme === 'BIO') return next.prefix !== 'I' || (inside && prev.type === next.type);
   // BIOES: an open entity must continue with I/E of its type; a closed one may not be continued.
-  if (inside) return (next.prefix === 'I' || next.prefix === 'E') && next.type === prev!.type;
+  if (inside) return (next.prefix === 'I' || next.prefix === 'E') && next.type === prev.type;
   return next.prefix === 'O' || next.prefix === 'B' || next.prefix === 'S';
 }
 

@@ -15,7 +15,7 @@ const REGISTRY = new Map<string, QcPlugin<unknown>>();
 
 export function registerPlugin<C>(p: QcPlugin<C>): void {
   if (REGISTRY.has(p.id)) throw new Error(`plugin ${p.id} is registered twice`);
-  REGISTRY.set(p.id, p as QcPlugin<unknown>);
+  REGISTRY.set(p.id, p);
 }
 
 registerPlugin(sequenceLabelsPlugin);
