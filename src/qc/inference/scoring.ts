@@ -84,3 +84,39 @@ export function scoreSample(predictions: ModelPrediction[], labels: string[], co
   }
   return out;
 }
+
+/** One sample's layer-3 result, as qc_results keeps it. */
+export interface Layer3Result {
+  id: string;
+  passed: boolean;
+  score: number | null;
+  findings: Finding[];
+  details: Record<string, unknown>;
+}
+
+/** A model's half of a batch: a prediction or a refusal per row, and onnxruntime's compute time per row. */
+export interface MemberRun {
+  modelVersion: string;
+  predictions: Array<{ logits?: ArrayLike<number>; finding?: Finding }>;
+  msPerRow: number;
+}
+
+/**
+ * Layer 3's results for a batch every member ran: a row an adapter refused keeps the refusal; the rest are
+ * scored against the consensus. `tag` (a gray release's arm and flag) goes into every result's details.
+ */
+export function judgedResults(rows: Array<{ id: string; consensus: string[] | null }>, runs: MemberRun[], labels: string[], topK: number, tag: Record<string, unknown> = {}): Layer3Result[] {
+  // Every member computes every row: a sample's model time is the members' time per row, summed.
+  const inferenceMs = +runs.reduce((ms, m) => ms + m.msPerRow, 0).toFixed(4);
+  return rows.map((r, i) => {
+    const refused = runs.map((m) => m.predictions[i]!.finding).find(Boolean);
+    if (refused) return { id: r.id, passed: false, score: null, findings: [refused], details: { error: refused.message, ...tag } };
+    const p = scoreSample(runs.map((m) => ({ modelVersion: m.modelVersion, logits: m.predictions[i]!.logits! })), labels, r.consensus ?? [], topK);
+    return { id: r.id, passed: p.passed, score: p.score, findings: p.findings, details: { uncertainty: p.uncertainty, epistemic: p.epistemic, spread: p.spread, top: p.top, consensus: r.consensus ?? [], inferenceMs, ...tag } };
+  });
+}
+
+/** Results for samples no model could judge: each goes to review with the reason. */
+export function unjudgedResults(ids: string[], message: string, tag: Record<string, unknown> = {}): Layer3Result[] {
+  return ids.map((id) => ({ id, passed: false, score: null, findings: [{ layer: 3, pointer: '', rule: 'layer3.model_unavailable', message: `${message}; layer 3 could not judge this sample, so it goes to review` }], details: { error: message, ...tag } }));
+}
