@@ -108,7 +108,7 @@ export function inferenceActivities(deps: InferenceDeps) {
       const rollout = input.arm ? input.plan.rollout : undefined;
       /** Results say which arm of which flag scored them: what the rollout's per-arm outcomes count. */
       const tag = rollout ? { arm: input.arm, flag: rollout.flag } : {};
-      const batches = () => unscoredBatches(deps, input, async (rows) => {
+      const batches = () => unscoredBatches(deps, input, rollout !== undefined, async (rows) => {
         if (!rollout) return rows;
         const arms = await Promise.all(rows.map((r) => splits.armOf(rollout, { project: input.project, sampleId: r.id, annotators: r.annotators })));
         return rows.filter((_, i) => arms[i] === input.arm);
@@ -188,8 +188,8 @@ function mediaKeyOf(members: Member[]): (media: MediaRef[]) => string | undefine
  * id (keyset), each read while the one before is worked on; the first is one batch, so the model starts
  * after one small read rather than a full page.
  */
-async function* unscoredBatches(deps: InferenceDeps, key: BatchKey, keep: (rows: UnscoredSample[]) => Promise<UnscoredSample[]>): AsyncGenerator<UnscoredSample[]> {
-  const readPage = (after: string, limit: number) => observed(unscoredPage(deps.pool, key.project, key.batchId, after, limit));
+async function* unscoredBatches(deps: InferenceDeps, key: BatchKey, withAnnotators: boolean, keep: (rows: UnscoredSample[]) => Promise<UnscoredSample[]>): AsyncGenerator<UnscoredSample[]> {
+  const readPage = (after: string, limit: number) => observed(unscoredPage(deps.pool, key.project, key.batchId, after, limit, withAnnotators));
   let limit = deps.batchSize;
   let page = readPage('', limit);
   const buffer: UnscoredSample[] = [];

@@ -188,14 +188,15 @@ export interface UnscoredSample {
   payload: unknown;
   media: MediaRef[];
   consensus: string[] | null;
-  /** Who annotated it, in submission order: part of a gray release's evaluation context. */
+  /** Who annotated it, in submission order (read only under a gray release: its evaluation context). */
   annotators: string[];
 }
 
-export async function unscoredPage(db: Db, project: string, batchId: string, after: string, limit: number): Promise<UnscoredSample[]> {
+/** `withAnnotators`: a gray release's evaluation context names them; without one the page does not read them. */
+export async function unscoredPage(db: Db, project: string, batchId: string, after: string, limit: number, withAnnotators = false): Promise<UnscoredSample[]> {
   const { rows } = await db.query<UnscoredSample>(
     `SELECT s.id, s.payload, s.media, q2.details->'consensus'->'classes'->'classes' AS consensus,
-            ARRAY(SELECT a.annotator FROM annotations a WHERE a.sample_id = s.id ORDER BY a.ordinal) AS annotators
+            ${withAnnotators ? 'ARRAY(SELECT a.annotator FROM annotations a WHERE a.sample_id = s.id ORDER BY a.ordinal)' : `'{}'::text[]`} AS annotators
      FROM samples s JOIN qc_results q1 ON q1.sample_id = s.id AND q1.layer = 1 AND q1.passed
      LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2
      WHERE s.project_id = $1 AND s.batch_id = $2 AND s.status = 'qc' AND s.id > $4
