@@ -9,6 +9,7 @@
  *  - layer3 and layer4 on an ephemeral stack: see bench/stack-benches.ts.
  *  - qc: a synthetic crowd with known truth end to end through Temporal, beside cleanlab: bench/qc-bench.ts.
  *  - rollout: A/A peeking, power and flag evaluation of the gray-release engine: bench/rollout.ts.
+ *  - queue: the review queue's page, counts and claim at 1k, 10k and 100k open tasks: bench/queue.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs';
 import * as os from 'node:os';
@@ -29,6 +30,7 @@ import { faultsBench } from './faults';
 import { realCrowdBench } from './real-crowd';
 import { quantizeRealBench } from './quantize-real';
 import { flagThroughput, rolloutBench } from './rollout';
+import { queueBench } from './queue';
 import { e2eBench } from './e2e';
 import { heapBench } from './heap';
 
@@ -172,4 +174,5 @@ else if (only === 'e2e') {
 } else if (only === 'flags') void flagThroughput().then(() => process.exit(0));
 else if (only === 'heap') void heapBench().then(() => process.exit(0));
 else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
+else if (only === 'queue') void queueBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));
