@@ -3,9 +3,8 @@
  * project holds 1,000, then 10,000, then 100,000 open review tasks (each sample with a layer-5 risk, a
  * tenth overdue, ages spread over a week); for each size the bench times, median of 7 after a warm-up:
  *  - the first page of 50 by `priority` (what "Start reviewing" and the queue page use: due soon first, then
- *    likeliest wrong — the risk subquery runs for every matching task) and by `risk`;
- *  - the baseline in the same run: the same page by `oldest` (the queue's index order, risk read only for
- *    the page, but the same total count);
+ *    likeliest wrong, from the risk kept on each task) and by `risk`;
+ *  - the baseline in the same run: the same page by `oldest` (the queue's index order; the same total count);
  *  - the counts bar (`queueCounts`) and `claimNextTask` (taken and released again, so the queue stays put).
  * One JSON line per size.
  */
@@ -30,9 +29,9 @@ async function grow(pool: Pool, project: string, from: number, total: number): P
      SELECT $1 || '-' || i, 5, false, 0.5, '[]'::jsonb, jsonb_build_object('reason', 'uncertain', 'risk', jsonb_build_object('pWrong', (hashtext(i::text) & 65535) / 65536.0))
      FROM generate_series($2::int, $3::int - 1) i`, args);
   await pool.query(
-    `INSERT INTO review_tasks (sample_id, project_id, round, reason, audience, task_token, status, created_at, due_at)
+    `INSERT INTO review_tasks (sample_id, project_id, round, reason, audience, task_token, status, created_at, due_at, risk)
      SELECT $1 || '-' || i, $1, 0, 'uncertain', 'reviewers', '\\x00', 'open', now() - make_interval(mins => (hashtext('c' || i) & 8191)),
-            now() + make_interval(mins => CASE WHEN i % 10 = 0 THEN -30 ELSE (hashtext('d' || i) & 4095) END)
+            now() + make_interval(mins => CASE WHEN i % 10 = 0 THEN -30 ELSE (hashtext('d' || i) & 4095) END), (hashtext(i::text) & 65535) / 65536.0
      FROM generate_series($2::int, $3::int - 1) i`, args);
   await pool.query('VACUUM ANALYZE review_tasks');
   await pool.query('VACUUM ANALYZE qc_results');
@@ -71,7 +70,7 @@ export async function queueBench(): Promise<void> {
       console.log(JSON.stringify({
         bench: 'review.queue', openTasks: size, pageSize: 50,
         priorityPageMs: await medianMs(page('priority')), riskPageMs: await medianMs(page('risk')),
-        baseline: 'the same page by oldest (index order, risk read for the page only)', baselineOldestPageMs: await medianMs(page('oldest')),
+        baseline: 'the same page by oldest (index order)', baselineOldestPageMs: await medianMs(page('oldest')),
         countsMs: await medianMs(() => queueCounts(pool, { user: 'rev-1', projects: [project] })), claimNextMs: claimMs,
       }));
     }

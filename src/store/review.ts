@@ -109,8 +109,8 @@ export async function openTask(c: PoolClient, t: OpenTaskInput): Promise<{ task:
     if (assignee) await c.query('UPDATE review_cursors SET last_user = $3 WHERE project_id = $1 AND audience = $2', [t.project, audience, assignee]);
   }
   const { rows } = await c.query<TaskRow>(
-    `INSERT INTO review_tasks AS t (sample_id, project_id, round, reason, audience, task_token, assignee, due_at, dispatch)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9) RETURNING ${TASK_COLUMNS}`,
+    `INSERT INTO review_tasks AS t (sample_id, project_id, round, reason, audience, task_token, assignee, due_at, dispatch, risk)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9, ${RISK_OF_SAMPLE('$1')}) RETURNING ${TASK_COLUMNS}`,
     [t.sampleId, t.project, t.round, t.reason, audience, Buffer.from(t.taskToken), assignee, t.slaSeconds, dispatch],
   );
   return { task: toTask(rows[0]!), created: true };
@@ -176,9 +176,13 @@ export interface QueueTask extends ReviewTask {
   risk: number | null;
 }
 
-/** The estimated probability the sample's labels are wrong: layer 5's (recalibrated) when there is one, else layer 2's. */
-const RISK_OF_T = `(SELECT (q.details->'risk'->>'pWrong')::float8 FROM qc_results q
-  WHERE q.sample_id = t.sample_id AND q.layer IN (2, 5) AND q.details->'risk'->>'pWrong' IS NOT NULL ORDER BY q.layer DESC LIMIT 1)`;
+/**
+ * The estimated probability the sample's labels are wrong — layer 5's (recalibrated) when there is one, else
+ * layer 2's — as it was when the task opened: kept on the task (migration 015), so the queue does not read
+ * qc_results for every open task.
+ */
+const RISK_OF_SAMPLE = (sampleId: string): string => `(SELECT (q.details->'risk'->>'pWrong')::float8 FROM qc_results q
+  WHERE q.sample_id = ${sampleId} AND q.layer IN (2, 5) AND q.details->'risk'->>'pWrong' IS NOT NULL ORDER BY q.layer DESC LIMIT 1)`;
 
 const ORDER: Record<QueueSort, string> = {
   priority: `(t.due_at <= now() + interval '1 hour') DESC, CASE WHEN t.due_at <= now() + interval '1 hour' THEN t.due_at END, risk DESC NULLS LAST, t.created_at, t.id`,
@@ -215,7 +219,7 @@ export async function listTasks(db: Queryable, f: TaskFilter): Promise<{ tasks: 
   if (q.minAgeMinutes) where.push(`t.created_at <= now() - make_interval(mins => ${arg(q.minAgeMinutes)})`);
   if (q.overdue) where.push('t.due_at < now()');
   const { rows } = await db.query<TaskRow & { external_id: string; risk: number | null; total: string }>(
-    `SELECT ${TASK_COLUMNS}, s.external_id, ${RISK_OF_T} AS risk, count(*) OVER () AS total
+    `SELECT ${TASK_COLUMNS}, s.external_id, t.risk, count(*) OVER () AS total
      FROM review_tasks t JOIN samples s ON s.id = t.sample_id ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
      ORDER BY ${heldFirst}${ORDER[f.sort ?? 'oldest']} LIMIT ${arg(f.limit)} OFFSET ${arg(f.offset ?? 0)}`,
     args,
@@ -263,7 +267,7 @@ export async function claimTask(pool: Pool, id: string, user: string, ttlSeconds
 export async function claimNextTask(pool: Pool, projects: Array<{ project: string; ttlSeconds: number }>, user: string): Promise<ReviewTask | undefined> {
   if (projects.length === 0) return undefined;
   const { rows } = await pool.query<{ id: string; project_id: string }>(
-    `SELECT t.id::text AS id, t.project_id, ${RISK_OF_T} AS risk FROM review_tasks t
+    `SELECT t.id::text AS id, t.project_id, t.risk FROM review_tasks t
      WHERE t.project_id = ANY($1) AND t.status = 'open' AND t.audience = 'reviewers' AND (t.assignee IS NULL OR t.claim_expires_at <= now())
      ORDER BY ${ORDER.priority} LIMIT 1 FOR UPDATE OF t SKIP LOCKED`,
     [projects.map((p) => p.project)],
