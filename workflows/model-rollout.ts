@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
   abortRolloutSignal, forcePromoteSignal, pauseRolloutSignal, resumeRolloutSignal, rolloutStateQuery, type ModelRolloutInput, type RolloutState,
@@ -48,7 +48,10 @@ export async function modelRollout(input: ModelRolloutInput): Promise<RolloutSta
 
   const salt = workflowInfo().workflowId;
   const actor = `rollout:${workflowInfo().workflowId}`;
-  await act.moveCandidateStage({ candidate: input.candidate, to: 'canary', actor, reason: `rollout against the control of ${input.project}`, project: input.project });
+  // With the project, the move to canary first checks that the project's control is of the candidate's
+  // tenant. Histories from before the check replay without it (their recorded move had no project).
+  const tenantChecked = patched('rollout-tenant-check');
+  await act.moveCandidateStage({ candidate: input.candidate, to: 'canary', actor, reason: `rollout against the control of ${input.project}`, ...(tenantChecked ? { project: input.project } : {}) });
   await act.setRolloutShare({ flag: input.flag, salt, candidate: input.candidate, share: state.share, actor });
   note(`share ${state.share}`, actor, 'rollout started');
 

@@ -17,7 +17,9 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * dispatches were checked: it replays through the `review-dispatch-check` patch's old path.
  * `review_undo_replay` (record-histories.ts --undo-only) takes its path through the `review-undo-window`
  * patch: approve, the undoDecision Update, a second round rejected, the window's timer. The `*_v2` pipeline
- * histories (--pipeline-only --suffix _v2) take the `intake-project-exists` branch.
+ * histories (--pipeline-only --suffix _v2) take the `intake-project-exists` branch. `rollout_replay` is a
+ * modelRollout from before the tenant check (checked once, aborted); `rollout_replay_v2` takes the
+ * `rollout-tenant-check` patch.
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
 const history = (file: string) => temporal.api.history.v1.History.decode(readFileSync(path.join(DIR, file)));
@@ -47,6 +49,17 @@ test('the undo history exercises the undo window: its patch marker, the accepted
   assert.ok(types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) && types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED), 'the undo Update');
   assert.equal(types.filter((t) => t === T.EVENT_TYPE_ACTIVITY_TASK_COMPLETED).length >= 3, true, 'two human-task rounds and the undo activity');
   assert.ok(types.includes(T.EVENT_TYPE_TIMER_FIRED), 'the second window closed on its timer');
+});
+
+test('the rollout histories: the older moves the candidate without its project and no marker; _v2 takes the tenant check', () => {
+  const moveInput = (file: string): Record<string, unknown> => {
+    const e = (history(file).events ?? []).find((x) => x.activityTaskScheduledEventAttributes?.activityType?.name === 'moveCandidateStage')!;
+    return JSON.parse(Buffer.from(e.activityTaskScheduledEventAttributes!.input!.payloads![0]!.data!).toString()) as Record<string, unknown>;
+  };
+  assert.ok(!patchesOf('rollout_replay.history.bin').includes('rollout-tenant-check'));
+  assert.equal(moveInput('rollout_replay.history.bin').project, undefined);
+  assert.ok(patchesOf('rollout_replay_v2.history.bin').includes('rollout-tenant-check'));
+  assert.equal(moveInput('rollout_replay_v2.history.bin').project, 'replay-rollout');
 });
 
 test('the replay check fails on a workflow whose commands differ (control)', async () => {
