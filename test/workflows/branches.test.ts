@@ -11,7 +11,7 @@ import {
 } from '../../workflows/definitions';
 import { DEFAULT_POLICY } from '../../src/qc/policy';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { uid } from '../integration/helpers';
+import { uid, waitUntil } from '../integration/helpers';
 import { timeSkippingEnv } from './time-skipping';
 
 /**
@@ -45,15 +45,6 @@ async function skipUntilDone<T>(handle: WorkflowHandle, stepMs: number): Promise
     if (!done) await env.sleep(stepMs);
   }
   return result;
-}
-
-/** Waits in real time (workflow time stands still) for the worker to reach `what`. */
-async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await ok()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const workerOn = (taskQueue: string, activities: object): Promise<Worker> =>
@@ -141,7 +132,7 @@ test('humanReview escalates on each SLA timeout, to the leads after maxEscalatio
       workflowId: `review/wf-${uid()}`, taskQueue,
       args: [{ project: 'p', sampleId: 's1', reason: 'uncertain', review, reviewQueue: taskQueue }],
     });
-    await until('round 2 decided', async () => (await handle.query(reviewStateQuery)).status === 'undo_window');
+    await waitUntil('round 2 decided', async () => (await handle.query(reviewStateQuery)).status === 'undo_window', 10_000);
     assert.equal(review.undoSeconds, 10);
     const r = await skipUntilDone<ReviewOutcome>(handle, review.undoSeconds * 1000);
     return { r, state: await handle.query(reviewStateQuery) };
@@ -241,7 +232,7 @@ test('modelRollout holds on a sample-ratio mismatch until resumed; pause and abo
   await runRollout(s, async (handle) => {
     // The first check is a minute in (the default): past it, the rollout holds.
     await env.sleep('61 seconds');
-    await until('the rollout held', async () => (await handle.query(rolloutStateQuery)).status === 'held');
+    await waitUntil('the rollout held', async () => (await handle.query(rolloutStateQuery)).status === 'held', 10_000);
     const held = await handle.query(rolloutStateQuery);
     assert.equal(held.status, 'held');
     assert.match(held.log.at(-1)!.why, /sample-ratio mismatch/);
