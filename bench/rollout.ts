@@ -6,6 +6,8 @@
  *  - Power: a candidate 3 points worse (0.87 vs 0.90) — how often it is rolled back and after how many
  *    samples; a candidate equal to the control — how often it is promoted under a 1-point non-inferiority
  *    margin, and how soon.
+ *  - Beside each: confseq (PyPI; Waudby-Smith & Ramdas' empirical-Bernstein and the asymptotic normal-mixture
+ *    confidence sequences) on the very same simulated outcomes, judged by the same rule (bench/confseq_rollout.py).
  *  - Flags: evaluations per second through OpenFeature with the in-memory FlagProvider the Postgres one
  *    builds on, vs a bare bucketOf + armAt on the same ids (the SDK's overhead, as a ratio); and layer 3's
  *    own path (PinnedSplits: a page of 512 samples at a time, with project and annotators in the context).
@@ -15,10 +17,11 @@ import { armAt, bucketOf } from '../src/rollout/bucketing';
 import { FlagProvider } from '../src/rollout/flag-provider';
 import { simulateRollouts } from '../src/rollout/simulate';
 import { PinnedSplits } from '../src/rollout/pinned-split';
+import { confseqOnStream, type ConfseqFigures } from './confseq';
 
 const ALPHA = 0.05;
 
-const simulate = (o: Omit<Parameters<typeof simulateRollouts>[0], 'alpha'>) => simulateRollouts({ ...o, alpha: ALPHA });
+const simulate = (o: Omit<Parameters<typeof simulateRollouts>[0], 'alpha'>, stream?: Uint8Array) => simulateRollouts({ ...o, alpha: ALPHA }, stream);
 
 export async function flagThroughput(): Promise<void> {
   // The in-memory provider PgFlagProvider builds on: evaluation is the same, no database needed to time it.
@@ -61,15 +64,33 @@ export async function flagThroughput(): Promise<void> {
 
 export async function rolloutBench(): Promise<void> {
   const base = { runs: 1000, looks: 50, perLook: 200, margin: 0 };
-  const aa = simulate({ ...base, control: 0.9, candidate: 0.9, seed: 1 });
+  // Every run's outcomes are recorded so that confseq judges the very same samples with the same rule.
+  const scenario = (o: { control: number; candidate: number; margin: number; seed: number }) => {
+    const stream = new Uint8Array(base.runs * base.looks * base.perLook);
+    const ours = simulate({ ...base, ...o }, stream);
+    return { ours, peer: confseqOnStream(stream, { ...base, margin: o.margin, alpha: ALPHA, minPerArm: 200 }) };
+  };
+  const peerFigures = (peer: ReturnType<typeof confseqOnStream>, pick: (f: ConfseqFigures) => Record<string, unknown>) =>
+    'skipped' in peer ? { peer: 'confseq', peerSkipped: peer.skipped } : {
+      peer: 'confseq 0.0.11 on the same outcomes', peerEmpiricalBernstein: pick(peer.empiricalBernstein), peerNormalMixture: pick(peer.normalMixture),
+    };
+
+  const aa = scenario({ control: 0.9, candidate: 0.9, margin: 0, seed: 1 });
   console.log(JSON.stringify({
     bench: 'rollout.aa-peeking', runs: base.runs, looks: base.looks, samplesPerLook: base.perLook, alpha: ALPHA,
-    falsePositiveRate: aa.seqDifference, target: ALPHA + 0.005, met: aa.seqDifference <= ALPHA + 0.005,
-    baseline: 'fixed-sample z-test at every look', baselineFalsePositiveRate: aa.naiveDifference,
+    falsePositiveRate: aa.ours.seqDifference, target: ALPHA + 0.005, met: aa.ours.seqDifference <= ALPHA + 0.005,
+    baseline: 'fixed-sample z-test at every look', baselineFalsePositiveRate: aa.ours.naiveDifference,
+    ...peerFigures(aa.peer, (f) => ({ falsePositiveRate: f.differenceRate })),
   }));
-  const worse = simulate({ ...base, control: 0.9, candidate: 0.87, margin: 0.01, seed: 2 });
-  console.log(JSON.stringify({ bench: 'rollout.power-worse', control: 0.9, candidate: 0.87, margin: 0.01, rolledBack: worse.rolledBack, promoted: worse.promoted, medianSamplesToDecide: worse.medianSamplesToDecide }));
-  const equal = simulate({ ...base, control: 0.9, candidate: 0.9, margin: 0.01, seed: 3 });
-  console.log(JSON.stringify({ bench: 'rollout.power-noninferior', control: 0.9, candidate: 0.9, margin: 0.01, promoted: equal.promoted, rolledBack: equal.rolledBack, medianSamplesToDecide: equal.medianSamplesToDecide }));
+  const worse = scenario({ control: 0.9, candidate: 0.87, margin: 0.01, seed: 2 });
+  console.log(JSON.stringify({
+    bench: 'rollout.power-worse', control: 0.9, candidate: 0.87, margin: 0.01, rolledBack: worse.ours.rolledBack, promoted: worse.ours.promoted, medianSamplesToDecide: worse.ours.medianSamplesToDecide,
+    ...peerFigures(worse.peer, (f) => ({ rolledBack: f.rolledBack, promoted: f.promoted, medianSamplesToDecide: f.medianSamplesToDecide })),
+  }));
+  const equal = scenario({ control: 0.9, candidate: 0.9, margin: 0.01, seed: 3 });
+  console.log(JSON.stringify({
+    bench: 'rollout.power-noninferior', control: 0.9, candidate: 0.9, margin: 0.01, promoted: equal.ours.promoted, rolledBack: equal.ours.rolledBack, medianSamplesToDecide: equal.ours.medianSamplesToDecide,
+    ...peerFigures(equal.peer, (f) => ({ promoted: f.promoted, rolledBack: f.rolledBack, medianSamplesToDecide: f.medianSamplesToDecide })),
+  }));
   await flagThroughput();
 }

@@ -78,6 +78,18 @@ test('A/A with a look after every batch: the sequential test stays near α where
   assert.ok(r.naiveDifference > 0.15, `peeking inflates the naive test: ${r.naiveDifference}`);
 });
 
+test('a recorded simulation stream holds the very outcomes the verdicts saw (what confseq is run on in the bench)', () => {
+  const o = { runs: 20, looks: 10, perLook: 100, control: 0.9, candidate: 0.6, margin: 0, seed: 5, alpha: 0.05 };
+  const stream = new Uint8Array(o.runs * o.looks * o.perLook);
+  assert.deepEqual(simulateRollouts(o, stream), simulateRollouts(o), 'recording does not change the draws');
+  const rate = (arm: number) => {
+    const picked = stream.filter((c) => c >> 1 === arm);
+    return picked.filter((c) => (c & 1) === 1).length / picked.length;
+  };
+  assert.ok(Math.abs(rate(0) - 0.9) < 0.02 && Math.abs(rate(1) - 0.6) < 0.03, `arm rates ${rate(0)}, ${rate(1)}`);
+  assert.throws(() => simulateRollouts(o, new Uint8Array(10)), /stream must hold runs × looks × perLook = 20000 bytes/);
+});
+
 test('layer 3\'s OpenFeature evaluation of a pinned split gives the bucketing\'s arm for every sample, whatever the live flag does meanwhile', async () => {
   const splits = new PinnedSplits();
   const at10 = { flag: 'layer3.m', salt: 's1', arms: [{ variant: 'm@2', share: 0.1 }, { variant: 'control', share: 0.9 }] };
