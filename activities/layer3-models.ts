@@ -63,8 +63,9 @@ export function layer3Models(deps: Pick<ActivityDeps, 'pool' | 'store'> & { sess
     const feeds: Record<string, PlainTensor> = {};
     const produced = Object.keys(prepared);
     for (const name of session.inputNames) {
-      // A single-input model takes the adapter's single tensor whatever the input is called.
-      const t = prepared[name] ?? (session.inputNames.length === 1 && produced.length === 1 ? prepared[produced[0]!] : undefined);
+      // A single-input model takes the adapter's primary tensor (the first: a text adapter's input_ids) whatever
+      // the exporter called the input — torch.onnx.export names it after the user's own argument.
+      const t = prepared[name] ?? (session.inputNames.length === 1 ? prepared[produced[0]!] : undefined);
       if (!t) throw new ModelUnavailable(`model ${modelId} expects input ${JSON.stringify(name)}, which its adapter does not produce (it gives ${produced.join(', ')})`);
       feeds[name] = t;
     }

@@ -229,7 +229,8 @@ export interface QuantizationProgress {
   stage: 'analyze' | 'quantize' | 'evaluate' | 'rank' | 'register' | 'done' | 'failed';
   budget: { top1: number; cosine: number };
   analysis?: { ops: Record<string, number>; parameters: number; opset: number; applicable: string[] };
-  candidates: Array<{ method: string; excludeNodes: string[]; bytes: number; weightRatio: number; top1: number; cosine: number; fits: boolean }>;
+  /** `failure`: the candidate crashed onnxruntime in evaluation (top1 and cosine are 0 then). */
+  candidates: Array<{ method: string; excludeNodes: string[]; bytes: number; weightRatio: number; top1: number; cosine: number; fits: boolean; failure?: string }>;
   sensitiveNodes?: Array<{ node: string; cosineLoss: number }>;
   chosen?: { id: string; version: string; method: string; bytes: number };
 }

@@ -1,4 +1,4 @@
-import { ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Budget, Candidate, EvaluationActivities, ModelActivities } from '../activities/models';
 import type { EvaluationMetrics } from '../src/quantize/evaluate';
 import type { Method } from '../src/quantize/types';
@@ -43,11 +43,19 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
   const methods = ORDER.filter((m) => analysis.applicable.includes(m) && (!input.methods || input.methods.includes(m)));
   if (methods.length === 0) throw ApplicationFailure.nonRetryable(`no quantization method applies to ${input.modelId} (ops: ${Object.keys(analysis.ops).join(', ')}; opset ${analysis.opset})`, 'BadInput');
 
-  const tryCandidate = async (method: Method, excludeNodes: string[] = []): Promise<{ candidate: Candidate; metrics: EvaluationMetrics }> => {
+  const tryCandidate = async (method: Method, excludeNodes: string[] = []): Promise<{ candidate: Candidate; metrics: EvaluationMetrics } | undefined> => {
     stage('quantize');
     const candidate = await models.quantizeCandidate({ modelId: input.modelId, method, blockSize: input.blockSize, excludeNodes });
     stage('evaluate');
-    const metrics = await evaluation.evaluateModelCandidate({ modelId: input.modelId, candidateKey: candidate.key });
+    let metrics: EvaluationMetrics;
+    try {
+      metrics = await evaluation.evaluateModelCandidate({ modelId: input.modelId, candidateKey: candidate.key });
+    } catch (err) {
+      // A candidate that crashes onnxruntime is unusable, not a reason to stop: another method may work.
+      if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateCrashed')) throw err;
+      progress.candidates.push({ method, excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: 0, cosine: 0, fits: false, failure: err.cause.message });
+      return undefined;
+    }
     progress.candidates.push({ method, excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, fits: fits(metrics, budget) });
     return { candidate, metrics };
   };
@@ -55,7 +63,7 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
   const tried: Array<{ candidate: Candidate; metrics: EvaluationMetrics }> = [];
   for (const method of methods) {
     const r = await tryCandidate(method);
-    if (r.candidate.quantizedNodes > 0) tried.push(r);
+    if (r && r.candidate.quantizedNodes > 0) tried.push(r);
   }
   let chosen = tried.filter((t) => fits(t.metrics, budget)).sort((a, b) => a.candidate.bytes - b.candidate.bytes)[0];
   if (!chosen) {
@@ -66,7 +74,7 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
       progress.sensitiveNodes = ranked.slice(0, 10);
       for (let k = 1; k < ranked.length && !chosen; k *= 2) {
         const r = await tryCandidate(integer.candidate.method, ranked.slice(0, k).map((x) => x.node));
-        if (fits(r.metrics, budget)) chosen = r;
+        if (r && fits(r.metrics, budget)) chosen = r;
       }
     }
   }

@@ -28,6 +28,7 @@ import { quantizeModel, quantizeModelStatic } from '../quantize/quantize-model';
 import { calibrationSource } from '../quantize/calibration-data';
 import type { CalibrationMethod } from '../quantize/calibrate';
 import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
+import { CandidateCrashed, evaluateIsolated } from '../quantize/evaluate-isolated';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
 import { modelQuantization, modelRollout } from '../../workflows';
 import { quantizationProgressQuery, workflowIds } from '../../workflows/definitions';
@@ -313,14 +314,21 @@ model.command('evaluate').description('compare a candidate with the fp32 referen
   .option('--output-name <name>', 'which output to compare (default: the first)')
   .option('--runs <n>', 'timed runs for the median latency', positiveInt, 20)
   .option('--providers <list>', 'execution providers, e.g. cuda,cpu', list, ['cpu'])
-  .action(async (o: { reference: string; candidate: string; inputs: string; outputName?: string; runs: number; providers: string[] }) => {
+  .option('--in-process', 'evaluate in this process, not a child (under an emulator such as qemu-user, which does not follow children)')
+  .action(async (o: { reference: string; candidate: string; inputs: string; outputName?: string; runs: number; providers: string[]; inProcess?: boolean }) => {
     let text: string;
     try {
       text = readFileSync(o.inputs, 'utf8');
     } catch (err) {
       throw new CliError(`cannot read ${o.inputs}: ${(err as Error).message}`);
     }
-    const metrics = await evaluateCandidate(o.reference, o.candidate, parseGoldenJsonl(text), { output: o.outputName, runs: o.runs, providers: o.providers });
+    // In a child process, so a candidate that crashes onnxruntime gets a sentence instead of a bare segfault.
+    const opts = { output: o.outputName, runs: o.runs, providers: o.providers };
+    const evaluation = o.inProcess ? evaluateCandidate(o.reference, o.candidate, parseGoldenJsonl(text), opts) : evaluateIsolated(o.reference, o.candidate, text, opts);
+    const metrics = await evaluation.catch((err: unknown) => {
+      if (err instanceof CandidateCrashed) throw new CliError(`${o.candidate}: ${err.message}; quantize with another --method, or --exclude-nodes the node it crashes on`);
+      throw err;
+    });
     process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
   });
 

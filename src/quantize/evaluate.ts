@@ -52,7 +52,8 @@ export function goldenToJsonl(samples: GoldenSample[]): string {
   return samples.map((s) => JSON.stringify({ ...Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data, Number), ...(v.data instanceof BigInt64Array ? { type: 'int64' } : {}) }])), ...(s.label === undefined ? {} : { label: s.label }) })).join('\n') + '\n';
 }
 
-type ModelSource = Uint8Array | string;
+/** A model as bytes or as a file path. */
+export type ModelSource = Uint8Array | string;
 
 async function session(m: ModelSource, providers: string[]): Promise<ort.InferenceSession> {
   const opts: ort.InferenceSession.SessionOptions = { executionProviders: providers, graphOptimizationLevel: 'all' };

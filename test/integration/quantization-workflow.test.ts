@@ -9,7 +9,15 @@ import { goldenToJsonl } from '../../src/quantize/evaluate';
 import { getObjectText, putObject } from '../../src/clients/minio';
 import { modelQuantization } from '../../workflows';
 import { quantizationProgressQuery, workflowIds, type ModelQuantizationInput, type QuantizationProgress } from '../../workflows/definitions';
-import { harness, uid, type Harness } from './helpers';
+import { createTestProject, harness, ingestLines, uid, waitUntil, type Harness } from './helpers';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { wordTokenizerJson } from '../../src/onnx/reference-models';
+import { textAdapter } from '../../src/qc/inference/adapters';
+import { loadFlags } from '../../src/store/flags';
+import { aliasesOf } from '../../src/store/model-lifecycle';
+import { TORCH_MODELS_DIR } from '../fixtures/torch-models';
+import { modelRollout } from '../../workflows';
 
 let h: Harness;
 before(async () => {
@@ -87,4 +95,50 @@ test('a model without golden inputs, or an unknown one, fails at once with what 
   const v = await registerModel(h.pool, h.store, { name: `bare-${uid()}`, version: '1', onnx: f.onnx, manifest: MANIFEST }, 'test');
   await assert.rejects(run({ modelId: v.id }), (err: Error) => /has no golden inputs; re-register it with --golden/.test(String((err.cause as Error)?.message)));
   await assert.rejects(run({ modelId: 'default/nope/1' }), (err: Error) => /is not registered/.test(String((err.cause as Error)?.cause ?? (err.cause as Error)?.message)));
+});
+
+test('the loop on a torch-exported, trained classifier: quantized, validated on golden outputs, canaried against its fp32 parent on live samples by layer 3, and promoted', async () => {
+  // A real export (test/fixtures/models/export_trained.py): one input named `ids`, a dynamic batch axis, torch's own graph.
+  const { labels, words } = JSON.parse(readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.vocab.json'), 'utf8')) as { labels: string[]; words: string[] };
+  const tokenizer = wordTokenizerJson(words);
+  const manifest = { labels, output: 'logits', adapter: { kind: 'text' as const, textPointer: '/text', maxLength: 32 } };
+  const texts = (n: number) => Array.from({ length: n }, (_, i) => {
+    const label = labels[i % 3]!;
+    const cue = { cat: ['kitten', 'meow', 'purr'], dog: ['puppy', 'woof', 'bark'], bird: ['nest', 'chirp', 'wing'] }[label]![i % 3]!;
+    return { label, text: `the little ${cue} number ${i} was in our garden today` };
+  });
+  const prepared = await textAdapter(manifest.adapter, tokenizer).prepare(texts(48).map((t) => ({ payload: { text: t.text } })));
+  const ids = prepared.feeds.input_ids!.data as BigInt64Array;
+  const golden = Array.from({ length: 48 }, (_, i) => ({ inputs: { ids: { dims: [1, 32], data: ids.slice(i * 32, (i + 1) * 32) } } }));
+  const name = `pets-${uid()}`;
+  const parent = await registerModel(h.pool, h.store, { name, version: '1', onnx: readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.onnx')), manifest, tokenizer, golden: goldenToJsonl(golden) }, 'test');
+
+  const quantized = await run({ modelId: parent.id });
+  assert.equal(quantized.stage, 'done');
+  const candidate = (await getModelVersion(h.pool, quantized.chosen!.id))!;
+  assert.equal(candidate.stage, 'validated');
+  assert.notEqual(candidate.precision, 'fp32');
+
+  const flag = `layer3.${name}`;
+  const project = await createTestProject(h.pool, `t-${uid()}`, { ontology: { classes: labels }, qcPolicy: { layer3: { models: [`${name}@1`], rollout: { flag } } } });
+  const handle = await h.client.workflow.start(modelRollout, {
+    workflowId: workflowIds.rollout(candidate.id), taskQueue: h.cfg.taskQueues.cpu,
+    args: [{ project, flag, candidate: candidate.id, steps: [0.5, 1], minPerArm: 50, margin: 0.05, checkSeconds: 1 }],
+  });
+  await waitUntil('the rollout set its flag', async () => (await loadFlags(h.pool, [flag])).length === 1);
+  const lines = texts(240).map((t, i) => JSON.stringify({ externalId: `p-${i}`, payload: { text: t.text, lang: 'en' }, annotations: [1, 2].map((a) => ({ annotator: `ann-${a}`, labels: { classes: [t.label] } })) }));
+  const ingested = await ingestLines(h, project, lines, 120);
+  assert.equal(ingested.failedBatches.length, 0);
+  assert.equal(ingested.counts.accepted, 240, JSON.stringify(ingested.counts));
+  const result = await handle.result();
+  assert.equal(result.status, 'promoted', JSON.stringify(result.log));
+  // Both arms scored live samples with their own model, and both read them as the crowd did.
+  const { rows } = await h.pool.query<{ model_version: string; n: string; passed: string }>(
+    `SELECT q.model_version, count(*) AS n, count(*) FILTER (WHERE q.passed) AS passed FROM qc_results q JOIN samples s ON s.id = q.sample_id
+     WHERE s.project_id = $1 AND q.layer = 3 GROUP BY 1 ORDER BY 1`, [project],
+  );
+  assert.deepEqual(rows.map((r) => r.model_version).sort(), [parent.id, candidate.id].sort());
+  for (const r of rows) assert.ok(Number(r.n) >= 50 && Number(r.passed) === Number(r.n), JSON.stringify(rows));
+  assert.equal((await getModelVersion(h.pool, candidate.id))!.stage, 'production');
+  assert.equal((await aliasesOf(h.pool, 'default', name)).production, candidate.id);
 });

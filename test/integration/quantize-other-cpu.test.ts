@@ -45,7 +45,8 @@ test('int8 models quantized here keep their fidelity floors on an AVX2-only CPU 
       const out = path.join(d, `${c.method}${c.extra.join('')}.onnx`);
       const calibration = c.method === 'int8-static' ? ['--calibration', path.join(d, 'golden.jsonl')] : [];
       await cli(['model', 'quantize', '--input', path.join(d, 'model.onnx'), '--method', c.method, ...calibration, ...c.extra, '--output', out], false);
-      const evaluate = ['model', 'evaluate', '--reference', path.join(d, 'model.onnx'), '--candidate', out, '--inputs', path.join(d, 'golden.jsonl'), '--runs', '1'];
+      // In process: qemu-user emulates the process it starts, not the children that one forks.
+      const evaluate = ['model', 'evaluate', '--reference', path.join(d, 'model.onnx'), '--candidate', out, '--inputs', path.join(d, 'golden.jsonl'), '--runs', '1', '--in-process'];
       const [here, avx2] = await Promise.all([cli(evaluate, false), cli(evaluate, true)]);
       return { ...c, here: JSON.parse(here) as Metrics, avx2: JSON.parse(avx2) as Metrics };
     })));

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
@@ -22,10 +23,11 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * `rollout-tenant-check` patch.
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
-const history = (file: string) => temporal.api.history.v1.History.decode(readFileSync(path.join(DIR, file)));
+// Proto-JSON, the form `temporal workflow show --output json` and the UI's download give: readable in a diff.
+const history = (file: string) => historyFromJSON(JSON.parse(readFileSync(path.join(DIR, file), 'utf8')));
 
 test('recorded histories of earlier workflow code replay on the current workflows', async () => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.history.bin')).sort();
+  const files = readdirSync(DIR).filter((f) => f.endsWith('.history.json')).sort();
   assert.ok(files.length >= 3, files.join(', '));
   for (const f of files) {
     await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows') }, history(f), f);
@@ -37,15 +39,15 @@ const patchesOf = (file: string): string[] => (history(file).events ?? [])
   .map((p) => (JSON.parse(Buffer.from(p.data ?? []).toString()) as { id: string }).id);
 
 test('the _v2 pipeline histories take the new branches: the intake checks its project', () => {
-  assert.ok(patchesOf('intake_replay_v2.history.bin').includes('intake-project-exists'));
-  assert.ok(!patchesOf('intake_replay.history.bin').includes('intake-project-exists'), 'the older one replays without it');
+  assert.ok(patchesOf('intake_replay_v2.history.json').includes('intake-project-exists'));
+  assert.ok(!patchesOf('intake_replay.history.json').includes('intake-project-exists'), 'the older one replays without it');
 });
 
 test('the undo history exercises the undo window: its patch marker, the accepted Update, two rounds', () => {
-  const events = history('review_undo_replay.history.bin').events ?? [];
+  const events = history('review_undo_replay.history.json').events ?? [];
   const types = events.map((e) => e.eventType);
   const T = temporal.api.enums.v1.EventType;
-  assert.ok(patchesOf('review_undo_replay.history.bin').includes('review-undo-window'));
+  assert.ok(patchesOf('review_undo_replay.history.json').includes('review-undo-window'));
   assert.ok(types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) && types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED), 'the undo Update');
   assert.equal(types.filter((t) => t === T.EVENT_TYPE_ACTIVITY_TASK_COMPLETED).length >= 3, true, 'two human-task rounds and the undo activity');
   assert.ok(types.includes(T.EVENT_TYPE_TIMER_FIRED), 'the second window closed on its timer');
@@ -56,10 +58,10 @@ test('the rollout histories: the older moves the candidate without its project a
     const e = (history(file).events ?? []).find((x) => x.activityTaskScheduledEventAttributes?.activityType?.name === 'moveCandidateStage')!;
     return JSON.parse(Buffer.from(e.activityTaskScheduledEventAttributes!.input!.payloads![0]!.data!).toString()) as Record<string, unknown>;
   };
-  assert.ok(!patchesOf('rollout_replay.history.bin').includes('rollout-tenant-check'));
-  assert.equal(moveInput('rollout_replay.history.bin').project, undefined);
-  assert.ok(patchesOf('rollout_replay_v2.history.bin').includes('rollout-tenant-check'));
-  assert.equal(moveInput('rollout_replay_v2.history.bin').project, 'replay-rollout');
+  assert.ok(!patchesOf('rollout_replay.history.json').includes('rollout-tenant-check'));
+  assert.equal(moveInput('rollout_replay.history.json').project, undefined);
+  assert.ok(patchesOf('rollout_replay_v2.history.json').includes('rollout-tenant-check'));
+  assert.equal(moveInput('rollout_replay_v2.history.json').project, 'replay-rollout');
 });
 
 test('the replay check fails on a workflow whose commands differ (control)', async () => {

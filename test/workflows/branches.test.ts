@@ -179,6 +179,28 @@ test('modelQuantization: when no candidate fits, the best integer one is retried
   assert.equal(progress.stage, 'done');
 });
 
+test('modelQuantization: a candidate that crashes onnxruntime in evaluation is recorded as unfit and the search goes on', async () => {
+  const taskQueue = `wf-quant-${uid()}`;
+  const worker = await workerOn(taskQueue, {
+    analyzeModelVersion: async () => ({ ops: { MatMul: 4 }, parameters: 1000, opset: 17, applicable: ['int4', 'int8-dynamic', 'fp16'], bytes: 4000, hasGolden: true }),
+    quantizeCandidate: async (i: { method: string }) => ({ method: i.method, key: i.method, sha256: 'x', bytes: { int4: 500, 'int8-dynamic': 1000, fp16: 2000 }[i.method]!, quantizedNodes: 4, weightRatio: 0.25, excludeNodes: [] }),
+    evaluateModelCandidate: async (i: { candidateKey: string }) => {
+      if (i.candidateKey === 'int4') throw ApplicationFailure.nonRetryable('onnxruntime crashed (SIGSEGV) loading or running the candidate', 'CandidateCrashed');
+      return { top1Agreement: 1, cosine: { mean: 0.999, min: 0.999 }, maxAbsDiff: 0, samples: 8 };
+    },
+    rankSensitiveNodes: async () => [],
+    registerQuantized: async () => ({ id: 'default/m/1-int8-dynamic', version: '1-int8-dynamic' }),
+  });
+  const progress = await worker.runUntil(() => client.workflow.execute(modelQuantization, {
+    workflowId: `quantize/wf-${uid()}`, taskQueue,
+    args: [{ modelId: 'default/m/1', modelsQueue: taskQueue, inferenceQueue: taskQueue }],
+  }));
+  assert.deepEqual(progress.candidates.map((c) => [c.method, c.fits, c.failure ?? null]), [
+    ['int4', false, 'onnxruntime crashed (SIGSEGV) loading or running the candidate'], ['int8-dynamic', true, null], ['fp16', true, null],
+  ]);
+  assert.equal(progress.chosen!.method, 'int8-dynamic');
+});
+
 // ---- modelRollout: its decisions driven by scripted per-arm checks
 
 type Check = { decision?: 'promote' | 'rollback' | 'continue'; srmP?: number };
