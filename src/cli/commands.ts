@@ -20,6 +20,7 @@ import { releaseMetadata } from '../../workflows/metadata';
 import { resolveJwtSecret, tokenVerifier } from '../http/auth';
 import type { Actor } from '../review/decisions';
 import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
+import { ping } from '../store/database-admin';
 
 export class CliError extends Error {
   override name = 'CliError';
@@ -52,7 +53,7 @@ export async function connectServices(cfg: Config): Promise<Services> {
   if (!cfg.databaseUrl) throw new CliError('DATABASE_URL is not set and no stack is running: start one with `qcflow dev` (or `npm run demo -- --keep`)');
   const pool = createPool(cfg.databaseUrl, 4);
   try {
-    await pool.query('SELECT 1');
+    await ping(pool);
   } catch (err) {
     await pool.end();
     throw new CliError(`cannot reach Postgres (${(err as Error).message}); start the stack with \`qcflow dev\` or fix DATABASE_URL`);

@@ -9,6 +9,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { postgresUrl, readPostgresCredentials, type Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
+import { ensureDatabase, ensureLogin } from '../store/database-admin';
 import { ensureProgram } from './binaries';
 import { freePort, startProcess, stopOnSignal, waitFor, type ManagedProcess } from './process';
 import { temporalReady } from './services';
@@ -63,14 +64,9 @@ async function temporalDatabases(stack: Stack, log: Logger): Promise<{ user: str
   const admin = new PgClient({ connectionString: postgresUrl(port, 'postgres', creds.admin) });
   await admin.connect();
   try {
-    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [login.user]);
-    if (!role.rowCount) await admin.query(`CREATE ROLE ${login.user} LOGIN NOSUPERUSER NOCREATEROLE PASSWORD '${login.password}'`);
-    else await admin.query(`ALTER ROLE ${login.user} PASSWORD '${login.password}'`);
+    await ensureLogin(admin, login.user, login.password);
     writeFileSync(file, JSON.stringify(login), { mode: 0o600 });
-    for (const db of Object.keys(SCHEMA)) {
-      const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
-      if (!exists.rowCount) await admin.query(`CREATE DATABASE ${db} OWNER ${login.user}`);
-    }
+    for (const db of Object.keys(SCHEMA)) await ensureDatabase(admin, db, login.user);
   } finally {
     await admin.end();
   }

@@ -9,6 +9,7 @@ import { postgresCredentialsFile, postgresUrl, readPostgresCredentials, type Pos
 import { findPostgresBinDir, ensureProgram, MissingToolError } from './binaries';
 import { startProcess, waitFor, type ManagedProcess } from './process';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
+import { createLogin, ensureDatabase, giveObjectsTo, grantRole, ping, roleExists, setDatabaseOwner, setPassword } from '../store/database-admin';
 
 /** What every server start needs besides its own options. */
 export interface StartContext {
@@ -93,7 +94,7 @@ export async function postgresReachable(url: string): Promise<boolean> {
   const c = new PgClient({ connectionString: url, connectionTimeoutMillis: 1500 });
   try {
     await c.connect();
-    await c.query('SELECT 1');
+    await ping(c);
     return true;
   } catch {
     return false;
@@ -203,15 +204,13 @@ export async function startPostgres(o: PostgresOptions, { log, timeoutMs, track 
   let newAppRole = false;
   await admin.connect();
   try {
-    const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'qcflow'");
-    if (!rowCount) await admin.query('CREATE DATABASE qcflow');
+    await ensureDatabase(admin, 'qcflow');
     // The application role owns its database (so migrations can create tables) and nothing more;
     // pg_checkpoint lets benchmarks settle the database between rounds.
-    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [creds.app.user]);
-    if (!role.rowCount) {
-      await admin.query(`CREATE ROLE ${creds.app.user} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${creds.app.password}'`);
-      await admin.query(`ALTER DATABASE qcflow OWNER TO ${creds.app.user}`);
-      await admin.query(`GRANT pg_checkpoint TO ${creds.app.user}`);
+    if (!(await roleExists(admin, creds.app.user))) {
+      await createLogin(admin, creds.app.user, creds.app.password, ['NOCREATEDB']);
+      await setDatabaseOwner(admin, 'qcflow', creds.app.user);
+      await grantRole(admin, 'pg_checkpoint', creds.app.user);
       newAppRole = true;
     }
   } finally {
@@ -236,10 +235,9 @@ async function secureTrustCluster(o: PostgresOptions, dataDir: string, log: Star
   const admin = new PgClient({ connectionString: postgresUrl(o.port, 'postgres') });
   await admin.connect();
   try {
-    await admin.query(`ALTER ROLE qcflow PASSWORD '${creds.admin.password}'`);
+    await setPassword(admin, creds.admin.user, creds.admin.password);
     // An app role left from an earlier attempt gets this attempt's password.
-    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [creds.app.user]);
-    if (role.rowCount) await admin.query(`ALTER ROLE ${creds.app.user} PASSWORD '${creds.app.password}'`);
+    if (await roleExists(admin, creds.app.user)) await setPassword(admin, creds.app.user, creds.app.password);
     // Saved before pg_hba changes, so a crash in between leaves logins that work, not a locked cluster.
     writeFileSync(postgresCredentialsFile(o.stateDir), JSON.stringify(creds), { mode: 0o600 });
     const hbaFile = path.join(dataDir, 'pg_hba.conf');
@@ -257,13 +255,7 @@ async function giveTablesTo(adminUrl: string, appUser: string): Promise<void> {
   const c = new PgClient({ connectionString: adminUrl });
   await c.connect();
   try {
-    // Tables first: a serial column's sequence follows its table and cannot be given away on its own.
-    for (const kinds of [['r', 'p', 'v'], ['S']]) {
-      const { rows } = await c.query<{ name: string; kind: string }>(
-        `SELECT quote_ident(n.nspname) || '.' || quote_ident(k.relname) AS name, k.relkind AS kind FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
-         WHERE n.nspname = 'public' AND k.relkind = ANY($2) AND pg_get_userbyid(k.relowner) <> $1`, [appUser, kinds]);
-      for (const r of rows) await c.query(`ALTER ${r.kind === 'S' ? 'SEQUENCE' : r.kind === 'v' ? 'VIEW' : 'TABLE'} ${r.name} OWNER TO ${appUser}`);
-    }
+    await giveObjectsTo(c, appUser);
   } finally {
     await c.end();
   }

@@ -3,6 +3,7 @@ import type { WorkflowService } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { ObjectStore } from '../clients/minio';
 import { describeTaskQueue } from './collectors';
+import { ping } from '../store/database-admin';
 
 /** What one process can reach and, for a worker, whether it is polling its task queue. */
 export interface HealthSources {
@@ -45,7 +46,7 @@ async function timed(fn: () => Promise<Record<string, unknown> | void>): Promise
  */
 export async function checkHealth(s: HealthSources): Promise<HealthReport> {
   const checks: Record<string, Promise<Check>> = {};
-  if (s.pool) { const pool = s.pool; checks.postgres = timed(async () => { await pool.query('SELECT 1'); }); }
+  if (s.pool) { const pool = s.pool; checks.postgres = timed(() => ping(pool)); }
   if (s.store) {
     const store = s.store;
     checks.minio = timed(async () => {
