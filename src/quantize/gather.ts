@@ -1,7 +1,11 @@
 import { intAttr } from '../onnx/graph';
+import { node } from '../onnx/build';
+import type { onnx } from '../onnx/proto';
+import { DT, floatValues, makeTensor, transpose } from '../onnx/tensor';
 import { readingWeight, weightOnlyInt8 } from './dequantized-weight';
+import { quantizeInt4 } from './int4';
 import { registerQuantizer } from './registry';
-import type { Method } from './types';
+import type { Method, QuantizeContext } from './types';
 
 /** Tables smaller than this stay float: their bytes do not matter and a scale per row would. */
 const MIN_TABLE = 4096;
@@ -9,7 +13,8 @@ const MIN_TABLE = 4096;
 // Embeddings (Gather from a constant table): a text model's largest weight. Each row (one token's vector)
 // gets its own int8 scale, restored by Cast and Mul that onnxruntime folds at load. The rows take the
 // range integer kernels read (7 bits unless reduceRange is off): a table tied to an LM head is then the
-// transpose of that head's quantized weight, and is stored once (see dedupeTransposedInt8).
+// transpose of that head's quantized weight, and is stored once (see dedupeTransposedInt8). Under int4
+// the table becomes com.microsoft GatherBlockQuantized instead (below).
 for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
   registerQuantizer({
     method,
@@ -24,7 +29,43 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
       return undefined;
     },
     quantize(n, ctx) {
+      if (method === 'int4') {
+        const blocked = gatherBlockQuantized(n, ctx);
+        if (blocked) return blocked;
+      }
       return readingWeight(n, 0, weightOnlyInt8(ctx, n.input![0]!, 0, ctx.options.reduceRange));
     },
   });
+}
+
+/**
+ * int4 embeddings: com.microsoft GatherBlockQuantized (onnxruntime ≥ 1.21 on CPU) reads a table kept in 4
+ * bits — each row in blocks of `blockSize` along its width, packed two per byte, one scale per block, the
+ * same nibbles and scales as MatMulNBits (symmetric blocks centred on 8, the operator's default zero point
+ * for 4-bit uint8) — and dequantizes only the rows it gathers. A table tied to an LM head is stored twice
+ * then (here and in the head's MatMulNBits), both in 4 bits: less than one int8 copy. Undefined when a row
+ * is not a whole number of blocks: the table keeps 8 bits.
+ */
+function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.INodeProto[] | undefined {
+  const name = n.input![0]!;
+  const table = ctx.index.floatInitializer(name)!;
+  const [rows, width] = (table.dims ?? []).map(Number) as [number, number];
+  const bs = ctx.options.blockSize;
+  if (width % bs !== 0) return undefined;
+  const [data, scales, zeroPoints] = ctx.once(`gbq:${name}`, () => {
+    // quantizeInt4 blocks a [K, N] weight along K per column: the transposed table blocks each row along its width.
+    const q = quantizeInt4(transpose(floatValues(table), [rows, width], [1, 0]), width, rows, bs, ctx.options.symmetric);
+    const blocks = width / bs;
+    const d = ctx.index.uniqueName(`${name}_int4`);
+    const s = ctx.index.uniqueName(`${name}_int4_scales`);
+    ctx.addInitializer(makeTensor(d, DT.UINT8, [rows, width / 2], q.packed));
+    ctx.addInitializer(makeTensor(s, DT.FLOAT, [rows, blocks], q.scales));
+    if (!q.zeroPoints) return [d, s];
+    const z = ctx.index.uniqueName(`${name}_int4_zero_points`);
+    ctx.addInitializer(makeTensor(z, DT.UINT8, [rows, Math.ceil(blocks / 2)], q.zeroPoints));
+    return [d, s, z];
+  }).value;
+  ctx.domains.add('com.microsoft');
+  const inputs = [data!, n.input![1]!, scales!, ...(zeroPoints ? [zeroPoints] : [])];
+  return [{ ...node('GatherBlockQuantized', inputs, [...n.output!], { bits: 4, block_size: bs, gather_axis: 0, quantize_axis: 1 }, ctx.index.uniqueName(`${n.name || n.output![0]}_GatherBlockQuantized`)), domain: 'com.microsoft' }];
 }

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { floatTensor, I64, model, node, valueInfo } from '../../src/onnx/build';
+import { encodeModel } from '../../src/onnx/proto';
+import { quantizeModel } from '../../src/quantize/quantize-model';
+import { prng } from '../../src/util/prng';
+
+/** An embedding lookup of a [rows, width] table: ids [1, 16] → [1, 16, width]. */
+function embedding(rows: number, width: number) {
+  const r = prng(rows + width);
+  return model({
+    name: 'emb', opset: 17,
+    inputs: [valueInfo('ids', I64, [1, 16])], outputs: [{ name: 'y' }],
+    initializers: [floatTensor('table', [rows, width], Array.from({ length: rows * width }, () => r() * 2 - 1))],
+    nodes: [node('Gather', ['table', 'ids'], ['y'], { axis: 0 })],
+  });
+}
+
+async function lookup(bytes: Uint8Array, ids: BigInt64Array): Promise<Float32Array> {
+  const out = await (await ort.InferenceSession.create(bytes)).run({ ids: new ort.Tensor('int64', ids, [1, 16]) });
+  return out.y!.data as Float32Array;
+}
+
+test('int4 keeps an embedding table in 4 bits behind GatherBlockQuantized: an eighth of the bytes plus scales, rows close to fp32', async () => {
+  const m = embedding(300, 64);
+  const { model: q, report } = quantizeModel(m, { method: 'int4' });
+  const ops = (q.graph!.node ?? []).map((n) => `${n.domain || ''}:${n.opType}`);
+  assert.deepEqual(ops, ['com.microsoft:GatherBlockQuantized']);
+  assert.ok(report.modelBytes.ratio < 0.17, `file ×${report.modelBytes.ratio}`);
+  const ids = BigInt64Array.from({ length: 16 }, (_, i) => BigInt((i * 37) % 300));
+  const [a, b] = [await lookup(encodeModel(m), ids), await lookup(encodeModel(q), ids)];
+  let dot = 0, na = 0, nb = 0, worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!; na += a[i]! ** 2; nb += b[i]! ** 2;
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  }
+  assert.ok(dot / Math.sqrt(na * nb) > 0.99, `cosine ${dot / Math.sqrt(na * nb)}`);
+  // Symmetric 4-bit blocks of values in ±1: the extreme maps onto −8 (a step of at most 1/8), so a value
+  // moves by half a step, or by one where the other side's extreme clips at 7.
+  assert.ok(worst <= 1 / 8 + 1e-6, `max abs error ${worst}`);
+});
+
+test('a table whose rows are not whole blocks keeps 8 bits under int4', () => {
+  const { model: q } = quantizeModel(embedding(300, 48), { method: 'int4' });
+  assert.ok(!(q.graph!.node ?? []).some((n) => n.opType === 'GatherBlockQuantized'));
+  assert.ok((q.graph!.node ?? []).some((n) => n.opType === 'Gather'));
+});
