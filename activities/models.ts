@@ -11,7 +11,7 @@ import type { CalibrationMethod } from '../src/quantize/calibrate';
 import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics, type GoldenSample } from '../src/quantize/evaluate';
 import { QuantizeError, type Method } from '../src/quantize/types';
 import { CandidateCrashed, evaluateIsolated } from '../src/quantize/evaluate-isolated';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type ActivityDeps, badInput, heartbeat } from './deps';
 
 /** A quantized file waiting in MinIO for evaluation: ids and numbers only. */
@@ -135,7 +135,7 @@ export function evaluationActivities(deps: Pick<ActivityDeps, 'pool' | 'store'> 
       if (!m.goldenKey) throw badInput(`model version ${m.id} has no golden inputs; register it with --golden golden.jsonl`);
       const [reference, candidate, golden] = await Promise.all([getObjectBuffer(deps.store, m.objectKey), getObjectBuffer(deps.store, input.candidateKey), getObjectText(deps.store, m.goldenKey)]);
       // In a child process: a candidate that crashes onnxruntime is reported, and the worker lives on.
-      return asBadInput(() => evaluateIsolated(reference, candidate, golden, { runs: 10, providers: deps.providers })).catch((err: unknown) => {
+      return asBadInput(() => evaluateIsolated(reference, candidate, golden, { runs: 10, providers: deps.providers, signal: Context.current().cancellationSignal })).catch((err: unknown) => {
         if (err instanceof CandidateCrashed) throw ApplicationFailure.nonRetryable(err.message, 'CandidateCrashed');
         throw err;
       });

@@ -18,7 +18,7 @@ export class CandidateCrashed extends Error {
  * worker down, again on every retry. Here it is CandidateCrashed, naming the signal; a QuantizeError in the
  * child stays a QuantizeError.
  */
-export async function evaluateIsolated(reference: ModelSource, candidate: ModelSource, golden: string, o: { output?: string; runs?: number; providers?: string[] } = {}): Promise<EvaluationMetrics> {
+export async function evaluateIsolated(reference: ModelSource, candidate: ModelSource, golden: string, o: { output?: string; runs?: number; providers?: string[]; signal?: AbortSignal } = {}): Promise<EvaluationMetrics> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-evaluate-'));
   try {
     // A model given by path is read there; bytes are written for the child to read.
@@ -29,11 +29,13 @@ export async function evaluateIsolated(reference: ModelSource, candidate: ModelS
     };
     const files = { reference: file(reference, 'reference.onnx'), candidate: file(candidate, 'candidate.onnx'), golden: path.join(dir, 'golden.jsonl') };
     writeFileSync(files.golden, golden);
-    // The same loader flags as this process (tsx in development), so the child runs wherever the worker does.
-    const child = fork(path.join(__dirname, `evaluate-child${path.extname(__filename)}`), [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // The same loader flags as this process (tsx in development), so the child runs wherever the worker does;
+    // `signal` (an activity's cancellation) kills it.
+    const child = fork(path.join(__dirname, `evaluate-child${path.extname(__filename)}`), [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], signal: o.signal });
     return await new Promise<EvaluationMetrics>((resolve, reject) => {
       let answer: { metrics?: EvaluationMetrics; error?: { name: string; message: string } } | undefined;
       child.once('message', (m: typeof answer) => { answer = m; });
+      // An abort surfaces as 'error' (AbortError) before 'exit'.
       child.once('error', reject);
       child.once('exit', (code, signal) => {
         if (answer?.metrics) return resolve(answer.metrics);
