@@ -139,7 +139,8 @@ function crowdRun(items: Item[], data: string, classes = CLASSES, batch = BATCH)
   const ds = dawidSkene(voteLists.map((v) => toClassVotes(classes, v)), classes);
   const fit: BatchFit = { classes, classPrior: ds.classPrior, confusion: ds.confusion, weights: Object.fromEntries(Object.keys(ds.confusion).map((a) => [a, annotatorAccuracy(ds.confusion[a]!, ds.classPrior)])), items: items.length, iterations: ds.iterations };
   const model = classModelOf(fit);
-  const policy = resolvePolicy({});
+  // QCFLOW_BENCH_POLICY: a project policy (JSON) to judge the same votes under, e.g. another maxSampleRisk.
+  const policy = resolvePolicy(JSON.parse(process.env.QCFLOW_BENCH_POLICY ?? '{}') as Record<string, unknown>);
   const results = items.map((it, i) => checkConsistency({ annotations: voteLists[i]!.map((v) => ({ annotator: v.annotator, labels: { classes: [v.value] } })), payload: {}, ontology: { classes }, policy: policy.layer2, weights: fit.weights, classPosterior: model(voteLists[i]!), classModel: model }));
   const right = items.map((it, i) => results[i]!.consensus.classes?.classes[0] === it.truth);
 
