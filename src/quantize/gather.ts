@@ -40,8 +40,8 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
 
 /**
  * int4 embeddings: com.microsoft GatherBlockQuantized (onnxruntime ≥ 1.21 on CPU) reads a table kept in 4
- * bits — each row in blocks of `blockSize` along its width, packed two per byte, one scale per block, the
- * same nibbles and scales as MatMulNBits (symmetric blocks centred on 8, the operator's default zero point
+ * bits — each row in blocks along its width, packed two per byte, one scale per block, the same nibbles
+ * and scales as MatMulNBits (symmetric blocks centred on 8, the operator's default zero point
  * for 4-bit uint8) — and dequantizes only the rows it gathers. Undefined, so the table keeps 8 bits, when a
  * row is not a whole number of blocks, or when the table is tied to an LM head (a MatMul or Gemm weight
  * holds the same values): the head is 4-bit already, and both 4-bit cost the tied BERT-like model 0.003 of
