@@ -5,7 +5,8 @@ import { sha256Hex } from '../util/canonical-json';
 import { decodeModel } from '../onnx/proto';
 import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
-import { goldenOutputs, outputDrift, parseGoldenJsonl, type GoldenOutput } from '../quantize/evaluate';
+import { outputDrift, parseGoldenJsonl, type GoldenOutput } from '../quantize/evaluate';
+import { CandidateCrashed, goldenOutputsIsolated } from '../quantize/evaluate-isolated';
 import { getObjectBuffer, getObjectText } from '../clients/minio';
 import { getModelVersion } from '../store/models';
 import { metadataSchemaOf } from '../store/model-metadata';
@@ -45,6 +46,18 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   const graph = decodeModel(input.onnx).graph!;
   const outputs = (graph.output ?? []).map((o) => o.name);
   if (manifest.output && !outputs.includes(manifest.output)) throw new Error(`manifest output ${JSON.stringify(manifest.output)} is not an output of the model (it has ${outputs.join(', ')})`);
+  // The version's own outputs on its golden inputs, so `qcflow model check` can tell later if they drift;
+  // computed before anything is stored. Malformed lines are refused by line and field before any model runs;
+  // the model runs in a child process, so one that crashes onnxruntime is refused and this process (the API,
+  // the CLI, a worker) lives on.
+  let ownOutputs: GoldenOutput[] | undefined;
+  if (input.golden !== undefined) {
+    parseGoldenJsonl(input.golden);
+    ownOutputs = await goldenOutputsIsolated(input.onnx, input.golden).catch((err: unknown) => {
+      if (err instanceof CandidateCrashed) throw new Error(`golden inputs: ${err.message}; re-export the model (another opset or precision) and register it again`);
+      throw err;
+    });
+  }
   const prefix = `models/${tenant}/${input.name}/${input.version}`;
   const sha256 = sha256Hex(input.onnx);
   await putObject(store, `${prefix}/model.onnx`, Buffer.from(input.onnx), 'application/octet-stream');
@@ -57,13 +70,10 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
     await putObject(store, tokenizerKey, body, 'application/json');
   }
   let goldenKey: string | null = null;
-  if (input.golden !== undefined) {
-    const samples = parseGoldenJsonl(input.golden);
+  if (input.golden !== undefined && ownOutputs) {
     goldenKey = `${prefix}/golden.jsonl`;
-    // The version's own outputs on its golden inputs, so `qcflow model check` can tell later if they drift.
-    const outputs = await goldenOutputs(input.onnx, samples);
     await putObject(store, goldenKey, input.golden, 'application/x-ndjson');
-    await putObject(store, goldenOutputsKey(goldenKey), outputs.map((o) => JSON.stringify(o)).join('\n') + '\n', 'application/x-ndjson');
+    await putObject(store, goldenOutputsKey(goldenKey), ownOutputs.map((o) => JSON.stringify(o)).join('\n') + '\n', 'application/x-ndjson');
   }
   return insertModelVersion(pool, {
     id: modelVersionId(tenant, input.name, input.version), tenant, name: input.name, version: input.version, sha256,
@@ -102,8 +112,12 @@ export async function checkModelVersion(pool: Pool, store: ObjectStore, id: stri
   if (!v.goldenKey) throw new Error(`model version ${id} has no golden inputs to check against; re-register it with --golden golden.jsonl`);
   const onnx = await getObjectBuffer(store, v.objectKey);
   if (sha256Hex(onnx) !== v.sha256) throw new Error(`model file of ${id} has sha256 ${sha256Hex(onnx)}, registered ${v.sha256}: the stored object was changed`);
-  const golden = parseGoldenJsonl(await getObjectText(store, v.goldenKey));
+  const golden = await getObjectText(store, v.goldenKey);
   const stored = (await getObjectText(store, goldenOutputsKey(v.goldenKey))).split('\n').filter(Boolean).map((l) => JSON.parse(l) as GoldenOutput);
-  const fresh = await goldenOutputs(onnx, golden, { output: stored[0]?.output, providers: o.providers });
+  // Another onnxruntime or provider may crash where the registering one did not: that is a finding, not a dead CLI.
+  const fresh = await goldenOutputsIsolated(onnx, golden, { output: stored[0]?.output, providers: o.providers }).catch((err: unknown) => {
+    if (err instanceof CandidateCrashed) throw new Error(`${id}: ${err.message}`);
+    throw err;
+  });
   return { id, sha256: 'ok', ...outputDrift(stored, fresh) };
 }

@@ -1,22 +1,17 @@
 /**
- * The child process of evaluateIsolated: one candidate evaluation, its result sent back over IPC. Alone in
- * its process because a candidate can crash onnxruntime itself (a segfault is not an exception), and that
- * must cost one evaluation, not the worker.
+ * The child process of src/quantize/evaluate-isolated.ts: one evaluation, or one model's golden outputs, sent
+ * back over IPC. Alone in its process because a model can crash onnxruntime itself (a segfault is not an
+ * exception), and that must cost one request, not the process that asked.
  */
 import { readFileSync } from 'node:fs';
-import { evaluateCandidate, parseGoldenJsonl } from './evaluate';
+import { evaluateCandidate, goldenOutputs, parseGoldenJsonl } from './evaluate';
+import type { ChildRequest } from './evaluate-isolated';
 
-interface Request {
-  reference: string;
-  candidate: string;
-  golden: string;
-  output?: string;
-  runs?: number;
-  providers?: string[];
-}
-
-process.once('message', (req: Request) => {
-  evaluateCandidate(req.reference, req.candidate, parseGoldenJsonl(readFileSync(req.golden, 'utf8')), { output: req.output, runs: req.runs, providers: req.providers })
-    .then((metrics) => process.send!({ metrics }, () => process.exit(0)))
+process.once('message', (req: ChildRequest) => {
+  const golden = parseGoldenJsonl(readFileSync(req.golden, 'utf8'));
+  const o = { output: req.output, runs: req.runs, providers: req.providers };
+  const work = req.op === 'evaluate' ? evaluateCandidate(req.reference, req.candidate, golden, o) : goldenOutputs(req.model, golden, o);
+  work
+    .then((value) => process.send!({ value }, () => process.exit(0)))
     .catch((err: unknown) => process.send!({ error: { name: (err as Error).name, message: (err as Error).message } }, () => process.exit(0)));
 });

@@ -3,22 +3,43 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QuantizeError } from './types';
-import type { EvaluationMetrics, ModelSource } from './evaluate';
+import type { EvaluationMetrics, GoldenOutput, ModelSource } from './evaluate';
 
-/** onnxruntime died (a signal, not an exception) loading or running the candidate: the candidate is unusable here. */
+/** onnxruntime died (a signal, not an exception) loading or running the model: it is unusable here. */
 export class CandidateCrashed extends Error {
   override name = 'CandidateCrashed';
 }
 
+interface Options {
+  output?: string;
+  runs?: number;
+  providers?: string[];
+  /** Kills the child (an activity's cancellation). */
+  signal?: AbortSignal;
+}
+
+/** What the child (src/quantize/evaluate-child.ts) is asked: paths to read, and what to compute. */
+export type ChildRequest = { golden: string; output?: string; runs?: number; providers?: string[] } & (
+  | { op: 'evaluate'; reference: string; candidate: string }
+  | { op: 'outputs'; model: string });
+
 /**
- * evaluateCandidate in a child process of its own (src/quantize/evaluate-child.ts). A quantized graph can
- * hit a crash in onnxruntime's own optimizers or kernels — a torch-exported transformer at fp16 segfaults
- * onnxruntime 1.30 (Node) and 1.32 (Python) on x86 at graph optimization level "all" (a Transpose 1,0,2 before
- * an fp16 MatMul: NchwcTransformer) — and in-process that takes the whole
- * worker down, again on every retry. Here it is CandidateCrashed, naming the signal; a QuantizeError in the
- * child stays a QuantizeError.
+ * evaluateCandidate in a child process of its own. A quantized graph can hit a crash in onnxruntime's own
+ * optimizers or kernels — a torch-exported transformer at fp16 segfaults onnxruntime 1.30 (Node) and 1.32
+ * (Python) on x86 at graph optimization level "all" (a Transpose 1,0,2 before an fp16 MatMul:
+ * NchwcTransformer) — and in-process that takes the whole worker down, again on every retry. Here it is
+ * CandidateCrashed, naming the signal; a QuantizeError in the child stays a QuantizeError.
  */
-export async function evaluateIsolated(reference: ModelSource, candidate: ModelSource, golden: string, o: { output?: string; runs?: number; providers?: string[]; signal?: AbortSignal } = {}): Promise<EvaluationMetrics> {
+export function evaluateIsolated(reference: ModelSource, candidate: ModelSource, golden: string, o: Options = {}): Promise<EvaluationMetrics> {
+  return inChild<EvaluationMetrics>((file) => ({ op: 'evaluate', reference: file(reference, 'reference.onnx'), candidate: file(candidate, 'candidate.onnx') }), golden, o);
+}
+
+/** goldenOutputs in a child process of its own: registering a model that crashes onnxruntime must not take the registering process with it. */
+export function goldenOutputsIsolated(model: ModelSource, golden: string, o: Options = {}): Promise<GoldenOutput[]> {
+  return inChild<GoldenOutput[]>((file) => ({ op: 'outputs', model: file(model, 'model.onnx') }), golden, o);
+}
+
+async function inChild<T>(models: (file: (m: ModelSource, name: string) => string) => Omit<ChildRequest, 'golden'>, golden: string, o: Options): Promise<T> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-evaluate-'));
   try {
     // A model given by path is read there; bytes are written for the child to read.
@@ -27,22 +48,21 @@ export async function evaluateIsolated(reference: ModelSource, candidate: ModelS
       writeFileSync(path.join(dir, name), m);
       return path.join(dir, name);
     };
-    const files = { reference: file(reference, 'reference.onnx'), candidate: file(candidate, 'candidate.onnx'), golden: path.join(dir, 'golden.jsonl') };
-    writeFileSync(files.golden, golden);
-    // The same loader flags as this process (tsx in development), so the child runs wherever the worker does;
-    // `signal` (an activity's cancellation) kills it.
+    const request = { ...models(file), golden: path.join(dir, 'golden.jsonl'), output: o.output, runs: o.runs, providers: o.providers } as ChildRequest;
+    writeFileSync(request.golden, golden);
+    // The same loader flags as this process (tsx in development), so the child runs wherever the worker does.
     const child = fork(path.join(__dirname, `evaluate-child${path.extname(__filename)}`), [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], signal: o.signal });
-    return await new Promise<EvaluationMetrics>((resolve, reject) => {
-      let answer: { metrics?: EvaluationMetrics; error?: { name: string; message: string } } | undefined;
+    return await new Promise<T>((resolve, reject) => {
+      let answer: { value?: T; error?: { name: string; message: string } } | undefined;
       child.once('message', (m: typeof answer) => { answer = m; });
       // An abort surfaces as 'error' (AbortError) before 'exit'.
       child.once('error', reject);
       child.once('exit', (code, signal) => {
-        if (answer?.metrics) return resolve(answer.metrics);
+        if (answer?.value !== undefined) return resolve(answer.value);
         if (answer?.error) return reject(answer.error.name === 'QuantizeError' ? new QuantizeError(answer.error.message) : new Error(`${answer.error.name}: ${answer.error.message}`));
-        reject(new CandidateCrashed(`onnxruntime crashed (${signal ?? `exit code ${code}`}) loading or running the candidate: it is not usable with this onnxruntime on this CPU`));
+        reject(new CandidateCrashed(`onnxruntime crashed (${signal ?? `exit code ${code}`}) loading or running the model: it is not usable with this onnxruntime on this CPU`));
       });
-      child.send({ ...files, output: o.output, runs: o.runs, providers: o.providers });
+      child.send(request);
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,8 @@ import { createTestProject, harness, ingestLines, uid, waitUntil, type Harness }
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { wordTokenizerJson } from '../../src/onnx/reference-models';
+import { decodeModel, encodeModel } from '../../src/onnx/proto';
+import { quantizeModel } from '../../src/quantize/quantize-model';
 import { textAdapter } from '../../src/qc/inference/adapters';
 import { loadFlags } from '../../src/store/flags';
 import { aliasesOf } from '../../src/store/model-lifecycle';
@@ -141,4 +143,20 @@ test('the loop on a torch-exported, trained classifier: quantized, validated on 
   for (const r of rows) assert.ok(Number(r.n) >= 50 && Number(r.passed) === Number(r.n), JSON.stringify(rows));
   assert.equal((await getModelVersion(h.pool, candidate.id))!.stage, 'production');
   assert.equal((await aliasesOf(h.pool, 'default', name)).production, candidate.id);
+});
+
+test('registering a model that crashes onnxruntime is refused with what to do, and the registering process lives on', async (t) => {
+  const { words } = JSON.parse(readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.vocab.json'), 'utf8')) as { words: string[] };
+  const bytes = readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.onnx'));
+  // Its fp16 form: a Transpose (1,0,2) before an fp16 MatMul, which this machine's onnxruntime segfaults on.
+  const fp16 = encodeModel(quantizeModel(decodeModel(bytes), { method: 'fp16' }).model);
+  const golden = goldenToJsonl([{ inputs: { ids: { dims: [1, 32], data: BigInt64Array.from({ length: 32 }, (_, i) => BigInt(i < 4 ? [2, 9, 40, 3][i]! : 0)) } } }]);
+  const manifest = { labels: ['cat', 'dog', 'bird'], output: 'logits', adapter: { kind: 'text' as const, textPointer: '/text', maxLength: 32 } };
+  const name = `pets16-${uid()}`;
+  const outcome = await registerModel(h.pool, h.store, { name, version: '1', onnx: fp16, manifest, tokenizer: wordTokenizerJson(words), golden }, 'test').then(() => 'registered', (e: Error) => e.message);
+  t.diagnostic(`fp16 pet classifier: ${outcome}`);
+  if (outcome !== 'registered') {
+    assert.match(outcome, /^golden inputs: onnxruntime crashed \(SIGSEGV\) loading or running the model: .*re-export the model/);
+    assert.equal(await getModelVersion(h.pool, `default/${name}/1`), undefined, 'nothing was registered');
+  }
 });
