@@ -54,10 +54,15 @@ function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.IN
   // Rows are read as they are, not summed over K as a MatMul's are, so their errors do not average out:
   // half MatMulNBits' blocks (16 by default) keep a torch text transformer at its 8-bit table's cosine.
   const bs = Math.max(16, ctx.options.blockSize / 2);
-  if (width % bs !== 0 || tiedToAHead(ctx, floatValues(table), rows, width)) return undefined;
-  const [data, scales, zeroPoints] = ctx.once(`gbq:${name}`, () => {
-    // quantizeInt4 blocks a [K, N] weight along K per column: the transposed table blocks each row along its width.
-    const q = quantizeInt4(transpose(floatValues(table), [rows, width], [1, 0]), width, rows, bs, ctx.options.symmetric);
+  if (width % bs !== 0) return undefined;
+  // Decided and stored once per table, however many Gathers read it.
+  const stored = ctx.once(`gbq:${name}`, () => {
+    const values = floatValues(table);
+    // The table as a head over it would read it, [width, rows]: quantizeInt4 blocks such a [K, N] weight
+    // along K per column, which is each row of the table along its width.
+    const columns = transpose(values, [rows, width], [1, 0]);
+    if (tiedToAHead(ctx, values, columns, rows, width)) return undefined;
+    const q = quantizeInt4(columns, width, rows, bs, ctx.options.symmetric);
     const blocks = width / bs;
     const d = ctx.index.uniqueName(`${name}_int4`);
     const s = ctx.index.uniqueName(`${name}_int4_scales`);
@@ -68,29 +73,25 @@ function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.IN
     ctx.addInitializer(makeTensor(z, DT.UINT8, [rows, Math.ceil(blocks / 2)], q.zeroPoints));
     return [d, s, z];
   }).value;
+  if (!stored) return undefined;
   ctx.domains.add('com.microsoft');
-  const inputs = [data!, n.input![1]!, scales!, ...(zeroPoints ? [zeroPoints] : [])];
-  return [{ ...node('GatherBlockQuantized', inputs, [...n.output!], { bits: 4, block_size: bs, gather_axis: 0, quantize_axis: 1 }, ctx.index.uniqueName(`${n.name || n.output![0]}_GatherBlockQuantized`)), domain: 'com.microsoft' }];
+  return [{ ...node('GatherBlockQuantized', [stored[0]!, n.input![1]!, ...stored.slice(1)], [...n.output!], { bits: 4, block_size: bs, gather_axis: 0, quantize_axis: 1 }, ctx.index.uniqueName(`${n.name || n.output![0]}_GatherBlockQuantized`)), domain: 'com.microsoft' }];
 }
 
-/** Whether a MatMul or Gemm weight holds this [rows, width] table's values (transposed as that node reads it). */
-function tiedToAHead(ctx: QuantizeContext, t: Float32Array, rows: number, width: number): boolean {
+/**
+ * Whether a MatMul or Gemm weight holds this table's values, as that node reads it: a MatMul's B [K, N] (and
+ * a Gemm's without transB) is the table transposed (`columns`), a Gemm's with transB is the table itself.
+ */
+function tiedToAHead(ctx: QuantizeContext, values: Float32Array, columns: Float32Array, rows: number, width: number): boolean {
+  const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
   for (const n of ctx.index.graph.node ?? []) {
     if ((n.opType !== 'MatMul' && n.opType !== 'Gemm') || (n.domain ?? '') !== '') continue;
     const w = ctx.index.floatInitializer(n.input?.[1]);
     if (!w) continue;
     const dims = (w.dims ?? []).map(Number);
-    // B is [K, N] unless a Gemm transposes it: a head over the vocabulary has K = width and N = rows.
     const transposed = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1;
     if (dims.length !== 2 || dims[0] !== (transposed ? rows : width) || dims[1] !== (transposed ? width : rows)) continue;
-    const v = floatValues(w);
-    let same = true;
-    for (let r = 0; r < rows && same; r++) {
-      for (let k = 0; k < width; k++) {
-        if (v[transposed ? r * width + k : k * rows + r] !== t[r * width + k]) { same = false; break; }
-      }
-    }
-    if (same) return true;
+    if (bytes(floatValues(w)).equals(bytes(transposed ? values : columns))) return true;
   }
   return false;
 }
