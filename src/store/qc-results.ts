@@ -181,7 +181,6 @@ export async function auditedCount(db: Db, project: string, batchId: string): Pr
   return Number(rows[0]!.n);
 }
 
-
 /** What layer 3 reads of the batch's unscored samples: payload, media and layer 2's consensus classes, in id order after `after`. */
 export interface UnscoredSample {
   id: string;
@@ -206,5 +205,3 @@ export async function unscoredPage(db: Db, project: string, batchId: string, aft
   );
   return rows;
 }
-
-

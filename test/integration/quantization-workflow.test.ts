@@ -99,11 +99,18 @@ test('a model without golden inputs, or an unknown one, fails at once with what 
   await assert.rejects(run({ modelId: 'default/nope/1' }), (err: Error) => /is not registered/.test(String((err.cause as Error)?.cause ?? (err.cause as Error)?.message)));
 });
 
+/** The trained torch classifier of test/fixtures/models (export_trained.py), as it is registered. */
+function petClassifier() {
+  const { labels, words } = JSON.parse(readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.vocab.json'), 'utf8')) as { labels: string[]; words: string[] };
+  return {
+    labels, onnx: readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.onnx')), tokenizer: wordTokenizerJson(words),
+    manifest: { labels, output: 'logits', adapter: { kind: 'text' as const, textPointer: '/text', maxLength: 32 } },
+  };
+}
+
 test('the loop on a torch-exported, trained classifier: quantized, validated on golden outputs, canaried against its fp32 parent on live samples by layer 3, and promoted', async () => {
   // A real export (test/fixtures/models/export_trained.py): one input named `ids`, a dynamic batch axis, torch's own graph.
-  const { labels, words } = JSON.parse(readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.vocab.json'), 'utf8')) as { labels: string[]; words: string[] };
-  const tokenizer = wordTokenizerJson(words);
-  const manifest = { labels, output: 'logits', adapter: { kind: 'text' as const, textPointer: '/text', maxLength: 32 } };
+  const { labels, onnx, tokenizer, manifest } = petClassifier();
   const texts = (n: number) => Array.from({ length: n }, (_, i) => {
     const label = labels[i % 3]!;
     const cue = { cat: ['kitten', 'meow', 'purr'], dog: ['puppy', 'woof', 'bark'], bird: ['nest', 'chirp', 'wing'] }[label]![i % 3]!;
@@ -113,7 +120,7 @@ test('the loop on a torch-exported, trained classifier: quantized, validated on 
   const ids = prepared.feeds.input_ids!.data as BigInt64Array;
   const golden = Array.from({ length: 48 }, (_, i) => ({ inputs: { ids: { dims: [1, 32], data: ids.slice(i * 32, (i + 1) * 32) } } }));
   const name = `pets-${uid()}`;
-  const parent = await registerModel(h.pool, h.store, { name, version: '1', onnx: readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.onnx')), manifest, tokenizer, golden: goldenToJsonl(golden) }, 'test');
+  const parent = await registerModel(h.pool, h.store, { name, version: '1', onnx, manifest, tokenizer, golden: goldenToJsonl(golden) }, 'test');
 
   const quantized = await run({ modelId: parent.id });
   assert.equal(quantized.stage, 'done');
@@ -146,14 +153,12 @@ test('the loop on a torch-exported, trained classifier: quantized, validated on 
 });
 
 test('registering a model that crashes onnxruntime is refused with what to do, and the registering process lives on', async (t) => {
-  const { words } = JSON.parse(readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.vocab.json'), 'utf8')) as { words: string[] };
-  const bytes = readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.onnx'));
+  const { onnx, tokenizer, manifest } = petClassifier();
   // Its fp16 form: a Transpose (1,0,2) before an fp16 MatMul, which this machine's onnxruntime segfaults on.
-  const fp16 = encodeModel(quantizeModel(decodeModel(bytes), { method: 'fp16' }).model);
+  const fp16 = encodeModel(quantizeModel(decodeModel(onnx), { method: 'fp16' }).model);
   const golden = goldenToJsonl([{ inputs: { ids: { dims: [1, 32], data: BigInt64Array.from({ length: 32 }, (_, i) => BigInt(i < 4 ? [2, 9, 40, 3][i]! : 0)) } } }]);
-  const manifest = { labels: ['cat', 'dog', 'bird'], output: 'logits', adapter: { kind: 'text' as const, textPointer: '/text', maxLength: 32 } };
   const name = `pets16-${uid()}`;
-  const outcome = await registerModel(h.pool, h.store, { name, version: '1', onnx: fp16, manifest, tokenizer: wordTokenizerJson(words), golden }, 'test').then(() => 'registered', (e: Error) => e.message);
+  const outcome = await registerModel(h.pool, h.store, { name, version: '1', onnx: fp16, manifest, tokenizer, golden }, 'test').then(() => 'registered', (e: Error) => e.message);
   t.diagnostic(`fp16 pet classifier: ${outcome}`);
   if (outcome !== 'registered') {
     assert.match(outcome, /^golden inputs: onnxruntime crashed \(SIGSEGV\) loading or running the model: .*re-export the model/);
