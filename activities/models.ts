@@ -10,7 +10,7 @@ import { analyzeModel, quantizeModel, quantizeModelStatic } from '../src/quantiz
 import type { CalibrationMethod } from '../src/quantize/calibrate';
 import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics, type GoldenSample } from '../src/quantize/evaluate';
 import { QuantizeError, type Method } from '../src/quantize/types';
-import { CandidateCrashed, evaluateIsolated } from '../src/quantize/evaluate-isolated';
+import { OnnxruntimeCrashed, evaluateIsolated } from '../src/quantize/evaluate-isolated';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { type ActivityDeps, badInput, heartbeat } from './deps';
 
@@ -136,7 +136,7 @@ export function evaluationActivities(deps: Pick<ActivityDeps, 'pool' | 'store'> 
       const [reference, candidate, golden] = await Promise.all([getObjectBuffer(deps.store, m.objectKey), getObjectBuffer(deps.store, input.candidateKey), getObjectText(deps.store, m.goldenKey)]);
       // In a child process: a candidate that crashes onnxruntime is reported, and the worker lives on.
       return asBadInput(() => evaluateIsolated(reference, candidate, golden, { runs: 10, providers: deps.providers, signal: Context.current().cancellationSignal })).catch((err: unknown) => {
-        if (err instanceof CandidateCrashed) throw ApplicationFailure.nonRetryable(err.message, 'CandidateCrashed');
+        if (err instanceof OnnxruntimeCrashed) throw ApplicationFailure.nonRetryable(err.message, 'CandidateCrashed');
         throw err;
       });
     },

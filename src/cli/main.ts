@@ -28,7 +28,7 @@ import { quantizeModel, quantizeModelStatic } from '../quantize/quantize-model';
 import { calibrationSource } from '../quantize/calibration-data';
 import type { CalibrationMethod } from '../quantize/calibrate';
 import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
-import { CandidateCrashed, evaluateIsolated } from '../quantize/evaluate-isolated';
+import { OnnxruntimeCrashed, evaluateIsolated } from '../quantize/evaluate-isolated';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
 import { modelQuantization, modelRollout } from '../../workflows';
 import { quantizationProgressQuery, workflowIds } from '../../workflows/definitions';
@@ -326,7 +326,7 @@ model.command('evaluate').description('compare a candidate with the fp32 referen
     const opts = { output: o.outputName, runs: o.runs, providers: o.providers };
     const evaluation = o.inProcess ? evaluateCandidate(o.reference, o.candidate, parseGoldenJsonl(text), opts) : evaluateIsolated(o.reference, o.candidate, text, opts);
     const metrics = await evaluation.catch((err: unknown) => {
-      if (err instanceof CandidateCrashed) throw new CliError(`${o.candidate}: ${err.message}; quantize with another --method, or --exclude-nodes the node it crashes on`);
+      if (err instanceof OnnxruntimeCrashed) throw new CliError(`${o.candidate}: ${err.message}; quantize with another --method, or --exclude-nodes the node it crashes on`);
       throw err;
     });
     process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);

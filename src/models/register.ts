@@ -6,7 +6,7 @@ import { decodeModel } from '../onnx/proto';
 import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
 import { outputDrift, parseGoldenJsonl, type GoldenOutput } from '../quantize/evaluate';
-import { CandidateCrashed, goldenOutputsIsolated } from '../quantize/evaluate-isolated';
+import { OnnxruntimeCrashed, goldenOutputsIsolated } from '../quantize/evaluate-isolated';
 import { getObjectBuffer, getObjectText } from '../clients/minio';
 import { getModelVersion } from '../store/models';
 import { metadataSchemaOf } from '../store/model-metadata';
@@ -54,7 +54,7 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   if (input.golden !== undefined) {
     parseGoldenJsonl(input.golden);
     ownOutputs = await goldenOutputsIsolated(input.onnx, input.golden).catch((err: unknown) => {
-      if (err instanceof CandidateCrashed) throw new Error(`golden inputs: ${err.message}; re-export the model (another opset or precision) and register it again`);
+      if (err instanceof OnnxruntimeCrashed) throw new Error(`golden inputs: ${err.message}; re-export the model (another opset or precision) and register it again`);
       throw err;
     });
   }
@@ -116,7 +116,7 @@ export async function checkModelVersion(pool: Pool, store: ObjectStore, id: stri
   const stored = (await getObjectText(store, goldenOutputsKey(v.goldenKey))).split('\n').filter(Boolean).map((l) => JSON.parse(l) as GoldenOutput);
   // Another onnxruntime or provider may crash where the registering one did not: that is a finding, not a dead CLI.
   const fresh = await goldenOutputsIsolated(onnx, golden, { output: stored[0]?.output, providers: o.providers }).catch((err: unknown) => {
-    if (err instanceof CandidateCrashed) throw new Error(`${id}: ${err.message}`);
+    if (err instanceof OnnxruntimeCrashed) throw new Error(`${id}: ${err.message}`);
     throw err;
   });
   return { id, sha256: 'ok', ...outputDrift(stored, fresh) };

@@ -6,8 +6,8 @@ import { QuantizeError } from './types';
 import type { EvaluationMetrics, GoldenOutput, ModelSource } from './evaluate';
 
 /** onnxruntime died (a signal, not an exception) loading or running the model: it is unusable here. */
-export class CandidateCrashed extends Error {
-  override name = 'CandidateCrashed';
+export class OnnxruntimeCrashed extends Error {
+  override name = 'OnnxruntimeCrashed';
 }
 
 interface Options {
@@ -28,7 +28,7 @@ export type ChildRequest = { golden: string; output?: string; runs?: number; pro
  * optimizers or kernels — a torch-exported transformer at fp16 segfaults onnxruntime 1.30 (Node) and 1.32
  * (Python) on x86 at graph optimization level "all" (a Transpose 1,0,2 before an fp16 MatMul:
  * NchwcTransformer) — and in-process that takes the whole worker down, again on every retry. Here it is
- * CandidateCrashed, naming the signal; a QuantizeError in the child stays a QuantizeError.
+ * OnnxruntimeCrashed, naming the signal; a QuantizeError in the child stays a QuantizeError.
  */
 export function evaluateIsolated(reference: ModelSource, candidate: ModelSource, golden: string, o: Options = {}): Promise<EvaluationMetrics> {
   return inChild<EvaluationMetrics>((file) => ({ op: 'evaluate', reference: file(reference, 'reference.onnx'), candidate: file(candidate, 'candidate.onnx') }), golden, o);
@@ -60,7 +60,7 @@ async function inChild<T>(models: (file: (m: ModelSource, name: string) => strin
       child.once('exit', (code, signal) => {
         if (answer?.value !== undefined) return resolve(answer.value);
         if (answer?.error) return reject(answer.error.name === 'QuantizeError' ? new QuantizeError(answer.error.message) : new Error(`${answer.error.name}: ${answer.error.message}`));
-        reject(new CandidateCrashed(`onnxruntime crashed (${signal ?? `exit code ${code}`}) loading or running the model: it is not usable with this onnxruntime on this CPU`));
+        reject(new OnnxruntimeCrashed(`onnxruntime crashed (${signal ?? `exit code ${code}`}) loading or running the model: it is not usable with this onnxruntime on this CPU`));
       });
       child.send(request);
     });

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
 import { quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
 import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../../src/quantize/evaluate';
-import { CandidateCrashed, evaluateIsolated } from '../../src/quantize/evaluate-isolated';
+import { OnnxruntimeCrashed, evaluateIsolated } from '../../src/quantize/evaluate-isolated';
 import { QuantizeError, type Method } from '../../src/quantize/types';
 import { TORCH_MODELS, TORCH_MODELS_DIR } from '../fixtures/torch-models';
 
@@ -36,7 +36,7 @@ for (const c of TORCH_MODELS) {
   });
 }
 
-test('a candidate is evaluated in a process of its own: the trained pet classifier at fp16 crashes onnxruntime here, and that is a CandidateCrashed, not a dead worker', async (t) => {
+test('a candidate is evaluated in a process of its own: the trained pet classifier at fp16 crashes onnxruntime here, and that is a OnnxruntimeCrashed, not a dead worker', async (t) => {
   const bytes = readFileSync(path.join(TORCH_MODELS_DIR, 'pet-classifier.onnx'));
   const golden = goldenToJsonl([{ inputs: { ids: { dims: [1, 32], data: BigInt64Array.from({ length: 32 }, (_, i) => BigInt(i < 6 ? [2, 9, 40, 7, 33, 3][i]! : 0)) } } }]);
   // Isolated, a sound candidate gives what the in-process evaluation gives.
@@ -51,7 +51,7 @@ test('a candidate is evaluated in a process of its own: the trained pet classifi
   const fp16 = encodeModel(quantizeModel(decodeModel(bytes), { method: 'fp16' }).model);
   const outcome = await evaluateIsolated(bytes, fp16, golden, { runs: 1 }).then((m) => `cosine ${m.cosine.mean.toFixed(4)}`, (e: Error) => e);
   t.diagnostic(`pet-classifier fp16: ${String(outcome)}`);
-  if (outcome instanceof Error) assert.ok(outcome instanceof CandidateCrashed && /onnxruntime crashed \(SIGSEGV\)/.test(outcome.message), String(outcome));
+  if (outcome instanceof Error) assert.ok(outcome instanceof OnnxruntimeCrashed && /onnxruntime crashed \(SIGSEGV\)/.test(outcome.message), String(outcome));
   // A bad request stays an ordinary error, with its message.
   await assert.rejects(evaluateIsolated(bytes, int8, ''), (e: Error) => e instanceof QuantizeError && /no golden samples/.test(e.message));
 });
