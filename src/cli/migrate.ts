@@ -1,6 +1,6 @@
 import { loadConfig } from '../clients/config';
 import { getLogger } from '../clients/logger';
-import { migrate } from '../clients/migrate';
+import { migrate } from '../store/migrations';
 import { createObjectStore, ensureBucket } from '../clients/minio';
 import { createPool } from '../clients/pg';
 

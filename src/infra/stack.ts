@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { embeddedDatabaseUrl, minioCredentialsFile, type Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { createPool } from '../clients/pg';
-import { migrate } from '../clients/migrate';
+import { migrate } from '../store/migrations';
 import { createObjectStore, ensureBucket } from '../clients/minio';
 import { freePort, portInUse, stopOnSignal, type ManagedProcess } from './process';
 import { ensureProgram } from './binaries';

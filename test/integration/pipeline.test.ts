@@ -8,7 +8,7 @@ import { tableFromIPC } from 'apache-arrow';
 import { WorkflowFailedError } from '@temporalio/client';
 import { failureMessage } from '../../src/util/errors';
 import { ingestFile } from '../../src/cli/ingest';
-import { migrate } from '../../src/clients/migrate';
+import { migrate } from '../../src/store/migrations';
 import { datasetRelease, projectIntake, qcBatch } from '../../workflows';
 import { intakeStatsQuery, submitBatchSignal, submitSamplesSignal, workflowIds } from '../../workflows/definitions';
 import { createTestProject, harness, readRelease, uid, validLine, waitUntil, type Harness } from './helpers';
