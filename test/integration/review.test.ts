@@ -206,12 +206,15 @@ test('claim mode: tasks wait unassigned, one reviewer claims, the claim expires,
   await waitUntil('three audit tasks', async () => (await tasks(project)).length === 3);
   assert.ok((await tasks(project)).every((t) => t.assignee === null && t.reason === 'audit'));
 
-  const first = await api<{ task: { id: string; assignee: string } }>('POST', '/api/tasks/next', token('cara'), {});
+  const first = await api<{ task: { id: string; assignee: string; claimExpiresAt: string } }>('POST', '/api/tasks/next', token('cara'), {});
   assert.equal(first.body.task.assignee, 'cara');
+  const claimEnds = Date.parse(first.body.task.claimExpiresAt);
+  assert.ok(claimEnds > Date.now() && claimEnds <= Date.now() + 2000, `a 2 s claim (until ${first.body.task.claimExpiresAt})`);
   // Held by cara: dan can neither claim nor decide it.
   assert.equal((await api('POST', `/api/tasks/${first.body.task.id}/claim`, token('dan'))).status, 403);
   assert.equal((await api('POST', `/api/tasks/${first.body.task.id}/decision`, token('dan'), { decision: 'approve' })).status, 403);
-  await new Promise((r) => setTimeout(r, 2500));
+  // Until the moment the server recorded (same host clock), not a fixed pause.
+  await new Promise((r) => setTimeout(r, Math.max(0, claimEnds - Date.now()) + 20));
   // The claim ran out: dan may take it over, and cara no longer decides it.
   assert.equal((await api('POST', `/api/tasks/${first.body.task.id}/claim`, token('dan'))).status, 200);
   assert.equal((await api('POST', `/api/tasks/${first.body.task.id}/decision`, token('cara'), { decision: 'approve' })).status, 403);
