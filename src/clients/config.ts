@@ -4,8 +4,8 @@ import * as os from 'node:os';
 import { parsePayloadKeys, PayloadKeyError, type PayloadKey } from './payload-codec';
 
 /**
- * Every setting qcflow reads, with its environment variable and default.
- * The "Configuration" table of docs/operations.md lists the same entries; a unit test fails when one is missing there.
+ * Every setting qcflow reads. Each one's variable, default, range and meaning are in SETTINGS below, from
+ * which docs/operations.md's table is generated (`npm run docs:config`; a unit test fails when it is stale).
  */
 export interface Config {
   stateDir: string;
@@ -54,47 +54,53 @@ export interface Config {
 
 export interface SettingDoc {
   env: string;
+  /** What loadConfig uses when the variable is unset or empty; `(…)` where there is none, or it is worked out. */
   default: string;
   description: string;
+  /** An integer setting's allowed range. */
+  int?: [min: number, max: number];
+  /** The value a child process (worker, test) gets to reach the same stack (configToEnv); absent: it inherits the variable. */
+  child?: (cfg: Config, databaseUrl: string) => string;
 }
 
+/** The one table of settings: docs/operations.md, loadConfig's defaults and ranges, and configToEnv come from it. */
 export const SETTINGS: SettingDoc[] = [
-  { env: 'QCFLOW_STATE_DIR', default: './.qcflow', description: 'Where the embedded stack keeps its data (Temporal SQLite, MinIO, Postgres).' },
-  { env: 'QCFLOW_BIN_CACHE', default: '~/.cache/qcflow/bin', description: 'Where `go install` puts the temporal and minio binaries when they are not on PATH.' },
-  { env: 'QCFLOW_START_TIMEOUT_S', default: '300', description: 'How long each embedded server (Temporal, MinIO, Postgres) may take to answer after it starts; progress is logged every 5 s and a failure shows the end of its log.' },
-  { env: 'QCFLOW_LOG_LEVEL', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent.' },
-  { env: 'TEMPORAL_ADDRESS', default: '127.0.0.1:7233', description: 'Temporal frontend (host:port).' },
-  { env: 'TEMPORAL_NAMESPACE', default: 'default', description: 'Temporal namespace.' },
-  { env: 'TEMPORAL_UI_PORT', default: '8233', description: 'Port of the dev server Web UI.' },
-  { env: 'DATABASE_URL', default: '(unset)', description: 'Postgres URL. When unset or unreachable, an embedded server is started under the state dir.' },
-  { env: 'QCFLOW_PG_PORT', default: '5433', description: 'Port of the embedded Postgres.' },
-  { env: 'MINIO_ENDPOINT', default: '127.0.0.1', description: 'MinIO host.' },
-  { env: 'MINIO_PORT', default: '9000', description: 'MinIO S3 port.' },
-  { env: 'MINIO_CONSOLE_PORT', default: '9001', description: 'MinIO console port (embedded server only).' },
-  { env: 'MINIO_USE_SSL', default: 'false', description: 'Use TLS to reach MinIO.' },
-  { env: 'MINIO_ACCESS_KEY', default: '(generated)', description: 'MinIO access key (root user of the embedded server). Unset: the key generated for a new data dir, kept in `<state dir>/minio-credentials.json` (`qcflow` for a data dir from before).' },
-  { env: 'MINIO_SECRET_KEY', default: '(generated)', description: 'MinIO secret key (at least 8 characters). Unset: generated with the access key (`qcflow-secret` for a data dir from before).' },
-  { env: 'MINIO_BUCKET', default: 'qcflow', description: 'Bucket holding raw/, staging/, releases/, models/, golden/.' },
-  { env: 'QCFLOW_QUEUE_CPU', default: 'qc-cpu', description: 'Task queue of the CPU worker (layers 1,2,4,5, storage, release).' },
-  { env: 'QCFLOW_QUEUE_INFERENCE', default: 'qc-inference', description: 'Task queue of the inference worker (layer 3).' },
-  { env: 'QCFLOW_QUEUE_REVIEW', default: 'qc-review', description: 'Task queue of the human-task activities reviewers complete.' },
-  { env: 'QCFLOW_QUEUE_MODELS', default: 'models', description: 'Task queue of the models worker (quantization).' },
-  { env: 'QCFLOW_ORT_PROVIDERS', default: 'cpu', description: 'onnxruntime execution providers in preference order, e.g. `cuda,cpu`; the first that loads a model is used and logged.' },
-  { env: 'QCFLOW_ORT_INTRA_OP_THREADS', default: '0', description: 'onnxruntime intra-op threads per session (0: onnxruntime picks).' },
-  { env: 'QCFLOW_INFERENCE_BATCH_SIZE', default: '64', description: 'Samples per `session.run` in layer 3 (the batch dimension is dynamic).' },
-  { env: 'QCFLOW_INFERENCE_CONCURRENCY', default: '2', description: 'Layer-3 activities an inference worker runs at once.' },
-  { env: 'QCFLOW_SESSION_CACHE_MAX', default: '4', description: 'Most onnxruntime sessions an inference worker keeps loaded (LRU).' },
-  { env: 'QCFLOW_SESSION_CACHE_MAX_BYTES', default: '2147483648', description: 'Bound on the summed model sizes of loaded sessions (LRU).' },
-  { env: 'QCFLOW_SHUTDOWN_GRACE_MS', default: '30000', description: 'How long a worker lets in-flight activities finish after SIGTERM.' },
-  { env: 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', default: '8', description: 'Activity slots per worker.' },
-  { env: 'QCFLOW_MAX_CONCURRENT_BATCHES', default: '4', description: 'qcBatch children an intake workflow runs at once.' },
-  { env: 'QCFLOW_METRICS_PORT', default: '(unset)', description: 'Port where a worker process or the review server serves /metrics (Prometheus), /health (readiness) and /health/live; unset: not served; 0: any free port (logged). Give each process on a host its own.' },
+  { env: 'QCFLOW_STATE_DIR', default: './.qcflow', description: 'Where the embedded stack keeps its data (Temporal SQLite, MinIO, Postgres).', child: (c) => c.stateDir },
+  { env: 'QCFLOW_BIN_CACHE', default: '~/.cache/qcflow/bin', description: 'Where `go install` puts the temporal and minio binaries when they are not on PATH.', child: (c) => c.binCacheDir },
+  { env: 'QCFLOW_START_TIMEOUT_S', default: '300', description: 'How long each embedded server (Temporal, MinIO, Postgres) may take to answer after it starts; progress is logged every 5 s and a failure shows the end of its log.', int: [1, 86_400], child: (c) => String(c.startTimeoutMs / 1000) },
+  { env: 'QCFLOW_LOG_LEVEL', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent.', child: (c) => c.logLevel },
+  { env: 'TEMPORAL_ADDRESS', default: '127.0.0.1:7233', description: 'Temporal frontend (host:port).', child: (c) => c.temporal.address },
+  { env: 'TEMPORAL_NAMESPACE', default: 'default', description: 'Temporal namespace.', child: (c) => c.temporal.namespace },
+  { env: 'TEMPORAL_UI_PORT', default: '8233', description: 'Port of the dev server Web UI.', int: [1, 65535], child: (c) => String(c.temporal.uiPort) },
+  { env: 'DATABASE_URL', default: '(unset)', description: 'Postgres URL. When unset or unreachable, an embedded server is started under the state dir.', child: (_c, databaseUrl) => databaseUrl },
+  { env: 'QCFLOW_PG_PORT', default: '5433', description: 'Port of the embedded Postgres.', int: [1, 65535], child: (c) => String(c.embeddedPostgresPort) },
+  { env: 'MINIO_ENDPOINT', default: '127.0.0.1', description: 'MinIO host.', child: (c) => c.minio.endPoint },
+  { env: 'MINIO_PORT', default: '9000', description: 'MinIO S3 port.', int: [1, 65535], child: (c) => String(c.minio.port) },
+  { env: 'MINIO_CONSOLE_PORT', default: '9001', description: 'MinIO console port (embedded server only).', int: [1, 65535], child: (c) => String(c.minio.consolePort) },
+  { env: 'MINIO_USE_SSL', default: 'false', description: 'Use TLS to reach MinIO.', child: (c) => String(c.minio.useSSL) },
+  { env: 'MINIO_ACCESS_KEY', default: '(generated)', description: 'MinIO access key (root user of the embedded server). Unset: the key generated for a new data dir, kept in `<state dir>/minio-credentials.json` (`qcflow` for a data dir from before).', child: (c) => c.minio.accessKey },
+  { env: 'MINIO_SECRET_KEY', default: '(generated)', description: 'MinIO secret key (at least 8 characters). Unset: generated with the access key (`qcflow-secret` for a data dir from before).', child: (c) => c.minio.secretKey },
+  { env: 'MINIO_BUCKET', default: 'qcflow', description: 'Bucket holding raw/, staging/, releases/, models/, golden/.', child: (c) => c.minio.bucket },
+  { env: 'QCFLOW_QUEUE_CPU', default: 'qc-cpu', description: 'Task queue of the CPU worker (layers 1,2,4,5, storage, release).', child: (c) => c.taskQueues.cpu },
+  { env: 'QCFLOW_QUEUE_INFERENCE', default: 'qc-inference', description: 'Task queue of the inference worker (layer 3).', child: (c) => c.taskQueues.inference },
+  { env: 'QCFLOW_QUEUE_REVIEW', default: 'qc-review', description: 'Task queue of the human-task activities reviewers complete.', child: (c) => c.taskQueues.review },
+  { env: 'QCFLOW_QUEUE_MODELS', default: 'models', description: 'Task queue of the models worker (quantization).', child: (c) => c.taskQueues.models },
+  { env: 'QCFLOW_ORT_PROVIDERS', default: 'cpu', description: 'onnxruntime execution providers in preference order, e.g. `cuda,cpu`; the first that loads a model is used and logged.', child: (c) => c.inference.providers.join(',') },
+  { env: 'QCFLOW_ORT_INTRA_OP_THREADS', default: '0', description: 'onnxruntime intra-op threads per session (0: onnxruntime picks).', int: [0, 1024], child: (c) => String(c.inference.intraOpThreads) },
+  { env: 'QCFLOW_INFERENCE_BATCH_SIZE', default: '64', description: 'Samples per `session.run` in layer 3 (the batch dimension is dynamic).', int: [1, 65536], child: (c) => String(c.inference.batchSize) },
+  { env: 'QCFLOW_INFERENCE_CONCURRENCY', default: '2', description: 'Layer-3 activities an inference worker runs at once.', int: [1, 256], child: (c) => String(c.inference.maxConcurrentActivities) },
+  { env: 'QCFLOW_SESSION_CACHE_MAX', default: '4', description: 'Most onnxruntime sessions an inference worker keeps loaded (LRU).', int: [1, 1000], child: (c) => String(c.inference.cacheMaxSessions) },
+  { env: 'QCFLOW_SESSION_CACHE_MAX_BYTES', default: '2147483648', description: 'Bound on the summed model sizes of loaded sessions (LRU).', int: [1, Number.MAX_SAFE_INTEGER], child: (c) => String(c.inference.cacheMaxBytes) },
+  { env: 'QCFLOW_SHUTDOWN_GRACE_MS', default: '30000', description: 'How long a worker lets in-flight activities finish after SIGTERM.', int: [0, 3_600_000] },
+  { env: 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', default: '8', description: 'Activity slots per worker.', int: [1, 1000] },
+  { env: 'QCFLOW_MAX_CONCURRENT_BATCHES', default: '4', description: 'qcBatch children an intake workflow runs at once.', int: [1, 100] },
+  { env: 'QCFLOW_METRICS_PORT', default: '(unset)', description: 'Port where a worker process or the review server serves /metrics (Prometheus), /health (readiness) and /health/live; unset: not served; 0: any free port (logged). Give each process on a host its own.', int: [0, 65535] },
   { env: 'QCFLOW_METRICS_HOST', default: '127.0.0.1', description: 'Address the /metrics and /health endpoint listens on (0.0.0.0 in a container, for the scraper and the kubelet).' },
   { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', default: '(unset)', description: 'OpenTelemetry collector (OTLP over HTTP, e.g. http://collector:4318): traces of every workflow and activity are exported there; unset: none exported.' },
   { env: 'QCFLOW_PAYLOAD_KEYS', default: '(unset)', description: 'Encrypts every Temporal payload (inputs, signals, results, history) with AES-256-GCM: `keyId:base64key[,keyId:base64key…]`, 32-byte keys (`openssl rand -base64 32`); the first encodes, all decode (rotation: put the new key first). Every worker, client and the review server need the same list. Unset: payloads in clear.' },
   { env: 'QCFLOW_CODEC_ORIGINS', default: 'http://127.0.0.1:8233,http://localhost:8233', description: 'Browser origins (the Temporal UI) allowed to call the review server\'s /codec/decode with an operator token.' },
   { env: 'QCFLOW_HTTP_HOST', default: '127.0.0.1', description: 'Address the review server (web page and JSON API) listens on.' },
-  { env: 'QCFLOW_HTTP_PORT', default: '8080', description: 'Port of the review server.' },
+  { env: 'QCFLOW_HTTP_PORT', default: '8080', description: 'Port of the review server.', int: [0, 65535] },
   { env: 'QCFLOW_JWT_SECRET', default: '(generated)', description: 'HS256 secret that signs reviewer tokens (32+ characters). Unset: a random one is kept in `<state dir>/jwt-secret`.' },
   { env: 'QCFLOW_SERVER_URL', default: 'http://127.0.0.1:8080', description: 'Where `qcflow review …` finds the review server.' },
   { env: 'QCFLOW_TOKEN', default: '(unset)', description: 'Bearer token `qcflow review …` sends (make one with `qcflow token issue`). One with a registry role (`--model-role`) also limits `qcflow model …` to its tenant and role.' },
@@ -134,14 +140,31 @@ function payloadKeys(env: Env): PayloadKey[] | undefined {
 
 type Env = Record<string, string | undefined>;
 
-function str(env: Env, key: string, fallback: string): string {
+const SETTING = new Map(SETTINGS.map((x) => [x.env, x]));
+
+function setting(key: string): SettingDoc {
+  const x = SETTING.get(key);
+  if (!x) throw new Error(`${key} is not in SETTINGS (src/clients/config.ts)`);
+  return x;
+}
+
+/** The table's default: `~/` is the home directory. */
+function defaultOf(key: string): string {
+  const d = setting(key).default;
+  return d.startsWith('~/') ? path.join(os.homedir(), d.slice(2)) : d;
+}
+
+/** The variable, or `fallback` (the table's default unless given) when it is unset or empty. */
+function str(env: Env, key: string, fallback = defaultOf(key)): string {
   const v = env[key];
   return v === undefined || v === '' ? fallback : v;
 }
 
-function int(env: Env, key: string, fallback: number, min: number, max: number): number {
+/** An integer in the table's range, or the table's default when unset or empty. */
+function int(env: Env, key: string): number {
+  const [min, max] = setting(key).int ?? [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
   const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') return Number(defaultOf(key));
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new ConfigError(`${key}=${JSON.stringify(raw)} must be an integer in [${min}, ${max}]`);
@@ -149,9 +172,8 @@ function int(env: Env, key: string, fallback: number, min: number, max: number):
   return n;
 }
 
-function bool(env: Env, key: string, fallback: boolean): boolean {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
+function bool(env: Env, key: string): boolean {
+  const raw = str(env, key);
   if (/^(1|true|yes)$/i.test(raw)) return true;
   if (/^(0|false|no)$/i.test(raw)) return false;
   throw new ConfigError(`${key}=${JSON.stringify(raw)} must be true or false`);
@@ -160,7 +182,7 @@ function bool(env: Env, key: string, fallback: boolean): boolean {
 const PROVIDERS = ['cpu', 'cuda', 'tensorrt', 'dml', 'coreml', 'webgpu'];
 
 function providers(env: Env): string[] {
-  const list = str(env, 'QCFLOW_ORT_PROVIDERS', 'cpu').split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
+  const list = str(env, 'QCFLOW_ORT_PROVIDERS').split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
   const bad = list.filter((p) => !PROVIDERS.includes(p));
   if (list.length === 0 || bad.length) throw new ConfigError(`QCFLOW_ORT_PROVIDERS=${JSON.stringify(env.QCFLOW_ORT_PROVIDERS)}: ${bad.join(', ') || 'empty'}; use a comma list of ${PROVIDERS.join(', ')}`);
   return list;
@@ -169,71 +191,71 @@ function providers(env: Env): string[] {
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env): Config {
-  const logLevel = str(env, 'QCFLOW_LOG_LEVEL', 'info');
+  const logLevel = str(env, 'QCFLOW_LOG_LEVEL');
   if (!(LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`QCFLOW_LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LEVELS.join(', ')}`);
   }
-  const stateDir = path.resolve(str(env, 'QCFLOW_STATE_DIR', '.qcflow'));
+  const stateDir = path.resolve(str(env, 'QCFLOW_STATE_DIR'));
   // Keys the embedded MinIO was created with (see minioCredentialsFile), unless the environment names some.
   const generated = env.MINIO_ACCESS_KEY || env.MINIO_SECRET_KEY ? undefined : readMinioCredentials(stateDir);
   const secretKey = str(env, 'MINIO_SECRET_KEY', generated?.secretKey ?? 'qcflow-secret');
   if (secretKey.length < 8) throw new ConfigError('MINIO_SECRET_KEY must be at least 8 characters (MinIO refuses shorter ones)');
-  const address = str(env, 'TEMPORAL_ADDRESS', '127.0.0.1:7233');
+  const address = str(env, 'TEMPORAL_ADDRESS');
   if (!/^[^:\s]+:\d+$/.test(address)) throw new ConfigError(`TEMPORAL_ADDRESS=${JSON.stringify(address)} must be host:port`);
   const jwtSecret = env.QCFLOW_JWT_SECRET || undefined;
   if (jwtSecret !== undefined && jwtSecret.length < 32) throw new ConfigError('QCFLOW_JWT_SECRET must be at least 32 characters (an HS256 key shorter than its hash is guessable); or unset it to use a generated one');
-  const bucket = str(env, 'MINIO_BUCKET', 'qcflow');
+  const bucket = str(env, 'MINIO_BUCKET');
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new ConfigError(`MINIO_BUCKET=${JSON.stringify(bucket)} is not a valid S3 bucket name`);
   return {
     stateDir,
-    binCacheDir: path.resolve(str(env, 'QCFLOW_BIN_CACHE', path.join(os.homedir(), '.cache', 'qcflow', 'bin'))),
-    startTimeoutMs: int(env, 'QCFLOW_START_TIMEOUT_S', 300, 1, 86_400) * 1000,
+    binCacheDir: path.resolve(str(env, 'QCFLOW_BIN_CACHE')),
+    startTimeoutMs: int(env, 'QCFLOW_START_TIMEOUT_S') * 1000,
     logLevel: logLevel as Config['logLevel'],
     temporal: {
       address,
-      namespace: str(env, 'TEMPORAL_NAMESPACE', 'default'),
-      uiPort: int(env, 'TEMPORAL_UI_PORT', 8233, 1, 65535),
+      namespace: str(env, 'TEMPORAL_NAMESPACE'),
+      uiPort: int(env, 'TEMPORAL_UI_PORT'),
     },
     databaseUrl: env.DATABASE_URL || undefined,
-    embeddedPostgresPort: int(env, 'QCFLOW_PG_PORT', 5433, 1, 65535),
+    embeddedPostgresPort: int(env, 'QCFLOW_PG_PORT'),
     minio: {
-      endPoint: str(env, 'MINIO_ENDPOINT', '127.0.0.1'),
-      port: int(env, 'MINIO_PORT', 9000, 1, 65535),
-      consolePort: int(env, 'MINIO_CONSOLE_PORT', 9001, 1, 65535),
-      useSSL: bool(env, 'MINIO_USE_SSL', false),
+      endPoint: str(env, 'MINIO_ENDPOINT'),
+      port: int(env, 'MINIO_PORT'),
+      consolePort: int(env, 'MINIO_CONSOLE_PORT'),
+      useSSL: bool(env, 'MINIO_USE_SSL'),
       accessKey: str(env, 'MINIO_ACCESS_KEY', generated?.accessKey ?? 'qcflow'),
       secretKey,
       bucket,
     },
-    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU', 'qc-cpu'), inference: str(env, 'QCFLOW_QUEUE_INFERENCE', 'qc-inference'), review: str(env, 'QCFLOW_QUEUE_REVIEW', 'qc-review'), models: str(env, 'QCFLOW_QUEUE_MODELS', 'models') },
+    taskQueues: { cpu: str(env, 'QCFLOW_QUEUE_CPU'), inference: str(env, 'QCFLOW_QUEUE_INFERENCE'), review: str(env, 'QCFLOW_QUEUE_REVIEW'), models: str(env, 'QCFLOW_QUEUE_MODELS') },
     inference: {
       providers: providers(env),
-      intraOpThreads: int(env, 'QCFLOW_ORT_INTRA_OP_THREADS', 0, 0, 1024),
-      batchSize: int(env, 'QCFLOW_INFERENCE_BATCH_SIZE', 64, 1, 65536),
-      maxConcurrentActivities: int(env, 'QCFLOW_INFERENCE_CONCURRENCY', 2, 1, 256),
-      cacheMaxSessions: int(env, 'QCFLOW_SESSION_CACHE_MAX', 4, 1, 1000),
-      cacheMaxBytes: int(env, 'QCFLOW_SESSION_CACHE_MAX_BYTES', 2 ** 31, 1, Number.MAX_SAFE_INTEGER),
+      intraOpThreads: int(env, 'QCFLOW_ORT_INTRA_OP_THREADS'),
+      batchSize: int(env, 'QCFLOW_INFERENCE_BATCH_SIZE'),
+      maxConcurrentActivities: int(env, 'QCFLOW_INFERENCE_CONCURRENCY'),
+      cacheMaxSessions: int(env, 'QCFLOW_SESSION_CACHE_MAX'),
+      cacheMaxBytes: int(env, 'QCFLOW_SESSION_CACHE_MAX_BYTES'),
     },
     worker: {
-      shutdownGraceMs: int(env, 'QCFLOW_SHUTDOWN_GRACE_MS', 30000, 0, 3_600_000),
-      maxConcurrentActivities: int(env, 'QCFLOW_MAX_CONCURRENT_ACTIVITIES', 8, 1, 1000),
+      shutdownGraceMs: int(env, 'QCFLOW_SHUTDOWN_GRACE_MS'),
+      maxConcurrentActivities: int(env, 'QCFLOW_MAX_CONCURRENT_ACTIVITIES'),
     },
     intake: {
-      maxConcurrentBatches: int(env, 'QCFLOW_MAX_CONCURRENT_BATCHES', 4, 1, 100),
+      maxConcurrentBatches: int(env, 'QCFLOW_MAX_CONCURRENT_BATCHES'),
     },
     payloadKeys: payloadKeys(env),
     observability: {
-      metricsPort: env.QCFLOW_METRICS_PORT ? int(env, 'QCFLOW_METRICS_PORT', 0, 0, 65535) : undefined,
-      metricsHost: str(env, 'QCFLOW_METRICS_HOST', '127.0.0.1'),
+      metricsPort: env.QCFLOW_METRICS_PORT ? int(env, 'QCFLOW_METRICS_PORT') : undefined,
+      metricsHost: str(env, 'QCFLOW_METRICS_HOST'),
       otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
     },
     http: {
-      host: str(env, 'QCFLOW_HTTP_HOST', '127.0.0.1'),
-      port: int(env, 'QCFLOW_HTTP_PORT', 8080, 0, 65535),
+      host: str(env, 'QCFLOW_HTTP_HOST'),
+      port: int(env, 'QCFLOW_HTTP_PORT'),
       jwtSecret,
-      serverUrl: str(env, 'QCFLOW_SERVER_URL', 'http://127.0.0.1:8080').replace(/\/+$/, ''),
+      serverUrl: str(env, 'QCFLOW_SERVER_URL').replace(/\/+$/, ''),
       token: env.QCFLOW_TOKEN || undefined,
-      codecOrigins: str(env, 'QCFLOW_CODEC_ORIGINS', 'http://127.0.0.1:8233,http://localhost:8233').split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
+      codecOrigins: str(env, 'QCFLOW_CODEC_ORIGINS').split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
     },
   };
 }
@@ -291,34 +313,7 @@ export function databaseUrlOf(cfg: Config): string {
   return cfg.databaseUrl ?? embeddedDatabaseUrl(cfg);
 }
 
-/** The variables a child process (worker, test) needs to reach the same stack. */
+/** The variables a child process (worker, test) needs to reach the same stack: the settings with a `child` value. */
 export function configToEnv(cfg: Config, databaseUrl: string): Record<string, string> {
-  return {
-    QCFLOW_STATE_DIR: cfg.stateDir,
-    QCFLOW_BIN_CACHE: cfg.binCacheDir,
-    QCFLOW_START_TIMEOUT_S: String(cfg.startTimeoutMs / 1000),
-    QCFLOW_LOG_LEVEL: cfg.logLevel,
-    TEMPORAL_ADDRESS: cfg.temporal.address,
-    TEMPORAL_NAMESPACE: cfg.temporal.namespace,
-    TEMPORAL_UI_PORT: String(cfg.temporal.uiPort),
-    DATABASE_URL: databaseUrl,
-    QCFLOW_PG_PORT: String(cfg.embeddedPostgresPort),
-    MINIO_ENDPOINT: cfg.minio.endPoint,
-    MINIO_PORT: String(cfg.minio.port),
-    MINIO_CONSOLE_PORT: String(cfg.minio.consolePort),
-    MINIO_USE_SSL: String(cfg.minio.useSSL),
-    MINIO_ACCESS_KEY: cfg.minio.accessKey,
-    MINIO_SECRET_KEY: cfg.minio.secretKey,
-    MINIO_BUCKET: cfg.minio.bucket,
-    QCFLOW_QUEUE_CPU: cfg.taskQueues.cpu,
-    QCFLOW_QUEUE_INFERENCE: cfg.taskQueues.inference,
-    QCFLOW_QUEUE_REVIEW: cfg.taskQueues.review,
-    QCFLOW_QUEUE_MODELS: cfg.taskQueues.models,
-    QCFLOW_ORT_PROVIDERS: cfg.inference.providers.join(','),
-    QCFLOW_ORT_INTRA_OP_THREADS: String(cfg.inference.intraOpThreads),
-    QCFLOW_INFERENCE_BATCH_SIZE: String(cfg.inference.batchSize),
-    QCFLOW_INFERENCE_CONCURRENCY: String(cfg.inference.maxConcurrentActivities),
-    QCFLOW_SESSION_CACHE_MAX: String(cfg.inference.cacheMaxSessions),
-    QCFLOW_SESSION_CACHE_MAX_BYTES: String(cfg.inference.cacheMaxBytes),
-  };
+  return Object.fromEntries(SETTINGS.flatMap((x) => (x.child ? [[x.env, x.child(cfg, databaseUrl)]] : [])));
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
-import { ConfigError, loadConfig, replaceSettingsTable, SETTINGS } from '../../src/clients/config';
+import { ConfigError, configToEnv, loadConfig, replaceSettingsTable, SETTINGS } from '../../src/clients/config';
 import { createLogger } from '../../src/clients/logger';
 import { validateProjectDefinition } from '../../src/projects/definition';
 import { ProjectSpecError } from '../../src/qc/compliance';
@@ -26,10 +26,26 @@ test('config defaults and validation errors name the variable', () => {
 test('every config variable read by loadConfig is documented in SETTINGS', async () => {
   const { readFileSync } = await import('node:fs');
   const src = readFileSync(require.resolve('../../src/clients/config'), 'utf8');
-  const read = new Set([...src.matchAll(/\(env, '([A-Z_]+)'/g)].map((m) => m[1]!));
-  read.add('DATABASE_URL');
+  const read = new Set([...src.matchAll(/\(env, '([A-Z_]+)'|\benv\.([A-Z_]+)/g)].map((m) => (m[1] ?? m[2])!));
+  assert.ok(read.has('DATABASE_URL') && read.has('QCFLOW_TOKEN'), 'direct reads are seen too');
   const documented = new Set(SETTINGS.map((s) => s.env));
   assert.deepEqual([...read].filter((v) => !documented.has(v)), []);
+});
+
+test('the settings table is what loadConfig uses: unset variables take its defaults, and configToEnv round-trips through loadConfig', () => {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-config-'));
+  const cfg = loadConfig({ QCFLOW_STATE_DIR: stateDir });
+  for (const x of SETTINGS) {
+    if (x.int) assert.ok(/^\(.*\)$/.test(x.default) || (Number(x.default) >= x.int[0] && Number(x.default) <= x.int[1]), `${x.env}'s default lies in its range`);
+    if (!x.child || /^\(.*\)$|^[.~]\//.test(x.default)) continue;
+    assert.equal(x.child(cfg, 'postgres://db'), x.default, `${x.env} unset`);
+  }
+  assert.equal(cfg.binCacheDir, path.join(os.homedir(), '.cache', 'qcflow', 'bin'));
+  const custom = loadConfig({ QCFLOW_STATE_DIR: stateDir, MINIO_PORT: '9100', MINIO_USE_SSL: 'yes', QCFLOW_ORT_PROVIDERS: 'cuda, cpu', QCFLOW_SESSION_CACHE_MAX_BYTES: '1000', QCFLOW_START_TIMEOUT_S: '7' });
+  const env = configToEnv(custom, 'postgres://db');
+  assert.equal(env.DATABASE_URL, 'postgres://db');
+  assert.deepEqual(loadConfig(env), { ...custom, databaseUrl: 'postgres://db' });
+  assert.throws(() => loadConfig({ QCFLOW_INFERENCE_BATCH_SIZE: '0' }), /QCFLOW_INFERENCE_BATCH_SIZE="0" must be an integer in \[1, 65536\]/);
 });
 
 test('project definitions: ids, ontology groups and rules are checked', () => {
