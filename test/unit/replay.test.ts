@@ -17,7 +17,9 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * `review_replay` (recorded at 3f73f7f, record-histories.ts --review-only) is a humanReview from before its
  * dispatches were checked: it replays through the `review-dispatch-check` patch's old path.
  * `review_undo_replay` (record-histories.ts --undo-only) takes its path through the `review-undo-window`
- * patch: approve, the undoDecision Update, a second round rejected, the window's timer. The `*_v2` pipeline
+ * patch: approve, the undoDecision Update, a second round rejected, the window's timer.
+ * `review_escalation_replay` (--escalation-only) is a round that ran past its SLA: the human-task activity
+ * timed out, the task expired, the next round went out escalated and was approved. The `*_v2` pipeline
  * histories (--pipeline-only --suffix _v2) take the `intake-project-exists` branch. `rollout_replay` is a
  * modelRollout from before the tenant check (checked once, aborted); `rollout_replay_v2` takes the
  * `rollout-tenant-check` patch.
@@ -51,6 +53,14 @@ test('the undo history exercises the undo window: its patch marker, the accepted
   assert.ok(types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) && types.includes(T.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED), 'the undo Update');
   assert.equal(types.filter((t) => t === T.EVENT_TYPE_ACTIVITY_TASK_COMPLETED).length >= 3, true, 'two human-task rounds and the undo activity');
   assert.ok(types.includes(T.EVENT_TYPE_TIMER_FIRED), 'the second window closed on its timer');
+});
+
+test('the escalation history exercises the SLA: the first human-task activity timed out, the second completed', () => {
+  const events = history('review_escalation_replay.history.json').events ?? [];
+  const T = temporal.api.enums.v1.EventType;
+  const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+  assert.deepEqual(scheduled, ['awaitReviewDecision', 'expireReviewTask', 'awaitReviewDecision', 'applyReviewDecision']);
+  assert.equal(events.filter((e) => e.eventType === T.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT).length, 1);
 });
 
 test('the rollout histories: the older moves the candidate without its project and no marker; _v2 takes the tenant check', () => {

@@ -18,8 +18,8 @@ import { timeSkippingEnv } from './time-skipping';
  * Workflow logic alone: the real workflows on Temporal's time-skipping test server (sdk-java's, from Maven
  * Central: test/workflows/time-skipping.ts), their activities stubbed, so each branch is driven by what the
  * stubs return and checked by which ones were called. Workflow timers are the policy's real ones (a minute
- * between rollout checks, the 10 s undo window) and are skipped; an activity's timeout is not skipped while
- * the activity is outstanding (the review SLA), so that one is short. Time moves only when a test says so
+ * between rollout checks, the 10 s undo window) and are skipped; no time is skipped while an activity is
+ * outstanding (the review SLA's human task), so that one is short. Time moves only when a test says so
  * (`env.sleep`; timeSkippingEnv locks skipping): left to skip on its own, as the SDK's time-skipping client
  * lets it while a result is awaited, the server also skips past workflow tasks in flight and times the
  * workflow out (sdk-java#1291), so the client here is a plain one.
@@ -113,8 +113,11 @@ test('humanReview escalates on each SLA timeout, to the leads after maxEscalatio
   const expired: number[] = [];
   const taskQueue = `wf-review-${uid()}`;
   const outcome: ReviewOutcome = { sampleId: 's1', taskId: 't3', decision: 'approve', decidedBy: 'lead-1', status: 'accepted' };
-  // The SLA is the human-task activity's timeout, which the test server does not skip while the activity
-  // is outstanding: it is 2 s of real time here. The undo window is a workflow timer, and is skipped.
+  // The SLA is the human-task activity's timeout: 2 s of real time here. The test server moves no time at
+  // all while an activity is scheduled or running — measured: env.sleep(10 min) with the human task only
+  // scheduled, on a queue nobody polls, did not return within a minute — so no SLA whose round is a
+  // pending activity can be skipped, whether it is the activity's timeout or a workflow timer racing it.
+  // The undo window, a workflow timer with no activity pending, is skipped.
   const review = { ...DEFAULT_POLICY.review, slaSeconds: 2, maxEscalations: 1 };
   const worker = await workerOn(taskQueue, {
     // Rounds 0 and 1 wait past their SLA; round 2 is decided at once.
