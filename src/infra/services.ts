@@ -9,7 +9,7 @@ import { postgresCredentialsFile, postgresUrl, readPostgresCredentials, type Pos
 import { findPostgresBinDir, ensureProgram, MissingToolError } from './binaries';
 import { startProcess, waitFor, type ManagedProcess } from './process';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
-import { createLogin, ensureDatabase, giveObjectsTo, grantRole, ping, roleExists, setDatabaseOwner, setPassword } from '../store/database-admin';
+import { createLogin, ensureDatabase, giveObjectsTo, grantRole, ping, reloadConfiguration, roleExists, setDatabaseOwner, setPassword } from '../store/database-admin';
 
 /** What every server start needs besides its own options. */
 export interface StartContext {
@@ -243,7 +243,7 @@ async function secureTrustCluster(o: PostgresOptions, dataDir: string, log: Star
     const hbaFile = path.join(dataDir, 'pg_hba.conf');
     const hba = readFileSync(hbaFile, 'utf8').split('\n').map((l) => (l.trimStart().startsWith('#') ? l : l.replace(/\btrust\b/g, 'scram-sha-256'))).join('\n');
     writeFileSync(hbaFile, hba);
-    await admin.query('SELECT pg_reload_conf()');
+    await reloadConfiguration(admin);
   } finally {
     await admin.end();
   }

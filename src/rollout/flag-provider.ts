@@ -3,7 +3,7 @@ import {
   type EvaluationContext, type JsonValue, type Provider, type ResolutionDetails,
 } from '@openfeature/server-sdk';
 import { Client, type ClientConfig, type Notification } from 'pg';
-import { FLAG_CHANNEL, loadFlags, type FlagDefinition } from '../store/flags';
+import { listenForFlagChanges, loadFlags, type FlagDefinition } from '../store/flags';
 import { armAt, bucketOf, splitProblem } from './bucketing';
 
 /**
@@ -79,7 +79,7 @@ export class PgFlagProvider extends FlagProvider {
     client.on('notification', (n: Notification) => void this.reload(n.payload ? [n.payload] : undefined));
     // A dropped connection loses notifications: say so, so the application can recreate the provider.
     client.on('error', (err: Error) => this.events.emit(ProviderEvents.Error, { message: `flag listener lost: ${err.message}` }));
-    await client.query(`LISTEN ${FLAG_CHANNEL}`);
+    await listenForFlagChanges(client);
     this.listener = client;
     await this.reload();
   }

@@ -15,6 +15,11 @@ export async function ping(db: Db): Promise<void> {
   await db.query('SELECT 1');
 }
 
+/** The server rereads pg_hba.conf and postgresql.conf. */
+export async function reloadConfiguration(admin: Db): Promise<void> {
+  await admin.query('SELECT pg_reload_conf()');
+}
+
 export async function roleExists(admin: Db, user: string): Promise<boolean> {
   return ((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [user])).rowCount ?? 0) > 0;
 }

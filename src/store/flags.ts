@@ -12,7 +12,13 @@ export interface FlagDefinition {
   enabled: boolean;
 }
 
-export const FLAG_CHANNEL = 'qcflow_flags';
+/** The channel feature_flags' trigger NOTIFYs a changed flag's key on (migrations). */
+const FLAG_CHANNEL = 'qcflow_flags';
+
+/** This connection receives a notification, with the flag's key, whenever a flag changes. */
+export async function listenForFlagChanges(listener: Client): Promise<void> {
+  await listener.query(`LISTEN ${FLAG_CHANNEL}`);
+}
 
 type FlagRow = { key: string; salt: string; arms: Arm[]; default_variant: string; enabled: boolean };
 const toFlag = (r: FlagRow): FlagDefinition => ({ key: r.key, salt: r.salt, arms: r.arms, defaultVariant: r.default_variant, enabled: r.enabled });
