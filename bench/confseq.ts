@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { getLogger } from '../src/clients/logger';
 import { loadConfig } from '../src/clients/config';
-import { venvPython } from './python';
+import { pipInstall, venvPython } from './python';
 
 /**
  * The venv's python with confseq importable, or why not. confseq 0.0.11 is a source package: its C++ needs
@@ -30,11 +30,7 @@ function confseqPython(cacheDir: string): string | { skipped: string } {
     }
   }
   getLogger(loadConfig(), 'bench').info({ boost }, 'building confseq from PyPI for the side-by-side comparison (first time only, about a minute)');
-  const pip = spawnSync(py, ['-m', 'pip', 'install', '-q', '--no-build-isolation', 'confseq==0.0.11'], {
-    encoding: 'utf8', env: { ...process.env, SKBUILD_CONFIGURE_OPTIONS: `-DBoost_INCLUDE_DIR=${path.join(boost, 'usr', 'include')}` },
-  });
-  if (pip.status !== 0) return { skipped: `pip install confseq failed: ${pip.stderr.trim().split('\n').pop()}` };
-  return py;
+  return pipInstall(py, ['confseq==0.0.11'], { args: ['--no-build-isolation'], env: { SKBUILD_CONFIGURE_OPTIONS: `-DBoost_INCLUDE_DIR=${path.join(boost, 'usr', 'include')}` } }) ?? py;
 }
 
 export interface ConfseqFigures {
