@@ -162,7 +162,9 @@ function str(env: Env, key: string, fallback = defaultOf(key)): string {
 
 /** An integer in the table's range, or the table's default when unset or empty. */
 function int(env: Env, key: string): number {
-  const [min, max] = setting(key).int ?? [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+  const range = setting(key).int;
+  if (!range) throw new Error(`${key} has no integer range in SETTINGS (src/clients/config.ts)`);
+  const [min, max] = range;
   const raw = env[key];
   if (raw === undefined || raw === '') return Number(defaultOf(key));
   const n = Number(raw);
