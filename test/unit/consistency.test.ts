@@ -156,3 +156,15 @@ test('tags: Viterbi decodes the best valid path where per-token majority would b
   const mismatch = checkTags([ann('a', { tags: ['O'] }), ann('b', { tags: ['O', 'O'] })], { scheme: 'BIO', minAgreement: 1, weights: {} });
   assert.deepEqual(mismatch.findings.map((x) => x.rule), ['tag_length_mismatch']);
 });
+
+test("a box's attribute is voted once, with attribute accuracies: the consensus value and who is tallied as dissenting agree", () => {
+  // a is the better judge of classes, b of colours: the colour is b's, so a is the one who dissented.
+  const r = checkConsistency({
+    annotations: [ann('a', { boxes: [box(0, 0, 'car', { attributes: { color: 'red' } })] }), ann('b', { boxes: [box(0, 0, 'car', { attributes: { color: 'blue' } })] })],
+    payload: {}, ontology, policy: DEFAULT_POLICY.layer2, weights: { a: 0.95, b: 0.6 }, attributeWeights: { a: 0.55, b: 0.95 },
+  });
+  assert.equal(r.consensus.boxes?.[0]?.attributes?.color, 'blue');
+  const conflict = r.findings.find((f) => f.rule === 'attribute_conflict');
+  assert.ok(conflict && conflict.pointer.endsWith('/attributes/color'));
+  assert.deepEqual({ a: r.tallies.a?.agreed, b: r.tallies.b?.agreed }, { a: 0, b: 1 });
+});

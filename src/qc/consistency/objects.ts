@@ -2,7 +2,7 @@ import type { Ontology } from '../../projects/ontology';
 import type { Finding } from '../findings';
 import { exclusivePair } from './classes';
 import { boxesNear, clusterAcrossAnnotators, fuseBoxes, intervalIou, intervalsNear, iou, medianBox, medianInterval, toTokenInterval, type Box, type Interval } from './matching';
-import { said, tally, valueVote, type AnnotatorLabels, type KindResult, type Tallies } from './types';
+import { said, tally, type AnnotatorLabels, type KindResult, type Tallies } from './types';
 import { attributeVote } from './attributes';
 import { DEFAULT_ACCURACY, geometryRisk, votePosterior, type FieldRisk } from '../risk';
 
@@ -166,6 +166,12 @@ function checkObjects<G>(
     // Every pair's overlap, once: its mean scores the geometry, its minimum decides a geometry_conflict.
     const pairSims = c.members.flatMap((m, x) => c.members.slice(x + 1).map((n) => kind.similarity(m.item.geometry, n.item.geometry)));
     const cls = clsVote.value;
+    // One vote per attribute with the annotators' attribute accuracies: the consensus value, its risk, the
+    // attribute_conflict finding and who is tallied as dissenting all come from it.
+    const attributeVotes = [...new Set(c.members.flatMap((m) => Object.keys(m.item.attributes ?? {})))].sort().map((k) => {
+      const values = c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] }));
+      return { k, values, vote: attributeVote(values, attributeWeights, ontology.attributes?.[k]?.length ?? 0) };
+    });
     if (multi) {
       for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, exists.value === 'drawn');
       for (const a of missing) tally(existence, a, exists.value !== 'drawn');
@@ -176,11 +182,9 @@ function checkObjects<G>(
     } else {
       const geometry = kind.fuse(c.members.map((m) => m.item.geometry), c.members.map((m) => weights[m.annotator] ?? DEFAULT_ACCURACY));
       const attributes: Attrs = {};
-      const keys = [...new Set(c.members.flatMap((m) => Object.keys(m.item.attributes ?? {})))].sort();
-      for (const k of keys) {
-        const vote = attributeVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] })), attributeWeights, ontology.attributes?.[k]?.length ?? 0);
+      for (const { k, values, vote } of attributeVotes) {
         if (vote.value !== undefined) attributes[k] = vote.value;
-        risks.push({ field: `${kind.field}:${consensus.length}:attribute:${k}`, pWrong: vote.pWrong, why: `${label} ${k}: ${said(c.members.map((m) => [m.annotator, m.item.attributes?.[k]]))}` });
+        risks.push({ field: `${kind.field}:${consensus.length}:attribute:${k}`, pWrong: vote.pWrong, why: `${label} ${k}: ${said(values.map((v) => [v.annotator, v.value]))}` });
       }
       const meanOverlap = pairSims.length > 0 ? pairSims.reduce((a, b) => a + b, 0) / pairSims.length : undefined;
       if (multi) risks.push({ field: `${kind.field}:${consensus.length}:exists`, pWrong: exists.pWrong, why: `${label} drawn by ${[...who, ...off.map((m) => `${m.annotator} (displaced)`)].join(', ')}${missing.length ? `; not by ${missing.join(', ')}` : ''}` });
@@ -190,7 +194,7 @@ function checkObjects<G>(
         ...(sameAsSample ? { sameAs: 'class' } : {}),
       });
       risks.push({ field: `${kind.field}:${consensus.length}:geometry`, pWrong: geometryRisk(meanOverlap), why: meanOverlap === undefined ? `${label} drawn by one annotator only` : `${label} matched shapes overlap ${meanOverlap.toFixed(2)} on average` });
-      consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, ...(keys.length ? { attributes } : {}) });
+      consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, ...(attributeVotes.length ? { attributes } : {}) });
     }
     if (!multi) return;
     if (missing.length > 0) {
@@ -229,11 +233,8 @@ function checkObjects<G>(
         annotators: who,
       });
     }
-    const keys = new Set(c.members.flatMap((m) => Object.keys(m.item.attributes ?? {})));
     const attributeDissent = new Set<string>();
-    for (const k of [...keys].sort()) {
-      const values = c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] }));
-      const vote = valueVote(values, weights);
+    for (const { k, values, vote } of attributeVotes) {
       if (vote.dissenters.length > 0) {
         findings.push({ layer: 2, pointer: `${ptr(c.members[0]!)}/attributes/${k}`, rule: 'attribute_conflict', message: `matched ${kind.noun} has different ${k}: ${said(values.map((v) => [v.annotator, v.value]))}`, annotators: who });
         for (const a of vote.dissenters) attributeDissent.add(a);
