@@ -93,14 +93,18 @@ export function decideDisposition(d: DispositionInput): { disposition: Dispositi
   return { disposition: 'resample', reason: 'low_confidence' };
 }
 
+/** The two reasons both dispositions (linear and risk) give in the same words: the findings of layers 1 and 3 say the rest. */
+const LAYER1_FAILED: Finding = { layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' };
+const LAYER3_ERROR: Finding = { layer: 5, pointer: '', rule: 'disposition.layer3_error', message: 'review: the layer-3 model could not judge this sample (see its findings)' };
+
 /** What layer 5 tells a reviewer: which rule decided, and which inputs were stand-ins. */
 export function layer5Findings(reason: DispositionReason, fusion: Fusion | undefined, policy: QcPolicy, layer2Rules: string[], alertedAnnotators: string[] = []): Finding[] {
   const out: Finding[] = [];
   const final = fusion ? fusion.final.toFixed(3) : '';
   switch (reason) {
-    case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
+    case 'layer1_failed': out.push({ ...LAYER1_FAILED }); break;
     case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: annotators conflict (${layer2Rules.join(', ')})` }); break;
-    case 'layer3_error': out.push({ layer: 5, pointer: '', rule: 'disposition.layer3_error', message: 'review: the layer-3 model could not judge this sample (see its findings)' }); break;
+    case 'layer3_error': out.push({ ...LAYER3_ERROR }); break;
     case 'annotator_alert': out.push({ layer: 5, pointer: '', rule: 'disposition.annotator_alert', message: `review: confidence ${final} would accept, but ${alertedAnnotators.join(', ')} ${alertedAnnotators.length > 1 ? 'are' : 'is'} under a quality-decay alert (${(policy.layer4.alertReviewShare * 100).toFixed(0)}% of their samples are reviewed)` }); break;
     case 'audit': out.push({ layer: 5, pointer: '', rule: 'disposition.audit', message: `review: confidence ${final} would accept, but the sample is in the ${(policy.auditShare * 100).toFixed(1)}% audit share` }); break;
     case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: confidence ${final} is below accept ${policy.fusion.acceptThreshold}` }); break;
@@ -255,9 +259,9 @@ export function riskFindings(reason: DispositionReason, risk: SampleRisk | undef
       ? `probability the labels are wrong ${primary} is above this batch's acceptance threshold ${tau(threshold.primary)} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})`
       : `probability an attribute is wrong ${risk.attributes.toFixed(4)} is above this batch's attribute threshold ${tau(threshold.attributes)} (attribute error rate ${policy.fusion.risk.attributeErrorRate})`;
   switch (reason) {
-    case 'layer1_failed': out.push({ layer: 5, pointer: '', rule: 'disposition.layer1_failed', message: 'rejected: layer-1 compliance failed (see its findings)' }); break;
+    case 'layer1_failed': out.push({ ...LAYER1_FAILED }); break;
     case 'layer2_conflict': out.push({ layer: 5, pointer: '', rule: 'disposition.layer2_conflict', message: `review: labels break the ontology (${blocking.join(', ')}); a vote cannot settle that` }); break;
-    case 'layer3_error': out.push({ layer: 5, pointer: '', rule: 'disposition.layer3_error', message: 'review: the layer-3 model could not judge this sample (see its findings)' }); break;
+    case 'layer3_error': out.push({ ...LAYER3_ERROR }); break;
     case 'low_confidence': out.push({ layer: 5, pointer: '', rule: 'disposition.low_confidence', message: `resample: the best class has probability ${risk?.classPosterior?.toFixed(3)}, under ${policy.fusion.risk.resampleBelow}; the labels carry too little information to settle` }); break;
     case 'uncertain': out.push({ layer: 5, pointer: '', rule: 'disposition.uncertain', message: `review: ${over}` }); break;
     case 'review_budget': out.push({ layer: 5, pointer: '', rule: 'disposition.review_budget', message: `resample: ${over}, but the batch's review budget (${(policy.fusion.risk.reviewBudget * 100).toFixed(1)}% of its samples) went to likelier errors; more labels should settle it` }); break;
