@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Budget, Candidate, EvaluationActivities, ModelActivities } from '../activities/models';
 import type { EvaluationMetrics } from '../src/quantize/evaluate';
 import type { Method } from '../src/quantize/types';
@@ -52,7 +52,9 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
       metrics = await evaluation.evaluateModelCandidate({ modelId: input.modelId, candidateKey: candidate.key });
     } catch (err) {
       // A candidate that crashes onnxruntime is unusable, not a reason to stop: another method may work.
-      if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateCrashed')) throw err;
+      // Histories from before that (the run failed on the crash) replay through the throw.
+      const crashed = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateCrashed';
+      if (!crashed || !patched('quantization-candidate-crash')) throw err;
       progress.candidates.push({ method, excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: 0, cosine: 0, fits: false, failure: err.cause.message });
       return undefined;
     }

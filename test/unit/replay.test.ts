@@ -18,6 +18,10 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * dispatches were checked: it replays through the `review-dispatch-check` patch's old path.
  * `review_undo_replay` (record-histories.ts --undo-only) takes its path through the `review-undo-window`
  * patch: approve, the undoDecision Update, a second round rejected, the window's timer.
+ * `quantization_crash_replay` (--quantization-only, on workflows/model-quantization.ts as of c025156) is a
+ * modelQuantization whose int4 candidate crashed onnxruntime: the run failed on it; today's workflow, behind
+ * `patched('quantization-candidate-crash')`, records the crash and goes on, as `_v2` shows (without the patch
+ * the older history fails to replay: nondeterminism). Their activities were stubs answering as the real ones.
  * `review_escalation_replay` (--escalation-only) is a round that ran past its SLA: the human-task activity
  * timed out, the task expired, the next round went out escalated and was approved. The `*_v2` pipeline
  * histories (--pipeline-only --suffix _v2) take the `intake-project-exists` branch. `rollout_replay` is a
@@ -61,6 +65,21 @@ test('the escalation history exercises the SLA: the first human-task activity ti
   const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
   assert.deepEqual(scheduled, ['awaitReviewDecision', 'expireReviewTask', 'awaitReviewDecision', 'applyReviewDecision']);
   assert.equal(events.filter((e) => e.eventType === T.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT).length, 1);
+});
+
+test('the quantization histories: the older fails on the crashed candidate; _v2 takes the patch, tries the next method and registers it', () => {
+  const T = temporal.api.enums.v1.EventType;
+  const activities = (file: string): string[] => (history(file).events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+  const last = (file: string) => (history(file).events ?? []).at(-1)!.eventType;
+  const crashes = (file: string): number => (history(file).events ?? []).filter((e) => e.activityTaskFailedEventAttributes?.failure?.cause?.applicationFailureInfo?.type === 'CandidateCrashed'
+    || e.activityTaskFailedEventAttributes?.failure?.applicationFailureInfo?.type === 'CandidateCrashed').length;
+  assert.equal(crashes('quantization_crash_replay.history.json'), 1);
+  assert.ok(!patchesOf('quantization_crash_replay.history.json').includes('quantization-candidate-crash'));
+  assert.equal(last('quantization_crash_replay.history.json'), T.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED);
+  assert.equal(crashes('quantization_crash_replay_v2.history.json'), 1);
+  assert.ok(patchesOf('quantization_crash_replay_v2.history.json').includes('quantization-candidate-crash'));
+  assert.deepEqual(activities('quantization_crash_replay_v2.history.json'), ['analyzeModelVersion', 'quantizeCandidate', 'evaluateModelCandidate', 'quantizeCandidate', 'evaluateModelCandidate', 'registerQuantized']);
+  assert.equal(last('quantization_crash_replay_v2.history.json'), T.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED);
 });
 
 test('the rollout histories: the older moves the candidate without its project and no marker; _v2 takes the tenant check', () => {
