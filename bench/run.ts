@@ -10,6 +10,7 @@
  *  - qc: a synthetic crowd with known truth end to end through Temporal, beside cleanlab: bench/qc-bench.ts.
  *  - rollout: A/A peeking, power and flag evaluation of the gray-release engine: bench/rollout.ts.
  *  - queue: the review queue's page, counts and claim at 1k, 10k and 100k open tasks: bench/queue.ts.
+ *  - review-real: QC and the review page on a real photo with 18 people's boxes (QCFLOW_REAL_BOXES): bench/review-real.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, createWriteStream } from 'node:fs';
 import * as os from 'node:os';
@@ -31,6 +32,7 @@ import { realCrowdBench } from './real-crowd';
 import { quantizeRealBench } from './quantize-real';
 import { flagThroughput, rolloutBench } from './rollout';
 import { queueBench } from './queue';
+import { reviewRealBench } from './review-real';
 import { e2eBench } from './e2e';
 import { heapBench } from './heap';
 
@@ -175,4 +177,5 @@ else if (only === 'e2e') {
 else if (only === 'heap') void heapBench().then(() => process.exit(0));
 else if (only === 'rollout') void rolloutBench().then(() => process.exit(0));
 else if (only === 'queue') void queueBench().then(() => process.exit(0));
+else if (only === 'review-real') void reviewRealBench().then(() => process.exit(0));
 else void main().then(() => process.exit(0));

@@ -18,6 +18,15 @@ export interface QcPolicy {
     spanAgreeIou: number;
     /** Share of (reliability-weighted) votes the consensus class needs; below it is a class conflict. */
     minClassAgreement: number;
+    /**
+     * An object (box or span) some annotators drew and others did not: `vote` weighs whether it is there by
+     * the annotators' reliabilities, and the doubt counts against the sample; `dontCare` releases it as a
+     * don't-care region (`dontCare: true` in the consensus) that is right either way — for scenes full of
+     * far, small or half-hidden objects the crowd itself splits on.
+     */
+    splitObjects: 'vote' | 'dontCare';
+    /** Under `dontCare`: more of a sample's objects than this share in doubt, and a person decides (finding dont_care_share). */
+    maxDontCareShare: number;
   };
   layer3: {
     /** Model references (`name`, `name@version`, `tenant/name@version`); more than one is an ensemble. None: layer 3 is skipped. */
@@ -127,6 +136,8 @@ export const QC_POLICY_SCHEMA = {
         spanMatchIou: { ...unit, default: 0.5 },
         spanAgreeIou: { ...unit, default: 1 },
         minClassAgreement: { ...unit, default: 1 },
+        splitObjects: { enum: ['vote', 'dontCare'], default: 'vote' },
+        maxDontCareShare: { ...unit, default: 0.5 },
       },
     },
     layer3: {

@@ -168,3 +168,32 @@ test("a box's attribute is voted once, with attribute accuracies: the consensus 
   assert.ok(conflict && conflict.pointer.endsWith('/attributes/color'));
   assert.deepEqual({ a: r.tallies.a?.agreed, b: r.tallies.b?.agreed }, { a: 0, b: 1 });
 });
+
+test("split objects: under `dontCare` an object only some drew is a don't-care region whose doubt does not count; too many of them go to a person", () => {
+  const far = { w: 8, h: 8 };
+  const anns = [
+    ann('a', { boxes: [box(0, 0, 'car', big), box(300, 300, 'car', big), box(600, 20, 'car', far)] }),
+    ann('b', { boxes: [box(1, 0, 'car', big), box(300, 301, 'car', big), box(600, 20, 'car', far)] }),
+    ann('c', { boxes: [box(0, 1, 'car', big), box(301, 300, 'car', big)] }),
+  ];
+  const voted = check(anns);
+  const open = check(anns, { layer2: { splitObjects: 'dontCare' } });
+  // The same three objects either way; only the far car, which c did not draw, changes.
+  assert.deepEqual(voted.consensus.boxes!.map((b) => b.dontCare ?? false), [false, false, false]);
+  assert.deepEqual(open.consensus.boxes!.map((b) => b.dontCare ?? false), [false, false, true]);
+  assert.ok(voted.risk.fields.some((f) => f.field === 'boxes:2:exists' && f.pWrong > 0.05), JSON.stringify(voted.risk.fields));
+  assert.ok(!open.risk.fields.some((f) => f.field.startsWith('boxes:2:')), 'nothing of a don\'t-care region is at risk');
+  assert.ok(open.risk.pWrong < voted.risk.pWrong / 3, `${open.risk.pWrong} vs ${voted.risk.pWrong}`);
+  // Still said, for the reviewer and for c's record.
+  assert.deepEqual(rules(open), ['missing_object']);
+  assert.deepEqual(open.blocking, []);
+
+  // One of three in doubt is within the default share (0.5); with c drawing nothing but the first car, two of three are not.
+  const sparse = check([anns[0]!, anns[1]!, ann('c', { boxes: [box(0, 1, 'car', big)] })], { layer2: { splitObjects: 'dontCare' } });
+  assert.deepEqual(sparse.consensus.boxes!.map((b) => b.dontCare ?? false), [false, true, true]);
+  assert.deepEqual(sparse.blocking, ['dont_care_share']);
+  assert.match(sparse.findings.find((f) => f.rule === 'dont_care_share')!.message, /2 of 3 boxes are in doubt/);
+  // Spans follow the same policy.
+  const spans = check([ann('a', { spans: [{ start: 0, end: 4, label: 'PER' }, { start: 10, end: 14, label: 'LOC' }] }), ann('b', { spans: [{ start: 0, end: 4, label: 'PER' }] })], { layer2: { splitObjects: 'dontCare', maxDontCareShare: 1 } });
+  assert.deepEqual(spans.consensus.spans!.map((s) => s.dontCare ?? false), [false, true]);
+});

@@ -42,7 +42,7 @@ export interface ConsistencyResult {
 
 /** Findings about one annotation against the ontology, as opposed to disagreement between annotators. */
 export function isBlocking(f: Finding): boolean {
-  return ['unknown_class', 'multiple_classes', 'attribute_value'].includes(f.rule) || (f.rule === 'exclusive_conflict' && (f.annotators?.length ?? 0) <= 1);
+  return ['unknown_class', 'multiple_classes', 'attribute_value', 'dont_care_share'].includes(f.rule) || (f.rule === 'exclusive_conflict' && (f.annotators?.length ?? 0) <= 1);
 }
 
 export function mergeTallies(into: Tallies, from: Tallies): Tallies {
@@ -85,13 +85,14 @@ export function checkConsistency(input: {
   const accuracy = { attributes: attributeWeights, objects: input.objectWeights };
   const single = !ontology.multiLabel && classes.consensus?.classes.length === 1;
   const sampleClass = single ? { value: classes.consensus!.classes[0]!, votes: Object.fromEntries(singleClassVotes(anns).map((v) => [v.annotator, v.value])) } : undefined;
-  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, accuracy, ...(input.classModel ? { classModel: input.classModel } : {}), ...(sampleClass ? { sampleClass } : {}) });
+  const split = { splitObjects: policy.splitObjects, maxDontCareShare: policy.maxDontCareShare };
+  const boxes = checkBoxes(anns, ontology, { matchIou: policy.boxMatchIou, agreeIou: policy.boxAgreeIou, weights, accuracy, ...split, ...(input.classModel ? { classModel: input.classModel } : {}), ...(sampleClass ? { sampleClass } : {}) });
   let tokenText: string | undefined;
   if (policy.spanUnit === 'token') {
     const t = valueAtPointer(input.payload, policy.spanTextPointer);
     tokenText = typeof t === 'string' ? t : '';
   }
-  const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText, accuracy });
+  const spans = checkSpans(anns, ontology, { matchIou: policy.spanMatchIou, agreeIou: policy.spanAgreeIou, weights, tokenText, accuracy, ...split });
   const attributes = checkAttributes(anns, attributeWeights, ontology.attributes ?? {});
   const findings = [...classes.findings, ...boxes.findings, ...spans.findings, ...attributes.findings, ...attributeValueFindings(anns, ontology)];
   const kinds = { classes: classes.tallies, boxes: boxes.tallies, spans: spans.tallies, attributes: attributes.tallies };

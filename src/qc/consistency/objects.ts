@@ -45,6 +45,12 @@ export interface ConsensusObject<G> {
   /** Annotators who drew it, out of those who annotated this kind. */
   support: number;
   attributes?: Attrs;
+  /**
+   * Drawn by some annotators and not by others, under `splitObjects: 'dontCare'`: released as a region that
+   * training and evaluation ignore (PASCAL VOC's `difficult`, KITTI's DontCare) instead of a vote on whether
+   * it is there.
+   */
+  dontCare?: true;
 }
 
 /** Annotators' accuracy on objects' attributes and on drawing the objects that are there (class accuracy when absent). */
@@ -71,6 +77,18 @@ interface ObjectKind<G> {
   sampleClass?: SampleClass;
   matchAt: number;
   agreeAt: number;
+  /** What an object some annotators drew and others did not becomes: a reliability vote on whether it is there, or a don't-care region. */
+  splitObjects: SplitObjects;
+  /** Share of the consensus objects that may be don't-care regions before the sample goes to a person. */
+  maxDontCareShare: number;
+}
+
+export type SplitObjects = 'vote' | 'dontCare';
+
+/** The layer-2 policy's say on split objects; absent, they are voted on (what the batch's accuracy pass wants). */
+interface SplitPolicy {
+  splitObjects?: SplitObjects;
+  maxDontCareShare?: number;
 }
 
 /**
@@ -151,6 +169,7 @@ function checkObjects<G>(
     }
   }
   const consensus: ConsensusObject<G>[] = [];
+  const dontCare: string[] = [];
   const existence: Tallies = {};
   clusters.forEach((c, ci) => {
     if (displaced.has(ci) || merged.has(ci)) return;
@@ -176,7 +195,12 @@ function checkObjects<G>(
       for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, exists.value === 'drawn');
       for (const a of missing) tally(existence, a, exists.value !== 'drawn');
     }
-    if (multi && exists.value !== 'drawn') {
+    if (multi && missing.length > 0 && kind.splitObjects === 'dontCare') {
+      // Whether it is there is the question a don't-care region leaves open, so nothing of it is at risk.
+      const geometry = kind.fuse(c.members.map((m) => m.item.geometry), c.members.map((m) => weights[m.annotator] ?? DEFAULT_ACCURACY));
+      consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, dontCare: true });
+      dontCare.push(`${kind.noun} ${JSON.stringify(cls)} drawn by ${who.join(', ')}, not by ${missing.join(', ')}`);
+    } else if (multi && exists.value !== 'drawn') {
       // Probably not there: out of the consensus; the risk is that it was there after all.
       risks.push({ field: `${kind.field}:dropped:${ci}`, pWrong: exists.pWrong, why: `${kind.noun} ${JSON.stringify(cls)} drawn only by ${who.join(', ')}, not by ${missing.join(', ')}: left out` });
     } else {
@@ -242,23 +266,32 @@ function checkObjects<G>(
     }
     for (const m of c.members) tally(tallies, m.annotator, geometryOk && m.item.cls === cls && !attributeDissent.has(m.annotator));
   });
+  // Released don't-care regions cost training signal, not correctness; past the policy's share of the
+  // sample's objects that is too much of it left open, and a person decides.
+  if (dontCare.length > 0 && dontCare.length > kind.maxDontCareShare * consensus.length) {
+    findings.push({
+      layer: 2, pointer: `/annotations`, rule: 'dont_care_share',
+      message: `${dontCare.length} of ${consensus.length} ${kind.field} are in doubt (more than ${kind.maxDontCareShare} of them to release as don't-care regions): ${dontCare.join('; ')}`,
+    });
+  }
   return { findings, consensus, tallies, risks, existence };
 }
 
 export function checkBoxes(
   anns: AnnotatorLabels[], ontology: Ontology,
-  o: { matchIou: number; agreeIou: number; weights: Record<string, number>; accuracy?: ObjectAccuracies; classModel?: ClassModel; sampleClass?: SampleClass },
+  o: { matchIou: number; agreeIou: number; weights: Record<string, number>; accuracy?: ObjectAccuracies; classModel?: ClassModel; sampleClass?: SampleClass } & SplitPolicy,
 ): KindResult<ConsensusObject<Box>[]> {
   const per = anns.map((a, i) => ({ annotator: a.annotator, i, items: (a.labels.boxes ?? []).map((b) => ({ geometry: { x: b.x, y: b.y, w: b.w, h: b.h }, cls: b.class, attributes: b.attributes })), has: a.labels.boxes !== undefined }))
     .filter((a) => a.has);
   return checkObjects({
     field: 'boxes', noun: 'box', similarity: iou, consensus: medianBox, fuse: fuseBoxes, near: boxesNear, classCount: ontology.classes?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou,
+    splitObjects: o.splitObjects ?? 'vote', maxDontCareShare: o.maxDontCareShare ?? 1,
     ...(o.classModel ? { classModel: o.classModel } : {}), ...(o.sampleClass ? { sampleClass: o.sampleClass } : {}),
   }, per, ontology, o.weights, o.accuracy);
 }
 
 export function checkSpans(
-  anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; tokenText?: string; accuracy?: ObjectAccuracies },
+  anns: AnnotatorLabels[], ontology: Ontology, o: { matchIou: number; agreeIou: number; weights: Record<string, number>; tokenText?: string; accuracy?: ObjectAccuracies } & SplitPolicy,
 ): KindResult<ConsensusObject<Interval>[]> {
   // The matcher compares every pair several times; tokenising the text once per distinct span is enough.
   const tokenIntervals = new Map<string, Interval>();
@@ -282,6 +315,7 @@ export function checkSpans(
     {
       field: 'spans', noun: 'span', similarity: (x, y) => intervalIou(toUnit(x), toUnit(y)), consensus: medianInterval, fuse: medianInterval,
       near: (x, y) => intervalsNear(toUnit(x), toUnit(y)), classCount: ontology.entities?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou,
+      splitObjects: o.splitObjects ?? 'vote', maxDontCareShare: o.maxDontCareShare ?? 1,
     },
     per, ontology, o.weights, o.accuracy,
   );

@@ -1,0 +1,213 @@
+/**
+ * `npm run bench -- review-real`: QC and the review page on what users bring — a real street photo
+ * (1920×1208 JPEG) annotated by 18 people with boxes (bench/real-boxes.ts; the folder from
+ * github.com/ZJW-92/Image_Annotation `data/`, read from QCFLOW_REAL_BOXES and not committed: it carries no
+ * licence). Every choice of three of the 18 is one sample (816), run end to end on an ephemeral stack with
+ * the default policy; each consensus is judged against the whole crowd's objects, beside the plain
+ * two-of-three vote in the same run. Then a reviewer opens review tasks in Chromium at desktop and phone
+ * size: load time, every annotator's box drawn where the person drew it, no horizontal scroll, and one
+ * correction made on the image (start from the consensus, nudge a box, Ctrl+Enter) that must be stored as
+ * made. Prints JSON lines; screenshots land in test-artifacts/.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium } from 'playwright-core';
+import { loadConfig } from '../src/clients/config';
+import { getLogger } from '../src/clients/logger';
+import { createPool, type Pool } from '../src/clients/pg';
+import { createObjectStore, putObject } from '../src/clients/minio';
+import { createTemporalClient } from '../src/clients/temporal';
+import { startStack } from '../src/infra/stack';
+import { ingestFile } from '../src/cli/ingest';
+import { issueToken } from '../src/http/auth';
+import { startReviewServer } from '../src/http/start';
+import { upsertProject } from '../src/store/projects';
+import { setMember } from '../src/store/review';
+import { validateProjectDefinition } from '../src/projects/definition';
+import { startCpuWorker } from '../workers/cpu';
+import { startReviewWorker } from '../workers/review';
+import { combinations, judgeBoxes, readJudgements, referenceObjects, twoOfThree, type Verdict } from './real-boxes';
+
+const log = getLogger(loadConfig(), 'bench.review-real');
+const CHROMIUM = process.env.QCFLOW_CHROMIUM ?? '/usr/bin/chromium';
+const ARTIFACTS = path.join(__dirname, '..', 'test-artifacts');
+
+const tally = (vs: Verdict[]) => Object.fromEntries(['right', 'ignored', 'missed', 'invented', 'class'].map((k) => [k, vs.filter((v) => v === k).length]));
+const share = (n: number, d: number) => (d ? +(n / d).toFixed(4) : null);
+const quartiles = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return [0.25, 0.5, 0.75].map((q) => +(s[Math.floor(q * (s.length - 1))] ?? NaN).toFixed(3)); };
+
+export async function reviewRealBench(): Promise<void> {
+  const dir = process.env.QCFLOW_REAL_BOXES;
+  if (!dir || !existsSync(dir)) {
+    console.log(JSON.stringify({ bench: 'review.real', skipped: 'set QCFLOW_REAL_BOXES to the data/ folder of github.com/ZJW-92/Image_Annotation (the JPEG and its *_judgements.json)' }));
+    return;
+  }
+  const files = readdirSync(dir);
+  const jpeg = files.find((f) => f.endsWith('.jpg'));
+  const json = files.find((f) => f.endsWith('_judgements.json'));
+  if (!jpeg || !json) throw new Error(`${dir} holds no .jpg and *_judgements.json`);
+  const { judgements, dropped } = readJudgements(JSON.parse(readFileSync(path.join(dir, json), 'utf8')));
+  const reference = referenceObjects(judgements);
+  const crowd = judgements.length;
+  const triples = combinations(crowd, 3);
+  const people = judgements.map((j) => judgeBoxes(j.boxes, reference, crowd));
+  const clean = (t: number[]) => t.every((i) => people[i] === 'right');
+
+  const cfg = loadConfig();
+  const stack = await startStack(cfg, log, { ephemeral: true });
+  const scfg = { ...stack.cfg, http: { ...stack.cfg.http, port: 0, jwtSecret: randomBytes(32).toString('hex') } };
+  const pool = createPool(stack.databaseUrl, 4);
+  const workers = [await startCpuWorker(scfg), await startReviewWorker(scfg)];
+  const server = await startReviewServer(scfg, log);
+  const { client, connection } = await createTemporalClient(scfg);
+  const store = createObjectStore(scfg.minio);
+  try {
+    // The default policy, then split objects released as don't-care regions: the same samples, side by side.
+    // And the latter with a 5% error budget, to see what a looser project would accept and how wrong that is.
+    const policies: Array<[string, Record<string, unknown>]> = [
+      ['street', {}],
+      ['street-dontcare', { layer2: { splitObjects: 'dontCare' } }],
+      ['street-dontcare-5pct', { layer2: { splitObjects: 'dontCare' }, fusion: { risk: { targetErrorRate: 0.05, maxSampleRisk: 0.1 } } }],
+    ];
+    for (const [project, qcPolicy] of policies) {
+      await upsertProject(pool, validateProjectDefinition({ id: project, jsonSchema: { type: 'object' }, regexRules: [], ontology: { classes: ['Vehicle', 'TwoWheeler', 'Pedestrian'] }, qcPolicy }), 'bench');
+      await setMember(pool, { project, user: 'rev', role: 'reviewer' }, 'bench');
+      // Media live under the project's own prefix.
+      const key = `raw/${project}/${jpeg}`;
+      await putObject(store, key, readFileSync(path.join(dir, jpeg)), 'image/jpeg');
+      const lines = triples.map((t) => JSON.stringify({
+        externalId: `crowd-${t.map((i) => i + 1).join('-')}`, payload: { scene: path.basename(jpeg, '.jpg') }, media: [{ key }],
+        annotations: t.map((i) => ({ annotator: judgements[i]!.annotator, labels: { boxes: judgements[i]!.boxes } })),
+      }));
+      const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-review-real-')), `${project}.jsonl`);
+      writeFileSync(file, lines.join('\n') + '\n');
+      const t0 = Date.now();
+      const result = await ingestFile(scfg, client, store, { project, file, batchSize: 272, wait: true });
+      const seconds = (Date.now() - t0) / 1000;
+      if (result.failedBatches.length || result.counts.staged !== triples.length) throw new Error(`of ${triples.length} samples ${result.counts.staged} staged (${result.counts.malformed} malformed); batches failed: ${result.failedBatches.join(', ') || 'none'}`);
+
+      const { rows } = await pool.query<{ external_id: string; status: string; reason: string | null; p_wrong: string | null; boxes: Array<{ geometry: { x: number; y: number; w: number; h: number }; class: string; dontCare?: boolean }> | null; rules: string[] | null }>(
+        `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q5.details->'risk'->>'pWrong' AS p_wrong, q2.details->'consensus'->'boxes' AS boxes,
+                (SELECT array_agg(DISTINCT f->>'rule') FROM jsonb_array_elements(q2.findings) f) AS rules
+         FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
+         WHERE s.project_id = $1`, [project]);
+      const byId = new Map(rows.map((r) => [r.external_id, r]));
+      const verdicts = triples.map((t) => {
+        const r = byId.get(`crowd-${t.map((i) => i + 1).join('-')}`);
+        const consensus = (r?.boxes ?? []).map((b) => ({ ...b.geometry, class: b.class, ...(b.dontCare ? { dontCare: true } : {}) }));
+        return { t, status: r?.status ?? 'missing', consensus, pWrong: Number(r?.p_wrong ?? NaN), qcflow: judgeBoxes(consensus, reference, crowd), baseline: judgeBoxes(twoOfThree(t.map((i) => judgements[i]!)), reference, crowd), rules: r?.rules ?? [] };
+      });
+      const accepted = verdicts.filter((v) => ['accepted', 'released'].includes(v.status));
+      const toPeople = verdicts.filter((v) => v.status === 'review');
+      const ruleCounts: Record<string, number> = {};
+      for (const v of toPeople) for (const rule of v.rules) ruleCounts[rule] = (ruleCounts[rule] ?? 0) + 1;
+      const cleanOnes = verdicts.filter((v) => clean(v.t));
+      console.log(JSON.stringify({
+        bench: 'review.real.qc', policy: qcPolicy, image: jpeg, people: crowd, dropped,
+        crowdObjects: reference.map((r) => ({ class: r.class, support: r.support, box: [r.box.x, r.box.y, r.box.w, r.box.h].map(Math.round) })),
+        peopleAgainstCrowd: tally(people), samples: triples.length, seconds: +seconds.toFixed(1),
+        statuses: Object.fromEntries([...new Set(verdicts.map((v) => v.status))].map((s) => [s, verdicts.filter((v) => v.status === s).length])),
+        consensusAgainstCrowd: { qcflow: tally(verdicts.map((v) => v.qcflow)), baselineTwoOfThree: tally(verdicts.map((v) => v.baseline)) },
+        accepted: accepted.length, acceptedVerdicts: tally(accepted.map((v) => v.qcflow)),
+        acceptedPredictedWrong: share(accepted.reduce((n, v) => n + v.pWrong, 0), accepted.length),
+        acceptedWrong: share(accepted.filter((v) => !['right', 'ignored'].includes(v.qcflow)).length, accepted.length),
+        dontCarePerAccepted: share(accepted.reduce((n, v) => n + v.consensus.filter((b) => b.dontCare).length, 0), accepted.length),
+        cleanSamples: cleanOnes.length, cleanToPeople: share(cleanOnes.filter((v) => v.status === 'review').length, cleanOnes.length),
+        reviewFindings: ruleCounts,
+        reviewReasons: Object.fromEntries([...new Set(rows.filter((r) => r.status === 'review').map((r) => r.reason ?? '?'))].map((k) => [k, rows.filter((r) => r.status === 'review' && (r.reason ?? '?') === k).length])),
+        pWrongQuartiles: quartiles(rows.map((r) => Number(r.p_wrong ?? NaN)).filter((x) => Number.isFinite(x))),
+      }));
+    }
+
+    const boxesOf = (externalId: string): Rect[] => externalId.replace('crowd-', '').split('-').flatMap((k) => judgements[Number(k) - 1]!.boxes);
+    await reviewInBrowser(pool, server.url, scfg.http.jwtSecret, 'street', boxesOf);
+  } finally {
+    await server.close();
+    for (const w of workers) await w.shutdown();
+    await connection.close();
+    await pool.end().catch(() => undefined);
+    await stack.stop();
+  }
+}
+
+interface Rect { x: number; y: number; w: number; h: number }
+
+/** Opens review tasks as a reviewer would, measures the page, and makes one correction on the image. */
+async function reviewInBrowser(pool: Pool, url: string, secret: string, project: string, boxesOf: (externalId: string) => Rect[]): Promise<void> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const { rows: tasks } = await pool.query<{ id: string; external_id: string }>(
+    `SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id
+     WHERE t.project_id = $1 AND t.status = 'open' ORDER BY t.risk DESC NULLS LAST, t.id LIMIT 5`, [project]);
+  try {
+    for (const [n, viewport] of [[0, { width: 1366, height: 768 }], [1, { width: 390, height: 844 }]] as const) {
+      const context = await browser.newContext({ viewport, hasTouch: n === 1, isMobile: n === 1 });
+      await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      const loads: number[] = [];
+      let worstOffset = 0;
+      let drawnVsStored = '';
+      for (const t of tasks) {
+        const t0 = Date.now();
+        await page.goto(`${url}/tasks/${t.id}`);
+        // (No DOM lib here: the page-side checks are expressions.)
+        await page.waitForFunction("(() => { const img = document.querySelector('figure img'); return !!img && img.complete && img.naturalWidth > 0 && !!document.querySelector('figure svg.boxes')?.getAttribute('viewBox'); })()");
+        loads.push(Date.now() - t0);
+        const drawn = await page.locator('figure svg.boxes rect.annotator').evaluateAll((rs) => rs.map((r) => ['x', 'y', 'width', 'height'].map((a) => Number(r.getAttribute(a)))));
+        const stored = boxesOf(t.external_id).map((b) => [b.x, b.y, b.w, b.h]);
+        drawnVsStored = `${drawn.length}/${stored.length}`;
+        stored.forEach((s, i) => s.forEach((v, k) => { worstOffset = Math.max(worstOffset, Math.abs(v - (drawn[i]?.[k] ?? Infinity))); }));
+      }
+      const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
+      const approve = await page.locator('#approve').boundingBox();
+      await page.screenshot({ path: path.join(ARTIFACTS, `review-real-${n ? 'phone' : 'desktop'}.png`), fullPage: n === 0 });
+      console.log(JSON.stringify({
+        bench: 'review.real.page', viewport: `${viewport.width}x${viewport.height}`, tasks: tasks.length,
+        loadMs: { median: [...loads].sort((a, b) => a - b)[loads.length >> 1], max: Math.max(...loads) },
+        boxesDrawnOfStored: drawnVsStored, worstBoxOffsetPx: worstOffset, pageWidth: width, approveBottom: approve ? Math.round(approve.y + approve.height) : null,
+        scriptErrors: errors.length,
+      }));
+      await context.close();
+    }
+    await correctOnTheImage(browser, pool, url, secret, tasks[0]!.id);
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Starts from the consensus, moves its first box 20 px right with the keyboard, sends the correction, and checks what was stored. */
+async function correctOnTheImage(browser: import('playwright-core').Browser, pool: Pool, url: string, secret: string, id: string): Promise<void> {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
+  const page = await context.newPage();
+  await page.goto(`${url}/tasks/${id}`);
+  const t0 = Date.now();
+  await page.keyboard.press('c');
+  await page.keyboard.press('0');
+  await page.waitForFunction("!!document.querySelector('svg.draft')?.getAttribute('viewBox')");
+  const before = JSON.parse(await page.locator('#labels').inputValue()) as { boxes: Array<Rect & { class: string }> };
+  await page.locator('svg.draft rect.box').first().click();
+  await page.keyboard.press('Shift+ArrowRight');
+  await page.keyboard.press('Shift+ArrowRight');
+  const sent = JSON.parse(await page.locator('#labels').inputValue()) as typeof before;
+  await page.screenshot({ path: path.join(ARTIFACTS, 'review-real-correction.png'), fullPage: true });
+  await page.keyboard.press('Control+Enter');
+  await page.waitForURL((u) => !u.pathname.endsWith(`/${id}`));
+  const ms = Date.now() - t0;
+  let stored: unknown;
+  for (let i = 0; i < 120 && stored === undefined; i++) {
+    const r = (await pool.query<{ status: string; labels: unknown }>('SELECT status, labels FROM review_tasks WHERE id = $1', [id])).rows[0];
+    if (r?.status === 'decided') stored = r.labels; else await new Promise((res) => setTimeout(res, 250));
+  }
+  const moved = sent.boxes[0]!.x - before.boxes[0]!.x;
+  console.log(JSON.stringify({
+    bench: 'review.real.correction', task: id, boxes: before.boxes.length, firstBoxMovedPx: moved,
+    storedAsSent: JSON.stringify(stored) === JSON.stringify(sent), othersUnchanged: JSON.stringify(sent.boxes.slice(1)) === JSON.stringify(before.boxes.slice(1)),
+    keysToDecisionMs: ms,
+  }));
+  await context.close();
+}
