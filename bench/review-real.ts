@@ -174,6 +174,7 @@ async function reviewInBrowser(pool: Pool, url: string, secret: string, project:
       await context.close();
     }
     await correctOnTheImage(browser, pool, url, secret, tasks[0]!.id);
+    await dontCareShown(browser, pool, url, secret);
   } finally {
     await browser.close();
   }
@@ -209,5 +210,23 @@ async function correctOnTheImage(browser: import('playwright-core').Browser, poo
     storedAsSent: JSON.stringify(stored) === JSON.stringify(sent), othersUnchanged: JSON.stringify(sent.boxes.slice(1)) === JSON.stringify(before.boxes.slice(1)),
     keysToDecisionMs: ms,
   }));
+  await context.close();
+}
+
+/** On a task of the don't-care project: each region the consensus releases as don't-care is drawn as one, the rest as consensus. */
+async function dontCareShown(browser: import('playwright-core').Browser, pool: Pool, url: string, secret: string): Promise<void> {
+  const { rows } = await pool.query<{ id: string; flags: boolean[] }>(
+    `SELECT t.id::text AS id, (SELECT array_agg(coalesce((b->>'dontCare')::boolean, false)) FROM jsonb_array_elements(q2.details->'consensus'->'boxes') b) AS flags
+     FROM review_tasks t JOIN qc_results q2 ON q2.sample_id = t.sample_id AND q2.layer = 2
+     WHERE t.project_id = 'street-dontcare' AND t.status = 'open' ORDER BY t.id LIMIT 1`);
+  const task = rows[0];
+  if (!task) return;
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
+  const page = await context.newPage();
+  await page.goto(`${url}/tasks/${task.id}`);
+  const drawn = await page.locator('figure svg.boxes rect.consensus').evaluateAll((rs) => rs.map((r) => (r.getAttribute('class') ?? '').includes('dont-care')));
+  await page.screenshot({ path: path.join(ARTIFACTS, 'review-real-dont-care.png'), fullPage: true });
+  console.log(JSON.stringify({ bench: 'review.real.dont-care-page', task: task.id, consensusBoxes: task.flags.length, dontCare: task.flags.filter(Boolean).length, drawnAsStored: JSON.stringify(drawn) === JSON.stringify(task.flags) }));
   await context.close();
 }

@@ -13,11 +13,13 @@ const swatch = (i: number): Html => html`<i class="sw" style="border-color:${col
 const percent = (x: number): string => `${Math.round(x * 100)}%`;
 
 /** Every annotator's boxes in their colour, and the consensus (what approve keeps) dashed over them. */
-function boxesSvg(annotations: TaskDetail['annotations'], consensus: Labels | null): Html {
+function boxesSvg(annotations: TaskDetail['annotations'], consensus: Labels | null, dontCare: boolean[]): Html {
   const shapes = annotations.flatMap((a, i) => (a.labels.boxes ?? []).map((b) =>
     html`<rect class="annotator" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${colour(i)}" stroke-width="3" vector-effect="non-scaling-stroke"><title>${a.annotator}: ${b.class}</title></rect>`));
-  const fused = (consensus?.boxes ?? []).map((b) =>
-    html`<rect class="consensus" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="#fff" stroke-width="2" stroke-dasharray="6 4" vector-effect="non-scaling-stroke"><title>consensus: ${b.class}</title></rect>`);
+  // A don't-care region (drawn by some, not others) is dotted grey: approve releases it as one.
+  const fused = (consensus?.boxes ?? []).map((b, i) => (dontCare[i]
+    ? html`<rect class="consensus dont-care" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="#bbb" stroke-width="2" stroke-dasharray="2 4" vector-effect="non-scaling-stroke"><title>don't care (only some drew it): ${b.class}</title></rect>`
+    : html`<rect class="consensus" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="#fff" stroke-width="2" stroke-dasharray="6 4" vector-effect="non-scaling-stroke"><title>consensus: ${b.class}</title></rect>`));
   return shapes.length || fused.length ? html`<svg class="boxes" preserveAspectRatio="none" aria-hidden="true">${shapes}${fused}</svg>` : EMPTY;
 }
 
@@ -86,7 +88,7 @@ export function taskPage(o: {
   const { task, sample, annotations, layers, consensus } = d;
   const text = typeof sample.payload.text === 'string' ? html`<div class="text" id="sample-text">${sample.payload.text}</div>` : EMPTY;
   const otherFields = Object.entries(sample.payload).filter(([k]) => k !== 'text' || typeof sample.payload.text !== 'string');
-  const media = sample.media.map((m) => html`<figure><img src="${m.url}" alt="${m.key}">${boxesSvg(annotations, consensus)}</figure>`);
+  const media = sample.media.map((m) => html`<figure><img src="${m.url}" alt="${m.key}">${boxesSvg(annotations, consensus, d.dontCareBoxes)}</figure>`);
   const legend = annotations.map((a, i) => html`<span>${swatch(i)}${a.annotator}</span>`);
   const layerRows = layers.map((l) => html`<tr><td>${l.layer} ${LAYER_NAMES[l.layer] ?? ''}</td><td class="${l.passed ? 'pass' : 'fail'}">${l.passed ? 'passed' : 'flagged'}</td>
 <td>${l.score === null ? '—' : l.score.toFixed(3)}${l.modelVersion && html`<br><span class="muted">${l.modelVersion}</span>`}</td><td>${l.findings.length ? findingList(l.findings) : html`<span class="muted">no findings</span>`}</td></tr>`);

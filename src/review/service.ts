@@ -4,6 +4,7 @@ import type { Logger } from '../clients/logger';
 import type { ObjectStore } from '../clients/minio';
 import type { Labels } from '../ingest/envelope';
 import type { Finding } from '../qc/findings';
+import type { Consensus } from '../qc/consistency';
 import { resolvePolicy, type QcPolicy } from '../qc/policy';
 import { getProject, projectIds } from '../store/projects';
 import { malformedLines, type MalformedLine } from '../store/batches';
@@ -51,6 +52,8 @@ export interface TaskDetail {
   layers: LayerResult[];
   /** Layer 2's consensus as labels: what `approve` keeps, and the starting point of a correction. */
   consensus: Labels | null;
+  /** Per consensus box, whether it is released as a don't-care region (`splitObjects: dontCare`). */
+  dontCareBoxes: boolean[];
   /** What the actor may do with the task now. */
   can: { decide: boolean; claim: boolean };
   /** The project's ontology: what the label editor offers. */
@@ -149,6 +152,8 @@ export class ReviewService {
       }),
     })));
     const l2 = s.layers.find((l) => l.layer === 2);
+    // Layer 2 wrote this shape (ConsistencyResult.consensus, or a correction's labelsAsConsensus).
+    const l2Consensus = l2?.details?.consensus as Consensus | undefined;
     const now = this.now();
     const project = await getProject(this.d.pool, task.project);
     const decided = task.status === 'decided' || task.status === 'deciding';
@@ -157,7 +162,8 @@ export class ReviewService {
       sample: { id: task.sampleId, externalId: s.externalId, payload: s.payload, media },
       annotations: s.annotations,
       layers: s.layers.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
-      consensus: l2?.details?.consensus ? consensusAsLabels(l2.details.consensus) : null,
+      consensus: l2Consensus ? consensusAsLabels(l2Consensus) : null,
+      dontCareBoxes: (l2Consensus?.boxes ?? []).map((b) => b.dontCare === true),
       can: { decide: task.status === 'open' && !denyDecide(actor, task, member, now), claim: task.status === 'open' && !denyClaim(actor, task, member, now) && task.assignee !== actor.user },
       ontology: project?.ontology ?? {},
       reliability: await annotatorAccuracies(this.d.pool, task.project, s.annotations.map((a) => a.annotator)),

@@ -197,3 +197,23 @@ test("split objects: under `dontCare` an object only some drew is a don't-care r
   const spans = check([ann('a', { spans: [{ start: 0, end: 4, label: 'PER' }, { start: 10, end: 14, label: 'LOC' }] }), ann('b', { spans: [{ start: 0, end: 4, label: 'PER' }] })], { layer2: { splitObjects: 'dontCare', maxDontCareShare: 1 } });
   assert.deepEqual(spans.consensus.spans!.map((s) => s.dontCare ?? false), [false, true]);
 });
+
+test('lone boxes of unlike size are two objects, not one drawn off target: a far car beside a bicycle is not fused into a box nobody drew', () => {
+  // As on a real street photo: one annotator drew an 11×9 car far down the road, another the 159×102 bicycle next to it.
+  const r = check([
+    ann('a', { boxes: [box(0, 0, 'car', big), box(1139, 443, 'car', { w: 11, h: 9 })] }),
+    ann('b', { boxes: [box(1, 0, 'car', big), box(1204, 386, 'dog', { w: 159, h: 102 })] }),
+    ann('c', { boxes: [box(0, 1, 'car', big)] }),
+  ]);
+  assert.deepEqual(rules(r), ['missing_object', 'missing_object']);
+  assert.ok(!r.consensus.boxes!.some((b) => b.geometry.x > 1140 && b.geometry.x < 1200), JSON.stringify(r.consensus.boxes));
+  // Like sizes still count as one object drawn in different places.
+  const near = check([
+    ann('a', { boxes: [box(0, 0, 'car', big), box(1139, 443, 'car', { w: 12, h: 10 })] }),
+    ann('b', { boxes: [box(1, 0, 'car', big), box(1150, 443, 'car', { w: 14, h: 9 })] }),
+    ann('c', { boxes: [box(0, 1, 'car', big)] }),
+  ]);
+  const missing = near.findings.filter((f) => f.rule === 'missing_object');
+  assert.equal(missing.length, 1, JSON.stringify(near.findings));
+  assert.match(missing[0]!.message, /drawn by a, b has no match from c/);
+});

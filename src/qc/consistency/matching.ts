@@ -112,8 +112,15 @@ export function fuseBoxes(boxes: Box[], weights: number[]): Box {
   return { x: x1 / sw, y: y1 / sw, w: Math.max(0, (x2 - x1) / sw), h: Math.max(0, (y2 - y1) / sw) };
 }
 
-/** Whether two boxes are close enough to be two drawings of one object: overlapping, or centres within the larger diagonal. */
+/**
+ * Whether two boxes are close enough to be two drawings of one object: of a like size (each side within
+ * 3× of the other's) and overlapping, or centres within the larger diagonal. The size bound keeps a 10-px
+ * car far down the road from being taken for a careless drawing of the bicycle on a camper next to it
+ * (seen on a real street photo: the two fused into a box nobody drew).
+ */
 export function boxesNear(a: Box, b: Box): boolean {
+  const like = (p: number, q: number) => Math.max(p, q) <= 3 * Math.max(1e-9, Math.min(p, q));
+  if (!like(a.w, b.w) || !like(a.h, b.h)) return false;
   if (iou(a, b) > 0) return true;
   const d = Math.hypot(a.x + a.w / 2 - (b.x + b.w / 2), a.y + a.h / 2 - (b.y + b.h / 2));
   return d <= Math.max(Math.hypot(a.w, a.h), Math.hypot(b.w, b.h));
