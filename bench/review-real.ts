@@ -7,13 +7,15 @@
  * two-of-three vote in the same run. Then a reviewer opens review tasks in Chromium at desktop and phone
  * size: load time, every annotator's box drawn where the person drew it, no horizontal scroll, and one
  * correction made on the image (start from the consensus, nudge a box, Ctrl+Enter) that must be stored as
- * made. Prints JSON lines; screenshots land in test-artifacts/.
+ * made. Beside it the peer, Label Studio (PyPI, Community edition; bench/labelstudio.ts), gets the same photo
+ * and the first task's three people's boxes and is opened the same way. Prints JSON lines; screenshots land
+ * in test-artifacts/.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { loadConfig } from '../src/clients/config';
 import { getLogger } from '../src/clients/logger';
 import { createPool, type Pool } from '../src/clients/pg';
@@ -28,7 +30,8 @@ import { setMember } from '../src/store/review';
 import { validateProjectDefinition } from '../src/projects/definition';
 import { startCpuWorker } from '../workers/cpu';
 import { startReviewWorker } from '../workers/review';
-import { combinations, judgeBoxes, readJudgements, referenceObjects, twoOfThree, type Verdict } from './real-boxes';
+import { combinations, judgeBoxes, readJudgements, referenceObjects, twoOfThree, type Judgement, type Verdict } from './real-boxes';
+import { labelStudioTask, startLabelStudio } from './labelstudio';
 
 const log = getLogger(loadConfig(), 'bench.review-real');
 const CHROMIUM = process.env.QCFLOW_CHROMIUM ?? '/usr/bin/chromium';
@@ -121,8 +124,14 @@ export async function reviewRealBench(): Promise<void> {
       }));
     }
 
-    const boxesOf = (externalId: string): Rect[] => externalId.replace('crowd-', '').split('-').flatMap((k) => judgements[Number(k) - 1]!.boxes);
-    await reviewInBrowser(pool, server.url, scfg.http.jwtSecret, 'street', boxesOf);
+    const triple = (externalId: string) => externalId.replace('crowd-', '').split('-').map((k) => judgements[Number(k) - 1]!);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+    try {
+      const first = await reviewInBrowser(browser, pool, server.url, scfg.http.jwtSecret, 'street', (id) => triple(id).flatMap((j) => j.boxes));
+      await peerLabelStudio(browser, { image: readFileSync(path.join(dir, jpeg)), fileName: jpeg, annotations: triple(first) });
+    } finally {
+      await browser.close();
+    }
   } finally {
     await server.close();
     for (const w of workers) await w.shutdown();
@@ -134,54 +143,113 @@ export async function reviewRealBench(): Promise<void> {
 
 interface Rect { x: number; y: number; w: number; h: number }
 
-/** Opens review tasks as a reviewer would, measures the page, and makes one correction on the image. */
-async function reviewInBrowser(pool: Pool, url: string, secret: string, project: string, boxesOf: (externalId: string) => Rect[]): Promise<void> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+/** Opens review tasks as a reviewer would, measures the page, and makes one correction on the image; resolves to the first task's external id. */
+async function reviewInBrowser(browser: Browser, pool: Pool, url: string, secret: string, project: string, boxesOf: (externalId: string) => Rect[]): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const { rows: tasks } = await pool.query<{ id: string; external_id: string }>(
     `SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id
      WHERE t.project_id = $1 AND t.status = 'open' ORDER BY t.risk DESC NULLS LAST, t.id LIMIT 5`, [project]);
+  for (const [n, viewport] of VIEWPORTS) {
+    const context = await browser.newContext({ viewport, hasTouch: n === 1, isMobile: n === 1 });
+    await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
+    const page = await context.newPage();
+    const bytes = countBytes(page);
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const loads: number[] = [];
+    let worstOffset = 0;
+    let drawnTotal = 0;
+    let storedTotal = 0;
+    for (const t of tasks) {
+      const t0 = Date.now();
+      await page.goto(`${url}/tasks/${t.id}`);
+      // (No DOM lib here: the page-side checks are expressions.)
+      await page.waitForFunction("(() => { const img = document.querySelector('figure img'); return !!img && img.complete && img.naturalWidth > 0 && !!document.querySelector('figure svg.boxes')?.getAttribute('viewBox'); })()");
+      loads.push(Date.now() - t0);
+      if (loads.length === 1) { await page.waitForLoadState('networkidle'); bytes.first = bytes.total; }
+      const drawn = await page.locator('figure svg.boxes rect.annotator').evaluateAll((rs) => rs.map((r) => ['x', 'y', 'width', 'height'].map((a) => Number(r.getAttribute(a)))));
+      const stored = boxesOf(t.external_id).map((b) => [b.x, b.y, b.w, b.h]);
+      drawnTotal += drawn.length;
+      storedTotal += stored.length;
+      stored.forEach((s, i) => s.forEach((v, k) => { worstOffset = Math.max(worstOffset, Math.abs(v - (drawn[i]?.[k] ?? Infinity))); }));
+    }
+    const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
+    const approve = await page.locator('#approve').boundingBox();
+    await page.screenshot({ path: path.join(ARTIFACTS, `review-real-${n ? 'phone' : 'desktop'}.png`), fullPage: n === 0 });
+    console.log(JSON.stringify({
+      bench: 'review.real.page', viewport: `${viewport.width}x${viewport.height}`, tasks: tasks.length,
+      loadMs: { median: [...loads].sort((a, b) => a - b)[loads.length >> 1], max: Math.max(...loads) },
+      boxesDrawnOfStored: `${drawnTotal}/${storedTotal}`, annotatorsAtOnce: 3, worstBoxOffsetPx: worstOffset, pageWidth: width, approveBottom: approve ? Math.round(approve.y + approve.height) : null,
+      firstTaskKiB: Math.round(bytes.first / 1024), scriptErrors: errors.length,
+    }));
+    await context.close();
+  }
+  await correctOnTheImage(browser, pool, url, secret, tasks[0]!.id);
+  await dontCareShown(browser, pool, url, secret);
+  return tasks[0]!.external_id;
+}
+
+const VIEWPORTS = [[0, { width: 1366, height: 768 }], [1, { width: 390, height: 844 }]] as const;
+
+/** Bytes of response bodies the page has received (the first task's load is kept in `first`). */
+function countBytes(page: Page): { total: number; first: number } {
+  const c = { total: 0, first: 0 };
+  page.on('requestfinished', (req) => { void req.sizes().then((s) => { c.total += s.responseBodySize; }, () => undefined); });
+  return c;
+}
+
+/**
+ * The peer: Label Studio with the same photo and the same three people's boxes (one annotation each),
+ * opened in the same Chromium at the same sizes, measured the same way where it can be: time until the
+ * boxes are listed, how many of the boxes one view shows, page width, where its Update button ends, bytes.
+ */
+async function peerLabelStudio(browser: Browser, o: { image: Buffer; fileName: string; annotations: Judgement[] }): Promise<void> {
+  const ls = await startLabelStudio();
+  if ('skipped' in ls) { console.log(JSON.stringify({ bench: 'review.real.peer', peer: 'Label Studio', skipped: ls.skipped })); return; }
   try {
-    for (const [n, viewport] of [[0, { width: 1366, height: 768 }], [1, { width: 390, height: 844 }]] as const) {
+    const t = await labelStudioTask(ls, { ...o, width: 1920, height: 1208, classes: ['Vehicle', 'TwoWheeler', 'Pedestrian'] });
+    const total = o.annotations.reduce((n, a) => n + a.boxes.length, 0);
+    for (const [n, viewport] of VIEWPORTS) {
       const context = await browser.newContext({ viewport, hasTouch: n === 1, isMobile: n === 1 });
-      await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
       const page = await context.newPage();
-      const errors: string[] = [];
-      page.on('pageerror', (e) => errors.push(e.message));
-      const loads: number[] = [];
-      let worstOffset = 0;
-      let drawnVsStored = '';
-      for (const t of tasks) {
-        const t0 = Date.now();
-        await page.goto(`${url}/tasks/${t.id}`);
-        // (No DOM lib here: the page-side checks are expressions.)
-        await page.waitForFunction("(() => { const img = document.querySelector('figure img'); return !!img && img.complete && img.naturalWidth > 0 && !!document.querySelector('figure svg.boxes')?.getAttribute('viewBox'); })()");
-        loads.push(Date.now() - t0);
-        const drawn = await page.locator('figure svg.boxes rect.annotator').evaluateAll((rs) => rs.map((r) => ['x', 'y', 'width', 'height'].map((a) => Number(r.getAttribute(a)))));
-        const stored = boxesOf(t.external_id).map((b) => [b.x, b.y, b.w, b.h]);
-        drawnVsStored = `${drawn.length}/${stored.length}`;
-        stored.forEach((s, i) => s.forEach((v, k) => { worstOffset = Math.max(worstOffset, Math.abs(v - (drawn[i]?.[k] ?? Infinity))); }));
-      }
+      await page.goto(`${ls.url}/user/login/`);
+      await page.locator('input[name=email]').fill(ls.email);
+      await page.locator('input[name=password]').fill(ls.password);
+      await page.locator('input[name=password]').press('Enter');
+      await page.waitForURL((u) => !u.pathname.startsWith('/user/login'));
+      const bytes = countBytes(page);
+      const t0 = Date.now();
+      await page.goto(t.page);
+      // The image is drawn on a canvas (Konva) with the boxes; the region list beside it needs room.
+      await page.locator('canvas').first().waitFor({ timeout: 120_000 });
+      await page.locator('.lsf-outliner-item').first().waitFor({ timeout: n === 0 ? 120_000 : 10_000 }).catch(() => undefined);
+      const loadMs = Date.now() - t0;
+      await page.waitForLoadState('networkidle');
+      const listed = await page.locator('.lsf-outliner-item').count();
       const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
-      const approve = await page.locator('#approve').boundingBox();
-      await page.screenshot({ path: path.join(ARTIFACTS, `review-real-${n ? 'phone' : 'desktop'}.png`), fullPage: n === 0 });
+      const update = await page.locator('button', { hasText: /^\s*(Update|Submit)\s*$/ }).first().boundingBox({ timeout: 5000 }).catch(() => null);
+      await page.screenshot({ path: path.join(ARTIFACTS, `labelstudio-${n ? 'phone' : 'desktop'}.png`) });
+      let compareAll: boolean | undefined;
+      if (n === 0) {
+        // Its way to see every annotator: Compare All, the annotations side by side (one image each).
+        const button = page.getByText('Compare All');
+        compareAll = (await button.count()) > 0;
+        if (compareAll) { await button.first().click(); await page.waitForTimeout(2000); await page.screenshot({ path: path.join(ARTIFACTS, 'labelstudio-compare-all.png') }); }
+      }
       console.log(JSON.stringify({
-        bench: 'review.real.page', viewport: `${viewport.width}x${viewport.height}`, tasks: tasks.length,
-        loadMs: { median: [...loads].sort((a, b) => a - b)[loads.length >> 1], max: Math.max(...loads) },
-        boxesDrawnOfStored: drawnVsStored, worstBoxOffsetPx: worstOffset, pageWidth: width, approveBottom: approve ? Math.round(approve.y + approve.height) : null,
-        scriptErrors: errors.length,
+        bench: 'review.real.peer', peer: 'Label Studio (PyPI label-studio, Community)', viewport: `${viewport.width}x${viewport.height}`,
+        loadMs, boxesListedOfStored: `${listed}/${total}`, annotatorsAtOnce: 1, compareAll, pageWidth: width,
+        updateBottom: update ? Math.round(update.y + update.height) : null, firstTaskKiB: Math.round(bytes.total / 1024),
       }));
       await context.close();
     }
-    await correctOnTheImage(browser, pool, url, secret, tasks[0]!.id);
-    await dontCareShown(browser, pool, url, secret);
   } finally {
-    await browser.close();
+    await ls.stop();
   }
 }
 
 /** Starts from the consensus, moves its first box 20 px right with the keyboard, sends the correction, and checks what was stored. */
-async function correctOnTheImage(browser: import('playwright-core').Browser, pool: Pool, url: string, secret: string, id: string): Promise<void> {
+async function correctOnTheImage(browser: Browser, pool: Pool, url: string, secret: string, id: string): Promise<void> {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
   const page = await context.newPage();
@@ -214,7 +282,7 @@ async function correctOnTheImage(browser: import('playwright-core').Browser, poo
 }
 
 /** On a task of the don't-care project: each region the consensus releases as don't-care is drawn as one, the rest as consensus. */
-async function dontCareShown(browser: import('playwright-core').Browser, pool: Pool, url: string, secret: string): Promise<void> {
+async function dontCareShown(browser: Browser, pool: Pool, url: string, secret: string): Promise<void> {
   const { rows } = await pool.query<{ id: string; flags: boolean[] }>(
     `SELECT t.id::text AS id, (SELECT array_agg(coalesce((b->>'dontCare')::boolean, false)) FROM jsonb_array_elements(q2.details->'consensus'->'boxes') b) AS flags
      FROM review_tasks t JOIN qc_results q2 ON q2.sample_id = t.sample_id AND q2.layer = 2
