@@ -16,10 +16,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { loadConfig } from '../src/clients/config';
+import type { Client } from '@temporalio/client';
+import { loadConfig, type Config } from '../src/clients/config';
 import { getLogger } from '../src/clients/logger';
 import { createPool, type Pool } from '../src/clients/pg';
-import { createObjectStore, putObject } from '../src/clients/minio';
+import { createObjectStore, putObject, type ObjectStore } from '../src/clients/minio';
 import { createTemporalClient } from '../src/clients/temporal';
 import { startStack } from '../src/infra/stack';
 import { ingestFile } from '../src/cli/ingest';
@@ -32,6 +33,7 @@ import { startCpuWorker } from '../workers/cpu';
 import { startReviewWorker } from '../workers/review';
 import { combinations, judgeBoxes, readJudgements, referenceObjects, twoOfThree, type Judgement, type Verdict } from './real-boxes';
 import { labelStudioTask, startLabelStudio } from './labelstudio';
+import { readConll, spanDifference, type Span } from './real-spans';
 
 const log = getLogger(loadConfig(), 'bench.review-real');
 const CHROMIUM = process.env.QCFLOW_CHROMIUM ?? '/usr/bin/chromium';
@@ -129,6 +131,7 @@ export async function reviewRealBench(): Promise<void> {
     try {
       const first = await reviewInBrowser(browser, pool, server.url, scfg.http.jwtSecret, 'street', (id) => triple(id).flatMap((j) => j.boxes));
       await peerLabelStudio(browser, { image: readFileSync(path.join(dir, jpeg)), fileName: jpeg, annotations: triple(first) });
+      await reviewRealText({ cfg: scfg, client, store, pool, browser, url: server.url });
     } finally {
       await browser.close();
     }
@@ -296,5 +299,92 @@ async function dontCareShown(browser: Browser, pool: Pool, url: string, secret: 
   const drawn = await page.locator('figure svg.boxes rect.consensus').evaluateAll((rs) => rs.map((r) => (r.getAttribute('class') ?? '').includes('dont-care')));
   await page.screenshot({ path: path.join(ARTIFACTS, 'review-real-dont-care.png'), fullPage: true });
   console.log(JSON.stringify({ bench: 'review.real.dont-care-page', task: task.id, consensusBoxes: task.flags.length, dontCare: task.flags.filter(Boolean).length, drawnAsStored: JSON.stringify(drawn) === JSON.stringify(task.flags) }));
+  await context.close();
+}
+
+/**
+ * Long texts with many spans, annotated twice for real: each CoNLL-2003 test document with its original
+ * entities and CoNLL++'s corrections as two annotations (QCFLOW_CONLL_TEST, QCFLOW_CONLLPP_TEST). Documents
+ * the two agree on are clean; where they differ CoNLL++ is right. Then the review page on the longest
+ * disputed documents: load time, and whether the reviewer is shown which spans differ.
+ */
+async function reviewRealText(o: { cfg: Config; client: Client; store: ObjectStore; pool: Pool; browser: Browser; url: string }): Promise<void> {
+  const original = process.env.QCFLOW_CONLL_TEST;
+  const corrected = process.env.QCFLOW_CONLLPP_TEST;
+  if (!original || !corrected || !existsSync(original) || !existsSync(corrected)) {
+    console.log(JSON.stringify({ bench: 'review.real.text', skipped: 'set QCFLOW_CONLL_TEST (a CoNLL-2003 English test file) and QCFLOW_CONLLPP_TEST (data/conllpp_test.txt of github.com/ZihanWangKi/CrossWeigh)' }));
+    return;
+  }
+  const a = readConll(readFileSync(original, 'utf8'));
+  const b = readConll(readFileSync(corrected, 'utf8'));
+  if (a.length !== b.length || a.some((d, i) => d.text !== b[i]!.text)) throw new Error('the two CoNLL files do not hold the same documents and tokens');
+  const project = 'news';
+  await upsertProject(o.pool, validateProjectDefinition({ id: project, jsonSchema: { type: 'object' }, regexRules: [], ontology: { entities: ['PER', 'LOC', 'ORG', 'MISC'] } }), 'bench');
+  await setMember(o.pool, { project, user: 'rev', role: 'reviewer' }, 'bench');
+  const lines = a.map((d, i) => JSON.stringify({
+    externalId: `conll-test-${i}`, payload: { text: d.text, lang: 'en' },
+    annotations: [{ annotator: 'conll2003', labels: { spans: d.spans } }, { annotator: 'conllpp', labels: { spans: b[i]!.spans } }],
+  }));
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-review-real-')), 'news.jsonl');
+  writeFileSync(file, lines.join('\n') + '\n');
+  const result = await ingestFile(o.cfg, o.client, o.store, { project, file, batchSize: 231, wait: true });
+  if (result.failedBatches.length || result.counts.staged !== a.length) throw new Error(`of ${a.length} documents ${result.counts.staged} staged (${result.counts.malformed} malformed)`);
+  const { rows } = await o.pool.query<{ external_id: string; status: string; reason: string | null; p_wrong: string | null; spans: Array<{ geometry: { start: number; end: number }; class: string }> | null }>(
+    `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q5.details->'risk'->>'pWrong' AS p_wrong, q2.details->'consensus'->'spans' AS spans
+     FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
+     WHERE s.project_id = $1`, [project]);
+  const byId = new Map(rows.map((r) => [r.external_id, r]));
+  const docs = a.map((d, i) => {
+    const r = byId.get(`conll-test-${i}`);
+    const diff = spanDifference(d.spans, b[i]!.spans);
+    const consensus: Span[] = (r?.spans ?? []).map((x) => ({ start: x.geometry.start, end: x.geometry.end, label: x.class }));
+    const wrong = spanDifference(consensus, b[i]!.spans);
+    return { i, spans: b[i]!.spans.length, clean: diff.onlyA.length + diff.onlyB.length === 0, status: r?.status ?? 'missing', reason: r?.reason ?? '?', pWrong: Number(r?.p_wrong ?? NaN), right: wrong.onlyA.length + wrong.onlyB.length === 0 };
+  });
+  const clean = docs.filter((d) => d.clean);
+  const disputed = docs.filter((d) => !d.clean);
+  const accepted = docs.filter((d) => ['accepted', 'released'].includes(d.status));
+  console.log(JSON.stringify({
+    bench: 'review.real.text', documents: docs.length, spans: docs.reduce((n, d) => n + d.spans, 0), longestChars: Math.max(...a.map((d) => d.text.length)),
+    clean: clean.length, cleanToPeople: share(clean.filter((d) => d.status === 'review').length, clean.length),
+    cleanRiskQuartiles: quartiles(clean.map((d) => d.pWrong)),
+    disputed: disputed.length, disputedToPeople: share(disputed.filter((d) => d.status === 'review').length, disputed.length),
+    accepted: accepted.length, acceptedWrong: accepted.filter((d) => !d.right).length,
+    reasons: Object.fromEntries([...new Set(docs.map((d) => `${d.status}:${d.reason}`))].map((k) => [k, docs.filter((d) => `${d.status}:${d.reason}` === k).length])),
+  }));
+
+  // The page on the five disputed documents with the most spans.
+  const { rows: tasks } = await o.pool.query<{ id: string; external_id: string }>(
+    `SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id WHERE t.project_id = $1 AND t.status = 'open'`, [project]);
+  const longest = tasks.map((t) => ({ ...t, i: Number(t.external_id.replace('conll-test-', '')) }))
+    .filter((t) => !docs[t.i]!.clean).sort((x, y) => b[y.i]!.spans.length - b[x.i]!.spans.length).slice(0, 5);
+  const context = await o.browser.newContext({ viewport: { width: 1366, height: 768 } });
+  await context.addCookies([{ name: 'qcflow_session', value: issueToken(o.cfg.http.jwtSecret!, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url: o.url }]);
+  const page = await context.newPage();
+  const loads: number[] = [];
+  let named = 0;
+  let differing = 0;
+  let rowChars = 0;
+  for (const t of longest) {
+    const t0 = Date.now();
+    await page.goto(`${o.url}/tasks/${t.id}`);
+    await page.locator('#comparison').waitFor();
+    loads.push(Date.now() - t0);
+    const row = await page.locator('#comparison tr', { hasText: 'spans' }).first().innerText();
+    rowChars = Math.max(rowChars, row.length);
+    // Is each differing entity named on its own, not just somewhere in a list of every span?
+    const diff = spanDifference(a[t.i]!.spans, b[t.i]!.spans);
+    const text = a[t.i]!.text;
+    for (const s of [...diff.onlyA, ...diff.onlyB]) {
+      differing++;
+      if ((await page.locator('#comparison .span-diff', { hasText: text.slice(s.start, s.end) }).count()) > 0) named++;
+    }
+  }
+  await page.screenshot({ path: path.join(ARTIFACTS, 'review-real-text.png'), fullPage: true });
+  console.log(JSON.stringify({
+    bench: 'review.real.text-page', tasks: longest.length, spansPerTask: longest.map((t) => b[t.i]!.spans.length),
+    loadMs: { median: [...loads].sort((x, y) => x - y)[loads.length >> 1], max: Math.max(...loads) },
+    spansRowChars: rowChars, differingSpansNamedApart: `${named}/${differing}`,
+  }));
   await context.close();
 }

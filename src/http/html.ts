@@ -45,7 +45,7 @@ kbd{border:1px solid #999;border-bottom-width:2px;border-radius:3px;padding:0 .3
 .note{background:#e8f1fb;border:1px solid #0072B2;padding:.6rem;border-radius:6px;margin-bottom:1rem}
 textarea{width:100%;min-height:8rem;font-family:ui-monospace,monospace}.muted{color:#666}
 h1,pre,code{overflow-wrap:anywhere}td,th{overflow-wrap:break-word}.scroll{overflow-x:auto}
-td.differs{background:#fff1d6;font-weight:600}td.differs::before{content:"≠ ";color:#b35c00}
+td.differs{background:#fff1d6;font-weight:600}td.differs::before{content:"≠ ";color:#b35c00}ul.span-diffs{margin:.25em 0 0;padding-left:1.1em;font-weight:400}
 .buttons{display:flex;flex-wrap:wrap;gap:.3rem}.buttons button{margin:0}
 .editor fieldset{border:1px solid #ddd;border-radius:4px;margin:.4rem 0;padding:.3rem .6rem}.editor legend{font-weight:600}
 .editor label{display:inline-block;margin:.15rem .6rem .15rem 0}.editor .row{display:flex;flex-wrap:wrap;gap:.3rem;align-items:center;padding:.25rem 0;border-bottom:1px solid #eee}

@@ -36,7 +36,7 @@ function comparisonTable(d: TaskDetail): Html {
   const differing = rows.filter((r) => r.values.some((v) => v.differs)).length;
   return html`<p id="differ-count">${differing ? `${differing} of ${rows.length} field${rows.length > 1 ? 's' : ''} differ (marked ≠).` : 'The annotators agree on every field.'}</p>
 <div class="scroll"><table id="comparison"><thead><tr><th>Field</th>${d.annotations.map((a, i) => html`<th>${annotatorHeading(a, i, d.reliability)}</th>`)}<th>Consensus</th></tr></thead>
-<tbody>${rows.map((r) => html`<tr><th>${r.field}</th>${r.values.map((v) => html`<td class="${v.differs ? 'differs' : ''}">${v.text}</td>`)}<td>${r.consensus}</td></tr>`)}</tbody></table></div>`;
+<tbody>${rows.map((r) => html`<tr><th>${r.field}</th>${r.values.map((v) => html`<td class="${v.differs ? 'differs' : ''}">${v.text}${v.parts ? html`<ul class="span-diffs">${v.parts.map((p) => html`<li class="span-diff">${p}</li>`)}</ul>` : EMPTY}</td>`)}<td>${r.consensus}</td></tr>`)}</tbody></table></div>`;
 }
 
 function labelsList(labels: Labels): Html {

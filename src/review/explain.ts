@@ -28,11 +28,15 @@ export interface ComparisonRow {
   /** `class`, `attribute topic`, `boxes`, `spans`. */
   field: string;
   consensus: string;
-  /** One per annotator, in annotation order. */
-  values: Array<{ text: string; differs: boolean }>;
+  /** One per annotator, in annotation order; `parts`: where a long list differs, just the differences. */
+  values: Array<{ text: string; differs: boolean; parts?: string[] }>;
 }
 
+/** Up to this many spans a cell lists them all; past it (a news article holds 50–150) a cell says what differs. */
+const SPANS_LISTED = 6;
+
 type Box = NonNullable<Labels['boxes']>[number];
+type Span = NonNullable<Labels['spans']>[number];
 
 /** Boxes whose best overlap with the consensus box is under this read as placed differently. */
 const BOX_AGREES = 0.7;
@@ -80,9 +84,29 @@ export function compareLabels(annotations: Array<{ labels: Labels }>, consensus:
     rows.push({ field: 'boxes', consensus: consensus ? describeBoxes(consensus.boxes ?? [], undefined).text : '—', values: all.map((l) => describeBoxes(l.boxes ?? [], reference)) });
   }
   if (all.some((l) => l.spans?.length) || consensus?.spans?.length) {
-    const values = all.map((l) => spansOf(l, text).join('; ') || 'no spans');
-    const settled = consensus ? spansOf(consensus, text).join('; ') || 'no spans' : undefined;
-    rows.push({ field: 'spans', consensus: settled ?? '—', values: against(values, settled) });
+    const lists = all.map((l) => spansOf(l, text));
+    const settledList = consensus ? spansOf(consensus, text) : undefined;
+    if (Math.max(settledList?.length ?? 0, ...lists.map((l) => l.length)) <= SPANS_LISTED) {
+      const settled = settledList ? settledList.join('; ') || 'no spans' : undefined;
+      rows.push({ field: 'spans', consensus: settled ?? '—', values: against(lists.map((l) => l.join('; ') || 'no spans'), settled) });
+    } else {
+      // Against the consensus (or the first annotator), span by span where it stands: what this annotator
+      // has that it lacks (+) and lacks that it has (−), in text order (− first where both stand at one place).
+      const reference = consensus?.spans ?? all[0]?.spans ?? [];
+      const at = (sp: Span): string => `${sp.start}:${sp.end}:${sp.label}`;
+      const say = (sp: Span): string => `${text ? `“${text.slice(sp.start, sp.end)}”` : `${sp.start}–${sp.end}`} ${sp.label}`;
+      const theirs = new Set(reference.map(at));
+      const values = all.map((l) => {
+        const own = l.spans ?? [];
+        const mine = new Set(own.map(at));
+        const added = own.filter((sp) => !theirs.has(at(sp)));
+        const lacking = reference.filter((sp) => !mine.has(at(sp)));
+        const parts = [...lacking.map((sp) => ({ sp, p: `− ${say(sp)}` })), ...added.map((sp) => ({ sp, p: `+ ${say(sp)}` }))].sort((x, y) => x.sp.start - y.sp.start).map((x) => x.p);
+        const whom = consensus ? 'the consensus' : 'the first';
+        return parts.length ? { text: `${own.length - added.length} of ${reference.length} as ${whom}; differs:`, differs: true, parts } : { text: `all ${own.length} as ${whom}`, differs: false };
+      });
+      rows.push({ field: 'spans', consensus: settledList ? `${settledList.length} spans` : '—', values });
+    }
   }
   return rows;
 }

@@ -249,3 +249,15 @@ test('password hashes: scrypt with a random salt, verified in constant time; sho
   assert.equal(await verifyPassword('x', 'md5$abc'), false, 'an unknown scheme never matches');
   await assert.rejects(hashPassword('short'), /at least 10 characters/);
 });
+
+test('a long list of spans is compared span by span: a cell names what differs from the consensus, in text order, not every span', () => {
+  const text = 'Japan beat Syria ; China lost to Uzbekistan ; Japan and China meet Kuwait in Asia';
+  const at = (word: string, label: string, nth = 0) => { let i = -1; for (let k = 0; k <= nth; k++) i = text.indexOf(word, i + 1); return { start: i, end: i + word.length, label }; };
+  const gold = [at('Japan', 'LOC'), at('Syria', 'LOC'), at('China', 'LOC'), at('Uzbekistan', 'LOC'), at('Japan', 'LOC', 1), at('China', 'LOC', 1), at('Kuwait', 'LOC'), at('Asia', 'LOC')];
+  // The second "China" called a person, "Asia" left out: the other China is still a LOC, so a list of words would hide it.
+  const other = gold.map((s, i) => (i === 5 ? { ...s, label: 'PER' } : s)).filter((_, i) => i !== 7);
+  const [row] = compareLabels([{ labels: { spans: gold } }, { labels: { spans: other } }], { spans: gold }, text);
+  assert.equal(row!.consensus, '8 spans');
+  assert.deepEqual(row!.values[0], { text: 'all 8 as the consensus', differs: false });
+  assert.deepEqual(row!.values[1], { text: '6 of 8 as the consensus; differs:', differs: true, parts: ['− “China” LOC', '+ “China” PER', '− “Asia” LOC'] });
+});
