@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config } from '../src/clients/config';
 import { getLogger } from '../src/clients/logger';
@@ -153,9 +153,7 @@ async function reviewInBrowser(browser: Browser, pool: Pool, url: string, secret
     `SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id
      WHERE t.project_id = $1 AND t.status = 'open' ORDER BY t.risk DESC NULLS LAST, t.id LIMIT 5`, [project]);
   for (const [n, viewport] of VIEWPORTS) {
-    const context = await browser.newContext({ viewport, hasTouch: n === 1, isMobile: n === 1 });
-    await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
-    const page = await context.newPage();
+    const { context, page } = await signedIn(browser, url, secret, viewport, n === 1);
     const bytes = countBytes(page);
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -181,7 +179,7 @@ async function reviewInBrowser(browser: Browser, pool: Pool, url: string, secret
     await page.screenshot({ path: path.join(ARTIFACTS, `review-real-${n ? 'phone' : 'desktop'}.png`), fullPage: n === 0 });
     console.log(JSON.stringify({
       bench: 'review.real.page', viewport: `${viewport.width}x${viewport.height}`, tasks: tasks.length,
-      loadMs: { median: [...loads].sort((a, b) => a - b)[loads.length >> 1], max: Math.max(...loads) },
+      loadMs: spread(loads),
       boxesDrawnOfStored: `${drawnTotal}/${storedTotal}`, annotatorsAtOnce: 3, worstBoxOffsetPx: worstOffset, pageWidth: width, approveBottom: approve ? Math.round(approve.y + approve.height) : null,
       firstTaskKiB: Math.round(bytes.first / 1024), scriptErrors: errors.length,
     }));
@@ -193,6 +191,15 @@ async function reviewInBrowser(browser: Browser, pool: Pool, url: string, secret
 }
 
 const VIEWPORTS = [[0, { width: 1366, height: 768 }], [1, { width: 390, height: 844 }]] as const;
+
+/** A browser context signed in as the bench's reviewer (a session cookie, as the sign-in page sets it). */
+async function signedIn(browser: Browser, url: string, secret: string, viewport: { width: number; height: number }, touch = false): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport, hasTouch: touch, isMobile: touch });
+  await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
+  return { context, page: await context.newPage() };
+}
+
+const spread = (ms: number[]) => ({ median: [...ms].sort((a, b) => a - b)[ms.length >> 1], max: Math.max(...ms) });
 
 /** Bytes of response bodies the page has received (the first task's load is kept in `first`). */
 function countBytes(page: Page): { total: number; first: number } {
@@ -253,9 +260,7 @@ async function peerLabelStudio(browser: Browser, o: { image: Buffer; fileName: s
 
 /** Starts from the consensus, moves its first box 20 px right with the keyboard, sends the correction, and checks what was stored. */
 async function correctOnTheImage(browser: Browser, pool: Pool, url: string, secret: string, id: string): Promise<void> {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-  await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
-  const page = await context.newPage();
+  const { context, page } = await signedIn(browser, url, secret, { width: 1366, height: 900 });
   await page.goto(`${url}/tasks/${id}`);
   const t0 = Date.now();
   await page.keyboard.press('c');
@@ -292,9 +297,7 @@ async function dontCareShown(browser: Browser, pool: Pool, url: string, secret: 
      WHERE t.project_id = 'street-dontcare' AND t.status = 'open' ORDER BY t.id LIMIT 1`);
   const task = rows[0];
   if (!task) return;
-  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-  await context.addCookies([{ name: 'qcflow_session', value: issueToken(secret, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url }]);
-  const page = await context.newPage();
+  const { context, page } = await signedIn(browser, url, secret, { width: 1366, height: 900 });
   await page.goto(`${url}/tasks/${task.id}`);
   const drawn = await page.locator('figure svg.boxes rect.consensus').evaluateAll((rs) => rs.map((r) => (r.getAttribute('class') ?? '').includes('dont-care')));
   await page.screenshot({ path: path.join(ARTIFACTS, 'review-real-dont-care.png'), fullPage: true });
@@ -358,9 +361,7 @@ async function reviewRealText(o: { cfg: Config; client: Client; store: ObjectSto
     `SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id WHERE t.project_id = $1 AND t.status = 'open'`, [project]);
   const longest = tasks.map((t) => ({ ...t, i: Number(t.external_id.replace('conll-test-', '')) }))
     .filter((t) => !docs[t.i]!.clean).sort((x, y) => b[y.i]!.spans.length - b[x.i]!.spans.length).slice(0, 5);
-  const context = await o.browser.newContext({ viewport: { width: 1366, height: 768 } });
-  await context.addCookies([{ name: 'qcflow_session', value: issueToken(o.cfg.http.jwtSecret!, { user: 'rev', role: 'reviewer', ttlSeconds: 3600 }), url: o.url }]);
-  const page = await context.newPage();
+  const { context, page } = await signedIn(o.browser, o.url, o.cfg.http.jwtSecret!, { width: 1366, height: 768 });
   const loads: number[] = [];
   let named = 0;
   let differing = 0;
@@ -383,7 +384,7 @@ async function reviewRealText(o: { cfg: Config; client: Client; store: ObjectSto
   await page.screenshot({ path: path.join(ARTIFACTS, 'review-real-text.png'), fullPage: true });
   console.log(JSON.stringify({
     bench: 'review.real.text-page', tasks: longest.length, spansPerTask: longest.map((t) => b[t.i]!.spans.length),
-    loadMs: { median: [...loads].sort((x, y) => x - y)[loads.length >> 1], max: Math.max(...loads) },
+    loadMs: spread(loads),
     spansRowChars: rowChars, differingSpansNamedApart: `${named}/${differing}`,
   }));
   await context.close();
