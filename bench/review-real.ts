@@ -34,6 +34,7 @@ import { startReviewWorker } from '../workers/review';
 import { combinations, judgeBoxes, readJudgements, referenceObjects, twoOfThree, type Judgement, type Verdict } from './real-boxes';
 import { labelStudioTask, startLabelStudio } from './labelstudio';
 import { readConll, spanDifference, type Span } from './real-spans';
+import { labelRisk, type SampleRisk } from '../src/qc/risk';
 
 const log = getLogger(loadConfig(), 'bench.review-real');
 const CHROMIUM = process.env.QCFLOW_CHROMIUM ?? '/usr/bin/chromium';
@@ -75,6 +76,9 @@ export async function reviewRealBench(): Promise<void> {
       ['street', {}],
       ['street-dontcare', { layer2: { splitObjects: 'dontCare' } }],
       ['street-dontcare-5pct', { layer2: { splitObjects: 'dontCare' }, fusion: { risk: { targetErrorRate: 0.05, maxSampleRisk: 0.1 } } }],
+      // A budget per label (an object each) rather than per photo, with either policy for split objects.
+      ['street-per-label', { fusion: { risk: { per: 'label' } } }],
+      ['street-dontcare-per-label', { layer2: { splitObjects: 'dontCare' }, fusion: { risk: { per: 'label' } } }],
     ];
     for (const [project, qcPolicy] of policies) {
       await upsertProject(pool, validateProjectDefinition({ id: project, jsonSchema: { type: 'object' }, regexRules: [], ontology: { classes: ['Vehicle', 'TwoWheeler', 'Pedestrian'] }, qcPolicy }), 'bench');
@@ -321,44 +325,54 @@ async function reviewRealText(o: { cfg: Config; client: Client; store: ObjectSto
   const a = readConll(readFileSync(original, 'utf8'));
   const b = readConll(readFileSync(corrected, 'utf8'));
   if (a.length !== b.length || a.some((d, i) => d.text !== b[i]!.text)) throw new Error('the two CoNLL files do not hold the same documents and tokens');
-  const project = 'news';
-  await upsertProject(o.pool, validateProjectDefinition({ id: project, jsonSchema: { type: 'object' }, regexRules: [], ontology: { entities: ['PER', 'LOC', 'ORG', 'MISC'] } }), 'bench');
-  await setMember(o.pool, { project, user: 'rev', role: 'reviewer' }, 'bench');
-  const lines = a.map((d, i) => JSON.stringify({
-    externalId: `conll-test-${i}`, payload: { text: d.text, lang: 'en' },
-    annotations: [{ annotator: 'conll2003', labels: { spans: d.spans } }, { annotator: 'conllpp', labels: { spans: b[i]!.spans } }],
-  }));
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-review-real-')), 'news.jsonl');
-  writeFileSync(file, lines.join('\n') + '\n');
-  const result = await ingestFile(o.cfg, o.client, o.store, { project, file, batchSize: 231, wait: true });
-  if (result.failedBatches.length || result.counts.staged !== a.length) throw new Error(`of ${a.length} documents ${result.counts.staged} staged (${result.counts.malformed} malformed)`);
-  const { rows } = await o.pool.query<{ external_id: string; status: string; reason: string | null; p_wrong: string | null; spans: Array<{ geometry: { start: number; end: number }; class: string }> | null }>(
-    `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q5.details->'risk'->>'pWrong' AS p_wrong, q2.details->'consensus'->'spans' AS spans
-     FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
-     WHERE s.project_id = $1`, [project]);
-  const byId = new Map(rows.map((r) => [r.external_id, r]));
-  const docs = a.map((d, i) => {
-    const r = byId.get(`conll-test-${i}`);
-    const diff = spanDifference(d.spans, b[i]!.spans);
-    const consensus: Span[] = (r?.spans ?? []).map((x) => ({ start: x.geometry.start, end: x.geometry.end, label: x.class }));
-    const wrong = spanDifference(consensus, b[i]!.spans);
-    return { i, spans: b[i]!.spans.length, clean: diff.onlyA.length + diff.onlyB.length === 0, status: r?.status ?? 'missing', reason: r?.reason ?? '?', pWrong: Number(r?.p_wrong ?? NaN), right: wrong.onlyA.length + wrong.onlyB.length === 0 };
-  });
-  const clean = docs.filter((d) => d.clean);
-  const disputed = docs.filter((d) => !d.clean);
-  const accepted = docs.filter((d) => ['accepted', 'released'].includes(d.status));
-  console.log(JSON.stringify({
-    bench: 'review.real.text', documents: docs.length, spans: docs.reduce((n, d) => n + d.spans, 0), longestChars: Math.max(...a.map((d) => d.text.length)),
-    clean: clean.length, cleanToPeople: share(clean.filter((d) => d.status === 'review').length, clean.length),
-    cleanRiskQuartiles: quartiles(clean.map((d) => d.pWrong)),
-    disputed: disputed.length, disputedToPeople: share(disputed.filter((d) => d.status === 'review').length, disputed.length),
-    accepted: accepted.length, acceptedWrong: accepted.filter((d) => !d.right).length,
-    reasons: Object.fromEntries([...new Set(docs.map((d) => `${d.status}:${d.reason}`))].map((k) => [k, docs.filter((d) => `${d.status}:${d.reason}` === k).length])),
-  }));
+  // The default budget (per sample), then the same documents under a budget per label (an entity each).
+  let docs: Array<{ i: number; clean: boolean }> = [];
+  for (const [project, qcPolicy] of [['news', {}], ['news-per-label', { fusion: { risk: { per: 'label' } } }]] as const) {
+    await upsertProject(o.pool, validateProjectDefinition({ id: project, jsonSchema: { type: 'object' }, regexRules: [], ontology: { entities: ['PER', 'LOC', 'ORG', 'MISC'] }, qcPolicy }), 'bench');
+    await setMember(o.pool, { project, user: 'rev', role: 'reviewer' }, 'bench');
+    const lines = a.map((d, i) => JSON.stringify({
+      externalId: `conll-test-${i}`, payload: { text: d.text, lang: 'en' },
+      annotations: [{ annotator: 'conll2003', labels: { spans: d.spans } }, { annotator: 'conllpp', labels: { spans: b[i]!.spans } }],
+    }));
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'qcflow-review-real-')), `${project}.jsonl`);
+    writeFileSync(file, lines.join('\n') + '\n');
+    const result = await ingestFile(o.cfg, o.client, o.store, { project, file, batchSize: 231, wait: true });
+    if (result.failedBatches.length || result.counts.staged !== a.length) throw new Error(`of ${a.length} documents ${result.counts.staged} staged (${result.counts.malformed} malformed)`);
+    const { rows } = await o.pool.query<{ external_id: string; status: string; reason: string | null; risk: SampleRisk | null; spans: Array<{ geometry: { start: number; end: number }; class: string }> | null }>(
+      `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q5.details->'risk' AS risk, q2.details->'consensus'->'spans' AS spans
+       FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
+       WHERE s.project_id = $1`, [project]);
+    const byId = new Map(rows.map((r) => [r.external_id, r]));
+    const judged = a.map((d, i) => {
+      const r = byId.get(`conll-test-${i}`);
+      const diff = spanDifference(d.spans, b[i]!.spans);
+      const consensus: Span[] = (r?.spans ?? []).map((x) => ({ start: x.geometry.start, end: x.geometry.end, label: x.class }));
+      const wrong = spanDifference(consensus, b[i]!.spans);
+      const label = r?.risk ? labelRisk(r.risk) : { expectedWrong: NaN, labels: 0 };
+      return {
+        i, spans: b[i]!.spans.length, clean: diff.onlyA.length + diff.onlyB.length === 0, status: r?.status ?? 'missing', reason: r?.reason ?? '?',
+        pWrong: r?.risk?.pWrong ?? NaN, wrongEntities: wrong.onlyA.length + wrong.onlyB.length, predictedWrongEntities: label.expectedWrong,
+      };
+    });
+    docs = judged;
+    const clean = judged.filter((d) => d.clean);
+    const disputed = judged.filter((d) => !d.clean);
+    const accepted = judged.filter((d) => ['accepted', 'released'].includes(d.status));
+    const entities = accepted.reduce((n, d) => n + d.spans, 0);
+    console.log(JSON.stringify({
+      bench: 'review.real.text', policy: qcPolicy, documents: judged.length, spans: judged.reduce((n, d) => n + d.spans, 0), longestChars: Math.max(...a.map((d) => d.text.length)),
+      clean: clean.length, cleanToPeople: share(clean.filter((d) => d.status === 'review').length, clean.length),
+      cleanRiskQuartiles: quartiles(clean.map((d) => d.pWrong)),
+      disputed: disputed.length, disputedToPeople: share(disputed.filter((d) => d.status === 'review').length, disputed.length),
+      accepted: accepted.length, acceptedDocumentsWrong: accepted.filter((d) => d.wrongEntities > 0).length,
+      acceptedEntities: entities, acceptedEntitiesWrong: { predicted: share(accepted.reduce((n, d) => n + d.predictedWrongEntities, 0), entities), actual: share(accepted.reduce((n, d) => n + d.wrongEntities, 0), entities) },
+      reasons: Object.fromEntries([...new Set(judged.map((d) => `${d.status}:${d.reason}`))].map((k) => [k, judged.filter((d) => `${d.status}:${d.reason}` === k).length])),
+    }));
+  }
 
   // The page on the five disputed documents with the most spans.
   const { rows: tasks } = await o.pool.query<{ id: string; external_id: string }>(
-    `SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id WHERE t.project_id = $1 AND t.status = 'open'`, [project]);
+    `SELECT t.id::text AS id, s.external_id FROM review_tasks t JOIN samples s ON s.id = t.sample_id WHERE t.project_id = 'news' AND t.status = 'open'`);
   const longest = tasks.map((t) => ({ ...t, i: Number(t.external_id.replace('conll-test-', '')) }))
     .filter((t) => !docs[t.i]!.clean).sort((x, y) => b[y.i]!.spans.length - b[x.i]!.spans.length).slice(0, 5);
   const { context, page } = await signedIn(o.browser, o.url, o.cfg.http.jwtSecret!, { width: 1366, height: 768 });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Finding } from './findings';
 import type { QcPolicy } from './policy';
-import { combineRisks, recalibrated, withModel, type SampleRisk } from './risk';
+import { combineRisks, labelRisk, recalibrated, withModel, type SampleRisk } from './risk';
 import type { Recalibration } from './stats/recalibration';
 
 export type Disposition = 'accepted' | 'review' | 'resample' | 'rejected';
@@ -118,19 +118,32 @@ export function layer5Findings(reason: DispositionReason, fusion: Fusion | undef
 /**
  * The acceptance threshold of a batch under `fusion.mode = risk`: the largest probability of being wrong
  * τ ≤ `cap` such that accepting every sample at or under τ keeps the expected share of wrong labels among
- * them ≤ `target`. Sorted ascending, a prefix's mean only grows, so the first prefix over target ends it.
- * −1 when not even the safest sample qualifies.
+ * them ≤ `target` (each sample weighted by `weights`: its labels under `per: label`). Sorted ascending, a
+ * prefix's mean only grows, so the first prefix over target ends it. −1 when not even the safest sample qualifies.
  */
-export function acceptanceThreshold(risks: number[], target: number, cap: number): number {
-  const sorted = risks.filter((r) => r <= cap).sort((a, b) => a - b);
-  let sum = 0;
+export function acceptanceThreshold(risks: number[], target: number, cap: number, weights?: number[]): number {
+  const items = risks.map((r, i) => ({ r, w: weights?.[i] ?? 1 })).filter((x) => x.r <= cap).sort((a, b) => a.r - b.r);
+  let wrong = 0;
+  let total = 0;
   let tau = -1;
-  for (let i = 0; i < sorted.length; i++) {
-    sum += sorted[i]!;
-    if (sum / (i + 1) > target) break;
-    tau = sorted[i]!;
+  for (const x of items) {
+    wrong += x.r * x.w;
+    total += x.w;
+    if (total > 0 && wrong / total > target) break;
+    tau = x.r;
   }
   return tau;
+}
+
+/**
+ * What the primary threshold is held against: the sample's probability of any wrong label, or its
+ * expected share of wrong labels (`per: label`), with the labels it weighs, and the likeliest wrong label
+ * (`maxSampleRisk` caps it: a coin-toss entity among a hundred sure ones still goes to a person).
+ */
+export function primaryRisk(risk: SampleRisk, per: QcPolicy['fusion']['risk']['per']): { rate: number; weight: number; worst: number } {
+  if (per === 'sample') return { rate: risk.primary, weight: 1, worst: risk.primary };
+  const { expectedWrong, labels, worst } = labelRisk(risk);
+  return { rate: labels > 0 ? expectedWrong / labels : 0, weight: labels, worst };
 }
 
 export interface RiskThresholds {
@@ -144,15 +157,18 @@ export interface RiskThresholds {
  * value, capped at 0.5).
  */
 export function batchThresholds(risks: SampleRisk[], policy: QcPolicy['fusion']['risk']): RiskThresholds {
+  const primary = risks.map((r) => primaryRisk(r, policy.per)).filter((p) => p.worst <= policy.maxSampleRisk);
   return {
-    primary: acceptanceThreshold(risks.map((r) => r.primary), policy.targetErrorRate, policy.maxSampleRisk),
+    primary: acceptanceThreshold(primary.map((p) => p.rate), policy.targetErrorRate, policy.maxSampleRisk, primary.map((p) => p.weight)),
     attributes: acceptanceThreshold(risks.map((r) => r.attributes), policy.attributeErrorRate, 0.5),
   };
 }
 
 /** Whether a sample's risk puts it over the batch's thresholds (or it has none): what `uncertain` means. */
-export function overThreshold(risk: SampleRisk | undefined, t: RiskThresholds): boolean {
-  return !risk || risk.primary > t.primary || risk.attributes > t.attributes;
+export function overThreshold(risk: SampleRisk | undefined, t: RiskThresholds, policy: Pick<QcPolicy['fusion']['risk'], 'per' | 'maxSampleRisk'>): boolean {
+  if (!risk) return true;
+  const p = primaryRisk(risk, policy.per);
+  return p.rate > t.primary || p.worst > policy.maxSampleRisk || risk.attributes > t.attributes;
 }
 
 /**
@@ -212,7 +228,7 @@ export function planBatchRisks(rows: BatchRiskRow[], policy: QcPolicy, classCoun
     if (r.eligible && (risk.classPosterior === undefined || risk.classPosterior >= policy.fusion.risk.resampleBelow)) candidates.push({ id: r.id, risk });
   }
   const threshold = batchThresholds(candidates.map((c) => c.risk), policy.fusion.risk);
-  const uncertain = candidates.filter((c) => overThreshold(c.risk, threshold)).map((c) => ({ id: c.id, pWrong: c.risk.pWrong }));
+  const uncertain = candidates.filter((c) => overThreshold(c.risk, threshold, policy.fusion.risk)).map((c) => ({ id: c.id, pWrong: c.risk.pWrong }));
   return { risks, threshold, overBudget: overReviewBudget(uncertain, policy.fusion.risk.reviewBudget * rows.length) };
 }
 
@@ -242,7 +258,7 @@ export function decideByRisk(d: RiskDispositionInput): { disposition: Dispositio
   if (d.blocking.length > 0) return { disposition: 'review', reason: 'layer2_conflict' };
   if (d.layer3Failed) return { disposition: 'review', reason: 'layer3_error' };
   if (d.risk?.classPosterior !== undefined && d.risk.classPosterior < d.policy.fusion.risk.resampleBelow) return { disposition: 'resample', reason: 'low_confidence' };
-  if (!overThreshold(d.risk, d.threshold)) return acceptUnlessSampled(d);
+  if (!overThreshold(d.risk, d.threshold, d.policy.fusion.risk)) return acceptUnlessSampled(d);
   if (d.overBudget) return { disposition: 'resample', reason: 'review_budget' };
   return { disposition: 'review', reason: 'uncertain' };
 }
@@ -254,8 +270,11 @@ export function riskFindings(reason: DispositionReason, risk: SampleRisk | undef
   const tau = (t: number): string => (t < 0 ? 'none (no sample of the batch is safe enough)' : t.toFixed(4));
   // A recalibrated estimate names the annotator models' own beside it: a reviewer sees how far reviews moved it.
   const primary = !risk ? '' : risk.raw ? `${risk.primary.toFixed(4)} (${risk.raw.primary.toFixed(4)} by the annotator models, recalibrated against decided reviews)` : risk.primary.toFixed(4);
+  const perLabel = policy.fusion.risk.per === 'label' && risk ? { ...labelRisk(risk), rate: primaryRisk(risk, 'label').rate } : undefined;
   const over = !risk ? 'no risk estimate (layer 2 did not run)'
-    : risk.primary > threshold.primary
+    : perLabel && (perLabel.rate > threshold.primary || perLabel.worst > policy.fusion.risk.maxSampleRisk)
+      ? `${perLabel.expectedWrong.toFixed(2)} of its ${perLabel.labels} labels are expected wrong (${perLabel.rate.toFixed(4)} a label; the likeliest wrong ${perLabel.worst.toFixed(4)}), over this batch's acceptance threshold ${tau(threshold.primary)} or the per-label cap ${policy.fusion.risk.maxSampleRisk} (target error rate ${policy.fusion.risk.targetErrorRate} of labels)`
+    : !perLabel && risk.primary > threshold.primary
       ? `probability the labels are wrong ${primary} is above this batch's acceptance threshold ${tau(threshold.primary)} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})`
       : `probability an attribute is wrong ${risk.attributes.toFixed(4)} is above this batch's attribute threshold ${tau(threshold.attributes)} (attribute error rate ${policy.fusion.risk.attributeErrorRate})`;
   switch (reason) {

@@ -58,9 +58,16 @@ export interface QcPolicy {
      */
     mode: 'risk' | 'linear';
     risk: {
-      /** Largest expected share of auto-accepted samples with a wrong primary label (class, object, span). */
+      /**
+       * What the budget counts. `sample`: the share of auto-accepted samples with any wrong primary label.
+       * `label`: the share of auto-accepted primary labels (a class, an object, a span) that are wrong —
+       * for samples that hold many (a document's 50 entities, a street scene's cars), where 0.5% of samples
+       * would mean 0.01% of entities, more than two or three annotators can ever show.
+       */
+      per: 'sample' | 'label';
+      /** Largest expected share of auto-accepted samples (or labels, under `per: label`) with a wrong primary label (class, object, span). */
       targetErrorRate: number;
-      /** No sample whose primary labels are wrong with more than this is auto-accepted, however clean the rest of its batch. */
+      /** No sample whose primary labels are wrong with more than this (per label, under `per: label`) is auto-accepted, however clean the rest of its batch. */
       maxSampleRisk: number;
       /**
        * Largest expected share of auto-accepted samples with a wrong attribute. Secondary attributes are
@@ -192,6 +199,7 @@ export const QC_POLICY_SCHEMA = {
           additionalProperties: false,
           default: {},
           properties: {
+            per: { enum: ['sample', 'label'], default: 'sample' },
             targetErrorRate: { type: 'number', minimum: 0, maximum: 0.5, default: 0.005 },
             maxSampleRisk: { ...unit, default: 0.05 },
             attributeErrorRate: { type: 'number', minimum: 0, maximum: 0.5, default: 0.02 },

@@ -94,6 +94,31 @@ export function isAttributeField(field: string): boolean {
   return field.startsWith('attribute:') || field.includes(':attribute:');
 }
 
+/** The label a primary field is part of: an object's existence, class and geometry are one label (`boxes:3`). */
+function labelOf(field: string): string {
+  const m = /^(boxes|spans):(\d+):/.exec(field);
+  return m ? `${m[1]}:${m[2]}` : field;
+}
+
+/**
+ * The sample's primary labels and how many of them are expected wrong (each label 1 − Π(1 − p) over its
+ * fields) and the likeliest wrong of them: what a `per: label` budget counts. A recalibrated risk scales
+ * them as reviews moved the sample's primary estimate.
+ */
+export function labelRisk(risk: Pick<SampleRisk, 'fields' | 'primary' | 'raw'>): { expectedWrong: number; labels: number; worst: number } {
+  const right = new Map<string, number>();
+  for (const f of risk.fields) {
+    if (f.sameAs || isAttributeField(f.field)) continue;
+    const k = labelOf(f.field);
+    right.set(k, (right.get(k) ?? 1) * (1 - f.pWrong));
+  }
+  let expectedWrong = 0;
+  let worst = 0;
+  for (const r of right.values()) { expectedWrong += 1 - r; worst = Math.max(worst, 1 - r); }
+  const scale = risk.raw && risk.raw.primary > 0 ? risk.primary / risk.raw.primary : 1;
+  return { expectedWrong: Math.min(right.size, expectedWrong * scale), labels: right.size, worst: Math.min(1, worst * scale) };
+}
+
 /** 1 − Π(1 − pᵢ) over the fields not `sameAs` another: the sample is right only when every field is (and likewise per group). */
 export function combineRisks(fields: FieldRisk[], classPosterior?: number, contested?: boolean): SampleRisk {
   const wrong = (fs: FieldRisk[]): number => Math.min(1, Math.max(0, 1 - fs.reduce((s, f) => (f.sameAs ? s : s * (1 - f.pWrong)), 1)));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { matchBySimilarity, minCostAssignment } from '../../src/qc/stats/assignment';
 import { iou, intervalIou, medianBox, toTokenInterval } from '../../src/qc/consistency/matching';
-import { checkConsistency, type AnnotatorLabels } from '../../src/qc/consistency';
+import { checkConsistency, objectAccuracies, type AnnotatorLabels } from '../../src/qc/consistency';
 import { checkTags, tagSequenceFindings, viterbi, tagSet } from '../../src/qc/consistency/tags';
 import { DEFAULT_POLICY } from '../../src/qc/policy';
 import type { Labels } from '../../src/ingest/envelope';
@@ -216,4 +216,45 @@ test('lone boxes of unlike size are two objects, not one drawn off target: a far
   const missing = near.findings.filter((f) => f.rule === 'missing_object');
   assert.equal(missing.length, 1, JSON.stringify(near.findings));
   assert.match(missing[0]!.message, /drawn by a, b has no match from c/);
+});
+
+test('object classes: a batch teaches how often each annotator names what they draw, for projects without sample classes', () => {
+  const onto: Ontology = { entities: ['PER', 'LOC', 'ORG', 'MISC'] };
+  const text = 'Japan beat Syria in Al Ain on Friday';
+  const spans = [{ start: 0, end: 5, label: 'LOC' }, { start: 11, end: 16, label: 'LOC' }, { start: 20, end: 26, label: 'LOC' }];
+  const samples = Array.from({ length: 20 }, () => ({ payload: { text }, annotations: [ann('a', { spans }), ann('b', { spans })] }));
+  const learned = objectAccuracies(samples, onto, DEFAULT_POLICY.layer2);
+  // 60 agreeing names each, shrunk by 4 pseudo-comparisons at the default 0.85.
+  assert.ok(Math.abs(learned.classes.a! - (60 + 0.85 * 4) / 64) < 1e-9, JSON.stringify(learned));
+  const typeRisk = (r: ReturnType<typeof check>) => r.risk.fields.find((f) => f.field === 'spans:0:class')!.pWrong;
+  const base = checkConsistency({ annotations: samples[0]!.annotations, payload: { text }, ontology: onto, policy: DEFAULT_POLICY.layer2, weights: {} });
+  const taught = checkConsistency({ annotations: samples[0]!.annotations, payload: { text }, ontology: onto, policy: DEFAULT_POLICY.layer2, weights: {}, objectClassWeights: learned.classes });
+  assert.ok(typeRisk(base) > 0.01, `two agreeing at the default accuracy: ${typeRisk(base)}`);
+  assert.ok(typeRisk(taught) < typeRisk(base) / 10, `${typeRisk(taught)} vs ${typeRisk(base)}`);
+  // Two annotators split on a type: one of them erred, nobody can say which — both count half, neither is credited by the tie-break.
+  const split = [...samples.slice(0, 10), ...Array.from({ length: 10 }, () => ({ payload: { text }, annotations: [ann('a', { spans }), ann('b', { spans: spans.map((x, i) => (i === 0 ? { ...x, label: 'ORG' } : x)) })] }))];
+  const even = objectAccuracies(split, onto, DEFAULT_POLICY.layer2);
+  assert.equal(even.classes.a, even.classes.b);
+  assert.ok(Math.abs(even.classes.a! - (55 + 0.85 * 4) / 64) < 1e-9, JSON.stringify(even));
+  // A sample-class fit, where there is one, still speaks for the annotator.
+  const fitted = checkConsistency({ annotations: samples[0]!.annotations, payload: { text }, ontology: onto, policy: DEFAULT_POLICY.layer2, weights: { a: 0.85, b: 0.85 }, objectClassWeights: learned.classes });
+  assert.equal(typeRisk(fitted), typeRisk(base));
+});
+
+test('span bounds are voted, not averaged: the consensus is a span an annotator drew, and a split on bounds is a coin toss', () => {
+  const onto: Ontology = { entities: ['ORG'] };
+  const text = 'Sporting Gijon won';
+  const r = checkConsistency({
+    annotations: [ann('a', { spans: [{ start: 0, end: 14, label: 'ORG' }] }), ann('b', { spans: [{ start: 0, end: 8, label: 'ORG' }] })],
+    payload: { text }, ontology: onto, policy: DEFAULT_POLICY.layer2, weights: {},
+  });
+  const g = r.consensus.spans![0]!.geometry;
+  // Averaged ends would give 0–11, "Sporting Gi".
+  assert.ok([8, 14].includes(g.end) && g.start === 0, text.slice(g.start, g.end));
+  const geometry = r.risk.fields.find((f) => f.field === 'spans:0:geometry')!;
+  assert.ok(geometry.pWrong > 0.3, JSON.stringify(geometry));
+  assert.match(geometry.why, /bounds as a drew them \(b drew other bounds\)/);
+  // Agreeing bounds leave nothing in doubt.
+  const same = checkConsistency({ annotations: [ann('a', { spans: [{ start: 0, end: 14, label: 'ORG' }] }), ann('b', { spans: [{ start: 0, end: 14, label: 'ORG' }] })], payload: { text }, ontology: onto, policy: DEFAULT_POLICY.layer2, weights: {} });
+  assert.ok(same.risk.fields.find((f) => f.field === 'spans:0:geometry')!.pWrong < 0.05);
 });

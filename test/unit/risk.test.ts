@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkConsistency, type AnnotatorLabels } from '../../src/qc/consistency';
-import { combineRisks, geometryRisk, votePosterior, withModel } from '../../src/qc/risk';
-import { acceptanceThreshold, alertsThatMatter, decideByRisk, overReviewBudget, riskFindings } from '../../src/qc/disposition';
+import { combineRisks, geometryRisk, labelRisk, votePosterior, withModel } from '../../src/qc/risk';
+import { acceptanceThreshold, alertsThatMatter, batchThresholds, decideByRisk, overReviewBudget, primaryRisk, riskFindings } from '../../src/qc/disposition';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { Labels } from '../../src/ingest/envelope';
 import type { Ontology } from '../../src/projects/ontology';
@@ -199,4 +199,40 @@ test("an alerted annotator's samples are sampled for review only where their lab
   assert.deepEqual(alertsThatMatter(['c'], { a: agree, c: agree }), ['c']);
   assert.deepEqual(alertsThatMatter(['c'], { a: agree, b: { compared: 2, agreed: 1 }, c: agree }), ['c']);
   assert.deepEqual(alertsThatMatter(['c'], null), ['c'], 'no layer-2 tallies (single annotation): sampled as before');
+});
+
+test("a per-label budget counts an article's entities as labels: a long clean document is accepted where a per-sample budget sends it to a person", () => {
+  // 50 spans each 0.3% likely wrong (existence and type), one sample; and a short disputed one: 4 spans, one at 45%.
+  const spans = (n: number, p: number, hot = 0) => Array.from({ length: n }, (_, i) => [
+    { field: `spans:${i}:exists`, pWrong: i < hot ? 0.45 : p, why: '' }, { field: `spans:${i}:class`, pWrong: p / 3, why: '' }, { field: `spans:${i}:geometry`, pWrong: 0, why: '' },
+  ]).flat();
+  const long = combineRisks(spans(50, 0.003));
+  const disputed = combineRisks(spans(4, 0.003, 1));
+  assert.ok(long.primary > 0.15, `per sample the article is ${long.primary} likely wrong`);
+  const label = labelRisk(long);
+  assert.equal(label.labels, 50);
+  assert.ok(Math.abs(label.expectedWrong - 50 * (1 - 0.997 * 0.999)) < 1e-9);
+  assert.deepEqual(primaryRisk(long, 'sample'), { rate: long.primary, weight: 1, worst: long.primary });
+  // A dropped object and the sample's class are labels of their own; attributes are not labels here.
+  assert.equal(labelRisk(combineRisks([{ field: 'class', pWrong: 0.1, why: '' }, { field: 'boxes:dropped:3', pWrong: 0.2, why: '' }, { field: 'boxes:0:attribute:pose', pWrong: 0.5, why: '' }])).labels, 2);
+
+  const policy = resolvePolicy({ auditShare: 0, fusion: { risk: { per: 'label' } } });
+  const t = batchThresholds([long, disputed], policy.fusion.risk);
+  const base = { sampleId: 's1', layer1Passed: true, blocking: [], threshold: t, policy };
+  assert.equal(decideByRisk({ ...base, risk: long }).disposition, 'accepted');
+  assert.equal(decideByRisk({ ...base, risk: disputed }).disposition, 'review');
+  assert.match(riskFindings('uncertain', disputed, t, policy, []).map((f) => f.message).join(' '), /0\.46 of its 4 labels are expected wrong \(0\.1156 a label; the likeliest wrong 0\.45/);
+  // A coin toss among a hundred sure entities is 0.5% of the labels, but no label over the cap is auto-accepted.
+  const oneToss = combineRisks(spans(100, 0.00001, 1));
+  assert.ok(primaryRisk(oneToss, 'label').rate < 0.005);
+  assert.equal(decideByRisk({ ...base, threshold: batchThresholds([long, oneToss], policy.fusion.risk), risk: oneToss }).disposition, 'review');
+  // The same two under the default budget: neither is safe enough.
+  const perSample = resolvePolicy({ auditShare: 0 });
+  const ts = batchThresholds([long, disputed], perSample.fusion.risk);
+  assert.equal(decideByRisk({ ...base, threshold: ts, policy: perSample, risk: long }).disposition, 'review');
+  // Weighted by labels: a one-label sample 30% likely wrong beside 50 sure labels is 0.6% of labels, over a
+  // 0.5% target; at 20% it is 0.4%, under it; beside 500 sure labels 30% is well under.
+  assert.equal(acceptanceThreshold([0.0001, 0.3], 0.005, 1, [50, 1]), 0.0001);
+  assert.equal(acceptanceThreshold([0.0001, 0.2], 0.005, 1, [50, 1]), 0.2);
+  assert.equal(acceptanceThreshold([0.0001, 0.3], 0.005, 1, [500, 1]), 0.3);
 });

@@ -57,6 +57,12 @@ export interface ConsensusObject<G> {
 export interface ObjectAccuracies {
   attributes?: Record<string, number>;
   objects?: Record<string, number>;
+  /**
+   * On the classes of the objects they drew (a span's entity type): where the batch has no fit of sample
+   * classes for an annotator — a project of spans or boxes alone — without it every vote would count as
+   * the default accuracy, and two who agree on a type would still leave it 1% in doubt.
+   */
+  classes?: Record<string, number>;
 }
 
 interface ObjectKind<G> {
@@ -67,6 +73,12 @@ interface ObjectKind<G> {
   consensus: (gs: G[]) => G;
   /** The released shape: the matched shapes fused with the annotators' reliabilities. */
   fuse: (gs: G[], weights: number[]) => G;
+  /**
+   * Shapes that are right only exactly (a span's boundaries: "Sporting Gijon", not "Sporting Gi"): the
+   * released shape is one the annotators drew, by a reliability-weighted vote, and its risk the vote's —
+   * fusing two spans averages their ends into a span nobody drew.
+   */
+  exactKey?: (g: G) => string;
   /** Two shapes close enough that one unmatched is a displaced drawing of the other, not a missing object. */
   near: (a: G, b: G) => boolean;
   /** How many classes an object of this kind can have (0: unknown). */
@@ -109,6 +121,7 @@ function checkObjects<G>(
 ): KindResult<ConsensusObject<G>[]> {
   const attributeWeights = accuracy.attributes ?? weights;
   const objectWeights = accuracy.objects ?? weights;
+  const classWeights = { ...accuracy.classes, ...weights };
   const findings: Finding[] = [];
   const tallies: Tallies = {};
   const risks: FieldRisk[] = [];
@@ -171,6 +184,7 @@ function checkObjects<G>(
   const consensus: ConsensusObject<G>[] = [];
   const dontCare: string[] = [];
   const existence: Tallies = {};
+  const classTally: Tallies = {};
   clusters.forEach((c, ci) => {
     if (displaced.has(ci) || merged.has(ci)) return;
     const ptr = (m: (typeof c.members)[number]): string => `/annotations/${perAnnotation[m.annotation]!.i}/labels/${kind.field}/${m.index}`;
@@ -179,45 +193,61 @@ function checkObjects<G>(
     const missing = perAnnotation.filter((a) => !who.includes(a.annotator) && !off.some((m) => m.annotator === a.annotator)).map((a) => a.annotator);
     const label = `${kind.noun} ${consensus.length}`;
     const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), objectWeights, 2);
-    const clsVote = objectClassVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), weights, kind.classCount, kind.classModel);
+    const clsVote = objectClassVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), classWeights, kind.classCount, kind.classModel);
     const sc = kind.sampleClass;
     const sameAsSample = !!sc && clsVote.value === sc.value && c.members.every((m) => sc.votes[m.annotator] === m.item.cls);
     // Every pair's overlap, once: its mean scores the geometry, its minimum decides a geometry_conflict.
     const pairSims = c.members.flatMap((m, x) => c.members.slice(x + 1).map((n) => kind.similarity(m.item.geometry, n.item.geometry)));
     const cls = clsVote.value;
+    // The released shape and the probability it is wrong: fused and scored by overlap, or voted when only exact is right.
+    const shapeOf = (): { geometry: G; pWrong: number; why: string } => {
+      const meanOverlap = pairSims.length > 0 ? pairSims.reduce((a, b) => a + b, 0) / pairSims.length : undefined;
+      if (meanOverlap === undefined) return { geometry: c.members[0]!.item.geometry, pWrong: geometryRisk(undefined), why: 'drawn by one annotator only' };
+      if (kind.exactKey) {
+        const key = kind.exactKey;
+        const v = votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: key(m.item.geometry) })), objectWeights, 0);
+        const drawn = c.members.filter((m) => key(m.item.geometry) === v.value);
+        return { geometry: drawn[0]!.item.geometry, pWrong: v.pWrong, why: `bounds as ${drawn.map((m) => m.annotator).join(', ')} drew them${drawn.length < c.members.length ? ` (${c.members.filter((m) => !drawn.includes(m)).map((m) => m.annotator).join(', ')} drew other bounds)` : ''}` };
+      }
+      return { geometry: kind.fuse(c.members.map((m) => m.item.geometry), c.members.map((m) => weights[m.annotator] ?? DEFAULT_ACCURACY)), pWrong: geometryRisk(meanOverlap), why: `matched shapes overlap ${meanOverlap.toFixed(2)} on average` };
+    };
     // One vote per attribute with the annotators' attribute accuracies: the consensus value, its risk, the
     // attribute_conflict finding and who is tallied as dissenting all come from it.
     const attributeVotes = [...new Set(c.members.flatMap((m) => Object.keys(m.item.attributes ?? {})))].sort().map((k) => {
       const values = c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] }));
       return { k, values, vote: attributeVote(values, attributeWeights, ontology.attributes?.[k]?.length ?? 0) };
     });
+    // What the batch learns accuracies from. An even split says only that one side erred: each side counts
+    // half right, where the tie-break would credit whoever it favours (with two annotators, the first, always).
     if (multi) {
-      for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, exists.value === 'drawn');
-      for (const a of missing) tally(existence, a, exists.value !== 'drawn');
+      const sameClass = c.members.filter((m) => m.item.cls === cls).length;
+      const evenClass = 2 * sameClass === c.members.length;
+      if (c.members.length > 1) for (const m of c.members) tally(classTally, m.annotator, evenClass ? 0.5 : m.item.cls === cls);
+      const evenExistence = who.length + off.length === missing.length;
+      for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, evenExistence ? 0.5 : exists.value === 'drawn');
+      for (const a of missing) tally(existence, a, evenExistence ? 0.5 : exists.value !== 'drawn');
     }
     if (multi && missing.length > 0 && kind.splitObjects === 'dontCare') {
       // Whether it is there is the question a don't-care region leaves open, so nothing of it is at risk.
-      const geometry = kind.fuse(c.members.map((m) => m.item.geometry), c.members.map((m) => weights[m.annotator] ?? DEFAULT_ACCURACY));
-      consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, dontCare: true });
+      consensus.push({ geometry: shapeOf().geometry, class: cls, support: c.members.length / perAnnotation.length, dontCare: true });
       dontCare.push(`${kind.noun} ${JSON.stringify(cls)} drawn by ${who.join(', ')}, not by ${missing.join(', ')}`);
     } else if (multi && exists.value !== 'drawn') {
       // Probably not there: out of the consensus; the risk is that it was there after all.
       risks.push({ field: `${kind.field}:dropped:${ci}`, pWrong: exists.pWrong, why: `${kind.noun} ${JSON.stringify(cls)} drawn only by ${who.join(', ')}, not by ${missing.join(', ')}: left out` });
     } else {
-      const geometry = kind.fuse(c.members.map((m) => m.item.geometry), c.members.map((m) => weights[m.annotator] ?? DEFAULT_ACCURACY));
+      const { geometry, pWrong: geometryWrong, why: geometryWhy } = shapeOf();
       const attributes: Attrs = {};
       for (const { k, values, vote } of attributeVotes) {
         if (vote.value !== undefined) attributes[k] = vote.value;
         risks.push({ field: `${kind.field}:${consensus.length}:attribute:${k}`, pWrong: vote.pWrong, why: `${label} ${k}: ${said(values.map((v) => [v.annotator, v.value]))}` });
       }
-      const meanOverlap = pairSims.length > 0 ? pairSims.reduce((a, b) => a + b, 0) / pairSims.length : undefined;
       if (multi) risks.push({ field: `${kind.field}:${consensus.length}:exists`, pWrong: exists.pWrong, why: `${label} drawn by ${[...who, ...off.map((m) => `${m.annotator} (displaced)`)].join(', ')}${missing.length ? `; not by ${missing.join(', ')}` : ''}` });
       risks.push({
         field: `${kind.field}:${consensus.length}:class`, pWrong: clsVote.pWrong,
         why: `${label} class: ${said(c.members.map((m) => [m.annotator, m.item.cls]))}${clsVote.model ? ' (Dawid–Skene)' : ''}${sameAsSample ? '; each gave the image the same class, so it is counted there' : ''}`,
         ...(sameAsSample ? { sameAs: 'class' } : {}),
       });
-      risks.push({ field: `${kind.field}:${consensus.length}:geometry`, pWrong: geometryRisk(meanOverlap), why: meanOverlap === undefined ? `${label} drawn by one annotator only` : `${label} matched shapes overlap ${meanOverlap.toFixed(2)} on average` });
+      risks.push({ field: `${kind.field}:${consensus.length}:geometry`, pWrong: geometryWrong, why: `${label} ${geometryWhy}` });
       consensus.push({ geometry, class: cls, support: c.members.length / perAnnotation.length, ...(attributeVotes.length ? { attributes } : {}) });
     }
     if (!multi) return;
@@ -274,7 +304,7 @@ function checkObjects<G>(
       message: `${dontCare.length} of ${consensus.length} ${kind.field} are in doubt (more than ${kind.maxDontCareShare} of them to release as don't-care regions): ${dontCare.join('; ')}`,
     });
   }
-  return { findings, consensus, tallies, risks, existence };
+  return { findings, consensus, tallies, risks, existence, classes: classTally };
 }
 
 export function checkBoxes(
@@ -313,7 +343,7 @@ export function checkSpans(
   }
   const r = checkObjects(
     {
-      field: 'spans', noun: 'span', similarity: (x, y) => intervalIou(toUnit(x), toUnit(y)), consensus: medianInterval, fuse: medianInterval,
+      field: 'spans', noun: 'span', similarity: (x, y) => intervalIou(toUnit(x), toUnit(y)), consensus: medianInterval, fuse: medianInterval, exactKey: (x) => `${x.start}:${x.end}`,
       near: (x, y) => intervalsNear(toUnit(x), toUnit(y)), classCount: ontology.entities?.length ?? 0, matchAt: o.matchIou, agreeAt: o.agreeIou,
       splitObjects: o.splitObjects ?? 'vote', maxDontCareShare: o.maxDontCareShare ?? 1,
     },

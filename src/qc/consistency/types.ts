@@ -15,10 +15,11 @@ export interface AgreementTally {
 
 export type Tallies = Record<string, AgreementTally>;
 
-export function tally(t: Tallies, annotator: string, agreed: boolean): void {
+/** One comparison for `annotator`; `agreed` 0.5 is an even split, where either side is as likely right. */
+export function tally(t: Tallies, annotator: string, agreed: boolean | 0.5): void {
   const x = (t[annotator] ??= { compared: 0, agreed: 0 });
   x.compared++;
-  if (agreed) x.agreed++;
+  x.agreed += agreed === 0.5 ? 0.5 : agreed ? 1 : 0;
 }
 
 /** What one label kind's check returns; the sample's layer-2 result merges these. */
@@ -30,6 +31,8 @@ export interface KindResult<C> {
   risks: FieldRisk[];
   /** Objects: per annotator, how often they drew what the consensus keeps and left out what it drops. */
   existence?: Tallies;
+  /** Objects several drew: per annotator, how often the class they gave it is the consensus class. */
+  classes?: Tallies;
 }
 
 /** Quotes who said what, e.g. `ann-1: "cat", ann-2: "dog"`, for finding messages. */
