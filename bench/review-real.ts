@@ -378,6 +378,7 @@ async function reviewRealText(o: { cfg: Config; client: Client; store: ObjectSto
   const { context, page } = await signedIn(o.browser, o.url, o.cfg.http.jwtSecret!, { width: 1366, height: 768 });
   const loads: number[] = [];
   let named = 0;
+  let marked = 0;
   let differing = 0;
   let rowChars = 0;
   for (const t of longest) {
@@ -390,16 +391,22 @@ async function reviewRealText(o: { cfg: Config; client: Client; store: ObjectSto
     // Is each differing entity named on its own, not just somewhere in a list of every span?
     const diff = spanDifference(a[t.i]!.spans, b[t.i]!.spans);
     const text = a[t.i]!.text;
+    // Which characters of the text lie in a mark the page calls disputed (a span split by another's bounds is marked in pieces).
+    const pieces = await page.evaluate<Array<[number, boolean]>>(`Array.from(document.getElementById('sample-text').childNodes).map((n) => [n.textContent.length, n.nodeName === 'MARK' && n.classList.contains('disputed')])`);
+    const inDisputed = new Set<number>();
+    let at = 0;
+    for (const [len, disputed] of pieces) { if (disputed) for (let k = 0; k < len; k++) inDisputed.add(at + k); at += len; }
     for (const s of [...diff.onlyA, ...diff.onlyB]) {
       differing++;
       if ((await page.locator('#comparison .span-diff', { hasText: text.slice(s.start, s.end) }).count()) > 0) named++;
+      if (s.start < s.end && Array.from({ length: s.end - s.start }, (_, k) => s.start + k).every((c) => inDisputed.has(c))) marked++;
     }
   }
   await page.screenshot({ path: path.join(ARTIFACTS, 'review-real-text.png'), fullPage: true });
   console.log(JSON.stringify({
     bench: 'review.real.text-page', tasks: longest.length, spansPerTask: longest.map((t) => b[t.i]!.spans.length),
     loadMs: spread(loads),
-    spansRowChars: rowChars, differingSpansNamedApart: `${named}/${differing}`,
+    spansRowChars: rowChars, differingSpansNamedApart: `${named}/${differing}`, differingSpansMarkedInText: `${marked}/${differing}`,
   }));
   await context.close();
 }

@@ -53,7 +53,7 @@ td.differs{background:#fff1d6;font-weight:600}td.differs::before{content:"≠ ";
 .editor button{min-height:2rem}.start button{margin:.1rem .2rem .1rem 0}
 svg.draft{touch-action:none;cursor:crosshair}svg.draft rect.box{fill:rgba(230,159,0,.12);stroke:#E69F00;cursor:move}
 svg.draft rect.box.selected{stroke:#D55E00;fill:rgba(213,94,0,.15)}svg.draft rect.handle{fill:#fff;stroke:#D55E00;cursor:nwse-resize}
-figure.editing svg.boxes{opacity:.45}mark{background:#ffe08a;padding:0 .1em}mark.s1{background:#bfe3ff}
+figure.editing svg.boxes{opacity:.45}mark{background:#ffe08a;padding:0 .1em}mark.disputed{background:#ffc9bd;outline:1px dashed #b35c00}mark.s1{background:#bfe3ff}
 .filters label{margin:.2rem .8rem .2rem 0;display:inline-block}.pager{margin-top:.5rem}
 .history{padding-left:1.2rem;margin:0}.history li{margin:.15rem 0}
 svg.chart{width:100%;height:auto;display:block}h3{font-size:.95rem;margin:.6rem 0 .3rem}.charts{display:flex;flex-wrap:wrap;gap:1.5rem}.charts>div{flex:1 1 280px}

@@ -549,6 +549,11 @@ test('multi-label classes keep exclusive groups exclusive as you pick; spans are
   const { context, page, errors } = await signedIn({ width: 1366, height: 900 }, 'sam');
   await page.goto(`${h.server!.url}/tasks/${id}`);
   assert.match(await page.locator('#comparison').innerText(), /spans[\s\S]*“phone” PRODUCT[\s\S]*“phone” PERSON/);
+  // Before any editing the text shows the spans given; "phone", typed two ways, is marked disputed with who said what.
+  const disputed = page.locator('#sample-text mark.disputed');
+  assert.equal(await disputed.count(), 1);
+  assert.equal(await disputed.innerText(), 'phone');
+  assert.match((await disputed.getAttribute('title')) ?? '', /PRODUCT \(ann-1\)[\s\S]*PERSON \(ann-2\)/);
   await page.keyboard.press('c');
   await page.keyboard.press('2'); // ann-2: positive + sarcastic
   await page.locator('#edit-classes input[value=negative]').check();

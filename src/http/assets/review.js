@@ -219,9 +219,20 @@
     var start = pre.toString().length;
     return { start: start, end: start + r.toString().length };
   }
+  // Outside the editor the text shows every span given, those not every annotator gave alike marked as
+  // disputed with who gave which: in a long document the one entity in doubt is found by eye.
+  function spansGiven() {
+    var given = {};
+    var keyOf = function (s) { return s.start + ':' + s.end + ':' + s.label; };
+    D.annotations.forEach(function (a) {
+      (a.labels.spans || []).forEach(function (s) { var k = keyOf(s); (given[k] = given[k] || { span: s, who: [] }).who.push(a.annotator); });
+    });
+    ((D.consensus && D.consensus.spans) || []).forEach(function (s) { var k = keyOf(s); given[k] = given[k] || { span: s, who: [] }; });
+    return Object.keys(given).map(function (k) { var g = given[k]; return { start: g.span.start, end: g.span.end, label: g.span.label, who: g.who, disputed: g.who.length !== D.annotations.length }; });
+  }
   function markSpans() {
     if (!textEl || D.text === null) return;
-    var spans = (correctBox.open ? draft.spans : null) || [];
+    var spans = (correctBox.open ? draft.spans : spansGiven()) || [];
     var cuts = [0, D.text.length];
     spans.forEach(function (s) { cuts.push(s.start, s.end); });
     cuts = cuts.filter(function (c, i) { return cuts.indexOf(c) === i && c >= 0 && c <= D.text.length; }).sort(function (a, b) { return a - b; });
@@ -230,7 +241,9 @@
       var a = cuts[i], b = cuts[i + 1];
       var inside = spans.filter(function (s) { return s.start <= a && s.end >= b; });
       var piece = D.text.slice(a, b);
-      textEl.appendChild(inside.length ? el('mark', { title: inside.map(function (s) { return s.label; }).join(', '), text: piece }) : document.createTextNode(piece));
+      var disputed = inside.some(function (s) { return s.disputed; });
+      var title = inside.map(function (s) { return s.label + (s.who && s.disputed ? ' (' + (s.who.join(', ') || 'consensus only') + ')' : ''); }).join('; ');
+      textEl.appendChild(inside.length ? el('mark', { title: title, text: piece, class: disputed ? 'disputed' : undefined }) : document.createTextNode(piece));
     }
   }
   function spansFieldset() {
