@@ -240,8 +240,16 @@ test('modelRollout end to end: the candidate goes to canary, takes half the samp
   });
   await waitUntil('the rollout set its flag', async () => (await loadFlags(h.pool, [flag])).length === 1);
   assert.equal((await getModelVersion(h.pool, candidate.id))!.stage, 'canary');
-  await ingest(project, Array.from({ length: 60 }, (_, i) => line(`r-${i}`, `the kitten number ${i} says meow`, 'cat')));
-  const result = await handle.result();
+  // Which arm a sample lands in hashes its id, and ids carry the random project name: one run in a hundred
+  // splits 60 samples 20/40, leaving the interval just wider than the margin, and the rollout (rightly)
+  // waits for more. So more come, 60 at a time, until it decides — at most four rounds, not forever.
+  const decided = handle.result();
+  for (let round = 0; round < 4; round++) {
+    await ingest(project, Array.from({ length: 60 }, (_, i) => line(`r-${round}-${i}`, `the kitten number ${i} of round ${round} says meow`, 'cat')));
+    const done = await Promise.race([decided.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5000))]);
+    if (done) break;
+  }
+  const result = await Promise.race([decided, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the rollout did not decide after 240 samples')), 30_000))]);
   assert.equal(result.status, 'promoted', JSON.stringify(result.log));
   assert.ok(result.last!.arms.every((a) => a.n >= 10), JSON.stringify(result.last));
   assert.equal((await getModelVersion(h.pool, candidate.id))!.stage, 'production');
