@@ -4,7 +4,7 @@
  * person). Pure logic for `npm run bench -- review-real`: reading the judgements as qcflow boxes, the
  * 18-person reference, and whether a consensus drawn from three of them agrees with it.
  */
-import { iou, type Box } from '../src/qc/consistency/matching';
+import { iou, median, type Box } from '../src/qc/consistency/matching';
 
 export interface LabelBox extends Box {
   class: string;
@@ -64,7 +64,6 @@ export interface ReferenceObject {
 export function referenceObjects(judgements: Judgement[]): ReferenceObject[] {
   let left = judgements.flatMap((j) => j.boxes.map((b) => ({ annotator: j.annotator, b })));
   const objects: ReferenceObject[] = [];
-  const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
   while (left.length > 0) {
     const supportOf = (a: Box) => new Set(left.filter((o) => iou(a, o.b) >= 0.5).map((o) => o.annotator)).size;
     const seed = left.reduce((best, o) => (supportOf(o.b) > supportOf(best.b) ? o : best));
