@@ -283,6 +283,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .requiredOption('--output <out.onnx>', 'where to write the quantized model')
   .option('--block-size <n>', 'int4 block size along K (16…256, power of two)', positiveInt, 32)
   .option('--int4-conv', 'int4: Conv weights in 4-bit blocks too (raises the model to opset 21); default 8-bit Conv weights', false)
+  .option('--int4-head', 'int4: output layers in 4 bits too; default small or tied ones keep 8 bits', false)
   .option('--asymmetric', 'store zero points (int4 per block; int8 weights per channel)', false)
   .option('--per-tensor', 'one scale per weight tensor instead of per output channel (int8)', false)
   .option('--full-range', 'int8: 8-bit weights for integer kernels (default 7-bit, so the output is the same on CPUs without VNNI); only for targets with VNNI or ARM dot products', false)
@@ -292,9 +293,9 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--calibration <file>', 'int8-static: calibration samples, JSONL (golden format) or Arrow IPC (list<float32> column per input)')
   .option('--calibrate <method>', 'int8-static: minmax, percentile or entropy', 'minmax')
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
-  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; percentile: number }) => {
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; percentile: number }) => {
     const t0 = performance.now();
-    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps };
+    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps };
     if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
       ? await quantizeModelStatic(readModelFile(o.input), { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })

@@ -5,6 +5,7 @@ import { DT, floatValues, makeTensor, transpose } from '../onnx/tensor';
 import { readingWeight, weightOnlyInt8 } from './dequantized-weight';
 import { quantizeInt4 } from './int4';
 import { registerQuantizer } from './registry';
+import { tiedToAHead } from './tied-weights';
 import type { Method, QuantizeContext } from './types';
 
 /** Tables smaller than this stay float: their bytes do not matter and a scale per row would. */
@@ -33,7 +34,8 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
         const blocked = gatherBlockQuantized(n, ctx);
         if (blocked) return blocked;
       }
-      return readingWeight(n, 0, weightOnlyInt8(ctx, n.input![0]!, 0, ctx.options.reduceRange));
+      // Under int4 no integer kernel reads the table or the head it may be tied to: full 8 bits.
+      return readingWeight(n, 0, weightOnlyInt8(ctx, n.input![0]!, 0, method === 'int4' ? false : ctx.options.reduceRange));
     },
   });
 }
@@ -44,8 +46,9 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
  * and scales as MatMulNBits (symmetric blocks centred on 8, the operator's default zero point
  * for 4-bit uint8) — and dequantizes only the rows it gathers. Undefined, so the table keeps 8 bits, when a
  * row is not a whole number of blocks, or when the table is tied to an LM head (a MatMul or Gemm weight
- * holds the same values): the head is 4-bit already, and both 4-bit cost the tied BERT-like model 0.003 of
- * cosine (0.9930 against 0.9957), more than onnxruntime's own int4 gives up.
+ * holds the same values): the head keeps 8 bits (int4.ts, outputLayers) and the table is then stored once
+ * with it; a 4-bit table under a 4-bit head cost the tied BERT-like model 0.003 of cosine (0.9930 against
+ * 0.9957), more than onnxruntime's own int4 gives up.
  */
 function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.INodeProto[] | undefined {
   const name = n.input![0]!;
@@ -76,22 +79,4 @@ function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.IN
   if (!stored) return undefined;
   ctx.domains.add('com.microsoft');
   return [{ ...node('GatherBlockQuantized', [stored[0]!, n.input![1]!, ...stored.slice(1)], [...n.output!], { bits: 4, block_size: bs, gather_axis: 0, quantize_axis: 1 }, ctx.index.uniqueName(`${n.name || n.output![0]}_GatherBlockQuantized`)), domain: 'com.microsoft' }];
-}
-
-/**
- * Whether a MatMul or Gemm weight holds this table's values, as that node reads it: a MatMul's B [K, N] (and
- * a Gemm's without transB) is the table transposed (`columns`), a Gemm's with transB is the table itself.
- */
-function tiedToAHead(ctx: QuantizeContext, values: Float32Array, columns: Float32Array, rows: number, width: number): boolean {
-  const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  for (const n of ctx.index.graph.node ?? []) {
-    if ((n.opType !== 'MatMul' && n.opType !== 'Gemm') || (n.domain ?? '') !== '') continue;
-    const w = ctx.index.floatInitializer(n.input?.[1]);
-    if (!w) continue;
-    const dims = (w.dims ?? []).map(Number);
-    const transposed = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1;
-    if (dims.length !== 2 || dims[0] !== (transposed ? rows : width) || dims[1] !== (transposed ? width : rows)) continue;
-    if (bytes(floatValues(w)).equals(bytes(transposed ? values : columns))) return true;
-  }
-  return false;
 }

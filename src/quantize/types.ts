@@ -23,6 +23,8 @@ export interface QuantizeOptions {
    * 4 bits on every convolution of a mobile conv net costs more fidelity than most budgets allow.
    */
   int4Conv?: boolean;
+  /** int4: output layers (the last MatMul or Gemm before a graph output) in 4 bits too; by default small or tied ones keep 8. */
+  int4Head?: boolean;
   /** Nodes (by name) kept in fp32. */
   excludeNodes?: string[];
   /** Op types kept in fp32 (for fp16: the op block list, added to the defaults). */

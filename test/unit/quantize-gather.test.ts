@@ -53,6 +53,15 @@ test('a table whose rows are not whole blocks, or that is tied to an LM head, ke
   tied.graph!.initializer!.push(floatTensor('head', [64, 300], transposed));
   tied.graph!.node!.push(node('MatMul', ['y', 'head'], ['logits']));
   tied.graph!.output = [{ name: 'logits' }];
-  const ops = (quantizeModel(tied, { method: 'int4' }).model.graph!.node ?? []).map((n) => n.opType);
+  // With int4Head the head is 4-bit blocks and the table keeps 8 bits of its own.
+  const fourBitHead = quantizeModel(tied, { method: 'int4', int4Head: true }).model.graph!;
+  const ops = (fourBitHead.node ?? []).map((n) => n.opType);
   assert.ok(ops.includes('MatMulNBits') && !ops.includes('GatherBlockQuantized'), ops.join(', '));
+  // By default the head is an output layer tied to the table: both keep 8 bits, stored once.
+  const { model: q8, report } = quantizeModel(tied, { method: 'int4' });
+  const g = q8.graph!;
+  assert.ok(!(g.node ?? []).some((n) => n.opType === 'MatMulNBits' || n.opType === 'GatherBlockQuantized'), (g.node ?? []).map((n) => n.opType).join(', '));
+  assert.deepEqual((g.initializer ?? []).filter((t) => t.dataType === 3 && (t.dims ?? []).length === 2).map((t) => (t.dims ?? []).map(Number)), [[64, 300]]);
+  assert.ok((g.node ?? []).some((n) => n.opType === 'Transpose'));
+  assert.ok(report.modelBytes.ratio < 0.27, `file ×${report.modelBytes.ratio}`);
 });

@@ -323,3 +323,43 @@ test('an int8 matrix also stored transposed (a tied embedding and LM head) is st
   assert.deepEqual(g.initializer!.map((t) => t.name), ['head', 'near']);
   assert.deepEqual(g.node!.map((n) => [n.opType, n.input, n.output]), [['Transpose', ['head'], ['table']]]);
 });
+
+test('int4 output layers: a small head keeps 8-bit weights (run as written), a large one or int4Head takes 4; layers behind weightless nodes count', async () => {
+  // x [1, 256] → fc1 (256×256) → Relu → head (256×classes) → Identity → y: the head is the output layer
+  // though a node stands between it and the output.
+  const mlp = (classes: number) => {
+    const r = rng(7);
+    const layer = (rows: number, cols: number) => Float32Array.from({ length: rows * cols }, () => r() * 2 - 1);
+    return model({
+      name: 'mlp', opset: 17, inputs: [valueInfo('x', F32, [1, 256])], outputs: [valueInfo('y', F32, [1, classes])],
+      initializers: [floatTensor('w1', [256, 256], layer(256, 256)), floatTensor('w2', [256, classes], layer(256, classes))],
+      nodes: [node('MatMul', ['x', 'w1'], ['h'], {}, 'fc1'), node('Relu', ['h'], ['a'], {}, 'relu'), node('MatMul', ['a', 'w2'], ['z'], {}, 'head'), node('Identity', ['z'], ['y'], {}, 'out')],
+    });
+  };
+  const ops = (m: onnx.IModelProto) => (m.graph!.node ?? []).map((n) => n.opType).join(' ');
+  // 256×10 is 3.8% of the weights: 8 bits, restored at load, read by a plain MatMul.
+  const small = quantizeModel(mlp(10), { method: 'int4' }).model;
+  assert.equal(ops(small), 'MatMulNBits Relu Cast Mul MatMul Identity');
+  const fourBitHead = quantizeModel(mlp(10), { method: 'int4', int4Head: true }).model;
+  assert.equal(ops(fourBitHead), 'MatMulNBits Relu MatMulNBits Identity');
+  // 256×64 is 20%: 4 bits like the rest.
+  assert.equal(ops(quantizeModel(mlp(64), { method: 'int4' }).model), 'MatMulNBits Relu MatMulNBits Identity');
+  // The 8-bit head holds int8 values per output column at scale absmax / 127.
+  const w2 = floatValues(mlp(10).graph!.initializer![1]!);
+  const g = small.graph!;
+  const q8 = g.initializer!.find((t) => t.dataType === DT.INT8)!;
+  const scales = floatValues(g.initializer!.find((t) => t.name === g.node!.find((n) => n.opType === 'Mul')!.input![1])!);
+  const ints = Int8Array.from(q8.rawData!, (b) => (b << 24) >> 24);
+  for (let c = 0; c < 10; c++) {
+    let absmax = 0;
+    for (let k = 0; k < 256; k++) absmax = Math.max(absmax, Math.abs(w2[k * 10 + c]!));
+    assert.ok(Math.abs(scales[c]! - absmax / 127) < 1e-7, `column ${c}: scale ${scales[c]} vs ${absmax / 127}`);
+    for (let k = 0; k < 256; k++) assert.ok(Math.abs(ints[k * 10 + c]! * scales[c]! - w2[k * 10 + c]!) <= scales[c]! / 2 + 1e-6);
+  }
+  // onnxruntime runs it, closer to fp32 than with the 4-bit head.
+  const x = { x: new ort.Tensor('float32', Float32Array.from({ length: 256 }, (_, i) => Math.sin(i)), [1, 256]) };
+  const run = async (m: onnx.IModelProto) => (await (await ort.InferenceSession.create(encodeModel(m))).run(x)).y!.data as Float32Array;
+  const [ref, eight, four] = [await run(mlp(10)), await run(small), await run(fourBitHead)];
+  const dist = (a: Float32Array) => Math.sqrt(a.reduce((s, v, i) => s + (v - ref[i]!) ** 2, 0));
+  assert.ok(dist(eight) < dist(four), `8-bit head ${dist(eight)} vs 4-bit ${dist(four)}`);
+});
