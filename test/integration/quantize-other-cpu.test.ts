@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO } from './helpers';
+import { goldenToJsonl } from '../../src/quantize/evaluate';
+import { TORCH_MODELS, TORCH_MODELS_DIR } from '../fixtures/torch-models';
 
 /**
  * A quantized model must give the same answer on every x86 CPU. This machine may have VNNI; the CPUs
@@ -62,5 +64,73 @@ test('int8 models quantized here keep their fidelity floors on an AVX2-only CPU 
       assert.ok(m.top1Agreement >= 0.99 && m.cosine.mean >= 0.99, `${name} on ${cpu}: top-1 ${m.top1Agreement}, cosine ${m.cosine.mean}`);
     }
     assert.ok(Math.abs(r.here.cosine.mean - r.avx2.cosine.mean) < 2e-3, `${name}: the output depends on the CPU (cosine ${r.here.cosine.mean} vs ${r.avx2.cosine.mean})`);
+  }
+});
+
+/**
+ * ARM: the same CLI on Node's own linux-arm64 build under qemu-aarch64, with onnxruntime-node's arm64
+ * binding (scripts/arm64-node.sh fetches Node from npm and three Debian arm64 libraries; `npm test` runs it
+ * and passes the folder as QCFLOW_ARM64_DIR). Two CPUs: Neoverse N1 (dot-product instructions, as
+ * Graviton 2) and Cortex-A72 (none, as a Raspberry Pi 4). onnxruntime reads the CPU's identity from
+ * /proc/cpuinfo, which under qemu-user is this machine's x86 one, and crashes on it; each run therefore
+ * sees an ARM cpuinfo bind-mounted in a private mount namespace (unshare, no privileges needed). tsx's
+ * esbuild is this machine's binary, which qemu-user lets run natively as a child.
+ */
+const ARM64_DIR = process.env.QCFLOW_ARM64_DIR ?? path.join(os.homedir(), '.cache/qcflow/arm64');
+const ARM_CPUS: Record<string, string> = {
+  'neoverse-n1': 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n',
+  'cortex-a72': 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n',
+};
+
+async function armCli(args: string[], cpu: string, dir: string): Promise<string> {
+  const cpuinfo = path.join(dir, `cpuinfo-${cpu}`);
+  writeFileSync(cpuinfo, [0, 1].map((i) => `processor\t: ${i}\n${ARM_CPUS[cpu]}`).join('\n'));
+  const r = await promisify(execFile)('unshare', [
+    '--map-root-user', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /proc/cpuinfo && exec "$@"', cpuinfo,
+    '/usr/bin/qemu-aarch64', '-cpu', cpu, path.join(ARM64_DIR, `node-${process.versions.node}`, 'bin', 'node'), '--import', 'tsx', 'src/cli/main.ts', ...args,
+  ], {
+    cwd: REPO, maxBuffer: 64 << 20,
+    env: { ...process.env, QCFLOW_LOG_LEVEL: 'silent', QEMU_LD_PREFIX: path.join(ARM64_DIR, 'sysroot'), ESBUILD_BINARY_PATH: path.join(REPO, 'node_modules/@esbuild/linux-x64/bin/esbuild') },
+  });
+  return r.stdout;
+}
+
+test('quantized models give this CPU\'s answer on ARM (emulated Neoverse N1 and Cortex-A72): int8, int4 MatMul, embeddings and Conv blocks; 8-bit weights do not saturate there', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-arm-'));
+  for (const fixture of ['cnn', 'transformer']) await cli(['model', 'fixture', '--name', fixture, '--dir', path.join(dir, fixture), '--samples', '30'], false);
+  for (const m of TORCH_MODELS.filter((x) => x.file === 'text-transformer.onnx' || x.file === 'resnet-small.onnx')) {
+    const d = path.join(dir, m.file.replace(/\.onnx$/, ''));
+    mkdirSync(d);
+    copyFileSync(path.join(TORCH_MODELS_DIR, m.file), path.join(d, 'model.onnx'));
+    writeFileSync(path.join(d, 'golden.jsonl'), goldenToJsonl(m.golden()));
+  }
+  // Each emulated run takes 13–18 s, so each case runs on one of the two CPUs (the full-range control on both).
+  const runs: Array<{ model: string; method: string; extra: string[]; cpu: string }> = [
+    { model: 'cnn', method: 'int8-dynamic', extra: [], cpu: 'cortex-a72' },
+    { model: 'cnn', method: 'int8-static', extra: ['--full-range'], cpu: 'neoverse-n1' },
+    { model: 'cnn', method: 'int8-static', extra: ['--full-range'], cpu: 'cortex-a72' },
+    { model: 'transformer', method: 'int4', extra: [], cpu: 'cortex-a72' },
+    // GatherBlockQuantized, MatMulNBits and the 8-bit head.
+    { model: 'text-transformer', method: 'int4', extra: [], cpu: 'neoverse-n1' },
+    // Blocked int4 DequantizeLinear-21 before each Conv.
+    { model: 'resnet-small', method: 'int4', extra: ['--int4-conv'], cpu: 'neoverse-n1' },
+  ];
+  const results = [];
+  for (let i = 0; i < runs.length; i += 2) {
+    results.push(...await Promise.all(runs.slice(i, i + 2).map(async (c) => {
+      const d = path.join(dir, c.model);
+      const out = path.join(d, `${c.method}${c.extra.join('')}.onnx`);
+      const calibration = c.method === 'int8-static' ? ['--calibration', path.join(d, 'golden.jsonl')] : [];
+      await cli(['model', 'quantize', '--input', path.join(d, 'model.onnx'), '--method', c.method, ...calibration, ...c.extra, '--output', out], false);
+      const evaluate = ['model', 'evaluate', '--reference', path.join(d, 'model.onnx'), '--candidate', out, '--inputs', path.join(d, 'golden.jsonl'), '--runs', '1', '--in-process'];
+      const [here, arm] = await Promise.all([cli(evaluate, false), armCli(evaluate, c.cpu, dir)]);
+      return { ...c, here: JSON.parse(here) as Metrics, arm: JSON.parse(arm) as Metrics };
+    })));
+  }
+  for (const r of results) {
+    const name = `${r.model} ${r.method}${r.extra.length ? ` ${r.extra.join(' ')}` : ''} on ${r.cpu}`;
+    t.diagnostic(`${name}: cosine ${r.arm.cosine.mean.toFixed(5)}, top-1 ${r.arm.top1Agreement} (this CPU ${r.here.cosine.mean.toFixed(5)}, ${r.here.top1Agreement})`);
+    assert.ok(r.arm.top1Agreement >= 0.99 && r.arm.cosine.mean >= 0.99, `${name}: top-1 ${r.arm.top1Agreement}, cosine ${r.arm.cosine.mean}`);
+    assert.ok(Math.abs(r.here.cosine.mean - r.arm.cosine.mean) < 2e-3, `${name}: the output depends on the CPU (cosine ${r.here.cosine.mean} here vs ${r.arm.cosine.mean})`);
   }
 });

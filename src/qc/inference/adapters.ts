@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import { loadSharp } from '../../util/sharp';
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { Finding } from '../findings';
 import { valueAtPointer } from '../compliance';
@@ -102,7 +102,7 @@ export function imageAdapter(spec: Extract<AdapterSpec, { kind: 'image' }>): Inp
         const pointer = `/media/${spec.mediaIndex}`;
         if (!item.image) return { index, finding: badInput(pointer, 'bad_input', `image adapter needs media item ${spec.mediaIndex}; the sample has none (or it is missing from storage)`) };
         try {
-          const raw = await sharp(item.image).toColourspace('srgb').removeAlpha().resize(W, H, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+          const raw = await (await loadSharp())(item.image).toColourspace('srgb').removeAlpha().resize(W, H, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
           if (raw.info.channels !== 3) return { index, finding: badInput(pointer, 'bad_input', `image decoded to ${raw.info.channels} channels; expected RGB`) };
           return { index, pixels: raw.data };
         } catch (err) {

@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import { loadSharp } from '../../util/sharp';
 import type { Finding } from '../findings';
 import { pluginConfigParser } from './types';
 import type { PluginResult, QcPlugin } from './types';
@@ -44,7 +44,7 @@ export function laplacianVariance(grey: Uint8Array | Buffer, width: number, heig
 }
 
 export async function measureImage(bytes: Buffer, cfg: Pick<ImageQualityConfig, 'darkLevel' | 'brightLevel' | 'maxSide'>): Promise<ImageStats> {
-  const { data, info } = await sharp(bytes)
+  const { data, info } = await (await loadSharp())(bytes)
     .greyscale()
     .resize(cfg.maxSide, cfg.maxSide, { fit: 'inside', withoutEnlargement: true })
     .raw()
