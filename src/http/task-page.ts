@@ -13,14 +13,15 @@ const swatch = (i: number): Html => html`<i class="sw" style="border-color:${col
 const percent = (x: number): string => `${Math.round(x * 100)}%`;
 
 /** Every annotator's boxes in their colour, and the consensus (what approve keeps) dashed over them. */
-function boxesSvg(annotations: TaskDetail['annotations'], consensus: Labels | null, dontCare: boolean[]): Html {
+function boxesSvg(annotations: TaskDetail['annotations'], consensus: Labels | null, dontCare: TaskDetail['dontCareRegions']): Html {
   const shapes = annotations.flatMap((a, i) => (a.labels.boxes ?? []).map((b) =>
     html`<rect class="annotator" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="${colour(i)}" stroke-width="3" vector-effect="non-scaling-stroke"><title>${a.annotator}: ${b.class}</title></rect>`));
+  const fused = (consensus?.boxes ?? []).map((b) =>
+    html`<rect class="consensus" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="#fff" stroke-width="2" stroke-dasharray="6 4" vector-effect="non-scaling-stroke"><title>consensus: ${b.class}</title></rect>`);
   // A don't-care region (drawn by some, not others) is dotted grey: approve releases it as one.
-  const fused = (consensus?.boxes ?? []).map((b, i) => (dontCare[i]
-    ? html`<rect class="consensus dont-care" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="#bbb" stroke-width="2" stroke-dasharray="2 4" vector-effect="non-scaling-stroke"><title>don't care (only some drew it): ${b.class}</title></rect>`
-    : html`<rect class="consensus" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="#fff" stroke-width="2" stroke-dasharray="6 4" vector-effect="non-scaling-stroke"><title>consensus: ${b.class}</title></rect>`));
-  return shapes.length || fused.length ? html`<svg class="boxes" preserveAspectRatio="none" aria-hidden="true">${shapes}${fused}</svg>` : EMPTY;
+  const doubtful = dontCare.map((b) =>
+    html`<rect class="consensus dont-care" x="${b.x}" y="${b.y}" width="${b.w}" height="${b.h}" fill="none" stroke="#bbb" stroke-width="2" stroke-dasharray="2 4" vector-effect="non-scaling-stroke"><title>don't care (only some drew it): ${b.class}</title></rect>`);
+  return shapes.length || fused.length || doubtful.length ? html`<svg class="boxes" preserveAspectRatio="none" aria-hidden="true">${shapes}${fused}${doubtful}</svg>` : EMPTY;
 }
 
 function annotatorHeading(a: { annotator: string }, i: number, reliability: Record<string, number>): Html {
@@ -66,6 +67,7 @@ function decisionForm(d: TaskDetail, csrf: string, drafts: { labels?: string; co
 <div class="buttons"><button name="decision" value="approve" id="approve">Approve <kbd>a</kbd></button><button name="decision" value="reject" id="reject">Reject <kbd>r</kbd></button>
 <button name="decision" value="resample" id="resample">Resample <kbd>s</kbd></button></div>
 <details id="correct-box"${drafts.labels !== undefined && new Html(' open')}><summary>Correct the labels <kbd>c</kbd></summary>
+${d.dontCareRegions.length > 0 && html`<p class="muted" id="dont-care-note">${d.dontCareRegions.length} ${d.dontCareRegions.length === 1 ? 'region' : 'regions'} only some annotators drew (grey, dotted) ${d.dontCareRegions.length === 1 ? 'is' : 'are'} released as don't-care if you approve; a correction holds only the boxes in it, so draw one where you see an object.</p>`}
 <div class="editor" id="editor"></div>
 <details id="json-box"><summary>Edit as JSON</summary><label for="labels">Final labels (JSON)</label><textarea id="labels" name="labels" spellcheck="false">${draft}</textarea></details>
 <button name="decision" value="correct" id="correct">Submit correction <kbd>Ctrl</kbd>+<kbd>Enter</kbd></button></details>
@@ -88,7 +90,7 @@ export function taskPage(o: {
   const { task, sample, annotations, layers, consensus } = d;
   const text = typeof sample.payload.text === 'string' ? html`<div class="text" id="sample-text">${sample.payload.text}</div>` : EMPTY;
   const otherFields = Object.entries(sample.payload).filter(([k]) => k !== 'text' || typeof sample.payload.text !== 'string');
-  const media = sample.media.map((m) => html`<figure><img src="${m.url}" alt="${m.key}">${boxesSvg(annotations, consensus, d.dontCareBoxes)}</figure>`);
+  const media = sample.media.map((m) => html`<figure><img src="${m.url}" alt="${m.key}">${boxesSvg(annotations, consensus, d.dontCareRegions)}</figure>`);
   const legend = annotations.map((a, i) => html`<span>${swatch(i)}${a.annotator}</span>`);
   const layerRows = layers.map((l) => html`<tr><td>${l.layer} ${LAYER_NAMES[l.layer] ?? ''}</td><td class="${l.passed ? 'pass' : 'fail'}">${l.passed ? 'passed' : 'flagged'}</td>
 <td>${l.score === null ? '—' : l.score.toFixed(3)}${l.modelVersion && html`<br><span class="muted">${l.modelVersion}</span>`}</td><td>${l.findings.length ? findingList(l.findings) : html`<span class="muted">no findings</span>`}</td></tr>`);
@@ -101,14 +103,14 @@ export function taskPage(o: {
 <div class="grid"><div>
 <section id="why"><h2>Why you see this</h2><p><strong>${reasonInWords(task.reason)}</strong></p>
 <p class="muted">${task.round > 0 && `Round ${task.round}. `}Waiting ${age(task.createdAt)}, due ${dueIn(task.dueAt)}.</p>${findingList(why)}</section>
-<section><h2>Sample</h2>${text}${media}${media.length > 0 && legend.length > 0 && html`<p class="legend">${legend}<span><i class="sw" style="border-color:#999;border-style:dashed"></i>consensus</span></p>`}
+<section><h2>Sample</h2>${text}${media}${media.length > 0 && legend.length > 0 && html`<p class="legend">${legend}<span><i class="sw" style="border-color:#999;border-style:dashed"></i>consensus</span>${d.dontCareRegions.length > 0 && html`<span><i class="sw" style="border-color:#bbb;border-style:dotted"></i>don't care</span>`}</p>`}
 ${otherFields.length > 0 && html`<div class="scroll"><table>${otherFields.map(([k, v]) => html`<tr><th>${k}</th><td><pre>${typeof v === 'string' ? v : JSON.stringify(v)}</pre></td></tr>`)}</table></div>`}</section>
 <section><h2>Where the annotators differ</h2>${comparisonTable(d)}</section>
 <section><h2>QC layers</h2><div class="scroll"><table><thead><tr><th>Layer</th><th>Result</th><th>Score</th><th>Findings</th></tr></thead><tbody>${layerRows}</tbody></table></div></section>
 </div><div><section class="decide" id="decision"><h2>Decision</h2>${decisionForm(d, o.csrf, { labels: o.labelsDraft, comment: o.commentDraft })}</section>${historyList(o.history ?? [])}</div></div>
 ${jsonBlock('task-data', {
   taskId: task.id, open: d.can.decide, decided: task.status === 'decided' || task.status === 'deciding', refused: o.error !== undefined, ontology: d.ontology, palette: PALETTE,
-  annotations: annotations.map((a) => ({ annotator: a.annotator, labels: a.labels })), consensus, text: typeof sample.payload.text === 'string' ? sample.payload.text : null,
+  annotations: annotations.map((a) => ({ annotator: a.annotator, labels: a.labels })), consensus, dontCare: d.dontCareRegions, text: typeof sample.payload.text === 'string' ? sample.payload.text : null,
 })}`,
     script: REVIEW_SCRIPT_PATH,
   });

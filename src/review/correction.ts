@@ -45,11 +45,16 @@ export function labelsAsConsensus(labels: Labels): Consensus {
   return out;
 }
 
-/** Layer 2's consensus as labels a reviewer can edit: the starting point of a correction. */
+/**
+ * Layer 2's consensus as labels a reviewer can edit: the starting point of a correction. Don't-care regions
+ * (`splitObjects: dontCare`) are left out: they are the crowd's doubt, not a label a person gives, and
+ * as plain boxes a correction started from the consensus would release every one as an object. The page
+ * draws them apart (`dontCareRegions`); a reviewer who sees an object there draws it.
+ */
 export function consensusAsLabels(c: Consensus): Labels {
   const out: Labels = {};
   if (c.classes) out.classes = c.classes.classes;
-  if (c.boxes) out.boxes = c.boxes.map((b) => ({ ...b.geometry, class: b.class, ...(b.attributes ? { attributes: b.attributes } : {}) }));
+  if (c.boxes) out.boxes = c.boxes.filter((b) => !b.dontCare).map((b) => ({ ...b.geometry, class: b.class, ...(b.attributes ? { attributes: b.attributes } : {}) }));
   if (c.spans) out.spans = c.spans.map((sp) => ({ start: sp.geometry.start, end: sp.geometry.end, label: sp.class }));
   if (c.attributes) out.attributes = c.attributes;
   return out;

@@ -50,10 +50,10 @@ export interface TaskDetail {
   sample: { id: string; externalId: string; payload: Record<string, unknown>; media: Array<{ key: string; url: string }> };
   annotations: Array<{ annotator: string; labels: Labels }>;
   layers: LayerResult[];
-  /** Layer 2's consensus as labels: what `approve` keeps, and the starting point of a correction. */
+  /** Layer 2's consensus as labels: what `approve` keeps (with `dontCareRegions`), and the starting point of a correction. */
   consensus: Labels | null;
-  /** Per consensus box, whether it is released as a don't-care region (`splitObjects: dontCare`). */
-  dontCareBoxes: boolean[];
+  /** Consensus boxes that approve releases as don't-care regions (`splitObjects: dontCare`); not in `consensus`. */
+  dontCareRegions: Array<{ x: number; y: number; w: number; h: number; class: string }>;
   /** What the actor may do with the task now. */
   can: { decide: boolean; claim: boolean };
   /** The project's ontology: what the label editor offers. */
@@ -163,7 +163,7 @@ export class ReviewService {
       annotations: s.annotations,
       layers: s.layers.map((l) => ({ layer: l.layer, passed: l.passed, score: l.score, findings: l.findings, details: l.details ?? {}, modelVersion: l.model_version })),
       consensus: l2Consensus ? consensusAsLabels(l2Consensus) : null,
-      dontCareBoxes: (l2Consensus?.boxes ?? []).map((b) => b.dontCare === true),
+      dontCareRegions: (l2Consensus?.boxes ?? []).filter((b) => b.dontCare).map((b) => ({ ...b.geometry, class: b.class })),
       can: { decide: task.status === 'open' && !denyDecide(actor, task, member, now), claim: task.status === 'open' && !denyClaim(actor, task, member, now) && task.assignee !== actor.user },
       ontology: project?.ontology ?? {},
       reliability: await annotatorAccuracies(this.d.pool, task.project, s.annotations.map((a) => a.annotator)),

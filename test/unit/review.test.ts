@@ -13,6 +13,8 @@ import { AuthError, issueToken, tokenVerifier } from '../../src/http/auth';
 import { DUMMY_HASH, hashPassword, verifyPassword } from '../../src/http/passwords';
 import { esc, dueIn, html } from '../../src/http/html';
 import { parseQueueQuery, queuePage } from '../../src/http/queue-page';
+import { taskPage } from '../../src/http/task-page';
+import type { TaskDetail } from '../../src/review/service';
 import { DEFAULT_POLICY, resolvePolicy } from '../../src/qc/policy';
 import type { ReviewTask } from '../../src/review/decisions';
 
@@ -140,6 +142,38 @@ test('labels and layer-2 consensus convert both ways', () => {
   assert.deepEqual(c.classes, { classes: ['car'], support: 1 });
   assert.deepEqual(c.boxes![0], { geometry: { x: 1, y: 2, w: 3, h: 4 }, class: 'car', support: 1, attributes: { color: 'red' } });
   assert.deepEqual(consensusAsLabels(c), labels);
+});
+
+test('don\'t-care regions: not in the labels a correction starts from, drawn apart, and the reviewer told what approve and a correction release', () => {
+  const consensus = {
+    boxes: [
+      { geometry: { x: 10, y: 10, w: 50, h: 40 }, class: 'Vehicle', support: 1 },
+      { geometry: { x: 300, y: 200, w: 12, h: 9 }, class: 'Vehicle', support: 1 / 3, dontCare: true as const },
+    ],
+  };
+  // Before, the second became a plain box in the draft, and a correction released it as an object.
+  assert.deepEqual(consensusAsLabels(consensus), { boxes: [{ x: 10, y: 10, w: 50, h: 40, class: 'Vehicle' }] });
+  const task: ReviewTask = {
+    id: '7', sampleId: 's', project: 'street', round: 0, reason: 'uncertain', audience: 'reviewers', assignee: null, claimExpiresAt: null, status: 'open',
+    decision: null, decidedBy: null, decidedAt: null, comment: null, createdAt: new Date().toISOString(), dueAt: new Date(Date.now() + 3600e3).toISOString(),
+  };
+  const detail: TaskDetail = {
+    task, sample: { id: 's', externalId: 'photo-1', payload: {}, media: [{ key: 'street/p.jpg', url: '/m/p.jpg' }] },
+    annotations: [{ annotator: 'a', labels: { boxes: [{ x: 10, y: 10, w: 50, h: 40, class: 'Vehicle' }, { x: 300, y: 200, w: 12, h: 9, class: 'Vehicle' }] } }, { annotator: 'b', labels: { boxes: [{ x: 11, y: 10, w: 49, h: 40, class: 'Vehicle' }] } }],
+    layers: [], consensus: consensusAsLabels(consensus), dontCareRegions: [{ x: 300, y: 200, w: 12, h: 9, class: 'Vehicle' }],
+    can: { decide: true, claim: false }, ontology: { classes: ['Vehicle'] }, reliability: {},
+  };
+  const page = taskPage({ user: 'r', csrf: 'c', detail });
+  assert.equal((page.match(/class="consensus dont-care"/g) ?? []).length, 1);
+  assert.equal((page.match(/class="consensus"/g) ?? []).length, 1);
+  assert.match(page, /id="dont-care-note">1 region only some annotators drew \(grey, dotted\) is released as don't-care if you approve; a correction holds only the boxes in it/);
+  const draft = JSON.parse(page.match(/<textarea id="labels"[^>]*>([^<]*)<\/textarea>/)![1]!.replace(/&quot;/g, '"')) as { boxes: unknown[] };
+  assert.equal(draft.boxes.length, 1);
+  const data = JSON.parse(page.match(/<script type="application\/json" id="task-data">([^<]*)<\/script>/)![1]!) as { consensus: { boxes: unknown[] }; dontCare: unknown[] };
+  assert.deepEqual([data.consensus.boxes.length, data.dontCare.length], [1, 1]);
+  // Without doubtful regions there is no note and no grey box.
+  const plain = taskPage({ user: 'r', csrf: 'c', detail: { ...detail, dontCareRegions: [] } });
+  assert.ok(!plain.includes('dont-care'));
 });
 
 test('tokens: HS256 only, expiry, signature, required claims; errors say how to get a new one', () => {

@@ -22,7 +22,7 @@
     var out = [];
     if (!D) return out;
     D.annotations.forEach(function (a) { (a.labels.boxes || []).forEach(function (b) { out.push(b); }); });
-    ((D.consensus && D.consensus.boxes) || []).forEach(function (b) { out.push(b); });
+    ((D.consensus && D.consensus.boxes) || []).concat(D.dontCare || []).forEach(function (b) { out.push(b); });
     return out;
   }
   var PIXELS = pixelUnits(allBoxes());
