@@ -195,7 +195,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
         out.push(n);
         continue;
       }
-      out.push(...q.quantize(n, ctx));
+      // The node that now writes the original's output keeps its metadata (torch.export: module path, stack trace).
+      out.push(...q.quantize(n, ctx).map((r) => (n.metadataProps && !r.metadataProps && (r.output ?? []).some((o) => n.output!.includes(o)) ? { ...r, metadataProps: n.metadataProps } : r)));
       nodes.push({ node: name, op: n.opType!, action: 'quantized' });
     }
     g.node = out;

@@ -363,3 +363,21 @@ test('int4 output layers: a small head keeps 8-bit weights (run as written), a l
   const dist = (a: Float32Array) => Math.sqrt(a.reduce((s, v, i) => s + (v - ref[i]!) ** 2, 0));
   assert.ok(dist(eight) < dist(four), `8-bit head ${dist(eight)} vs 4-bit ${dist(four)}`);
 });
+
+test('IR 10 metadata (per node, graph, value) survives decode, encode and quantization: a torch.export model keeps its 799 node entries', async () => {
+  const file = path.join(__dirname, '../fixtures/models/text-transformer.dynamo.onnx');
+  const m = decodeModel(readFileSync(file));
+  const g = m.graph!;
+  const count = (xs: Array<{ metadataProps?: unknown[] | null }> | null | undefined) => (xs ?? []).reduce((s, x) => s + (x.metadataProps?.length ?? 0), 0);
+  // The figures Python's onnx reads from the same file.
+  assert.deepEqual([count(g.node), g.metadataProps?.length, count([...(g.valueInfo ?? []), ...(g.input ?? []), ...(g.output ?? [])])], [799, 2, 61]);
+  const again = decodeModel(encodeModel(m));
+  assert.deepEqual((again.graph!.node ?? []).map((n) => n.metadataProps ?? []), (g.node ?? []).map((n) => n.metadataProps ?? []));
+  assert.deepEqual(again.graph!.metadataProps, g.metadataProps);
+  assert.equal(count(again.graph!.valueInfo), count(g.valueInfo));
+  // A quantized node's replacement keeps the metadata of the node it stands for.
+  const { model: q } = quantizeModel(m, { method: 'int4' });
+  const nbits = (q.graph!.node ?? []).filter((n) => n.opType === 'MatMulNBits');
+  assert.ok(nbits.length > 0 && nbits.every((n) => (n.metadataProps ?? []).some((e) => e.key === 'pkg.torch.onnx.stack_trace')));
+  await ort.InferenceSession.create(encodeModel(q));
+});
