@@ -270,10 +270,10 @@ export function riskFindings(reason: DispositionReason, risk: SampleRisk | undef
   const tau = (t: number): string => (t < 0 ? 'none (no sample of the batch is safe enough)' : t.toFixed(4));
   // A recalibrated estimate names the annotator models' own beside it: a reviewer sees how far reviews moved it.
   const primary = !risk ? '' : risk.raw ? `${risk.primary.toFixed(4)} (${risk.raw.primary.toFixed(4)} by the annotator models, recalibrated against decided reviews)` : risk.primary.toFixed(4);
-  const perLabel = policy.fusion.risk.per === 'label' && risk ? { ...labelRisk(risk), rate: primaryRisk(risk, 'label').rate } : undefined;
+  const perLabel = policy.fusion.risk.per === 'label' && risk ? primaryRisk(risk, 'label') : undefined;
   const over = !risk ? 'no risk estimate (layer 2 did not run)'
     : perLabel && (perLabel.rate > threshold.primary || perLabel.worst > policy.fusion.risk.maxSampleRisk)
-      ? `${perLabel.expectedWrong.toFixed(2)} of its ${perLabel.labels} labels are expected wrong (${perLabel.rate.toFixed(4)} a label; the likeliest wrong ${perLabel.worst.toFixed(4)}), over this batch's acceptance threshold ${tau(threshold.primary)} or the per-label cap ${policy.fusion.risk.maxSampleRisk} (target error rate ${policy.fusion.risk.targetErrorRate} of labels)`
+      ? `${(perLabel.rate * perLabel.weight).toFixed(2)} of its ${perLabel.weight} labels are expected wrong (${perLabel.rate.toFixed(4)} a label; the likeliest wrong ${perLabel.worst.toFixed(4)}), over this batch's acceptance threshold ${tau(threshold.primary)} or the per-label cap ${policy.fusion.risk.maxSampleRisk} (target error rate ${policy.fusion.risk.targetErrorRate} of labels)`
     : !perLabel && risk.primary > threshold.primary
       ? `probability the labels are wrong ${primary} is above this batch's acceptance threshold ${tau(threshold.primary)} (target error rate ${policy.fusion.risk.targetErrorRate}, per-sample cap ${policy.fusion.risk.maxSampleRisk})`
       : `probability an attribute is wrong ${risk.attributes.toFixed(4)} is above this batch's attribute threshold ${tau(threshold.attributes)} (attribute error rate ${policy.fusion.risk.attributeErrorRate})`;
