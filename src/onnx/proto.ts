@@ -28,7 +28,7 @@ interface Codec {
 /**
  * onnx-proto's schema is IR 8: it has no `metadata_props` on nodes, graphs, values, tensors or functions
  * (IR 10), and its decoders skip fields they do not know, so a model re-encoded here lost them — torch.export
- * writes five entries per node (module path, stack trace, FX node: 23% of a small transformer's file) and
+ * writes five entries per node (module path, stack trace, FX node: 22% of a small transformer's file) and
  * onnxruntime's tools keep them. Each of those types' decode and encode is wrapped to read and write that
  * one field (repeated StringStringEntryProto) as `metadataProps`; the generated code reaches nested
  * messages through the same objects, so a model's every node and value keeps its metadata.

@@ -27,34 +27,45 @@ async function cli(args: string[], emulated: boolean): Promise<string> {
   return r.stdout;
 }
 
-test('int8 models quantized here keep their fidelity floors on an AVX2-only CPU (emulated), and agree with this CPU', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-cpu-'));
-  const cases: Array<{ fixture: string; method: 'int8-dynamic' | 'int8-static'; extra: string[] }> = [
-    { fixture: 'cnn', method: 'int8-dynamic', extra: [] },
-    { fixture: 'cnn', method: 'int8-static', extra: [] },
-    { fixture: 'transformer', method: 'int8-dynamic', extra: [] },
-    { fixture: 'mlp', method: 'int8-static', extra: [] },
-    { fixture: 'cnn', method: 'int8-static', extra: ['--full-range'] },
-  ];
-  for (const fixture of new Set(cases.map((c) => c.fixture))) {
-    await cli(['model', 'fixture', '--name', fixture, '--dir', path.join(dir, fixture), '--samples', '50'], false);
-  }
+interface Case { model: string; method: string; extra: string[] }
+
+/**
+ * Quantizes `c.model` (a folder of `dir` with model.onnx and golden.jsonl) here, then evaluates the candidate
+ * here and through `elsewhere` (the CLI on an emulated CPU) on the same inputs, two cases at a time: each
+ * emulated run is one single-threaded QEMU process.
+ */
+async function hereAndElsewhere<C extends Case>(dir: string, cases: C[], elsewhere: (c: C, args: string[]) => Promise<string>): Promise<Array<C & { here: Metrics; there: Metrics }>> {
   const results = [];
-  // Two emulated runs at a time: each is one single-threaded QEMU process.
   for (let i = 0; i < cases.length; i += 2) {
     results.push(...await Promise.all(cases.slice(i, i + 2).map(async (c) => {
-      const d = path.join(dir, c.fixture);
+      const d = path.join(dir, c.model);
       const out = path.join(d, `${c.method}${c.extra.join('')}.onnx`);
       const calibration = c.method === 'int8-static' ? ['--calibration', path.join(d, 'golden.jsonl')] : [];
       await cli(['model', 'quantize', '--input', path.join(d, 'model.onnx'), '--method', c.method, ...calibration, ...c.extra, '--output', out], false);
       // In process: qemu-user emulates the process it starts, not the children that one forks.
       const evaluate = ['model', 'evaluate', '--reference', path.join(d, 'model.onnx'), '--candidate', out, '--inputs', path.join(d, 'golden.jsonl'), '--runs', '1', '--in-process'];
-      const [here, avx2] = await Promise.all([cli(evaluate, false), cli(evaluate, true)]);
-      return { ...c, here: JSON.parse(here) as Metrics, avx2: JSON.parse(avx2) as Metrics };
+      const [here, there] = await Promise.all([cli(evaluate, false), elsewhere(c, evaluate)]);
+      return { ...c, here: JSON.parse(here) as Metrics, there: JSON.parse(there) as Metrics };
     })));
   }
+  return results;
+}
+
+test('int8 models quantized here keep their fidelity floors on an AVX2-only CPU (emulated), and agree with this CPU', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-cpu-'));
+  const cases: Case[] = [
+    { model: 'cnn', method: 'int8-dynamic', extra: [] },
+    { model: 'cnn', method: 'int8-static', extra: [] },
+    { model: 'transformer', method: 'int8-dynamic', extra: [] },
+    { model: 'mlp', method: 'int8-static', extra: [] },
+    { model: 'cnn', method: 'int8-static', extra: ['--full-range'] },
+  ];
+  for (const fixture of new Set(cases.map((c) => c.model))) {
+    await cli(['model', 'fixture', '--name', fixture, '--dir', path.join(dir, fixture), '--samples', '50'], false);
+  }
+  const results = (await hereAndElsewhere(dir, cases, (_, args) => cli(args, true))).map((r) => ({ ...r, avx2: r.there }));
   for (const r of results) {
-    const name = `${r.fixture} ${r.method}${r.extra.length ? ` ${r.extra.join(' ')}` : ''}`;
+    const name = `${r.model} ${r.method}${r.extra.length ? ` ${r.extra.join(' ')}` : ''}`;
     t.diagnostic(`${name}: this CPU top-1 ${r.here.top1Agreement} cosine ${r.here.cosine.mean.toFixed(4)}; ${AVX2_ONLY_CPU} top-1 ${r.avx2.top1Agreement} cosine ${r.avx2.cosine.mean.toFixed(4)}`);
     if (r.extra.includes('--full-range')) {
       assert.ok(r.avx2.cosine.mean < 0.95, `${name}: 8-bit weights saturate on ${AVX2_ONLY_CPU} (cosine ${r.avx2.cosine.mean}); if not, the emulation no longer exercises that kernel`);
@@ -107,7 +118,7 @@ test('quantized models give this CPU\'s answer on ARM (emulated Neoverse N1 and 
   // Each emulated run takes 13–18 s, so each case runs on one of the two CPUs. Measured once on both with
   // twelve cases (every method on the fixtures, the torch text transformer and ResNet): all agreed with this
   // CPU to 5 decimals, and full-range weights did not saturate on either.
-  const runs: Array<{ model: string; method: string; extra: string[]; cpu: string }> = [
+  const runs: Array<Case & { cpu: string }> = [
     { model: 'cnn', method: 'int8-dynamic', extra: [], cpu: 'cortex-a72' },
     { model: 'cnn', method: 'int8-static', extra: ['--full-range'], cpu: 'neoverse-n1' },
     // GatherBlockQuantized, MatMulNBits and the 8-bit head.
@@ -115,18 +126,7 @@ test('quantized models give this CPU\'s answer on ARM (emulated Neoverse N1 and 
     // Blocked int4 DequantizeLinear-21 before each Conv.
     { model: 'resnet-small', method: 'int4', extra: ['--int4-conv'], cpu: 'neoverse-n1' },
   ];
-  const results = [];
-  for (let i = 0; i < runs.length; i += 2) {
-    results.push(...await Promise.all(runs.slice(i, i + 2).map(async (c) => {
-      const d = path.join(dir, c.model);
-      const out = path.join(d, `${c.method}${c.extra.join('')}.onnx`);
-      const calibration = c.method === 'int8-static' ? ['--calibration', path.join(d, 'golden.jsonl')] : [];
-      await cli(['model', 'quantize', '--input', path.join(d, 'model.onnx'), '--method', c.method, ...calibration, ...c.extra, '--output', out], false);
-      const evaluate = ['model', 'evaluate', '--reference', path.join(d, 'model.onnx'), '--candidate', out, '--inputs', path.join(d, 'golden.jsonl'), '--runs', '1', '--in-process'];
-      const [here, arm] = await Promise.all([cli(evaluate, false), armCli(evaluate, c.cpu, dir)]);
-      return { ...c, here: JSON.parse(here) as Metrics, arm: JSON.parse(arm) as Metrics };
-    })));
-  }
+  const results = (await hereAndElsewhere(dir, runs, (c, args) => armCli(args, c.cpu, dir))).map((r) => ({ ...r, arm: r.there }));
   for (const r of results) {
     const name = `${r.model} ${r.method}${r.extra.length ? ` ${r.extra.join(' ')}` : ''} on ${r.cpu}`;
     t.diagnostic(`${name}: cosine ${r.arm.cosine.mean.toFixed(5)}, top-1 ${r.arm.top1Agreement} (this CPU ${r.here.cosine.mean.toFixed(5)}, ${r.here.top1Agreement})`);
