@@ -55,9 +55,10 @@ export async function qcBench(): Promise<void> {
     const seconds = (Date.now() - t0) / 1000;
     if (result.failedBatches.length) throw new Error(`batches failed: ${result.failedBatches.join(', ')}`);
 
-    const { rows } = await pool.query<{ external_id: string; status: string; reason: string | null; consensus: { classes?: { classes: string[] }; boxes?: Array<{ geometry: Box; attributes?: { pose?: string } }> } | null; p_wrong: string | null; p_class: string | null; risk: unknown }>(
+    const { rows } = await pool.query<{ external_id: string; status: string; reason: string | null; consensus: { classes?: { classes: string[] }; boxes?: Array<{ geometry: Box; attributes?: { pose?: string } }> } | null; p_wrong: string | null; p_class: string | null; p_primary: string | null; risk: unknown }>(
       `SELECT s.external_id, s.status, q5.details->>'reason' AS reason, q2.details->'consensus' AS consensus, q5.details->'risk'->>'pWrong' AS p_wrong, q5.details->'risk' AS risk,
-              (SELECT f->>'pWrong' FROM jsonb_array_elements(q5.details->'risk'->'fields') f WHERE f->>'field' = 'class') AS p_class
+              (SELECT f->>'pWrong' FROM jsonb_array_elements(q5.details->'risk'->'fields') f WHERE f->>'field' = 'class') AS p_class,
+              q5.details->'risk'->>'primary' AS p_primary
        FROM samples s LEFT JOIN qc_results q2 ON q2.sample_id = s.id AND q2.layer = 2 LEFT JOIN qc_results q5 ON q5.sample_id = s.id AND q5.layer = 5
        WHERE s.project_id = $1`, [project],
     );
@@ -67,6 +68,7 @@ export async function qcBench(): Promise<void> {
       boxes: r.consensus?.boxes?.length ?? 0, pWrong: r.p_wrong === null ? undefined : Number(r.p_wrong),
     } satisfies Outcome]));
     const classRisk = new Map(rows.filter((r) => r.p_class !== null).map((r) => [r.external_id, Number(r.p_class)]));
+    const primaryRiskOf = new Map(rows.filter((r) => r.p_primary !== null).map((r) => [r.external_id, Number(r.p_primary)]));
     const usable = crowd.truth.filter((t) => !t.schemaViolation);
     const violations = crowd.truth.filter((t) => t.schemaViolation);
     const outcome = (t: CrowdTruth): Outcome => byId.get(t.externalId) ?? { status: 'missing', boxes: 0 };
@@ -107,6 +109,8 @@ export async function qcBench(): Promise<void> {
         auroc: +auroc(risk, wrong).toFixed(4), targetAuroc: 0.95, ece: +cal.ece.toFixed(4),
         // The class field's own estimate against class errors: what CROWDLAB's score is judged on.
         aurocClass: +auroc(scored.map((t) => classRisk.get(t.externalId) ?? 1), scored.map((t) => !right(t).cls)).toFixed(4),
+        // The estimate acceptance is held to (primary labels: class, box; 0.5% budget) against primary errors.
+        aurocPrimary: +auroc(scored.map((t) => primaryRiskOf.get(t.externalId) ?? 1), scored.map(primaryWrong)).toFixed(4),
         // The ceiling: the true posterior under the profiles that generated the votes, of the same consensus.
         oracleAuroc: +auroc(oracle.map((o) => o.all), wrong).toFixed(4),
         oracleAurocClass: +auroc(oracle.map((o) => o.cls), scored.map((t) => !right(t).cls)).toFixed(4),

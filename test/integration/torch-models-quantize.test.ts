@@ -11,7 +11,8 @@ import { TORCH_MODELS, TORCH_MODELS_DIR } from '../fixtures/torch-models';
 
 // Models as torch exports them (test/fixtures/models/export.py): weights behind Transpose and Identity
 // aliases, one weight shared by every layer, embeddings (tied to the LM head in bert-tied), Gemm with transB.
-// Ceilings on the whole file, floors on the mean cosine with fp32 on inputs like the models' own.
+// Ceilings on the whole file (plus the share of it that is IR 10 metadata, which stays as written: 19–22% of
+// the torch.export files), floors on the mean cosine with fp32 on inputs like the models' own.
 const CEILING: Record<Method, number> = { 'int8-dynamic': 0.45, 'int8-static': 0.45, int4: 0.33, fp16: 0.56 };
 const FLOOR: Record<Method, number> = { 'int8-dynamic': 0.999, 'int8-static': 0.99, int4: 0.99, fp16: 0.9999 };
 
@@ -19,6 +20,11 @@ for (const c of TORCH_MODELS) {
   test(`${c.file}: every weight is quantized, the file shrinks, the outputs stay close`, async (t) => {
     const bytes = readFileSync(path.join(TORCH_MODELS_DIR, c.file));
     const golden = c.golden();
+    const bare = decodeModel(bytes);
+    for (const n of bare.graph!.node ?? []) n.metadataProps = null;
+    bare.graph!.metadataProps = null;
+    for (const v of [...(bare.graph!.valueInfo ?? []), ...(bare.graph!.input ?? []), ...(bare.graph!.output ?? [])]) v.metadataProps = null;
+    const metadataShare = 1 - encodeModel(bare).length / encodeModel(decodeModel(bytes)).length;
     for (const method of ['int8-dynamic', 'int8-static', 'int4', 'fp16'] as Method[]) {
       const { model, report } = method === 'int8-static'
         ? await quantizeModelStatic(decodeModel(bytes), { method }, () => golden, { method: 'minmax' })
@@ -28,7 +34,7 @@ for (const c of TORCH_MODELS) {
       t.diagnostic(`${c.file} ${method}: ${report.quantized} nodes (${report.foldedWeightPaths} weight paths folded), file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(5)}; kept: ${[...new Set(kept.map((k) => `${k.op} (${k.reason})`))].join('; ') || 'none'}`);
       // What stays float is attention's activation × activation products, never a weight.
       for (const k of kept) assert.ok(k.op === 'MatMul' && /not a constant/.test(k.reason ?? '') || method === 'int8-static', `${k.node}: ${k.reason}`);
-      assert.ok(m.bytes!.ratio <= CEILING[method], `${method} file ×${m.bytes!.ratio}`);
+      assert.ok(m.bytes!.ratio <= CEILING[method] + metadataShare, `${method} file ×${m.bytes!.ratio} (${(metadataShare * 100).toFixed(1)}% of the input is metadata)`);
       assert.ok(m.cosine.mean >= FLOOR[method], `${method} cosine ${m.cosine.mean}`);
       // The tied table is stored once: the LM head's int8 weight is a Transpose of the embedding's rows.
       if (c.file.startsWith('bert-tied') && method === 'int8-dynamic') assert.ok(model.graph!.node!.some((n) => n.opType === 'Transpose' && model.graph!.initializer!.some((t) => t.name === n.input![0] && t.dataType === 3)), 'tied table stored twice');
