@@ -25,7 +25,8 @@ export function sharedWeight(ctx: QuantizeContext, key: string, make: () => { no
 }
 
 function dequantizedWeightOnce(ctx: QuantizeContext, name: string, axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
-  const { q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, reduceRange);
+  const w = ctx.index.initializers.get(name)!;
+  const { q, wq } = storeInt8(ctx, name, floatValues(w), (w.dims ?? []).map(Number), axis, ctx.options.perChannel, reduceRange);
   const perChannel = q.scales.length > 1;
   const ws = ctx.index.uniqueName(`${name}_scale`);
   const wz = ctx.index.uniqueName(`${name}_zero_point`);
@@ -41,11 +42,17 @@ function dequantizedWeightOnce(ctx: QuantizeContext, name: string, axis: number,
  * file keeps a quarter of the bytes and the node computes in float at float speed, on any opset and CPU.
  */
 export function weightOnlyInt8(ctx: QuantizeContext, name: string, axis: number, reduceRange = false): { nodes: onnx.INodeProto[]; output: string } {
-  return sharedWeight(ctx, `w8:${name}:${axis}:${reduceRange}`, () => weightOnlyInt8Once(ctx, name, axis, reduceRange));
+  const w = ctx.index.initializers.get(name)!;
+  return weightOnlyInt8Values(ctx, `w8:${name}:${axis}:${reduceRange}`, name, () => floatValues(w), (w.dims ?? []).map(Number), axis, reduceRange);
 }
 
-function weightOnlyInt8Once(ctx: QuantizeContext, name: string, axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
-  const { dims, q, wq } = storeInt8(ctx, name, axis, ctx.options.perChannel, reduceRange);
+/** weightOnlyInt8 of values not stored as they are read (a Gemm's weight transposed), shared under `key`. */
+export function weightOnlyInt8Values(ctx: QuantizeContext, key: string, name: string, values: () => Float32Array, dims: number[], axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
+  return sharedWeight(ctx, key, () => weightOnlyInt8Once(ctx, name, values(), dims, axis, reduceRange));
+}
+
+function weightOnlyInt8Once(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
+  const { q, wq } = storeInt8(ctx, name, values, dims, axis, ctx.options.perChannel, reduceRange);
   const ws = ctx.index.uniqueName(`${name}_scale`);
   // Scales shaped to broadcast along `axis`: [C, 1, 1, 1] for a Conv weight [C, …].
   const shape = dims.map((d, i) => (i === axis && q.scales.length > 1 ? d : 1));
@@ -61,11 +68,9 @@ function weightOnlyInt8Once(ctx: QuantizeContext, name: string, axis: number, re
   };
 }
 
-function storeInt8(ctx: QuantizeContext, name: string, axis: number, perChannel: boolean, reduceRange: boolean): { dims: number[]; q: QuantizedWeight; wq: string } {
-  const w = ctx.index.initializers.get(name)!;
-  const dims = (w.dims ?? []).map(Number);
-  const q = quantizeWeight8(floatValues(w), dims, { axis, perChannel, symmetric: true, qtype: 'int8', reduceRange });
+function storeInt8(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, perChannel: boolean, reduceRange: boolean): { q: QuantizedWeight; wq: string } {
+  const q = quantizeWeight8(values, dims, { axis, perChannel, symmetric: true, qtype: 'int8', reduceRange });
   const wq = ctx.index.uniqueName(`${name}_quantized`);
   ctx.addInitializer(makeTensor(wq, DT.INT8, dims, q.values));
-  return { dims, q, wq };
+  return { q, wq };
 }

@@ -4,9 +4,8 @@ import { DT, elementCount, floatValues, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
-import { readingWeight, sharedWeight, weightOnlyInt8 } from './dequantized-weight';
+import { readingWeight, sharedWeight, weightOnlyInt8, weightOnlyInt8Values } from './dequantized-weight';
 import { intAttr } from '../onnx/graph';
-import { quantizeWeight8 } from './weights';
 import { tiedToATable } from './tied-weights';
 import type { QuantizeContext } from './types';
 
@@ -151,22 +150,13 @@ function headKeepsEightBits(ctx: QuantizeContext, base: string, weight: () => Fl
 }
 
 /**
- * `output = input · W` with W stored as int8 per output column, restored to float by Cast and Mul (folded
- * at load, as weight-only Conv weights are). Full 8 bits: no integer kernel reads them. A table tied to
- * this head is quantized the same way per row under int4 (gather.ts), so dedupeTransposedInt8 stores it once.
+ * `output = input · W` with W [K, N] int8 per output column, restored by Cast and Mul (folded at load, as
+ * weight-only Conv weights are). Full 8 bits: no integer kernel reads them. A table tied to this head is
+ * quantized the same way per row under int4 (gather.ts), so dedupeTransposedInt8 stores it once.
  */
 function matMulInt8Weight(ctx: QuantizeContext, base: string, input: string, weight: () => Float32Array, k: number, cols: number, output: string, weightKey: string): onnx.INodeProto[] {
-  const w = ctx.once(`int8-head:${weightKey}`, () => {
-    const q = quantizeWeight8(weight(), [k, cols], { axis: 1, perChannel: ctx.options.perChannel, symmetric: true, qtype: 'int8', reduceRange: false });
-    const wq = ctx.index.uniqueName(`${base}_weight_int8`);
-    const ws = ctx.index.uniqueName(`${base}_weight_scales`);
-    ctx.addInitializer(makeTensor(wq, DT.INT8, [k, cols], q.values));
-    ctx.addInitializer(makeTensor(ws, DT.FLOAT, q.scales.length > 1 ? [1, cols] : [], q.scales));
-    const cast = ctx.index.uniqueName(`${base}_weight_float`);
-    const restored = ctx.index.uniqueName(`${base}_weight_dequantized`);
-    return { output: restored, nodes: [node('Cast', [wq], [cast], { to: DT.FLOAT }, ctx.index.uniqueName(`${base}_Cast`)), node('Mul', [cast, ws], [restored], {}, ctx.index.uniqueName(`${base}_scale_Mul`))] };
-  });
-  return [...(w.first ? w.value.nodes : []), node('MatMul', [input, w.value.output], [output], {}, ctx.index.uniqueName(`${base}_MatMul`))];
+  const w = weightOnlyInt8Values(ctx, `int8-head:${weightKey}`, `${base}_weight`, weight, [k, cols], 1, false);
+  return [...w.nodes, node('MatMul', [input, w.output], [output], {}, ctx.index.uniqueName(`${base}_MatMul`))];
 }
 
 /** ONNX's INT4 element type (22; newer than the generated enum): two per byte, the first in the low nibble. */
