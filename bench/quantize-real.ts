@@ -6,7 +6,7 @@
  * torch-exported corpus of test/fixtures/models, and the fixture MLP, CNN and transformer on their golden inputs. onnxruntime's tool also gets the PaddleOCR
  * models with their Constant nodes made initializers first, its best chance. Both candidates are judged
  * by the same evaluation (cosine against fp32, whole-file size ratio, latency). One JSON line per model ×
- * method.
+ * method. `int4 --calibration` rows: GPTQ (quantizeModelCalibrated) on inputs apart from the judging ones.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { constantsToInitializers } from '../src/onnx/graph';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
 import { decodeModel, encodeModel } from '../src/onnx/proto';
 import { evaluateCandidate, type GoldenSample } from '../src/quantize/evaluate';
-import { quantizeModel } from '../src/quantize/quantize-model';
+import { quantizeModel, quantizeModelCalibrated } from '../src/quantize/quantize-model';
 import type { QuantizeOptions } from '../src/quantize/types';
 import { ASSETS, PADDLE_OCR } from '../test/fixtures/paddle-ocr';
 import { TORCH_MODELS, TORCH_MODELS_DIR } from '../test/fixtures/torch-models';
@@ -27,6 +27,8 @@ interface Case {
   name: string;
   bytes: Uint8Array;
   golden: GoldenSample[];
+  /** Other inputs of the same kind, for int4 with --calibration (GPTQ): never the ones that judge it. */
+  calibration: GoldenSample[];
 }
 
 type Figures = { fileRatio: number; cosine: number; worstCosine: number; seconds: number; latencyRatio: number } | { error: string } | { skipped: string };
@@ -40,9 +42,9 @@ export async function quantizeRealBench(): Promise<void> {
   const py = venvPython(loadConfig().binCacheDir, 'venv-ortq', ['onnxruntime.quantization', 'onnx_ir'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy']);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-quantize-real-'));
   const cases: Case[] = [];
-  for (const c of PADDLE_OCR) cases.push({ name: c.file.replace(/\.onnx$/, ''), bytes: readFileSync(path.join(ASSETS, c.file)), golden: await c.golden() });
-  for (const c of TORCH_MODELS) cases.push({ name: `torch ${c.file.replace(/\.onnx$/, '')}`, bytes: readFileSync(path.join(TORCH_MODELS_DIR, c.file)), golden: c.golden() });
-  for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20) });
+  for (const c of PADDLE_OCR) cases.push({ name: c.file.replace(/\.onnx$/, ''), bytes: readFileSync(path.join(ASSETS, c.file)), golden: await c.golden(), calibration: await c.calibration() });
+  for (const c of TORCH_MODELS) cases.push({ name: `torch ${c.file.replace(/\.onnx$/, '')}`, bytes: readFileSync(path.join(TORCH_MODELS_DIR, c.file)), golden: c.golden(), calibration: c.calibration() });
+  for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20), calibration: fixtureGolden(f, 20, { seed: 7 }) });
   const ort = async (c: Case, method: string, bytes: Uint8Array): Promise<Figures> => {
     if (typeof py !== 'string') return py;
     const src = path.join(dir, 'in.onnx');
@@ -56,17 +58,22 @@ export async function quantizeRealBench(): Promise<void> {
     for (const c of cases) {
       const paddle = !c.name.startsWith('fixture') && !c.name.startsWith('torch');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
-      for (const [method, options] of [['int8-dynamic', {}], ['int4', {}], ['int4', { int4Conv: true }]] as Array<[string, Partial<QuantizeOptions>]>) {
+      const convs = decodeModel(c.bytes).graph!.node!.some((n) => n.opType === 'Conv');
+      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ...(convs ? [['int4', { int4Conv: true }, true] as [string, Partial<QuantizeOptions>, boolean]] : [])];
+      for (const [method, options, calibrated] of runs) {
         const t0 = performance.now();
-        const { model, report } = quantizeModel(decodeModel(c.bytes), { method: method as QuantizeOptions['method'], ...options });
+        const { model, report } = calibrated
+          ? await quantizeModelCalibrated(decodeModel(c.bytes), { ...options, method: 'int4' }, () => c.calibration)
+          : quantizeModel(decodeModel(c.bytes), { method: method as QuantizeOptions['method'], ...options });
         const seconds = (performance.now() - t0) / 1000;
-        const label = options.int4Conv ? 'int4 --int4-conv' : method;
+        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}`;
         const kept = report.nodes.filter((n) => n.action === 'kept');
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
           qcflow: { ...(await judge(c.bytes, encodeModel(model), c.golden, seconds)), ...(report.opsetUpgrade ? { opset: `${report.opsetUpgrade.from}→${report.opsetUpgrade.to}` } : {}), keptFloat: kept.length },
-          // --int4-conv has no counterpart there: the onnxruntime figures are its int4 (MatMulNBits).
-          onnxruntime: options.int4Conv ? undefined : {
+          // --int4-conv and --calibration have no counterpart there (its GPTQ needs Intel's neural-compressor,
+          // not installed): the onnxruntime figures are its int4 (MatMulNBits, rounded).
+          onnxruntime: options.int4Conv || calibrated ? undefined : {
             asShipped: await ort(c, method, c.bytes),
             ...(initializers ? { constantsAsInitializers: await ort(c, method, initializers) } : {}),
           },

@@ -24,7 +24,7 @@ import { readModelFile, writeModelFile } from '../onnx/io';
 import { OnnxFormatError } from '../onnx/proto';
 import { TensorDataError } from '../onnx/tensor';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../onnx/fixture-models';
-import { quantizeModel, quantizeModelStatic } from '../quantize/quantize-model';
+import { quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../quantize/quantize-model';
 import { calibrationSource } from '../quantize/calibration-data';
 import type { CalibrationMethod } from '../quantize/calibrate';
 import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
@@ -290,7 +290,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--exclude-nodes <names>', 'comma-separated node names kept in fp32', list, [])
   .option('--exclude-ops <ops>', 'comma-separated op types kept in fp32 (fp16: the op block list)', list, [])
   .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
-  .option('--calibration <file>', 'int8-static: calibration samples, JSONL (golden format) or Arrow IPC (list<float32> column per input)')
+  .option('--calibration <file>', 'int8-static: calibration samples (required); int4: with them weights take GPTQ codes (error-compensating) instead of rounding. JSONL (golden format) or Arrow IPC (list<float32> column per input); use samples apart from the golden set that judges the result')
   .option('--calibrate <method>', 'int8-static: minmax, percentile or entropy', 'minmax')
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
   .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; percentile: number }) => {
@@ -299,7 +299,9 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
       ? await quantizeModelStatic(readModelFile(o.input), { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
-      : quantizeModel(readModelFile(o.input), options);
+      : o.method === 'int4' && o.calibration
+        ? await quantizeModelCalibrated(readModelFile(o.input), { ...options, method: 'int4' }, calibrationSource(o.calibration), (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`))
+        : quantizeModel(readModelFile(o.input), options);
     // A quantized model larger than its input helps nobody: say why instead of writing it.
     if (report.modelBytes.ratio > 1) {
       const kept = report.nodes.filter((n) => n.action === 'kept');

@@ -3,6 +3,7 @@ import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
 import { feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
+import { accumulateHessian, finishHessian, im2col, type ConvGeometry } from './gptq';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -23,33 +24,7 @@ export type Ranges = Map<string, { min: number; max: number }>;
  * pass over the samples, with histograms spanning the first pass's range.
  */
 export async function calibrate(model: onnx.IModelProto, tensors: string[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, o: CalibrationOptions): Promise<Ranges> {
-  const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
-  const g = augmented.graph!;
-  const present = new Set((g.output ?? []).map((v) => v.name!));
-  // Intermediate values become extra outputs, so one run yields every tensor to calibrate.
-  for (const t of tensors) if (!present.has(t)) g.output = [...(g.output ?? []), { name: t }];
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: 'disabled' });
-  } catch (err) {
-    throw new QuantizeError(`onnxruntime cannot load the model for calibration: ${(err as Error).message}`);
-  }
-  const runAll = async (visit: (name: string, data: Float32Array) => void): Promise<number> => {
-    let n = 0;
-    for await (const s of samples()) {
-      const feeds = feedsOf(s);
-      let out: ort.InferenceSession.ReturnType;
-      try {
-        out = await session.run(feeds, tensors);
-      } catch (err) {
-        throw new QuantizeError(`calibration sample ${n + 1} does not fit the model (${(err as Error).message}); check its input names and shapes`);
-      }
-      for (const name of tensors) visit(name, out[name]!.data as Float32Array);
-      n++;
-    }
-    return n;
-  };
-  try {
+  return withIntermediates(model, tensors, samples, async (runAll) => {
     const ranges: Ranges = new Map(tensors.map((t) => [t, { min: Infinity, max: -Infinity }]));
     const count = await runAll((name, data) => {
       const r = ranges.get(name)!;
@@ -90,6 +65,82 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
       }
     }
     return out;
+  });
+}
+
+/** A weighted node whose input GPTQ needs: a MatMul's rows of width `k`, or a Conv's patches. */
+export interface HessianTarget {
+  node: string;
+  input: string;
+  k: number;
+  conv?: ConvGeometry;
+}
+
+/**
+ * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant): a MatMul's
+ * input rows, a group-1 Conv's patches. Memory is k² per target, whatever the dataset size.
+ */
+export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ hessians: Map<string, Float64Array>; samples: number }> {
+  const tensors = [...new Set(targets.map((t) => t.input))];
+  return withIntermediates(model, tensors, samples, async (runAll) => {
+    const hessians = new Map(targets.map((t) => [t.node, new Float64Array(t.k * t.k)]));
+    const readers = new Map<string, HessianTarget[]>();
+    for (const t of targets) readers.set(t.input, [...(readers.get(t.input) ?? []), t]);
+    const count = await runAll((name, data, dims) => {
+      for (const t of readers.get(name)!) {
+        const h = hessians.get(t.node)!;
+        if (!t.conv) {
+          accumulateHessian(h, data, data.length / t.k, t.k);
+          continue;
+        }
+        const [n, c, height, width] = dims as [number, number, number, number];
+        const plane = c * height * width;
+        for (let b = 0; b < n; b++) {
+          const { patches, count: positions } = im2col(data.subarray(b * plane, (b + 1) * plane), c, height, width, t.conv);
+          accumulateHessian(h, patches, positions, t.k);
+        }
+      }
+    });
+    if (count === 0) throw new QuantizeError('the calibration set is empty');
+    for (const t of targets) finishHessian(hessians.get(t.node)!, t.k);
+    return { hessians, samples: count };
+  });
+}
+
+type RunAll = (visit: (name: string, data: Float32Array, dims: readonly number[]) => void) => Promise<number>;
+
+/**
+ * Runs `use` with a pass over the samples that hands it `tensors` (intermediate values made extra outputs,
+ * so one run yields them all) sample by sample; nothing of a sample is kept after its run.
+ */
+async function withIntermediates<T>(model: onnx.IModelProto, tensors: string[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, use: (runAll: RunAll) => Promise<T>): Promise<T> {
+  const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const g = augmented.graph!;
+  const present = new Set((g.output ?? []).map((v) => v.name!));
+  for (const t of tensors) if (!present.has(t)) g.output = [...(g.output ?? []), { name: t }];
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: 'disabled' });
+  } catch (err) {
+    throw new QuantizeError(`onnxruntime cannot load the model for calibration: ${(err as Error).message}`);
+  }
+  const runAll: RunAll = async (visit) => {
+    let n = 0;
+    for await (const s of samples()) {
+      const feeds = feedsOf(s);
+      let out: ort.InferenceSession.ReturnType;
+      try {
+        out = await session.run(feeds, tensors);
+      } catch (err) {
+        throw new QuantizeError(`calibration sample ${n + 1} does not fit the model (${(err as Error).message}); check its input names and shapes`);
+      }
+      for (const name of tensors) visit(name, out[name]!.data as Float32Array, out[name]!.dims);
+      n++;
+    }
+    return n;
+  };
+  try {
+    return await use(runAll);
   } finally {
     await session.release();
   }

@@ -1,13 +1,14 @@
 import type { onnx } from '../onnx/proto';
 import { int64Tensor, node } from '../onnx/build';
-import { DT, elementCount, floatValues, makeTensor } from '../onnx/tensor';
+import { DT, elementCount, floatValues, makeTensor, transpose } from '../onnx/tensor';
+import { DQ21_GRID, gptqQuantize, NBITS_GRID, roundToNearest, type BlockCodes } from './gptq';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
 import { readingWeight, sharedWeight, weightOnlyInt8, weightOnlyInt8Values } from './dequantized-weight';
-import { intAttr } from '../onnx/graph';
+import { intAttr, type GraphIndex } from '../onnx/graph';
 import { tiedToATable } from './tied-weights';
-import type { QuantizeContext } from './types';
+import type { QuantizeContext, QuantizeOptions } from './types';
 
 export interface Int4Weight {
   /** [N, blocks, blockSize/2] bytes, two values per byte, the first in the low nibble. */
@@ -19,16 +20,52 @@ export interface Int4Weight {
 }
 
 /**
+ * GPTQ codes by Hessian: a Hessian belongs to one node of one prepared model, and quantizeModelCalibrated
+ * quantizes that model once per layer it calibrates (each layer's Hessian is taken with the layers before
+ * it already quantized), so each layer is solved once, not once per later layer.
+ */
+const solvedCodes = new WeakMap<Float64Array, BlockCodes>();
+function solved(hessian: Float64Array, solve: () => BlockCodes): BlockCodes {
+  const known = solvedCodes.get(hessian);
+  if (known) return known;
+  const codes = solve();
+  solvedCodes.set(hessian, codes);
+  return codes;
+}
+
+/**
  * Block-wise 4-bit quantization of a MatMul weight W [K, N] in MatMulNBits' layout: each column is split
  * into blocks of `blockSize` along K (the last padded with zeros), each block with its own scale and, when
- * asymmetric, zero point. Stored as unsigned nibbles; symmetric blocks are centred on 8.
+ * asymmetric, zero point. Stored as unsigned nibbles; symmetric blocks are centred on 8. With the Hessian
+ * of the MatMul's input (K × K, from calibration) the symmetric codes come from GPTQ instead of rounding.
  */
-export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: number, symmetric: boolean): Int4Weight {
+export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: number, symmetric: boolean, hessian?: Float64Array): Int4Weight {
+  if (!symmetric) return quantizeInt4Asymmetric(w, k, n, blockSize);
+  // Symmetric: the weight of largest magnitude onto −8 exactly (NBITS_GRID), as onnxruntime's own
+  // blockwise quantizer does: a step of absmax/8 instead of absmax/7.
+  const rows = transpose(w, [k, n], [1, 0]);
+  const { codes, scales } = hessian ? solved(hessian, () => gptqQuantize(rows, n, k, hessian, blockSize, NBITS_GRID)) : roundToNearest(rows, n, k, blockSize, NBITS_GRID);
+  const blocks = Math.ceil(k / blockSize);
+  const blob = blockSize / 2;
+  // Padding past K is code 0 (nibble 8).
+  const packed = new Uint8Array(n * blocks * blob).fill(0x88);
+  for (let col = 0; col < n; col++) {
+    for (let r = 0; r < k; r++) {
+      const at = (col * blocks + Math.floor(r / blockSize)) * blob + ((r % blockSize) >> 1);
+      const nib = codes[col * k + r]! + 8;
+      packed[at] = r & 1 ? (packed[at]! & 0x0f) | (nib << 4) : (packed[at]! & 0xf0) | nib;
+    }
+  }
+  return { packed, scales };
+}
+
+/** Asymmetric blocks: [min, max] onto 0…15 with a zero point per block, packed two per byte. */
+function quantizeInt4Asymmetric(w: Float32Array, k: number, n: number, blockSize: number): Int4Weight {
   const blocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
   const packed = new Uint8Array(n * blocks * blob);
   const scales = new Float32Array(n * blocks);
-  const zeroPoints = symmetric ? undefined : new Uint8Array(n * Math.ceil(blocks / 2));
+  const zeroPoints = new Uint8Array(n * Math.ceil(blocks / 2));
   const q = new Uint8Array(blockSize);
   for (let col = 0; col < n; col++) {
     for (let b = 0; b < blocks; b++) {
@@ -41,11 +78,7 @@ export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: n
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }
-      // Symmetric: the weight of largest magnitude onto −8 exactly (a negative scale when it is positive),
-      // so all 16 nibbles are in use, as onnxruntime's own blockwise quantizer does: a step of absmax/8
-      // instead of absmax/7 (the other side's extreme clips to 7, a step short). Asymmetric: [min, max] onto 0…15.
-      const extreme = -lo > hi ? lo : hi;
-      const p = symmetric ? { scale: extreme === 0 ? 1 : extreme / -8, zeroPoint: 8 } : computeScaleZeroPoint(lo, hi, 0, 15, false);
+      const p = computeScaleZeroPoint(lo, hi, 0, 15, false);
       scales[col * blocks + b] = p.scale;
       for (let i = 0; i < blockSize; i++) {
         const r = b * blockSize + i;
@@ -53,10 +86,8 @@ export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: n
       }
       const base = (col * blocks + b) * blob;
       for (let i = 0; i < blob; i++) packed[base + i] = (q[2 * i]! & 0x0f) | ((q[2 * i + 1]! & 0x0f) << 4);
-      if (zeroPoints) {
-        const at = col * Math.ceil(blocks / 2) + (b >> 1);
-        zeroPoints[at] = b & 1 ? (zeroPoints[at]! & 0x0f) | (p.zeroPoint << 4) : (zeroPoints[at]! & 0xf0) | p.zeroPoint;
-      }
+      const at = col * Math.ceil(blocks / 2) + (b >> 1);
+      zeroPoints[at] = b & 1 ? (zeroPoints[at]! & 0x0f) | (p.zeroPoint << 4) : (zeroPoints[at]! & 0xf0) | p.zeroPoint;
     }
   }
   return { packed, scales, zeroPoints };
@@ -88,7 +119,7 @@ function matMulNBits(ctx: QuantizeContext, base: string, input: string, weight: 
   if (headKeepsEightBits(ctx, base, weight, k, cols)) return matMulInt8Weight(ctx, base, input, weight, k, cols, output, weightKey);
   const bs = ctx.options.blockSize;
   const stored = ctx.once(`int4:${weightKey}`, () => {
-    const q = quantizeInt4(weight(), k, cols, bs, ctx.options.symmetric);
+    const q = quantizeInt4(weight(), k, cols, bs, ctx.options.symmetric, ctx.options.hessians?.get(base));
     const blocks = Math.ceil(k / bs);
     const b = ctx.index.uniqueName(`${base}_weight_int4`);
     const s = ctx.index.uniqueName(`${base}_weight_scales`);
@@ -166,34 +197,18 @@ const INT4 = 22 as onnx.TensorProto.DataType;
 export const BLOCKED_DQ_OPSET = 21;
 
 /**
- * Blocked symmetric int4 of a weight of any rank in DequantizeLinear-21's layout: blocks of `blockSize`
- * along `axis` (the last shorter), one scale per block and position on the other axes; values −7…7
- * packed in the weight's own element order.
+ * Blocked symmetric int4 of a weight [rows, cols] in DequantizeLinear-21's layout: blocks of `blockSize`
+ * along each row (the last shorter), one scale per block; values −7…7 packed in element order. GPTQ
+ * codes when the Hessian of what the rows multiply (cols × cols) is given.
  */
-export function quantizeBlockedInt4(w: Float32Array, dims: number[], axis: number, blockSize: number): { packed: Uint8Array; scales: Float32Array; scaleDims: number[] } {
-  const outer = elementCount(dims.slice(0, axis));
-  const extent = dims[axis]!;
-  const inner = elementCount(dims.slice(axis + 1));
-  const blocks = Math.ceil(extent / blockSize);
-  const scales = new Float32Array(outer * blocks * inner);
+export function quantizeBlockedInt4(w: Float32Array, rows: number, cols: number, blockSize: number, hessian?: Float64Array): { packed: Uint8Array; scales: Float32Array; scaleDims: number[] } {
+  const { codes, scales } = hessian ? solved(hessian, () => gptqQuantize(w, rows, cols, hessian, blockSize, DQ21_GRID)) : roundToNearest(w, rows, cols, blockSize, DQ21_GRID);
   const packed = new Uint8Array(Math.ceil(w.length / 2));
-  for (let o = 0; o < outer; o++) {
-    for (let b = 0; b < blocks; b++) {
-      for (let i = 0; i < inner; i++) {
-        let absmax = 0;
-        const end = Math.min(extent, (b + 1) * blockSize);
-        for (let a = b * blockSize; a < end; a++) absmax = Math.max(absmax, Math.abs(w[(o * extent + a) * inner + i]!));
-        const p = computeScaleZeroPoint(-absmax, absmax, -7, 7, true);
-        scales[(o * blocks + b) * inner + i] = p.scale;
-        for (let a = b * blockSize; a < end; a++) {
-          const at = (o * extent + a) * inner + i;
-          const nib = quantizeValue(w[at]!, p, -8, 7) & 0x0f;
-          packed[at >> 1] = at & 1 ? (packed[at >> 1]! & 0x0f) | (nib << 4) : (packed[at >> 1]! & 0xf0) | nib;
-        }
-      }
-    }
+  for (let at = 0; at < codes.length; at++) {
+    const nib = codes[at]! & 0x0f;
+    packed[at >> 1] = at & 1 ? (packed[at >> 1]! & 0x0f) | (nib << 4) : (packed[at >> 1]! & 0xf0) | nib;
   }
-  return { packed, scales, scaleDims: dims.map((d, k) => (k === axis ? blocks : d)) };
+  return { packed, scales, scaleDims: [rows, Math.ceil(cols / blockSize)] };
 }
 
 /** Weights per output channel under which a Conv keeps 8 bits even with `int4Conv` (stem convolutions). */
@@ -205,9 +220,9 @@ const MIN_INT4_CONV_K = 64;
  * 4-bit pointwise convolution alone took PaddleOCR's recogniser from cosine 0.990 to 0.930, all of them
  * to 0.86, while 8-bit weights keep it at 0.97 (real-model-quantize.test.ts).
  */
-function int4Conv(n: onnx.INodeProto, ctx: QuantizeContext): boolean {
-  if (!ctx.options.int4Conv || ctx.opset < BLOCKED_DQ_OPSET) return false;
-  const dims = (ctx.index.initializers.get(n.input![1]!)!.dims ?? []).map(Number);
+export function int4Conv(n: onnx.INodeProto, index: GraphIndex, opset: number, options: QuantizeOptions): boolean {
+  if (!options.int4Conv || opset < BLOCKED_DQ_OPSET) return false;
+  const dims = (index.initializers.get(n.input![1]!)!.dims ?? []).map(Number);
   return intAttr(n, 'group', 1) === 1 && elementCount(dims.slice(1)) >= MIN_INT4_CONV_K;
 }
 
@@ -226,13 +241,13 @@ registerQuantizer({
   },
   quantize(n, ctx) {
     const name = n.input![1]!;
-    if (!int4Conv(n, ctx)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0));
+    if (!int4Conv(n, ctx.index, ctx.opset, ctx.options)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0));
     const w = ctx.index.initializers.get(name)!;
     const dims = (w.dims ?? []).map(Number);
     const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => {
       const k = elementCount(dims.slice(1));
       const bs = Math.min(ctx.options.blockSize, 1 << Math.ceil(Math.log2(k)));
-      const q = quantizeBlockedInt4(floatValues(w), [dims[0]!, k], 1, bs);
+      const q = quantizeBlockedInt4(floatValues(w), dims[0]!, k, bs, ctx.options.hessians?.get(n.name || n.output![0]!));
       const wq = ctx.index.uniqueName(`${name}_int4`);
       const ws = ctx.index.uniqueName(`${name}_block_scales`);
       const shape = ctx.index.uniqueName(`${name}_shape`);

@@ -29,6 +29,11 @@ export interface QuantizeOptions {
   excludeNodes?: string[];
   /** Op types kept in fp32 (for fp16: the op block list, added to the defaults). */
   excludeOps?: string[];
+  /**
+   * int4: per node (by name), Σ x·xᵀ of the input its weight multiplies (Conv: the input's patches), from
+   * calibration (quantizeModelCalibrated fills them in); those weights take GPTQ codes instead of rounding.
+   */
+  hessians?: Map<string, Float64Array>;
   /** int8-static: calibrated activation ranges (quantizeModelStatic fills them in). */
   ranges?: Map<string, { min: number; max: number }>;
 }

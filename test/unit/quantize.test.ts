@@ -263,7 +263,7 @@ test('int4 Conv: 8-bit weights by default; with int4Conv, 4-bit blocks along eac
   const { model: q, report } = quantizeModel(conv(w, 13), { method: 'int4', int4Conv: true });
   assert.deepEqual([ops(q), report.opsetUpgrade?.to], [['DequantizeLinear', 'Reshape', 'Conv'], 21]);
   // The same blocks dequantized here: each filter's 360 weights in blocks of 32, scale = absmax / 7.
-  const bq = quantizeBlockedInt4(w, [M, C * K * K], 1, 32);
+  const bq = quantizeBlockedInt4(w, M, C * K * K, 32);
   const deq = Float32Array.from(w, (_, at) => {
     const nib = at & 1 ? bq.packed[at >> 1]! >> 4 : bq.packed[at >> 1]! & 15;
     const row = Math.floor(at / (C * K * K));

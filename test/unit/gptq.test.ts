@@ -1,0 +1,145 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { accumulateHessian, DQ21_GRID, finishHessian, gptqQuantize, im2col, inverseHessianFactor, NBITS_GRID, roundToNearest, type BlockCodes } from '../../src/quantize/gptq';
+import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
+import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
+import { decodeModel, encodeModel } from '../../src/onnx/proto';
+import { fixtureGolden, mlpModel, rng } from '../../src/onnx/fixture-models';
+import { quantizeModel, quantizeModelCalibrated } from '../../src/quantize/quantize-model';
+import { evaluateCandidate } from '../../src/quantize/evaluate';
+
+/** Inputs with the structure real activations have: a few shared factors, a few loud channels, little else. */
+function correlatedInputs(count: number, cols: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const factors = Array.from({ length: count * 6 }, () => r() - 0.5);
+  return Float32Array.from({ length: count * cols }, (_, i) => {
+    const [row, c] = [Math.floor(i / cols), i % cols];
+    return factors[row * 6 + (c % 6)]! * (c % 7 === 0 ? 4 : 1) + 0.05 * (r() - 0.5);
+  });
+}
+
+function hessianOf(x: Float32Array, count: number, k: number): Float64Array {
+  const h = new Float64Array(k * k);
+  accumulateHessian(h, x, count, k);
+  return finishHessian(h, k);
+}
+
+/** ‖(W − Q)·X‖ / ‖W·X‖ over the rows of X. */
+function outputError(w: Float32Array, q: BlockCodes, rows: number, cols: number, groupSize: number, x: Float32Array, count: number): number {
+  const groups = Math.ceil(cols / groupSize);
+  let [err, norm] = [0, 0];
+  for (let s = 0; s < count; s++) {
+    for (let o = 0; o < rows; o++) {
+      let [a, b] = [0, 0];
+      for (let k = 0; k < cols; k++) {
+        a += w[o * cols + k]! * x[s * cols + k]!;
+        b += q.codes[o * cols + k]! * q.scales[o * groups + Math.floor(k / groupSize)]! * x[s * cols + k]!;
+      }
+      err += (a - b) ** 2;
+      norm += a * a;
+    }
+  }
+  return Math.sqrt(err / norm);
+}
+
+test('the inverse Hessian factor: Uᵀ·U·(H + damping) = I, for sizes across the blocked panels and with dead inputs', () => {
+  for (const k of [5, 64, 97, 131]) {
+    const x = correlatedInputs(300, k, k);
+    for (let s = 0; s < 300; s++) x[s * k + 1] = 0; // an input never active
+    const h = hessianOf(x, 300, k);
+    const u = inverseHessianFactor(h, k, 0.01);
+    const mean = Array.from({ length: k }, (_, i) => h[i * k + i]!).reduce((a, b) => a + b, 0) / k;
+    const damped = Float64Array.from(h, (v, at) => (at % (k + 1) === 0 ? (v || 1) + 0.01 * mean : v));
+    let worst = 0;
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        for (let m = 0; m < k; m++) {
+          let utu = 0;
+          for (let n = 0; n <= Math.min(i, m); n++) utu += u[n * k + i]! * u[n * k + m]!;
+          s += utu * damped[m * k + j]!;
+        }
+        worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+      }
+    }
+    assert.ok(worst < 1e-9, `k=${k}: ${worst}`);
+    for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) assert.equal(u[i * k + j], 0);
+  }
+});
+
+test('GPTQ: lower output error than rounding on inputs it was not fitted to, same codes and scales as rounding when H is diagonal', () => {
+  const [rows, cols, count] = [24, 96, 400];
+  const r = rng(5);
+  const w = Float32Array.from({ length: rows * cols }, () => r() - 0.5);
+  const fit = correlatedInputs(count, cols, 1);
+  const heldOut = correlatedInputs(count, cols, 2);
+  for (const grid of [NBITS_GRID, DQ21_GRID]) {
+    const rounded = roundToNearest(w, rows, cols, 32, grid);
+    const gptq = gptqQuantize(w, rows, cols, hessianOf(fit, count, cols), 32, grid);
+    const [a, b] = [outputError(w, rounded, rows, cols, 32, heldOut, count), outputError(w, gptq, rows, cols, 32, heldOut, count)];
+    assert.ok(b < 0.85 * a, `grid ±${grid.qmax}: GPTQ ${b} vs rounding ${a}`);
+    assert.ok(gptq.codes.every((c) => c >= grid.qmin && c <= grid.qmax));
+  }
+  // Independent inputs of equal size: nothing to compensate along, and no reason to clip.
+  const diagonal = new Float64Array(cols * cols);
+  for (let i = 0; i < cols; i++) diagonal[i * cols + i] = 1;
+  const g = gptqQuantize(w, rows, cols, diagonal, 32, NBITS_GRID);
+  const rtn = roundToNearest(w, rows, cols, 32, NBITS_GRID);
+  const mse = (q: BlockCodes) => w.reduce((s, v, i) => s + (v - q.codes[i]! * q.scales[Math.floor(i / cols) * 3 + Math.floor((i % cols) / 32)]!) ** 2, 0);
+  assert.ok(mse(g) <= mse(rtn) + 1e-12, 'a clipped scale is taken only where it lowers the error');
+  // A group of float32 denormals (GPTQ's updates can leave some) gets a usable scale, not 0 and NaN codes.
+  const tiny = Float32Array.from({ length: 32 }, (_, i) => (i === 3 ? 1e-45 : 0));
+  const t = roundToNearest(tiny, 1, 32, 32, DQ21_GRID);
+  assert.ok(t.scales[0]! > 0 && t.codes.every((c) => c === 0));
+});
+
+test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight is codes × scales', () => {
+  const [k, n] = [80, 12];
+  const r = rng(9);
+  const w = Float32Array.from({ length: k * n }, () => r() - 0.5);
+  const x = correlatedInputs(200, k, 3);
+  const h = hessianOf(x, 200, k);
+  const q = quantizeInt4(w, k, n, 32, true, h);
+  const back = dequantizeInt4(q, k, n, 32);
+  const rowsW = Float32Array.from({ length: n * k }, (_, i) => w[(i % k) * n + Math.floor(i / k)]!);
+  const codes = gptqQuantize(rowsW, n, k, h, 32, NBITS_GRID);
+  for (let col = 0; col < n; col++) for (let row = 0; row < k; row++) assert.equal(back[row * n + col], Math.fround(codes.codes[col * k + row]! * codes.scales[col * 3 + Math.floor(row / 32)]!));
+});
+
+test('im2col: patches × the flattened weight is the convolution onnxruntime computes (stride, padding, dilation)', async () => {
+  const [c, m, height, width] = [3, 4, 7, 9];
+  const geometry = { kernel: [3, 2] as [number, number], strides: [2, 1] as [number, number], pads: [1, 0, 1, 1] as [number, number, number, number], dilations: [1, 2] as [number, number] };
+  const r = rng(4);
+  const w = Float32Array.from({ length: m * c * 3 * 2 }, () => r() - 0.5);
+  const x = Float32Array.from({ length: c * height * width }, () => r() - 0.5);
+  const { patches, count } = im2col(x, c, height, width, geometry);
+  const conv = model({ name: 'c', opset: 13, inputs: [valueInfo('x', F32, [1, c, height, width])], outputs: [valueInfo('y', F32, [1, m, 4, 8])], initializers: [floatTensor('w', [m, c, 3, 2], w)],
+    nodes: [node('Conv', ['x', 'w'], ['y'], { strides: [2, 1], pads: [1, 0, 1, 1], dilations: [1, 2] }, 'conv')] });
+  const y = (await (await ort.InferenceSession.create(encodeModel(conv))).run({ x: new ort.Tensor('float32', x, [1, c, height, width]) })).y!;
+  assert.equal(count, y.dims[2]! * y.dims[3]!);
+  const k = c * 6;
+  const data = y.data as Float32Array;
+  for (let o = 0; o < m; o++) {
+    for (let p = 0; p < count; p++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += w[o * k + i]! * patches[p * k + i]!;
+      assert.ok(Math.abs(s - data[o * count + p]!) < 1e-5, `${o},${p}: ${s} vs ${data[o * count + p]}`);
+    }
+  }
+});
+
+test('int4 with calibration samples: every MatMul calibrated in turn, the file the size rounding gives, closer to fp32 on other samples', async () => {
+  const f = await mlpModel();
+  const samples = fixtureGolden(f, 60);
+  const [calibration, judge] = [samples.slice(0, 40), samples.slice(40)];
+  const layers: number[] = [];
+  const { model: q, report } = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, (layer) => layers.push(layer));
+  assert.deepEqual([report.gptq, layers], [{ layers: 3, samples: 40 }, [1, 2, 3]]);
+  const rounded = quantizeModel(decodeModel(f.onnx), { method: 'int4' }).model;
+  const [a, b] = [await evaluateCandidate(f.onnx, encodeModel(q), judge, { runs: 1 }), await evaluateCandidate(f.onnx, encodeModel(rounded), judge, { runs: 1 })];
+  assert.equal(a.bytes!.candidate, b.bytes!.candidate);
+  assert.ok(1 - a.cosine.mean < 0.9 * (1 - b.cosine.mean), `GPTQ ${a.cosine.mean}, rounded ${b.cosine.mean}`);
+  await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', symmetric: false }, () => calibration), /symmetric/);
+  await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => []), /calibration set is empty/);
+});
