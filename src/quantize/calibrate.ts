@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
-import { feedsOf, type GoldenSample } from './evaluate';
+import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
 import { accumulateHessian, finishHessian, im2col, type ConvGeometry } from './gptq';
 
@@ -105,6 +105,25 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
     for (const t of targets) finishHessian(hessians.get(t.node)!, t.k);
     return { hessians, samples: count };
   });
+}
+
+/**
+ * Mean cosine, over the samples, between each candidate's first output and the reference's: how
+ * quantizeModelCalibrated chooses between GPTQ and rounding on the calibration set itself.
+ */
+export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.IModelProto[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<number[]> {
+  const outputsOf = (m: onnx.IModelProto): Promise<Float32Array[]> => withIntermediates(m, [m.graph!.output![0]!.name!], samples, async (runAll) => {
+    const out: Float32Array[] = [];
+    await runAll((_, data) => out.push(Float32Array.from(data)));
+    return out;
+  });
+  const want = await outputsOf(reference);
+  const scores: number[] = [];
+  for (const c of candidates) {
+    const got = await outputsOf(c);
+    scores.push(got.reduce((s, v, i) => s + cosine(want[i]!, v), 0) / Math.max(1, got.length));
+  }
+  return scores;
 }
 
 type RunAll = (visit: (name: string, data: Float32Array, dims: readonly number[]) => void) => Promise<number>;

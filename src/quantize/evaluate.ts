@@ -81,7 +81,7 @@ async function run(s: ort.InferenceSession, sample: GoldenSample, i: number, out
 
 const argmax = (v: Float32Array): number => v.reduce((best, x, i, a) => (x > a[best]! ? i : best), 0);
 
-function cosine(a: Float32Array, b: Float32Array): number {
+export function cosine(a: Float32Array, b: Float32Array): number {
   let dot = 0;
   let na = 0;
   let nb = 0;

@@ -7,7 +7,7 @@ import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opse
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { calibrate, collectHessians, type CalibrationOptions, type HessianTarget } from './calibrate';
+import { agreementOn, calibrate, collectHessians, type CalibrationOptions, type HessianTarget } from './calibrate';
 import type { ConvGeometry } from './gptq';
 import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
@@ -63,13 +63,23 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
 }
 
+/** What calibration did: layers calibrated, samples, and which codes were kept (the closer on the samples). */
+export interface GptqReport {
+  layers: number;
+  samples: number;
+  /** Whether the GPTQ codes were kept; false when rounding agreed better with fp32 on the calibration samples. */
+  used: boolean;
+  calibrationCosine: { gptq: number; rounded: number };
+}
+
 /**
  * int4 with a calibration set: runs the model on the samples to collect, for every MatMul, Gemm and
  * 4-bit Conv, the Hessian of the input its weight multiplies, then quantizes those weights with GPTQ
- * (gptq.ts) instead of rounding each to its nearest level. Preparation (Constant nodes, opset, folded
- * BatchNorms and weight paths) is done first so the calibrated graph is the one quantized.
+ * (gptq.ts) instead of rounding each to its nearest level, and keeps whichever of the two agrees better
+ * with fp32 on the samples. Preparation (Constant nodes, opset, folded BatchNorms and weight paths) is done
+ * first so the calibrated graph is the one quantized.
  */
-export async function quantizeModelCalibrated(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int4' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, progress?: (layer: number, of: number) => void): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { gptq: { layers: number; samples: number } } }> {
+export async function quantizeModelCalibrated(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int4' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, progress?: (layer: number, of: number) => void): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { gptq: GptqReport } }> {
   if (options.symmetric === false) throw new QuantizeError('int4 with --calibration (GPTQ) takes symmetric blocks: drop --asymmetric');
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
@@ -108,9 +118,15 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
     progress?.(i + 1, targets.length);
   }
   const result = quantizeModel(model, { ...options, hessians });
+  // Never worse than rounding on the user's own samples: GPTQ's smaller error per layer did not always add up
+  // to a closer model (torch text transformer: 1 − cosine 0.0014 rounded, 0.0035 compensated).
+  const rounded = quantizeModel(model, options);
+  const [gptq, nearest] = targets.length ? await agreementOn(model, [result.model, rounded.model], samples) : [1, 1];
+  const chosen = gptq! >= nearest! ? result : rounded;
   return {
-    model: result.model,
-    report: { ...result.report, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, hessians: undefined }, gptq: { layers: targets.length, samples: count } },
+    model: chosen.model,
+    report: { ...chosen.report, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, hessians: undefined },
+      gptq: { layers: targets.length, samples: count, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! } } },
   };
 }
 

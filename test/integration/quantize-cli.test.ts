@@ -40,6 +40,12 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   const st = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--calibration', path.join(dir, 'golden.jsonl'), '--calibrate', 'percentile', '--output', path.join(dir, 'static.onnx')]);
   assert.equal(st.code, 0, st.stderr);
   assert.deepEqual((JSON.parse(st.stdout) as { calibration: unknown }).calibration, { method: 'percentile', percentile: 99.999 });
+  // int4 with a calibration set: GPTQ, with progress on stderr and what it chose in the report.
+  const g = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int4', '--calibration', path.join(dir, 'golden.jsonl'), '--output', path.join(dir, 'gptq.onnx')]);
+  assert.equal(g.code, 0, g.stderr);
+  assert.match(g.stderr, /gptq: calibrated layer 3 of 3/);
+  const gptq = (JSON.parse(g.stdout) as { gptq: { layers: number; samples: number; used: boolean } }).gptq;
+  assert.deepEqual([gptq.layers, gptq.samples], [3, 100]);
   const noCalib = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--output', path.join(dir, 'x.onnx')]);
   assert.match(noCalib.stderr, /int8-static needs a calibration set: pass --calibration/);
 

@@ -135,11 +135,17 @@ test('int4 with calibration samples: every MatMul calibrated in turn, the file t
   const [calibration, judge] = [samples.slice(0, 40), samples.slice(40)];
   const layers: number[] = [];
   const { model: q, report } = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, (layer) => layers.push(layer));
-  assert.deepEqual([report.gptq, layers], [{ layers: 3, samples: 40 }, [1, 2, 3]]);
+  assert.deepEqual([report.gptq.layers, report.gptq.samples, report.gptq.used, layers], [3, 40, true, [1, 2, 3]]);
+  assert.ok(report.gptq.calibrationCosine.gptq > report.gptq.calibrationCosine.rounded);
   const rounded = quantizeModel(decodeModel(f.onnx), { method: 'int4' }).model;
   const [a, b] = [await evaluateCandidate(f.onnx, encodeModel(q), judge, { runs: 1 }), await evaluateCandidate(f.onnx, encodeModel(rounded), judge, { runs: 1 })];
   assert.equal(a.bytes!.candidate, b.bytes!.candidate);
   assert.ok(1 - a.cosine.mean < 0.9 * (1 - b.cosine.mean), `GPTQ ${a.cosine.mean}, rounded ${b.cosine.mean}`);
+  // Where rounding agrees better with fp32 on the calibration samples, rounding is what comes out.
+  const few = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration.slice(0, 1));
+  const fewScores = few.report.gptq.calibrationCosine;
+  assert.equal(few.report.gptq.used, fewScores.gptq >= fewScores.rounded);
+  if (!few.report.gptq.used) assert.deepEqual(encodeModel(few.model), encodeModel(rounded));
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', symmetric: false }, () => calibration), /symmetric/);
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => []), /calibration set is empty/);
 });
