@@ -240,15 +240,61 @@ function bestScale(v: Float64Array, from: number, to: number, h: Float64Array, c
   return best;
 }
 
-/** Adds Σ x·xᵀ over the rows of X [count, k] (row-major) into h [k, k]; only the upper triangle, mirrored by finishHessian. */
+/** Rows of X taken together into H: H is then read and written once per block of rows, not once per row. */
+const ROW_BLOCK = 32;
+
+/**
+ * Adds Σ x·xᵀ over the rows of X [count, k] (row-major) into h [k, k]; only the upper triangle, mirrored
+ * by finishHessian. Rows go in blocks, transposed so each entry is one contiguous dot product (row by
+ * row, a 2,880-wide H streamed through memory for every patch took 15 of the recogniser's 40 s).
+ */
 export function accumulateHessian(h: Float64Array, x: Float32Array | Float64Array, count: number, k: number): void {
-  for (let r = 0; r < count; r++) {
-    const base = r * k;
-    for (let i = 0; i < k; i++) {
-      const xi = x[base + i]!;
-      if (xi === 0) continue;
-      const hi = i * k;
-      for (let j = i; j < k; j++) h[hi + j] = h[hi + j]! + xi * x[base + j]!;
+  const xt = new Float64Array(k * ROW_BLOCK);
+  const live = new Uint8Array(k);
+  for (let rb = 0; rb < count; rb += ROW_BLOCK) {
+    const rows = Math.min(ROW_BLOCK, count - rb);
+    xt.fill(0);
+    live.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const base = (rb + r) * k;
+      for (let i = 0; i < k; i++) {
+        const v = x[base + i]!;
+        if (v === 0) continue;
+        xt[i * ROW_BLOCK + r] = v;
+        live[i] = 1;
+      }
+    }
+    // Two inputs by two: four dot products per pass over the block's rows. Entries below the diagonal
+    // (j = i − 1 next to it) are added too and never read: finishHessian mirrors the upper triangle.
+    for (let i = 0; i < k; i += 2) {
+      const i1 = Math.min(i + 1, k - 1);
+      if (!live[i] && !live[i1]) continue;
+      const [xi, xi1] = [i * ROW_BLOCK, i1 * ROW_BLOCK];
+      for (let j = i; j < k; j += 2) {
+        const j1 = Math.min(j + 1, k - 1);
+        if (!live[j] && !live[j1]) continue;
+        const [xj, xj1] = [j * ROW_BLOCK, j1 * ROW_BLOCK];
+        let s00 = 0;
+        let s01 = 0;
+        let s10 = 0;
+        let s11 = 0;
+        for (let r = 0; r < rows; r++) {
+          const a = xt[xi + r]!;
+          const b = xt[xi1 + r]!;
+          const c = xt[xj + r]!;
+          const d = xt[xj1 + r]!;
+          s00 += a * c;
+          s01 += a * d;
+          s10 += b * c;
+          s11 += b * d;
+        }
+        h[i * k + j] = h[i * k + j]! + s00;
+        if (j1 !== j) h[i * k + j1] = h[i * k + j1]! + s01;
+        if (i1 !== i) {
+          h[i1 * k + j] = h[i1 * k + j]! + s10;
+          if (j1 !== j) h[i1 * k + j1] = h[i1 * k + j1]! + s11;
+        }
+      }
     }
   }
 }

@@ -43,11 +43,18 @@ function outputError(w: Float32Array, q: BlockCodes, rows: number, cols: number,
   return Math.sqrt(err / norm);
 }
 
-test('the inverse Hessian factor: Uᵀ·U·(H + damping) = I, for sizes across the blocked panels and with dead inputs', () => {
+test('H is Σ x·xᵀ, and the inverse Hessian factor: Uᵀ·U·(H + damping) = I, for sizes across the blocked panels and with dead inputs', () => {
   for (const k of [5, 64, 97, 131]) {
     const x = correlatedInputs(300, k, k);
     for (let s = 0; s < 300; s++) x[s * k + 1] = 0; // an input never active
     const h = hessianOf(x, 300, k);
+    for (let i = 0; i < k; i += 7) {
+      for (let j = 0; j < k; j += 5) {
+        let s = 0;
+        for (let r = 0; r < 300; r++) s += x[r * k + i]! * x[r * k + j]!;
+        assert.ok(Math.abs(h[i * k + j]! - s) < 1e-9 * (1 + Math.abs(s)), `H[${i}][${j}] ${h[i * k + j]} vs ${s}`);
+      }
+    }
     const u = inverseHessianFactor(h, k, 0.01);
     const mean = Array.from({ length: k }, (_, i) => h[i * k + i]!).reduce((a, b) => a + b, 0) / k;
     const damped = Float64Array.from(h, (v, at) => (at % (k + 1) === 0 ? (v || 1) + 0.01 * mean : v));
