@@ -112,18 +112,23 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
  * quantizeModelCalibrated chooses between GPTQ and rounding on the calibration set itself.
  */
 export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.IModelProto[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<number[]> {
-  const outputsOf = (m: onnx.IModelProto): Promise<Float32Array[]> => withIntermediates(m, [m.graph!.output![0]!.name!], samples, async (runAll) => {
-    const out: Float32Array[] = [];
-    await runAll((_, data) => out.push(Float32Array.from(data)));
-    return out;
-  });
-  const want = await outputsOf(reference);
-  const scores: number[] = [];
-  for (const c of candidates) {
-    const got = await outputsOf(c);
-    scores.push(got.reduce((s, v, i) => s + cosine(want[i]!, v), 0) / Math.max(1, got.length));
+  const output = reference.graph!.output![0]!.name!;
+  const sessions: ort.InferenceSession[] = [];
+  try {
+    // All open at once and run sample by sample: no model's outputs are held beyond one sample.
+    for (const m of [reference, ...candidates]) sessions.push(await openSession(m, []));
+    const sums = candidates.map(() => 0);
+    let n = 0;
+    for await (const s of samples()) {
+      const outs: Float32Array[] = [];
+      for (const session of sessions) outs.push((await runSample(session, s, n, [output]))[output]!.data as Float32Array);
+      for (let i = 0; i < candidates.length; i++) sums[i] = sums[i]! + cosine(outs[0]!, outs[i + 1]!);
+      n++;
+    }
+    return sums.map((x) => x / Math.max(1, n));
+  } finally {
+    for (const session of sessions) await session.release();
   }
-  return scores;
 }
 
 type RunAll = (visit: (name: string, data: Float32Array, dims: readonly number[]) => void) => Promise<number>;
@@ -133,26 +138,11 @@ type RunAll = (visit: (name: string, data: Float32Array, dims: readonly number[]
  * so one run yields them all) sample by sample; nothing of a sample is kept after its run.
  */
 async function withIntermediates<T>(model: onnx.IModelProto, tensors: string[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, use: (runAll: RunAll) => Promise<T>): Promise<T> {
-  const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
-  const g = augmented.graph!;
-  const present = new Set((g.output ?? []).map((v) => v.name!));
-  for (const t of tensors) if (!present.has(t)) g.output = [...(g.output ?? []), { name: t }];
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: 'disabled' });
-  } catch (err) {
-    throw new QuantizeError(`onnxruntime cannot load the model for calibration: ${(err as Error).message}`);
-  }
+  const session = await openSession(model, tensors);
   const runAll: RunAll = async (visit) => {
     let n = 0;
     for await (const s of samples()) {
-      const feeds = feedsOf(s);
-      let out: ort.InferenceSession.ReturnType;
-      try {
-        out = await session.run(feeds, tensors);
-      } catch (err) {
-        throw new QuantizeError(`calibration sample ${n + 1} does not fit the model (${(err as Error).message}); check its input names and shapes`);
-      }
+      const out = await runSample(session, s, n, tensors);
       for (const name of tensors) visit(name, out[name]!.data as Float32Array, out[name]!.dims);
       n++;
     }
@@ -162,6 +152,27 @@ async function withIntermediates<T>(model: onnx.IModelProto, tensors: string[], 
     return await use(runAll);
   } finally {
     await session.release();
+  }
+}
+
+/** A session over `model` with `tensors` made extra outputs (one run yields every intermediate wanted). */
+async function openSession(model: onnx.IModelProto, tensors: string[]): Promise<ort.InferenceSession> {
+  const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const g = augmented.graph!;
+  const present = new Set((g.output ?? []).map((v) => v.name!));
+  for (const t of tensors) if (!present.has(t)) g.output = [...(g.output ?? []), { name: t }];
+  try {
+    return await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: 'disabled' });
+  } catch (err) {
+    throw new QuantizeError(`onnxruntime cannot load the model for calibration: ${(err as Error).message}`);
+  }
+}
+
+async function runSample(session: ort.InferenceSession, sample: GoldenSample, n: number, fetches: string[]): Promise<ort.InferenceSession.ReturnType> {
+  try {
+    return await session.run(feedsOf(sample), fetches);
+  } catch (err) {
+    throw new QuantizeError(`calibration sample ${n + 1} does not fit the model (${(err as Error).message}); check its input names and shapes`);
   }
 }
 

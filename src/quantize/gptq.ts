@@ -14,6 +14,24 @@ export interface BlockCodes {
 }
 
 /**
+ * One calibrated layer: its Hessian until the first quantization solves it, then its codes. quantizeModelCalibrated
+ * quantizes the model once per layer it calibrates (each with the layers before it quantized), so a layer is
+ * solved once and its k × k Hessian let go as soon as it is (a 4,096-wide layer's is 134 MB).
+ */
+export interface GptqLayer {
+  hessian?: Float64Array;
+  codes?: BlockCodes;
+}
+
+export function codesOf(layer: GptqLayer, solve: (hessian: Float64Array) => BlockCodes): BlockCodes {
+  if (!layer.codes) {
+    layer.codes = solve(layer.hessian!);
+    delete layer.hessian;
+  }
+  return layer.codes;
+}
+
+/**
  * How a group of values becomes a scale: MatMulNBits' symmetric blocks put the extreme onto −8 (all 16
  * levels, a negative scale when the extreme is positive); DequantizeLinear-21 blocks use ±7.
  */

@@ -1,7 +1,7 @@
 import type { onnx } from '../onnx/proto';
 import { int64Tensor, node } from '../onnx/build';
 import { DT, elementCount, floatValues, makeTensor, transpose } from '../onnx/tensor';
-import { DQ21_GRID, gptqQuantize, NBITS_GRID, roundToNearest, type BlockCodes } from './gptq';
+import { codesOf, DQ21_GRID, gptqQuantize, NBITS_GRID, roundToNearest, type GptqLayer } from './gptq';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
@@ -20,31 +20,17 @@ export interface Int4Weight {
 }
 
 /**
- * GPTQ codes by Hessian: a Hessian belongs to one node of one prepared model, and quantizeModelCalibrated
- * quantizes that model once per layer it calibrates (each layer's Hessian is taken with the layers before
- * it already quantized), so each layer is solved once, not once per later layer.
- */
-const solvedCodes = new WeakMap<Float64Array, BlockCodes>();
-function solved(hessian: Float64Array, solve: () => BlockCodes): BlockCodes {
-  const known = solvedCodes.get(hessian);
-  if (known) return known;
-  const codes = solve();
-  solvedCodes.set(hessian, codes);
-  return codes;
-}
-
-/**
  * Block-wise 4-bit quantization of a MatMul weight W [K, N] in MatMulNBits' layout: each column is split
  * into blocks of `blockSize` along K (the last padded with zeros), each block with its own scale and, when
  * asymmetric, zero point. Stored as unsigned nibbles; symmetric blocks are centred on 8. With the Hessian
- * of the MatMul's input (K × K, from calibration) the symmetric codes come from GPTQ instead of rounding.
+ * of the MatMul's input (a calibrated layer) the symmetric codes come from GPTQ instead of rounding.
  */
-export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: number, symmetric: boolean, hessian?: Float64Array): Int4Weight {
+export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: number, symmetric: boolean, gptq?: GptqLayer): Int4Weight {
   if (!symmetric) return quantizeInt4Asymmetric(w, k, n, blockSize);
   // Symmetric: the weight of largest magnitude onto −8 exactly (NBITS_GRID), as onnxruntime's own
   // blockwise quantizer does: a step of absmax/8 instead of absmax/7.
   const rows = transpose(w, [k, n], [1, 0]);
-  const { codes, scales } = hessian ? solved(hessian, () => gptqQuantize(rows, n, k, hessian, blockSize, NBITS_GRID)) : roundToNearest(rows, n, k, blockSize, NBITS_GRID);
+  const { codes, scales } = gptq ? codesOf(gptq, (h) => gptqQuantize(rows, n, k, h, blockSize, NBITS_GRID)) : roundToNearest(rows, n, k, blockSize, NBITS_GRID);
   const blocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
   // Padding past K is code 0 (nibble 8).
@@ -119,7 +105,7 @@ function matMulNBits(ctx: QuantizeContext, base: string, input: string, weight: 
   if (headKeepsEightBits(ctx, base, weight, k, cols)) return matMulInt8Weight(ctx, base, input, weight, k, cols, output, weightKey);
   const bs = ctx.options.blockSize;
   const stored = ctx.once(`int4:${weightKey}`, () => {
-    const q = quantizeInt4(weight(), k, cols, bs, ctx.options.symmetric, ctx.options.hessians?.get(base));
+    const q = quantizeInt4(weight(), k, cols, bs, ctx.options.symmetric, ctx.options.gptq?.get(base));
     const blocks = Math.ceil(k / bs);
     const b = ctx.index.uniqueName(`${base}_weight_int4`);
     const s = ctx.index.uniqueName(`${base}_weight_scales`);
@@ -199,10 +185,10 @@ export const BLOCKED_DQ_OPSET = 21;
 /**
  * Blocked symmetric int4 of a weight [rows, cols] in DequantizeLinear-21's layout: blocks of `blockSize`
  * along each row (the last shorter), one scale per block; values −7…7 packed in element order. GPTQ
- * codes when the Hessian of what the rows multiply (cols × cols) is given.
+ * codes for a calibrated layer (the Hessian of what the rows multiply, cols × cols).
  */
-export function quantizeBlockedInt4(w: Float32Array, rows: number, cols: number, blockSize: number, hessian?: Float64Array): { packed: Uint8Array; scales: Float32Array; scaleDims: number[] } {
-  const { codes, scales } = hessian ? solved(hessian, () => gptqQuantize(w, rows, cols, hessian, blockSize, DQ21_GRID)) : roundToNearest(w, rows, cols, blockSize, DQ21_GRID);
+export function quantizeBlockedInt4(w: Float32Array, rows: number, cols: number, blockSize: number, gptq?: GptqLayer): { packed: Uint8Array; scales: Float32Array; scaleDims: number[] } {
+  const { codes, scales } = gptq ? codesOf(gptq, (h) => gptqQuantize(w, rows, cols, h, blockSize, DQ21_GRID)) : roundToNearest(w, rows, cols, blockSize, DQ21_GRID);
   const packed = new Uint8Array(Math.ceil(w.length / 2));
   for (let at = 0; at < codes.length; at++) {
     const nib = codes[at]! & 0x0f;
@@ -247,7 +233,7 @@ registerQuantizer({
     const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => {
       const k = elementCount(dims.slice(1));
       const bs = Math.min(ctx.options.blockSize, 1 << Math.ceil(Math.log2(k)));
-      const q = quantizeBlockedInt4(floatValues(w), dims[0]!, k, bs, ctx.options.hessians?.get(n.name || n.output![0]!));
+      const q = quantizeBlockedInt4(floatValues(w), dims[0]!, k, bs, ctx.options.gptq?.get(n.name || n.output![0]!));
       const wq = ctx.index.uniqueName(`${name}_int4`);
       const ws = ctx.index.uniqueName(`${name}_block_scales`);
       const shape = ctx.index.uniqueName(`${name}_shape`);

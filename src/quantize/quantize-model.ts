@@ -8,7 +8,7 @@ import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
 import { agreementOn, calibrate, collectHessians, type CalibrationOptions, type HessianTarget } from './calibrate';
-import type { ConvGeometry } from './gptq';
+import type { ConvGeometry, GptqLayer } from './gptq';
 import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
@@ -107,17 +107,17 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   // it already quantized, so it compensates the errors it will actually receive. From the float model's
   // inputs alone each layer was better on its own and the whole worse (torch text transformer: 1 − cosine
   // 0.0014 rounded, 0.0034 with every layer compensated against float inputs).
-  const hessians = new Map<string, Float64Array>();
+  const layers = new Map<string, GptqLayer>();
   let count = 0;
   for (const [i, t] of targets.entries()) {
     const later = targets.slice(i).map((x) => x.node);
-    const partial = hessians.size ? quantizeModel(model, { ...options, hessians, excludeNodes: [...excluded, ...later] }).model : model;
+    const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...later] }).model : model;
     const got = await collectHessians(partial, [t], samples);
-    hessians.set(t.node, got.hessians.get(t.node)!);
+    layers.set(t.node, { hessian: got.hessians.get(t.node)! });
     count = got.samples;
     progress?.(i + 1, targets.length);
   }
-  const result = quantizeModel(model, { ...options, hessians });
+  const result = quantizeModel(model, { ...options, gptq: layers });
   // Never worse than rounding on the user's own samples: GPTQ's smaller error per layer did not always add up
   // to a closer model (torch text transformer: 1 − cosine 0.0014 rounded, 0.0035 compensated).
   const rounded = quantizeModel(model, options);
@@ -125,7 +125,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const chosen = gptq! >= nearest! ? result : rounded;
   return {
     model: chosen.model,
-    report: { ...chosen.report, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, hessians: undefined },
+    report: { ...chosen.report, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
       gptq: { layers: targets.length, samples: count, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! } } },
   };
 }

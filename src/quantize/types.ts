@@ -1,5 +1,6 @@
 import type { onnx } from '../onnx/proto';
 import type { GraphIndex } from '../onnx/graph';
+import type { GptqLayer } from './gptq';
 
 export const METHODS = ['int8-dynamic', 'int8-static', 'fp16', 'int4'] as const;
 export type Method = (typeof METHODS)[number];
@@ -30,10 +31,10 @@ export interface QuantizeOptions {
   /** Op types kept in fp32 (for fp16: the op block list, added to the defaults). */
   excludeOps?: string[];
   /**
-   * int4: per node (by name), Σ x·xᵀ of the input its weight multiplies (Conv: the input's patches), from
-   * calibration (quantizeModelCalibrated fills them in); those weights take GPTQ codes instead of rounding.
+   * int4: per node (by name), the calibrated layer (Σ x·xᵀ of the input its weight multiplies — a Conv's
+   * patches — then its codes); quantizeModelCalibrated fills it in, and those weights take GPTQ codes.
    */
-  hessians?: Map<string, Float64Array>;
+  gptq?: Map<string, GptqLayer>;
   /** int8-static: calibrated activation ranges (quantizeModelStatic fills them in). */
   ranges?: Map<string, { min: number; max: number }>;
 }
