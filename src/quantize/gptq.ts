@@ -114,11 +114,46 @@ export function inverseHessianFactor(h: Float64Array, n: number, damp = 0.01): F
 const PANEL = 64;
 
 /**
+ * The four dot products of rows p, p1 with rows q, q1 of `m` (row starts as offsets) over [from, to), into
+ * `out`: two rows by two, half the loads of one product at a time (the Cholesky update and the Hessian).
+ */
+function dots2x2(m: Float64Array, p: number, p1: number, q: number, q1: number, from: number, to: number, out: Float64Array): void {
+  let s00 = 0;
+  let s01 = 0;
+  let s10 = 0;
+  let s11 = 0;
+  for (let t = from; t < to; t++) {
+    const a = m[p + t]!;
+    const b = m[p1 + t]!;
+    const c = m[q + t]!;
+    const d = m[q1 + t]!;
+    s00 += a * c;
+    s01 += a * d;
+    s10 += b * c;
+    s11 += b * d;
+  }
+  out[0] = s00;
+  out[1] = s01;
+  out[2] = s10;
+  out[3] = s11;
+}
+
+/** Adds sign × dots2x2's sums at columns j, j + 1 of the rows starting at `row` and `row1` (−1: no second row; `next` false: no second column). */
+function add2x2(t: Float64Array, row: number, row1: number, j: number, next: boolean, sign: number, sums: Float64Array): void {
+  t[row + j] = t[row + j]! + sign * sums[0]!;
+  if (next) t[row + j + 1] = t[row + j + 1]! + sign * sums[1]!;
+  if (row1 < 0) return;
+  t[row1 + j] = t[row1 + j]! + sign * sums[2]!;
+  if (next) t[row1 + j + 1] = t[row1 + j + 1]! + sign * sums[3]!;
+}
+
+/**
  * In-place lower Cholesky factor of the symmetric positive-definite a [n, n] (upper triangle zeroed),
  * right-looking by panels: each panel is factored, then the trailing matrix updated from it while it is
  * in cache (row by row it is memory-bound: 7 s at n = 2,880, a Conv over 960 channels × 1×3).
  */
 function cholesky(a: Float64Array, n: number, floor: number): void {
+  const sums = new Float64Array(4);
   for (let kb = 0; kb < n; kb += PANEL) {
     const ke = Math.min(n, kb + PANEL);
     for (let i = kb; i < n; i++) {
@@ -130,34 +165,15 @@ function cholesky(a: Float64Array, n: number, floor: number): void {
         a[ri + j] = i === j ? Math.sqrt(Math.max(s, floor)) : s / a[rj + j]!;
       }
     }
-    // Two rows by two: four dot products per pass over the panel, half the loads (the upper triangle
-    // takes stray updates; it is never read and zeroed at the end).
+    // Two rows by two (the upper triangle takes stray updates; it is never read and zeroed at the end).
     for (let i = ke; i < n; i += 2) {
       const ri = i * n;
       const ri1 = i + 1 < n ? ri + n : ri;
       for (let j = ke; j <= i; j += 2) {
         const rj = j * n;
         const rj1 = j + 1 < n ? rj + n : rj;
-        let s00 = 0;
-        let s01 = 0;
-        let s10 = 0;
-        let s11 = 0;
-        for (let k = kb; k < ke; k++) {
-          const ai = a[ri + k]!;
-          const ai1 = a[ri1 + k]!;
-          const aj = a[rj + k]!;
-          const aj1 = a[rj1 + k]!;
-          s00 += ai * aj;
-          s01 += ai * aj1;
-          s10 += ai1 * aj;
-          s11 += ai1 * aj1;
-        }
-        a[ri + j] = a[ri + j]! - s00;
-        if (rj1 !== rj) a[ri + j + 1] = a[ri + j + 1]! - s01;
-        if (ri1 !== ri) {
-          a[ri1 + j] = a[ri1 + j]! - s10;
-          if (rj1 !== rj) a[ri1 + j + 1] = a[ri1 + j + 1]! - s11;
-        }
+        dots2x2(a, ri, ri1, rj, rj1, kb, ke, sums);
+        add2x2(a, ri, ri1 !== ri ? ri1 : -1, j, rj1 !== rj, -1, sums);
       }
     }
   }
@@ -269,6 +285,7 @@ const ROW_BLOCK = 32;
 export function accumulateHessian(h: Float64Array, x: Float32Array | Float64Array, count: number, k: number): void {
   const xt = new Float64Array(k * ROW_BLOCK);
   const live = new Uint8Array(k);
+  const sums = new Float64Array(4);
   for (let rb = 0; rb < count; rb += ROW_BLOCK) {
     const rows = Math.min(ROW_BLOCK, count - rb);
     xt.fill(0);
@@ -282,8 +299,8 @@ export function accumulateHessian(h: Float64Array, x: Float32Array | Float64Arra
         live[i] = 1;
       }
     }
-    // Two inputs by two: four dot products per pass over the block's rows. Entries below the diagonal
-    // (j = i − 1 next to it) are added too and never read: finishHessian mirrors the upper triangle.
+    // Two inputs by two (entries just below the diagonal are added too and never read: finishHessian
+    // mirrors the upper triangle).
     for (let i = 0; i < k; i += 2) {
       const i1 = Math.min(i + 1, k - 1);
       if (!live[i] && !live[i1]) continue;
@@ -292,26 +309,8 @@ export function accumulateHessian(h: Float64Array, x: Float32Array | Float64Arra
         const j1 = Math.min(j + 1, k - 1);
         if (!live[j] && !live[j1]) continue;
         const [xj, xj1] = [j * ROW_BLOCK, j1 * ROW_BLOCK];
-        let s00 = 0;
-        let s01 = 0;
-        let s10 = 0;
-        let s11 = 0;
-        for (let r = 0; r < rows; r++) {
-          const a = xt[xi + r]!;
-          const b = xt[xi1 + r]!;
-          const c = xt[xj + r]!;
-          const d = xt[xj1 + r]!;
-          s00 += a * c;
-          s01 += a * d;
-          s10 += b * c;
-          s11 += b * d;
-        }
-        h[i * k + j] = h[i * k + j]! + s00;
-        if (j1 !== j) h[i * k + j1] = h[i * k + j1]! + s01;
-        if (i1 !== i) {
-          h[i1 * k + j] = h[i1 * k + j]! + s10;
-          if (j1 !== j) h[i1 * k + j1] = h[i1 * k + j1]! + s11;
-        }
+        dots2x2(xt, xi, xi1, xj, xj1, 0, rows, sums);
+        add2x2(h, i * k, i1 !== i ? i1 * k : -1, j, j1 !== j, 1, sums);
       }
     }
   }
