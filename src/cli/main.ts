@@ -292,15 +292,16 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
   .option('--calibration <file>', 'int8-static: calibration samples (required); int4: with them weights take GPTQ codes (error-compensating) instead of rounding. JSONL (golden format) or Arrow IPC (list<float32> column per input); use samples apart from the golden set that judges the result')
   .option('--calibrate <method>', 'int8-static: minmax, percentile or entropy', 'minmax')
+  .option('--calibration-samples <n>', 'int4 with --calibration: how many of its first samples GPTQ reads (one pass per layer)', positiveInt, 128)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
-  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; percentile: number }) => {
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number }) => {
     const t0 = performance.now();
     const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps };
     if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
       ? await quantizeModelStatic(readModelFile(o.input), { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
       : o.method === 'int4' && o.calibration
-        ? await quantizeModelCalibrated(readModelFile(o.input), { ...options, method: 'int4' }, calibrationSource(o.calibration), (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`))
+        ? await quantizeModelCalibrated(readModelFile(o.input), { ...options, method: 'int4' }, calibrationSource(o.calibration), { maxSamples: o.calibrationSamples, progress: (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`) })
         : quantizeModel(readModelFile(o.input), options);
     // A quantized model larger than its input helps nobody: say why instead of writing it.
     if (report.modelBytes.ratio > 1) {

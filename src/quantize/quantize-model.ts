@@ -63,6 +63,23 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
 }
 
+/** GPTQ's calibration runs once per layer: it reads the first `maxSamples` of the set (default 128, as GPTQ's authors used). */
+export interface GptqOptions {
+  maxSamples?: number;
+  progress?: (layer: number, of: number) => void;
+}
+
+export const DEFAULT_GPTQ_SAMPLES = 128;
+
+async function* firstOf<T>(items: Iterable<T> | AsyncIterable<T>, max: number): AsyncIterable<T> {
+  if (max <= 0) return;
+  let n = 0;
+  for await (const x of items) {
+    yield x;
+    if (++n >= max) return;
+  }
+}
+
 /** What calibration did: layers calibrated, samples, and which codes were kept (the closer on the samples). */
 export interface GptqReport {
   layers: number;
@@ -79,8 +96,12 @@ export interface GptqReport {
  * with fp32 on the samples. Preparation (Constant nodes, opset, folded BatchNorms and weight paths) is done
  * first so the calibrated graph is the one quantized.
  */
-export async function quantizeModelCalibrated(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int4' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, progress?: (layer: number, of: number) => void): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { gptq: GptqReport } }> {
+export async function quantizeModelCalibrated(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int4' }, source: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, o: GptqOptions = {}): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { gptq: GptqReport } }> {
   if (options.symmetric === false) throw new QuantizeError('int4 with --calibration (GPTQ) takes symmetric blocks: drop --asymmetric');
+  const max = o.maxSamples ?? DEFAULT_GPTQ_SAMPLES;
+  if (!Number.isInteger(max) || max < 1) throw new QuantizeError(`--calibration-samples ${max}: give a whole number of samples, 1 or more`);
+  const samples = (): AsyncIterable<GoldenSample> => firstOf(source(), max);
+  const progress = o.progress;
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
   const constantsMoved = constantsToInitializers(g);

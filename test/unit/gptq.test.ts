@@ -145,7 +145,7 @@ test('int4 with calibration samples: every MatMul calibrated in turn, the file t
   const samples = fixtureGolden(f, 60);
   const [calibration, judge] = [samples.slice(0, 40), samples.slice(40)];
   const layers: number[] = [];
-  const { model: q, report } = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, (layer) => layers.push(layer));
+  const { model: q, report } = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { progress: (layer) => layers.push(layer) });
   assert.deepEqual([report.gptq.layers, report.gptq.samples, report.gptq.used, layers], [3, 40, true, [1, 2, 3]]);
   assert.ok(report.gptq.calibrationCosine.gptq > report.gptq.calibrationCosine.rounded);
   const rounded = quantizeModel(decodeModel(f.onnx), { method: 'int4' }).model;
@@ -159,4 +159,7 @@ test('int4 with calibration samples: every MatMul calibrated in turn, the file t
   if (!few.report.gptq.used) assert.deepEqual(encodeModel(few.model), encodeModel(rounded));
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', symmetric: false }, () => calibration), /symmetric/);
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => []), /calibration set is empty/);
+  // One pass per layer: only the first `maxSamples` of a set are read.
+  assert.equal((await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { maxSamples: 8 })).report.gptq.samples, 8);
+  await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { maxSamples: 0 }), /calibration-samples 0/);
 });
