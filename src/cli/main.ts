@@ -298,6 +298,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     const t0 = performance.now();
     const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps };
     if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
+    if (o.calibration && o.method !== 'int8-static' && o.method !== 'int4') throw new CliError(`--calibration is for int8-static (activation ranges) and int4 (GPTQ); ${o.method} would not read it: drop it or pick one of those methods`);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
       ? await quantizeModelStatic(readModelFile(o.input), { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
       : o.method === 'int4' && o.calibration

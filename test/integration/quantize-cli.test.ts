@@ -46,6 +46,8 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   assert.match(g.stderr, /gptq: calibrated layer 3 of 3/);
   const gptq = (JSON.parse(g.stdout) as { gptq: { layers: number; samples: number; used: boolean } }).gptq;
   assert.deepEqual([gptq.layers, gptq.samples], [3, 100]);
+  const unread = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'fp16', '--calibration', path.join(dir, 'golden.jsonl'), '--output', path.join(dir, 'x.onnx')]);
+  assert.match(unread.stderr, /--calibration is for int8-static \(activation ranges\) and int4 \(GPTQ\); fp16 would not read it/);
   const noCalib = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--output', path.join(dir, 'x.onnx')]);
   assert.match(noCalib.stderr, /int8-static needs a calibration set: pass --calibration/);
 
