@@ -3,6 +3,7 @@ import { node } from '../onnx/build';
 import { DT, floatValues, makeTensor } from '../onnx/tensor';
 import { quantizeWeight8, type QuantizedWeight } from './weights';
 import type { QuantizeContext } from './types';
+import { codesOf, gptqQuantize, INT8_GRID, type GptqLayer } from './gptq';
 
 /**
  * A weight stored as symmetric int8 per channel along `axis` behind a DequantizeLinear (per-axis needs
@@ -41,18 +42,20 @@ function dequantizedWeightOnce(ctx: QuantizeContext, name: string, axis: number,
  * the channel scales. Both have constant inputs, so onnxruntime folds them when it loads the model: the
  * file keeps a quarter of the bytes and the node computes in float at float speed, on any opset and CPU.
  */
-export function weightOnlyInt8(ctx: QuantizeContext, name: string, axis: number, reduceRange = false): { nodes: onnx.INodeProto[]; output: string } {
+export function weightOnlyInt8(ctx: QuantizeContext, name: string, axis: number, reduceRange = false, gptq?: GptqLayer): { nodes: onnx.INodeProto[]; output: string } {
   const w = ctx.index.initializers.get(name)!;
-  return weightOnlyInt8Values(ctx, `w8:${name}:${axis}:${reduceRange}`, name, () => floatValues(w), (w.dims ?? []).map(Number), axis, reduceRange);
+  return weightOnlyInt8Values(ctx, `w8:${name}:${axis}:${reduceRange}`, name, () => floatValues(w), (w.dims ?? []).map(Number), axis, reduceRange, gptq);
 }
 
 /** weightOnlyInt8 of values not stored as they are read (a Gemm's weight transposed), shared under `key`. */
-export function weightOnlyInt8Values(ctx: QuantizeContext, key: string, name: string, values: () => Float32Array, dims: number[], axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
-  return sharedWeight(ctx, key, () => weightOnlyInt8Once(ctx, name, values(), dims, axis, reduceRange));
+export function weightOnlyInt8Values(ctx: QuantizeContext, key: string, name: string, values: () => Float32Array, dims: number[], axis: number, reduceRange: boolean, gptq?: GptqLayer): { nodes: onnx.INodeProto[]; output: string } {
+  return sharedWeight(ctx, key, () => weightOnlyInt8Once(ctx, name, values(), dims, axis, reduceRange, gptq));
 }
 
-function weightOnlyInt8Once(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, reduceRange: boolean): { nodes: onnx.INodeProto[]; output: string } {
-  const { q, wq } = storeInt8(ctx, name, values, dims, axis, ctx.options.perChannel, reduceRange);
+function weightOnlyInt8Once(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, reduceRange: boolean, gptq?: GptqLayer): { nodes: onnx.INodeProto[]; output: string } {
+  // A calibrated Conv (axis 0, one channel a row of C·kh·kw) takes GPTQ codes, one group per channel.
+  const calibrated = gptq && axis === 0 && ctx.options.perChannel && !reduceRange;
+  const { q, wq } = calibrated ? storeGptqInt8(ctx, name, values, dims, gptq) : storeInt8(ctx, name, values, dims, axis, ctx.options.perChannel, reduceRange);
   const ws = ctx.index.uniqueName(`${name}_scale`);
   // Scales shaped to broadcast along `axis`: [C, 1, 1, 1] for a Conv weight [C, …].
   const shape = dims.map((d, i) => (i === axis && q.scales.length > 1 ? d : 1));
@@ -66,6 +69,14 @@ function weightOnlyInt8Once(ctx: QuantizeContext, name: string, values: Float32A
       node('Mul', [cast, ws], [out], {}, ctx.index.uniqueName(`${name}_scale_Mul`)),
     ],
   };
+}
+
+function storeGptqInt8(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], gptq: GptqLayer): { q: QuantizedWeight; wq: string } {
+  const cols = values.length / dims[0]!;
+  const { codes, scales } = codesOf(gptq, (h) => gptqQuantize(values, dims[0]!, cols, h, cols, INT8_GRID));
+  const wq = ctx.index.uniqueName(`${name}_quantized`);
+  ctx.addInitializer(makeTensor(wq, DT.INT8, dims, codes));
+  return { q: { values: codes, scales, zeroPoints: new Int8Array(dims[0]!) }, wq };
 }
 
 function storeInt8(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, perChannel: boolean, reduceRange: boolean): { q: QuantizedWeight; wq: string } {

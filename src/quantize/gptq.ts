@@ -33,15 +33,16 @@ export function codesOf(layer: GptqLayer, solve: (hessian: Float64Array) => Bloc
 
 /**
  * How a group of values becomes a scale: MatMulNBits' symmetric blocks put the extreme onto −8 (all 16
- * levels, a negative scale when the extreme is positive); DequantizeLinear-21 blocks use ±7.
+ * levels, a negative scale when the extreme is positive); DequantizeLinear-21 blocks use ±7, weight-only
+ * int8 channels ±127.
  */
-export interface Int4Grid {
+export interface Grid {
   qmin: number;
   qmax: number;
   scale(values: Float64Array | Float32Array, from: number, to: number): number;
 }
 
-export const NBITS_GRID: Int4Grid = {
+export const NBITS_GRID: Grid = {
   qmin: -8,
   qmax: 7,
   scale(v, from, to) {
@@ -56,20 +57,25 @@ export const NBITS_GRID: Int4Grid = {
   },
 };
 
-export const DQ21_GRID: Int4Grid = {
-  qmin: -7,
-  qmax: 7,
-  scale(v, from, to) {
-    let absmax = 0;
-    for (let i = from; i < to; i++) absmax = Math.max(absmax, Math.abs(v[i]!));
-    // A group of float32 denormals would get a scale of 0 (GPTQ's updates leave some): 1 stores them as 0.
-    const scale = Math.fround((2 * absmax) / 14);
-    return scale === 0 ? 1 : scale;
-  },
-};
+/** Symmetric ±`levels` around 0, the extreme onto the last level (a group of float32 denormals, which GPTQ's updates can leave, gets 1 and stores 0s). */
+function symmetricGrid(levels: number): Grid {
+  return {
+    qmin: -levels,
+    qmax: levels,
+    scale(v, from, to) {
+      let absmax = 0;
+      for (let i = from; i < to; i++) absmax = Math.max(absmax, Math.abs(v[i]!));
+      const scale = Math.fround((2 * absmax) / (2 * levels));
+      return scale === 0 ? 1 : scale;
+    },
+  };
+}
+
+export const DQ21_GRID = symmetricGrid(7);
+export const INT8_GRID = symmetricGrid(127);
 
 /** Round to nearest per group: what the packers did before GPTQ, and what a layer without a Hessian gets. */
-export function roundToNearest(w: Float32Array, rows: number, cols: number, groupSize: number, grid: Int4Grid): BlockCodes {
+export function roundToNearest(w: Float32Array, rows: number, cols: number, groupSize: number, grid: Grid): BlockCodes {
   const groups = Math.ceil(cols / groupSize);
   const codes = new Int8Array(rows * cols);
   const scales = new Float32Array(rows * groups);
@@ -222,7 +228,7 @@ function lowerInverse(l: Float64Array, n: number): Float64Array {
  * GPTQ of W [rows, cols] (rows are outputs, cols the inputs H is over) in groups of `groupSize` along cols;
  * each group's scale is set from the values as updated when the group is reached (bestScale).
  */
-export function gptqQuantize(w: Float32Array, rows: number, cols: number, h: Float64Array, groupSize: number, grid: Int4Grid): BlockCodes {
+export function gptqQuantize(w: Float32Array, rows: number, cols: number, h: Float64Array, groupSize: number, grid: Grid): BlockCodes {
   const u = inverseHessianFactor(h, cols);
   const groups = Math.ceil(cols / groupSize);
   const work = Float64Array.from(w);
@@ -254,7 +260,7 @@ const SHRINKS = [1, 0.95, 0.9, 0.85, 0.8, 0.75];
  * (diag H): clipping a rare extreme buys a finer step for the rest (PaddleOCR's recogniser, 4-bit convs:
  * cosine 0.968 → 0.977 on its golden lines, 0.972 → 0.976 on 24 others).
  */
-function bestScale(v: Float64Array, from: number, to: number, h: Float64Array, cols: number, offset: number, grid: Int4Grid): number {
+function bestScale(v: Float64Array, from: number, to: number, h: Float64Array, cols: number, offset: number, grid: Grid): number {
   const full = grid.scale(v, from, to);
   let best = full;
   let bestErr = Infinity;

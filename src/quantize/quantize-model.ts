@@ -13,7 +13,7 @@ import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
-import { BLOCKED_DQ_OPSET, int4Conv } from './int4';
+import { BLOCKED_DQ_OPSET } from './int4';
 import './gather';
 
 export interface QuantizeReport {
@@ -90,8 +90,8 @@ export interface GptqReport {
 }
 
 /**
- * int4 with a calibration set: runs the model on the samples to collect, for every MatMul, Gemm and
- * 4-bit Conv, the Hessian of the input its weight multiplies, then quantizes those weights with GPTQ
+ * int4 with a calibration set: runs the model on the samples to collect, for every MatMul, Gemm and ungrouped
+ * Conv (4-bit or 8-bit weights), the Hessian of the input its weight multiplies, then quantizes those weights with GPTQ
  * (gptq.ts) instead of rounding each to its nearest level, and keeps whichever of the two agrees better
  * with fp32 on the samples. Preparation (Constant nodes, opset, folded BatchNorms and weight paths) is done
  * first so the calibrated graph is the one quantized.
@@ -119,7 +119,9 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
     const dims = (w.dims ?? []).map(Number);
     if ((n.opType === 'MatMul' || n.opType === 'Gemm') && dims.length === 2) {
       targets.push({ node: name, input: n.input![0]!, k: n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1 ? dims[1]! : dims[0]! });
-    } else if (n.opType === 'Conv' && dims.length === 4 && int4Conv(n, index, defaultOpset(model), options)) {
+    } else if (n.opType === 'Conv' && dims.length === 4 && intAttr(n, 'group', 1) === 1) {
+      // 4-bit blocks with int4Conv, else 8-bit weight-only channels: GPTQ either way (not grouped ones,
+      // whose filters each see their own channels).
       const geometry = convGeometry(n, dims);
       if (geometry) targets.push({ node: name, input: n.input![0]!, k: dims[1]! * dims[2]! * dims[3]!, conv: geometry });
     }

@@ -74,7 +74,7 @@ test('int4 with --int4-conv and a calibration set: GPTQ keeps the recogniser at 
   // Calibrated on twelve other lines than the six it is judged on.
   const lines = await c.calibration();
   const { model, report } = await quantizeModelCalibrated(readModelFile(file), { method: 'int4', int4Conv: true }, () => lines);
-  assert.deepEqual([report.gptq.layers, report.gptq.samples, report.gptq.used], [27, 12, true]);
+  assert.deepEqual([report.gptq.layers, report.gptq.samples, report.gptq.used], [33, 12, true]);
   const rounded = quantizeModel(readModelFile(file), { method: 'int4', int4Conv: true }).model;
   const [m, r] = [await evaluateCandidate(file, encodeModel(model), golden, { runs: 1 }), await evaluateCandidate(file, encodeModel(rounded), golden, { runs: 1 })];
   t.diagnostic(`${c.file} int4 --int4-conv: GPTQ file ×${m.bytes!.ratio.toFixed(3)} cosine ${m.cosine.mean.toFixed(4)} (worst ${m.cosine.min.toFixed(4)}); rounded ×${r.bytes!.ratio.toFixed(3)} ${r.cosine.mean.toFixed(4)}`);

@@ -5,7 +5,8 @@ import { accumulateHessian, DQ21_GRID, finishHessian, gptqQuantize, im2col, inve
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
-import { fixtureGolden, mlpModel, rng } from '../../src/onnx/fixture-models';
+import { cnnModel, fixtureGolden, mlpModel, rng } from '../../src/onnx/fixture-models';
+import { DT } from '../../src/onnx/tensor';
 import { quantizeModel, quantizeModelCalibrated } from '../../src/quantize/quantize-model';
 import { evaluateCandidate } from '../../src/quantize/evaluate';
 
@@ -162,4 +163,19 @@ test('int4 with calibration samples: every MatMul calibrated in turn, the file t
   // One pass per layer: only the first `maxSamples` of a set are read.
   assert.equal((await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { maxSamples: 8 })).report.gptq.samples, 8);
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { maxSamples: 0 }), /calibration-samples 0/);
+});
+
+test('int4 with calibration samples: a Conv left at 8 bits takes GPTQ codes per channel, one group a filter', async () => {
+  const f = await cnnModel();
+  const samples = fixtureGolden(f, 40);
+  const { model: q, report } = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => samples.slice(0, 20));
+  const rounded = quantizeModel(decodeModel(f.onnx), { method: 'int4' }).model;
+  const int8 = (m: typeof rounded) => m.graph!.initializer!.filter((t) => t.dataType === DT.INT8 && t.name!.endsWith('_quantized'));
+  assert.ok(report.gptq.layers >= 2 && int8(q).length > 0 && int8(q).length === int8(rounded).length);
+  // Kept (closer to fp32 on the 20 samples) and not rounding's codes; int8 within ±127.
+  const differs = int8(q).some((t, i) => !Buffer.from(t.rawData!).equals(Buffer.from(int8(rounded)[i]!.rawData!)));
+  assert.ok(report.gptq.used && differs, JSON.stringify(report.gptq));
+  for (const t of int8(q)) assert.ok(new Int8Array(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.length).every((v) => v >= -127));
+  const [a, b] = [await evaluateCandidate(f.onnx, encodeModel(q), samples.slice(20), { runs: 1 }), await evaluateCandidate(f.onnx, encodeModel(rounded), samples.slice(20), { runs: 1 })];
+  assert.ok(a.cosine.mean >= b.cosine.mean - 0.001, `GPTQ ${a.cosine.mean}, rounded ${b.cosine.mean}`);
 });
