@@ -6,9 +6,9 @@ import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
 import { readingWeight, sharedWeight, weightOnlyInt8, weightOnlyInt8Values } from './dequantized-weight';
-import { intAttr, type GraphIndex } from '../onnx/graph';
+import { intAttr } from '../onnx/graph';
 import { tiedToATable } from './tied-weights';
-import type { QuantizeContext, QuantizeOptions } from './types';
+import type { QuantizeContext } from './types';
 
 export interface Int4Weight {
   /** [N, blocks, blockSize/2] bytes, two values per byte, the first in the low nibble. */
@@ -206,9 +206,9 @@ const MIN_INT4_CONV_K = 64;
  * 4-bit pointwise convolution alone took PaddleOCR's recogniser from cosine 0.990 to 0.930, all of them
  * to 0.86, while 8-bit weights keep it at 0.97 (real-model-quantize.test.ts).
  */
-function int4Conv(n: onnx.INodeProto, index: GraphIndex, opset: number, options: QuantizeOptions): boolean {
-  if (!options.int4Conv || opset < BLOCKED_DQ_OPSET) return false;
-  const dims = (index.initializers.get(n.input![1]!)!.dims ?? []).map(Number);
+function int4Conv(n: onnx.INodeProto, ctx: QuantizeContext): boolean {
+  if (!ctx.options.int4Conv || ctx.opset < BLOCKED_DQ_OPSET) return false;
+  const dims = (ctx.index.initializers.get(n.input![1]!)!.dims ?? []).map(Number);
   return intAttr(n, 'group', 1) === 1 && elementCount(dims.slice(1)) >= MIN_INT4_CONV_K;
 }
 
@@ -227,7 +227,7 @@ registerQuantizer({
   },
   quantize(n, ctx) {
     const name = n.input![1]!;
-    if (!int4Conv(n, ctx.index, ctx.opset, ctx.options)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0, false, ctx.options.gptq?.get(n.name || n.output![0]!)));
+    if (!int4Conv(n, ctx)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0, false, ctx.options.gptq?.get(n.name || n.output![0]!)));
     const w = ctx.index.initializers.get(name)!;
     const dims = (w.dims ?? []).map(Number);
     const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => {
