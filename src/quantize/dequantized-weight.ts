@@ -53,9 +53,7 @@ export function weightOnlyInt8Values(ctx: QuantizeContext, key: string, name: st
 }
 
 function weightOnlyInt8Once(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, reduceRange: boolean, gptq?: GptqLayer): { nodes: onnx.INodeProto[]; output: string } {
-  // A calibrated Conv (axis 0, one channel a row of C·kh·kw) takes GPTQ codes, one group per channel.
-  const calibrated = gptq && axis === 0 && ctx.options.perChannel && !reduceRange;
-  const { q, wq } = calibrated ? storeGptqInt8(ctx, name, values, dims, gptq) : storeInt8(ctx, name, values, dims, axis, ctx.options.perChannel, reduceRange);
+  const { q, wq } = storeInt8(ctx, name, values, dims, axis, ctx.options.perChannel, reduceRange, gptq);
   const ws = ctx.index.uniqueName(`${name}_scale`);
   // Scales shaped to broadcast along `axis`: [C, 1, 1, 1] for a Conv weight [C, …].
   const shape = dims.map((d, i) => (i === axis && q.scales.length > 1 ? d : 1));
@@ -71,17 +69,18 @@ function weightOnlyInt8Once(ctx: QuantizeContext, name: string, values: Float32A
   };
 }
 
-function storeGptqInt8(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], gptq: GptqLayer): { q: QuantizedWeight; wq: string } {
-  const cols = values.length / dims[0]!;
-  const { codes, scales } = codesOf(gptq, (h) => gptqQuantize(values, dims[0]!, cols, h, cols, INT8_GRID));
-  const wq = ctx.index.uniqueName(`${name}_quantized`);
-  ctx.addInitializer(makeTensor(wq, DT.INT8, dims, codes));
-  return { q: { values: codes, scales, zeroPoints: new Int8Array(dims[0]!) }, wq };
-}
-
-function storeInt8(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, perChannel: boolean, reduceRange: boolean): { q: QuantizedWeight; wq: string } {
-  const q = quantizeWeight8(values, dims, { axis, perChannel, symmetric: true, qtype: 'int8', reduceRange });
+function storeInt8(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], axis: number, perChannel: boolean, reduceRange: boolean, gptq?: GptqLayer): { q: QuantizedWeight; wq: string } {
+  // A calibrated Conv (axis 0, one channel a row of C·kh·kw) takes GPTQ codes, one group per channel.
+  const calibrated = gptq && axis === 0 && perChannel && !reduceRange;
+  const q = calibrated ? gptqInt8(values, dims, gptq) : quantizeWeight8(values, dims, { axis, perChannel, symmetric: true, qtype: 'int8', reduceRange });
   const wq = ctx.index.uniqueName(`${name}_quantized`);
   ctx.addInitializer(makeTensor(wq, DT.INT8, dims, q.values));
   return { q, wq };
+}
+
+/** quantizeWeight8's symmetric per-channel int8 (axis 0), with GPTQ codes: one group a channel. */
+function gptqInt8(values: Float32Array, dims: number[], gptq: GptqLayer): QuantizedWeight {
+  const cols = values.length / dims[0]!;
+  const { codes, scales } = codesOf(gptq, (h) => gptqQuantize(values, dims[0]!, cols, h, cols, INT8_GRID));
+  return { values: codes, scales, zeroPoints: new Int8Array(dims[0]!) };
 }
