@@ -3,7 +3,7 @@ import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
 import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
-import { accumulateHessian, finishHessian, im2col, type ConvGeometry } from './gptq';
+import { accumulateHessian, crossFourthMoment, finishHessian, im2col, shrinkTowardDiagonal, type ConvGeometry } from './gptq';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -78,32 +78,44 @@ export interface HessianTarget {
 
 /**
  * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant): a MatMul's
- * input rows, a group-1 Conv's patches. Memory is k² per target, whatever the dataset size.
+ * input rows, a group-1 Conv's patches; shrunk toward its diagonal where its correlations are mostly
+ * sampling noise (`shrinkage`: the weight taken off, 0 for most). Memory is k² per target, whatever the dataset size.
  */
-export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ hessians: Map<string, Float64Array>; samples: number }> {
+export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ hessians: Map<string, Float64Array>; shrinkage: Map<string, number>; samples: number }> {
   const tensors = [...new Set(targets.map((t) => t.input))];
   return withIntermediates(model, tensors, samples, async (runAll) => {
-    const hessians = new Map(targets.map((t) => [t.node, new Float64Array(t.k * t.k)]));
+    const sums = new Map(targets.map((t) => [t.node, { h: new Float64Array(t.k * t.k), rows: 0, crossFourth: 0 }]));
+    const add = (t: HessianTarget, x: Float32Array, rows: number): void => {
+      const s = sums.get(t.node)!;
+      accumulateHessian(s.h, x, rows, t.k);
+      s.rows += rows;
+      s.crossFourth += crossFourthMoment(x, rows, t.k);
+    };
     const readers = new Map<string, HessianTarget[]>();
     for (const t of targets) readers.set(t.input, [...(readers.get(t.input) ?? []), t]);
     const count = await runAll((name, data, dims) => {
       for (const t of readers.get(name)!) {
-        const h = hessians.get(t.node)!;
         if (!t.conv) {
-          accumulateHessian(h, data, data.length / t.k, t.k);
+          add(t, data, data.length / t.k);
           continue;
         }
         const [n, c, height, width] = dims as [number, number, number, number];
         const plane = c * height * width;
         for (let b = 0; b < n; b++) {
           const { patches, count: positions } = im2col(data.subarray(b * plane, (b + 1) * plane), c, height, width, t.conv);
-          accumulateHessian(h, patches, positions, t.k);
+          add(t, patches, positions);
         }
       }
     });
     if (count === 0) throw new QuantizeError('the calibration set is empty');
-    for (const t of targets) finishHessian(hessians.get(t.node)!, t.k);
-    return { hessians, samples: count };
+    const hessians = new Map<string, Float64Array>();
+    const shrinkage = new Map<string, number>();
+    for (const t of targets) {
+      const s = sums.get(t.node)!;
+      hessians.set(t.node, finishHessian(s.h, t.k));
+      shrinkage.set(t.node, shrinkTowardDiagonal(s.h, t.k, s.rows, s.crossFourth));
+    }
+    return { hessians, shrinkage, samples: count };
   });
 }
 

@@ -83,6 +83,8 @@ async function* firstOf<T>(items: Iterable<T> | AsyncIterable<T>, max: number): 
 export interface GptqReport {
   layers: number;
   samples: number;
+  /** Layers whose input correlations were mostly sampling noise: their Hessian shrunk toward its diagonal (shrinkTowardDiagonal). */
+  shrunk: number;
   /** Whether the GPTQ codes were kept; false when rounding agreed better with fp32 on the calibration samples. */
   used: boolean;
   calibrationCosine: { gptq: number; rounded: number };
@@ -129,11 +131,13 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   // it already quantized, so it compensates the errors it will actually receive.
   const layers = new Map<string, GptqLayer>();
   let count = 0;
+  let shrunk = 0;
   for (const [i, t] of targets.entries()) {
     const later = targets.slice(i).map((x) => x.node);
     const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...later] }).model : model;
     const got = await collectHessians(partial, [t], samples);
     layers.set(t.node, { hessian: got.hessians.get(t.node)! });
+    if (got.shrinkage.get(t.node)! > 0) shrunk++;
     count = got.samples;
     progress?.(i + 1, targets.length);
   }
@@ -147,7 +151,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   return {
     model: chosen.model,
     report: { ...chosen.report, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
-      gptq: { layers: targets.length, samples: count, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! } } },
+      gptq: { layers: targets.length, samples: count, shrunk, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! } } },
   };
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { accumulateHessian, DQ21_GRID, finishHessian, gptqQuantize, im2col, inverseHessianFactor, NBITS_GRID, roundToNearest, type BlockCodes } from '../../src/quantize/gptq';
+import { accumulateHessian, crossFourthMoment, DQ21_GRID, finishHessian, gptqQuantize, im2col, inverseHessianFactor, NBITS_GRID, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
@@ -100,6 +100,32 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   const tiny = Float32Array.from({ length: 32 }, (_, i) => (i === 3 ? 1e-45 : 0));
   const t = roundToNearest(tiny, 1, 32, 32, DQ21_GRID);
   assert.ok(t.scales[0]! > 0 && t.codes.every((c) => c === 0));
+});
+
+test('a Hessian from too few rows of independent inputs is shrunk to its diagonal, so GPTQ no longer fits their noise; real correlations are kept', () => {
+  const [rows, cols, count] = [24, 128, 32];
+  const r = rng(17);
+  const w = Float32Array.from({ length: rows * cols }, () => r() - 0.5);
+  const independent = (n: number): Float32Array => Float32Array.from({ length: n * cols }, () => r() * 2 - 1);
+  const [fit, heldOut] = [independent(count), independent(2000)];
+  const raw = hessianOf(fit, count, cols);
+  const shrunk = Float64Array.from(raw);
+  const alpha = shrinkTowardDiagonal(shrunk, cols, count, crossFourthMoment(fit, count, cols));
+  assert.ok(alpha > 0.9, `independent inputs: α ${alpha}`);
+  for (let i = 0; i < cols; i++) {
+    assert.equal(shrunk[i * cols + i], raw[i * cols + i]);
+    assert.ok(Math.abs(shrunk[i * cols + (i + 1) % cols]! - (1 - alpha) * raw[i * cols + (i + 1) % cols]!) < 1e-12);
+  }
+  const error = (q: BlockCodes) => outputError(w, q, rows, cols, 32, heldOut, 2000);
+  const [rounded, fitted, kept] = [roundToNearest(w, rows, cols, 32, NBITS_GRID), gptqQuantize(w, rows, cols, raw, 32, NBITS_GRID), gptqQuantize(w, rows, cols, shrunk, 32, NBITS_GRID)];
+  assert.ok(error(fitted) > 1.05 * error(rounded), `unshrunk GPTQ ${error(fitted)} vs rounding ${error(rounded)}: the case this guards`);
+  assert.ok(error(kept) <= 1.01 * error(rounded), `shrunk GPTQ ${error(kept)} vs rounding ${error(rounded)}`);
+  // Inputs driven by shared factors, from as few rows: the correlations are real and H is left whole.
+  const correlated = correlatedInputs(count, cols, 4);
+  const h = hessianOf(correlated, count, cols);
+  const before = Float64Array.from(h);
+  assert.equal(shrinkTowardDiagonal(h, cols, count, crossFourthMoment(correlated, count, cols)), 0);
+  assert.deepEqual(h, before);
 });
 
 test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight is codes × scales', () => {
