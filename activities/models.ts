@@ -6,9 +6,9 @@ import { decodeModel, encodeModel, OnnxFormatError } from '../src/onnx/proto';
 import { registerModel } from '../src/models/register';
 import { MetadataError } from '../src/models/metadata';
 import { getModelVersion, type ModelVersionRow } from '../src/store/models';
-import { analyzeModel, quantizeModel, quantizeModelStatic } from '../src/quantize/quantize-model';
+import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../src/quantize/quantize-model';
 import type { CalibrationMethod } from '../src/quantize/calibrate';
-import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics, type GoldenSample } from '../src/quantize/evaluate';
+import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics } from '../src/quantize/evaluate';
 import { QuantizeError, type Method } from '../src/quantize/types';
 import { OnnxruntimeCrashed, evaluateIsolated } from '../src/quantize/evaluate-isolated';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -24,6 +24,10 @@ export interface Candidate {
   weightRatio: number;
   excludeNodes: string[];
   blockSize?: number;
+  /** What int8-static ranges or int4 GPTQ codes were fitted to: the version's calibration set, or (int8-static without one) its golden inputs. */
+  fittedTo?: 'calibration' | 'golden';
+  /** int4 fitted to a calibration set: whether GPTQ's codes were kept (false: rounding agreed better with fp32 on that set). */
+  gptqUsed?: boolean;
 }
 
 export interface Budget {
@@ -56,46 +60,58 @@ export function modelActivities(deps: ActivityDeps) {
       return { ...(await asBadInput(() => analyzeModel(decodeModel(onnx)))), bytes: m.bytes, hasGolden: m.goldenKey !== null };
     },
 
-    /** Quantizes the version with one method (and exclusions) and stores the file under candidates/; idempotent by content. */
+    /**
+     * Quantizes the version with one method (and exclusions) and stores the file under candidates/; idempotent
+     * by content. int8-static ranges and int4 GPTQ codes are fitted to the version's calibration set when it
+     * was registered with one, so the golden inputs only judge; without one int8-static calibrates on the
+     * golden inputs and int4 rounds.
+     */
     async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationMethod }): Promise<Candidate> {
       const m = await requireModel(deps, input.modelId);
       heartbeat({ stage: 'download' });
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
-      heartbeat({ stage: 'quantize', method: input.method });
       const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes };
-      let samples: GoldenSample[] = [];
-      if (input.method === 'int8-static') {
-        // Calibrated on the version's golden inputs: the representative data the version was registered with.
-        if (!m.goldenKey) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --golden golden.jsonl`);
-        samples = parseGoldenJsonl(await getObjectText(deps.store, m.goldenKey));
-      }
-      const { model, report } = await asBadInput(() => (input.method === 'int8-static'
-        ? quantizeModelStatic(decodeModel(onnx), { ...options, method: 'int8-static' }, () => samples, { method: input.calibration ?? 'minmax' })
-        : quantizeModel(decodeModel(onnx), options)));
+      const fits = input.method === 'int8-static' || input.method === 'int4';
+      const fittedTo = !fits ? undefined : m.calibrationKey ? 'calibration' as const : input.method === 'int8-static' ? 'golden' as const : undefined;
+      if (input.method === 'int8-static' && !fittedTo) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --calibration calibration.jsonl or --golden golden.jsonl`);
+      const samples = fittedTo ? parseGoldenJsonl(await getObjectText(deps.store, fittedTo === 'calibration' ? m.calibrationKey! : m.goldenKey!), fittedTo) : [];
+      heartbeat({ stage: 'quantize', method: input.method, fittedTo });
+      let gptqUsed: boolean | undefined;
+      const { model, report } = await asBadInput(async () => {
+        if (input.method === 'int8-static') return quantizeModelStatic(decodeModel(onnx), { ...options, method: 'int8-static' }, () => samples, { method: input.calibration ?? 'minmax' });
+        if (input.method === 'int4' && fittedTo) {
+          const calibrated = await quantizeModelCalibrated(decodeModel(onnx), { ...options, method: 'int4' }, () => samples, { progress: (layer, of) => heartbeat({ stage: 'gptq', layer, of }) });
+          gptqUsed = calibrated.report.gptq.used;
+          return calibrated;
+        }
+        return quantizeModel(decodeModel(onnx), options);
+      });
       const bytes = encodeModel(model);
-      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null })).digest('hex').slice(0, 12);
+      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null, ...(fittedTo === 'calibration' ? { f: m.calibrationKey } : {}) })).digest('hex').slice(0, 12);
       const key = `${m.objectKey.replace(/model\.onnx$/, '')}candidates/${input.method}-${tag}.onnx`;
       heartbeat({ stage: 'upload', key });
       await putObject(deps.store, key, Buffer.from(bytes), 'application/octet-stream');
       return {
         method: input.method, key, sha256: sha256Hex(bytes), bytes: bytes.length, quantizedNodes: report.quantized,
         weightRatio: report.quantizedWeights.ratio, excludeNodes: input.excludeNodes ?? [], blockSize: input.method === 'int4' ? input.blockSize ?? 32 : undefined,
+        ...(fittedTo ? { fittedTo } : {}), ...(gptqUsed === undefined ? {} : { gptqUsed }),
       };
     },
 
     /**
      * Ranks the nodes a method quantizes by how much each alone costs: the model is quantized one node at a
-     * time and compared with fp32 on (up to 32 of) the golden samples; most harmful first.
+     * time and compared with fp32 on (up to 32 of) the calibration samples, or the golden ones without a
+     * calibration set; most harmful first.
      */
     async rankSensitiveNodes(input: { modelId: string; method: Method }): Promise<Array<{ node: string; cosineLoss: number }>> {
       const m = await requireModel(deps, input.modelId);
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
-      const golden = parseGoldenJsonl(await getObjectText(deps.store, m.goldenKey ?? '')).slice(0, 32);
+      const samples = parseGoldenJsonl(await getObjectText(deps.store, m.calibrationKey ?? m.goldenKey ?? '')).slice(0, 32);
       const quantizable = (await asBadInput(() => quantizeModel(decodeModel(onnx), { method: input.method }))).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node);
       const out: Array<{ node: string; cosineLoss: number }> = [];
       for (const [i, node] of quantizable.entries()) {
         const only = quantizeModel(decodeModel(onnx), { method: input.method, excludeNodes: quantizable.filter((x) => x !== node) }).model;
-        const metrics = await evaluateCandidate(onnx, encodeModel(only), golden, { runs: 1 });
+        const metrics = await evaluateCandidate(onnx, encodeModel(only), samples, { runs: 1 });
         out.push({ node, cosineLoss: 1 - metrics.cosine.mean });
         heartbeat({ ranked: i + 1, of: quantizable.length });
       }
@@ -114,7 +130,7 @@ export function modelActivities(deps: ActivityDeps) {
         tenant: parent.tenant, name: parent.name, version, onnx, manifest: parent.manifest, golden,
         tokenizer: parent.tokenizerKey ? (JSON.parse(await getObjectText(deps.store, parent.tokenizerKey)) as Record<string, unknown>) : undefined,
         precision: c.method, parentId: parent.id, metadata: parent.metadata,
-        metrics: { method: c.method, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, budget: input.budget, evaluation: input.metrics },
+        metrics: { method: c.method, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, fittedTo: c.fittedTo, gptqUsed: c.gptqUsed, budget: input.budget, evaluation: input.metrics },
       }, 'quantization').catch((err: unknown) => {
         if (err instanceof MetadataError) throw badInput(`${err.message} (inherited from ${parent.id}: fix it with qcflow model metadata ${parent.id} --file metadata.json --reason …, then run the job again)`);
         throw err;

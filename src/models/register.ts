@@ -23,6 +23,11 @@ export interface RegisterModelInput {
   parentId?: string;
   /** Golden inputs as JSONL (see `qcflow model evaluate`), kept beside the model. */
   golden?: string;
+  /**
+   * Calibration inputs as JSONL (golden format), kept beside the model for the quantization workflow to fit
+   * to (int8-static ranges, int4 GPTQ) so that the golden inputs only judge.
+   */
+  calibration?: string;
   metrics?: Record<string, unknown>;
   /** Checked against the tenant's metadata schema before anything is uploaded. */
   metadata?: unknown;
@@ -51,6 +56,7 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   // the model runs in a child process, so one that crashes onnxruntime is refused and this process (the API,
   // the CLI, a worker) lives on.
   let ownOutputs: GoldenOutput[] | undefined;
+  if (input.calibration !== undefined) checkCalibration(input.calibration, input.golden);
   if (input.golden !== undefined) {
     parseGoldenJsonl(input.golden);
     ownOutputs = await goldenOutputsIsolated(input.onnx, input.golden).catch((err: unknown) => {
@@ -75,14 +81,29 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
     await putObject(store, goldenKey, input.golden, 'application/x-ndjson');
     await putObject(store, goldenOutputsKey(goldenKey), ownOutputs.map((o) => JSON.stringify(o)).join('\n') + '\n', 'application/x-ndjson');
   }
+  let calibrationKey: string | null = null;
+  if (input.calibration !== undefined) {
+    calibrationKey = `${prefix}/calibration.jsonl`;
+    await putObject(store, calibrationKey, input.calibration, 'application/x-ndjson');
+  }
   return insertModelVersion(pool, {
     id: modelVersionId(tenant, input.name, input.version), tenant, name: input.name, version: input.version, sha256,
     objectKey: `${prefix}/model.onnx`, bytes: input.onnx.byteLength, manifest, tokenizerKey, tokenizerSha256,
-    precision: input.precision ?? 'fp32', parentId: input.parentId ?? null, goldenKey, metrics: input.metrics ?? {}, metadata,
+    precision: input.precision ?? 'fp32', parentId: input.parentId ?? null, goldenKey, calibrationKey, metrics: input.metrics ?? {}, metadata,
   }, actor);
 }
 
-export async function registerModelFiles(pool: Pool, store: ObjectStore, files: { file: string; manifest: string; tokenizer?: string; golden?: string; metadata?: string }, meta: Omit<RegisterModelInput, 'onnx' | 'manifest' | 'tokenizer' | 'metadata'>, actor: string): Promise<ModelVersionRow> {
+/** A calibration set is refused by line and field as golden inputs are, and must feed the inputs the golden ones do. */
+function checkCalibration(calibration: string, golden: string | undefined): void {
+  const samples = parseGoldenJsonl(calibration, 'calibration');
+  if (samples.length === 0) throw new Error('calibration: no samples; give at least one line, or leave --calibration out');
+  if (golden === undefined) return;
+  const first = parseGoldenJsonl(golden)[0];
+  const names = (s: { inputs: Record<string, unknown> }): string => Object.keys(s.inputs).sort().join(', ');
+  if (first && names(samples[0]!) !== names(first)) throw new Error(`calibration: line 1 feeds inputs ${names(samples[0]!)}; the golden inputs feed ${names(first)}: both must feed the model's same inputs`);
+}
+
+export async function registerModelFiles(pool: Pool, store: ObjectStore, files: { file: string; manifest: string; tokenizer?: string; golden?: string; calibration?: string; metadata?: string }, meta: Omit<RegisterModelInput, 'onnx' | 'manifest' | 'tokenizer' | 'metadata'>, actor: string): Promise<ModelVersionRow> {
   const readJson = async (p: string): Promise<Record<string, unknown>> => {
     try {
       return JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>;
@@ -96,6 +117,7 @@ export async function registerModelFiles(pool: Pool, store: ObjectStore, files: 
     manifest: await readJson(files.manifest),
     tokenizer: files.tokenizer ? await readJson(files.tokenizer) : undefined,
     golden: files.golden ? await readFile(files.golden, 'utf8') : undefined,
+    calibration: files.calibration ? await readFile(files.calibration, 'utf8') : undefined,
     metadata: files.metadata ? await readJson(files.metadata) : undefined,
   }, actor);
 }

@@ -25,23 +25,24 @@ export interface EvaluationMetrics {
 }
 
 /** Parses golden JSONL: one `{"<input>": {"dims": [...], "data": [...]}, ..., "label"?: k}` per line. */
-export function parseGoldenJsonl(text: string): GoldenSample[] {
+/** `what` names the set in errors (golden inputs, a calibration set). */
+export function parseGoldenJsonl(text: string, what = 'golden'): GoldenSample[] {
   return text.split('\n').filter((l) => l.trim()).map((line, i) => {
     let obj: Record<string, unknown>;
     try {
       obj = JSON.parse(line) as Record<string, unknown>;
     } catch (err) {
-      throw new QuantizeError(`golden line ${i + 1}: not valid JSON (${(err as Error).message})`);
+      throw new QuantizeError(`${what} line ${i + 1}: not valid JSON (${(err as Error).message})`);
     }
     const inputs: GoldenSample['inputs'] = {};
     for (const [name, v] of Object.entries(obj)) {
       if (name === 'label') continue;
       const t = v as { dims?: unknown; data?: unknown; type?: unknown };
-      if (!Array.isArray(t.dims) || !Array.isArray(t.data)) throw new QuantizeError(`golden line ${i + 1}: input ${name} needs {"dims": [...], "data": [...]}`);
+      if (!Array.isArray(t.dims) || !Array.isArray(t.data)) throw new QuantizeError(`${what} line ${i + 1}: input ${name} needs {"dims": [...], "data": [...]}`);
       const n = (t.dims as number[]).reduce((a, b) => a * b, 1);
-      if (n !== t.data.length) throw new QuantizeError(`golden line ${i + 1}: input ${name} has ${t.data.length} values for dims [${(t.dims as number[]).join(', ')}]`);
-      if (t.type !== undefined && t.type !== 'float32' && t.type !== 'int64') throw new QuantizeError(`golden line ${i + 1}: input ${name} has type ${JSON.stringify(t.type)}; use "float32" (the default) or "int64" (token ids)`);
-      if (t.type === 'int64' && !(t.data as unknown[]).every((x) => Number.isInteger(x))) throw new QuantizeError(`golden line ${i + 1}: input ${name} is int64 but holds a value that is not an integer`);
+      if (n !== t.data.length) throw new QuantizeError(`${what} line ${i + 1}: input ${name} has ${t.data.length} values for dims [${(t.dims as number[]).join(', ')}]`);
+      if (t.type !== undefined && t.type !== 'float32' && t.type !== 'int64') throw new QuantizeError(`${what} line ${i + 1}: input ${name} has type ${JSON.stringify(t.type)}; use "float32" (the default) or "int64" (token ids)`);
+      if (t.type === 'int64' && !(t.data as unknown[]).every((x) => Number.isInteger(x))) throw new QuantizeError(`${what} line ${i + 1}: input ${name} is int64 but holds a value that is not an integer`);
       inputs[name] = { dims: t.dims as number[], data: t.type === 'int64' ? BigInt64Array.from(t.data as number[], BigInt) : Float32Array.from(t.data as number[]) };
     }
     return { inputs, label: typeof obj.label === 'number' ? obj.label : undefined };

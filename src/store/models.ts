@@ -20,6 +20,8 @@ export interface ModelVersionRow {
   parentId: string | null;
   /** Golden inputs (JSONL in MinIO) the version is evaluated on. */
   goldenKey: string | null;
+  /** Calibration inputs (JSONL in MinIO, golden format) the quantization workflow fits to, apart from the golden ones that judge. */
+  calibrationKey: string | null;
   /** For a quantized child: method, parameters and the metrics it was chosen on. */
   metrics: Record<string, unknown>;
   /** What the tenant records about the version, checked against its metadata schema (src/models/metadata.ts). */
@@ -38,14 +40,14 @@ export interface PinnedModel {
 
 export const modelVersionId = (tenant: string, name: string, version: string): string => `${tenant}/${name}/${version}`;
 
-const COLUMNS = `id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, metrics, metadata, status, stage, created_at`;
+const COLUMNS = `id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, calibration_key, metrics, metadata, status, stage, created_at`;
 
-type Raw = { id: string; tenant: string; name: string; version: string; sha256: string; object_key: string; bytes: string; manifest: ModelManifest; tokenizer_key: string | null; tokenizer_sha256: string | null; precision: string; parent_id: string | null; golden_key: string | null; metrics: Record<string, unknown>; metadata: ModelMetadata; status: 'active' | 'retired'; stage: Stage; created_at: Date };
+type Raw = { id: string; tenant: string; name: string; version: string; sha256: string; object_key: string; bytes: string; manifest: ModelManifest; tokenizer_key: string | null; tokenizer_sha256: string | null; precision: string; parent_id: string | null; golden_key: string | null; calibration_key: string | null; metrics: Record<string, unknown>; metadata: ModelMetadata; status: 'active' | 'retired'; stage: Stage; created_at: Date };
 
 const fromRow = (r: Raw): ModelVersionRow => ({
   id: r.id, tenant: r.tenant, name: r.name, version: r.version, sha256: r.sha256, objectKey: r.object_key, bytes: Number(r.bytes),
   manifest: r.manifest, tokenizerKey: r.tokenizer_key, tokenizerSha256: r.tokenizer_sha256, precision: r.precision, parentId: r.parent_id,
-  goldenKey: r.golden_key, metrics: r.metrics, metadata: r.metadata, status: r.status, stage: r.stage, createdAt: r.created_at,
+  goldenKey: r.golden_key, calibrationKey: r.calibration_key, metrics: r.metrics, metadata: r.metadata, status: r.status, stage: r.stage, createdAt: r.created_at,
 });
 
 export class ModelVersionConflict extends Error {
@@ -55,9 +57,9 @@ export class ModelVersionConflict extends Error {
 /** Inserts a version; the same id with the same sha256 is a no-op (re-running a registration), another sha256 is refused. */
 export async function insertModelVersion(pool: Pool, v: Omit<ModelVersionRow, 'status' | 'stage' | 'createdAt'>, actor: string): Promise<ModelVersionRow> {
   const { rows } = await pool.query<Raw>(
-    `INSERT INTO model_versions (id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, metrics, metadata)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
-    [v.id, v.tenant, v.name, v.version, v.sha256, v.objectKey, v.bytes, JSON.stringify(v.manifest), v.tokenizerKey, v.tokenizerSha256, v.precision, v.parentId, v.goldenKey, JSON.stringify(v.metrics), JSON.stringify(v.metadata)],
+    `INSERT INTO model_versions (id, tenant, name, version, sha256, object_key, bytes, manifest, tokenizer_key, tokenizer_sha256, precision, parent_id, golden_key, calibration_key, metrics, metadata)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
+    [v.id, v.tenant, v.name, v.version, v.sha256, v.objectKey, v.bytes, JSON.stringify(v.manifest), v.tokenizerKey, v.tokenizerSha256, v.precision, v.parentId, v.goldenKey, v.calibrationKey, JSON.stringify(v.metrics), JSON.stringify(v.metadata)],
   );
   if (rows[0]) {
     await audit(pool, { actor, action: 'model.register', subject: v.id });

@@ -7,6 +7,12 @@ import { insertModelVersion, listModelVersions, modelVersionId, type ModelVersio
 import { aliasesOf, lineage, LifecycleError, modelEvents, moveStage, setAlias } from '../../src/store/model-lifecycle';
 import type { ModelManifest } from '../../src/qc/inference/manifest';
 import { harness, REPO, uid, type Harness } from './helpers';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fixtureGolden, mlpModel } from '../../src/onnx/fixture-models';
+import { goldenToJsonl } from '../../src/quantize/evaluate';
+import { getObjectText } from '../../src/clients/minio';
 
 let h: Harness;
 before(async () => {
@@ -19,7 +25,7 @@ const MANIFEST = { labels: ['a', 'b'], adapter: { kind: 'features', fields: ['/f
 async function version(tenant: string, name: string, v: string, parentId: string | null = null, precision = 'fp32'): Promise<ModelVersionRow> {
   return insertModelVersion(h.pool, {
     id: modelVersionId(tenant, name, v), tenant, name, version: v, sha256: createHash('sha256').update(`${tenant}/${name}/${v}`).digest('hex'),
-    objectKey: `models/${tenant}/${name}/${v}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision, parentId, goldenKey: null, metrics: {}, metadata: {},
+    objectKey: `models/${tenant}/${name}/${v}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision, parentId, goldenKey: null, calibrationKey: null, metrics: {}, metadata: {},
   }, 'test');
 }
 
@@ -65,7 +71,7 @@ test('lineage: ancestors and descendants through quantized and fine-tuned childr
   assert.deepEqual(down.usedBy, []);
 });
 
-test('the CLI promotes, refuses a skipped stage with what is allowed, and shows the events', async () => {
+test('the CLI registers with golden inputs and a calibration set, promotes, refuses a skipped stage with what is allowed, and shows the events', async () => {
   const tenant = `t${uid()}`;
   const v = await version(tenant, 'cli', '1');
   const run = async (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'model', ...args], { cwd: REPO, env: { ...process.env, QCFLOW_LOG_LEVEL: 'silent' } }).then(
@@ -79,4 +85,18 @@ test('the CLI promotes, refuses a skipped stage with what is allowed, and shows 
   assert.equal(shown.stage, 'validated');
   assert.equal(shown.events[0]!.reason, 'golden outputs match');
   assert.match((await run('list', '--tenant', tenant, '--stage', 'validated')).stdout, new RegExp(`${v.id}\\tvalidated`));
+  // Registered with golden inputs and a calibration set apart from them (the quantization workflow fits to the latter).
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-register-'));
+  const f = await mlpModel();
+  const files = { file: 'model.onnx', manifest: 'manifest.json', golden: 'golden.jsonl', calibration: 'calibration.jsonl' };
+  writeFileSync(path.join(dir, files.file), f.onnx);
+  writeFileSync(path.join(dir, files.manifest), JSON.stringify({ labels: Array.from({ length: 10 }, (_, i) => `c${i}`), adapter: { kind: 'features', fields: ['/features'] } }));
+  writeFileSync(path.join(dir, files.golden), goldenToJsonl(fixtureGolden(f, 8)));
+  writeFileSync(path.join(dir, files.calibration), goldenToJsonl(fixtureGolden(f, 16, { seed: 5 })));
+  const registered = await run('register', '--tenant', tenant, '--name', 'calibrated', '--version', '1', ...Object.entries(files).flatMap(([k, file]) => [`--${k}`, path.join(dir, file)]));
+  assert.equal(registered.code, 0, registered.stderr);
+  const calibrated = JSON.parse((await run('show', `${tenant}/calibrated/1`)).stdout) as { calibrationKey: string };
+  assert.equal(calibrated.calibrationKey, `models/${tenant}/calibrated/1/calibration.jsonl`);
+  assert.equal((await getObjectText(h.store, calibrated.calibrationKey)).split('\n').filter(Boolean).length, 16);
+  rmSync(dir, { recursive: true });
 });

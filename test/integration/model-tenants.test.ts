@@ -24,7 +24,7 @@ after(() => h.close());
 const MANIFEST = { labels: ['a', 'b'], adapter: { kind: 'features', fields: ['/features'] } } as unknown as ModelManifest;
 async function version(tenant: string, name: string, v: string, parentId: string | null = null): Promise<string> {
   const id = modelVersionId(tenant, name, v);
-  await insertModelVersion(h.pool, { id, tenant, name, version: v, sha256: createHash('sha256').update(id).digest('hex'), objectKey: `models/${id}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision: 'fp32', parentId, goldenKey: null, metrics: {}, metadata: {} }, 'test');
+  await insertModelVersion(h.pool, { id, tenant, name, version: v, sha256: createHash('sha256').update(id).digest('hex'), objectKey: `models/${id}.onnx`, bytes: 1, manifest: MANIFEST, tokenizerKey: null, tokenizerSha256: null, precision: 'fp32', parentId, goldenKey: null, calibrationKey: null, metrics: {}, metadata: {} }, 'test');
   return id;
 }
 const token = (tenant: string | undefined, modelRole: ModelRole | undefined, user = 'u') => issueToken(h.cfg.http.jwtSecret!, { user, role: 'operator', ttlSeconds: 600, tenant, modelRole });

@@ -92,6 +92,25 @@ test('a tighter budget makes the search pick a different method; an impossible o
   assert.equal((await h.pool.query('SELECT count(*) AS n FROM model_versions')).rows[0].n, before);
 });
 
+test('a version registered with a calibration set: int4 is GPTQ fitted to it, not to the golden inputs that judge it, and closer than rounding', async () => {
+  const f = await mlpModel();
+  const golden = goldenToJsonl(fixtureGolden(f, 100));
+  const calibration = goldenToJsonl(fixtureGolden(f, 40, { seed: 5 }));
+  const name = `mlp-cal-${uid()}`;
+  // Refused by line and field, and for feeding other inputs, before anything is stored.
+  await assert.rejects(registerModel(h.pool, h.store, { name, version: '1', onnx: f.onnx, manifest: MANIFEST, golden, calibration: `${calibration.split('\n')[0]}\n{"input": {"dims": [1, 2], "data": [1]}}\n` }, 'test'), /calibration line 2: input input has 1 values for dims \[1, 2\]/);
+  await assert.rejects(registerModel(h.pool, h.store, { name, version: '1', onnx: f.onnx, manifest: MANIFEST, golden, calibration: calibration.replaceAll('"input"', '"other"') }, 'test'), /calibration: line 1 feeds inputs other; the golden inputs feed input\b/);
+  assert.equal(await getModelVersion(h.pool, `default/${name}/1`), undefined);
+  const fitted = await registerModel(h.pool, h.store, { name, version: '1', onnx: f.onnx, manifest: MANIFEST, golden, calibration }, 'test');
+  assert.equal(fitted.calibrationKey, `models/default/${name}/1/calibration.jsonl`);
+  const [calibrated, rounded] = [await run({ modelId: fitted.id, methods: ['int4'] }), await run({ modelId: await registerFixture(), methods: ['int4'] })];
+  const child = (await getModelVersion(h.pool, calibrated.chosen!.id))!;
+  assert.deepEqual([(child.metrics as { fittedTo?: string }).fittedTo, (child.metrics as { gptqUsed?: boolean }).gptqUsed], ['calibration', true]);
+  const [a, b] = [calibrated.candidates[0]!, rounded.candidates[0]!];
+  assert.equal(a.bytes, b.bytes);
+  assert.ok(1 - a.cosine < 0.9 * (1 - b.cosine), `GPTQ ${a.cosine} vs rounded ${b.cosine} on the golden inputs`);
+});
+
 test('a model without golden inputs, or an unknown one, fails at once with what to do', async () => {
   const f = await mlpModel();
   const v = await registerModel(h.pool, h.store, { name: `bare-${uid()}`, version: '1', onnx: f.onnx, manifest: MANIFEST }, 'test');
