@@ -112,19 +112,23 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   removeUnusedInitializers(g);
   const index = new GraphIndex(g);
   const excluded = new Set(options.excludeNodes ?? []);
+  // Rounded first: it is what GPTQ has to beat, and what it quantizes is all that is worth a calibration
+  // pass (not an excluded node, a Gemm with transA, a weight the quantizer leaves float).
+  const rounded = quantizeModel(model, options);
+  const quantized = new Set(rounded.report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node));
   const targets: HessianTarget[] = [];
   const weightOf = new Map<string, string>();
   for (const n of g.node ?? []) {
     const name = n.name || n.output![0]!;
     const w = index.floatInitializer(n.input?.[1]);
-    if (n.domain || !w || index.initializers.has(n.input![0]!) || excluded.has(name) || (options.excludeOps ?? []).includes(n.opType!)) continue;
+    if (n.domain || !w || !quantized.has(name)) continue;
     const dims = (w.dims ?? []).map(Number);
     const before = targets.length;
     if ((n.opType === 'MatMul' || n.opType === 'Gemm') && dims.length === 2) {
       targets.push({ node: name, input: n.input![0]!, k: n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1 ? dims[1]! : dims[0]! });
-    } else if (n.opType === 'Conv' && dims.length === 4 && intAttr(n, 'group', 1) === 1) {
+    } else if (n.opType === 'Conv' && dims.length === 4 && intAttr(n, 'group', 1) === 1 && (options.int4Conv || options.perChannel !== false)) {
       // 4-bit blocks with int4Conv, else 8-bit weight-only channels: GPTQ either way (not grouped ones,
-      // whose filters each see their own channels).
+      // whose filters each see their own channels, nor one 8-bit scale for a whole tensor).
       const geometry = convGeometry(n, dims);
       if (geometry) targets.push({ node: name, input: n.input![0]!, k: dims[1]! * dims[2]! * dims[3]!, conv: geometry });
     }
@@ -162,7 +166,6 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const result = quantizeModel(model, { ...options, gptq: layers });
   // Never worse than rounding on the user's own samples: a smaller error per layer need not add up to a
   // closer model (it did not, before shared weights were solved against all their inputs, above).
-  const rounded = quantizeModel(model, options);
   const [gptq, nearest] = targets.length ? await agreementOn(model, [result.model, rounded.model], samples) : [1, 1];
   const chosen = gptq! >= nearest! ? result : rounded;
   return {

@@ -204,4 +204,10 @@ test('int4 with calibration samples: a Conv left at 8 bits takes GPTQ codes per 
   for (const t of int8(q)) assert.ok(new Int8Array(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.length).every((v) => v >= -127));
   const [a, b] = [await evaluateCandidate(f.onnx, encodeModel(q), samples.slice(20), { runs: 1 }), await evaluateCandidate(f.onnx, encodeModel(rounded), samples.slice(20), { runs: 1 })];
   assert.ok(a.cosine.mean >= b.cosine.mean - 0.001, `GPTQ ${a.cosine.mean}, rounded ${b.cosine.mean}`);
+  // Only what the quantizer would take GPTQ codes for is calibrated (one pass each): not an excluded node,
+  // nor a Conv whose 8 bits share one scale (--per-tensor).
+  const convs = decodeModel(f.onnx).graph!.node!.filter((n) => n.opType === 'Conv').map((n) => n.name || n.output![0]!);
+  const fewer = async (o: { excludeNodes?: string[]; perChannel?: boolean }) => (await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', ...o }, () => samples.slice(0, 4))).report.gptq.layers;
+  assert.equal(await fewer({ excludeNodes: convs.slice(0, 1) }), report.gptq.layers - 1);
+  assert.equal(await fewer({ perChannel: false }), report.gptq.layers - convs.length);
 });
