@@ -1,8 +1,10 @@
 """onnxruntime's own quantizer on a model, for the figures printed beside qcflow's (bench/quantize-real.ts).
 
-Usage: ort_quantize.py METHOD INPUT OUTPUT, METHOD int8-dynamic (quantize_dynamic, int8 weights, as its
-docs recommend for CPUs) or int4 (MatMulNBitsQuantizer, block 32, symmetric). Prints one JSON object:
-{"seconds": s} or {"error": "..."} when the tool fails on the model.
+Usage: ort_quantize.py METHOD INPUT OUTPUT [CALIBRATION.jsonl], METHOD int8-dynamic (quantize_dynamic, int8
+weights, as its docs recommend for CPUs), int4 (MatMulNBitsQuantizer, block 32, symmetric) or int4-gptq (the
+same with its GPTQ, GPTQWeightOnlyQuantConfig at its defaults: 1% damping, no act-order, fed the samples of
+CALIBRATION.jsonl, qcflow's golden format). Prints one JSON object: {"seconds": s} or {"error": "..."} when
+the tool fails on the model.
 """
 import json
 import sys
@@ -10,17 +12,43 @@ import time
 import traceback
 
 method, src, dst = sys.argv[1:4]
+
+
+def calibration_reader(path):
+    import numpy as np
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            with open(path) as f:
+                self.samples = [json.loads(line) for line in f if line.strip()]
+            self.at = 0
+
+        def get_next(self):
+            if self.at >= len(self.samples):
+                return None
+            s = self.samples[self.at]
+            self.at += 1
+            return {k: np.array(v["data"], dtype=np.int64 if v.get("type") == "int64" else np.float32).reshape(v["dims"]) for k, v in s.items() if k != "label"}
+
+        def rewind(self):
+            self.at = 0
+
+    return Reader()
+
+
 t0 = time.perf_counter()
 try:
     if method == "int8-dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-    elif method == "int4":
+    elif method in ("int4", "int4-gptq"):
         import onnx
-        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+        from onnxruntime.quantization.matmul_nbits_quantizer import GPTQWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
-        q = MatMulNBitsQuantizer(onnx.load(src), block_size=32, is_symmetric=True)
+        algo = GPTQWeightOnlyQuantConfig(calibration_data_reader=calibration_reader(sys.argv[4])) if method == "int4-gptq" else None
+        q = MatMulNBitsQuantizer(onnx.load(src), block_size=32, is_symmetric=True, algo_config=algo)
         q.process()
         q.model.save_model_to_file(dst, False)
     else:

@@ -6,7 +6,9 @@
  * torch-exported corpus of test/fixtures/models, and the fixture MLP, CNN and transformer on their golden inputs. onnxruntime's tool also gets the PaddleOCR
  * models with their Constant nodes made initializers first, its best chance. Both candidates are judged
  * by the same evaluation (cosine against fp32, whole-file size ratio, latency). One JSON line per model ×
- * method. `int4 --calibration` rows: GPTQ (quantizeModelCalibrated) on inputs apart from the judging ones.
+ * method. `int4 --calibration` rows: GPTQ (quantizeModelCalibrated) on inputs apart from the judging ones,
+ * beside onnxruntime's own GPTQ (MatMulNBitsQuantizer with GPTQWeightOnlyQuantConfig, fed the same samples;
+ * it needs torch, so it has a venv of its own: ≈ 5 GB from PyPI the first time).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +18,7 @@ import { loadConfig } from '../src/clients/config';
 import { constantsToInitializers } from '../src/onnx/graph';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
 import { decodeModel, encodeModel } from '../src/onnx/proto';
-import { evaluateCandidate, type GoldenSample } from '../src/quantize/evaluate';
+import { evaluateCandidate, goldenToJsonl, type GoldenSample } from '../src/quantize/evaluate';
 import { quantizeModel, quantizeModelCalibrated } from '../src/quantize/quantize-model';
 import type { QuantizeOptions } from '../src/quantize/types';
 import { ASSETS, PADDLE_OCR } from '../test/fixtures/paddle-ocr';
@@ -40,19 +42,27 @@ async function judge(reference: Uint8Array, candidate: Uint8Array, golden: Golde
 
 export async function quantizeRealBench(): Promise<void> {
   const py = venvPython(loadConfig().binCacheDir, 'venv-ortq', ['onnxruntime.quantization', 'onnx_ir'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy']);
+  const pyGptq = venvPython(loadConfig().binCacheDir, 'venv-ortq-gptq', ['onnxruntime.quantization', 'onnx_ir', 'torch'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy', 'torch']);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-quantize-real-'));
   const cases: Case[] = [];
   for (const c of PADDLE_OCR) cases.push({ name: c.file.replace(/\.onnx$/, ''), bytes: readFileSync(path.join(ASSETS, c.file)), golden: await c.golden(), calibration: await c.calibration() });
   for (const c of TORCH_MODELS) cases.push({ name: `torch ${c.file.replace(/\.onnx$/, '')}`, bytes: readFileSync(path.join(TORCH_MODELS_DIR, c.file)), golden: c.golden(), calibration: c.calibration() });
   for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20), calibration: fixtureGolden(f, 20, { seed: 7 }) });
   const ort = async (c: Case, method: string, bytes: Uint8Array): Promise<Figures> => {
-    if (typeof py !== 'string') return py;
+    const python = method === 'int4-gptq' ? pyGptq : py;
+    if (typeof python !== 'string') return python;
     const src = path.join(dir, 'in.onnx');
     const dst = path.join(dir, 'out.onnx');
+    const calibration = path.join(dir, 'calibration.jsonl');
     writeFileSync(src, bytes);
+    if (method === 'int4-gptq') writeFileSync(calibration, goldenToJsonl(c.calibration));
     rmSync(dst, { force: true });
-    const out = JSON.parse(execFileSync(py, [path.join(__dirname, 'ort_quantize.py'), method, src, dst], { encoding: 'utf8' }).trim().split('\n').pop()!) as { seconds?: number; error?: string };
-    return out.error !== undefined ? { error: out.error } : judge(c.bytes, readFileSync(dst), c.golden, out.seconds!);
+    // Its GPTQ draws a progress bar on stdout, no newline after it: the answer is the last JSON object.
+    const printed = execFileSync(python, [path.join(__dirname, 'ort_quantize.py'), method, src, dst, calibration], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const out = JSON.parse(printed.slice(printed.lastIndexOf('{"'))) as { seconds?: number; error?: string };
+    if (out.error !== undefined) return { error: out.error };
+    // Its GPTQ writes PaddleOCR's classifier as shipped with a Conv reading a weight it removed: a result too.
+    return judge(c.bytes, readFileSync(dst), c.golden, out.seconds!).catch((err: Error) => ({ error: `its output: ${err.message}`.slice(0, 300) }));
   };
   try {
     for (const c of cases) {
@@ -71,11 +81,10 @@ export async function quantizeRealBench(): Promise<void> {
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
           qcflow: { ...(await judge(c.bytes, encodeModel(model), c.golden, seconds)), ...(report.opsetUpgrade ? { opset: `${report.opsetUpgrade.from}→${report.opsetUpgrade.to}` } : {}), keptFloat: kept.length },
-          // --int4-conv and --calibration have no counterpart there (its GPTQ needs Intel's neural-compressor,
-          // not installed): the onnxruntime figures are its int4 (MatMulNBits, rounded).
-          onnxruntime: options.int4Conv || calibrated ? undefined : {
-            asShipped: await ort(c, method, c.bytes),
-            ...(initializers ? { constantsAsInitializers: await ort(c, method, initializers) } : {}),
+          // --int4-conv has no counterpart there; --calibration is set beside its GPTQ on the same samples.
+          onnxruntime: options.int4Conv ? undefined : {
+            asShipped: await ort(c, calibrated ? 'int4-gptq' : method, c.bytes),
+            ...(initializers ? { constantsAsInitializers: await ort(c, calibrated ? 'int4-gptq' : method, initializers) } : {}),
           },
         }));
       }
