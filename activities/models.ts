@@ -24,6 +24,8 @@ export interface Candidate {
   weightRatio: number;
   excludeNodes: string[];
   blockSize?: number;
+  /** int4 with Convs in 4-bit blocks (`--int4-conv`). */
+  int4Conv?: boolean;
   /** What int8-static ranges or int4 GPTQ codes were fitted to: the version's calibration set, or (int8-static without one) its golden inputs. */
   fittedTo?: 'calibration' | 'golden';
   /** int4 fitted to a calibration set: whether GPTQ's codes were kept (false: rounding agreed better with fp32 on that set). */
@@ -66,11 +68,12 @@ export function modelActivities(deps: ActivityDeps) {
      * was registered with one, so the golden inputs only judge; without one int8-static calibrates on the
      * golden inputs and int4 rounds.
      */
-    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationMethod }): Promise<Candidate> {
+    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationMethod; int4Conv?: boolean }): Promise<Candidate> {
       const m = await requireModel(deps, input.modelId);
       heartbeat({ stage: 'download' });
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
-      const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes };
+      const int4Conv = input.method === 'int4' && input.int4Conv === true;
+      const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes, ...(int4Conv ? { int4Conv } : {}) };
       const fits = input.method === 'int8-static' || input.method === 'int4';
       const fittedTo = !fits ? undefined : m.calibrationKey ? 'calibration' as const : input.method === 'int8-static' ? 'golden' as const : undefined;
       if (input.method === 'int8-static' && !fittedTo) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --calibration calibration.jsonl or --golden golden.jsonl`);
@@ -87,14 +90,14 @@ export function modelActivities(deps: ActivityDeps) {
         return quantizeModel(decodeModel(onnx), options);
       });
       const bytes = encodeModel(model);
-      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null, ...(fittedTo === 'calibration' ? { f: m.calibrationKey } : {}) })).digest('hex').slice(0, 12);
+      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null, ...(fittedTo === 'calibration' ? { f: m.calibrationKey } : {}), ...(int4Conv ? { v: true } : {}) })).digest('hex').slice(0, 12);
       const key = `${m.objectKey.replace(/model\.onnx$/, '')}candidates/${input.method}-${tag}.onnx`;
       heartbeat({ stage: 'upload', key });
       await putObject(deps.store, key, Buffer.from(bytes), 'application/octet-stream');
       return {
         method: input.method, key, sha256: sha256Hex(bytes), bytes: bytes.length, quantizedNodes: report.quantized,
         weightRatio: report.quantizedWeights.ratio, excludeNodes: input.excludeNodes ?? [], blockSize: input.method === 'int4' ? input.blockSize ?? 32 : undefined,
-        ...(fittedTo ? { fittedTo } : {}), ...(gptqUsed === undefined ? {} : { gptqUsed }),
+        ...(int4Conv ? { int4Conv } : {}), ...(fittedTo ? { fittedTo } : {}), ...(gptqUsed === undefined ? {} : { gptqUsed }),
       };
     },
 
@@ -103,14 +106,15 @@ export function modelActivities(deps: ActivityDeps) {
      * time and compared with fp32 on (up to 32 of) the calibration samples, or the golden ones without a
      * calibration set; most harmful first.
      */
-    async rankSensitiveNodes(input: { modelId: string; method: Method }): Promise<Array<{ node: string; cosineLoss: number }>> {
+    async rankSensitiveNodes(input: { modelId: string; method: Method; int4Conv?: boolean }): Promise<Array<{ node: string; cosineLoss: number }>> {
       const m = await requireModel(deps, input.modelId);
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       const samples = parseGoldenJsonl(await getObjectText(deps.store, m.calibrationKey ?? m.goldenKey ?? '')).slice(0, 32);
-      const quantizable = (await asBadInput(() => quantizeModel(decodeModel(onnx), { method: input.method }))).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node);
+      const options = { method: input.method, ...(input.method === 'int4' && input.int4Conv ? { int4Conv: true } : {}) };
+      const quantizable = (await asBadInput(() => quantizeModel(decodeModel(onnx), options))).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node);
       const out: Array<{ node: string; cosineLoss: number }> = [];
       for (const [i, node] of quantizable.entries()) {
-        const only = quantizeModel(decodeModel(onnx), { method: input.method, excludeNodes: quantizable.filter((x) => x !== node) }).model;
+        const only = quantizeModel(decodeModel(onnx), { ...options, excludeNodes: quantizable.filter((x) => x !== node) }).model;
         const metrics = await evaluateCandidate(onnx, encodeModel(only), samples, { runs: 1 });
         out.push({ node, cosineLoss: 1 - metrics.cosine.mean });
         heartbeat({ ranked: i + 1, of: quantizable.length });
@@ -123,14 +127,14 @@ export function modelActivities(deps: ActivityDeps) {
       const parent = await requireModel(deps, input.modelId);
       const c = input.candidate;
       const onnx = await getObjectBuffer(deps.store, c.key);
-      const version = `${parent.version}-${c.method}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''}`;
+      const version = `${parent.version}-${c.method}${c.int4Conv ? '-conv' : ''}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''}`;
       const golden = parent.goldenKey ? await getObjectText(deps.store, parent.goldenKey) : undefined;
       // The child is the parent's model at another precision: it inherits what the tenant records about it.
       const v = await registerModel(deps.pool, deps.store, {
         tenant: parent.tenant, name: parent.name, version, onnx, manifest: parent.manifest, golden,
         tokenizer: parent.tokenizerKey ? (JSON.parse(await getObjectText(deps.store, parent.tokenizerKey)) as Record<string, unknown>) : undefined,
         precision: c.method, parentId: parent.id, metadata: parent.metadata,
-        metrics: { method: c.method, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, fittedTo: c.fittedTo, gptqUsed: c.gptqUsed, budget: input.budget, evaluation: input.metrics },
+        metrics: { method: c.method, int4Conv: c.int4Conv, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, fittedTo: c.fittedTo, gptqUsed: c.gptqUsed, budget: input.budget, evaluation: input.metrics },
       }, 'quantization').catch((err: unknown) => {
         if (err instanceof MetadataError) throw badInput(`${err.message} (inherited from ${parent.id}: fix it with qcflow model metadata ${parent.id} --file metadata.json --reason …, then run the job again)`);
         throw err;

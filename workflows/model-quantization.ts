@@ -14,7 +14,8 @@ const fits = (m: EvaluationMetrics, b: Budget): boolean => m.top1Agreement >= b.
 
 /**
  * `quantize/{tenant}/{name}/{version}`: analyze → quantize each applicable method (models queue; int8-static
- * calibrated on the version's golden inputs) and
+ * and int4 fitted to the version's calibration set, int8-static else to its golden inputs; a model with
+ * Convs also tries int4 with its Convs in 4-bit blocks) and
  * evaluate it against the version's golden inputs (inference queue) → register the smallest candidate
  * within the accuracy budget. When none fits, the best integer candidate is retried with its most
  * error-sensitive nodes kept in fp32 (1, 2, 4, … of them). No fit at all fails the workflow, saying
@@ -43,9 +44,9 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
   const methods = ORDER.filter((m) => analysis.applicable.includes(m) && (!input.methods || input.methods.includes(m)));
   if (methods.length === 0) throw ApplicationFailure.nonRetryable(`no quantization method applies to ${input.modelId} (ops: ${Object.keys(analysis.ops).join(', ')}; opset ${analysis.opset})`, 'BadInput');
 
-  const tryCandidate = async (method: Method, excludeNodes: string[] = []): Promise<{ candidate: Candidate; metrics: EvaluationMetrics } | undefined> => {
+  const tryCandidate = async (method: Method, excludeNodes: string[] = [], int4Conv?: boolean): Promise<{ candidate: Candidate; metrics: EvaluationMetrics } | undefined> => {
     stage('quantize');
-    const candidate = await models.quantizeCandidate({ modelId: input.modelId, method, blockSize: input.blockSize, excludeNodes });
+    const candidate = await models.quantizeCandidate({ modelId: input.modelId, method, blockSize: input.blockSize, excludeNodes, ...(int4Conv ? { int4Conv } : {}) });
     stage('evaluate');
     let metrics: EvaluationMetrics;
     try {
@@ -55,10 +56,10 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
       // Histories from before that (the run failed on the crash) replay through the throw.
       const crashed = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateCrashed';
       if (!crashed || !patched('quantization-candidate-crash')) throw err;
-      progress.candidates.push({ method, excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: 0, cosine: 0, fits: false, failure: err.cause.message });
+      progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: 0, cosine: 0, fits: false, failure: err.cause.message });
       return undefined;
     }
-    progress.candidates.push({ method, excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, fits: fits(metrics, budget) });
+    progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, fits: fits(metrics, budget) });
     return { candidate, metrics };
   };
 
@@ -66,16 +67,23 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
   for (const method of methods) {
     const r = await tryCandidate(method);
     if (r && r.candidate.quantizedNodes > 0) tried.push(r);
+    // A conv net also tries its Convs in 4-bit blocks (--int4-conv): int4 alone leaves them at 8 bits.
+    // Runs recorded before this candidate existed replay without it.
+    if (method === 'int4' && (analysis.ops.Conv ?? 0) > 0 && patched('quantization-int4-conv')) {
+      const c = await tryCandidate('int4', [], true);
+      if (c && c.candidate.quantizedNodes > 0) tried.push(c);
+    }
   }
   let chosen = tried.filter((t) => fits(t.metrics, budget)).sort((a, b) => a.candidate.bytes - b.candidate.bytes)[0];
   if (!chosen) {
     const integer = tried.filter((t) => t.candidate.method !== 'fp16').sort((a, b) => b.metrics.cosine.mean - a.metrics.cosine.mean)[0];
     if (integer) {
       stage('rank');
-      const ranked = await models.rankSensitiveNodes({ modelId: input.modelId, method: integer.candidate.method });
+      const { int4Conv } = integer.candidate;
+      const ranked = await models.rankSensitiveNodes({ modelId: input.modelId, method: integer.candidate.method, ...(int4Conv ? { int4Conv } : {}) });
       progress.sensitiveNodes = ranked.slice(0, 10);
       for (let k = 1; k < ranked.length && !chosen; k *= 2) {
-        const r = await tryCandidate(integer.candidate.method, ranked.slice(0, k).map((x) => x.node));
+        const r = await tryCandidate(integer.candidate.method, ranked.slice(0, k).map((x) => x.node), int4Conv);
         if (r && fits(r.metrics, budget)) chosen = r;
       }
     }
@@ -89,7 +97,7 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
     );
   }
   stage('register');
-  progress.chosen = { ...(await models.registerQuantized({ modelId: input.modelId, candidate: chosen.candidate, metrics: chosen.metrics, budget })), method: chosen.candidate.method, bytes: chosen.candidate.bytes };
+  progress.chosen = { ...(await models.registerQuantized({ modelId: input.modelId, candidate: chosen.candidate, metrics: chosen.metrics, budget })), method: chosen.candidate.method, ...(chosen.candidate.int4Conv ? { int4Conv: true } : {}), bytes: chosen.candidate.bytes };
   stage('done');
   return progress;
 }

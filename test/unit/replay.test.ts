@@ -26,7 +26,8 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * timed out, the task expired, the next round went out escalated and was approved. The `*_v2` pipeline
  * histories (--pipeline-only --suffix _v2) take the `intake-project-exists` branch. `rollout_replay` is a
  * modelRollout from before the tenant check (checked once, aborted); `rollout_replay_v2` takes the
- * `rollout-tenant-check` patch.
+ * `rollout-tenant-check` patch. `quantization_conv_replay` is a conv net's modelQuantization from before it
+ * tried int4 with 4-bit Convs; `_v2` takes the `quantization-int4-conv` patch (two more activities).
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
 // Proto-JSON, the form `temporal workflow show --output json` and the UI's download give: readable in a diff.
@@ -98,4 +99,11 @@ test('the replay check fails on a workflow whose commands differ (control)', asy
     Worker.runReplayHistory({ workflowsPath: require.resolve('../fixtures/altered-workflows') }, history(release), release),
     DeterminismViolationError,
   );
+});
+
+test('the conv quantization histories: the older one replays without the int4-conv candidate, _v2 takes it', () => {
+  assert.ok(patchesOf('quantization_conv_replay_v2.history.json').includes('quantization-int4-conv'));
+  assert.ok(!patchesOf('quantization_conv_replay.history.json').includes('quantization-int4-conv'));
+  const scheduled = (file: string) => (history(file).events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
+  assert.equal(scheduled('quantization_conv_replay_v2.history.json'), scheduled('quantization_conv_replay.history.json') + 2);
 });
