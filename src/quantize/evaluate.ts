@@ -24,8 +24,10 @@ export interface EvaluationMetrics {
   bytes?: { reference: number; candidate: number; ratio: number };
 }
 
-/** Parses golden JSONL: one `{"<input>": {"dims": [...], "data": [...]}, ..., "label"?: k}` per line. */
-/** `what` names the set in errors (golden inputs, a calibration set). */
+/**
+ * Parses golden JSONL: one `{"<input>": {"dims": [...], "data": [...]}, ..., "label"?: k}` per line; `what`
+ * names the set in errors (golden inputs, a calibration set).
+ */
 export function parseGoldenJsonl(text: string, what = 'golden'): GoldenSample[] {
   return text.split('\n').filter((l) => l.trim()).map((line, i) => {
     let obj: Record<string, unknown>;
