@@ -92,7 +92,7 @@ test('a tighter budget makes the search pick a different method; an impossible o
   assert.equal((await h.pool.query('SELECT count(*) AS n FROM model_versions')).rows[0].n, before);
 });
 
-test('a version registered with a calibration set: int4 is GPTQ fitted to it, not to the golden inputs that judge it, and closer than rounding', async () => {
+test('a version registered with a calibration set: int4 GPTQ and int8-static ranges are fitted to it, not to the golden inputs that judge them; GPTQ is closer than rounding', async () => {
   const f = await mlpModel();
   const golden = goldenToJsonl(fixtureGolden(f, 100));
   const calibration = goldenToJsonl(fixtureGolden(f, 40, { seed: 5 }));
@@ -109,6 +109,9 @@ test('a version registered with a calibration set: int4 is GPTQ fitted to it, no
   const [a, b] = [calibrated.candidates[0]!, rounded.candidates[0]!];
   assert.equal(a.bytes, b.bytes);
   assert.ok(1 - a.cosine < 0.9 * (1 - b.cosine), `GPTQ ${a.cosine} vs rounded ${b.cosine} on the golden inputs`);
+  // int8-static's ranges come from the calibration set too.
+  const int8 = (await getModelVersion(h.pool, (await run({ modelId: fitted.id, methods: ['int8-static'] })).chosen!.id))!;
+  assert.deepEqual([int8.version, (int8.metrics as { fittedTo?: string }).fittedTo], ['1-int8-static', 'calibration']);
 });
 
 test('a conv net also tries int4 with its Convs in 4-bit blocks: rounded it misses the budget, fitted to a calibration set it is chosen at three quarters of int4\'s size', async (t) => {
