@@ -5,7 +5,7 @@ import { sha256Hex } from '../util/canonical-json';
 import { decodeModel } from '../onnx/proto';
 import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
-import { outputDrift, parseGoldenJsonl, type GoldenOutput } from '../quantize/evaluate';
+import { outputDrift, parseGoldenJsonl, type GoldenOutput, type GoldenSample } from '../quantize/evaluate';
 import { OnnxruntimeCrashed, goldenOutputsIsolated } from '../quantize/evaluate-isolated';
 import { getObjectBuffer, getObjectText } from '../clients/minio';
 import { getModelVersion } from '../store/models';
@@ -56,9 +56,9 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   // the model runs in a child process, so one that crashes onnxruntime is refused and this process (the API,
   // the CLI, a worker) lives on.
   let ownOutputs: GoldenOutput[] | undefined;
-  if (input.calibration !== undefined) checkCalibration(input.calibration, input.golden);
+  const golden = input.golden === undefined ? undefined : parseGoldenJsonl(input.golden);
+  if (input.calibration !== undefined) checkCalibration(input.calibration, golden?.[0]);
   if (input.golden !== undefined) {
-    parseGoldenJsonl(input.golden);
     ownOutputs = await goldenOutputsIsolated(input.onnx, input.golden).catch((err: unknown) => {
       if (err instanceof OnnxruntimeCrashed) throw new Error(`golden inputs: ${err.message}; re-export the model (another opset or precision) and register it again`);
       throw err;
@@ -93,13 +93,11 @@ export async function registerModel(pool: Pool, store: ObjectStore, input: Regis
   }, actor);
 }
 
-/** A calibration set is refused by line and field as golden inputs are, and must feed the inputs the golden ones do. */
-function checkCalibration(calibration: string, golden: string | undefined): void {
+/** A calibration set is refused by line and field as golden inputs are, and must feed the inputs the golden ones (`first`) do. */
+function checkCalibration(calibration: string, first: GoldenSample | undefined): void {
   const samples = parseGoldenJsonl(calibration, 'calibration');
   if (samples.length === 0) throw new Error('calibration: no samples; give at least one line, or leave --calibration out');
-  if (golden === undefined) return;
-  const first = parseGoldenJsonl(golden)[0];
-  const names = (s: { inputs: Record<string, unknown> }): string => Object.keys(s.inputs).sort().join(', ');
+  const names = (s: GoldenSample): string => Object.keys(s.inputs).sort().join(', ');
   if (first && names(samples[0]!) !== names(first)) throw new Error(`calibration: line 1 feeds inputs ${names(samples[0]!)}; the golden inputs feed ${names(first)}: both must feed the model's same inputs`);
 }
 

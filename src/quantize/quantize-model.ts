@@ -116,23 +116,23 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   // pass (not an excluded node, a Gemm with transA, a weight the quantizer leaves float).
   const rounded = quantizeModel(model, options);
   const quantized = new Set(rounded.report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node));
-  const targets: HessianTarget[] = [];
-  const weightOf = new Map<string, string>();
+  // `weight`: the initializer and how it is read; targets with the same one are solved as one.
+  const targets: Array<HessianTarget & { weight: string }> = [];
   for (const n of g.node ?? []) {
     const name = n.name || n.output![0]!;
     const w = index.floatInitializer(n.input?.[1]);
     if (n.domain || !w || !quantized.has(name)) continue;
     const dims = (w.dims ?? []).map(Number);
-    const before = targets.length;
     if ((n.opType === 'MatMul' || n.opType === 'Gemm') && dims.length === 2) {
-      targets.push({ node: name, input: n.input![0]!, k: n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1 ? dims[1]! : dims[0]! });
+      const k = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1 ? dims[1]! : dims[0]!;
+      targets.push({ node: name, input: n.input![0]!, k, weight: `${w.name}:${n.opType}:${k}` });
     } else if (n.opType === 'Conv' && dims.length === 4 && intAttr(n, 'group', 1) === 1 && (options.int4Conv || options.perChannel !== false)) {
       // 4-bit blocks with int4Conv, else 8-bit weight-only channels: GPTQ either way (not grouped ones,
       // whose filters each see their own channels, nor one 8-bit scale for a whole tensor).
       const geometry = convGeometry(n, dims);
-      if (geometry) targets.push({ node: name, input: n.input![0]!, k: dims[1]! * dims[2]! * dims[3]!, conv: geometry });
+      const k = dims[1]! * dims[2]! * dims[3]!;
+      if (geometry) targets.push({ node: name, input: n.input![0]!, k, conv: geometry, weight: `${w.name}:${n.opType}:${k}` });
     }
-    if (targets.length > before) weightOf.set(name, `${w.name}:${n.opType}:${targets.at(-1)!.k}`);
   }
   // Sequential, as GPTQ is meant to run: each layer's Hessian comes from the model with every layer before
   // it already quantized, so it compensates the errors it will actually receive. A weight several nodes
@@ -145,7 +145,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   let shrunk = 0;
   for (const t of targets) {
     if (done.has(t.node)) continue;
-    const group = targets.filter((x) => weightOf.get(x.node) === weightOf.get(t.node));
+    const group = targets.filter((x) => x.weight === t.weight);
     const later = targets.filter((x) => !done.has(x.node)).map((x) => x.node);
     const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...later] }).model : model;
     const got = await collectHessians(partial, group, samples);
