@@ -74,8 +74,8 @@ export function modelActivities(deps: ActivityDeps) {
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       const int4Conv = input.method === 'int4' && input.int4Conv === true;
       const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes, ...(int4Conv ? { int4Conv } : {}) };
-      const fits = input.method === 'int8-static' || input.method === 'int4';
-      const fittedTo = !fits ? undefined : m.calibrationKey ? 'calibration' as const : input.method === 'int8-static' ? 'golden' as const : undefined;
+      const fitted = input.method === 'int8-static' || input.method === 'int4';
+      const fittedTo = fitted && m.calibrationKey ? 'calibration' as const : input.method === 'int8-static' && m.goldenKey ? 'golden' as const : undefined;
       if (input.method === 'int8-static' && !fittedTo) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --calibration calibration.jsonl or --golden golden.jsonl`);
       const samples = fittedTo ? parseGoldenJsonl(await getObjectText(deps.store, fittedTo === 'calibration' ? m.calibrationKey! : m.goldenKey!), fittedTo) : [];
       heartbeat({ stage: 'quantize', method: input.method, fittedTo });
