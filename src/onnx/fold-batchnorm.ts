@@ -38,16 +38,32 @@ export function foldBatchNorms(graph: onnx.IGraphProto): number {
       for (let k = 0; k < per; k++) folded[m * per + k] = weights[m * per + k]! * s;
       foldedBias[m] = (bias[m]! - mu![m]!) * s + be![m]!;
     }
-    // New tensors: the originals may be read elsewhere; unused ones are dropped with the other leftovers.
-    const wName = index.uniqueName(`${w.name}.bn_folded`);
-    const bName = index.uniqueName(`${bn.name || bn.output![0]}.bias_folded`);
-    graph.initializer = [...(graph.initializer ?? []), makeTensor(wName, DT.FLOAT, dims, folded), makeTensor(bName, DT.FLOAT, [channels], foldedBias)];
+    // A tensor only this pair reads takes the folded values under its own name (the exporter's, e.g.
+    // conv2d_0.w_0, which also keeps a small model's file small); one read elsewhere stays as it was and
+    // the fold gets a new tensor.
+    const wName = store(index, graph, soleReader(index, w.name!, [conv]) ? w.name! : index.uniqueName(`${w.name}.bn_folded`), dims, folded);
+    const bOwn = [b?.name, beta.name].find((n): n is string => !!n && soleReader(index, n, [conv, bn]));
+    const bName = store(index, graph, bOwn ?? index.uniqueName(`${bn.name || bn.output![0]}.bias_folded`), [channels], foldedBias);
     conv.input = [conv.input![0]!, wName, bName];
     conv.output = [bn.output![0]!];
     drop.add(bn);
   }
   graph.node = (graph.node ?? []).filter((n) => !drop.has(n));
   return drop.size;
+}
+
+/** Whether `name` is read by none but `readers` and is no graph input or output (so it can change values). */
+function soleReader(index: GraphIndex, name: string, readers: onnx.INodeProto[]): boolean {
+  const graphIO = [...(index.graph.input ?? []), ...(index.graph.output ?? [])].some((v) => v.name === name);
+  return !graphIO && (index.consumers.get(name) ?? []).every((n) => readers.includes(n));
+}
+
+/** Stores `values` as float initializer `name`, replacing one of that name. */
+function store(index: GraphIndex, graph: onnx.IGraphProto, name: string, dims: number[], values: Float32Array): string {
+  const t = makeTensor(name, DT.FLOAT, dims, values);
+  graph.initializer = [...(graph.initializer ?? []).filter((x) => x.name !== name), t];
+  index.initializers.set(name, t);
+  return name;
 }
 
 /** Inference mode, per channel (opset 9's `spatial`), and only its first output read. */

@@ -51,13 +51,20 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
   const index = new GraphIndex(g);
   const crosses = (at: number): boolean => from < at && to >= at;
   const drop = (n: onnx.INodeProto, ...names: string[]): onnx.IAttributeProto[] => (n.attribute ?? []).filter((a) => !names.includes(a.name!));
-  const constant = (base: string, t: (name: string) => onnx.ITensorProto): string => {
-    const name = index.uniqueName(base);
+  // Attributes become constant inputs, one per value (each `what` has one type): eighteen Clips between 0
+  // and 6 share two, named after what they hold.
+  const constants = new Map<string, string>();
+  const constant = (what: string, values: number[], t: (name: string) => onnx.ITensorProto): string => {
+    const key = `${what}:${values.join(',')}`;
+    const known = constants.get(key);
+    if (known) return known;
+    const name = index.uniqueName([what, ...values].join('_'));
     g.initializer = [...(g.initializer ?? []), t(name)];
+    constants.set(key, name);
     return name;
   };
-  const i64 = (n: onnx.INodeProto, what: string, values: number[]): string => constant(`${n.name || n.output![0]}_${what}`, (name) => int64Tensor(name, [values.length], values));
-  const f32 = (n: onnx.INodeProto, what: string, value: number): string => constant(`${n.name || n.output![0]}_${what}`, (name) => floatTensor(name, [], [value]));
+  const i64 = (what: string, values: number[]): string => constant(what, values, (name) => int64Tensor(name, [values.length], values));
+  const f32 = (what: string, value: number): string => constant(what, [value], (name) => floatTensor(name, [], [value]));
   const str = (n: onnx.INodeProto, name: string): string | undefined => {
     const a = attr(n, name);
     return a?.s ? new TextDecoder().decode(a.s) : undefined;
@@ -77,31 +84,31 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
     if (op === 'Clip' && crosses(11)) {
       const lo = attr(n, 'min');
       const hi = attr(n, 'max');
-      out.push({ ...n, input: [n.input![0]!, lo ? f32(n, 'min', Number(lo.f)) : '', hi ? f32(n, 'max', Number(hi.f)) : ''], attribute: drop(n, 'min', 'max') });
+      out.push({ ...n, input: [n.input![0]!, lo ? f32('min', Number(lo.f)) : '', hi ? f32('max', Number(hi.f)) : ''], attribute: drop(n, 'min', 'max') });
     } else if (op === 'Slice' && crosses(10)) {
       const starts = intsAttr(n, 'starts') ?? refuse(n, 'no starts');
       const ends = intsAttr(n, 'ends') ?? refuse(n, 'no ends');
       const axes = intsAttr(n, 'axes');
-      out.push({ ...n, input: [n.input![0]!, i64(n, 'starts', starts), i64(n, 'ends', ends), ...(axes ? [i64(n, 'axes', axes)] : [])], attribute: drop(n, 'starts', 'ends', 'axes') });
+      out.push({ ...n, input: [n.input![0]!, i64('starts', starts), i64('ends', ends), ...(axes ? [i64('axes', axes)] : [])], attribute: drop(n, 'starts', 'ends', 'axes') });
     } else if ((op === 'Squeeze' || op === 'Unsqueeze') && crosses(13)) {
       const axes = intsAttr(n, 'axes');
       if (!axes && op === 'Unsqueeze') refuse(n, 'no axes');
-      out.push({ ...n, input: [n.input![0]!, ...(axes ? [i64(n, 'axes', axes)] : [])], attribute: drop(n, 'axes') });
+      out.push({ ...n, input: [n.input![0]!, ...(axes ? [i64('axes', axes)] : [])], attribute: drop(n, 'axes') });
     } else if (op in REDUCE_AXES_INPUT && crosses(REDUCE_AXES_INPUT[op]!)) {
       const axes = intsAttr(n, 'axes');
-      out.push({ ...n, input: [n.input![0]!, ...(axes ? [i64(n, 'axes', axes)] : [])], attribute: drop(n, 'axes') });
+      out.push({ ...n, input: [n.input![0]!, ...(axes ? [i64('axes', axes)] : [])], attribute: drop(n, 'axes') });
     } else if (op === 'Split' && crosses(13)) {
       const split = intsAttr(n, 'split');
       // From 18 a Split without sizes must say how many outputs; the node's outputs say it.
       const count = !split && to >= 18 ? [{ name: 'num_outputs', type: onnx.AttributeProto.AttributeType.INT, i: n.output!.length }] : [];
-      out.push({ ...n, input: [n.input![0]!, ...(split ? [i64(n, 'split', split)] : [])], attribute: [...drop(n, 'split'), ...count] });
+      out.push({ ...n, input: [n.input![0]!, ...(split ? [i64('split', split)] : [])], attribute: [...drop(n, 'split'), ...count] });
     } else if (op === 'Pad' && crosses(11)) {
       const pads = intsAttr(n, 'pads') ?? refuse(n, 'no pads');
       const value = attr(n, 'value');
-      out.push({ ...n, input: [n.input![0]!, i64(n, 'pads', pads), ...(value ? [f32(n, 'value', Number(value.f))] : [])], attribute: drop(n, 'pads', 'value') });
+      out.push({ ...n, input: [n.input![0]!, i64('pads', pads), ...(value ? [f32('value', Number(value.f))] : [])], attribute: drop(n, 'pads', 'value') });
     } else if (op === 'TopK' && crosses(10)) {
       const k = attr(n, 'k') ?? refuse(n, 'no k');
-      out.push({ ...n, input: [n.input![0]!, i64(n, 'k', [Number(k.i)])], attribute: drop(n, 'k') });
+      out.push({ ...n, input: [n.input![0]!, i64('k', [Number(k.i)])], attribute: drop(n, 'k') });
     } else if (['Softmax', 'LogSoftmax', 'Hardmax'].includes(op) && crosses(13)) {
       // Before 13 the input is coerced to 2-D at `axis` (default 1) and normalised over the second
       // dimension; from 13 over one axis. Flatten at the old axis, normalise the last, reshape back.
@@ -129,7 +136,7 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
       const s = (name: string, v: string): onnx.IAttributeProto => ({ name, type: S, s: new TextEncoder().encode(v) });
       out.push({
         // Resize-11 and -12 need a roi input even where the mode ignores it: an empty one.
-        ...n, opType: 'Resize', input: [n.input![0]!, to < 13 ? constant(`${n.name || n.output![0]}_roi`, (name) => floatTensor(name, [0], [])) : '', n.input![1]!],
+        ...n, opType: 'Resize', input: [n.input![0]!, to < 13 ? constant('roi', [], (name) => floatTensor(name, [0], [])) : '', n.input![1]!],
         attribute: [s('mode', mode === 'bilinear' ? 'linear' : mode), s('coordinate_transformation_mode', 'asymmetric'), ...(mode === 'nearest' ? [s('nearest_mode', 'floor')] : [])],
       });
     } else if (op === 'Resize') {

@@ -49,6 +49,9 @@ test('a BatchNormalization after a Conv folds into its weights and bias; outputs
   const ops = nodes.map((n) => n.opType);
   assert.deepEqual(ops, ['Conv', 'Relu', 'Conv', 'Conv', 'BatchNormalization']);
   assert.deepEqual(nodes[2]!.output, ['y'], 'the folded Conv writes what the BatchNormalization wrote');
+  // Read by nothing else, the exporter's tensors hold the folded values under their own names.
+  assert.deepEqual(nodes[0]!.input, ['x', 'w1', 'b1']);
+  assert.deepEqual(nodes[2]!.input, ['r1', 'w2', 'bn2.b']);
   const x = Float32Array.from(rand(108));
   const [a, b] = [await outputs(before, x), await outputs(encodeModel(m), x)];
   for (const k of ['y', 'c3', 'z']) {
@@ -61,4 +64,22 @@ test('a non-spatial (opset 9, per-activation) BatchNormalization is left alone',
   const m = decodeModel(encodeModel(convBn()));
   for (const n of m.graph!.node ?? []) if (n.opType === 'BatchNormalization') n.attribute = [...(n.attribute ?? []), { name: 'spatial', type: 2, i: 0 }];
   assert.equal(foldBatchNorms(m.graph!), 0);
+});
+
+test('a weight another Conv also reads is folded into a new tensor; the other Conv keeps the original', async () => {
+  const m = model({
+    name: 'shared', opset: 9,
+    inputs: [valueInfo('x', F32, [1, 3, 6, 6])],
+    outputs: [{ name: 'y' }, { name: 'z' }],
+    initializers: [floatTensor('w', [4, 3, 1, 1], rand(12)), floatTensor('g', [4], rand(4, 0.5, 2)), floatTensor('b', [4], rand(4)), floatTensor('m', [4], rand(4)), floatTensor('v', [4], rand(4, 0.1, 3))],
+    nodes: [node('Conv', ['x', 'w'], ['c']), node('BatchNormalization', ['c', 'g', 'b', 'm', 'v'], ['y']), node('Conv', ['x', 'w'], ['z'])],
+  });
+  const before = encodeModel(m);
+  assert.equal(foldBatchNorms(m.graph!), 1);
+  const [folded, other] = m.graph!.node!;
+  assert.equal(folded!.input![1], 'w.bn_folded');
+  assert.deepEqual(other!.input, ['x', 'w']);
+  const x = Float32Array.from(rand(108));
+  const [a, b] = [await outputs(before, x), await outputs(encodeModel(m), x)];
+  for (const k of ['y', 'z']) assert.ok(Math.max(...Array.from(a[k]!, (v, i) => Math.abs(v - b[k]![i]!))) < 1e-4, k);
 });

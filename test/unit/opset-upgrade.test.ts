@@ -20,10 +20,11 @@ function oldModel() {
   return model({
     name: 'old', opset: 9,
     inputs: [valueInfo('x', F32, dims)],
-    outputs: ['clip', 'slice', 'sq', 'unsq', 'mean', 'soft', 'pad', 'up', 'a', 'b', 'top', 'drop'].map((o) => ({ name: o })),
+    outputs: ['clip', 'clip2', 'slice', 'sq', 'unsq', 'mean', 'soft', 'pad', 'up', 'a', 'b', 'top', 'drop'].map((o) => ({ name: o })),
     initializers: [floatTensor('scales', [4], [1, 1, 2, 2])],
     nodes: [
       node('Clip', ['x'], ['clip'], { min: { float: -0.5 }, max: { float: 0.7 } }),
+      node('Clip', ['x'], ['clip2'], { min: { float: -0.5 }, max: { float: 0.7 } }),
       node('Slice', ['x'], ['slice'], { starts: [1, 0], ends: [3, 2], axes: [3, 1] }),
       node('Slice', ['x'], ['s0'], { starts: [0], ends: [1], axes: [2] }),
       node('Squeeze', ['s0'], ['sq'], { axes: [2] }),
@@ -53,6 +54,10 @@ test('an opset-9 model upgraded to 11, 13 and 21 computes exactly what it did', 
       assert.equal(got[k]!.length, v.length, `${to} ${k}`);
       v.forEach((w, i) => assert.ok(Math.abs(w - got[k]![i]!) < 1e-6, `opset ${to}, ${k}[${i}]: ${got[k]![i]} vs ${w}`));
     }
+    // Attributes turned inputs: one constant per value, shared by the nodes that hold it.
+    const [c1, c2] = m.graph!.node!.filter((n) => n.opType === 'Clip');
+    assert.deepEqual(c1!.input, c2!.input);
+    assert.equal(c1!.input![1], 'min_-0.5');
     if (to === 21) assert.deepEqual(Object.keys(up.rewritten).sort(), ['Clip', 'Dropout', 'Pad', 'ReduceMean', 'Slice', 'Softmax', 'Split', 'Squeeze', 'TopK', 'Unsqueeze', 'Upsample']);
   }
 });
