@@ -152,7 +152,7 @@ model.command('register').description('upload an ONNX model (and its tokenizer.j
   .requiredOption('--manifest <manifest.json>', '{labels: [...], output?, adapter: {kind: text|image|features, ...}} (see docs/pipeline.md, layer 3)')
   .option('--tokenizer <tokenizer.json>', 'Hugging Face tokenizer.json, for text models')
   .option('--golden <golden.jsonl>', 'golden inputs kept with the version (needed by the quantization workflow)')
-  .option('--calibration <calibration.jsonl>', 'calibration inputs (golden format), apart from the golden ones: the quantization workflow fits int8-static ranges and int4 GPTQ to them instead of to the golden inputs that judge')
+  .option('--calibration <file>', 'calibration inputs apart from the golden ones, JSONL (golden format) or Arrow IPC (list<float32> column per input): the quantization workflow fits int8-static ranges and int4 GPTQ to them instead of to the golden inputs that judge')
   .option('--metadata <metadata.json>', 'what the tenant records about the version (a JSON object), checked against its metadata schema')
   .option('--tenant <t>', 'tenant', 'default')
   .action((o: { name: string; version: string; file: string; manifest: string; tokenizer?: string; golden?: string; calibration?: string; metadata?: string; tenant: string }) =>

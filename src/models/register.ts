@@ -7,6 +7,7 @@ import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
 import { outputDrift, parseGoldenJsonl, type GoldenOutput, type GoldenSample } from '../quantize/evaluate';
 import { OnnxruntimeCrashed, goldenOutputsIsolated } from '../quantize/evaluate-isolated';
+import { calibrationJsonl } from '../quantize/calibration-data';
 import { getObjectBuffer, getObjectText } from '../clients/minio';
 import { getModelVersion } from '../store/models';
 import { metadataSchemaOf } from '../store/model-metadata';
@@ -115,7 +116,7 @@ export async function registerModelFiles(pool: Pool, store: ObjectStore, files: 
     manifest: await readJson(files.manifest),
     tokenizer: files.tokenizer ? await readJson(files.tokenizer) : undefined,
     golden: files.golden ? await readFile(files.golden, 'utf8') : undefined,
-    calibration: files.calibration ? await readFile(files.calibration, 'utf8') : undefined,
+    calibration: files.calibration ? await calibrationJsonl(files.calibration) : undefined,
     metadata: files.metadata ? await readJson(files.metadata) : undefined,
   }, actor);
 }

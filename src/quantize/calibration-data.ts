@@ -1,8 +1,11 @@
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Field, Float32, List, RecordBatchReader, Table, tableToIPC, vectorFromArray } from 'apache-arrow';
-import { parseGoldenJsonl, type GoldenSample } from './evaluate';
+import { goldenToJsonl, parseGoldenJsonl, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
+
+const isArrow = (file: string): boolean => /\.(arrow|feather|ipc)$/i.test(file);
 
 /**
  * Calibration samples from a file, read lazily on every pass so a large set is never held in memory:
@@ -10,8 +13,19 @@ import { QuantizeError } from './types';
  * column per input, each input's dims in the schema metadata `qcflow.dims.<input>` as JSON).
  */
 export function calibrationSource(file: string): () => AsyncIterable<GoldenSample> {
-  if (/\.(arrow|feather|ipc)$/i.test(file)) return () => arrowSamples(file);
+  if (isArrow(file)) return () => arrowSamples(file);
   return () => jsonlSamples(file);
+}
+
+/**
+ * A calibration file as the golden format's JSONL text, what the registry stores: JSONL as it is, Arrow
+ * IPC converted (so `model register --calibration` takes what `model quantize --calibration` takes).
+ */
+export async function calibrationJsonl(file: string): Promise<string> {
+  if (!isArrow(file)) return readFile(file, 'utf8');
+  const samples: GoldenSample[] = [];
+  for await (const s of arrowSamples(file)) samples.push(s);
+  return goldenToJsonl(samples);
 }
 
 async function* jsonlSamples(file: string): AsyncIterable<GoldenSample> {

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fixtureGolden, mlpModel } from '../../src/onnx/fixture-models';
 import { goldenToJsonl } from '../../src/quantize/evaluate';
+import { samplesToArrow } from '../../src/quantize/calibration-data';
 import { getObjectText } from '../../src/clients/minio';
 
 let h: Harness;
@@ -88,15 +89,17 @@ test('the CLI registers with golden inputs and a calibration set, promotes, refu
   // Registered with golden inputs and a calibration set apart from them (the quantization workflow fits to the latter).
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-register-'));
   const f = await mlpModel();
-  const files = { file: 'model.onnx', manifest: 'manifest.json', golden: 'golden.jsonl', calibration: 'calibration.jsonl' };
+  // The calibration set as Arrow IPC, as `model quantize --calibration` reads it too: stored as JSONL, inputs exact.
+  const files = { file: 'model.onnx', manifest: 'manifest.json', golden: 'golden.jsonl', calibration: 'calibration.arrow' };
   writeFileSync(path.join(dir, files.file), f.onnx);
   writeFileSync(path.join(dir, files.manifest), JSON.stringify({ labels: Array.from({ length: 10 }, (_, i) => `c${i}`), adapter: { kind: 'features', fields: ['/features'] } }));
   writeFileSync(path.join(dir, files.golden), goldenToJsonl(fixtureGolden(f, 8)));
-  writeFileSync(path.join(dir, files.calibration), goldenToJsonl(fixtureGolden(f, 16, { seed: 5 })));
+  const calibration = fixtureGolden(f, 16, { seed: 5 });
+  writeFileSync(path.join(dir, files.calibration), samplesToArrow(calibration));
   const registered = await run('register', '--tenant', tenant, '--name', 'calibrated', '--version', '1', ...Object.entries(files).flatMap(([k, file]) => [`--${k}`, path.join(dir, file)]));
   assert.equal(registered.code, 0, registered.stderr);
   const calibrated = JSON.parse((await run('show', `${tenant}/calibrated/1`)).stdout) as { calibrationKey: string };
   assert.equal(calibrated.calibrationKey, `models/${tenant}/calibrated/1/calibration.jsonl`);
-  assert.equal((await getObjectText(h.store, calibrated.calibrationKey)).split('\n').filter(Boolean).length, 16);
+  assert.equal(await getObjectText(h.store, calibrated.calibrationKey), goldenToJsonl(calibration.map((c) => ({ inputs: c.inputs }))));
   rmSync(dir, { recursive: true });
 });
