@@ -39,13 +39,13 @@ export function consistencyActivities(deps: ActivityDeps) {
    * What the batch says about its annotators: class votes (for Dawid–Skene), attribute accuracies (one-coin
    * EM over its attribute votes) and object accuracies (agreement of their boxes and spans).
    */
-  async function batchEvidence(input: BatchKey, ontology: ProjectDefinition['ontology'], layer2: QcPolicy['layer2']): Promise<{ votes: Array<Array<{ annotator: string; value: string }>>; attributeWeights: Record<string, number>; objectWeights: Record<string, number>; objectClassWeights: Record<string, number> }> {
+  async function batchEvidence(input: BatchKey, ontology: ProjectDefinition['ontology'], layer2: QcPolicy['layer2']): Promise<{ votes: Array<Array<{ annotator: string; value: string }>>; attributeWeights: Record<string, number>; objectWeights: Record<string, number>; objectClassWeights: Record<string, number>; objectBoundsWeights: Record<string, number> }> {
     const rows = await passedSampleAnnotations(deps.pool, input.project, input.batchId);
     const objects = objectAccuracies(rows, ontology, layer2);
     return {
       votes: rows.map((r) => singleClassVotes(r.annotations)),
       attributeWeights: oneCoinAccuracies(rows.flatMap((r) => attributeItems(r.annotations, ontology.attributes ?? {}))),
-      objectWeights: objects.objects, objectClassWeights: objects.classes,
+      objectWeights: objects.objects, objectClassWeights: objects.classes, objectBoundsWeights: objects.bounds,
     };
   }
 
@@ -81,7 +81,7 @@ export function consistencyActivities(deps: ActivityDeps) {
         const results = samples.map((s) => {
           const votes = singleClassVotes(s.annotations);
           const posterior = classModel && votes.length > 0 ? classModel(votes) : undefined;
-          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, objectWeights: evidence.objectWeights, objectClassWeights: evidence.objectClassWeights, classPosterior: posterior, ...(classModel ? { classModel } : {}) });
+          const r = checkConsistency({ annotations: s.annotations, payload: s.payload, ontology: project.ontology, policy: policy.layer2, weights, attributeWeights: evidence.attributeWeights, objectWeights: evidence.objectWeights, objectClassWeights: evidence.objectClassWeights, objectBoundsWeights: evidence.objectBoundsWeights, classPosterior: posterior, ...(classModel ? { classModel } : {}) });
           const pluginFindings = plugged.findings.get(s.sampleId) ?? [];
           const findings = [...r.findings, ...pluginFindings.filter((f) => f.layer === 2)];
           const pluginTallies = plugged.tallies.get(s.sampleId) ?? {};

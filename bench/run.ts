@@ -130,7 +130,7 @@ function benchLayers2and5(n: number): void {
   // The default policy (fusion.mode = risk): per-sample risk, the batch threshold, then each decision.
   // As runConsistency does per batch: the annotators' object accuracies first, then every sample.
   const objects = objectAccuracies(parsed.map((s) => ({ annotations: s.annotations ?? [], payload: s.payload })), ontology, policy.layer2);
-  const results = parsed.map((s) => checkConsistency({ annotations: s.annotations ?? [], payload: s.payload, ontology, policy: policy.layer2, weights: {}, objectWeights: objects.objects, objectClassWeights: objects.classes }));
+  const results = parsed.map((s) => checkConsistency({ annotations: s.annotations ?? [], payload: s.payload, ontology, policy: policy.layer2, weights: {}, objectWeights: objects.objects, objectClassWeights: objects.classes, objectBoundsWeights: objects.bounds }));
   const threshold = batchThresholds(results.filter((r) => r.blocking.length === 0).map((r) => r.risk), policy.fusion.risk);
   for (let i = 0; i < parsed.length; i++) {
     const r = results[i]!;

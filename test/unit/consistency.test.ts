@@ -258,3 +258,24 @@ test('span bounds are voted, not averaged: the consensus is a span an annotator 
   const same = checkConsistency({ annotations: [ann('a', { spans: [{ start: 0, end: 14, label: 'ORG' }] }), ann('b', { spans: [{ start: 0, end: 14, label: 'ORG' }] })], payload: { text }, ontology: onto, policy: DEFAULT_POLICY.layer2, weights: {} });
   assert.ok(same.risk.fields.find((f) => f.field === 'spans:0:geometry')!.pWrong < 0.05);
 });
+
+test('span bounds: a batch teaches whose bounds to trust, apart from who finds the entities', () => {
+  const onto: Ontology = { entities: ['ORG'] };
+  const text = 'Sporting Gijon won';
+  const full = { start: 0, end: 14, label: 'ORG' };
+  const short = { start: 0, end: 8, label: 'ORG' };
+  // a finds every entity but cuts it short; b and c draw it whole.
+  const batch = Array.from({ length: 20 }, () => ({ payload: { text }, annotations: [ann('a', { spans: [short] }), ann('b', { spans: [full] }), ann('c', { spans: [full] })] }));
+  const learned = objectAccuracies(batch, onto, DEFAULT_POLICY.layer2);
+  assert.equal(learned.objects.a, learned.objects.b, 'all three drew what is there');
+  assert.ok(learned.bounds.a! < 0.25 && learned.bounds.b! > 0.95, JSON.stringify(learned.bounds));
+  // a and b alone split on where it ends: existence accuracies cannot tell them apart, bounds accuracies can.
+  const pair = [ann('a', { spans: [short] }), ann('b', { spans: [full] })];
+  const judge = (bounds?: Record<string, number>) => checkConsistency({ annotations: pair, payload: { text }, ontology: onto, policy: DEFAULT_POLICY.layer2, weights: {}, objectWeights: learned.objects, ...(bounds ? { objectBoundsWeights: bounds } : {}) });
+  const geometryOf = (r: ReturnType<typeof judge>) => ({ span: r.consensus.spans![0]!.geometry, pWrong: r.risk.fields.find((f) => f.field === 'spans:0:geometry')!.pWrong });
+  const blind = geometryOf(judge());
+  const taught = geometryOf(judge(learned.bounds));
+  assert.ok(blind.pWrong > 0.3, JSON.stringify(blind));
+  assert.deepEqual([taught.span.start, taught.span.end], [0, 14]);
+  assert.ok(taught.pWrong < 0.1, JSON.stringify(taught));
+});

@@ -77,6 +77,8 @@ export function checkConsistency(input: {
   objectWeights?: Record<string, number>;
   /** Annotators' accuracy on the classes of objects (objectAccuracies), used where `weights` has none for them. */
   objectClassWeights?: Record<string, number>;
+  /** Annotators' accuracy on the exact bounds of spans (objectAccuracies); their objectWeights when absent. */
+  objectBoundsWeights?: Record<string, number>;
   classPosterior?: { classes: string[]; p: number[]; flat?: number[] };
   /** The same model for any set of class votes: boxes' classes are judged with it too. */
   classModel?: ClassModel;
@@ -84,7 +86,7 @@ export function checkConsistency(input: {
   const { annotations: anns, ontology, policy, weights } = input;
   const attributeWeights = input.attributeWeights ?? weights;
   const classes = checkClasses(anns, ontology, { minAgreement: policy.minClassAgreement, weights, posterior: input.classPosterior });
-  const accuracy = { attributes: attributeWeights, objects: input.objectWeights, classes: input.objectClassWeights };
+  const accuracy = { attributes: attributeWeights, objects: input.objectWeights, classes: input.objectClassWeights, bounds: input.objectBoundsWeights };
   const single = !ontology.multiLabel && classes.consensus?.classes.length === 1;
   const sampleClass = single ? { value: classes.consensus!.classes[0]!, votes: Object.fromEntries(singleClassVotes(anns).map((v) => [v.annotator, v.value])) } : undefined;
   const split = { splitObjects: policy.splitObjects, maxDontCareShare: policy.maxDontCareShare };
@@ -115,18 +117,21 @@ export function checkConsistency(input: {
 
 /**
  * How often each annotator's drawing agrees with the consensus on which objects exist over a batch (a
- * drawn object the consensus keeps, or an absent one it drops; a displaced drawing counts as drawn), and
- * how often the class they gave an object several drew is its consensus class, each shrunk towards the
+ * drawn object the consensus keeps, or an absent one it drops; a displaced drawing counts as drawn),
+ * how often the class they gave an object several drew is its consensus class, and how often their
+ * span bounds are the consensus bounds (for the vote on bounds: an annotator who finds every entity
+ * but cuts them short should lose a split on where one ends), each shrunk towards the
  * default by 4 pseudo-comparisons: their accuracy at drawing what is there, for the existence votes, and
  * at naming it, for object class votes where the batch has no sample-class fit.
  * Without it every annotator would be taken as DEFAULT_ACCURACY and a sample with five boxes would look
  * 3% risky even when three careful annotators drew all five alike. An annotator seen on few sampled
  * objects stays near the default.
  */
-export function objectAccuracies(samples: Array<{ annotations: AnnotatorLabels[]; payload: Record<string, unknown> }>, ontology: Ontology, policy: QcPolicy['layer2'], maxSamples = 500): { objects: Record<string, number>; classes: Record<string, number> } {
+export function objectAccuracies(samples: Array<{ annotations: AnnotatorLabels[]; payload: Record<string, unknown> }>, ontology: Ontology, policy: QcPolicy['layer2'], maxSamples = 500): { objects: Record<string, number>; classes: Record<string, number>; bounds: Record<string, number> } {
   const existence: Tallies = {};
   const classes: Tallies = {};
-  const add = (r: { existence?: Tallies; classes?: Tallies }): void => { mergeTallies(existence, r.existence ?? {}); mergeTallies(classes, r.classes ?? {}); };
+  const bounds: Tallies = {};
+  const add = (r: { existence?: Tallies; classes?: Tallies; bounds?: Tallies }): void => { mergeTallies(existence, r.existence ?? {}); mergeTallies(classes, r.classes ?? {}); mergeTallies(bounds, r.bounds ?? {}); };
   // An evenly spread subset is plenty for an agreement rate, and keeps this pass a fraction of layer 2's cost.
   const step = Math.max(1, Math.ceil(samples.length / maxSamples));
   for (let i = 0; i < samples.length; i += step) {
@@ -138,5 +143,5 @@ export function objectAccuracies(samples: Array<{ annotations: AnnotatorLabels[]
     }
   }
   const shrunk = (t: Tallies) => Object.fromEntries(Object.entries(t).map(([a, x]) => [a, (x.agreed + DEFAULT_ACCURACY * 4) / (x.compared + 4)]));
-  return { objects: shrunk(existence), classes: shrunk(classes) };
+  return { objects: shrunk(existence), classes: shrunk(classes), bounds: shrunk(bounds) };
 }

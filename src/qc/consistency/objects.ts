@@ -63,6 +63,8 @@ export interface ObjectAccuracies {
    * the default accuracy, and two who agree on a type would still leave it 1% in doubt.
    */
   classes?: Record<string, number>;
+  /** On the exact bounds of what they drew (spans): whose bounds a split on them goes to. */
+  bounds?: Record<string, number>;
 }
 
 interface ObjectKind<G> {
@@ -121,6 +123,7 @@ function checkObjects<G>(
 ): KindResult<ConsensusObject<G>[]> {
   const attributeWeights = accuracy.attributes ?? weights;
   const objectWeights = accuracy.objects ?? weights;
+  const boundsWeights = accuracy.bounds ?? objectWeights;
   const classWeights = { ...accuracy.classes, ...weights };
   const findings: Finding[] = [];
   const tallies: Tallies = {};
@@ -185,6 +188,7 @@ function checkObjects<G>(
   const dontCare: string[] = [];
   const existence: Tallies = {};
   const classTally: Tallies = {};
+  const boundsTally: Tallies = {};
   clusters.forEach((c, ci) => {
     if (displaced.has(ci) || merged.has(ci)) return;
     const ptr = (m: (typeof c.members)[number]): string => `/annotations/${perAnnotation[m.annotation]!.i}/labels/${kind.field}/${m.index}`;
@@ -200,12 +204,14 @@ function checkObjects<G>(
     const pairSims = c.members.flatMap((m, x) => c.members.slice(x + 1).map((n) => kind.similarity(m.item.geometry, n.item.geometry)));
     const cls = clsVote.value;
     // The released shape and the probability it is wrong: fused and scored by overlap, or voted when only exact is right.
+    // Exact bounds (spans) are voted with the annotators' accuracy at drawing bounds, not at drawing what is there.
+    const key = kind.exactKey;
+    const boundsVote = key && c.members.length > 1 ? votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: key(m.item.geometry) })), boundsWeights, 0) : undefined;
     const shapeOf = (): { geometry: G; pWrong: number; why: string } => {
       const meanOverlap = pairSims.length > 0 ? pairSims.reduce((a, b) => a + b, 0) / pairSims.length : undefined;
       if (meanOverlap === undefined) return { geometry: c.members[0]!.item.geometry, pWrong: geometryRisk(undefined), why: 'drawn by one annotator only' };
-      if (kind.exactKey) {
-        const key = kind.exactKey;
-        const v = votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: key(m.item.geometry) })), objectWeights, 0);
+      if (key && boundsVote) {
+        const v = boundsVote;
         const drawn = c.members.filter((m) => key(m.item.geometry) === v.value);
         return { geometry: drawn[0]!.item.geometry, pWrong: v.pWrong, why: `bounds as ${drawn.map((m) => m.annotator).join(', ')} drew them${drawn.length < c.members.length ? ` (${c.members.filter((m) => !drawn.includes(m)).map((m) => m.annotator).join(', ')} drew other bounds)` : ''}` };
       }
@@ -223,6 +229,10 @@ function checkObjects<G>(
       const sameClass = c.members.filter((m) => m.item.cls === cls).length;
       const evenClass = 2 * sameClass === c.members.length;
       if (c.members.length > 1) for (const m of c.members) tally(classTally, m.annotator, evenClass ? 0.5 : m.item.cls === cls);
+      if (key && boundsVote) {
+        const same = c.members.filter((m) => key(m.item.geometry) === boundsVote.value).length;
+        for (const m of c.members) tally(boundsTally, m.annotator, 2 * same === c.members.length ? 0.5 : key(m.item.geometry) === boundsVote.value);
+      }
       const evenExistence = who.length + off.length === missing.length;
       for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, evenExistence ? 0.5 : exists.value === 'drawn');
       for (const a of missing) tally(existence, a, evenExistence ? 0.5 : exists.value !== 'drawn');
@@ -304,7 +314,7 @@ function checkObjects<G>(
       message: `${dontCare.length} of ${consensus.length} ${kind.field} are in doubt (more than ${kind.maxDontCareShare} of them to release as don't-care regions): ${dontCare.join('; ')}`,
     });
   }
-  return { findings, consensus, tallies, risks, existence, classes: classTally };
+  return { findings, consensus, tallies, risks, existence, classes: classTally, bounds: boundsTally };
 }
 
 export function checkBoxes(

@@ -33,6 +33,8 @@ export interface KindResult<C> {
   existence?: Tallies;
   /** Objects several drew: per annotator, how often the class they gave it is the consensus class. */
   classes?: Tallies;
+  /** Objects voted on exact bounds (spans) that several drew: per annotator, how often theirs are the consensus bounds. */
+  bounds?: Tallies;
 }
 
 /** Quotes who said what, e.g. `ann-1: "cat", ann-2: "dog"`, for finding messages. */
