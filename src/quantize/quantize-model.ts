@@ -71,6 +71,9 @@ export interface GptqOptions {
 
 export const DEFAULT_GPTQ_SAMPLES = 128;
 
+/** Weights whose Hessians one calibration pass collects (quantizeModelCalibrated). */
+const LAYERS_PER_PASS = 4;
+
 async function* firstOf<T>(items: Iterable<T> | AsyncIterable<T>, max: number): AsyncIterable<T> {
   let n = 0;
   for await (const x of items) {
@@ -134,31 +137,38 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       if (geometry) targets.push({ node: name, input: n.input![0]!, k, conv: geometry, weight: `${w.name}:${n.opType}:${k}` });
     }
   }
-  // Sequential, as GPTQ is meant to run: each layer's Hessian comes from the model with every layer before
-  // it already quantized, so it compensates the errors it will actually receive. A weight several nodes
-  // share (TorchScript stores a TransformerEncoder's identical layers once) is stored once, so it is solved
-  // once against the sum of their Hessians: its error summed over every input it multiplies. Solved for
-  // its first user alone it fitted layer 0's inputs and was worse than rounding in the other three.
+  // Sequential, as GPTQ is meant to run, a few layers a pass: each pass's Hessians come from the model with
+  // every layer before them already quantized, so they compensate the errors they will actually receive
+  // (all but those of the pass's own earlier layers). One layer a pass ran the model 33 times for
+  // PaddleOCR's recogniser; LAYERS_PER_PASS at a time is ≈ 2.5× faster there and no less accurate on the
+  // bench's models (detector 0.9964 → 0.9989, recogniser 0.9770 → 0.9765, the rest within ±0.0005).
+  // A weight several nodes share (TorchScript stores a TransformerEncoder's identical layers once) is
+  // stored once, so it is solved once against the sum of their Hessians: its error summed over every
+  // input it multiplies. Solved for its first user alone it fitted layer 0's inputs and was worse than
+  // rounding in the other three.
   const layers = new Map<string, GptqLayer>();
   const done = new Set<string>();
   let count = 0;
   let shrunk = 0;
-  for (const t of targets) {
-    if (done.has(t.node)) continue;
-    const group = targets.filter((x) => x.weight === t.weight);
-    const later = targets.filter((x) => !done.has(x.node)).map((x) => x.node);
-    const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...later] }).model : model;
-    const got = await collectHessians(partial, group, samples);
-    const hessian = got.hessians.get(t.node)!;
-    for (const other of group.slice(1)) {
-      const h = got.hessians.get(other.node)!;
-      for (let i = 0; i < hessian.length; i++) hessian[i] = hessian[i]! + h[i]!;
-    }
-    const layer: GptqLayer = { hessian };
-    for (const x of group) {
-      layers.set(x.node, layer);
-      done.add(x.node);
-      if (got.shrinkage.get(x.node)! > 0) shrunk++;
+  while (done.size < targets.length) {
+    const pending = targets.filter((x) => !done.has(x.node));
+    const weights = [...new Set(pending.map((x) => x.weight))].slice(0, LAYERS_PER_PASS);
+    const pass = pending.filter((x) => weights.includes(x.weight));
+    const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
+    const got = await collectHessians(partial, pass, samples);
+    for (const weight of weights) {
+      const users = pass.filter((x) => x.weight === weight);
+      const hessian = got.hessians.get(users[0]!.node)!;
+      for (const other of users.slice(1)) {
+        const h = got.hessians.get(other.node)!;
+        for (let i = 0; i < hessian.length; i++) hessian[i] = hessian[i]! + h[i]!;
+      }
+      const layer: GptqLayer = { hessian };
+      for (const x of users) {
+        layers.set(x.node, layer);
+        done.add(x.node);
+        if (got.shrinkage.get(x.node)! > 0) shrunk++;
+      }
     }
     count = got.samples;
     progress?.(done.size, targets.length);

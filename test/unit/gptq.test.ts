@@ -5,7 +5,7 @@ import { accumulateHessian, crossFourthMoment, DQ21_GRID, finishHessian, gptqQua
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
-import { cnnModel, fixtureGolden, mlpModel, rng } from '../../src/onnx/fixture-models';
+import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel } from '../../src/onnx/fixture-models';
 import { DT } from '../../src/onnx/tensor';
 import { quantizeModel, quantizeModelCalibrated } from '../../src/quantize/quantize-model';
 import { evaluateCandidate } from '../../src/quantize/evaluate';
@@ -167,13 +167,18 @@ test('im2col: patches × the flattened weight is the convolution onnxruntime com
   }
 });
 
-test('int4 with calibration samples: every MatMul calibrated in turn, the file the size rounding gives, closer to fp32 on other samples', async () => {
+test('int4 with calibration samples: every MatMul calibrated, up to four a pass, the file the size rounding gives, closer to fp32 on other samples', async () => {
   const f = await mlpModel();
   const samples = fixtureGolden(f, 60);
   const [calibration, judge] = [samples.slice(0, 40), samples.slice(40)];
   const layers: number[] = [];
   const { model: q, report } = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { progress: (layer) => layers.push(layer) });
-  assert.deepEqual([report.gptq.layers, report.gptq.samples, report.gptq.used, layers], [3, 40, true, [1, 2, 3]]);
+  assert.deepEqual([report.gptq.layers, report.gptq.samples, report.gptq.used, layers], [3, 40, true, [3]]);
+  // Seven layers: four in the first pass, the other three from the model with those four quantized.
+  const t = await transformerModel();
+  const passes: number[] = [];
+  await quantizeModelCalibrated(decodeModel(t.onnx), { method: 'int4' }, () => fixtureGolden(t, 8), { progress: (layer) => passes.push(layer) });
+  assert.deepEqual(passes, [4, 7]);
   assert.ok(report.gptq.calibrationCosine.gptq > report.gptq.calibrationCosine.rounded);
   const rounded = quantizeModel(decodeModel(f.onnx), { method: 'int4' }).model;
   const [a, b] = [await evaluateCandidate(f.onnx, encodeModel(q), judge, { runs: 1 }), await evaluateCandidate(f.onnx, encodeModel(rounded), judge, { runs: 1 })];
