@@ -3,7 +3,8 @@ import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
 import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
-import { accumulateHessian, crossFourthMoment, finishHessian, im2col, shrinkTowardDiagonal, type ConvGeometry } from './gptq';
+import { finishHessian, shrinkTowardDiagonal } from './gptq';
+import { withHessianOutputs, type HessianTarget } from './hessian-graph';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -68,45 +69,34 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
   });
 }
 
-/** A weighted node whose input GPTQ needs: a MatMul's rows of width `k`, or a Conv's patches. */
-export interface HessianTarget {
-  node: string;
-  input: string;
-  k: number;
-  conv?: ConvGeometry;
-}
-
 /**
  * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant): a MatMul's
- * input rows, a group-1 Conv's patches; shrunk toward its diagonal where its correlations are mostly
- * sampling noise (`shrinkage`: the weight taken off, 0 for most). Memory is k² per target, whatever the dataset size.
+ * input rows, a group-1 Conv's patches, each computed by onnxruntime beside the model (withHessianOutputs)
+ * and summed here in float64; shrunk toward its diagonal where its correlations are mostly sampling noise
+ * (`shrinkage`: the weight taken off, 0 for most). Memory is k² per target, whatever the dataset size.
  */
 export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ hessians: Map<string, Float64Array>; shrinkage: Map<string, number>; samples: number }> {
-  const tensors = [...new Set(targets.map((t) => t.input))];
-  return withIntermediates(model, tensors, samples, async (runAll) => {
+  const { model: augmented, outputs } = withHessianOutputs(model, targets);
+  const fetches = [...outputs.values()].flatMap((o) => [o.h, o.rowSquares, o.rowFourths]);
+  const session = await openSession(augmented, fetches);
+  try {
     const sums = new Map(targets.map((t) => [t.node, { h: new Float64Array(t.k * t.k), rows: 0, crossFourth: 0 }]));
-    const add = (t: HessianTarget, x: Float32Array, rows: number): void => {
-      const s = sums.get(t.node)!;
-      accumulateHessian(s.h, x, rows, t.k);
-      s.rows += rows;
-      s.crossFourth += crossFourthMoment(x, rows, t.k);
-    };
-    const readers = new Map<string, HessianTarget[]>();
-    for (const t of targets) readers.set(t.input, [...(readers.get(t.input) ?? []), t]);
-    const count = await runAll((name, data, dims) => {
-      for (const t of readers.get(name)!) {
-        if (!t.conv) {
-          add(t, data, data.length / t.k);
-          continue;
-        }
-        const [n, c, height, width] = dims as [number, number, number, number];
-        const plane = c * height * width;
-        for (let b = 0; b < n; b++) {
-          const { patches, count: positions } = im2col(data.subarray(b * plane, (b + 1) * plane), c, height, width, t.conv);
-          add(t, patches, positions);
-        }
+    let count = 0;
+    for await (const s of samples()) {
+      const out = await runSample(session, s, count, fetches);
+      for (const t of targets) {
+        const o = outputs.get(t.node)!;
+        const sum = sums.get(t.node)!;
+        const h = out[o.h]!.data as Float32Array;
+        for (let i = 0; i < h.length; i++) sum.h[i] = sum.h[i]! + h[i]!;
+        // Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴, in float64 (crossFourthMoment's definition).
+        const squares = out[o.rowSquares]!.data as Float32Array;
+        const fourths = out[o.rowFourths]!.data as Float32Array;
+        for (let r = 0; r < squares.length; r++) sum.crossFourth += squares[r]! * squares[r]! - fourths[r]!;
+        sum.rows += squares.length;
       }
-    });
+      count++;
+    }
     if (count === 0) throw new QuantizeError('the calibration set is empty');
     const hessians = new Map<string, Float64Array>();
     const shrinkage = new Map<string, number>();
@@ -116,7 +106,9 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
       shrinkage.set(t.node, shrinkTowardDiagonal(s.h, t.k, s.rows, s.crossFourth));
     }
     return { hessians, shrinkage, samples: count };
-  });
+  } finally {
+    await session.release();
+  }
 }
 
 /**

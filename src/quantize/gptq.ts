@@ -121,7 +121,7 @@ const PANEL = 64;
 
 /**
  * The four dot products of rows p, p1 with rows q, q1 of `m` (row starts as offsets) over [from, to), into
- * `out`: two rows by two, half the loads of one product at a time (the Cholesky update and the Hessian).
+ * `out`: two rows by two, half the loads of one product at a time (the Cholesky update).
  */
 function dots2x2(m: Float64Array, p: number, p1: number, q: number, q1: number, from: number, to: number, out: Float64Array): void {
   let s00 = 0;
@@ -280,70 +280,10 @@ function bestScale(v: Float64Array, from: number, to: number, h: Float64Array, c
   return best;
 }
 
-/** Rows of X taken together into H: H is then read and written once per block of rows, not once per row. */
-const ROW_BLOCK = 32;
-
-/**
- * Adds Σ x·xᵀ over the rows of X [count, k] (row-major) into h [k, k]; only the upper triangle, mirrored
- * by finishHessian. Rows go in blocks, transposed so each entry is one contiguous dot product (row by
- * row, a 2,880-wide H streamed through memory for every patch took 15 of the recogniser's 40 s).
- */
-export function accumulateHessian(h: Float64Array, x: Float32Array | Float64Array, count: number, k: number): void {
-  const xt = new Float64Array(k * ROW_BLOCK);
-  const live = new Uint8Array(k);
-  const sums = new Float64Array(4);
-  for (let rb = 0; rb < count; rb += ROW_BLOCK) {
-    const rows = Math.min(ROW_BLOCK, count - rb);
-    xt.fill(0);
-    live.fill(0);
-    for (let r = 0; r < rows; r++) {
-      const base = (rb + r) * k;
-      for (let i = 0; i < k; i++) {
-        const v = x[base + i]!;
-        if (v === 0) continue;
-        xt[i * ROW_BLOCK + r] = v;
-        live[i] = 1;
-      }
-    }
-    // Two inputs by two (entries just below the diagonal are added too and never read: finishHessian
-    // mirrors the upper triangle).
-    for (let i = 0; i < k; i += 2) {
-      const i1 = Math.min(i + 1, k - 1);
-      if (!live[i] && !live[i1]) continue;
-      const [xi, xi1] = [i * ROW_BLOCK, i1 * ROW_BLOCK];
-      for (let j = i; j < k; j += 2) {
-        const j1 = Math.min(j + 1, k - 1);
-        if (!live[j] && !live[j1]) continue;
-        const [xj, xj1] = [j * ROW_BLOCK, j1 * ROW_BLOCK];
-        dots2x2(xt, xi, xi1, xj, xj1, 0, rows, sums);
-        add2x2(h, i * k, i1 !== i ? i1 * k : -1, j, j1 !== j, 1, sums);
-      }
-    }
-  }
-}
-
+/** H from its upper triangle (or a symmetric one computed in float32, made exactly symmetric). */
 export function finishHessian(h: Float64Array, k: number): Float64Array {
   for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) h[i * k + j] = h[j * k + i]!;
   return h;
-}
-
-/**
- * Σ over rows of Σ_{i≠j} x_i²·x_j² (= ‖x‖⁴ − Σ x_i⁴): with H it estimates how much of H's off-diagonal is
- * sampling noise (shrinkTowardDiagonal).
- */
-export function crossFourthMoment(x: Float32Array | Float64Array, count: number, k: number): number {
-  let sum = 0;
-  for (let r = 0; r < count; r++) {
-    let sq = 0;
-    let fourth = 0;
-    for (let i = r * k; i < (r + 1) * k; i++) {
-      const v2 = x[i]! * x[i]!;
-      sq += v2;
-      fourth += v2 * v2;
-    }
-    sum += sq * sq - fourth;
-  }
-  return sum;
 }
 
 /** Below this share of noise H is left as it is (see shrinkTowardDiagonal). */
@@ -352,7 +292,7 @@ const SHRINK_FROM = 0.5;
 /**
  * Shrinks H's off-diagonal toward 0 by the share of it that is sampling noise (Schäfer & Strimmer 2005,
  * target "diagonal, unequal variance"): α = Σ Var(h_ij) / Σ h_ij² over i ≠ j, from `rows` rows whose cross
- * fourth moment is `crossFourth`. GPTQ moves each rounding error onto the inputs H says are correlated;
+ * fourth moment (Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴) is `crossFourth`. GPTQ moves each rounding error onto the inputs H says are correlated;
  * where those correlations are mostly noise of a small calibration set (independent features: α ≈ 1 at
  * any number of rows) it fits the noise and ends further from the model than rounding (the torch MLP's
  * 0.998 → 0.996). Only then, α ≥ ½: the estimate is made for H itself, not for GPTQ's use of its inverse,
@@ -378,34 +318,3 @@ export interface ConvGeometry {
   dilations: [number, number];
 }
 
-/**
- * The patches a group-1 convolution multiplies its weight with: X [C, H, W] → [positions, C·kh·kw], in
- * the order of the flattened weight, zeros where the kernel reaches into padding.
- */
-export function im2col(x: Float32Array, c: number, height: number, width: number, g: ConvGeometry): { patches: Float32Array; count: number } {
-  const [kh, kw] = g.kernel;
-  const [sh, sw] = g.strides;
-  const [pt, pl, pb, pr] = g.pads;
-  const [dh, dw] = g.dilations;
-  const oh = Math.floor((height + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
-  const ow = Math.floor((width + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
-  const k = c * kh * kw;
-  const patches = new Float32Array(oh * ow * k);
-  for (let y = 0; y < oh; y++) {
-    for (let xo = 0; xo < ow; xo++) {
-      const base = (y * ow + xo) * k;
-      for (let ch = 0; ch < c; ch++) {
-        for (let i = 0; i < kh; i++) {
-          const iy = y * sh - pt + i * dh;
-          if (iy < 0 || iy >= height) continue;
-          for (let j = 0; j < kw; j++) {
-            const ix = xo * sw - pl + j * dw;
-            if (ix < 0 || ix >= width) continue;
-            patches[base + (ch * kh + i) * kw + j] = x[(ch * height + iy) * width + ix]!;
-          }
-        }
-      }
-    }
-  }
-  return { patches, count: oh * ow };
-}

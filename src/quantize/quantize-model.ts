@@ -7,7 +7,8 @@ import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opse
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { agreementOn, calibrate, collectHessians, type CalibrationOptions, type HessianTarget } from './calibrate';
+import { agreementOn, calibrate, collectHessians, type CalibrationOptions } from './calibrate';
+import type { HessianTarget } from './hessian-graph';
 import type { ConvGeometry, GptqLayer } from './gptq';
 import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';

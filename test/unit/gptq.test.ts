@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { accumulateHessian, crossFourthMoment, DQ21_GRID, finishHessian, gptqQuantize, im2col, inverseHessianFactor, NBITS_GRID, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
+import { DQ21_GRID, gptqQuantize, inverseHessianFactor, NBITS_GRID, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
+import { collectHessians } from '../../src/quantize/calibrate';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
@@ -20,10 +21,25 @@ function correlatedInputs(count: number, cols: number, seed: number): Float32Arr
   });
 }
 
+/** Σ x·xᵀ over the rows of X [count, k], plainly (the calibration computes it in onnxruntime). */
 function hessianOf(x: Float32Array, count: number, k: number): Float64Array {
   const h = new Float64Array(k * k);
-  accumulateHessian(h, x, count, k);
-  return finishHessian(h, k);
+  for (let r = 0; r < count; r++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) h[i * k + j] = h[i * k + j]! + x[r * k + i]! * x[r * k + j]!;
+  return h;
+}
+
+/** Σ over rows of ‖x‖⁴ − Σ x_i⁴, plainly. */
+function crossFourthMoment(x: Float32Array, count: number, k: number): number {
+  let sum = 0;
+  for (let r = 0; r < count; r++) {
+    let [sq, fourth] = [0, 0];
+    for (let i = r * k; i < (r + 1) * k; i++) {
+      sq += x[i]! ** 2;
+      fourth += x[i]! ** 4;
+    }
+    sum += sq * sq - fourth;
+  }
+  return sum;
 }
 
 /** ‖(W − Q)·X‖ / ‖W·X‖ over the rows of X. */
@@ -145,26 +161,44 @@ test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight 
   for (let col = 0; col < n; col++) for (let row = 0; row < k; row++) assert.equal(back[row * n + col], Math.fround(codes.codes[col * k + row]! * codes.scales[col * 3 + Math.floor(row / 32)]!));
 });
 
-test('im2col: patches × the flattened weight is the convolution onnxruntime computes (stride, padding, dilation)', async () => {
-  const [c, m, height, width] = [3, 4, 7, 9];
+test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride, padding, dilation), as the layers multiply them', async () => {
+  const [c, height, width] = [3, 7, 9];
   const geometry = { kernel: [3, 2] as [number, number], strides: [2, 1] as [number, number], pads: [1, 0, 1, 1] as [number, number, number, number], dilations: [1, 2] as [number, number] };
+  const k = c * 3 * 2;
   const r = rng(4);
-  const w = Float32Array.from({ length: m * c * 3 * 2 }, () => r() - 0.5);
-  const x = Float32Array.from({ length: c * height * width }, () => r() - 0.5);
-  const { patches, count } = im2col(x, c, height, width, geometry);
-  const conv = model({ name: 'c', opset: 13, inputs: [valueInfo('x', F32, [1, c, height, width])], outputs: [valueInfo('y', F32, [1, m, 4, 8])], initializers: [floatTensor('w', [m, c, 3, 2], w)],
-    nodes: [node('Conv', ['x', 'w'], ['y'], { strides: [2, 1], pads: [1, 0, 1, 1], dilations: [1, 2] }, 'conv')] });
-  const y = (await (await ort.InferenceSession.create(encodeModel(conv))).run({ x: new ort.Tensor('float32', x, [1, c, height, width]) })).y!;
-  assert.equal(count, y.dims[2]! * y.dims[3]!);
-  const k = c * 6;
-  const data = y.data as Float32Array;
-  for (let o = 0; o < m; o++) {
-    for (let p = 0; p < count; p++) {
-      let s = 0;
-      for (let i = 0; i < k; i++) s += w[o * k + i]! * patches[p * k + i]!;
-      assert.ok(Math.abs(s - data[o * count + p]!) < 1e-5, `${o},${p}: ${s} vs ${data[o * count + p]}`);
+  // Any W: W·H·Wᵀ is the Gram matrix of the layer's outputs over its positions, so with k independent
+  // filters H is pinned down entry by entry, in the weight's column order.
+  const w = Float32Array.from({ length: k * k }, () => r() - 0.5);
+  const x = Float32Array.from({ length: 2 * c * height * width }, () => r() - 0.5);
+  // Rows driven by shared factors, as activations are: H is kept whole, not shrunk (see below).
+  const rows = correlatedInputs(10, k, 5);
+  const m = model({
+    name: 'layers', opset: 13,
+    inputs: [valueInfo('x', F32, [2, c, height, width]), valueInfo('rows', F32, [2, 5, k])],
+    outputs: [valueInfo('y', F32, [2, k, 4, 8]), valueInfo('z', F32, [2, 5, k])],
+    initializers: [floatTensor('w', [k, c, 3, 2], w), floatTensor('wt', [k, k], w)],
+    nodes: [node('Conv', ['x', 'w'], ['y'], { strides: [2, 1], pads: [1, 0, 1, 1], dilations: [1, 2] }, 'conv'), node('MatMul', ['rows', 'wt'], ['z'], {}, 'matmul')],
+  });
+  const sample = { inputs: { x: { dims: [2, c, height, width], data: x }, rows: { dims: [2, 5, k], data: rows } } };
+  const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }], () => [sample, sample]);
+  assert.equal(got.samples, 2);
+  // The MatMul's rows: H is theirs, twice (two samples).
+  const plain = hessianOf(rows, 10, k);
+  got.hessians.get('matmul')!.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
+  const y = (await (await ort.InferenceSession.create(encodeModel(m))).run({ x: new ort.Tensor('float32', x, [2, c, height, width]), rows: new ort.Tensor('float32', rows, [2, 5, k]) })).y!;
+  const positions = y.dims[2]! * y.dims[3]!;
+  const out = y.data as Float32Array;
+  const h = got.hessians.get('conv')!;
+  for (let a = 0; a < k; a++) {
+    for (let b = 0; b < k; b++) {
+      let gram = 0;
+      for (let n = 0; n < 2; n++) for (let p = 0; p < positions; p++) gram += out[(n * k + a) * positions + p]! * out[(n * k + b) * positions + p]!;
+      let whw = 0;
+      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) whw += w[a * k + i]! * h[i * k + j]! * w[b * k + j]!;
+      assert.ok(Math.abs(whw - 2 * gram) < 1e-3 * (1 + Math.abs(gram)), `conv (W·H·Wᵀ)[${a}][${b}]: ${whw} vs ${2 * gram}`);
     }
   }
+  assert.deepEqual([...got.shrinkage.values()], [0, 0], 'correlated enough to keep whole');
 });
 
 test('int4 with calibration samples: every MatMul calibrated, up to four a pass, the file the size rounding gives, closer to fp32 on other samples', async () => {

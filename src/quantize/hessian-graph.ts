@@ -1,0 +1,71 @@
+/**
+ * The Hessians GPTQ needs, computed by onnxruntime beside the model: for each target, its input rows X
+ * (a MatMul's rows of width k, a Conv's patches) and H = Xᵀ·X as one MatMul, plus each row's Σx² and Σx⁴
+ * for the shrinkage estimate. Summed in JavaScript, Σ x·xᵀ over a detector's patches took three quarters
+ * of its calibration (14 of 19 s); as a MatMul in onnxruntime it is a small part. Pure graph building: the
+ * calibration runs it (calibrate.ts).
+ */
+import { onnx } from '../onnx/proto';
+import { floatTensor, int64Tensor, node } from '../onnx/build';
+import type { ConvGeometry } from './gptq';
+
+/** A weighted node whose input GPTQ needs: a MatMul's rows of width `k`, or a Conv's patches. */
+export interface HessianTarget {
+  node: string;
+  input: string;
+  k: number;
+  conv?: ConvGeometry;
+}
+
+/** The outputs one target adds: H [k, k], and per input row Σx² and Σx⁴ ([rows, 1] each). */
+export interface HessianOutputs {
+  h: string;
+  rowSquares: string;
+  rowFourths: string;
+}
+
+/**
+ * A copy of `model` that also outputs, for each target, its Hessian and row moments. A Conv's patches come
+ * from a grouped convolution whose one-hot filters copy each kernel position of each channel to a channel of
+ * its own ([C·kh·kw, 1, kh, kw], group C): its output channel c·kh·kw + i·kw + j is the flattened weight's
+ * column, so H's order is the weight's. Only operators whose signatures opset 7 already has.
+ */
+export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarget[]): { model: onnx.IModelProto; outputs: Map<string, HessianOutputs> } {
+  const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
+  const g = augmented.graph!;
+  const nodes: onnx.INodeProto[] = [];
+  const initializers: onnx.ITensorProto[] = [];
+  const outputs = new Map<string, HessianOutputs>();
+  targets.forEach((t, n) => {
+    const p = `qcflow.hessian.${n}`;
+    const ones = `${p}.ones`;
+    initializers.push(int64Tensor(`${p}.shape`, [2], [-1, t.k]), floatTensor(ones, [t.k, 1], new Array<number>(t.k).fill(1)));
+    let rowsOf = t.input;
+    if (t.conv) {
+      const [kh, kw] = t.conv.kernel;
+      const channels = t.k / (kh * kw);
+      const copy = new Float32Array(t.k * kh * kw);
+      for (let o = 0; o < t.k; o++) copy[o * kh * kw + (o % (kh * kw))] = 1;
+      initializers.push(floatTensor(`${p}.unfold`, [t.k, 1, kh, kw], copy));
+      nodes.push(
+        node('Conv', [t.input, `${p}.unfold`], [`${p}.patches`], { group: channels, kernel_shape: [kh, kw], strides: t.conv.strides, pads: t.conv.pads, dilations: t.conv.dilations }),
+        node('Transpose', [`${p}.patches`], [`${p}.channels_last`], { perm: [0, 2, 3, 1] }),
+      );
+      rowsOf = `${p}.channels_last`;
+    }
+    const out = { h: `${p}.h`, rowSquares: `${p}.row_squares`, rowFourths: `${p}.row_fourths` };
+    nodes.push(
+      node('Reshape', [rowsOf, `${p}.shape`], [`${p}.x`]),
+      node('Transpose', [`${p}.x`], [`${p}.xt`], { perm: [1, 0] }),
+      node('MatMul', [`${p}.xt`, `${p}.x`], [out.h]),
+      node('Mul', [`${p}.x`, `${p}.x`], [`${p}.x2`]),
+      node('MatMul', [`${p}.x2`, ones], [out.rowSquares]),
+      node('Mul', [`${p}.x2`, `${p}.x2`], [`${p}.x4`]),
+      node('MatMul', [`${p}.x4`, ones], [out.rowFourths]),
+    );
+    outputs.set(t.node, out);
+  });
+  g.node = [...(g.node ?? []), ...nodes];
+  g.initializer = [...(g.initializer ?? []), ...initializers];
+  return { model: augmented, outputs };
+}
