@@ -77,7 +77,7 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
  */
 export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ hessians: Map<string, Float64Array>; shrinkage: Map<string, number>; samples: number }> {
   const { model: augmented, outputs } = withHessianOutputs(model, targets);
-  const fetches = [...outputs.values()].flatMap((o) => [o.h, o.rowSquares, o.rowFourths]);
+  const fetches = [...new Set([...outputs.values()].flatMap((o) => [o.h, o.rowSquares, o.rowFourths]))];
   const session = await openSession(augmented, fetches);
   try {
     const sums = new Map(targets.map((t) => [t.node, { h: new Float64Array(t.k * t.k), rows: 0, crossFourth: 0 }]));

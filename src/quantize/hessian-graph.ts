@@ -36,7 +36,15 @@ export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarg
   const nodes: onnx.INodeProto[] = [];
   const initializers: onnx.ITensorProto[] = [];
   const outputs = new Map<string, HessianOutputs>();
+  // Targets reading the same rows (a transformer's q, k and v projections) share one computation.
+  const byRows = new Map<string, HessianOutputs>();
   targets.forEach((t, n) => {
+    const rows = JSON.stringify([t.input, t.k, t.conv ?? null]);
+    const known = byRows.get(rows);
+    if (known) {
+      outputs.set(t.node, known);
+      return;
+    }
     const p = `qcflow.hessian.${n}`;
     const ones = `${p}.ones`;
     initializers.push(int64Tensor(`${p}.shape`, [2], [-1, t.k]), floatTensor(ones, [t.k, 1], new Array<number>(t.k).fill(1)));
@@ -64,6 +72,7 @@ export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarg
       node('MatMul', [`${p}.x4`, ones], [out.rowFourths]),
     );
     outputs.set(t.node, out);
+    byRows.set(rows, out);
   });
   g.node = [...(g.node ?? []), ...nodes];
   g.initializer = [...(g.initializer ?? []), ...initializers];

@@ -180,8 +180,11 @@ test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride,
     nodes: [node('Conv', ['x', 'w'], ['y'], { strides: [2, 1], pads: [1, 0, 1, 1], dilations: [1, 2] }, 'conv'), node('MatMul', ['rows', 'wt'], ['z'], {}, 'matmul')],
   });
   const sample = { inputs: { x: { dims: [2, c, height, width], data: x }, rows: { dims: [2, 5, k], data: rows } } };
-  const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }], () => [sample, sample]);
+  const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }, { node: 'sibling', input: 'rows', k }], () => [sample, sample]);
   assert.equal(got.samples, 2);
+  // Two layers reading the same rows share the computation, not the sums (shared weights add theirs up).
+  assert.deepEqual(got.hessians.get('sibling'), got.hessians.get('matmul'));
+  assert.notEqual(got.hessians.get('sibling'), got.hessians.get('matmul'));
   // The MatMul's rows: H is theirs, twice (two samples).
   const plain = hessianOf(rows, 10, k);
   got.hessians.get('matmul')!.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
@@ -198,7 +201,7 @@ test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride,
       assert.ok(Math.abs(whw - 2 * gram) < 1e-3 * (1 + Math.abs(gram)), `conv (W·H·Wᵀ)[${a}][${b}]: ${whw} vs ${2 * gram}`);
     }
   }
-  assert.deepEqual([...got.shrinkage.values()], [0, 0], 'correlated enough to keep whole');
+  assert.deepEqual([...got.shrinkage.values()], [0, 0, 0], 'correlated enough to keep whole');
 });
 
 test('int4 with calibration samples: every MatMul calibrated, up to four a pass, the file the size rounding gives, closer to fp32 on other samples', async () => {
