@@ -293,7 +293,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
   .option('--calibration <file>', 'int8-static: calibration samples (required); int4: with them weights take GPTQ codes (error-compensating) instead of rounding. JSONL (golden format) or Arrow IPC (list<float32> column per input); use samples apart from the golden set that judges the result')
   .option('--calibrate <method>', 'int8-static: minmax, percentile or entropy', 'minmax')
-  .option('--calibration-samples <n>', 'int4 with --calibration: how many of its first samples GPTQ reads (one pass per layer)', positiveInt, 128)
+  .option('--calibration-samples <n>', 'int4 with --calibration: how many of its first samples GPTQ reads (once a pass, up to four layers a pass)', positiveInt, 128)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
   .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number }) => {
     const t0 = performance.now();

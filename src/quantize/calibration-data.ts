@@ -1,7 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { Field, Float32, List, RecordBatchReader, Table, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { Field, Float32, List, RecordBatchReader, Table, tableToIPC, vectorFromArray, type RecordBatch } from 'apache-arrow';
 import { goldenToJsonl, parseGoldenJsonl, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
 
@@ -42,8 +42,22 @@ async function* jsonlSamples(file: string): AsyncIterable<GoldenSample> {
   }
 }
 
+const ARROW_LAYOUT = 'one row per sample, a list<float32> column per input, its dims in the schema metadata qcflow.dims.<input>';
+
 async function* arrowSamples(file: string): AsyncIterable<GoldenSample> {
-  const reader = await RecordBatchReader.from(createReadStream(file));
+  // The reader alone takes a missing file for an empty one, and garbage for a size out of range.
+  await access(file, constants.R_OK).catch((err: Error) => {
+    throw new QuantizeError(`${file}: ${err.message}`);
+  });
+  try {
+    yield* arrowRows(file, await RecordBatchReader.from(createReadStream(file)));
+  } catch (err) {
+    if (err instanceof QuantizeError) throw err;
+    throw new QuantizeError(`${file} is not an Arrow IPC file qcflow can read (${(err as Error).message}); write ${ARROW_LAYOUT}`);
+  }
+}
+
+async function* arrowRows(file: string, reader: AsyncIterable<RecordBatch>): AsyncIterable<GoldenSample> {
   for await (const batch of reader) {
     const dims = new Map<string, number[]>();
     for (const f of batch.schema.fields) {

@@ -64,7 +64,7 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
 }
 
-/** GPTQ's calibration runs once per layer: it reads the first `maxSamples` of the set (default 128, as GPTQ's authors used). */
+/** GPTQ's calibration runs once a pass (up to four layers): it reads the first `maxSamples` of the set (default 128, as GPTQ's authors used). */
 export interface GptqOptions {
   maxSamples?: number;
   progress?: (layer: number, of: number) => void;

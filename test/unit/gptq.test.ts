@@ -228,7 +228,7 @@ test('int4 with calibration samples: every MatMul calibrated, up to four a pass,
   if (!few.report.gptq.used) assert.deepEqual(encodeModel(few.model), encodeModel(rounded));
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', symmetric: false }, () => calibration), /symmetric/);
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => []), /calibration set is empty/);
-  // One pass per layer: only the first `maxSamples` of a set are read.
+  // Each pass reads only the first `maxSamples` of a set.
   assert.equal((await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { maxSamples: 8 })).report.gptq.samples, 8);
   await assert.rejects(quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4' }, () => calibration, { maxSamples: 0 }), /calibration-samples 0/);
 });

@@ -247,6 +247,14 @@ test('calibration sets stream from JSONL or Arrow; int8-static without one, or o
     assert.equal(got.length, 5, file);
     assert.deepEqual(got[4], Array.from(samples[4]!.inputs.input!.data.slice(0, 3), Number), file);
   }
+  // A file that is not Arrow IPC, or none at all, is refused by name (the reader alone reads a missing file as no rows).
+  writeFileSync(path.join(dir, 'text.arrow'), 'sample,value\n'.repeat(40));
+  writeFileSync(path.join(dir, 'noise.arrow'), Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 97 + 13) % 256)));
+  const drain = async (file: string) => {
+    for await (const s of calibrationSource(path.join(dir, file))()) assert.ok(s);
+  };
+  for (const file of ['text.arrow', 'noise.arrow']) await assert.rejects(drain(file), new RegExp(`${file.replace('.', '\\.')} is not an Arrow IPC file qcflow can read .*qcflow\\.dims`));
+  await assert.rejects(drain('missing.arrow'), /missing\.arrow: ENOENT/);
   assert.throws(() => quantizeModel(decodeModel(f.onnx), { method: 'int8-static' }), /needs a calibration set/);
   const rnn = model({ name: 'rnn', opset: 11, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['h']), node('LSTM', ['h', 'w', 'w'], ['y'], {}, 'rnn')] });
   await assert.rejects(quantizeModelStatic(rnn, { method: 'int8-static' }, () => [], { method: 'minmax' }), /needs opset 13 or later; the model imports opset 11 and cannot upgrade LSTM/);
