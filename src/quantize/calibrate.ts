@@ -3,7 +3,7 @@ import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
 import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
-import { finishHessian, shrinkTowardDiagonal } from './gptq';
+import type { HessianSum } from './gptq';
 import { withHessianOutputs, type HessianTarget } from './hessian-graph';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
@@ -72,10 +72,10 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
 /**
  * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant): a MatMul's
  * input rows, a group-1 Conv's patches, each computed by onnxruntime beside the model (withHessianOutputs)
- * and summed here in float64; shrunk toward its diagonal where its correlations are mostly sampling noise
- * (`shrinkage`: the weight taken off, 0 for most). Memory is k² per target, whatever the dataset size.
+ * and summed here in float64 with the rows' moments, for pooledHessian to finish. Memory is k² per
+ * target, whatever the dataset size.
  */
-export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ hessians: Map<string, Float64Array>; shrinkage: Map<string, number>; samples: number }> {
+export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
   const { model: augmented, outputs } = withHessianOutputs(model, targets);
   const fetches = [...new Set([...outputs.values()].flatMap((o) => [o.h, o.rowSquares, o.rowFourths]))];
   const session = await openSession(augmented, fetches);
@@ -89,7 +89,7 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
         const sum = sums.get(t.node)!;
         const h = out[o.h]!.data as Float32Array;
         for (let i = 0; i < h.length; i++) sum.h[i] = sum.h[i]! + h[i]!;
-        // Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴, in float64 (crossFourthMoment's definition).
+        // Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴, in float64.
         const squares = out[o.rowSquares]!.data as Float32Array;
         const fourths = out[o.rowFourths]!.data as Float32Array;
         for (let r = 0; r < squares.length; r++) sum.crossFourth += squares[r]! * squares[r]! - fourths[r]!;
@@ -98,14 +98,7 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
       count++;
     }
     if (count === 0) throw new QuantizeError('the calibration set is empty');
-    const hessians = new Map<string, Float64Array>();
-    const shrinkage = new Map<string, number>();
-    for (const t of targets) {
-      const s = sums.get(t.node)!;
-      hessians.set(t.node, finishHessian(s.h, t.k));
-      shrinkage.set(t.node, shrinkTowardDiagonal(s.h, t.k, s.rows, s.crossFourth));
-    }
-    return { hessians, shrinkage, samples: count };
+    return { sums, samples: count };
   } finally {
     await session.release();
   }

@@ -280,10 +280,27 @@ function bestScale(v: Float64Array, from: number, to: number, h: Float64Array, c
   return best;
 }
 
-/** H from its upper triangle (or a symmetric one computed in float32, made exactly symmetric). */
-export function finishHessian(h: Float64Array, k: number): Float64Array {
+/** Σ x·xᵀ over a layer's input rows, with what shrinkTowardDiagonal needs of those rows. */
+export interface HessianSum {
+  h: Float64Array;
+  rows: number;
+  /** Σ over rows of Σ_{i≠j} x_i²·x_j². */
+  crossFourth: number;
+}
+
+/**
+ * One weight's H from the sums of every layer that multiplies it (TorchScript stores a TransformerEncoder's
+ * identical layers' weights once): their rows pooled, then made exactly symmetric (onnxruntime sums in
+ * float32) and shrunk toward its diagonal where its correlations are mostly sampling noise. `shrinkage`: the
+ * share taken off, 0 for most.
+ */
+export function pooledHessian(sums: HessianSum[], k: number): { hessian: Float64Array; shrinkage: number } {
+  const h = Float64Array.from(sums[0]!.h);
+  for (const s of sums.slice(1)) for (let i = 0; i < h.length; i++) h[i] = h[i]! + s.h[i]!;
   for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) h[i * k + j] = h[j * k + i]!;
-  return h;
+  const rows = sums.reduce((n, s) => n + s.rows, 0);
+  const crossFourth = sums.reduce((n, s) => n + s.crossFourth, 0);
+  return { hessian: h, shrinkage: shrinkTowardDiagonal(h, k, rows, crossFourth) };
 }
 
 /** Below this share of noise H is left as it is (see shrinkTowardDiagonal). */

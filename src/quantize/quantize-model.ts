@@ -9,7 +9,7 @@ import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, typ
 import { convertToFloat16 } from './fp16';
 import { agreementOn, calibrate, collectHessians, type CalibrationOptions } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
-import type { ConvGeometry, GptqLayer } from './gptq';
+import { pooledHessian, type ConvGeometry, type GptqLayer } from './gptq';
 import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
@@ -159,17 +159,13 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
     const got = await collectHessians(partial, pass, samples);
     for (const weight of weights) {
       const users = pass.filter((x) => x.weight === weight);
-      const hessian = got.hessians.get(users[0]!.node)!;
-      for (const other of users.slice(1)) {
-        const h = got.hessians.get(other.node)!;
-        for (let i = 0; i < hessian.length; i++) hessian[i] = hessian[i]! + h[i]!;
-      }
+      const { hessian, shrinkage } = pooledHessian(users.map((x) => got.sums.get(x.node)!), users[0]!.k);
       const layer: GptqLayer = { hessian };
       for (const x of users) {
         layers.set(x.node, layer);
         done.add(x.node);
-        if (got.shrinkage.get(x.node)! > 0) shrunk++;
       }
+      if (shrinkage > 0) shrunk += users.length;
     }
     count = got.samples;
     progress?.(done.size, targets.length);

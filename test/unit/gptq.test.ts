@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { DQ21_GRID, gptqQuantize, inverseHessianFactor, NBITS_GRID, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
+import { DQ21_GRID, gptqQuantize, inverseHessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
 import { collectHessians } from '../../src/quantize/calibrate';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
@@ -183,15 +183,18 @@ test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride,
   const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }, { node: 'sibling', input: 'rows', k }], () => [sample, sample]);
   assert.equal(got.samples, 2);
   // Two layers reading the same rows share the computation, not the sums (shared weights add theirs up).
-  assert.deepEqual(got.hessians.get('sibling'), got.hessians.get('matmul'));
-  assert.notEqual(got.hessians.get('sibling'), got.hessians.get('matmul'));
-  // The MatMul's rows: H is theirs, twice (two samples).
+  const [matmul, sibling, conv] = ['matmul', 'sibling', 'conv'].map((n) => got.sums.get(n)!);
+  assert.deepEqual(sibling, matmul);
+  assert.notEqual(sibling!.h, matmul!.h);
+  // The MatMul's rows: H is theirs, twice (two samples), and so are the moments shrinkage reads.
   const plain = hessianOf(rows, 10, k);
-  got.hessians.get('matmul')!.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
+  matmul!.h.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
+  assert.equal(matmul!.rows, 20);
+  assert.ok(Math.abs(matmul!.crossFourth - 2 * crossFourthMoment(rows, 10, k)) < 1e-3 * matmul!.crossFourth, `${matmul!.crossFourth}`);
   const y = (await (await ort.InferenceSession.create(encodeModel(m))).run({ x: new ort.Tensor('float32', x, [2, c, height, width]), rows: new ort.Tensor('float32', rows, [2, 5, k]) })).y!;
   const positions = y.dims[2]! * y.dims[3]!;
   const out = y.data as Float32Array;
-  const h = got.hessians.get('conv')!;
+  const h = conv!.h;
   for (let a = 0; a < k; a++) {
     for (let b = 0; b < k; b++) {
       let gram = 0;
@@ -201,7 +204,14 @@ test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride,
       assert.ok(Math.abs(whw - 2 * gram) < 1e-3 * (1 + Math.abs(gram)), `conv (W·H·Wᵀ)[${a}][${b}]: ${whw} vs ${2 * gram}`);
     }
   }
-  assert.deepEqual([...got.shrinkage.values()], [0, 0, 0], 'correlated enough to keep whole');
+  assert.equal(conv!.rows, 2 * 2 * positions, 'two samples of two images');
+  // A weight two layers multiply: their rows pooled before the shrinkage estimate, not each shrunk alone.
+  const pooled = pooledHessian([matmul!, sibling!], k);
+  const summed = Float64Array.from(matmul!.h, (v, i) => v + sibling!.h[i]!);
+  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) summed[i * k + j] = summed[j * k + i]!;
+  assert.equal(pooled.shrinkage, shrinkTowardDiagonal(summed, k, 40, 2 * matmul!.crossFourth));
+  assert.deepEqual(pooled.hessian, summed);
+  assert.deepEqual([pooledHessian([conv!], k).shrinkage, pooled.shrinkage], [0, 0], 'correlated enough to keep whole');
 });
 
 test('int4 with calibration samples: every MatMul calibrated, up to four a pass, the file the size rounding gives, closer to fp32 on other samples', async () => {
