@@ -54,6 +54,16 @@ export function transpose<T extends Float32Array | Int8Array>(x: T, dims: number
   const outDims = perm.map((p) => dims[p]!);
   const strides = dims.map((_, i) => elementCount(dims.slice(i + 1)));
   const out = new (x.constructor as new (n: number) => T)(x.length);
+  if (rank === 2 && perm[0] === 1) {
+    // A weight matrix flipped (the common case): in 32 × 32 tiles, so reads and writes both stay in cache.
+    const [r, c] = dims as [number, number];
+    for (let i0 = 0; i0 < r; i0 += 32) {
+      for (let j0 = 0; j0 < c; j0 += 32) {
+        for (let i = i0; i < Math.min(r, i0 + 32); i++) for (let j = j0; j < Math.min(c, j0 + 32); j++) out[j * r + i] = x[i * c + j]!;
+      }
+    }
+    return out;
+  }
   const idx = new Array<number>(rank).fill(0);
   for (let o = 0; o < out.length; o++) {
     let src = 0;

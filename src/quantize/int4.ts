@@ -68,7 +68,7 @@ function quantizeInt4Asymmetric(w: Float32Array, k: number, n: number, blockSize
       scales[col * blocks + b] = p.scale;
       for (let i = 0; i < blockSize; i++) {
         const r = b * blockSize + i;
-        q[i] = r < k ? quantizeValue(w[r * n + col]!, p, 0, 15) : p.zeroPoint;
+        q[i] = r < k ? quantizeValue(w[r * n + col]!, p.scale, p.zeroPoint, 0, 15) : p.zeroPoint;
       }
       const base = (col * blocks + b) * blob;
       for (let i = 0; i < blob; i++) packed[base + i] = (q[2 * i]! & 0x0f) | ((q[2 * i + 1]! & 0x0f) << 4);

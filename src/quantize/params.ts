@@ -7,7 +7,7 @@
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   // Math.round sends ties up; step back when that made an odd number from an exact .5.
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 export type QType = 'int8' | 'uint8' | 'int4' | 'uint4';
@@ -53,17 +53,6 @@ export function computeScaleZeroPoint(rmin: number, rmax: number, qmin: number, 
   return { scale, zeroPoint: Math.min(qmax, Math.max(qmin, zeroPoint)) };
 }
 
-export function quantizeValue(x: number, p: QParams, qmin: number, qmax: number): number {
-  return Math.min(qmax, Math.max(qmin, roundHalfEven(x / p.scale) + p.zeroPoint));
-}
-
-export function minMax(values: ArrayLike<number>): [number, number] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return values.length ? [lo, hi] : [0, 0];
+export function quantizeValue(x: number, scale: number, zeroPoint: number, qmin: number, qmax: number): number {
+  return Math.min(qmax, Math.max(qmin, roundHalfEven(x / scale) + zeroPoint));
 }

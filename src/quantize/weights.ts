@@ -1,4 +1,4 @@
-import { computeScaleZeroPoint, minMax, qRange, quantizeValue } from './params';
+import { computeScaleZeroPoint, qRange, quantizeValue } from './params';
 
 export interface QuantizedWeight {
   /** Quantized values in the weight's own layout (int8 or uint8 as `qtype` says). */
@@ -15,23 +15,38 @@ export interface QuantizedWeight {
 export function quantizeWeight8(values: Float32Array, dims: number[], o: { axis: number; perChannel: boolean; symmetric: boolean; qtype: 'int8' | 'uint8'; reduceRange?: boolean }): QuantizedWeight {
   const [qmin, qmax] = qRange(o.qtype, o.symmetric, o.reduceRange);
   const channels = o.perChannel ? dims[o.axis]! : 1;
-  const inner = dims.slice(o.axis + 1).reduce((a, b) => a * b, 1);
-  const channelOf = (i: number): number => (o.perChannel ? Math.floor(i / inner) % channels : 0);
+  // Values in runs of `inner` per channel, channels repeating `outer` times: no division per value (a
+  // 13.7 MB transformer's int8 took 0.23 s, most of it here).
+  const inner = o.perChannel ? dims.slice(o.axis + 1).reduce((a, b) => a * b, 1) : values.length;
+  const outer = values.length / (channels * inner);
   const lo = new Float64Array(channels).fill(Infinity);
   const hi = new Float64Array(channels).fill(-Infinity);
-  if (o.perChannel) {
-    for (let i = 0; i < values.length; i++) {
-      const c = channelOf(i);
-      if (values[i]! < lo[c]!) lo[c] = values[i]!;
-      if (values[i]! > hi[c]!) hi[c] = values[i]!;
+  for (let b = 0, i = 0; b < outer; b++) {
+    for (let c = 0; c < channels; c++) {
+      let l = lo[c]!;
+      let h = hi[c]!;
+      for (const end = i + inner; i < end; i++) {
+        const v = values[i]!;
+        if (v < l) l = v;
+        if (v > h) h = v;
+      }
+      lo[c] = l;
+      hi[c] = h;
     }
-  } else {
-    [lo[0], hi[0]] = minMax(values);
   }
   const params = Array.from({ length: channels }, (_, c) => computeScaleZeroPoint(Number.isFinite(lo[c]!) ? lo[c]! : 0, Number.isFinite(hi[c]!) ? hi[c]! : 0, qmin, qmax, o.symmetric));
   const Q = o.qtype === 'int8' ? Int8Array : Uint8Array;
   const out = new Q(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = quantizeValue(values[i]!, params[channelOf(i)]!, qmin, qmax);
+  const quantize = quantizeValue; // once: an imported binding is a property read on every call
+  const scales = Float64Array.from(params, (p) => p.scale);
+  const zeros = Float64Array.from(params, (p) => p.zeroPoint);
+  for (let b = 0, i = 0; b < outer; b++) {
+    for (let c = 0; c < channels; c++) {
+      const s = scales[c]!;
+      const z = zeros[c]!;
+      for (const end = i + inner; i < end; i++) out[i] = quantize(values[i]!, s, z, qmin, qmax);
+    }
+  }
   const zeroPoints = new Q(channels);
   params.forEach((p, c) => (zeroPoints[c] = p.zeroPoint));
   return { values: out, scales: Float32Array.from(params, (p) => p.scale), zeroPoints };
