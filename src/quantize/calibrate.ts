@@ -72,7 +72,7 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
 /**
  * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant): a MatMul's
  * input rows, a group-1 Conv's patches, each computed by onnxruntime beside the model (withHessianOutputs)
- * and summed here in float64 with the rows' moments, for pooledHessian to finish. Memory is k² per
+ * and summed here in float64 (upper triangle) with the rows' moments, for pooledHessian to finish. Memory is k² per
  * target, whatever the dataset size.
  */
 export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
@@ -87,8 +87,9 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
       for (const t of targets) {
         const o = outputs.get(t.node)!;
         const sum = sums.get(t.node)!;
+        // The upper triangle: pooledHessian mirrors it (half the adds of a k² sum per sample).
         const h = out[o.h]!.data as Float32Array;
-        for (let i = 0; i < h.length; i++) sum.h[i] = sum.h[i]! + h[i]!;
+        for (let i = 0; i < t.k; i++) for (let at = i * t.k + i; at < (i + 1) * t.k; at++) sum.h[at] = sum.h[at]! + h[at]!;
         // Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴, in float64.
         const squares = out[o.rowSquares]!.data as Float32Array;
         const fourths = out[o.rowFourths]!.data as Float32Array;

@@ -188,13 +188,13 @@ test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride,
   assert.notEqual(sibling!.h, matmul!.h);
   // The MatMul's rows: H is theirs, twice (two samples), and so are the moments shrinkage reads.
   const plain = hessianOf(rows, 10, k);
-  matmul!.h.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
+  pooledHessian([matmul!], k).hessian.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
   assert.equal(matmul!.rows, 20);
   assert.ok(Math.abs(matmul!.crossFourth - 2 * crossFourthMoment(rows, 10, k)) < 1e-3 * matmul!.crossFourth, `${matmul!.crossFourth}`);
   const y = (await (await ort.InferenceSession.create(encodeModel(m))).run({ x: new ort.Tensor('float32', x, [2, c, height, width]), rows: new ort.Tensor('float32', rows, [2, 5, k]) })).y!;
   const positions = y.dims[2]! * y.dims[3]!;
   const out = y.data as Float32Array;
-  const h = conv!.h;
+  const h = pooledHessian([conv!], k).hessian;
   for (let a = 0; a < k; a++) {
     for (let b = 0; b < k; b++) {
       let gram = 0;
