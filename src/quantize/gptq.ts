@@ -144,13 +144,13 @@ function dots2x2(m: Float64Array, p: number, p1: number, q: number, q1: number, 
   out[3] = s11;
 }
 
-/** Adds sign × dots2x2's sums at columns j, j + 1 of the rows starting at `row` and `row1` (−1: no second row; `next` false: no second column). */
-function add2x2(t: Float64Array, row: number, row1: number, j: number, next: boolean, sign: number, sums: Float64Array): void {
-  t[row + j] = t[row + j]! + sign * sums[0]!;
-  if (next) t[row + j + 1] = t[row + j + 1]! + sign * sums[1]!;
+/** Subtracts dots2x2's sums at columns j, j + 1 of the rows starting at `row` and `row1` (−1: no second row; `next` false: no second column). */
+function subtract2x2(t: Float64Array, row: number, row1: number, j: number, next: boolean, sums: Float64Array): void {
+  t[row + j] = t[row + j]! - sums[0]!;
+  if (next) t[row + j + 1] = t[row + j + 1]! - sums[1]!;
   if (row1 < 0) return;
-  t[row1 + j] = t[row1 + j]! + sign * sums[2]!;
-  if (next) t[row1 + j + 1] = t[row1 + j + 1]! + sign * sums[3]!;
+  t[row1 + j] = t[row1 + j]! - sums[2]!;
+  if (next) t[row1 + j + 1] = t[row1 + j + 1]! - sums[3]!;
 }
 
 /**
@@ -179,7 +179,7 @@ function cholesky(a: Float64Array, n: number, floor: number): void {
         const rj = j * n;
         const rj1 = j + 1 < n ? rj + n : rj;
         dots2x2(a, ri, ri1, rj, rj1, kb, ke, sums);
-        add2x2(a, ri, ri1 !== ri ? ri1 : -1, j, rj1 !== rj, -1, sums);
+        subtract2x2(a, ri, ri1 !== ri ? ri1 : -1, j, rj1 !== rj, sums);
       }
     }
   }
