@@ -99,6 +99,15 @@ interface ObjectKind<G> {
 
 export type SplitObjects = 'vote' | 'dontCare';
 
+/**
+ * Each vote tallied against the winner. An even split says only that one side erred: each side counts half
+ * right, where the tie-break would credit whoever it favours (with two annotators, the first, always).
+ */
+function tallyVotes(t: Tallies, votes: Array<{ annotator: string; value: string }>, winner: string): void {
+  const agreeing = votes.filter((v) => v.value === winner).length;
+  for (const v of votes) tally(t, v.annotator, 2 * agreeing === votes.length ? 0.5 : v.value === winner);
+}
+
 /** The layer-2 policy's say on split objects; absent, they are voted on (what the batch's accuracy pass wants). */
 interface SplitPolicy {
   splitObjects?: SplitObjects;
@@ -196,8 +205,10 @@ function checkObjects<G>(
     const off = displacedInto.get(ci) ?? [];
     const missing = perAnnotation.filter((a) => !who.includes(a.annotator) && !off.some((m) => m.annotator === a.annotator)).map((a) => a.annotator);
     const label = `${kind.noun} ${consensus.length}`;
-    const exists = votePosterior([...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' }))), objectWeights, 2);
-    const clsVote = objectClassVote(c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls })), classWeights, kind.classCount, kind.classModel);
+    const existenceVotes = [...who, ...off.map((m) => m.annotator)].map((a) => ({ annotator: a, value: 'drawn' })).concat(missing.map((a) => ({ annotator: a, value: 'absent' })));
+    const exists = votePosterior(existenceVotes, objectWeights, 2);
+    const classVotes = c.members.map((m) => ({ annotator: m.annotator, value: m.item.cls }));
+    const clsVote = objectClassVote(classVotes, classWeights, kind.classCount, kind.classModel);
     const sc = kind.sampleClass;
     const sameAsSample = !!sc && clsVote.value === sc.value && c.members.every((m) => sc.votes[m.annotator] === m.item.cls);
     // Every pair's overlap, once: its mean scores the geometry, its minimum decides a geometry_conflict.
@@ -206,14 +217,14 @@ function checkObjects<G>(
     // The released shape and the probability it is wrong: fused and scored by overlap, or voted when only exact is right.
     // Exact bounds (spans) are voted with the annotators' accuracy at drawing bounds, not at drawing what is there.
     const key = kind.exactKey;
-    const boundsVote = key && c.members.length > 1 ? votePosterior(c.members.map((m) => ({ annotator: m.annotator, value: key(m.item.geometry) })), boundsWeights, 0) : undefined;
+    const boundsVotes = key && c.members.length > 1 ? c.members.map((m) => ({ annotator: m.annotator, value: key(m.item.geometry) })) : undefined;
+    const boundsVote = boundsVotes && votePosterior(boundsVotes, boundsWeights, 0);
     const shapeOf = (): { geometry: G; pWrong: number; why: string } => {
       const meanOverlap = pairSims.length > 0 ? pairSims.reduce((a, b) => a + b, 0) / pairSims.length : undefined;
       if (meanOverlap === undefined) return { geometry: c.members[0]!.item.geometry, pWrong: geometryRisk(undefined), why: 'drawn by one annotator only' };
-      if (key && boundsVote) {
-        const v = boundsVote;
-        const drawn = c.members.filter((m) => key(m.item.geometry) === v.value);
-        return { geometry: drawn[0]!.item.geometry, pWrong: v.pWrong, why: `bounds as ${drawn.map((m) => m.annotator).join(', ')} drew them${drawn.length < c.members.length ? ` (${c.members.filter((m) => !drawn.includes(m)).map((m) => m.annotator).join(', ')} drew other bounds)` : ''}` };
+      if (boundsVotes && boundsVote) {
+        const drawn = c.members.filter((_, i) => boundsVotes[i]!.value === boundsVote.value);
+        return { geometry: drawn[0]!.item.geometry, pWrong: boundsVote.pWrong, why: `bounds as ${drawn.map((m) => m.annotator).join(', ')} drew them${drawn.length < c.members.length ? ` (${c.members.filter((m) => !drawn.includes(m)).map((m) => m.annotator).join(', ')} drew other bounds)` : ''}` };
       }
       return { geometry: kind.fuse(c.members.map((m) => m.item.geometry), c.members.map((m) => weights[m.annotator] ?? DEFAULT_ACCURACY)), pWrong: geometryRisk(meanOverlap), why: `matched shapes overlap ${meanOverlap.toFixed(2)} on average` };
     };
@@ -223,19 +234,11 @@ function checkObjects<G>(
       const values = c.members.map((m) => ({ annotator: m.annotator, value: m.item.attributes?.[k] }));
       return { k, values, vote: attributeVote(values, attributeWeights, ontology.attributes?.[k]?.length ?? 0) };
     });
-    // What the batch learns accuracies from. An even split says only that one side erred: each side counts
-    // half right, where the tie-break would credit whoever it favours (with two annotators, the first, always).
+    // What the batch learns accuracies from.
     if (multi) {
-      const sameClass = c.members.filter((m) => m.item.cls === cls).length;
-      const evenClass = 2 * sameClass === c.members.length;
-      if (c.members.length > 1) for (const m of c.members) tally(classTally, m.annotator, evenClass ? 0.5 : m.item.cls === cls);
-      if (key && boundsVote) {
-        const same = c.members.filter((m) => key(m.item.geometry) === boundsVote.value).length;
-        for (const m of c.members) tally(boundsTally, m.annotator, 2 * same === c.members.length ? 0.5 : key(m.item.geometry) === boundsVote.value);
-      }
-      const evenExistence = who.length + off.length === missing.length;
-      for (const a of [...who, ...off.map((m) => m.annotator)]) tally(existence, a, evenExistence ? 0.5 : exists.value === 'drawn');
-      for (const a of missing) tally(existence, a, evenExistence ? 0.5 : exists.value !== 'drawn');
+      if (c.members.length > 1) tallyVotes(classTally, classVotes, cls);
+      if (boundsVotes && boundsVote) tallyVotes(boundsTally, boundsVotes, boundsVote.value);
+      tallyVotes(existence, existenceVotes, exists.value);
     }
     if (multi && missing.length > 0 && kind.splitObjects === 'dontCare') {
       // Whether it is there is the question a don't-care region leaves open, so nothing of it is at risk.
