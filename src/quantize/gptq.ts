@@ -315,8 +315,8 @@ export interface HessianSum {
 
 /**
  * One weight's H from the sums of every layer that multiplies it (TorchScript stores a TransformerEncoder's
- * identical layers' weights once): their rows pooled, the upper triangle mirrored, and shrunk toward its diagonal where its correlations are mostly sampling noise. `shrinkage`: the
- * share taken off, 0 for most.
+ * identical layers' weights once): their rows pooled, the upper triangle mirrored, and shrunk toward its
+ * diagonal where its correlations are mostly sampling noise. `shrinkage`: the share taken off, 0 for most.
  */
 export function pooledHessian(sums: HessianSum[], k: number): { hessian: Float64Array; shrinkage: number } {
   const h = Float64Array.from(sums[0]!.h);
@@ -333,8 +333,8 @@ const SHRINK_FROM = 0.5;
 /**
  * Shrinks H's off-diagonal toward 0 by the share of it that is sampling noise (Schäfer & Strimmer 2005,
  * target "diagonal, unequal variance"): α = Σ Var(h_ij) / Σ h_ij² over i ≠ j, from `rows` rows whose cross
- * fourth moment (Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴) is `crossFourth`. GPTQ moves each rounding error onto the inputs H says are correlated;
- * where those correlations are mostly noise of a small calibration set (independent features: α ≈ 1 at
+ * fourth moment (Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴) is `crossFourth`. GPTQ moves each
+ * rounding error onto the inputs H says are correlated; where those correlations are mostly noise of a small calibration set (independent features: α ≈ 1 at
  * any number of rows) it fits the noise and ends further from the model than rounding (the torch MLP's
  * 0.998 → 0.996). Only then, α ≥ ½: the estimate is made for H itself, not for GPTQ's use of its inverse,
  * and the few percent it finds in a Conv's strongly correlated patches, taken off, cost the detector

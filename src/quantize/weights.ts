@@ -37,18 +37,18 @@ export function quantizeWeight8(values: Float32Array, dims: number[], o: { axis:
   const params = Array.from({ length: channels }, (_, c) => computeScaleZeroPoint(Number.isFinite(lo[c]!) ? lo[c]! : 0, Number.isFinite(hi[c]!) ? hi[c]! : 0, qmin, qmax, o.symmetric));
   const Q = o.qtype === 'int8' ? Int8Array : Uint8Array;
   const out = new Q(values.length);
+  // Scales are float32 already (computeScaleZeroPoint), zero points within the type: stored as computed.
+  const scales = Float32Array.from(params, (p) => p.scale);
+  const zeroPoints = new Q(channels);
+  params.forEach((p, c) => (zeroPoints[c] = p.zeroPoint));
   const quantize = quantizeValue; // once: an imported binding is a property read on every call
-  const scales = Float64Array.from(params, (p) => p.scale);
-  const zeros = Float64Array.from(params, (p) => p.zeroPoint);
   for (let b = 0, i = 0; b < outer; b++) {
     for (let c = 0; c < channels; c++) {
       const s = scales[c]!;
-      const z = zeros[c]!;
+      const z = zeroPoints[c]!;
       for (const end = i + inner; i < end; i++) out[i] = quantize(values[i]!, s, z, qmin, qmax);
     }
   }
-  const zeroPoints = new Q(channels);
-  params.forEach((p, c) => (zeroPoints[c] = p.zeroPoint));
-  return { values: out, scales: Float32Array.from(params, (p) => p.scale), zeroPoints };
+  return { values: out, scales, zeroPoints };
 }
 
