@@ -33,7 +33,7 @@ export function codesOf(layer: GptqLayer, solve: (hessian: Float64Array) => Bloc
 
 /**
  * How a group of values becomes a scale: MatMulNBits' symmetric blocks put the extreme onto −8 (all 16
- * levels, a negative scale when the extreme is positive); DequantizeLinear-21 blocks use ±7, weight-only
+ * levels, a negative scale when the extreme is positive); 4-bit Conv blocks use ±7, weight-only
  * int8 channels ±127.
  */
 export interface Grid {
@@ -71,7 +71,7 @@ function symmetricGrid(levels: number): Grid {
   };
 }
 
-export const DQ21_GRID = symmetricGrid(7);
+export const INT4_CONV_GRID = symmetricGrid(7);
 export const INT8_GRID = symmetricGrid(127);
 
 /** Round to nearest per group: what the packers did before GPTQ, and what a layer without a Hessian gets. */

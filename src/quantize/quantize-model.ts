@@ -14,7 +14,7 @@ import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
-import { BLOCKED_DQ_OPSET } from './int4';
+import { INT4_CAST_OPSET } from './int4';
 import './gather';
 
 export interface QuantizeReport {
@@ -206,13 +206,13 @@ function upgradeFor(model: onnx.IModelProto, method: Method): OpsetUpgrade | und
 }
 
 /**
- * int4 with `int4Conv` reaches Conv weights through DequantizeLinear-21 blocks: a model with Convs is
+ * int4 with `int4Conv` stores Conv weights as int4 tensors, which Cast reads from opset 21: a model with Convs is
  * raised to opset 21 when the upgrader can take it; when it cannot, its Convs keep 8-bit weights.
  */
 function raiseForInt4Conv(model: onnx.IModelProto): OpsetUpgrade | undefined {
-  if (defaultOpset(model) >= BLOCKED_DQ_OPSET || !(model.graph!.node ?? []).some((n) => n.opType === 'Conv' && !n.domain)) return undefined;
+  if (defaultOpset(model) >= INT4_CAST_OPSET || !(model.graph!.node ?? []).some((n) => n.opType === 'Conv' && !n.domain)) return undefined;
   try {
-    return upgradeOpset(model, BLOCKED_DQ_OPSET);
+    return upgradeOpset(model, INT4_CAST_OPSET);
   } catch (err) {
     if (err instanceof OpsetUpgradeError) return undefined;
     throw err;

@@ -19,7 +19,7 @@ export interface QuantizeOptions {
   /** int4 block size along K: 16, 32, 64, 128 or 256; default 32. */
   blockSize?: number;
   /**
-   * int4: Conv weights in 4-bit blocks too (DequantizeLinear-21; the model is raised to opset 21), where a
+   * int4: Conv weights in 4-bit blocks too (int4 tensors restored by Cast-21; the model is raised to opset 21), where a
    * filter has 64 weights or more and is not grouped. Off by default: Convs keep 8-bit weights, as
    * 4 bits on every convolution of a mobile conv net costs more fidelity than most budgets allow.
    */

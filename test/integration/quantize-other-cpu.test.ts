@@ -123,7 +123,7 @@ test('quantized models give this CPU\'s answer on ARM (emulated Neoverse N1 and 
     { model: 'cnn', method: 'int8-static', extra: ['--full-range'], cpu: 'neoverse-n1' },
     // GatherBlockQuantized, MatMulNBits and the 8-bit head.
     { model: 'text-transformer', method: 'int4', extra: [], cpu: 'cortex-a72' },
-    // Blocked int4 DequantizeLinear-21 before each Conv.
+    // Blocked int4 restored by Cast-21 and Mul before each Conv.
     { model: 'resnet-small', method: 'int4', extra: ['--int4-conv'], cpu: 'neoverse-n1' },
   ];
   const results = (await hereAndElsewhere(dir, runs, (c, args) => armCli(args, c.cpu, dir))).map((r) => ({ ...r, arm: r.there }));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { DQ21_GRID, gptqQuantize, inverseHessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
+import { INT4_CONV_GRID, gptqQuantize, inverseHessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
 import { collectHessians } from '../../src/quantize/calibrate';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
@@ -98,7 +98,7 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   const w = Float32Array.from({ length: rows * cols }, () => r() - 0.5);
   const fit = correlatedInputs(count, cols, 1);
   const heldOut = correlatedInputs(count, cols, 2);
-  for (const grid of [NBITS_GRID, DQ21_GRID]) {
+  for (const grid of [NBITS_GRID, INT4_CONV_GRID]) {
     const rounded = roundToNearest(w, rows, cols, 32, grid);
     const gptq = gptqQuantize(w, rows, cols, hessianOf(fit, count, cols), 32, grid);
     const [a, b] = [outputError(w, rounded, rows, cols, 32, heldOut, count), outputError(w, gptq, rows, cols, 32, heldOut, count)];
@@ -114,7 +114,7 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   assert.ok(mse(g) <= mse(rtn) + 1e-12, 'a clipped scale is taken only where it lowers the error');
   // A group of float32 denormals (GPTQ's updates can leave some) gets a usable scale, not 0 and NaN codes.
   const tiny = Float32Array.from({ length: 32 }, (_, i) => (i === 3 ? 1e-45 : 0));
-  const t = roundToNearest(tiny, 1, 32, 32, DQ21_GRID);
+  const t = roundToNearest(tiny, 1, 32, 32, INT4_CONV_GRID);
   assert.ok(t.scales[0]! > 0 && t.codes.every((c) => c === 0));
 });
 

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { computeScaleZeroPoint, roundHalfEven } from '../../src/quantize/params';
 import { DT, float16BitsToFloat32, float32ToFloat16Bits, floatValues, makeTensor } from '../../src/onnx/tensor';
-import { dequantizeInt4, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
+import { dequantizeInt4, evenBlockLength, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { dedupeTransposedInt8 } from '../../src/onnx/fold-weights';
 import { readModelFile, writeModelFile } from '../../src/onnx/io';
@@ -262,27 +262,40 @@ test('calibration sets stream from JSONL or Arrow; int8-static without one, or o
   await assert.rejects(quantizeModelStatic(decodeModel(f.onnx), { method: 'int8-static' }, () => wrong, { method: 'minmax' }), /calibration sample 1 does not fit the model/);
 });
 
-test('int4 Conv: 8-bit weights by default; with int4Conv, 4-bit blocks along each filter that onnxruntime reads as written', async () => {
-  const [M, C, K] = [16, 40, 3];
-  const w = Float32Array.from({ length: M * C * K * K }, (_, i) => Math.sin(i * 0.91) * (1 + (i % 7)));
-  const conv = (weights: Float32Array, opset: number) => model({ name: 'c', opset, inputs: [valueInfo('x', F32, [1, C, 8, 8])], outputs: [valueInfo('y', F32, [1, M, 6, 6])], initializers: [floatTensor('w', [M, C, K, K], weights)], nodes: [node('Conv', ['x', 'w'], ['y'], {}, 'conv')] });
+test('int4 Conv: 8-bit weights by default; with int4Conv, 4-bit blocks along each filter, restored to a float weight when onnxruntime loads the model', async () => {
   const ops = (m: { graph?: { node?: Array<{ opType?: string | null }> | null } | null }) => m.graph!.node!.map((n) => n.opType);
-  assert.deepEqual(ops(quantizeModel(conv(w, 13), { method: 'int4' }).model), ['Cast', 'Mul', 'Conv']);
-  const { model: q, report } = quantizeModel(conv(w, 13), { method: 'int4', int4Conv: true });
-  assert.deepEqual([ops(q), report.opsetUpgrade?.to], [['DequantizeLinear', 'Reshape', 'Conv'], 21]);
-  // The same blocks dequantized here: each filter's 360 weights in blocks of 32, scale = absmax / 7.
-  const bq = quantizeBlockedInt4(w, M, C * K * K, 32);
-  const deq = Float32Array.from(w, (_, at) => {
-    const nib = at & 1 ? bq.packed[at >> 1]! >> 4 : bq.packed[at >> 1]! & 15;
-    const row = Math.floor(at / (C * K * K));
-    return (nib > 7 ? nib - 16 : nib) * bq.scales[row * Math.ceil((C * K * K) / 32) + Math.floor((at % (C * K * K)) / 32)]!;
-  });
-  const err = Math.sqrt(w.reduce((s, v, i) => s + (v - deq[i]!) ** 2, 0) / w.reduce((s, v) => s + v * v, 0));
-  assert.ok(err > 0.01 && err < 0.12, `relative weight error ${err}`);
-  const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: C * 64 }, (_, i) => Math.cos(i * 0.3)), [1, C, 8, 8]) };
-  const got = (await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)).y!.data as Float32Array;
-  const want = (await (await ort.InferenceSession.create(encodeModel(conv(deq, 13)))).run(feeds)).y!.data as Float32Array;
-  want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-4 * (1 + Math.abs(v)), `${i}: ${got[i]} vs ${v}`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-int4-conv-'));
+  // 40·3·3 = 360 weights a filter: 12 blocks of 30 (not 32, …, 8); 64·1·1 = 64: two of 32; 67 (prime) keeps 8 bits.
+  assert.deepEqual([360, 64, 88, 67, 64].map((k, i) => evenBlockLength(k, i === 4 ? 256 : 32)), [30, 32, 22, undefined, 64]);
+  for (const [M, C, K, bs] of [[16, 40, 3, 30], [8, 64, 1, 32], [8, 67, 1, 0]] as const) {
+    const k = C * K * K;
+    const w = Float32Array.from({ length: M * k }, (_, i) => Math.sin(i * 0.91) * (1 + (i % 7)));
+    const conv = (weights: Float32Array, opset: number) => model({ name: 'c', opset, inputs: [valueInfo('x', F32, [1, C, 8, 8])], outputs: [valueInfo('y', F32, [1, M, 9 - K, 9 - K])], initializers: [floatTensor('w', [M, C, K, K], weights)], nodes: [node('Conv', ['x', 'w'], ['y'], {}, 'conv')] });
+    assert.deepEqual(ops(quantizeModel(conv(w, 13), { method: 'int4' }).model), ['Cast', 'Mul', 'Conv']);
+    const { model: q, report } = quantizeModel(conv(w, 13), { method: 'int4', int4Conv: true });
+    if (!bs) {
+      assert.deepEqual(ops(q), ['Cast', 'Mul', 'Conv']);
+      continue;
+    }
+    assert.deepEqual([ops(q), report.opsetUpgrade?.to], [['Cast', 'Mul', 'Reshape', 'Conv'], 21]);
+    // The same blocks dequantized here: each filter in blocks of `bs`, scale = absmax / 7.
+    const bq = quantizeBlockedInt4(w, M, k, bs);
+    const deq = Float32Array.from(w, (_, at) => {
+      const nib = at & 1 ? bq.packed[at >> 1]! >> 4 : bq.packed[at >> 1]! & 15;
+      return (nib > 7 ? nib - 16 : nib) * bq.scales[Math.floor(at / bs)]!;
+    });
+    const err = Math.sqrt(w.reduce((s, v, i) => s + (v - deq[i]!) ** 2, 0) / w.reduce((s, v) => s + v * v, 0));
+    assert.ok(err > 0.01 && err < 0.12, `relative weight error ${err}`);
+    const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: C * 64 }, (_, i) => Math.cos(i * 0.3)), [1, C, 8, 8]) };
+    const optimized = path.join(dir, `${k}.onnx`);
+    const got = (await (await ort.InferenceSession.create(encodeModel(q), { optimizedModelFilePath: optimized, graphOptimizationLevel: 'extended' })).run(feeds)).y!.data as Float32Array;
+    const want = (await (await ort.InferenceSession.create(encodeModel(conv(deq, 13)))).run(feeds)).y!.data as Float32Array;
+    want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-4 * (1 + Math.abs(v)), `${i}: ${got[i]} vs ${v}`));
+    // Nothing is left to restore at run time: the weight is one constant (a DequantizeLinear would stay).
+    const loaded = ops(decodeModel(readFileSync(optimized)));
+    assert.ok(!loaded.some((op) => ['Cast', 'Mul', 'Reshape', 'DequantizeLinear'].includes(op!)), loaded.join(' '));
+  }
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('weights reached through Transpose, Cast and Reshape are folded and quantized; nothing off the weight paths changes', async () => {
