@@ -215,10 +215,14 @@ const MIN_INT4_CONV_K = 64;
  * to 0.86, while 8-bit weights keep it at 0.97 (real-model-quantize.test.ts).
  */
 function int4Conv(n: onnx.INodeProto, ctx: QuantizeContext): boolean {
-  if (!ctx.options.int4Conv || ctx.opset < INT4_CAST_OPSET) return false;
-  const dims = (ctx.index.initializers.get(n.input![1]!)!.dims ?? []).map(Number);
+  return convTakesFourBits((ctx.index.initializers.get(n.input![1]!)!.dims ?? []).map(Number), intAttr(n, 'group', 1), ctx.opset, ctx.options);
+}
+
+/** int4Conv's rule for a Conv weight [M, C/group, kh, kw] in a model of `opset`. */
+export function convTakesFourBits(dims: number[], group: number, opset: number, options: { int4Conv?: boolean; blockSize: number }): boolean {
+  if (!options.int4Conv || opset < INT4_CAST_OPSET) return false;
   const k = elementCount(dims.slice(1));
-  return intAttr(n, 'group', 1) === 1 && k >= MIN_INT4_CONV_K && evenBlockLength(k, ctx.options.blockSize) !== undefined;
+  return group === 1 && k >= MIN_INT4_CONV_K && evenBlockLength(k, options.blockSize) !== undefined;
 }
 
 // Conv: MatMulNBits covers MatMul only. A Conv keeps int8 weights (weight-only, any opset) unless int4Conv

@@ -263,3 +263,13 @@ test('int4 with calibration samples: a Conv left at 8 bits takes GPTQ codes per 
   assert.equal(await fewer({ excludeNodes: convs.slice(0, 1) }), report.gptq.layers - 1);
   assert.equal(await fewer({ perChannel: false }), report.gptq.layers - convs.length);
 });
+
+test('int4 with calibration samples: a Conv at 8 bits over more than 1,024 inputs is rounded, at 4 bits it is solved', async () => {
+  const [M, C] = [8, 128];
+  const r = rng(4);
+  const conv = model({ name: 'wide', opset: 13, inputs: [valueInfo('x', F32, [1, C, 5, 5])], outputs: [valueInfo('y', F32, [1, M, 3, 3])], initializers: [floatTensor('w', [M, C, 3, 3], Array.from({ length: M * C * 9 }, () => r() - 0.5))], nodes: [node('Conv', ['x', 'w'], ['y'], {}, 'conv')] });
+  const samples = Array.from({ length: 4 }, () => ({ inputs: { x: { dims: [1, C, 5, 5], data: Float32Array.from({ length: C * 25 }, () => r() - 0.5) } } }));
+  const layers = async (int4Conv: boolean) => (await quantizeModelCalibrated(structuredClone(conv), { method: 'int4', int4Conv }, () => samples)).report.gptq.layers;
+  assert.deepEqual([await layers(false), await layers(true)], [0, 1]);
+});
+
