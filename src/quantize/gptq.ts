@@ -14,21 +14,30 @@ export interface BlockCodes {
 }
 
 /**
- * One calibrated layer: its Hessian until the first quantization solves it, then its codes. quantizeModelCalibrated
- * quantizes the model once per layer it calibrates (each with the layers before it quantized), so a layer is
- * solved once and its k × k Hessian let go as soon as it is (a 4,096-wide layer's is 134 MB).
+ * One calibrated layer: what solves it (hessianFactor) until the first quantization does, then its codes.
+ * quantizeModelCalibrated quantizes the model once per pass, so a layer is solved once and its k × k factor
+ * let go as soon as it is (a 4,096-wide layer's is 134 MB).
  */
 export interface GptqLayer {
-  hessian?: Float64Array;
+  factor?: HessianFactor;
   codes?: BlockCodes;
 }
 
-export function codesOf(layer: GptqLayer, solve: (hessian: Float64Array) => BlockCodes): BlockCodes {
+export function codesOf(layer: GptqLayer, solve: (factor: HessianFactor) => BlockCodes): BlockCodes {
   if (!layer.codes) {
-    layer.codes = solve(layer.hessian!);
-    delete layer.hessian;
+    layer.codes = solve(layer.factor!);
+    delete layer.factor;
   }
   return layer.codes;
+}
+
+/** A product of row-major float64 matrices, a [m, k] · b [k, n]: onnxruntime's (double-matmul.ts) where it counts. */
+export type MatMul = (a: Float64Array, b: Float64Array, m: number, k: number, n: number) => Promise<Float64Array>;
+
+/** What GPTQ solves a layer with: U, upper, with (H + damping)⁻¹ = Uᵀ·U, and H's diagonal (bestScale weighs by it). */
+export interface HessianFactor {
+  u: Float64Array;
+  diagonal: Float64Array;
 }
 
 /**
@@ -92,31 +101,98 @@ export function roundToNearest(w: Float32Array, rows: number, cols: number, grou
 }
 
 /**
- * The upper-triangular U with H⁻¹ = Uᵀ·U, after dampening H by `damp` × its mean diagonal (GPTQ's 1%) so an
+ * H's factor for GPTQ (HessianFactor), after dampening H by `damp` × its mean diagonal (GPTQ's 1%) so an
  * input seen little or never cannot make it singular. Inputs never active (zero diagonal) get 1 there.
- * Computed as the inverse of V where H = V·Vᵀ, V upper: the Cholesky factor of H with rows and columns reversed.
+ * U is the inverse of V where H = V·Vᵀ, V upper: the Cholesky factor of H with rows and columns reversed.
  */
-export function inverseHessianFactor(h: Float64Array, n: number, damp = 0.01): Float64Array {
+export async function hessianFactor(h: Float64Array, n: number, matmul: MatMul, damp = 0.01): Promise<HessianFactor> {
   const a = new Float64Array(n * n);
   let mean = 0;
   for (let i = 0; i < n; i++) mean += h[i * n + i]!;
   mean /= n;
   const add = damp * (mean || 1);
+  const diagonal = new Float64Array(n);
   // Reversed: a[i][j] = h[n-1-i][n-1-j], so its lower Cholesky factor L gives V = P·L·P (upper).
   for (let i = 0; i < n; i++) {
+    diagonal[i] = h[i * n + i]!;
     for (let j = 0; j < n; j++) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)]!;
     if (a[i * n + i] === 0) a[i * n + i] = 1;
     a[i * n + i] = a[i * n + i]! + add;
   }
-  cholesky(a, n, 1e-12 * add);
-  const inv = lowerInverse(a, n);
+  await blockedCholesky(a, n, 1e-12 * add, matmul);
+  const inv = await blockedLowerInverse(a, n, matmul);
   // U = V⁻¹ = P·L⁻¹·P: un-reverse.
   const u = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = inv[(n - 1 - i) * n + (n - 1 - j)]!;
-  return u;
+  return { u, diagonal };
 }
 
-/** Panel width of the blocked factorizations: a panel of a few thousand rows stays in cache. */
+/**
+ * Rows of the blocked factorizations: each block's own work (a Cholesky, a triangular inverse, 256 wide) runs
+ * in JavaScript, the products between blocks — nearly all of the n³ work — in `matmul`. All in
+ * JavaScript, a 2,880-wide Hessian (PaddleOCR's recogniser) took 8 s, ≈ 1 GFlop/s; onnxruntime's double
+ * MatMul runs at ≈ 50 GFlop/s on the same 2 cores.
+ */
+const BLOCK = 256;
+
+/** The [rows, cols] block of the n-wide `a` at (r, c), copied out. */
+function blockOf(a: Float64Array, n: number, r: number, c: number, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) out.set(a.subarray((r + i) * n + c, (r + i) * n + c + cols), i * cols);
+  return out;
+}
+
+/** Writes `b` [rows, cols] into the n-wide `a` at (r, c), times `sign`. */
+function putBlock(a: Float64Array, n: number, r: number, c: number, b: Float64Array, rows: number, cols: number, sign = 1): void {
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) a[(r + i) * n + c + j] = sign * b[i * cols + j]!;
+}
+
+function transposed(a: Float64Array, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j]!;
+  return t;
+}
+
+/**
+ * In-place lower Cholesky factor of the symmetric positive-definite a [n, n] (upper triangle zeroed), a block
+ * of rows at a time: the diagonal block factored, the rows below solved against it (L21 = A21·L11⁻ᵀ) and the
+ * trailing matrix updated (A22 −= L21·L21ᵀ, its lower triangle: nothing reads above the diagonal).
+ */
+async function blockedCholesky(a: Float64Array, n: number, floor: number, matmul: MatMul): Promise<void> {
+  for (let kb = 0; kb < n; kb += BLOCK) {
+    const b = Math.min(BLOCK, n - kb);
+    const ke = kb + b;
+    const m = n - ke;
+    const d = blockOf(a, n, kb, kb, b, b);
+    cholesky(d, b, floor);
+    putBlock(a, n, kb, kb, d, b, b);
+    if (m === 0) break;
+    const l21 = await matmul(blockOf(a, n, ke, kb, m, b), transposed(lowerInverse(d, b), b, b), m, b, b);
+    putBlock(a, n, ke, kb, l21, m, b);
+    const p = await matmul(l21, transposed(l21, m, b), m, b, m);
+    for (let i = 0; i < m; i++) {
+      const ri = (ke + i) * n + ke;
+      for (let j = 0; j <= i; j++) a[ri + j] = a[ri + j]! - p[i * m + j]!;
+    }
+  }
+  for (let i = 0; i < n; i++) a.fill(0, i * n + i + 1, (i + 1) * n);
+}
+
+/** L⁻¹ of a lower-triangular L [n, n], a block of rows at a time: X_ii = L_ii⁻¹, X_i,<i = −L_ii⁻¹·(L_i,<i · X_<i,<i). */
+async function blockedLowerInverse(l: Float64Array, n: number, matmul: MatMul): Promise<Float64Array> {
+  const x = new Float64Array(n * n);
+  for (let ib = 0; ib < n; ib += BLOCK) {
+    const b = Math.min(BLOCK, n - ib);
+    const inv = lowerInverse(blockOf(l, n, ib, ib, b, b), b);
+    putBlock(x, n, ib, ib, inv, b, b);
+    if (ib === 0) continue;
+    const t = await matmul(blockOf(l, n, ib, 0, b, ib), blockOf(x, n, 0, 0, ib, ib), b, ib, ib);
+    putBlock(x, n, ib, 0, await matmul(inv, t, b, b, ib), b, ib, -1);
+  }
+  return x;
+}
+
+/** Panel width of the block kernels below: a panel of a few hundred rows stays in cache. */
 const PANEL = 64;
 
 /**
@@ -230,8 +306,8 @@ function lowerInverse(l: Float64Array, n: number): Float64Array {
  * independent given U: four go together so each row of U is read once for all four (the same arithmetic,
  * row by row, as one at a time; a third less time on a 13.7 MB transformer).
  */
-export function gptqQuantize(w: Float32Array, rows: number, cols: number, h: Float64Array, groupSize: number, grid: Grid): BlockCodes {
-  const u = inverseHessianFactor(h, cols);
+export function gptqQuantize(w: Float32Array, rows: number, cols: number, factor: HessianFactor, groupSize: number, grid: Grid): BlockCodes {
+  const { u, diagonal } = factor;
   const groups = Math.ceil(cols / groupSize);
   const work = Float64Array.from(w);
   const codes = new Int8Array(rows * cols);
@@ -246,7 +322,7 @@ export function gptqQuantize(w: Float32Array, rows: number, cols: number, h: Flo
       for (let t = 0; t < n; t++) {
         const row = (r0 + t) * cols;
         if (c % groupSize === 0) {
-          s[t] = bestScale(work, row + c, row + Math.min(cols, c + groupSize), h, cols, -row, grid);
+          s[t] = bestScale(work, row + c, row + Math.min(cols, c + groupSize), diagonal, -row, grid);
           scales[(r0 + t) * groups + c / groupSize] = s[t]!;
         }
         const v = work[row + c]!;
@@ -284,7 +360,7 @@ const SHRINKS = [1, 0.95, 0.9, 0.85, 0.8, 0.75];
  * (diag H): clipping a rare extreme buys a finer step for the rest (PaddleOCR's recogniser, 4-bit convs:
  * cosine 0.968 → 0.977 on its golden lines, 0.972 → 0.976 on 24 others).
  */
-function bestScale(v: Float64Array, from: number, to: number, h: Float64Array, cols: number, offset: number, grid: Grid): number {
+function bestScale(v: Float64Array, from: number, to: number, diagonal: Float64Array, offset: number, grid: Grid): number {
   const full = grid.scale(v, from, to);
   let best = full;
   let bestErr = Infinity;
@@ -293,8 +369,7 @@ function bestScale(v: Float64Array, from: number, to: number, h: Float64Array, c
     let err = 0;
     for (let i = from; i < to; i++) {
       const q = Math.min(grid.qmax, Math.max(grid.qmin, roundHalfEven(v[i]! / s)));
-      const c = i + offset;
-      err += h[c * cols + c]! * (v[i]! - q * s) ** 2;
+      err += diagonal[i + offset]! * (v[i]! - q * s) ** 2;
     }
     if (err < bestErr) {
       bestErr = err;

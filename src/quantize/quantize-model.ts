@@ -9,7 +9,8 @@ import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, typ
 import { convertToFloat16 } from './fp16';
 import { agreementOn, calibrate, collectHessians, type CalibrationOptions } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
-import { pooledHessian, type ConvGeometry, type GptqLayer } from './gptq';
+import { hessianFactor, pooledHessian, type ConvGeometry, type GptqLayer } from './gptq';
+import { doubleMatMul } from './double-matmul';
 import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
@@ -79,10 +80,11 @@ const DEFAULT_BLOCK_SIZE = 32;
 const LAYERS_PER_PASS = 4;
 
 /**
- * 8-bit weights wider than this are rounded, not solved by GPTQ: solving costs k³ and gains little at 8 bits.
- * PaddleOCR's recogniser spent 9.4 of its 14.3 s of calibration on its two 8-bit convolutions of 1,440 and
- * 2,880 inputs, and ended at cosine 0.9765 with them, 0.9770 without; the detector's widest (864) gains
- * (its 8-bit convolutions took it from rounding's 0.993 to 0.999).
+ * 8-bit weights wider than this are rounded, not solved by GPTQ: solving costs k² per output (k³ to factor H)
+ * and gains little at 8 bits. PaddleOCR's recogniser's two 8-bit convolutions of 1,440 and 2,880 inputs took
+ * 2.7 of its 7.5 s of calibration (9.4 of 14.3 s before H was factored with onnxruntime's products), for
+ * cosine 0.9765 with them against 0.9770 rounded; the detector's widest (864) gain: its 8-bit convolutions
+ * took it from rounding's 0.993 to 0.999.
  */
 const MAX_EIGHT_BIT_GPTQ_K = 1024;
 
@@ -164,24 +166,29 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const done = new Set<string>();
   let count = 0;
   let shrunk = 0;
-  while (done.size < targets.length) {
-    const pending = targets.filter((x) => !done.has(x.node));
-    const weights = [...new Set(pending.map((x) => x.weight))].slice(0, LAYERS_PER_PASS);
-    const pass = pending.filter((x) => weights.includes(x.weight));
-    const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
-    const got = await collectHessians(partial, pass, samples);
-    for (const weight of weights) {
-      const users = pass.filter((x) => x.weight === weight);
-      const { hessian, shrinkage } = pooledHessian(users.map((x) => got.sums.get(x.node)!), users[0]!.k);
-      const layer: GptqLayer = { hessian };
-      for (const x of users) {
-        layers.set(x.node, layer);
-        done.add(x.node);
+  const { matmul, release } = await doubleMatMul();
+  try {
+    while (done.size < targets.length) {
+      const pending = targets.filter((x) => !done.has(x.node));
+      const weights = [...new Set(pending.map((x) => x.weight))].slice(0, LAYERS_PER_PASS);
+      const pass = pending.filter((x) => weights.includes(x.weight));
+      const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
+      const got = await collectHessians(partial, pass, samples);
+      for (const weight of weights) {
+        const users = pass.filter((x) => x.weight === weight);
+        const { hessian, shrinkage } = pooledHessian(users.map((x) => got.sums.get(x.node)!), users[0]!.k);
+        const layer: GptqLayer = { factor: await hessianFactor(hessian, users[0]!.k, matmul) };
+        for (const x of users) {
+          layers.set(x.node, layer);
+          done.add(x.node);
+        }
+        if (shrinkage > 0) shrunk += users.length;
       }
-      if (shrinkage > 0) shrunk += users.length;
+      count = got.samples;
+      progress?.(done.size, targets.length);
     }
-    count = got.samples;
-    progress?.(done.size, targets.length);
+  } finally {
+    await release();
   }
   const result = quantizeModel(model, { ...options, gptq: layers });
   // Never worse than rounding on the user's own samples: a smaller error per layer need not add up to a

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { INT4_CONV_GRID, gptqQuantize, inverseHessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes } from '../../src/quantize/gptq';
+import { INT4_CONV_GRID, gptqQuantize, hessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes, type HessianFactor } from '../../src/quantize/gptq';
+import { doubleMatMul } from '../../src/quantize/double-matmul';
 import { collectHessians } from '../../src/quantize/calibrate';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
@@ -10,6 +11,12 @@ import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel } from '../../
 import { DT } from '../../src/onnx/tensor';
 import { quantizeModel, quantizeModelCalibrated } from '../../src/quantize/quantize-model';
 import { evaluateCandidate } from '../../src/quantize/evaluate';
+
+let product: ReturnType<typeof doubleMatMul> | undefined;
+/** H's GPTQ factor, its products in onnxruntime as quantizeModelCalibrated computes them. */
+async function factorOf(h: Float64Array, k: number, damp?: number): Promise<HessianFactor> {
+  return hessianFactor(h, k, (await (product ??= doubleMatMul())).matmul, damp);
+}
 
 /** Inputs with the structure real activations have: a few shared factors, a few loud channels, little else. */
 function correlatedInputs(count: number, cols: number, seed: number): Float32Array {
@@ -60,31 +67,34 @@ function outputError(w: Float32Array, q: BlockCodes, rows: number, cols: number,
   return Math.sqrt(err / norm);
 }
 
-test('H is Σ x·xᵀ, and the inverse Hessian factor: Uᵀ·U·(H + damping) = I, for sizes across the blocked panels and with dead inputs', () => {
-  for (const k of [5, 64, 97, 131]) {
-    const x = correlatedInputs(300, k, k);
-    for (let s = 0; s < 300; s++) x[s * k + 1] = 0; // an input never active
-    const h = hessianOf(x, 300, k);
+test('H is Σ x·xᵀ, and the inverse Hessian factor: Uᵀ·U·(H + damping) = I, for sizes within one block and across several, with dead inputs', async () => {
+  for (const k of [5, 64, 97, 131, 300, 530]) {
+    const count = Math.max(300, 2 * k);
+    const x = correlatedInputs(count, k, k);
+    for (let s = 0; s < count; s++) x[s * k + 1] = 0; // an input never active
+    const h = hessianOf(x, count, k);
     for (let i = 0; i < k; i += 7) {
       for (let j = 0; j < k; j += 5) {
         let s = 0;
-        for (let r = 0; r < 300; r++) s += x[r * k + i]! * x[r * k + j]!;
+        for (let r = 0; r < count; r++) s += x[r * k + i]! * x[r * k + j]!;
         assert.ok(Math.abs(h[i * k + j]! - s) < 1e-9 * (1 + Math.abs(s)), `H[${i}][${j}] ${h[i * k + j]} vs ${s}`);
       }
     }
-    const u = inverseHessianFactor(h, k, 0.01);
-    const mean = Array.from({ length: k }, (_, i) => h[i * k + i]!).reduce((a, b) => a + b, 0) / k;
+    const { u, diagonal } = await factorOf(h, k, 0.01);
+    assert.deepEqual(diagonal, Float64Array.from({ length: k }, (_, i) => h[i * k + i]!));
+    const mean = diagonal.reduce((a, b) => a + b, 0) / k;
     const damped = Float64Array.from(h, (v, at) => (at % (k + 1) === 0 ? (v || 1) + 0.01 * mean : v));
+    // Uᵀ·U·(H + damping)·v = v for random v (the whole product, one vector at a time: O(k²) each).
+    const r = rng(k);
     let worst = 0;
-    for (let i = 0; i < k; i++) {
-      for (let j = 0; j < k; j++) {
+    for (let probe = 0; probe < 4; probe++) {
+      const v = Float64Array.from({ length: k }, () => r() - 0.5);
+      const hv = Float64Array.from({ length: k }, (_, i) => damped.subarray(i * k, (i + 1) * k).reduce((s, d, j) => s + d * v[j]!, 0));
+      const uhv = Float64Array.from({ length: k }, (_, i) => u.subarray(i * k, (i + 1) * k).reduce((s, d, j) => s + d * hv[j]!, 0));
+      for (let i = 0; i < k; i++) {
         let s = 0;
-        for (let m = 0; m < k; m++) {
-          let utu = 0;
-          for (let n = 0; n <= Math.min(i, m); n++) utu += u[n * k + i]! * u[n * k + m]!;
-          s += utu * damped[m * k + j]!;
-        }
-        worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+        for (let n = 0; n <= i; n++) s += u[n * k + i]! * uhv[n]!;
+        worst = Math.max(worst, Math.abs(s - v[i]!));
       }
     }
     assert.ok(worst < 1e-9, `k=${k}: ${worst}`);
@@ -92,7 +102,7 @@ test('H is Σ x·xᵀ, and the inverse Hessian factor: Uᵀ·U·(H + damping) = 
   }
 });
 
-test('GPTQ: lower output error than rounding on inputs it was not fitted to, same codes and scales as rounding when H is diagonal', () => {
+test('GPTQ: lower output error than rounding on inputs it was not fitted to, same codes and scales as rounding when H is diagonal', async () => {
   const [rows, cols, count] = [24, 96, 400];
   const r = rng(5);
   const w = Float32Array.from({ length: rows * cols }, () => r() - 0.5);
@@ -100,7 +110,7 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   const heldOut = correlatedInputs(count, cols, 2);
   for (const grid of [NBITS_GRID, INT4_CONV_GRID]) {
     const rounded = roundToNearest(w, rows, cols, 32, grid);
-    const gptq = gptqQuantize(w, rows, cols, hessianOf(fit, count, cols), 32, grid);
+    const gptq = gptqQuantize(w, rows, cols, await factorOf(hessianOf(fit, count, cols), cols), 32, grid);
     const [a, b] = [outputError(w, rounded, rows, cols, 32, heldOut, count), outputError(w, gptq, rows, cols, 32, heldOut, count)];
     assert.ok(b < 0.85 * a, `grid ±${grid.qmax}: GPTQ ${b} vs rounding ${a}`);
     assert.ok(gptq.codes.every((c) => c >= grid.qmin && c <= grid.qmax));
@@ -108,7 +118,7 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   // Independent inputs of equal size: nothing to compensate along, and no reason to clip.
   const diagonal = new Float64Array(cols * cols);
   for (let i = 0; i < cols; i++) diagonal[i * cols + i] = 1;
-  const g = gptqQuantize(w, rows, cols, diagonal, 32, NBITS_GRID);
+  const g = gptqQuantize(w, rows, cols, await factorOf(diagonal, cols), 32, NBITS_GRID);
   const rtn = roundToNearest(w, rows, cols, 32, NBITS_GRID);
   const mse = (q: BlockCodes) => w.reduce((s, v, i) => s + (v - q.codes[i]! * q.scales[Math.floor(i / cols) * 3 + Math.floor((i % cols) / 32)]!) ** 2, 0);
   assert.ok(mse(g) <= mse(rtn) + 1e-12, 'a clipped scale is taken only where it lowers the error');
@@ -118,7 +128,7 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   assert.ok(t.scales[0]! > 0 && t.codes.every((c) => c === 0));
 });
 
-test('a Hessian from too few rows of independent inputs is shrunk to its diagonal, so GPTQ no longer fits their noise; real correlations are kept', () => {
+test('a Hessian from too few rows of independent inputs is shrunk to its diagonal, so GPTQ no longer fits their noise; real correlations are kept', async () => {
   const [rows, cols, count] = [24, 128, 32];
   const r = rng(17);
   const w = Float32Array.from({ length: rows * cols }, () => r() - 0.5);
@@ -133,7 +143,7 @@ test('a Hessian from too few rows of independent inputs is shrunk to its diagona
     assert.ok(Math.abs(shrunk[i * cols + (i + 1) % cols]! - (1 - alpha) * raw[i * cols + (i + 1) % cols]!) < 1e-12);
   }
   const error = (q: BlockCodes) => outputError(w, q, rows, cols, 32, heldOut, 2000);
-  const [rounded, fitted, kept] = [roundToNearest(w, rows, cols, 32, NBITS_GRID), gptqQuantize(w, rows, cols, raw, 32, NBITS_GRID), gptqQuantize(w, rows, cols, shrunk, 32, NBITS_GRID)];
+  const [rounded, fitted, kept] = [roundToNearest(w, rows, cols, 32, NBITS_GRID), gptqQuantize(w, rows, cols, await factorOf(raw, cols), 32, NBITS_GRID), gptqQuantize(w, rows, cols, await factorOf(shrunk, cols), 32, NBITS_GRID)];
   assert.ok(error(fitted) > 1.05 * error(rounded), `unshrunk GPTQ ${error(fitted)} vs rounding ${error(rounded)}: the case this guards`);
   assert.ok(error(kept) <= 1.01 * error(rounded), `shrunk GPTQ ${error(kept)} vs rounding ${error(rounded)}`);
   // Inputs driven by shared factors, from as few rows: the correlations are real and H is left whole.
@@ -144,20 +154,21 @@ test('a Hessian from too few rows of independent inputs is shrunk to its diagona
   assert.deepEqual(h, before);
 });
 
-test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight is codes × scales', () => {
+test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight is codes × scales', async () => {
   const [k, n] = [80, 12];
   const r = rng(9);
   const w = Float32Array.from({ length: k * n }, () => r() - 0.5);
   const x = correlatedInputs(200, k, 3);
   const h = hessianOf(x, 200, k);
-  const layer = { hessian: h };
+  const factor = await factorOf(h, k);
+  const layer: { factor?: HessianFactor } = { factor };
   const q = quantizeInt4(w, k, n, 32, true, layer);
-  // Solved once: the Hessian is let go, the codes kept for the next quantization of the same model.
-  assert.ok(!layer.hessian && (layer as { codes?: unknown }).codes);
+  // Solved once: the factor is let go, the codes kept for the next quantization of the same model.
+  assert.ok(!layer.factor && (layer as { codes?: unknown }).codes);
   assert.deepEqual(quantizeInt4(w, k, n, 32, true, layer), q);
   const back = dequantizeInt4(q, k, n, 32);
   const rowsW = Float32Array.from({ length: n * k }, (_, i) => w[(i % k) * n + Math.floor(i / k)]!);
-  const codes = gptqQuantize(rowsW, n, k, h, 32, NBITS_GRID);
+  const codes = gptqQuantize(rowsW, n, k, factor, 32, NBITS_GRID);
   for (let col = 0; col < n; col++) for (let row = 0; row < k; row++) assert.equal(back[row * n + col], Math.fround(codes.codes[col * k + row]! * codes.scales[col * 3 + Math.floor(row / 32)]!));
 });
 
