@@ -3,7 +3,7 @@ import { node } from '../onnx/build';
 import { DT, floatValues, makeTensor } from '../onnx/tensor';
 import { quantizeWeight8, type QuantizedWeight } from './weights';
 import type { QuantizeContext } from './types';
-import { codesOf, gptqQuantize, INT8_GRID, type GptqLayer } from './gptq';
+import { codesOf, INT8_GRID, type GptqLayer } from './gptq';
 
 /**
  * A weight stored as symmetric int8 per channel along `axis` behind a DequantizeLinear (per-axis needs
@@ -81,6 +81,6 @@ function storeInt8(ctx: QuantizeContext, name: string, values: Float32Array, dim
 /** quantizeWeight8's symmetric per-channel int8 (axis 0), with GPTQ codes: one group a channel. */
 function gptqInt8(values: Float32Array, dims: number[], gptq: GptqLayer): QuantizedWeight {
   const cols = values.length / dims[0]!;
-  const { codes, scales } = codesOf(gptq, (h) => gptqQuantize(values, dims[0]!, cols, h, cols, INT8_GRID));
+  const { codes, scales } = codesOf(gptq, values, dims[0]!, cols, cols, INT8_GRID);
   return { values: codes, scales, zeroPoints: new Int8Array(dims[0]!) };
 }

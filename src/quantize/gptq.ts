@@ -3,7 +3,8 @@
  * Rounding each weight to its nearest level minimises ‖W − Q‖; what matters is ‖(W − Q)·X‖ on the layer's
  * real inputs X. GPTQ quantizes one input dimension at a time and spreads its rounding error over the
  * dimensions not yet quantized, weighted by the inverse of H = Σ x·xᵀ, so correlated inputs absorb it.
- * Pure arithmetic: the Hessians come from calibration runs (calibrate.ts), the codes go to the packers in int4.ts.
+ * Arithmetic, its large matrix products handed to an injected MatMul (onnxruntime's: double-matmul.ts): the
+ * Hessians come from calibration runs (calibrate.ts), the codes go to the packers in int4.ts.
  */
 import { roundHalfEven } from './params';
 
@@ -14,21 +15,33 @@ export interface BlockCodes {
 }
 
 /**
- * One calibrated layer: what solves it (hessianFactor) until the first quantization does, then its codes.
- * quantizeModelCalibrated quantizes the model once per pass, so a layer is solved once and its k × k factor
- * let go as soon as it is (a 4,096-wide layer's is 134 MB).
+ * One calibrated layer. quantizeModelCalibrated factors its Hessian (`factor`); a quantization of the model
+ * then notes what its quantizer would solve (`request`: the weight as that quantizer lays it out) while
+ * rounding stands in; solveRequested solves it (`codes`, the factor let go: a 4,096-wide one is 134 MB), and
+ * every later quantization of the model takes those codes.
  */
 export interface GptqLayer {
   factor?: HessianFactor;
+  request?: { w: Float32Array; rows: number; cols: number; groupSize: number; grid: Grid };
   codes?: BlockCodes;
 }
 
-export function codesOf(layer: GptqLayer, solve: (factor: HessianFactor) => BlockCodes): BlockCodes {
-  if (!layer.codes) {
-    layer.codes = solve(layer.factor!);
+/** The layer's GPTQ codes for W [rows, cols]; until solveRequested has solved it, rounding's, and the request noted. */
+export function codesOf(layer: GptqLayer, w: Float32Array, rows: number, cols: number, groupSize: number, grid: Grid): BlockCodes {
+  if (layer.codes) return layer.codes;
+  layer.request ??= { w, rows, cols, groupSize, grid };
+  return roundToNearest(w, rows, cols, groupSize, grid);
+}
+
+/** Solves every layer a quantization has noted a request for (codesOf). */
+export async function solveRequested(layers: Iterable<GptqLayer>, matmul: MatMul): Promise<void> {
+  for (const layer of new Set(layers)) {
+    const r = layer.request;
+    if (!r || layer.codes) continue;
+    layer.codes = await gptqQuantize(r.w, r.rows, r.cols, layer.factor!, r.groupSize, r.grid, matmul);
+    delete layer.request;
     delete layer.factor;
   }
-  return layer.codes;
 }
 
 /** A product of row-major float64 matrices, a [m, k] · b [k, n]: onnxruntime's (double-matmul.ts) where it counts. */
@@ -300,53 +313,76 @@ function lowerInverse(l: Float64Array, n: number): Float64Array {
   return inv;
 }
 
+/** Columns GPTQ quantizes between two updates of the columns after them (its "lazy batch"). */
+const LAZY_BLOCK = 128;
+
 /**
  * GPTQ of W [rows, cols] (rows are outputs, cols the inputs H is over) in groups of `groupSize` along cols;
- * each group's scale is set from the values as updated when the group is reached (bestScale). Rows are
- * independent given U: four go together so each row of U is read once for all four (the same arithmetic,
- * row by row, as one at a time; a third less time on a 13.7 MB transformer).
+ * each group's scale is set from the values as updated when the group is reached (bestScale). Columns go in
+ * blocks, as GPTQ's authors run it: within a block each column's error is spread over the block's later
+ * columns at once, over the columns after the block in one product (`matmul`) when the block is done —
+ * the same arithmetic in another order, with nearly all of the rows · cols² work in that product. A block
+ * holds whole groups (or a row is one group, its scale set before any update), so every group's values are
+ * up to date when its scale is set. Rows are independent given U: four go together so each row of U is read
+ * once for all four.
  */
-export function gptqQuantize(w: Float32Array, rows: number, cols: number, factor: HessianFactor, groupSize: number, grid: Grid): BlockCodes {
+export async function gptqQuantize(w: Float32Array, rows: number, cols: number, factor: HessianFactor, groupSize: number, grid: Grid, matmul: MatMul): Promise<BlockCodes> {
   const { u, diagonal } = factor;
   const groups = Math.ceil(cols / groupSize);
+  const block = groupSize >= cols ? LAZY_BLOCK : groupSize * Math.max(1, Math.floor(LAZY_BLOCK / groupSize));
   const work = Float64Array.from(w);
   const codes = new Int8Array(rows * cols);
   const scales = new Float32Array(rows * groups);
   const round = roundHalfEven;
   const s = new Float64Array(4);
   const err = new Float64Array(4);
-  for (let r0 = 0; r0 < rows; r0 += 4) {
-    const n = Math.min(4, rows - r0);
-    for (let c = 0; c < cols; c++) {
-      const uc = c * cols;
-      for (let t = 0; t < n; t++) {
-        const row = (r0 + t) * cols;
-        if (c % groupSize === 0) {
-          s[t] = bestScale(work, row + c, row + Math.min(cols, c + groupSize), diagonal, -row, grid);
-          scales[(r0 + t) * groups + c / groupSize] = s[t]!;
-        }
-        const v = work[row + c]!;
-        const q = Math.min(grid.qmax, Math.max(grid.qmin, round(v / s[t]!)));
-        codes[row + c] = q;
-        err[t] = (v - q * s[t]!) / u[uc + c]!;
-      }
-      if (n === 4) {
-        const [p0, p1, p2, p3] = [r0 * cols, (r0 + 1) * cols, (r0 + 2) * cols, (r0 + 3) * cols];
-        const [e0, e1, e2, e3] = [err[0]!, err[1]!, err[2]!, err[3]!];
-        for (let j = c + 1; j < cols; j++) {
-          const x = u[uc + j]!;
-          work[p0 + j] = work[p0 + j]! - e0 * x;
-          work[p1 + j] = work[p1 + j]! - e1 * x;
-          work[p2 + j] = work[p2 + j]! - e2 * x;
-          work[p3 + j] = work[p3 + j]! - e3 * x;
-        }
-      } else {
+  for (let b0 = 0; b0 < cols; b0 += block) {
+    const b1 = Math.min(cols, b0 + block);
+    const width = b1 - b0;
+    const errors = new Float64Array(rows * width);
+    for (let r0 = 0; r0 < rows; r0 += 4) {
+      const n = Math.min(4, rows - r0);
+      // A group longer than a block (int8: one a row) goes on with the scale its first block set.
+      if (b0 % groupSize !== 0) for (let t = 0; t < n; t++) s[t] = scales[(r0 + t) * groups + Math.floor(b0 / groupSize)]!;
+      for (let c = b0; c < b1; c++) {
+        const uc = c * cols;
         for (let t = 0; t < n; t++) {
           const row = (r0 + t) * cols;
-          const e = err[t]!;
-          for (let j = c + 1; j < cols; j++) work[row + j] = work[row + j]! - e * u[uc + j]!;
+          if (c % groupSize === 0) {
+            s[t] = bestScale(work, row + c, row + Math.min(cols, c + groupSize), diagonal, -row, grid);
+            scales[(r0 + t) * groups + c / groupSize] = s[t]!;
+          }
+          const v = work[row + c]!;
+          const q = Math.min(grid.qmax, Math.max(grid.qmin, round(v / s[t]!)));
+          codes[row + c] = q;
+          err[t] = (v - q * s[t]!) / u[uc + c]!;
+          errors[(r0 + t) * width + c - b0] = err[t]!;
+        }
+        if (n === 4) {
+          const [p0, p1, p2, p3] = [r0 * cols, (r0 + 1) * cols, (r0 + 2) * cols, (r0 + 3) * cols];
+          const [e0, e1, e2, e3] = [err[0]!, err[1]!, err[2]!, err[3]!];
+          for (let j = c + 1; j < b1; j++) {
+            const x = u[uc + j]!;
+            work[p0 + j] = work[p0 + j]! - e0 * x;
+            work[p1 + j] = work[p1 + j]! - e1 * x;
+            work[p2 + j] = work[p2 + j]! - e2 * x;
+            work[p3 + j] = work[p3 + j]! - e3 * x;
+          }
+        } else {
+          for (let t = 0; t < n; t++) {
+            const row = (r0 + t) * cols;
+            const e = err[t]!;
+            for (let j = c + 1; j < b1; j++) work[row + j] = work[row + j]! - e * u[uc + j]!;
+          }
         }
       }
+    }
+    if (b1 === cols) break;
+    const rest = cols - b1;
+    const update = await matmul(errors, blockOf(u, cols, b0, b1, width, rest), rows, width, rest);
+    for (let r = 0; r < rows; r++) {
+      const row = r * cols + b1;
+      for (let j = 0; j < rest; j++) work[row + j] = work[row + j]! - update[r * rest + j]!;
     }
   }
   return { codes, scales };

@@ -1,7 +1,7 @@
 import type { onnx } from '../onnx/proto';
 import { int64Tensor, node } from '../onnx/build';
 import { DT, elementCount, floatValues, makeTensor, transpose } from '../onnx/tensor';
-import { codesOf, INT4_CONV_GRID, gptqQuantize, NBITS_GRID, roundToNearest, type GptqLayer } from './gptq';
+import { codesOf, INT4_CONV_GRID, NBITS_GRID, roundToNearest, type GptqLayer } from './gptq';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
@@ -30,7 +30,7 @@ export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: n
   // Symmetric: the weight of largest magnitude onto −8 exactly (NBITS_GRID), as onnxruntime's own
   // blockwise quantizer does: a step of absmax/8 instead of absmax/7.
   const rows = transpose(w, [k, n], [1, 0]);
-  const { codes, scales } = gptq ? codesOf(gptq, (h) => gptqQuantize(rows, n, k, h, blockSize, NBITS_GRID)) : roundToNearest(rows, n, k, blockSize, NBITS_GRID);
+  const { codes, scales } = gptq ? codesOf(gptq, rows, n, k, blockSize, NBITS_GRID) : roundToNearest(rows, n, k, blockSize, NBITS_GRID);
   const blocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
   // Padding past K is code 0 (nibble 8).
@@ -188,7 +188,7 @@ export const INT4_CAST_OPSET = 21;
  * restores it. GPTQ codes for a calibrated layer (the Hessian of what the rows multiply, cols × cols).
  */
 export function quantizeBlockedInt4(w: Float32Array, rows: number, cols: number, blockSize: number, gptq?: GptqLayer): { packed: Uint8Array; scales: Float32Array; blocks: number } {
-  const { codes, scales } = gptq ? codesOf(gptq, (h) => gptqQuantize(w, rows, cols, h, blockSize, INT4_CONV_GRID)) : roundToNearest(w, rows, cols, blockSize, INT4_CONV_GRID);
+  const { codes, scales } = gptq ? codesOf(gptq, w, rows, cols, blockSize, INT4_CONV_GRID) : roundToNearest(w, rows, cols, blockSize, INT4_CONV_GRID);
   const packed = new Uint8Array(Math.ceil(w.length / 2));
   for (let at = 0; at < codes.length; at++) packed[at >> 1]! |= at & 1 ? (codes[at]! & 0x0f) << 4 : codes[at]! & 0x0f;
   return { packed, scales, blocks: cols / blockSize };

@@ -9,7 +9,7 @@ import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, typ
 import { convertToFloat16 } from './fp16';
 import { agreementOn, calibrate, collectHessians, type CalibrationOptions } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
-import { hessianFactor, pooledHessian, type ConvGeometry, type GptqLayer } from './gptq';
+import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
 import { doubleMatMul } from './double-matmul';
 import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
@@ -184,6 +184,10 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
         }
         if (shrinkage > 0) shrunk += users.length;
       }
+      // The pass's weights as their quantizers lay them out (noted by codesOf), then solved.
+      const passNodes = new Set(pass.map((x) => x.node));
+      quantizeModel(model, { ...options, gptq: layers, excludeNodes: (g.node ?? []).map((n) => n.name || n.output![0]!).filter((x) => !passNodes.has(x)) });
+      await solveRequested(layers.values(), matmul);
       count = got.samples;
       progress?.(done.size, targets.length);
     }
@@ -191,6 +195,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
     await release();
   }
   const result = quantizeModel(model, { ...options, gptq: layers });
+  if ([...layers.values()].some((l) => l.request)) throw new Error('internal: a GPTQ layer was requested after its pass and never solved');
   // Never worse than rounding on the user's own samples: a smaller error per layer need not add up to a
   // closer model (it did not, before shared weights were solved against all their inputs, above).
   const [gptq, nearest] = targets.length ? await agreementOn(model, [result.model, rounded.model], samples) : [1, 1];

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { INT4_CONV_GRID, gptqQuantize, hessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes, type HessianFactor } from '../../src/quantize/gptq';
+import { INT4_CONV_GRID, INT8_GRID, gptqQuantize, hessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes, type HessianFactor, type GptqLayer, type MatMul, solveRequested } from '../../src/quantize/gptq';
 import { doubleMatMul } from '../../src/quantize/double-matmul';
 import { collectHessians } from '../../src/quantize/calibrate';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
@@ -13,10 +13,9 @@ import { quantizeModel, quantizeModelCalibrated } from '../../src/quantize/quant
 import { evaluateCandidate } from '../../src/quantize/evaluate';
 
 let product: ReturnType<typeof doubleMatMul> | undefined;
-/** H's GPTQ factor, its products in onnxruntime as quantizeModelCalibrated computes them. */
-async function factorOf(h: Float64Array, k: number, damp?: number): Promise<HessianFactor> {
-  return hessianFactor(h, k, (await (product ??= doubleMatMul())).matmul, damp);
-}
+/** onnxruntime's float64 products, as quantizeModelCalibrated uses them. */
+const matmul: MatMul = async (a, b, m, k, n) => (await (product ??= doubleMatMul())).matmul(a, b, m, k, n);
+const factorOf = (h: Float64Array, k: number, damp?: number): Promise<HessianFactor> => hessianFactor(h, k, matmul, damp);
 
 /** Inputs with the structure real activations have: a few shared factors, a few loud channels, little else. */
 function correlatedInputs(count: number, cols: number, seed: number): Float32Array {
@@ -110,7 +109,7 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   const heldOut = correlatedInputs(count, cols, 2);
   for (const grid of [NBITS_GRID, INT4_CONV_GRID]) {
     const rounded = roundToNearest(w, rows, cols, 32, grid);
-    const gptq = gptqQuantize(w, rows, cols, await factorOf(hessianOf(fit, count, cols), cols), 32, grid);
+    const gptq = await gptqQuantize(w, rows, cols, await factorOf(hessianOf(fit, count, cols), cols), 32, grid, matmul);
     const [a, b] = [outputError(w, rounded, rows, cols, 32, heldOut, count), outputError(w, gptq, rows, cols, 32, heldOut, count)];
     assert.ok(b < 0.85 * a, `grid ±${grid.qmax}: GPTQ ${b} vs rounding ${a}`);
     assert.ok(gptq.codes.every((c) => c >= grid.qmin && c <= grid.qmax));
@@ -118,7 +117,7 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   // Independent inputs of equal size: nothing to compensate along, and no reason to clip.
   const diagonal = new Float64Array(cols * cols);
   for (let i = 0; i < cols; i++) diagonal[i * cols + i] = 1;
-  const g = gptqQuantize(w, rows, cols, await factorOf(diagonal, cols), 32, NBITS_GRID);
+  const g = await gptqQuantize(w, rows, cols, await factorOf(diagonal, cols), 32, NBITS_GRID, matmul);
   const rtn = roundToNearest(w, rows, cols, 32, NBITS_GRID);
   const mse = (q: BlockCodes) => w.reduce((s, v, i) => s + (v - q.codes[i]! * q.scales[Math.floor(i / cols) * 3 + Math.floor((i % cols) / 32)]!) ** 2, 0);
   assert.ok(mse(g) <= mse(rtn) + 1e-12, 'a clipped scale is taken only where it lowers the error');
@@ -126,6 +125,21 @@ test('GPTQ: lower output error than rounding on inputs it was not fitted to, sam
   const tiny = Float32Array.from({ length: 32 }, (_, i) => (i === 3 ? 1e-45 : 0));
   const t = roundToNearest(tiny, 1, 32, 32, INT4_CONV_GRID);
   assert.ok(t.scales[0]! > 0 && t.codes.every((c) => c === 0));
+});
+
+test('GPTQ in blocks of columns: each row gets the codes and scales it gets alone, for groups shorter and longer than a block', async () => {
+  const [rows, cols] = [10, 300];
+  const r = rng(8);
+  const w = Float32Array.from({ length: rows * cols }, () => r() - 0.5);
+  const factor = await factorOf(hessianOf(correlatedInputs(600, cols, 6), 600, cols), cols);
+  for (const [grid, group] of [[NBITS_GRID, 32], [INT4_CONV_GRID, 30], [INT8_GRID, cols]] as const) {
+    const all = await gptqQuantize(w, rows, cols, factor, group, grid, matmul);
+    const groups = Math.ceil(cols / group);
+    for (let i = 0; i < rows; i++) {
+      const alone = await gptqQuantize(w.slice(i * cols, (i + 1) * cols), 1, cols, factor, group, grid, matmul);
+      assert.deepEqual([all.codes.slice(i * cols, (i + 1) * cols), all.scales.slice(i * groups, (i + 1) * groups)], [alone.codes, alone.scales], `row ${i}, groups of ${group}`);
+    }
+  }
 });
 
 test('a Hessian from too few rows of independent inputs is shrunk to its diagonal, so GPTQ no longer fits their noise; real correlations are kept', async () => {
@@ -143,7 +157,7 @@ test('a Hessian from too few rows of independent inputs is shrunk to its diagona
     assert.ok(Math.abs(shrunk[i * cols + (i + 1) % cols]! - (1 - alpha) * raw[i * cols + (i + 1) % cols]!) < 1e-12);
   }
   const error = (q: BlockCodes) => outputError(w, q, rows, cols, 32, heldOut, 2000);
-  const [rounded, fitted, kept] = [roundToNearest(w, rows, cols, 32, NBITS_GRID), gptqQuantize(w, rows, cols, await factorOf(raw, cols), 32, NBITS_GRID), gptqQuantize(w, rows, cols, await factorOf(shrunk, cols), 32, NBITS_GRID)];
+  const [rounded, fitted, kept] = [roundToNearest(w, rows, cols, 32, NBITS_GRID), await gptqQuantize(w, rows, cols, await factorOf(raw, cols), 32, NBITS_GRID, matmul), await gptqQuantize(w, rows, cols, await factorOf(shrunk, cols), 32, NBITS_GRID, matmul)];
   assert.ok(error(fitted) > 1.05 * error(rounded), `unshrunk GPTQ ${error(fitted)} vs rounding ${error(rounded)}: the case this guards`);
   assert.ok(error(kept) <= 1.01 * error(rounded), `shrunk GPTQ ${error(kept)} vs rounding ${error(rounded)}`);
   // Inputs driven by shared factors, from as few rows: the correlations are real and H is left whole.
@@ -161,14 +175,19 @@ test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight 
   const x = correlatedInputs(200, k, 3);
   const h = hessianOf(x, 200, k);
   const factor = await factorOf(h, k);
-  const layer: { factor?: HessianFactor } = { factor };
+  const layer: GptqLayer = { factor };
+  // A quantization before the layer is solved notes what to solve and stands in with rounding's codes.
+  assert.deepEqual(quantizeInt4(w, k, n, 32, true, layer), quantizeInt4(w, k, n, 32, true));
+  assert.ok(layer.request && !layer.codes);
+  await solveRequested([layer, layer], matmul);
+  // Solved once: the factor is let go, the codes kept for every later quantization of the same model.
+  assert.ok(!layer.factor && !layer.request && layer.codes);
   const q = quantizeInt4(w, k, n, 32, true, layer);
-  // Solved once: the factor is let go, the codes kept for the next quantization of the same model.
-  assert.ok(!layer.factor && (layer as { codes?: unknown }).codes);
   assert.deepEqual(quantizeInt4(w, k, n, 32, true, layer), q);
+  assert.notDeepEqual(q, quantizeInt4(w, k, n, 32, true));
   const back = dequantizeInt4(q, k, n, 32);
   const rowsW = Float32Array.from({ length: n * k }, (_, i) => w[(i % k) * n + Math.floor(i / k)]!);
-  const codes = gptqQuantize(rowsW, n, k, factor, 32, NBITS_GRID);
+  const codes = await gptqQuantize(rowsW, n, k, factor, 32, NBITS_GRID, matmul);
   for (let col = 0; col < n; col++) for (let row = 0; row < k; row++) assert.equal(back[row * n + col], Math.fround(codes.codes[col * k + row]! * codes.scales[col * 3 + Math.floor(row / 32)]!));
 });
 
