@@ -101,13 +101,14 @@ export function roundToNearest(w: Float32Array, rows: number, cols: number, grou
   const groups = Math.ceil(cols / groupSize);
   const codes = new Int8Array(rows * cols);
   const scales = new Float32Array(rows * groups);
+  const round = roundHalfEven;
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < groups; g++) {
       const from = r * cols + g * groupSize;
       const to = r * cols + Math.min(cols, (g + 1) * groupSize);
       const s = grid.scale(w, from, to);
       scales[r * groups + g] = s;
-      for (let i = from; i < to; i++) codes[i] = Math.min(grid.qmax, Math.max(grid.qmin, roundHalfEven(w[i]! / s)));
+      for (let i = from; i < to; i++) codes[i] = Math.min(grid.qmax, Math.max(grid.qmin, round(w[i]! / s)));
     }
   }
   return { codes, scales };
@@ -398,13 +399,14 @@ const SHRINKS = [1, 0.95, 0.9, 0.85, 0.8, 0.75];
  */
 function bestScale(v: Float64Array, from: number, to: number, diagonal: Float64Array, offset: number, grid: Grid): number {
   const full = grid.scale(v, from, to);
+  const round = roundHalfEven;
   let best = full;
   let bestErr = Infinity;
   for (const f of SHRINKS) {
     const s = full * f;
     let err = 0;
     for (let i = from; i < to; i++) {
-      const q = Math.min(grid.qmax, Math.max(grid.qmin, roundHalfEven(v[i]! / s)));
+      const q = Math.min(grid.qmax, Math.max(grid.qmin, round(v[i]! / s)));
       err += diagonal[i + offset]! * (v[i]! - q * s) ** 2;
     }
     if (err < bestErr) {

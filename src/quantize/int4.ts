@@ -33,13 +33,13 @@ export function quantizeInt4(w: Float32Array, k: number, n: number, blockSize: n
   const { codes, scales } = gptq ? codesOf(gptq, rows, n, k, blockSize, NBITS_GRID) : roundToNearest(rows, n, k, blockSize, NBITS_GRID);
   const blocks = Math.ceil(k / blockSize);
   const blob = blockSize / 2;
-  // Padding past K is code 0 (nibble 8).
+  // Padding past K is code 0 (nibble 8). A block at a time, two codes a byte.
   const packed = new Uint8Array(n * blocks * blob).fill(0x88);
   for (let col = 0; col < n; col++) {
-    for (let r = 0; r < k; r++) {
-      const at = (col * blocks + Math.floor(r / blockSize)) * blob + ((r % blockSize) >> 1);
-      const nib = codes[col * k + r]! + 8;
-      packed[at] = r & 1 ? (packed[at]! & 0x0f) | (nib << 4) : (packed[at]! & 0xf0) | nib;
+    const src = col * k;
+    for (let b = 0; b < blocks; b++) {
+      const [from, to, at] = [b * blockSize, Math.min(k, (b + 1) * blockSize), (col * blocks + b) * blob];
+      for (let r = from; r < to; r += 2) packed[at + ((r - from) >> 1)] = (codes[src + r]! + 8) | ((r + 1 < to ? codes[src + r + 1]! + 8 : 8) << 4);
     }
   }
   return { packed, scales };

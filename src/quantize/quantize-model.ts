@@ -231,8 +231,8 @@ function upgradeFor(model: onnx.IModelProto, method: Method): OpsetUpgrade | und
 }
 
 /**
- * int4 with `int4Conv` stores Conv weights as int4 tensors, which Cast reads from opset 21: a model with Convs is
- * raised to opset 21 when the upgrader can take it; when it cannot, its Convs keep 8-bit weights.
+ * int4 with `int4Conv` stores Conv weights as int4 tensors, which Cast reads from opset 21: a model with
+ * Convs is raised to opset 21 when the upgrader can take it; when it cannot, its Convs keep 8-bit weights.
  */
 function raiseForInt4Conv(model: onnx.IModelProto): OpsetUpgrade | undefined {
   if (defaultOpset(model) >= INT4_CAST_OPSET || !(model.graph!.node ?? []).some((n) => n.opType === 'Conv' && !n.domain)) return undefined;

@@ -20,7 +20,7 @@ import { calibrationSource, samplesToArrow } from '../../src/quantize/calibratio
 import { QuantizeError, type Method } from '../../src/quantize/types';
 
 test('round half to even, as numpy.round', () => {
-  const cases: Array<[number, number]> = [[0.5, 0], [1.5, 2], [2.5, 2], [3.5, 4], [-0.5, -0], [-1.5, -2], [-2.5, -2], [2.4999, 2], [2.5000001, 3], [-3.7, -4], [7, 7]];
+  const cases: Array<[number, number]> = [[0.5, 0], [1.5, 2], [2.5, 2], [3.5, 4], [-0.5, -0], [-1.5, -2], [-2.5, -2], [2.4999, 2], [2.5000001, 3], [-3.7, -4], [7, 7], [-0, -0], [-0.3, -0], [0.49999999999999994, 0], [-0.49999999999999994, -0], [2 ** 52 + 1, 2 ** 52 + 1], [-(2 ** 52) - 1, -(2 ** 52) - 1], [2 ** 51 + 0.5, 2 ** 51], [Infinity, Infinity]];
   for (const [x, want] of cases) assert.ok(Object.is(roundHalfEven(x), want), `round(${x}) = ${roundHalfEven(x)}, want ${want}`);
 });
 
