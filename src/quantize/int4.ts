@@ -227,13 +227,13 @@ export function convTakesFourBits(dims: number[], group: number, opset: number, 
 
 // Conv: MatMulNBits covers MatMul only. A Conv keeps int8 weights (weight-only, any opset) unless int4Conv
 // asks for 4-bit blocks, blocked as the GEMM a convolution is: [M, C/groups·kh·kw], blocks of at most
-// `blockSize` along each output channel's K (as MatMulNBits blocks K; evenBlockLength). A depthwise filter's 9 weights would thus share
-// one scale of their own; blocks across 32 output channels at one kernel position mix filters of very
-// different sizes. The blocks are restored by Cast and Mul, then reshaped, all constant inputs, so
-// onnxruntime folds them into a float weight at load and convolves at float speed. A DequantizeLinear-21
-// with `block_size` says the same in one node, but onnxruntime keeps every DequantizeLinear for its QDQ
-// fusions and so dequantized on each run, and the Conv lost its prepacked kernel: PaddleOCR's detector
-// took 105 ms a run that way against the float model's 95 ms, and 94 ms restored as now.
+// `blockSize` along each output channel's K (as MatMulNBits blocks K; evenBlockLength). A depthwise
+// filter's 9 weights would thus share one scale of their own; blocks across 32 output channels at one
+// kernel position mix filters of very different sizes. The blocks are restored by Cast and Mul, then
+// reshaped, all from constants, so onnxruntime folds them into a float weight at load and convolves at
+// float speed. A DequantizeLinear-21 with `block_size` says the same in one node, but onnxruntime keeps
+// every DequantizeLinear for its QDQ fusions, so it dequantized on each run and the Conv lost its
+// prepacked kernel: PaddleOCR's detector took 105 ms a run that way against fp32's 95 ms; 94 ms as now.
 registerQuantizer({
   method: 'int4',
   opType: 'Conv',

@@ -19,8 +19,8 @@ export interface QuantizeOptions {
   /** int4 block size along K: 16, 32, 64, 128 or 256; default 32. */
   blockSize?: number;
   /**
-   * int4: Conv weights in 4-bit blocks too (int4 tensors restored by Cast-21; the model is raised to opset 21), where a
-   * filter has 64 weights or more and is not grouped. Off by default: Convs keep 8-bit weights, as
+   * int4: Conv weights in 4-bit blocks too (int4 tensors restored by Cast-21; the model is raised to
+   * opset 21), where a filter has 64 weights or more, splits evenly into blocks and is not grouped. Off by default: Convs keep 8-bit weights, as
    * 4 bits on every convolution of a mobile conv net costs more fidelity than most budgets allow.
    */
   int4Conv?: boolean;
