@@ -49,7 +49,7 @@ export function floatValues(t: onnx.ITensorProto): Float32Array {
 }
 
 /** Row-major N-D transpose: out[i_perm[0], …] = x[i_0, …]. */
-export function transpose<T extends Float32Array | Int8Array>(x: T, dims: number[], perm: number[]): T {
+export function transpose<T extends Float32Array | Float64Array | Int8Array>(x: T, dims: number[], perm: number[]): T {
   const rank = dims.length;
   const outDims = perm.map((p) => dims[p]!);
   const strides = dims.map((_, i) => elementCount(dims.slice(i + 1)));

@@ -7,6 +7,7 @@
  * Hessians come from calibration runs (calibrate.ts), the codes go to the packers in int4.ts.
  */
 import { roundHalfEven } from './params';
+import { transpose } from '../onnx/tensor';
 
 /** Signed 4-bit codes, row-major [rows, cols], and one scale per row and group of `groupSize` columns. */
 export interface BlockCodes {
@@ -161,12 +162,6 @@ function putBlock(a: Float64Array, n: number, r: number, c: number, b: Float64Ar
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) a[(r + i) * n + c + j] = sign * b[i * cols + j]!;
 }
 
-function transposed(a: Float64Array, rows: number, cols: number): Float64Array {
-  const t = new Float64Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j]!;
-  return t;
-}
-
 /**
  * In-place lower Cholesky factor of the symmetric positive-definite a [n, n] (upper triangle zeroed), a block
  * of rows at a time: the diagonal block factored, the rows below solved against it (L21 = A21·L11⁻ᵀ) and the
@@ -181,9 +176,9 @@ async function blockedCholesky(a: Float64Array, n: number, floor: number, matmul
     cholesky(d, b, floor);
     putBlock(a, n, kb, kb, d, b, b);
     if (m === 0) break;
-    const l21 = await matmul(blockOf(a, n, ke, kb, m, b), transposed(lowerInverse(d, b), b, b), m, b, b);
+    const l21 = await matmul(blockOf(a, n, ke, kb, m, b), transpose(lowerInverse(d, b), [b, b], [1, 0]), m, b, b);
     putBlock(a, n, ke, kb, l21, m, b);
-    const p = await matmul(l21, transposed(l21, m, b), m, b, m);
+    const p = await matmul(l21, transpose(l21, [m, b], [1, 0]), m, b, m);
     for (let i = 0; i < m; i++) {
       const ri = (ke + i) * n + ke;
       for (let j = 0; j <= i; j++) a[ri + j] = a[ri + j]! - p[i * m + j]!;
