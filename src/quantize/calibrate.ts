@@ -3,8 +3,9 @@ import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
 import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
-import type { HessianSum } from './gptq';
-import { withHessianOutputs, type HessianTarget } from './hessian-graph';
+import type { HessianSum, MatMul } from './gptq';
+import { fetchesOf, withHessianOutputs, type HessianTarget } from './hessian-graph';
+import { transpose } from '../onnx/tensor';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -70,27 +71,30 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
 }
 
 /**
- * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant): a MatMul's
- * input rows, a group-1 Conv's patches, each computed by onnxruntime beside the model (withHessianOutputs)
- * and summed here in float64 (upper triangle) with the rows' moments, for pooledHessian to finish. Memory is k² per
- * target, whatever the dataset size.
+ * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant) with the rows'
+ * moments, for pooledHessian to finish: a Conv's per sample from onnxruntime (withHessianOutputs), summed
+ * here in float64 (upper triangle); a MatMul's rows gathered, up to max(k, ROW_BLOCK) at a time, and
+ * multiplied by `matmul` in float64. Memory is about 2·k² per target, whatever the dataset size.
  */
-export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
+export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, matmul: MatMul): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
   const { model: augmented, outputs } = withHessianOutputs(model, targets);
-  const fetches = [...new Set([...outputs.values()].flatMap((o) => [o.h, o.rowSquares, o.rowFourths]))];
+  // One sum per computation: targets reading the same rows share it, and get copies at the end.
+  const sums = new Map([...new Set(outputs.values())].map((o) => [o, { sum: { h: new Float64Array(o.k * o.k), rows: 0, crossFourth: 0 }, pending: rowBlock(o.k) }]));
+  const fetches = [...new Set([...sums.keys()].flatMap(fetchesOf))];
   const session = await openSession(augmented, fetches);
   try {
-    const sums = new Map(targets.map((t) => [t.node, { h: new Float64Array(t.k * t.k), rows: 0, crossFourth: 0 }]));
     let count = 0;
     for await (const s of samples()) {
       const out = await runSample(session, s, count, fetches);
-      for (const t of targets) {
-        const o = outputs.get(t.node)!;
-        const sum = sums.get(t.node)!;
+      for (const [o, { sum, pending }] of sums) {
+        if (o.kind === 'rows') {
+          await addRows(sum, pending, out[o.rows]!.data as Float32Array, matmul);
+          continue;
+        }
         // The upper triangle: pooledHessian mirrors it (half the adds of a k² sum per sample).
         const h = out[o.h]!.data as Float32Array;
-        for (let i = 0; i < t.k; i++) for (let at = i * t.k + i; at < (i + 1) * t.k; at++) sum.h[at] = sum.h[at]! + h[at]!;
-        // Σ over rows of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴, in float64.
+        for (let i = 0; i < o.k; i++) for (let at = i * o.k + i; at < (i + 1) * o.k; at++) sum.h[at] = sum.h[at]! + h[at]!;
+        // Σ over patches of Σ_{i≠j} x_i²·x_j² = ‖x‖⁴ − Σ x_i⁴, in float64.
         const squares = out[o.rowSquares]!.data as Float32Array;
         const fourths = out[o.rowFourths]!.data as Float32Array;
         for (let r = 0; r < squares.length; r++) sum.crossFourth += squares[r]! * squares[r]! - fourths[r]!;
@@ -99,10 +103,54 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
       count++;
     }
     if (count === 0) throw new QuantizeError('the calibration set is empty');
-    return { sums, samples: count };
+    for (const { sum, pending } of sums.values()) await flushRows(sum, pending, matmul);
+    const copy = (x: HessianSum): HessianSum => ({ ...x, h: Float64Array.from(x.h) });
+    return { sums: new Map(targets.map((t) => [t.node, copy(sums.get(outputs.get(t.node)!)!.sum)])), samples: count };
   } finally {
     await session.release();
   }
+}
+
+/** Rows gathered at least this many at a time (or k, if more) before they are multiplied into H. */
+const ROW_BLOCK = 1024;
+
+interface PendingRows {
+  k: number;
+  data: Float64Array;
+  count: number;
+}
+
+function rowBlock(k: number): PendingRows {
+  return { k, data: new Float64Array(Math.max(k, ROW_BLOCK) * k), count: 0 };
+}
+
+/** Adds `rows` (each of `pending.k` values) to `sum`'s moments and to the rows waiting for its H. */
+async function addRows(sum: HessianSum, pending: PendingRows, rows: Float32Array, matmul: MatMul): Promise<void> {
+  const { k } = pending;
+  for (let at = 0; at < rows.length; at += k) {
+    let squares = 0;
+    let fourths = 0;
+    const into = pending.count * k;
+    for (let i = 0; i < k; i++) {
+      const v = rows[at + i]!;
+      pending.data[into + i] = v;
+      squares += v * v;
+      fourths += v * v * v * v;
+    }
+    sum.crossFourth += squares * squares - fourths;
+    sum.rows++;
+    if (++pending.count * k === pending.data.length) await flushRows(sum, pending, matmul);
+  }
+}
+
+/** H += Xᵀ·X over the rows waiting, in float64. */
+async function flushRows(sum: HessianSum, pending: PendingRows, matmul: MatMul): Promise<void> {
+  const { k, count } = pending;
+  if (count === 0) return;
+  const x = pending.data.slice(0, count * k);
+  const gram = await matmul(transpose(x, [count, k], [1, 0]), x, k, count, k);
+  for (let i = 0; i < sum.h.length; i++) sum.h[i] = sum.h[i]! + gram[i]!;
+  pending.count = 0;
 }
 
 /**

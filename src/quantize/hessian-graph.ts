@@ -1,9 +1,11 @@
 /**
- * The Hessians GPTQ needs, computed by onnxruntime beside the model: for each target, its input rows X
- * (a MatMul's rows of width k, a Conv's patches) and H = Xᵀ·X as one MatMul, plus each row's Σx² and Σx⁴
- * for the shrinkage estimate. Summed in JavaScript, Σ x·xᵀ over a detector's patches took three quarters
- * of its calibration (14 of 19 s); as a MatMul in onnxruntime it is a small part. Pure graph building: the
- * calibration runs it (calibrate.ts).
+ * What GPTQ's Hessians are made of, computed by onnxruntime beside the model. A Conv's patches outnumber
+ * its inputs many times (a detector: 25,600 patches of 27 to 864 values an image), so H = Xᵀ·X and each
+ * patch's Σx² and Σx⁴ are computed in the graph, per sample (summed in JavaScript, Σ x·xᵀ over a detector's
+ * patches took three quarters of its calibration, 14 of 19 s). A MatMul's rows are few (a sequence's
+ * tokens, one vector), often far fewer than its width: those rows themselves are the output, and the
+ * calibration sums H over many samples' rows at once (fetching a 3,072-wide layer's H for every 32-token
+ * sample moved 38 MB a sample). Pure graph building: the calibration runs it (calibrate.ts).
  */
 import { onnx } from '../onnx/proto';
 import { floatTensor, int64Tensor, node } from '../onnx/build';
@@ -17,18 +19,19 @@ export interface HessianTarget {
   conv?: ConvGeometry;
 }
 
-/** The outputs one target adds: H [k, k], and per input row Σx² and Σx⁴ ([rows, 1] each). */
-export interface HessianOutputs {
-  h: string;
-  rowSquares: string;
-  rowFourths: string;
+/** What one target adds: a Conv's H [k, k] and per patch Σx² and Σx⁴ ([patches, 1] each); a MatMul's rows [rows, k]. */
+export type HessianOutputs = { kind: 'gram'; k: number; h: string; rowSquares: string; rowFourths: string } | { kind: 'rows'; k: number; rows: string };
+
+/** The names a session fetches for `o`. */
+export function fetchesOf(o: HessianOutputs): string[] {
+  return o.kind === 'gram' ? [o.h, o.rowSquares, o.rowFourths] : [o.rows];
 }
 
 /**
- * A copy of `model` that also outputs, for each target, its Hessian and row moments. A Conv's patches come
- * from a grouped convolution whose one-hot filters copy each kernel position of each channel to a channel of
- * its own ([C·kh·kw, 1, kh, kw], group C): its output channel c·kh·kw + i·kw + j is the flattened weight's
- * column, so H's order is the weight's. Only operators whose signatures opset 7 already has.
+ * A copy of `model` that also outputs, for each target, its rows or (a Conv) its Hessian and patch moments.
+ * A Conv's patches come from a grouped convolution whose one-hot filters copy each kernel position of each
+ * channel to a channel of its own ([C·kh·kw, 1, kh, kw], group C): its output channel c·kh·kw + i·kw + j is
+ * the flattened weight's column, so H's order is the weight's. Only operators opset 7 already has.
  */
 export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarget[]): { model: onnx.IModelProto; outputs: Map<string, HessianOutputs> } {
   const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
@@ -46,24 +49,26 @@ export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarg
       return;
     }
     const p = `qcflow.hessian.${n}`;
-    const ones = `${p}.ones`;
-    initializers.push(int64Tensor(`${p}.shape`, [2], [-1, t.k]), floatTensor(ones, [t.k, 1], new Array<number>(t.k).fill(1)));
-    let rowsOf = t.input;
-    if (t.conv) {
-      const [kh, kw] = t.conv.kernel;
-      const channels = t.k / (kh * kw);
-      const copy = new Float32Array(t.k * kh * kw);
-      for (let o = 0; o < t.k; o++) copy[o * kh * kw + (o % (kh * kw))] = 1;
-      initializers.push(floatTensor(`${p}.unfold`, [t.k, 1, kh, kw], copy));
-      nodes.push(
-        node('Conv', [t.input, `${p}.unfold`], [`${p}.patches`], { group: channels, kernel_shape: [kh, kw], strides: t.conv.strides, pads: t.conv.pads, dilations: t.conv.dilations }),
-        node('Transpose', [`${p}.patches`], [`${p}.channels_last`], { perm: [0, 2, 3, 1] }),
-      );
-      rowsOf = `${p}.channels_last`;
+    initializers.push(int64Tensor(`${p}.shape`, [2], [-1, t.k]));
+    if (!t.conv) {
+      const out: HessianOutputs = { kind: 'rows', k: t.k, rows: `${p}.x` };
+      nodes.push(node('Reshape', [t.input, `${p}.shape`], [out.rows]));
+      outputs.set(t.node, out);
+      byRows.set(rows, out);
+      return;
     }
-    const out = { h: `${p}.h`, rowSquares: `${p}.row_squares`, rowFourths: `${p}.row_fourths` };
+    const ones = `${p}.ones`;
+    initializers.push(floatTensor(ones, [t.k, 1], new Array<number>(t.k).fill(1)));
+    const [kh, kw] = t.conv.kernel;
+    const channels = t.k / (kh * kw);
+    const copy = new Float32Array(t.k * kh * kw);
+    for (let o = 0; o < t.k; o++) copy[o * kh * kw + (o % (kh * kw))] = 1;
+    initializers.push(floatTensor(`${p}.unfold`, [t.k, 1, kh, kw], copy));
+    const out: HessianOutputs = { kind: 'gram', k: t.k, h: `${p}.h`, rowSquares: `${p}.row_squares`, rowFourths: `${p}.row_fourths` };
     nodes.push(
-      node('Reshape', [rowsOf, `${p}.shape`], [`${p}.x`]),
+      node('Conv', [t.input, `${p}.unfold`], [`${p}.patches`], { group: channels, kernel_shape: [kh, kw], strides: t.conv.strides, pads: t.conv.pads, dilations: t.conv.dilations }),
+      node('Transpose', [`${p}.patches`], [`${p}.channels_last`], { perm: [0, 2, 3, 1] }),
+      node('Reshape', [`${p}.channels_last`, `${p}.shape`], [`${p}.x`]),
       node('Transpose', [`${p}.x`], [`${p}.xt`], { perm: [1, 0] }),
       node('MatMul', [`${p}.xt`, `${p}.x`], [out.h]),
       node('Mul', [`${p}.x`, `${p}.x`], [`${p}.x2`]),

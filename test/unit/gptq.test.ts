@@ -191,7 +191,7 @@ test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight 
   for (let col = 0; col < n; col++) for (let row = 0; row < k; row++) assert.equal(back[row * n + col], Math.fround(codes.codes[col * k + row]! * codes.scales[col * 3 + Math.floor(row / 32)]!));
 });
 
-test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride, padding, dilation), as the layers multiply them', async () => {
+test('Hessians from onnxruntime: a MatMul\'s rows (more than one block of them) and a Conv\'s patches (stride, padding, dilation), as the layers multiply them', async () => {
   const [c, height, width] = [3, 7, 9];
   const geometry = { kernel: [3, 2] as [number, number], strides: [2, 1] as [number, number], pads: [1, 0, 1, 1] as [number, number, number, number], dilations: [1, 2] as [number, number] };
   const k = c * 3 * 2;
@@ -201,27 +201,28 @@ test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride,
   const w = Float32Array.from({ length: k * k }, () => r() - 0.5);
   const x = Float32Array.from({ length: 2 * c * height * width }, () => r() - 0.5);
   // Rows driven by shared factors, as activations are: H is kept whole, not shrunk (see below).
-  const rows = correlatedInputs(10, k, 5);
+  // 600 rows a sample: the second sample's are multiplied into H in two blocks (ROW_BLOCK is 1,024).
+  const rows = correlatedInputs(600, k, 5);
   const m = model({
     name: 'layers', opset: 13,
-    inputs: [valueInfo('x', F32, [2, c, height, width]), valueInfo('rows', F32, [2, 5, k])],
-    outputs: [valueInfo('y', F32, [2, k, 4, 8]), valueInfo('z', F32, [2, 5, k])],
+    inputs: [valueInfo('x', F32, [2, c, height, width]), valueInfo('rows', F32, [2, 300, k])],
+    outputs: [valueInfo('y', F32, [2, k, 4, 8]), valueInfo('z', F32, [2, 300, k])],
     initializers: [floatTensor('w', [k, c, 3, 2], w), floatTensor('wt', [k, k], w)],
     nodes: [node('Conv', ['x', 'w'], ['y'], { strides: [2, 1], pads: [1, 0, 1, 1], dilations: [1, 2] }, 'conv'), node('MatMul', ['rows', 'wt'], ['z'], {}, 'matmul')],
   });
-  const sample = { inputs: { x: { dims: [2, c, height, width], data: x }, rows: { dims: [2, 5, k], data: rows } } };
-  const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }, { node: 'sibling', input: 'rows', k }], () => [sample, sample]);
+  const sample = { inputs: { x: { dims: [2, c, height, width], data: x }, rows: { dims: [2, 300, k], data: rows } } };
+  const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }, { node: 'sibling', input: 'rows', k }], () => [sample, sample], matmul);
   assert.equal(got.samples, 2);
   // Two layers reading the same rows share the computation, not the sums (shared weights add theirs up).
-  const [matmul, sibling, conv] = ['matmul', 'sibling', 'conv'].map((n) => got.sums.get(n)!);
-  assert.deepEqual(sibling, matmul);
-  assert.notEqual(sibling!.h, matmul!.h);
+  const [rowsSum, sibling, conv] = ['matmul', 'sibling', 'conv'].map((n) => got.sums.get(n)!);
+  assert.deepEqual(sibling, rowsSum);
+  assert.notEqual(sibling!.h, rowsSum!.h);
   // The MatMul's rows: H is theirs, twice (two samples), and so are the moments shrinkage reads.
-  const plain = hessianOf(rows, 10, k);
-  pooledHessian([matmul!], k).hessian.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
-  assert.equal(matmul!.rows, 20);
-  assert.ok(Math.abs(matmul!.crossFourth - 2 * crossFourthMoment(rows, 10, k)) < 1e-3 * matmul!.crossFourth, `${matmul!.crossFourth}`);
-  const y = (await (await ort.InferenceSession.create(encodeModel(m))).run({ x: new ort.Tensor('float32', x, [2, c, height, width]), rows: new ort.Tensor('float32', rows, [2, 5, k]) })).y!;
+  const plain = hessianOf(rows, 600, k);
+  pooledHessian([rowsSum!], k).hessian.forEach((v, i) => assert.ok(Math.abs(v - 2 * plain[i]!) < 1e-4, `matmul H[${i}]: ${v} vs ${2 * plain[i]!}`));
+  assert.equal(rowsSum!.rows, 1200);
+  assert.ok(Math.abs(rowsSum!.crossFourth - 2 * crossFourthMoment(rows, 600, k)) < 1e-3 * rowsSum!.crossFourth, `${rowsSum!.crossFourth}`);
+  const y = (await (await ort.InferenceSession.create(encodeModel(m))).run({ x: new ort.Tensor('float32', x, [2, c, height, width]), rows: new ort.Tensor('float32', rows, [2, 300, k]) })).y!;
   const positions = y.dims[2]! * y.dims[3]!;
   const out = y.data as Float32Array;
   const h = pooledHessian([conv!], k).hessian;
@@ -236,10 +237,10 @@ test('Hessians from onnxruntime: a MatMul\'s rows and a Conv\'s patches (stride,
   }
   assert.equal(conv!.rows, 2 * 2 * positions, 'two samples of two images');
   // A weight two layers multiply: their rows pooled before the shrinkage estimate, not each shrunk alone.
-  const pooled = pooledHessian([matmul!, sibling!], k);
-  const summed = Float64Array.from(matmul!.h, (v, i) => v + sibling!.h[i]!);
+  const pooled = pooledHessian([rowsSum!, sibling!], k);
+  const summed = Float64Array.from(rowsSum!.h, (v, i) => v + sibling!.h[i]!);
   for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) summed[i * k + j] = summed[j * k + i]!;
-  assert.equal(pooled.shrinkage, shrinkTowardDiagonal(summed, k, 40, 2 * matmul!.crossFourth));
+  assert.equal(pooled.shrinkage, shrinkTowardDiagonal(summed, k, 2400, 2 * rowsSum!.crossFourth));
   assert.deepEqual(pooled.hessian, summed);
   assert.deepEqual([pooledHessian([conv!], k).shrinkage, pooled.shrinkage], [0, 0], 'correlated enough to keep whole');
 });
