@@ -83,7 +83,7 @@ export async function quantizeRealBench(): Promise<void> {
     const [src, dst, calibration] = [path.join(dir, 'in.onnx'), path.join(dir, 'qcflow.onnx'), path.join(dir, 'calibration.jsonl')];
     writeFileSync(src, c.bytes);
     if (calibrated) writeFileSync(calibration, goldenToJsonl(c.calibration));
-    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(calibrated ? ['--calibration', calibration] : [])];
+    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(calibrated ? ['--calibration', calibration] : [])];
     const printed = execFileSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
     return { model: readFileSync(dst), report: JSON.parse(printed) as QuantizeReport & { seconds: number } };
   };
@@ -91,11 +91,14 @@ export async function quantizeRealBench(): Promise<void> {
     for (const c of cases) {
       const paddle = !c.name.startsWith('fixture') && !c.name.startsWith('torch');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
-      const convs = decodeModel(c.bytes).graph!.node!.some((n) => n.opType === 'Conv');
-      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ...(convs ? [['int4', { int4Conv: true }, true] as [string, Partial<QuantizeOptions>, boolean]] : [])];
+      const ops = new Set(decodeModel(c.bytes).graph!.node!.map((n) => n.opType));
+      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true]];
+      if (ops.has('Conv')) runs.push(['int4', { int4Conv: true }, true]);
+      // onnxruntime's GPTQ solves MatMuls only: qcflow's at the same coverage, for a like-for-like time.
+      if (paddle && ops.has('Conv') && ops.has('MatMul')) runs.push(['int4', { excludeOps: ['Conv'] }, true]);
       for (const [method, options, calibrated] of runs) {
         const { model, report } = qcflow(c, method, options, calibrated);
-        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}`;
+        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}`;
         const kept = report.nodes.filter((n) => n.action === 'kept');
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
