@@ -3,9 +3,8 @@ import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
 import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
-import type { HessianSum, MatMul } from './gptq';
-import { fetchesOf, withHessianOutputs, type HessianTarget } from './hessian-graph';
-import { transpose } from '../onnx/tensor';
+import type { HessianSum } from './gptq';
+import { fetchesOf, gramModel, withHessianOutputs, type HessianTarget } from './hessian-graph';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -72,23 +71,25 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
 
 /**
  * Σ x·xᵀ of each target's input over the calibration samples (GPTQ's H, up to a constant) with the rows'
- * moments, for pooledHessian to finish: a Conv's per sample from onnxruntime (withHessianOutputs), summed
- * here in float64 (upper triangle); a MatMul's rows gathered, up to max(k, ROW_BLOCK) at a time, and
- * multiplied by `matmul` in float64. Memory is about 2·k² per target, whatever the dataset size.
+ * moments, for pooledHessian to finish: a Conv's per sample from onnxruntime (withHessianOutputs), a
+ * MatMul's from its rows gathered up to max(k, ROW_BLOCK) at a time (gramModel); float32 products, summed
+ * in float64. Memory is about 1.5·k² doubles per target, whatever the dataset size.
  */
-export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, matmul: MatMul): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
+export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
   const { model: augmented, outputs } = withHessianOutputs(model, targets);
   // One sum per computation: targets reading the same rows share it, and get copies at the end.
   const sums = new Map([...new Set(outputs.values())].map((o) => [o, { sum: { h: new Float64Array(o.k * o.k), rows: 0, crossFourth: 0 }, pending: rowBlock(o.k) }]));
   const fetches = [...new Set([...sums.keys()].flatMap(fetchesOf))];
   const session = await openSession(augmented, fetches);
+  const gramSession = await ort.InferenceSession.create(encodeModel(gramModel()));
+  const gram = async (x: Float32Array, n: number, k: number): Promise<Float32Array> => (await gramSession.run({ x: new ort.Tensor('float32', x, [n, k]) })).h!.data as Float32Array;
   try {
     let count = 0;
     for await (const s of samples()) {
       const out = await runSample(session, s, count, fetches);
       for (const [o, { sum, pending }] of sums) {
         if (o.kind === 'rows') {
-          await addRows(sum, pending, out[o.rows]!.data as Float32Array, matmul);
+          await addRows(sum, pending, out[o.rows]!.data as Float32Array, gram);
           continue;
         }
         // The upper triangle: pooledHessian mirrors it (half the adds of a k² sum per sample).
@@ -103,53 +104,54 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
       count++;
     }
     if (count === 0) throw new QuantizeError('the calibration set is empty');
-    for (const { sum, pending } of sums.values()) await flushRows(sum, pending, matmul);
+    for (const { sum, pending } of sums.values()) await flushRows(sum, pending, gram);
     const copy = (x: HessianSum): HessianSum => ({ ...x, h: Float64Array.from(x.h) });
     return { sums: new Map(targets.map((t) => [t.node, copy(sums.get(outputs.get(t.node)!)!.sum)])), samples: count };
   } finally {
     await session.release();
+    await gramSession.release();
   }
 }
 
 /** Rows gathered at least this many at a time (or k, if more) before they are multiplied into H. */
 const ROW_BLOCK = 1024;
 
+type Gram = (x: Float32Array, n: number, k: number) => Promise<Float32Array>;
+
 interface PendingRows {
   k: number;
-  data: Float64Array;
+  data: Float32Array;
   count: number;
 }
 
 function rowBlock(k: number): PendingRows {
-  return { k, data: new Float64Array(Math.max(k, ROW_BLOCK) * k), count: 0 };
+  return { k, data: new Float32Array(Math.max(k, ROW_BLOCK) * k), count: 0 };
 }
 
 /** Adds `rows` (each of `pending.k` values) to `sum`'s moments and to the rows waiting for its H. */
-async function addRows(sum: HessianSum, pending: PendingRows, rows: Float32Array, matmul: MatMul): Promise<void> {
+async function addRows(sum: HessianSum, pending: PendingRows, rows: Float32Array, gram: Gram): Promise<void> {
   const { k } = pending;
   for (let at = 0; at < rows.length; at += k) {
     let squares = 0;
     let fourths = 0;
-    const into = pending.count * k;
-    for (let i = 0; i < k; i++) {
-      const v = rows[at + i]!;
-      pending.data[into + i] = v;
-      squares += v * v;
-      fourths += v * v * v * v;
+    for (let i = at; i < at + k; i++) {
+      const v2 = rows[i]! * rows[i]!;
+      squares += v2;
+      fourths += v2 * v2;
     }
+    pending.data.set(rows.subarray(at, at + k), pending.count * k);
     sum.crossFourth += squares * squares - fourths;
     sum.rows++;
-    if (++pending.count * k === pending.data.length) await flushRows(sum, pending, matmul);
+    if (++pending.count * k === pending.data.length) await flushRows(sum, pending, gram);
   }
 }
 
-/** H += Xᵀ·X over the rows waiting, in float64. */
-async function flushRows(sum: HessianSum, pending: PendingRows, matmul: MatMul): Promise<void> {
+/** H += Xᵀ·X over the rows waiting. */
+async function flushRows(sum: HessianSum, pending: PendingRows, gram: Gram): Promise<void> {
   const { k, count } = pending;
   if (count === 0) return;
-  const x = pending.data.slice(0, count * k);
-  const gram = await matmul(transpose(x, [count, k], [1, 0]), x, k, count, k);
-  for (let i = 0; i < sum.h.length; i++) sum.h[i] = sum.h[i]! + gram[i]!;
+  const h = await gram(pending.data.slice(0, count * k), count, k);
+  for (let i = 0; i < sum.h.length; i++) sum.h[i] = sum.h[i]! + h[i]!;
   pending.count = 0;
 }
 

@@ -4,11 +4,11 @@
  * patch's Σx² and Σx⁴ are computed in the graph, per sample (summed in JavaScript, Σ x·xᵀ over a detector's
  * patches took three quarters of its calibration, 14 of 19 s). A MatMul's rows are few (a sequence's
  * tokens, one vector), often far fewer than its width: those rows themselves are the output, and the
- * calibration sums H over many samples' rows at once (fetching a 3,072-wide layer's H for every 32-token
- * sample moved 38 MB a sample). Pure graph building: the calibration runs it (calibrate.ts).
+ * calibration multiplies many samples' rows at once (gramModel; fetching a 3,072-wide layer's H for each
+ * 32-token sample moved 38 MB a sample). Pure graph building: the calibration runs it (calibrate.ts).
  */
 import { onnx } from '../onnx/proto';
-import { floatTensor, int64Tensor, node } from '../onnx/build';
+import { floatTensor, int64Tensor, model, node, valueInfo } from '../onnx/build';
 import type { ConvGeometry } from './gptq';
 
 /** A weighted node whose input GPTQ needs: a MatMul's rows of width `k`, or a Conv's patches. */
@@ -82,4 +82,13 @@ export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarg
   g.node = [...(g.node ?? []), ...nodes];
   g.initializer = [...(g.initializer ?? []), ...initializers];
   return { model: augmented, outputs };
+}
+
+/** Xᵀ·X of float32 rows x [n, k]: how the calibration turns a MatMul's gathered rows into H. */
+export function gramModel(): onnx.IModelProto {
+  const f32 = onnx.TensorProto.DataType.FLOAT;
+  return model({
+    name: 'gram', opset: 13, inputs: [valueInfo('x', f32, ['n', 'k'])], outputs: [valueInfo('h', f32, ['k', 'k'])], initializers: [],
+    nodes: [node('Transpose', ['x'], ['xt'], { perm: [1, 0] }), node('MatMul', ['xt', 'x'], ['h'])],
+  });
 }

@@ -173,7 +173,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       const weights = [...new Set(pending.map((x) => x.weight))].slice(0, LAYERS_PER_PASS);
       const pass = pending.filter((x) => weights.includes(x.weight));
       const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
-      const got = await collectHessians(partial, pass, samples, matmul);
+      const got = await collectHessians(partial, pass, samples);
       for (const weight of weights) {
         const users = pass.filter((x) => x.weight === weight);
         const { hessian, shrinkage } = pooledHessian(users.map((x) => got.sums.get(x.node)!), users[0]!.k);

@@ -211,7 +211,7 @@ test('Hessians from onnxruntime: a MatMul\'s rows (more than one block of them) 
     nodes: [node('Conv', ['x', 'w'], ['y'], { strides: [2, 1], pads: [1, 0, 1, 1], dilations: [1, 2] }, 'conv'), node('MatMul', ['rows', 'wt'], ['z'], {}, 'matmul')],
   });
   const sample = { inputs: { x: { dims: [2, c, height, width], data: x }, rows: { dims: [2, 300, k], data: rows } } };
-  const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }, { node: 'sibling', input: 'rows', k }], () => [sample, sample], matmul);
+  const got = await collectHessians(m, [{ node: 'conv', input: 'x', k, conv: geometry }, { node: 'matmul', input: 'rows', k }, { node: 'sibling', input: 'rows', k }], () => [sample, sample]);
   assert.equal(got.samples, 2);
   // Two layers reading the same rows share the computation, not the sums (shared weights add theirs up).
   const [rowsSum, sibling, conv] = ['matmul', 'sibling', 'conv'].map((n) => got.sums.get(n)!);
