@@ -21,13 +21,13 @@ import { startReviewWorkflows } from '../review/start';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { readModelFile, writeModelFile } from '../onnx/io';
-import { OnnxFormatError } from '../onnx/proto';
+import { encodeModel, OnnxFormatError } from '../onnx/proto';
 import { TensorDataError } from '../onnx/tensor';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../onnx/fixture-models';
 import { quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../quantize/quantize-model';
 import { calibrationSource } from '../quantize/calibration-data';
 import type { CalibrationMethod } from '../quantize/calibrate';
-import { evaluateCandidate, goldenToJsonl, parseGoldenJsonl } from '../quantize/evaluate';
+import { evaluateCandidate, goldenToJsonl, loadError, parseGoldenJsonl } from '../quantize/evaluate';
 import { OnnxruntimeCrashed, evaluateIsolated } from '../quantize/evaluate-isolated';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
 import { modelQuantization, modelRollout } from '../../workflows';
@@ -309,6 +309,12 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (report.modelBytes.ratio > 1) {
       const kept = report.nodes.filter((n) => n.action === 'kept');
       throw new CliError(`${o.method} would make ${o.input} larger (×${report.modelBytes.ratio.toFixed(3)}), so nothing was written: ${report.quantized} nodes quantized, ${kept.length} kept in float${kept.length ? ` (${[...new Set(kept.map((n) => n.reason))].slice(0, 3).join('; ')})` : ''}. Try another --method`);
+    }
+    // A model onnxruntime cannot load is worse than none (one that silently lost a weight a subgraph read
+    // once was written): loaded first, when it fits in one buffer (protobuf's 2 GB).
+    if (report.modelBytes.after < 2 ** 31) {
+      const why = await loadError(encodeModel(q));
+      if (why) throw new CliError(`the ${o.method} model made from ${o.input} does not load in onnxruntime, so nothing was written (${why.slice(0, 300)}). That is a qcflow defect: please report it with the model; meanwhile --exclude-nodes the node named there, or try another --method`);
     }
     const written = writeModelFile(o.output, q, { externalData: o.externalData });
     process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);

@@ -9,9 +9,10 @@ import { DT, elementCount, floatValues, makeTensor } from './tensor';
  * being float weights the quantizer cannot touch (paddle2onnx exports keep every BatchNormalization:
  * 15% of PaddleOCR's classifier once its convolutions are int8). A pair folds only when the Conv's output
  * feeds nothing else, is not a graph output, and every parameter is a float initializer. Returns how many folded.
+ * `names`: the model's names, when `graph` is one of several (GraphIndex).
  */
-export function foldBatchNorms(graph: onnx.IGraphProto): number {
-  const index = new GraphIndex(graph);
+export function foldBatchNorms(graph: onnx.IGraphProto, names?: Set<string>): number {
+  const index = new GraphIndex(graph, names);
   const drop = new Set<onnx.INodeProto>();
   for (const bn of graph.node ?? []) {
     if (bn.opType !== 'BatchNormalization' || (bn.domain ?? '') !== '' || !foldable(bn, index)) continue;

@@ -2,15 +2,19 @@ import { onnx } from './proto';
 
 /**
  * Indexes over a graph that quantizers need: initializers by name, who produces and who consumes each
- * value. The index is rebuilt after edits (`refresh`), so handlers see one consistent picture.
+ * value. The index is rebuilt after edits (`refresh`), so handlers see one consistent picture. A node
+ * holding subgraphs (If, Loop, Scan) consumes what they read from this graph (its implicit inputs), so a
+ * weight only a branch reads is never taken for unused or for one reader's own. `names`: the model's names,
+ * shared by the indexes of all its graphs, so a name made in one is new in all.
  */
 export class GraphIndex {
   initializers = new Map<string, onnx.ITensorProto>();
   producers = new Map<string, onnx.INodeProto>();
   consumers = new Map<string, onnx.INodeProto[]>();
-  private names = new Set<string>();
+  private readonly names: Set<string>;
 
-  constructor(readonly graph: onnx.IGraphProto) {
+  constructor(readonly graph: onnx.IGraphProto, names?: Set<string>) {
+    this.names = names ?? new Set();
     this.refresh();
   }
 
@@ -19,14 +23,10 @@ export class GraphIndex {
     this.initializers = new Map((g.initializer ?? []).map((t) => [t.name!, t]));
     this.producers = new Map();
     this.consumers = new Map();
-    this.names = new Set([...this.initializers.keys(), ...(g.input ?? []).map((v) => v.name!), ...(g.output ?? []).map((v) => v.name!)]);
+    for (const name of namesIn(g)) this.names.add(name);
     for (const n of g.node ?? []) {
-      if (n.name) this.names.add(n.name);
-      for (const o of n.output ?? []) {
-        this.producers.set(o, n);
-        this.names.add(o);
-      }
-      for (const i of n.input ?? []) {
+      for (const o of n.output ?? []) this.producers.set(o, n);
+      for (const i of [...(n.input ?? []), ...implicitInputs(n)]) {
         if (!i) continue;
         const list = this.consumers.get(i) ?? [];
         list.push(n);
@@ -54,6 +54,76 @@ export class GraphIndex {
   }
 }
 
+/** The graphs a node holds: If's branches, Loop's and Scan's bodies. */
+export function subgraphsOf(n: onnx.INodeProto): onnx.IGraphProto[] {
+  return (n.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]);
+}
+
+/** `g` and every graph nested in its nodes, depth first, `g` first. */
+export function allGraphs(g: onnx.IGraphProto): onnx.IGraphProto[] {
+  return [g, ...(g.node ?? []).flatMap((n) => subgraphsOf(n).flatMap(allGraphs))];
+}
+
+/** Each graph nested in `g` (at any depth) mapped to the graph whose node holds it. */
+export function parentGraphs(g: onnx.IGraphProto, into = new Map<onnx.IGraphProto, onnx.IGraphProto>()): Map<onnx.IGraphProto, onnx.IGraphProto> {
+  for (const n of g.node ?? []) {
+    for (const sub of subgraphsOf(n)) {
+      into.set(sub, g);
+      parentGraphs(sub, into);
+    }
+  }
+  return into;
+}
+
+/** The values a node's subgraphs read from the graphs around them (onnxruntime's implicit inputs). */
+export function implicitInputs(n: onnx.INodeProto): string[] {
+  const out = new Set<string>();
+  for (const g of subgraphsOf(n)) for (const x of outerReferences(g)) out.add(x);
+  return [...out];
+}
+
+/** Names `g` (or a graph nested in it) reads without defining them. */
+function outerReferences(g: onnx.IGraphProto): Set<string> {
+  const defined = new Set([...(g.input ?? []).map((v) => v.name!), ...(g.initializer ?? []).map((t) => t.name!), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
+  const out = new Set<string>();
+  for (const n of g.node ?? []) for (const i of [...(n.input ?? []), ...implicitInputs(n)]) if (i && !defined.has(i)) out.add(i);
+  for (const o of g.output ?? []) if (!defined.has(o.name!)) out.add(o.name!);
+  return out;
+}
+
+/** Every name in `g` and the graphs nested in it: values, initializers, nodes. */
+function namesIn(g: onnx.IGraphProto): string[] {
+  return allGraphs(g).flatMap((x) => [
+    ...(x.initializer ?? []).map((t) => t.name!), ...(x.input ?? []).map((v) => v.name!), ...(x.output ?? []).map((v) => v.name!),
+    ...(x.node ?? []).flatMap((n) => [...(n.name ? [n.name] : []), ...(n.output ?? [])]),
+  ]);
+}
+
+/**
+ * Moves each initializer that one subgraph alone reads into that subgraph (as deep as it goes), so the
+ * graph that uses it can quantize it: silero-vad keeps its 16 kHz and 8 kHz models' weights in the main
+ * graph and reads each set from one branch of an If. Returns how many moved.
+ */
+export function moveInitializersIntoSubgraphs(g: onnx.IGraphProto): number {
+  const explicit = new Set([...(g.node ?? []).flatMap((n) => n.input ?? []), ...(g.input ?? []).map((v) => v.name!), ...(g.output ?? []).map((v) => v.name!)]);
+  const readers = new Map<string, onnx.IGraphProto[]>();
+  for (const n of g.node ?? []) for (const sub of subgraphsOf(n)) for (const x of outerReferences(sub)) readers.set(x, [...(readers.get(x) ?? []), sub]);
+  let moved = 0;
+  const kept: onnx.ITensorProto[] = [];
+  for (const t of g.initializer ?? []) {
+    const subs = readers.get(t.name!) ?? [];
+    if (explicit.has(t.name!) || subs.length !== 1) {
+      kept.push(t);
+      continue;
+    }
+    subs[0]!.initializer = [...(subs[0]!.initializer ?? []), t];
+    moved++;
+  }
+  g.initializer = kept;
+  for (const n of g.node ?? []) for (const sub of subgraphsOf(n)) moved += moveInitializersIntoSubgraphs(sub);
+  return moved;
+}
+
 /**
  * Nodes in an order where every input is produced before use (Kahn's algorithm, stable on the original
  * order). Throws on a cycle: ONNX graphs must be acyclic.
@@ -62,7 +132,7 @@ export function topologicalSort(graph: onnx.IGraphProto): onnx.INodeProto[] {
   const nodes = graph.node ?? [];
   const produced = new Map<string, number>();
   nodes.forEach((n, i) => (n.output ?? []).forEach((o) => produced.set(o, i)));
-  const deps = nodes.map((n) => new Set((n.input ?? []).filter((x) => x && produced.has(x)).map((x) => produced.get(x)!)));
+  const deps = nodes.map((n) => new Set([...(n.input ?? []), ...implicitInputs(n)].filter((x) => x && produced.has(x)).map((x) => produced.get(x)!)));
   const users = nodes.map(() => [] as number[]);
   deps.forEach((d, i) => d.forEach((j) => users[j]!.push(i)));
   const remaining = deps.map((d) => d.size);
@@ -78,9 +148,9 @@ export function topologicalSort(graph: onnx.IGraphProto): onnx.INodeProto[] {
   return out;
 }
 
-/** Drops initializers no node (and no graph output) reads; returns their names. */
+/** Drops initializers no node (nor a subgraph of one, nor a graph output) reads; returns their names. */
 export function removeUnusedInitializers(graph: onnx.IGraphProto): string[] {
-  const used = new Set<string>([...(graph.node ?? []).flatMap((n) => n.input ?? []), ...(graph.output ?? []).map((o) => o.name!)]);
+  const used = new Set<string>([...(graph.node ?? []).flatMap((n) => [...(n.input ?? []), ...implicitInputs(n)]), ...(graph.output ?? []).map((o) => o.name!)]);
   const removed = (graph.initializer ?? []).filter((t) => !used.has(t.name!)).map((t) => t.name!);
   graph.initializer = (graph.initializer ?? []).filter((t) => used.has(t.name!));
   // Older exporters list initializers among the inputs too; those entries go with them.

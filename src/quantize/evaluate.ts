@@ -123,6 +123,16 @@ async function medianLatencies(ref: ort.InferenceSession, cand: ort.InferenceSes
   return [median(times[0]), median(times[1])];
 }
 
+/** Why onnxruntime refuses to load `model` (its message), or undefined when it loads. */
+export async function loadError(model: Uint8Array): Promise<string | undefined> {
+  try {
+    await (await ort.InferenceSession.create(model, { graphOptimizationLevel: 'disabled' })).release();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /**
  * Runs the fp32 reference and a candidate on the same golden samples with onnxruntime-node and compares
  * the first output (or `output`): top-1 agreement, cosine similarity, max absolute error, accuracy against

@@ -20,7 +20,7 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
   registerQuantizer({
     method,
     opType: 'Gather',
-    weightInput: 0,
+    weightInputs: [0],
     applies: (n, ctx) => ctx.index.initializers.has(n.input?.[0] ?? ''),
     check(n, ctx) {
       const table = ctx.index.floatInitializer(n.input?.[0]);

@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, opHistogram, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, opHistogram, parentGraphs, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { quantizableOps, quantizerFor } from './registry';
@@ -17,6 +17,7 @@ import './int8-dynamic';
 import './int8-static';
 import { convTakesFourBits, INT4_CAST_OPSET } from './int4';
 import './gather';
+import './recurrent';
 
 export interface QuantizeReport {
   method: Method;
@@ -246,9 +247,9 @@ function raiseForInt4Conv(model: onnx.IModelProto): OpsetUpgrade | undefined {
 
 /** The inputs the method's quantizers would replace: where weight paths are folded to. */
 function weightInputs(g: onnx.IGraphProto, method: Method): Set<string> {
-  return new Set((g.node ?? []).filter((n) => !n.domain).map((n) => {
+  return new Set((g.node ?? []).filter((n) => !n.domain).flatMap((n) => {
     const q = quantizerFor(method, n.opType!);
-    return q ? n.input?.[q.weightInput ?? 1] : undefined;
+    return q ? (q.weightInputs ?? [1]).map((i) => n.input?.[i]) : [];
   }).filter((x): x is string => !!x));
 }
 
@@ -292,7 +293,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const inputBytes = onnx.ModelProto.encode(input).finish();
   const model = onnx.ModelProto.decode(inputBytes);
   const g = model.graph!;
-  const constantsMoved = constantsToInitializers(g);
+  // Subgraphs' Constant nodes too, for the methods that quantize inside them (below).
+  const constantsMoved = (['fp16', 'int8-static'].includes(options.method) ? [g] : allGraphs(g)).reduce((n, x) => n + constantsToInitializers(x), 0);
   const opsetUpgrade = upgradeFor(model, options.method) ?? (options.method === 'int4' && options.int4Conv ? raiseForInt4Conv(model) : undefined);
   const opset = defaultOpset(model);
   if (options.method === 'int8-static' && !options.ranges) throw new QuantizeError('int8-static needs a calibration set: pass --calibration samples.jsonl (named input tensors, like golden inputs)');
@@ -300,7 +302,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   if (options.method === 'int4' && (blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0)) {
     throw new QuantizeError(`--block-size ${blockSize}: MatMulNBits needs a power of two from 16 to 256`);
   }
-  const bytesByName = (): Map<string, number> => new Map((g.initializer ?? []).map((t) => [t.name!, tensorBytes(t).length]));
+  const bytesByName = (): Map<string, number> => new Map(allGraphs(g).flatMap((x) => x.initializer ?? []).map((t) => [t.name!, tensorBytes(t).length]));
   const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
   const initialBytes = bytesByName();
   const before = sum(initialBytes);
@@ -313,54 +315,29 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   if (options.method === 'fp16') {
     nodes = convertToFloat16(g, { excludeNodes: excludedNodes, excludeOps: excludedOps });
   } else {
-    // Not for int8-static: its QDQ pairs quantize a Conv's output per tensor, and after BatchNormalization
-    // that range is set by a few channels (PaddleOCR's classifier: cosine 0.88 folded, ≥ 0.94 not).
-    if (options.method !== 'int8-static') foldedBatchNorms = foldBatchNorms(g);
-    foldedWeightPaths = foldWeightPaths(g, weightInputs(g, options.method));
-    const shared = new Map<string, unknown>();
-    const index = new GraphIndex(g);
-    const ctx: QuantizeContext = {
-      index,
-      opset,
-      options: { perChannel: true, symmetric: true, reduceRange: true, ...options, blockSize },
-      addInitializer: (t) => {
-        g.initializer = [...(g.initializer ?? []), t];
-        index.initializers.set(t.name!, t);
-      },
-      dynamicQuantized: new Map(),
-      domains,
-      qdq: new Map(),
-      once<T>(key: string, make: () => T) {
-        if (shared.has(key)) return { value: shared.get(key) as T, first: false };
-        const value = make();
-        shared.set(key, value);
-        return { value, first: true };
-      },
+    // Weights inside If/Loop/Scan bodies are quantized in the graph that reads them (int8-static calibrates
+    // main-graph tensors only, so its subgraphs stay float): each graph is prepared and walked as the main
+    // one, with names unique across all of them.
+    const names = new Set<string>();
+    const graphs = options.method === 'int8-static' ? [g] : allGraphs(g);
+    if (graphs.length > 1) moveInitializersIntoSubgraphs(g);
+    const parents = parentGraphs(g);
+    const outer = (x: onnx.IGraphProto): onnx.ITensorProto[] => {
+      const p = parents.get(x);
+      return p ? [...outer(p), ...(p.initializer ?? [])] : [];
     };
-    const out: onnx.INodeProto[] = [];
     nodes = [];
-    for (const n of topologicalSort(g)) {
-      const q = quantizerFor(options.method, n.opType!);
-      const name = n.name || n.output![0]!;
-      if (!q || (q.applies && !q.applies(n, ctx))) {
-        out.push(n);
-        continue;
-      }
-      const why = excludedNodes.has(name) ? 'excluded by name' : excludedOps.has(n.opType!) ? 'excluded by op type' : q.check(n, ctx);
-      if (why) {
-        nodes.push({ node: name, op: n.opType!, action: 'kept', reason: why });
-        out.push(n);
-        continue;
-      }
-      // Nodes a quantizer writes carry no metadata_props, as onnxruntime's quantizer writes them (a node that
-      // only reads a restored weight keeps its own): torch.export's entries are ≈ 1.4 KB a node.
-      out.push(...q.quantize(n, ctx));
-      nodes.push({ node: name, op: n.opType!, action: 'quantized' });
+    for (const graph of graphs) {
+      // Not for int8-static: its QDQ pairs quantize a Conv's output per tensor, and after BatchNormalization
+      // that range is set by a few channels (PaddleOCR's classifier: cosine 0.88 folded, ≥ 0.94 not).
+      if (options.method !== 'int8-static') foldedBatchNorms += foldBatchNorms(graph, names);
+      foldedWeightPaths += foldWeightPaths(graph, weightInputs(graph, options.method), outer(graph));
+      nodes.push(...quantizeNodes(graph, new GraphIndex(graph, names), { perChannel: true, symmetric: true, reduceRange: true, ...options, blockSize }, opset, domains, excludedNodes, excludedOps));
+      dedupeTransposedInt8(graph);
     }
-    g.node = out;
-    dedupeTransposedInt8(g);
   }
-  removeUnusedInitializers(g);
+  // Innermost first: a subgraph's own initializers go before the graph around it counts what it reads.
+  for (const graph of allGraphs(g).reverse()) removeUnusedInitializers(graph);
   for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];
   model.producerName = 'qcflow';
   model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
@@ -377,4 +354,53 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
     report: { method: options.method, options, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
       modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length } },
   };
+}
+
+/**
+ * Hands each node of `graph`, in topological order, to its op's registered quantizer (nodes of other ops,
+ * excluded nodes, and nodes a quantizer declines stay as they are, with the reason in the outcome).
+ */
+function quantizeNodes(graph: onnx.IGraphProto, index: GraphIndex, options: QuantizeContext['options'], opset: number, domains: Set<string>, excludedNodes: Set<string>, excludedOps: Set<string>): NodeOutcome[] {
+  // Restored weights are shared within a graph only: a subgraph's nodes are not visible in its siblings.
+  const shared = new Map<string, unknown>();
+  const ctx: QuantizeContext = {
+    index,
+    opset,
+    options,
+    addInitializer: (t) => {
+      graph.initializer = [...(graph.initializer ?? []), t];
+      index.initializers.set(t.name!, t);
+    },
+    dynamicQuantized: new Map(),
+    domains,
+    qdq: new Map(),
+    once<T>(key: string, make: () => T) {
+      if (shared.has(key)) return { value: shared.get(key) as T, first: false };
+      const value = make();
+      shared.set(key, value);
+      return { value, first: true };
+    },
+  };
+  const out: onnx.INodeProto[] = [];
+  const nodes: NodeOutcome[] = [];
+  for (const n of topologicalSort(graph)) {
+    const q = quantizerFor(options.method, n.opType!);
+    const name = n.name || n.output![0]!;
+    if (!q || (q.applies && !q.applies(n, ctx))) {
+      out.push(n);
+      continue;
+    }
+    const why = excludedNodes.has(name) ? 'excluded by name' : excludedOps.has(n.opType!) ? 'excluded by op type' : q.check(n, ctx);
+    if (why) {
+      nodes.push({ node: name, op: n.opType!, action: 'kept', reason: why });
+      out.push(n);
+      continue;
+    }
+    // Nodes a quantizer writes carry no metadata_props, as onnxruntime's quantizer writes them (a node that
+    // only reads a restored weight keeps its own): torch.export's entries are ≈ 1.4 KB a node.
+    out.push(...q.quantize(n, ctx));
+    nodes.push({ node: name, op: n.opType!, action: 'quantized' });
+  }
+  graph.node = out;
+  return nodes;
 }

@@ -76,8 +76,8 @@ export interface QuantizeContext {
 export interface OpQuantizer {
   method: Method;
   opType: string;
-  /** Which input holds the weight it replaces (1 unless said: B of MatMul, W of Conv; Gather's table is 0). */
-  weightInput?: number;
+  /** Which inputs hold the weights it replaces ([1] unless said: B of MatMul, W of Conv; Gather's table is 0; an LSTM's W and R). */
+  weightInputs?: number[];
   /** False for nodes of its op that hold no weight at all (a Gather over a shape): neither quantized nor reported. */
   applies?(node: onnx.INodeProto, ctx: QuantizeContext): boolean;
   check(node: onnx.INodeProto, ctx: QuantizeContext): string | undefined;

@@ -1,0 +1,30 @@
+import { weightOnlyInt8 } from './dequantized-weight';
+import { registerQuantizer } from './registry';
+import type { Method } from './types';
+
+// LSTM, GRU and RNN weights (W [directions, gates·hidden, input], R [directions, gates·hidden, hidden]) as
+// weight-only int8, a scale per gate unit (axis 1), restored by Cast and Mul that onnxruntime folds at load:
+// the file keeps a quarter of their bytes and the recurrence runs in float as before, on any CPU. 8 bits
+// under int4 too: an error in R is applied again at every time step. (onnxruntime's DynamicQuantizeLSTM
+// would compute in int8, but it is LSTM only and in its contrib domain.)
+for (const method of ['int8-dynamic', 'int4'] as Method[]) {
+  for (const opType of ['LSTM', 'GRU', 'RNN']) {
+    registerQuantizer({
+      method,
+      opType,
+      weightInputs: [1, 2],
+      check(n, ctx) {
+        const [w, r] = [1, 2].map((i) => ctx.index.floatInitializer(n.input?.[i]));
+        if (!w || !r) return 'the weights (W, R: inputs 1 and 2) are not constant float initializers';
+        if ([w, r].some((t) => (t.dims ?? []).length !== 3)) return 'W and R are not 3-D';
+        return undefined;
+      },
+      quantize(n, ctx) {
+        const [w, r] = [1, 2].map((i) => weightOnlyInt8(ctx, n.input![i]!, 1));
+        return [...w!.nodes, ...r!.nodes, { ...n, input: (n.input ?? []).map((x, i) => (i === 1 ? w!.output : i === 2 ? r!.output : x)) }];
+      },
+    });
+  }
+}
+
+export {};

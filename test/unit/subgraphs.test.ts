@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
+import { GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
+import { sliceValues } from '../../src/onnx/fold-weights';
+import { encodeModel, onnx } from '../../src/onnx/proto';
+import { cosine, loadError } from '../../src/quantize/evaluate';
+import { quantizeModel } from '../../src/quantize/quantize-model';
+
+const BOOL = onnx.TensorProto.DataType.BOOL;
+const G = onnx.AttributeProto.AttributeType.GRAPH;
+
+function rng(seed: number): () => number {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+}
+
+const [seq, input, hidden] = [5, 32, 16];
+
+/**
+ * silero-vad's shape in small: the main graph holds the weights, an If's branches read them. Each branch
+ * runs an LSTM whose W and R are Slices of a torch-ordered weight put back in ONNX's gate order by a Concat
+ * and an Unsqueeze (torch's LSTM export), and a MatMul by a weight only that branch reads.
+ */
+function branchModel(): onnx.IModelProto {
+  const r = rng(3);
+  const values = (n: number): number[] => Array.from({ length: n }, () => (r() - 0.5) * 0.6);
+  const branch = (tag: string, matmulWeight: string): onnx.IGraphProto => {
+    const gates = (w: string, out: string): onnx.INodeProto[] => [
+      node('Slice', [w, `${tag}.s0`, `${tag}.s1`, `${tag}.axis0`], [`${out}.a`]),
+      node('Slice', [w, `${tag}.s1`, `${tag}.s2`, `${tag}.axis0`], [`${out}.b`]),
+      node('Concat', [`${out}.b`, `${out}.a`], [`${out}.c`], { axis: 0 }),
+      node('Unsqueeze', [`${out}.c`, `${tag}.axis0`], [out]),
+    ];
+    return {
+      name: tag,
+      initializer: [int64Tensor(`${tag}.s0`, [1], [0]), int64Tensor(`${tag}.s1`, [1], [2 * hidden]), int64Tensor(`${tag}.s2`, [1], [4 * hidden]), int64Tensor(`${tag}.axis0`, [1], [0])],
+      input: [],
+      output: [valueInfo(`${tag}.h`, F32, ['a', 'b', 'c']), valueInfo(`${tag}.z`, F32, ['a', 'b', 'c'])],
+      node: [
+        ...gates('w_ih', `${tag}.W`), ...gates('w_hh', `${tag}.R`),
+        node('LSTM', ['x', `${tag}.W`, `${tag}.R`], [`${tag}.y`, `${tag}.h`], { hidden_size: hidden }, `${tag}.lstm`),
+        node('MatMul', ['x', matmulWeight], [`${tag}.z`], {}, `${tag}.matmul`),
+      ],
+    };
+  };
+  const m = model({
+    name: 'branches', opset: 13,
+    inputs: [valueInfo('x', F32, [seq, 1, input]), valueInfo('cond', BOOL, [])],
+    outputs: [valueInfo('h', F32, ['a', 'b', 'c']), valueInfo('z', F32, ['a', 'b', 'c'])],
+    initializers: [floatTensor('w_ih', [4 * hidden, input], values(4 * hidden * input)), floatTensor('w_hh', [4 * hidden, hidden], values(4 * hidden * hidden)), floatTensor('m_then', [input, 64], values(input * 64)), floatTensor('m_else', [input, 64], values(input * 64))],
+    nodes: [node('If', ['cond'], ['h', 'z'], {}, 'if')],
+  });
+  m.graph!.node![0]!.attribute = [{ name: 'then_branch', type: G, g: branch('then', 'm_then') }, { name: 'else_branch', type: G, g: branch('else', 'm_else') }];
+  return m;
+}
+
+async function run(m: onnx.IModelProto, x: Float32Array, cond: boolean): Promise<Float32Array[]> {
+  const s = await ort.InferenceSession.create(encodeModel(m));
+  const out = await s.run({ x: new ort.Tensor('float32', x, [seq, 1, input]), cond: new ort.Tensor('bool', [cond], []) });
+  await s.release();
+  return [out.h!.data as Float32Array, out.z!.data as Float32Array];
+}
+
+test('a weight only a subgraph reads is used: kept, its reader known, its producer sorted first', () => {
+  const m = branchModel();
+  const g = m.graph!;
+  assert.deepEqual(removeUnusedInitializers(g), [], 'the main graph\'s weights are read by the If\'s branches alone');
+  const index = new GraphIndex(g);
+  assert.deepEqual(index.consumers.get('w_ih')?.map((n) => n.name), ['if']);
+  // A value made after the If in node order but read inside it: the If must come later.
+  g.node = [g.node![0]!, node('Identity', ['w_ih'], ['late'], {}, 'late')];
+  g.node[0]!.attribute![0]!.g!.node![0]!.input![0] = 'late';
+  assert.deepEqual(topologicalSort(g).map((n) => n.name), ['late', 'if']);
+  // Read by one branch only: moved into it; read by both: stays.
+  const fresh = branchModel();
+  assert.equal(moveInitializersIntoSubgraphs(fresh.graph!), 2);
+  assert.deepEqual(fresh.graph!.initializer!.map((t) => t.name), ['w_ih', 'w_hh']);
+});
+
+test('weights inside If branches are quantized there: LSTM weights through Slice, Concat and Unsqueeze of the main graph\'s, MatMuls; the result loads and agrees', async () => {
+  const m = branchModel();
+  const x = Float32Array.from({ length: seq * input }, (_, i) => Math.sin(i / 3));
+  for (const method of ['int8-dynamic', 'int4'] as const) {
+    const { model: q, report } = quantizeModel(m, { method });
+    assert.deepEqual(report.nodes.map((n) => `${n.node} ${n.action}`).sort(), ['else.lstm quantized', 'else.matmul quantized', 'then.lstm quantized', 'then.matmul quantized']);
+    assert.equal(await loadError(encodeModel(q)), undefined);
+    // No float weight is left anywhere: the main graph's went into the branches and were quantized there.
+    const floats = (g: onnx.IGraphProto): string[] => [...(g.initializer ?? []).filter((t) => t.dataType === F32 && (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1) > 64).map((t) => t.name!), ...(g.node ?? []).flatMap((n) => (n.attribute ?? []).flatMap((a) => (a.g ? floats(a.g) : [])))];
+    assert.deepEqual(floats(q.graph!), []);
+    assert.ok(report.modelBytes.ratio < 0.6, `${method}: ×${report.modelBytes.ratio}`);
+    for (const cond of [true, false]) {
+      const [ref, got] = [await run(m, x, cond), await run(q, x, cond)];
+      // The LSTMs keep 8-bit weights under int4 too; the MatMuls take 4 bits there.
+      for (const i of [0, 1]) assert.ok(cosine(ref[i]!, got[i]!) > (method === 'int4' && i === 1 ? 0.99 : 0.999), `${method} cond ${cond} output ${i}: ${cosine(ref[i]!, got[i]!)}`);
+    }
+  }
+});
+
+test('a folded Slice is onnxruntime\'s Slice: negative bounds, steps, clamping', async () => {
+  const dims = [4, 6, 5];
+  const x = Float32Array.from({ length: 120 }, (_, i) => i);
+  const cases: Array<[number[], number[], number[], number[]]> = [[[1], [-1], [1], [1]], [[5, 0], [-100, 9], [1, 2], [-2, 2]], [[-1, 1], [0, 2 ** 62], [0, 2], [-1, 1]], [[0], [3], [-1], [3]]];
+  for (const [starts, ends, axes, steps] of cases) {
+    const m = model({
+      name: 'slice', opset: 13, inputs: [valueInfo('x', F32, dims)], outputs: [valueInfo('y', F32, ['a', 'b', 'c'])],
+      initializers: [int64Tensor('starts', [starts.length], starts), int64Tensor('ends', [ends.length], ends), int64Tensor('axes', [axes.length], axes), int64Tensor('steps', [steps.length], steps)],
+      nodes: [node('Slice', ['x', 'starts', 'ends', 'axes', 'steps'], ['y'])],
+    });
+    const s = await ort.InferenceSession.create(encodeModel(m));
+    const y = (await s.run({ x: new ort.Tensor('float32', x, dims) })).y!;
+    const got = sliceValues(x, dims, starts, ends, axes, steps);
+    assert.deepEqual(got.dims, y.dims.map(Number), JSON.stringify([starts, ends, axes, steps]));
+    assert.deepEqual(Array.from(got.values), Array.from(y.data as Float32Array));
+  }
+});
+
+test('loadError says why onnxruntime refuses a model, and nothing for one it loads', async () => {
+  const ok = model({ name: 'id', inputs: [valueInfo('x', F32, [1])], outputs: [valueInfo('y', F32, [1])], initializers: [], nodes: [node('Identity', ['x'], ['y'])] });
+  assert.equal(await loadError(encodeModel(ok)), undefined);
+  const dangling = model({ name: 'id', inputs: [valueInfo('x', F32, [1])], outputs: [valueInfo('y', F32, [1])], initializers: [], nodes: [node('Add', ['x', 'gone'], ['y'])] });
+  assert.match((await loadError(encodeModel(dangling)))!, /gone/);
+});
