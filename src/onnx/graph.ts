@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { onnx } from './proto';
+import { tensorBytes } from './tensor';
 
 /**
  * Indexes over a graph that quantizers need: initializers by name, who produces and who consumes each
@@ -204,4 +206,47 @@ export function constantsToInitializers(graph: onnx.IGraphProto): number {
   graph.node = kept;
   graph.initializer = [...(graph.initializer ?? []), ...moved];
   return moved.length;
+}
+
+/**
+ * Stores once each initializer that several graphs of the model hold byte for byte (at least `minBytes`):
+ * in the innermost graph around all of them, under the first one's name, every reader renamed to it. Both
+ * branches of silero-vad's If read the same LSTM weights, and each quantizes its own copy of them; one
+ * copy, in the graph around the If, is what the model needs. Returns how many copies went.
+ */
+export function shareIdenticalInitializers(root: onnx.IGraphProto, minBytes = 1024): number {
+  const parents = parentGraphs(root);
+  const lineage = (g: onnx.IGraphProto): onnx.IGraphProto[] => [g, ...(parents.has(g) ? lineage(parents.get(g)!) : [])];
+  const groups = new Map<string, Array<{ graph: onnx.IGraphProto; tensor: onnx.ITensorProto; bytes: Uint8Array }>>();
+  for (const graph of allGraphs(root)) {
+    // A graph's own inputs and outputs keep their names: they are how it is called.
+    const inputs = new Set([...(graph.input ?? []), ...(graph.output ?? [])].map((v) => v.name!));
+    for (const tensor of graph.initializer ?? []) {
+      if (inputs.has(tensor.name!) || tensor.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) continue;
+      const bytes = tensorBytes(tensor);
+      if (bytes.length < minBytes) continue;
+      const key = `${tensor.dataType}|${(tensor.dims ?? []).join('x')}|${createHash('sha1').update(bytes).digest('hex')}`;
+      groups.set(key, [...(groups.get(key) ?? []), { graph, tensor, bytes }]);
+    }
+  }
+  let shared = 0;
+  for (const members of groups.values()) {
+    const [first, ...rest] = members;
+    const same = rest.filter((m) => Buffer.compare(Buffer.from(m.bytes), Buffer.from(first!.bytes)) === 0);
+    if (!same.length) continue;
+    const around = lineage(first!.graph).find((a) => same.every((m) => lineage(m.graph).includes(a)))!;
+    for (const m of [first!, ...same]) m.graph.initializer = (m.graph.initializer ?? []).filter((t) => t !== m.tensor);
+    around.initializer = [...(around.initializer ?? []), first!.tensor];
+    for (const m of same) renameReads(m.graph, m.tensor.name!, first!.tensor.name!);
+    shared += same.length;
+  }
+  return shared;
+}
+
+/** Points every read of `from` in `g` and the graphs nested in it at `to`. */
+function renameReads(g: onnx.IGraphProto, from: string, to: string): void {
+  for (const x of allGraphs(g)) {
+    for (const n of x.node ?? []) n.input = (n.input ?? []).map((i) => (i === from ? to : i));
+    for (const o of x.output ?? []) if (o.name === from) o.name = to;
+  }
 }

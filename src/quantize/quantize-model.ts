@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, opHistogram, parentGraphs, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { quantizableOps, quantizerFor } from './registry';
@@ -335,6 +335,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
       nodes.push(...quantizeNodes(graph, new GraphIndex(graph, names), { perChannel: true, symmetric: true, reduceRange: true, ...options, blockSize }, opset, domains, excludedNodes, excludedOps));
       dedupeTransposedInt8(graph);
     }
+    if (graphs.length > 1) shareIdenticalInitializers(g);
   }
   // Innermost first: a subgraph's own initializers go before the graph around it counts what it reads.
   for (const graph of allGraphs(g).reverse()) removeUnusedInitializers(graph);

@@ -89,6 +89,9 @@ test('weights inside If branches are quantized there: LSTM weights through Slice
     // No float weight is left anywhere: the main graph's went into the branches and were quantized there.
     const floats = (g: onnx.IGraphProto): string[] => [...(g.initializer ?? []).filter((t) => t.dataType === F32 && (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1) > 64).map((t) => t.name!), ...(g.node ?? []).flatMap((n) => (n.attribute ?? []).flatMap((a) => (a.g ? floats(a.g) : [])))];
     assert.deepEqual(floats(q.graph!), []);
+    // Both branches quantized the same LSTM weights: stored once, in the graph around them.
+    const int8 = (g: onnx.IGraphProto): string[] => (g.initializer ?? []).filter((t) => t.dataType === onnx.TensorProto.DataType.INT8).map((t) => t.name!);
+    assert.equal(int8(q.graph!).length, 2, `main graph: ${int8(q.graph!).join(', ')}`);
     assert.ok(report.modelBytes.ratio < 0.6, `${method}: ×${report.modelBytes.ratio}`);
     for (const cond of [true, false]) {
       const [ref, got] = [await run(m, x, cond), await run(q, x, cond)];
