@@ -14,6 +14,8 @@ command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose 'to vali
 [ -x /usr/bin/chromium ] || [ -n "${QCFLOW_CHROMIUM:-}" ] || apt_install chromium "for the review page's browser test"
 # Quantized models are checked on an AVX2-only CPU emulated by QEMU (quantize-other-cpu.test.ts).
 [ -x /usr/bin/qemu-x86_64 ] || [ -n "${QCFLOW_QEMU:-}" ] || apt_install qemu-user 'to run quantized models on an emulated AVX2-only CPU'
+# A voice-activity model is quantized and judged on recorded speech: the voices alsa-utils ships.
+[ -f /usr/share/sounds/alsa/Front_Center.wav ] || [ -n "${QCFLOW_SPEECH_DIR:-}" ] || apt_install alsa-utils 'for recorded speech to judge a quantized voice-activity model on'
 # …and on emulated ARM CPUs, with Node's linux-arm64 build (npm) and Debian's arm64 libc (unpacked, cached).
 QCFLOW_ARM64_DIR=${QCFLOW_ARM64_DIR:-$(bash scripts/arm64-node.sh)}
 export QCFLOW_ARM64_DIR

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { decodeModel, encodeModel } from '../../src/onnx/proto';
+import { loadError } from '../../src/quantize/evaluate';
+import { quantizeModel } from '../../src/quantize/quantize-model';
+import { SILERO_VAD, speech, speechProbabilities } from '../fixtures/silero-vad';
+
+/** Mean |Δp| and the share of steps where both say the same (speech at p > 0.5). */
+function agreement(reference: Float32Array, candidate: Float32Array): { meanDelta: number; sameDecision: number } {
+  let delta = 0;
+  let same = 0;
+  for (let i = 0; i < reference.length; i++) {
+    delta += Math.abs(reference[i]! - candidate[i]!);
+    if (reference[i]! > 0.5 === candidate[i]! > 0.5) same++;
+  }
+  return { meanDelta: delta / reference.length, sameDecision: same / reference.length };
+}
+
+// onnxruntime's own quantize_dynamic leaves this file as it is (×1.02, its weights are inside the If) and
+// breaks the op15 export of the same model (45% of decisions kept): see bench/README.md.
+test('silero-vad as shipped (everything inside If branches, the LSTM behind nested Ifs) quantizes to under a third and keeps its decisions on recorded speech, at 16 and 8 kHz', async (t) => {
+  const bytes = readFileSync(SILERO_VAD);
+  const audio = { 16000: speech(16000), 8000: speech(8000) } as const;
+  const reference = { 16000: await speechProbabilities(bytes, audio[16000], 16000), 8000: await speechProbabilities(bytes, audio[8000], 8000) };
+  // The harness is right: the voices are found.
+  for (const rate of [16000, 8000] as const) assert.ok(reference[rate].filter((p) => p > 0.5).length > reference[rate].length * 0.3, `${rate} Hz: speech in ${reference[rate].filter((p) => p > 0.5).length} of ${reference[rate].length} steps`);
+  for (const method of ['int8-dynamic', 'int4'] as const) {
+    const { model, report } = quantizeModel(decodeModel(bytes), { method });
+    const counts = report.nodes.reduce<Record<string, number>>((c, n) => ({ ...c, [`${n.op} ${n.action}`]: (c[`${n.op} ${n.action}`] ?? 0) + 1 }), {});
+    assert.deepEqual(counts, { 'Conv quantized': 12, 'LSTM quantized': 4 }, `${method}: ${JSON.stringify(counts)}`);
+    assert.ok(report.modelBytes.ratio <= 0.3, `${method}: ×${report.modelBytes.ratio.toFixed(3)}`);
+    const q = encodeModel(model);
+    assert.equal(await loadError(q), undefined);
+    for (const rate of [16000, 8000] as const) {
+      const a = agreement(reference[rate], await speechProbabilities(q, audio[rate], rate));
+      t.diagnostic(`${method} ${rate} Hz: ×${report.modelBytes.ratio.toFixed(3)}, mean |Δp| ${a.meanDelta.toFixed(4)}, same decision ${(100 * a.sameDecision).toFixed(1)}%`);
+      assert.ok(a.meanDelta < 0.02 && a.sameDecision >= 0.98, `${method} ${rate} Hz: ${JSON.stringify(a)}`);
+    }
+  }
+});
