@@ -11,7 +11,7 @@
  * it needs torch, so it has a venv of its own: ≈ 5 GB from PyPI the first time).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../src/clients/config';
@@ -22,6 +22,7 @@ import { evaluateCandidate, goldenToJsonl, type GoldenSample } from '../src/quan
 import type { QuantizeReport } from '../src/quantize/quantize-model';
 import type { QuantizeOptions } from '../src/quantize/types';
 import { ASSETS, PADDLE_OCR } from '../test/fixtures/paddle-ocr';
+import { SILERO_VAD, SPEECH_DIR, speech, speechProbabilities } from '../test/fixtures/silero-vad';
 import { TORCH_MODELS, TORCH_MODELS_DIR } from '../test/fixtures/torch-models';
 import { venvPython } from './python';
 
@@ -33,7 +34,8 @@ interface Case {
   calibration: GoldenSample[];
 }
 
-type Figures = { fileRatio: number; cosine: number; worstCosine: number; seconds: number; latencyRatio: number } | { error: string } | { skipped: string };
+/** A voice-activity model's figures are mean |Δp| and the share of decisions kept, per rate (onSpeech). */
+type Figures = { fileRatio: number; cosine: number; worstCosine: number; seconds: number; latencyRatio: number } | { fileRatio: number; seconds: number; [onSpeech: string]: number } | { error: string } | { skipped: string };
 
 async function judge(reference: Uint8Array, candidate: Uint8Array, golden: GoldenSample[], seconds: number): Promise<Figures> {
   const m = await evaluateCandidate(reference, candidate, golden, { runs: 5 });
@@ -60,7 +62,7 @@ export async function quantizeRealBench(): Promise<void> {
     }
   }
   for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20), calibration: fixtureGolden(f, 20, { seed: 7 }) });
-  const ort = async (c: Case, method: string, bytes: Uint8Array): Promise<Figures> => {
+  const ort = async (c: Case, method: string, bytes: Uint8Array, judged = (q: Uint8Array, seconds: number): Promise<Figures> => judge(c.bytes, q, c.golden, seconds)): Promise<Figures> => {
     const python = method === 'int4-gptq' ? pyGptq : py;
     if (typeof python !== 'string') return python;
     const src = path.join(dir, 'in.onnx');
@@ -74,7 +76,7 @@ export async function quantizeRealBench(): Promise<void> {
     const out = JSON.parse(printed.slice(printed.lastIndexOf('{"'))) as { seconds?: number; error?: string };
     if (out.error !== undefined) return { error: out.error };
     // Its GPTQ writes PaddleOCR's classifier as shipped with a Conv reading a weight it removed: a result too.
-    return judge(c.bytes, readFileSync(dst), c.golden, out.seconds!).catch((err: Error) => ({ error: `its output: ${err.message}`.slice(0, 300) }));
+    return judged(readFileSync(dst), out.seconds!).catch((err: Error) => ({ error: `its output: ${err.message}`.slice(0, 300) }));
   };
   // qcflow's CLI in a process of its own per row, as onnxruntime's tool runs: its `seconds` are from reading
   // the model to writing the result, as onnxruntime's are. In the bench's own long-lived process the
@@ -111,7 +113,57 @@ export async function quantizeRealBench(): Promise<void> {
         }));
       }
     }
+    // A voice-activity model's one output is a probability: it is judged on a stream of recorded speech
+    // (mean |Δp| and how often the speech/non-speech decision stays), not by cosine.
+    for (const v of voiceModels(py, dir)) {
+      if ('skipped' in v) {
+        console.log(JSON.stringify({ bench: 'quantize-real', model: 'silero-vad', skipped: v.skipped }));
+        break;
+      }
+      const c: Case = { name: `silero-vad ${v.file}`, bytes: v.bytes, golden: [], calibration: [] };
+      for (const method of ['int8-dynamic', 'int4']) {
+        const { model, report } = qcflow(c, method, {}, false);
+        console.log(JSON.stringify({
+          bench: 'quantize-real', model: c.name, method,
+          qcflow: { ...(await onSpeech(c.bytes, model, report.seconds)), keptFloat: report.nodes.filter((n) => n.action === 'kept').length },
+          onnxruntime: { asShipped: await ort(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
+        }));
+      }
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * silero-vad's exports as its PyPI wheel ships them: the committed silero_vad.onnx, and beside it (the wheel
+ * fetched by the venv's pip) the op15, half and op18 exports; none without recorded speech to run them on.
+ */
+function voiceModels(py: string | { skipped: string }, dir: string): Array<{ file: string; bytes: Uint8Array } | { skipped: string }> {
+  if (!existsSync(path.join(SPEECH_DIR, 'Front_Center.wav'))) return [{ skipped: `no recorded speech in ${SPEECH_DIR} (apt-get install alsa-utils)` }];
+  const shipped = [{ file: 'silero_vad.onnx', bytes: readFileSync(SILERO_VAD) }];
+  if (typeof py !== 'string') return shipped;
+  const wheel = path.join(dir, 'wheel');
+  execFileSync(py, ['-c', `import subprocess, sys, zipfile, glob
+subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', 'silero-vad==6.2.3', '-d', '${wheel}'], check=True)
+zipfile.ZipFile(glob.glob('${wheel}/*.whl')[0]).extractall('${wheel}')`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return [...shipped, ...['silero_vad_16k_op15.onnx', 'silero_vad_half.onnx', 'silero_vad_op18_ifless.onnx'].map((file) => ({ file, bytes: readFileSync(path.join(wheel, 'silero_vad', 'data', file)) }))];
+}
+
+/** A voice-activity model against its fp32 reference on recorded speech, at 16 kHz (and 8 kHz where it takes `sr`). */
+async function onSpeech(reference: Uint8Array, candidate: Uint8Array, seconds: number): Promise<Figures> {
+  const out: { fileRatio: number; seconds: number; [onSpeech: string]: number } = { fileRatio: +(candidate.length / reference.length).toFixed(4), seconds: +seconds.toFixed(3) };
+  const rates = decodeModel(reference).graph!.input!.some((i) => i.name === 'sr') ? [16000, 8000] as const : [16000] as const;
+  for (const rate of rates) {
+    const audio = speech(rate);
+    const [p, q] = [await speechProbabilities(reference, audio, rate), await speechProbabilities(candidate, audio, rate)];
+    let [delta, same] = [0, 0];
+    p.forEach((v, i) => {
+      delta += Math.abs(v - q[i]!);
+      if (v > 0.5 === q[i]! > 0.5) same++;
+    });
+    out[`meanDelta${rate / 1000}k`] = +(delta / p.length).toFixed(4);
+    out[`sameDecision${rate / 1000}k`] = +(same / p.length).toFixed(4);
+  }
+  return out;
 }

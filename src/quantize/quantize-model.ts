@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, opHistogram, parentGraphs, shareIdenticalInitializers, subgraphsOf, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { quantizableOps, quantizerFor } from './registry';
@@ -265,9 +265,13 @@ function initializerBytes(g: onnx.IGraphProto): number {
 export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, number>; parameters: number; weightBytes: number; opset: number; applicable: Method[] } {
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
-  constantsToInitializers(g);
-  const ops = opHistogram(g);
-  const parameters = (g.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
+  // Ops and weights of every graph (If/Loop/Scan bodies too): int8-dynamic and int4 quantize inside them.
+  const graphs = allGraphs(g);
+  for (const x of graphs) constantsToInitializers(x);
+  const ops: Record<string, number> = {};
+  for (const x of graphs) for (const [op, n] of Object.entries(opHistogram(x))) ops[op] = (ops[op] ?? 0) + n;
+  const mainOps = opHistogram(g);
+  const parameters = graphs.flatMap((x) => x.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
   const opset = defaultOpset(model);
   // A method whose operators need a newer opset applies when the upgrader can take the model (tried on a copy).
   const upgradable = (m: Method): boolean => {
@@ -280,8 +284,10 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
       throw err;
     }
   };
-  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => ops[op])) && upgradable(m));
-  return { ops, parameters, weightBytes: initializerBytes(g), opset, applicable };
+  // fp16 does not convert a model whose nodes hold subgraphs (quantizeModel says why).
+  const subgraphs = (g.node ?? []).some((n) => subgraphsOf(n).length);
+  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' ? !subgraphs : quantizableOps(m).some((op) => (m === 'int8-static' ? mainOps : ops)[op])) && upgradable(m));
+  return { ops, parameters, weightBytes: graphs.reduce((n, x) => n + initializerBytes(x), 0), opset, applicable };
 }
 
 /**
@@ -313,6 +319,10 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   let foldedBatchNorms = 0;
   const domains = new Set<string>();
   if (options.method === 'fp16') {
+    // Its types are propagated through one graph: values an If's branches read from around them would
+    // reach them as float16 (silero-vad's op15 export came out unloadable).
+    const holder = (g.node ?? []).find((n) => subgraphsOf(n).length);
+    if (holder) throw new QuantizeError(`fp16 does not convert models whose nodes hold subgraphs (${holder.opType} ${JSON.stringify(holder.name || holder.output?.[0])}); int8-dynamic and int4 quantize inside them`);
     nodes = convertToFloat16(g, { excludeNodes: excludedNodes, excludeOps: excludedOps });
   } else {
     // Weights inside If/Loop/Scan bodies are quantized in the graph that reads them (int8-static calibrates

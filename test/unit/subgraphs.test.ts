@@ -6,7 +6,7 @@ import { GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, to
 import { sliceValues } from '../../src/onnx/fold-weights';
 import { encodeModel, onnx } from '../../src/onnx/proto';
 import { cosine, loadError } from '../../src/quantize/evaluate';
-import { quantizeModel } from '../../src/quantize/quantize-model';
+import { analyzeModel, quantizeModel } from '../../src/quantize/quantize-model';
 
 const BOOL = onnx.TensorProto.DataType.BOOL;
 const G = onnx.AttributeProto.AttributeType.GRAPH;
@@ -99,6 +99,12 @@ test('weights inside If branches are quantized there: LSTM weights through Slice
       for (const i of [0, 1]) assert.ok(cosine(ref[i]!, got[i]!) > (method === 'int4' && i === 1 ? 0.99 : 0.999), `${method} cond ${cond} output ${i}: ${cosine(ref[i]!, got[i]!)}`);
     }
   }
+});
+
+test('fp16 refuses a model whose nodes hold subgraphs, by name, and analyze does not offer it', () => {
+  assert.throws(() => quantizeModel(branchModel(), { method: 'fp16' }), /fp16 does not convert models whose nodes hold subgraphs \(If "if"\)/);
+  // int8-static calibrates main-graph tensors only: here it would have nothing to do.
+  assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['int4', 'int8-dynamic']);
 });
 
 test('a folded Slice is onnxruntime\'s Slice: negative bounds, steps, clamping', async () => {
