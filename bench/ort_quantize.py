@@ -29,7 +29,8 @@ def calibration_reader(path):
                 return None
             s = self.samples[self.at]
             self.at += 1
-            return {k: np.array(v["data"], dtype=np.int64 if v.get("type") == "int64" else np.float32).reshape(v["dims"]) for k, v in s.items() if k != "label"}
+            types = {"int64": np.int64, "int32": np.int32}
+            return {k: np.array(v["data"], dtype=types.get(v.get("type"), np.float32)).reshape(v["dims"]) for k, v in s.items() if k != "label"}
 
         def rewind(self):
             self.at = 0

@@ -11,11 +11,11 @@
  * it needs torch, so it has a venv of its own: ≈ 5 GB from PyPI the first time).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../src/clients/config';
-import { constantsToInitializers } from '../src/onnx/graph';
+import { allGraphs, constantsToInitializers } from '../src/onnx/graph';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
 import { decodeModel, encodeModel } from '../src/onnx/proto';
 import { evaluateCandidate, goldenToJsonl, type GoldenSample } from '../src/quantize/evaluate';
@@ -61,6 +61,8 @@ export async function quantizeRealBench(): Promise<void> {
       cases.push({ name: `torch text-transformer d${d} (${size})`, bytes: readFileSync(scaled), golden: ids.golden(), calibration: ids.calibration() });
     }
   }
+  const magika = typeof py === 'string' ? magikaCase(py, dir) : undefined;
+  if (magika) cases.push(magika);
   for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20), calibration: fixtureGolden(f, 20, { seed: 7 }) });
   const ort = async (c: Case, method: string, bytes: Uint8Array, judged = (q: Uint8Array, seconds: number): Promise<Figures> => judge(c.bytes, q, c.golden, seconds)): Promise<Figures> => {
     const python = method === 'int4-gptq' ? pyGptq : py;
@@ -85,28 +87,30 @@ export async function quantizeRealBench(): Promise<void> {
     const [src, dst, calibration] = [path.join(dir, 'in.onnx'), path.join(dir, 'qcflow.onnx'), path.join(dir, 'calibration.jsonl')];
     writeFileSync(src, c.bytes);
     if (calibrated) writeFileSync(calibration, goldenToJsonl(c.calibration));
-    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(calibrated ? ['--calibration', calibration] : [])];
+    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(calibrated ? ['--calibration', calibration] : [])];
     const printed = execFileSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
     return { model: readFileSync(dst), report: JSON.parse(printed) as QuantizeReport & { seconds: number } };
   };
   try {
     for (const c of cases) {
-      const paddle = !c.name.startsWith('fixture') && !c.name.startsWith('torch');
+      const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`);
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
       const ops = new Set(decodeModel(c.bytes).graph!.node!.map((n) => n.opType));
       const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true]];
       if (ops.has('Conv')) runs.push(['int4', { int4Conv: true }, true]);
       // onnxruntime's GPTQ solves MatMuls only: qcflow's at the same coverage, for a like-for-like time.
       if (paddle && ops.has('Conv') && ops.has('MatMul')) runs.push(['int4', { excludeOps: ['Conv'] }, true]);
+      // torch.export's stack traces are a fifth of its files, and stay unless asked (onnxruntime keeps them).
+      if (heavyNodeMetadata(c.bytes)) runs.push(['int8-dynamic', { dropNodeMetadata: true }, false], ['int4', { dropNodeMetadata: true }, false]);
       for (const [method, options, calibrated] of runs) {
         const { model, report } = qcflow(c, method, options, calibrated);
-        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}`;
+        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}`;
         const kept = report.nodes.filter((n) => n.action === 'kept');
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
           qcflow: { ...(await judge(c.bytes, model, c.golden, report.seconds)), ...(report.opsetUpgrade ? { opset: `${report.opsetUpgrade.from}→${report.opsetUpgrade.to}` } : {}), keptFloat: kept.length },
           // --int4-conv has no counterpart there; --calibration is set beside its GPTQ on the same samples.
-          onnxruntime: options.int4Conv ? undefined : {
+          onnxruntime: options.int4Conv || options.dropNodeMetadata ? undefined : {
             asShipped: await ort(c, calibrated ? 'int4-gptq' : method, c.bytes),
             ...(initializers ? { constantsAsInitializers: await ort(c, calibrated ? 'int4-gptq' : method, initializers) } : {}),
           },
@@ -121,18 +125,65 @@ export async function quantizeRealBench(): Promise<void> {
         break;
       }
       const c: Case = { name: `silero-vad ${v.file}`, bytes: v.bytes, golden: [], calibration: [] };
+      const drop = heavyNodeMetadata(c.bytes) ? [false, true] : [false];
       for (const method of ['int8-dynamic', 'int4']) {
-        const { model, report } = qcflow(c, method, {}, false);
-        console.log(JSON.stringify({
-          bench: 'quantize-real', model: c.name, method,
-          qcflow: { ...(await onSpeech(c.bytes, model, report.seconds)), keptFloat: report.nodes.filter((n) => n.action === 'kept').length },
-          onnxruntime: { asShipped: await ort(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
-        }));
+        for (const dropNodeMetadata of drop) {
+          const { model, report } = qcflow(c, method, { dropNodeMetadata }, false);
+          console.log(JSON.stringify({
+            bench: 'quantize-real', model: c.name, method: `${method}${dropNodeMetadata ? ' --drop-node-metadata' : ''}`,
+            qcflow: { ...(await onSpeech(c.bytes, model, report.seconds)), keptFloat: report.nodes.filter((n) => n.action === 'kept').length },
+            onnxruntime: dropNodeMetadata ? undefined : { asShipped: await ort(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
+          }));
+        }
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Whether the nodes' metadata_props are over a tenth of the file (torch.export's stack traces). */
+function heavyNodeMetadata(bytes: Uint8Array): boolean {
+  return allGraphs(decodeModel(bytes).graph!).flatMap((g) => g.node ?? []).reduce((b, n) => b + (n.metadataProps ?? []).reduce((e, p) => e + (p.key?.length ?? 0) + (p.value?.length ?? 0), 0), 0) > 0.1 * bytes.length;
+}
+
+/**
+ * Google's Magika (PyPI magika 1.0.3, Apache-2.0: standard_v3_3/model.onnx, jax2tf then tf2onnx, opset 15)
+ * names a file's type from its first and last 1,024 bytes: judged on this repository's files and /usr/bin's
+ * (every other one; the rest calibrate), its features made as Magika makes them.
+ */
+function magikaCase(py: string, dir: string): Case | undefined {
+  const wheel = path.join(dir, 'magika');
+  try {
+    execFileSync(py, ['-c', `import subprocess, sys, zipfile, glob
+subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', 'magika==1.0.3', '-d', '${wheel}'], check=True)
+zipfile.ZipFile(glob.glob('${wheel}/*.whl')[0]).extractall('${wheel}')`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch {
+    return undefined;
+  }
+  const repo = path.join(__dirname, '..');
+  const tracked = execFileSync('git', ['ls-files'], { cwd: repo, encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => path.join(repo, f));
+  const bins = readdirSync('/usr/bin').sort().slice(0, 60).map((f) => path.join('/usr/bin', f));
+  const files = [...tracked, ...bins].filter((f) => { try { return statSync(f).isFile() && statSync(f).size > 64; } catch { return false; } });
+  const sample = (f: string): GoldenSample => {
+    const b = readFileSync(f);
+    const strip = (x: Buffer, from: 'start' | 'end'): Buffer => {
+      const ws = (v: number): boolean => v === 0x20 || (v >= 0x09 && v <= 0x0d);
+      let [i, j] = [0, x.length];
+      if (from === 'start') while (i < j && ws(x[i]!)) i++;
+      else while (j > i && ws(x[j - 1]!)) j--;
+      return x.subarray(i, j);
+    };
+    const beg = strip(b.subarray(0, 4096), 'start').subarray(0, 1024);
+    const end = strip(b.subarray(Math.max(0, b.length - 4096)), 'end');
+    const tail = end.subarray(Math.max(0, end.length - 1024));
+    const x = new Int32Array(2048).fill(256);
+    x.set(beg, 0);
+    x.set(tail, 2048 - tail.length);
+    return { inputs: { bytes: { dims: [1, 2048], data: x } } };
+  };
+  const all = files.map(sample);
+  return { name: 'magika standard_v3_3', bytes: readFileSync(path.join(wheel, 'magika', 'models', 'standard_v3_3', 'model.onnx')), golden: all.filter((_, i) => i % 2 === 0).slice(0, 300), calibration: all.filter((_, i) => i % 2 === 1).slice(0, 64) };
 }
 
 /**

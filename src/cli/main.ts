@@ -290,14 +290,15 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--full-range', 'int8: 8-bit weights for integer kernels (default 7-bit, so the output is the same on CPUs without VNNI); only for targets with VNNI or ARM dot products', false)
   .option('--exclude-nodes <names>', 'comma-separated node names kept in fp32', list, [])
   .option('--exclude-ops <ops>', 'comma-separated op types kept in fp32 (fp16: the op block list)', list, [])
+  .option('--drop-node-metadata', 'drop the nodes\' metadata_props (torch.export\'s stack traces and FX nodes, often a fifth of its files); kept by default', false)
   .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
   .option('--calibration <file>', 'int8-static: calibration samples (required); int4: with them weights take GPTQ codes (error-compensating) instead of rounding. JSONL (golden format) or Arrow IPC (list<float32> column per input); use samples apart from the golden set that judges the result')
   .option('--calibrate <method>', 'int8-static: minmax, percentile or entropy', 'minmax')
   .option('--calibration-samples <n>', 'int4 with --calibration: how many of its first samples GPTQ reads (once a pass, up to four layers a pass)', positiveInt, 128)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
-  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number }) => {
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number }) => {
     const t0 = performance.now();
-    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps };
+    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata };
     if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
     if (o.calibration && o.method !== 'int8-static' && o.method !== 'int4') throw new CliError(`--calibration is for int8-static (activation ranges) and int4 (GPTQ); ${o.method} would not read it: drop it or pick one of those methods`);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
@@ -317,6 +318,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
       if (why) throw new CliError(`the ${o.method} model made from ${o.input} does not load in onnxruntime, so nothing was written (${why.slice(0, 300)}). That is a qcflow defect: please report it with the model; meanwhile --exclude-nodes the node named there, or try another --method`);
     }
     const written = writeModelFile(o.output, q, { externalData: o.externalData });
+    if (report.nodeMetadataBytes > 0.1 * written.bytes) process.stderr.write(`note: ${Math.round((100 * report.nodeMetadataBytes) / written.bytes)}% of ${o.output} is the nodes' metadata (exporter stack traces and the like); --drop-node-metadata leaves it out\n`);
     process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);
   });
 

@@ -2,10 +2,10 @@ import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { QuantizeError } from './types';
 
-/** One golden sample: named float32 input tensors, and optionally the true class. */
+/** One golden sample: named input tensors, and optionally the true class. */
 export interface GoldenSample {
-  /** float32 inputs; int64 ones (token ids) as BigInt64Array. */
-  inputs: Record<string, { dims: number[]; data: Float32Array | BigInt64Array }>;
+  /** float32 inputs; int64 ones (token ids) as BigInt64Array, int32 ones (bytes, ids: Google's Magika) as Int32Array. */
+  inputs: Record<string, { dims: number[]; data: Float32Array | BigInt64Array | Int32Array }>;
   label?: number;
 }
 
@@ -43,16 +43,18 @@ export function parseGoldenJsonl(text: string, what = 'golden'): GoldenSample[] 
       if (!Array.isArray(t.dims) || !Array.isArray(t.data)) throw new QuantizeError(`${what} line ${i + 1}: input ${name} needs {"dims": [...], "data": [...]}`);
       const n = (t.dims as number[]).reduce((a, b) => a * b, 1);
       if (n !== t.data.length) throw new QuantizeError(`${what} line ${i + 1}: input ${name} has ${t.data.length} values for dims [${(t.dims as number[]).join(', ')}]`);
-      if (t.type !== undefined && t.type !== 'float32' && t.type !== 'int64') throw new QuantizeError(`${what} line ${i + 1}: input ${name} has type ${JSON.stringify(t.type)}; use "float32" (the default) or "int64" (token ids)`);
-      if (t.type === 'int64' && !(t.data as unknown[]).every((x) => Number.isInteger(x))) throw new QuantizeError(`${what} line ${i + 1}: input ${name} is int64 but holds a value that is not an integer`);
-      inputs[name] = { dims: t.dims as number[], data: t.type === 'int64' ? BigInt64Array.from(t.data as number[], BigInt) : Float32Array.from(t.data as number[]) };
+      if (t.type !== undefined && t.type !== 'float32' && t.type !== 'int64' && t.type !== 'int32') throw new QuantizeError(`${what} line ${i + 1}: input ${name} has type ${JSON.stringify(t.type)}; use "float32" (the default), "int64" (token ids) or "int32"`);
+      if ((t.type === 'int64' || t.type === 'int32') && !(t.data as unknown[]).every((x) => Number.isInteger(x))) throw new QuantizeError(`${what} line ${i + 1}: input ${name} is ${t.type} but holds a value that is not an integer`);
+      if (t.type === 'int32' && !(t.data as number[]).every((x) => x >= -(2 ** 31) && x < 2 ** 31)) throw new QuantizeError(`${what} line ${i + 1}: input ${name} is int32 but holds a value outside its range`);
+      const data = t.data as number[];
+      inputs[name] = { dims: t.dims as number[], data: t.type === 'int64' ? BigInt64Array.from(data, BigInt) : t.type === 'int32' ? Int32Array.from(data) : Float32Array.from(data) };
     }
     return { inputs, label: typeof obj.label === 'number' ? obj.label : undefined };
   });
 }
 
 export function goldenToJsonl(samples: GoldenSample[]): string {
-  return samples.map((s) => JSON.stringify({ ...Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data, Number), ...(v.data instanceof BigInt64Array ? { type: 'int64' } : {}) }])), ...(s.label === undefined ? {} : { label: s.label }) })).join('\n') + '\n';
+  return samples.map((s) => JSON.stringify({ ...Object.fromEntries(Object.entries(s.inputs).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data, Number), ...(v.data instanceof BigInt64Array ? { type: 'int64' } : v.data instanceof Int32Array ? { type: 'int32' } : {}) }])), ...(s.label === undefined ? {} : { label: s.label }) })).join('\n') + '\n';
 }
 
 /** A model as bytes or as a file path. */
@@ -67,9 +69,9 @@ async function session(m: ModelSource, providers: string[]): Promise<ort.Inferen
   }
 }
 
-/** A sample as onnxruntime feeds: float32 tensors, and int64 ones for token ids. */
+/** A sample as onnxruntime feeds it: float32, int64 and int32 tensors. */
 export function feedsOf(sample: GoldenSample): Record<string, ort.Tensor> {
-  return Object.fromEntries(Object.entries(sample.inputs).map(([name, t]) => [name, t.data instanceof BigInt64Array ? new ort.Tensor('int64', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims)]));
+  return Object.fromEntries(Object.entries(sample.inputs).map(([name, t]) => [name, t.data instanceof BigInt64Array ? new ort.Tensor('int64', t.data, t.dims) : t.data instanceof Int32Array ? new ort.Tensor('int32', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims)]));
 }
 
 async function run(s: ort.InferenceSession, sample: GoldenSample, i: number, output: string): Promise<Float32Array> {

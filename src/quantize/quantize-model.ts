@@ -38,6 +38,8 @@ export interface QuantizeReport {
   quantizedWeights: { before: number; after: number; ratio: number };
   /** The whole model serialised (graph, every initializer), before and after: what a file weighs. */
   modelBytes: { before: number; after: number; ratio: number };
+  /** Of those, the nodes' metadata_props (exporters' debug entries) in the output: see dropNodeMetadata. */
+  nodeMetadataBytes: number;
 }
 
 /** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
@@ -350,6 +352,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   // Innermost first: a subgraph's own initializers go before the graph around it counts what it reads.
   for (const graph of allGraphs(g).reverse()) removeUnusedInitializers(graph);
   for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];
+  if (options.dropNodeMetadata) for (const graph of allGraphs(g)) for (const n of graph.node ?? []) delete n.metadataProps;
+  const nodeMetadataBytes = allGraphs(g).flatMap((x) => x.node ?? []).reduce((b, n) => b + (n.metadataProps ?? []).reduce((e, p) => e + (p.key?.length ?? 0) + (p.value?.length ?? 0) + 4, 0), 0);
   model.producerName = 'qcflow';
   model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
   const finalBytes = bytesByName();
@@ -363,7 +367,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   return {
     model,
     report: { method: options.method, options, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
-      modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length } },
+      modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length }, nodeMetadataBytes },
   };
 }
 

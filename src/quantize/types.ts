@@ -31,6 +31,11 @@ export interface QuantizeOptions {
   /** Op types kept in fp32 (for fp16: the op block list, added to the defaults). */
   excludeOps?: string[];
   /**
+   * Drop every node's metadata_props (torch.export writes each node's stack trace, FX node and module path
+   * there: 21% of silero-vad's op18 export, source paths included). Kept by default: they are the model's.
+   */
+  dropNodeMetadata?: boolean;
+  /**
    * int4: per node (by name), the calibrated layer (Σ x·xᵀ of the input its weight multiplies — a Conv's
    * patches — then its codes); quantizeModelCalibrated fills it in, and those weights take GPTQ codes.
    */

@@ -84,3 +84,13 @@ test('a candidate is evaluated in a process of its own: the trained pet classifi
   // A bad request stays an ordinary error, with its message.
   await assert.rejects(evaluateIsolated(bytes, int8, ''), (e: Error) => e instanceof QuantizeError && /no golden samples/.test(e.message));
 });
+
+test('torch.export\'s node metadata (stack traces, FX nodes) stays unless dropNodeMetadata, which leaves the model\'s own', () => {
+  const bytes = readFileSync(path.join(TORCH_MODELS_DIR, 'text-transformer.dynamo.onnx'));
+  const kept = quantizeModel(decodeModel(bytes), { method: 'int4' });
+  const dropped = quantizeModel(decodeModel(bytes), { method: 'int4', dropNodeMetadata: true });
+  assert.ok(kept.report.nodeMetadataBytes > 0.1 * kept.report.modelBytes.after, `${kept.report.nodeMetadataBytes} of ${kept.report.modelBytes.after}`);
+  assert.equal(dropped.report.nodeMetadataBytes, 0);
+  assert.ok(dropped.report.modelBytes.after < kept.report.modelBytes.after - 0.9 * kept.report.nodeMetadataBytes, `${dropped.report.modelBytes.after} against ${kept.report.modelBytes.after}`);
+  assert.deepEqual(dropped.model.metadataProps.map((p) => p.key), kept.model.metadataProps.map((p) => p.key));
+});

@@ -14,7 +14,7 @@ import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/
 import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
 import { analyzeModel, quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
-import { evaluateCandidate, goldenToJsonl } from '../../src/quantize/evaluate';
+import { evaluateCandidate, feedsOf, goldenToJsonl, parseGoldenJsonl } from '../../src/quantize/evaluate';
 import { entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
 import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
 import { QuantizeError, type Method } from '../../src/quantize/types';
@@ -404,4 +404,15 @@ test('IR 10 metadata (per node, graph, value) survives decode, encode and quanti
   assert.ok(kept.length > 100 && kept.every((n) => JSON.stringify(byName.get(n.name)?.metadataProps) === JSON.stringify(n.metadataProps)));
   assert.ok((q.graph!.node ?? []).filter((n) => n.opType === 'MatMulNBits').every((n) => !n.metadataProps));
   await ort.InferenceSession.create(encodeModel(q));
+});
+
+test('golden JSONL carries int32 and int64 inputs through a round trip, and refuses values their type cannot hold, by line and input', async () => {
+  const sample = { inputs: { bytes: { dims: [1, 3], data: Int32Array.from([0, 255, 256]) }, ids: { dims: [2], data: BigInt64Array.from([5n, 7n]) }, x: { dims: [1], data: Float32Array.from([0.5]) } } };
+  const [back] = parseGoldenJsonl(goldenToJsonl([sample]));
+  assert.deepEqual(back!.inputs, sample.inputs);
+  const feeds = feedsOf(back!);
+  assert.deepEqual([feeds.bytes!.type, feeds.ids!.type, feeds.x!.type], ['int32', 'int64', 'float32']);
+  assert.throws(() => parseGoldenJsonl('{"bytes": {"dims": [1], "data": [1.5], "type": "int32"}}'), /line 1: input bytes is int32 but holds a value that is not an integer/);
+  assert.throws(() => parseGoldenJsonl('{"bytes": {"dims": [1], "data": [4294967296], "type": "int32"}}'), /line 1: input bytes is int32 but holds a value outside its range/);
+  assert.throws(() => parseGoldenJsonl('{"bytes": {"dims": [1], "data": [1], "type": "uint8"}}'), /use "float32" \(the default\), "int64" \(token ids\) or "int32"/);
 });
