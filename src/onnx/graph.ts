@@ -232,7 +232,8 @@ export function shareIdenticalInitializers(root: onnx.IGraphProto, minBytes = 10
   let shared = 0;
   for (const members of groups.values()) {
     const [first, ...rest] = members;
-    const same = rest.filter((m) => Buffer.compare(Buffer.from(m.bytes), Buffer.from(first!.bytes)) === 0);
+    const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.length);
+    const same = rest.filter((m) => view(m.bytes).equals(view(first!.bytes)));
     if (!same.length) continue;
     const around = lineage(first!.graph).find((a) => same.every((m) => lineage(m.graph).includes(a)))!;
     for (const m of [first!, ...same]) m.graph.initializer = (m.graph.initializer ?? []).filter((t) => t !== m.tensor);

@@ -78,7 +78,7 @@ export async function calibrate(model: onnx.IModelProto, tensors: string[], samp
 export async function collectHessians(model: onnx.IModelProto, targets: HessianTarget[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
   const { model: augmented, outputs } = withHessianOutputs(model, targets);
   // One sum per computation: targets reading the same rows share it, and get copies at the end.
-  const sums = new Map([...new Set(outputs.values())].map((o) => [o, { sum: { h: new Float64Array(o.k * o.k), rows: 0, crossFourth: 0 }, pending: rowBlock(o.k) }]));
+  const sums = new Map([...new Set(outputs.values())].map((o) => [o, { sum: { h: new Float64Array(o.k * o.k), rows: 0, crossFourth: 0 }, pending: o.kind === 'rows' ? rowBlock(o.k) : undefined }]));
   const fetches = [...new Set([...sums.keys()].flatMap(fetchesOf))];
   const session = await openSession(augmented, fetches);
   const gramSession = await ort.InferenceSession.create(encodeModel(gramModel()));
@@ -89,7 +89,7 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
       const out = await runSample(session, s, count, fetches);
       for (const [o, { sum, pending }] of sums) {
         if (o.kind === 'rows') {
-          await addRows(sum, pending, out[o.rows]!.data as Float32Array, gram);
+          await addRows(sum, pending!, out[o.rows]!.data as Float32Array, gram);
           continue;
         }
         // The upper triangle: pooledHessian mirrors it (half the adds of a k² sum per sample).
@@ -104,7 +104,7 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
       count++;
     }
     if (count === 0) throw new QuantizeError('the calibration set is empty');
-    for (const { sum, pending } of sums.values()) await flushRows(sum, pending, gram);
+    for (const { sum, pending } of sums.values()) if (pending) await flushRows(sum, pending, gram);
     const copy = (x: HessianSum): HessianSum => ({ ...x, h: Float64Array.from(x.h) });
     return { sums: new Map(targets.map((t) => [t.node, copy(sums.get(outputs.get(t.node)!)!.sum)])), samples: count };
   } finally {
