@@ -238,7 +238,7 @@ function upgradeFor(model: onnx.IModelProto, method: Method): OpsetUpgrade | und
  * Convs is raised to opset 21 when the upgrader can take it; when it cannot, its Convs keep 8-bit weights.
  */
 function raiseForInt4Conv(model: onnx.IModelProto): OpsetUpgrade | undefined {
-  if (defaultOpset(model) >= INT4_CAST_OPSET || !(model.graph!.node ?? []).some((n) => n.opType === 'Conv' && !n.domain)) return undefined;
+  if (defaultOpset(model) >= INT4_CAST_OPSET || !allGraphs(model.graph!).some((g) => (g.node ?? []).some((n) => n.opType === 'Conv' && !n.domain))) return undefined;
   try {
     return upgradeOpset(model, INT4_CAST_OPSET);
   } catch (err) {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
-import { encodeModel, decodeModel } from '../../src/onnx/proto';
+import { encodeModel, decodeModel, onnx } from '../../src/onnx/proto';
 import { OpsetUpgradeError, upgradeOpset } from '../../src/onnx/opset-upgrade';
 
 /** Runs `m` on `x` and returns every output, by name. */
@@ -63,9 +63,29 @@ test('an opset-9 model upgraded to 11, 13 and 21 computes exactly what it did', 
 });
 
 test('operators the upgrader does not know are refused by name, and a model already new enough is left alone', () => {
-  const lstm = model({ name: 'rnn', opset: 9, inputs: [valueInfo('x', F32, [1, 1, 2])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('LSTM', ['x', 'w', 'r'], ['y'], { hidden_size: 2 }, 'encoder')] });
-  assert.throws(() => upgradeOpset(lstm, 13), (e: Error) => e instanceof OpsetUpgradeError && /cannot upgrade LSTM node "encoder" from opset 9 to 13/.test(e.message));
+  const nms = model({ name: 'boxes', opset: 9, inputs: [valueInfo('b', F32, [1, 4, 4]), valueInfo('s', F32, [1, 1, 4])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('NonMaxSuppression', ['b', 's'], ['y'], {}, 'nms')] });
+  assert.throws(() => upgradeOpset(nms, 13), (e: Error) => e instanceof OpsetUpgradeError && /cannot upgrade NonMaxSuppression node "nms" from opset 9 to 13/.test(e.message));
+  // An If before opset 11 is refused too: its bodies are upgraded from 11 on.
+  const early = model({ name: 'if', opset: 10, inputs: [valueInfo('c', onnx.TensorProto.DataType.BOOL, [])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('If', ['c'], ['y'], {}, 'branch')] });
+  assert.throws(() => upgradeOpset(early, 13), /cannot upgrade If node "branch" from opset 10 to 13/);
   const recent = model({ name: 'new', opset: 17, inputs: [valueInfo('x', F32, [1])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('Relu', ['x'], ['y'])] });
   assert.deepEqual(upgradeOpset(recent, 13), { from: 17, to: 17, rewritten: {} });
   assert.equal(recent.opsetImport![0]!.version, 17);
+});
+
+test('an If\'s branches are upgraded with the graph around them, and compute what they did', async () => {
+  const BOOL = onnx.TensorProto.DataType.BOOL;
+  const branch = (name: string, axis: number): onnx.IGraphProto => ({
+    name, input: [], initializer: [], output: [valueInfo(`${name}.y`, F32, ['n'])],
+    node: [node('Unsqueeze', ['x'], [`${name}.u`], { axes: [axis] }), node('ReduceSum', [`${name}.u`], [`${name}.y`], { axes: [1], keepdims: 0 })],
+  });
+  const m = model({ name: 'if', opset: 11, inputs: [valueInfo('x', F32, [3]), valueInfo('c', BOOL, [])], outputs: [valueInfo('y', F32, ['n'])], initializers: [], nodes: [node('If', ['c'], ['y'], {}, 'branch')] });
+  const G = onnx.AttributeProto.AttributeType.GRAPH;
+  m.graph!.node![0]!.attribute = [{ name: 'then_branch', type: G, g: branch('then', 0) }, { name: 'else_branch', type: G, g: branch('else', 1) }];
+  const run = async (mm: onnx.IModelProto, c: boolean): Promise<number[]> => Array.from((await (await ort.InferenceSession.create(encodeModel(mm))).run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 4]), [3]), c: new ort.Tensor('bool', [c], []) })).y!.data as Float32Array);
+  const before = [await run(m, true), await run(m, false)];
+  const up = decodeModel(encodeModel(m));
+  assert.deepEqual(upgradeOpset(up, 13).rewritten, { Unsqueeze: 2, ReduceSum: 2 });
+  assert.deepEqual([await run(up, true), await run(up, false)], before);
+  assert.deepEqual(before, [[7], [1, 2, 4]]);
 });
