@@ -178,8 +178,8 @@ test('int8-dynamic emits onnxruntime\'s pattern; exclusions, declined nodes and 
   // An opset-10 model is upgraded to what DynamicQuantizeLinear needs first; one the upgrader cannot take is refused by name.
   const upgraded = quantizeModel(old, { method: 'int8-dynamic' });
   assert.deepEqual([upgraded.report.opsetUpgrade, upgraded.report.quantized, upgraded.model.opsetImport[0]!.version], [{ from: 10, to: 11, rewritten: {} }, 1, 11]);
-  const rnn = model({ name: 'rnn', opset: 9, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['h']), node('LSTM', ['h', 'w', 'w'], ['y'], {}, 'rnn')] });
-  assert.throws(() => quantizeModel(rnn, { method: 'int8-dynamic' }), (e: Error) => e instanceof QuantizeError && /needs opset 11 or later; the model imports opset 9 and cannot upgrade LSTM node "rnn"/.test(e.message));
+  const nms = model({ name: 'nms', opset: 9, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['h']), node('NonMaxSuppression', ['h', 'w'], ['y'], {}, 'nms')] });
+  assert.throws(() => quantizeModel(nms, { method: 'int8-dynamic' }), (e: Error) => e instanceof QuantizeError && /needs opset 11 or later; the model imports opset 9 and cannot upgrade NonMaxSuppression node "nms"/.test(e.message));
   assert.throws(() => quantizeModel(decodeModel(f.onnx), { method: 'int4', blockSize: 48 }), /power of two from 16 to 256/);
   const wrong = fixtureGolden(f, 1).map((g) => ({ inputs: { input: { dims: [1, 32], data: g.inputs.input!.data.slice(0, 32) } } }));
   await assert.rejects(evaluateCandidate(f.onnx, f.onnx, wrong, { runs: 1 }), /golden sample 1 does not fit the model/);
@@ -256,8 +256,8 @@ test('calibration sets stream from JSONL or Arrow; int8-static without one, or o
   for (const file of ['text.arrow', 'noise.arrow']) await assert.rejects(drain(file), new RegExp(`${file.replace('.', '\\.')} is not an Arrow IPC file qcflow can read .*qcflow\\.dims`));
   await assert.rejects(drain('missing.arrow'), /missing\.arrow: ENOENT/);
   assert.throws(() => quantizeModel(decodeModel(f.onnx), { method: 'int8-static' }), /needs a calibration set/);
-  const rnn = model({ name: 'rnn', opset: 11, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['h']), node('LSTM', ['h', 'w', 'w'], ['y'], {}, 'rnn')] });
-  await assert.rejects(quantizeModelStatic(rnn, { method: 'int8-static' }, () => [], { method: 'minmax' }), /needs opset 13 or later; the model imports opset 11 and cannot upgrade LSTM/);
+  const nms = model({ name: 'nms', opset: 11, inputs: [valueInfo('x', F32, [1, 2])], outputs: [valueInfo('y', F32, [1, 2])], initializers: [floatTensor('w', [2, 2], [1, 0, 0, 1])], nodes: [node('MatMul', ['x', 'w'], ['h']), node('NonMaxSuppression', ['h', 'w'], ['y'], {}, 'nms')] });
+  await assert.rejects(quantizeModelStatic(nms, { method: 'int8-static' }, () => [], { method: 'minmax' }), /needs opset 13 or later; the model imports opset 11 and cannot upgrade NonMaxSuppression/);
   const wrong = [{ inputs: { input: { dims: [1, 3], data: Float32Array.of(1, 2, 3) } } }];
   await assert.rejects(quantizeModelStatic(decodeModel(f.onnx), { method: 'int8-static' }, () => wrong, { method: 'minmax' }), /calibration sample 1 does not fit the model/);
 });
