@@ -63,6 +63,10 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
     if (!index.floatInitializer(n.input?.[1]) || index.initializers.has(n.input![0]!)) continue;
     for (const t of staticCalibrationTensors(n)) tensors.add(t);
   }
+  if (!tensors.size) {
+    const inBodies = allGraphs(model.graph!).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
+    throw new QuantizeError(`int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight${inBodies ? ' (those inside If/Loop bodies are not calibrated: int8-dynamic and int4 quantize them)' : ''}`);
+  }
   const ranges = await calibrate(model, [...tensors], samples, calibration);
   const result = quantizeModel(model, { ...options, ranges });
   return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
@@ -108,6 +112,8 @@ export interface GptqReport {
   /** Whether the GPTQ codes were kept; false when rounding agreed better with fp32 on the calibration samples. */
   used: boolean;
   calibrationCosine: { gptq: number; rounded: number };
+  /** Nodes quantized inside If/Loop/Scan bodies: rounded, since GPTQ calibrates main-graph layers only. */
+  roundedInBodies: number;
 }
 
 /**
@@ -136,6 +142,8 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   // pass (not an excluded node, a Gemm with transA, a weight the quantizer leaves float).
   const rounded = quantizeModel(model, options);
   const quantized = new Set(rounded.report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node));
+  // GPTQ reads the main graph's layers: a body's inputs cannot be fetched as model outputs.
+  const mainNodes = new Set((g.node ?? []).map((n) => n.name || n.output![0]!));
   // `weight`: the initializer and how it is read; targets with the same one are solved as one.
   const targets: Array<HessianTarget & { weight: string }> = [];
   for (const n of g.node ?? []) {
@@ -206,7 +214,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   return {
     model: chosen.model,
     report: { ...chosen.report, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
-      gptq: { layers: targets.length, samples: count, shrunk, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! } } },
+      gptq: { layers: targets.length, samples: count, shrunk, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! }, roundedInBodies: rounded.report.nodes.filter((n) => n.action === 'quantized' && !mainNodes.has(n.node)).length } },
   };
 }
 

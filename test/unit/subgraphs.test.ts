@@ -6,7 +6,7 @@ import { GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, to
 import { sliceValues } from '../../src/onnx/fold-weights';
 import { encodeModel, onnx } from '../../src/onnx/proto';
 import { cosine, loadError } from '../../src/quantize/evaluate';
-import { analyzeModel, quantizeModel } from '../../src/quantize/quantize-model';
+import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../../src/quantize/quantize-model';
 
 const BOOL = onnx.TensorProto.DataType.BOOL;
 const G = onnx.AttributeProto.AttributeType.GRAPH;
@@ -101,8 +101,11 @@ test('weights inside If branches are quantized there: LSTM weights through Slice
   }
 });
 
-test('fp16 refuses a model whose nodes hold subgraphs, by name, and analyze does not offer it', () => {
+test('fp16 refuses a model whose nodes hold subgraphs, by name, and analyze does not offer it; int8-static and GPTQ say what they leave to rounding', async () => {
   assert.throws(() => quantizeModel(branchModel(), { method: 'fp16' }), /fp16 does not convert models whose nodes hold subgraphs \(If "if"\)/);
+  await assert.rejects(quantizeModelStatic(branchModel(), { method: 'int8-static' }, () => [], { method: 'minmax' }), /int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight \(those inside If\/Loop bodies are not calibrated/);
+  const calibrated = await quantizeModelCalibrated(branchModel(), { method: 'int4' }, () => []);
+  assert.deepEqual([calibrated.report.gptq.layers, calibrated.report.gptq.roundedInBodies, calibrated.report.quantized], [0, 4, 4]);
   // int8-static calibrates main-graph tensors only: here it would have nothing to do.
   assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['int4', 'int8-dynamic']);
 });
