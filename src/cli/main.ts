@@ -311,8 +311,8 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
       const kept = report.nodes.filter((n) => n.action === 'kept');
       throw new CliError(`${o.method} would make ${o.input} larger (×${report.modelBytes.ratio.toFixed(3)}), so nothing was written: ${report.quantized} nodes quantized, ${kept.length} kept in float${kept.length ? ` (${[...new Set(kept.map((n) => n.reason))].slice(0, 3).join('; ')})` : ''}. Try another --method`);
     }
-    // A model onnxruntime cannot load is worse than none (one that silently lost a weight a subgraph read
-    // once was written): loaded first, when it fits in one buffer (protobuf's 2 GB).
+    // A model onnxruntime cannot load is worse than none (qcflow once wrote one: a weight only an If's
+    // branches read was dropped), so it is loaded first, when it fits in one buffer (protobuf's 2 GB).
     if (report.modelBytes.after < 2 ** 31) {
       const why = await loadError(encodeModel(q));
       if (why) throw new CliError(`the ${o.method} model made from ${o.input} does not load in onnxruntime, so nothing was written (${why.slice(0, 300)}). That is a qcflow defect: please report it with the model; meanwhile --exclude-nodes the node named there, or try another --method`);
