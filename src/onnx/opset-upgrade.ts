@@ -25,6 +25,10 @@ const UNCHANGED = new Set([
   'Softplus', 'Softsign', 'SpaceToDepth', 'Sqrt', 'Sub', 'Sum', 'Tan', 'Tanh', 'Tile', 'Transpose', 'Where', 'Xor',
   // Recurrent layers: opset 14 added `layout`, whose default is the old layout.
   'LSTM', 'GRU', 'RNN',
+  // Newer than 7, the same from their first version to 21 (later versions widened types or added
+  // attributes whose defaults keep the old meaning): a model that has them imports that opset already.
+  'HardSwish', 'LayerNormalization', 'Gelu', 'Mish', 'Celu', 'Trilu', 'Range', 'Einsum', 'GatherElements', 'GatherND',
+  'ScatterND', 'CumSum', 'NonZero', 'Round', 'Mod',
 ]);
 
 /** Operators holding subgraphs whose meaning is the same from 11 to 21: their bodies are upgraded too. */
