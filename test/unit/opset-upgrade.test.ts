@@ -68,6 +68,9 @@ test('operators the upgrader does not know are refused by name, and a model alre
   // An If before opset 11 is refused too: its bodies are upgraded from 11 on.
   const early = model({ name: 'if', opset: 10, inputs: [valueInfo('c', onnx.TensorProto.DataType.BOOL, [])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('If', ['c'], ['y'], {}, 'branch')] });
   assert.throws(() => upgradeOpset(early, 13), /cannot upgrade If node "branch" from opset 10 to 13/);
+  // Operators newer than 7 that mean the same from their first version on pass (a model with them imports that opset).
+  const modern = model({ name: 'hs', opset: 14, inputs: [valueInfo('x', F32, [1])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('HardSwish', ['x'], ['y'])] });
+  assert.deepEqual(upgradeOpset(modern, 21), { from: 14, to: 21, rewritten: {} });
   const recent = model({ name: 'new', opset: 17, inputs: [valueInfo('x', F32, [1])], outputs: [{ name: 'y' }], initializers: [], nodes: [node('Relu', ['x'], ['y'])] });
   assert.deepEqual(upgradeOpset(recent, 13), { from: 17, to: 17, rewritten: {} });
   assert.equal(recent.opsetImport![0]!.version, 17);
