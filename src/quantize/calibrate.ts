@@ -81,8 +81,12 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
   const sums = new Map([...new Set(outputs.values())].map((o) => [o, { sum: { h: new Float64Array(o.k * o.k), rows: 0, crossFourth: 0 }, pending: o.kind === 'rows' ? rowBlock(o.k) : undefined }]));
   const fetches = [...new Set([...sums.keys()].flatMap(fetchesOf))];
   const session = await openSession(augmented, fetches);
-  const gramSession = await ort.InferenceSession.create(encodeModel(gramModel()));
-  const gram = async (x: Float32Array, n: number, k: number): Promise<Float32Array> => (await gramSession.run({ x: new ort.Tensor('float32', x, [n, k]) })).h!.data as Float32Array;
+  // Opened at the first MatMul's rows: a conv net's passes need none.
+  let gramSession: ort.InferenceSession | undefined;
+  const gram = async (x: Float32Array, n: number, k: number): Promise<Float32Array> => {
+    gramSession ??= await ort.InferenceSession.create(encodeModel(gramModel()));
+    return (await gramSession.run({ x: new ort.Tensor('float32', x, [n, k]) })).h!.data as Float32Array;
+  };
   try {
     let count = 0;
     for await (const s of samples()) {
@@ -109,7 +113,7 @@ export async function collectHessians(model: onnx.IModelProto, targets: HessianT
     return { sums: new Map(targets.map((t) => [t.node, copy(sums.get(outputs.get(t.node)!)!.sum)])), samples: count };
   } finally {
     await session.release();
-    await gramSession.release();
+    await gramSession?.release();
   }
 }
 
