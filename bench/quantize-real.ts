@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { loadConfig } from '../src/clients/config';
-import { allGraphs, constantsToInitializers } from '../src/onnx/graph';
+import { constantsToInitializers, nodeMetadataBytes } from '../src/onnx/graph';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
 import { decodeModel, encodeModel } from '../src/onnx/proto';
 import { evaluateCandidate, goldenToJsonl, type GoldenSample } from '../src/quantize/evaluate';
@@ -190,7 +190,7 @@ async function rapidAiCases(py: string, dir: string): Promise<Case[]> {
 
 /** Whether the nodes' metadata_props are over a tenth of the file (torch.export's stack traces). */
 function heavyNodeMetadata(bytes: Uint8Array): boolean {
-  return allGraphs(decodeModel(bytes).graph!).flatMap((g) => g.node ?? []).reduce((b, n) => b + (n.metadataProps ?? []).reduce((e, p) => e + (p.key?.length ?? 0) + (p.value?.length ?? 0), 0), 0) > 0.1 * bytes.length;
+  return nodeMetadataBytes(decodeModel(bytes).graph!) > 0.1 * bytes.length;
 }
 
 /**

@@ -93,6 +93,11 @@ function outerReferences(g: onnx.IGraphProto): Set<string> {
   return out;
 }
 
+/** Bytes of the nodes' metadata_props in `g` and the graphs nested in it (torch.export's stack traces), about as serialised. */
+export function nodeMetadataBytes(g: onnx.IGraphProto): number {
+  return allGraphs(g).flatMap((x) => x.node ?? []).reduce((b, n) => b + (n.metadataProps ?? []).reduce((e, p) => e + (p.key?.length ?? 0) + (p.value?.length ?? 0) + 4, 0), 0);
+}
+
 /** Every name in `g` and the graphs nested in it: values, initializers, nodes. */
 function namesIn(g: onnx.IGraphProto): string[] {
   return allGraphs(g).flatMap((x) => [

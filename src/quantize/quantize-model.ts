@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, opHistogram, parentGraphs, shareIdenticalInitializers, subgraphsOf, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, subgraphsOf, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { quantizableOps, quantizerFor } from './registry';
@@ -361,7 +361,6 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   for (const graph of allGraphs(g).reverse()) removeUnusedInitializers(graph);
   for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];
   if (options.dropNodeMetadata) for (const graph of allGraphs(g)) for (const n of graph.node ?? []) delete n.metadataProps;
-  const nodeMetadataBytes = allGraphs(g).flatMap((x) => x.node ?? []).reduce((b, n) => b + (n.metadataProps ?? []).reduce((e, p) => e + (p.key?.length ?? 0) + (p.value?.length ?? 0) + 4, 0), 0);
   model.producerName = 'qcflow';
   model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
   const finalBytes = bytesByName();
@@ -375,7 +374,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   return {
     model,
     report: { method: options.method, options, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
-      modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length }, nodeMetadataBytes },
+      modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length }, nodeMetadataBytes: nodeMetadataBytes(g) },
   };
 }
 
