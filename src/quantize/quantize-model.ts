@@ -15,7 +15,7 @@ import { staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
-import { convTakesFourBits, INT4_CAST_OPSET } from './int4';
+import { fourBitConvs, INT4_CAST_OPSET } from './int4';
 import './gather';
 import './recurrent';
 
@@ -146,6 +146,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const mainNodes = new Set((g.node ?? []).map((n) => n.name || n.output![0]!));
   // `weight`: the initializer and how it is read; targets with the same one are solved as one.
   const targets: Array<HessianTarget & { weight: string }> = [];
+  const fourBit = fourBitConvs(index, defaultOpset(model), { ...options, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE });
   for (const n of g.node ?? []) {
     const name = n.name || n.output![0]!;
     const w = index.floatInitializer(n.input?.[1]);
@@ -160,8 +161,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       // over more than MAX_EIGHT_BIT_GPTQ_K inputs.
       const geometry = convGeometry(n, dims);
       const k = dims[1]! * dims[2]! * dims[3]!;
-      const fourBits = convTakesFourBits(dims, 1, defaultOpset(model), { ...options, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE });
-      if (geometry && (fourBits || k <= MAX_EIGHT_BIT_GPTQ_K)) targets.push({ node: name, input: n.input![0]!, k, conv: geometry, weight: `${w.name}:${n.opType}:${k}` });
+      if (geometry && (fourBit.has(name) || k <= MAX_EIGHT_BIT_GPTQ_K)) targets.push({ node: name, input: n.input![0]!, k, conv: geometry, weight: `${w.name}:${n.opType}:${k}` });
     }
   }
   // Sequential, as GPTQ is meant to run, a few layers a pass: each pass's Hessians come from the model with

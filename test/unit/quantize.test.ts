@@ -298,6 +298,19 @@ test('int4 Conv: 8-bit weights by default; with int4Conv, 4-bit blocks along eac
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('int4Conv: the stem (the first Convs, up to 0.5% of the Conv weights) keeps 8 bits, the rest take 4, whatever is excluded', () => {
+  const r = rng(5);
+  const layer = (name: string, from: string, to: string, m: number, c: number) => ({ w: floatTensor(`${name}_w`, [m, c, 3, 3], Array.from({ length: m * c * 9 }, () => r() - 0.5)), n: node('Conv', [from, `${name}_w`], [to], { pads: [1, 1, 1, 1] }, name) });
+  // 576, 4,608 and 147,456 weights: conv0 is 0.4% of them (under 0.5%), conv0 and conv1 3.4%.
+  const layers = [layer('conv0', 'x', 'h0', 8, 8), layer('conv1', 'h0', 'h1', 64, 8), layer('conv2', 'h1', 'y', 256, 64)];
+  const m = model({ name: 'stem', opset: 21, inputs: [valueInfo('x', F32, [1, 8, 6, 6])], outputs: [valueInfo('y', F32, [1, 256, 6, 6])], initializers: layers.map((l) => l.w), nodes: [...layers].reverse().map((l) => l.n) });
+  // A Conv's weight bits, from what restores it: a Reshape of 4-bit blocks, Cast and Mul of 8-bit channels, or the float initializer.
+  const bits = (q: onnx.IModelProto) => Object.fromEntries(q.graph!.node!.filter((n) => n.opType === 'Conv').map((n) => [n.name, q.graph!.node!.find((p) => p.output![0] === n.input![1])?.opType === 'Reshape' ? 4 : q.graph!.initializer!.some((t) => t.name === n.input![1]) ? 32 : 8]));
+  assert.deepEqual(bits(quantizeModel(structuredClone(m), { method: 'int4', int4Conv: true }).model), { conv0: 8, conv1: 4, conv2: 4 });
+  // A calibration pass excludes layers: the stem is the model's, not a share of what is left (without conv2, conv0 would be 11%).
+  assert.deepEqual(bits(quantizeModel(structuredClone(m), { method: 'int4', int4Conv: true, excludeNodes: ['conv2'] }).model), { conv0: 8, conv1: 4, conv2: 32 });
+});
+
 test('weights reached through Transpose, Cast and Reshape are folded and quantized; nothing off the weight paths changes', async () => {
   const r = rng(3);
   const w1 = Array.from({ length: 8 * 16 }, () => r() - 0.5);
