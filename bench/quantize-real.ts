@@ -262,7 +262,7 @@ async function ddddocrCases(py: string, dir: string): Promise<Case[]> {
   const text = (t: ort.Tensor): string => ctcGreedy(t).map((k) => charset[k]).join('').toLowerCase();
   return [
     { name: 'ddddocr common (recogniser)', bytes: readFileSync(path.join(wheel, 'ddddocr', 'common.onnx')), golden, calibration: await many(captcha, 16), reading: { name: 'sameText', agreement: (a, b) => (text(a) === text(b) ? 1 : 0), correct: (t, i) => text(t) === truth[i] } },
-    { name: 'ddddocr common_det (detector)', bytes: readFileSync(path.join(wheel, 'ddddocr', 'common_det.onnx')), golden: await many(scene, 12), calibration: await many(scene, 8), reading: { name: 'detectionsKept', agreement: (a, b) => boxesKept(yoloxBoxes(a), yoloxBoxes(b)) } },
+    { name: 'ddddocr common_det (detector)', bytes: readFileSync(path.join(wheel, 'ddddocr', 'common_det.onnx')), golden: await many(scene, 30), calibration: await many(scene, 8), reading: { name: 'detectionsKept', agreement: (a, b) => boxesKept(yoloxBoxes(a), yoloxBoxes(b)) } },
   ];
 }
 
