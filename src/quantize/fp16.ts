@@ -35,6 +35,20 @@ const FP32_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
 const keepsFp32 = (n: onnx.INodeProto, i: number): boolean => FP32_INPUTS[n.opType!]?.includes(i) ?? false;
 
 /**
+ * Ops whose schema takes no float16 for their float inputs (onnxruntime rejects the model at load):
+ * Range (YOLOv8's exported anchor grid), NonMaxSuppression, DynamicQuantizeLinear (a model quantized
+ * before), QuantizeLinear before opset 19 and CumSum before 14 (kept fp32 at every opset: rare, cheap).
+ * They stay fp32 behind Casts, as onnxruntime's float16 converter's default block list keeps them.
+ */
+const NO_FLOAT16 = new Set(['Range', 'NonMaxSuppression', 'DynamicQuantizeLinear', 'QuantizeLinear', 'CumSum']);
+
+/** Why `n` computes in fp32 whatever is asked, or undefined: its schema has no float16, or it is another domain's op. */
+function noFloat16(n: onnx.INodeProto): string | undefined {
+  if (n.domain && n.domain !== 'ai.onnx') return `a ${n.domain} op: its float16 support is not known here`;
+  return NO_FLOAT16.has(n.opType!) ? `${n.opType} takes no float16 (ONNX schema)` : undefined;
+}
+
+/**
  * fp16 conversion with fp32 graph inputs and outputs kept (a Cast at each edge): float initializers become
  * float16, ops compute in float16, and blocked nodes (by name or op type) stay in fp32 behind Casts.
  * Element types are propagated through the graph so only float values are cast (never shapes or indices).
@@ -56,7 +70,7 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
   // Each initializer is scanned once, however many nodes read it.
   const tooLarge = new Set((g.initializer ?? []).filter((t) => t.dataType === DT.FLOAT && floatValues(t).some((v) => Math.abs(v) > FP16_MAX)).map((t) => t.name!));
   const outOfRange = new Set(order.filter((n) => (n.input ?? []).some((i) => tooLarge.has(i))));
-  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!) || outOfRange.has(n);
+  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!) || outOfRange.has(n) || noFloat16(n) !== undefined;
 
   // Which initializers fp32 (blocked) nodes read, and which fp16 ones do: one read by both is kept in both forms.
   const fp32Readers = new Set<string>();
@@ -115,7 +129,7 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
       (n.output ?? []).forEach((x, i) => {
         if (outs[i] !== x) out.push(makeNode('Cast', [outs[i]!], [x], { to: DT.FLOAT16 }, index.uniqueName(`${x}_cast_fp16`)));
       });
-      const reason = o.excludeNodes.has(name) ? 'excluded by name' : o.excludeOps.has(n.opType!) ? 'excluded by op type' : `a constant input exceeds the float16 range (±${FP16_MAX})`;
+      const reason = o.excludeNodes.has(name) ? 'excluded by name' : o.excludeOps.has(n.opType!) ? 'excluded by op type' : (noFloat16(n) ?? `a constant input exceeds the float16 range (±${FP16_MAX})`);
       outcomes.push({ node: name, op: n.opType!, action: 'kept', reason });
       continue;
     }

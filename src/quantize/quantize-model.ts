@@ -371,11 +371,25 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const qBefore = replaced.reduce((s, [, b]) => s + b, 0);
   const qAfter = added.reduce((s, [, b]) => s + b, 0);
   const outputBytes = onnx.ModelProto.encode(model).finish().length;
+  const done = options.method === 'fp16' || nodes.some((n) => n.action === 'quantized') ? '' : quantizedOps(input);
+  if (done) throw new QuantizeError(`the model is already quantized (${done}): nothing is left in float for ${options.method} to quantize; start from the float model it was made from`);
   return {
     model,
     report: { method: options.method, options, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
       modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length }, nodeMetadataBytes: nodeMetadataBytes(g) },
   };
+}
+
+/** Operators that only a quantized model holds (onnxruntime's tool writes the first ones), as "ConvInteger ×21, …"; '' when none. */
+const QUANTIZED_OPS = new Set(['DynamicQuantizeLinear', 'QuantizeLinear', 'DequantizeLinear', 'MatMulInteger', 'ConvInteger', 'QLinearConv', 'QLinearMatMul', 'MatMulNBits', 'DynamicQuantizeMatMul', 'DynamicQuantizeLSTM', 'QAttention', 'QGemm', 'GatherBlockQuantized']);
+
+function quantizedOps(m: onnx.IModelProto): string {
+  const counts = new Map<string, number>();
+  for (const x of allGraphs(m.graph!)) for (const n of x.node ?? []) if (QUANTIZED_OPS.has(n.opType!)) counts.set(n.opType!, (counts.get(n.opType!) ?? 0) + 1);
+  // qcflow's weight-only layers (a Conv's 8-bit weight restored by Cast and Mul) hold no such op: its own mark says so.
+  const ours = (m.metadataProps ?? []).find((p) => p.key === 'qcflow.quantization')?.value;
+  const method = ours ? (JSON.parse(ours) as { method?: string }).method : undefined;
+  return [...(method ? [`by qcflow, ${method}`] : []), ...[...counts].map(([op, k]) => `${op} ×${k}`)].join(', ');
 }
 
 /**

@@ -204,6 +204,43 @@ test('fp16 keeps a node in fp32 when a constant input exceeds the float16 range,
   want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) <= Math.abs(v) * 1e-3 + 1e-3, `${i}: ${got[i]} vs ${v}`));
 });
 
+test('a model already quantized is refused by name (its quantized ops, qcflow\'s own mark); one with float layers left quantizes them', async () => {
+  const [mlp, cnn] = [await mlpModel(), await cnnModel()];
+  const once = quantizeModel(decodeModel(mlp.onnx), { method: 'int8-dynamic' }).model;
+  assert.throws(() => quantizeModel(once, { method: 'int8-dynamic' }), (e: Error) => e instanceof QuantizeError && /already quantized \(by qcflow, int8-dynamic, DynamicQuantizeLinear ×\d+, MatMulInteger ×\d+\): nothing is left in float for int8-dynamic/.test(e.message));
+  // Weight-only Convs hold no quantized op: the mark names them.
+  assert.throws(() => quantizeModel(quantizeModel(decodeModel(cnn.onnx), { method: 'int8-dynamic' }).model, { method: 'int4' }), /already quantized \(by qcflow, int8-dynamic[,)]/);
+  const matmuls = decodeModel(mlp.onnx).graph!.node!.filter((n) => n.opType === 'MatMul').map((n) => n.name || n.output![0]!);
+  const partly = quantizeModel(decodeModel(mlp.onnx), { method: 'int8-dynamic', excludeNodes: matmuls.slice(1) }).model;
+  assert.equal(quantizeModel(partly, { method: 'int8-dynamic' }).report.quantized, matmuls.length - 1);
+});
+
+test('fp16 keeps ops whose schema takes no float16 in fp32 (a YOLOv8 export\'s Range over a computed float, a model quantized before), and the result loads', async () => {
+  // YOLOv8's anchor grid: Range(0, width, 1) in float, its limit computed from the input's shape; then a
+  // DynamicQuantizeLinear / MatMulInteger pair as onnxruntime's quantize_dynamic writes it, and a contrib op.
+  const m = model({
+    name: 'grid', opset: 17, inputs: [valueInfo('x', F32, [1, 4])], outputs: [valueInfo('y', F32, [1, 4]), valueInfo('q', F32, [1, 2])],
+    initializers: [floatTensor('start', [], [0]), floatTensor('step', [], [1]), int64Tensor('one', [], [1]), floatTensor('w', [4, 2], [0.5, -1, 2, 0.25, -0.5, 1, 1.5, -2]), floatTensor('ws', [], [0.01])],
+    nodes: [
+      node('Shape', ['x'], ['shape']), node('Gather', ['shape', 'one'], ['width'], { axis: 0 }), node('Cast', ['width'], ['limit'], { to: F32 }),
+      node('Range', ['start', 'limit', 'step'], ['r'], {}, 'range'),
+      node('Add', ['x', 'r'], ['y'], {}, 'add'),
+      node('DynamicQuantizeLinear', ['x'], ['xq', 'xs', 'xz'], {}, 'dql'),
+      node('Cast', ['w'], ['w_f'], { to: F32 }, 'w_copy'),
+      node('MatMul', ['x', 'w_f'], ['mm'], {}, 'mm'), { opType: 'Gelu', domain: 'com.microsoft', input: ['mm'], output: ['g'], name: 'gelu' },
+      node('Mul', ['g', 'xs'], ['q'], {}, 'scale'),
+    ],
+  });
+  m.opsetImport = [...(m.opsetImport ?? []), { domain: 'com.microsoft', version: 1 }];
+  const { model: q, report } = quantizeModel(structuredClone(m), { method: 'fp16' });
+  const kept = Object.fromEntries(report.nodes.filter((n) => n.action === 'kept').map((n) => [n.node, n.reason]));
+  assert.deepEqual(kept, { range: 'Range takes no float16 (ONNX schema)', dql: 'DynamicQuantizeLinear takes no float16 (ONNX schema)', gelu: 'a com.microsoft op: its float16 support is not known here' });
+  const feeds = { x: new ort.Tensor('float32', Float32Array.of(0.3, -1.2, 2.5, 0.7), [1, 4]) };
+  const want = await (await ort.InferenceSession.create(encodeModel(m))).run(feeds);
+  const got = await (await ort.InferenceSession.create(encodeModel(q))).run(feeds);
+  for (const k of ['y', 'q']) (want[k]!.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - (got[k]!.data as Float32Array)[i]!) <= Math.abs(v) * 2e-3 + 1e-3, `${k}[${i}]: ${(got[k]!.data as Float32Array)[i]} vs ${v}`));
+});
+
 test('calibration statistics: histogram quantiles and the entropy threshold', () => {
   // Uniform mass over [0, 10): the 25% quantile is 2.5.
   assert.ok(Math.abs(quantileOfHistogram(new Float64Array(100).fill(1), 0, 10, 0.25) - 2.5) < 1e-9);
