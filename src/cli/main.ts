@@ -318,6 +318,8 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
       if (why) throw new CliError(`the ${o.method} model made from ${o.input} does not load in onnxruntime, so nothing was written (${why.slice(0, 300)}). That is a qcflow defect: please report it with the model; meanwhile --exclude-nodes the node named there, or try another --method`);
     }
     const written = writeModelFile(o.output, q, { externalData: o.externalData });
+    // Rounded 4-bit filters are where quantization loses most (bench/README: PicoDet 0.83, PaddleOCR's recogniser 0.91; calibrated 0.99 and 0.98).
+    if (o.int4Conv && !o.calibration && report.nodes.some((n) => n.op === 'Conv' && n.action === 'quantized')) process.stderr.write(`note: --int4-conv without --calibration rounds each 4-bit filter to its nearest levels, which costs some conv nets much of their accuracy; check the result with \`qcflow model evaluate\`, or pass --calibration samples.jsonl (GPTQ)\n`);
     if (report.nodeMetadataBytes > 0.1 * written.bytes) process.stderr.write(`note: ${Math.round((100 * report.nodeMetadataBytes) / written.bytes)}% of ${o.output} is the nodes' metadata (exporter stack traces and the like); --drop-node-metadata leaves it out\n`);
     process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);
   });
