@@ -85,7 +85,7 @@ export function implicitInputs(n: onnx.INodeProto): string[] {
 }
 
 /** Names `g` (or a graph nested in it) reads without defining them. */
-function outerReferences(g: onnx.IGraphProto): Set<string> {
+export function outerReferences(g: onnx.IGraphProto): Set<string> {
   const defined = new Set([...(g.input ?? []).map((v) => v.name!), ...(g.initializer ?? []).map((t) => t.name!), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
   const out = new Set<string>();
   for (const n of g.node ?? []) for (const i of [...(n.input ?? []), ...implicitInputs(n)]) if (i && !defined.has(i)) out.add(i);
@@ -99,7 +99,7 @@ export function nodeMetadataBytes(g: onnx.IGraphProto): number {
 }
 
 /** Every name in `g` and the graphs nested in it: values, initializers, nodes. */
-function namesIn(g: onnx.IGraphProto): string[] {
+export function namesIn(g: onnx.IGraphProto): string[] {
   return allGraphs(g).flatMap((x) => [
     ...(x.initializer ?? []).map((t) => t.name!), ...(x.input ?? []).map((v) => v.name!), ...(x.output ?? []).map((v) => v.name!),
     ...(x.node ?? []).flatMap((n) => [...(n.name ? [n.name] : []), ...(n.output ?? [])]),

@@ -1,6 +1,6 @@
 import { onnx } from '../onnx/proto';
 import { node as makeNode } from '../onnx/build';
-import { GraphIndex, topologicalSort } from '../onnx/graph';
+import { allGraphs, GraphIndex, implicitInputs, namesIn, outerReferences, subgraphsOf, topologicalSort } from '../onnx/graph';
 import { DT, float32ToFloat16Bits, floatValues, makeTensor } from '../onnx/tensor';
 import type { NodeOutcome } from './types';
 
@@ -48,21 +48,48 @@ function noFloat16(n: onnx.INodeProto): string | undefined {
   return NO_FLOAT16.has(n.opType!) ? `${n.opType} takes no float16 (ONNX schema)` : undefined;
 }
 
+type Types = Map<string, number | undefined>;
+
+/** Element types of `g`'s values, `outer` holding those of the graphs around it; a node holding subgraphs types its outputs from theirs. */
+function propagateTypes(g: onnx.IGraphProto, outer: Types): Types {
+  const types: Types = new Map(outer);
+  for (const v of g.input ?? []) types.set(v.name!, v.type?.tensorType?.elemType ?? undefined);
+  for (const t of g.initializer ?? []) types.set(t.name!, t.dataType ?? undefined);
+  for (const n of topologicalSort(g)) {
+    const outs = subgraphsOf(n).length ? holderOutputTypes(n, types) : outputTypes(n, (i) => types.get(n.input?.[i] ?? ''));
+    (n.output ?? []).forEach((name, i) => types.set(name, outs[i]));
+  }
+  return types;
+}
+
+/** If: its then-branch's outputs; Loop: its body's outputs after the condition; Scan: its body's outputs. */
+function holderOutputTypes(n: onnx.INodeProto, types: Types): Array<number | undefined> {
+  const body = subgraphsOf(n)[0]!;
+  // A Loop body's carried inputs take the types of the Loop's initial values.
+  const outer: Types = new Map(types);
+  if (n.opType === 'Loop') (body.input ?? []).slice(2).forEach((v, i) => outer.set(v.name!, v.type?.tensorType?.elemType ?? types.get(n.input?.[i + 2] ?? '')));
+  const inner = propagateTypes(body, outer);
+  const outs = (body.output ?? []).map((v) => inner.get(v.name!) ?? v.type?.tensorType?.elemType ?? undefined);
+  return n.opType === 'Loop' ? outs.slice(1) : outs;
+}
+
 /**
  * fp16 conversion with fp32 graph inputs and outputs kept (a Cast at each edge): float initializers become
  * float16, ops compute in float16, and blocked nodes (by name or op type) stay in fp32 behind Casts.
  * Element types are propagated through the graph so only float values are cast (never shapes or indices).
+ * A node holding subgraphs (If, Loop, Scan) keeps an fp32 interface: what it reads, explicitly or from its
+ * bodies, reaches it in fp32, and each body is converted as a graph of its own, its reads of the graphs
+ * around it cast at its entry like graph inputs. (Typed through one graph only, values a branch read from
+ * around it reached it as float16: silero-vad's op15 export came out unloadable.)
  */
-export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<string>; excludeOps: Set<string> }): NodeOutcome[] {
-  const index = new GraphIndex(g);
-  const types = new Map<string, number | undefined>();
-  for (const v of g.input ?? []) types.set(v.name!, v.type?.tensorType?.elemType ?? undefined);
-  for (const t of index.initializers.values()) types.set(t.name!, t.dataType ?? undefined);
+export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<string>; excludeOps: Set<string> }, outer?: { names: Set<string>; types: Types }): NodeOutcome[] {
+  // One set of names for the whole model, so a name made in one graph is new in all.
+  const names = outer?.names ?? new Set(allGraphs(g).flatMap(namesIn));
+  const index = new GraphIndex(g, names);
+  const types = propagateTypes(g, outer?.types ?? new Map());
   const order = topologicalSort(g);
-  for (const n of order) {
-    const outs = outputTypes(n, (i) => types.get(n.input?.[i] ?? ''));
-    (n.output ?? []).forEach((name, i) => types.set(name, outs[i]));
-  }
+  // Float values this graph reads from the graphs around it (fp32 there): cast once at entry, as inputs are.
+  const fromOutside = outer ? [...outerReferences(g)].filter((x) => outer.types.get(x) === DT.FLOAT) : [];
   const isFloat = (name: string): boolean => types.get(name) === DT.FLOAT;
   // A node whose constant inputs do not fit float16 (BatchNorm running variances often exceed 65504) would
   // compute with infinities: it stays fp32 on its own, and the report says why.
@@ -70,12 +97,17 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
   // Each initializer is scanned once, however many nodes read it.
   const tooLarge = new Set((g.initializer ?? []).filter((t) => t.dataType === DT.FLOAT && floatValues(t).some((v) => Math.abs(v) > FP16_MAX)).map((t) => t.name!));
   const outOfRange = new Set(order.filter((n) => (n.input ?? []).some((i) => tooLarge.has(i))));
-  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!) || outOfRange.has(n) || noFloat16(n) !== undefined;
+  const holds = (n: onnx.INodeProto): boolean => subgraphsOf(n).length > 0;
+  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!) || outOfRange.has(n) || noFloat16(n) !== undefined || holds(n);
 
   // Which initializers fp32 (blocked) nodes read, and which fp16 ones do: one read by both is kept in both forms.
   const fp32Readers = new Set<string>();
   const fp16Readers = new Set<string>();
-  for (const n of order) (n.input ?? []).forEach((i, k) => { if (index.initializers.has(i)) (blocked(n) || keepsFp32(n, k) ? fp32Readers : fp16Readers).add(i); });
+  for (const n of order) {
+    (n.input ?? []).forEach((i, k) => { if (index.initializers.has(i)) (blocked(n) || keepsFp32(n, k) ? fp32Readers : fp16Readers).add(i); });
+    // A weight a body reads is halved here too and cast back for it: kept in fp32, it was stored twice (silero-vad ×0.55 → ×0.76).
+    for (const i of implicitInputs(n)) if (index.initializers.has(i)) fp16Readers.add(i);
+  }
   const half = new Map<string, string>();
   const newInits: onnx.ITensorProto[] = [];
   for (const t of g.initializer ?? []) {
@@ -99,11 +131,11 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
   const outcomes: NodeOutcome[] = [];
   // fp32 graph inputs: one Cast each, read by every fp16 consumer.
   const inputHalf = new Map<string, string>();
-  for (const v of g.input ?? []) {
-    if (!isFloat(v.name!) || index.initializers.has(v.name!)) continue;
-    const h = index.uniqueName(`${v.name}_fp16`);
-    inputHalf.set(v.name!, h);
-    out.push(makeNode('Cast', [v.name!], [h], { to: DT.FLOAT16 }, index.uniqueName(`${v.name}_cast_fp16`)));
+  for (const name of [...(g.input ?? []).map((v) => v.name!), ...fromOutside]) {
+    if (!isFloat(name) || index.initializers.has(name)) continue;
+    const h = index.uniqueName(`${name}_fp16`);
+    inputHalf.set(name, h);
+    out.push(makeNode('Cast', [name], [h], { to: DT.FLOAT16 }, index.uniqueName(`${name}_cast_fp16`)));
   }
   const outputNames = new Set((g.output ?? []).map((v) => v.name!));
   // Float values produced in fp16 that a consumer needs in fp32 (blocked nodes, graph outputs) get one Cast back each.
@@ -123,13 +155,30 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
     const inputs = (n.input ?? []).map((i) => (i ? (renamedOutputs.get(i) ?? i) : i));
     if (blocked(n)) {
       // Inputs back to fp32 (initializers already are: only fp16 readers got the half copy).
-      const ins = inputs.map((i) => (i && isFloat(i) && !index.initializers.has(i) ? (inputHalf.has(i) ? i : castBack(i)) : i));
+      const fp32 = (i: string): string => {
+        if (!i || !isFloat(i) || inputHalf.has(i) || renamedOutputs.has(i)) return i;
+        // An initializer only fp16 nodes (or bodies) read was halved under its own name.
+        return index.initializers.has(i) && fp32Readers.has(i) ? i : castBack(i);
+      };
+      // A graph output made in fp16 is read under its own name, the Cast back to fp32.
+      const ins = (n.input ?? []).map((i) => (i && renamedOutputs.has(i) ? i : fp32(i)));
+      const bodies = subgraphsOf(n);
+      if (bodies.length) {
+        // What the bodies read from here, in fp32: a value computed in fp16 is read as its Cast back.
+        for (const i of implicitInputs(n)) {
+          const f = fp32(i);
+          if (f !== i) for (const b of bodies) renameReads(b, i, f);
+        }
+        const inner: Types = new Map(types);
+        for (const [x, f] of fp32Of) inner.set(f, types.get(x));
+        for (const b of bodies) outcomes.push(...convertToFloat16(b, o, { names, types: inner }));
+      }
       const outs = (n.output ?? []).map((x) => (isFloat(x) && !outputNames.has(x) ? index.uniqueName(`${x}_fp32out`) : x));
       out.push({ ...n, input: ins, output: outs });
       (n.output ?? []).forEach((x, i) => {
         if (outs[i] !== x) out.push(makeNode('Cast', [outs[i]!], [x], { to: DT.FLOAT16 }, index.uniqueName(`${x}_cast_fp16`)));
       });
-      const reason = o.excludeNodes.has(name) ? 'excluded by name' : o.excludeOps.has(n.opType!) ? 'excluded by op type' : (noFloat16(n) ?? `a constant input exceeds the float16 range (±${FP16_MAX})`);
+      const reason = o.excludeNodes.has(name) ? 'excluded by name' : o.excludeOps.has(n.opType!) ? 'excluded by op type' : bodies.length ? 'holds subgraphs: converted inside them, fp32 at their edges' : (noFloat16(n) ?? `a constant input exceeds the float16 range (±${FP16_MAX})`);
       outcomes.push({ node: name, op: n.opType!, action: 'kept', reason });
       continue;
     }
@@ -161,4 +210,12 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
   // Intermediate value types changed; onnxruntime re-infers them.
   g.valueInfo = [];
   return outcomes;
+}
+
+/** `g` and the graphs nested in it read `to` wherever they read `from`, a value of a graph around them. */
+function renameReads(g: onnx.IGraphProto, from: string, to: string): void {
+  for (const x of allGraphs(g)) {
+    for (const n of x.node ?? []) n.input = (n.input ?? []).map((i) => (i === from ? to : i));
+    for (const v of x.output ?? []) if (v.name === from) v.name = to;
+  }
 }

@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, subgraphsOf, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { quantizableOps, quantizerFor } from './registry';
@@ -294,9 +294,7 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
       throw err;
     }
   };
-  // fp16 does not convert a model whose nodes hold subgraphs (quantizeModel says why).
-  const subgraphs = (g.node ?? []).some((n) => subgraphsOf(n).length);
-  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' ? !subgraphs : quantizableOps(m).some((op) => (m === 'int8-static' ? mainOps : ops)[op])) && upgradable(m));
+  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => (m === 'int8-static' ? mainOps : ops)[op])) && upgradable(m));
   return { ops, parameters, weightBytes: graphs.reduce((n, x) => n + initializerBytes(x), 0), opset, applicable };
 }
 
@@ -310,7 +308,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const model = onnx.ModelProto.decode(inputBytes);
   const g = model.graph!;
   // Subgraphs' Constant nodes too, for the methods that quantize inside them (below).
-  const constantsMoved = (['fp16', 'int8-static'].includes(options.method) ? [g] : allGraphs(g)).reduce((n, x) => n + constantsToInitializers(x), 0);
+  const constantsMoved = (options.method === 'int8-static' ? [g] : allGraphs(g)).reduce((n, x) => n + constantsToInitializers(x), 0);
   const opsetUpgrade = upgradeFor(model, options.method) ?? (options.method === 'int4' && options.int4Conv ? raiseForInt4Conv(model) : undefined);
   const opset = defaultOpset(model);
   if (options.method === 'int8-static' && !options.ranges) throw new QuantizeError('int8-static needs a calibration set: pass --calibration samples.jsonl (named input tensors, like golden inputs)');
@@ -329,10 +327,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   let foldedBatchNorms = 0;
   const domains = new Set<string>();
   if (options.method === 'fp16') {
-    // Its types are propagated through one graph: values an If's branches read from around them would
-    // reach them as float16 (silero-vad's op15 export came out unloadable).
-    const holder = (g.node ?? []).find((n) => subgraphsOf(n).length);
-    if (holder) throw new QuantizeError(`fp16 does not convert models whose nodes hold subgraphs (${holder.opType} ${JSON.stringify(holder.name || holder.output?.[0])}); int8-dynamic and int4 quantize inside them`);
+    // A weight one body alone reads is halved there, with no Cast at its edge.
+    if (allGraphs(g).length > 1) moveInitializersIntoSubgraphs(g);
     nodes = convertToFloat16(g, { excludeNodes: excludedNodes, excludeOps: excludedOps });
   } else {
     // Weights inside If/Loop/Scan bodies are quantized in the graph that reads them (int8-static calibrates

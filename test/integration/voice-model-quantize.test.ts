@@ -39,3 +39,19 @@ test('silero-vad as shipped (everything inside If branches, the LSTM behind nest
     }
   }
 });
+
+test('silero-vad in fp16: converted inside its If branches, half the file, the same decisions on recorded speech', async (t) => {
+  const bytes = readFileSync(SILERO_VAD);
+  const { model, report } = quantizeModel(decodeModel(bytes), { method: 'fp16' });
+  // Only the Ifs keep an fp32 interface; every node inside them computes in float16.
+  assert.deepEqual([...new Set(report.nodes.filter((n) => n.action === 'kept').map((n) => n.op))], ['If']);
+  assert.ok(report.modelBytes.ratio <= 0.55, `×${report.modelBytes.ratio.toFixed(3)}`);
+  const q = encodeModel(model);
+  assert.equal(await loadError(q), undefined);
+  for (const rate of [16000, 8000] as const) {
+    const audio = speech(rate);
+    const a = agreement(await speechProbabilities(bytes, audio, rate), await speechProbabilities(q, audio, rate));
+    t.diagnostic(`fp16 ${rate} Hz: ×${report.modelBytes.ratio.toFixed(3)}, mean |Δp| ${a.meanDelta.toFixed(5)}, same decision ${(100 * a.sameDecision).toFixed(1)}%`);
+    assert.ok(a.meanDelta < 0.002 && a.sameDecision >= 0.995, `fp16 ${rate} Hz: ${JSON.stringify(a)}`);
+  }
+});

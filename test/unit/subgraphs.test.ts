@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
+import { F32, floatTensor, I64, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { allGraphs, GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { sliceValues } from '../../src/onnx/fold-weights';
 import { encodeModel, onnx } from '../../src/onnx/proto';
@@ -101,13 +101,79 @@ test('weights inside If branches are quantized there: LSTM weights through Slice
   }
 });
 
-test('fp16 refuses a model whose nodes hold subgraphs, by name, and analyze does not offer it; int8-static and GPTQ say what they leave to rounding', async () => {
-  assert.throws(() => quantizeModel(branchModel(), { method: 'fp16' }), /fp16 does not convert models whose nodes hold subgraphs \(If "if"\)/);
+test('int8-static and GPTQ say what they leave to rounding inside bodies; analyze offers what applies', async () => {
   await assert.rejects(quantizeModelStatic(branchModel(), { method: 'int8-static' }, () => [], { method: 'minmax' }), /int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight \(those inside If\/Loop bodies are not calibrated/);
   const calibrated = await quantizeModelCalibrated(branchModel(), { method: 'int4' }, () => []);
   assert.deepEqual([calibrated.report.gptq.layers, calibrated.report.gptq.roundedInBodies, calibrated.report.quantized], [0, 4, 4]);
   // int8-static calibrates main-graph tensors only: here it would have nothing to do.
-  assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['int4', 'int8-dynamic']);
+  assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['fp16', 'int4', 'int8-dynamic']);
+});
+
+/** Relative error of `got` against `want`, at worst. */
+function worstRelative(want: Float32Array, got: Float32Array): number {
+  let worst = 0;
+  want.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - got[i]!) / (Math.abs(v) + 0.05))));
+  return worst;
+}
+
+test('fp16 converts inside If branches: what a branch reads from around it (a computed value, a weight of both branches, one of the main graph\'s) reaches it, loads and agrees', async () => {
+  const r = rng(11);
+  const values = (n: number): number[] => Array.from({ length: n }, () => r() - 0.5);
+  const branch = (name: string, nodes: onnx.INodeProto[]): onnx.IGraphProto => ({ name, input: [], output: [valueInfo(`${name}.y`, F32, [2, 8])], initializer: [], node: nodes });
+  const m = model({
+    name: 'if16', opset: 13, inputs: [valueInfo('x', F32, [2, 8]), valueInfo('cond', BOOL, [])], outputs: [valueInfo('out', F32, [2, 8])],
+    initializers: [floatTensor('w_both', [8, 8], values(64)), floatTensor('w_then', [8, 8], values(64)), floatTensor('b', [8], values(8))],
+    nodes: [node('Tanh', ['x'], ['t'], {}, 'tanh'), node('If', ['cond'], ['y'], {}, 'if'), node('Add', ['y', 'b'], ['out'], {}, 'add')],
+  });
+  m.graph!.node![1]!.attribute = [
+    { name: 'then_branch', type: G, g: branch('then', [node('MatMul', ['t', 'w_then'], ['then.a'], {}, 'then.mm1'), node('MatMul', ['x', 'w_both'], ['then.b'], {}, 'then.mm2'), node('Add', ['then.a', 'then.b'], ['then.y'], {}, 'then.add')]) },
+    { name: 'else_branch', type: G, g: branch('else', [node('MatMul', ['t', 'w_both'], ['else.a'], {}, 'else.mm'), node('Add', ['else.a', 'b'], ['else.y'], {}, 'else.add')]) },
+  ];
+  const { model: q, report } = quantizeModel(m, { method: 'fp16' });
+  assert.equal(await loadError(encodeModel(q)), undefined);
+  assert.deepEqual(report.nodes.filter((n) => n.action === 'kept').map((n) => `${n.node}: ${n.reason}`), ['if: holds subgraphs: converted inside them, fp32 at their edges']);
+  assert.deepEqual(report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node).sort(), ['add', 'else.add', 'else.mm', 'tanh', 'then.add', 'then.mm1', 'then.mm2']);
+  // Every weight is stored once, in float16; the one the then-branch alone reads lives there.
+  const weights = allGraphs(q.graph!).flatMap((g) => (g.initializer ?? []).map((t) => `${g.name ?? 'main'}:${t.name}:${t.dataType}`)).filter((w) => /w_|:b:/.test(w));
+  assert.deepEqual(weights.sort(), ['if16:b:10', 'if16:w_both:10', 'then:w_then:10']);
+  const x = Float32Array.from(values(16), (v) => v * 3);
+  for (const cond of [true, false]) {
+    const feeds = { x: new ort.Tensor('float32', x, [2, 8]), cond: new ort.Tensor('bool', [cond], []) };
+    const [want, got] = [(await (await ort.InferenceSession.create(encodeModel(m))).run(feeds)).out!.data as Float32Array, (await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)).out!.data as Float32Array];
+    assert.ok(worstRelative(want, got) < 5e-3, `cond ${cond}: ${worstRelative(want, got)}`);
+  }
+});
+
+test('fp16 converts inside a Loop body: carried state and scan outputs in fp32 at its edges, a main-graph weight read from inside', async () => {
+  const r = rng(12);
+  const values = (n: number): number[] => Array.from({ length: n }, () => r() - 0.5);
+  const body: onnx.IGraphProto = {
+    name: 'body',
+    input: [valueInfo('i', I64, []), valueInfo('c', BOOL, []), valueInfo('h', F32, [1, 8])],
+    output: [valueInfo('c_out', BOOL, []), valueInfo('h_out', F32, [1, 8]), valueInfo('h_scan', F32, [1, 8])],
+    initializer: [floatTensor('bias', [8], values(8))],
+    node: [node('Identity', ['c'], ['c_out']), node('MatMul', ['h', 'w'], ['hw'], {}, 'body.mm'), node('Add', ['hw', 'bias'], ['pre'], {}, 'body.add'), node('Tanh', ['pre'], ['h_out'], {}, 'body.tanh'), node('Identity', ['h_out'], ['h_scan'], {}, 'body.scan')],
+  };
+  const m = model({
+    name: 'loop16', opset: 13, inputs: [valueInfo('h0', F32, [1, 8]), valueInfo('n', I64, [])], outputs: [valueInfo('h_last', F32, [1, 8]), valueInfo('hs', F32, ['n', 1, 8])],
+    initializers: [floatTensor('w', [8, 8], values(64).map((v) => v * 1.5)), { name: 'yes', dataType: BOOL, dims: [], int32Data: [1] }],
+    nodes: [node('Loop', ['n', 'yes', 'h0'], ['h_last', 'hs'], {}, 'loop')],
+  });
+  m.graph!.node![0]!.attribute = [{ name: 'body', type: G, g: body }];
+  const { model: q } = quantizeModel(m, { method: 'fp16' });
+  assert.equal(await loadError(encodeModel(q)), undefined);
+  const feeds = { h0: new ort.Tensor('float32', Float32Array.from(values(8)), [1, 8]), n: new ort.Tensor('int64', BigInt64Array.of(6n), []) };
+  const [want, got] = [await (await ort.InferenceSession.create(encodeModel(m))).run(feeds), await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)];
+  assert.deepEqual(got.hs!.dims, [6, 1, 8]);
+  // tanh states in (-1, 1), six steps of float16 (a step is ≈ 1e-3 near 1): compared absolutely.
+  for (const k of ['h_last', 'hs']) {
+    const [a, b] = [want[k]!.data as Float32Array, got[k]!.data as Float32Array];
+    const worst = a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i]!)), 0);
+    assert.ok(worst < 4e-3 && worst > 0, `${k}: ${worst}`);
+  }
+  // The body computes in float16: its weight and bias are halved, not kept twice.
+  const floats = allGraphs(q.graph!).flatMap((g) => g.initializer ?? []).filter((t) => t.dataType === F32);
+  assert.deepEqual(floats.map((t) => t.name), []);
 });
 
 test('a folded Slice is onnxruntime\'s Slice: negative bounds, steps, clamping', async () => {
