@@ -3,7 +3,8 @@
 Usage: ort_quantize.py METHOD INPUT OUTPUT [CALIBRATION.jsonl], METHOD int8-dynamic (quantize_dynamic, int8
 weights, as its docs recommend for CPUs), int4 (MatMulNBitsQuantizer, block 32, symmetric) or int4-gptq (the
 same with its GPTQ, GPTQWeightOnlyQuantConfig at its defaults: 1% damping, no act-order, fed the samples of
-CALIBRATION.jsonl, qcflow's golden format). Prints one JSON object: {"seconds": s} or {"error": "..."} when
+CALIBRATION.jsonl, qcflow's golden format) or fp16 (onnxconverter-common's convert_float_to_float16 with
+keep_io_types, the converter onnxruntime's docs send fp16 users to). Prints one JSON object: {"seconds": s} or {"error": "..."} when
 the tool fails on the model.
 """
 import json
@@ -52,6 +53,11 @@ try:
         q = MatMulNBitsQuantizer(onnx.load(src), block_size=32, is_symmetric=True, algo_config=algo)
         q.process()
         q.model.save_model_to_file(dst, False)
+    elif method == "fp16":
+        import onnx
+        from onnxconverter_common import float16
+
+        onnx.save(float16.convert_float_to_float16(onnx.load(src), keep_io_types=True), dst)
     else:
         raise ValueError(f"unknown method {method}")
     print(json.dumps({"seconds": round(time.perf_counter() - t0, 3)}))

@@ -8,9 +8,10 @@
  * by the same evaluation (cosine against fp32, whole-file size ratio, latency). One JSON line per model ×
  * method. `int4 --calibration` rows: GPTQ (quantizeModelCalibrated) on inputs apart from the judging ones,
  * beside onnxruntime's own GPTQ (MatMulNBitsQuantizer with GPTQWeightOnlyQuantConfig, fed the same samples;
- * it needs torch, so it has a venv of its own: ≈ 5 GB from PyPI the first time).
+ * it needs torch, so it has a venv of its own: ≈ 5 GB from PyPI the first time). `fp16` rows: beside
+ * onnxconverter-common's convert_float_to_float16 (keep_io_types), the converter onnxruntime's docs name.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -72,7 +73,7 @@ async function readings(c: Case, candidate: Uint8Array): Promise<Record<string, 
 
 /** `models`: run only the cases whose name contains one of these (`--models ddddocr,magika`); all by default. */
 export async function quantizeRealBench(models: string[] = []): Promise<void> {
-  const py = venvPython(loadConfig().binCacheDir, 'venv-ortq', ['onnxruntime.quantization', 'onnx_ir'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy']);
+  const py = venvPython(loadConfig().binCacheDir, 'venv-ortq', ['onnxruntime.quantization', 'onnx_ir', 'onnxconverter_common'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy', 'onnxconverter-common']);
   const pyGptq = venvPython(loadConfig().binCacheDir, 'venv-ortq-gptq', ['onnxruntime.quantization', 'onnx_ir', 'torch'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy', 'torch']);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-quantize-real-'));
   const cases: Case[] = [];
@@ -113,13 +114,15 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
   // qcflow's CLI in a process of its own per row, as onnxruntime's tool runs: its `seconds` are from reading
   // the model to writing the result, as onnxruntime's are. In the bench's own long-lived process the
   // 60 MB transformer's calibration took 19–20 s, 13 s in a fresh one.
-  const qcflow = (c: Case, method: string, options: Partial<QuantizeOptions>, calibrated: boolean): { model: Uint8Array; report: QuantizeReport & { seconds: number } } => {
+  const qcflow = (c: Case, method: string, options: Partial<QuantizeOptions>, calibrated: boolean): { model: Uint8Array; report: QuantizeReport & { seconds: number } } | { error: string } => {
     const [src, dst, calibration] = [path.join(dir, 'in.onnx'), path.join(dir, 'qcflow.onnx'), path.join(dir, 'calibration.jsonl')];
     writeFileSync(src, c.bytes);
     if (calibrated) writeFileSync(calibration, goldenToJsonl(c.calibration));
     const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(calibrated ? ['--calibration', calibration] : [])];
-    const printed = execFileSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
-    return { model: readFileSync(dst), report: JSON.parse(printed) as QuantizeReport & { seconds: number } };
+    const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its refusal is a result too (the row says why), not the end of the bench.
+    if (run.status !== 0) return { error: (run.stderr.split('\n').find((l) => l.startsWith('qcflow:')) ?? run.stderr.trim().split('\n').pop() ?? `exit ${run.status}`).slice(0, 300) };
+    return { model: readFileSync(dst), report: JSON.parse(run.stdout) as QuantizeReport & { seconds: number } };
   };
   try {
     for (const c of cases.filter((k) => models.length === 0 || models.some((m) => k.name.includes(m)))) {
@@ -127,19 +130,18 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
       const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`) || c.name.startsWith('rapid-');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
       const ops = new Set(decodeModel(c.bytes).graph!.node!.map((n) => n.opType));
-      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true]];
+      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ['fp16', {}, false]];
       if (ops.has('Conv')) runs.push(['int4', { int4Conv: true }, true]);
       // onnxruntime's GPTQ solves MatMuls only: qcflow's at the same coverage, for a like-for-like time.
       if (paddle && ops.has('Conv') && ops.has('MatMul')) runs.push(['int4', { excludeOps: ['Conv'] }, true]);
       // torch.export's stack traces are a fifth of its files, and stay unless asked (onnxruntime keeps them).
       if (heavyNodeMetadata(c.bytes)) runs.push(['int8-dynamic', { dropNodeMetadata: true }, false], ['int4', { dropNodeMetadata: true }, false]);
       for (const [method, options, calibrated] of runs) {
-        const { model, report } = qcflow(c, method, options, calibrated);
+        const made = qcflow(c, method, options, calibrated);
         const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}`;
-        const kept = report.nodes.filter((n) => n.action === 'kept');
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
-          qcflow: { ...(await judge(c, model, report.seconds)), ...(report.opsetUpgrade ? { opset: `${report.opsetUpgrade.from}→${report.opsetUpgrade.to}` } : {}), keptFloat: kept.length },
+          qcflow: 'error' in made ? made : { ...(await judge(c, made.model, made.report.seconds)), ...(made.report.opsetUpgrade ? { opset: `${made.report.opsetUpgrade.from}→${made.report.opsetUpgrade.to}` } : {}), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length },
           // --int4-conv has no counterpart there; --calibration is set beside its GPTQ on the same samples.
           onnxruntime: options.int4Conv || options.dropNodeMetadata ? undefined : {
             asShipped: await onnxruntime(c, calibrated ? 'int4-gptq' : method, c.bytes),
@@ -157,12 +159,12 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
       }
       const c: Case = { name: `silero-vad ${v.file}`, bytes: v.bytes, golden: [], calibration: [] };
       const drop = heavyNodeMetadata(c.bytes) ? [false, true] : [false];
-      for (const method of ['int8-dynamic', 'int4']) {
-        for (const dropNodeMetadata of drop) {
-          const { model, report } = qcflow(c, method, { dropNodeMetadata }, false);
+      for (const method of ['int8-dynamic', 'int4', 'fp16']) {
+        for (const dropNodeMetadata of method === 'fp16' ? [false] : drop) {
+          const made = qcflow(c, method, { dropNodeMetadata }, false);
           console.log(JSON.stringify({
             bench: 'quantize-real', model: c.name, method: `${method}${dropNodeMetadata ? ' --drop-node-metadata' : ''}`,
-            qcflow: { ...(await onSpeech(c.bytes, model, report.seconds)), keptFloat: report.nodes.filter((n) => n.action === 'kept').length },
+            qcflow: 'error' in made ? made : { ...(await onSpeech(c.bytes, made.model, made.report.seconds)), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length },
             onnxruntime: dropNodeMetadata ? undefined : { asShipped: await onnxruntime(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
           }));
         }

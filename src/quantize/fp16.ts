@@ -200,7 +200,11 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
     if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') {
       attribute = attribute.map((a) => (a.t && a.t.dataType === DT.FLOAT ? { ...a, t: makeTensor(a.t.name ?? '', DT.FLOAT16, (a.t.dims ?? []).map(Number), Uint16Array.from(floatValues(a.t), float32ToFloat16Bits)) } : a));
     }
-    out.push({ ...n, input: ins, output: outs, attribute });
+    // A float-to-float Cast (torch writes them in attention's scale) is float16 to float16 now: an
+    // Identity. Left a Cast, onnxruntime's CPU cast insertion mistyped it before a Sqrt it has no float16
+    // kernel for, with graph optimizations off (as the CLI's load check runs): the torch text transformer.
+    const noOp = n.opType === 'Cast' && isFloat(n.input?.[0] ?? '') && isFloat(n.output![0]!);
+    out.push(noOp ? { ...n, opType: 'Identity', input: ins, output: outs, attribute: [] } : { ...n, input: ins, output: outs, attribute });
     (n.output ?? []).forEach((x, i) => {
       if (outs[i] !== x) out.push(makeNode('Cast', [outs[i]!], [x], { to: DT.FLOAT }, index.uniqueName(`${x}_cast_fp32`)));
     });

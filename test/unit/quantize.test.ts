@@ -14,7 +14,7 @@ import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/
 import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
 import { analyzeModel, quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
-import { evaluateCandidate, feedsOf, goldenToJsonl, parseGoldenJsonl } from '../../src/quantize/evaluate';
+import { evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
 import { entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
 import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
 import { QuantizeError, type Method } from '../../src/quantize/types';
@@ -239,6 +239,24 @@ test('fp16 keeps ops whose schema takes no float16 in fp32 (a YOLOv8 export\'s R
   const want = await (await ort.InferenceSession.create(encodeModel(m))).run(feeds);
   const got = await (await ort.InferenceSession.create(encodeModel(q))).run(feeds);
   for (const k of ['y', 'q']) (want[k]!.data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - (got[k]!.data as Float32Array)[i]!) <= Math.abs(v) * 2e-3 + 1e-3, `${k}[${i}]: ${(got[k]!.data as Float32Array)[i]} vs ${v}`));
+});
+
+test('fp16: a float-to-float Cast (torch\'s in attention\'s scale, 1/√√d from the shape) becomes an Identity, so onnxruntime loads the model with optimizations off too', async () => {
+  const m = model({
+    name: 'scale', opset: 13, inputs: [valueInfo('x', F32, [2, 16])], outputs: [valueInfo('y', F32, [2, 16])], initializers: [int64Tensor('last', [1], [-1]), int64Tensor('end', [1], [2 ** 40]), floatTensor('one', [1], [1])],
+    nodes: [
+      node('Shape', ['x'], ['shape']), node('Slice', ['shape', 'last', 'end'], ['width']), node('Cast', ['width'], ['wf'], { to: F32 }), node('Sqrt', ['wf'], ['root']),
+      node('Div', ['one', 'root'], ['inv']), node('Cast', ['inv'], ['c'], { to: F32 }, 'cast'), node('Sqrt', ['c'], ['s'], {}, 'sqrt'), node('Mul', ['x', 's'], ['y'], {}, 'mul'),
+    ],
+  });
+  const { model: q } = quantizeModel(m, { method: 'fp16' });
+  // Left a Cast (float16 to float16), onnxruntime's CPU cast insertion mistyped it: "Type (tensor(float)) of
+  // output arg (InsertedPrecisionFreeCast_c) of node (cast) does not match expected type (tensor(float16))".
+  assert.equal(await loadError(encodeModel(q)), undefined);
+  assert.equal(q.graph!.node!.find((n) => n.name === 'cast')?.opType, 'Identity');
+  const feeds = { x: new ort.Tensor('float32', new Float32Array(32).fill(2), [2, 16]) };
+  const got = (await (await ort.InferenceSession.create(encodeModel(q), { graphOptimizationLevel: 'disabled' })).run(feeds)).y!.data as Float32Array;
+  assert.ok(got.every((v) => Math.abs(v - 1) < 1e-3), String(got[0]));
 });
 
 test('calibration statistics: histogram quantiles and the entropy threshold', () => {
