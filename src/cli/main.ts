@@ -315,6 +315,9 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     // branches read was dropped), so it is loaded first, when it fits in one buffer (protobuf's 2 GB).
     if (report.modelBytes.after < 2 ** 31) {
       const why = await loadError(encodeModel(q));
+      // A model that was broken already is the input's fault, not the quantizer's.
+      const before = why ? await loadError(encodeModel(readModelFile(o.input))) : undefined;
+      if (before) throw new CliError(`${o.input} does not load in onnxruntime (${before.slice(0, 300)}), so it was not quantized: fix or re-export the model`);
       if (why) throw new CliError(`the ${o.method} model made from ${o.input} does not load in onnxruntime, so nothing was written (${why.slice(0, 300)}). That is a qcflow defect: please report it with the model; meanwhile --exclude-nodes the node named there, or try another --method`);
     }
     const written = writeModelFile(o.output, q, { externalData: o.externalData });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { onnx } from './proto';
+import { onnx, OnnxFormatError } from './proto';
 import { tensorBytes } from './tensor';
 
 /**
@@ -138,7 +138,11 @@ export function moveInitializersIntoSubgraphs(g: onnx.IGraphProto): number {
 export function topologicalSort(graph: onnx.IGraphProto): onnx.INodeProto[] {
   const nodes = graph.node ?? [];
   const produced = new Map<string, number>();
-  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => produced.set(o, i)));
+  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => {
+    const other = o ? produced.get(o) : undefined;
+    if (other !== undefined) throw new OnnxFormatError(`graph ${graph.name ?? ''}: value ${JSON.stringify(o)} is produced by two nodes (${nodes[other]!.name || nodes[other]!.opType} and ${n.name || n.opType}); an ONNX graph assigns each value once: fix or re-export the model`);
+    if (o) produced.set(o, i);
+  }));
   const deps = nodes.map((n) => new Set([...(n.input ?? []), ...implicitInputs(n)].filter((x) => x && produced.has(x)).map((x) => produced.get(x)!)));
   const users = nodes.map(() => [] as number[]);
   deps.forEach((d, i) => d.forEach((j) => users[j]!.push(i)));
@@ -151,7 +155,7 @@ export function topologicalSort(graph: onnx.IGraphProto): onnx.INodeProto[] {
     out.push(nodes[i]!);
     for (const u of users[i]!) if (--remaining[u]! === 0) ready.push(u);
   }
-  if (out.length !== nodes.length) throw new Error(`graph ${graph.name ?? ''} has a cycle through ${nodes.filter((_, i) => remaining[i]! > 0).map((n) => n.name || n.opType).slice(0, 5).join(', ')}`);
+  if (out.length !== nodes.length) throw new OnnxFormatError(`graph ${graph.name ?? ''} has a cycle through ${nodes.filter((_, i) => remaining[i]! > 0).map((n) => n.name || n.opType).slice(0, 5).join(', ')}; an ONNX graph must be acyclic: fix or re-export the model`);
   return out;
 }
 

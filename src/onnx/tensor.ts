@@ -1,4 +1,4 @@
-import { onnx } from './proto';
+import { onnx, OnnxFormatError } from './proto';
 
 export const DT = onnx.TensorProto.DataType;
 
@@ -6,7 +6,8 @@ export const elementCount = (dims: ArrayLike<number | Long>): number => Array.fr
 
 type Long = { toNumber(): number };
 
-export class TensorDataError extends Error {
+/** A tensor whose data cannot be read as declared: the model's fault (a bad input, as OnnxFormatError is). */
+export class TensorDataError extends OnnxFormatError {
   override name = 'TensorDataError';
 }
 
@@ -42,6 +43,9 @@ function aligned(bytes: Uint8Array): ArrayBuffer {
 /** A float tensor's values as float32 (float16 and double are converted). */
 export function floatValues(t: onnx.ITensorProto): Float32Array {
   const bytes = tensorBytes(t);
+  const width = t.dataType === DT.DOUBLE ? 8 : t.dataType === DT.FLOAT16 ? 2 : 4;
+  const need = elementCount(t.dims ?? []) * width;
+  if ([DT.FLOAT, DT.DOUBLE, DT.FLOAT16].includes(t.dataType!) && bytes.length !== need) throw new TensorDataError(`tensor ${t.name}: holds ${bytes.length} bytes where its dims [${(t.dims ?? []).join(', ')}] need ${need}: the model is damaged; re-export it`);
   if (t.dataType === DT.FLOAT) return new Float32Array(aligned(bytes));
   if (t.dataType === DT.DOUBLE) return Float32Array.from(new Float64Array(aligned(bytes)));
   if (t.dataType === DT.FLOAT16) return Float32Array.from(new Uint16Array(aligned(bytes)), float16BitsToFloat32);

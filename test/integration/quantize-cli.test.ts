@@ -55,6 +55,15 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   const bad = await qcflow(['model', 'quantize', '--input', path.join(dir, 'bad.onnx'), '--method', 'fp16', '--output', path.join(dir, 'x.onnx')]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^qcflow: not a valid ONNX model/);
+  // A model onnxruntime cannot load is the input's fault, said as such (not "a qcflow defect"), nothing written.
+  const w = Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i));
+  writeFileSync(path.join(dir, 'dangling.onnx'), encodeModel(model({ name: 'd', inputs: [valueInfo('x', F32, [1, 64])], outputs: [valueInfo('y', F32, [1, 64])], initializers: [floatTensor('w', [64, 64], w)], nodes: [node('MatMul', ['x', 'w'], ['h'], {}, 'mm'), node('Add', ['h', 'nowhere'], ['y'], {}, 'add')] })));
+  const dangling = await qcflow(['model', 'quantize', '--input', path.join(dir, 'dangling.onnx'), '--method', 'int8-dynamic', '--output', path.join(dir, 'd8.onnx')]);
+  assert.match(dangling.stderr, /dangling\.onnx does not load in onnxruntime \(.*nowhere.*\), so it was not quantized: fix or re-export the model/);
+  assert.equal(existsSync(path.join(dir, 'd8.onnx')), false);
+  // Quantizing a quantized model: refused by name.
+  const again = await qcflow(['model', 'quantize', '--input', path.join(dir, 'int8.onnx'), '--method', 'int4', '--output', path.join(dir, 'x.onnx')]);
+  assert.match(again.stderr, /the model is already quantized \(by qcflow, int8-dynamic, DynamicQuantizeLinear ×\d+, MatMulInteger ×\d+\)/);
   const method = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int3', '--output', path.join(dir, 'x.onnx')]);
   assert.match(method.stderr, /must be one of int8-dynamic, int8-static, fp16, int4/);
   writeFileSync(path.join(dir, 'shape.jsonl'), JSON.stringify({ input: { dims: [1, 3], data: [1, 2, 3] } }) + '\n');

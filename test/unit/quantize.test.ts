@@ -89,8 +89,11 @@ test('topological sort orders producers first and refuses cycles; unused initial
   assert.deepEqual(topologicalSort(g).map((n) => n.name), ['first', 'second']);
   assert.deepEqual(removeUnusedInitializers(g), ['unused']);
   assert.deepEqual(g.initializer!.map((t) => t.name), ['used']);
+  // Malformed graphs are the model's fault (OnnxFormatError: a bad input, never retried), said by name.
   g.node = [node('Relu', ['b'], ['a'], {}, 'p'), node('Relu', ['a'], ['b'], {}, 'q')];
-  assert.throws(() => topologicalSort(g), /has a cycle through p, q/);
+  assert.throws(() => topologicalSort(g), (e: Error) => e instanceof OnnxFormatError && /has a cycle through p, q/.test(e.message));
+  g.node = [node('Relu', ['x'], ['a'], {}, 'p'), node('Sigmoid', ['x'], ['a'], {}, 'q')];
+  assert.throws(() => topologicalSort(g), (e: Error) => e instanceof OnnxFormatError && /value "a" is produced by two nodes \(p and q\)/.test(e.message));
 });
 
 const fixtures: Record<string, () => Promise<FixtureModel>> = { mlp: mlpModel, cnn: cnnModel, transformer: transformerModel };
