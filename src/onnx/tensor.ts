@@ -91,7 +91,21 @@ const u32 = new Uint32Array(f32.buffer);
 /** IEEE binary16 bits of a number, rounded to nearest even (as numpy's astype(float16)); overflow → ±Inf. */
 export function float32ToFloat16Bits(value: number): number {
   f32[0] = value;
-  const x = u32[0]!;
+  return halfOfSingleBits(u32[0]!);
+}
+
+/**
+ * float32ToFloat16Bits over a whole tensor, read as its bits in one loop: Uint16Array.from with the
+ * per-value function took 150 ns a value (2 s of the 54 MB ddddocr recogniser's fp16), this a few.
+ */
+export function float32ArrayToFloat16Bits(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < bits.length; i++) out[i] = halfOfSingleBits(bits[i]!);
+  return out;
+}
+
+function halfOfSingleBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;

@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { node as makeNode } from '../onnx/build';
 import { allGraphs, GraphIndex, implicitInputs, namesIn, outerReferences, subgraphsOf, topologicalSort } from '../onnx/graph';
-import { DT, float32ToFloat16Bits, floatValues, makeTensor } from '../onnx/tensor';
+import { DT, float32ArrayToFloat16Bits, floatValues, makeTensor } from '../onnx/tensor';
 import type { NodeOutcome } from './types';
 
 /** Output element types of ops whose outputs do not simply follow their first input. */
@@ -115,7 +115,7 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
       newInits.push(t);
       continue;
     }
-    const bits = Uint16Array.from(floatValues(t), float32ToFloat16Bits);
+    const bits = float32ArrayToFloat16Bits(floatValues(t));
     if (fp32Readers.has(t.name!)) {
       const name = index.uniqueName(`${t.name}_fp16`);
       half.set(t.name!, name);
@@ -198,7 +198,7 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
     let attribute = n.attribute ?? [];
     if (n.opType === 'Cast' && isFloat(n.output![0]!)) attribute = attribute.map((a) => (a.name === 'to' ? { ...a, i: DT.FLOAT16 } : a));
     if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') {
-      attribute = attribute.map((a) => (a.t && a.t.dataType === DT.FLOAT ? { ...a, t: makeTensor(a.t.name ?? '', DT.FLOAT16, (a.t.dims ?? []).map(Number), Uint16Array.from(floatValues(a.t), float32ToFloat16Bits)) } : a));
+      attribute = attribute.map((a) => (a.t && a.t.dataType === DT.FLOAT ? { ...a, t: makeTensor(a.t.name ?? '', DT.FLOAT16, (a.t.dims ?? []).map(Number), float32ArrayToFloat16Bits(floatValues(a.t))) } : a));
     }
     // A float-to-float Cast (torch writes them in attention's scale) is float16 to float16 now: an
     // Identity. Left a Cast, onnxruntime's CPU cast insertion mistyped it before a Sqrt it has no float16

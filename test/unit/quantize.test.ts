@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { computeScaleZeroPoint, roundHalfEven } from '../../src/quantize/params';
-import { DT, float16BitsToFloat32, float32ToFloat16Bits, floatValues, makeTensor } from '../../src/onnx/tensor';
+import { DT, float16BitsToFloat32, float32ArrayToFloat16Bits, float32ToFloat16Bits, floatValues, makeTensor } from '../../src/onnx/tensor';
 import { dequantizeInt4, evenBlockLength, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { dedupeTransposedInt8 } from '../../src/onnx/fold-weights';
@@ -50,6 +50,11 @@ test('float16 conversion rounds to nearest even and handles the edges', () => {
   assert.ok(Number.isNaN(float16BitsToFloat32(float32ToFloat16Bits(NaN))));
   // Values float16 represents exactly survive the round trip.
   for (const x of [1, -2, 65504, 0.5, 2 ** -24, 0.0999755859375]) assert.equal(float16BitsToFloat32(float32ToFloat16Bits(x)), x);
+  // A whole tensor at once gives the same bits, from a view at an offset too.
+  const r = rng(8);
+  const values = Float32Array.from([...cases.map(([x]) => x), NaN, -0, -Infinity, ...Array.from({ length: 5000 }, () => (r() - 0.5) * 2 ** Math.floor(r() * 60 - 30))]);
+  const view = new Float32Array(values.buffer, 8, values.length - 2);
+  assert.deepEqual(Array.from(float32ArrayToFloat16Bits(view)), Array.from(view, float32ToFloat16Bits));
 });
 
 test('int4 blocks: low nibble first, each value within half a step, a padded last block', () => {
