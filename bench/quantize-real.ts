@@ -10,6 +10,7 @@
  * beside onnxruntime's own GPTQ (MatMulNBitsQuantizer with GPTQWeightOnlyQuantConfig, fed the same samples;
  * it needs torch, so it has a venv of its own: ≈ 5 GB from PyPI the first time). `fp16` rows: beside
  * onnxconverter-common's convert_float_to_float16 (keep_io_types), the converter onnxruntime's docs name.
+ * `int8-static --calibration` rows: beside its quantize_static (QDQ, per-channel), on the same samples.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -102,7 +103,7 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
     const dst = path.join(dir, 'out.onnx');
     const calibration = path.join(dir, 'calibration.jsonl');
     writeFileSync(src, bytes);
-    if (method === 'int4-gptq') writeFileSync(calibration, goldenToJsonl(c.calibration));
+    if (method === 'int4-gptq' || method === 'int8-static') writeFileSync(calibration, goldenToJsonl(c.calibration));
     rmSync(dst, { force: true });
     // Its GPTQ draws a progress bar on stdout, no newline after it: the answer is the last JSON object.
     const printed = execFileSync(python, [path.join(__dirname, 'ort_quantize.py'), method, src, dst, calibration], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -130,7 +131,7 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
       const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`) || c.name.startsWith('rapid-');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
       const ops = new Set(decodeModel(c.bytes).graph!.node!.map((n) => n.opType));
-      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ['fp16', {}, false]];
+      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ['fp16', {}, false], ['int8-static', {}, true]];
       if (ops.has('Conv')) runs.push(['int4', { int4Conv: true }, true]);
       // onnxruntime's GPTQ solves MatMuls only: qcflow's at the same coverage, for a like-for-like time.
       if (paddle && ops.has('Conv') && ops.has('MatMul')) runs.push(['int4', { excludeOps: ['Conv'] }, true]);
@@ -138,14 +139,16 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
       if (heavyNodeMetadata(c.bytes)) runs.push(['int8-dynamic', { dropNodeMetadata: true }, false], ['int4', { dropNodeMetadata: true }, false]);
       for (const [method, options, calibrated] of runs) {
         const made = qcflow(c, method, options, calibrated);
+        // int8-static reads the calibration set on both sides (its quantize_static, min-max, QDQ).
+        const peerMethod = calibrated && method === 'int4' ? 'int4-gptq' : method;
         const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}`;
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
           qcflow: 'error' in made ? made : { ...(await judge(c, made.model, made.report.seconds)), ...(made.report.opsetUpgrade ? { opset: `${made.report.opsetUpgrade.from}→${made.report.opsetUpgrade.to}` } : {}), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length },
           // --int4-conv has no counterpart there; --calibration is set beside its GPTQ on the same samples.
           onnxruntime: options.int4Conv || options.dropNodeMetadata ? undefined : {
-            asShipped: await onnxruntime(c, calibrated ? 'int4-gptq' : method, c.bytes),
-            ...(initializers ? { constantsAsInitializers: await onnxruntime(c, calibrated ? 'int4-gptq' : method, initializers) } : {}),
+            asShipped: await onnxruntime(c, peerMethod, c.bytes),
+            ...(initializers ? { constantsAsInitializers: await onnxruntime(c, peerMethod, initializers) } : {}),
           },
         }));
       }

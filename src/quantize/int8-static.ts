@@ -36,9 +36,9 @@ function qdq(ctx: QuantizeContext, name: string, into?: string): { nodes: onnx.I
   };
 }
 
-/** Tensors a node needs calibrated: its activation input and its output. */
+/** Tensors a node needs calibrated: its activation input and its output (none for recurrent layers: their weights are weight-only, recurrent.ts). */
 export function staticCalibrationTensors(n: onnx.INodeProto): string[] {
-  return [n.input![0]!, n.output![0]!];
+  return ['LSTM', 'GRU', 'RNN'].includes(n.opType!) ? [] : [n.input![0]!, n.output![0]!];
 }
 
 function weightAxis(n: onnx.INodeProto): number {

@@ -223,5 +223,14 @@ test('GRU and RNN weights (bidirectional too) are weight-only int8 per gate unit
     };
     const c = cosine(await run1(m), await run1(q));
     assert.ok(c > 0.9999, `${op}: cosine ${c}`);
+    // int8-static takes them the same way, beside what it calibrates (a MatMul after them here).
+    const withHead = structuredClone(m);
+    withHead.graph!.initializer!.push(floatTensor('head', [units, 4], values(units * 4)));
+    withHead.graph!.node!.push(node('MatMul', ['y', 'head'], ['z'], {}, 'head'));
+    withHead.graph!.output = [valueInfo('z', F32, ['a', 'b', 'c', 4])];
+    const calibration = [{ inputs: { x: { dims: [steps, 1, features], data: x } } }];
+    const s = await quantizeModelStatic(withHead, { method: 'int8-static' }, () => calibration, { method: 'minmax' });
+    assert.deepEqual(s.report.nodes.map((n) => `${n.node} ${n.action}`), [`${op} quantized`, 'head quantized']);
+    assert.equal(await loadError(encodeModel(s.model)), undefined);
   }
 });
