@@ -384,7 +384,7 @@ function quantizedOps(m: onnx.IModelProto): string {
   for (const x of allGraphs(m.graph!)) for (const n of x.node ?? []) if (QUANTIZED_OPS.has(n.opType!)) counts.set(n.opType!, (counts.get(n.opType!) ?? 0) + 1);
   // qcflow's weight-only layers (a Conv's 8-bit weight restored by Cast and Mul) hold no such op: its own mark says so.
   const ours = (m.metadataProps ?? []).find((p) => p.key === 'qcflow.quantization')?.value;
-  const method = ours ? (JSON.parse(ours) as { method?: string }).method : undefined;
+  const method = ours == null ? undefined : /"method":"([\w-]+)"/.exec(ours)?.[1] ?? 'a method it did not record';
   return [...(method ? [`by qcflow, ${method}`] : []), ...[...counts].map(([op, k]) => `${op} ×${k}`)].join(', ');
 }
 
