@@ -2,7 +2,7 @@ import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
 import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
-import { tensorBytes } from '../onnx/tensor';
+import { floatValues, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
@@ -376,6 +376,18 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   };
 }
 
+/**
+ * Why a node whose weight holds NaN or ±Inf stays float: no scale represents them (absmax would be Inf or
+ * NaN, every other weight rounded to 0 or NaN), and the float node computes what the model always did.
+ */
+function nonFiniteWeight(n: onnx.INodeProto, inputs: number[], index: GraphIndex): string | undefined {
+  for (const i of inputs) {
+    const w = index.floatInitializer(n.input?.[i]);
+    if (w && floatValues(w).some((v) => !Number.isFinite(v))) return `its weight ${w.name} holds NaN or infinite values (a damaged or diverged model): kept as it is`;
+  }
+  return undefined;
+}
+
 /** Operators that only a quantized model holds (onnxruntime's tool writes the first ones), as "ConvInteger ×21, …"; '' when none. */
 const QUANTIZED_OPS = new Set(['DynamicQuantizeLinear', 'QuantizeLinear', 'DequantizeLinear', 'MatMulInteger', 'ConvInteger', 'QLinearConv', 'QLinearMatMul', 'MatMulNBits', 'DynamicQuantizeMatMul', 'DynamicQuantizeLSTM', 'QAttention', 'QGemm', 'GatherBlockQuantized']);
 
@@ -422,7 +434,7 @@ function quantizeNodes(graph: onnx.IGraphProto, index: GraphIndex, options: Quan
       out.push(n);
       continue;
     }
-    const why = excludedNodes.has(name) ? 'excluded by name' : excludedOps.has(n.opType!) ? 'excluded by op type' : q.check(n, ctx);
+    const why = excludedNodes.has(name) ? 'excluded by name' : excludedOps.has(n.opType!) ? 'excluded by op type' : (q.check(n, ctx) ?? nonFiniteWeight(n, q.weightInputs ?? [1], ctx.index));
     if (why) {
       nodes.push({ node: name, op: n.opType!, action: 'kept', reason: why });
       out.push(n);

@@ -223,6 +223,24 @@ test('a model already quantized is refused by name (its quantized ops, qcflow\'s
   assert.equal(quantizeModel(partly, { method: 'int8-dynamic' }).report.quantized, matmuls.length - 1);
 });
 
+test('a weight holding NaN or Inf keeps its node float, by name; the rest of the model is quantized', async () => {
+  const r = rng(13);
+  const w = (n: number): number[] => Array.from({ length: n }, () => r() - 0.5);
+  const bad = w(64 * 64);
+  bad[7] = Number.POSITIVE_INFINITY;
+  bad[100] = Number.NaN;
+  const m = model({
+    name: 'diverged', opset: 13, inputs: [valueInfo('x', F32, [1, 64])], outputs: [valueInfo('y', F32, [1, 64])],
+    initializers: [floatTensor('w1', [64, 64], w(64 * 64)), floatTensor('w2', [64, 64], bad)],
+    nodes: [node('MatMul', ['x', 'w1'], ['h'], {}, 'fc1'), node('MatMul', ['h', 'w2'], ['y'], {}, 'fc2')],
+  });
+  for (const method of ['int8-dynamic', 'int4'] as const) {
+    const { model: q, report } = quantizeModel(structuredClone(m), { method });
+    assert.deepEqual(report.nodes.map((n) => [n.node, n.action, n.reason]), [['fc1', 'quantized', undefined], ['fc2', 'kept', 'its weight w2 holds NaN or infinite values (a damaged or diverged model): kept as it is']]);
+    assert.equal(await loadError(encodeModel(q)), undefined);
+  }
+});
+
 test('fp16 keeps ops whose schema takes no float16 in fp32 (a YOLOv8 export\'s Range over a computed float, a model quantized before), and the result loads', async () => {
   // YOLOv8's anchor grid: Range(0, width, 1) in float, its limit computed from the input's shape; then a
   // DynamicQuantizeLinear / MatMulInteger pair as onnxruntime's quantize_dynamic writes it, and a contrib op.
