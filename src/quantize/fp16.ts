@@ -1,33 +1,9 @@
 import { onnx } from '../onnx/proto';
 import { node as makeNode } from '../onnx/build';
 import { allGraphs, GraphIndex, implicitInputs, namesIn, outerReferences, subgraphsOf, topologicalSort } from '../onnx/graph';
+import { valueTypes, type ValueTypes } from '../onnx/value-types';
 import { DT, float32ArrayToFloat16Bits, floatValues, makeTensor } from '../onnx/tensor';
 import type { NodeOutcome } from './types';
-
-/** Output element types of ops whose outputs do not simply follow their first input. */
-function outputTypes(n: onnx.INodeProto, inputType: (i: number) => number | undefined): Array<number | undefined> {
-  const to = (n.attribute ?? []).find((a) => a.name === 'to')?.i;
-  switch (n.opType) {
-    case 'Cast': return [Number(to)];
-    case 'Shape': case 'Size': case 'NonZero': case 'ArgMax': case 'ArgMin': return [DT.INT64];
-    case 'Equal': case 'Less': case 'Greater': case 'LessOrEqual': case 'GreaterOrEqual': case 'Not': case 'And': case 'Or': case 'Xor': case 'IsNaN': case 'IsInf': return [DT.BOOL];
-    case 'TopK': return [inputType(0), DT.INT64];
-    case 'Where': return [inputType(1)];
-    case 'DynamicQuantizeLinear': return [DT.UINT8, DT.FLOAT, DT.UINT8];
-    case 'QuantizeLinear': return [inputType(2) ?? DT.UINT8];
-    case 'DequantizeLinear': return [DT.FLOAT];
-    case 'MatMulInteger': case 'ConvInteger': return [DT.INT32];
-    case 'ConstantOfShape': {
-      const v = (n.attribute ?? []).find((a) => a.name === 'value')?.t;
-      return [v?.dataType ?? DT.FLOAT];
-    }
-    case 'Constant': {
-      const v = (n.attribute ?? []).find((a) => a.name === 'value')?.t;
-      return [v?.dataType ?? undefined];
-    }
-    default: return (n.output ?? []).map(() => inputType(0));
-  }
-}
 
 /** Inputs that the op's schema types as float32 whatever its data type (Resize's roi and scales). */
 const FP32_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
@@ -48,31 +24,6 @@ function noFloat16(n: onnx.INodeProto): string | undefined {
   return NO_FLOAT16.has(n.opType!) ? `${n.opType} takes no float16 (ONNX schema)` : undefined;
 }
 
-type Types = Map<string, number | undefined>;
-
-/** Element types of `g`'s values, `outer` holding those of the graphs around it; a node holding subgraphs types its outputs from theirs. */
-function propagateTypes(g: onnx.IGraphProto, outer: Types): Types {
-  const types: Types = new Map(outer);
-  for (const v of g.input ?? []) types.set(v.name!, v.type?.tensorType?.elemType ?? undefined);
-  for (const t of g.initializer ?? []) types.set(t.name!, t.dataType ?? undefined);
-  for (const n of topologicalSort(g)) {
-    const outs = subgraphsOf(n).length ? holderOutputTypes(n, types) : outputTypes(n, (i) => types.get(n.input?.[i] ?? ''));
-    (n.output ?? []).forEach((name, i) => types.set(name, outs[i]));
-  }
-  return types;
-}
-
-/** If: its then-branch's outputs; Loop: its body's outputs after the condition; Scan: its body's outputs. */
-function holderOutputTypes(n: onnx.INodeProto, types: Types): Array<number | undefined> {
-  const body = subgraphsOf(n)[0]!;
-  // A Loop body's carried inputs take the types of the Loop's initial values.
-  const outer: Types = new Map(types);
-  if (n.opType === 'Loop') (body.input ?? []).slice(2).forEach((v, i) => outer.set(v.name!, v.type?.tensorType?.elemType ?? types.get(n.input?.[i + 2] ?? '')));
-  const inner = propagateTypes(body, outer);
-  const outs = (body.output ?? []).map((v) => inner.get(v.name!) ?? v.type?.tensorType?.elemType ?? undefined);
-  return n.opType === 'Loop' ? outs.slice(1) : outs;
-}
-
 /**
  * fp16 conversion with fp32 graph inputs and outputs kept (a Cast at each edge): float initializers become
  * float16, ops compute in float16, and blocked nodes (by name or op type) stay in fp32 behind Casts.
@@ -82,11 +33,11 @@ function holderOutputTypes(n: onnx.INodeProto, types: Types): Array<number | und
  * around it cast at its entry like graph inputs. (Typed through one graph only, values a branch read from
  * around it reached it as float16: silero-vad's op15 export came out unloadable.)
  */
-export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<string>; excludeOps: Set<string> }, outer?: { names: Set<string>; types: Types }): NodeOutcome[] {
+export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<string>; excludeOps: Set<string> }, outer?: { names: Set<string>; types: ValueTypes }): NodeOutcome[] {
   // One set of names for the whole model, so a name made in one graph is new in all.
   const names = outer?.names ?? new Set(allGraphs(g).flatMap(namesIn));
   const index = new GraphIndex(g, names);
-  const types = propagateTypes(g, outer?.types ?? new Map());
+  const types = valueTypes(g, outer?.types ?? new Map());
   const order = topologicalSort(g);
   // Float values this graph reads from the graphs around it (fp32 there): cast once at entry, as inputs are.
   const fromOutside = outer ? [...outerReferences(g)].filter((x) => outer.types.get(x) === DT.FLOAT) : [];
@@ -169,7 +120,7 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
           const f = fp32(i);
           if (f !== i) for (const b of bodies) renameReads(b, i, f);
         }
-        const inner: Types = new Map(types);
+        const inner: ValueTypes = new Map(types);
         for (const [x, f] of fp32Of) inner.set(f, types.get(x));
         for (const b of bodies) outcomes.push(...convertToFloat16(b, o, { names, types: inner }));
       }
