@@ -4,6 +4,7 @@ import { foldBatchNorms } from '../onnx/fold-batchnorm';
 import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { floatValues, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
+import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
@@ -11,7 +12,7 @@ import { agreementOn, calibrate, collectHessians, type CalibrationOptions } from
 import type { HessianTarget } from './hessian-graph';
 import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
 import { doubleMatMul } from './double-matmul';
-import { staticCalibrationTensors } from './int8-static';
+import { ACTIVATION_OPS, staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
@@ -58,16 +59,31 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   const index = new GraphIndex(model.graph!);
   const excluded = new Set(options.excludeNodes ?? []);
   const tensors = new Set<string>();
-  for (const n of model.graph!.node ?? []) {
+  const types = valueTypes(model.graph!);
+  const chosen = new Set<onnx.INodeProto>();
+  // Last node first, so an activation op (Add, Relu) knows whether everything reading it stays int8: one
+  // whose output goes on to a float op (LayerNorm, Resize, a graph output) would only requantize there —
+  // PaddleOCR's detector ran ×1.11 of fp32 with all its Adds in QDQ, ×0.85 without, its recogniser lost 0.014.
+  for (const n of topologicalSort(model.graph!).reverse()) {
     if (!quantizerFor('int8-static', n.opType!) || excluded.has(n.name || n.output![0]!) || (options.excludeOps ?? []).includes(n.opType!)) continue;
-    if (!index.floatInitializer(n.input?.[1]) || index.initializers.has(n.input![0]!)) continue;
-    for (const t of staticCalibrationTensors(n)) tensors.add(t);
+    const calibrated = staticCalibrationTensors(n);
+    const activation = ACTIVATION_OPS[n.opType!] !== undefined;
+    const readers = index.consumers.get(n.output![0]!) ?? [];
+    if (activation ? !calibrated.every((t) => types.get(t) === onnx.TensorProto.DataType.FLOAT && !index.initializers.has(t)) || !readers.length || !readers.every((r) => chosen.has(r)) || index.isGraphOutput(n.output![0]!) : !index.floatInitializer(n.input?.[1]) || index.initializers.has(n.input![0]!)) continue;
+    chosen.add(n);
+    for (const t of calibrated) tensors.add(t);
   }
   if (!tensors.size) {
     const inBodies = allGraphs(model.graph!).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
     throw new QuantizeError(`int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight${inBodies ? ' (those inside If/Loop bodies are not calibrated: int8-dynamic and int4 quantize them)' : ''}`);
   }
   const ranges = await calibrate(model, [...tensors], samples, calibration);
+  // A Relu alone reading its producer's output: that output is quantized with the Relu's range (from 0), so
+  // its Q clamps as the Relu would, the Relu's own pair is the same, and onnxruntime drops both.
+  for (const n of model.graph!.node ?? []) {
+    const x = n.input?.[0];
+    if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
+  }
   const result = quantizeModel(model, { ...options, ranges });
   return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined }, calibration } };
 }

@@ -223,6 +223,38 @@ test('a model already quantized is refused by name (its quantized ops, qcflow\'s
   assert.equal(quantizeModel(partly, { method: 'int8-dynamic' }).report.quantized, matmuls.length - 1);
 });
 
+test('int8-static: a residual Add and the Relus that stay int8 are in QDQ too, so onnxruntime runs QLinearAdd and drops the Relus; an Add read by a float op is left alone', async () => {
+  const r = rng(21);
+  const w = (name: string, m: number, c: number) => floatTensor(name, [m, c, 3, 3], Array.from({ length: m * c * 9 }, () => (r() - 0.5) * 0.4));
+  const conv = (x: string, wt: string, y: string) => node('Conv', [x, wt], [y], { pads: [1, 1, 1, 1] }, y);
+  const m = model({
+    name: 'residual', opset: 13, inputs: [valueInfo('x', F32, [1, 8, 8, 8])], outputs: [valueInfo('y', F32, [1, 8, 8, 8]), valueInfo('s', F32, [1, 8, 8, 8])],
+    initializers: [w('w1', 8, 8), w('w2', 8, 8), w('w3', 8, 8)],
+    nodes: [
+      conv('x', 'w1', 'c1'), node('Relu', ['c1'], ['r1'], {}, 'relu1'), conv('r1', 'w2', 'c2'), node('Add', ['c2', 'r1'], ['a'], {}, 'add'),
+      node('Relu', ['a'], ['r2'], {}, 'relu2'), conv('r2', 'w3', 'y'),
+      // Read by a Sigmoid (float here): QDQ would only requantize.
+      node('Add', ['c2', 'c1'], ['b'], {}, 'side'), node('Sigmoid', ['b'], ['s'], {}, 'sigmoid'),
+    ],
+  });
+  const samples = Array.from({ length: 8 }, () => ({ inputs: { x: { dims: [1, 8, 8, 8], data: Float32Array.from({ length: 512 }, () => r() * 2 - 1) } } }));
+  const { model: q, report } = await quantizeModelStatic(m, { method: 'int8-static' }, () => samples, { method: 'minmax' });
+  assert.deepEqual(report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node).sort(), ['add', 'c1', 'c2', 'relu1', 'relu2', 'y']);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-static-add-'));
+  const optimized = path.join(dir, 'loaded.onnx');
+  const feeds = { x: new ort.Tensor('float32', samples[0]!.inputs.x.data, [1, 8, 8, 8]) };
+  const got = await (await ort.InferenceSession.create(encodeModel(q), { optimizedModelFilePath: optimized })).run(feeds);
+  const loaded = decodeModel(readFileSync(optimized)).graph!.node!.map((n) => n.opType!);
+  assert.ok(loaded.includes('QLinearAdd') && !loaded.includes('Relu'), loaded.join(' '));
+  const want = await (await ort.InferenceSession.create(encodeModel(m))).run(feeds);
+  for (const k of ['y', 's']) {
+    const [a, b] = [want[k]!.data as Float32Array, got[k]!.data as Float32Array];
+    const cos = a.reduce((d, v, i) => d + v * b[i]!, 0) / Math.sqrt(a.reduce((d, v) => d + v * v, 0) * b.reduce((d, v) => d + v * v, 0));
+    assert.ok(cos > 0.995, `${k}: cosine ${cos}`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('a weight holding NaN or Inf keeps its node float, by name; the rest of the model is quantized', async () => {
   const r = rng(13);
   const w = (n: number): number[] => Array.from({ length: n }, () => r() - 0.5);
