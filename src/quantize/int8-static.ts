@@ -11,7 +11,8 @@ import type { QuantizeContext } from './types';
  * int8 static quantization in QDQ form: QuantizeLinear/DequantizeLinear pairs on each quantized node's
  * activation input and output (uint8, ranges from calibration) and a DequantizeLinear on its int8
  * per-channel symmetric weight (7-bit by default, since onnxruntime runs the fused QLinear kernels as u8·s8). The float ops stay, so the model runs anywhere; onnxruntime fuses
- * DQ → op → Q into QLinear kernels where it has them.
+ * DQ → op → Q into QLinear kernels where it has them. Residual Adds and Relus between such nodes get pairs
+ * too (ACTIVATION_OPS), so the tensors between them stay int8.
  */
 
 /** Q → DQ of an activation with its calibrated range; one pair per tensor, shared by every reader. */
