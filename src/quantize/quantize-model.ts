@@ -2,7 +2,7 @@ import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
 import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
-import { floatValues, tensorBytes } from '../onnx/tensor';
+import { hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
@@ -399,7 +399,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
 function nonFiniteWeight(n: onnx.INodeProto, inputs: number[], index: GraphIndex): string | undefined {
   for (const i of inputs) {
     const w = index.floatInitializer(n.input?.[i]);
-    if (w && floatValues(w).some((v) => !Number.isFinite(v))) return `its weight ${w.name} holds NaN or infinite values (a damaged or diverged model): kept as it is`;
+    if (w && hasNonFinite(w)) return `its weight ${w.name} holds NaN or infinite values (a damaged or diverged model): kept as it is`;
   }
   return undefined;
 }

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { computeScaleZeroPoint, roundHalfEven } from '../../src/quantize/params';
-import { DT, float16BitsToFloat32, float32ArrayToFloat16Bits, float32ToFloat16Bits, floatValues, makeTensor } from '../../src/onnx/tensor';
+import { DT, float16BitsToFloat32, float32ArrayToFloat16Bits, float32ToFloat16Bits, floatValues, hasNonFinite, makeTensor } from '../../src/onnx/tensor';
 import { dequantizeInt4, evenBlockLength, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { dedupeTransposedInt8 } from '../../src/onnx/fold-weights';
@@ -266,6 +266,13 @@ test('a weight holding NaN or Inf keeps its node float, by name; the rest of the
     initializers: [floatTensor('w1', [64, 64], w(64 * 64)), floatTensor('w2', [64, 64], bad)],
     nodes: [node('MatMul', ['x', 'w1'], ['h'], {}, 'fc1'), node('MatMul', ['h', 'w2'], ['y'], {}, 'fc2')],
   });
+  // Read from the bytes in place, at an odd offset as protobuf may hand them: the largest finite float is not Inf, -Inf is.
+  const unaligned = (values: number[]) => {
+    const bytes = new Uint8Array(3 + values.length * 4);
+    bytes.set(new Uint8Array(Float32Array.from(values).buffer), 3);
+    return { name: 't', dataType: F32, dims: [values.length], rawData: bytes.subarray(3) };
+  };
+  assert.deepEqual([unaligned([3.4028234663852886e38, -1e-45, 0]), unaligned([1, Number.NEGATIVE_INFINITY]), unaligned([Number.NaN])].map(hasNonFinite), [false, true, true]);
   for (const method of ['int8-dynamic', 'int4'] as const) {
     const { model: q, report } = quantizeModel(structuredClone(m), { method });
     assert.deepEqual(report.nodes.map((n) => [n.node, n.action, n.reason]), [['fc1', 'quantized', undefined], ['fc2', 'kept', 'its weight w2 holds NaN or infinite values (a damaged or diverged model): kept as it is']]);
