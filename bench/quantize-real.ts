@@ -20,6 +20,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { loadConfig } from '../src/clients/config';
 import { constantsToInitializers, nodeMetadataBytes } from '../src/onnx/graph';
+import { iou, type Box as BoxGeometry } from '../src/qc/consistency/matching';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx/fixture-models';
 import { decodeModel, encodeModel } from '../src/onnx/proto';
 import { evaluateCandidate, feedsOf, goldenToJsonl, type GoldenSample } from '../src/quantize/evaluate';
@@ -286,7 +287,7 @@ function ctcGreedy(logits: ort.Tensor): number[] {
   return out;
 }
 
-type Box = { x0: number; y0: number; x1: number; y1: number; score: number };
+type Box = BoxGeometry & { score: number };
 
 /** YOLOX's raw output [1, anchors, 5 + classes] at 416 (strides 8, 16, 32) as ddddocr reads it: boxes scoring over 0.1, then NMS at 0.45. */
 function yoloxBoxes(output: ort.Tensor): Box[] {
@@ -302,7 +303,7 @@ function yoloxBoxes(output: ort.Tensor): Box[] {
         const score = d[o + 4]! * Math.max(...d.subarray(o + 5, o + width));
         if (score <= 0.1) continue;
         const [cx, cy, w, h] = [(d[o]! + gx) * stride, (d[o + 1]! + gy) * stride, Math.exp(d[o + 2]!) * stride, Math.exp(d[o + 3]!) * stride];
-        boxes.push({ x0: cx - w / 2, y0: cy - h / 2, x1: cx + w / 2, y1: cy + h / 2, score });
+        boxes.push({ x: cx - w / 2, y: cy - h / 2, w, h, score });
       }
     }
   }
@@ -310,11 +311,6 @@ function yoloxBoxes(output: ort.Tensor): Box[] {
   const kept: Box[] = [];
   for (const b of boxes) if (kept.every((k) => iou(k, b) <= 0.45)) kept.push(b);
   return kept;
-}
-
-function iou(a: Box, b: Box): number {
-  const inter = Math.max(0, Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0)) * Math.max(0, Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0));
-  return inter / ((a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter);
 }
 
 /** The share of detections both sides make (matched one to one at IoU ≥ 0.5) of the larger side's; 1 when neither finds any. */

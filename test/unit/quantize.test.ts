@@ -14,7 +14,7 @@ import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/
 import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
 import { analyzeModel, quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
-import { evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
+import { cosine, evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
 import { entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
 import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
 import { QuantizeError, type Method } from '../../src/quantize/types';
@@ -248,9 +248,8 @@ test('int8-static: a residual Add and the Relus that stay int8 are in QDQ too, s
   assert.ok(loaded.includes('QLinearAdd') && !loaded.includes('Relu'), loaded.join(' '));
   const want = await (await ort.InferenceSession.create(encodeModel(m))).run(feeds);
   for (const k of ['y', 's']) {
-    const [a, b] = [want[k]!.data as Float32Array, got[k]!.data as Float32Array];
-    const cos = a.reduce((d, v, i) => d + v * b[i]!, 0) / Math.sqrt(a.reduce((d, v) => d + v * v, 0) * b.reduce((d, v) => d + v * v, 0));
-    assert.ok(cos > 0.995, `${k}: cosine ${cos}`);
+    const c = cosine(want[k]!.data as Float32Array, got[k]!.data as Float32Array);
+    assert.ok(c > 0.995, `${k}: cosine ${c}`);
   }
   rmSync(dir, { recursive: true, force: true });
 });
