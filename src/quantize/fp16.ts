@@ -101,18 +101,18 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
     return f;
   };
   const renamedOutputs = new Map<string, string>();
+  // A value as an fp32 node or body reads it: inputs are fp32 under their own names, and so is a graph
+  // output made in fp16 (its Cast back); an initializer only fp16 nodes (or bodies) read was halved under
+  // its own name, and a value computed in fp16 is read as its Cast back.
+  const fp32 = (i: string): string => {
+    if (!i || !isFloat(i) || inputHalf.has(i) || renamedOutputs.has(i)) return i;
+    return index.initializers.has(i) && fp32Readers.has(i) ? i : castBack(i);
+  };
   for (const n of order) {
     const name = n.name || n.output![0]!;
     const inputs = (n.input ?? []).map((i) => (i ? (renamedOutputs.get(i) ?? i) : i));
     if (blocked(n)) {
-      // Inputs back to fp32 (initializers already are: only fp16 readers got the half copy).
-      const fp32 = (i: string): string => {
-        if (!i || !isFloat(i) || inputHalf.has(i) || renamedOutputs.has(i)) return i;
-        // An initializer only fp16 nodes (or bodies) read was halved under its own name.
-        return index.initializers.has(i) && fp32Readers.has(i) ? i : castBack(i);
-      };
-      // A graph output made in fp16 is read under its own name, the Cast back to fp32.
-      const ins = (n.input ?? []).map((i) => (i && renamedOutputs.has(i) ? i : fp32(i)));
+      const ins = (n.input ?? []).map(fp32);
       const bodies = subgraphsOf(n);
       if (bodies.length) {
         // What the bodies read from here, in fp32: a value computed in fp16 is read as its Cast back.
