@@ -301,11 +301,13 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata };
     if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
     if (o.calibration && o.method !== 'int8-static' && o.method !== 'int4') throw new CliError(`--calibration is for int8-static (activation ranges) and int4 (GPTQ); ${o.method} would not read it: drop it or pick one of those methods`);
+    // Read once: the quantizers work on copies, and the load check below may need it again.
+    const input = readModelFile(o.input);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
-      ? await quantizeModelStatic(readModelFile(o.input), { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
+      ? await quantizeModelStatic(input, { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
       : o.method === 'int4' && o.calibration
-        ? await quantizeModelCalibrated(readModelFile(o.input), { ...options, method: 'int4' }, calibrationSource(o.calibration), { maxSamples: o.calibrationSamples, progress: (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`) })
-        : quantizeModel(readModelFile(o.input), options);
+        ? await quantizeModelCalibrated(input, { ...options, method: 'int4' }, calibrationSource(o.calibration), { maxSamples: o.calibrationSamples, progress: (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`) })
+        : quantizeModel(input, options);
     // A quantized model larger than its input helps nobody: say why instead of writing it.
     if (report.modelBytes.ratio > 1) {
       const kept = report.nodes.filter((n) => n.action === 'kept');
@@ -316,7 +318,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (report.modelBytes.after < 2 ** 31) {
       const why = await loadError(encodeModel(q));
       // A model that was broken already is the input's fault, not the quantizer's.
-      const before = why ? await loadError(encodeModel(readModelFile(o.input))) : undefined;
+      const before = why ? await loadError(encodeModel(input)) : undefined;
       if (before) throw new CliError(`${o.input} does not load in onnxruntime (${before.slice(0, 300)}), so it was not quantized: fix or re-export the model`);
       if (why) throw new CliError(`the ${o.method} model made from ${o.input} does not load in onnxruntime, so nothing was written (${why.slice(0, 300)}). That is a qcflow defect: please report it with the model; meanwhile --exclude-nodes the node named there, or try another --method`);
     }
