@@ -69,7 +69,10 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
     const calibrated = staticCalibrationTensors(n);
     const activation = ACTIVATION_OPS[n.opType!] !== undefined;
     const readers = index.consumers.get(n.output![0]!) ?? [];
-    if (activation ? !calibrated.every((t) => types.get(t) === onnx.TensorProto.DataType.FLOAT && !index.initializers.has(t)) || !readers.length || !readers.every((r) => chosen.has(r)) || index.isGraphOutput(n.output![0]!) : !index.floatInitializer(n.input?.[1]) || index.initializers.has(n.input![0]!)) continue;
+    const eligible = activation
+      ? calibrated.every((t) => types.get(t) === onnx.TensorProto.DataType.FLOAT && !index.initializers.has(t)) && readers.length > 0 && readers.every((r) => chosen.has(r)) && !index.isGraphOutput(n.output![0]!)
+      : index.floatInitializer(n.input?.[1]) !== undefined && !index.initializers.has(n.input![0]!);
+    if (!eligible) continue;
     chosen.add(n);
     for (const t of calibrated) tensors.add(t);
   }
