@@ -52,6 +52,20 @@ export function staticCalibrationTensors(n: onnx.INodeProto): string[] {
   return [...(n.input ?? []).slice(0, ACTIVATION_OPS[n.opType!] ?? 1), n.output![0]!];
 }
 
+/** The node computes in float into a fresh name; Q → DQ restores the original output for its readers. */
+function quantizedOutput(ctx: QuantizeContext, n: onnx.INodeProto): { raw: string; nodes: onnx.INodeProto[] } {
+  const y = n.output![0]!;
+  const raw = ctx.index.uniqueName(`${y}_float`);
+  ctx.options.ranges!.set(raw, ctx.options.ranges!.get(y)!);
+  const out = qdq(ctx, raw, y);
+  // y is now a DequantizeLinear output: a later node reading it needs no second pair.
+  ctx.qdq.set(y, y);
+  return { raw, nodes: out.nodes };
+}
+
+/** Whether quantizeModelStatic chose this weightless node (staticNodes). */
+const chosen = (n: onnx.INodeProto, ctx: QuantizeContext): boolean => ctx.options.staticNodes?.has(n.name || n.output![0]!) ?? false;
+
 function weightAxis(n: onnx.INodeProto): number {
   if (n.opType === 'Conv') return 0;
   if (n.opType === 'Gemm') return intAttr(n, 'transB', 0) === 1 ? 0 : 1;
@@ -73,14 +87,8 @@ for (const opType of ['MatMul', 'Gemm', 'Conv']) {
     quantize(n, ctx) {
       const x = qdq(ctx, n.input![0]!);
       const w = dequantizedWeight(ctx, n.input![1]!, weightAxis(n), ctx.options.reduceRange);
-      // The node computes in float into a fresh name; Q → DQ restores the original output for its readers.
-      const y = n.output![0]!;
-      const raw = ctx.index.uniqueName(`${y}_float`);
-      ctx.options.ranges!.set(raw, ctx.options.ranges!.get(y)!);
-      const out = qdq(ctx, raw, y);
-      // y is now a DequantizeLinear output: a later node reading it needs no second pair.
-      ctx.qdq.set(y, y);
-      return [...x.nodes, ...w.nodes, { ...n, input: [x.output, w.output, ...(n.input ?? []).slice(2)], output: [raw, ...(n.output ?? []).slice(1)] }, ...out.nodes];
+      const out = quantizedOutput(ctx, n);
+      return [...x.nodes, ...w.nodes, { ...n, input: [x.output, w.output, ...(n.input ?? []).slice(2)], output: [out.raw, ...(n.output ?? []).slice(1)] }, ...out.nodes];
     },
   });
 }
@@ -91,7 +99,7 @@ for (const [opType, inputs] of Object.entries(ACTIVATION_OPS)) {
     opType,
     // Only those the calibration chose (float values computed by the graph): a bias Add or a shape's Add is
     // no quantization left undone, so it is not reported as kept.
-    applies: (n, ctx) => (n.input ?? []).length === inputs && !n.input!.some((i) => ctx.index.initializers.has(i)) && staticCalibrationTensors(n).every((t) => ctx.options.ranges?.has(t)),
+    applies: (n, ctx) => (n.input ?? []).length === inputs && chosen(n, ctx),
     check: () => undefined,
     quantize(n, ctx) {
       const y = n.output![0]!;
@@ -102,11 +110,8 @@ for (const [opType, inputs] of Object.entries(ACTIVATION_OPS)) {
         return [node('Identity', [n.input![0]!], [y], {}, n.name || undefined)];
       }
       const ins = n.input!.map((i) => qdq(ctx, i));
-      const raw = ctx.index.uniqueName(`${y}_float`);
-      ctx.options.ranges!.set(raw, ctx.options.ranges!.get(y)!);
-      const out = qdq(ctx, raw, y);
-      ctx.qdq.set(y, y);
-      return [...ins.flatMap((x) => x.nodes), { ...n, input: ins.map((x) => x.output), output: [raw] }, ...out.nodes];
+      const out = quantizedOutput(ctx, n);
+      return [...ins.flatMap((x) => x.nodes), { ...n, input: ins.map((x) => x.output), output: [out.raw] }, ...out.nodes];
     },
   });
 }

@@ -42,6 +42,12 @@ export interface QuantizeOptions {
   gptq?: Map<string, GptqLayer>;
   /** int8-static: calibrated activation ranges (quantizeModelStatic fills them in). */
   ranges?: Map<string, { min: number; max: number }>;
+  /**
+   * int8-static: the weightless nodes the calibration chose to put in QDQ (ACTIVATION_OPS: Adds, Relus), by
+   * name; quantizeModelStatic fills it in. A range alone does not choose a node: its
+   * tensors may be calibrated for other readers.
+   */
+  staticNodes?: Set<string>;
 }
 
 /** What happened to one node. */

@@ -240,6 +240,10 @@ test('int8-static: a residual Add and the Relus that stay int8 are in QDQ too, s
   const samples = Array.from({ length: 8 }, () => ({ inputs: { x: { dims: [1, 8, 8, 8], data: Float32Array.from({ length: 512 }, () => r() * 2 - 1) } } }));
   const { model: q, report } = await quantizeModelStatic(m, { method: 'int8-static' }, () => samples, { method: 'minmax' });
   assert.deepEqual(report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node).sort(), ['add', 'c1', 'c2', 'relu1', 'relu2', 'y']);
+  // A range does not choose a node: with every tensor calibrated but no choice made, 'side' (read by the
+  // Sigmoid) and the rest of the weightless nodes stay float.
+  const everyRange = new Map(['x', 'c1', 'r1', 'c2', 'a', 'r2', 'y', 'b', 's'].map((t) => [t, { min: -4, max: 4 }]));
+  assert.deepEqual(quantizeModel(m, { method: 'int8-static', ranges: everyRange }).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node).sort(), ['c1', 'c2', 'y']);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-static-add-'));
   const optimized = path.join(dir, 'loaded.onnx');
   const feeds = { x: new ort.Tensor('float32', samples[0]!.inputs.x.data, [1, 8, 8, 8]) };
