@@ -117,6 +117,18 @@ export function float32ArrayToFloat16Bits(values: Float32Array): Uint16Array {
   return out;
 }
 
+/**
+ * Whether every value is a normal float16 (2⁻¹⁴ ≤ |v| ≤ 65504) or zero: stored as float16 it keeps 11
+ * significant bits. A scale below that range would lose precision as a subnormal, one above it overflow.
+ */
+export function fitsFloat16(values: Float32Array): boolean {
+  for (const v of values) {
+    const a = Math.abs(v);
+    if (a !== 0 && !(a >= 2 ** -14 && a <= 65504)) return false;
+  }
+  return true;
+}
+
 function halfOfSingleBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;

@@ -1,7 +1,7 @@
 import { intAttr } from '../onnx/graph';
 import { node } from '../onnx/build';
 import type { onnx } from '../onnx/proto';
-import { DT, floatValues, makeTensor, transpose } from '../onnx/tensor';
+import { DT, fitsFloat16, float32ArrayToFloat16Bits, floatValues, makeTensor, transpose } from '../onnx/tensor';
 import { readingWeight, weightOnlyInt8 } from './dequantized-weight';
 import { quantizeInt4 } from './int4';
 import { registerQuantizer } from './registry';
@@ -70,7 +70,9 @@ function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.IN
     const d = ctx.index.uniqueName(`${name}_int4`);
     const s = ctx.index.uniqueName(`${name}_int4_scales`);
     ctx.addInitializer(makeTensor(d, DT.UINT8, [rows, width / 2], q.packed));
-    ctx.addInitializer(makeTensor(s, DT.FLOAT, [rows, blocks], q.scales));
+    // Scales in float16 where they fit: blocks of 16 take 8 bytes of codes, so 4-byte scales were a third
+    // of the table. The rows then come out in float16, cast back for the graph (what was a float Gather).
+    ctx.addInitializer(fitsFloat16(q.scales) ? makeTensor(s, DT.FLOAT16, [rows, blocks], float32ArrayToFloat16Bits(q.scales)) : makeTensor(s, DT.FLOAT, [rows, blocks], q.scales));
     if (!q.zeroPoints) return [d, s];
     const z = ctx.index.uniqueName(`${name}_int4_zero_points`);
     ctx.addInitializer(makeTensor(z, DT.UINT8, [rows, Math.ceil(blocks / 2)], q.zeroPoints));
@@ -78,5 +80,11 @@ function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.IN
   }).value;
   if (!stored) return undefined;
   ctx.domains.add('com.microsoft');
-  return [{ ...node('GatherBlockQuantized', [stored[0]!, n.input![1]!, ...stored.slice(1)], [...n.output!], { bits: 4, block_size: bs, gather_axis: 0, quantize_axis: 1 }, ctx.index.uniqueName(`${n.name || n.output![0]}_GatherBlockQuantized`)), domain: 'com.microsoft' }];
+  const half = ctx.index.initializers.get(stored[1]!)?.dataType === DT.FLOAT16;
+  const y = n.output![0]!;
+  const rowsOut = half ? ctx.index.uniqueName(`${y}_float16`) : y;
+  return [
+    { ...node('GatherBlockQuantized', [stored[0]!, n.input![1]!, ...stored.slice(1)], [rowsOut], { bits: 4, block_size: bs, gather_axis: 0, quantize_axis: 1 }, ctx.index.uniqueName(`${n.name || y}_GatherBlockQuantized`)), domain: 'com.microsoft' },
+    ...(half ? [node('Cast', [rowsOut], [y], { to: DT.FLOAT }, ctx.index.uniqueName(`${y}_Cast`))] : []),
+  ];
 }

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { computeScaleZeroPoint, roundHalfEven } from '../../src/quantize/params';
-import { DT, float16BitsToFloat32, float32ArrayToFloat16Bits, float32ToFloat16Bits, floatValues, hasNonFinite, makeTensor } from '../../src/onnx/tensor';
+import { DT, fitsFloat16, float16BitsToFloat32, float32ArrayToFloat16Bits, float32ToFloat16Bits, floatValues, hasNonFinite, makeTensor } from '../../src/onnx/tensor';
 import { dequantizeInt4, evenBlockLength, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { dedupeTransposedInt8 } from '../../src/onnx/fold-weights';
@@ -55,6 +55,8 @@ test('float16 conversion rounds to nearest even and handles the edges', () => {
   const values = Float32Array.from([...cases.map(([x]) => x), NaN, -0, -Infinity, ...Array.from({ length: 5000 }, () => (r() - 0.5) * 2 ** Math.floor(r() * 60 - 30))]);
   const view = new Float32Array(values.buffer, 8, values.length - 2);
   assert.deepEqual(Array.from(float32ArrayToFloat16Bits(view)), Array.from(view, float32ToFloat16Bits));
+  // Scales are kept in float16 only where each is normal there (or zero): no subnormal, no overflow.
+  assert.deepEqual([[0, 2 ** -14, -65504, 0.02], [2 ** -15], [65520], [1, NaN]].map((v) => fitsFloat16(Float32Array.from(v))), [true, false, false, false]);
 });
 
 test('int4 blocks: low nibble first, each value within half a step, a padded last block', () => {
@@ -400,12 +402,13 @@ test('int4 Conv: 8-bit weights by default; with int4Conv, 4-bit blocks along eac
       assert.deepEqual(ops(q), ['Cast', 'Mul', 'Conv']);
       continue;
     }
-    assert.deepEqual([ops(q), report.opsetUpgrade?.to], [['Cast', 'Mul', 'Reshape', 'Conv'], 21]);
-    // The same blocks dequantized here: each filter in blocks of `bs`, scale = absmax / 7.
+    // The scales in float16, cast back beside the blocks' Cast.
+    assert.deepEqual([ops(q), report.opsetUpgrade?.to, q.graph!.initializer!.filter((t) => t.dataType === DT.FLOAT16).length], [['Cast', 'Cast', 'Mul', 'Reshape', 'Conv'], 21, 1]);
+    // The same blocks dequantized here: each filter in blocks of `bs`, scale = absmax / 7, kept in float16.
     const bq = quantizeBlockedInt4(w, M, k, bs);
     const deq = Float32Array.from(w, (_, at) => {
       const nib = at & 1 ? bq.packed[at >> 1]! >> 4 : bq.packed[at >> 1]! & 15;
-      return (nib > 7 ? nib - 16 : nib) * bq.scales[Math.floor(at / bs)]!;
+      return (nib > 7 ? nib - 16 : nib) * float16BitsToFloat32(float32ToFloat16Bits(bq.scales[Math.floor(at / bs)]!));
     });
     const err = Math.sqrt(w.reduce((s, v, i) => s + (v - deq[i]!) ** 2, 0) / w.reduce((s, v) => s + v * v, 0));
     assert.ok(err > 0.01 && err < 0.12, `relative weight error ${err}`);
