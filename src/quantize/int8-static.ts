@@ -1,10 +1,10 @@
 import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
 import { intAttr } from '../onnx/graph';
-import { DT, makeTensor } from '../onnx/tensor';
-import { computeScaleZeroPoint } from './params';
+import { DT, floatValues, makeTensor } from '../onnx/tensor';
+import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerQuantizer } from './registry';
-import { dequantizedWeight } from './dequantized-weight';
+import { dequantizedWeight, sharedWeight } from './dequantized-weight';
 import type { QuantizeContext } from './types';
 
 /**
@@ -42,14 +42,17 @@ function qdq(ctx: QuantizeContext, name: string, into?: string): { nodes: onnx.I
  * int8 (a residual Add becomes QLinearAdd, a Relu after it folds into the next Q) instead of converting
  * back to float around each: ResNet's residual Adds and their Relus stayed float before, ×0.90 of fp32's
  * latency against onnxruntime's quantize_static ×0.74 (bench/README). Their inputs are float values
- * computed by the graph, never constants.
+ * computed by the graph, but for an Add's one constant (a bias), stored as uint8 (quantizedConstant).
  */
 export const ACTIVATION_OPS: Record<string, number> = { Add: 2, Relu: 1 };
 
+/** Ops that only move or reshape values: onnxruntime carries a quantized tensor through them in uint8. */
+export const MOVES_VALUES = new Set(['Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity']);
+
 /** Tensors a node needs calibrated: its activation inputs and its output (none for recurrent layers: their weights are weight-only, recurrent.ts). */
-export function staticCalibrationTensors(n: onnx.INodeProto): string[] {
+export function staticCalibrationTensors(n: onnx.INodeProto, isConstant: (name: string) => boolean): string[] {
   if (['LSTM', 'GRU', 'RNN'].includes(n.opType!)) return [];
-  return [...(n.input ?? []).slice(0, ACTIVATION_OPS[n.opType!] ?? 1), n.output![0]!];
+  return [...(n.input ?? []).slice(0, ACTIVATION_OPS[n.opType!] ?? 1), n.output![0]!].filter((t) => !isConstant(t));
 }
 
 /** The node computes in float into a fresh name; Q → DQ restores the original output for its readers. */
@@ -61,6 +64,24 @@ function quantizedOutput(ctx: QuantizeContext, n: onnx.INodeProto): { raw: strin
   // y is now a DequantizeLinear output: a later node reading it needs no second pair.
   ctx.qdq.set(y, y);
   return { raw, nodes: out.nodes };
+}
+
+/**
+ * A constant an activation op reads (a bias Add's bias) as uint8 over its own range and a DequantizeLinear,
+ * as quantize_static stores it: onnxruntime needs every input of a QLinearAdd quantized.
+ */
+function quantizedConstant(ctx: QuantizeContext, name: string): { nodes: onnx.INodeProto[]; output: string } {
+  return sharedWeight(ctx, `u8:${name}`, () => {
+    const values = floatValues(ctx.index.initializers.get(name)!);
+    let [lo, hi] = [0, 0];
+    for (const v of values) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+    const p = computeScaleZeroPoint(lo, hi, 0, 255, false);
+    const [q, scale, zp, out] = ['quantized', 'scale', 'zero_point', 'dequantized'].map((x) => ctx.index.uniqueName(`${name}_${x}`)) as [string, string, string, string];
+    ctx.addInitializer(makeTensor(q, DT.UINT8, (ctx.index.initializers.get(name)!.dims ?? []).map(Number), Uint8Array.from(values, (v) => quantizeValue(v, p.scale, p.zeroPoint, 0, 255))));
+    ctx.addInitializer(makeTensor(scale, DT.FLOAT, [], Float32Array.of(p.scale)));
+    ctx.addInitializer(makeTensor(zp, DT.UINT8, [], Uint8Array.of(p.zeroPoint)));
+    return { output: out, nodes: [node('DequantizeLinear', [q, scale, zp], [out], {}, ctx.index.uniqueName(`${name}_DQ`))] };
+  });
 }
 
 /** Whether quantizeModelStatic chose this weightless node (staticNodes). */
@@ -109,7 +130,7 @@ for (const [opType, inputs] of Object.entries(ACTIVATION_OPS)) {
         ctx.qdq.set(y, y);
         return [node('Identity', [n.input![0]!], [y], {}, n.name || undefined)];
       }
-      const ins = n.input!.map((i) => qdq(ctx, i));
+      const ins = n.input!.map((i) => (ctx.index.initializers.has(i) ? quantizedConstant(ctx, i) : qdq(ctx, i)));
       const out = quantizedOutput(ctx, n);
       return [...ins.flatMap((x) => x.nodes), { ...n, input: ins.map((x) => x.output), output: [out.raw] }, ...out.nodes];
     },

@@ -260,6 +260,39 @@ test('int8-static: a residual Add and the Relus that stay int8 are in QDQ too, s
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('int8-static: Adds on a MatMul\'s product (nn.Linear\'s bias, the residual after a reshape) are in QDQ whatever reads them, the bias stored as uint8: onnxruntime runs QLinearAdd after QLinearMatMul', async () => {
+  const r = rng(22);
+  const m = model({
+    name: 'linear', opset: 17, inputs: [valueInfo('x', F32, [1, 8, 16])], outputs: [valueInfo('y', F32, [1, 8, 16]), valueInfo('z', F32, [1, 8, 16])],
+    initializers: [
+      floatTensor('w', [16, 16], Array.from({ length: 256 }, () => (r() - 0.5) * 0.5)), floatTensor('bias', [16], Array.from({ length: 16 }, () => r() - 0.5)),
+      int64Tensor('shape', [3], [1, 8, 16]), floatTensor('gamma', [16], new Array<number>(16).fill(1)), floatTensor('beta', [16], new Array<number>(16).fill(0)),
+    ],
+    nodes: [
+      node('MatMul', ['x', 'w'], ['h'], {}, 'linear'), node('Add', ['h', 'bias'], ['hb'], {}, 'bias_add'), node('Reshape', ['hb', 'shape'], ['hr'], {}, 'reshape'),
+      node('Add', ['x', 'hr'], ['s'], {}, 'residual'), node('LayerNormalization', ['s', 'gamma', 'beta'], ['y'], { axis: -1 }, 'norm'),
+      // Neither input is a product: read by a float op, it stays float.
+      node('Add', ['x', 'y'], ['z'], {}, 'other'),
+    ],
+  });
+  const samples = Array.from({ length: 8 }, () => ({ inputs: { x: { dims: [1, 8, 16], data: Float32Array.from({ length: 128 }, () => r() * 2 - 1) } } }));
+  const { model: q, report } = await quantizeModelStatic(m, { method: 'int8-static' }, () => samples, { method: 'minmax' });
+  assert.deepEqual(report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node).sort(), ['bias_add', 'linear', 'residual']);
+  assert.equal(q.graph!.initializer!.find((t) => t.name!.startsWith('bias_'))?.dataType, DT.UINT8);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-static-bias-'));
+  const optimized = path.join(dir, 'loaded.onnx');
+  const feeds = { x: new ort.Tensor('float32', samples[0]!.inputs.x.data, [1, 8, 16]) };
+  const got = await (await ort.InferenceSession.create(encodeModel(q), { optimizedModelFilePath: optimized })).run(feeds);
+  const loaded = decodeModel(readFileSync(optimized)).graph!.node!.map((n) => n.opType!);
+  assert.equal(loaded.filter((op) => op === 'QLinearAdd').length, 2, loaded.join(' '));
+  const want = await (await ort.InferenceSession.create(encodeModel(m))).run(feeds);
+  for (const k of ['y', 'z']) {
+    const c = cosine(want[k]!.data as Float32Array, got[k]!.data as Float32Array);
+    assert.ok(c > 0.995, `${k}: cosine ${c}`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('a weight holding NaN or Inf keeps its node float, by name; the rest of the model is quantized', async () => {
   const r = rng(13);
   const w = (n: number): number[] => Array.from({ length: n }, () => r() - 0.5);
