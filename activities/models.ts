@@ -7,7 +7,7 @@ import { registerModel } from '../src/models/register';
 import { MetadataError } from '../src/models/metadata';
 import { getModelVersion, type ModelVersionRow } from '../src/store/models';
 import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../src/quantize/quantize-model';
-import type { CalibrationMethod } from '../src/quantize/calibrate';
+import type { CalibrationOptions } from '../src/quantize/calibrate';
 import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics } from '../src/quantize/evaluate';
 import { QuantizeError, type Method } from '../src/quantize/types';
 import { OnnxruntimeCrashed, evaluateIsolated } from '../src/quantize/evaluate-isolated';
@@ -68,7 +68,7 @@ export function modelActivities(deps: ActivityDeps) {
      * was registered with one, so the golden inputs only judge; without one int8-static calibrates on the
      * golden inputs and int4 rounds.
      */
-    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationMethod; int4Conv?: boolean }): Promise<Candidate> {
+    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationOptions['method']; int4Conv?: boolean }): Promise<Candidate> {
       const m = await requireModel(deps, input.modelId);
       heartbeat({ stage: 'download' });
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
@@ -81,7 +81,7 @@ export function modelActivities(deps: ActivityDeps) {
       heartbeat({ stage: 'quantize', method: input.method, fittedTo });
       let gptqUsed: boolean | undefined;
       const { model, report } = await asBadInput(async () => {
-        if (input.method === 'int8-static') return quantizeModelStatic(decodeModel(onnx), { ...options, method: 'int8-static' }, () => samples, { method: input.calibration ?? 'minmax' });
+        if (input.method === 'int8-static') return quantizeModelStatic(decodeModel(onnx), { ...options, method: 'int8-static' }, () => samples, { method: input.calibration ?? 'auto' });
         if (input.method === 'int4' && fittedTo) {
           const calibrated = await quantizeModelCalibrated(decodeModel(onnx), { ...options, method: 'int4' }, () => samples, { progress: (layer, of) => heartbeat({ stage: 'gptq', layer, of }) });
           gptqUsed = calibrated.report.gptq.used;

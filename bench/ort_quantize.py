@@ -4,7 +4,8 @@ Usage: ort_quantize.py METHOD INPUT OUTPUT [CALIBRATION.jsonl], METHOD int8-dyna
 weights, as its docs recommend for CPUs), int4 (MatMulNBitsQuantizer, block 32, symmetric) or int4-gptq (the
 same with its GPTQ, GPTQWeightOnlyQuantConfig at its defaults: 1% damping, no act-order, fed the samples of
 CALIBRATION.jsonl, qcflow's golden format), int8-static (quantize_static: QDQ, per-channel int8 weights,
-uint8 activations, min-max on CALIBRATION.jsonl, as its docs recommend for CPUs) or fp16 (onnxconverter-common's convert_float_to_float16 with
+uint8 activations, min-max on CALIBRATION.jsonl, as its docs recommend for CPUs; int8-static-percentile: its
+percentile calibration at its default 99.999%) or fp16 (onnxconverter-common's convert_float_to_float16 with
 keep_io_types, the converter onnxruntime's docs send fp16 users to). Prints one JSON object: {"seconds": s} or {"error": "..."} when
 the tool fails on the model.
 """
@@ -54,10 +55,11 @@ try:
         q = MatMulNBitsQuantizer(onnx.load(src), block_size=32, is_symmetric=True, algo_config=algo)
         q.process()
         q.model.save_model_to_file(dst, False)
-    elif method == "int8-static":
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    elif method in ("int8-static", "int8-static-percentile"):
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        quantize_static(src, dst, calibration_reader(sys.argv[4]), quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        calibrate = CalibrationMethod.Percentile if method == "int8-static-percentile" else CalibrationMethod.MinMax
+        quantize_static(src, dst, calibration_reader(sys.argv[4]), quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, calibrate_method=calibrate)
     elif method == "fp16":
         import onnx
         from onnxconverter_common import float16

@@ -73,8 +73,11 @@ async function readings(c: Case, candidate: Uint8Array): Promise<Record<string, 
   }
 }
 
-/** `models`: run only the cases whose name contains one of these (`--models ddddocr,magika`); all by default. */
-export async function quantizeRealBench(models: string[] = []): Promise<void> {
+/**
+ * `models`: run only the cases whose name contains one of these (`--models ddddocr,magika`); `methods`: only
+ * these methods' rows (`--methods int8-static`); all by default.
+ */
+export async function quantizeRealBench(models: string[] = [], methods: string[] = []): Promise<void> {
   const py = venvPython(loadConfig().binCacheDir, 'venv-ortq', ['onnxruntime.quantization', 'onnx_ir', 'onnxconverter_common'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy', 'onnxconverter-common']);
   const pyGptq = venvPython(loadConfig().binCacheDir, 'venv-ortq-gptq', ['onnxruntime.quantization', 'onnx_ir', 'torch'], ['onnxruntime', 'onnx', 'onnx-ir', 'numpy', 'torch']);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qcflow-quantize-real-'));
@@ -104,7 +107,7 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
     const dst = path.join(dir, 'out.onnx');
     const calibration = path.join(dir, 'calibration.jsonl');
     writeFileSync(src, bytes);
-    if (method === 'int4-gptq' || method === 'int8-static') writeFileSync(calibration, goldenToJsonl(c.calibration));
+    if (method === 'int4-gptq' || method.startsWith('int8-static')) writeFileSync(calibration, goldenToJsonl(c.calibration));
     rmSync(dst, { force: true });
     // Its GPTQ draws a progress bar on stdout, no newline after it: the answer is the last JSON object.
     const printed = execFileSync(python, [path.join(__dirname, 'ort_quantize.py'), method, src, dst, calibration], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -116,11 +119,11 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
   // qcflow's CLI in a process of its own per row, as onnxruntime's tool runs: its `seconds` are from reading
   // the model to writing the result, as onnxruntime's are. In the bench's own long-lived process the
   // 60 MB transformer's calibration took 19–20 s, 13 s in a fresh one.
-  const qcflow = (c: Case, method: string, options: Partial<QuantizeOptions>, calibrated: boolean): { model: Uint8Array; report: QuantizeReport & { seconds: number } } | { error: string } => {
+  const qcflow = (c: Case, method: string, options: Partial<QuantizeOptions>, calibrated: boolean, calibrate?: 'minmax'): { model: Uint8Array; report: QuantizeReport & { seconds: number } } | { error: string } => {
     const [src, dst, calibration] = [path.join(dir, 'in.onnx'), path.join(dir, 'qcflow.onnx'), path.join(dir, 'calibration.jsonl')];
     writeFileSync(src, c.bytes);
     if (calibrated) writeFileSync(calibration, goldenToJsonl(c.calibration));
-    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(calibrated ? ['--calibration', calibration] : [])];
+    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(calibrated ? ['--calibration', calibration] : []), ...(calibrate ? ['--calibrate', calibrate] : [])];
     const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
     // Its refusal is a result too (the row says why), not the end of the bench.
     if (run.status !== 0) return { error: (run.stderr.split('\n').find((l) => l.startsWith('qcflow:')) ?? run.stderr.trim().split('\n').pop() ?? `exit ${run.status}`).slice(0, 300) };
@@ -132,17 +135,20 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
       const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`) || c.name.startsWith('rapid-');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
       const ops = new Set(decodeModel(c.bytes).graph!.node!.map((n) => n.opType));
-      const runs: Array<[string, Partial<QuantizeOptions>, boolean]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ['fp16', {}, false], ['int8-static', {}, true]];
-      if (ops.has('Conv')) runs.push(['int4', { int4Conv: true }, true]);
+      const runs: Array<[string, Partial<QuantizeOptions>, boolean, 'minmax'?]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ['fp16', {}, false], ['int8-static', {}, true]];
+      // A conv net's int8-static is calibrated by percentile (calibrationFor): min-max beside it too, as
+      // onnxruntime's default is, each against onnxruntime's same method.
+      if (ops.has('Conv')) runs.push(['int4', { int4Conv: true }, true], ['int8-static', {}, true, 'minmax']);
       // onnxruntime's GPTQ solves MatMuls only: qcflow's at the same coverage, for a like-for-like time.
       if (paddle && ops.has('Conv') && ops.has('MatMul')) runs.push(['int4', { excludeOps: ['Conv'] }, true]);
       // torch.export's stack traces are a fifth of its files, and stay unless asked (onnxruntime keeps them).
       if (heavyNodeMetadata(c.bytes)) runs.push(['int8-dynamic', { dropNodeMetadata: true }, false], ['int4', { dropNodeMetadata: true }, false]);
-      for (const [method, options, calibrated] of runs) {
-        const made = qcflow(c, method, options, calibrated);
-        // int8-static reads the calibration set on both sides (its quantize_static, min-max, QDQ).
-        const peerMethod = calibrated && method === 'int4' ? 'int4-gptq' : method;
-        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}`;
+      for (const [method, options, calibrated, calibrate] of runs.filter(([m]) => methods.length === 0 || methods.includes(m))) {
+        const made = qcflow(c, method, options, calibrated, calibrate);
+        // int8-static reads the calibration set on both sides (its quantize_static, min-max or percentile, QDQ).
+        const percentile = method === 'int8-static' && !calibrate && ops.has('Conv');
+        const peerMethod = calibrated && method === 'int4' ? 'int4-gptq' : percentile ? 'int8-static-percentile' : method;
+        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${calibrate ? ` --calibrate ${calibrate}` : percentile ? ' (auto: percentile)' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}`;
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
           qcflow: 'error' in made ? made : { ...(await judge(c, made.model, made.report.seconds)), ...(made.report.opsetUpgrade ? { opset: `${made.report.opsetUpgrade.from}→${made.report.opsetUpgrade.to}` } : {}), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length },
@@ -163,7 +169,7 @@ export async function quantizeRealBench(models: string[] = []): Promise<void> {
       }
       const c: Case = { name: `silero-vad ${v.file}`, bytes: v.bytes, golden: [], calibration: [] };
       const drop = heavyNodeMetadata(c.bytes) ? [false, true] : [false];
-      for (const method of ['int8-dynamic', 'int4', 'fp16']) {
+      for (const method of ['int8-dynamic', 'int4', 'fp16'].filter((m) => methods.length === 0 || methods.includes(m))) {
         for (const dropNodeMetadata of method === 'fp16' ? [false] : drop) {
           const made = qcflow(c, method, { dropNodeMetadata }, false);
           console.log(JSON.stringify({

@@ -167,8 +167,8 @@ else if (only === 'writer') void benchWriter(20_000).then(() => benchWriter(200_
 else if (only === 'stack') void stackBenches().then(() => process.exit(0));
 else if (only === 'quantize') void quantizeBenches().then(() => process.exit(0));
 else if (only === 'quantize-real') {
-  const at = process.argv.indexOf('--models');
-  void quantizeRealBench(at > 0 ? process.argv[at + 1]!.split(',') : []).then(() => process.exit(0));
+  const list = (flag: string): string[] => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1]!.split(',') : []);
+  void quantizeRealBench(list('--models'), list('--methods')).then(() => process.exit(0));
 }
 else if (only === 'qc') void qcBench().then(() => process.exit(0));
 else if (only === 'faults') void faultsBench().then(() => process.exit(0));

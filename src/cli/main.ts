@@ -26,7 +26,7 @@ import { TensorDataError } from '../onnx/tensor';
 import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../onnx/fixture-models';
 import { quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../quantize/quantize-model';
 import { calibrationSource } from '../quantize/calibration-data';
-import type { CalibrationMethod } from '../quantize/calibrate';
+import type { CalibrationOptions } from '../quantize/calibrate';
 import { evaluateCandidate, goldenToJsonl, loadError, parseGoldenJsonl } from '../quantize/evaluate';
 import { OnnxruntimeCrashed, evaluateIsolated } from '../quantize/evaluate-isolated';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
@@ -293,18 +293,18 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--drop-node-metadata', 'drop the nodes\' metadata_props (torch.export\'s stack traces and FX nodes, often a fifth of its files); kept by default', false)
   .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
   .option('--calibration <file>', 'int8-static: calibration samples (required); int4: with them weights take GPTQ codes (error-compensating) instead of rounding. JSONL (golden format) or Arrow IPC (list<float32> column per input); use samples apart from the golden set that judges the result')
-  .option('--calibrate <method>', 'int8-static: minmax, percentile or entropy', 'minmax')
+  .option('--calibrate <method>', 'int8-static: auto (percentile for a model with convolutions, else minmax), minmax, percentile or entropy', 'auto')
   .option('--calibration-samples <n>', 'int4 with --calibration: how many of its first samples GPTQ reads (once a pass, up to four layers a pass)', positiveInt, 128)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
   .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number }) => {
     const t0 = performance.now();
     const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata };
-    if (!['minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use minmax, percentile or entropy`);
+    if (!['auto', 'minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use auto, minmax, percentile or entropy`);
     if (o.calibration && o.method !== 'int8-static' && o.method !== 'int4') throw new CliError(`--calibration is for int8-static (activation ranges) and int4 (GPTQ); ${o.method} would not read it: drop it or pick one of those methods`);
     // Read once: the quantizers work on copies, and the load check below may need it again.
     const input = readModelFile(o.input);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
-      ? await quantizeModelStatic(input, { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationMethod, percentile: o.percentile })
+      ? await quantizeModelStatic(input, { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationOptions['method'], percentile: o.percentile })
       : o.method === 'int4' && o.calibration
         ? await quantizeModelCalibrated(input, { ...options, method: 'int4' }, calibrationSource(o.calibration), { maxSamples: o.calibrationSamples, progress: (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`) })
         : quantizeModel(input, options);

@@ -8,7 +8,7 @@ import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { agreementOn, calibrate, collectHessians, type CalibrationOptions } from './calibrate';
+import { agreementOn, calibrate, calibrationFor, collectHessians, type CalibrationOptions } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
 import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
 import { doubleMatMul } from './double-matmul';
@@ -98,7 +98,8 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
     const inBodies = allGraphs(model.graph!).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
     throw new QuantizeError(`int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight${inBodies ? ' (those inside If/Loop bodies are not calibrated: int8-dynamic and int4 quantize them)' : ''}`);
   }
-  const ranges = await calibrate(model, [...tensors], samples, calibration);
+  const method = calibrationFor(model.graph!, calibration);
+  const ranges = await calibrate(model, [...tensors], samples, method);
   // A Relu alone reading its producer's output: that output is quantized with the Relu's range (from 0), so
   // its Q clamps as the Relu would, the Relu's own pair is the same, and onnxruntime drops both.
   for (const n of model.graph!.node ?? []) {
@@ -106,7 +107,7 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
     if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
   }
   const result = quantizeModel(model, { ...options, ranges, staticNodes });
-  return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined }, calibration } };
+  return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined }, calibration: method } };
 }
 
 /** GPTQ's calibration runs once a pass (up to four layers): it reads the first `maxSamples` of the set (default 128, as GPTQ's authors used). */

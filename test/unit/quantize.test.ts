@@ -378,12 +378,14 @@ test('calibration statistics: histogram quantiles and the entropy threshold', ()
 });
 
 for (const [name, build] of Object.entries({ mlp: mlpModel, transformer: transformerModel, cnn: cnnModel })) {
-  test(`${name}: int8-static QDQ calibrated with min-max and percentile loads, runs and stays within budget`, async () => {
+  test(`${name}: int8-static QDQ calibrated with min-max, percentile and auto loads, runs and stays within budget`, async () => {
     const f = await build();
     const calib = fixtureGolden(f, 32, { seed: 7 });
     const golden = fixtureGolden(f, 100);
-    for (const method of ['minmax', 'percentile'] as const) {
+    for (const method of ['minmax', 'percentile', 'auto'] as const) {
       const { model: q, report } = await quantizeModelStatic(decodeModel(f.onnx), { method: 'int8-static' }, () => calib, { method });
+      // auto: percentile for a model with convolutions, min-max for the rest; the report says which.
+      assert.equal(report.calibration.method, method !== 'auto' ? method : name === 'cnn' ? 'percentile' : 'minmax');
       const ops = q.graph!.node!.map((n) => n.opType);
       assert.ok(ops.includes('QuantizeLinear') && ops.includes('DequantizeLinear'));
       assert.ok(report.quantizedWeights.ratio <= 0.27, `weights ×${report.quantizedWeights.ratio}`);
