@@ -129,6 +129,14 @@ export function fitsFloat16(values: Float32Array): boolean {
   return true;
 }
 
+/**
+ * Block scales as a tensor: float16 where every one fits (fitsFloat16), float32 otherwise. A reader checks
+ * the tensor's dataType to know whether to cast it back.
+ */
+export function scalesTensor(name: string, dims: number[], scales: Float32Array): onnx.ITensorProto {
+  return fitsFloat16(scales) ? makeTensor(name, DT.FLOAT16, dims, float32ArrayToFloat16Bits(scales)) : makeTensor(name, DT.FLOAT, dims, scales);
+}
+
 function halfOfSingleBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;

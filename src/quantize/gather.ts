@@ -1,7 +1,7 @@
 import { intAttr } from '../onnx/graph';
 import { node } from '../onnx/build';
 import type { onnx } from '../onnx/proto';
-import { DT, fitsFloat16, float32ArrayToFloat16Bits, floatValues, makeTensor, transpose } from '../onnx/tensor';
+import { DT, floatValues, makeTensor, scalesTensor, transpose } from '../onnx/tensor';
 import { readingWeight, weightOnlyInt8 } from './dequantized-weight';
 import { quantizeInt4 } from './int4';
 import { registerQuantizer } from './registry';
@@ -72,7 +72,7 @@ function gatherBlockQuantized(n: onnx.INodeProto, ctx: QuantizeContext): onnx.IN
     ctx.addInitializer(makeTensor(d, DT.UINT8, [rows, width / 2], q.packed));
     // Scales in float16 where they fit: blocks of 16 take 8 bytes of codes, so 4-byte scales were a third
     // of the table. The rows then come out in float16, cast back for the graph (what was a float Gather).
-    ctx.addInitializer(fitsFloat16(q.scales) ? makeTensor(s, DT.FLOAT16, [rows, blocks], float32ArrayToFloat16Bits(q.scales)) : makeTensor(s, DT.FLOAT, [rows, blocks], q.scales));
+    ctx.addInitializer(scalesTensor(s, [rows, blocks], q.scales));
     if (!q.zeroPoints) return [d, s];
     const z = ctx.index.uniqueName(`${name}_int4_zero_points`);
     ctx.addInitializer(makeTensor(z, DT.UINT8, [rows, Math.ceil(blocks / 2)], q.zeroPoints));

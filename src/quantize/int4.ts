@@ -1,6 +1,6 @@
 import type { onnx } from '../onnx/proto';
 import { int64Tensor, node } from '../onnx/build';
-import { DT, elementCount, fitsFloat16, float32ArrayToFloat16Bits, floatValues, makeTensor, transpose } from '../onnx/tensor';
+import { DT, elementCount, floatValues, makeTensor, scalesTensor, transpose } from '../onnx/tensor';
 import { codesOf, INT4_CONV_GRID, NBITS_GRID, roundToNearest, type GptqLayer } from './gptq';
 import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
@@ -292,9 +292,10 @@ function int4ConvWeight(ctx: QuantizeContext, name: string, values: Float32Array
   const output = ctx.index.uniqueName(`${name}_dequantized`);
   // Scales in float16 where they fit (as llama.cpp's Q4_0 keeps them): a block of 22–32 weights takes
   // 11–16 bytes of codes, so 4-byte scales were a fifth of the 4-bit bytes. The Cast folds at load too.
-  const half = fitsFloat16(q.scales);
+  const stored = scalesTensor(ws, [m, q.blocks, 1], q.scales);
+  ctx.addInitializer(stored);
+  const half = stored.dataType === DT.FLOAT16;
   const scales = half ? ctx.index.uniqueName(`${name}_block_scales_float`) : ws;
-  ctx.addInitializer(half ? makeTensor(ws, DT.FLOAT16, [m, q.blocks, 1], float32ArrayToFloat16Bits(q.scales)) : makeTensor(ws, DT.FLOAT, [m, q.blocks, 1], q.scales));
   return {
     output,
     nodes: [
