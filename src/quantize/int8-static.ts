@@ -2,7 +2,7 @@ import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
 import { intAttr } from '../onnx/graph';
 import { DT, floatValues, makeTensor } from '../onnx/tensor';
-import { computeScaleZeroPoint, quantizeValue } from './params';
+import { computeScaleZeroPoint, quantizeValue, type QParams } from './params';
 import { registerQuantizer } from './registry';
 import { dequantizedWeight, sharedWeight } from './dequantized-weight';
 import type { QuantizeContext } from './types';
@@ -15,16 +15,21 @@ import type { QuantizeContext } from './types';
  * too (ACTIVATION_OPS), so the tensors between them stay int8.
  */
 
+/** uint8 parameters of `name` over [min, max] (0 included): their scalar initializers' names and the values. */
+function uint8Params(ctx: QuantizeContext, name: string, min: number, max: number): { scale: string; zp: string; p: QParams } {
+  const p = computeScaleZeroPoint(min, max, 0, 255, false);
+  const [scale, zp] = [ctx.index.uniqueName(`${name}_scale`), ctx.index.uniqueName(`${name}_zero_point`)];
+  ctx.addInitializer(makeTensor(scale, DT.FLOAT, [], Float32Array.of(p.scale)));
+  ctx.addInitializer(makeTensor(zp, DT.UINT8, [], Uint8Array.of(p.zeroPoint)));
+  return { scale, zp, p };
+}
+
 /** Q → DQ of an activation with its calibrated range; one pair per tensor, shared by every reader. */
 function qdq(ctx: QuantizeContext, name: string, into?: string): { nodes: onnx.INodeProto[]; output: string } {
   const known = ctx.qdq.get(name);
   if (known && !into) return { nodes: [], output: known };
   const r = ctx.options.ranges!.get(name)!;
-  const p = computeScaleZeroPoint(r.min, r.max, 0, 255, false);
-  const scale = ctx.index.uniqueName(`${name}_scale`);
-  const zp = ctx.index.uniqueName(`${name}_zero_point`);
-  ctx.addInitializer(makeTensor(scale, DT.FLOAT, [], Float32Array.of(p.scale)));
-  ctx.addInitializer(makeTensor(zp, DT.UINT8, [], Uint8Array.of(p.zeroPoint)));
+  const { scale, zp } = uint8Params(ctx, name, r.min, r.max);
   const q = ctx.index.uniqueName(`${name}_QuantizeLinear`);
   const dq = into ?? ctx.index.uniqueName(`${name}_DequantizeLinear`);
   if (!into) ctx.qdq.set(name, dq);
@@ -75,11 +80,9 @@ function quantizedConstant(ctx: QuantizeContext, name: string): { nodes: onnx.IN
     const values = floatValues(ctx.index.initializers.get(name)!);
     let [lo, hi] = [0, 0];
     for (const v of values) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
-    const p = computeScaleZeroPoint(lo, hi, 0, 255, false);
-    const [q, scale, zp, out] = ['quantized', 'scale', 'zero_point', 'dequantized'].map((x) => ctx.index.uniqueName(`${name}_${x}`)) as [string, string, string, string];
+    const { scale, zp, p } = uint8Params(ctx, name, lo, hi);
+    const [q, out] = [ctx.index.uniqueName(`${name}_quantized`), ctx.index.uniqueName(`${name}_dequantized`)];
     ctx.addInitializer(makeTensor(q, DT.UINT8, (ctx.index.initializers.get(name)!.dims ?? []).map(Number), Uint8Array.from(values, (v) => quantizeValue(v, p.scale, p.zeroPoint, 0, 255))));
-    ctx.addInitializer(makeTensor(scale, DT.FLOAT, [], Float32Array.of(p.scale)));
-    ctx.addInitializer(makeTensor(zp, DT.UINT8, [], Uint8Array.of(p.zeroPoint)));
     return { output: out, nodes: [node('DequantizeLinear', [q, scale, zp], [out], {}, ctx.index.uniqueName(`${name}_DQ`))] };
   });
 }
