@@ -6,9 +6,9 @@ import { decodeModel, encodeModel, OnnxFormatError } from '../src/onnx/proto';
 import { registerModel } from '../src/models/register';
 import { MetadataError } from '../src/models/metadata';
 import { getModelVersion, type ModelVersionRow } from '../src/store/models';
-import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../src/quantize/quantize-model';
+import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic, rankSensitiveNodes } from '../src/quantize/quantize-model';
 import type { CalibrationOptions } from '../src/quantize/calibrate';
-import { evaluateCandidate, parseGoldenJsonl, type EvaluationMetrics } from '../src/quantize/evaluate';
+import { parseGoldenJsonl, type EvaluationMetrics } from '../src/quantize/evaluate';
 import { QuantizeError, type Method } from '../src/quantize/types';
 import { OnnxruntimeCrashed, evaluateIsolated } from '../src/quantize/evaluate-isolated';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -102,24 +102,17 @@ export function modelActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Ranks the nodes a method quantizes by how much each alone costs: the model is quantized one node at a
-     * time and compared with fp32 on (up to 32 of) the calibration samples, or the golden ones without a
-     * calibration set; most harmful first.
+     * Ranks the nodes a method quantizes by what each costs: the agreement with fp32 the model regains
+     * with that node alone kept float (rankSensitiveNodes, on the calibration samples, or the golden ones
+     * without a calibration set), most harmful first.
      */
     async rankSensitiveNodes(input: { modelId: string; method: Method; int4Conv?: boolean }): Promise<Array<{ node: string; cosineLoss: number }>> {
       const m = await requireModel(deps, input.modelId);
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
-      const samples = parseGoldenJsonl(await getObjectText(deps.store, m.calibrationKey ?? m.goldenKey ?? '')).slice(0, 32);
+      const samples = parseGoldenJsonl(await getObjectText(deps.store, m.calibrationKey ?? m.goldenKey ?? ''));
       const options = { method: input.method, ...(input.method === 'int4' && input.int4Conv ? { int4Conv: true } : {}) };
-      const quantizable = (await asBadInput(() => quantizeModel(decodeModel(onnx), options))).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node);
-      const out: Array<{ node: string; cosineLoss: number }> = [];
-      for (const [i, node] of quantizable.entries()) {
-        const only = quantizeModel(decodeModel(onnx), { ...options, excludeNodes: quantizable.filter((x) => x !== node) }).model;
-        const metrics = await evaluateCandidate(onnx, encodeModel(only), samples, { runs: 1 });
-        out.push({ node, cosineLoss: 1 - metrics.cosine.mean });
-        heartbeat({ ranked: i + 1, of: quantizable.length });
-      }
-      return out.sort((a, b) => b.cosineLoss - a.cosineLoss);
+      const { gains } = await asBadInput(() => rankSensitiveNodes(decodeModel(onnx), options, () => samples, (ranked, of) => heartbeat({ ranked, of })));
+      return gains.map((g) => ({ node: g.node, cosineLoss: g.gain }));
     },
 
     /** Registers the chosen candidate as `{version}-{method}` with its parent, method, parameters and metrics; idempotent. */

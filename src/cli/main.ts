@@ -30,6 +30,7 @@ import type { CalibrationOptions } from '../quantize/calibrate';
 import { evaluateCandidate, goldenToJsonl, loadError, parseGoldenJsonl } from '../quantize/evaluate';
 import { OnnxruntimeCrashed, evaluateIsolated } from '../quantize/evaluate-isolated';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
+import type { SensitivityReport } from '../quantize/sensitivity';
 import { modelQuantization, modelRollout } from '../../workflows';
 import { quantizationProgressQuery, workflowIds } from '../../workflows/definitions';
 import { quantizationMetadata, rolloutMetadata } from '../../workflows/metadata';
@@ -296,15 +297,29 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--calibrate <method>', 'int8-static: auto (percentile for a model with convolutions, else minmax), minmax, percentile or entropy', 'auto')
   .option('--calibration-samples <n>', 'int4 with --calibration: how many of its first samples GPTQ reads (once a pass, up to four layers a pass)', positiveInt, 128)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
-  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number }) => {
+  .option('--min-cosine <c>', 'int8-static: keep the convolutions and matmuls that cost most in float until the mean cosine with fp32 on the first 8 calibration samples reaches c (one quantization per node scored: minutes on a deep net)', Number)
+  .option('--max-float <n>', 'with --min-cosine: at most n nodes kept float (default a tenth of those quantized)', positiveInt)
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number; minCosine?: number; maxFloat?: number }) => {
     const t0 = performance.now();
     const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata };
     if (!['auto', 'minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use auto, minmax, percentile or entropy`);
     if (o.calibration && o.method !== 'int8-static' && o.method !== 'int4') throw new CliError(`--calibration is for int8-static (activation ranges) and int4 (GPTQ); ${o.method} would not read it: drop it or pick one of those methods`);
+    if (o.minCosine !== undefined && !(o.minCosine > 0 && o.minCosine <= 1)) throw new CliError(`--min-cosine ${o.minCosine}: a cosine between 0 and 1, e.g. 0.97`);
+    if ((o.minCosine !== undefined || o.maxFloat !== undefined) && (o.method !== 'int8-static' || !o.calibration)) throw new CliError('--min-cosine and --max-float are for int8-static with --calibration (the search scores on those samples); for other methods the quantize-job workflow keeps sensitive nodes float against its budget');
+    if (o.maxFloat !== undefined && o.minCosine === undefined) throw new CliError('--max-float bounds the search --min-cosine starts: pass --min-cosine too');
+    let told = 0;
+    const accuracy = o.minCosine === undefined ? undefined : {
+      minCosine: o.minCosine, maxFloat: o.maxFloat,
+      progress: (done: number, atMost: number): void => {
+        if (done < told + atMost / 10 && done < atMost) return;
+        told = done;
+        process.stderr.write(`sensitivity: ${done} of at most ${atMost} candidates scored\n`);
+      },
+    };
     // Read once: the quantizers work on copies, and the load check below may need it again.
     const input = readModelFile(o.input);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
-      ? await quantizeModelStatic(input, { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationOptions['method'], percentile: o.percentile })
+      ? await quantizeModelStatic(input, { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationOptions['method'], percentile: o.percentile }, accuracy)
       : o.method === 'int4' && o.calibration
         ? await quantizeModelCalibrated(input, { ...options, method: 'int4' }, calibrationSource(o.calibration), { maxSamples: o.calibrationSamples, progress: (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`) })
         : quantizeModel(input, options);
@@ -325,6 +340,8 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     const written = writeModelFile(o.output, q, { externalData: o.externalData });
     // Rounded 4-bit filters are where quantization loses most (bench/README: PicoDet 0.83, PaddleOCR's recogniser 0.91; calibrated 0.99 and 0.98).
     if (o.int4Conv && !o.calibration && report.nodes.some((n) => n.op === 'Conv' && n.action === 'quantized')) process.stderr.write(`note: --int4-conv without --calibration rounds each 4-bit filter to its nearest levels, which costs some conv nets much of their accuracy; check the result with \`qcflow model evaluate\`, or pass --calibration samples.jsonl (GPTQ)\n`);
+    const { sensitivity } = report as { sensitivity?: SensitivityReport };
+    if (sensitivity && !sensitivity.met) process.stderr.write(`note: keeping ${sensitivity.kept.length} node(s) float took the agreement from ${sensitivity.start.toFixed(4)} to ${sensitivity.reached.toFixed(4)}, under --min-cosine ${sensitivity.target}: the error is spread over many nodes; raise --max-float, try --calibrate minmax or percentile, or use int8-dynamic\n`);
     if (report.nodeMetadataBytes > 0.1 * written.bytes) process.stderr.write(`note: ${Math.round((100 * report.nodeMetadataBytes) / written.bytes)}% of ${o.output} is the nodes' metadata (exporter stack traces and the like); --drop-node-metadata leaves it out\n`);
     process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);
   });

@@ -8,10 +8,11 @@ import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { agreementOn, calibrate, calibrationFor, collectHessians, type CalibrationOptions } from './calibrate';
+import { agreementOn, calibrate, calibrationFor, collectHessians, type CalibrationMethod, type CalibrationOptions } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
 import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
 import { doubleMatMul } from './double-matmul';
+import { keepSensitiveFloat, rankByFloatGain, type SensitivityReport } from './sensitivity';
 import { ACTIVATION_OPS, MOVES_VALUES, staticCalibrationTensors } from './int8-static';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
@@ -46,22 +47,137 @@ export interface QuantizeReport {
 /** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
 const MIN_OPSET: Record<Method, number> = { 'int8-dynamic': 11, 'int8-static': 13, fp16: 7, int4: 7 };
 
+/** The search for nodes to keep float (see keepSensitiveFloat): off unless a target is given. */
+export interface AccuracyTarget {
+  /** Mean cosine against fp32, on the first SENSITIVITY_SAMPLES calibration samples, to reach. */
+  minCosine: number;
+  /** At most this many nodes kept float; default a tenth of those quantized (at least one). */
+  maxFloat?: number;
+  /** After each batch of candidates: evaluations so far, and the most the search can take. */
+  progress?: (evaluations: number, atMost: number) => void;
+}
+
+/** Samples the sensitivity search runs each candidate on: the first of the calibration set. */
+export const SENSITIVITY_SAMPLES = 8;
+
+/**
+ * One method's quantization of a model with chosen nodes kept float, built on demand: what the sensitivity
+ * search varies. `reference` is the fp32 model as prepared (Constants made initializers, opset raised) and
+ * `nodes` those quantized when none is kept float.
+ */
+export interface FloatKeeping {
+  reference: onnx.ModelProto;
+  nodes: string[];
+  build(keptFloat: string[]): { model: onnx.ModelProto; report: QuantizeReport };
+  /** Bytes of the float weights a node reads (what keeping it float keeps). */
+  floatBytes(node: string): number;
+}
+
 /**
  * int8 static: finds the nodes the QDQ quantizers would take, calibrates their inputs and outputs on the
- * samples (streamed, see calibrate), then quantizes with those ranges.
+ * samples (streamed, see calibrate), then quantizes with those ranges. With `accuracy`, the nodes that cost
+ * most agreement are then kept float until the target is met.
  */
-export async function quantizeModelStatic(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { calibration: CalibrationOptions } }> {
+export async function quantizeModelStatic(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions, accuracy?: AccuracyTarget): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { calibration: CalibrationOptions; sensitivity?: SensitivityReport } }> {
+  const { keeping, method } = await staticKeeping(input, options, samples, calibration);
+  let sensitivity: SensitivityReport | undefined;
+  if (accuracy) {
+    sensitivity = await keepSensitiveFloat(keeping.nodes, scorer(keeping, samples), {
+      target: accuracy.minCosine, maxKept: accuracy.maxFloat ?? Math.max(1, Math.ceil(keeping.nodes.length / 10)), progress: accuracy.progress,
+      // Gain per √bytes: per byte took many small nodes of little gain and missed 0.97 on PaddleOCR's
+      // recogniser (0.967 on held-out lines, file ×0.29); gain alone met it, keeping big necks float
+      // (0.975, ×0.41); per √bytes 0.983 at ×0.355.
+      cost: (n: string) => Math.sqrt(keeping.floatBytes(n)),
+    });
+  }
+  const result = keeping.build(sensitivity?.kept.map((k) => k.node) ?? []);
+  const why = new Map(sensitivity?.kept.map((k) => [k.node, `kept float by the sensitivity search (agreement ${k.cosine.toFixed(4)} with it float)`]) ?? []);
+  const nodes = result.report.nodes.map((n) => (why.has(n.node) ? { ...n, reason: why.get(n.node)! } : n));
+  return { model: result.model, report: { ...result.report, nodes, options: { ...result.report.options, excludeNodes: options.excludeNodes }, calibration: method, ...(sensitivity ? { sensitivity } : {}) } };
+}
+
+/**
+ * The nodes a method quantizes, each with the agreement with fp32 the model regains when that node alone
+ * is kept float (everything else quantized), largest first: what costs most. On the first
+ * SENSITIVITY_SAMPLES samples; int8-static calibrated once on them all, int4 rounded.
+ */
+export async function rankSensitiveNodes(input: onnx.IModelProto, options: QuantizeOptions, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, progress?: (evaluations: number, of: number) => void): Promise<{ start: number; gains: { node: string; gain: number }[] }> {
+  const keeping = options.method === 'int8-static'
+    ? (await staticKeeping(input, { ...options, method: 'int8-static' }, samples, { method: 'auto' })).keeping
+    : methodKeeping(input, options);
+  return rankByFloatGain(keeping.nodes, scorer(keeping, samples), progress);
+}
+
+/** Mean cosine with fp32 of each kept-float set's model, on the first samples. */
+function scorer(keeping: FloatKeeping, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): (sets: string[][]) => Promise<number[]> {
+  const first = (): AsyncIterable<GoldenSample> => take(samples(), SENSITIVITY_SAMPLES);
+  return (sets) => agreementOn(keeping.reference, sets.map((k) => keeping.build(k).model), first);
+}
+
+function methodKeeping(input: onnx.IModelProto, options: QuantizeOptions): FloatKeeping {
+  const build = (keptFloat: string[]): ReturnType<typeof quantizeModel> => quantizeModel(input, keptFloat.length ? { ...options, excludeNodes: [...(options.excludeNodes ?? []), ...keptFloat] } : options);
+  const reference = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
+  constantsToInitializers(reference.graph!);
+  return { reference, nodes: build([]).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node), build, floatBytes: floatBytesOf(reference.graph!) };
+}
+
+/** int8-static's FloatKeeping: calibrated once (keeping a node float only drops tensors from what is needed). */
+async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ keeping: FloatKeeping; method: CalibrationOptions & { method: CalibrationMethod } }> {
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const constantsMoved = constantsToInitializers(model.graph!);
   const opsetUpgrade = upgradeFor(model, 'int8-static');
   // Folded first, so weights behind a Transpose get their activations calibrated too.
   const foldedWeightPaths = foldWeightPaths(model.graph!, weightInputs(model.graph!, 'int8-static'));
+  const { tensors, staticNodes, weighted } = staticChoice(model.graph!, options);
+  if (!tensors.size) {
+    const inBodies = allGraphs(model.graph!).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
+    throw new QuantizeError(`int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight${inBodies ? ' (those inside If/Loop bodies are not calibrated: int8-dynamic and int4 quantize them)' : ''}`);
+  }
+  const method = calibrationFor(model.graph!, calibration);
+  const ranges = await calibrate(model, [...tensors], samples, method);
+  // A Relu alone reading its producer's output: that output is quantized with the Relu's range (from 0), so
+  // its Q clamps as the Relu would, the Relu's own pair is the same, and onnxruntime drops both.
   const index = new GraphIndex(model.graph!);
+  for (const n of model.graph!.node ?? []) {
+    const x = n.input?.[0];
+    if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
+  }
+  const build = (keptFloat: string[]): ReturnType<typeof quantizeModel> => {
+    const o = keptFloat.length ? { ...options, excludeNodes: [...(options.excludeNodes ?? []), ...keptFloat] } : options;
+    const result = quantizeModel(model, { ...o, ranges, staticNodes: keptFloat.length ? staticChoice(model.graph!, o).staticNodes : staticNodes });
+    return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined } } };
+  };
+  return { keeping: { reference: model, nodes: weighted, build, floatBytes: floatBytesOf(model.graph!) }, method };
+}
+
+function floatBytesOf(graph: onnx.IGraphProto): (node: string) => number {
+  const index = new GraphIndex(graph);
+  const bytes = new Map((graph.node ?? []).map((n) => [n.name || n.output![0]!, (n.input ?? []).reduce((b, t) => { const w = index.floatInitializer(t); return b + (w ? tensorBytes(w).length : 0); }, 0)]));
+  return (node) => bytes.get(node) ?? 0;
+}
+
+/** The first `k` of a sample stream (the rest are not read). */
+async function* take(source: Iterable<GoldenSample> | AsyncIterable<GoldenSample>, k: number): AsyncIterable<GoldenSample> {
+  if (k <= 0) return;
+  let n = 0;
+  for await (const s of source) {
+    yield s;
+    if (++n >= k) return;
+  }
+}
+
+/**
+ * What int8-static puts in QDQ: the weighted nodes (names, for the sensitivity search), the weightless
+ * ones chosen with them (staticNodes), and every tensor to calibrate for both.
+ */
+function staticChoice(graph: onnx.IGraphProto, options: QuantizeOptions): { tensors: Set<string>; staticNodes: Set<string>; weighted: string[] } {
+  const index = new GraphIndex(graph);
   const excluded = new Set(options.excludeNodes ?? []);
   const tensors = new Set<string>();
-  const types = valueTypes(model.graph!);
+  const types = valueTypes(graph);
   const chosen = new Set<onnx.INodeProto>();
   const staticNodes = new Set<string>();
+  const weightedNames: string[] = [];
   const isConstant = (t: string): boolean => index.initializers.has(t);
   const skipped = (n: onnx.INodeProto): boolean => !quantizerFor('int8-static', n.opType!) || excluded.has(n.name || n.output![0]!) || (options.excludeOps ?? []).includes(n.opType!);
   const weighted = (n: onnx.INodeProto): boolean => !skipped(n) && ACTIVATION_OPS[n.opType!] === undefined && index.floatInitializer(n.input?.[1]) !== undefined && !isConstant(n.input![0]!);
@@ -80,7 +196,7 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   // An Add on a MatMul's or Gemm's product (nn.Linear's bias, a transformer's residual) is taken whatever
   // reads it: that product is quantized anyway, and with them onnxruntime runs QLinearAdd after
   // QLinearMatMul — the d256 transformer ×0.55 → ×0.37 of fp32's latency (quantize_static ×0.39).
-  for (const n of topologicalSort(model.graph!).reverse()) {
+  for (const n of topologicalSort(graph).reverse()) {
     if (skipped(n)) continue;
     const calibrated = staticCalibrationTensors(n, isConstant);
     const activation = ACTIVATION_OPS[n.opType!] !== undefined;
@@ -92,22 +208,10 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
     if (!eligible) continue;
     chosen.add(n);
     if (activation) staticNodes.add(n.name || n.output![0]!);
+    else weightedNames.push(n.name || n.output![0]!);
     for (const t of calibrated) tensors.add(t);
   }
-  if (!tensors.size) {
-    const inBodies = allGraphs(model.graph!).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
-    throw new QuantizeError(`int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight${inBodies ? ' (those inside If/Loop bodies are not calibrated: int8-dynamic and int4 quantize them)' : ''}`);
-  }
-  const method = calibrationFor(model.graph!, calibration);
-  const ranges = await calibrate(model, [...tensors], samples, method);
-  // A Relu alone reading its producer's output: that output is quantized with the Relu's range (from 0), so
-  // its Q clamps as the Relu would, the Relu's own pair is the same, and onnxruntime drops both.
-  for (const n of model.graph!.node ?? []) {
-    const x = n.input?.[0];
-    if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
-  }
-  const result = quantizeModel(model, { ...options, ranges, staticNodes });
-  return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined }, calibration: method } };
+  return { tensors, staticNodes, weighted: weightedNames.reverse() };
 }
 
 /** GPTQ's calibration runs once a pass (up to four layers): it reads the first `maxSamples` of the set (default 128, as GPTQ's authors used). */
@@ -386,7 +490,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
       // that range is set by a few channels (PaddleOCR's classifier: cosine 0.88 folded, ≥ 0.94 not).
       if (options.method !== 'int8-static') foldedBatchNorms += foldBatchNorms(graph, names);
       foldedWeightPaths += foldWeightPaths(graph, weightInputs(graph, options.method), outer(graph));
-      nodes.push(...quantizeNodes(graph, new GraphIndex(graph, names), { perChannel: true, symmetric: true, reduceRange: true, ...options, blockSize }, opset, domains, excludedNodes, excludedOps));
+      nodes.push(...quantizeNodes(graph, new GraphIndex(graph, names), { ...options, perChannel: options.perChannel ?? true, symmetric: options.symmetric ?? true, reduceRange: options.reduceRange ?? true, blockSize }, opset, domains, excludedNodes, excludedOps));
       dedupeTransposedInt8(graph);
     }
     if (graphs.length > 1) shareIdenticalInitializers(g);

@@ -90,6 +90,17 @@ test('a tighter budget makes the search pick a different method; an impossible o
   assert.ok(progress.sensitiveNodes!.length >= 2);
   assert.ok(progress.candidates.some((c) => c.excludeNodes.length > 0));
   assert.equal((await h.pool.query('SELECT count(*) AS n FROM model_versions')).rows[0].n, before);
+
+  // int8-static's nodes are ranked on its own calibrated ranges (they were once ranked with no ranges at
+  // all, which failed the workflow with "needs a calibration set" instead of retrying).
+  const staticOnly = await h.client.workflow.start(modelQuantization, {
+    workflowId: `${workflowIds.quantize(modelId)}-${uid()}`, taskQueue: h.cfg.taskQueues.cpu,
+    args: [{ modelId, budget: { cosine: 1.0000001 }, methods: ['int8-static'], modelsQueue: h.cfg.taskQueues.models, inferenceQueue: h.cfg.taskQueues.inference }],
+  });
+  await assert.rejects(staticOnly.result(), (err: Error) => err instanceof WorkflowFailedError && /no candidate of .* meets the budget .* closest: int8-static/.test(String((err.cause as Error)?.message)));
+  const staticProgress = await staticOnly.query(quantizationProgressQuery);
+  assert.ok(staticProgress.sensitiveNodes!.length >= 2 && staticProgress.sensitiveNodes![0]!.cosineLoss > 0, JSON.stringify(staticProgress.sensitiveNodes));
+  assert.ok(staticProgress.candidates.some((c) => c.method === 'int8-static' && c.excludeNodes.length > 0));
 });
 
 test('a version registered with a calibration set: int4 GPTQ and int8-static ranges are fitted to it, not to the golden inputs that judge them; GPTQ is closer than rounding', async () => {

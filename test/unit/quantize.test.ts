@@ -13,7 +13,7 @@ import { readModelFile, writeModelFile } from '../../src/onnx/io';
 import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/proto';
 import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
-import { analyzeModel, quantizeModel, quantizeModelStatic } from '../../src/quantize/quantize-model';
+import { analyzeModel, quantizeModel, quantizeModelStatic, rankSensitiveNodes } from '../../src/quantize/quantize-model';
 import { cosine, evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
 import { entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
 import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
@@ -588,4 +588,38 @@ test('golden JSONL carries int32 and int64 inputs through a round trip, and refu
   assert.throws(() => parseGoldenJsonl('{"bytes": {"dims": [1], "data": [1.5], "type": "int32"}}'), /line 1: input bytes is int32 but holds a value that is not an integer/);
   assert.throws(() => parseGoldenJsonl('{"bytes": {"dims": [1], "data": [4294967296], "type": "int32"}}'), /line 1: input bytes is int32 but holds a value outside its range/);
   assert.throws(() => parseGoldenJsonl('{"bytes": {"dims": [1], "data": [1], "type": "uint8"}}'), /use "float32" \(the default\), "int64" \(token ids\) or "int32"/);
+});
+
+test('int8-static --min-cosine: the nodes that cost most agreement are kept float, named with the reason, until the target; rankSensitiveNodes ranks the same nodes for int8-static', async () => {
+  const f = await cnnModel();
+  const calib = fixtureGolden(f, 32, { seed: 7 });
+  const golden = fixtureGolden(f, 100);
+  const plain = await quantizeModelStatic(decodeModel(f.onnx), { method: 'int8-static' }, () => calib, { method: 'auto' });
+  const { start, gains } = await rankSensitiveNodes(decodeModel(f.onnx), { method: 'int8-static' }, () => calib);
+  const weighted = plain.report.nodes.filter((n) => n.action === 'quantized' && ['Conv', 'Gemm', 'MatMul'].includes(n.op)).map((n) => n.node);
+  assert.deepEqual(gains.map((g) => g.node).sort(), weighted.sort());
+  assert.ok(start < 1 && gains[0]!.gain > 0, `start ${start}, best gain ${gains[0]!.gain}`);
+  const target = start + 0.5 * gains[0]!.gain;
+  const seen: number[] = [];
+  const { model: q, report } = await quantizeModelStatic(decodeModel(f.onnx), { method: 'int8-static' }, () => calib, { method: 'auto' }, { minCosine: target, maxFloat: 2, progress: (e) => seen.push(e) });
+  const s = report.sensitivity!;
+  assert.ok(s.met && s.reached >= target && s.kept.length >= 1 && s.kept.length <= 2, JSON.stringify(s));
+  assert.equal(s.start, start);
+  assert.equal(seen.at(-1), s.evaluations);
+  for (const k of s.kept) assert.match(report.nodes.find((n) => n.node === k.node && n.action === 'kept')?.reason ?? '', /kept float by the sensitivity search/);
+  // An Add or Relu chosen only with a node now float leaves QDQ with it.
+  assert.ok(report.quantized <= plain.report.quantized - s.kept.length);
+  // Judged on samples it was not scored on, the result is no further from fp32 than the plain one.
+  const [a, b] = [await evaluateCandidate(f.onnx, encodeModel(plain.model), golden, { runs: 1 }), await evaluateCandidate(f.onnx, encodeModel(q), golden, { runs: 1 })];
+  assert.ok(b.cosine.mean >= a.cosine.mean, `${b.cosine.mean} vs ${a.cosine.mean}`);
+});
+
+test('an option passed as undefined keeps its default (reduceRange: undefined is not full range)', async () => {
+  const f = await mlpModel();
+  for (const method of ['int8-dynamic', 'int4'] as const) {
+    const plain = encodeModel(quantizeModel(decodeModel(f.onnx), { method }).model);
+    const spelled = encodeModel(quantizeModel(decodeModel(f.onnx), { method, reduceRange: undefined, perChannel: undefined, symmetric: undefined }).model);
+    assert.deepEqual(Buffer.from(spelled), Buffer.from(plain), method);
+  }
+  assert.notDeepEqual(Buffer.from(encodeModel(quantizeModel(decodeModel(f.onnx), { method: 'int8-dynamic', reduceRange: false }).model)), Buffer.from(encodeModel(quantizeModel(decodeModel(f.onnx), { method: 'int8-dynamic' }).model)));
 });
