@@ -40,6 +40,20 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   const st = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--calibration', path.join(dir, 'golden.jsonl'), '--calibrate', 'percentile', '--output', path.join(dir, 'static.onnx')]);
   assert.equal(st.code, 0, st.stderr);
   assert.deepEqual((JSON.parse(st.stdout) as { calibration: unknown }).calibration, { method: 'percentile', percentile: 99.999 });
+  // To a target no MLP at 8 bits reaches: the search scores every MatMul, keeps at most a quarter of them
+  // float (one of three), shows progress and says the target was missed and what to try.
+  const tgt = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--calibration', path.join(dir, 'golden.jsonl'), '--min-cosine', '0.9999999', '--output', path.join(dir, 'target.onnx')]);
+  assert.equal(tgt.code, 0, tgt.stderr);
+  const sens = (JSON.parse(tgt.stdout) as { sensitivity: { met: boolean; kept: unknown[]; evaluations: number; start: number; reached: number } }).sensitivity;
+  assert.ok(!sens.met && sens.kept.length <= 1 && sens.evaluations >= 4 && sens.reached >= sens.start, JSON.stringify(sens));
+  assert.match(tgt.stderr, /sensitivity: \d+ of at most \d+ candidates scored/);
+  assert.match(tgt.stderr, /under --min-cosine 0\.9999999: the error is spread over many nodes; raise --max-float/);
+  for (const [args, why] of [[['--min-cosine', '1.5'], /--min-cosine 1\.5: a cosine between 0 and 1/], [['--max-float', '2'], /--max-float bounds the search --min-cosine starts/]] as const) {
+    const r = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--calibration', path.join(dir, 'golden.jsonl'), ...args, '--output', path.join(dir, 'x.onnx')]);
+    assert.match(r.stderr, why);
+  }
+  const notStatic = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-dynamic', '--min-cosine', '0.99', '--output', path.join(dir, 'x.onnx')]);
+  assert.match(notStatic.stderr, /--min-cosine and --max-float are for int8-static with --calibration/);
   // int4 with a calibration set: GPTQ, with progress on stderr and what it chose in the report.
   const g = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int4', '--calibration', path.join(dir, 'golden.jsonl'), '--output', path.join(dir, 'gptq.onnx')]);
   assert.equal(g.code, 0, g.stderr);
