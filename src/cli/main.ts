@@ -292,6 +292,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--exclude-nodes <names>', 'comma-separated node names kept in fp32', list, [])
   .option('--exclude-ops <ops>', 'comma-separated op types kept in fp32 (fp16: the op block list)', list, [])
   .option('--drop-node-metadata', 'drop the nodes\' metadata_props (torch.export\'s stack traces and FX nodes, often a fifth of its files); kept by default', false)
+  .option('--compact-names', 'rename every value and node but the graph\'s inputs and outputs to short ids (exporters\' module-path names are a third of a small int4 transformer\'s file); keep the original to debug with', false)
   .option('--external-data <mode>', 'auto (only past 2 GB), always, never', 'auto')
   .option('--calibration <file>', 'int8-static: calibration samples (required); int4: with them weights take GPTQ codes (error-compensating) instead of rounding. JSONL (golden format) or Arrow IPC (list<float32> column per input); use samples apart from the golden set that judges the result')
   .option('--calibrate <method>', 'int8-static: auto (percentile for a model with convolutions, else minmax), minmax, percentile or entropy', 'auto')
@@ -299,9 +300,9 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
   .option('--min-cosine <c>', 'int8-static: keep the convolutions and matmuls that cost most in float until the mean cosine with fp32 on the first 8 calibration samples reaches c (one quantization per node scored: minutes on a deep net)', Number)
   .option('--max-float <n>', 'with --min-cosine: at most n nodes kept float (default a quarter of those quantized)', positiveInt)
-  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number; minCosine?: number; maxFloat?: number }) => {
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; compactNames: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number; minCosine?: number; maxFloat?: number }) => {
     const t0 = performance.now();
-    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata };
+    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata, compactNames: o.compactNames };
     if (!['auto', 'minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use auto, minmax, percentile or entropy`);
     if (o.calibration && o.method !== 'int8-static' && o.method !== 'int4') throw new CliError(`--calibration is for int8-static (activation ranges) and int4 (GPTQ); ${o.method} would not read it: drop it or pick one of those methods`);
     if (o.minCosine !== undefined && !(o.minCosine > 0 && o.minCosine <= 1)) throw new CliError(`--min-cosine ${o.minCosine}: a cosine between 0 and 1, e.g. 0.97`);

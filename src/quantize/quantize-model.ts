@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
@@ -492,6 +492,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   for (const graph of allGraphs(g).reverse()) removeUnusedInitializers(graph);
   for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];
   if (options.dropNodeMetadata) for (const graph of allGraphs(g)) for (const n of graph.node ?? []) delete n.metadataProps;
+  if (options.compactNames) compactNames(g);
   model.producerName = 'qcflow';
   model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
   const finalBytes = bytesByName();

@@ -36,6 +36,12 @@ export interface QuantizeOptions {
    */
   dropNodeMetadata?: boolean;
   /**
+   * Rename every value and node but the graph's inputs and outputs to short ids (compactNames): an
+   * exporter's module-path names are a third of a small int4 transformer's file. Off by default: the
+   * names are what a person debugging or profiling the model reads.
+   */
+  compactNames?: boolean;
+  /**
    * int4: per node (by name), the calibrated layer (Σ x·xᵀ of the input its weight multiplies — a Conv's
    * patches — then its codes); quantizeModelCalibrated fills it in, and those weights take GPTQ codes.
    */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { F32, floatTensor, I64, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
-import { allGraphs, GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
+import { allGraphs, compactNames, GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { sliceValues } from '../../src/onnx/fold-weights';
 import { encodeModel, onnx } from '../../src/onnx/proto';
 import { cosine, loadError } from '../../src/quantize/evaluate';
@@ -233,4 +233,27 @@ test('GRU and RNN weights (bidirectional too) are weight-only int8 per gate unit
     assert.deepEqual(s.report.nodes.map((n) => `${n.node} ${n.action}`), [`${op} quantized`, 'head quantized']);
     assert.equal(await loadError(encodeModel(s.model)), undefined);
   }
+});
+
+test('--compact-names renames every value and node inside the If\'s bodies too, one map across them, keeping the graph\'s inputs and outputs; the model computes the same', async () => {
+  const m = branchModel();
+  const x = Float32Array.from({ length: seq * input }, (_, i) => Math.sin(i / 3));
+  const plain = quantizeModel(m, { method: 'int4' });
+  const short = quantizeModel(m, { method: 'int4', compactNames: true });
+  assert.ok(short.report.modelBytes.after < plain.report.modelBytes.after);
+  const g = short.model.graph!;
+  assert.deepEqual([...g.input!.map((v) => v.name), ...g.output!.map((v) => v.name)], ['x', 'cond', 'h', 'z']);
+  const names = allGraphs(g).flatMap((x) => [...(x.initializer ?? []).map((t) => t.name!), ...(x.node ?? []).flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]), ...(x.output ?? []).map((v) => v.name!)]).filter((n) => n);
+  const inner = names.filter((n) => !['x', 'cond', 'h', 'z'].includes(n));
+  assert.ok(inner.every((n) => /^[0-9a-z]{1,2}$/.test(n)), inner.join(' '));
+  assert.ok(allGraphs(g).every((x) => (x.node ?? []).every((n) => !n.name)));
+  for (const cond of [true, false]) {
+    const [a, b] = [await run(plain.model, x, cond), await run(short.model, x, cond)];
+    for (const i of [0, 1]) assert.deepEqual(b[i], a[i]);
+  }
+  // Ids that would be a kept name are skipped: a graph whose input is '0' and output '1'.
+  const tiny = model({ name: 't', opset: 13, inputs: [valueInfo('0', F32, [2])], outputs: [valueInfo('1', F32, [2])], initializers: [], nodes: [node('Relu', ['0'], ['/a/Relu_output_0'], {}, '/a/Relu'), node('Neg', ['/a/Relu_output_0'], ['/a/Neg_output_0'], {}, '/a/Neg'), node('Abs', ['/a/Neg_output_0'], ['1'], {}, '/a/Abs')] });
+  const { before, after } = compactNames(tiny.graph!);
+  assert.deepEqual(tiny.graph!.node!.map((n) => [...n.input!, ...n.output!]), [['0', '2'], ['2', '3'], ['3', '1']]);
+  assert.deepEqual([before, after], ['/a/Relu/a/Neg/a/Abs'.length + 2 * ('/a/Relu_output_0'.length + '/a/Neg_output_0'.length) + 4, 4 + 4]);
 });
