@@ -103,14 +103,11 @@ export function nodeMetadataBytes(g: onnx.IGraphProto): number {
  * the main graph's inputs and outputs: exporters name each intermediate by its module path
  * ("/enc/layers.0/self_attn/Reshape_2_output_0"), which is a third of a small int4 transformer's file and
  * which nothing reads at run time. One map across all graphs, as a body reads outer values by name.
- * Returns the bytes of names before and after.
  */
-export function compactNames(g: onnx.IGraphProto): { before: number; after: number } {
+export function compactNames(g: onnx.IGraphProto): void {
   const kept = new Set([...(g.input ?? []), ...(g.output ?? [])].map((v) => v.name!));
   const renamed = new Map<string, string>();
   let next = 0;
-  let before = 0;
-  let after = 0;
   const short = (name: string | null | undefined): string => {
     if (!name || kept.has(name)) return name ?? '';
     let id = renamed.get(name);
@@ -120,23 +117,14 @@ export function compactNames(g: onnx.IGraphProto): { before: number; after: numb
     }
     return id;
   };
-  const count = (a: string, b: string): void => {
-    before += a.length;
-    after += b.length;
-  };
   for (const x of allGraphs(g)) {
     for (const n of x.node ?? []) {
-      count(n.name ?? '', '');
       n.name = '';
-      for (const list of [n.input ?? [], n.output ?? []]) for (let i = 0; i < list.length; i++) { const s = short(list[i]); count(list[i]!, s); list[i] = s; }
+      n.input = (n.input ?? []).map(short);
+      n.output = (n.output ?? []).map(short);
     }
-    for (const v of [...(x.initializer ?? []), ...(x.sparseInitializer ?? []).flatMap((t) => (t.values ? [t.values] : [])), ...(x.input ?? []), ...(x.output ?? []), ...(x.valueInfo ?? [])]) {
-      const s = short(v.name);
-      count(v.name ?? '', s);
-      v.name = s;
-    }
+    for (const v of [...(x.initializer ?? []), ...(x.sparseInitializer ?? []).flatMap((t) => (t.values ? [t.values] : [])), ...(x.input ?? []), ...(x.output ?? []), ...(x.valueInfo ?? [])]) v.name = short(v.name);
   }
-  return { before, after };
 }
 
 /** Every name in `g` and the graphs nested in it: values, initializers, nodes. */

@@ -1,8 +1,8 @@
 /**
- * Accuracy-driven mixed precision for int8-static: which quantized nodes to keep in float so the model
- * agrees with its fp32 self to a target. Pure orchestration over two injected steps — `score` (mean cosine
- * of each candidate, a set of nodes kept float, against fp32 on samples) — so the search is unit-tested
- * without onnxruntime and quantizeModelStatic supplies the real one.
+ * Accuracy-driven mixed precision: which quantized nodes to keep in float so the model agrees with its
+ * fp32 self to a target. Pure orchestration over an injected `score` (mean cosine with fp32 of the model
+ * with each set of nodes kept float), so the search is unit-tested without onnxruntime;
+ * quantize-model.ts supplies the real one (int8-static's --min-cosine, the workflow's rankSensitiveNodes).
  */
 
 /** Candidates scored together (each an onnxruntime session open at once beside fp32's). */
@@ -37,8 +37,8 @@ export interface SensitivityReport {
 
 /**
  * Greedy by sensitivity: each candidate is scored with it alone kept float, then taken in the order of
- * that gain per cost, each kept only where the model as a whole got closer to fp32 (errors interact: the second
- * most sensitive node can be harmless once the first is float), until the target or `maxKept`.
+ * that gain per cost, each kept only where the model as a whole got closer to fp32 (errors interact: the
+ * second most sensitive node can be harmless once the first is float), until the target or `maxKept`.
  */
 export async function keepSensitiveFloat(candidates: string[], score: Score, o: SensitivityOptions): Promise<SensitivityReport> {
   const counted = counting(score, 1 + candidates.length + Math.min(2 * o.maxKept, candidates.length), o.progress);
@@ -51,8 +51,8 @@ export async function keepSensitiveFloat(candidates: string[], score: Score, o: 
   const kept: SensitivityReport['kept'] = [];
   let reached = start!;
   // Twice maxKept tried at most: past that, single-node gains no longer predict what helps.
-  for (const { node, gain } of order.slice(0, 2 * o.maxKept)) {
-    if (reached >= o.target || kept.length >= o.maxKept || gain <= 0) break;
+  for (const { node } of order.slice(0, 2 * o.maxKept)) {
+    if (reached >= o.target || kept.length >= o.maxKept) break;
     const [s] = await counted.score([[...kept.map((k) => k.node), node]]);
     if (s! > reached) {
       kept.push({ node, cosine: s! });

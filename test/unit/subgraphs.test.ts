@@ -253,7 +253,6 @@ test('--compact-names renames every value and node inside the If\'s bodies too, 
   }
   // Ids that would be a kept name are skipped: a graph whose input is '0' and output '1'.
   const tiny = model({ name: 't', opset: 13, inputs: [valueInfo('0', F32, [2])], outputs: [valueInfo('1', F32, [2])], initializers: [], nodes: [node('Relu', ['0'], ['/a/Relu_output_0'], {}, '/a/Relu'), node('Neg', ['/a/Relu_output_0'], ['/a/Neg_output_0'], {}, '/a/Neg'), node('Abs', ['/a/Neg_output_0'], ['1'], {}, '/a/Abs')] });
-  const { before, after } = compactNames(tiny.graph!);
-  assert.deepEqual(tiny.graph!.node!.map((n) => [...n.input!, ...n.output!]), [['0', '2'], ['2', '3'], ['3', '1']]);
-  assert.deepEqual([before, after], ['/a/Relu/a/Neg/a/Abs'.length + 2 * ('/a/Relu_output_0'.length + '/a/Neg_output_0'.length) + 4, 4 + 4]);
+  compactNames(tiny.graph!);
+  assert.deepEqual(tiny.graph!.node!.map((n) => [n.name, ...n.input!, ...n.output!]), [['', '0', '2'], ['', '2', '3'], ['', '3', '1']]);
 });
