@@ -55,3 +55,13 @@ test('silero-vad in fp16: converted inside its If branches, half the file, the s
     assert.ok(a.meanDelta < 0.002 && a.sameDecision >= 0.995, `fp16 ${rate} Hz: ${JSON.stringify(a)}`);
   }
 });
+
+test('silero-vad with --compact-names: every name inside its nested Ifs renamed, the state inputs and outputs kept, the same probabilities to the bit', async () => {
+  const bytes = readFileSync(SILERO_VAD);
+  const [plain, compact] = [quantizeModel(decodeModel(bytes), { method: 'int4' }), quantizeModel(decodeModel(bytes), { method: 'int4', compactNames: true })];
+  assert.ok(compact.report.modelBytes.ratio < plain.report.modelBytes.ratio - 0.03, `×${plain.report.modelBytes.ratio.toFixed(3)} → ×${compact.report.modelBytes.ratio.toFixed(3)}`);
+  const io = (m: typeof plain.model): string[] => [...m.graph!.input!, ...m.graph!.output!].map((v) => v.name!);
+  assert.deepEqual(io(compact.model), io(plain.model));
+  const audio = speech(16000);
+  assert.deepEqual(await speechProbabilities(encodeModel(compact.model), audio, 16000), await speechProbabilities(encodeModel(plain.model), audio, 16000));
+});
