@@ -98,6 +98,13 @@ export function nodeMetadataBytes(g: onnx.IGraphProto): number {
   return allGraphs(g).flatMap((x) => x.node ?? []).reduce((b, n) => b + (n.metadataProps ?? []).reduce((e, p) => e + (p.key?.length ?? 0) + (p.value?.length ?? 0) + 4, 0), 0);
 }
 
+/** Bytes of the names in `g` and the graphs nested in it (nodes', the values they read and write, initializers'), about as serialised. */
+export function nameBytes(g: onnx.IGraphProto): number {
+  return allGraphs(g).reduce((b, x) => b
+    + (x.node ?? []).reduce((c, n) => c + (n.name?.length ?? 0) + [...(n.input ?? []), ...(n.output ?? [])].reduce((d, s) => d + s.length + 2, 0), 0)
+    + (x.initializer ?? []).reduce((c, t) => c + (t.name?.length ?? 0) + 2, 0), 0);
+}
+
 /**
  * Renames every value, initializer and node of `g` and its nested graphs to short ids (base 36), keeping
  * the main graph's inputs and outputs: exporters name each intermediate by its module path

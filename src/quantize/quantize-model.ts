@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nameBytes, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
@@ -42,6 +42,8 @@ export interface QuantizeReport {
   modelBytes: { before: number; after: number; ratio: number };
   /** Of those, the nodes' metadata_props (exporters' debug entries) in the output: see dropNodeMetadata. */
   nodeMetadataBytes: number;
+  /** Of those, the names of nodes, values and initializers in the output: see compactNames. */
+  nameBytes: number;
 }
 
 /** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
@@ -508,7 +510,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   return {
     model,
     report: { method: options.method, options, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), nodes, quantized: nodes.filter((n) => n.action === 'quantized').length, weightBytes: { before, after, ratio: before ? after / before : 1 }, quantizedWeights: { before: qBefore, after: qAfter, ratio: qBefore ? qAfter / qBefore : 1 },
-      modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length }, nodeMetadataBytes: nodeMetadataBytes(g) },
+      modelBytes: { before: inputBytes.length, after: outputBytes, ratio: outputBytes / inputBytes.length }, nodeMetadataBytes: nodeMetadataBytes(g), nameBytes: nameBytes(g) },
   };
 }
 
