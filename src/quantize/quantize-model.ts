@@ -8,7 +8,7 @@ import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { agreementOn, calibrate, calibrationFor, collectHessians, type CalibrationMethod, type CalibrationOptions } from './calibrate';
+import { agreementOn, agreementScorer, calibrate, calibrationFor, collectHessians, type CalibrationMethod, type CalibrationOptions } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
 import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
 import { doubleMatMul } from './double-matmul';
@@ -110,8 +110,8 @@ export async function rankSensitiveNodes(input: onnx.IModelProto, options: Quant
 
 /** Mean cosine with fp32 of each kept-float set's model, on the first samples. */
 function scorer(keeping: FloatKeeping, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): (sets: string[][]) => Promise<number[]> {
-  const first = (): AsyncIterable<GoldenSample> => take(samples(), SENSITIVITY_SAMPLES);
-  return (sets) => agreementOn(keeping.reference, sets.map((k) => keeping.build(k).model), first);
+  const score = agreementScorer(keeping.reference, () => take(samples(), SENSITIVITY_SAMPLES));
+  return (sets) => score(sets.map((k) => keeping.build(k).model));
 }
 
 function methodKeeping(input: onnx.IModelProto, options: QuantizeOptions): FloatKeeping {
