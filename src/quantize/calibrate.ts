@@ -206,7 +206,7 @@ export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.
  */
 export function agreementScorer(reference: onnx.IModelProto, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): (candidates: onnx.IModelProto[]) => Promise<number[]> {
   const output = reference.graph!.output![0]!.name!;
-  let golden: Promise<{ sample: GoldenSample; out: Float32Array }[]> | undefined;
+  let referenceRun: Promise<{ sample: GoldenSample; out: Float32Array }[]> | undefined;
   const referenceOutputs = async (): Promise<{ sample: GoldenSample; out: Float32Array }[]> => {
     const session = await openSession(reference, []);
     try {
@@ -219,7 +219,7 @@ export function agreementScorer(reference: onnx.IModelProto, samples: () => Iter
     }
   };
   return async (candidates) => {
-    const ref = await (golden ??= referenceOutputs());
+    const ref = await (referenceRun ??= referenceOutputs());
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const m of candidates) sessions.push(await openSession(m, []));
@@ -259,13 +259,13 @@ async function withIntermediates<T>(model: onnx.IModelProto, tensors: string[], 
 }
 
 /** A session over `model` with `tensors` made extra outputs (one run yields every intermediate wanted). */
-async function openSession(model: onnx.IModelProto, tensors: string[], graphOptimizationLevel: 'disabled' | 'all' = 'disabled'): Promise<ort.InferenceSession> {
+async function openSession(model: onnx.IModelProto, tensors: string[]): Promise<ort.InferenceSession> {
   const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const g = augmented.graph!;
   const present = new Set((g.output ?? []).map((v) => v.name!));
   for (const t of tensors) if (!present.has(t)) g.output = [...(g.output ?? []), { name: t }];
   try {
-    return await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel });
+    return await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: 'disabled' });
   } catch (err) {
     throw new QuantizeError(`onnxruntime cannot load the model for calibration: ${(err as Error).message}`);
   }
