@@ -77,12 +77,13 @@ function quantizedOutput(ctx: QuantizeContext, n: onnx.INodeProto): { raw: strin
  */
 function quantizedConstant(ctx: QuantizeContext, name: string): { nodes: onnx.INodeProto[]; output: string } {
   return sharedWeight(ctx, `u8:${name}`, () => {
-    const values = floatValues(ctx.index.initializers.get(name)!);
+    const t = ctx.index.initializers.get(name)!;
+    const values = floatValues(t);
     let [lo, hi] = [0, 0];
     for (const v of values) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
     const { scale, zp, p } = uint8Params(ctx, name, lo, hi);
     const [q, out] = [ctx.index.uniqueName(`${name}_quantized`), ctx.index.uniqueName(`${name}_dequantized`)];
-    ctx.addInitializer(makeTensor(q, DT.UINT8, (ctx.index.initializers.get(name)!.dims ?? []).map(Number), Uint8Array.from(values, (v) => quantizeValue(v, p.scale, p.zeroPoint, 0, 255))));
+    ctx.addInitializer(makeTensor(q, DT.UINT8, (t.dims ?? []).map(Number), Uint8Array.from(values, (v) => quantizeValue(v, p.scale, p.zeroPoint, 0, 255))));
     return { output: out, nodes: [node('DequantizeLinear', [q, scale, zp], [out], {}, ctx.index.uniqueName(`${name}_DQ`))] };
   });
 }

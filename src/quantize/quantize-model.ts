@@ -114,8 +114,13 @@ function scorer(keeping: FloatKeeping, samples: () => Iterable<GoldenSample> | A
   return (sets) => score(sets.map((k) => keeping.build(k).model));
 }
 
+/** `options` with `keptFloat` added to the nodes it excludes. */
+function withKeptFloat(options: QuantizeOptions, keptFloat: string[]): QuantizeOptions {
+  return keptFloat.length ? { ...options, excludeNodes: [...(options.excludeNodes ?? []), ...keptFloat] } : options;
+}
+
 function methodKeeping(input: onnx.IModelProto, options: QuantizeOptions): FloatKeeping {
-  const build = (keptFloat: string[]): ReturnType<typeof quantizeModel> => quantizeModel(input, keptFloat.length ? { ...options, excludeNodes: [...(options.excludeNodes ?? []), ...keptFloat] } : options);
+  const build = (keptFloat: string[]): ReturnType<typeof quantizeModel> => quantizeModel(input, withKeptFloat(options, keptFloat));
   const reference = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   return { reference, nodes: build([]).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node), build };
 }
@@ -142,13 +147,15 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
     if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
   }
   const build = (keptFloat: string[]): ReturnType<typeof quantizeModel> => {
-    const o = keptFloat.length ? { ...options, excludeNodes: [...(options.excludeNodes ?? []), ...keptFloat] } : options;
+    const o = withKeptFloat(options, keptFloat);
     const result = quantizeModel(model, { ...o, ranges, staticNodes: keptFloat.length ? staticChoice(model.graph!, o).staticNodes : staticNodes });
     return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined } } };
   };
-  // What keeping a node float keeps: its float weights' bytes (Constants are initializers and weight paths folded by now).
-  const bytes = new Map((model.graph!.node ?? []).map((n) => [n.name || n.output![0]!, (n.input ?? []).reduce((sum, t) => { const w = index.floatInitializer(t); return sum + (w ? tensorBytes(w).length : 0); }, 0)]));
-  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes: (node) => bytes.get(node) ?? 0 };
+  // What keeping a node float keeps: its float weights' bytes (Constants are initializers and weight paths
+  // folded by now). Counted only when the search asks.
+  let bytes: Map<string, number> | undefined;
+  const floatBytes = (node: string): number => (bytes ??= new Map((model.graph!.node ?? []).map((n) => [n.name || n.output![0]!, (n.input ?? []).reduce((sum, t) => { const w = index.floatInitializer(t); return sum + (w ? tensorBytes(w).length : 0); }, 0)]))).get(node) ?? 0;
+  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes };
 }
 
 /** The first `k` of a sample stream (the rest are not read). */
