@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Config } from '../clients/config';
 import type { Logger } from '../clients/logger';
 import { startCluster } from '../infra/cluster';
-import { CliError } from './commands';
+import { CliError } from './input';
 import { waitForInterrupt } from './demo';
 
 /** What `cluster up` leaves for `cluster status` and `cluster down`: who owns the cluster and where each process answers. */

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Client } from '@temporalio/client';
 import { failureMessage } from '../util/errors';
@@ -21,24 +20,7 @@ import { resolveJwtSecret, tokenVerifier } from '../http/auth';
 import type { Actor } from '../review/decisions';
 import { ingestFile, type IngestProgress, type IngestResult } from './ingest';
 import { ping } from '../store/database-admin';
-
-export class CliError extends Error {
-  override name = 'CliError';
-}
-
-export function readJsonFile(file: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CliError(`cannot read ${what} file ${file}: ${(err as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new CliError(`${what} file ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-}
+import { CliError, readJsonFile } from './input';
 
 /** Clients for commands that talk to a running stack; the error says how to start one. */
 export interface Services {

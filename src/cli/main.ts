@@ -1,42 +1,29 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig, databaseUrlOf, type Config } from '../clients/config';
 import { getLogger } from '../clients/logger';
 import { MissingToolError } from '../infra/binaries';
-import { ProjectSpecError } from '../qc/compliance';
-import { CliError, cliActor, cliRegistryActor, connectServices, createProject, formatCounts, formatResamples, ingest, readJsonFile, release, resamples, status, statusLine, type Services } from './commands';
-import { runDemo, startDev, waitForInterrupt } from './demo';
-import { clusterDown, clusterStatus, clusterUp } from './cluster';
-import { checkModelVersion, registerModelFiles } from '../models/register';
-import { ModelRegistryService, RegistryError } from '../models/registry-service';
+import { CliError, readJsonFile } from './input';
+import { formatPrecision, formatTask, formatTasks, ReviewApiClient } from './review';
+import type { Services } from './commands';
+import type { ModelRegistryService } from '../models/registry-service';
 import type { Actor } from '../review/decisions';
-import { rolloutStatus } from '../store/rollout';
 import { isStage, STAGES, type Stage } from '../models/lifecycle';
 import { AuthError, issueToken, parseModelRole, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
-import { hashPassword, passwordProblem } from '../http/passwords';
-import { disableUser, upsertUser } from '../store/users';
-import { createInterface } from 'node:readline';
-import { startReviewServer } from '../http/start';
-import { formatPrecision, formatTask, formatTasks, ReviewApiClient } from './review';
-import { startReviewWorkflows } from '../review/start';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import * as path from 'node:path';
-import { readModelFile, writeModelFile } from '../onnx/io';
-import { encodeModel, OnnxFormatError } from '../onnx/proto';
+import { OnnxFormatError } from '../onnx/proto';
 import { TensorDataError } from '../onnx/tensor';
-import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../onnx/fixture-models';
-import { quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../quantize/quantize-model';
-import { calibrationSource } from '../quantize/calibration-data';
-import type { CalibrationOptions } from '../quantize/calibrate';
-import { evaluateCandidate, goldenToJsonl, loadError, parseGoldenJsonl } from '../quantize/evaluate';
-import { OnnxruntimeCrashed, evaluateIsolated } from '../quantize/evaluate-isolated';
 import { METHODS, QuantizeError, type Method } from '../quantize/types';
+import type { CalibrationOptions } from '../quantize/calibrate';
 import type { SensitivityReport } from '../quantize/sensitivity';
-import { modelQuantization, modelRollout } from '../../workflows';
-import { quantizationProgressQuery, workflowIds } from '../../workflows/definitions';
-import { quantizationMetadata, rolloutMetadata } from '../../workflows/metadata';
-import { failureMessage } from '../util/errors';
-import { getProject } from '../store/projects';
-import { resolvePolicy } from '../qc/policy';
+
+/*
+ * Each command imports the modules that do its work when it runs (`await import`), not at start: all of
+ * qcflow takes 2 s to load here and 16 s on an emulated CPU, where `model quantize` and `model evaluate`
+ * need a fifth of it. What is imported above is light: option parsing, the error handler, the review
+ * server's HTTP client.
+ */
 
 function config(): Config {
   const cfg = loadConfig();
@@ -51,6 +38,7 @@ function positiveInt(v: string): number {
 }
 
 async function withServices<T>(fn: (s: Services) => Promise<T>): Promise<T> {
+  const { connectServices } = await import('./commands');
   const s = await connectServices(config());
   try {
     return await fn(s);
@@ -65,6 +53,7 @@ program.command('dev').description('start the embedded stack (Temporal dev serve
   .action(async () => {
     const cfg = loadConfig();
     const log = getLogger(cfg, 'cli');
+    const { startDev, waitForInterrupt } = await import('./demo');
     const dev = await startDev(cfg, log);
     process.stdout.write(`qcflow dev stack is up\n  Temporal UI: ${dev.stack.uiUrl}\n  Temporal:    ${dev.stack.cfg.temporal.address}\n  MinIO:       http://${dev.stack.cfg.minio.endPoint}:${dev.stack.cfg.minio.port} (console :${dev.stack.cfg.minio.consolePort})\n  Postgres:    ${dev.stack.databaseUrl}\n  Review:      ${dev.server.url}  (sign in with a token from: qcflow token issue --user <you> --role reviewer)\npress Ctrl-C to stop\n`);
     await waitForInterrupt(log, dev);
@@ -75,12 +64,15 @@ cluster.command('up').description('start the Temporal server (Postgres), UI, Min
   .option('--cpu-workers <n>', 'qc-cpu worker processes', positiveInt, 2)
   .action(async (o: { cpuWorkers: number }) => {
     const cfg = loadConfig();
+    const { clusterUp } = await import('./cluster');
     await clusterUp(cfg, getLogger(cfg, 'cluster'), o.cpuWorkers);
   });
 cluster.command('down').description('stop the running cluster (workers drain first)').action(async () => {
+  const { clusterDown } = await import('./cluster');
   process.stdout.write(await clusterDown(loadConfig()));
 });
 cluster.command('status').description('where each process of the running cluster answers, and its /health').action(async () => {
+  const { clusterStatus } = await import('./cluster');
   process.stdout.write(await clusterStatus(loadConfig()));
 });
 
@@ -89,6 +81,7 @@ program.command('demo').description('run the main job end to end on the embedded
   .option('--samples <n>', 'number of generated samples', positiveInt, 3000)
   .action(async (o: { keep: boolean; samples: number }) => {
     const cfg = loadConfig();
+    const { runDemo } = await import('./demo');
     await runDemo(cfg, getLogger(cfg, 'demo'), o);
   });
 
@@ -101,6 +94,7 @@ project.command('create').description('create or update a project from a JSON Sc
   .option('--policy <file>', 'QC policy overrides (thresholds, weights, audit share, plugins, webhook; see docs/pipeline.md)')
   .action((o: { name: string; schema: string; rules?: string; ontology?: string; policy?: string }) =>
     withServices(async (s) => {
+      const { createProject } = await import('./commands');
       await createProject(s, o);
       process.stdout.write(`project ${o.name} saved\n`);
     }));
@@ -112,6 +106,7 @@ program.command('ingest').description('stage a JSONL file in MinIO and submit it
   .option('--no-wait', 'return once submitted instead of waiting for QC')
   .action((file: string, o: { project: string; batchSize: number; wait: boolean }) =>
     withServices(async (s) => {
+      const { formatCounts, ingest } = await import('./commands');
       const r = await ingest(s, { project: o.project, file, batchSize: o.batchSize, wait: o.wait, progress: true });
       process.stdout.write(`${r.batches.length} batch(es) submitted${o.wait ? `: ${formatCounts({ ...r.counts })}` : ''}\n`);
       if (r.failedBatches.length) throw new CliError(`batches failed: ${r.failedBatches.join(', ')}; see the Temporal UI for the error`);
@@ -122,6 +117,7 @@ program.command('release').description('release accepted, unreleased samples as 
   .option('--version <v>', 'release version (default: next vN)')
   .action((o: { project: string; version?: string }) =>
     withServices(async (s) => {
+      const { release } = await import('./commands');
       const r = await release(s, o);
       process.stdout.write(`release ${r.project}/${r.version}: ${r.sampleCount} samples\n`);
       for (const f of Object.values(r.files)) process.stdout.write(`  ${f.key}  ${f.bytes} bytes  sha256 ${f.sha256}\n`);
@@ -131,6 +127,7 @@ program.command('status').description('per-project sample counts, intake progres
   .option('--project <id>', 'only this project')
   .action((o: { project?: string }) =>
     withServices(async (s) => {
+      const { status } = await import('./commands');
       process.stdout.write(`${await status(s, o.project)}\n`);
     }));
 
@@ -141,6 +138,7 @@ program.command('resamples').description('list resample requests (samples whose 
   .option('--json', 'print JSON instead of a table', false)
   .action((o: { project: string; batch?: string; limit: number; json: boolean }) =>
     withServices(async (s) => {
+      const { formatResamples, resamples } = await import('./commands');
       const r = await resamples(s, o);
       process.stdout.write(`${o.json ? JSON.stringify(r, null, 2) : formatResamples(r)}\n`);
     }));
@@ -159,6 +157,7 @@ model.command('register').description('upload an ONNX model (and its tokenizer.j
   .action((o: { name: string; version: string; file: string; manifest: string; tokenizer?: string; golden?: string; calibration?: string; metadata?: string; tenant: string }) =>
     registryCommand(async (s, registry, actor) => {
       registry.mayPublish(actor, o.tenant);
+      const { registerModelFiles } = await import('../models/register');
       const v = await registerModelFiles(s.pool, s.store, o, { tenant: o.tenant, name: o.name, version: o.version }, actor.user).catch((err: Error) => { throw new CliError(err.message); });
       process.stdout.write(`registered ${v.id}  sha256 ${v.sha256}  ${v.bytes} bytes  s3://${s.cfg.minio.bucket}/${v.objectKey}\n`);
     }));
@@ -182,6 +181,7 @@ function stageOf(v: string): Stage {
  * tenant's models are not found, roles limit what moves. A refusal becomes the CLI's error, fields named.
  */
 const registryCommand = (fn: (s: Services, registry: ModelRegistryService, actor: Actor) => Promise<void>) => withServices(async (s) => {
+  const [{ cliRegistryActor }, { ModelRegistryService, RegistryError }] = await Promise.all([import('./commands'), import('../models/registry-service')]);
   const actor = cliRegistryActor(s.cfg);
   try {
     await fn(s, new ModelRegistryService(s.pool), actor);
@@ -242,6 +242,9 @@ model.command('rollout').description('start the modelRollout workflow: ramp a va
   .action((candidate: string, o: { project: string; steps: number[]; minPerArm: number; margin: number }) => registryCommand(async (s, registry, actor) => {
     // The rollout ends by moving production: whoever starts it must be allowed to.
     registry.mayPromote(actor, (await registry.show(actor, candidate)).tenant, candidate);
+    const [{ getProject }, { resolvePolicy }, { modelRollout }, { workflowIds }, { rolloutMetadata }] = await Promise.all([
+      import('../store/projects'), import('../qc/policy'), import('../../workflows'), import('../../workflows/definitions'), import('../../workflows/metadata'),
+    ]);
     const project = await getProject(s.pool, o.project);
     const flag = project && resolvePolicy(project.qcPolicy).layer3.rollout?.flag;
     if (!flag) throw new CliError(`project ${o.project} has no layer-3 rollout flag: set qcPolicy.layer3.rollout.flag first`);
@@ -255,6 +258,7 @@ model.command('rollout').description('start the modelRollout workflow: ramp a va
 model.command('rollout-status').description('a project\'s gray release: per-arm layer-3 outcomes, the sample-ratio check and the sequential verdict (promote / rollback / continue)')
   .requiredOption('--project <id>', 'project id').option('--json', 'print JSON', false)
   .action((o: { project: string; json: boolean }) => withServices(async (s) => {
+    const [{ getProject }, { resolvePolicy }, { rolloutStatus }] = await Promise.all([import('../store/projects'), import('../qc/policy'), import('../store/rollout')]);
     const project = await getProject(s.pool, o.project);
     if (!project) throw new CliError(`project ${o.project} does not exist`);
     const flag = resolvePolicy(project.qcPolicy).layer3.rollout?.flag;
@@ -308,6 +312,9 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (o.minCosine !== undefined && !(o.minCosine > 0 && o.minCosine <= 1)) throw new CliError(`--min-cosine ${o.minCosine}: a cosine between 0 and 1, e.g. 0.97`);
     if ((o.minCosine !== undefined || o.maxFloat !== undefined) && (o.method !== 'int8-static' || !o.calibration)) throw new CliError('--min-cosine and --max-float are for int8-static with --calibration (the search scores on those samples); for other methods the quantize-job workflow keeps sensitive nodes float against its budget');
     if (o.maxFloat !== undefined && o.minCosine === undefined) throw new CliError('--max-float bounds the search --min-cosine starts: pass --min-cosine too');
+    const [{ readModelFile, writeModelFile }, { encodeModel }, { quantizeModel, quantizeModelCalibrated, quantizeModelStatic }, { calibrationSource }, { loadError }] = await Promise.all([
+      import('../onnx/io'), import('../onnx/proto'), import('../quantize/quantize-model'), import('../quantize/calibration-data'), import('../quantize/evaluate'),
+    ]);
     let told = 0;
     const accuracy = o.minCosine === undefined ? undefined : {
       minCosine: o.minCosine, maxFloat: o.maxFloat,
@@ -362,6 +369,7 @@ model.command('evaluate').description('compare a candidate with the fp32 referen
     } catch (err) {
       throw new CliError(`cannot read ${o.inputs}: ${(err as Error).message}`);
     }
+    const [{ evaluateCandidate, parseGoldenJsonl }, { OnnxruntimeCrashed, evaluateIsolated }] = await Promise.all([import('../quantize/evaluate'), import('../quantize/evaluate-isolated')]);
     // In a child process, so a candidate that crashes onnxruntime gets a sentence instead of a bare segfault.
     const opts = { output: o.outputName, runs: o.runs, providers: o.providers };
     const evaluation = o.inProcess ? evaluateCandidate(o.reference, o.candidate, parseGoldenJsonl(text), opts) : evaluateIsolated(o.reference, o.candidate, text, opts);
@@ -387,6 +395,9 @@ model.command('quantize-job').description('run the modelQuantization workflow on
       if (o.priority > 5) throw new CliError('--priority must be 1 (most urgent) to 5');
       const bad = (o.methods ?? []).filter((m) => !(METHODS as readonly string[]).includes(m));
       if (bad.length) throw new CliError(`--methods ${bad.join(', ')}: use ${METHODS.join(', ')}`);
+      const [{ statusLine }, { modelQuantization }, { quantizationProgressQuery, workflowIds }, { quantizationMetadata }, { failureMessage }] = await Promise.all([
+        import('./commands'), import('../../workflows'), import('../../workflows/definitions'), import('../../workflows/metadata'), import('../util/errors'),
+      ]);
       const workflowId = workflowIds.quantize(o.model);
       const handle = await s.client.workflow.start(modelQuantization, {
         workflowId, taskQueue: s.cfg.taskQueues.cpu, priority: { priorityKey: o.priority },
@@ -422,6 +433,7 @@ model.command('check').description('regression check of a registered version: sh
   .action((o: { model: string; tolerance: number; providers: string[] }) =>
     registryCommand(async (s, registry, actor) => {
       await registry.show(actor, o.model);
+      const { checkModelVersion } = await import('../models/register');
       const r = await checkModelVersion(s.pool, s.store, o.model, { providers: o.providers }).catch((err: Error) => { throw new CliError(err.message); });
       process.stdout.write(`${JSON.stringify({ ...r, tolerance: o.tolerance, ok: r.maxAbsError <= o.tolerance }, null, 2)}\n`);
       if (r.maxAbsError > o.tolerance) throw new CliError(`${o.model}: outputs drifted by up to ${r.maxAbsError} (> ${o.tolerance}) from those stored at registration`);
@@ -431,6 +443,7 @@ model.command('fixture').description('write one of the built-in fixture models (
   .requiredOption('--name <name>', 'mlp | cnn | transformer').requiredOption('--dir <folder>', 'where to write model.onnx and golden.jsonl')
   .option('--samples <n>', 'golden samples', positiveInt, 200)
   .action(async (o: { name: string; dir: string; samples: number }) => {
+    const [{ cnnModel, fixtureGolden, mlpModel, transformerModel }, { goldenToJsonl }] = await Promise.all([import('../onnx/fixture-models'), import('../quantize/evaluate')]);
     const build = { mlp: mlpModel, cnn: cnnModel, transformer: transformerModel }[o.name];
     if (!build) throw new CliError(`--name ${o.name}: use mlp, cnn or transformer`);
     const f = await build();
@@ -464,6 +477,7 @@ users.command('set').description('add a user or change their role and password; 
   .action((o: { user: string; role: ReturnType<typeof parseRole> }) =>
     withServices(async (s) => {
       if (!USER_ID.test(o.user)) throw new CliError(`--user ${JSON.stringify(o.user)} must match ${USER_ID.source}`);
+      const [{ hashPassword, passwordProblem }, { upsertUser }, { cliActor }] = await Promise.all([import('../http/passwords'), import('../store/users'), import('./commands')]);
       const password = process.env.QCFLOW_PASSWORD ?? (await readFirstLine(process.stdin));
       const problem = passwordProblem(password);
       if (problem) throw new CliError(`${problem}; pipe it in (echo … | qcflow user set …) or set QCFLOW_PASSWORD`);
@@ -474,6 +488,7 @@ users.command('disable').description('stop a user signing in with their password
   .requiredOption('--user <id>', 'their name')
   .action((o: { user: string }) =>
     withServices(async (s) => {
+      const [{ disableUser }, { cliActor }] = await Promise.all([import('../store/users'), import('./commands')]);
       process.stdout.write(`${(await disableUser(s.pool, o.user, cliActor())) ? `user ${o.user} disabled` : `no active user ${o.user}`}\n`);
     }));
 
@@ -487,6 +502,7 @@ program.command('serve').description('run the review server (web page + JSON API
   .action(async () => {
     const cfg = config();
     const log = getLogger(cfg, 'serve');
+    const [{ startReviewServer }, { waitForInterrupt }] = await Promise.all([import('../http/start'), import('./demo')]);
     const server = await startReviewServer(cfg, log);
     process.stdout.write(`review server: ${server.url}  (API document: ${server.url}/openapi.json)\n`);
     await waitForInterrupt(log, { stop: () => server.close() });
@@ -553,6 +569,7 @@ review.command('backfill').description('start reviews for samples waiting in rev
   .requiredOption('--project <id>', 'project id')
   .action((o: { project: string }) =>
     withServices(async (s) => {
+      const [{ getProject }, { resolvePolicy }, { statusLine }, { startReviewWorkflows }] = await Promise.all([import('../store/projects'), import('../qc/policy'), import('./commands'), import('../review/start')]);
       const p = await getProject(s.pool, o.project);
       if (!p) throw new CliError(`project ${o.project} does not exist`);
       const line = statusLine('reviews');
@@ -573,7 +590,9 @@ review.command('precision').description('QC precision: how often reviewers uphol
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),
-  (err: unknown) => {
+  async (err: unknown) => {
+    // Only a command that loaded the project checks can have failed one.
+    const { ProjectSpecError } = await import('../qc/compliance');
     const known = err instanceof CliError || err instanceof ConfigError || err instanceof MissingToolError || err instanceof ProjectSpecError || err instanceof AuthError
       || err instanceof QuantizeError || err instanceof OnnxFormatError || err instanceof TensorDataError;
     process.stderr.write(`qcflow: ${known ? err.message : (err as Error).stack ?? String(err)}\n`);

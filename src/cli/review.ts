@@ -3,7 +3,7 @@ import type { ReviewTask } from '../review/decisions';
 import type { TaskDetail, DecisionResult } from '../review/service';
 import type { PrecisionReport } from '../review/precision';
 import { age, dueIn } from '../http/html';
-import { CliError } from './commands';
+import { CliError } from './input';
 
 /**
  * `qcflow review …` talks to the review server's JSON API, so the CLI is refused exactly what the web
