@@ -93,7 +93,17 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   const result = keeping.build(sensitivity?.kept.map((k) => k.node) ?? []);
   const why = new Map(sensitivity?.kept.map((k) => [k.node, `kept float by the sensitivity search (agreement ${k.cosine.toFixed(4)} with it float)`]) ?? []);
   const nodes = result.report.nodes.map((n) => (why.has(n.node) ? { ...n, reason: why.get(n.node)! } : n));
-  return { model: result.model, report: { ...result.report, nodes, options: { ...result.report.options, excludeNodes: options.excludeNodes }, calibration: method, ...(sensitivity ? { sensitivity } : {}) } };
+  return { model: result.model, report: { ...againstInput(result.report, input), nodes, options: { ...result.report.options, excludeNodes: options.excludeNodes }, calibration: method, ...(sensitivity ? { sensitivity } : {}) } };
+}
+
+/**
+ * `report` with its whole-file sizes taken against the caller's model, not the prepared copy (Constants
+ * moved, BatchNorms folded) that was quantized: PaddleOCR's classifier's int4 file is ×0.252 of the user's,
+ * ×0.274 of the copy.
+ */
+function againstInput<R extends QuantizeReport>(report: R, input: onnx.IModelProto): R {
+  const before = onnx.ModelProto.encode(input).finish().length;
+  return { ...report, modelBytes: { before, after: report.modelBytes.after, ratio: report.modelBytes.after / before } };
 }
 
 /**
@@ -321,13 +331,15 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const done = new Set<string>();
   let count = 0;
   let shrunk = 0;
+  // The passes' models are run and tapped by the original value names: compacted only at the end.
+  const uncompacted = { ...options, compactNames: false };
   const { matmul, release } = await doubleMatMul();
   try {
     while (done.size < targets.length) {
       const pending = targets.filter((x) => !done.has(x.node));
       const weights = [...new Set(pending.map((x) => x.weight))].slice(0, LAYERS_PER_PASS);
       const pass = pending.filter((x) => weights.includes(x.weight));
-      const partial = layers.size ? quantizeModel(model, { ...options, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
+      const partial = layers.size ? quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
       const got = await collectHessians(partial, pass, samples);
       for (const weight of weights) {
         const users = pass.filter((x) => x.weight === weight);
@@ -341,7 +353,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       }
       // The pass's weights as their quantizers lay them out (noted by codesOf), then solved.
       const passNodes = new Set(pass.map((x) => x.node));
-      quantizeModel(model, { ...options, gptq: layers, excludeNodes: (g.node ?? []).map((n) => n.name || n.output![0]!).filter((x) => !passNodes.has(x)) });
+      quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: (g.node ?? []).map((n) => n.name || n.output![0]!).filter((x) => !passNodes.has(x)) });
       await solveRequested(layers.values(), matmul);
       count = got.samples;
       progress?.(done.size, targets.length);
@@ -357,7 +369,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const chosen = gptq! >= nearest! ? result : rounded;
   return {
     model: chosen.model,
-    report: { ...chosen.report, constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
+    report: { ...againstInput(chosen.report, input), constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
       gptq: { layers: targets.length, samples: count, shrunk, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! }, roundedInBodies: rounded.report.nodes.filter((n) => n.action === 'quantized' && !mainNodes.has(n.node)).length } },
   };
 }
@@ -501,10 +513,11 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   for (const graph of allGraphs(g).reverse()) removeUnusedInitializers(graph);
   for (const d of domains) if (!(model.opsetImport ?? []).some((o) => o.domain === d)) model.opsetImport = [...(model.opsetImport ?? []), { domain: d, version: 1 }];
   if (options.dropNodeMetadata) for (const graph of allGraphs(g)) for (const n of graph.node ?? []) delete n.metadataProps;
+  // Counted by name before the names change.
+  const finalBytes = bytesByName();
   if (options.compactNames) compactNames(g);
   model.producerName = 'qcflow';
   model.metadataProps = [...(model.metadataProps ?? []).filter((p) => p.key !== 'qcflow.quantization'), { key: 'qcflow.quantization', value: JSON.stringify({ method: options.method, blockSize: options.method === 'int4' ? blockSize : undefined }) }];
-  const finalBytes = bytesByName();
   const after = sum(finalBytes);
   // fp16 converts in place (same names): every float initializer that changed size counts as replaced.
   const replaced = [...initialBytes].filter(([name, b]) => finalBytes.get(name) !== b);

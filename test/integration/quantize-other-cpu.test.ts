@@ -115,7 +115,7 @@ test('quantized models give this CPU\'s answer on ARM (emulated Neoverse N1 and 
     copyFileSync(path.join(TORCH_MODELS_DIR, m.file), path.join(d, 'model.onnx'));
     writeFileSync(path.join(d, 'golden.jsonl'), goldenToJsonl(m.golden()));
   }
-  // Each emulated run takes 13–18 s, so each case runs on one of the two CPUs. Measured once on both with
+  // Each emulated run takes 8–15 s, so each case runs on one of the two CPUs. Measured once on both with
   // twelve cases (every method on the fixtures, the torch text transformer and ResNet): all agreed with this
   // CPU to 5 decimals, and full-range weights did not saturate on either.
   const runs: Array<Case & { cpu: string }> = [

@@ -293,6 +293,17 @@ test('int4 with calibration samples: a Conv left at 8 bits takes GPTQ codes per 
   const fewer = async (o: { excludeNodes?: string[]; perChannel?: boolean }) => (await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', ...o }, () => samples.slice(0, 4))).report.gptq.layers;
   assert.equal(await fewer({ excludeNodes: convs.slice(0, 1) }), report.gptq.layers - 1);
   assert.equal(await fewer({ perChannel: false }), report.gptq.layers - convs.length);
+  // --compact-names renames the result only: each pass's model is tapped by the original value names
+  // (a compacted pass model once failed to load). Sizes are against the caller's file, not the copy with
+  // its BatchNorms folded.
+  const compact = await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', compactNames: true }, () => samples.slice(0, 4));
+  assert.equal(compact.report.gptq.layers, report.gptq.layers);
+  assert.equal(compact.report.modelBytes.before, encodeModel(decodeModel(f.onnx)).length);
+  assert.equal(compact.report.modelBytes.after, encodeModel(compact.model).length);
+  const [plain, short] = [quantizeModel(decodeModel(f.onnx), { method: 'int4' }).report, quantizeModel(decodeModel(f.onnx), { method: 'int4', compactNames: true }).report];
+  assert.ok(short.nameBytes < plain.nameBytes);
+  // Renamed weights are not counted as quantized ones.
+  assert.deepEqual(short.quantizedWeights, plain.quantizedWeights);
 });
 
 test('int4 with calibration samples: a Conv at 8 bits over more than 1,024 inputs is rounded, at 4 bits it is solved', async () => {
