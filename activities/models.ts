@@ -35,6 +35,8 @@ export interface Candidate {
 export interface Budget {
   top1: number;
   cosine: number;
+  /** The largest median latency over fp32's a candidate may have. */
+  latencyRatio?: number;
 }
 
 async function requireModel(deps: Pick<ActivityDeps, 'pool'>, id: string): Promise<ModelVersionRow> {

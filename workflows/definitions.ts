@@ -214,8 +214,11 @@ export interface BatchReviews {
 export interface ModelQuantizationInput {
   /** `tenant/name/version` of a registered fp32 version with golden inputs. */
   modelId: string;
-  /** Accuracy budget against fp32 on the golden inputs (default top-1 ≥ 0.99, cosine ≥ 0.99). */
-  budget?: { top1?: number; cosine?: number };
+  /**
+   * Budget against fp32 on the golden inputs: accuracy (default top-1 ≥ 0.99, cosine ≥ 0.99) and
+   * `latencyRatio`, the candidate's median latency over fp32's (default at most 2).
+   */
+  budget?: { top1?: number; cosine?: number; latencyRatio?: number };
   /** Only these methods (default: every applicable one). */
   methods?: Array<'int4' | 'int8-static' | 'int8-dynamic' | 'fp16'>;
   blockSize?: number;
@@ -227,10 +230,10 @@ export interface ModelQuantizationInput {
 export interface QuantizationProgress {
   modelId: string;
   stage: 'analyze' | 'quantize' | 'evaluate' | 'rank' | 'register' | 'done' | 'failed';
-  budget: { top1: number; cosine: number };
+  budget: { top1: number; cosine: number; latencyRatio?: number };
   analysis?: { ops: Record<string, number>; parameters: number; opset: number; applicable: string[] };
-  /** `failure`: the candidate crashed onnxruntime in evaluation (top1 and cosine are 0 then). */
-  candidates: Array<{ method: string; int4Conv?: boolean; excludeNodes: string[]; bytes: number; weightRatio: number; top1: number; cosine: number; fits: boolean; failure?: string }>;
+  /** `failure`: the candidate crashed onnxruntime in evaluation (top1 and cosine are 0 then). `latencyRatio`: its median latency over fp32's. */
+  candidates: Array<{ method: string; int4Conv?: boolean; excludeNodes: string[]; bytes: number; weightRatio: number; top1: number; cosine: number; latencyRatio?: number; fits: boolean; failure?: string }>;
   sensitiveNodes?: Array<{ node: string; cosineLoss: number }>;
   chosen?: { id: string; version: string; method: string; int4Conv?: boolean; bytes: number };
 }

@@ -51,10 +51,10 @@ export function releaseMetadata(project: string, version: string): StartMetadata
   };
 }
 
-export function quantizationMetadata(model: string, methods: readonly string[], budget: { top1: number; cosine: number }): StartMetadata {
+export function quantizationMetadata(model: string, methods: readonly string[], budget: { top1: number; cosine: number; latencyRatio?: number }): StartMetadata {
   return {
     staticSummary: `Quantize ${model}`,
-    staticDetails: `Tries ${methods.join(', ')} on ${model} within top-1 ${budget.top1} and cosine ${budget.cosine} of the float model; registers the best that fits as a child version. Query \`quantizationProgress\`.`,
+    staticDetails: `Tries ${methods.join(', ')} on ${model} within top-1 ${budget.top1} and cosine ${budget.cosine} of the float model${budget.latencyRatio === undefined ? '' : `, at most ${budget.latencyRatio} times as slow`}; registers the smallest that fits as a child version. Query \`quantizationProgress\`.`,
     typedSearchAttributes: [{ key: QC_MODEL, value: model }, kind('quantization')],
   };
 }

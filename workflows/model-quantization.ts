@@ -7,22 +7,33 @@ import { QC_MODEL, QC_STAGE } from './search-attributes';
 
 export const DEFAULT_BUDGET: Budget = { top1: 0.99, cosine: 0.99 };
 
+/**
+ * How many times slower than its fp32 parent a candidate may run unless the budget says otherwise: the
+ * smallest file is no use if it is that slow (int8-static runs PaddleOCR's classifier, whose BatchNorms
+ * stay unfolded, ×3.9 slower). Tiny models pay a fixed cost per quantized op (the fixtures: ×1.2–1.5).
+ */
+const DEFAULT_LATENCY_RATIO = 2;
+
 /** Most to least compressed. */
 const ORDER: Method[] = ['int4', 'int8-static', 'int8-dynamic', 'fp16'];
 
-const fits = (m: EvaluationMetrics, b: Budget): boolean => m.top1Agreement >= b.top1 && m.cosine.mean >= b.cosine;
+/** Histories record what evaluations returned then: the replayed stand-ins of test/fixtures/histories have no latency. */
+const latencyOf = (m: EvaluationMetrics): { latencyRatio?: number } => ((m.latencyMs as EvaluationMetrics['latencyMs'] | undefined) ? { latencyRatio: m.latencyMs.ratio } : {});
+
+const fits = (m: EvaluationMetrics, b: Budget): boolean => m.top1Agreement >= b.top1 && m.cosine.mean >= b.cosine && (b.latencyRatio === undefined || (latencyOf(m).latencyRatio ?? Infinity) <= b.latencyRatio);
 
 /**
  * `quantize/{tenant}/{name}/{version}`: analyze → quantize each applicable method (models queue; int8-static
  * and int4 fitted to the version's calibration set, int8-static else to its golden inputs; a model with
  * Convs also tries int4 with its Convs in 4-bit blocks) and
  * evaluate it against the version's golden inputs (inference queue) → register the smallest candidate
- * within the accuracy budget. When none fits, the best integer candidate is retried with its most
+ * within the budget (accuracy, and latency against fp32's). When none fits, the best integer candidate is retried with its most
  * error-sensitive nodes kept in fp32 (1, 2, 4, … of them). No fit at all fails the workflow, saying
  * what came closest; nothing is registered then.
  */
 export async function modelQuantization(input: ModelQuantizationInput): Promise<QuantizationProgress> {
-  const budget: Budget = { ...DEFAULT_BUDGET, ...input.budget };
+  // Runs started before latency counted replay without it.
+  const budget: Budget = { ...DEFAULT_BUDGET, ...(patched('quantization-latency-budget') ? { latencyRatio: DEFAULT_LATENCY_RATIO } : {}), ...input.budget };
   const progress: QuantizationProgress = { modelId: input.modelId, stage: 'analyze', budget, candidates: [] };
   setHandler(quantizationProgressQuery, () => progress);
   const stage = (s: QuantizationProgress['stage']): void => {
@@ -59,7 +70,7 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
       progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: 0, cosine: 0, fits: false, failure: err.cause.message });
       return undefined;
     }
-    progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, fits: fits(metrics, budget) });
+    progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, ...latencyOf(metrics), fits: fits(metrics, budget) });
     return { candidate, metrics };
   };
 
@@ -92,7 +103,7 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
     const best = progress.candidates.slice().sort((a, b) => b.cosine - a.cosine)[0];
     stage('failed');
     throw ApplicationFailure.nonRetryable(
-      `no candidate of ${input.modelId} meets the budget (top-1 ≥ ${budget.top1}, cosine ≥ ${budget.cosine}); closest: ${best ? `${best.method} top-1 ${best.top1.toFixed(4)} cosine ${best.cosine.toFixed(5)}` : 'none'}. Loosen the budget or keep more nodes in fp32`,
+      `no candidate of ${input.modelId} meets the budget (top-1 ≥ ${budget.top1}, cosine ≥ ${budget.cosine}${budget.latencyRatio === undefined ? '' : `, latency ≤ ×${budget.latencyRatio} fp32's`}); closest: ${best ? `${best.method} top-1 ${best.top1.toFixed(4)} cosine ${best.cosine.toFixed(5)}${budget.latencyRatio === undefined || best.latencyRatio === undefined ? '' : ` latency ×${best.latencyRatio.toFixed(2)}`}` : 'none'}. Loosen the budget or keep more nodes in fp32`,
       'NoCandidateFits',
     );
   }

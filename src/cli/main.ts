@@ -384,15 +384,17 @@ model.command('quantize-job').description('run the modelQuantization workflow on
   .requiredOption('--model <tenant/name/version>', 'a registered fp32 version with golden inputs')
   .option('--top1 <x>', 'budget: top-1 agreement with fp32', Number, 0.99)
   .option('--cosine <x>', 'budget: mean cosine similarity with fp32', Number, 0.99)
+  .option('--latency-ratio <x>', 'budget: median latency at most x times fp32\'s on the golden inputs', Number, 2)
   .option('--methods <list>', 'only these methods (comma-separated)', list)
   .option('--block-size <n>', 'int4 block size', positiveInt, 32)
   .option('--priority <1-5>', 'Temporal priority key: 1 runs before queued background jobs (default 3)', positiveInt, 3)
   .option('--no-wait', 'return once started')
-  .action((o: { model: string; top1: number; cosine: number; methods?: string[]; blockSize: number; priority: number; wait: boolean }) =>
+  .action((o: { model: string; top1: number; cosine: number; latencyRatio: number; methods?: string[]; blockSize: number; priority: number; wait: boolean }) =>
     registryCommand(async (s, registry, actor) => {
       // The job registers children in the version's tenant.
       registry.mayPublish(actor, (await registry.show(actor, o.model)).tenant);
       if (o.priority > 5) throw new CliError('--priority must be 1 (most urgent) to 5');
+      if (!(o.latencyRatio > 0)) throw new CliError(`--latency-ratio ${o.latencyRatio}: a positive number (2: at most twice as slow as fp32; a large one to ignore latency)`);
       const bad = (o.methods ?? []).filter((m) => !(METHODS as readonly string[]).includes(m));
       if (bad.length) throw new CliError(`--methods ${bad.join(', ')}: use ${METHODS.join(', ')}`);
       const [{ statusLine }, { modelQuantization }, { quantizationProgressQuery, workflowIds }, { quantizationMetadata }, { failureMessage }] = await Promise.all([
@@ -401,8 +403,8 @@ model.command('quantize-job').description('run the modelQuantization workflow on
       const workflowId = workflowIds.quantize(o.model);
       const handle = await s.client.workflow.start(modelQuantization, {
         workflowId, taskQueue: s.cfg.taskQueues.cpu, priority: { priorityKey: o.priority },
-        ...quantizationMetadata(o.model, o.methods ?? METHODS, { top1: o.top1, cosine: o.cosine }),
-        args: [{ modelId: o.model, budget: { top1: o.top1, cosine: o.cosine }, methods: o.methods as Method[] | undefined, blockSize: o.blockSize, modelsQueue: s.cfg.taskQueues.models, inferenceQueue: s.cfg.taskQueues.inference }],
+        ...quantizationMetadata(o.model, o.methods ?? METHODS, { top1: o.top1, cosine: o.cosine, latencyRatio: o.latencyRatio }),
+        args: [{ modelId: o.model, budget: { top1: o.top1, cosine: o.cosine, latencyRatio: o.latencyRatio }, methods: o.methods as Method[] | undefined, blockSize: o.blockSize, modelsQueue: s.cfg.taskQueues.models, inferenceQueue: s.cfg.taskQueues.inference }],
       }).catch((err: Error) => {
         if (err.name === 'WorkflowExecutionAlreadyStartedError') throw new CliError(`${workflowId} is already running: watch it in the Temporal UI or wait for it`);
         throw err;

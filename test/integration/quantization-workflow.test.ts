@@ -48,7 +48,9 @@ test('quantize → evaluate → register through Temporal: the smallest candidat
   const result = await run({ modelId });
   assert.equal(result.stage, 'done');
   assert.deepEqual(result.candidates.map((c) => c.method), ['int4', 'int8-static', 'int8-dynamic', 'fp16']);
-  // All fit the default budget; int4 is the smallest file.
+  // All fit the default budget (latency too: at most twice fp32's, measured); int4 is the smallest file.
+  assert.equal(result.budget.latencyRatio, 2);
+  assert.ok(result.candidates.every((c) => c.latencyRatio! > 0 && c.latencyRatio! <= 2 && c.fits), JSON.stringify(result.candidates));
   assert.equal(result.chosen!.method, 'int4');
   const child = (await getModelVersion(h.pool, result.chosen!.id))!;
   assert.equal(child.parentId, modelId);

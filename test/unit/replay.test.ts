@@ -28,6 +28,8 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * modelRollout from before the tenant check (checked once, aborted); `rollout_replay_v2` takes the
  * `rollout-tenant-check` patch. `quantization_conv_replay` is a conv net's modelQuantization from before it
  * tried int4 with 4-bit Convs; `_v2` takes the `quantization-int4-conv` patch (two more activities).
+ * `quantization_latency_replay` takes the `quantization-latency-budget` patch: its smallest candidate ran
+ * ×3 slower than fp32 and the next smallest was registered.
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
 // Proto-JSON, the form `temporal workflow show --output json` and the UI's download give: readable in a diff.
@@ -106,4 +108,14 @@ test('the conv quantization histories: the older one replays without the int4-co
   assert.ok(!patchesOf('quantization_conv_replay.history.json').includes('quantization-int4-conv'));
   const scheduled = (file: string) => (history(file).events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).length;
   assert.equal(scheduled('quantization_conv_replay_v2.history.json'), scheduled('quantization_conv_replay.history.json') + 2);
+});
+
+test('the latency history takes the latency budget: the ×3 slower 4-bit-Conv candidate is passed over for int4 with 8-bit Convs', () => {
+  const file = 'quantization_latency_replay.history.json';
+  assert.ok(patchesOf(file).includes('quantization-latency-budget'));
+  assert.ok(!patchesOf('quantization_conv_replay_v2.history.json').includes('quantization-latency-budget'), 'the earlier one replays without it');
+  const events = history(file).events ?? [];
+  const register = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'registerQuantized')!;
+  const input = JSON.parse(Buffer.from(register.activityTaskScheduledEventAttributes!.input!.payloads![0]!.data!).toString()) as { candidate: { method: string; int4Conv?: boolean }; budget: { latencyRatio?: number } };
+  assert.deepEqual([input.candidate.method, input.candidate.int4Conv ?? false, input.budget.latencyRatio], ['int4', false, 2]);
 });

@@ -155,7 +155,7 @@ test('modelQuantization: when no candidate fits, the best integer one is retried
   const quantized: Array<{ method: string; excludeNodes: string[] }> = [];
   // Cosine by candidate: int8-static is the best integer one, and fits once two nodes stay in fp32.
   const cosine = (method: string, excluded: number): number => (method === 'int8-static' ? 0.97 + 0.011 * excluded : method === 'fp16' ? 0.985 : 0.9);
-  const metrics = (c: number) => ({ top1Agreement: 1, cosine: { mean: c, min: c, p05: c }, maxAbsDiff: 0, samples: 8 });
+  const metrics = (c: number) => ({ top1Agreement: 1, cosine: { mean: c, min: c, p05: c }, maxAbsDiff: 0, samples: 8, latencyMs: { reference: 1, candidate: 1, ratio: 1 } });
   const worker = await workerOn(taskQueue, {
     analyzeModelVersion: async () => ({ ops: { MatMul: 4 }, parameters: 1000, opset: 17, applicable: ['int4', 'int8-static', 'int8-dynamic', 'fp16'], bytes: 4000, hasGolden: true }),
     quantizeCandidate: async (i: { method: string; excludeNodes?: string[] }) => {
@@ -189,7 +189,7 @@ test('modelQuantization: a candidate that crashes onnxruntime in evaluation is r
     quantizeCandidate: async (i: { method: string }) => ({ method: i.method, key: i.method, sha256: 'x', bytes: { int4: 500, 'int8-dynamic': 1000, fp16: 2000 }[i.method]!, quantizedNodes: 4, weightRatio: 0.25, excludeNodes: [] }),
     evaluateModelCandidate: async (i: { candidateKey: string }) => {
       if (i.candidateKey === 'int4') throw ApplicationFailure.nonRetryable('onnxruntime crashed (SIGSEGV) loading or running the candidate', 'CandidateCrashed');
-      return { top1Agreement: 1, cosine: { mean: 0.999, min: 0.999 }, maxAbsDiff: 0, samples: 8 };
+      return { top1Agreement: 1, cosine: { mean: 0.999, min: 0.999 }, maxAbsDiff: 0, samples: 8, latencyMs: { reference: 1, candidate: 1, ratio: 1 } };
     },
     rankSensitiveNodes: async () => [],
     registerQuantized: async () => ({ id: 'default/m/1-int8-dynamic', version: '1-int8-dynamic' }),
@@ -202,6 +202,31 @@ test('modelQuantization: a candidate that crashes onnxruntime in evaluation is r
     ['int4', false, 'onnxruntime crashed (SIGSEGV) loading or running the candidate'], ['int8-dynamic', true, null], ['fp16', true, null],
   ]);
   assert.equal(progress.chosen!.method, 'int8-dynamic');
+});
+
+test('modelQuantization: the smallest candidate is passed over when it runs more than twice as slow as fp32 (by default); the budget can allow it; nothing fast enough fails naming the latency', async () => {
+  const taskQueue = `wf-quant-${uid()}`;
+  // int8-static is the smallest and as accurate, but ×3.9 slower (as on PaddleOCR's classifier).
+  const slowdown: Record<string, number> = { 'int8-static': 3.9, 'int8-dynamic': 1.1, fp16: 1.05 };
+  const worker = await workerOn(taskQueue, {
+    analyzeModelVersion: async () => ({ ops: { Conv: 4 }, parameters: 1000, opset: 17, applicable: ['int8-static', 'int8-dynamic', 'fp16'], bytes: 4000, hasGolden: true }),
+    quantizeCandidate: async (i: { method: string }) => ({ method: i.method, key: i.method, sha256: 'x', bytes: { 'int8-static': 900, 'int8-dynamic': 1000, fp16: 2000 }[i.method]!, quantizedNodes: 4, weightRatio: 0.25, excludeNodes: [] }),
+    evaluateModelCandidate: async (i: { candidateKey: string }) => ({ top1Agreement: 1, cosine: { mean: 0.999, min: 0.999 }, maxAbsDiff: 0, samples: 8, latencyMs: { reference: 1, candidate: slowdown[i.candidateKey]!, ratio: slowdown[i.candidateKey]! } }),
+    rankSensitiveNodes: async () => [],
+    registerQuantized: async (i: { candidate: { method: string } }) => ({ id: `default/m/1-${i.candidate.method}`, version: `1-${i.candidate.method}` }),
+  });
+  const run = (budget?: { latencyRatio?: number }, methods?: string[]) => client.workflow.execute(modelQuantization, {
+    workflowId: `quantize/wf-${uid()}`, taskQueue,
+    args: [{ modelId: 'default/m/1', modelsQueue: taskQueue, inferenceQueue: taskQueue, ...(budget ? { budget } : {}), ...(methods ? { methods: methods as Array<'int8-static'> } : {}) }],
+  });
+  await worker.runUntil(async () => {
+    const progress = await run();
+    assert.deepEqual(progress.budget, { top1: 0.99, cosine: 0.99, latencyRatio: 2 });
+    assert.deepEqual(progress.candidates.map((c) => [c.method, c.latencyRatio, c.fits]), [['int8-static', 3.9, false], ['int8-dynamic', 1.1, true], ['fp16', 1.05, true]]);
+    assert.equal(progress.chosen!.method, 'int8-dynamic');
+    assert.equal((await run({ latencyRatio: 5 })).chosen!.method, 'int8-static');
+    await assert.rejects(run(undefined, ['int8-static']), (err: Error) => /latency ≤ ×2 fp32's\); closest: int8-static top-1 1\.0000 cosine 0\.99900 latency ×3\.90/.test(String((err.cause as Error)?.message)));
+  });
 });
 
 // ---- modelRollout: its decisions driven by scripted per-arm checks
