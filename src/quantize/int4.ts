@@ -232,7 +232,7 @@ export function fourBitConvs(index: GraphIndex, opset: number, options: { int4Co
   const convs = topologicalSort(index.graph).flatMap((n) => {
     const w = n.opType === 'Conv' && !n.domain ? index.floatInitializer(n.input?.[1]) : undefined;
     const dims = (w?.dims ?? []).map(Number);
-    return w && dims.length === 4 && convTakesFourBits(dims, intAttr(n, 'group', 1), opset, options) ? [{ name: n.name || n.output![0]!, size: elementCount(dims) }] : [];
+    return w && dims.length >= 3 && convTakesFourBits(dims, intAttr(n, 'group', 1), opset, options) ? [{ name: n.name || n.output![0]!, size: elementCount(dims) }] : [];
   });
   const total = convs.reduce((s, c) => s + c.size, 0);
   let seen = 0;
@@ -244,7 +244,7 @@ export function fourBitConvs(index: GraphIndex, opset: number, options: { int4Co
   return out;
 }
 
-/** int4Conv's rule for a Conv weight [M, C/group, kh, kw] in a model of `opset`. */
+/** int4Conv's rule for a Conv weight [M, C/group, …kernel] (1-, 2- or 3-D) in a model of `opset`. */
 export function convTakesFourBits(dims: number[], group: number, opset: number, options: { int4Conv?: boolean; blockSize: number }): boolean {
   if (!options.int4Conv || opset < INT4_CAST_OPSET) return false;
   const k = elementCount(dims.slice(1));
@@ -277,7 +277,7 @@ registerQuantizer({
   },
 });
 
-/** A Conv weight [M, C, kh, kw] as 4-bit blocks along each filter, and the nodes that restore it. */
+/** A Conv weight [M, C, …kernel] as 4-bit blocks along each filter, and the nodes that restore it. */
 function int4ConvWeight(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], gptq?: GptqLayer): { nodes: onnx.INodeProto[]; output: string } {
   const [m, k] = [dims[0]!, elementCount(dims.slice(1))];
   const bs = evenBlockLength(k, ctx.options.blockSize)!;

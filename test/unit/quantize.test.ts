@@ -458,6 +458,29 @@ test('int4 Conv: 8-bit weights by default; with int4Conv, 4-bit blocks along eac
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('int4Conv takes 1-D and 3-D convolutions too (audio and text conv nets: silero-vad\'s encoder), blocked along each filter as 2-D ones', async () => {
+  for (const kernel of [[3], [3, 3, 3]]) {
+    const [M, C] = [8, 64];
+    const k = C * kernel.reduce((a, b) => a * b, 1);
+    const w = Float32Array.from({ length: M * k }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 5)));
+    const spatial = kernel.map(() => 6);
+    const conv = (weights: Float32Array) => model({ name: 'c', opset: 21, inputs: [valueInfo('x', F32, [1, C, ...spatial])], outputs: [valueInfo('y', F32, [1, M, ...spatial.map((s, i) => s - kernel[i]! + 1)])], initializers: [floatTensor('w', [M, C, ...kernel], weights)], nodes: [node('Conv', ['x', 'w'], ['y'], {}, 'conv')] });
+    const { model: q } = quantizeModel(conv(w), { method: 'int4', int4Conv: true });
+    assert.deepEqual(q.graph!.node!.map((n) => n.opType), ['Cast', 'Cast', 'Mul', 'Reshape', 'Conv'], `${kernel.length}-D`);
+    const bs = evenBlockLength(k, 32)!;
+    const bq = quantizeBlockedInt4(w, M, k, bs);
+    const deq = Float32Array.from(w, (_, at) => {
+      const nib = at & 1 ? bq.packed[at >> 1]! >> 4 : bq.packed[at >> 1]! & 15;
+      return (nib > 7 ? nib - 16 : nib) * float16BitsToFloat32(float32ToFloat16Bits(bq.scales[Math.floor(at / bs)]!));
+    });
+    const size = C * spatial.reduce((a, b) => a * b, 1);
+    const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: size }, (_, i) => Math.cos(i * 0.3)), [1, C, ...spatial]) };
+    const got = (await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)).y!.data as Float32Array;
+    const want = (await (await ort.InferenceSession.create(encodeModel(conv(deq)))).run(feeds)).y!.data as Float32Array;
+    want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-4 * (1 + Math.abs(v)), `${kernel.length}-D ${i}: ${got[i]} vs ${v}`));
+  }
+});
+
 test('int4Conv: the stem (the first Convs, up to 0.5% of the Conv weights) keeps 8 bits, the rest take 4, whatever is excluded', () => {
   const r = rng(5);
   const layer = (name: string, from: string, to: string, m: number, c: number) => ({ w: floatTensor(`${name}_w`, [m, c, 3, 3], Array.from({ length: m * c * 9 }, () => r() - 0.5)), n: node('Conv', [from, `${name}_w`], [to], { pads: [1, 1, 1, 1] }, name) });
