@@ -124,7 +124,7 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
     const [src, dst, calibration] = [path.join(dir, 'in.onnx'), path.join(dir, 'qcflow.onnx'), path.join(dir, 'calibration.jsonl')];
     writeFileSync(src, c.bytes);
     if (calibrated) writeFileSync(calibration, goldenToJsonl(c.calibration));
-    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(options.compactNames ? ['--compact-names'] : []), ...(calibrated ? ['--calibration', calibration] : []), ...(calibrate ? ['--calibrate', calibrate] : []), ...(minCosine ? ['--min-cosine', String(minCosine)] : [])];
+    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.int4Recurrent ? ['--int4-recurrent'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(options.compactNames ? ['--compact-names'] : []), ...(calibrated ? ['--calibration', calibration] : []), ...(calibrate ? ['--calibrate', calibrate] : []), ...(minCosine ? ['--min-cosine', String(minCosine)] : [])];
     const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
     // Its refusal is a result too (the row says why), not the end of the bench.
     if (run.status !== 0) return { error: (run.stderr.split('\n').find((l) => l.startsWith('qcflow:')) ?? run.stderr.trim().split('\n').pop() ?? `exit ${run.status}`).slice(0, 300) };
@@ -148,17 +148,19 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
       if (heavyNodeMetadata(c.bytes)) runs.push(['int8-dynamic', { dropNodeMetadata: true }, false], ['int4', { dropNodeMetadata: true }, false]);
       // Exporters' module-path names are a third of a small int4 file: the smallest file asked for.
       runs.push(['int4', { compactNames: true, ...(ops.has('Conv') ? { int4Conv: true } : {}), ...(heavyNodeMetadata(c.bytes) ? { dropNodeMetadata: true } : {}) }, false]);
+      // Recurrent weights keep 8 bits under int4 unless asked.
+      if (['LSTM', 'GRU', 'RNN'].some((op) => ops.has(op))) runs.push(['int4', { compactNames: true, int4Recurrent: true }, false]);
       for (const [method, options, calibrated, calibrate, minCosine] of runs.filter(([m]) => methods.length === 0 || methods.includes(m))) {
         const made = qcflow(c, method, options, calibrated, calibrate, minCosine);
         // int8-static reads the calibration set on both sides (its quantize_static, min-max or percentile, QDQ).
         const percentile = method === 'int8-static' && !calibrate && ops.has('Conv');
         const peerMethod = calibrated && method === 'int4' ? 'int4-gptq' : percentile ? 'int8-static-percentile' : method;
-        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${calibrated ? ' --calibration' : ''}${calibrate ? ` --calibrate ${calibrate}` : percentile ? ' (auto: percentile)' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}${options.compactNames ? ' --compact-names' : ''}${minCosine ? ` --min-cosine ${minCosine}` : ''}`;
+        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${options.int4Recurrent ? ' --int4-recurrent' : ''}${calibrated ? ' --calibration' : ''}${calibrate ? ` --calibrate ${calibrate}` : percentile ? ' (auto: percentile)' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}${options.compactNames ? ' --compact-names' : ''}${minCosine ? ` --min-cosine ${minCosine}` : ''}`;
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
           qcflow: 'error' in made ? made : { ...(await judge(c, made.model, made.report.seconds)), ...(made.report.opsetUpgrade ? { opset: `${made.report.opsetUpgrade.from}→${made.report.opsetUpgrade.to}` } : {}), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length, ...(made.report.sensitivity ? { sensitivity: { kept: made.report.sensitivity.kept.length, start: made.report.sensitivity.start, reached: made.report.sensitivity.reached, evaluations: made.report.sensitivity.evaluations } } : {}) },
           // --int4-conv has no counterpart there; --calibration is set beside its GPTQ on the same samples.
-          onnxruntime: options.int4Conv || options.dropNodeMetadata || options.compactNames || minCosine ? undefined : {
+          onnxruntime: options.int4Conv || options.int4Recurrent || options.dropNodeMetadata || options.compactNames || minCosine ? undefined : {
             asShipped: await onnxruntime(c, peerMethod, c.bytes),
             ...(initializers ? { constantsAsInitializers: await onnxruntime(c, peerMethod, initializers) } : {}),
           },
@@ -173,14 +175,17 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
         break;
       }
       const c: Case = { name: `silero-vad ${v.file}`, bytes: v.bytes, golden: [], calibration: [] };
-      const drop = heavyNodeMetadata(c.bytes) ? [false, true] : [false];
+      const drop = heavyNodeMetadata(c.bytes) ? [{}, { dropNodeMetadata: true }] : [{}];
+      // int4's smallest: 4-bit LSTMs (and Convs), short names.
+      const small: Array<Partial<QuantizeOptions>> = [{ int4Recurrent: true, compactNames: true }, { int4Recurrent: true, int4Conv: true, compactNames: true }];
       for (const method of ['int8-dynamic', 'int4', 'fp16'].filter((m) => methods.length === 0 || methods.includes(m))) {
-        for (const dropNodeMetadata of method === 'fp16' ? [false] : drop) {
-          const made = qcflow(c, method, { dropNodeMetadata }, false);
+        for (const options of method === 'fp16' ? [{}] : method === 'int4' ? [...drop, ...small] : drop) {
+          const made = qcflow(c, method, options, false);
+          const flags = Object.keys(options).map((k) => ` --${k.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase()}`).join('');
           console.log(JSON.stringify({
-            bench: 'quantize-real', model: c.name, method: `${method}${dropNodeMetadata ? ' --drop-node-metadata' : ''}`,
+            bench: 'quantize-real', model: c.name, method: `${method}${flags}`,
             qcflow: 'error' in made ? made : { ...(await onSpeech(c.bytes, made.model, made.report.seconds)), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length },
-            onnxruntime: dropNodeMetadata ? undefined : { asShipped: await onnxruntime(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
+            onnxruntime: flags ? undefined : { asShipped: await onnxruntime(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
           }));
         }
       }

@@ -289,6 +289,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .requiredOption('--output <out.onnx>', 'where to write the quantized model')
   .option('--block-size <n>', 'int4 block size along K (16…256, power of two)', positiveInt, 32)
   .option('--int4-conv', 'int4: Conv weights in 4-bit blocks too (raises the model to opset 21); default 8-bit Conv weights', false)
+  .option('--int4-recurrent', 'int4: LSTM, GRU and RNN weights in 4-bit blocks too (raises the model to opset 21); default 8 bits, as an error in them recurs at every time step', false)
   .option('--int4-head', 'int4: output layers in 4 bits too; default small or tied ones keep 8 bits', false)
   .option('--asymmetric', 'store zero points (int4 per block; int8 weights per channel)', false)
   .option('--per-tensor', 'one scale per weight tensor instead of per output channel (int8)', false)
@@ -304,9 +305,9 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
   .option('--min-cosine <c>', 'int8-static: keep the convolutions and matmuls that cost most in float until the mean cosine with fp32 on the first 8 calibration samples reaches c (one quantization per node scored: minutes on a deep net)', Number)
   .option('--max-float <n>', 'with --min-cosine: at most n nodes kept float (default a quarter of those quantized)', positiveInt)
-  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; compactNames: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number; minCosine?: number; maxFloat?: number }) => {
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Recurrent: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; compactNames: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number; minCosine?: number; maxFloat?: number }) => {
     const t0 = performance.now();
-    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata, compactNames: o.compactNames };
+    const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Recurrent: o.int4Recurrent, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata, compactNames: o.compactNames };
     if (!['auto', 'minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use auto, minmax, percentile or entropy`);
     if (o.calibration && o.method !== 'int8-static' && o.method !== 'int4') throw new CliError(`--calibration is for int8-static (activation ranges) and int4 (GPTQ); ${o.method} would not read it: drop it or pick one of those methods`);
     if (o.minCosine !== undefined && !(o.minCosine > 0 && o.minCosine <= 1)) throw new CliError(`--min-cosine ${o.minCosine}: a cosine between 0 and 1, e.g. 0.97`);

@@ -272,14 +272,18 @@ registerQuantizer({
     const name = n.input![1]!;
     if (!int4Conv(n, ctx)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0, false, ctx.options.gptq?.get(n.name || n.output![0]!)));
     const w = ctx.index.initializers.get(name)!;
-    const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => int4ConvWeight(ctx, name, floatValues(w), (w.dims ?? []).map(Number), ctx.options.gptq?.get(n.name || n.output![0]!)));
+    const dims = (w.dims ?? []).map(Number);
+    const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => blockedInt4Weight(ctx, name, floatValues(w), dims, dims[0]!, ctx.options.gptq?.get(n.name || n.output![0]!)));
     return readingWeight(n, 1, w4);
   },
 });
 
-/** A Conv weight [M, C, …kernel] as 4-bit blocks along each filter, and the nodes that restore it. */
-function int4ConvWeight(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], gptq?: GptqLayer): { nodes: onnx.INodeProto[]; output: string } {
-  const [m, k] = [dims[0]!, elementCount(dims.slice(1))];
+/**
+ * A weight of shape `dims` as `m` rows of 4-bit blocks (a Conv's [M, C, …kernel]: a row a filter; an
+ * LSTM's [directions, gates·hidden, inputs]: a row a gate unit), and the nodes that restore it.
+ */
+export function blockedInt4Weight(ctx: QuantizeContext, name: string, values: Float32Array, dims: number[], m: number, gptq?: GptqLayer): { nodes: onnx.INodeProto[]; output: string } {
+  const k = elementCount(dims) / m;
   const bs = evenBlockLength(k, ctx.options.blockSize)!;
   const q = quantizeBlockedInt4(values, m, k, bs, gptq);
   const wq = ctx.index.uniqueName(`${name}_int4`);

@@ -18,6 +18,7 @@ import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
 import { fourBitConvs, INT4_CAST_OPSET } from './int4';
+import { RECURRENT_OPS } from './recurrent';
 import './gather';
 import './recurrent';
 
@@ -286,7 +287,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
   const constantsMoved = constantsToInitializers(g);
-  const opsetUpgrade = upgradeFor(model, 'int4') ?? (options.int4Conv ? raiseForInt4Conv(model) : undefined);
+  const opsetUpgrade = upgradeFor(model, 'int4') ?? raiseForInt4Casts(model, options);
   const foldedBatchNorms = foldBatchNorms(g);
   const foldedWeightPaths = foldWeightPaths(g, weightInputs(g, 'int4'));
   removeUnusedInitializers(g);
@@ -398,11 +399,13 @@ function upgradeFor(model: onnx.IModelProto, method: Method): OpsetUpgrade | und
 }
 
 /**
- * int4 with `int4Conv` stores Conv weights as int4 tensors, which Cast reads from opset 21: a model with
- * Convs is raised to opset 21 when the upgrader can take it; when it cannot, its Convs keep 8-bit weights.
+ * int4 with `int4Conv` (`int4Recurrent`) stores Conv (LSTM/GRU/RNN) weights as int4 tensors, which Cast
+ * reads from opset 21: a model with such nodes is raised to opset 21 when the upgrader can take it; when it
+ * cannot, they keep 8-bit weights.
  */
-function raiseForInt4Conv(model: onnx.IModelProto): OpsetUpgrade | undefined {
-  if (defaultOpset(model) >= INT4_CAST_OPSET || !allGraphs(model.graph!).some((g) => (g.node ?? []).some((n) => n.opType === 'Conv' && !n.domain))) return undefined;
+function raiseForInt4Casts(model: onnx.IModelProto, options: QuantizeOptions): OpsetUpgrade | undefined {
+  const ops = new Set([...(options.int4Conv ? ['Conv'] : []), ...(options.int4Recurrent ? RECURRENT_OPS : [])]);
+  if (options.method !== 'int4' || defaultOpset(model) >= INT4_CAST_OPSET || !allGraphs(model.graph!).some((g) => (g.node ?? []).some((n) => ops.has(n.opType!) && !n.domain))) return undefined;
   try {
     return upgradeOpset(model, INT4_CAST_OPSET);
   } catch (err) {
@@ -465,7 +468,7 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const g = model.graph!;
   // Subgraphs' Constant nodes too, for the methods that quantize inside them (below).
   const constantsMoved = (options.method === 'int8-static' ? [g] : allGraphs(g)).reduce((n, x) => n + constantsToInitializers(x), 0);
-  const opsetUpgrade = upgradeFor(model, options.method) ?? (options.method === 'int4' && options.int4Conv ? raiseForInt4Conv(model) : undefined);
+  const opsetUpgrade = upgradeFor(model, options.method) ?? raiseForInt4Casts(model, options);
   const opset = defaultOpset(model);
   if (options.method === 'int8-static' && !options.ranges) throw new QuantizeError('int8-static needs a calibration set: pass --calibration samples.jsonl (named input tensors, like golden inputs)');
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;

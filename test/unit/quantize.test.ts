@@ -481,6 +481,31 @@ test('int4Conv takes 1-D and 3-D convolutions too (audio and text conv nets: sil
   }
 });
 
+test('int4Recurrent: an LSTM\'s W and R in 4-bit blocks along each gate unit\'s inputs (raised to opset 21), computing what the dequantized LSTM does; 8 bits without it', async () => {
+  const [I, H, T] = [64, 32, 5];
+  const r = rng(9);
+  const [w, rr] = [Float32Array.from({ length: 4 * H * I }, () => r() - 0.5), Float32Array.from({ length: 4 * H * H }, () => r() - 0.5)];
+  const lstm = (W: Float32Array, R: Float32Array) => model({ name: 'lstm', opset: 14, inputs: [valueInfo('x', F32, [T, 1, I])], outputs: [valueInfo('y', F32, [T, 1, 1, H])], initializers: [floatTensor('W', [1, 4 * H, I], W), floatTensor('R', [1, 4 * H, H], R)], nodes: [node('LSTM', ['x', 'W', 'R'], ['y'], { hidden_size: H }, 'lstm')] });
+  const restoredBy = (q: onnx.IModelProto, input: number) => q.graph!.node!.find((p) => p.output![0] === q.graph!.node!.find((n) => n.opType === 'LSTM')!.input![input])!.opType;
+  const plain = quantizeModel(lstm(w, rr), { method: 'int4' });
+  assert.deepEqual([restoredBy(plain.model, 1), restoredBy(plain.model, 2), plain.report.opsetUpgrade], ['Mul', 'Mul', undefined]);
+  const { model: q, report } = quantizeModel(lstm(w, rr), { method: 'int4', int4Recurrent: true });
+  assert.deepEqual([restoredBy(q, 1), restoredBy(q, 2), report.opsetUpgrade?.to], ['Reshape', 'Reshape', 21]);
+  assert.ok(report.modelBytes.after < 0.6 * plain.report.modelBytes.after, `${report.modelBytes.after} vs ${plain.report.modelBytes.after}`);
+  // The blocks as quantizeBlockedInt4 makes them (a row a gate unit, blocks of 32), scales in float16.
+  const deq = (v: Float32Array, k: number) => {
+    const bq = quantizeBlockedInt4(v, v.length / k, k, 32);
+    return Float32Array.from(v, (_, at) => {
+      const nib = at & 1 ? bq.packed[at >> 1]! >> 4 : bq.packed[at >> 1]! & 15;
+      return (nib > 7 ? nib - 16 : nib) * float16BitsToFloat32(float32ToFloat16Bits(bq.scales[Math.floor(at / 32)]!));
+    });
+  };
+  const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: T * I }, (_, i) => Math.sin(i * 0.7)), [T, 1, I]) };
+  const got = (await (await ort.InferenceSession.create(encodeModel(q))).run(feeds)).y!.data as Float32Array;
+  const want = (await (await ort.InferenceSession.create(encodeModel(lstm(deq(w, I), deq(rr, H))))).run(feeds)).y!.data as Float32Array;
+  want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-4, `${i}: ${got[i]} vs ${v}`));
+});
+
 test('int4Conv: the stem (the first Convs, up to 0.5% of the Conv weights) keeps 8 bits, the rest take 4, whatever is excluded', () => {
   const r = rng(5);
   const layer = (name: string, from: string, to: string, m: number, c: number) => ({ w: floatTensor(`${name}_w`, [m, c, 3, 3], Array.from({ length: m * c * 9 }, () => r() - 0.5)), n: node('Conv', [from, `${name}_w`], [to], { pads: [1, 1, 1, 1] }, name) });
