@@ -20,7 +20,6 @@ import './int8-static';
 import { fourBitConvs, INT4_CAST_OPSET } from './int4';
 import { RECURRENT_OPS } from './recurrent';
 import './gather';
-import './recurrent';
 
 export interface QuantizeReport {
   method: Method;
