@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO } from './helpers';
+import { SILERO_VAD } from '../fixtures/silero-vad';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
 import { encodeModel } from '../../src/onnx/proto';
 
@@ -62,6 +63,14 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
   assert.deepEqual([gptq.layers, gptq.samples], [3, 100]);
   const unread = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'fp16', '--calibration', path.join(dir, 'golden.jsonl'), '--output', path.join(dir, 'x.onnx')]);
   assert.match(unread.stderr, /--calibration is for int8-static \(activation ranges\) and int4 \(GPTQ\); fp16 would not read it/);
+  const notInt4 = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-dynamic', '--int4-recurrent', '--output', path.join(dir, 'x.onnx')]);
+  assert.match(notInt4.stderr, /--int4-recurrent is for --method int4; int8-dynamic would ignore it/);
+  // A model whose LSTMs keep 8 bits under int4 is told of --int4-recurrent; with it, it is not.
+  for (const [flags, note] of [[[], true], [['--int4-recurrent'], false]] as const) {
+    const vad = await qcflow(['model', 'quantize', '--input', SILERO_VAD, '--method', 'int4', ...flags, '--output', path.join(dir, 'vad.onnx')]);
+    assert.equal(vad.code, 0, vad.stderr);
+    assert.equal(/4 recurrent layer\(s\) \(LSTM, GRU, RNN\) kept 8-bit weights; --int4-recurrent puts them in 4-bit blocks/.test(vad.stderr), note, vad.stderr);
+  }
   const noCalib = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--output', path.join(dir, 'x.onnx')]);
   assert.match(noCalib.stderr, /int8-static needs a calibration set: pass --calibration/);
 
