@@ -26,6 +26,8 @@ export interface Candidate {
   blockSize?: number;
   /** int4 with Convs in 4-bit blocks (`--int4-conv`). */
   int4Conv?: boolean;
+  /** int4 with LSTM/GRU/RNN weights in 4-bit blocks (`--int4-recurrent`). */
+  int4Recurrent?: boolean;
   /** What int8-static ranges or int4 GPTQ codes were fitted to: the version's calibration set, or (int8-static without one) its golden inputs. */
   fittedTo?: 'calibration' | 'golden';
   /** int4 fitted to a calibration set: whether GPTQ's codes were kept (false: rounding agreed better with fp32 on that set). */
@@ -70,12 +72,13 @@ export function modelActivities(deps: ActivityDeps) {
      * was registered with one, so the golden inputs only judge; without one int8-static calibrates on the
      * golden inputs and int4 rounds.
      */
-    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationOptions['method']; int4Conv?: boolean }): Promise<Candidate> {
+    async quantizeCandidate(input: { modelId: string; method: Method; blockSize?: number; excludeNodes?: string[]; calibration?: CalibrationOptions['method']; int4Conv?: boolean; int4Recurrent?: boolean }): Promise<Candidate> {
       const m = await requireModel(deps, input.modelId);
       heartbeat({ stage: 'download' });
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       const int4Conv = input.method === 'int4' && input.int4Conv === true;
-      const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes, ...(int4Conv ? { int4Conv } : {}) };
+      const int4Recurrent = input.method === 'int4' && input.int4Recurrent === true;
+      const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes, ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}) };
       const fitted = input.method === 'int8-static' || input.method === 'int4';
       const fittedTo = fitted && m.calibrationKey ? 'calibration' as const : input.method === 'int8-static' && m.goldenKey ? 'golden' as const : undefined;
       if (input.method === 'int8-static' && !fittedTo) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --calibration calibration.jsonl or --golden golden.jsonl`);
@@ -92,14 +95,14 @@ export function modelActivities(deps: ActivityDeps) {
         return quantizeModel(decodeModel(onnx), options);
       });
       const bytes = encodeModel(model);
-      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null, ...(fittedTo === 'calibration' ? { f: m.calibrationKey } : {}), ...(int4Conv ? { v: true } : {}) })).digest('hex').slice(0, 12);
+      const tag = createHash('sha256').update(JSON.stringify({ m: input.method, b: input.blockSize ?? null, x: input.excludeNodes ?? [], c: input.calibration ?? null, ...(fittedTo === 'calibration' ? { f: m.calibrationKey } : {}), ...(int4Conv ? { v: true } : {}), ...(int4Recurrent ? { r: true } : {}) })).digest('hex').slice(0, 12);
       const key = `${m.objectKey.replace(/model\.onnx$/, '')}candidates/${input.method}-${tag}.onnx`;
       heartbeat({ stage: 'upload', key });
       await putObject(deps.store, key, Buffer.from(bytes), 'application/octet-stream');
       return {
         method: input.method, key, sha256: sha256Hex(bytes), bytes: bytes.length, quantizedNodes: report.quantized,
         weightRatio: report.quantizedWeights.ratio, excludeNodes: input.excludeNodes ?? [], blockSize: input.method === 'int4' ? input.blockSize ?? 32 : undefined,
-        ...(int4Conv ? { int4Conv } : {}), ...(fittedTo ? { fittedTo } : {}), ...(gptqUsed === undefined ? {} : { gptqUsed }),
+        ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}), ...(fittedTo ? { fittedTo } : {}), ...(gptqUsed === undefined ? {} : { gptqUsed }),
       };
     },
 
@@ -108,11 +111,11 @@ export function modelActivities(deps: ActivityDeps) {
      * with that node alone kept float (rankSensitiveNodes, on the calibration samples, or the golden ones
      * without a calibration set), most harmful first.
      */
-    async rankSensitiveNodes(input: { modelId: string; method: Method; int4Conv?: boolean }): Promise<Array<{ node: string; cosineLoss: number }>> {
+    async rankSensitiveNodes(input: { modelId: string; method: Method; int4Conv?: boolean; int4Recurrent?: boolean }): Promise<Array<{ node: string; cosineLoss: number }>> {
       const m = await requireModel(deps, input.modelId);
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       const samples = parseGoldenJsonl(await getObjectText(deps.store, m.calibrationKey ?? m.goldenKey ?? ''));
-      const options = { method: input.method, ...(input.method === 'int4' && input.int4Conv ? { int4Conv: true } : {}) };
+      const options = { method: input.method, ...(input.method === 'int4' && input.int4Conv ? { int4Conv: true } : {}), ...(input.method === 'int4' && input.int4Recurrent ? { int4Recurrent: true } : {}) };
       const { gains } = await asBadInput(() => rankSensitiveNodes(decodeModel(onnx), options, () => samples, (ranked, of) => heartbeat({ ranked, of })));
       return gains.map((g) => ({ node: g.node, cosineLoss: g.gain }));
     },
@@ -122,14 +125,14 @@ export function modelActivities(deps: ActivityDeps) {
       const parent = await requireModel(deps, input.modelId);
       const c = input.candidate;
       const onnx = await getObjectBuffer(deps.store, c.key);
-      const version = `${parent.version}-${c.method}${c.int4Conv ? '-conv' : ''}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''}`;
+      const version = `${parent.version}-${c.method}${c.int4Conv ? '-conv' : ''}${c.int4Recurrent ? '-rnn' : ''}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''}`;
       const golden = parent.goldenKey ? await getObjectText(deps.store, parent.goldenKey) : undefined;
       // The child is the parent's model at another precision: it inherits what the tenant records about it.
       const v = await registerModel(deps.pool, deps.store, {
         tenant: parent.tenant, name: parent.name, version, onnx, manifest: parent.manifest, golden,
         tokenizer: parent.tokenizerKey ? (JSON.parse(await getObjectText(deps.store, parent.tokenizerKey)) as Record<string, unknown>) : undefined,
         precision: c.method, parentId: parent.id, metadata: parent.metadata,
-        metrics: { method: c.method, int4Conv: c.int4Conv, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, fittedTo: c.fittedTo, gptqUsed: c.gptqUsed, budget: input.budget, evaluation: input.metrics },
+        metrics: { method: c.method, int4Conv: c.int4Conv, int4Recurrent: c.int4Recurrent, blockSize: c.blockSize, excludeNodes: c.excludeNodes, weightRatio: c.weightRatio, fittedTo: c.fittedTo, gptqUsed: c.gptqUsed, budget: input.budget, evaluation: input.metrics },
       }, 'quantization').catch((err: unknown) => {
         if (err instanceof MetadataError) throw badInput(`${err.message} (inherited from ${parent.id}: fix it with qcflow model metadata ${parent.id} --file metadata.json --reason …, then run the job again)`);
         throw err;

@@ -233,9 +233,9 @@ export interface QuantizationProgress {
   budget: { top1: number; cosine: number; latencyRatio?: number };
   analysis?: { ops: Record<string, number>; parameters: number; opset: number; applicable: string[] };
   /** `failure`: the candidate crashed onnxruntime in evaluation (top1 and cosine are 0 then). `latencyRatio`: its median latency over fp32's. */
-  candidates: Array<{ method: string; int4Conv?: boolean; excludeNodes: string[]; bytes: number; weightRatio: number; top1: number; cosine: number; latencyRatio?: number; fits: boolean; failure?: string }>;
+  candidates: Array<{ method: string; int4Conv?: boolean; int4Recurrent?: boolean; excludeNodes: string[]; bytes: number; weightRatio: number; top1: number; cosine: number; latencyRatio?: number; fits: boolean; failure?: string }>;
   sensitiveNodes?: Array<{ node: string; cosineLoss: number }>;
-  chosen?: { id: string; version: string; method: string; int4Conv?: boolean; bytes: number };
+  chosen?: { id: string; version: string; method: string; int4Conv?: boolean; int4Recurrent?: boolean; bytes: number };
 }
 
 export const submitSamplesSignal = defineSignal<[SubmitSamplesArgs]>('submitSamples');

@@ -25,7 +25,7 @@ const fits = (m: EvaluationMetrics, b: Budget): boolean => m.top1Agreement >= b.
 /**
  * `quantize/{tenant}/{name}/{version}`: analyze → quantize each applicable method (models queue; int8-static
  * and int4 fitted to the version's calibration set, int8-static else to its golden inputs; a model with
- * Convs also tries int4 with its Convs in 4-bit blocks) and
+ * Convs also tries int4 with its Convs in 4-bit blocks, one with LSTM/GRU/RNN layers int4 with those) and
  * evaluate it against the version's golden inputs (inference queue) → register the smallest candidate
  * within the budget (accuracy, and latency against fp32's). When none fits, the best integer candidate is retried with its most
  * error-sensitive nodes kept in fp32 (1, 2, 4, … of them). No fit at all fails the workflow, saying
@@ -55,9 +55,12 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
   const methods = ORDER.filter((m) => analysis.applicable.includes(m) && (!input.methods || input.methods.includes(m)));
   if (methods.length === 0) throw ApplicationFailure.nonRetryable(`no quantization method applies to ${input.modelId} (ops: ${Object.keys(analysis.ops).join(', ')}; opset ${analysis.opset})`, 'BadInput');
 
-  const tryCandidate = async (method: Method, excludeNodes: string[] = [], int4Conv?: boolean): Promise<{ candidate: Candidate; metrics: EvaluationMetrics } | undefined> => {
+  // `wide`: which layers beyond MatMul take 4 bits (int4 only); absent in histories from before they could.
+  type Wide = { int4Conv?: boolean; int4Recurrent?: boolean };
+  const tryCandidate = async (method: Method, excludeNodes: string[] = [], wide: Wide = {}): Promise<{ candidate: Candidate; metrics: EvaluationMetrics } | undefined> => {
     stage('quantize');
-    const candidate = await models.quantizeCandidate({ modelId: input.modelId, method, blockSize: input.blockSize, excludeNodes, ...(int4Conv ? { int4Conv } : {}) });
+    const { int4Conv, int4Recurrent } = wide;
+    const candidate = await models.quantizeCandidate({ modelId: input.modelId, method, blockSize: input.blockSize, excludeNodes, ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}) });
     stage('evaluate');
     let metrics: EvaluationMetrics;
     try {
@@ -67,10 +70,10 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
       // Histories from before that (the run failed on the crash) replay through the throw.
       const crashed = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CandidateCrashed';
       if (!crashed || !patched('quantization-candidate-crash')) throw err;
-      progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: 0, cosine: 0, fits: false, failure: err.cause.message });
+      progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: 0, cosine: 0, fits: false, failure: err.cause.message });
       return undefined;
     }
-    progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, ...latencyOf(metrics), fits: fits(metrics, budget) });
+    progress.candidates.push({ method, ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}), excludeNodes, bytes: candidate.bytes, weightRatio: candidate.weightRatio, top1: metrics.top1Agreement, cosine: metrics.cosine.mean, ...latencyOf(metrics), fits: fits(metrics, budget) });
     return { candidate, metrics };
   };
 
@@ -81,7 +84,12 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
     // A conv net also tries its Convs in 4-bit blocks (--int4-conv): int4 alone leaves them at 8 bits.
     // Runs recorded before this candidate existed replay without it.
     if (method === 'int4' && (analysis.ops.Conv ?? 0) > 0 && patched('quantization-int4-conv')) {
-      const c = await tryCandidate('int4', [], true);
+      const c = await tryCandidate('int4', [], { int4Conv: true });
+      if (c && c.candidate.quantizedNodes > 0) tried.push(c);
+    }
+    // …and a recurrent net with its LSTM/GRU/RNN weights in 4-bit blocks (--int4-recurrent); likewise.
+    if (method === 'int4' && ['LSTM', 'GRU', 'RNN'].some((op) => (analysis.ops[op] ?? 0) > 0) && patched('quantization-int4-recurrent')) {
+      const c = await tryCandidate('int4', [], { int4Recurrent: true });
       if (c && c.candidate.quantizedNodes > 0) tried.push(c);
     }
   }
@@ -90,11 +98,12 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
     const integer = tried.filter((t) => t.candidate.method !== 'fp16').sort((a, b) => b.metrics.cosine.mean - a.metrics.cosine.mean)[0];
     if (integer) {
       stage('rank');
-      const { int4Conv } = integer.candidate;
-      const ranked = await models.rankSensitiveNodes({ modelId: input.modelId, method: integer.candidate.method, ...(int4Conv ? { int4Conv } : {}) });
+      const { int4Conv, int4Recurrent } = integer.candidate;
+      const wide: Wide = { ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}) };
+      const ranked = await models.rankSensitiveNodes({ modelId: input.modelId, method: integer.candidate.method, ...wide });
       progress.sensitiveNodes = ranked.slice(0, 10);
       for (let k = 1; k < ranked.length && !chosen; k *= 2) {
-        const r = await tryCandidate(integer.candidate.method, ranked.slice(0, k).map((x) => x.node), int4Conv);
+        const r = await tryCandidate(integer.candidate.method, ranked.slice(0, k).map((x) => x.node), wide);
         if (r && fits(r.metrics, budget)) chosen = r;
       }
     }
@@ -108,7 +117,7 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
     );
   }
   stage('register');
-  progress.chosen = { ...(await models.registerQuantized({ modelId: input.modelId, candidate: chosen.candidate, metrics: chosen.metrics, budget })), method: chosen.candidate.method, ...(chosen.candidate.int4Conv ? { int4Conv: true } : {}), bytes: chosen.candidate.bytes };
+  progress.chosen = { ...(await models.registerQuantized({ modelId: input.modelId, candidate: chosen.candidate, metrics: chosen.metrics, budget })), method: chosen.candidate.method, ...(chosen.candidate.int4Conv ? { int4Conv: true } : {}), ...(chosen.candidate.int4Recurrent ? { int4Recurrent: true } : {}), bytes: chosen.candidate.bytes };
   stage('done');
   return progress;
 }

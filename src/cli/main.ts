@@ -418,7 +418,7 @@ model.command('quantize-job').description('run the modelQuantization workflow on
       if (!o.wait) return;
       const line = statusLine('quantize');
       const ticker = setInterval(() => {
-        void handle.query(quantizationProgressQuery).then((p) => line.update(`${p.stage}: ${p.candidates.map((c) => `${c.method}${c.int4Conv ? ' --int4-conv' : ''}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''} ${c.failure ? 'crashed onnxruntime' : `cos ${c.cosine.toFixed(4)}${c.fits ? ' ✓' : ''}`}`).join(', ')}`), () => undefined);
+        void handle.query(quantizationProgressQuery).then((p) => line.update(`${p.stage}: ${p.candidates.map((c) => `${c.method}${c.int4Conv ? ' --int4-conv' : ''}${c.int4Recurrent ? ' --int4-recurrent' : ''}${c.excludeNodes.length ? `-x${c.excludeNodes.length}` : ''} ${c.failure ? 'crashed onnxruntime' : `cos ${c.cosine.toFixed(4)}${c.fits ? ' ✓' : ''}`}`).join(', ')}`), () => undefined);
       }, 1000);
       try {
         const r = await handle.result();

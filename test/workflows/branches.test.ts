@@ -229,6 +229,26 @@ test('modelQuantization: the smallest candidate is passed over when it runs more
   });
 });
 
+test('modelQuantization: a recurrent net also tries int4 with its LSTM weights in 4-bit blocks, and registers it when it is the smallest within budget', async () => {
+  const taskQueue = `wf-quant-${uid()}`;
+  const asked: Array<{ method: string; int4Recurrent?: boolean }> = [];
+  const worker = await workerOn(taskQueue, {
+    analyzeModelVersion: async () => ({ ops: { LSTM: 2, MatMul: 1 }, parameters: 1000, opset: 17, applicable: ['int4', 'int8-dynamic'], bytes: 4000, hasGolden: true }),
+    quantizeCandidate: async (i: { method: string; int4Recurrent?: boolean }) => {
+      asked.push(i.int4Recurrent ? { method: i.method, int4Recurrent: true } : { method: i.method });
+      return { method: i.method, ...(i.int4Recurrent ? { int4Recurrent: true } : {}), key: `${i.method}${i.int4Recurrent ? '-rnn' : ''}`, sha256: 'x', bytes: i.int4Recurrent ? 700 : i.method === 'int4' ? 1000 : 1100, quantizedNodes: 3, weightRatio: 0.25, excludeNodes: [] };
+    },
+    evaluateModelCandidate: async () => ({ top1Agreement: 1, cosine: { mean: 0.995, min: 0.99 }, maxAbsDiff: 0, samples: 8, latencyMs: { reference: 1, candidate: 1, ratio: 1 } }),
+    rankSensitiveNodes: async () => [],
+    registerQuantized: async (i: { candidate: { method: string; int4Recurrent?: boolean } }) => ({ id: `default/m/1-${i.candidate.method}${i.candidate.int4Recurrent ? '-rnn' : ''}`, version: 'v' }),
+  });
+  const progress = await worker.runUntil(() => client.workflow.execute(modelQuantization, {
+    workflowId: `quantize/wf-${uid()}`, taskQueue, args: [{ modelId: 'default/m/1', modelsQueue: taskQueue, inferenceQueue: taskQueue }],
+  }));
+  assert.deepEqual(asked, [{ method: 'int4' }, { method: 'int4', int4Recurrent: true }, { method: 'int8-dynamic' }]);
+  assert.deepEqual(progress.chosen, { id: 'default/m/1-int4-rnn', version: 'v', method: 'int4', int4Recurrent: true, bytes: 700 });
+});
+
 // ---- modelRollout: its decisions driven by scripted per-arm checks
 
 type Check = { decision?: 'promote' | 'rollback' | 'continue'; srmP?: number };
