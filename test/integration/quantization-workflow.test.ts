@@ -1,7 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
-import { cnnModel, fixtureGolden, mlpModel } from '../../src/onnx/fixture-models';
+import { cnnModel, fixtureGolden, mlpModel, rng } from '../../src/onnx/fixture-models';
+import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { checkModelVersion, goldenOutputsKey, registerModel } from '../../src/models/register';
 import { getModelVersion, resolveModelRefs } from '../../src/store/models';
 import { modelEvents } from '../../src/store/model-lifecycle';
@@ -138,6 +139,29 @@ test('a conv net also tries int4 with its Convs in 4-bit blocks: rounded it miss
   assert.ok(conv!.bytes < 0.85 * plain!.bytes && conv!.fits, JSON.stringify(fitted.candidates));
   assert.deepEqual([fitted.chosen!.int4Conv, fitted.chosen!.version], [true, '1-int4-conv']);
   assert.ok(!rounded.candidates[1]!.fits && rounded.chosen!.int4Conv === undefined, JSON.stringify(rounded.candidates));
+});
+
+test('a recurrent net also tries int4 with its LSTM weights in 4-bit blocks: smaller, and registered as {version}-int4-rnn when it fits', async (t) => {
+  // An LSTM over 6 steps of 64 features, its last hidden states read by a 10-class MatMul head.
+  const [T, I, H] = [6, 64, 32];
+  const r = rng(21);
+  const weights = (n: number, scale: number) => Array.from({ length: n }, () => (r() - 0.5) * scale);
+  const m = model({
+    name: 'lstm', opset: 17, inputs: [valueInfo('features', F32, [T, 1, I])], outputs: [valueInfo('logits', F32, [1, 10])],
+    initializers: [floatTensor('W', [1, 4 * H, I], weights(4 * H * I, 0.6)), floatTensor('R', [1, 4 * H, H], weights(4 * H * H, 0.6)), int64Tensor('flat', [2], [1, T * H]), floatTensor('head', [T * H, 10], weights(T * H * 10, 0.5))],
+    nodes: [node('LSTM', ['features', 'W', 'R'], ['y'], { hidden_size: H }, 'lstm'), node('Reshape', ['y', 'flat'], ['h'], {}, 'flatten'), node('MatMul', ['h', 'head'], ['logits'], {}, 'head')],
+  });
+  const golden = Array.from({ length: 40 }, () => ({ inputs: { features: { dims: [T, 1, I], data: Float32Array.from(weights(T * I, 2)) } } }));
+  const v = await registerModel(h.pool, h.store, { name: `lstm-${uid()}`, version: '1', onnx: encodeModel(m), manifest: MANIFEST, golden: goldenToJsonl(golden) }, 'test');
+  // Its random head's classes are close calls: top-1 is loosened, cosine is not.
+  const result = await run({ modelId: v.id, methods: ['int4'], budget: { top1: 0.85 } });
+  t.diagnostic(JSON.stringify(result.candidates.map((c) => [c.int4Recurrent ?? false, c.bytes, c.top1, c.cosine.toFixed(4), c.fits])));
+  assert.deepEqual(result.candidates.map((c) => c.int4Recurrent ?? false), [false, true]);
+  const [plain, recurrent] = result.candidates;
+  assert.ok(recurrent!.bytes < 0.8 * plain!.bytes, JSON.stringify(result.candidates));
+  // The smallest that fits: the 4-bit LSTM (cosine 0.994 against 0.998).
+  assert.ok(plain!.fits && recurrent!.fits, JSON.stringify(result.candidates));
+  assert.deepEqual([result.chosen!.int4Recurrent, result.chosen!.version], [true, '1-int4-rnn']);
 });
 
 test('a model without golden inputs, or an unknown one, fails at once with what to do', async () => {
