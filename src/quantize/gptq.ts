@@ -459,11 +459,11 @@ export function shrinkTowardDiagonal(h: Float64Array, k: number, rows: number, c
   return alpha;
 }
 
-/** A 2-D convolution's geometry, as its attributes give it (the weight [M, C/group, kh, kw]). */
+/** A convolution's geometry along its spatial axes (1-, 2- or 3-D), as its attributes give it (the weight [M, C/group, …kernel]; pads: every begin, then every end). */
 export interface ConvGeometry {
-  kernel: [number, number];
-  strides: [number, number];
-  pads: [number, number, number, number];
-  dilations: [number, number];
+  kernel: number[];
+  strides: number[];
+  pads: number[];
+  dilations: number[];
 }
 

@@ -30,8 +30,8 @@ export function fetchesOf(o: HessianOutputs): string[] {
 /**
  * A copy of `model` that also outputs, for each target, its rows or (a Conv) its Hessian and patch moments.
  * A Conv's patches come from a grouped convolution whose one-hot filters copy each kernel position of each
- * channel to a channel of its own ([C·kh·kw, 1, kh, kw], group C): its output channel c·kh·kw + i·kw + j is
- * the flattened weight's column, so H's order is the weight's. Only operators opset 7 already has.
+ * channel to a channel of its own ([C·kh·kw, 1, kh, kw], group C; 1-D and 3-D alike): its output channel
+ * c·kh·kw + i·kw + j is the flattened weight's column, so H's order is the weight's. Only operators opset 7 already has.
  */
 export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarget[]): { model: onnx.IModelProto; outputs: Map<string, HessianOutputs> } {
   const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
@@ -59,15 +59,16 @@ export function withHessianOutputs(model: onnx.IModelProto, targets: HessianTarg
     }
     const ones = `${p}.ones`;
     initializers.push(floatTensor(ones, [t.k, 1], new Array<number>(t.k).fill(1)));
-    const [kh, kw] = t.conv.kernel;
-    const channels = t.k / (kh * kw);
-    const copy = new Float32Array(t.k * kh * kw);
-    for (let o = 0; o < t.k; o++) copy[o * kh * kw + (o % (kh * kw))] = 1;
-    initializers.push(floatTensor(`${p}.unfold`, [t.k, 1, kh, kw], copy));
+    const { kernel } = t.conv;
+    const size = kernel.reduce((a, b) => a * b, 1);
+    const channels = t.k / size;
+    const copy = new Float32Array(t.k * size);
+    for (let o = 0; o < t.k; o++) copy[o * size + (o % size)] = 1;
+    initializers.push(floatTensor(`${p}.unfold`, [t.k, 1, ...kernel], copy));
     const out: HessianOutputs = { kind: 'gram', k: t.k, h: `${p}.h`, rowSquares: `${p}.row_squares`, rowFourths: `${p}.row_fourths` };
     nodes.push(
-      node('Conv', [t.input, `${p}.unfold`], [`${p}.patches`], { group: channels, kernel_shape: [kh, kw], strides: t.conv.strides, pads: t.conv.pads, dilations: t.conv.dilations }),
-      node('Transpose', [`${p}.patches`], [`${p}.channels_last`], { perm: [0, 2, 3, 1] }),
+      node('Conv', [t.input, `${p}.unfold`], [`${p}.patches`], { group: channels, kernel_shape: kernel, strides: t.conv.strides, pads: t.conv.pads, dilations: t.conv.dilations }),
+      node('Transpose', [`${p}.patches`], [`${p}.channels_last`], { perm: [0, ...kernel.map((_, i) => i + 2), 1] }),
       node('Reshape', [`${p}.channels_last`, `${p}.shape`], [`${p}.x`]),
       node('Transpose', [`${p}.x`], [`${p}.xt`], { perm: [1, 0] }),
       node('MatMul', [`${p}.xt`, `${p}.x`], [out.h]),

@@ -2,7 +2,7 @@ import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
 import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nameBytes, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
-import { hasNonFinite, tensorBytes } from '../onnx/tensor';
+import { elementCount, hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
@@ -309,12 +309,12 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
     if ((n.opType === 'MatMul' || n.opType === 'Gemm') && dims.length === 2) {
       const k = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1 ? dims[1]! : dims[0]!;
       targets.push({ node: name, input: n.input![0]!, k, weight: `${w.name}:${n.opType}:${k}` });
-    } else if (n.opType === 'Conv' && dims.length === 4 && intAttr(n, 'group', 1) === 1 && (options.int4Conv || options.perChannel !== false)) {
+    } else if (n.opType === 'Conv' && dims.length >= 3 && intAttr(n, 'group', 1) === 1 && (options.int4Conv || options.perChannel !== false)) {
       // 4-bit blocks with int4Conv, else 8-bit weight-only channels: GPTQ either way (not grouped ones,
       // whose filters each see their own channels, nor one 8-bit scale for a whole tensor), but not 8 bits
       // over more than MAX_EIGHT_BIT_GPTQ_K inputs.
       const geometry = convGeometry(n, dims);
-      const k = dims[1]! * dims[2]! * dims[3]!;
+      const k = elementCount(dims.slice(1));
       if (geometry && (fourBit.has(name) || k <= MAX_EIGHT_BIT_GPTQ_K)) targets.push({ node: name, input: n.input![0]!, k, conv: geometry, weight: `${w.name}:${n.opType}:${k}` });
     }
   }
@@ -374,16 +374,16 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   };
 }
 
-/** A 2-D Conv's geometry from its attributes; undefined for auto_pad other than NOTSET (those layers are rounded). */
+/** A Conv's geometry from its attributes; undefined for auto_pad other than NOTSET (those layers are rounded). */
 function convGeometry(n: onnx.INodeProto, dims: number[]): ConvGeometry | undefined {
   const autoPad = attr(n, 'auto_pad')?.s;
   if (autoPad && autoPad.length && new TextDecoder().decode(autoPad) !== 'NOTSET') return undefined;
-  const two = (name: string, fallback: number): [number, number] => {
+  const kernel = dims.slice(2);
+  const each = (name: string, fallback: number, count = kernel.length): number[] => {
     const v = intsAttr(n, name);
-    return [v?.[0] ?? fallback, v?.[1] ?? fallback];
+    return Array.from({ length: count }, (_, i) => v?.[i] ?? fallback);
   };
-  const pads = intsAttr(n, 'pads') ?? [0, 0, 0, 0];
-  return { kernel: [dims[2]!, dims[3]!], strides: two('strides', 1), pads: [pads[0]!, pads[1]!, pads[2]!, pads[3]!], dilations: two('dilations', 1) };
+  return { kernel, strides: each('strides', 1), pads: each('pads', 0, 2 * kernel.length), dilations: each('dilations', 1) };
 }
 
 /** Raises the model's opset in place to what `method` needs; a model the upgrader cannot take is refused by name. */

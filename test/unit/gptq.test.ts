@@ -191,9 +191,29 @@ test('GPTQ codes pack into MatMulNBits as rounding does: the dequantized weight 
   for (let col = 0; col < n; col++) for (let row = 0; row < k; row++) assert.equal(back[row * n + col], Math.fround(codes.codes[col * k + row]! * codes.scales[col * 3 + Math.floor(row / 32)]!));
 });
 
+/**
+ * Checks a Conv's H against its output y [2, k, …positions] from the same batch fed twice: W·H·Wᵀ is the
+ * Gram matrix of the layer's outputs over its positions, so with k independent filters H is pinned down
+ * entry by entry, in the weight's column order. Returns the positions per image.
+ */
+function assertConvHessian(w: Float32Array, k: number, h: Float64Array, y: ort.Tensor): number {
+  const positions = y.dims.slice(2).reduce((a, b) => a * b, 1);
+  const out = y.data as Float32Array;
+  for (let a = 0; a < k; a++) {
+    for (let b = 0; b < k; b++) {
+      let gram = 0;
+      for (let n = 0; n < 2; n++) for (let p = 0; p < positions; p++) gram += out[(n * k + a) * positions + p]! * out[(n * k + b) * positions + p]!;
+      let whw = 0;
+      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) whw += w[a * k + i]! * h[i * k + j]! * w[b * k + j]!;
+      assert.ok(Math.abs(whw - 2 * gram) < 1e-3 * (1 + Math.abs(gram)), `conv (W·H·Wᵀ)[${a}][${b}]: ${whw} vs ${2 * gram}`);
+    }
+  }
+  return positions;
+}
+
 test('Hessians from onnxruntime: a MatMul\'s rows (more than one block of them) and a Conv\'s patches (stride, padding, dilation), as the layers multiply them', async () => {
   const [c, height, width] = [3, 7, 9];
-  const geometry = { kernel: [3, 2] as [number, number], strides: [2, 1] as [number, number], pads: [1, 0, 1, 1] as [number, number, number, number], dilations: [1, 2] as [number, number] };
+  const geometry = { kernel: [3, 2], strides: [2, 1], pads: [1, 0, 1, 1], dilations: [1, 2] };
   const k = c * 3 * 2;
   const r = rng(4);
   // Any W: W·H·Wᵀ is the Gram matrix of the layer's outputs over its positions, so with k independent
@@ -223,18 +243,7 @@ test('Hessians from onnxruntime: a MatMul\'s rows (more than one block of them) 
   assert.equal(rowsSum!.rows, 1200);
   assert.ok(Math.abs(rowsSum!.crossFourth - 2 * crossFourthMoment(rows, 600, k)) < 1e-3 * rowsSum!.crossFourth, `${rowsSum!.crossFourth}`);
   const y = (await (await ort.InferenceSession.create(encodeModel(m))).run({ x: new ort.Tensor('float32', x, [2, c, height, width]), rows: new ort.Tensor('float32', rows, [2, 300, k]) })).y!;
-  const positions = y.dims[2]! * y.dims[3]!;
-  const out = y.data as Float32Array;
-  const h = pooledHessian([conv!], k).hessian;
-  for (let a = 0; a < k; a++) {
-    for (let b = 0; b < k; b++) {
-      let gram = 0;
-      for (let n = 0; n < 2; n++) for (let p = 0; p < positions; p++) gram += out[(n * k + a) * positions + p]! * out[(n * k + b) * positions + p]!;
-      let whw = 0;
-      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) whw += w[a * k + i]! * h[i * k + j]! * w[b * k + j]!;
-      assert.ok(Math.abs(whw - 2 * gram) < 1e-3 * (1 + Math.abs(gram)), `conv (W·H·Wᵀ)[${a}][${b}]: ${whw} vs ${2 * gram}`);
-    }
-  }
+  const positions = assertConvHessian(w, k, pooledHessian([conv!], k).hessian, y);
   assert.equal(conv!.rows, 2 * 2 * positions, 'two samples of two images');
   // A weight two layers multiply: their rows pooled before the shrinkage estimate, not each shrunk alone.
   const pooled = pooledHessian([rowsSum!, sibling!], k);
@@ -243,6 +252,26 @@ test('Hessians from onnxruntime: a MatMul\'s rows (more than one block of them) 
   assert.equal(pooled.shrinkage, shrinkTowardDiagonal(summed, k, 2400, 2 * rowsSum!.crossFourth));
   assert.deepEqual(pooled.hessian, summed);
   assert.deepEqual([pooledHessian([conv!], k).shrinkage, pooled.shrinkage], [0, 0], 'correlated enough to keep whole');
+});
+
+test('Hessians of a 1-D Conv\'s patches (audio and text conv nets), and GPTQ solving its 4-bit blocks', async () => {
+  const [c, length] = [16, 21];
+  const k = c * 4;
+  const r = rng(6);
+  const w = Float32Array.from({ length: k * k }, () => r() - 0.5);
+  const x = Float32Array.from({ length: 2 * c * length }, () => r() - 0.5);
+  const conv = (weights: Float32Array) => model({
+    name: 'conv1d', opset: 21, inputs: [valueInfo('x', F32, [2, c, length])], outputs: [valueInfo('y', F32, [2, k, 9])],
+    initializers: [floatTensor('w', [k, c, 4], weights)], nodes: [node('Conv', ['x', 'w'], ['y'], { strides: [2], pads: [1, 2], dilations: [2] }, 'conv')],
+  });
+  const sample = { inputs: { x: { dims: [2, c, length], data: x } } };
+  const got = await collectHessians(conv(w), [{ node: 'conv', input: 'x', k, conv: { kernel: [4], strides: [2], pads: [1, 2], dilations: [2] } }], () => [sample, sample]);
+  const y = (await (await ort.InferenceSession.create(encodeModel(conv(w)))).run({ x: new ort.Tensor('float32', x, [2, c, length]) })).y!;
+  assertConvHessian(w, k, pooledHessian([got.sums.get('conv')!], k).hessian, y);
+  // Through the quantizer: the 1-D Conv is a GPTQ target at 4 bits (it was rounded).
+  const samples = Array.from({ length: 12 }, () => ({ inputs: { x: { dims: [2, c, length], data: Float32Array.from({ length: 2 * c * length }, () => r() - 0.5) } } }));
+  const { model: q, report } = await quantizeModelCalibrated(conv(w), { method: 'int4', int4Conv: true }, () => samples);
+  assert.deepEqual([report.gptq.layers, q.graph!.initializer!.some((t) => t.dataType === 22)], [1, true]); // 22: INT4
 });
 
 test('int4 with calibration samples: every MatMul calibrated, up to four a pass, the file the size rounding gives, closer to fp32 on other samples', async () => {
