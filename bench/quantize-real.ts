@@ -25,7 +25,7 @@ import { cnnModel, fixtureGolden, mlpModel, transformerModel } from '../src/onnx
 import { decodeModel, encodeModel } from '../src/onnx/proto';
 import { evaluateCandidate, feedsOf, goldenToJsonl, type GoldenSample } from '../src/quantize/evaluate';
 import type { QuantizeReport } from '../src/quantize/quantize-model';
-import type { QuantizeOptions } from '../src/quantize/types';
+import { RECURRENT_OPS, type QuantizeOptions } from '../src/quantize/types';
 import type { SensitivityReport } from '../src/quantize/sensitivity';
 import { ASSETS, PADDLE_OCR } from '../test/fixtures/paddle-ocr';
 import { SILERO_VAD, SPEECH_DIR, speech, speechProbabilities } from '../test/fixtures/silero-vad';
@@ -149,7 +149,7 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
       // Exporters' module-path names are a third of a small int4 file: the smallest file asked for.
       runs.push(['int4', { compactNames: true, ...(ops.has('Conv') ? { int4Conv: true } : {}), ...(heavyNodeMetadata(c.bytes) ? { dropNodeMetadata: true } : {}) }, false]);
       // Recurrent weights keep 8 bits under int4 unless asked.
-      if (['LSTM', 'GRU', 'RNN'].some((op) => ops.has(op))) runs.push(['int4', { compactNames: true, int4Recurrent: true }, false]);
+      if (RECURRENT_OPS.some((op) => ops.has(op))) runs.push(['int4', { compactNames: true, int4Recurrent: true }, false]);
       for (const [method, options, calibrated, calibrate, minCosine] of runs.filter(([m]) => methods.length === 0 || methods.includes(m))) {
         const made = qcflow(c, method, options, calibrated, calibrate, minCosine);
         // int8-static reads the calibration set on both sides (its quantize_static, min-max or percentile, QDQ).

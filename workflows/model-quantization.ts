@@ -1,7 +1,7 @@
 import { ActivityFailure, ApplicationFailure, patched, proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Budget, Candidate, EvaluationActivities, ModelActivities } from '../activities/models';
 import type { EvaluationMetrics } from '../src/quantize/evaluate';
-import type { Method } from '../src/quantize/types';
+import { RECURRENT_OPS, type Method } from '../src/quantize/types';
 import { quantizationProgressQuery, type ModelQuantizationInput, type QuantizationProgress } from './definitions';
 import { QC_MODEL, QC_STAGE } from './search-attributes';
 
@@ -88,7 +88,7 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
       if (c && c.candidate.quantizedNodes > 0) tried.push(c);
     }
     // …and a recurrent net with its LSTM/GRU/RNN weights in 4-bit blocks (--int4-recurrent); likewise.
-    if (method === 'int4' && ['LSTM', 'GRU', 'RNN'].some((op) => (analysis.ops[op] ?? 0) > 0) && patched('quantization-int4-recurrent')) {
+    if (method === 'int4' && RECURRENT_OPS.some((op) => (analysis.ops[op] ?? 0) > 0) && patched('quantization-int4-recurrent')) {
       const c = await tryCandidate('int4', [], { int4Recurrent: true });
       if (c && c.candidate.quantizedNodes > 0) tried.push(c);
     }

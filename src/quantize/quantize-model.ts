@@ -6,7 +6,7 @@ import { elementCount, hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
-import { QuantizeError, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
+import { QuantizeError, RECURRENT_OPS, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
 import { agreementOn, agreementScorer, calibrate, calibrationFor, collectHessians, type CalibrationMethod, type CalibrationOptions } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
@@ -18,8 +18,8 @@ import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
 import { fourBitConvs, INT4_CAST_OPSET } from './int4';
-import { RECURRENT_OPS } from './recurrent';
 import './gather';
+import './recurrent';
 
 export interface QuantizeReport {
   method: Method;

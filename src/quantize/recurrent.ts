@@ -2,9 +2,7 @@ import { sharedWeight, weightOnlyInt8 } from './dequantized-weight';
 import { blockedInt4Weight, evenBlockLength, INT4_CAST_OPSET } from './int4';
 import { floatValues } from '../onnx/tensor';
 import { registerQuantizer } from './registry';
-import type { Method, QuantizeContext } from './types';
-
-export const RECURRENT_OPS = ['LSTM', 'GRU', 'RNN'];
+import { RECURRENT_OPS, type Method, type QuantizeContext } from './types';
 
 // LSTM, GRU and RNN weights (W [directions, gates·hidden, input], R [directions, gates·hidden, hidden]) as
 // weight-only int8, a scale per gate unit (axis 1), restored by Cast and Mul that onnxruntime folds at load:

@@ -3,6 +3,9 @@ import type { GraphIndex } from '../onnx/graph';
 import type { GptqLayer } from './gptq';
 
 export const METHODS = ['int8-dynamic', 'int8-static', 'fp16', 'int4'] as const;
+
+/** The recurrent operators whose weights (W, R) are quantized (src/quantize/recurrent.ts). */
+export const RECURRENT_OPS: readonly string[] = ['LSTM', 'GRU', 'RNN'];
 export type Method = (typeof METHODS)[number];
 
 export interface QuantizeOptions {
