@@ -5,6 +5,7 @@ import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
 import type { HessianSum } from './gptq';
 import { fetchesOf, gramModel, withHessianOutputs, type HessianTarget } from './hessian-graph';
+import { ifKey, inlineBranches } from '../onnx/inline-branches';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -333,4 +334,36 @@ export function entropyThreshold(h: Float64Array, absmax: number, levels = 128):
     }
   }
   return (best / bins) * absmax;
+}
+
+/**
+ * The Ifs (by ifKey) whose condition is the same on every one of `samples`, with the branch each takes:
+ * the main graph's first, then those that inlining them brings up (nested Ifs), a run over the samples
+ * per level. What calibration inlines (inlineBranches) to reach the layers inside branches.
+ */
+export async function constantBranches(model: onnx.IModelProto, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<Map<string, boolean>> {
+  const taken = new Map<string, boolean>();
+  const varies = new Set<string>();
+  for (;;) {
+    const view = inlineBranches(model, taken);
+    const open = (view.graph!.node ?? []).filter((n) => n.opType === 'If' && !n.domain && !taken.has(ifKey(n)) && !varies.has(ifKey(n)));
+    if (!open.length) return taken;
+    const conditions = [...new Set(open.map((n) => n.input![0]!))];
+    const seen = new Map(conditions.map((c) => [c, new Set<boolean>()]));
+    const session = await openSession(view, conditions);
+    try {
+      let count = 0;
+      for await (const s of samples()) {
+        const out = await runSample(session, s, count++, conditions);
+        for (const c of conditions) seen.get(c)!.add(Boolean((out[c]!.data as ArrayLike<number | boolean>)[0]));
+      }
+    } finally {
+      await session.release();
+    }
+    for (const n of open) {
+      const values = [...seen.get(n.input![0]!)!];
+      if (values.length === 1) taken.set(ifKey(n), values[0]!);
+      else varies.add(ifKey(n));
+    }
+  }
 }

@@ -8,7 +8,8 @@ import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, RECURRENT_OPS, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { agreementOn, agreementScorer, calibrate, calibrationFor, collectHessians, type CalibrationMethod, type CalibrationOptions } from './calibrate';
+import { agreementOn, agreementScorer, constantBranches, calibrate, calibrationFor, collectHessians, type CalibrationMethod, type CalibrationOptions } from './calibrate';
+import { inlineBranches } from '../onnx/inline-branches';
 import type { HessianTarget } from './hessian-graph';
 import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
 import { doubleMatMul } from './double-matmul';
@@ -266,7 +267,7 @@ export interface GptqReport {
   /** Whether the GPTQ codes were kept; false when rounding agreed better with fp32 on the calibration samples. */
   used: boolean;
   calibrationCosine: { gptq: number; rounded: number };
-  /** Nodes quantized inside If/Loop/Scan bodies: rounded, since GPTQ calibrates main-graph layers only. */
+  /** Nodes quantized inside Loop/Scan bodies or If branches the calibration samples split on: rounded (GPTQ reads the main graph and the branches every sample takes). */
   roundedInBodies: number;
 }
 
@@ -290,18 +291,28 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const foldedBatchNorms = foldBatchNorms(g);
   const foldedWeightPaths = foldWeightPaths(g, weightInputs(g, 'int4'));
   removeUnusedInitializers(g);
-  const index = new GraphIndex(g);
+  // A body's inputs cannot be fetched as model outputs: GPTQ reads the layers of the main graph and of the
+  // If branches every calibration sample takes, inlined into it (silero-vad keeps all its weights in
+  // branches chosen by its sample rate and state). Bodies of Loops, and of Ifs the samples split on, are rounded.
+  const taken = allGraphs(g).length > 1 ? await constantBranches(model, samples) : new Map<string, boolean>();
+  const calibrationView = (m: onnx.IModelProto): onnx.IModelProto => {
+    if (!taken.size) return m;
+    const inlined = inlineBranches(m, taken);
+    constantsToInitializers(inlined.graph!);
+    return inlined;
+  };
+  const viewed = calibrationView(model).graph!;
+  const index = new GraphIndex(viewed);
   const excluded = new Set(options.excludeNodes ?? []);
   // Rounded first: it is what GPTQ has to beat, and what it quantizes is all that is worth a calibration
   // pass (not an excluded node, a Gemm with transA, a weight the quantizer leaves float).
   const rounded = quantizeModel(model, options);
   const quantized = new Set(rounded.report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node));
-  // GPTQ reads the main graph's layers: a body's inputs cannot be fetched as model outputs.
-  const mainNodes = new Set((g.node ?? []).map((n) => n.name || n.output![0]!));
+  const reached = new Set((viewed.node ?? []).map((n) => n.name || n.output![0]!));
   // `weight`: the initializer and how it is read; targets with the same one are solved as one.
   const targets: Array<HessianTarget & { weight: string }> = [];
   const fourBit = fourBitConvs(index, defaultOpset(model), { ...options, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE });
-  for (const n of g.node ?? []) {
+  for (const n of viewed.node ?? []) {
     const name = n.name || n.output![0]!;
     const w = index.floatInitializer(n.input?.[1]);
     if (n.domain || !w || !quantized.has(name)) continue;
@@ -340,7 +351,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       const weights = [...new Set(pending.map((x) => x.weight))].slice(0, LAYERS_PER_PASS);
       const pass = pending.filter((x) => weights.includes(x.weight));
       const partial = layers.size ? quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
-      const got = await collectHessians(partial, pass, samples);
+      const got = await collectHessians(calibrationView(partial), pass, samples);
       for (const weight of weights) {
         const users = pass.filter((x) => x.weight === weight);
         const { hessian, shrinkage } = pooledHessian(users.map((x) => got.sums.get(x.node)!), users[0]!.k);
@@ -353,7 +364,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       }
       // The pass's weights as their quantizers lay them out (noted by codesOf), then solved.
       const passNodes = new Set(pass.map((x) => x.node));
-      quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: (g.node ?? []).map((n) => n.name || n.output![0]!).filter((x) => !passNodes.has(x)) });
+      quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: allGraphs(g).flatMap((x) => x.node ?? []).map((n) => n.name || n.output![0]!).filter((x) => !passNodes.has(x)) });
       await solveRequested(layers.values(), matmul);
       count = got.samples;
       progress?.(done.size, targets.length);
@@ -370,7 +381,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   return {
     model: chosen.model,
     report: { ...againstInput(chosen.report, input), constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
-      gptq: { layers: targets.length, samples: count, shrunk, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! }, roundedInBodies: rounded.report.nodes.filter((n) => n.action === 'quantized' && !mainNodes.has(n.node)).length } },
+      gptq: { layers: targets.length, samples: count, shrunk, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! }, roundedInBodies: rounded.report.nodes.filter((n) => n.action === 'quantized' && !reached.has(n.node)).length } },
   };
 }
 
