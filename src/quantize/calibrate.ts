@@ -175,7 +175,28 @@ async function flushRows(sum: HessianSum, pending: PendingRows, gram: Gram): Pro
 }
 
 /**
- * Mean cosine, over the samples, between each candidate's first output and the reference's: how
+ * How close a candidate's outputs are to the reference's over a stream of samples: the mean cosine per
+ * sample; for an output of one value a sample (silero-vad's speech probability, a score), 1 − the stream's
+ * relative L2 error, since one value's cosine is only its sign (GPTQ and rounding both scored 1 there, and
+ * the tie kept GPTQ unchecked).
+ */
+function agreementSum(): { add(reference: Float32Array, candidate: Float32Array): void; value(): number } {
+  let [sum, n, error, norm] = [0, 0, 0, 0];
+  let scalar = true;
+  return {
+    add(reference, candidate) {
+      sum += cosine(reference, candidate);
+      n++;
+      scalar &&= reference.length === 1;
+      error += (reference[0]! - candidate[0]!) ** 2;
+      norm += reference[0]! ** 2;
+    },
+    value: () => (scalar && n > 0 ? 1 - Math.sqrt(error / (norm || 1)) : sum / Math.max(1, n)),
+  };
+}
+
+/**
+ * agreementSum between each candidate's first output and the reference's over the samples: how
  * quantizeModelCalibrated chooses between GPTQ and rounding on the calibration set itself.
  */
 export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.IModelProto[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<number[]> {
@@ -184,15 +205,15 @@ export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.
   try {
     // All open at once and run sample by sample: no model's outputs are held beyond one sample.
     for (const m of [reference, ...candidates]) sessions.push(await openSession(m, []));
-    const sums = candidates.map(() => 0);
+    const sums = candidates.map(() => agreementSum());
     let n = 0;
     for await (const s of samples()) {
       const outs: Float32Array[] = [];
       for (const session of sessions) outs.push((await runSample(session, s, n, [output]))[output]!.data as Float32Array);
-      for (let i = 0; i < candidates.length; i++) sums[i] = sums[i]! + cosine(outs[0]!, outs[i + 1]!);
+      for (let i = 0; i < candidates.length; i++) sums[i]!.add(outs[0]!, outs[i + 1]!);
       n++;
     }
-    return sums.map((x) => x / Math.max(1, n));
+    return sums.map((x) => x.value());
   } finally {
     for (const session of sessions) await session.release();
   }
@@ -224,11 +245,11 @@ export function agreementScorer(reference: onnx.IModelProto, samples: () => Iter
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const m of candidates) sessions.push(await openSession(m, []));
-      const sums = candidates.map(() => 0);
+      const sums = candidates.map(() => agreementSum());
       for (const [n, r] of ref.entries()) {
-        for (const [i, session] of sessions.entries()) sums[i] = sums[i]! + cosine(r.out, (await runSample(session, r.sample, n, [output]))[output]!.data as Float32Array);
+        for (const [i, session] of sessions.entries()) sums[i]!.add(r.out, (await runSample(session, r.sample, n, [output]))[output]!.data as Float32Array);
       }
-      return sums.map((x) => x / Math.max(1, ref.length));
+      return sums.map((x) => x.value());
     } finally {
       for (const session of sessions) await session.release();
     }

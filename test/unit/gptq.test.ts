@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { INT4_CONV_GRID, INT8_GRID, gptqQuantize, hessianFactor, NBITS_GRID, pooledHessian, roundToNearest, shrinkTowardDiagonal, type BlockCodes, type HessianFactor, type GptqLayer, type MatMul, solveRequested } from '../../src/quantize/gptq';
 import { doubleMatMul } from '../../src/quantize/double-matmul';
-import { collectHessians } from '../../src/quantize/calibrate';
+import { agreementOn, collectHessians } from '../../src/quantize/calibrate';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
@@ -272,6 +272,19 @@ test('Hessians of a 1-D Conv\'s patches (audio and text conv nets), and GPTQ sol
   const samples = Array.from({ length: 12 }, () => ({ inputs: { x: { dims: [2, c, length], data: Float32Array.from({ length: 2 * c * length }, () => r() - 0.5) } } }));
   const { model: q, report } = await quantizeModelCalibrated(conv(w), { method: 'int4', int4Conv: true }, () => samples);
   assert.deepEqual([report.gptq.layers, q.graph!.initializer!.some((t) => t.dataType === 22)], [1, true]); // 22: INT4
+});
+
+test('keep-or-round agreement: mean cosine per sample for vectors; for one value a sample, 1 − the stream\'s relative error (a scalar\'s cosine is only its sign)', async () => {
+  const linear = (w: number[], out: number) => model({ name: 'lin', opset: 13, inputs: [valueInfo('x', F32, [1, 4])], outputs: [valueInfo('y', F32, [1, out])], initializers: [floatTensor('w', [4, out], w)], nodes: [node('MatMul', ['x', 'w'], ['y'])] });
+  const r = rng(8);
+  const samples = Array.from({ length: 10 }, () => ({ inputs: { x: { dims: [1, 4], data: Float32Array.from({ length: 4 }, () => r() - 0.5) } } }));
+  const w = [0.3, -0.2, 0.5, 0.1];
+  const [near, far] = await agreementOn(linear(w, 1), [linear(w.map((v) => v * 1.02), 1), linear(w.map((v, i) => v + (i === 0 ? 0.1 : 0)), 1)], () => samples);
+  assert.ok(near! < 1 && far! < near!, `${near} ${far}`);
+  assert.ok(Math.abs(near! - 0.98) < 1e-3, `a 2% scale is 2% off: ${near}`);
+  // Vectors: the mean cosine, blind to scale as before.
+  const [scaled] = await agreementOn(linear([...w, ...w], 2), [linear([...w, ...w].map((v) => v * 1.02), 2)], () => samples);
+  assert.ok(Math.abs(scaled! - 1) < 1e-6, `${scaled}`);
 });
 
 test('int4 with calibration samples: every MatMul calibrated, up to four a pass, the file the size rounding gives, closer to fp32 on other samples', async () => {
