@@ -358,33 +358,63 @@ export function entropyThreshold(h: Float64Array, absmax: number, levels = 128):
 }
 
 /**
- * The Ifs (by ifKey) whose condition is the same on every one of `samples`, with the branch each takes:
- * the main graph's first, then those that inlining them brings up (nested Ifs), a run over the samples
- * per level. What calibration inlines (inlineBranches) to reach the layers inside branches.
+ * collectHessians over calibration views (a copy of the model per group of If branches taken, with the
+ * samples that take them): each target's sums added over the views that hold it.
  */
-export async function constantBranches(model: onnx.IModelProto, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<Map<string, boolean>> {
-  const taken = new Map<string, boolean>();
-  const varies = new Set<string>();
-  for (;;) {
-    const view = inlineBranches(model, taken);
-    const open = (view.graph!.node ?? []).filter((n) => n.opType === 'If' && !n.domain && !taken.has(ifKey(n)) && !varies.has(ifKey(n)));
-    if (!open.length) return taken;
-    const conditions = [...new Set(open.map((n) => n.input![0]!))];
-    const seen = new Map(conditions.map((c) => [c, new Set<boolean>()]));
+export async function collectHessiansOver(views: Array<{ model: onnx.IModelProto; samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample> }>, targets: HessianTarget[]): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
+  const sums = new Map<string, HessianSum>();
+  let count = 0;
+  for (const view of views) {
+    const names = new Set((view.model.graph!.node ?? []).map((n) => n.name || n.output![0]!));
+    const here = targets.filter((t) => names.has(t.node));
+    if (!here.length) continue;
+    const got = await collectHessians(view.model, here, view.samples);
+    count += got.samples;
+    for (const [node, s] of got.sums) {
+      const sum = sums.get(node);
+      if (!sum) {
+        sums.set(node, s);
+        continue;
+      }
+      for (let i = 0; i < s.h.length; i++) sum.h[i] = sum.h[i]! + s.h[i]!;
+      sum.rows += s.rows;
+      sum.crossFourth += s.crossFourth;
+    }
+  }
+  return { sums, samples: count };
+}
+
+/**
+ * `samples` grouped by the If branches they take: in each group, the Ifs (by ifKey) with the branch every
+ * sample of it takes — the main graph's first, then those that inlining them brings up (nested Ifs), a run
+ * over the group per level. What calibration inlines (inlineBranches) to reach the layers inside branches:
+ * silero-vad's samples at 16 and 8 kHz make two groups, one for each rate's branch.
+ */
+export async function branchGroups(model: onnx.IModelProto, samples: GoldenSample[]): Promise<Array<{ taken: Map<string, boolean>; samples: GoldenSample[] }>> {
+  const done: Array<{ taken: Map<string, boolean>; samples: GoldenSample[] }> = [];
+  const open = [{ taken: new Map<string, boolean>(), samples }];
+  for (let group = open.pop(); group; group = open.pop()) {
+    const view = inlineBranches(model, group.taken);
+    const ifs = (view.graph!.node ?? []).filter((n) => n.opType === 'If' && !n.domain && !group.taken.has(ifKey(n)));
+    if (!ifs.length || !group.samples.length) {
+      done.push(group);
+      continue;
+    }
+    const conditions = [...new Set(ifs.map((n) => n.input![0]!))];
+    const bySide = new Map<string, { taken: Map<string, boolean>; samples: GoldenSample[] }>();
     const session = await openSession(view, conditions);
     try {
-      let count = 0;
-      for await (const s of samples()) {
-        const out = await runSample(session, s, count++, conditions);
-        for (const c of conditions) seen.get(c)!.add(Boolean((out[c]!.data as ArrayLike<number | boolean>)[0]));
+      for (const [i, s] of group.samples.entries()) {
+        const out = await runSample(session, s, i, conditions);
+        const side = ifs.map((n) => Boolean((out[n.input![0]!]!.data as ArrayLike<number | boolean>)[0]));
+        const key = side.map(Number).join('');
+        if (!bySide.has(key)) bySide.set(key, { taken: new Map([...group.taken, ...ifs.map((n, j) => [ifKey(n), side[j]!] as const)]), samples: [] });
+        bySide.get(key)!.samples.push(s);
       }
     } finally {
       await session.release();
     }
-    for (const n of open) {
-      const values = [...seen.get(n.input![0]!)!];
-      if (values.length === 1) taken.set(ifKey(n), values[0]!);
-      else varies.add(ifKey(n));
-    }
+    open.push(...bySide.values());
   }
+  return done;
 }

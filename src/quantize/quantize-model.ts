@@ -8,7 +8,7 @@ import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, RECURRENT_OPS, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { agreementOn, agreementScorer, constantBranches, calibrate, calibrationFor, collectHessians, type CalibrationMethod, type CalibrationOptions } from './calibrate';
+import { agreementOn, agreementScorer, branchGroups, calibrate, calibrationFor, collectHessiansOver, type CalibrationMethod, type CalibrationOptions } from './calibrate';
 import { inlineBranches } from '../onnx/inline-branches';
 import type { HessianTarget } from './hessian-graph';
 import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
@@ -258,6 +258,12 @@ async function* firstOf<T>(items: Iterable<T> | AsyncIterable<T>, max: number): 
   }
 }
 
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const x of items) all.push(x);
+  return all;
+}
+
 /** What calibration did: layers calibrated, samples, and which codes were kept (the closer on the samples). */
 export interface GptqReport {
   layers: number;
@@ -292,41 +298,46 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const foldedWeightPaths = foldWeightPaths(g, weightInputs(g, 'int4'));
   removeUnusedInitializers(g);
   // A body's inputs cannot be fetched as model outputs: GPTQ reads the layers of the main graph and of the
-  // If branches every calibration sample takes, inlined into it (silero-vad keeps all its weights in
-  // branches chosen by its sample rate and state). Bodies of Loops, and of Ifs the samples split on, are rounded.
-  const taken = allGraphs(g).length > 1 ? await constantBranches(model, samples) : new Map<string, boolean>();
-  const calibrationView = (m: onnx.IModelProto): onnx.IModelProto => {
-    if (!taken.size) return m;
-    const inlined = inlineBranches(m, taken);
+  // If branches calibration samples take, each branch inlined into a copy calibrated on the samples that
+  // take it (silero-vad keeps all its weights in branches chosen by its sample rate and state). Loop and
+  // Scan bodies are rounded.
+  const groups: Array<{ taken: Map<string, boolean>; samples?: GoldenSample[] }> = allGraphs(g).length > 1 ? await branchGroups(model, await collect(samples())) : [{ taken: new Map() }];
+  const views = (m: onnx.IModelProto): Array<{ model: onnx.IModelProto; samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample> }> => groups.map((group) => {
+    const chosen = group.samples;
+    if (!group.taken.size) return { model: m, samples: chosen ? () => chosen : samples };
+    const inlined = inlineBranches(m, group.taken);
     constantsToInitializers(inlined.graph!);
-    return inlined;
-  };
-  const viewed = calibrationView(model).graph!;
-  const index = new GraphIndex(viewed);
+    return { model: inlined, samples: () => chosen! };
+  });
   const excluded = new Set(options.excludeNodes ?? []);
   // Rounded first: it is what GPTQ has to beat, and what it quantizes is all that is worth a calibration
   // pass (not an excluded node, a Gemm with transA, a weight the quantizer leaves float).
   const rounded = quantizeModel(model, options);
   const quantized = new Set(rounded.report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node));
-  const reached = new Set((viewed.node ?? []).map((n) => n.name || n.output![0]!));
+  const reached = new Set<string>();
   // `weight`: the initializer and how it is read; targets with the same one are solved as one.
   const targets: Array<HessianTarget & { weight: string }> = [];
-  const fourBit = fourBitConvs(index, defaultOpset(model), { ...options, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE });
-  for (const n of viewed.node ?? []) {
-    const name = n.name || n.output![0]!;
-    const w = index.floatInitializer(n.input?.[1]);
-    if (n.domain || !w || !quantized.has(name)) continue;
-    const dims = (w.dims ?? []).map(Number);
-    if ((n.opType === 'MatMul' || n.opType === 'Gemm') && dims.length === 2) {
-      const k = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1 ? dims[1]! : dims[0]!;
-      targets.push({ node: name, input: n.input![0]!, k, weight: `${w.name}:${n.opType}:${k}` });
-    } else if (n.opType === 'Conv' && dims.length >= 3 && intAttr(n, 'group', 1) === 1 && (options.int4Conv || options.perChannel !== false)) {
-      // 4-bit blocks with int4Conv, else 8-bit weight-only channels: GPTQ either way (not grouped ones,
-      // whose filters each see their own channels, nor one 8-bit scale for a whole tensor), but not 8 bits
-      // over more than MAX_EIGHT_BIT_GPTQ_K inputs.
-      const geometry = convGeometry(n, dims);
-      const k = elementCount(dims.slice(1));
-      if (geometry && (fourBit.has(name) || k <= MAX_EIGHT_BIT_GPTQ_K)) targets.push({ node: name, input: n.input![0]!, k, conv: geometry, weight: `${w.name}:${n.opType}:${k}` });
+  for (const { model: viewed } of views(model)) {
+    const index = new GraphIndex(viewed.graph!);
+    const fourBit = fourBitConvs(index, defaultOpset(model), { ...options, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE });
+    for (const n of viewed.graph!.node ?? []) {
+      const name = n.name || n.output![0]!;
+      if (reached.has(name)) continue;
+      reached.add(name);
+      const w = index.floatInitializer(n.input?.[1]);
+      if (n.domain || !w || !quantized.has(name)) continue;
+      const dims = (w.dims ?? []).map(Number);
+      if ((n.opType === 'MatMul' || n.opType === 'Gemm') && dims.length === 2) {
+        const k = n.opType === 'Gemm' && intAttr(n, 'transB', 0) === 1 ? dims[1]! : dims[0]!;
+        targets.push({ node: name, input: n.input![0]!, k, weight: `${w.name}:${n.opType}:${k}` });
+      } else if (n.opType === 'Conv' && dims.length >= 3 && intAttr(n, 'group', 1) === 1 && (options.int4Conv || options.perChannel !== false)) {
+        // 4-bit blocks with int4Conv, else 8-bit weight-only channels: GPTQ either way (not grouped ones,
+        // whose filters each see their own channels, nor one 8-bit scale for a whole tensor), but not 8 bits
+        // over more than MAX_EIGHT_BIT_GPTQ_K inputs.
+        const geometry = convGeometry(n, dims);
+        const k = elementCount(dims.slice(1));
+        if (geometry && (fourBit.has(name) || k <= MAX_EIGHT_BIT_GPTQ_K)) targets.push({ node: name, input: n.input![0]!, k, conv: geometry, weight: `${w.name}:${n.opType}:${k}` });
+      }
     }
   }
   // Sequential, as GPTQ is meant to run, a few layers a pass: each pass's Hessians come from the model with
@@ -351,7 +362,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       const weights = [...new Set(pending.map((x) => x.weight))].slice(0, LAYERS_PER_PASS);
       const pass = pending.filter((x) => weights.includes(x.weight));
       const partial = layers.size ? quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: [...excluded, ...pending.map((x) => x.node)] }).model : model;
-      const got = await collectHessians(calibrationView(partial), pass, samples);
+      const got = await collectHessiansOver(views(partial), pass);
       for (const weight of weights) {
         const users = pass.filter((x) => x.weight === weight);
         const { hessian, shrinkage } = pooledHessian(users.map((x) => got.sums.get(x.node)!), users[0]!.k);

@@ -8,7 +8,7 @@ import { encodeModel, onnx } from '../../src/onnx/proto';
 import { cosine, loadError } from '../../src/quantize/evaluate';
 import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../../src/quantize/quantize-model';
 import { inlineBranches } from '../../src/onnx/inline-branches';
-import { constantBranches } from '../../src/quantize/calibrate';
+import { branchGroups } from '../../src/quantize/calibrate';
 
 const BOOL = onnx.TensorProto.DataType.BOOL;
 const G = onnx.AttributeProto.AttributeType.GRAPH;
@@ -111,7 +111,7 @@ test('int8-static and GPTQ say what they leave to rounding inside bodies; analyz
   assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['fp16', 'int4', 'int8-dynamic']);
 });
 
-test('GPTQ reaches into the If branch every calibration sample takes (inlined for calibration); a branch the samples split on is rounded', async () => {
+test('GPTQ reaches into If branches: the samples grouped by the branch they take, each branch inlined into a copy calibrated on its group', async () => {
   const x = (seed: number) => Float32Array.from({ length: seq * input }, (_, i) => Math.sin(i / 3 + seed));
   // The condition from the data, as silero-vad's come from its sample rate and state: x's first value > 0.
   const m = branchModel();
@@ -122,19 +122,20 @@ test('GPTQ reaches into the If branch every calibration sample takes (inlined fo
   const positive = [0.5, 1, 1.5, 2].map(feed); // sin(seed) > 0
   const mixed = [0.5, 4, 1, 4.5].map(feed); // sin(4) < 0
   // Which branch each If takes on the samples, and the model with it inlined computes what the If did.
-  assert.deepEqual([...(await constantBranches(m, () => positive))], [['if', true]]);
-  assert.deepEqual([...(await constantBranches(m, () => mixed))], []);
+  const sides = async (samples: typeof positive) => (await branchGroups(m, samples)).map((g) => [[...g.taken], g.samples.length]);
+  assert.deepEqual(await sides(positive), [[[['if', true]], 4]]);
+  assert.deepEqual((await sides(mixed)).sort(), [[[['if', false]], 2], [[['if', true]], 2]]);
   const inlined = inlineBranches(m, new Map([['if', true]]));
   assert.ok(!inlined.graph!.node!.some((n) => n.opType === 'If'));
   const outputs = async (model: onnx.IModelProto) => Object.values(await (await ort.InferenceSession.create(encodeModel(model))).run({ x: new ort.Tensor('float32', x(1), [seq, 1, input]) })).map((t) => t.data as Float32Array);
   const [a, b] = [await outputs(m), await outputs(inlined)];
   a.forEach((v, i) => assert.deepEqual(b[i], v));
   // GPTQ solves the taken branch's MatMul; the other branch's two nodes are out of its reach (LSTMs are
-  // never GPTQ's, wherever they are).
+  // never GPTQ's, wherever they are). Samples taking both branches reach both.
   const fitted = (await quantizeModelCalibrated(m, { method: 'int4' }, () => positive)).report.gptq;
   assert.deepEqual([fitted.layers, fitted.roundedInBodies], [1, 2]);
   const split = (await quantizeModelCalibrated(m, { method: 'int4' }, () => mixed)).report.gptq;
-  assert.deepEqual([split.layers, split.roundedInBodies], [0, 4]);
+  assert.deepEqual([split.layers, split.roundedInBodies], [2, 0]);
 });
 
 /** Relative error of `got` against `want`, at worst. */
