@@ -359,10 +359,10 @@ export function entropyThreshold(h: Float64Array, absmax: number, levels = 128):
 
 /**
  * collectHessians over calibration views (a copy of the model per group of If branches taken, with the
- * samples that take them): each target's sums added over the views that hold it.
+ * samples that take them): each target's sums from every view that holds it, for pooledHessian to add up.
  */
-export async function collectHessiansOver(views: Array<{ model: onnx.IModelProto; samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample> }>, targets: HessianTarget[]): Promise<{ sums: Map<string, HessianSum>; samples: number }> {
-  const sums = new Map<string, HessianSum>();
+export async function collectHessiansOver(views: Array<{ model: onnx.IModelProto; samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample> }>, targets: HessianTarget[]): Promise<{ sums: Map<string, HessianSum[]>; samples: number }> {
+  const sums = new Map<string, HessianSum[]>();
   let count = 0;
   for (const view of views) {
     const names = new Set((view.model.graph!.node ?? []).map((n) => n.name || n.output![0]!));
@@ -370,16 +370,7 @@ export async function collectHessiansOver(views: Array<{ model: onnx.IModelProto
     if (!here.length) continue;
     const got = await collectHessians(view.model, here, view.samples);
     count += got.samples;
-    for (const [node, s] of got.sums) {
-      const sum = sums.get(node);
-      if (!sum) {
-        sums.set(node, s);
-        continue;
-      }
-      for (let i = 0; i < s.h.length; i++) sum.h[i] = sum.h[i]! + s.h[i]!;
-      sum.rows += s.rows;
-      sum.crossFourth += s.crossFourth;
-    }
+    for (const [node, s] of got.sums) sums.set(node, [...(sums.get(node) ?? []), s]);
   }
   return { sums, samples: count };
 }

@@ -80,7 +80,7 @@ interface FloatKeeping {
  * most agreement are then kept float until the target is met.
  */
 export async function quantizeModelStatic(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions, accuracy?: AccuracyTarget): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { calibration: CalibrationOptions; sensitivity?: SensitivityReport } }> {
-  const { keeping, method, floatBytes } = await staticKeeping(input, options, samples, calibration);
+  const { keeping, method, floatBytes, inputBytes } = await staticKeeping(input, options, samples, calibration);
   let sensitivity: SensitivityReport | undefined;
   if (accuracy) {
     sensitivity = await keepSensitiveFloat(keeping.nodes, scorer(keeping, samples), {
@@ -94,16 +94,15 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
   const result = keeping.build(sensitivity?.kept.map((k) => k.node) ?? []);
   const why = new Map(sensitivity?.kept.map((k) => [k.node, `kept float by the sensitivity search (agreement ${k.cosine.toFixed(4)} with it float)`]) ?? []);
   const nodes = result.report.nodes.map((n) => (why.has(n.node) ? { ...n, reason: why.get(n.node)! } : n));
-  return { model: result.model, report: { ...againstInput(result.report, input), nodes, options: { ...result.report.options, excludeNodes: options.excludeNodes }, calibration: method, ...(sensitivity ? { sensitivity } : {}) } };
+  return { model: result.model, report: { ...againstInput(result.report, inputBytes), nodes, options: { ...result.report.options, excludeNodes: options.excludeNodes }, calibration: method, ...(sensitivity ? { sensitivity } : {}) } };
 }
 
 /**
- * `report` with its whole-file sizes taken against the caller's model, not the prepared copy (Constants
+ * `report` with its whole-file sizes taken against the caller's model (`before`: its bytes), not the prepared copy (Constants
  * moved, BatchNorms folded) that was quantized: PaddleOCR's classifier's int4 file is ×0.252 of the user's,
  * ×0.274 of the copy.
  */
-function againstInput<R extends QuantizeReport>(report: R, input: onnx.IModelProto): R {
-  const before = onnx.ModelProto.encode(input).finish().length;
+function againstInput<R extends QuantizeReport>(report: R, before: number): R {
   return { ...report, modelBytes: { before, after: report.modelBytes.after, ratio: report.modelBytes.after / before } };
 }
 
@@ -137,8 +136,9 @@ function methodKeeping(input: onnx.IModelProto, options: QuantizeOptions): Float
 }
 
 /** int8-static's FloatKeeping: calibrated once (keeping a node float only drops tensors from what is needed). */
-async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ keeping: FloatKeeping; method: CalibrationOptions & { method: CalibrationMethod }; floatBytes: (node: string) => number }> {
-  const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
+async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ keeping: FloatKeeping; method: CalibrationOptions & { method: CalibrationMethod }; floatBytes: (node: string) => number; inputBytes: number }> {
+  const encoded = onnx.ModelProto.encode(input).finish();
+  const model = onnx.ModelProto.decode(encoded);
   const constantsMoved = constantsToInitializers(model.graph!);
   const opsetUpgrade = upgradeFor(model, 'int8-static');
   // Folded first, so weights behind a Transpose get their activations calibrated too.
@@ -166,7 +166,7 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
   // folded by now). Counted only when the search asks.
   let bytes: Map<string, number> | undefined;
   const floatBytes = (node: string): number => (bytes ??= new Map((model.graph!.node ?? []).map((n) => [n.name || n.output![0]!, (n.input ?? []).reduce((sum, t) => { const w = index.floatInitializer(t); return sum + (w ? tensorBytes(w).length : 0); }, 0)]))).get(node) ?? 0;
-  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes };
+  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes, inputBytes: encoded.length };
 }
 
 /** The first `k` of a sample stream (the rest are not read). */
@@ -290,7 +290,8 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   if (!Number.isInteger(max) || max < 1) throw new QuantizeError(`--calibration-samples ${max}: give a whole number of samples, 1 or more`);
   const samples = (): AsyncIterable<GoldenSample> => firstOf(source(), max);
   const progress = o.progress;
-  const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
+  const encoded = onnx.ModelProto.encode(input).finish();
+  const model = onnx.ModelProto.decode(encoded);
   const g = model.graph!;
   const constantsMoved = constantsToInitializers(g);
   const opsetUpgrade = upgradeFor(model, 'int4') ?? raiseForInt4Casts(model, options);
@@ -365,7 +366,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       const got = await collectHessiansOver(views(partial), pass);
       for (const weight of weights) {
         const users = pass.filter((x) => x.weight === weight);
-        const { hessian, shrinkage } = pooledHessian(users.map((x) => got.sums.get(x.node)!), users[0]!.k);
+        const { hessian, shrinkage } = pooledHessian(users.flatMap((x) => got.sums.get(x.node)!), users[0]!.k);
         const layer: GptqLayer = { factor: await hessianFactor(hessian, users[0]!.k, matmul) };
         for (const x of users) {
           layers.set(x.node, layer);
@@ -391,7 +392,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const chosen = gptq! >= nearest! ? result : rounded;
   return {
     model: chosen.model,
-    report: { ...againstInput(chosen.report, input), constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
+    report: { ...againstInput(chosen.report, encoded.length), constantsMoved, foldedWeightPaths, foldedBatchNorms, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...chosen.report.options, gptq: undefined },
       gptq: { layers: targets.length, samples: count, shrunk, used: chosen === result, calibrationCosine: { gptq: gptq!, rounded: nearest! }, roundedInBodies: rounded.report.nodes.filter((n) => n.action === 'quantized' && !reached.has(n.node)).length } },
   };
 }
