@@ -41,6 +41,12 @@ export interface Budget {
   latencyRatio?: number;
 }
 
+/** The layers beyond MatMul an int4 job asks to put in 4 bits, as options (none for other methods). */
+function int4Layers(input: { method: Method; int4Conv?: boolean; int4Recurrent?: boolean }): { int4Conv?: true; int4Recurrent?: true } {
+  if (input.method !== 'int4') return {};
+  return { ...(input.int4Conv === true ? { int4Conv: true } : {}), ...(input.int4Recurrent === true ? { int4Recurrent: true } : {}) };
+}
+
 async function requireModel(deps: Pick<ActivityDeps, 'pool'>, id: string): Promise<ModelVersionRow> {
   const m = await getModelVersion(deps.pool, id);
   if (!m) throw badInput(`model version ${id} is not registered; register it with: qcflow model register --name N --version V --file m.onnx --manifest manifest.json --golden golden.jsonl`);
@@ -76,9 +82,9 @@ export function modelActivities(deps: ActivityDeps) {
       const m = await requireModel(deps, input.modelId);
       heartbeat({ stage: 'download' });
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
-      const int4Conv = input.method === 'int4' && input.int4Conv === true;
-      const int4Recurrent = input.method === 'int4' && input.int4Recurrent === true;
-      const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes, ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}) };
+      const wide = int4Layers(input);
+      const { int4Conv, int4Recurrent } = wide;
+      const options = { method: input.method, blockSize: input.blockSize, excludeNodes: input.excludeNodes, ...wide };
       const fitted = input.method === 'int8-static' || input.method === 'int4';
       const fittedTo = fitted && m.calibrationKey ? 'calibration' as const : input.method === 'int8-static' && m.goldenKey ? 'golden' as const : undefined;
       if (input.method === 'int8-static' && !fittedTo) throw badInput(`model version ${m.id} has no golden inputs to calibrate int8-static on; register it with --calibration calibration.jsonl or --golden golden.jsonl`);
@@ -102,7 +108,7 @@ export function modelActivities(deps: ActivityDeps) {
       return {
         method: input.method, key, sha256: sha256Hex(bytes), bytes: bytes.length, quantizedNodes: report.quantized,
         weightRatio: report.quantizedWeights.ratio, excludeNodes: input.excludeNodes ?? [], blockSize: input.method === 'int4' ? input.blockSize ?? 32 : undefined,
-        ...(int4Conv ? { int4Conv } : {}), ...(int4Recurrent ? { int4Recurrent } : {}), ...(fittedTo ? { fittedTo } : {}), ...(gptqUsed === undefined ? {} : { gptqUsed }),
+        ...wide, ...(fittedTo ? { fittedTo } : {}), ...(gptqUsed === undefined ? {} : { gptqUsed }),
       };
     },
 
@@ -115,7 +121,7 @@ export function modelActivities(deps: ActivityDeps) {
       const m = await requireModel(deps, input.modelId);
       const onnx = await getObjectBuffer(deps.store, m.objectKey);
       const samples = parseGoldenJsonl(await getObjectText(deps.store, m.calibrationKey ?? m.goldenKey ?? ''));
-      const options = { method: input.method, ...(input.method === 'int4' && input.int4Conv ? { int4Conv: true } : {}), ...(input.method === 'int4' && input.int4Recurrent ? { int4Recurrent: true } : {}) };
+      const options = { method: input.method, ...int4Layers(input) };
       const { gains } = await asBadInput(() => rankSensitiveNodes(decodeModel(onnx), options, () => samples, (ranked, of) => heartbeat({ ranked, of })));
       return gains.map((g) => ({ node: g.node, cosineLoss: g.gain }));
     },
