@@ -43,12 +43,31 @@ async function handle(req: ThreadRequest): Promise<{ value: ThreadValue; transfe
       await s?.release();
       return { value: null, transfer: [] };
     }
+    case 'close':
+      throw new Error('internal: close is not a request with a reply');
   }
 }
 
+const inFlight = new Set<Promise<unknown>>();
+
+// Closing waits for the runs in flight: a thread terminated while onnxruntime computes on it aborted the
+// whole process ("terminate called after throwing an instance of 'Napi::Error'") when the run completed.
+async function close(): Promise<void> {
+  await Promise.allSettled([...inFlight]);
+  await Promise.allSettled([...sessions.values()].map((s) => s.release()));
+  sessions.clear();
+  port!.close();
+}
+
 port.on('message', (req: ThreadRequest) => {
-  handle(req).then(
+  if (req.op === 'close') {
+    void close();
+    return;
+  }
+  const done = handle(req).then(
     ({ value, transfer }) => port.postMessage({ id: req.id, ok: true, value } satisfies ThreadResponse, transfer),
     (err: unknown) => port.postMessage({ id: req.id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies ThreadResponse),
   );
+  inFlight.add(done);
+  void done.finally(() => inFlight.delete(done));
 });

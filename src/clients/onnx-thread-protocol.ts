@@ -13,7 +13,9 @@ export interface PlainTensor {
 export type ThreadRequest =
   | { id: number; op: 'create'; bytes: Uint8Array; provider: string; intraOpThreads: number }
   | { id: number; op: 'run'; session: number; feeds: Record<string, PlainTensor>; fetches: string[] }
-  | { id: number; op: 'release'; session: number };
+  | { id: number; op: 'release'; session: number }
+  /** Finish what is in flight, release every session and end the thread. */
+  | { id: number; op: 'close' };
 
 export interface CreatedSession {
   session: number;

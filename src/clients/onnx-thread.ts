@@ -33,6 +33,9 @@ export class OrtThreadExited extends Error {
  * here they overlap with inference. Started on first use; kept referenced only while calls are pending, so
  * an idle thread does not keep the process alive.
  */
+/** How long close() lets the thread finish its runs in flight before it is terminated. */
+const CLOSE_GRACE_MS = 30_000;
+
 export class OrtThread {
   private worker: Worker | undefined;
   private generation = 0;
@@ -64,11 +67,20 @@ export class OrtThread {
     };
   }
 
+  /**
+   * Callers waiting on the thread get OrtThreadExited at once; the thread itself finishes the runs it has
+   * begun and exits (terminated mid-run, onnxruntime-node aborted the process). Terminated only if it has
+   * not exited after CLOSE_GRACE_MS.
+   */
   async close(): Promise<void> {
     const w = this.worker;
     if (!w) return;
     this.fail(w, 'was closed');
-    await w.terminate();
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    w.postMessage({ id: 0, op: 'close' } satisfies ThreadRequest);
+    const timer = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
   }
 
   private call(req: Request, transfer: ArrayBuffer[] = []): Promise<ThreadValue> {
