@@ -1,5 +1,5 @@
 import { onnx } from './proto';
-import { floatAttr, GraphIndex, intAttr } from './graph';
+import { floatAttr, GraphIndex, intAttr, nodeKey } from './graph';
 import { DT, elementCount, floatValues, makeTensor } from './tensor';
 
 /**
@@ -44,7 +44,7 @@ export function foldBatchNorms(graph: onnx.IGraphProto, names?: Set<string>): nu
     // the fold gets a new tensor.
     const wName = store(index, graph, soleReader(index, w.name!, [conv]) ? w.name! : index.uniqueName(`${w.name}.bn_folded`), dims, folded);
     const bOwn = [b?.name, beta.name].find((n): n is string => !!n && soleReader(index, n, [conv, bn]));
-    const bName = store(index, graph, bOwn ?? index.uniqueName(`${bn.name || bn.output![0]}.bias_folded`), [channels], foldedBias);
+    const bName = store(index, graph, bOwn ?? index.uniqueName(`${nodeKey(bn)}.bias_folded`), [channels], foldedBias);
     conv.input = [conv.input![0]!, wName, bName];
     conv.output = [bn.output![0]!];
     drop.add(bn);

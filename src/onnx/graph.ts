@@ -219,6 +219,9 @@ export function attr(n: onnx.INodeProto, name: string): onnx.IAttributeProto | u
   return (n.attribute ?? []).find((a) => a.name === name);
 }
 
+/** What a node goes by in reports, `--exclude-nodes` and maps: its name, or its first output where the exporter left it unnamed. */
+export const nodeKey = (n: onnx.INodeProto): string => n.name || n.output![0]!;
+
 export function intAttr(n: onnx.INodeProto, name: string, fallback: number): number {
   const a = attr(n, name);
   return a?.i === undefined || a.i === null ? fallback : Number(a.i);

@@ -1,8 +1,6 @@
 import { onnx } from './proto';
-import { attr } from './graph';
+import { attr, nodeKey } from './graph';
 
-/** An If's key in `taken`: its name, or its first output where it has none. */
-export const ifKey = (n: onnx.INodeProto): string => n.name || n.output![0]!;
 
 /**
  * `model` with each main-graph If that `taken` decides replaced by the branch it takes: the branch's nodes
@@ -20,14 +18,14 @@ export function inlineBranches(model: onnx.IModelProto, taken: ReadonlyMap<strin
     const initializers: onnx.ITensorProto[] = [];
     const used = new Set([...names(g), ...(g.input ?? []).map((v) => v.name!)]);
     for (const n of g.node ?? []) {
-      const branch = n.opType === 'If' && !n.domain && taken.has(ifKey(n)) ? attr(n, taken.get(ifKey(n)) ? 'then_branch' : 'else_branch')?.g : undefined;
+      const branch = n.opType === 'If' && !n.domain && taken.has(nodeKey(n)) ? attr(n, taken.get(nodeKey(n)) ? 'then_branch' : 'else_branch')?.g : undefined;
       const own = branch ? names(branch) : [];
       if (!branch || own.some((x) => used.has(x))) {
         nodes.push(n);
         continue;
       }
       for (const x of own) used.add(x);
-      nodes.push(...(branch.node ?? []), ...(branch.output ?? []).map((o, i) => ({ opType: 'Identity', name: `${ifKey(n)}.taken.${i}`, input: [o.name!], output: [n.output![i]!] })));
+      nodes.push(...(branch.node ?? []), ...(branch.output ?? []).map((o, i) => ({ opType: 'Identity', name: `${nodeKey(n)}.taken.${i}`, input: [o.name!], output: [n.output![i]!] })));
       initializers.push(...(branch.initializer ?? []));
       changed = true;
     }

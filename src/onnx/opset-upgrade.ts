@@ -1,5 +1,5 @@
 import { onnx } from './proto';
-import { attr, GraphIndex, intsAttr, subgraphsOf } from './graph';
+import { attr, GraphIndex, intsAttr, nodeKey, subgraphsOf } from './graph';
 import { floatTensor, int64Tensor } from './build';
 
 /**
@@ -130,7 +130,7 @@ export function upgradeOpset(model: onnx.IModelProto, to: number): OpsetUpgrade 
           out.push(n);
         } else {
           const x = n.input![0]!;
-          const base = n.name || n.output![0]!;
+          const base = nodeKey(n);
           const flat = index.uniqueName(`${base}_2d`);
           const norm = index.uniqueName(`${base}_norm`);
           const shape = index.uniqueName(`${base}_shape`);

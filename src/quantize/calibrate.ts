@@ -5,7 +5,8 @@ import { cosine, feedsOf, type GoldenSample } from './evaluate';
 import { QuantizeError } from './types';
 import type { HessianSum } from './gptq';
 import { fetchesOf, gramModel, withHessianOutputs, type HessianTarget } from './hessian-graph';
-import { ifKey, inlineBranches } from '../onnx/inline-branches';
+import { inlineBranches } from '../onnx/inline-branches';
+import { allGraphs, constantsToInitializers, nodeKey } from '../onnx/graph';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
@@ -30,7 +31,7 @@ export type Ranges = Map<string, { min: number; max: number }>;
  */
 export function calibrationFor(graph: onnx.IGraphProto, o: CalibrationOptions): CalibrationOptions & { method: CalibrationMethod } {
   if (o.method !== 'auto') return { ...o, method: o.method };
-  return { ...o, method: (graph.node ?? []).some((n) => n.opType === 'Conv' && !n.domain) ? 'percentile' : 'minmax' };
+  return { ...o, method: allGraphs(graph).some((x) => (x.node ?? []).some((n) => n.opType === 'Conv' && !n.domain)) ? 'percentile' : 'minmax' };
 }
 
 /**
@@ -361,11 +362,11 @@ export function entropyThreshold(h: Float64Array, absmax: number, levels = 128):
  * collectHessians over calibration views (a copy of the model per group of If branches taken, with the
  * samples that take them): each target's sums from every view that holds it, for pooledHessian to add up.
  */
-export async function collectHessiansOver(views: Array<{ model: onnx.IModelProto; samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample> }>, targets: HessianTarget[]): Promise<{ sums: Map<string, HessianSum[]>; samples: number }> {
+export async function collectHessiansOver(views: CalibrationView[], targets: HessianTarget[]): Promise<{ sums: Map<string, HessianSum[]>; samples: number }> {
   const sums = new Map<string, HessianSum[]>();
   let count = 0;
   for (const view of views) {
-    const names = new Set((view.model.graph!.node ?? []).map((n) => n.name || n.output![0]!));
+    const names = new Set((view.model.graph!.node ?? []).map(nodeKey));
     const here = targets.filter((t) => names.has(t.node));
     if (!here.length) continue;
     const got = await collectHessians(view.model, here, view.samples);
@@ -376,7 +377,7 @@ export async function collectHessiansOver(views: Array<{ model: onnx.IModelProto
 }
 
 /**
- * `samples` grouped by the If branches they take: in each group, the Ifs (by ifKey) with the branch every
+ * `samples` grouped by the If branches they take: in each group, the Ifs (by nodeKey) with the branch every
  * sample of it takes — the main graph's first, then those that inlining them brings up (nested Ifs), a run
  * over the group per level. What calibration inlines (inlineBranches) to reach the layers inside branches:
  * silero-vad's samples at 16 and 8 kHz make two groups, one for each rate's branch.
@@ -386,7 +387,7 @@ export async function branchGroups(model: onnx.IModelProto, samples: GoldenSampl
   const open = [{ taken: new Map<string, boolean>(), samples }];
   for (let group = open.pop(); group; group = open.pop()) {
     const view = inlineBranches(model, group.taken);
-    const ifs = (view.graph!.node ?? []).filter((n) => n.opType === 'If' && !n.domain && !group.taken.has(ifKey(n)));
+    const ifs = (view.graph!.node ?? []).filter((n) => n.opType === 'If' && !n.domain && !group.taken.has(nodeKey(n)));
     if (!ifs.length || !group.samples.length) {
       done.push(group);
       continue;
@@ -399,7 +400,7 @@ export async function branchGroups(model: onnx.IModelProto, samples: GoldenSampl
         const out = await runSample(session, s, i, conditions);
         const side = ifs.map((n) => Boolean((out[n.input![0]!]!.data as ArrayLike<number | boolean>)[0]));
         const key = side.map(Number).join('');
-        if (!bySide.has(key)) bySide.set(key, { taken: new Map([...group.taken, ...ifs.map((n, j) => [ifKey(n), side[j]!] as const)]), samples: [] });
+        if (!bySide.has(key)) bySide.set(key, { taken: new Map([...group.taken, ...ifs.map((n, j) => [nodeKey(n), side[j]!] as const)]), samples: [] });
         bySide.get(key)!.samples.push(s);
       }
     } finally {
@@ -408,4 +409,31 @@ export async function branchGroups(model: onnx.IModelProto, samples: GoldenSampl
     open.push(...bySide.values());
   }
   return done;
+}
+
+/** A model as calibration runs it, with the samples it runs it on. */
+export interface CalibrationView {
+  model: onnx.IModelProto;
+  samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>;
+}
+
+/**
+ * How calibration reaches values inside If branches, which cannot be fetched as outputs: a view per group
+ * of samples taking the same branches (branchGroups), those branches inlined into a copy run on that group
+ * alone. A model without an If is its own one view, on every sample. Values keep their names in every
+ * view, so what is measured in one applies to the model itself. The function views any model of the same
+ * structure (GPTQ views each pass's partly quantized model); Loop and Scan bodies stay out of reach.
+ */
+export async function calibrationViews(model: onnx.IModelProto, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<(m: onnx.IModelProto) => CalibrationView[]> {
+  // Without an If in the main graph there is nothing to inline: the samples stream, as for any model.
+  if (!(model.graph!.node ?? []).some((n) => n.opType === 'If' && !n.domain)) return (m) => [{ model: m, samples }];
+  const all: GoldenSample[] = [];
+  for await (const s of samples()) all.push(s);
+  const groups = await branchGroups(model, all);
+  return (m) => groups.map((group) => {
+    if (!group.taken.size) return { model: m, samples: () => group.samples };
+    const inlined = inlineBranches(m, group.taken);
+    constantsToInitializers(inlined.graph!);
+    return { model: inlined, samples: () => group.samples };
+  });
 }

@@ -1,6 +1,6 @@
 import { onnx } from '../onnx/proto';
 import { node as makeNode } from '../onnx/build';
-import { allGraphs, GraphIndex, implicitInputs, namesIn, outerReferences, subgraphsOf, topologicalSort } from '../onnx/graph';
+import { allGraphs, GraphIndex, implicitInputs, namesIn, nodeKey, outerReferences, subgraphsOf, topologicalSort } from '../onnx/graph';
 import { valueTypes, type ValueTypes } from '../onnx/value-types';
 import { DT, float32ArrayToFloat16Bits, floatValues, makeTensor } from '../onnx/tensor';
 import type { NodeOutcome } from './types';
@@ -49,7 +49,7 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
   const tooLarge = new Set((g.initializer ?? []).filter((t) => t.dataType === DT.FLOAT && floatValues(t).some((v) => Math.abs(v) > FP16_MAX)).map((t) => t.name!));
   const outOfRange = new Set(order.filter((n) => (n.input ?? []).some((i) => tooLarge.has(i))));
   const holds = (n: onnx.INodeProto): boolean => subgraphsOf(n).length > 0;
-  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(n.name || n.output![0]!) || o.excludeOps.has(n.opType!) || outOfRange.has(n) || noFloat16(n) !== undefined || holds(n);
+  const blocked = (n: onnx.INodeProto): boolean => o.excludeNodes.has(nodeKey(n)) || o.excludeOps.has(n.opType!) || outOfRange.has(n) || noFloat16(n) !== undefined || holds(n);
 
   // Which initializers fp32 (blocked) nodes read, and which fp16 ones do: one read by both is kept in both forms.
   const fp32Readers = new Set<string>();
@@ -109,7 +109,7 @@ export function convertToFloat16(g: onnx.IGraphProto, o: { excludeNodes: Set<str
     return index.initializers.has(i) && fp32Readers.has(i) ? i : castBack(i);
   };
   for (const n of order) {
-    const name = n.name || n.output![0]!;
+    const name = nodeKey(n);
     const inputs = (n.input ?? []).map((i) => (i ? (renamedOutputs.get(i) ?? i) : i));
     if (blocked(n)) {
       const ins = (n.input ?? []).map(fp32);

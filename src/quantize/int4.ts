@@ -6,7 +6,7 @@ import { computeScaleZeroPoint, quantizeValue } from './params';
 import { registerMatMulAndGemm } from './matmul-like';
 import { registerQuantizer } from './registry';
 import { readingWeight, sharedWeight, weightOnlyInt8, weightOnlyInt8Values } from './dequantized-weight';
-import { intAttr, topologicalSort, type GraphIndex } from '../onnx/graph';
+import { type GraphIndex, intAttr, nodeKey, topologicalSort } from '../onnx/graph';
 import { tiedToATable } from './tied-weights';
 import type { QuantizeContext } from './types';
 
@@ -136,8 +136,8 @@ function outputLayers(ctx: QuantizeContext): Set<string> {
     const stack = (ctx.index.graph.output ?? []).map((o) => o.name!);
     while (stack.length) {
       const producer = ctx.index.producers.get(stack.pop()!);
-      if (!producer || seen.has(producer.name || producer.output![0]!)) continue;
-      const name = producer.name || producer.output![0]!;
+      if (!producer || seen.has(nodeKey(producer))) continue;
+      const name = nodeKey(producer);
       seen.add(name);
       const weighted = ['MatMul', 'Gemm', 'Conv'].includes(producer.opType!) && !producer.domain && !!ctx.index.floatInitializer(producer.input?.[1]);
       if (weighted) {
@@ -215,7 +215,7 @@ const MIN_INT4_CONV_K = 64;
  * to 0.86, while 8-bit weights keep it at 0.97 (real-model-quantize.test.ts).
  */
 function int4Conv(n: onnx.INodeProto, ctx: QuantizeContext): boolean {
-  return ctx.once('four-bit-convs', () => fourBitConvs(ctx.index, ctx.opset, ctx.options)).value.has(n.name || n.output![0]!);
+  return ctx.once('four-bit-convs', () => fourBitConvs(ctx.index, ctx.opset, ctx.options)).value.has(nodeKey(n));
 }
 
 /**
@@ -232,7 +232,7 @@ export function fourBitConvs(index: GraphIndex, opset: number, options: { int4Co
   const convs = topologicalSort(index.graph).flatMap((n) => {
     const w = n.opType === 'Conv' && !n.domain ? index.floatInitializer(n.input?.[1]) : undefined;
     const dims = (w?.dims ?? []).map(Number);
-    return w && dims.length >= 3 && convTakesFourBits(dims, intAttr(n, 'group', 1), opset, options) ? [{ name: n.name || n.output![0]!, size: elementCount(dims) }] : [];
+    return w && dims.length >= 3 && convTakesFourBits(dims, intAttr(n, 'group', 1), opset, options) ? [{ name: nodeKey(n), size: elementCount(dims) }] : [];
   });
   const total = convs.reduce((s, c) => s + c.size, 0);
   let seen = 0;
@@ -270,10 +270,10 @@ registerQuantizer({
   },
   quantize(n, ctx) {
     const name = n.input![1]!;
-    if (!int4Conv(n, ctx)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0, false, ctx.options.gptq?.get(n.name || n.output![0]!)));
+    if (!int4Conv(n, ctx)) return readingWeight(n, 1, weightOnlyInt8(ctx, name, 0, false, ctx.options.gptq?.get(nodeKey(n))));
     const w = ctx.index.initializers.get(name)!;
     const dims = (w.dims ?? []).map(Number);
-    const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => blockedInt4Weight(ctx, name, floatValues(w), dims, dims[0]!, ctx.options.gptq?.get(n.name || n.output![0]!)));
+    const w4 = sharedWeight(ctx, `int4-conv:${name}`, () => blockedInt4Weight(ctx, name, floatValues(w), dims, dims[0]!, ctx.options.gptq?.get(nodeKey(n))));
     return readingWeight(n, 1, w4);
   },
 });

@@ -1,6 +1,6 @@
 import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
-import { intAttr } from '../onnx/graph';
+import { intAttr, nodeKey } from '../onnx/graph';
 import { DT, floatValues, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint, quantizeValue, type QParams } from './params';
 import { registerQuantizer } from './registry';
@@ -89,7 +89,7 @@ function quantizedConstant(ctx: QuantizeContext, name: string): { nodes: onnx.IN
 }
 
 /** Whether quantizeModelStatic chose this weightless node (staticNodes). */
-const chosen = (n: onnx.INodeProto, ctx: QuantizeContext): boolean => ctx.options.staticNodes?.has(n.name || n.output![0]!) ?? false;
+const chosen = (n: onnx.INodeProto, ctx: QuantizeContext): boolean => ctx.options.staticNodes?.has(nodeKey(n)) ?? false;
 
 function weightAxis(n: onnx.INodeProto): number {
   if (n.opType === 'Conv') return 0;

@@ -1,6 +1,6 @@
 import type { onnx } from '../onnx/proto';
 import { node } from '../onnx/build';
-import { floatAttr, intAttr } from '../onnx/graph';
+import { floatAttr, intAttr, nodeKey } from '../onnx/graph';
 import { floatValues, transpose } from '../onnx/tensor';
 import { registerQuantizer } from './registry';
 import type { Method, QuantizeContext } from './types';
@@ -35,7 +35,7 @@ export function registerMatMulAndGemm(method: Method, emit: MatMulEmitter): void
     quantize(n, ctx) {
       const w = constantWeight2d(ctx, n.input![1])!;
       const [k, m] = (w.dims ?? []).map(Number) as [number, number];
-      return emit(ctx, n.name || n.output![0]!, n.input![0]!, () => floatValues(w), k, m, n.output![0]!, n.input![1]!);
+      return emit(ctx, nodeKey(n), n.input![0]!, () => floatValues(w), k, m, n.output![0]!, n.input![1]!);
     },
   });
   registerQuantizer({
@@ -53,7 +53,7 @@ export function registerMatMulAndGemm(method: Method, emit: MatMulEmitter): void
       const values = (): Float32Array => (transB ? transpose(floatValues(w), [r, c], [1, 0]) : floatValues(w));
       const [k, m] = transB ? [c, r] : [r, c];
       const key = `${n.input![1]}${transB ? ':T' : ''}`;
-      const base = n.name || n.output![0]!;
+      const base = nodeKey(n);
       const bias = n.input?.[2];
       if (!bias) return emit(ctx, base, n.input![0]!, values, k, m, n.output![0]!, key);
       const mm = ctx.index.uniqueName(`${base}_matmul_output`);

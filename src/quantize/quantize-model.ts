@@ -1,15 +1,14 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nameBytes, nodeMetadataBytes, opHistogram, parentGraphs, shareIdenticalInitializers, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nameBytes, nodeKey, nodeMetadataBytes, opHistogram, parentGraphs, removeUnusedInitializers, shareIdenticalInitializers, topologicalSort } from '../onnx/graph';
 import { elementCount, hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, RECURRENT_OPS, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
-import { agreementOn, agreementScorer, branchGroups, calibrate, calibrationFor, collectHessiansOver, type CalibrationMethod, type CalibrationOptions } from './calibrate';
-import { inlineBranches } from '../onnx/inline-branches';
+import { agreementOn, agreementScorer, calibrate, calibrationFor, calibrationViews, collectHessiansOver, type CalibrationMethod, type CalibrationOptions, type CalibrationView, type Ranges } from './calibrate';
 import type { HessianTarget } from './hessian-graph';
 import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type GptqLayer } from './gptq';
 import { doubleMatMul } from './double-matmul';
@@ -52,7 +51,7 @@ const MIN_OPSET: Record<Method, number> = { 'int8-dynamic': 11, 'int8-static': 1
 
 /** The search for nodes to keep float (see keepSensitiveFloat): off unless a target is given. */
 export interface AccuracyTarget {
-  /** Mean cosine against fp32, on the first SENSITIVITY_SAMPLES calibration samples, to reach. */
+  /** Mean cosine against fp32, on the first SENSITIVITY_SAMPLES calibration samples (of each group taking the same If branches), to reach. */
   minCosine: number;
   /** At most this many nodes kept float; default a quarter of those quantized (at least one): PaddleOCR's recogniser needed 11 of 47 for 0.97. */
   maxFloat?: number;
@@ -60,7 +59,7 @@ export interface AccuracyTarget {
   progress?: (evaluations: number, atMost: number) => void;
 }
 
-/** Samples the sensitivity search runs each candidate on: the first of the calibration set. */
+/** Samples the sensitivity search runs each candidate on: the first of the calibration set (see scorer). */
 export const SENSITIVITY_SAMPLES = 8;
 
 /**
@@ -80,10 +79,10 @@ interface FloatKeeping {
  * most agreement are then kept float until the target is met.
  */
 export async function quantizeModelStatic(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions, accuracy?: AccuracyTarget): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { calibration: CalibrationOptions; sensitivity?: SensitivityReport } }> {
-  const { keeping, method, floatBytes, inputBytes } = await staticKeeping(input, options, samples, calibration);
+  const { keeping, method, floatBytes, inputBytes, views } = await staticKeeping(input, options, samples, calibration);
   let sensitivity: SensitivityReport | undefined;
   if (accuracy) {
-    sensitivity = await keepSensitiveFloat(keeping.nodes, scorer(keeping, samples), {
+    sensitivity = await keepSensitiveFloat(keeping.nodes, scorer(keeping, views), {
       target: accuracy.minCosine, maxKept: accuracy.maxFloat ?? Math.max(1, Math.ceil(keeping.nodes.length / 4)), progress: accuracy.progress,
       // Gain per √bytes: per byte took many small nodes of little gain and missed 0.97 on PaddleOCR's
       // recogniser (0.967 on held-out lines, file ×0.29); gain alone met it, keeping big necks float
@@ -112,15 +111,22 @@ function againstInput<R extends QuantizeReport>(report: R, before: number): R {
  * SENSITIVITY_SAMPLES samples; int8-static calibrated once on them all, int4 rounded.
  */
 export async function rankSensitiveNodes(input: onnx.IModelProto, options: QuantizeOptions, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, progress?: (evaluations: number, of: number) => void): Promise<{ start: number; gains: { node: string; gain: number }[] }> {
-  const keeping = options.method === 'int8-static'
-    ? (await staticKeeping(input, { ...options, method: 'int8-static' }, samples, { method: 'auto' })).keeping
-    : methodKeeping(input, options);
-  return rankByFloatGain(keeping.nodes, scorer(keeping, samples), progress);
+  const { keeping, views } = options.method === 'int8-static'
+    ? await staticKeeping(input, { ...options, method: 'int8-static' }, samples, { method: 'auto' })
+    : { keeping: methodKeeping(input, options), views: (await calibrationViews(input, samples))(input) };
+  return rankByFloatGain(keeping.nodes, scorer(keeping, views), progress);
 }
 
-/** Mean cosine with fp32 of each kept-float set's model, on the first samples. */
-function scorer(keeping: FloatKeeping, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): (sets: string[][]) => Promise<number[]> {
-  const score = agreementScorer(keeping.reference, () => take(samples(), SENSITIVITY_SAMPLES));
+/**
+ * Mean cosine with fp32 of each kept-float set's model, on the first SENSITIVITY_SAMPLES samples of each
+ * calibration view: every If branch the set takes is weighed (silero-vad's first 8 samples were all 16 kHz,
+ * and its 8 kHz branch's nodes scored no gain). Spread over the set instead, the samples were easier than
+ * the first 8 of PaddleOCR's recogniser, and the search stopped at 0.964 on held-out lines, not 0.983.
+ */
+function scorer(keeping: FloatKeeping, views: CalibrationView[]): (sets: string[][]) => Promise<number[]> {
+  const score = agreementScorer(keeping.reference, async function* () {
+    for (const v of views) yield* take(v.samples(), SENSITIVITY_SAMPLES);
+  });
   return (sets) => score(sets.map((k) => keeping.build(k).model));
 }
 
@@ -135,38 +141,60 @@ function methodKeeping(input: onnx.IModelProto, options: QuantizeOptions): Float
   return { reference, nodes: build([]).report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node), build };
 }
 
-/** int8-static's FloatKeeping: calibrated once (keeping a node float only drops tensors from what is needed). */
-async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ keeping: FloatKeeping; method: CalibrationOptions & { method: CalibrationMethod }; floatBytes: (node: string) => number; inputBytes: number }> {
+/**
+ * int8-static's FloatKeeping: calibrated once (keeping a node float only drops tensors from what is needed).
+ * Nodes inside If branches are chosen and calibrated in the views that inline them (calibrationViews): a
+ * tensor's range spans every view that holds it; a node no calibration sample reaches stays float.
+ */
+async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ keeping: FloatKeeping; method: CalibrationOptions & { method: CalibrationMethod }; floatBytes: (node: string) => number; inputBytes: number; views: CalibrationView[] }> {
   const encoded = onnx.ModelProto.encode(input).finish();
   const model = onnx.ModelProto.decode(encoded);
-  const constantsMoved = constantsToInitializers(model.graph!);
+  const g = model.graph!;
+  const constantsMoved = allGraphs(g).reduce((n, x) => n + constantsToInitializers(x), 0);
   const opsetUpgrade = upgradeFor(model, 'int8-static');
   // Folded first, so weights behind a Transpose get their activations calibrated too.
-  const foldedWeightPaths = foldWeightPaths(model.graph!, weightInputs(model.graph!, 'int8-static'));
-  const { tensors, staticNodes, weighted } = staticChoice(model.graph!, options);
+  const foldedWeightPaths = foldWeightPaths(g, weightInputs(g, 'int8-static'));
+  const views = (await calibrationViews(model, samples))(model);
+  for (const v of views) if (v.model !== model) foldWeightPaths(v.model.graph!, weightInputs(v.model.graph!, 'int8-static'));
+  const choose = (o: QuantizeOptions): ReturnType<typeof staticChoice> => {
+    const each = views.map((v) => staticChoice(v.model.graph!, o));
+    return { tensors: new Set(each.flatMap((c) => [...c.tensors])), staticNodes: new Set(each.flatMap((c) => [...c.staticNodes])), weighted: [...new Set(each.flatMap((c) => c.weighted))] };
+  };
+  const { tensors, staticNodes, weighted } = choose(options);
   if (!tensors.size) {
-    const inBodies = allGraphs(model.graph!).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
-    throw new QuantizeError(`int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight${inBodies ? ' (those inside If/Loop bodies are not calibrated: int8-dynamic and int4 quantize them)' : ''}`);
+    const inBodies = allGraphs(g).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
+    throw new QuantizeError(`int8-static finds nothing to calibrate: no node it quantizes reads a constant weight${inBodies ? ' outside Loop/Scan bodies and If branches the calibration samples do not take (int8-dynamic and int4 quantize those)' : ''}`);
   }
-  const method = calibrationFor(model.graph!, calibration);
-  const ranges = await calibrate(model, [...tensors], samples, method);
+  const method = calibrationFor(g, calibration);
+  const ranges: Ranges = new Map();
+  for (const v of views) {
+    const values = new Set([...(v.model.graph!.input ?? []).map((x) => x.name!), ...(v.model.graph!.node ?? []).flatMap((n) => n.output ?? [])]);
+    const here = [...tensors].filter((t) => values.has(t));
+    if (!here.length) continue;
+    for (const [t, r] of await calibrate(v.model, here, v.samples, method)) {
+      const known = ranges.get(t);
+      ranges.set(t, known ? { min: Math.min(known.min, r.min), max: Math.max(known.max, r.max) } : r);
+    }
+  }
   // A Relu alone reading its producer's output: that output is quantized with the Relu's range (from 0), so
   // its Q clamps as the Relu would, the Relu's own pair is the same, and onnxruntime drops both.
-  const index = new GraphIndex(model.graph!);
-  for (const n of model.graph!.node ?? []) {
-    const x = n.input?.[0];
-    if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
+  const indexes = views.map((v) => new GraphIndex(v.model.graph!));
+  for (const index of indexes) {
+    for (const n of index.graph.node ?? []) {
+      const x = n.input?.[0];
+      if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
+    }
   }
   const build = (keptFloat: string[]): ReturnType<typeof quantizeModel> => {
     const o = withKeptFloat(options, keptFloat);
-    const result = quantizeModel(model, { ...o, ranges, staticNodes: keptFloat.length ? staticChoice(model.graph!, o).staticNodes : staticNodes });
+    const result = quantizeModel(model, { ...o, ranges, staticNodes: keptFloat.length ? choose(o).staticNodes : staticNodes });
     return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined } } };
   };
   // What keeping a node float keeps: its float weights' bytes (Constants are initializers and weight paths
   // folded by now). Counted only when the search asks.
   let bytes: Map<string, number> | undefined;
-  const floatBytes = (node: string): number => (bytes ??= new Map((model.graph!.node ?? []).map((n) => [n.name || n.output![0]!, (n.input ?? []).reduce((sum, t) => { const w = index.floatInitializer(t); return sum + (w ? tensorBytes(w).length : 0); }, 0)]))).get(node) ?? 0;
-  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes, inputBytes: encoded.length };
+  const floatBytes = (node: string): number => (bytes ??= new Map(indexes.flatMap((index) => (index.graph.node ?? []).map((n) => [nodeKey(n), (n.input ?? []).reduce((sum, t) => { const w = index.floatInitializer(t); return sum + (w ? tensorBytes(w).length : 0); }, 0)] as const)))).get(node) ?? 0;
+  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes, inputBytes: encoded.length, views };
 }
 
 /** The first `k` of a sample stream (the rest are not read). */
@@ -192,7 +220,7 @@ function staticChoice(graph: onnx.IGraphProto, options: QuantizeOptions): { tens
   const staticNodes = new Set<string>();
   const weightedNames: string[] = [];
   const isConstant = (t: string): boolean => index.initializers.has(t);
-  const skipped = (n: onnx.INodeProto): boolean => !quantizerFor('int8-static', n.opType!) || excluded.has(n.name || n.output![0]!) || (options.excludeOps ?? []).includes(n.opType!);
+  const skipped = (n: onnx.INodeProto): boolean => !quantizerFor('int8-static', n.opType!) || excluded.has(nodeKey(n)) || (options.excludeOps ?? []).includes(n.opType!);
   const weighted = (n: onnx.INodeProto): boolean => !skipped(n) && ACTIVATION_OPS[n.opType!] === undefined && index.floatInitializer(n.input?.[1]) !== undefined && !isConstant(n.input![0]!);
   // Whether tensor t comes out of a MatMul or Gemm int8-static quantizes (or a bias Add on one), through
   // ops that only move values (onnxruntime carries the uint8 tensor through them).
@@ -220,8 +248,8 @@ function staticChoice(graph: onnx.IGraphProto, options: QuantizeOptions): { tens
     const eligible = activation ? floats && !index.isGraphOutput(n.output![0]!) && (computed || onProduct) : weighted(n);
     if (!eligible) continue;
     chosen.add(n);
-    if (activation) staticNodes.add(n.name || n.output![0]!);
-    else weightedNames.push(n.name || n.output![0]!);
+    if (activation) staticNodes.add(nodeKey(n));
+    else weightedNames.push(nodeKey(n));
     for (const t of calibrated) tensors.add(t);
   }
   return { tensors, staticNodes, weighted: weightedNames.reverse() };
@@ -258,12 +286,6 @@ async function* firstOf<T>(items: Iterable<T> | AsyncIterable<T>, max: number): 
   }
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const all: T[] = [];
-  for await (const x of items) all.push(x);
-  return all;
-}
-
 /** What calibration did: layers calibrated, samples, and which codes were kept (the closer on the samples). */
 export interface GptqReport {
   layers: number;
@@ -298,18 +320,9 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
   const foldedBatchNorms = foldBatchNorms(g);
   const foldedWeightPaths = foldWeightPaths(g, weightInputs(g, 'int4'));
   removeUnusedInitializers(g);
-  // A body's inputs cannot be fetched as model outputs: GPTQ reads the layers of the main graph and of the
-  // If branches calibration samples take, each branch inlined into a copy calibrated on the samples that
-  // take it (silero-vad keeps all its weights in branches chosen by its sample rate and state). Loop and
-  // Scan bodies are rounded.
-  const groups: Array<{ taken: Map<string, boolean>; samples?: GoldenSample[] }> = allGraphs(g).length > 1 ? await branchGroups(model, await collect(samples())) : [{ taken: new Map() }];
-  const views = (m: onnx.IModelProto): Array<{ model: onnx.IModelProto; samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample> }> => groups.map((group) => {
-    const chosen = group.samples;
-    if (!group.taken.size) return { model: m, samples: chosen ? () => chosen : samples };
-    const inlined = inlineBranches(m, group.taken);
-    constantsToInitializers(inlined.graph!);
-    return { model: inlined, samples: () => chosen! };
-  });
+  // GPTQ reads the layers of the main graph and of the If branches calibration samples take (silero-vad
+  // keeps all its weights in branches chosen by its sample rate and state); Loop and Scan bodies are rounded.
+  const views = await calibrationViews(model, samples);
   const excluded = new Set(options.excludeNodes ?? []);
   // Rounded first: it is what GPTQ has to beat, and what it quantizes is all that is worth a calibration
   // pass (not an excluded node, a Gemm with transA, a weight the quantizer leaves float).
@@ -322,7 +335,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
     const index = new GraphIndex(viewed.graph!);
     const fourBit = fourBitConvs(index, defaultOpset(model), { ...options, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE });
     for (const n of viewed.graph!.node ?? []) {
-      const name = n.name || n.output![0]!;
+      const name = nodeKey(n);
       if (reached.has(name)) continue;
       reached.add(name);
       const w = index.floatInitializer(n.input?.[1]);
@@ -376,7 +389,7 @@ export async function quantizeModelCalibrated(input: onnx.IModelProto, options: 
       }
       // The pass's weights as their quantizers lay them out (noted by codesOf), then solved.
       const passNodes = new Set(pass.map((x) => x.node));
-      quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: allGraphs(g).flatMap((x) => x.node ?? []).map((n) => n.name || n.output![0]!).filter((x) => !passNodes.has(x)) });
+      quantizeModel(model, { ...uncompacted, gptq: layers, excludeNodes: allGraphs(g).flatMap((x) => x.node ?? []).map(nodeKey).filter((x) => !passNodes.has(x)) });
       await solveRequested(layers.values(), matmul);
       count = got.samples;
       progress?.(done.size, targets.length);
@@ -452,6 +465,14 @@ function initializerBytes(g: onnx.IGraphProto): number {
   return (g.initializer ?? []).reduce((s, t) => s + tensorBytes(t).length, 0);
 }
 
+/** `g` and the branches of its Ifs, theirs in turn: what inlining branches brings into one graph. */
+function ifReachable(g: onnx.IGraphProto): onnx.IGraphProto[] {
+  return [g, ...(g.node ?? []).filter((n) => n.opType === 'If' && !n.domain).flatMap((n) => ['then_branch', 'else_branch'].flatMap((b) => {
+    const branch = attr(n, b)?.g;
+    return branch ? ifReachable(branch) : [];
+  }))];
+}
+
 /** What the analyze step reports: op histogram, parameters, opset, and which methods have something to do. */
 export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, number>; parameters: number; weightBytes: number; opset: number; applicable: Method[] } {
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
@@ -461,7 +482,9 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
   for (const x of graphs) constantsToInitializers(x);
   const ops: Record<string, number> = {};
   for (const x of graphs) for (const [op, n] of Object.entries(opHistogram(x))) ops[op] = (ops[op] ?? 0) + n;
-  const mainOps = opHistogram(g);
+  // int8-static calibrates the main graph and the If branches samples take (calibrationViews), not Loop/Scan bodies.
+  const calibratedOps: Record<string, number> = {};
+  for (const x of ifReachable(g)) for (const [op, n] of Object.entries(opHistogram(x))) calibratedOps[op] = (calibratedOps[op] ?? 0) + n;
   const parameters = graphs.flatMap((x) => x.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
   const opset = defaultOpset(model);
   // A method whose operators need a newer opset applies when the upgrader can take the model (tried on a copy).
@@ -475,7 +498,7 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
       throw err;
     }
   };
-  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => (m === 'int8-static' ? mainOps : ops)[op])) && upgradable(m));
+  const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => (m === 'int8-static' ? calibratedOps : ops)[op])) && upgradable(m));
   return { ops, parameters, weightBytes: graphs.reduce((n, x) => n + initializerBytes(x), 0), opset, applicable };
 }
 
@@ -488,8 +511,8 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   const inputBytes = onnx.ModelProto.encode(input).finish();
   const model = onnx.ModelProto.decode(inputBytes);
   const g = model.graph!;
-  // Subgraphs' Constant nodes too, for the methods that quantize inside them (below).
-  const constantsMoved = (options.method === 'int8-static' ? [g] : allGraphs(g)).reduce((n, x) => n + constantsToInitializers(x), 0);
+  // Subgraphs' Constant nodes too: every method quantizes inside them (below).
+  const constantsMoved = allGraphs(g).reduce((n, x) => n + constantsToInitializers(x), 0);
   const opsetUpgrade = upgradeFor(model, options.method) ?? raiseForInt4Casts(model, options);
   const opset = defaultOpset(model);
   if (options.method === 'int8-static' && !options.ranges) throw new QuantizeError('int8-static needs a calibration set: pass --calibration samples.jsonl (named input tensors, like golden inputs)');
@@ -512,11 +535,11 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
     if (allGraphs(g).length > 1) moveInitializersIntoSubgraphs(g);
     nodes = convertToFloat16(g, { excludeNodes: excludedNodes, excludeOps: excludedOps });
   } else {
-    // Weights inside If/Loop/Scan bodies are quantized in the graph that reads them (int8-static calibrates
-    // main-graph tensors only, so its subgraphs stay float): each graph is prepared and walked as the main
-    // one, with names unique across all of them.
+    // Weights inside If/Loop/Scan bodies are quantized in the graph that reads them (int8-static where its
+    // calibration reached them): each graph is prepared and walked as the main one, with names unique
+    // across all of them.
     const names = new Set<string>();
-    const graphs = options.method === 'int8-static' ? [g] : allGraphs(g);
+    const graphs = allGraphs(g);
     if (graphs.length > 1) moveInitializersIntoSubgraphs(g);
     const parents = parentGraphs(g);
     const outer = (x: onnx.IGraphProto): onnx.ITensorProto[] => {
@@ -612,7 +635,7 @@ function quantizeNodes(graph: onnx.IGraphProto, index: GraphIndex, options: Quan
   const nodes: NodeOutcome[] = [];
   for (const n of topologicalSort(graph)) {
     const q = quantizerFor(options.method, n.opType!);
-    const name = n.name || n.output![0]!;
+    const name = nodeKey(n);
     if (!q || (q.applies && !q.applies(n, ctx))) {
       out.push(n);
       continue;

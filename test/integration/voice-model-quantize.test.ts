@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
 import { loadError } from '../../src/quantize/evaluate';
-import { quantizeModel, quantizeModelCalibrated } from '../../src/quantize/quantize-model';
+import { quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../../src/quantize/quantize-model';
+import type { GoldenSample } from '../../src/quantize/evaluate';
 import { SILERO_VAD, speech, speechProbabilities, speechSteps } from '../fixtures/silero-vad';
 
 /** Mean |Δp| and the share of steps where both say the same (speech at p > 0.5). */
@@ -15,6 +16,25 @@ function agreement(reference: Float32Array, candidate: Float32Array): { meanDelt
     if (reference[i]! > 0.5 === candidate[i]! > 0.5) same++;
   }
   return { meanDelta: delta / reference.length, sameDecision: same / reference.length };
+}
+
+type Stream = { rate: 16000 | 8000; audio: Float32Array; steps: Array<{ sample: GoldenSample; p: number }>; half: number };
+
+/** silero-vad run on speech at both rates; calibration is each stream's first half, the second half held out. */
+async function halvedStreams(): Promise<{ bytes: Buffer; streams: Stream[]; calibration: GoldenSample[] }> {
+  const bytes = readFileSync(SILERO_VAD);
+  const streams = await Promise.all(([16000, 8000] as const).map(async (rate) => {
+    const audio = speech(rate);
+    const steps = await speechSteps(bytes, audio, rate);
+    return { rate, audio, steps, half: Math.floor(steps.length / 2) };
+  }));
+  return { bytes, streams, calibration: streams.flatMap((s) => s.steps.slice(0, s.half).map((x) => x.sample)) };
+}
+
+/** A quantized model's agreement with fp32 on a stream's held-out second half. */
+async function heldOut(s: Stream, model: Uint8Array): Promise<{ meanDelta: number; sameDecision: number }> {
+  const p = await speechProbabilities(model, s.audio, s.rate);
+  return agreement(Float32Array.from(s.steps.slice(s.half), (x) => x.p), p.subarray(s.half));
 }
 
 // onnxruntime's own quantize_dynamic leaves this file as it is (×1.02, its weights are inside the If) and
@@ -72,27 +92,34 @@ test('silero-vad with --compact-names: every name inside its nested Ifs renamed,
 });
 
 test('silero-vad calibrated on speech at 16 and 8 kHz: GPTQ reaches both rates\' branches (each inlined for the samples that take it), and its 4-bit Convs move the probabilities less than rounded ones on speech it did not see', async (t) => {
-  const bytes = readFileSync(SILERO_VAD);
-  const rates = [16000, 8000] as const;
-  const streams = await Promise.all(rates.map(async (rate) => {
-    const audio = speech(rate);
-    const steps = await speechSteps(bytes, audio, rate);
-    return { rate, audio, steps, half: Math.floor(steps.length / 2) };
-  }));
-  // Fitted to the first half of each stream, judged on the second halves.
-  const calibration = streams.flatMap((s) => s.steps.slice(0, s.half).map((x) => x.sample));
+  const { bytes, streams, calibration } = await halvedStreams();
   const options = { method: 'int4', int4Conv: true, int4Recurrent: true, compactNames: true } as const;
   const rounded = quantizeModel(decodeModel(bytes), options);
   const fitted = await quantizeModelCalibrated(decodeModel(bytes), options, () => calibration, { maxSamples: calibration.length });
   // Each rate's STFT, four encoder Convs and decoder Conv; nothing left out of reach but the LSTMs (never GPTQ's).
   assert.deepEqual([fitted.report.gptq.layers, fitted.report.gptq.used, fitted.report.modelBytes.after], [12, true, rounded.report.modelBytes.after]);
   for (const s of streams) {
-    const delta = async (q: Uint8Array) => {
-      const p = await speechProbabilities(q, s.audio, s.rate);
-      return s.steps.slice(s.half).reduce((sum, x, i) => sum + Math.abs(x.p - p[s.half + i]!), 0) / (s.steps.length - s.half);
-    };
-    const [r, f] = [await delta(encodeModel(rounded.model)), await delta(encodeModel(fitted.model))];
+    const [r, f] = [(await heldOut(s, encodeModel(rounded.model))).meanDelta, (await heldOut(s, encodeModel(fitted.model))).meanDelta];
     t.diagnostic(`${s.rate} Hz, ×${fitted.report.modelBytes.ratio.toFixed(3)}: mean |Δp| on the held-out half, rounded ${r.toFixed(4)}, GPTQ ${f.toFixed(4)}`);
     assert.ok(f < 0.85 * r, `${s.rate} Hz: GPTQ ${f}, rounded ${r}`);
+  }
+});
+
+test('silero-vad in int8-static: each rate\'s Convs calibrated in the branch its samples take and put in QDQ there; --min-cosine weighs both rates\' nodes', async (t) => {
+  const { bytes, streams, calibration } = await halvedStreams();
+  const options = { method: 'int8-static' } as const;
+  const plain = await quantizeModelStatic(decodeModel(bytes), options, () => calibration, { method: 'auto' });
+  const convs = plain.report.nodes.filter((n) => n.op === 'Conv' && n.action === 'quantized').map((n) => n.node);
+  // Six in each branch: the STFT, four encoder Convs and the decoder's.
+  assert.deepEqual([convs.filter((n) => n.startsWith('If_0_then')).length, convs.filter((n) => n.startsWith('If_0_else')).length], [6, 6]);
+  const targeted = await quantizeModelStatic(decodeModel(bytes), options, () => calibration, { method: 'auto' }, { minCosine: 0.99 });
+  const kept = targeted.report.sensitivity!.kept.map((k) => k.node);
+  // The search scores the first samples of each rate: before, the first eight (all 16 kHz) gave every 8 kHz node no gain.
+  assert.ok(kept.some((n) => n.startsWith('If_0_then')) && kept.some((n) => n.startsWith('If_0_else')), `kept float: ${kept.join(', ')}`);
+  for (const s of streams) {
+    const [p, q] = [await heldOut(s, encodeModel(plain.model)), await heldOut(s, encodeModel(targeted.model))];
+    t.diagnostic(`${s.rate} Hz held out: int8-static ×${plain.report.modelBytes.ratio.toFixed(3)} |Δp| ${p.meanDelta.toFixed(4)} same ${(100 * p.sameDecision).toFixed(1)}%; --min-cosine 0.99 ×${targeted.report.modelBytes.ratio.toFixed(3)} |Δp| ${q.meanDelta.toFixed(4)} same ${(100 * q.sameDecision).toFixed(1)}%`);
+    assert.ok(p.meanDelta < 0.08 && p.sameDecision > 0.9, `${s.rate} Hz int8-static: ${JSON.stringify(p)}`);
+    assert.ok(q.meanDelta < 0.7 * p.meanDelta, `${s.rate} Hz: --min-cosine ${q.meanDelta} against ${p.meanDelta}`);
   }
 });

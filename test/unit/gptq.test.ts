@@ -6,6 +6,7 @@ import { doubleMatMul } from '../../src/quantize/double-matmul';
 import { agreementOn, collectHessians } from '../../src/quantize/calibrate';
 import { dequantizeInt4, quantizeInt4 } from '../../src/quantize/int4';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
+import { nodeKey } from '../../src/onnx/graph';
 import { decodeModel, encodeModel } from '../../src/onnx/proto';
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel } from '../../src/onnx/fixture-models';
 import { DT } from '../../src/onnx/tensor';
@@ -331,7 +332,7 @@ test('int4 with calibration samples: a Conv left at 8 bits takes GPTQ codes per 
   assert.ok(a.cosine.mean >= b.cosine.mean - 0.001, `GPTQ ${a.cosine.mean}, rounded ${b.cosine.mean}`);
   // Only what the quantizer would take GPTQ codes for is calibrated (one pass each): not an excluded node,
   // nor a Conv whose 8 bits share one scale (--per-tensor).
-  const convs = decodeModel(f.onnx).graph!.node!.filter((n) => n.opType === 'Conv').map((n) => n.name || n.output![0]!);
+  const convs = decodeModel(f.onnx).graph!.node!.filter((n) => n.opType === 'Conv').map(nodeKey);
   const fewer = async (o: { excludeNodes?: string[]; perChannel?: boolean }) => (await quantizeModelCalibrated(decodeModel(f.onnx), { method: 'int4', ...o }, () => samples.slice(0, 4))).report.gptq.layers;
   assert.equal(await fewer({ excludeNodes: convs.slice(0, 1) }), report.gptq.layers - 1);
   assert.equal(await fewer({ perChannel: false }), report.gptq.layers - convs.length);

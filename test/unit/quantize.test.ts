@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { computeScaleZeroPoint, roundHalfEven } from '../../src/quantize/params';
 import { DT, fitsFloat16, float16BitsToFloat32, float32ArrayToFloat16Bits, float32ToFloat16Bits, floatValues, hasNonFinite, makeTensor } from '../../src/onnx/tensor';
 import { dequantizeInt4, evenBlockLength, quantizeBlockedInt4, quantizeInt4 } from '../../src/quantize/int4';
-import { removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
+import { nodeKey, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { dedupeTransposedInt8 } from '../../src/onnx/fold-weights';
 import { readModelFile, writeModelFile } from '../../src/onnx/io';
 import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/proto';
@@ -220,7 +220,7 @@ test('a model already quantized is refused by name (its quantized ops, qcflow\'s
   assert.throws(() => quantizeModel(once, { method: 'int8-dynamic' }), (e: Error) => e instanceof QuantizeError && /already quantized \(by qcflow, int8-dynamic, DynamicQuantizeLinear ×\d+, MatMulInteger ×\d+\): nothing is left in float for int8-dynamic/.test(e.message));
   // Weight-only Convs hold no quantized op: the mark names them.
   assert.throws(() => quantizeModel(quantizeModel(decodeModel(cnn.onnx), { method: 'int8-dynamic' }).model, { method: 'int4' }), /already quantized \(by qcflow, int8-dynamic[,)]/);
-  const matmuls = decodeModel(mlp.onnx).graph!.node!.filter((n) => n.opType === 'MatMul').map((n) => n.name || n.output![0]!);
+  const matmuls = decodeModel(mlp.onnx).graph!.node!.filter((n) => n.opType === 'MatMul').map(nodeKey);
   const partly = quantizeModel(decodeModel(mlp.onnx), { method: 'int8-dynamic', excludeNodes: matmuls.slice(1) }).model;
   assert.equal(quantizeModel(partly, { method: 'int8-dynamic' }).report.quantized, matmuls.length - 1);
 });
@@ -620,7 +620,7 @@ test('IR 10 metadata (per node, graph, value) survives decode, encode and quanti
   // Quantized, the nodes it leaves alone keep theirs; replacements carry none (as onnxruntime's quantizer).
   const { model: q, report } = quantizeModel(m, { method: 'int4' });
   const replaced = new Set(report.nodes.filter((n) => n.action === 'quantized').map((n) => n.node));
-  const kept = (g.node ?? []).filter((n) => !replaced.has(n.name || n.output![0]!));
+  const kept = (g.node ?? []).filter((n) => !replaced.has(nodeKey(n)));
   const byName = new Map((q.graph!.node ?? []).map((n) => [n.name, n]));
   assert.ok(kept.length > 100 && kept.every((n) => JSON.stringify(byName.get(n.name)?.metadataProps) === JSON.stringify(n.metadataProps)));
   assert.ok((q.graph!.node ?? []).filter((n) => n.opType === 'MatMulNBits').every((n) => !n.metadataProps));

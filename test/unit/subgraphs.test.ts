@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { F32, floatTensor, I64, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
-import { allGraphs, compactNames, GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
+import { allGraphs, attr, compactNames, GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { sliceValues } from '../../src/onnx/fold-weights';
 import { encodeModel, onnx } from '../../src/onnx/proto';
-import { cosine, loadError } from '../../src/quantize/evaluate';
+import { cosine, loadError, type GoldenSample } from '../../src/quantize/evaluate';
 import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../../src/quantize/quantize-model';
 import { inlineBranches } from '../../src/onnx/inline-branches';
 import { branchGroups } from '../../src/quantize/calibrate';
@@ -103,22 +103,41 @@ test('weights inside If branches are quantized there: LSTM weights through Slice
   }
 });
 
-test('int8-static and GPTQ say what they leave to rounding inside bodies; analyze offers what applies', async () => {
-  await assert.rejects(quantizeModelStatic(branchModel(), { method: 'int8-static' }, () => [], { method: 'minmax' }), /int8-static finds nothing to calibrate: no node of the main graph it quantizes reads a constant weight \(those inside If\/Loop bodies are not calibrated/);
+test('int8-static calibrates the If branches its samples take, and says what none took; GPTQ says what it leaves to rounding; analyze offers what applies', async () => {
+  await assert.rejects(quantizeModelStatic(branchModel(), { method: 'int8-static' }, () => [], { method: 'minmax' }), /int8-static finds nothing to calibrate: no node it quantizes reads a constant weight outside Loop\/Scan bodies and If branches the calibration samples do not take/);
+  // Samples of one side calibrate that branch alone: the other's MatMul stays float, and says why.
+  const m = dataBranchModel();
+  const one = await quantizeModelStatic(m, { method: 'int8-static' }, () => [feed(0.5), feed(1)], { method: 'minmax' });
+  assert.deepEqual(one.report.nodes.filter((n) => n.op === 'MatMul').map((n) => `${n.node} ${n.action}${n.reason ? `: ${n.reason}` : ''}`).sort(), ['else.matmul kept: no calibrated range for its input or output', 'then.matmul quantized']);
+  const both = await quantizeModelStatic(m, { method: 'int8-static' }, () => [0.5, 4, 1, 4.5].map(feed), { method: 'minmax' });
+  assert.deepEqual(both.report.nodes.filter((n) => n.op === 'MatMul' && n.action === 'quantized').map((n) => n.node).sort(), ['else.matmul', 'then.matmul']);
+  for (const [seed, side] of [[1, 'then_branch'], [4, 'else_branch']] as const) {
+    const outputs = async (model: onnx.IModelProto) => (await (await ort.InferenceSession.create(encodeModel(model))).run({ x: new ort.Tensor('float32', x(seed), [seq, 1, input]) })).z!.data as Float32Array;
+    const [ref, got] = [await outputs(m), await outputs(both.model)];
+    assert.ok(cosine(ref, got) > 0.999, `${side}: ${cosine(ref, got)}`);
+    // Q/DQ pairs inside the branch, around its MatMul.
+    const branch = attr(both.model.graph!.node!.find((n) => n.opType === 'If')!, side)!.g!;
+    assert.ok((branch.node ?? []).some((n) => n.opType === 'QuantizeLinear'), `${side}: no QuantizeLinear in the branch`);
+  }
   const calibrated = await quantizeModelCalibrated(branchModel(), { method: 'int4' }, () => []);
   assert.deepEqual([calibrated.report.gptq.layers, calibrated.report.gptq.roundedInBodies, calibrated.report.quantized], [0, 4, 4]);
-  // int8-static calibrates main-graph tensors only: here it would have nothing to do.
-  assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['fp16', 'int4', 'int8-dynamic']);
+  assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['fp16', 'int4', 'int8-dynamic', 'int8-static']);
 });
 
-test('GPTQ reaches into If branches: the samples grouped by the branch they take, each branch inlined into a copy calibrated on its group', async () => {
-  const x = (seed: number) => Float32Array.from({ length: seq * input }, (_, i) => Math.sin(i / 3 + seed));
-  // The condition from the data, as silero-vad's come from its sample rate and state: x's first value > 0.
+/** branchModel with the condition from the data, as silero-vad's come from its sample rate and state: x's first value > 0. */
+function dataBranchModel(): onnx.IModelProto {
   const m = branchModel();
   m.graph!.input = m.graph!.input!.filter((v) => v.name !== 'cond');
   m.graph!.initializer = [...m.graph!.initializer!, floatTensor('zero', [], [0]), int64Tensor('first', [1], [0])];
   m.graph!.node = [node('Flatten', ['x'], ['flat'], { axis: 0 }, 'flat'), node('Gather', ['flat', 'first'], ['x0'], { axis: 1 }, 'x0'), node('Greater', ['x0', 'zero'], ['gt'], {}, 'gt'), node('Squeeze', ['gt'], ['cond'], {}, 'cond'), ...m.graph!.node!];
-  const feed = (seed: number) => ({ inputs: { x: { dims: [seq, 1, input], data: x(seed) } } });
+  return m;
+}
+
+const x = (seed: number): Float32Array => Float32Array.from({ length: seq * input }, (_, i) => Math.sin(i / 3 + seed));
+const feed = (seed: number): GoldenSample => ({ inputs: { x: { dims: [seq, 1, input], data: x(seed) } } });
+
+test('GPTQ reaches into If branches: the samples grouped by the branch they take, each branch inlined into a copy calibrated on its group', async () => {
+  const m = dataBranchModel();
   const positive = [0.5, 1, 1.5, 2].map(feed); // sin(seed) > 0
   const mixed = [0.5, 4, 1, 4.5].map(feed); // sin(4) < 0
   // Which branch each If takes on the samples, and the model with it inlined computes what the If did.
