@@ -376,39 +376,63 @@ export async function collectHessiansOver(views: CalibrationView[], targets: Hes
   return { sums, samples: count };
 }
 
+/** A group of calibration samples taking the same If branches: the Ifs decided (by nodeKey), and the samples' places in the set. */
+export interface BranchGroup {
+  taken: Map<string, boolean>;
+  indices: number[];
+}
+
 /**
- * `samples` grouped by the If branches they take: in each group, the Ifs (by nodeKey) with the branch every
- * sample of it takes — the main graph's first, then those that inlining them brings up (nested Ifs), a run
- * over the group per level. What calibration inlines (inlineBranches) to reach the layers inside branches:
- * silero-vad's samples at 16 and 8 kHz make two groups, one for each rate's branch.
+ * `samples` grouped by the If branches they take: in each group, the Ifs with the branch every sample of
+ * it takes — the main graph's first, then those that inlining them brings up (nested Ifs), a run over the
+ * group per level. What calibration inlines (inlineBranches) to reach the layers inside branches:
+ * silero-vad's samples at 16 and 8 kHz make two groups, one for each rate's branch. The samples stream
+ * (a pass per level); a group keeps their indices, not the samples.
  */
-export async function branchGroups(model: onnx.IModelProto, samples: GoldenSample[]): Promise<Array<{ taken: Map<string, boolean>; samples: GoldenSample[] }>> {
-  const done: Array<{ taken: Map<string, boolean>; samples: GoldenSample[] }> = [];
-  const open = [{ taken: new Map<string, boolean>(), samples }];
+export async function branchGroups(model: onnx.IModelProto, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<BranchGroup[]> {
+  const done: BranchGroup[] = [];
+  const open: Array<{ taken: Map<string, boolean>; indices?: number[] }> = [{ taken: new Map() }];
   for (let group = open.pop(); group; group = open.pop()) {
     const view = inlineBranches(model, group.taken);
     const ifs = (view.graph!.node ?? []).filter((n) => n.opType === 'If' && !n.domain && !group.taken.has(nodeKey(n)));
-    if (!ifs.length || !group.samples.length) {
-      done.push(group);
-      continue;
-    }
-    const conditions = [...new Set(ifs.map((n) => n.input![0]!))];
-    const bySide = new Map<string, { taken: Map<string, boolean>; samples: GoldenSample[] }>();
-    const session = await openSession(view, conditions);
-    try {
-      for (const [i, s] of group.samples.entries()) {
-        const out = await runSample(session, s, i, conditions);
-        const side = ifs.map((n) => Boolean((out[n.input![0]!]!.data as ArrayLike<number | boolean>)[0]));
-        const key = side.map(Number).join('');
-        if (!bySide.has(key)) bySide.set(key, { taken: new Map([...group.taken, ...ifs.map((n, j) => [nodeKey(n), side[j]!] as const)]), samples: [] });
-        bySide.get(key)!.samples.push(s);
+    const bySide = new Map<string, BranchGroup>();
+    const seen: number[] = [];
+    if (ifs.length) {
+      const conditions = [...new Set(ifs.map((n) => n.input![0]!))];
+      const session = await openSession(view, conditions);
+      try {
+        for await (const [i, s] of indexed(samples, group.indices)) {
+          const out = await runSample(session, s, i, conditions);
+          const side = ifs.map((n) => Boolean((out[n.input![0]!]!.data as ArrayLike<number | boolean>)[0]));
+          const key = side.map(Number).join('');
+          if (!bySide.has(key)) bySide.set(key, { taken: new Map([...group.taken, ...ifs.map((n, j) => [nodeKey(n), side[j]!] as const)]), indices: [] });
+          bySide.get(key)!.indices.push(i);
+        }
+      } finally {
+        await session.release();
       }
-    } finally {
-      await session.release();
+    } else {
+      for await (const [i] of indexed(samples, group.indices)) seen.push(i);
     }
-    open.push(...bySide.values());
+    if (bySide.size) open.push(...bySide.values());
+    else done.push({ taken: group.taken, indices: group.indices ?? seen });
   }
   return done;
+}
+
+/** The samples at `indices` (all where undefined), each with its index in the set. */
+async function* indexed(samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, indices?: number[]): AsyncIterable<[number, GoldenSample]> {
+  const wanted = indices && new Set(indices);
+  let i = 0;
+  for await (const s of samples()) {
+    if (!wanted || wanted.has(i)) yield [i, s];
+    i++;
+  }
+}
+
+/** The samples at `indices`, in order. */
+async function* only(samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, indices: number[]): AsyncIterable<GoldenSample> {
+  for await (const [, s] of indexed(samples, indices)) yield s;
 }
 
 /** A model as calibration runs it, with the samples it runs it on. */
@@ -427,13 +451,10 @@ export interface CalibrationView {
 export async function calibrationViews(model: onnx.IModelProto, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<(m: onnx.IModelProto) => CalibrationView[]> {
   // Without an If in the main graph there is nothing to inline: the samples stream, as for any model.
   if (!(model.graph!.node ?? []).some((n) => n.opType === 'If' && !n.domain)) return (m) => [{ model: m, samples }];
-  const all: GoldenSample[] = [];
-  for await (const s of samples()) all.push(s);
-  const groups = await branchGroups(model, all);
+  const groups = await branchGroups(model, samples);
   return (m) => groups.map((group) => {
-    if (!group.taken.size) return { model: m, samples: () => group.samples };
-    const inlined = inlineBranches(m, group.taken);
-    constantsToInitializers(inlined.graph!);
-    return { model: inlined, samples: () => group.samples };
+    const inlined = group.taken.size ? inlineBranches(m, group.taken) : m;
+    if (inlined !== m) constantsToInitializers(inlined.graph!);
+    return { model: inlined, samples: () => only(samples, group.indices) };
   });
 }
