@@ -14,8 +14,13 @@ export interface EvaluationMetrics {
   output: string;
   /** Share of samples whose arg-max class is the same (classification outputs). */
   top1Agreement: number;
-  /** Cosine similarity of candidate and reference outputs per sample: mean and worst. */
+  /**
+   * Cosine similarity of candidate and reference outputs per sample, mean and worst, of the weakest float
+   * output (every output is judged unless one is named: a detector's heads all matter).
+   */
   cosine: { mean: number; min: number };
+  /** Each float output's cosine, where the model has more than one. */
+  outputs?: Record<string, { mean: number; min: number }>;
   maxAbsError: number;
   /** Against the golden labels, when every sample has one. */
   accuracy?: { reference: number; candidate: number };
@@ -75,10 +80,12 @@ export function feedsOf(sample: GoldenSample): Record<string, ort.Tensor> {
 }
 
 async function run(s: ort.InferenceSession, sample: GoldenSample, i: number, output: string): Promise<Float32Array> {
-  const feeds = feedsOf(sample);
+  return (await runOutputs(s, sample, i, [output]))[output]!.data as Float32Array;
+}
+
+async function runOutputs(s: ort.InferenceSession, sample: GoldenSample, i: number, outputs: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
   try {
-    const out = await s.run(feeds, [output]);
-    return out[output]!.data as Float32Array;
+    return await s.run(feedsOf(sample), outputs);
   } catch (err) {
     throw new QuantizeError(`golden sample ${i + 1} does not fit the model (${(err as Error).message}); check its input names and shapes`);
   }
@@ -137,8 +144,10 @@ export async function loadError(model: Uint8Array): Promise<string | undefined> 
 
 /**
  * Runs the fp32 reference and a candidate on the same golden samples with onnxruntime-node and compares
- * the first output (or `output`): top-1 agreement, cosine similarity, max absolute error, accuracy against
- * labels, median latency and file size.
+ * the first output (or `output`): top-1 agreement, max absolute error, accuracy against labels; cosine
+ * similarity on every float output (or `output` alone), the weakest reported; median latency and file size.
+ * Judged on its first head alone, RapidAI's PicoDet's int8-static scored 0.907 while two of its eight
+ * heads were at 0.84.
  */
 export async function evaluateCandidate(reference: ModelSource, candidate: ModelSource, golden: GoldenSample[], o: { output?: string; runs?: number; providers?: string[] } = {}): Promise<EvaluationMetrics> {
   if (golden.length === 0) throw new QuantizeError('no golden samples to evaluate on');
@@ -151,14 +160,18 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
     let refCorrect = 0;
     let candCorrect = 0;
     let maxAbs = 0;
-    const cos: number[] = [];
+    const judged = o.output ? [output] : ref.outputNames;
+    const cos = new Map<string, number[]>();
     for (let i = 0; i < golden.length; i++) {
-      const a = await run(ref, golden[i]!, i, output);
-      const b = await run(cand, golden[i]!, i, output);
+      const [ra, rb] = [await runOutputs(ref, golden[i]!, i, judged), await runOutputs(cand, golden[i]!, i, judged)];
+      const [a, b] = [ra[output]!.data as Float32Array, rb[output]!.data as Float32Array];
       let e = 0;
       for (let j = 0; j < a.length; j++) e = Math.max(e, Math.abs(a[j]! - b[j]!));
       maxAbs = Math.max(maxAbs, e);
-      cos.push(cosine(a, b));
+      for (const name of judged) {
+        const x = ra[name]!.data;
+        if (x instanceof Float32Array) cos.set(name, [...(cos.get(name) ?? []), cosine(x, rb[name]!.data as Float32Array)]);
+      }
       if (argmax(a) === argmax(b)) agree++;
       const label = golden[i]!.label;
       if (label !== undefined) {
@@ -173,7 +186,7 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
     return {
       samples: golden.length, output,
       top1Agreement: agree / golden.length,
-      cosine: { mean: cos.reduce((s, c) => s + c, 0) / cos.length, min: Math.min(...cos) },
+      ...judgedCosines(cos),
       maxAbsError: maxAbs,
       ...(labelled ? { accuracy: { reference: refCorrect / golden.length, candidate: candCorrect / golden.length } } : {}),
       latencyMs: { reference: latRef, candidate: latCand, ratio: latCand / latRef },
@@ -183,6 +196,14 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
     await ref.release();
     await cand.release();
   }
+}
+
+/** The weakest output's cosine (its mean; the worst of any), and each output's where there are several. */
+function judgedCosines(cos: Map<string, number[]>): Pick<EvaluationMetrics, 'cosine' | 'outputs'> {
+  const each = Object.fromEntries([...cos].map(([name, c]) => [name, { mean: c.reduce((s, x) => s + x, 0) / c.length, min: Math.min(...c) }]));
+  const all = Object.values(each);
+  if (!all.length) throw new QuantizeError('the model has no float output to compare by cosine; name one with --output-name');
+  return { cosine: { mean: Math.min(...all.map((x) => x.mean)), min: Math.min(...all.map((x) => x.min)) }, ...(all.length > 1 ? { outputs: each } : {}) };
 }
 
 /** One golden sample's reference output, as stored beside the golden inputs. */
