@@ -414,7 +414,6 @@ function voiceModels(py: string | { skipped: string }, dir: string): Array<{ fil
   return [...shipped, ...['silero_vad_16k_op15.onnx', 'silero_vad_half.onnx', 'silero_vad_op18_ifless.onnx'].map((file) => ({ file, bytes: readFileSync(path.join(wheel, 'silero_vad', 'data', file)) }))];
 }
 
-/** A voice-activity model against its fp32 reference on recorded speech, at 16 kHz (and 8 kHz where it takes `sr`). */
 /** The rates a silero-vad export takes: both where it has an `sr` input, else 16 kHz. */
 function speechRates(model: Uint8Array): Array<16000 | 8000> {
   return decodeModel(model).graph!.input!.some((i) => i.name === 'sr') ? [16000, 8000] : [16000];
@@ -425,7 +424,10 @@ function flagsOf(options: Partial<QuantizeOptions>): string {
   return Object.keys(options).map((k) => ` --${k.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase()}`).join('');
 }
 
-/** Figures on each rate's stream: all of it, or (`secondHalf`) the half a calibrated candidate did not see. */
+/**
+ * A voice-activity model against its fp32 reference on recorded speech, at 16 kHz (and 8 kHz where it takes
+ * `sr`): all of each stream, or (`secondHalf`) the half a calibrated candidate did not see.
+ */
 async function onSpeech(reference: Uint8Array, candidate: Uint8Array, seconds: number, secondHalf = false): Promise<Figures> {
   const out: { fileRatio: number; seconds: number; [onSpeech: string]: number } = { fileRatio: +(candidate.length / reference.length).toFixed(4), seconds: +seconds.toFixed(3) };
   for (const rate of speechRates(reference)) {

@@ -27,15 +27,15 @@ export class OrtThreadExited extends Error {
   override name = 'OrtThreadExited';
 }
 
+/** How long close() lets the thread finish its runs in flight before it is terminated. */
+const CLOSE_GRACE_MS = 30_000;
+
 /**
  * One worker thread that owns onnxruntime sessions. onnxruntime-node computes `session.run` on the calling
  * thread, so on the main thread every batch would stall tokenizing, Postgres I/O and Temporal heartbeats;
  * here they overlap with inference. Started on first use; kept referenced only while calls are pending, so
  * an idle thread does not keep the process alive.
  */
-/** How long close() lets the thread finish its runs in flight before it is terminated. */
-const CLOSE_GRACE_MS = 30_000;
-
 export class OrtThread {
   private worker: Worker | undefined;
   private generation = 0;

@@ -210,7 +210,10 @@ function outputsAgreement(): { add(reference: ort.InferenceSession.ReturnType, c
         sums.get(name)!.add(t.data, candidate[name]!.data as Float32Array);
       }
     },
-    value: () => Math.min(...[...sums.values()].map((x) => x.value())),
+    value: () => {
+      if (!sums.size) throw new QuantizeError('the model has no float output to compare by cosine');
+      return Math.min(...[...sums.values()].map((x) => x.value()));
+    },
   };
 }
 

@@ -170,7 +170,9 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
       maxAbs = Math.max(maxAbs, e);
       for (const name of judged) {
         const x = ra[name]!.data;
-        if (x instanceof Float32Array) cos.set(name, [...(cos.get(name) ?? []), cosine(x, rb[name]!.data as Float32Array)]);
+        if (!(x instanceof Float32Array)) continue;
+        if (!cos.has(name)) cos.set(name, []);
+        cos.get(name)!.push(cosine(x, rb[name]!.data as Float32Array));
       }
       if (argmax(a) === argmax(b)) agree++;
       const label = golden[i]!.label;

@@ -103,6 +103,18 @@ test('weights inside If branches are quantized there: LSTM weights through Slice
   }
 });
 
+/** branchModel with the condition from the data, as silero-vad's come from its sample rate and state: x's first value > 0. */
+function dataBranchModel(): onnx.IModelProto {
+  const m = branchModel();
+  m.graph!.input = m.graph!.input!.filter((v) => v.name !== 'cond');
+  m.graph!.initializer = [...m.graph!.initializer!, floatTensor('zero', [], [0]), int64Tensor('first', [1], [0])];
+  m.graph!.node = [node('Flatten', ['x'], ['flat'], { axis: 0 }, 'flat'), node('Gather', ['flat', 'first'], ['x0'], { axis: 1 }, 'x0'), node('Greater', ['x0', 'zero'], ['gt'], {}, 'gt'), node('Squeeze', ['gt'], ['cond'], {}, 'cond'), ...m.graph!.node!];
+  return m;
+}
+
+const x = (seed: number): Float32Array => Float32Array.from({ length: seq * input }, (_, i) => Math.sin(i / 3 + seed));
+const feed = (seed: number): GoldenSample => ({ inputs: { x: { dims: [seq, 1, input], data: x(seed) } } });
+
 test('int8-static calibrates the If branches its samples take, and says what none took; GPTQ says what it leaves to rounding; analyze offers what applies', async () => {
   await assert.rejects(quantizeModelStatic(branchModel(), { method: 'int8-static' }, () => [], { method: 'minmax' }), /int8-static finds nothing to calibrate: no node it quantizes reads a constant weight outside Loop\/Scan bodies and If branches the calibration samples do not take/);
   // Samples of one side calibrate that branch alone: the other's MatMul stays float, and says why.
@@ -123,18 +135,6 @@ test('int8-static calibrates the If branches its samples take, and says what non
   assert.deepEqual([calibrated.report.gptq.layers, calibrated.report.gptq.roundedInBodies, calibrated.report.quantized], [0, 4, 4]);
   assert.deepEqual(analyzeModel(branchModel()).applicable.sort(), ['fp16', 'int4', 'int8-dynamic', 'int8-static']);
 });
-
-/** branchModel with the condition from the data, as silero-vad's come from its sample rate and state: x's first value > 0. */
-function dataBranchModel(): onnx.IModelProto {
-  const m = branchModel();
-  m.graph!.input = m.graph!.input!.filter((v) => v.name !== 'cond');
-  m.graph!.initializer = [...m.graph!.initializer!, floatTensor('zero', [], [0]), int64Tensor('first', [1], [0])];
-  m.graph!.node = [node('Flatten', ['x'], ['flat'], { axis: 0 }, 'flat'), node('Gather', ['flat', 'first'], ['x0'], { axis: 1 }, 'x0'), node('Greater', ['x0', 'zero'], ['gt'], {}, 'gt'), node('Squeeze', ['gt'], ['cond'], {}, 'cond'), ...m.graph!.node!];
-  return m;
-}
-
-const x = (seed: number): Float32Array => Float32Array.from({ length: seq * input }, (_, i) => Math.sin(i / 3 + seed));
-const feed = (seed: number): GoldenSample => ({ inputs: { x: { dims: [seq, 1, input], data: x(seed) } } });
 
 test('GPTQ reaches into If branches: the samples grouped by the branch they take, each branch inlined into a copy calibrated on its group', async () => {
   const m = dataBranchModel();
