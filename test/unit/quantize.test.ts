@@ -15,7 +15,7 @@ import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
 import { analyzeModel, quantizeModel, quantizeModelStatic, rankSensitiveNodes } from '../../src/quantize/quantize-model';
 import { cosine, evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
-import { entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
+import { agreementOn, entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
 import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
 import { QuantizeError, type Method } from '../../src/quantize/types';
 
@@ -670,4 +670,28 @@ test('an option passed as undefined keeps its default (reduceRange: undefined is
     assert.deepEqual(Buffer.from(spelled), Buffer.from(plain), method);
   }
   assert.notDeepEqual(Buffer.from(encodeModel(quantizeModel(decodeModel(f.onnx), { method: 'int8-dynamic', reduceRange: false }).model)), Buffer.from(encodeModel(quantizeModel(decodeModel(f.onnx), { method: 'int8-dynamic' }).model)));
+});
+
+test('every float output is judged, the weakest counting: a two-headed model whose second head drifts scores that head, in evaluation and in the agreement GPTQ keeps or rounds by', async () => {
+  const r = rng(21);
+  const values = (n: number, noise = 0): number[] => Array.from({ length: n }, () => r() - 0.5 + noise * (r() - 0.5));
+  const [w1, w2] = [values(8 * 4), values(8 * 4)];
+  const heads = (second: number[]): onnx.IModelProto => model({
+    name: 'two-heads', opset: 13, inputs: [valueInfo('x', F32, [1, 8])], outputs: [valueInfo('scores', F32, [1, 4]), valueInfo('boxes', F32, [1, 4])],
+    initializers: [floatTensor('w1', [8, 4], w1), floatTensor('w2', [8, 4], second)],
+    nodes: [node('MatMul', ['x', 'w1'], ['scores'], {}, 'head1'), node('MatMul', ['x', 'w2'], ['boxes'], {}, 'head2')],
+  });
+  const reference = heads(w2);
+  const drifted = heads(w2.map((v, i) => (i % 3 === 0 ? -v : v)));
+  const golden = Array.from({ length: 6 }, () => ({ inputs: { x: { dims: [1, 8], data: Float32Array.from(values(8)) } } }));
+  const m = await evaluateCandidate(encodeModel(reference), encodeModel(drifted), golden, { runs: 1 });
+  assert.equal(m.output, 'scores');
+  assert.equal(m.outputs!.scores!.mean, 1);
+  assert.ok(m.outputs!.boxes!.mean < 0.9, JSON.stringify(m.outputs));
+  assert.deepEqual(m.cosine, m.outputs!.boxes);
+  // One output named: that one alone.
+  const first = await evaluateCandidate(encodeModel(reference), encodeModel(drifted), golden, { runs: 1, output: 'scores' });
+  assert.deepEqual([first.cosine.mean, first.outputs], [1, undefined]);
+  const [againstDrifted, againstItself] = await agreementOn(reference, [drifted, reference], () => golden);
+  assert.ok(againstDrifted! < 0.9 && againstItself === 1, `${againstDrifted} ${againstItself}`);
 });
