@@ -14,7 +14,7 @@ import { isStage, STAGES, type Stage } from '../models/lifecycle';
 import { AuthError, issueToken, parseModelRole, parseRole, resolveJwtSecret, USER_ID } from '../http/auth';
 import { OnnxFormatError } from '../onnx/proto';
 import { TensorDataError } from '../onnx/tensor';
-import { METHODS, QuantizeError, RECURRENT_OPS, type Method } from '../quantize/types';
+import { METHODS, NOT_CALIBRATED, QuantizeError, RECURRENT_OPS, type Method } from '../quantize/types';
 import type { CalibrationOptions } from '../quantize/calibrate';
 import type { SensitivityReport } from '../quantize/sensitivity';
 
@@ -353,6 +353,8 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (o.int4Conv && !o.calibration && report.nodes.some((n) => n.op === 'Conv' && n.action === 'quantized')) process.stderr.write(`note: --int4-conv without --calibration rounds each 4-bit filter to its nearest levels, which costs some conv nets much of their accuracy; check the result with \`qcflow model evaluate\`, or pass --calibration samples.jsonl (GPTQ)\n`);
     const { sensitivity } = report as { sensitivity?: SensitivityReport };
     if (sensitivity && !sensitivity.met) process.stderr.write(`note: keeping ${sensitivity.kept.length} node(s) float took the agreement from ${sensitivity.start.toFixed(4)} to ${sensitivity.reached.toFixed(4)}, under --min-cosine ${sensitivity.target}: the error is spread over many nodes; raise --max-float, try --calibrate minmax or percentile, or use int8-dynamic\n`);
+    const unreached = report.nodes.filter((n) => n.reason === NOT_CALIBRATED).length;
+    if (unreached) process.stderr.write(`note: ${unreached} node(s) stayed float because no calibration sample reached them (an If branch none of the samples takes, or a Loop/Scan body); add samples that take every branch the model will run (silero-vad: both sample rates)\n`);
     const recurrent = report.nodes.filter((n) => RECURRENT_OPS.includes(n.op) && n.action === 'quantized').length;
     if (o.method === 'int4' && !o.int4Recurrent && recurrent) process.stderr.write(`note: ${recurrent} recurrent layer(s) (LSTM, GRU, RNN) kept 8-bit weights; --int4-recurrent puts them in 4-bit blocks (silero-vad: ×0.29 → ×0.20 with --compact-names, its speech decisions 98% the same): check the result with \`qcflow model evaluate\`\n`);
     if (!o.compactNames && report.nameBytes > 0.2 * written.bytes) process.stderr.write(`note: ${Math.round((100 * report.nameBytes) / written.bytes)}% of ${o.output} is the names of its nodes and values (an exporter's module paths); --compact-names renames them to short ids, keeping the graph's inputs and outputs\n`);

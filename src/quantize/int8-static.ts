@@ -5,7 +5,7 @@ import { DT, floatValues, makeTensor } from '../onnx/tensor';
 import { computeScaleZeroPoint, quantizeValue, type QParams } from './params';
 import { registerQuantizer } from './registry';
 import { dequantizedWeight, sharedWeight } from './dequantized-weight';
-import type { QuantizeContext } from './types';
+import { NOT_CALIBRATED, type QuantizeContext } from './types';
 
 /**
  * int8 static quantization in QDQ form: QuantizeLinear/DequantizeLinear pairs on each quantized node's
@@ -106,7 +106,7 @@ for (const opType of ['MatMul', 'Gemm', 'Conv']) {
       if (!w) return 'the weight is not a constant float initializer';
       if (opType === 'MatMul' && (w.dims ?? []).length !== 2) return 'only 2-D MatMul weights are quantized';
       if (ctx.index.initializers.has(n.input![0]!)) return 'both inputs are constants (fold them instead)';
-      if (!ctx.options.ranges?.has(n.input![0]!) || !ctx.options.ranges.has(n.output![0]!)) return 'no calibrated range for its input or output';
+      if (!ctx.options.ranges?.has(n.input![0]!) || !ctx.options.ranges.has(n.output![0]!)) return NOT_CALIBRATED;
       return undefined;
     },
     quantize(n, ctx) {
