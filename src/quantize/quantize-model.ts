@@ -1,7 +1,7 @@
 import { onnx } from '../onnx/proto';
 import { dedupeTransposedInt8, foldWeightPaths } from '../onnx/fold-weights';
 import { foldBatchNorms } from '../onnx/fold-batchnorm';
-import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nameBytes, nodeKey, nodeMetadataBytes, opHistogram, parentGraphs, removeUnusedInitializers, shareIdenticalInitializers, topologicalSort } from '../onnx/graph';
+import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, intAttr, intsAttr, moveInitializersIntoSubgraphs, nameBytes, nodeKey, nodeMetadataBytes, opHistogram, parentGraphs, removeUnusedInitializers, shareIdenticalInitializers, subgraphsOf, topologicalSort } from '../onnx/graph';
 import { elementCount, hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
@@ -467,10 +467,7 @@ function initializerBytes(g: onnx.IGraphProto): number {
 
 /** `g` and the branches of its Ifs, theirs in turn: what inlining branches brings into one graph. */
 function ifReachable(g: onnx.IGraphProto): onnx.IGraphProto[] {
-  return [g, ...(g.node ?? []).filter((n) => n.opType === 'If' && !n.domain).flatMap((n) => ['then_branch', 'else_branch'].flatMap((b) => {
-    const branch = attr(n, b)?.g;
-    return branch ? ifReachable(branch) : [];
-  }))];
+  return [g, ...(g.node ?? []).filter((n) => n.opType === 'If' && !n.domain).flatMap((n) => subgraphsOf(n).flatMap(ifReachable))];
 }
 
 /** What the analyze step reports: op histogram, parameters, opset, and which methods have something to do. */
