@@ -445,7 +445,8 @@ model.command('check').description('regression check of a registered version: sh
       const { checkModelVersion } = await import('../models/register');
       const r = await checkModelVersion(s.pool, s.store, o.model, { providers: o.providers }).catch((err: Error) => { throw new CliError(err.message); });
       process.stdout.write(`${JSON.stringify({ ...r, tolerance: o.tolerance, ok: r.maxAbsError <= o.tolerance }, null, 2)}\n`);
-      if (r.maxAbsError > o.tolerance) throw new CliError(`${o.model}: outputs drifted by up to ${r.maxAbsError} (> ${o.tolerance}) from those stored at registration`);
+      const drifted = Object.entries(r.outputs).filter(([, d]) => d.maxAbsError > o.tolerance).map(([name, d]) => `${name} by up to ${d.maxAbsError}`);
+      if (drifted.length) throw new CliError(`${o.model}: outputs drifted from those stored at registration (tolerance ${o.tolerance}): ${drifted.join('; ')}`);
     }));
 
 model.command('fixture').description('write one of the built-in fixture models (mlp, cnn, transformer) and labelled golden inputs, to try quantization on')

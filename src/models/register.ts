@@ -5,7 +5,8 @@ import { sha256Hex } from '../util/canonical-json';
 import { decodeModel } from '../onnx/proto';
 import { parseModelManifest, type ModelManifest } from '../qc/inference/manifest';
 import { insertModelVersion, modelVersionId, type ModelVersionRow } from '../store/models';
-import { outputDrift, parseGoldenJsonl, type GoldenOutput, type GoldenSample } from '../quantize/evaluate';
+import { parseGoldenJsonl, type GoldenSample } from '../quantize/evaluate';
+import { outputDrift, parseGoldenOutput, type Drift, type GoldenOutput } from '../quantize/golden-outputs';
 import { OnnxruntimeCrashed, goldenOutputsIsolated } from '../quantize/evaluate-isolated';
 import { calibrationJsonl } from '../quantize/calibration-data';
 import { getObjectBuffer, getObjectText } from '../clients/minio';
@@ -127,16 +128,16 @@ export const goldenOutputsKey = (goldenKey: string): string => goldenKey.replace
  * Regression check of a registered version: its file still has its sha256, and its outputs on its golden
  * inputs still match those stored at registration (another onnxruntime, provider or machine may differ).
  */
-export async function checkModelVersion(pool: Pool, store: ObjectStore, id: string, o: { providers?: string[] } = {}): Promise<{ id: string; sha256: 'ok'; samples: number; maxAbsError: number; minCosine: number }> {
+export async function checkModelVersion(pool: Pool, store: ObjectStore, id: string, o: { providers?: string[] } = {}): Promise<{ id: string; sha256: 'ok'; samples: number; outputs: Record<string, Drift> } & Drift> {
   const v = await getModelVersion(pool, id);
   if (!v) throw new Error(`model version ${id} is not registered`);
   if (!v.goldenKey) throw new Error(`model version ${id} has no golden inputs to check against; re-register it with --golden golden.jsonl`);
   const onnx = await getObjectBuffer(store, v.objectKey);
   if (sha256Hex(onnx) !== v.sha256) throw new Error(`model file of ${id} has sha256 ${sha256Hex(onnx)}, registered ${v.sha256}: the stored object was changed`);
   const golden = await getObjectText(store, v.goldenKey);
-  const stored = (await getObjectText(store, goldenOutputsKey(v.goldenKey))).split('\n').filter(Boolean).map((l) => JSON.parse(l) as GoldenOutput);
+  const stored = (await getObjectText(store, goldenOutputsKey(v.goldenKey))).split('\n').filter(Boolean).map(parseGoldenOutput);
   // Another onnxruntime or provider may crash where the registering one did not: that is a finding, not a dead CLI.
-  const fresh = await goldenOutputsIsolated(onnx, golden, { output: stored[0]?.output, providers: o.providers }).catch((err: unknown) => {
+  const fresh = await goldenOutputsIsolated(onnx, golden, { outputs: Object.keys(stored[0]?.outputs ?? {}), providers: o.providers }).catch((err: unknown) => {
     if (err instanceof OnnxruntimeCrashed) throw new Error(`${id}: ${err.message}`);
     throw err;
   });

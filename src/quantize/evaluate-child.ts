@@ -4,12 +4,13 @@
  * exception), and that must cost one request, not the process that asked.
  */
 import { readFileSync } from 'node:fs';
-import { evaluateCandidate, goldenOutputs, parseGoldenJsonl } from './evaluate';
+import { evaluateCandidate, parseGoldenJsonl } from './evaluate';
+import { goldenOutputs } from './golden-outputs';
 import type { ChildRequest } from './evaluate-isolated';
 
 process.once('message', (req: ChildRequest) => {
   const golden = parseGoldenJsonl(readFileSync(req.golden, 'utf8'));
-  const o = { output: req.output, runs: req.runs, providers: req.providers };
+  const o = { output: req.output, outputs: req.outputs, runs: req.runs, providers: req.providers };
   const work = req.op === 'evaluate' ? evaluateCandidate(req.reference, req.candidate, golden, o) : goldenOutputs(req.model, golden, o);
   work
     .then((value) => process.send!({ value }, () => process.exit(0)))

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QuantizeError } from './types';
-import type { EvaluationMetrics, GoldenOutput, ModelSource } from './evaluate';
+import type { EvaluationMetrics, ModelSource } from './evaluate';
+import type { GoldenOutput } from './golden-outputs';
 
 /** onnxruntime died (a signal, not an exception) loading or running the model: it is unusable here. */
 export class OnnxruntimeCrashed extends Error {
@@ -12,6 +13,8 @@ export class OnnxruntimeCrashed extends Error {
 
 interface Options {
   output?: string;
+  /** goldenOutputs: these outputs alone (those stored at registration). */
+  outputs?: string[];
   runs?: number;
   providers?: string[];
   /** Kills the child (an activity's cancellation). */
@@ -19,7 +22,7 @@ interface Options {
 }
 
 /** What the child (src/quantize/evaluate-child.ts) is asked: paths to read, and what to compute. */
-export type ChildRequest = { golden: string; output?: string; runs?: number; providers?: string[] } & (
+export type ChildRequest = { golden: string; output?: string; outputs?: string[]; runs?: number; providers?: string[] } & (
   | { op: 'evaluate'; reference: string; candidate: string }
   | { op: 'outputs'; model: string });
 
@@ -48,7 +51,7 @@ async function inChild<T>(models: (file: (m: ModelSource, name: string) => strin
       writeFileSync(path.join(dir, name), m);
       return path.join(dir, name);
     };
-    const request = { ...models(file), golden: path.join(dir, 'golden.jsonl'), output: o.output, runs: o.runs, providers: o.providers } as ChildRequest;
+    const request = { ...models(file), golden: path.join(dir, 'golden.jsonl'), output: o.output, outputs: o.outputs, runs: o.runs, providers: o.providers } as ChildRequest;
     writeFileSync(request.golden, golden);
     // The same loader flags as this process (tsx in development), so the child runs wherever the worker does.
     const child = fork(path.join(__dirname, `evaluate-child${path.extname(__filename)}`), [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], signal: o.signal });

@@ -65,7 +65,7 @@ export function goldenToJsonl(samples: GoldenSample[]): string {
 /** A model as bytes or as a file path. */
 export type ModelSource = Uint8Array | string;
 
-async function session(m: ModelSource, providers: string[]): Promise<ort.InferenceSession> {
+export async function session(m: ModelSource, providers: string[]): Promise<ort.InferenceSession> {
   const opts: ort.InferenceSession.SessionOptions = { executionProviders: providers, graphOptimizationLevel: 'all' };
   try {
     return typeof m === 'string' ? await ort.InferenceSession.create(m, opts) : await ort.InferenceSession.create(m, opts);
@@ -83,7 +83,7 @@ async function run(s: ort.InferenceSession, sample: GoldenSample, i: number, out
   return (await runOutputs(s, sample, i, [output]))[output]!.data as Float32Array;
 }
 
-async function runOutputs(s: ort.InferenceSession, sample: GoldenSample, i: number, outputs: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
+export async function runOutputs(s: ort.InferenceSession, sample: GoldenSample, i: number, outputs: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
   try {
     return await s.run(feedsOf(sample), outputs);
   } catch (err) {
@@ -93,7 +93,7 @@ async function runOutputs(s: ort.InferenceSession, sample: GoldenSample, i: numb
 
 const argmax = (v: Float32Array): number => v.reduce((best, x, i, a) => (x > a[best]! ? i : best), 0);
 
-export function cosine(a: Float32Array, b: Float32Array): number {
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let dot = 0;
   let na = 0;
   let nb = 0;
@@ -208,40 +208,3 @@ function judgedCosines(cos: Map<string, number[]>): Pick<EvaluationMetrics, 'cos
   return { cosine: { mean: Math.min(...all.map((x) => x.mean)), min: Math.min(...all.map((x) => x.min)) }, ...(all.length > 1 ? { outputs: each } : {}) };
 }
 
-/** One golden sample's reference output, as stored beside the golden inputs. */
-export interface GoldenOutput {
-  output: string;
-  data: number[];
-}
-
-/** The model's first output (or `output`) on each golden sample: what a later regression check compares with. */
-export async function goldenOutputs(model: ModelSource, golden: GoldenSample[], o: { output?: string; providers?: string[] } = {}): Promise<GoldenOutput[]> {
-  const s = await session(model, o.providers ?? ['cpu']);
-  try {
-    const output = o.output ?? s.outputNames[0]!;
-    const out: GoldenOutput[] = [];
-    for (let i = 0; i < golden.length; i++) out.push({ output, data: Array.from(await run(s, golden[i]!, i, output)) });
-    return out;
-  } finally {
-    await s.release();
-  }
-}
-
-/** Drift of fresh outputs from stored ones: worst absolute difference and worst cosine. */
-export function outputDrift(stored: GoldenOutput[], fresh: GoldenOutput[]): { samples: number; maxAbsError: number; minCosine: number } {
-  if (stored.length !== fresh.length) throw new QuantizeError(`${stored.length} stored golden outputs but ${fresh.length} golden inputs; re-register the version`);
-  let maxAbs = 0;
-  let minCos = 1;
-  stored.forEach((s, i) => {
-    const a = Float32Array.from(s.data);
-    const b = Float32Array.from(fresh[i]!.data);
-    if (a.length !== b.length) {
-      maxAbs = Infinity;
-      minCos = 0;
-      return;
-    }
-    for (let j = 0; j < a.length; j++) maxAbs = Math.max(maxAbs, Math.abs(a[j]! - b[j]!));
-    minCos = Math.min(minCos, cosine(a, b));
-  });
-  return { samples: stored.length, maxAbsError: maxAbs, minCosine: minCos };
-}

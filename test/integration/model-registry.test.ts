@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { fixtureGolden, mlpModel } from '../../src/onnx/fixture-models';
 import { goldenToJsonl } from '../../src/quantize/evaluate';
 import { samplesToArrow } from '../../src/quantize/calibration-data';
-import { getObjectText } from '../../src/clients/minio';
+import { getObjectText, putObject } from '../../src/clients/minio';
+import { parseGoldenOutput, tensorValues } from '../../src/quantize/golden-outputs';
 
 let h: Harness;
 before(async () => {
@@ -101,5 +102,19 @@ test('the CLI registers with golden inputs and a calibration set, promotes, refu
   const calibrated = JSON.parse((await run('show', `${tenant}/calibrated/1`)).stdout) as { calibrationKey: string };
   assert.equal(calibrated.calibrationKey, `models/${tenant}/calibrated/1/calibration.jsonl`);
   assert.equal(await getObjectText(h.store, calibrated.calibrationKey), goldenToJsonl(calibration.map((c) => ({ inputs: c.inputs }))));
+  // Its regression check passes as registered, and names the output that drifts once the stored ones are changed.
+  const checked = await run('check', '--model', `${tenant}/calibrated/1`);
+  assert.equal(checked.code, 0, checked.stderr);
+  const report = JSON.parse(checked.stdout) as { ok: boolean; samples: number; outputs: Record<string, { maxAbsError: number }> };
+  assert.deepEqual([report.ok, report.samples, Object.keys(report.outputs)], [true, 8, ['logits']]);
+  const outputsKey = `models/${tenant}/calibrated/1/golden-outputs.jsonl`;
+  const lines = (await getObjectText(h.store, outputsKey)).split('\n').filter(Boolean).map(parseGoldenOutput);
+  const logits = Float32Array.from(tensorValues(lines[3]!.outputs.logits!));
+  logits[2]! += 0.01;
+  lines[3]!.outputs.logits!.base64 = Buffer.from(logits.buffer).toString('base64');
+  await putObject(h.store, outputsKey, lines.map((l) => JSON.stringify(l)).join('\n'), 'application/x-ndjson');
+  const drifted = await run('check', '--model', `${tenant}/calibrated/1`);
+  assert.notEqual(drifted.code, 0);
+  assert.match(drifted.stderr, /outputs drifted from those stored at registration \(tolerance 0\.0001\): logits by up to 0\.0099/);
   rmSync(dir, { recursive: true });
 });

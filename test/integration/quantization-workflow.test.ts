@@ -7,6 +7,7 @@ import { checkModelVersion, goldenOutputsKey, registerModel } from '../../src/mo
 import { getModelVersion, resolveModelRefs } from '../../src/store/models';
 import { modelEvents } from '../../src/store/model-lifecycle';
 import { goldenToJsonl } from '../../src/quantize/evaluate';
+import { parseGoldenOutput, tensorValues } from '../../src/quantize/golden-outputs';
 import { getObjectText, putObject } from '../../src/clients/minio';
 import { modelQuantization } from '../../workflows';
 import { quantizationProgressQuery, workflowIds, type ModelQuantizationInput, type QuantizationProgress } from '../../workflows/definitions';
@@ -67,7 +68,12 @@ test('quantize → evaluate → register through Temporal: the smallest candidat
   // Regression check: both versions reproduce the outputs stored at registration; tampered ones are caught.
   for (const id of [modelId, child.id]) assert.equal((await checkModelVersion(h.pool, h.store, id)).maxAbsError, 0);
   const outputsKey = goldenOutputsKey(child.goldenKey);
-  const tampered = (await getObjectText(h.store, outputsKey)).replace(/"data":\[(-?[0-9.e-]+)/, (_m, v: string) => `"data":[${Number(v) + 0.5}`);
+  const [first, ...rest] = (await getObjectText(h.store, outputsKey)).split('\n');
+  const line = parseGoldenOutput(first!);
+  const [outputName, t] = Object.entries(line.outputs)[0]!;
+  const values = Float32Array.from(tensorValues(t));
+  values[0]! += 0.5;
+  const tampered = [JSON.stringify({ outputs: { ...line.outputs, [outputName]: { ...t, base64: Buffer.from(values.buffer).toString('base64') } } }), ...rest].join('\n');
   await putObject(h.store, outputsKey, tampered, 'application/x-ndjson');
   assert.ok(Math.abs((await checkModelVersion(h.pool, h.store, child.id)).maxAbsError - 0.5) < 1e-3);
   // A bare reference still resolves to the fp32 parent until a rollout says otherwise.
