@@ -1,7 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import { onnx } from '../onnx/proto';
 import { encodeModel } from '../onnx/proto';
-import { cosine, feedsOf, type GoldenSample } from './evaluate';
+import { feedsOf, type GoldenSample } from './evaluate';
+import { outputsAgreement } from './agreement';
 import { QuantizeError } from './types';
 import type { HessianSum } from './gptq';
 import { fetchesOf, gramModel, withHessianOutputs, type HessianTarget } from './hessian-graph';
@@ -176,48 +177,6 @@ async function flushRows(sum: HessianSum, pending: PendingRows, gram: Gram): Pro
 }
 
 /**
- * How close a candidate's outputs are to the reference's over a stream of samples: the mean cosine per
- * sample; for an output of one value a sample (silero-vad's speech probability, a score), 1 − the stream's
- * relative L2 error, since one value's cosine is only its sign (GPTQ and rounding both scored 1 there, and
- * the tie kept GPTQ unchecked).
- */
-function agreementSum(): { add(reference: Float32Array, candidate: Float32Array): void; value(): number } {
-  let [sum, n, error, norm] = [0, 0, 0, 0];
-  let scalar = true;
-  return {
-    add(reference, candidate) {
-      sum += cosine(reference, candidate);
-      n++;
-      scalar &&= reference.length === 1;
-      error += (reference[0]! - candidate[0]!) ** 2;
-      norm += reference[0]! ** 2;
-    },
-    value: () => (scalar && n > 0 ? 1 - Math.sqrt(error / (norm || 1)) : sum / Math.max(1, n)),
-  };
-}
-
-/**
- * agreementSum of every float output (a detector's every head, not only the first), the weakest of them
- * the model's: RapidAI's PicoDet's int8-static scored 0.907 on its first head while two others were at 0.84.
- */
-function outputsAgreement(): { add(reference: ort.InferenceSession.ReturnType, candidate: ort.InferenceSession.ReturnType): void; value(): number } {
-  const sums = new Map<string, ReturnType<typeof agreementSum>>();
-  return {
-    add(reference, candidate) {
-      for (const [name, t] of Object.entries(reference)) {
-        if (!(t.data instanceof Float32Array)) continue;
-        if (!sums.has(name)) sums.set(name, agreementSum());
-        sums.get(name)!.add(t.data, candidate[name]!.data as Float32Array);
-      }
-    },
-    value: () => {
-      if (!sums.size) throw new QuantizeError('the model has no float output to compare by cosine');
-      return Math.min(...[...sums.values()].map((x) => x.value()));
-    },
-  };
-}
-
-/**
  * outputsAgreement of each candidate with the reference over the samples: how quantizeModelCalibrated
  * chooses between GPTQ and rounding on the calibration set itself.
  */
@@ -234,7 +193,7 @@ export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.
       for (let i = 0; i < candidates.length; i++) sums[i]!.add(outs[0]!, outs[i + 1]!);
       n++;
     }
-    return sums.map((x) => x.value());
+    return sums.map((x) => x.weakest().mean);
   } finally {
     for (const session of sessions) await session.release();
   }
@@ -269,7 +228,7 @@ export function agreementScorer(reference: onnx.IModelProto, samples: () => Iter
       for (const [n, r] of ref.entries()) {
         for (const [i, session] of sessions.entries()) sums[i]!.add(r.out, await runSample(session, r.sample, n, session.outputNames));
       }
-      return sums.map((x) => x.value());
+      return sums.map((x) => x.weakest().mean);
     } finally {
       for (const session of sessions) await session.release();
     }

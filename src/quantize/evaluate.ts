@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { QuantizeError } from './types';
+import { outputsAgreement } from './agreement';
 
 /** One golden sample: named input tensors, and optionally the true class. */
 export interface GoldenSample {
@@ -16,7 +17,8 @@ export interface EvaluationMetrics {
   top1Agreement: number;
   /**
    * Cosine similarity of candidate and reference outputs per sample, mean and worst, of the weakest float
-   * output (every output is judged unless one is named: a detector's heads all matter).
+   * output (every output is judged unless one is named: a detector's heads all matter); for an output of one
+   * value a sample, 1 − its relative L2 error instead (src/quantize/agreement.ts).
    */
   cosine: { mean: number; min: number };
   /** Each float output's cosine, where the model has more than one. */
@@ -93,18 +95,6 @@ export async function runOutputs(s: ort.InferenceSession, sample: GoldenSample, 
 
 const argmax = (v: Float32Array): number => v.reduce((best, x, i, a) => (x > a[best]! ? i : best), 0);
 
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na === 0 && nb === 0 ? 1 : dot / Math.sqrt(na * nb || 1);
-}
-
 /** Timed runs go on until each model has had this many milliseconds (and `runs` runs), at most MAX_TIMED_RUNS. */
 const MIN_TIMED_MS = 100;
 const MAX_TIMED_RUNS = 2000;
@@ -154,26 +144,27 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
   const providers = o.providers ?? ['cpu'];
   const [ref, cand] = [await session(reference, providers), await session(candidate, providers)];
   try {
-    const output = o.output ?? ref.outputNames[0]!;
-    if (!cand.outputNames.includes(output)) throw new QuantizeError(`the candidate has no output ${output} (it has ${cand.outputNames.join(', ')})`);
+    const judged = o.output ? [o.output] : ref.outputNames;
+    const lost = judged.filter((n) => !cand.outputNames.includes(n));
+    if (lost.length) throw new QuantizeError(`the candidate has no output ${lost.join(', ')} (it has ${cand.outputNames.join(', ')})`);
+    // Top-1, labels and max-abs are read on one output: the named one, else the first float one (a
+    // classifier's int64 label output comes first in some exports).
+    let output = o.output ?? '';
     let agree = 0;
     let refCorrect = 0;
     let candCorrect = 0;
     let maxAbs = 0;
-    const judged = o.output ? [output] : ref.outputNames;
-    const cos = new Map<string, number[]>();
+    const agreement = outputsAgreement();
     for (let i = 0; i < golden.length; i++) {
       const [ra, rb] = [await runOutputs(ref, golden[i]!, i, judged), await runOutputs(cand, golden[i]!, i, judged)];
-      const [a, b] = [ra[output]!.data as Float32Array, rb[output]!.data as Float32Array];
+      output ||= judged.find((n) => ra[n]!.data instanceof Float32Array) ?? '';
+      const a = ra[output]?.data;
+      if (!(a instanceof Float32Array)) throw new QuantizeError(output ? `output ${output} is ${ra[output]!.type}, not float; name a float output with --output-name` : 'the model has no float output to compare by cosine; name one with --output-name');
+      const b = rb[output]!.data as Float32Array;
       let e = 0;
       for (let j = 0; j < a.length; j++) e = Math.max(e, Math.abs(a[j]! - b[j]!));
       maxAbs = Math.max(maxAbs, e);
-      for (const name of judged) {
-        const x = ra[name]!.data;
-        if (!(x instanceof Float32Array)) continue;
-        if (!cos.has(name)) cos.set(name, []);
-        cos.get(name)!.push(cosine(x, rb[name]!.data as Float32Array));
-      }
+      agreement.add(ra, rb);
       if (argmax(a) === argmax(b)) agree++;
       const label = golden[i]!.label;
       if (label !== undefined) {
@@ -188,7 +179,8 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
     return {
       samples: golden.length, output,
       top1Agreement: agree / golden.length,
-      ...judgedCosines(cos),
+      cosine: agreement.weakest(),
+      ...(Object.keys(agreement.each()).length > 1 ? { outputs: agreement.each() } : {}),
       maxAbsError: maxAbs,
       ...(labelled ? { accuracy: { reference: refCorrect / golden.length, candidate: candCorrect / golden.length } } : {}),
       latencyMs: { reference: latRef, candidate: latCand, ratio: latCand / latRef },
@@ -200,11 +192,4 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
   }
 }
 
-/** The weakest output's cosine (its mean; the worst of any), and each output's where there are several. */
-function judgedCosines(cos: Map<string, number[]>): Pick<EvaluationMetrics, 'cosine' | 'outputs'> {
-  const each = Object.fromEntries([...cos].map(([name, c]) => [name, { mean: c.reduce((s, x) => s + x, 0) / c.length, min: Math.min(...c) }]));
-  const all = Object.values(each);
-  if (!all.length) throw new QuantizeError('the model has no float output to compare by cosine; name one with --output-name');
-  return { cosine: { mean: Math.min(...all.map((x) => x.mean)), min: Math.min(...all.map((x) => x.min)) }, ...(all.length > 1 ? { outputs: each } : {}) };
-}
 

@@ -6,7 +6,8 @@
  * eight heads of a layout detector take about what its first took before as JSON.
  */
 import * as ort from 'onnxruntime-node';
-import { cosine, runOutputs, session, type GoldenSample, type ModelSource } from './evaluate';
+import { cosine } from './agreement';
+import { runOutputs, session, type GoldenSample, type ModelSource } from './evaluate';
 import { float16BitsToFloat32 } from '../onnx/tensor';
 import { QuantizeError } from './types';
 

@@ -14,7 +14,8 @@ import { decodeModel, encodeModel, onnx, OnnxFormatError } from '../../src/onnx/
 import { F32, floatTensor, int64Tensor, model, node, valueInfo } from '../../src/onnx/build';
 import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureModel } from '../../src/onnx/fixture-models';
 import { analyzeModel, quantizeModel, quantizeModelStatic, rankSensitiveNodes } from '../../src/quantize/quantize-model';
-import { cosine, evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
+import { evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
+import { cosine } from '../../src/quantize/agreement';
 import { agreementOn, entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
 import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
 import { QuantizeError, type Method } from '../../src/quantize/types';
@@ -660,6 +661,38 @@ test('int8-static --min-cosine: the nodes that cost most agreement are kept floa
   // Judged on samples it was not scored on, the result is no further from fp32 than the plain one.
   const [a, b] = [await evaluateCandidate(f.onnx, encodeModel(plain.model), golden, { runs: 1 }), await evaluateCandidate(f.onnx, encodeModel(q), golden, { runs: 1 })];
   assert.ok(b.cosine.mean >= a.cosine.mean, `${b.cosine.mean} vs ${a.cosine.mean}`);
+});
+
+test('an output of one value a sample is judged by its relative error, not by a cosine that is only its sign, in evaluation and in agreementOn alike', async () => {
+  const r = rng(22);
+  const w = Array.from({ length: 8 }, () => r() - 0.5);
+  const scorer = (weights: number[]): onnx.IModelProto => model({
+    name: 'score', opset: 13, inputs: [valueInfo('x', F32, [1, 8])], outputs: [valueInfo('p', F32, [1, 1])],
+    initializers: [floatTensor('w', [8, 1], weights)], nodes: [node('MatMul', ['x', 'w'], ['p'], {}, 'score')],
+  });
+  const golden = Array.from({ length: 10 }, () => ({ inputs: { x: { dims: [1, 8], data: Float32Array.from({ length: 8 }, () => r() - 0.5) } } }));
+  const [reference, drifted] = [scorer(w), scorer(w.map((v) => v * 1.1))];
+  const m = await evaluateCandidate(encodeModel(reference), encodeModel(drifted), golden, { runs: 1 });
+  // Every score is 10% off: 1 − 0.1 by the stream's relative L2, where each sample's cosine is 1.
+  assert.ok(Math.abs(m.cosine.mean - 0.9) < 1e-4, JSON.stringify(m.cosine));
+  assert.ok(m.cosine.min < m.cosine.mean, JSON.stringify(m.cosine));
+  const [againstDrifted, againstItself] = await agreementOn(reference, [drifted, reference], () => golden);
+  assert.deepEqual([againstDrifted!.toFixed(4), againstItself], [m.cosine.mean.toFixed(4), 1]);
+  const labels = model({
+    name: 'labels', opset: 13, inputs: [valueInfo('x', F32, [1, 8])], outputs: [valueInfo('k', onnx.TensorProto.DataType.INT64, [1])],
+    initializers: [], nodes: [node('ArgMax', ['x'], ['k'], { axis: 1, keepdims: 0 }, 'pick')],
+  });
+  await assert.rejects(evaluateCandidate(encodeModel(labels), encodeModel(labels), golden, { runs: 1 }), /no float output to compare by cosine; name one with --output-name/);
+  // A label output first (as some classifier exports have it): top-1 and max-abs are read on the first float one.
+  const labelFirst = (weights: number[]): onnx.IModelProto => model({
+    name: 'label-first', opset: 13, inputs: [valueInfo('x', F32, [1, 8])], outputs: [valueInfo('k', onnx.TensorProto.DataType.INT64, [1]), valueInfo('scores', F32, [1, 2])],
+    initializers: [floatTensor('w2', [8, 2], weights)], nodes: [node('MatMul', ['x', 'w2'], ['scores'], {}, 'head'), node('ArgMax', ['scores'], ['k'], { axis: 1, keepdims: 0 }, 'pick')],
+  });
+  const w2 = Array.from({ length: 16 }, () => r() - 0.5);
+  const picked = await evaluateCandidate(encodeModel(labelFirst(w2)), encodeModel(labelFirst(w2.map((v) => v * 1.01))), golden, { runs: 1 });
+  assert.equal(picked.output, 'scores');
+  assert.ok(picked.maxAbsError > 0 && picked.top1Agreement === 1, JSON.stringify(picked));
+  await assert.rejects(evaluateCandidate(encodeModel(labelFirst(w2)), encodeModel(labelFirst(w2)), golden, { runs: 1, output: 'k' }), /output k is int64, not float; name a float output with --output-name/);
 });
 
 test('an option passed as undefined keeps its default (reduceRange: undefined is not full range)', async () => {

@@ -5,7 +5,8 @@ import { F32, floatTensor, I64, int64Tensor, model, node, valueInfo } from '../.
 import { allGraphs, attr, compactNames, GraphIndex, moveInitializersIntoSubgraphs, removeUnusedInitializers, topologicalSort } from '../../src/onnx/graph';
 import { sliceValues } from '../../src/onnx/fold-weights';
 import { encodeModel, onnx } from '../../src/onnx/proto';
-import { cosine, loadError, type GoldenSample } from '../../src/quantize/evaluate';
+import { loadError, type GoldenSample } from '../../src/quantize/evaluate';
+import { cosine } from '../../src/quantize/agreement';
 import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic } from '../../src/quantize/quantize-model';
 import { NOT_CALIBRATED } from '../../src/quantize/types';
 import { inlineBranches } from '../../src/onnx/inline-branches';
