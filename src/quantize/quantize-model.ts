@@ -20,6 +20,7 @@ import './int8-static';
 import { fourBitConvs, INT4_CAST_OPSET } from './int4';
 import './gather';
 import './recurrent';
+import './conv-transpose';
 
 export interface QuantizeReport {
   method: Method;
@@ -434,12 +435,12 @@ function upgradeFor(model: onnx.IModelProto, method: Method): OpsetUpgrade | und
 }
 
 /**
- * int4 with `int4Conv` (`int4Recurrent`) stores Conv (LSTM/GRU/RNN) weights as int4 tensors, which Cast
+ * int4 with `int4Conv` (`int4Recurrent`) stores Conv and ConvTranspose (LSTM/GRU/RNN) weights as int4 tensors, which Cast
  * reads from opset 21: a model with such nodes is raised to opset 21 when the upgrader can take it; when it
  * cannot, they keep 8-bit weights.
  */
 function raiseForInt4Casts(model: onnx.IModelProto, options: QuantizeOptions): OpsetUpgrade | undefined {
-  const ops = new Set([...(options.int4Conv ? ['Conv'] : []), ...(options.int4Recurrent ? RECURRENT_OPS : [])]);
+  const ops = new Set([...(options.int4Conv ? ['Conv', 'ConvTranspose'] : []), ...(options.int4Recurrent ? RECURRENT_OPS : [])]);
   if (options.method !== 'int4' || defaultOpset(model) >= INT4_CAST_OPSET || !allGraphs(model.graph!).some((g) => (g.node ?? []).some((n) => ops.has(n.opType!) && !n.domain))) return undefined;
   try {
     return upgradeOpset(model, INT4_CAST_OPSET);
@@ -579,6 +580,22 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
   };
 }
 
+/** Values a float constant must hold to count as a weight a node of an op no quantizer takes leaves float. */
+const REPORTED_WEIGHT = 4096;
+
+/**
+ * The largest float initializer `n` reads, when it is a weight — REPORTED_WEIGHT values or more, along at
+ * least two axes (a bias or a scale vector is no weight: nobody quantizes them): an op without a quantizer
+ * is named in the report rather than passed over in silence (a ViT's position table in an Add, a custom
+ * layer's weight), so what is left float is listed with the reason.
+ */
+function floatWeightOf(n: onnx.INodeProto, index: GraphIndex): { name: string; values: number } | undefined {
+  const weights = (n.input ?? []).map((i) => index.floatInitializer(i)).filter((w): w is onnx.ITensorProto => !!w && (w.dims ?? []).filter((d) => Number(d) > 1).length >= 2)
+    .map((w) => ({ name: w.name!, values: elementCount((w.dims ?? []).map(Number)) }))
+    .sort((a, b) => b.values - a.values);
+  return weights[0] && weights[0].values >= REPORTED_WEIGHT ? weights[0] : undefined;
+}
+
 /**
  * Why a node whose weight holds NaN or ±Inf stays float: no scale represents them (absmax would be Inf or
  * NaN, every other weight rounded to 0 or NaN), and the float node computes what the model always did.
@@ -634,6 +651,8 @@ function quantizeNodes(graph: onnx.IGraphProto, index: GraphIndex, options: Quan
     const q = quantizerFor(options.method, n.opType!);
     const name = nodeKey(n);
     if (!q || (q.applies && !q.applies(n, ctx))) {
+      const unread = q ? undefined : floatWeightOf(n, index);
+      if (unread) nodes.push({ node: name, op: n.opType!, action: 'kept', reason: `no ${options.method} quantizer for ${n.opType}: its weight ${unread.name} (${unread.values} values) stays float` });
       out.push(n);
       continue;
     }
