@@ -280,6 +280,9 @@ model.command('lineage').description('ancestors and descendants of a version (qu
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter(Boolean);
 
+/** A quantized model this much slower than fp32 on a calibration sample is worth a note (timing noise stays under it). */
+const SLOWER = 1.2;
+
 model.command('quantize').description('quantize an ONNX file locally (no server): int8-dynamic, int8-static (with --calibration), fp16 or int4; prints the report as JSON')
   .requiredOption('--input <m.onnx>', 'fp32 model (external data beside it is read, never outside its folder)')
   .requiredOption('--method <method>', 'int8-dynamic | int8-static | fp16 | int4', (v) => {
@@ -315,7 +318,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (o.minCosine !== undefined && !(o.minCosine > 0 && o.minCosine <= 1)) throw new CliError(`--min-cosine ${o.minCosine}: a cosine between 0 and 1, e.g. 0.97`);
     if ((o.minCosine !== undefined || o.maxFloat !== undefined) && (o.method !== 'int8-static' || !o.calibration)) throw new CliError('--min-cosine and --max-float are for int8-static with --calibration (the search scores on those samples); for other methods the quantize-job workflow keeps sensitive nodes float against its budget');
     if (o.maxFloat !== undefined && o.minCosine === undefined) throw new CliError('--max-float bounds the search --min-cosine starts: pass --min-cosine too');
-    const [{ readModelFile, writeModelFile }, { encodeModel }, { quantizeModel, quantizeModelCalibrated, quantizeModelStatic }, { calibrationSource }, { loadError }] = await Promise.all([
+    const [{ readModelFile, writeModelFile }, { encodeModel }, { quantizeModel, quantizeModelCalibrated, quantizeModelStatic }, { calibrationSource }, { latencies, loadError }] = await Promise.all([
       import('../onnx/io'), import('../onnx/proto'), import('../quantize/quantize-model'), import('../quantize/calibration-data'), import('../quantize/evaluate'),
     ]);
     let told = 0;
@@ -349,6 +352,16 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
       if (why) throw new CliError(`the ${o.method} model made from ${o.input} does not load in onnxruntime, so nothing was written (${why.slice(0, 300)}). That is a qcflow defect: please report it with the model; meanwhile --exclude-nodes the node named there, or try another --method`);
     }
     const written = writeModelFile(o.output, q, { externalData: o.externalData });
+    const seconds = (performance.now() - t0) / 1000;
+    // With samples at hand, whether the result is faster here: integer kernels need not pay on every CPU
+    // and graph (int8-static ran PaddleOCR's classifier at ×1.5 the time of fp32 on a rendered line, its BatchNorms unfolded).
+    let latency: Awaited<ReturnType<typeof latencies>> | undefined;
+    if (o.calibration && report.modelBytes.after < 2 ** 31) {
+      for await (const first of calibrationSource(o.calibration)()) {
+        latency = await latencies(o.input, o.output, first);
+        break;
+      }
+    }
     // Rounded 4-bit filters are where quantization loses most (bench/README: PicoDet 0.83, PaddleOCR's recogniser 0.91; calibrated 0.99 and 0.98).
     if (o.int4Conv && !o.calibration && report.nodes.some((n) => n.op === 'Conv' && n.action === 'quantized')) process.stderr.write(`note: --int4-conv without --calibration rounds each 4-bit filter to its nearest levels, which costs some conv nets much of their accuracy; check the result with \`qcflow model evaluate\`, or pass --calibration samples.jsonl (GPTQ)\n`);
     const { sensitivity } = report as { sensitivity?: SensitivityReport };
@@ -359,7 +372,8 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (o.method === 'int4' && !o.int4Recurrent && recurrent) process.stderr.write(`note: ${recurrent} recurrent layer(s) (LSTM, GRU, RNN) kept 8-bit weights; --int4-recurrent puts them in 4-bit blocks (silero-vad: ×0.29 → ×0.20 with --compact-names, its speech decisions 98% the same): check the result with \`qcflow model evaluate\`\n`);
     if (!o.compactNames && report.nameBytes > 0.2 * written.bytes) process.stderr.write(`note: ${Math.round((100 * report.nameBytes) / written.bytes)}% of ${o.output} is the names of its nodes and values (an exporter's module paths); --compact-names renames them to short ids, keeping the graph's inputs and outputs\n`);
     if (report.nodeMetadataBytes > 0.1 * written.bytes) process.stderr.write(`note: ${Math.round((100 * report.nodeMetadataBytes) / written.bytes)}% of ${o.output} is the nodes' metadata (exporter stack traces and the like); --drop-node-metadata leaves it out\n`);
-    process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds: (performance.now() - t0) / 1000, ...report }, null, 2)}\n`);
+    if (latency && latency.ratio > SLOWER) process.stderr.write(`note: on this CPU the ${o.method} model takes ×${latency.ratio.toFixed(2)} the time of the fp32 one on the first calibration sample (${latency.candidate.toFixed(2)} ms against ${latency.reference.toFixed(2)}, median of alternating runs)${o.method === 'int8-static' ? ': its Q/DQ pairs around unfused nodes (BatchNormalization kept apart for accuracy, activations) cost more than the integer kernels save here' : ''}; int8-dynamic and int4 keep float kernels' speed: compare them with \`qcflow model evaluate\`\n`);
+    process.stdout.write(`${JSON.stringify({ output: o.output, ...written, seconds, ...(latency ? { latencyMs: latency } : {}), ...report }, null, 2)}\n`);
   });
 
 model.command('evaluate').description('compare a candidate with the fp32 reference on golden inputs with onnxruntime-node; prints metrics as JSON')

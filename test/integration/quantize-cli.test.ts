@@ -41,7 +41,13 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
 
   const st = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--calibration', path.join(dir, 'golden.jsonl'), '--calibrate', 'percentile', '--output', path.join(dir, 'static.onnx')]);
   assert.equal(st.code, 0, st.stderr);
-  assert.deepEqual((JSON.parse(st.stdout) as { calibration: unknown }).calibration, { method: 'percentile', percentile: 99.999 });
+  const stReport = JSON.parse(st.stdout) as { calibration: unknown; seconds: number; latencyMs: { reference: number; candidate: number; ratio: number } };
+  assert.deepEqual(stReport.calibration, { method: 'percentile', percentile: 99.999 });
+  // With samples at hand it times both on the first (after `seconds`, which is the quantization's alone),
+  // and says so where the result is slower here.
+  const { latencyMs } = stReport;
+  assert.ok(latencyMs.reference > 0 && latencyMs.candidate > 0 && Math.abs(latencyMs.ratio - latencyMs.candidate / latencyMs.reference) < 1e-9, JSON.stringify(latencyMs));
+  assert.equal(/note: on this CPU the int8-static model takes ×[\d.]+ the time of the fp32 one/.test(st.stderr), latencyMs.ratio > 1.2, st.stderr);
   // To a target no MLP at 8 bits reaches: the search scores every MatMul, keeps at most a quarter of them
   // float (one of three), shows progress and says the target was missed and what to try.
   const tgt = await qcflow(['model', 'quantize', '--input', path.join(dir, 'model.onnx'), '--method', 'int8-static', '--calibration', path.join(dir, 'golden.jsonl'), '--min-cosine', '0.9999999', '--output', path.join(dir, 'target.onnx')]);
