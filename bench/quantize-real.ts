@@ -184,21 +184,21 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
           const flags = flagsOf(options);
           console.log(JSON.stringify({
             bench: 'quantize-real', model: c.name, method: `${method}${flags}`,
-            qcflow: 'error' in made ? made : { ...(await onSpeech(c.bytes, made.model, made.report.seconds)), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length },
-            onnxruntime: flags ? undefined : { asShipped: await onnxruntime(c, method, c.bytes, (q, seconds) => onSpeech(c.bytes, q, seconds)) },
+            qcflow: 'error' in made ? made : { ...(await onSpeech(c, made.model, made.report.seconds)), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length },
+            onnxruntime: flags ? undefined : { asShipped: await onnxruntime(c, method, c.bytes, (q, seconds) => onSpeech(c, q, seconds)) },
           }));
         }
       }
       // Calibrated on the first half of each rate's stream, judged on the second halves: GPTQ (against
       // onnxruntime's GPTQ) and int8-static (against its quantize_static), which calibrate inside the If
       // branches each rate takes.
-      const rates = speechRates(c.bytes);
+      const rates = speechRates(c);
       const firstHalves = await Promise.all(rates.map(async (rate) => {
         const steps = await speechSteps(c.bytes, speech(rate), rate);
         return steps.slice(0, Math.floor(steps.length / 2)).map((x) => x.sample);
       }));
       const calibrated: Case = { ...c, calibration: firstHalves.flat() };
-      const heldOut = (q: Uint8Array, seconds: number): Promise<Figures> => onSpeech(c.bytes, q, seconds, true);
+      const heldOut = (q: Uint8Array, seconds: number): Promise<Figures> => onSpeech(c, q, seconds, true);
       const calibratedRuns: Array<[string, Partial<QuantizeOptions>, string | undefined, number?]> = [['int4', small[1]!, 'int4-gptq'], ['int8-static', {}, 'int8-static'], ['int8-static', {}, undefined, 0.99]];
       for (const [method, options, peer, minCosine] of calibratedRuns.filter(([m]) => methods.length === 0 || methods.includes(m))) {
         const made = qcflow(calibrated, method, options, true, undefined, minCosine);
@@ -415,8 +415,12 @@ function voiceModels(py: string | { skipped: string }, dir: string): Array<{ fil
 }
 
 /** The rates a silero-vad export takes: both where it has an `sr` input, else 16 kHz. */
-function speechRates(model: Uint8Array): Array<16000 | 8000> {
-  return decodeModel(model).graph!.input!.some((i) => i.name === 'sr') ? [16000, 8000] : [16000];
+/**
+ * The rates a silero-vad export is run at: 16 kHz, and 8 kHz where it takes `sr` — unless its file says
+ * 16k, as silero-vad's own OnnxWrapper reads it (silero_vad_16k_op15.onnx has `sr` but serves 16 kHz only).
+ */
+function speechRates(c: { name: string; bytes: Uint8Array }): Array<16000 | 8000> {
+  return !/16k/.test(c.name) && decodeModel(c.bytes).graph!.input!.some((i) => i.name === 'sr') ? [16000, 8000] : [16000];
 }
 
 /** Options as the CLI's flags (` --int4-conv --compact-names`). */
@@ -428,9 +432,10 @@ function flagsOf(options: Partial<QuantizeOptions>): string {
  * A voice-activity model against its fp32 reference on recorded speech, at 16 kHz (and 8 kHz where it takes
  * `sr`): all of each stream, or (`secondHalf`) the half a calibrated candidate did not see.
  */
-async function onSpeech(reference: Uint8Array, candidate: Uint8Array, seconds: number, secondHalf = false): Promise<Figures> {
+async function onSpeech(c: { name: string; bytes: Uint8Array }, candidate: Uint8Array, seconds: number, secondHalf = false): Promise<Figures> {
+  const reference = c.bytes;
   const out: { fileRatio: number; seconds: number; [onSpeech: string]: number } = { fileRatio: +(candidate.length / reference.length).toFixed(4), seconds: +seconds.toFixed(3) };
-  for (const rate of speechRates(reference)) {
+  for (const rate of speechRates(c)) {
     const audio = speech(rate);
     const [p, q] = [await speechProbabilities(reference, audio, rate), await speechProbabilities(candidate, audio, rate)];
     const from = secondHalf ? Math.floor(p.length / 2) : 0;
