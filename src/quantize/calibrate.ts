@@ -424,7 +424,8 @@ export interface CalibrationView {
  * of samples taking the same branches (branchGroups), those branches inlined into a copy run on that group
  * alone. A model without an If is its own one view, on every sample. Values keep their names in every
  * view, so what is measured in one applies to the model itself. The function views any model of the same
- * structure (GPTQ views each pass's partly quantized model); Loop and Scan bodies stay out of reach.
+ * structure (GPTQ views each pass's partly quantized model). Loop and Scan bodies are not views: int8-static
+ * fetches their values stacked over iterations (src/onnx/loop-values.ts); GPTQ rounds them.
  */
 export async function calibrationViews(model: onnx.IModelProto, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<(m: onnx.IModelProto) => CalibrationView[]> {
   // Without an If in the main graph there is nothing to inline: the samples stream, as for any model.

@@ -5,6 +5,7 @@ import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, int
 import { elementCount, hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
+import { exposeLoopValues, loopBodies, loopValues } from '../onnx/loop-values';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, RECURRENT_OPS, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
@@ -157,22 +158,25 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
   const foldedWeightPaths = foldWeightPaths(g, weightInputs(g, 'int8-static'));
   const views = (await calibrationViews(model, samples))(model);
   for (const v of views) if (v.model !== model) foldWeightPaths(v.model.graph!, weightInputs(v.model.graph!, 'int8-static'));
+  // Loop and Scan bodies are chosen in as a graph is, their weights moved in first (as quantizeModel does).
+  for (const v of views) if (loopBodies(v.model.graph!).length) moveInitializersIntoSubgraphs(v.model.graph!);
   const choose = (o: QuantizeOptions): ReturnType<typeof staticChoice> => {
-    const each = views.map((v) => staticChoice(v.model.graph!, o));
+    const each = views.flatMap((v) => [v.model.graph!, ...loopBodies(v.model.graph!)].map((graph) => staticChoice(graph, o)));
     return { tensors: new Set(each.flatMap((c) => [...c.tensors])), staticNodes: new Set(each.flatMap((c) => [...c.staticNodes])), weighted: [...new Set(each.flatMap((c) => c.weighted))] };
   };
   const { tensors, staticNodes, weighted } = choose(options);
   if (!tensors.size) {
     const inBodies = allGraphs(g).slice(1).some((x) => (x.node ?? []).some((n) => quantizerFor('int8-static', n.opType!)));
-    throw new QuantizeError(`int8-static finds nothing to calibrate: no node it quantizes reads a constant weight${inBodies ? ' outside Loop/Scan bodies and If branches the calibration samples do not take (int8-dynamic and int4 quantize those)' : ''}`);
+    throw new QuantizeError(`int8-static finds nothing to calibrate: no node it quantizes reads a constant weight${inBodies ? ' outside If branches the calibration samples do not take (int8-dynamic and int4 quantize those)' : ''}`);
   }
   const method = calibrationFor(g, calibration);
   const ranges: Ranges = new Map();
   for (const v of views) {
     const values = new Set([...(v.model.graph!.input ?? []).map((x) => x.name!), ...(v.model.graph!.node ?? []).flatMap((n) => n.output ?? [])]);
     const here = [...tensors].filter((t) => values.has(t));
-    if (!here.length) continue;
-    for (const [t, r] of await calibrate(v.model, here, v.samples, method)) {
+    const inLoops = loopValues(v.model.graph!);
+    const iterated = [...tensors].filter((t) => !values.has(t) && inLoops.has(t));
+    for (const [t, r] of await calibrateWithLoops(v, here, iterated, method)) {
       const known = ranges.get(t);
       ranges.set(t, known ? { min: Math.min(known.min, r.min), max: Math.max(known.max, r.max) } : r);
     }
@@ -196,6 +200,25 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
   let bytes: Map<string, number> | undefined;
   const floatBytes = (node: string): number => (bytes ??= new Map(indexes.flatMap((index) => (index.graph.node ?? []).map((n) => [nodeKey(n), (n.input ?? []).reduce((sum, t) => { const w = index.floatInitializer(t); return sum + (w ? tensorBytes(w).length : 0); }, 0)] as const)))).get(node) ?? 0;
   return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes, inputBytes: encoded.length, views };
+}
+
+/**
+ * Ranges of `here` (values of the view's main graph) and of `iterated` (values inside its Loop and Scan
+ * bodies, fetched stacked over their iterations: exposeLoopValues). Where a body value changes shape from
+ * one iteration to the next onnxruntime cannot stack it and refuses the run; the main graph's values are
+ * then calibrated alone and the body's nodes stay float, NOT_CALIBRATED.
+ */
+async function calibrateWithLoops(v: CalibrationView, here: string[], iterated: string[], method: CalibrationOptions & { method: CalibrationMethod }): Promise<Ranges> {
+  if (iterated.length) {
+    const exposed = exposeLoopValues(v.model, new Set(iterated));
+    try {
+      const ranges = await calibrate(exposed.model, [...here, ...exposed.fetched.keys()], v.samples, method);
+      return new Map([...ranges].map(([t, r]) => [exposed.fetched.get(t) ?? t, r]));
+    } catch (err) {
+      if (!(err instanceof QuantizeError)) throw err;
+    }
+  }
+  return here.length ? calibrate(v.model, here, v.samples, method) : new Map();
 }
 
 /** The first `k` of a sample stream (the rest are not read). */
@@ -480,9 +503,9 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
   for (const x of graphs) constantsToInitializers(x);
   const ops: Record<string, number> = {};
   for (const x of graphs) for (const [op, n] of Object.entries(opHistogram(x))) ops[op] = (ops[op] ?? 0) + n;
-  // int8-static calibrates the main graph and the If branches samples take (calibrationViews), not Loop/Scan bodies.
+  // int8-static calibrates the main graph, the If branches samples take (calibrationViews) and the Loop/Scan bodies in them.
   const calibratedOps: Record<string, number> = {};
-  for (const x of ifReachable(g)) for (const [op, n] of Object.entries(opHistogram(x))) calibratedOps[op] = (calibratedOps[op] ?? 0) + n;
+  for (const x of ifReachable(g).flatMap((y) => [y, ...loopBodies(y)])) for (const [op, n] of Object.entries(opHistogram(x))) calibratedOps[op] = (calibratedOps[op] ?? 0) + n;
   const parameters = graphs.flatMap((x) => x.initializer ?? []).reduce((s, t) => s + (t.dims ?? []).map(Number).reduce((a, b) => a * b, 1), 0);
   const opset = defaultOpset(model);
   // A method whose operators need a newer opset applies when the upgrader can take the model (tried on a copy).

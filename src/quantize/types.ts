@@ -5,7 +5,7 @@ import type { GptqLayer } from './gptq';
 export const METHODS = ['int8-dynamic', 'int8-static', 'fp16', 'int4'] as const;
 
 /** Why int8-static keeps a node float that its calibration never ran (the CLI counts them by it). */
-export const NOT_CALIBRATED = 'calibration did not reach it (inside a Loop or Scan body, or an If branch no calibration sample takes): no range for its input or output';
+export const NOT_CALIBRATED = 'calibration did not reach it (an If branch no calibration sample takes, or a Loop or Scan body whose values change shape from one iteration to the next): no range for its input or output';
 
 /** The recurrent operators whose weights (W, R) are quantized (src/quantize/recurrent.ts). */
 export const RECURRENT_OPS: readonly string[] = ['LSTM', 'GRU', 'RNN'];

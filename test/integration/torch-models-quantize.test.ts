@@ -32,8 +32,11 @@ for (const c of TORCH_MODELS) {
       const m = await evaluateCandidate(bytes, encodeModel(model), golden, { runs: 1 });
       const kept = report.nodes.filter((n) => n.action === 'kept');
       t.diagnostic(`${c.file} ${method}: ${report.quantized} nodes (${report.foldedWeightPaths} weight paths folded), file ×${m.bytes!.ratio.toFixed(3)}, cosine ${m.cosine.mean.toFixed(5)}; kept: ${[...new Set(kept.map((k) => `${k.op} (${k.reason})`))].join('; ') || 'none'}`);
-      // What stays float is attention's activation × activation products, never a weight.
-      for (const k of kept) assert.ok(k.op === 'MatMul' && /not a constant/.test(k.reason ?? '') || method === 'int8-static', `${k.node}: ${k.reason}`);
+      // What stays float is attention's activation × activation products, never a weight (fp16 notes a
+      // Loop it converted inside, its edges kept fp32).
+      for (const k of kept) assert.ok(k.op === 'MatMul' && /not a constant/.test(k.reason ?? '') || method === 'int8-static' || (method === 'fp16' && k.op === 'Loop' && /converted inside/.test(k.reason ?? '')), `${k.node}: ${k.reason}`);
+      // The looped RNN's cell is inside its Loop: int8-static reaches it as the others do (calibrated over every iteration).
+      if (c.file === 'loop-rnn.onnx' && method !== 'fp16') assert.deepEqual(report.nodes.filter((n) => n.action === 'quantized').map((n) => n.op).sort(), ['Gemm', 'Gemm', 'MatMul'], method);
       assert.ok(m.bytes!.ratio <= CEILING[method] + metadataShare, `${method} file ×${m.bytes!.ratio} (${(metadataShare * 100).toFixed(1)}% of the input is metadata)`);
       assert.ok(m.cosine.mean >= FLOOR[method], `${method} cosine ${m.cosine.mean}`);
       // The tied table is stored once: the LM head's int8 weight is a Transpose of the embedding's rows.

@@ -11,6 +11,7 @@ import { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStat
 import { NOT_CALIBRATED } from '../../src/quantize/types';
 import { inlineBranches } from '../../src/onnx/inline-branches';
 import { branchGroups } from '../../src/quantize/calibrate';
+import { exposeLoopValues } from '../../src/onnx/loop-values';
 
 const BOOL = onnx.TensorProto.DataType.BOOL;
 const G = onnx.AttributeProto.AttributeType.GRAPH;
@@ -118,7 +119,7 @@ const x = (seed: number): Float32Array => Float32Array.from({ length: seq * inpu
 const feed = (seed: number): GoldenSample => ({ inputs: { x: { dims: [seq, 1, input], data: x(seed) } } });
 
 test('int8-static calibrates the If branches its samples take, and says what none took; GPTQ says what it leaves to rounding; analyze offers what applies', async () => {
-  await assert.rejects(quantizeModelStatic(branchModel(), { method: 'int8-static' }, () => [], { method: 'minmax' }), /int8-static finds nothing to calibrate: no node it quantizes reads a constant weight outside Loop\/Scan bodies and If branches the calibration samples do not take/);
+  await assert.rejects(quantizeModelStatic(branchModel(), { method: 'int8-static' }, () => [], { method: 'minmax' }), /int8-static finds nothing to calibrate: no node it quantizes reads a constant weight outside If branches the calibration samples do not take/);
   // Samples of one side calibrate that branch alone: the other's MatMul stays float, and says why.
   const m = dataBranchModel();
   const one = await quantizeModelStatic(m, { method: 'int8-static' }, () => [feed(0.5), feed(1)], { method: 'minmax' });
@@ -305,4 +306,104 @@ test('--compact-names renames every value and node inside the If\'s bodies too, 
   const tiny = model({ name: 't', opset: 13, inputs: [valueInfo('0', F32, [2])], outputs: [valueInfo('1', F32, [2])], initializers: [], nodes: [node('Relu', ['0'], ['/a/Relu_output_0'], {}, '/a/Relu'), node('Neg', ['/a/Relu_output_0'], ['/a/Neg_output_0'], {}, '/a/Neg'), node('Abs', ['/a/Neg_output_0'], ['1'], {}, '/a/Abs')] });
   compactNames(tiny.graph!);
   assert.deepEqual(tiny.graph!.node!.map((n) => [n.name, ...n.input!, ...n.output!]), [['', '0', '2'], ['', '2', '3'], ['', '3', '1']]);
+});
+
+/** An RNN cell in a Loop, as a scripted torch loop exports: the body reads a main-graph weight `w` (and `loopModel` its own bias). */
+function loopModel(r: () => number): onnx.IModelProto {
+  const values = (n: number): number[] => Array.from({ length: n }, () => r() - 0.5);
+  const body: onnx.IGraphProto = {
+    name: 'body',
+    input: [valueInfo('i', I64, []), valueInfo('c', BOOL, []), valueInfo('h', F32, [1, 8])],
+    output: [valueInfo('c_out', BOOL, []), valueInfo('h_out', F32, [1, 8]), valueInfo('h_scan', F32, [1, 8])],
+    initializer: [floatTensor('bias', [8], values(8))],
+    node: [node('Identity', ['c'], ['c_out']), node('MatMul', ['h', 'w'], ['hw'], {}, 'body.mm'), node('Add', ['hw', 'bias'], ['pre'], {}, 'body.add'), node('Tanh', ['pre'], ['h_out'], {}, 'body.tanh'), node('Identity', ['h_out'], ['h_scan'], {}, 'body.scan')],
+  };
+  const m = model({
+    name: 'loop', opset: 13, inputs: [valueInfo('h0', F32, [1, 8]), valueInfo('n', I64, [])], outputs: [valueInfo('h_last', F32, [1, 8]), valueInfo('hs', F32, ['n', 1, 8])],
+    initializers: [floatTensor('w', [8, 8], values(64).map((v) => v * 1.5)), { name: 'yes', dataType: BOOL, dims: [], int32Data: [1] }],
+    nodes: [node('Loop', ['n', 'yes', 'h0'], ['h_last', 'hs'], {}, 'loop')],
+  });
+  m.graph!.node![0]!.attribute = [{ name: 'body', type: G, g: body }];
+  return m;
+}
+
+test('a Loop body\'s values are fetched stacked over its iterations (a carried input through an Identity), and its own outputs stay as they were', async () => {
+  const r = rng(31);
+  const m = loopModel(r);
+  const { model: exposed, fetched } = exposeLoopValues(m, new Set(['pre', 'h', 'not-there']));
+  assert.deepEqual([...fetched.values()].sort(), ['h', 'pre']);
+  const h0 = Float32Array.from({ length: 8 }, () => r() - 0.5);
+  const out = await (await ort.InferenceSession.create(encodeModel(exposed))).run({ h0: new ort.Tensor('float32', h0, [1, 8]), n: new ort.Tensor('int64', BigInt64Array.of(5n), []) });
+  const byValue = Object.fromEntries([...fetched].map(([o, v]) => [v, out[o]!]));
+  assert.deepEqual([byValue.pre!.dims, byValue.h!.dims], [[5, 1, 8], [5, 1, 8]]);
+  const [pre, h, hs] = [byValue.pre!.data as Float32Array, byValue.h!.data as Float32Array, out.hs!.data as Float32Array];
+  // Iteration k reads h_k (h0, then the states the Loop emitted) and computes pre_k, whose tanh is h_(k+1).
+  assert.deepEqual(Array.from(h.slice(0, 8)), Array.from(h0));
+  for (let k = 1; k < 5; k++) assert.deepEqual(Array.from(h.slice(8 * k, 8 * k + 8)), Array.from(hs.slice(8 * (k - 1), 8 * k)));
+  for (let j = 0; j < 40; j++) assert.ok(Math.abs(Math.tanh(pre[j]!) - hs[j]!) < 1e-6);
+  assert.deepEqual(out.h_last!.data, (await (await ort.InferenceSession.create(encodeModel(m))).run({ h0: new ort.Tensor('float32', h0, [1, 8]), n: new ort.Tensor('int64', BigInt64Array.of(5n), []) })).h_last!.data);
+});
+
+test('int8-static calibrates inside a Loop body over every iteration and puts its MatMul in QDQ there; a body whose values change shape each iteration stays float, NOT_CALIBRATED', async () => {
+  const r = rng(32);
+  const m = loopModel(r);
+  const sample = (): GoldenSample => ({ inputs: { h0: { dims: [1, 8], data: Float32Array.from({ length: 8 }, () => r() - 0.5) }, n: { dims: [], data: BigInt64Array.of(6n) } } });
+  const [cal, held] = [Array.from({ length: 8 }, sample), Array.from({ length: 8 }, sample)];
+  const { model: q, report } = await quantizeModelStatic(m, { method: 'int8-static' }, () => cal, { method: 'minmax' });
+  // Its bias Add too, on the MatMul's product (QLinearAdd after QLinearMatMul, as in the main graph).
+  assert.deepEqual(report.nodes.map((n) => [n.node, n.action]), [['body.mm', 'quantized'], ['body.add', 'quantized']]);
+  const body = attr(q.graph!.node!.find((n) => n.opType === 'Loop')!, 'body')!.g!;
+  assert.ok(body.node!.some((n) => n.opType === 'QuantizeLinear') && body.node!.some((n) => n.opType === 'DequantizeLinear'));
+  const [a, b] = [await ort.InferenceSession.create(encodeModel(m)), await ort.InferenceSession.create(encodeModel(q))];
+  for (const s of held) {
+    const feeds = { h0: new ort.Tensor('float32', s.inputs.h0!.data as Float32Array, [1, 8]), n: new ort.Tensor('int64', BigInt64Array.of(6n), []) };
+    const [x, y] = [await a.run(feeds), await b.run(feeds)];
+    assert.ok(cosine(x.hs!.data as Float32Array, y.hs!.data as Float32Array) > 0.999);
+  }
+
+  // A carried sequence that grows a step each iteration: its MatMul's output cannot be stacked.
+  const grow: onnx.IGraphProto = {
+    name: 'grow',
+    input: [valueInfo('i', I64, []), valueInfo('c', BOOL, []), valueInfo('s', F32, [1, 't', 8])],
+    output: [valueInfo('c_out', BOOL, []), valueInfo('s_out', F32, [1, 't1', 8])],
+    initializer: [int64Tensor('last.start', [1], [-1]), int64Tensor('last.end', [1], [1_000_000]), int64Tensor('last.axis', [1], [1])],
+    node: [node('Identity', ['c'], ['c_out']), node('MatMul', ['s', 'w'], ['y'], {}, 'grow.mm'), node('Slice', ['y', 'last.start', 'last.end', 'last.axis'], ['last']), node('Tanh', ['last'], ['next']), node('Concat', ['s', 'next'], ['s_out'], { axis: 1 })],
+  };
+  const g = model({
+    name: 'growing', opset: 13, inputs: [valueInfo('s0', F32, [1, 1, 8]), valueInfo('n', I64, [])], outputs: [valueInfo('out', F32, [1, 'k', 8])],
+    initializers: [floatTensor('w', [8, 8], Array.from({ length: 64 }, () => r() - 0.5)), floatTensor('w2', [8, 8], Array.from({ length: 64 }, () => r() - 0.5)), { name: 'yes', dataType: BOOL, dims: [], int32Data: [1] }],
+    nodes: [node('Loop', ['n', 'yes', 's0'], ['s_last'], {}, 'loop'), node('MatMul', ['s_last', 'w2'], ['out'], {}, 'after')],
+  });
+  g.graph!.node![0]!.attribute = [{ name: 'body', type: G, g: grow }];
+  const seqs = Array.from({ length: 4 }, (): GoldenSample => ({ inputs: { s0: { dims: [1, 1, 8], data: Float32Array.from({ length: 8 }, () => r() - 0.5) }, n: { dims: [], data: BigInt64Array.of(4n) } } }));
+  const grown = await quantizeModelStatic(g, { method: 'int8-static' }, () => seqs, { method: 'minmax' });
+  assert.deepEqual(grown.report.nodes.map((n) => [n.node, n.action, n.reason ?? '']), [['after', 'quantized', ''], ['grow.mm', 'kept', NOT_CALIBRATED]]);
+});
+
+test('a Scan body\'s value is fetched stacked too, its scan_output_axes extended for the new output', async () => {
+  const r = rng(33);
+  const w = Array.from({ length: 16 }, () => r() - 0.5);
+  const body: onnx.IGraphProto = {
+    name: 'scan_body',
+    input: [valueInfo('s', F32, [1, 4]), valueInfo('x_t', F32, [1, 4])],
+    output: [valueInfo('s_out', F32, [1, 4]), valueInfo('y_t', F32, [1, 4])],
+    node: [node('MatMul', ['x_t', 'w'], ['xw'], {}, 'scan.mm'), node('Add', ['s', 'xw'], ['s_out']), node('Identity', ['s_out'], ['y_t'])],
+  };
+  const m = model({
+    name: 'scan', opset: 16, inputs: [valueInfo('s0', F32, [1, 4]), valueInfo('xs', F32, [3, 1, 4])], outputs: [valueInfo('s_last', F32, [1, 4]), valueInfo('ys', F32, [3, 1, 4])],
+    initializers: [floatTensor('w', [4, 4], w)],
+    nodes: [node('Scan', ['s0', 'xs'], ['s_last', 'ys'], { num_scan_inputs: 1, scan_output_axes: [0] }, 'scan')],
+  });
+  m.graph!.node![0]!.attribute!.push({ name: 'body', type: G, g: body });
+  const { model: exposed, fetched } = exposeLoopValues(m, new Set(['xw']));
+  assert.deepEqual(attr(exposed.graph!.node![0]!, 'scan_output_axes')!.ints!.map(Number), [0, 0]);
+  const xs = Float32Array.from({ length: 12 }, () => r() - 0.5);
+  const out = await (await ort.InferenceSession.create(encodeModel(exposed))).run({ s0: new ort.Tensor('float32', new Float32Array(4), [1, 4]), xs: new ort.Tensor('float32', xs, [3, 1, 4]) });
+  const [stacked] = [...fetched.keys()];
+  assert.deepEqual(out[stacked!]!.dims, [3, 1, 4]);
+  const xw = out[stacked!]!.data as Float32Array;
+  for (let t = 0; t < 3; t++) for (let j = 0; j < 4; j++) {
+    const want = [0, 1, 2, 3].reduce((acc, k) => acc + xs[4 * t + k]! * w[4 * k + j]!, 0);
+    assert.ok(Math.abs(xw[4 * t + j]! - want) < 1e-5, `${t},${j}`);
+  }
 });
