@@ -6,7 +6,7 @@
  * needs to reach an RNN written as a Loop (a scripted torch module) or a Scan.
  */
 import { onnx } from './proto';
-import { attr, namesIn, subgraphsOf } from './graph';
+import { allGraphs, attr, namesIn, subgraphsOf } from './graph';
 import { node } from './build';
 
 const LOOPS = new Set(['Loop', 'Scan']);
@@ -16,6 +16,11 @@ const isLoop = (n: onnx.INodeProto): boolean => LOOPS.has(n.opType!) && !n.domai
 /** The Loop and Scan bodies under `g`, nested ones too. */
 export function loopBodies(g: onnx.IGraphProto): onnx.IGraphProto[] {
   return (g.node ?? []).filter(isLoop).flatMap((n) => subgraphsOf(n)).flatMap((body) => [body, ...loopBodies(body)]);
+}
+
+/** The graphs that run once an iteration: Loop and Scan bodies anywhere under `g`, and every graph nested in one. */
+export function iteratedGraphs(g: onnx.IGraphProto): Set<onnx.IGraphProto> {
+  return new Set(allGraphs(g).flatMap((x) => (x.node ?? []).filter(isLoop).flatMap((n) => subgraphsOf(n).flatMap(allGraphs))));
 }
 
 /** Every value of the Loop and Scan bodies under `g`, by name: their inputs and node outputs. */

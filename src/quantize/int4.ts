@@ -99,10 +99,11 @@ export function dequantizeInt4(q: Int4Weight, k: number, n: number, blockSize: n
 
 /**
  * MatMulNBits(A, W) → `output`, W [K, N] quantized in blocks of the configured size; an output layer
- * (see outputLayers) keeps 8 bits unless `int4Head` asks for 4.
+ * (see outputLayers) keeps 8 bits unless `int4Head` asks for 4, and a weight read inside a Loop or Scan
+ * body unless `int4Recurrent` does (its error is applied again every iteration, as an LSTM's R's is).
  */
 function matMulNBits(ctx: QuantizeContext, base: string, input: string, weight: () => Float32Array, k: number, cols: number, output: string, weightKey: string): onnx.INodeProto[] {
-  if (headKeepsEightBits(ctx, base, weight, k, cols)) return matMulInt8Weight(ctx, base, input, weight, k, cols, output, weightKey);
+  if (headKeepsEightBits(ctx, base, weight, k, cols) || (ctx.iterated && !ctx.options.int4Recurrent)) return matMulInt8Weight(ctx, base, input, weight, k, cols, output, weightKey);
   const bs = ctx.options.blockSize;
   const stored = ctx.once(`int4:${weightKey}`, () => {
     const q = quantizeInt4(weight(), k, cols, bs, ctx.options.symmetric, ctx.options.gptq?.get(base));
@@ -162,8 +163,7 @@ const HEAD_SHARE = 0.1;
  */
 function headKeepsEightBits(ctx: QuantizeContext, base: string, weight: () => Float32Array, k: number, cols: number): boolean {
   if (ctx.options.int4Head || !outputLayers(ctx).has(base)) return false;
-  const floatBytes = ctx.once('float-bytes', () => (ctx.index.graph.initializer ?? []).filter((t) => t.dataType === DT.FLOAT).reduce((s, t) => s + 4 * elementCount((t.dims ?? []).map(Number)), 0)).value;
-  return 4 * k * cols <= HEAD_SHARE * floatBytes || tiedToATable(ctx, weight(), k, cols);
+  return 4 * k * cols <= HEAD_SHARE * ctx.modelFloatBytes || tiedToATable(ctx, weight(), k, cols);
 }
 
 /**

@@ -5,7 +5,7 @@ import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, int
 import { elementCount, hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
-import { exposeLoopValues, loopBodies, loopValues } from '../onnx/loop-values';
+import { exposeLoopValues, iteratedGraphs, loopBodies, loopValues } from '../onnx/loop-values';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, RECURRENT_OPS, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
@@ -568,12 +568,16 @@ export function quantizeModel(input: onnx.IModelProto, options: QuantizeOptions)
       return p ? [...outer(p), ...(p.initializer ?? [])] : [];
     };
     nodes = [];
+    const iterated = iteratedGraphs(g);
+    // Counted before any is quantized: an output layer's share of the whole model's weights (a Loop body's
+    // weights moved into it are the model's too).
+    const modelFloatBytes = graphs.flatMap((x) => x.initializer ?? []).filter((t) => t.dataType === onnx.TensorProto.DataType.FLOAT).reduce((s, t) => s + 4 * elementCount((t.dims ?? []).map(Number)), 0);
     for (const graph of graphs) {
       // Not for int8-static: its QDQ pairs quantize a Conv's output per tensor, and after BatchNormalization
       // that range is set by a few channels (PaddleOCR's classifier: cosine 0.88 folded, ≥ 0.94 not).
       if (options.method !== 'int8-static') foldedBatchNorms += foldBatchNorms(graph, names);
       foldedWeightPaths += foldWeightPaths(graph, weightInputs(graph, options.method), outer(graph));
-      nodes.push(...quantizeNodes(graph, new GraphIndex(graph, names), { ...options, perChannel: options.perChannel ?? true, symmetric: options.symmetric ?? true, reduceRange: options.reduceRange ?? true, blockSize }, opset, domains, excludedNodes, excludedOps));
+      nodes.push(...quantizeNodes(graph, new GraphIndex(graph, names), { ...options, perChannel: options.perChannel ?? true, symmetric: options.symmetric ?? true, reduceRange: options.reduceRange ?? true, blockSize }, opset, domains, excludedNodes, excludedOps, { iterated: iterated.has(graph), modelFloatBytes }));
       dedupeTransposedInt8(graph);
     }
     if (graphs.length > 1) shareIdenticalInitializers(g);
@@ -647,13 +651,14 @@ function quantizedOps(m: onnx.IModelProto): string {
  * Hands each node of `graph`, in topological order, to its op's registered quantizer (nodes of other ops,
  * excluded nodes, and nodes a quantizer declines stay as they are, with the reason in the outcome).
  */
-function quantizeNodes(graph: onnx.IGraphProto, index: GraphIndex, options: QuantizeContext['options'], opset: number, domains: Set<string>, excludedNodes: Set<string>, excludedOps: Set<string>): NodeOutcome[] {
+function quantizeNodes(graph: onnx.IGraphProto, index: GraphIndex, options: QuantizeContext['options'], opset: number, domains: Set<string>, excludedNodes: Set<string>, excludedOps: Set<string>, where: Pick<QuantizeContext, 'iterated' | 'modelFloatBytes'>): NodeOutcome[] {
   // Restored weights are shared within a graph only: a subgraph's nodes are not visible in its siblings.
   const shared = new Map<string, unknown>();
   const ctx: QuantizeContext = {
     index,
     opset,
     options,
+    ...where,
     addInitializer: (t) => {
       graph.initializer = [...(graph.initializer ?? []), t];
       index.initializers.set(t.name!, t);

@@ -34,6 +34,8 @@ export interface QuantizeOptions {
    * int4: LSTM, GRU and RNN weights (W and R) in 4-bit blocks along each gate unit's inputs too (raised to
    * opset 21 as for int4Conv). Off by default: an error in R is applied again at every time step
    * (silero-vad's speech probabilities move 0.011–0.017 on recorded speech against 0.006–0.007 at 8 bits).
+   * The same holds for MatMul and Gemm weights read inside a Loop or Scan body (an RNN cell in a scripted
+   * torch loop: cosine 0.9954 in 4 bits, 0.9999 in 8), which keep 8 bits unless this is set.
    */
   int4Recurrent?: boolean;
   /** int4: output layers (the last MatMul or Gemm before a graph output) in 4 bits too; by default small or tied ones keep 8. */
@@ -83,6 +85,10 @@ export interface QuantizeContext {
   /** The model's default-domain opset. */
   opset: number;
   options: Required<Pick<QuantizeOptions, 'perChannel' | 'symmetric' | 'blockSize' | 'reduceRange'>> & QuantizeOptions;
+  /** The graph runs once an iteration: a Loop or Scan body, or a graph nested in one. */
+  iterated: boolean;
+  /** Bytes of the model's float initializers, every graph's (what a layer's share is of). */
+  modelFloatBytes: number;
   addInitializer(t: onnx.ITensorProto): void;
   /** Reuses one DynamicQuantizeLinear per activation even when several MatMuls read it. */
   dynamicQuantized: Map<string, { q: string; scale: string; zeroPoint: string; nodes: onnx.INodeProto[] }>;

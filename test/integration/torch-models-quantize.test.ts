@@ -37,7 +37,9 @@ for (const c of TORCH_MODELS) {
       for (const k of kept) assert.ok(k.op === 'MatMul' && /not a constant/.test(k.reason ?? '') || method === 'int8-static' || (method === 'fp16' && k.op === 'Loop' && /converted inside/.test(k.reason ?? '')), `${k.node}: ${k.reason}`);
       // The looped RNN's cell is inside its Loop: int8-static reaches it as the others do (calibrated over every iteration).
       if (c.file === 'loop-rnn.onnx' && method !== 'fp16') assert.deepEqual(report.nodes.filter((n) => n.action === 'quantized').map((n) => n.op).sort(), ['Gemm', 'Gemm', 'MatMul'], method);
-      assert.ok(m.bytes!.ratio <= CEILING[method] + metadataShare, `${method} file ×${m.bytes!.ratio} (${(metadataShare * 100).toFixed(1)}% of the input is metadata)`);
+      // The looped RNN's cell keeps 8 bits under int4 (an error there recurs every iteration; --int4-recurrent).
+      const ceiling = c.file === 'loop-rnn.onnx' && method === 'int4' ? CEILING['int8-dynamic'] : CEILING[method];
+      assert.ok(m.bytes!.ratio <= ceiling + metadataShare, `${method} file ×${m.bytes!.ratio} (${(metadataShare * 100).toFixed(1)}% of the input is metadata)`);
       assert.ok(m.cosine.mean >= FLOOR[method], `${method} cosine ${m.cosine.mean}`);
       // The tied table is stored once: the LM head's int8 weight is a Transpose of the embedding's rows.
       if (c.file.startsWith('bert-tied') && method === 'int8-dynamic') assert.ok(model.graph!.node!.some((n) => n.opType === 'Transpose' && model.graph!.initializer!.some((t) => t.name === n.input![0] && t.dataType === 3)), 'tied table stored twice');

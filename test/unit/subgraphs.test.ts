@@ -380,6 +380,16 @@ test('int8-static calibrates inside a Loop body over every iteration and puts it
   assert.deepEqual(grown.report.nodes.map((n) => [n.node, n.action, n.reason ?? '']), [['after', 'quantized', ''], ['grow.mm', 'kept', NOT_CALIBRATED]]);
 });
 
+test('int4 keeps 8-bit weights inside a Loop body, as for an LSTM\'s, unless int4Recurrent', async () => {
+  const m = loopModel(rng(34));
+  const bodyOps = (q: onnx.IModelProto): string[] => attr(q.graph!.node!.find((n) => n.opType === 'Loop')!, 'body')!.g!.node!.map((n) => n.opType!);
+  const eight = quantizeModel(m, { method: 'int4' }).model;
+  assert.ok(!bodyOps(eight).includes('MatMulNBits') && bodyOps(eight).includes('MatMul'), bodyOps(eight).join());
+  const four = quantizeModel(m, { method: 'int4', int4Recurrent: true }).model;
+  assert.ok(bodyOps(four).includes('MatMulNBits'), bodyOps(four).join());
+  for (const q of [eight, four]) assert.equal(await loadError(encodeModel(q)), undefined);
+});
+
 test('a Scan body\'s value is fetched stacked too, its scan_output_axes extended for the new output', async () => {
   const r = rng(33);
   const w = Array.from({ length: 16 }, () => r() - 0.5);
