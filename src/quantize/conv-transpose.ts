@@ -27,4 +27,3 @@ for (const method of ['int8-dynamic', 'int8-static', 'int4'] as Method[]) {
     },
   });
 }
-
