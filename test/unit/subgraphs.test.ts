@@ -198,19 +198,7 @@ test('fp16 converts inside If branches: what a branch reads from around it (a co
 test('fp16 converts inside a Loop body: carried state and scan outputs in fp32 at its edges, a main-graph weight read from inside', async () => {
   const r = rng(12);
   const values = (n: number): number[] => Array.from({ length: n }, () => r() - 0.5);
-  const body: onnx.IGraphProto = {
-    name: 'body',
-    input: [valueInfo('i', I64, []), valueInfo('c', BOOL, []), valueInfo('h', F32, [1, 8])],
-    output: [valueInfo('c_out', BOOL, []), valueInfo('h_out', F32, [1, 8]), valueInfo('h_scan', F32, [1, 8])],
-    initializer: [floatTensor('bias', [8], values(8))],
-    node: [node('Identity', ['c'], ['c_out']), node('MatMul', ['h', 'w'], ['hw'], {}, 'body.mm'), node('Add', ['hw', 'bias'], ['pre'], {}, 'body.add'), node('Tanh', ['pre'], ['h_out'], {}, 'body.tanh'), node('Identity', ['h_out'], ['h_scan'], {}, 'body.scan')],
-  };
-  const m = model({
-    name: 'loop16', opset: 13, inputs: [valueInfo('h0', F32, [1, 8]), valueInfo('n', I64, [])], outputs: [valueInfo('h_last', F32, [1, 8]), valueInfo('hs', F32, ['n', 1, 8])],
-    initializers: [floatTensor('w', [8, 8], values(64).map((v) => v * 1.5)), { name: 'yes', dataType: BOOL, dims: [], int32Data: [1] }],
-    nodes: [node('Loop', ['n', 'yes', 'h0'], ['h_last', 'hs'], {}, 'loop')],
-  });
-  m.graph!.node![0]!.attribute = [{ name: 'body', type: G, g: body }];
+  const m = loopModel(r);
   const { model: q } = quantizeModel(m, { method: 'fp16' });
   assert.equal(await loadError(encodeModel(q)), undefined);
   const feeds = { h0: new ort.Tensor('float32', Float32Array.from(values(8)), [1, 8]), n: new ort.Tensor('int64', BigInt64Array.of(6n), []) };
