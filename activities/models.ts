@@ -159,7 +159,10 @@ export function evaluationActivities(deps: Pick<ActivityDeps, 'pool' | 'store'> 
       if (!m.goldenKey) throw badInput(`model version ${m.id} has no golden inputs; register it with --golden golden.jsonl`);
       const [reference, candidate, golden] = await Promise.all([getObjectBuffer(deps.store, m.objectKey), getObjectBuffer(deps.store, input.candidateKey), getObjectText(deps.store, m.goldenKey)]);
       // In a child process: a candidate that crashes onnxruntime is reported, and the worker lives on.
-      return asBadInput(() => evaluateIsolated(reference, candidate, golden, { runs: 10, providers: deps.providers, signal: Context.current().cancellationSignal })).catch((err: unknown) => {
+      // Heartbeats at each sample the child finishes, so a cancellation reaches it; a child that stops
+      // finishing them is killed by evaluateIsolated's watchdog and reported as crashed.
+      const ctx = Context.current();
+      return asBadInput(() => evaluateIsolated(reference, candidate, golden, { runs: 10, providers: deps.providers, signal: ctx.cancellationSignal, progress: () => ctx.heartbeat() })).catch((err: unknown) => {
         if (err instanceof OnnxruntimeCrashed) throw ApplicationFailure.nonRetryable(err.message, 'CandidateCrashed');
         throw err;
       });

@@ -10,7 +10,8 @@ import type { ChildRequest } from './evaluate-isolated';
 
 process.once('message', (req: ChildRequest) => {
   const golden = parseGoldenJsonl(readFileSync(req.golden, 'utf8'));
-  const o = { output: req.output, outputs: req.outputs, runs: req.runs, providers: req.providers };
+  // A sign of life after each sample and timed run: the parent's watchdog (evaluate-isolated.ts) reads them.
+  const o = { output: req.output, outputs: req.outputs, runs: req.runs, providers: req.providers, progress: () => process.send!({ progress: true }) };
   const work = req.op === 'evaluate' ? evaluateCandidate(req.reference, req.candidate, golden, o) : goldenOutputs(req.model, golden, o);
   work
     .then((value) => process.send!({ value }, () => process.exit(0)))

@@ -19,7 +19,19 @@ interface Options {
   providers?: string[];
   /** Kills the child (an activity's cancellation). */
   signal?: AbortSignal;
+  /** Called at each sign of life from the child (a sample evaluated, a timed run): an activity heartbeats there. */
+  progress?: () => void;
+  /** The child is killed when it shows no sign of life for this long (default STALL_MS). */
+  stallMs?: number;
 }
+
+/**
+ * How long the child may go without finishing a sample or a timed run before it is taken for hung and
+ * killed. Loading is inside it too: a few seconds for the largest models here (the 54 MB recogniser).
+ * Once, in a clean-clone CI run, a quantization workflow stopped for 9 minutes without a log line at a
+ * candidate's evaluation (evaluations run up to an hour): a hang now ends as a named failure instead.
+ */
+export const STALL_MS = 5 * 60_000;
 
 /** What the child (src/quantize/evaluate-child.ts) is asked: paths to read, and what to compute. */
 export type ChildRequest = { golden: string; output?: string; outputs?: string[]; runs?: number; providers?: string[] } & (
@@ -57,11 +69,32 @@ async function inChild<T>(models: (file: (m: ModelSource, name: string) => strin
     const child = fork(path.join(__dirname, `evaluate-child${path.extname(__filename)}`), [], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], signal: o.signal });
     return await new Promise<T>((resolve, reject) => {
       let answer: { value?: T; error?: { name: string; message: string } } | undefined;
-      child.once('message', (m: typeof answer) => { answer = m; });
+      const stallMs = o.stallMs ?? STALL_MS;
+      let stalled = false;
+      let watchdog: NodeJS.Timeout | undefined;
+      const alive = (): void => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => {
+          stalled = true;
+          child.kill('SIGKILL');
+        }, stallMs);
+      };
+      alive();
+      child.on('message', (m: { progress?: true } & NonNullable<typeof answer>) => {
+        if (m.progress) {
+          alive();
+          o.progress?.();
+        } else answer = m;
+      });
       // An abort surfaces as 'error' (AbortError) before 'exit'.
-      child.once('error', reject);
+      child.once('error', (err) => {
+        clearTimeout(watchdog);
+        reject(err);
+      });
       child.once('exit', (code, signal) => {
+        clearTimeout(watchdog);
         if (answer?.value !== undefined) return resolve(answer.value);
+        if (stalled) return reject(new OnnxruntimeCrashed(`onnxruntime stopped responding loading or running the model (no sample finished in ${stallMs / 1000} s), so it was stopped: it is not usable with this onnxruntime on this CPU`));
         if (answer?.error) return reject(answer.error.name === 'QuantizeError' ? new QuantizeError(answer.error.message) : new Error(`${answer.error.name}: ${answer.error.message}`));
         reject(new OnnxruntimeCrashed(`onnxruntime crashed (${signal ?? `exit code ${code}`}) loading or running the model: it is not usable with this onnxruntime on this CPU`));
       });

@@ -105,7 +105,7 @@ const MAX_TIMED_RUNS = 2000;
  * not five runs: timed one after the other, five runs each, models of 0.01–0.3 ms measured 0.3× to 1.9× of
  * themselves (0.96× to 1.02× now; scratch runs of evaluateCandidate(m, m), 2026-12-01).
  */
-async function medianLatencies(ref: ort.InferenceSession, cand: ort.InferenceSession, sample: GoldenSample, output: string, runs: number): Promise<[number, number]> {
+async function medianLatencies(ref: ort.InferenceSession, cand: ort.InferenceSession, sample: GoldenSample, output: string, runs: number, progress?: () => void): Promise<[number, number]> {
   const times: [number[], number[]] = [[], []];
   const spent = [0, 0];
   for (const s of [ref, cand]) await run(s, sample, 0, output);
@@ -117,6 +117,7 @@ async function medianLatencies(ref: ort.InferenceSession, cand: ort.InferenceSes
       times[i]!.push(ms);
       spent[i]! += ms;
     }
+    progress?.();
   }
   const median = (t: number[]): number => t.sort((x, y) => x - y)[Math.floor(t.length / 2)]!;
   return [median(times[0]), median(times[1])];
@@ -155,7 +156,7 @@ export async function loadError(model: Uint8Array): Promise<string | undefined> 
  * Judged on its first head alone, RapidAI's PicoDet's int8-static scored 0.907 while two of its eight
  * heads were at 0.84.
  */
-export async function evaluateCandidate(reference: ModelSource, candidate: ModelSource, golden: GoldenSample[], o: { output?: string; runs?: number; providers?: string[] } = {}): Promise<EvaluationMetrics> {
+export async function evaluateCandidate(reference: ModelSource, candidate: ModelSource, golden: GoldenSample[], o: { output?: string; runs?: number; providers?: string[]; progress?: () => void } = {}): Promise<EvaluationMetrics> {
   if (golden.length === 0) throw new QuantizeError('no golden samples to evaluate on');
   const providers = o.providers ?? ['cpu'];
   const [ref, cand] = [await session(reference, providers), await session(candidate, providers)];
@@ -181,6 +182,7 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
       for (let j = 0; j < a.length; j++) e = Math.max(e, Math.abs(a[j]! - b[j]!));
       maxAbs = Math.max(maxAbs, e);
       agreement.add(ra, rb);
+      o.progress?.();
       if (argmax(a) === argmax(b)) agree++;
       const label = golden[i]!.label;
       if (label !== undefined) {
@@ -189,7 +191,7 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
       }
     }
     const runs = o.runs ?? 20;
-    const [latRef, latCand] = await medianLatencies(ref, cand, golden[0]!, output, runs);
+    const [latRef, latCand] = await medianLatencies(ref, cand, golden[0]!, output, runs, o.progress);
     const labelled = golden.every((g) => g.label !== undefined);
     const size = (m: ModelSource): number => (typeof m === 'string' ? readFileSync(m).length : m.length);
     return {

@@ -60,7 +60,7 @@ export function parseGoldenOutput(line: string): GoldenOutput {
 }
 
 /** The model's outputs on each golden sample: every output, or those of `outputs` (what was stored before). */
-export async function goldenOutputs(model: ModelSource, golden: GoldenSample[], o: { outputs?: string[]; providers?: string[] } = {}): Promise<GoldenOutput[]> {
+export async function goldenOutputs(model: ModelSource, golden: GoldenSample[], o: { outputs?: string[]; providers?: string[]; progress?: () => void } = {}): Promise<GoldenOutput[]> {
   const s = await session(model, o.providers ?? ['cpu']);
   try {
     const names = o.outputs ?? [...s.outputNames];
@@ -70,6 +70,7 @@ export async function goldenOutputs(model: ModelSource, golden: GoldenSample[], 
     for (let i = 0; i < golden.length; i++) {
       const r = await runOutputs(s, golden[i]!, i, names);
       out.push({ outputs: Object.fromEntries(names.map((n) => [n, storeTensor(r[n]!)])) });
+      o.progress?.();
     }
     return out;
   } finally {

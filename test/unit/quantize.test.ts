@@ -16,6 +16,7 @@ import { cnnModel, fixtureGolden, mlpModel, rng, transformerModel, type FixtureM
 import { analyzeModel, quantizeModel, quantizeModelStatic, rankSensitiveNodes } from '../../src/quantize/quantize-model';
 import { evaluateCandidate, feedsOf, goldenToJsonl, loadError, parseGoldenJsonl } from '../../src/quantize/evaluate';
 import { cosine } from '../../src/quantize/agreement';
+import { evaluateIsolated, OnnxruntimeCrashed } from '../../src/quantize/evaluate-isolated';
 import { agreementOn, entropyThreshold, quantileOfHistogram } from '../../src/quantize/calibrate';
 import { calibrationSource, samplesToArrow } from '../../src/quantize/calibration-data';
 import { QuantizeError, type Method } from '../../src/quantize/types';
@@ -757,4 +758,24 @@ test('ConvTranspose weights are quantized weight-only per output channel (4-bit 
   }
   // The float position table is most of what is left: 0.76 of the file with 8-bit ConvTranspose weights, less with 4-bit.
   assert.ok(ratios[0]! < 0.8 && ratios[2]! < ratios[0]! - 0.02, JSON.stringify(ratios));
+});
+
+test('an evaluation whose model stops making progress is stopped by its watchdog and reported as crashed, not waited on', async () => {
+  // A Loop of a billion additions: onnxruntime runs it for as good as ever, as a hung kernel would.
+  const body: onnx.IGraphProto = {
+    name: 'spin', input: [valueInfo('i', onnx.TensorProto.DataType.INT64, []), valueInfo('c', onnx.TensorProto.DataType.BOOL, []), valueInfo('v', F32, [1])],
+    output: [valueInfo('c_out', onnx.TensorProto.DataType.BOOL, []), valueInfo('v_out', F32, [1])],
+    initializer: [floatTensor('one', [1], [1])],
+    node: [node('Identity', ['c'], ['c_out']), node('Add', ['v', 'one'], ['v_out'])],
+  };
+  const spin = model({
+    name: 'spin', opset: 13, inputs: [valueInfo('x', F32, [1])], outputs: [valueInfo('y', F32, [1])],
+    initializers: [int64Tensor('trips', [], [1e9]), { name: 'yes', dataType: onnx.TensorProto.DataType.BOOL, dims: [], int32Data: [1] }],
+    nodes: [node('Loop', ['trips', 'yes', 'x'], ['y'], {}, 'spin')],
+  });
+  spin.graph!.node![0]!.attribute = [{ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body }];
+  const golden = goldenToJsonl([{ inputs: { x: { dims: [1], data: Float32Array.of(0) } } }]);
+  const t0 = Date.now();
+  await assert.rejects(evaluateIsolated(encodeModel(spin), encodeModel(spin), golden, { runs: 1, stallMs: 4000 }), (e: Error) => e instanceof OnnxruntimeCrashed && /onnxruntime stopped responding loading or running the model \(no sample finished in 4 s\)/.test(e.message));
+  assert.ok(Date.now() - t0 < 30_000, `${Date.now() - t0} ms`);
 });
