@@ -10,7 +10,7 @@ import { goldenToJsonl } from '../../src/quantize/evaluate';
 import { parseGoldenOutput, tensorValues } from '../../src/quantize/golden-outputs';
 import { getObjectText, putObject } from '../../src/clients/minio';
 import { modelQuantization } from '../../workflows';
-import { quantizationProgressQuery, workflowIds, type ModelQuantizationInput, type QuantizationProgress } from '../../workflows/definitions';
+import { quantizationProgressQuery, rolloutStateQuery, workflowIds, type ModelQuantizationInput, type QuantizationProgress } from '../../workflows/definitions';
 import { createTestProject, harness, ingestLines, uid, waitUntil, type Harness } from './helpers';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -36,6 +36,22 @@ async function registerFixture(): Promise<string> {
   const name = `mlp-${uid()}`;
   const v = await registerModel(h.pool, h.store, { name, version: '1', onnx: f.onnx, manifest: MANIFEST, golden: goldenToJsonl(fixtureGolden(f, 100)) }, 'test');
   return v.id;
+}
+
+/**
+ * `work`, or after `ms` a failure that says where it stood (`state`): once, in a clean-clone CI run, the
+ * trained-classifier test below sat 9 minutes without a log line, and a hang says nothing.
+ */
+async function within<T>(ms: number, what: string, work: Promise<T>, state: () => Promise<unknown>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => void state().then((s) => reject(new Error(`${what}: not done after ${ms / 1000} s; state ${JSON.stringify(s)}`)), (err: Error) => reject(new Error(`${what}: not done after ${ms / 1000} s (${err.message})`))), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function run(input: Omit<ModelQuantizationInput, 'modelsQueue' | 'inferenceQueue'>): Promise<QuantizationProgress> {
@@ -200,7 +216,10 @@ test('the loop on a torch-exported, trained classifier: quantized, validated on 
   const name = `pets-${uid()}`;
   const parent = await registerModel(h.pool, h.store, { name, version: '1', onnx, manifest, tokenizer, golden: goldenToJsonl(golden) }, 'test');
 
-  const quantized = await run({ modelId: parent.id });
+  // Past an evaluation child's watchdog (5 minutes), so a hung candidate is reported as crashed and the search goes on.
+  const workflowId = `${workflowIds.quantize(parent.id)}-${uid()}`;
+  const quantizing = h.client.workflow.execute(modelQuantization, { workflowId, taskQueue: h.cfg.taskQueues.cpu, args: [{ modelId: parent.id, modelsQueue: h.cfg.taskQueues.models, inferenceQueue: h.cfg.taskQueues.inference }] });
+  const quantized = await within(7 * 60_000, 'quantization', quantizing, () => h.client.workflow.getHandle(workflowId).query(quantizationProgressQuery));
   assert.equal(quantized.stage, 'done');
   const candidate = (await getModelVersion(h.pool, quantized.chosen!.id))!;
   assert.equal(candidate.stage, 'validated');
@@ -214,10 +233,11 @@ test('the loop on a torch-exported, trained classifier: quantized, validated on 
   });
   await waitUntil('the rollout set its flag', async () => (await loadFlags(h.pool, [flag])).length === 1);
   const lines = texts(240).map((t, i) => JSON.stringify({ externalId: `p-${i}`, payload: { text: t.text, lang: 'en' }, annotations: [1, 2].map((a) => ({ annotator: `ann-${a}`, labels: { classes: [t.label] } })) }));
-  const ingested = await ingestLines(h, project, lines, 120);
+  const rolloutState = (): Promise<unknown> => handle.query(rolloutStateQuery);
+  const ingested = await within(3 * 60_000, 'ingesting 240 samples', ingestLines(h, project, lines, 120), rolloutState);
   assert.equal(ingested.failedBatches.length, 0);
   assert.equal(ingested.counts.accepted, 240, JSON.stringify(ingested.counts));
-  const result = await handle.result();
+  const result = await within(2 * 60_000, 'the rollout deciding', handle.result(), rolloutState);
   assert.equal(result.status, 'promoted', JSON.stringify(result.log));
   // Both arms scored live samples with their own model, and both read them as the crowd did.
   const { rows } = await h.pool.query<{ model_version: string; n: string; passed: string }>(
