@@ -1,7 +1,6 @@
 import { onnx } from './proto';
 import { attr, nodeKey } from './graph';
 
-
 /**
  * `model` with each main-graph If that `taken` decides replaced by the branch it takes: the branch's nodes
  * and initializers in the main graph under their own names, an Identity from each branch output to the

@@ -6,7 +6,7 @@
  * needs to reach an RNN written as a Loop (a scripted torch module) or a Scan.
  */
 import { onnx } from './proto';
-import { allGraphs, attr, namesIn, subgraphsOf } from './graph';
+import { allGraphs, attr, GraphIndex, subgraphsOf } from './graph';
 import { node } from './build';
 
 const LOOPS = new Set(['Loop', 'Scan']);
@@ -37,13 +37,9 @@ export function loopValues(g: onnx.IGraphProto): Set<string> {
 export function exposeLoopValues(model: onnx.IModelProto, wanted: Set<string>): { model: onnx.IModelProto; fetched: Map<string, string> } {
   const copy = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const g = copy.graph!;
-  const names = new Set(namesIn(g));
-  const unique = (base: string): string => {
-    let name = base;
-    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
+  // Names unique across the model, its bodies included (GraphIndex reserves every name nested in g).
+  const index = new GraphIndex(g);
+  const unique = (base: string): string => index.uniqueName(base);
   const fetched = new Map<string, string>();
   for (const [outer, value] of exposeIn(g, wanted, unique)) {
     g.output = [...(g.output ?? []), { name: outer }];

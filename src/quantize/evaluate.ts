@@ -190,6 +190,7 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
         if (argmax(b) === label) candCorrect++;
       }
     }
+    const outputs = agreement.each();
     const runs = o.runs ?? 20;
     const [latRef, latCand] = await medianLatencies(ref, cand, golden[0]!, output, runs, o.progress);
     const labelled = golden.every((g) => g.label !== undefined);
@@ -198,7 +199,7 @@ export async function evaluateCandidate(reference: ModelSource, candidate: Model
       samples: golden.length, output,
       top1Agreement: agree / golden.length,
       cosine: agreement.weakest(),
-      ...(Object.keys(agreement.each()).length > 1 ? { outputs: agreement.each() } : {}),
+      ...(Object.keys(outputs).length > 1 ? { outputs } : {}),
       maxAbsError: maxAbs,
       ...(labelled ? { accuracy: { reference: refCorrect / golden.length, candidate: candCorrect / golden.length } } : {}),
       latencyMs: { reference: latRef, candidate: latCand, ratio: latCand / latRef },
