@@ -158,10 +158,12 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
   const foldedWeightPaths = foldWeightPaths(g, weightInputs(g, 'int8-static'));
   const views = (await calibrationViews(model, samples))(model);
   for (const v of views) if (v.model !== model) foldWeightPaths(v.model.graph!, weightInputs(v.model.graph!, 'int8-static'));
-  // Loop and Scan bodies are chosen in as a graph is, their weights moved in first (as quantizeModel does).
+  // Loop and Scan bodies are chosen in, indexed and costed as a graph is, their weights moved in first (as
+  // quantizeModel does).
   for (const v of views) if (loopBodies(v.model.graph!).length) moveInitializersIntoSubgraphs(v.model.graph!);
+  const graphs = views.flatMap((v) => [v.model.graph!, ...loopBodies(v.model.graph!)]);
   const choose = (o: QuantizeOptions): ReturnType<typeof staticChoice> => {
-    const each = views.flatMap((v) => [v.model.graph!, ...loopBodies(v.model.graph!)].map((graph) => staticChoice(graph, o)));
+    const each = graphs.map((graph) => staticChoice(graph, o));
     return { tensors: new Set(each.flatMap((c) => [...c.tensors])), staticNodes: new Set(each.flatMap((c) => [...c.staticNodes])), weighted: [...new Set(each.flatMap((c) => c.weighted))] };
   };
   const { tensors, staticNodes, weighted } = choose(options);
@@ -183,7 +185,7 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
   }
   // A Relu alone reading its producer's output: that output is quantized with the Relu's range (from 0), so
   // its Q clamps as the Relu would, the Relu's own pair is the same, and onnxruntime drops both.
-  const indexes = views.map((v) => new GraphIndex(v.model.graph!));
+  const indexes = graphs.map((graph) => new GraphIndex(graph));
   for (const index of indexes) {
     for (const n of index.graph.node ?? []) {
       const x = n.input?.[0];
