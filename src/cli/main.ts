@@ -306,9 +306,10 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
   .option('--calibrate <method>', 'int8-static: auto (percentile for a model with convolutions, else minmax), minmax, percentile or entropy', 'auto')
   .option('--calibration-samples <n>', 'int4 with --calibration: how many of its first samples GPTQ reads (once a pass, up to four layers a pass)', positiveInt, 128)
   .option('--percentile <p>', 'int8-static with percentile: share of values kept, in percent', Number, 99.999)
+  .option('--no-bias-correction', 'int8-static: leave each quantized Conv\'s bias as it is (by default it is corrected for the shift quantization makes in the Conv\'s mean output per channel, measured on the first 8 calibration samples)')
   .option('--min-cosine <c>', 'int8-static: keep the convolutions and matmuls that cost most in float until the mean cosine with fp32 on the first 8 calibration samples reaches c (one quantization per node scored: minutes on a deep net)', Number)
   .option('--max-float <n>', 'with --min-cosine: at most n nodes kept float (default a quarter of those quantized)', positiveInt)
-  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Recurrent: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; compactNames: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number; minCosine?: number; maxFloat?: number }) => {
+  .action(async (o: { input: string; method: Method; output: string; blockSize: number; int4Conv: boolean; int4Recurrent: boolean; int4Head: boolean; asymmetric: boolean; perTensor: boolean; fullRange: boolean; excludeNodes: string[]; excludeOps: string[]; dropNodeMetadata: boolean; compactNames: boolean; externalData: 'auto' | 'always' | 'never'; calibration?: string; calibrate: string; calibrationSamples: number; percentile: number; biasCorrection: boolean; minCosine?: number; maxFloat?: number }) => {
     const t0 = performance.now();
     const options = { method: o.method, blockSize: o.blockSize, int4Conv: o.int4Conv, int4Recurrent: o.int4Recurrent, int4Head: o.int4Head, symmetric: !o.asymmetric, perChannel: !o.perTensor, reduceRange: !o.fullRange, excludeNodes: o.excludeNodes, excludeOps: o.excludeOps, dropNodeMetadata: o.dropNodeMetadata, compactNames: o.compactNames };
     if (!['auto', 'minmax', 'percentile', 'entropy'].includes(o.calibrate)) throw new CliError(`--calibrate ${o.calibrate}: use auto, minmax, percentile or entropy`);
@@ -333,7 +334,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     // Read once: the quantizers work on copies, and the load check below may need it again.
     const input = readModelFile(o.input);
     const { model: q, report } = o.method === 'int8-static' && o.calibration
-      ? await quantizeModelStatic(input, { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationOptions['method'], percentile: o.percentile }, accuracy)
+      ? await quantizeModelStatic(input, { ...options, method: 'int8-static' }, calibrationSource(o.calibration), { method: o.calibrate as CalibrationOptions['method'], percentile: o.percentile, biasCorrection: o.biasCorrection, progress: (level, of) => process.stderr.write(`bias correction: level ${level} of ${of} of convolutions\n`) }, accuracy)
       : o.method === 'int4' && o.calibration
         ? await quantizeModelCalibrated(input, { ...options, method: 'int4' }, calibrationSource(o.calibration), { maxSamples: o.calibrationSamples, progress: (layer, of) => process.stderr.write(`gptq: calibrated layer ${layer} of ${of}\n`) })
         : quantizeModel(input, options);

@@ -18,6 +18,10 @@ export interface CalibrationOptions {
   percentile?: number;
   /** Histogram bins for percentile and entropy. */
   bins?: number;
+  /** int8-static: correct each quantized Conv's bias for the mean shift of its output (bias-correction.ts); default on. */
+  biasCorrection?: boolean;
+  /** int8-static's bias correction: after each level of Convs corrected. */
+  progress?: (level: number, of: number) => void;
 }
 
 export type Ranges = Map<string, { min: number; max: number }>;
@@ -260,19 +264,19 @@ async function withIntermediates<T>(model: onnx.IModelProto, tensors: string[], 
 }
 
 /** A session over `model` with `tensors` made extra outputs (one run yields every intermediate wanted). */
-async function openSession(model: onnx.IModelProto, tensors: string[]): Promise<ort.InferenceSession> {
+export async function openSession(model: onnx.IModelProto, tensors: string[], optimized = false): Promise<ort.InferenceSession> {
   const augmented = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const g = augmented.graph!;
   const present = new Set((g.output ?? []).map((v) => v.name!));
   for (const t of tensors) if (!present.has(t)) g.output = [...(g.output ?? []), { name: t }];
   try {
-    return await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: 'disabled' });
+    return await ort.InferenceSession.create(encodeModel(augmented), { graphOptimizationLevel: optimized ? 'all' : 'disabled' });
   } catch (err) {
     throw new QuantizeError(`onnxruntime cannot load the model for calibration: ${(err as Error).message}`);
   }
 }
 
-async function runSample(session: ort.InferenceSession, sample: GoldenSample, n: number, fetches: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
+export async function runSample(session: ort.InferenceSession, sample: GoldenSample, n: number, fetches: readonly string[]): Promise<ort.InferenceSession.ReturnType> {
   try {
     return await session.run(feedsOf(sample), fetches);
   } catch (err) {

@@ -91,6 +91,21 @@ function quantizedConstant(ctx: QuantizeContext, name: string): { nodes: onnx.IN
 /** Whether quantizeModelStatic chose this weightless node (staticNodes). */
 const chosen = (n: onnx.INodeProto, ctx: QuantizeContext): boolean => ctx.options.staticNodes?.has(nodeKey(n)) ?? false;
 
+/** The node's bias input, or a corrected copy of it where bias correction measured one (bias-correction.ts). */
+function bias(ctx: QuantizeContext, n: onnx.INodeProto): string[] {
+  const corrected = ctx.options.biasCorrections?.get(nodeKey(n));
+  if (!corrected) return (n.input ?? []).slice(2);
+  // A bias of this node's own takes the corrected values in place: the file holds one bias, as before.
+  const own = n.input?.[2] ? ctx.index.initializers.get(n.input[2]) : undefined;
+  if (own && ctx.index.consumers.get(n.input![2]!)?.length === 1) {
+    Object.assign(own, makeTensor(own.name!, DT.FLOAT, [corrected.length], corrected), { floatData: [] });
+    return [own.name!];
+  }
+  const name = ctx.index.uniqueName(`${nodeKey(n)}_bias_corrected`);
+  ctx.addInitializer(makeTensor(name, DT.FLOAT, [corrected.length], corrected));
+  return [name];
+}
+
 function weightAxis(n: onnx.INodeProto): number {
   if (n.opType === 'Conv') return 0;
   if (n.opType === 'Gemm') return intAttr(n, 'transB', 0) === 1 ? 0 : 1;
@@ -113,7 +128,8 @@ for (const opType of ['MatMul', 'Gemm', 'Conv']) {
       const x = qdq(ctx, n.input![0]!);
       const w = dequantizedWeight(ctx, n.input![1]!, weightAxis(n), ctx.options.reduceRange);
       const out = quantizedOutput(ctx, n);
-      return [...x.nodes, ...w.nodes, { ...n, input: [x.output, w.output, ...(n.input ?? []).slice(2)], output: [out.raw, ...(n.output ?? []).slice(1)] }, ...out.nodes];
+      // Named by its key, so the quantized node is found again (bias correction measures it).
+      return [...x.nodes, ...w.nodes, { ...n, name: nodeKey(n), input: [x.output, w.output, ...bias(ctx, n)], output: [out.raw, ...(n.output ?? []).slice(1)] }, ...out.nodes];
     },
   });
 }

@@ -15,6 +15,7 @@ import { hessianFactor, pooledHessian, solveRequested, type ConvGeometry, type G
 import { doubleMatMul } from './double-matmul';
 import { keepSensitiveFloat, rankByFloatGain, type SensitivityReport } from './sensitivity';
 import { ACTIVATION_OPS, MOVES_VALUES, staticCalibrationTensors } from './int8-static';
+import { biasCorrections as measureBiasCorrections } from './bias-correction';
 import type { GoldenSample } from './evaluate';
 import './int8-dynamic';
 import './int8-static';
@@ -46,6 +47,8 @@ export interface QuantizeReport {
   nodeMetadataBytes: number;
   /** Of those, the names of nodes, values and initializers in the output: see compactNames. */
   nameBytes: number;
+  /** int8-static: quantized Convs whose bias was corrected for their output's mean shift (bias-correction.ts). */
+  biasCorrected?: number;
 }
 
 /** Lowest default-domain opset each method's ops need (MatMulInteger 10, DynamicQuantizeLinear 11, per-axis QDQ 13). */
@@ -192,11 +195,23 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
       if (n.opType === 'Relu' && x && ranges.has(x) && ranges.has(n.output![0]!) && index.consumers.get(x)?.length === 1) ranges.set(x, ranges.get(n.output![0]!)!);
     }
   }
+  let biasCorrections: Map<string, Float32Array> | undefined;
   const build = (keptFloat: string[]): ReturnType<typeof quantizeModel> => {
     const o = withKeptFloat(options, keptFloat);
-    const result = quantizeModel(model, { ...o, ranges, staticNodes: keptFloat.length ? choose(o).staticNodes : staticNodes });
-    return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined } } };
+    const result = quantizeModel(model, { ...o, ranges, staticNodes: keptFloat.length ? choose(o).staticNodes : staticNodes, biasCorrections });
+    const biasCorrected = result.report.nodes.filter((n) => n.action === 'quantized' && biasCorrections?.has(n.node)).length;
+    return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), ...(biasCorrections ? { biasCorrected } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined, biasCorrections: undefined } } };
   };
+  // Measured on the model with every node quantized; the sensitivity search's candidates keep them.
+  if (calibration.biasCorrection !== false && views.length === 1) {
+    const convs = new Map((g.node ?? []).filter((n) => n.opType === 'Conv' && !n.domain).map((n) => [nodeKey(n), n.output![0]!]));
+    const first = build([]);
+    const quantizedOutputs = new Map((first.model.graph!.node ?? []).map((n) => [nodeKey(n), n.output![0]!]));
+    const targets = first.report.nodes.filter((n) => n.action === 'quantized' && convs.has(n.node)).map((n) => ({ node: n.node, reference: convs.get(n.node)!, quantized: quantizedOutputs.get(n.node)! }));
+    const firstSamples: GoldenSample[] = [];
+    for await (const s of take(views[0]!.samples(), SENSITIVITY_SAMPLES)) firstSamples.push(s);
+    if (targets.length) biasCorrections = await measureBiasCorrections(model, first.model, targets, firstSamples, calibration.progress);
+  }
   // What keeping a node float keeps: its float weights' bytes (Constants are initializers and weight paths
   // folded by now). Counted only when the search asks.
   let bytes: Map<string, number> | undefined;

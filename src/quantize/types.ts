@@ -68,6 +68,8 @@ export interface QuantizeOptions {
    * tensors may be calibrated for other readers.
    */
   staticNodes?: Set<string>;
+  /** int8-static: a Conv's bias (by node name) corrected for the mean shift of its quantized output (bias-correction.ts). */
+  biasCorrections?: Map<string, Float32Array>;
 }
 
 /** What happened to one node. */
