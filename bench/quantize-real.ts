@@ -120,11 +120,11 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
   // qcflow's CLI in a process of its own per row, as onnxruntime's tool runs: its `seconds` are from reading
   // the model to writing the result, as onnxruntime's are. In the bench's own long-lived process the
   // 60 MB transformer's calibration took 19–20 s, 13 s in a fresh one.
-  const qcflow = (c: Case, method: string, options: Partial<QuantizeOptions>, calibrated: boolean, calibrate?: 'minmax', minCosine?: number): { model: Uint8Array; report: QuantizeReport & { seconds: number; sensitivity?: SensitivityReport } } | { error: string } => {
+  const qcflow = (c: Case, method: string, options: BenchOptions, calibrated: boolean, calibrate?: 'minmax', minCosine?: number): { model: Uint8Array; report: QuantizeReport & { seconds: number; sensitivity?: SensitivityReport } } | { error: string } => {
     const [src, dst, calibration] = [path.join(dir, 'in.onnx'), path.join(dir, 'qcflow.onnx'), path.join(dir, 'calibration.jsonl')];
     writeFileSync(src, c.bytes);
     if (calibrated) writeFileSync(calibration, goldenToJsonl(c.calibration));
-    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.int4Recurrent ? ['--int4-recurrent'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(options.compactNames ? ['--compact-names'] : []), ...(calibrated ? ['--calibration', calibration] : []), ...(calibrate ? ['--calibrate', calibrate] : []), ...(minCosine ? ['--min-cosine', String(minCosine)] : [])];
+    const args = ['model', 'quantize', '--input', src, '--method', method, '--output', dst, ...(options.int4Conv ? ['--int4-conv'] : []), ...(options.int4Recurrent ? ['--int4-recurrent'] : []), ...(options.excludeOps?.length ? ['--exclude-ops', options.excludeOps.join(',')] : []), ...(options.dropNodeMetadata ? ['--drop-node-metadata'] : []), ...(options.compactNames ? ['--compact-names'] : []), ...(options.noBiasCorrection ? ['--no-bias-correction'] : []), ...(calibrated ? ['--calibration', calibration] : []), ...(calibrate ? ['--calibrate', calibrate] : []), ...(minCosine ? ['--min-cosine', String(minCosine)] : [])];
     const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
     // Its refusal is a result too (the row says why), not the end of the bench.
     if (run.status !== 0) return { error: (run.stderr.split('\n').find((l) => l.startsWith('qcflow:')) ?? run.stderr.trim().split('\n').pop() ?? `exit ${run.status}`).slice(0, 300) };
@@ -136,12 +136,14 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
       const paddle = PADDLE_OCR.some((p) => p.file === `${c.name}.onnx`) || c.name.startsWith('rapid-');
       const initializers = paddle ? (() => { const m = decodeModel(c.bytes); constantsToInitializers(m.graph!); return encodeModel(m); })() : undefined;
       const ops = new Set(decodeModel(c.bytes).graph!.node!.map((n) => n.opType));
-      const runs: Array<[string, Partial<QuantizeOptions>, boolean, ('minmax' | undefined)?, number?]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ['fp16', {}, false], ['int8-static', {}, true]];
+      const runs: Array<[string, BenchOptions, boolean, ('minmax' | undefined)?, number?]> = [['int8-dynamic', {}, false], ['int4', {}, false], ['int4', { int4Conv: true }, false], ['int4', {}, true], ['fp16', {}, false], ['int8-static', {}, true]];
       // A conv net's int8-static is calibrated by percentile (calibrationFor): min-max beside it too, as
       // onnxruntime's default is, each against onnxruntime's same method.
       if (ops.has('Conv')) runs.push(['int4', { int4Conv: true }, true], ['int8-static', {}, true, 'minmax']);
       // The sensitivity search where a deep conv net's int8-static falls short (it stops at once where not).
       if (ops.has('Conv')) runs.push(['int8-static', {}, true, undefined, 0.97]);
+      // int8-static's bias correction (on by default for Convs) against none, in the same run.
+      if (ops.has('Conv')) runs.push(['int8-static', { noBiasCorrection: true }, true]);
       // onnxruntime's GPTQ solves MatMuls only: qcflow's at the same coverage, for a like-for-like time.
       if (paddle && ops.has('Conv') && ops.has('MatMul')) runs.push(['int4', { excludeOps: ['Conv'] }, true]);
       // torch.export's stack traces are a fifth of its files, and stay unless asked (onnxruntime keeps them).
@@ -155,12 +157,12 @@ export async function quantizeRealBench(models: string[] = [], methods: string[]
         // int8-static reads the calibration set on both sides (its quantize_static, min-max or percentile, QDQ).
         const percentile = method === 'int8-static' && !calibrate && ops.has('Conv');
         const peerMethod = calibrated && method === 'int4' ? 'int4-gptq' : percentile ? 'int8-static-percentile' : method;
-        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${options.int4Recurrent ? ' --int4-recurrent' : ''}${calibrated ? ' --calibration' : ''}${calibrate ? ` --calibrate ${calibrate}` : percentile ? ' (auto: percentile)' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}${options.compactNames ? ' --compact-names' : ''}${minCosine ? ` --min-cosine ${minCosine}` : ''}`;
+        const label = `${method}${options.int4Conv ? ' --int4-conv' : ''}${options.int4Recurrent ? ' --int4-recurrent' : ''}${calibrated ? ' --calibration' : ''}${calibrate ? ` --calibrate ${calibrate}` : percentile ? ' (auto: percentile)' : ''}${options.excludeOps ? ` --exclude-ops ${options.excludeOps.join(',')}` : ''}${options.dropNodeMetadata ? ' --drop-node-metadata' : ''}${options.compactNames ? ' --compact-names' : ''}${options.noBiasCorrection ? ' --no-bias-correction' : ''}${minCosine ? ` --min-cosine ${minCosine}` : ''}`;
         console.log(JSON.stringify({
           bench: 'quantize-real', model: c.name, method: label,
           qcflow: 'error' in made ? made : { ...(await judge(c, made.model, made.report.seconds)), ...(made.report.opsetUpgrade ? { opset: `${made.report.opsetUpgrade.from}→${made.report.opsetUpgrade.to}` } : {}), keptFloat: made.report.nodes.filter((n) => n.action === 'kept').length, ...(made.report.sensitivity ? { sensitivity: { kept: made.report.sensitivity.kept.length, start: made.report.sensitivity.start, reached: made.report.sensitivity.reached, evaluations: made.report.sensitivity.evaluations } } : {}) },
           // --int4-conv has no counterpart there; --calibration is set beside its GPTQ on the same samples.
-          onnxruntime: options.int4Conv || options.int4Recurrent || options.dropNodeMetadata || options.compactNames || minCosine ? undefined : {
+          onnxruntime: options.int4Conv || options.int4Recurrent || options.dropNodeMetadata || options.compactNames || options.noBiasCorrection || minCosine ? undefined : {
             asShipped: await onnxruntime(c, peerMethod, c.bytes),
             ...(initializers ? { constantsAsInitializers: await onnxruntime(c, peerMethod, initializers) } : {}),
           },
@@ -422,6 +424,9 @@ function voiceModels(py: string | { skipped: string }, dir: string): Array<{ fil
 function speechRates(c: { name: string; bytes: Uint8Array }): Array<16000 | 8000> {
   return !/16k/.test(c.name) && decodeModel(c.bytes).graph!.input!.some((i) => i.name === 'sr') ? [16000, 8000] : [16000];
 }
+
+/** What a row asks of the CLI: quantizer options, and int8-static's bias correction turned off. */
+type BenchOptions = Partial<QuantizeOptions> & { noBiasCorrection?: boolean };
 
 /** Options as the CLI's flags (` --int4-conv --compact-names`). */
 function flagsOf(options: Partial<QuantizeOptions>): string {

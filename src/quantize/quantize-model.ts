@@ -96,9 +96,11 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
     });
   }
   const result = keeping.build(sensitivity?.kept.map((k) => k.node) ?? []);
+  // What was asked, for the report: bias correction on or off, not the progress callback.
+  const { progress: _progress, ...asked } = { ...method, biasCorrection: method.biasCorrection !== false };
   const why = new Map(sensitivity?.kept.map((k) => [k.node, `kept float by the sensitivity search (agreement ${k.cosine.toFixed(4)} with it float)`]) ?? []);
   const nodes = result.report.nodes.map((n) => (why.has(n.node) ? { ...n, reason: why.get(n.node)! } : n));
-  return { model: result.model, report: { ...againstInput(result.report, inputBytes), nodes, options: { ...result.report.options, excludeNodes: options.excludeNodes }, calibration: method, ...(sensitivity ? { sensitivity } : {}) } };
+  return { model: result.model, report: { ...againstInput(result.report, inputBytes), nodes, options: { ...result.report.options, excludeNodes: options.excludeNodes }, calibration: asked, ...(sensitivity ? { sensitivity } : {}) } };
 }
 
 /**
