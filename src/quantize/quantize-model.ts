@@ -84,7 +84,7 @@ interface FloatKeeping {
  * most agreement are then kept float until the target is met.
  */
 export async function quantizeModelStatic(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions, accuracy?: AccuracyTarget): Promise<{ model: onnx.ModelProto; report: QuantizeReport & { calibration: CalibrationOptions; sensitivity?: SensitivityReport } }> {
-  const { keeping, method, floatBytes, inputBytes, views } = await staticKeeping(input, options, samples, calibration);
+  const { keeping, method, floatBytes, inputBytes, views, correctBiases } = await staticKeeping(input, options, samples, calibration);
   let sensitivity: SensitivityReport | undefined;
   if (accuracy) {
     sensitivity = await keepSensitiveFloat(keeping.nodes, scorer(keeping, views), {
@@ -95,7 +95,10 @@ export async function quantizeModelStatic(input: onnx.IModelProto, options: Quan
       cost: (n: string) => Math.sqrt(Math.max(1, floatBytes(n))),
     });
   }
-  const result = keeping.build(sensitivity?.kept.map((k) => k.node) ?? []);
+  const kept = sensitivity?.kept.map((k) => k.node) ?? [];
+  // The Convs next to those kept float see other inputs than when every node was quantized.
+  if (kept.length) await correctBiases(kept);
+  const result = keeping.build(kept);
   // What was asked, for the report: bias correction on or off, not the progress callback.
   const { progress: _progress, ...asked } = { ...method, biasCorrection: method.biasCorrection !== false };
   const why = new Map(sensitivity?.kept.map((k) => [k.node, `kept float by the sensitivity search (agreement ${k.cosine.toFixed(4)} with it float)`]) ?? []);
@@ -153,7 +156,7 @@ function methodKeeping(input: onnx.IModelProto, options: QuantizeOptions): Float
  * Nodes inside If branches are chosen and calibrated in the views that inline them (calibrationViews): a
  * tensor's range spans every view that holds it; a node no calibration sample reaches stays float.
  */
-async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ keeping: FloatKeeping; method: CalibrationOptions & { method: CalibrationMethod }; floatBytes: (node: string) => number; inputBytes: number; views: CalibrationView[] }> {
+async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions & { method: 'int8-static' }, samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, calibration: CalibrationOptions): Promise<{ keeping: FloatKeeping; method: CalibrationOptions & { method: CalibrationMethod }; floatBytes: (node: string) => number; inputBytes: number; views: CalibrationView[]; correctBiases: (keptFloat: string[]) => Promise<void> }> {
   const encoded = onnx.ModelProto.encode(input).finish();
   const model = onnx.ModelProto.decode(encoded);
   const g = model.graph!;
@@ -204,21 +207,25 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
     const biasCorrected = result.report.nodes.filter((n) => n.action === 'quantized' && biasCorrections?.has(n.node)).length;
     return { model: result.model, report: { ...result.report, constantsMoved, foldedWeightPaths, ...(opsetUpgrade ? { opsetUpgrade } : {}), ...(biasCorrections ? { biasCorrected } : {}), options: { ...result.report.options, ranges: undefined, staticNodes: undefined, biasCorrections: undefined } } };
   };
-  // Measured on the model with every node quantized; the sensitivity search's candidates keep them.
-  if (calibration.biasCorrection !== false && views.length === 1) {
+  // Measured on the model with `keptFloat` float: every node quantized first, which the sensitivity
+  // search's candidates keep; then again for the nodes it keeps (quantizeModelStatic).
+  const correctBiases = async (keptFloat: string[]): Promise<void> => {
+    if (calibration.biasCorrection === false || views.length !== 1) return;
+    biasCorrections = undefined;
     const convs = new Map((g.node ?? []).filter((n) => n.opType === 'Conv' && !n.domain).map((n) => [nodeKey(n), n.output![0]!]));
-    const first = build([]);
+    const first = build(keptFloat);
     const quantizedOutputs = new Map((first.model.graph!.node ?? []).map((n) => [nodeKey(n), n.output![0]!]));
     const targets = first.report.nodes.filter((n) => n.action === 'quantized' && convs.has(n.node)).map((n) => ({ node: n.node, reference: convs.get(n.node)!, quantized: quantizedOutputs.get(n.node)! }));
     const firstSamples: GoldenSample[] = [];
     for await (const s of take(views[0]!.samples(), SENSITIVITY_SAMPLES)) firstSamples.push(s);
     if (targets.length) biasCorrections = await measureBiasCorrections(model, first.model, targets, firstSamples, calibration.progress);
-  }
+  };
+  await correctBiases([]);
   // What keeping a node float keeps: its float weights' bytes (Constants are initializers and weight paths
   // folded by now). Counted only when the search asks.
   let bytes: Map<string, number> | undefined;
   const floatBytes = (node: string): number => (bytes ??= new Map(indexes.flatMap((index) => (index.graph.node ?? []).map((n) => [nodeKey(n), (n.input ?? []).reduce((sum, t) => { const w = index.floatInitializer(t); return sum + (w ? tensorBytes(w).length : 0); }, 0)] as const)))).get(node) ?? 0;
-  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes, inputBytes: encoded.length, views };
+  return { keeping: { reference: model, nodes: weighted, build }, method, floatBytes, inputBytes: encoded.length, views, correctBiases };
 }
 
 /**
