@@ -87,8 +87,11 @@ export async function modelQuantization(input: ModelQuantizationInput): Promise<
       const c = await tryCandidate('int4', [], { int4Conv: true });
       if (c && c.candidate.quantizedNodes > 0) tried.push(c);
     }
-    // …and a recurrent net with its LSTM/GRU/RNN weights in 4-bit blocks (--int4-recurrent); likewise.
-    if (method === 'int4' && RECURRENT_OPS.some((op) => (analysis.ops[op] ?? 0) > 0) && patched('quantization-int4-recurrent')) {
+    // …and a recurrent net with its LSTM/GRU/RNN weights in 4-bit blocks (--int4-recurrent); likewise. A
+    // Loop or Scan whose body multiplies weights (a scripted cell) takes the same flag, from a later patch.
+    const recurrent = RECURRENT_OPS.some((op) => (analysis.ops[op] ?? 0) > 0);
+    const looped = !recurrent && (analysis.iteratedWeights ?? 0) > 0;
+    if (method === 'int4' && ((recurrent && patched('quantization-int4-recurrent')) || (looped && patched('quantization-int4-loop')))) {
       const c = await tryCandidate('int4', [], { int4Recurrent: true });
       if (c && c.candidate.quantizedNodes > 0) tried.push(c);
     }

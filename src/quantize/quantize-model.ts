@@ -521,7 +521,7 @@ function ifReachable(g: onnx.IGraphProto): onnx.IGraphProto[] {
 }
 
 /** What the analyze step reports: op histogram, parameters, opset, and which methods have something to do. */
-export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, number>; parameters: number; weightBytes: number; opset: number; applicable: Method[] } {
+export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, number>; parameters: number; weightBytes: number; opset: number; applicable: Method[]; iteratedWeights: number } {
   const model = onnx.ModelProto.decode(onnx.ModelProto.encode(input).finish());
   const g = model.graph!;
   // Ops and weights of every graph (If/Loop/Scan bodies too): int8-dynamic and int4 quantize inside them.
@@ -546,7 +546,11 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
     }
   };
   const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => (m === 'int8-static' ? calibratedOps : ops)[op])) && upgradable(m));
-  return { ops, parameters, weightBytes: graphs.reduce((n, x) => n + initializerBytes(x), 0), opset, applicable };
+  // MatMuls and Gemms that run every iteration of a Loop or Scan on a constant weight: int4 keeps them at
+  // 8 bits unless int4Recurrent, so the quantization workflow tries that too.
+  const weights = new Set(graphs.flatMap((x) => (x.initializer ?? []).map((t) => t.name!)));
+  const iteratedWeights = [...iteratedGraphs(g)].flatMap((x) => x.node ?? []).filter((n) => ['MatMul', 'Gemm'].includes(n.opType!) && !n.domain && weights.has(n.input?.[1] ?? '')).length;
+  return { ops, parameters, weightBytes: graphs.reduce((n, x) => n + initializerBytes(x), 0), opset, applicable, iteratedWeights };
 }
 
 /**

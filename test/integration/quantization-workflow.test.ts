@@ -20,7 +20,7 @@ import { quantizeModel } from '../../src/quantize/quantize-model';
 import { textAdapter } from '../../src/qc/inference/adapters';
 import { loadFlags } from '../../src/store/flags';
 import { aliasesOf } from '../../src/store/model-lifecycle';
-import { TORCH_MODELS_DIR } from '../fixtures/torch-models';
+import { TORCH_MODELS, TORCH_MODELS_DIR } from '../fixtures/torch-models';
 import { modelRollout } from '../../workflows';
 
 let h: Harness;
@@ -183,6 +183,18 @@ test('a recurrent net also tries int4 with its LSTM weights in 4-bit blocks: sma
   assert.ok(recurrent!.bytes < 0.8 * plain!.bytes, JSON.stringify(result.candidates));
   // The smallest that fits: the 4-bit LSTM (cosine 0.994 against 0.998).
   assert.ok(plain!.fits && recurrent!.fits, JSON.stringify(result.candidates));
+  assert.deepEqual([result.chosen!.int4Recurrent, result.chosen!.version], [true, '1-int4-rnn']);
+});
+
+test('a scripted torch RNN (its cell in a Loop body) also tries int4 with the body\'s weights in 4-bit blocks, and registers the smaller when it fits', async (t) => {
+  const m = TORCH_MODELS.find((x) => x.file === 'loop-rnn.onnx')!;
+  const v = await registerModel(h.pool, h.store, { name: `loop-${uid()}`, version: '1', onnx: readFileSync(path.join(TORCH_MODELS_DIR, m.file)), manifest: MANIFEST, golden: goldenToJsonl(m.golden()) }, 'test');
+  // Its outputs are states, not classes: top-1 is not what it is judged on.
+  const result = await run({ modelId: v.id, methods: ['int4'], budget: { top1: 0, cosine: 0.99 } });
+  t.diagnostic(JSON.stringify(result.candidates.map((c) => [c.int4Recurrent ?? false, c.bytes, c.cosine.toFixed(4), c.fits])));
+  assert.deepEqual(result.candidates.map((c) => c.int4Recurrent ?? false), [false, true]);
+  const [plain, looped] = result.candidates;
+  assert.ok(looped!.bytes < 0.8 * plain!.bytes && looped!.fits, JSON.stringify(result.candidates));
   assert.deepEqual([result.chosen!.int4Recurrent, result.chosen!.version], [true, '1-int4-rnn']);
 });
 

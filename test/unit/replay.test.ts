@@ -31,6 +31,9 @@ import { DeterminismViolationError } from '@temporalio/workflow';
  * `quantization_latency_replay` takes the `quantization-latency-budget` patch: its smallest candidate ran
  * ×3 slower than fp32 and the next smallest was registered. `quantization_recurrent_replay` takes
  * `quantization-int4-recurrent`: a recurrent net's int4 with 4-bit LSTM weights, tried and registered.
+ * `quantization_loop_replay` takes `quantization-int4-loop`: the same candidate for a model whose Loop body
+ * multiplies weights (its analysis counts them: `iteratedWeights`; runs recorded before have no count and
+ * replay without the candidate).
  */
 const DIR = path.resolve(__dirname, '..', 'fixtures', 'histories');
 // Proto-JSON, the form `temporal workflow show --output json` and the UI's download give: readable in a diff.
@@ -119,6 +122,17 @@ test('the latency history takes the latency budget: the ×3 slower 4-bit-Conv ca
   const register = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'registerQuantized')!;
   const input = JSON.parse(Buffer.from(register.activityTaskScheduledEventAttributes!.input!.payloads![0]!.data!).toString()) as { candidate: { method: string; int4Conv?: boolean }; budget: { latencyRatio?: number } };
   assert.deepEqual([input.candidate.method, input.candidate.int4Conv ?? false, input.budget.latencyRatio], ['int4', false, 2]);
+});
+
+test('the loop history takes the int4-loop patch: a model whose Loop body multiplies weights tries int4 with them in 4 bits, the smallest, registered', () => {
+  const file = 'quantization_loop_replay.history.json';
+  assert.ok(patchesOf(file).includes('quantization-int4-loop'));
+  assert.ok(!patchesOf(file).includes('quantization-int4-recurrent'));
+  for (const older of ['quantization_recurrent_replay.history.json', 'quantization_conv_replay_v2.history.json']) assert.ok(!patchesOf(older).includes('quantization-int4-loop'), older);
+  const scheduled = (history(file).events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []))
+    .map((a) => ({ type: a.activityType!.name, input: JSON.parse(Buffer.from(a.input!.payloads![0]!.data!).toString()) as { method?: string; int4Recurrent?: boolean; candidate?: { int4Recurrent?: boolean } } }));
+  assert.deepEqual(scheduled.filter((a) => a.type === 'quantizeCandidate').map((a) => [a.input.method, a.input.int4Recurrent ?? false]), [['int4', false], ['int4', true], ['int8-dynamic', false]]);
+  assert.equal(scheduled.find((a) => a.type === 'registerQuantized')!.input.candidate!.int4Recurrent, true);
 });
 
 test('the recurrent history takes the int4-recurrent candidate: tried after int4 and registered as the smallest', () => {
