@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO } from './helpers';
 import { SILERO_VAD, speech, speechSteps } from '../fixtures/silero-vad';
+import { TORCH_MODELS_DIR } from '../fixtures/torch-models';
 import { goldenToJsonl } from '../../src/quantize/evaluate';
 import { F32, floatTensor, model, node, valueInfo } from '../../src/onnx/build';
 import { encodeModel } from '../../src/onnx/proto';
@@ -77,6 +78,12 @@ test('qcflow model quantize and evaluate work on files without a server, and ref
     const vad = await qcflow(['model', 'quantize', '--input', SILERO_VAD, '--method', 'int4', ...flags, '--output', path.join(dir, 'vad.onnx')]);
     assert.equal(vad.code, 0, vad.stderr);
     assert.equal(/4 recurrent layer\(s\) \(LSTM, GRU, RNN\) kept 8-bit weights; --int4-recurrent puts them in 4-bit blocks/.test(vad.stderr), note, vad.stderr);
+  }
+  // So is one whose Loop body multiplies weights (a scripted torch RNN cell).
+  for (const [flags, note] of [[[], true], [['--int4-recurrent'], false]] as const) {
+    const loop = await qcflow(['model', 'quantize', '--input', path.join(TORCH_MODELS_DIR, 'loop-rnn.onnx'), '--method', 'int4', ...flags, '--output', path.join(dir, 'loop.onnx')]);
+    assert.equal(loop.code, 0, loop.stderr);
+    assert.equal(/2 MatMul\/Gemm node\(s\) inside Loop or Scan bodies kept 8-bit weights/.test(loop.stderr), note, loop.stderr);
   }
   // int8-static calibrated on 16 kHz speech alone: the 8 kHz branch's six Convs are out of its reach, and it says so.
   const steps = await speechSteps(readFileSync(SILERO_VAD), speech(16000), 16000);
