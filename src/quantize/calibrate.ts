@@ -184,11 +184,11 @@ async function flushRows(sum: HessianSum, pending: PendingRows, gram: Gram): Pro
  * outputsAgreement of each candidate with the reference over the samples: how quantizeModelCalibrated
  * chooses between GPTQ and rounding on the calibration set itself.
  */
-export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.IModelProto[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>): Promise<number[]> {
+export async function agreementOn(reference: onnx.IModelProto, candidates: onnx.IModelProto[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, optimized = false): Promise<number[]> {
   const sessions: ort.InferenceSession[] = [];
   try {
     // All open at once and run sample by sample: no model's outputs are held beyond one sample.
-    for (const m of [reference, ...candidates]) sessions.push(await openSession(m, []));
+    for (const m of [reference, ...candidates]) sessions.push(await openSession(m, [], optimized));
     const sums = candidates.map(() => outputsAgreement());
     let n = 0;
     for await (const s of samples()) {

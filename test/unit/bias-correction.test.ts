@@ -78,18 +78,34 @@ test('corrected biases give each Conv fp32\'s mean output, including what the Co
   }
 });
 
-test('int8-static corrects its Convs\' biases by default, and not when asked', async () => {
+/** The diamond with weights that 7-bit levels cannot hold, read on a near-constant input (a blank page's). */
+function offsetDiamond(): { m: onnx.IModelProto; samples: GoldenSample[] } {
+  const w = (name: string, v: number): onnx.ITensorProto => floatTensor(name, [2, 2, 1, 1], [v, 0.011 * v, 0.023, 1.1 * v]);
   const m = diamond();
-  const on = await quantizeModelStatic(m, { method: 'int8-static' }, () => samples, { method: 'minmax' });
-  const off = await quantizeModelStatic(m, { method: 'int8-static' }, () => samples, { method: 'minmax', biasCorrection: false });
+  m.graph!.initializer = [w('wa', 0.413), w('wb', 0.372), w('wc', 0.537), floatTensor('bb', [2], [0.1, -0.1]), w('wd', 0.413)];
+  const near = [0, 1, 2, 3].map((s) => ({ inputs: { x: { dims: [1, 2, 3, 3], data: Float32Array.from({ length: 18 }, (_, i) => 5 + 0.1 * (((i * 7 + s * 5) % 11) / 10 - 0.5)) } } }));
+  return { m, samples: near };
+}
+
+test('int8-static corrects its Convs\' biases by default where the model then agrees better with fp32, and not when asked', async () => {
+  const { m, samples: near } = offsetDiamond();
+  const on = await quantizeModelStatic(m, { method: 'int8-static' }, () => near, { method: 'minmax' });
+  const off = await quantizeModelStatic(m, { method: 'int8-static' }, () => near, { method: 'minmax', biasCorrection: false });
+  const agreement = on.report.biasCorrectionAgreement!;
+  assert.ok(agreement.corrected > agreement.uncorrected, JSON.stringify(agreement));
   assert.equal(on.report.biasCorrected, 4);
   assert.equal(off.report.biasCorrected, undefined);
+  assert.equal(off.report.biasCorrectionAgreement, undefined);
   // B's own bias takes its corrected values in place; the three Convs without one get one.
   const corrected = on.model.graph!.initializer!.filter((t) => t.name!.endsWith('_bias_corrected'));
   assert.equal(corrected.length, 3);
   assert.ok(corrected.every((t) => floatValues(t).every(Number.isFinite)));
-  const bb = (m: onnx.IModelProto): number[] => [...floatValues(m.graph!.initializer!.find((t) => t.name === 'bb')!)].map((v) => +v.toFixed(6));
+  const bb = (q: onnx.IModelProto): number[] => [...floatValues(q.graph!.initializer!.find((t) => t.name === 'bb')!)].map((v) => +v.toFixed(6));
   assert.deepEqual(bb(off.model), [0.1, -0.1]);
   assert.notDeepEqual(bb(on.model), [0.1, -0.1]);
   assert.equal(off.model.graph!.initializer!.filter((t) => t.name!.endsWith('_bias_corrected')).length, 0);
+  // Weights the levels hold exactly shift nothing worth keeping: a correction is kept only where it agrees better.
+  const exact = await quantizeModelStatic(diamond(), { method: 'int8-static' }, () => samples, { method: 'minmax' });
+  const e = exact.report.biasCorrectionAgreement!;
+  assert.equal(exact.report.biasCorrected, e.corrected > e.uncorrected ? 4 : 0, JSON.stringify(e));
 });
