@@ -272,7 +272,7 @@ async function calibrateWithLoops(v: CalibrationView, here: string[], iterated: 
 }
 
 /** Samples bias correction measures on: spread over the calibration set, as a mean needs. */
-const BIAS_SAMPLES = Number(process.env.SCRATCH_BS ?? 32);
+const BIAS_SAMPLES = 32;
 
 /** Up to `k` samples spread evenly over a stream (read twice: to count, then to pick). */
 async function spreadSamples(samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, k: number): Promise<GoldenSample[]> {
