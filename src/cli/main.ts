@@ -319,8 +319,8 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (o.minCosine !== undefined && !(o.minCosine > 0 && o.minCosine <= 1)) throw new CliError(`--min-cosine ${o.minCosine}: a cosine between 0 and 1, e.g. 0.97`);
     if ((o.minCosine !== undefined || o.maxFloat !== undefined) && (o.method !== 'int8-static' || !o.calibration)) throw new CliError('--min-cosine and --max-float are for int8-static with --calibration (the search scores on those samples); for other methods the quantize-job workflow keeps sensitive nodes float against its budget');
     if (o.maxFloat !== undefined && o.minCosine === undefined) throw new CliError('--max-float bounds the search --min-cosine starts: pass --min-cosine too');
-    const [{ readModelFile, writeModelFile }, { encodeModel }, { analyzeModel, quantizeModel, quantizeModelCalibrated, quantizeModelStatic }, { calibrationSource }, { latencies, loadError }] = await Promise.all([
-      import('../onnx/io'), import('../onnx/proto'), import('../quantize/quantize-model'), import('../quantize/calibration-data'), import('../quantize/evaluate'),
+    const [{ readModelFile, writeModelFile }, { encodeModel }, { quantizeModel, quantizeModelCalibrated, quantizeModelStatic }, { calibrationSource }, { latencies, loadError }, { iteratedWeights }] = await Promise.all([
+      import('../onnx/io'), import('../onnx/proto'), import('../quantize/quantize-model'), import('../quantize/calibration-data'), import('../quantize/evaluate'), import('../onnx/loop-values'),
     ]);
     let told = 0;
     const accuracy = o.minCosine === undefined ? undefined : {
@@ -371,7 +371,7 @@ model.command('quantize').description('quantize an ONNX file locally (no server)
     if (unreached) process.stderr.write(`note: ${unreached} node(s) stayed float because no calibration sample reached them (an If branch none of the samples takes, or a Loop/Scan body whose values change shape each iteration); add samples that take every branch the model will run (silero-vad: both sample rates)\n`);
     const recurrent = report.nodes.filter((n) => RECURRENT_OPS.includes(n.op) && n.action === 'quantized').length;
     // A Loop or Scan body's MatMuls keep 8 bits under int4 for the same reason (counted on the input).
-    const looped = o.method === 'int4' && !o.int4Recurrent ? analyzeModel(input).iteratedWeights : 0;
+    const looped = o.method === 'int4' && !o.int4Recurrent ? iteratedWeights(input.graph!) : 0;
     if (looped) process.stderr.write(`note: ${looped} MatMul/Gemm node(s) inside Loop or Scan bodies kept 8-bit weights (an error there recurs every iteration); --int4-recurrent puts them in 4-bit blocks (a scripted torch RNN: ×0.72 of the file at cosine 0.998): check the result with \`qcflow model evaluate\`\n`);
     if (o.method === 'int4' && !o.int4Recurrent && recurrent) process.stderr.write(`note: ${recurrent} recurrent layer(s) (LSTM, GRU, RNN) kept 8-bit weights; --int4-recurrent puts them in 4-bit blocks (silero-vad: ×0.29 → ×0.20 with --compact-names, its speech decisions 98% the same): check the result with \`qcflow model evaluate\`\n`);
     if (!o.compactNames && report.nameBytes > 0.2 * written.bytes) process.stderr.write(`note: ${Math.round((100 * report.nameBytes) / written.bytes)}% of ${o.output} is the names of its nodes and values (an exporter's module paths); --compact-names renames them to short ids, keeping the graph's inputs and outputs\n`);

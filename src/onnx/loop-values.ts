@@ -23,6 +23,16 @@ export function iteratedGraphs(g: onnx.IGraphProto): Set<onnx.IGraphProto> {
   return new Set(allGraphs(g).flatMap((x) => (x.node ?? []).filter(isLoop).flatMap((n) => subgraphsOf(n).flatMap(allGraphs))));
 }
 
+/**
+ * MatMuls and Gemms that run every iteration of a Loop or Scan on a constant weight (an initializer or a
+ * Constant node's output, in any graph of the model): int4 keeps them at 8 bits unless int4Recurrent.
+ */
+export function iteratedWeights(g: onnx.IGraphProto): number {
+  const graphs = allGraphs(g);
+  const constants = new Set(graphs.flatMap((x) => [...(x.initializer ?? []).map((t) => t.name!), ...(x.node ?? []).filter((n) => n.opType === 'Constant' && !n.domain).flatMap((n) => n.output ?? [])]));
+  return [...iteratedGraphs(g)].flatMap((x) => x.node ?? []).filter((n) => ['MatMul', 'Gemm'].includes(n.opType!) && !n.domain && constants.has(n.input?.[1] ?? '')).length;
+}
+
 /** Every value of the Loop and Scan bodies under `g`, by name: their inputs and node outputs. */
 export function loopValues(g: onnx.IGraphProto): Set<string> {
   return new Set(loopBodies(g).flatMap((body) => [...(body.input ?? []).map((v) => v.name!), ...(body.node ?? []).flatMap((x) => x.output ?? [])]));

@@ -14,7 +14,7 @@
 import { onnx } from '../onnx/proto';
 import { implicitInputs, nodeKey, removeUnusedInitializers, topologicalSort } from '../onnx/graph';
 import { DT, floatValues, makeTensor } from '../onnx/tensor';
-import { openSession, runSample } from './calibrate';
+import { withIntermediates } from './calibrate';
 import type { GoldenSample } from './evaluate';
 
 /** One Conv to correct: its key, its output in the fp32 model and in the quantized one (before its output's Q/DQ). */
@@ -112,26 +112,17 @@ export function upTo(model: onnx.IModelProto, values: string[]): onnx.IModelProt
     needed.add(n);
     stack.push(...(n.input ?? []), ...implicitInputs(n));
   }
-  const read = new Set([...needed].flatMap((n) => [...(n.input ?? []), ...implicitInputs(n)]));
-  const graph: onnx.IGraphProto = { ...g, node: (g.node ?? []).filter((n) => needed.has(n)), initializer: (g.initializer ?? []).filter((t) => read.has(t.name!)), output: values.map((name) => ({ name })), valueInfo: [] };
+  const graph: onnx.IGraphProto = { ...g, node: (g.node ?? []).filter((n) => needed.has(n)), output: values.map((name) => ({ name })), valueInfo: [] };
+  removeUnusedInitializers(graph);
   return { ...model, graph };
 }
 
 /** Per-channel means of `tensors` over `samples`; `optimized`: as onnxruntime runs the model (fusions and all). */
 async function meansOf(model: onnx.IModelProto, tensors: string[], samples: GoldenSample[], optimized = false): Promise<Map<string, Float64Array>> {
-  const session = await openSession(model, tensors, optimized);
   const means = new Map<string, Float64Array>();
-  try {
-    for (const [n, s] of samples.entries()) {
-      const result = await runSample(session, s, n, tensors);
-      for (const t of tensors) {
-        const r = result[t]!;
-        if (!means.has(t)) means.set(t, new Float64Array(Number(r.dims[1] ?? 1)));
-        addChannelMeans(r.data as Float32Array, r.dims, means.get(t)!, 1 / samples.length);
-      }
-    }
-  } finally {
-    await session.release();
-  }
+  await withIntermediates(model, tensors, () => samples, (runAll) => runAll((name, data, dims) => {
+    if (!means.has(name)) means.set(name, new Float64Array(Number(dims[1] ?? 1)));
+    addChannelMeans(data, dims, means.get(name)!, 1 / samples.length);
+  }), optimized);
   return means;
 }

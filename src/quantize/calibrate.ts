@@ -243,10 +243,11 @@ type RunAll = (visit: (name: string, data: Float32Array, dims: readonly number[]
 
 /**
  * Runs `use` with a pass over the samples that hands it `tensors` (intermediate values made extra outputs,
- * so one run yields them all) sample by sample; nothing of a sample is kept after its run.
+ * so one run yields them all) sample by sample; nothing of a sample is kept after its run. `optimized`: run
+ * as onnxruntime runs the model (its fusions), not as the graph is written.
  */
-async function withIntermediates<T>(model: onnx.IModelProto, tensors: string[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, use: (runAll: RunAll) => Promise<T>): Promise<T> {
-  const session = await openSession(model, tensors);
+export async function withIntermediates<T>(model: onnx.IModelProto, tensors: string[], samples: () => Iterable<GoldenSample> | AsyncIterable<GoldenSample>, use: (runAll: RunAll) => Promise<T>, optimized = false): Promise<T> {
+  const session = await openSession(model, tensors, optimized);
   const runAll: RunAll = async (visit) => {
     let n = 0;
     for await (const s of samples()) {

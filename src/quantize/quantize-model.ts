@@ -5,7 +5,7 @@ import { allGraphs, attr, compactNames, constantsToInitializers, GraphIndex, int
 import { elementCount, hasNonFinite, tensorBytes } from '../onnx/tensor';
 import { OpsetUpgradeError, upgradeOpset, type OpsetUpgrade } from '../onnx/opset-upgrade';
 import { valueTypes } from '../onnx/value-types';
-import { exposeLoopValues, iteratedGraphs, loopBodies, loopValues } from '../onnx/loop-values';
+import { exposeLoopValues, iteratedGraphs, iteratedWeights, loopBodies, loopValues } from '../onnx/loop-values';
 import { quantizableOps, quantizerFor } from './registry';
 import { QuantizeError, RECURRENT_OPS, type Method, type NodeOutcome, type QuantizeContext, type QuantizeOptions } from './types';
 import { convertToFloat16 } from './fp16';
@@ -221,10 +221,13 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
     const measured = new Map<string, Float32Array[]>();
     const spread = new Map<CalibrationView, GoldenSample[]>();
     for (const v of views) spread.set(v, await spreadSamples(v.samples, BIAS_SAMPLES));
+    // A model without If branches is its own one view: its uncorrected build is the one judged below.
+    let uncorrected: onnx.IModelProto | undefined;
     for (const v of views) {
       const vg = v.model.graph!;
       const convs = new Map((vg.node ?? []).filter((n) => n.opType === 'Conv' && !n.domain).map((n) => [nodeKey(n), n.output![0]!]));
       const first = build(keptFloat, v.model);
+      if (v.model === model) uncorrected = first.model;
       const quantizedOutputs = new Map((first.model.graph!.node ?? []).map((n) => [nodeKey(n), n.output![0]!]));
       const targets = first.report.nodes.filter((n) => n.action === 'quantized' && convs.has(n.node) && quantizedOutputs.has(n.node)).map((n) => ({ node: n.node, reference: convs.get(n.node)!, quantized: quantizedOutputs.get(n.node)! }));
       if (!targets.length) continue;
@@ -234,7 +237,7 @@ async function staticKeeping(input: onnx.IModelProto, options: QuantizeOptions &
     const corrections = new Map([...measured].map(([k, bs]) => [k, Float32Array.from(bs[0]!, (_, c) => bs.reduce((sum, b) => sum + b[c]!, 0) / bs.length)]));
     // Kept only where the whole model agrees better with fp32 for it, as GPTQ is kept or not: silero-vad's
     // Convs moved its speech probabilities by 0.069 corrected against 0.048 as they were.
-    const uncorrected = build(keptFloat).model;
+    uncorrected ??= build(keptFloat).model;
     biasCorrections = corrections;
     // Judged as onnxruntime runs them (fused int8 kernels), as the correction was measured: unfused,
     // PicoDet's calibration pages scored the correction 0.784 against 0.812, where on held-out pages run
@@ -583,11 +586,8 @@ export function analyzeModel(input: onnx.IModelProto): { ops: Record<string, num
     }
   };
   const applicable = (['int4', 'int8-static', 'int8-dynamic', 'fp16'] as Method[]).filter((m) => (m === 'fp16' || quantizableOps(m).some((op) => (m === 'int8-static' ? calibratedOps : ops)[op])) && upgradable(m));
-  // MatMuls and Gemms that run every iteration of a Loop or Scan on a constant weight: int4 keeps them at
-  // 8 bits unless int4Recurrent, so the quantization workflow tries that too.
-  const weights = new Set(graphs.flatMap((x) => (x.initializer ?? []).map((t) => t.name!)));
-  const iteratedWeights = [...iteratedGraphs(g)].flatMap((x) => x.node ?? []).filter((n) => ['MatMul', 'Gemm'].includes(n.opType!) && !n.domain && weights.has(n.input?.[1] ?? '')).length;
-  return { ops, parameters, weightBytes: graphs.reduce((n, x) => n + initializerBytes(x), 0), opset, applicable, iteratedWeights };
+  // Loop- and Scan-body MatMuls on constant weights (iteratedWeights): the quantization workflow tries int4Recurrent for them.
+  return { ops, parameters, weightBytes: graphs.reduce((n, x) => n + initializerBytes(x), 0), opset, applicable, iteratedWeights: iteratedWeights(g) };
 }
 
 /**
